@@ -1,0 +1,153 @@
+/**
+ * What a checkpoint knows about a process besides its page contents: written by capture/,
+ * read by restore/ and the core-file writer, stored by store/ as an opaque JSON document
+ * (bigints are encoded as decimal strings by `encodeState`/`decodeState`).
+ *
+ * Owners: capture/ fills it, restore/ consumes it. Add fields as new kinds of state are captured
+ * (one small module per resource, both halves); never remove or repurpose a field, because old
+ * checkpoints on users' disks keep the old shape. Bump STATE_VERSION on any incompatible change.
+ */
+export const STATE_VERSION = 1;
+
+export type MappingKind =
+  | 'anon' // private anonymous
+  | 'shared-anon' // MAP_SHARED anonymous (incl. /dev/zero, memfd when deleted)
+  | 'file-private' // private file-backed (text, data, rodata of ELF objects...)
+  | 'file-shared' // MAP_SHARED file-backed
+  | 'heap'
+  | 'stack'
+  | 'vdso'
+  | 'vvar'
+  | 'vvar_vclock'
+  | 'vsyscall'
+  | 'other-special'; // any other [name] the kernel invents
+
+export interface MappingState {
+  start: bigint;
+  end: bigint; // exclusive
+  /** 'r'|'-', 'w'|'-', 'x'|'-', 'p'|'s' as in /proc/PID/maps. */
+  perms: string;
+  offset: bigint;
+  /** major:minor as in /proc/PID/maps, e.g. "fd:01". */
+  dev: string;
+  inode: number;
+  /** Path or special name from maps ("" for anonymous); " (deleted)" suffix stripped into `deleted`. */
+  path: string;
+  deleted: boolean;
+  kind: MappingKind;
+  /** VmFlags from smaps (e.g. ["rd","wr","mr","mw","me","gd","ac"]). */
+  vmFlags: string[];
+  /** For file-backed mappings: what the file looked like at capture, so restore can refuse a changed file. */
+  file?: { size: number; mtimeNs: string; ctimeNs?: string; sha256?: string };
+}
+
+export interface ThreadState {
+  tid: number;
+  /** struct user_regs_struct as 27 u64 in kernel order (r15 .. gs), incl. fs_base/gs_base. */
+  regs: bigint[];
+  /** Raw NT_X86_XSTATE area (base64), sized by the kernel. */
+  xstate: string;
+  /** NT_PRFPREG fallback (base64) when xstate is unavailable. */
+  fpregs?: string;
+  sigmask: bigint;
+  /** Thread-directed pending signals mask. */
+  sigpending: bigint;
+  altstack?: { sp: bigint; flags: number; size: bigint };
+  rseq?: { address: bigint; length: number; flags: number; signature: number };
+  clearChildTid?: bigint;
+  robustList?: { head: bigint; length: number };
+  /** Syscall interrupted by the freeze (orig_rax), or -1. */
+  inSyscall: number;
+}
+
+export interface SignalHandlerState {
+  signo: number;
+  handler: bigint;
+  flags: bigint;
+  restorer: bigint;
+  mask: bigint;
+}
+
+export type FdKind =
+  | 'file' | 'deleted-file' | 'dir' | 'pipe' | 'fifo' | 'socket' | 'tty' | 'chr' | 'blk'
+  | 'eventfd' | 'timerfd' | 'signalfd' | 'epoll' | 'inotify' | 'memfd' | 'pidfd' | 'anon-other';
+
+export interface FdState {
+  fd: number;
+  kind: FdKind;
+  /** readlink(/proc/PID/fd/N). */
+  target: string;
+  /** open flags from fdinfo (octal parsed). */
+  flags: number;
+  pos: bigint;
+  cloexec: boolean;
+  /** Stat of the open file where it has one. */
+  dev?: number;
+  inode?: number;
+  size?: number;
+  mode?: number;
+  /** Kind-specific fields from fdinfo (eventfd count, timerfd settings, signalfd mask, epoll items, inotify watches...). */
+  info?: Record<string, unknown>;
+  /** For a deleted regular file: where its saved contents are (store blob key), if saved. */
+  contentsRef?: string;
+}
+
+export interface TimerState {
+  itimers?: { which: 'real' | 'virtual' | 'prof'; intervalUs: bigint; valueUs: bigint }[];
+  posix?: { id: number; clock: number; signo: number; notify: string; sigevValue: bigint; intervalNs: bigint; valueNs: bigint; overrun: number }[];
+}
+
+export interface ProcessState {
+  version: number;
+  pid: number;
+  /** Field 22 of /proc/PID/stat (clock ticks after boot): with pid, the identity of the process. */
+  startTime: string;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  uid: number;
+  gid: number;
+  comm: string;
+  exe: string;
+  /** Stat of the executable at capture. */
+  exeFile?: { dev: number; inode: number; size: number; mtimeNs: string };
+  cmdline: string[];
+  environ?: string[];
+  cwd: string;
+  root: string;
+  umask: number;
+  personality: number;
+  rlimits: { resource: number; name: string; cur: bigint; max: bigint }[];
+  /** /proc/PID/stat fields 26..52 that PR_SET_MM_MAP needs, plus brk from an injected brk(0). */
+  mm: {
+    startCode: bigint; endCode: bigint; startData: bigint; endData: bigint;
+    startBrk: bigint; brk: bigint; startStack: bigint;
+    argStart: bigint; argEnd: bigint; envStart: bigint; envEnd: bigint;
+  };
+  /** Raw auxv (pairs of u64). */
+  auxv: bigint[];
+  mappings: MappingState[];
+  threads: ThreadState[];
+  sigactions: SignalHandlerState[];
+  /** Process-wide (shared) pending signals. */
+  sharedPending: bigint;
+  fds: FdState[];
+  timers: TimerState;
+  /** Kernel that took it (uname -r + vdso fingerprint) so restore can check vdso compatibility. */
+  kernel: { release: string; vdsoSha256?: string; vdsoSize?: number };
+  /** Free-form notes from capture about things it saw but could not capture. */
+  warnings: string[];
+}
+
+/** JSON with bigints as {"$big":"123"} so any reader can decode without knowing the schema. */
+export function encodeState(state: ProcessState): string {
+  return JSON.stringify(state, (_k, v: unknown) => (typeof v === 'bigint' ? { $big: v.toString() } : v));
+}
+
+export function decodeState(json: string): ProcessState {
+  return JSON.parse(json, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as { $big?: unknown }).$big === 'string'
+      ? BigInt((v as { $big: string }).$big)
+      : v,
+  ) as ProcessState;
+}

@@ -1,0 +1,156 @@
+/**
+ * The store's public surface, as the rest of the engine (capture/, restore/, schedule/, api/) sees it.
+ * The implementation lives beside this file; nothing outside store/ may touch segment files or the
+ * SQLite index directly. Synchronous on purpose: the engine runs in a worker thread, ptrace
+ * conversations must never yield to the event loop, and better-sqlite3 is synchronous.
+ *
+ * Page addressing: a page is identified by its virtual page number (vaddr >> 12) within a target.
+ * A checkpoint's mappings (from its ProcessState) say which pages exist in it.
+ */
+import type { ProcessState } from '../state/process-state';
+
+export const PAGE_SIZE = 4096;
+
+export interface TargetIdentity {
+  pid: number;
+  /** /proc/PID/stat field 22, as a decimal string. */
+  startTime: string;
+  exe: string;
+  cmdline: string[];
+  /** Stable name for programs launched by Stasis (survives restarts/restores); optional. */
+  name?: string;
+}
+
+export interface TargetInfo extends TargetIdentity {
+  id: number;
+  createdAt: string;
+}
+
+export type CheckpointMode = 'full' | 'incremental';
+export type DirtyTracking = 'soft-dirty' | 'hash' | 'uffd-wp' | 'none';
+
+export interface CheckpointStats {
+  pagesScanned: number;
+  pagesWritten: number; // new bytes actually stored (after dedup)
+  pagesChanged: number; // page records added by this checkpoint (data + zero + absent)
+  bytesWritten: number;
+  logicalBytes: number; // bytes of all pages the checkpoint materializes
+  frozenMs?: number;
+  durationMs?: number;
+}
+
+export interface CheckpointInfo {
+  id: number;
+  targetId: number;
+  parentId: number | null;
+  createdAt: string; // ISO 8601
+  label: string | null;
+  notes: string | null;
+  pinned: boolean;
+  mode: CheckpointMode;
+  dirtyTracking: DirtyTracking;
+  /** Set when this checkpoint's chain starts from a restore of another checkpoint (a branch). */
+  restoredFrom?: number | null;
+  stats: CheckpointStats;
+}
+
+export interface BeginOptions {
+  targetId: number;
+  parentId: number | null;
+  mode: CheckpointMode;
+  dirtyTracking: DirtyTracking;
+  /**
+   * 'complete': the writer is given every present page of every mapping; the store compares with the
+   *   parent (by content hash) and records only changes, and marks as absent every page the parent
+   *   had that was not given (unmapped, MADV_DONTNEED...). Used by hash-mode incrementals and fulls.
+   * 'delta': only changed pages are given (soft-dirty / uffd-wp); anything not given inherits from the
+   *   parent, except pages outside the new mappings, which become absent.
+   */
+  coverage: 'complete' | 'delta';
+  label?: string | null;
+  restoredFrom?: number | null;
+}
+
+export interface CheckpointWriter {
+  readonly id: number;
+  /** Process metadata; must be set once before commit. Its mappings define the address space. */
+  setState(state: ProcessState): void;
+  /** Pages at vaddr (page aligned); data.length a multiple of PAGE_SIZE. Zero pages are detected. */
+  addPages(vaddr: bigint, data: Buffer): void;
+  addZeroPages(vaddr: bigint, count: number): void;
+  /** Pages that exist in a mapping but hold nothing to save (e.g. file-backed and unmodified). */
+  addAbsentPages(vaddr: bigint, count: number): void;
+  /** Durable (fsync) then visible (one index transaction). Returns the final info. */
+  commit(stats?: Partial<CheckpointStats>): CheckpointInfo;
+  /** Removes everything written; nothing becomes visible. Safe to call twice. */
+  abort(): void;
+}
+
+export interface PageRun {
+  vaddr: bigint;
+  pages: number;
+  /** null: zero pages. */
+  data: Buffer | null;
+}
+
+export interface DiffMapping {
+  start: string; // hex
+  end: string;
+  path: string;
+  changedPages: number;
+  addedPages: number;
+  removedPages: number;
+  bytes: number;
+}
+
+export interface DiffResult {
+  a: number;
+  b: number;
+  changedPages: number;
+  addedPages: number;
+  removedPages: number;
+  bytes: number;
+  mappings: DiffMapping[];
+}
+
+export interface VerifyProblem {
+  what: string;
+  where: string;
+  affects: number[];
+}
+
+export interface StoreStats {
+  checkpoints: number;
+  targets: number;
+  storeBytes: number; // bytes on disk (segments + index)
+  logicalBytes: number; // sum of every checkpoint's materialized size
+  uniquePages: number;
+  dedupRatio: number;
+  compressionRatio: number;
+}
+
+export interface Store {
+  readonly dir: string;
+  close(): void;
+  upsertTarget(identity: TargetIdentity): TargetInfo;
+  getTarget(id: number): TargetInfo | null;
+  listTargets(): TargetInfo[];
+  begin(opts: BeginOptions): CheckpointWriter;
+  get(id: number): CheckpointInfo | null;
+  /** The ProcessState saved with a checkpoint. */
+  getState(id: number): ProcessState;
+  list(filter?: { targetId?: number }): CheckpointInfo[];
+  latest(targetId: number): CheckpointInfo | null;
+  /** Every stored page of checkpoint #id, in address order (absent pages are skipped). */
+  materialize(id: number): Iterable<PageRun>;
+  readPage(id: number, vaddr: bigint): Buffer | null;
+  remove(ids: number[]): void;
+  setPinned(id: number, pinned: boolean): void;
+  setLabel(id: number, label: string | null): void;
+  setNotes(id: number, notes: string | null): void;
+  gc(): { bytesReclaimed: number; segmentsRewritten: number };
+  diff(a: number, b: number): DiffResult;
+  verify(): { ok: boolean; problems: VerifyProblem[] };
+  reindex(): { checkpoints: number };
+  stats(): StoreStats;
+}
