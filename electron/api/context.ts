@@ -1,0 +1,13 @@
+/**
+ * What a handler may use: the store (opened lazily on first use), the store directory, and a way to
+ * push events to every connected client. Filled by the engine worker.
+ */
+import type { Store } from '../engine/store/api';
+
+export interface HandlerContext {
+  storeDir: string;
+  store(): Store;
+  emit(event: string, payload: unknown): void;
+  /** Aborted when the client cancels a long call. */
+  signal?: AbortSignal;
+}
