@@ -1,6 +1,6 @@
 /**
  * What a handler may use: the store (opened lazily on first use), the store directory, and a way to
- * push events to every connected client. Filled by the engine worker.
+ * push events to every connected client. Filled by the engine worker (or the CLI, in-process).
  */
 import type { Store } from '../engine/store/api';
 
@@ -10,4 +10,6 @@ export interface HandlerContext {
   emit(event: string, payload: unknown): void;
   /** Aborted when the client cancels a long call. */
   signal?: AbortSignal;
+  /** Where the handler runs: the engine worker thread (app, browser mode) or the CLI's own thread. */
+  runtime?: 'worker' | 'in-process';
 }

@@ -1,11 +1,48 @@
-/** Calls owned by the engine subsystem. Names are "engine.verb" or "noun.verb"; inputs and outputs are JSON (bigints as strings). */
+/**
+ * Calls owned by the engine itself (not a subsystem): its health and what this kernel allows.
+ * Names are "engine.verb"; inputs and outputs are JSON (bigints as strings). Pure TypeScript.
+ */
 import { z } from 'zod';
 import { defineCall, type CallMap } from './define';
 
+/** One kernel capability: available (true/false), or null when it could not be probed. */
+export const featureSchema = z.object({
+  available: z.boolean().nullable(),
+  /** One sentence: why it is (un)available, or what was measured. */
+  detail: z.string(),
+});
+export type Feature = z.output<typeof featureSchema>;
+
+export const engineStatusSchema = z.object({
+  version: z.string(),
+  node: z.string(),
+  /** Where the engine runs: 'worker' (app, browser mode) or 'in-process' (CLI). */
+  runtime: z.enum(['worker', 'in-process']),
+  kernel: z.object({ release: z.string(), arch: z.string() }),
+  features: z.object({
+    ptrace: featureSchema,
+    softDirty: featureSchema,
+    pagemapScan: featureSchema,
+    uffdWp: featureSchema,
+  }),
+  store: z.object({
+    path: z.string(),
+    exists: z.boolean(),
+    /** Bytes on disk under the store directory (0 when it does not exist yet). */
+    bytes: z.number().int().nonnegative(),
+  }),
+});
+export type EngineStatus = z.output<typeof engineStatusSchema>;
+
 export const engineCalls = {
+  'engine.status': defineCall({
+    description: 'Engine version, kernel, which checkpoint features this kernel allows, and the store location and size.',
+    input: z.object({}).strict(),
+    output: engineStatusSchema,
+  }),
 } satisfies CallMap;
 
 export const engineEvents = {
+  /** Sent by the engine host when its worker stops unexpectedly; calls in flight fail with INTERNAL. */
+  'engine.crashed': z.object({ message: z.string() }),
 } satisfies Record<string, z.ZodType>;
-
-void defineCall;

@@ -1,0 +1,29 @@
+/**
+ * What a CLI command module looks like, and the runtime it gets: a way to call the API in-process
+ * (the same handlers the UI reaches) and to print a result either as one JSON document (--json) or
+ * in a readable form. Commands never print errors themselves: they throw StasisError and main.ts
+ * turns it into one line on stderr and a non-zero exit.
+ */
+import type { Command } from 'commander';
+import type { CallInput, CallName, CallOutput } from '../../shared/contract';
+
+export interface CliRuntime {
+  /** Runs an API call in this process; resolves with its validated output or throws StasisError. */
+  call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>>;
+  /** Prints value as JSON with --json, else human(value) (a string, or lines). */
+  print<T>(value: T, human: (value: T) => string | string[]): void;
+  /** The store directory in effect (--store, STASIS_STORE, or the XDG default). */
+  storeDir(): string;
+  /** True when --json was given. */
+  json(): boolean;
+}
+
+/** A command module: registers one (or a group of) subcommand(s) on the program. */
+export interface CliCommand {
+  name: string;
+  register(program: Command, cli: CliRuntime): void;
+}
+
+export function defineCommand(name: string, register: CliCommand['register']): CliCommand {
+  return { name, register };
+}

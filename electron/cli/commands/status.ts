@@ -1,0 +1,37 @@
+/** `stasis status`: engine version, kernel, available checkpoint features, store location and size. */
+import { defineCommand } from '../command';
+import type { EngineStatus } from '../../../shared/contract/engine';
+
+function yesNo(available: boolean | null): string {
+  return available === null ? 'unknown' : available ? 'yes' : 'no';
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatStatus(s: EngineStatus): string[] {
+  const f = s.features;
+  return [
+    `Stasis ${s.version} (Node ${s.node}, engine ${s.runtime})`,
+    `Kernel        ${s.kernel.release} ${s.kernel.arch}`,
+    `ptrace        ${yesNo(f.ptrace.available)} — ${f.ptrace.detail}`,
+    `soft-dirty    ${yesNo(f.softDirty.available)} — ${f.softDirty.detail}`,
+    `PAGEMAP_SCAN  ${yesNo(f.pagemapScan.available)} — ${f.pagemapScan.detail}`,
+    `uffd-wp       ${yesNo(f.uffdWp.available)} — ${f.uffdWp.detail}`,
+    `Store         ${s.store.path} (${s.store.exists ? formatBytes(s.store.bytes) : 'not created yet'})`,
+  ];
+}
+
+export default defineCommand('status', (program, cli) => {
+  program
+    .command('status')
+    .description('show the engine version, kernel features for checkpointing, and the store location and size')
+    .action(async () => {
+      cli.print(await cli.call('engine.status', {}), formatStatus);
+    });
+});

@@ -1,0 +1,81 @@
+/**
+ * The `stasis` CLI: global options, the one list of commands, and error handling. Commands call the
+ * API handlers in this process through the same validation as every other transport (api/invoke.ts).
+ * Output: with --json exactly one JSON document on stdout (the handler's output, or {"error":...});
+ * otherwise a readable form. Errors: one line on stderr, non-zero exit. Must never import Electron.
+ *
+ * Adding a command: a new file in commands/ exporting defineCommand(...), plus one line in `commands`.
+ */
+import { Command, CommanderError } from 'commander';
+import type { CallInput, CallName, CallOutput } from '../../shared/contract';
+import { StasisError, toErrorData } from '../../shared/errors';
+import { invoke } from '../api/invoke';
+import { STASIS_VERSION } from '../api/version';
+import { lazyStore, resolveStoreDir } from '../engine/host/store-access';
+import type { CliCommand, CliRuntime } from './command';
+import status from './commands/status';
+
+export const commands: CliCommand[] = [
+  status,
+];
+
+/** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */
+export async function runCli(argv: string[]): Promise<number> {
+  const program = new Command('stasis');
+  program
+    .description('Checkpoint, restore and inspect Linux processes (the Stasis engine, without the window).')
+    .version(STASIS_VERSION, '-V, --version', 'print the Stasis version')
+    .option('--store <dir>', 'store directory (default: $STASIS_STORE, else $XDG_DATA_HOME/stasis, i.e. ~/.local/share/stasis)')
+    .option('--json', 'print one machine-readable JSON document on stdout')
+    .helpOption('-h, --help', 'show help for stasis or a command')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+    });
+
+  const opts = (): { store?: string; json?: boolean } => program.opts();
+  const opened: { store: ReturnType<typeof lazyStore> | null } = { store: null };
+  const storeDir = (): string => resolveStoreDir(opts().store);
+
+  const cli: CliRuntime = {
+    async call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> {
+      const dir = storeDir();
+      opened.store ??= lazyStore(dir);
+      const s = opened.store;
+      const reply = await invoke(name, input, { storeDir: dir, store: () => s.store(), emit: () => {}, runtime: 'in-process' });
+      if (!reply.ok) throw new StasisError(reply.error.code, reply.error.message, reply.error.detail);
+      return reply.value as CallOutput<N>;
+    },
+    print(value, human) {
+      if (opts().json) {
+        process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+      } else {
+        const text = human(value);
+        process.stdout.write((Array.isArray(text) ? text.join('\n') : text) + '\n');
+      }
+    },
+    storeDir,
+    json: () => opts().json === true,
+  };
+
+  for (const c of commands) c.register(program, cli);
+
+  try {
+    await program.parseAsync(argv, { from: 'node' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its message (or the help/version text).
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const data = toErrorData(err);
+    if (argv.includes('--json')) process.stdout.write(JSON.stringify({ error: { code: data.code, message: data.message } }) + '\n');
+    process.stderr.write(`stasis: ${data.message}${data.code === 'INTERNAL' ? ' (internal error: please report it)' : ''}\n`);
+    return 1;
+  } finally {
+    opened.store?.close();
+  }
+}
