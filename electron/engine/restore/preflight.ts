@@ -1,0 +1,127 @@
+/**
+ * Pre-flight: can checkpoint #id be restored on this machine, now? Returns the checklist the restore
+ * wizard shows ({id, label, ok, reason, fix} per item). Side-effect free: it reads the store, stats
+ * files and reads /proc; it must never start, trace or change anything.
+ */
+import { existsSync, statSync } from 'node:fs';
+import type { ProcessState } from '../state/process-state';
+import { planFd, type RedirectOptions } from './fd-plan';
+import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
+import { TASK_SIZE, isSpecial } from './plan';
+
+export interface PreflightItem {
+  id: string;
+  label: string;
+  ok: boolean;
+  reason: string;
+  fix: string | null;
+}
+
+export interface PreflightResult {
+  ok: boolean;
+  items: PreflightItem[];
+}
+
+function item(id: string, label: string, ok: boolean, reason: string, fix: string | null = null): PreflightItem {
+  return { id, label, ok, reason, fix: ok ? null : fix };
+}
+
+function mtimeNs(st: { mtimeNs: bigint }): string {
+  return st.mtimeNs.toString();
+}
+
+/** Why a file is not the one the checkpoint saw, or null when inode, size and mtime all match. */
+function fileChanged(path: string, want: { inode?: number; size?: number; mtimeNs?: string }): string | null {
+  let st;
+  try { st = statSync(path, { bigint: true }); } catch (_e) { return `${path} no longer exists`; }
+  if (want.inode !== undefined && want.inode !== 0 && Number(st.ino) !== want.inode) return `${path} was replaced (inode ${st.ino}, was ${want.inode})`;
+  if (want.size !== undefined && Number(st.size) !== want.size) return `${path} changed size (${st.size} bytes, was ${want.size})`;
+  if (want.mtimeNs !== undefined && mtimeNs(st) !== want.mtimeNs) return `${path} was modified after the checkpoint (mtime differs)`;
+  return null;
+}
+
+export function preflightState(state: ProcessState, redirect: RedirectOptions, host: HostFacts = hostFacts()): PreflightResult {
+  const items: PreflightItem[] = [];
+
+  const threads = state.threads.length;
+  items.push(item('threads', 'Single-threaded process', threads === 1,
+    threads === 1 ? 'The checkpoint has one thread.' : `The checkpoint has ${threads} threads: restoring multi-threaded processes is not yet supported.`,
+    'Restore a single-threaded program; multi-threaded restore comes in a later version.'));
+
+  const sameKernel = state.kernel.release === host.release;
+  items.push(item('kernel', 'Same kernel', sameKernel,
+    sameKernel ? `Kernel ${host.release}, as at checkpoint time.` : `The checkpoint was taken on kernel ${state.kernel.release}; this machine runs ${host.release}.`,
+    `Boot kernel ${state.kernel.release} to restore this checkpoint.`));
+
+  const vdsoOk = (state.kernel.vdsoSize === undefined || state.kernel.vdsoSize === host.vdsoSize)
+    && (state.kernel.vdsoSha256 === undefined || state.kernel.vdsoSha256 === host.vdsoSha256);
+  items.push(item('vdso', 'Same vdso', vdsoOk,
+    vdsoOk ? 'The [vdso] image matches the one the process used.' : 'The [vdso] image differs from the one at checkpoint time, so the program\'s calls into it would land in the wrong code.',
+    `Restore on the kernel the checkpoint was taken on (${state.kernel.release}).`));
+
+  items.push(item('sealed-mappings', 'Movable system mappings', !host.sealedSystemMappings,
+    host.sealedSystemMappings ? 'This kernel seals [vdso]/[vvar] (CONFIG_MSEAL_SYSTEM_MAPPINGS), so they cannot be moved to the checkpointed addresses.' : '[vdso] and [vvar] can be moved.',
+    'Boot a kernel without CONFIG_MSEAL_SYSTEM_MAPPINGS (or with it disabled) to restore.'));
+
+  const unknownSpecial = state.mappings.filter((m) => m.kind === 'other-special' && m.start < TASK_SIZE);
+  items.push(item('special-mappings', 'Known special mappings', unknownSpecial.length === 0,
+    unknownSpecial.length === 0 ? 'Only [vvar], [vvar_vclock], [vdso], [heap] and [stack] special mappings.' : `Unsupported kernel mappings: ${unknownSpecial.map((m) => m.path).join(', ')}.`,
+    'This checkpoint uses a kernel mapping Stasis cannot recreate; it cannot be restored yet.'));
+
+  let exeProblem: string | null = null;
+  if (state.exeFile) exeProblem = fileChanged(state.exe, state.exeFile);
+  else if (!existsSync(state.exe)) exeProblem = `${state.exe} no longer exists`;
+  items.push(item('exe', 'Executable unchanged', exeProblem === null,
+    exeProblem ?? `${state.exe} is the file the process ran.`,
+    'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.'));
+
+  const fileProblems: string[] = [];
+  const seen = new Set<string>();
+  for (const m of state.mappings) {
+    if ((m.kind !== 'file-private' && m.kind !== 'file-shared') || seen.has(m.path)) continue;
+    seen.add(m.path);
+    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time`); continue; }
+    const p = fileChanged(m.path, { inode: m.inode, size: m.file?.size, mtimeNs: m.file?.mtimeNs });
+    if (p) fileProblems.push(p);
+  }
+  items.push(item('mapped-files', 'Mapped files unchanged', fileProblems.length === 0,
+    fileProblems.length === 0 ? `${seen.size} mapped files unchanged.` : fileProblems.join('; ') + '.',
+    'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+
+  const badRanges = state.mappings.filter((m) => m.kind !== 'vsyscall' && !isSpecial(m) && (m.end > TASK_SIZE || m.start < host.mmapMinAddr));
+  items.push(item('address-ranges', 'Address ranges usable', badRanges.length === 0,
+    badRanges.length === 0 ? `${state.mappings.length} mappings fit this machine's address space.` : `Mappings outside the usable address space: ${badRanges.map((m) => `${m.start.toString(16)}-${m.end.toString(16)}`).join(', ')}.`,
+    'Lower vm.mmap_min_addr or restore on a machine with a larger address space.'));
+
+  const fdRefusals: string[] = [];
+  const fdNotes: string[] = [];
+  for (const f of state.fds) {
+    const a = planFd(f, redirect);
+    if (a.action === 'refuse') fdRefusals.push(a.reason);
+    else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if (a.action === 'open' && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+  }
+  items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
+    fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',
+    'Make the missing files available again (or close those descriptors in the program before checkpointing).'));
+
+  const cwdOk = existsSync(state.cwd) && statSync(state.cwd).isDirectory();
+  items.push(item('cwd', 'Working directory exists', cwdOk,
+    cwdOk ? `${state.cwd} exists.` : `The working directory ${state.cwd} no longer exists.`,
+    `Recreate the directory ${state.cwd}.`));
+
+  const root = host.euid === 0 || (hasCap(host, CAP_SYS_RESOURCE) && (hasCap(host, CAP_CHECKPOINT_RESTORE) || hasCap(host, CAP_SYS_ADMIN)));
+  items.push(item('privileges', 'Privileges', root,
+    root ? 'Running with the privileges restore needs (ptrace, PR_SET_MM_MAP).' : 'Restore needs root (or CAP_SYS_RESOURCE with CAP_CHECKPOINT_RESTORE) to set the memory layout of the new process.',
+    'Run Stasis as root (sudo), or grant it cap_sys_resource,cap_checkpoint_restore.'));
+
+  const pidBusy = existsSync(`/proc/${state.pid}`);
+  items.push(item('pid', 'PID', true,
+    pidBusy ? `PID ${state.pid} is in use (the original may still run): the restored process gets a new PID.` : `PID ${state.pid} is free; the restored process gets a new PID and reports it.`));
+
+  const badVersion = typeof state.version !== 'number' || state.version > 1;
+  if (badVersion) {
+    items.push(item('format', 'Checkpoint format', false, `The checkpoint uses state format ${String(state.version)}, newer than this Stasis understands.`, 'Update Stasis.'));
+  }
+  return { ok: items.every((i) => i.ok), items };
+}
