@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ScheduleDb } from '../../electron/engine/schedule/db';
+import { LOCK_STALE_MS, lockHolder, releaseLock, tryAcquireLock } from '../../electron/engine/schedule/lock';
+import { processStartTime } from '../../electron/engine/schedule/liveness';
+import type { ScheduleSpec } from '../../electron/engine/schedule/types';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'stasis-sched-db-'));
+const spec: ScheduleSpec = {
+  target: { kind: 'pid', pid: 4242, startTime: '123' },
+  timing: { kind: 'interval', everyMs: 30_000 },
+  fullEvery: 5,
+  quietHours: { start: '22:00', end: '07:00' },
+  retention: { keepLast: 3, daily: 7, quotaBytes: 1 << 30 },
+  label: null,
+};
+
+test('schedules and runs persist across reopen; WAL; migrations are versioned and idempotent', () => {
+  const dir = tmp();
+  try {
+    let db = new ScheduleDb(dir);
+    const s = db.add(spec, 1000, 1000);
+    assert.equal(s.state, 'active');
+    db.update(s.id, { state: 'paused', nextRunAt: null, incrementalsSinceFull: 2 });
+    db.recordRun({ scheduleId: s.id, startedAt: 1000, finishedAt: 1100, result: 'ok', mode: 'full', pid: 4242, checkpointId: 17, durationMs: 100, frozenMs: 12.5, bytes: 4096, error: null, attempt: 1, missed: 2, willRetry: false, pruned: [], runnerPid: 1 });
+    const r2 = db.recordRun({ scheduleId: s.id, startedAt: 2000, finishedAt: 2100, result: 'failed', mode: 'incremental', pid: 4242, checkpointId: null, durationMs: 100, frozenMs: null, bytes: null, error: 'boom', attempt: 2, missed: 0, willRetry: true, pruned: [], runnerPid: 1 });
+    db.setPruned(r2.id, [3, 4]);
+    db.setSetting('globalQuotaBytes', '1000');
+    db.close();
+
+    db = new ScheduleDb(dir);
+    const back = db.require(s.id);
+    assert.deepEqual({ ...back }, { ...s, state: 'paused', nextRunAt: null, incrementalsSinceFull: 2 });
+    const h = db.history(s.id);
+    assert.deepEqual(h.map((r) => [r.result, r.attempt, r.willRetry, r.pruned, r.missed]), [['failed', 2, true, [3, 4], 0], ['ok', 1, false, [], 2]]);
+    assert.deepEqual([...db.checkpointIdsOf(s.id)], [17]);
+    assert.equal(db.getSetting('globalQuotaBytes'), '1000');
+    db.setSetting('globalQuotaBytes', null);
+    assert.equal(db.getSetting('globalQuotaBytes'), null);
+    db.remove(s.id);
+    assert.equal(db.history(s.id).length, 0, 'history goes with its schedule');
+    assert.throws(() => db.remove(s.id), /no schedule #/);
+    assert.throws(() => db.update(999, { state: 'active' }), /no schedule #999/);
+    db.close();
+
+    const raw = new Database(join(dir, 'schedules.db'));
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(raw.pragma('user_version', { simple: true }), 1);
+    raw.pragma('user_version = 99');
+    raw.close();
+    assert.throws(() => new ScheduleDb(dir), /newer Stasis/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function startHolder(dir: string, kind: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers/lock-holder.ts'), dir, kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = new Promise<string>((res, rej) => {
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\n')) res(buf.trim());
+    });
+    child.on('exit', (c) => rej(new Error(`lock holder exited ${c}`)));
+  });
+  return { child, line };
+}
+
+test('one scheduler holds the lock; another process sees who (pid, kind, since) and takes over when it dies', async () => {
+  const dir = tmp();
+  const db = new ScheduleDb(dir);
+  const h = startHolder(dir, 'daemon');
+  try {
+    assert.equal(await h.line, 'held');
+    const seen = tryAcquireLock(db, 'app', Date.now());
+    assert.equal(seen.acquired, false);
+    assert.equal(seen.holder.pid, h.child.pid);
+    assert.equal(seen.holder.kind, 'daemon');
+    assert.ok(Date.now() - seen.holder.since < 30_000);
+    assert.equal(lockHolder(db, Date.now())?.pid, h.child.pid);
+
+    // a third process also only stands by
+    const h3 = startHolder(dir, 'app');
+    assert.equal(await h3.line, `standby ${h.child.pid}`);
+    h3.child.kill('SIGKILL');
+
+    h.child.kill('SIGKILL');
+    await new Promise((r) => h.child.once('exit', r));
+    await new Promise((r) => setTimeout(r, 50)); // the zombie is reaped by now
+    assert.equal(lockHolder(db, Date.now()), null, 'a dead holder holds nothing');
+    const t0 = Date.now();
+    const mine = tryAcquireLock(db, 'app', t0);
+    assert.equal(mine.acquired, true);
+    assert.deepEqual([mine.holder.pid, mine.holder.kind, mine.holder.startTime], [process.pid, 'app', processStartTime(process.pid)]);
+    assert.equal(tryAcquireLock(db, 'app', t0 + 10).holder.heartbeatAt, t0 + 10, 'our own re-acquire is a heartbeat');
+    releaseLock(db);
+    assert.equal(lockHolder(db, Date.now()), null);
+  } finally {
+    h.child.kill('SIGKILL');
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a live holder whose heartbeat went stale may be replaced', () => {
+  const dir = tmp();
+  const db = new ScheduleDb(dir);
+  try {
+    // Forge a row for our parent process (alive, and not us) with an old heartbeat.
+    const ppid = process.ppid;
+    db.db.prepare('INSERT INTO scheduler_lock VALUES (1, ?, ?, ?, ?, ?)').run(ppid, processStartTime(ppid), 'daemon', 0, 0);
+    const now = LOCK_STALE_MS - 1;
+    assert.equal(tryAcquireLock(db, 'app', now).acquired, false, 'fresh enough');
+    assert.equal(tryAcquireLock(db, 'app', LOCK_STALE_MS + 1).acquired, true, 'stale: taken over');
+  } finally {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
