@@ -1,0 +1,96 @@
+/**
+ * Small typed wrappers: kill/tgkill, prctl, raw syscall(2), ioctl, mmap of our own scratch memory.
+ * Errors become SysError (a StasisError naming the errno). Owns no policy.
+ */
+import { c, errno, toBig } from './libc';
+import { sysError } from './errors';
+
+/** x86_64 system call numbers used by the engine (local calls and injection into targets). */
+export const SYS = {
+  read: 0, write: 1, open: 2, close: 3, mmap: 9, mprotect: 10, munmap: 11, brk: 12, rt_sigaction: 13,
+  rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, madvise: 28, getpid: 39, clone: 56, fork: 57,
+  getitimer: 36, setitimer: 38, wait4: 61, kill: 62, umask: 95, getppid: 110, getpgid: 121, getsid: 124,
+  sigaltstack: 131, personality: 135, prctl: 157, arch_prctl: 158, gettid: 186, tkill: 200, futex: 202,
+  set_tid_address: 218, timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225,
+  timer_delete: 226, exit_group: 231, tgkill: 234, waitid: 247, set_robust_list: 273, get_robust_list: 274,
+  process_vm_readv: 310, process_vm_writev: 311, userfaultfd: 323, rseq: 334, pidfd_open: 434, pidfd_getfd: 438,
+} as const;
+
+export const PR = {
+  SET_PDEATHSIG: 1, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16, SET_MM: 35,
+  GET_TID_ADDRESS: 40, SET_CHILD_SUBREAPER: 36, SET_PTRACER: 0x59616d61,
+} as const;
+/** PR_SET_PTRACER_ANY: (unsigned long)-1. */
+export const PR_SET_PTRACER_ANY = 0xffffffffffffffffn;
+
+export function kill(pid: number, sig: number): void {
+  if (Number(c.kill(pid, sig)) === -1) throw sysError(`kill(${pid}, ${sig})`, errno());
+}
+
+/** kill() that reports whether it reached a process instead of throwing (ESRCH -> false). */
+export function tryKill(pid: number, sig: number): boolean {
+  return Number(c.kill(pid, sig)) === 0;
+}
+
+export function tgkill(tgid: number, tid: number, sig: number): void {
+  syscall(SYS.tgkill, [BigInt(tgid), BigInt(tid), BigInt(sig)], 'tgkill');
+}
+
+/** Raw syscall with up to six integer arguments; returns the result as a BigInt; throws on -1. */
+export function syscall(nr: number, args: readonly bigint[] = [], what = `syscall ${nr}`): bigint {
+  const a = [...args, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6).map((x) => BigInt.asUintN(64, x));
+  const r = toBig(c.syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
+  if (r === -1n) throw sysError(what, errno());
+  return r;
+}
+
+export function prctl(option: number, a2: bigint = 0n, a3: bigint = 0n, a4: bigint = 0n, a5: bigint = 0n): number {
+  const r = Number(c.prctl(option, a2, a3, a4, a5));
+  if (r === -1) throw sysError(`prctl(${option})`, errno());
+  return r;
+}
+
+export function ioctl(fd: number, req: number, arg: Buffer | bigint): number {
+  const r = Number(typeof arg === 'bigint' ? c.ioctlA(fd, req, arg) : c.ioctlP(fd, req, arg));
+  if (r === -1) throw sysError(`ioctl(${fd}, 0x${req.toString(16)})`, errno());
+  return r;
+}
+
+export function ioctlErrno(fd: number, req: number, arg: Buffer | bigint): { ret: number; errno: number } {
+  const r = Number(typeof arg === 'bigint' ? c.ioctlA(fd, req, arg) : c.ioctlP(fd, req, arg));
+  return { ret: r, errno: r === -1 ? errno() : 0 };
+}
+
+export const PROT = { READ: 1, WRITE: 2, EXEC: 4 } as const;
+export const MAP = { SHARED: 1, PRIVATE: 2, FIXED: 0x10, ANONYMOUS: 0x20 } as const;
+
+/** Anonymous private memory in our own process (address as BigInt); free with unmapLocal. */
+export function mmapLocal(len: number, prot: number = PROT.READ | PROT.WRITE): bigint {
+  const r = toBig(c.mmap(0n, len, prot, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0n));
+  if (r === 0xffffffffffffffffn) throw sysError('mmap', errno());
+  return r;
+}
+
+export function unmapLocal(addr: bigint, len: number): void {
+  c.munmap(addr, len);
+}
+
+export function copyToAddr(addr: bigint, buf: Buffer): void {
+  c.copyToAddr(addr, buf, buf.length);
+}
+
+export function copyFromAddr(buf: Buffer, addr: bigint): void {
+  c.copyFromAddr(buf, addr, buf.length);
+}
+
+export function malloc(n: number): bigint {
+  return toBig(c.malloc(n));
+}
+
+export function free(addr: bigint): void {
+  c.free(addr);
+}
+
+export function gettid(): number {
+  return Number(c.gettid());
+}

@@ -1,0 +1,127 @@
+/**
+ * Running a system call inside a frozen thread: find the bytes `0f 05` (syscall) in the target's
+ * [vdso], set a copy of the thread's registers with rax = number, orig_rax = -1 (else the kernel's
+ * restart logic rewrites rip/rax), rip = that address and the arguments in rdi, rsi, rdx, r10, r8,
+ * r9; PTRACE_SINGLESTEP; read rax; put the original registers back (orig_rax intact, so a syscall
+ * interrupted by the freeze restarts). Every path restores the registers, including errors; if the
+ * engine dies in the middle, the target is left with injected registers, which is why the window
+ * is kept to a few system calls.
+ *
+ * Scratch memory for arguments/results: 16-byte aligned below rsp - 128 (the red zone), its old
+ * contents saved and written back; when that is not writable (unmapped stack below rsp), an
+ * injected anonymous mmap is used and unmapped afterwards.
+ *
+ *   injectSyscall(t, tid, SYS.brk, [0n]) -> bigint result (negative errno as a negative bigint)
+ *   withScratch(t, tid, size, (addr) => ...) -> whatever the callback returns
+ */
+import { readFileSync } from 'node:fs';
+import { StasisError } from '../../../shared/errors';
+import { REG, setRegs, singlestep, waitTid, getRegs, SYS, PROT, MAP, type WaitStatus } from '../native';
+import type { Tracee } from './freeze';
+
+const SIGTRAP = 5;
+const syscallInsnCache = new Map<string, bigint>();
+
+/** Address of a `syscall` instruction (0f 05) in the target's [vdso]. Cached per process identity. */
+export function findSyscallInsn(t: Tracee): bigint {
+  const maps = readFileSync(`/proc/${t.pid}/maps`, 'utf8');
+  const line = maps.split('\n').find((l) => l.endsWith('[vdso]'));
+  if (!line) throw new StasisError('UNSUPPORTED', `Process ${t.pid} has no [vdso] mapping, so Stasis cannot run system calls in it.`);
+  const [range] = line.split(' ');
+  const [a, b] = range!.split('-').map((x) => BigInt(`0x${x}`));
+  const key = `${t.pid}:${a!.toString(16)}`;
+  const hit = syscallInsnCache.get(key);
+  if (hit !== undefined) return hit;
+  const buf = Buffer.alloc(Number(b! - a!));
+  const n = t.read(a!, buf);
+  for (let i = 0; i + 1 < n; i++) {
+    if (buf[i] === 0x0f && buf[i + 1] === 0x05) {
+      const addr = a! + BigInt(i);
+      syscallInsnCache.set(key, addr);
+      return addr;
+    }
+  }
+  throw new StasisError('UNSUPPORTED', `No syscall instruction found in the [vdso] of process ${t.pid}.`);
+}
+
+export interface InjectEvent {
+  /** PTRACE_EVENT_* seen while the syscall ran (e.g. FORK with TRACEFORK set). */
+  event: number;
+  status: WaitStatus;
+}
+
+/**
+ * Runs one system call in thread tid of a frozen Tracee. Returns rax as a signed BigInt
+ * (-4095..-1 = -errno). `onEvent` sees ptrace event stops (fork/clone) during the call.
+ */
+export function injectSyscall(
+  t: Tracee,
+  tid: number,
+  nr: number,
+  args: readonly bigint[] = [],
+  onEvent?: (e: InjectEvent) => void,
+): bigint {
+  const insn = findSyscallInsn(t);
+  const orig = t.beginRegChange(tid);
+  try {
+    const r = [...orig];
+    r[REG.rax] = BigInt(nr);
+    r[REG.orig_rax] = 0xffffffffffffffffn;
+    r[REG.rip] = insn;
+    const argRegs = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
+    for (let i = 0; i < argRegs.length; i++) r[argRegs[i]!] = BigInt.asUintN(64, args[i] ?? 0n);
+    setRegs(tid, r);
+    singlestep(tid);
+    for (;;) {
+      const st = waitTid(tid);
+      if (!st) continue;
+      if (!st.stopped) throw new StasisError('PROCESS_GONE', `Thread ${tid} ended while running an injected system call (${nr}).`);
+      if (st.event !== 0) {
+        onEvent?.({ event: st.event, status: st });
+        singlestep(tid);
+        continue;
+      }
+      if (st.stopSig === SIGTRAP) break;
+      // Another signal arrived during the step: keep it for detach and step on.
+      if (st.stopSig !== null) t.deferredSignals.set(tid, st.stopSig);
+      singlestep(tid);
+    }
+    const after = getRegs(tid);
+    return BigInt.asIntN(64, after[REG.rax]!);
+  } finally {
+    t.restoreRegs(tid);
+  }
+}
+
+/** Like injectSyscall, but throws a StasisError naming the call when the result is -errno. */
+export function injectChecked(t: Tracee, tid: number, nr: number, args: readonly bigint[], what: string): bigint {
+  const r = injectSyscall(t, tid, nr, args);
+  if (r < 0n && r > -4096n) throw new StasisError('INTERNAL', `${what} failed inside process ${t.pid}: errno ${-r}.`);
+  return r;
+}
+
+/**
+ * Gives `fn` `size` bytes of writable memory in the target, then puts everything back.
+ * `fn` may write/read the area with t.write/t.read and pass its address to injected calls.
+ */
+export function withScratch<T>(t: Tracee, tid: number, size: number, fn: (addr: bigint) => T): T {
+  const rsp = t.regs(tid)[REG.rsp]!;
+  const addr = (rsp - 128n - BigInt(size)) & ~15n;
+  const saved = Buffer.alloc(size);
+  if (t.read(addr, saved) === size && t.write(addr, saved) === size) {
+    try {
+      return fn(addr);
+    } finally {
+      t.write(addr, saved);
+    }
+  }
+  // Stack not mapped that far down: borrow an anonymous page-aligned mapping instead.
+  const len = BigInt((size + 4095) & ~4095);
+  const m = injectSyscall(t, tid, SYS.mmap, [0n, len, BigInt(PROT.READ | PROT.WRITE), BigInt(MAP.PRIVATE | MAP.ANONYMOUS), 0xffffffffffffffffn, 0n]);
+  if (m < 0n && m > -4096n) throw new StasisError('INTERNAL', `Could not get scratch memory in process ${t.pid} (mmap: errno ${-m}).`);
+  try {
+    return fn(BigInt.asUintN(64, m));
+  } finally {
+    injectSyscall(t, tid, SYS.munmap, [BigInt.asUintN(64, m), len]);
+  }
+}
