@@ -47,7 +47,7 @@ function yamaScope(): number | null {
 }
 
 function probePtrace(): { usable: boolean; reason?: string; xstateBytes: number | null } {
-  let pid = 0;
+  let pid: number;
   try {
     pid = posixSpawn({ file: '/bin/sleep', argv: ['sleep', '10'] });
   } catch (e) {

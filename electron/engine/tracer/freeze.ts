@@ -17,7 +17,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import {
   seize, interrupt, detach, waitTid, getRegs, setRegs, getRegset, setRegset, getSigmask, NT,
-  PTRACE_EVENT, SysError, E, vmRead, vmWrite, openMem, memWrite, closeFd, type WaitStatus,
+  SysError, E, vmRead, vmWrite, openMem, memWrite, closeFd, type WaitStatus,
 } from '../native';
 import { checkTraceable } from './preflight';
 
@@ -197,7 +197,7 @@ function detachOne(s: ThreadSlot, sig: number): void {
   // Wait briefly for its stop, then detach again.
   const end = performance.now() + 500;
   while (performance.now() < end) {
-    let st: WaitStatus | null = null;
+    let st: WaitStatus | null;
     try {
       st = waitTid(s.tid, 1 /* WNOHANG */);
     } catch {
@@ -293,7 +293,7 @@ export function freeze(pid: number, opts: FreezeOptions = {}): Tracee {
 }
 
 function permissionError(pid: number, e: SysError): StasisError {
-  let yama: string | null = null;
+  let yama: string | null;
   try {
     yama = readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim();
   } catch {
