@@ -24,6 +24,8 @@ export const engineStatusSchema = z.object({
     softDirty: featureSchema,
     pagemapScan: featureSchema,
     uffdWp: featureSchema,
+    /** [vdso]/[vvar] sealed by the kernel (mseal): "available" means sealed, i.e. they cannot be moved. */
+    sealedSystemMappings: featureSchema,
   }),
   store: z.object({
     path: z.string(),

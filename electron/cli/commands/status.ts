@@ -23,6 +23,7 @@ export function formatStatus(s: EngineStatus): string[] {
     `soft-dirty    ${yesNo(f.softDirty.available)} — ${f.softDirty.detail}`,
     `PAGEMAP_SCAN  ${yesNo(f.pagemapScan.available)} — ${f.pagemapScan.detail}`,
     `uffd-wp       ${yesNo(f.uffdWp.available)} — ${f.uffdWp.detail}`,
+    `sealed vdso   ${yesNo(f.sealedSystemMappings.available)} — ${f.sealedSystemMappings.detail}`,
     `Store         ${s.store.path} (${s.store.exists ? formatBytes(s.store.bytes) : 'not created yet'})`,
   ];
 }

@@ -1,10 +1,10 @@
 /**
- * Which checkpoint features this kernel allows, as engine.status reports them. The real probes
- * (a soft-dirty write-then-read round trip, the PAGEMAP_SCAN ioctl, uffd-wp) belong to
- * electron/engine/native/probe.ts; until that lands this answers only what can be read from /proc
- * and says "not probed" for the rest, rather than guessing. Never throws; result cached per thread.
+ * Which checkpoint features this kernel allows, as engine.status reports them: a translation of
+ * native/probe.ts's real probes (which try each feature, never trust version numbers) into
+ * user-facing sentences. Never throws: if the probes themselves cannot run (no koffi binary, say),
+ * every feature is reported as unknown with the reason. Cached per thread (the probes spawn a child).
  */
-import { readFileSync } from 'node:fs';
+import { probeKernelFeatures } from '../native/probe';
 import type { Feature } from '../../../shared/contract/engine';
 
 export interface Features {
@@ -12,35 +12,54 @@ export interface Features {
   softDirty: Feature;
   pagemapScan: Feature;
   uffdWp: Feature;
+  sealedSystemMappings: Feature;
 }
 
 let cached: Features | null = null;
 
-function ptraceFeature(): Feature {
-  let scope: string;
-  try {
-    scope = readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim();
-  } catch {
-    return { available: true, detail: 'No Yama LSM: ptrace is limited only by user ids.' };
-  }
-  const root = process.getuid?.() === 0;
-  switch (scope) {
-    case '0': return { available: true, detail: 'Yama ptrace_scope=0: any process of the same user can be traced.' };
-    case '1': return { available: true, detail: root ? 'Yama ptrace_scope=1, running as root: any process can be traced.' : 'Yama ptrace_scope=1: only descendants (processes launched by Stasis) can be traced unless CAP_SYS_PTRACE is granted.' };
-    case '2': return { available: root, detail: 'Yama ptrace_scope=2: only processes with CAP_SYS_PTRACE may trace.' };
-    case '3': return { available: false, detail: 'Yama ptrace_scope=3: ptrace is disabled until reboot.' };
-    default: return { available: null, detail: `Unknown Yama ptrace_scope value "${scope}".` };
-  }
+function fromProbe(): Features {
+  const k = probeKernelFeatures();
+  const yama = k.ptrace.yamaScope === null ? 'no Yama LSM' : `Yama ptrace_scope=${k.ptrace.yamaScope}`;
+  return {
+    ptrace: {
+      available: k.ptrace.usable,
+      detail: k.ptrace.usable
+        ? `Seized and interrupted a test process (${yama}${k.xstateBytes ? `, ${k.xstateBytes}-byte xstate` : ''}).`
+        : `ptrace does not work here: ${k.ptrace.reason ?? 'unknown reason'}.`,
+    },
+    softDirty: {
+      available: k.softDirty,
+      detail: k.softDirty
+        ? 'A write after clearing soft-dirty bits set pagemap bit 55: incremental checkpoints can track dirty pages.'
+        : 'A write after clearing soft-dirty bits left pagemap bit 55 at 0 (kernel built without CONFIG_MEM_SOFT_DIRTY): incrementals compare page hashes instead.',
+    },
+    pagemapScan: {
+      available: k.pagemapScan,
+      detail: k.pagemapScan ? 'The PAGEMAP_SCAN ioctl answers on /proc/PID/pagemap (kernel 6.7+).' : 'The PAGEMAP_SCAN ioctl is refused by this kernel; pagemap is read page by page.',
+    },
+    uffdWp: {
+      available: k.uffdWp,
+      detail: k.uffdWp ? 'userfaultfd offers write-protect faults (UFFD_FEATURE_PAGEFAULT_FLAG_WP).' : 'userfaultfd write-protect is not available (disabled, or not permitted for this user).',
+    },
+    sealedSystemMappings: {
+      available: k.sealedSystemMappings,
+      detail: k.sealedSystemMappings === null
+        ? 'Could not tell whether [vdso]/[vvar] are sealed.'
+        : k.sealedSystemMappings
+          ? '[vdso]/[vvar] are sealed (VmFlags "sl"): restore must keep them where the kernel put them.'
+          : '[vdso]/[vvar] are not sealed: restore may move them to their checkpointed addresses.',
+    },
+  };
 }
 
-const notProbed = (what: string): Feature => ({ available: null, detail: `${what} has not been probed: the kernel probe module is not built yet.` });
-
 export function probeFeatures(): Features {
-  cached ??= {
-    ptrace: ptraceFeature(),
-    softDirty: notProbed('Soft-dirty page tracking'),
-    pagemapScan: notProbed('The PAGEMAP_SCAN ioctl'),
-    uffdWp: notProbed('Userfaultfd write-protect'),
-  };
+  if (cached) return cached;
+  try {
+    cached = fromProbe();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    const unknown: Feature = { available: null, detail: `The kernel probes could not run: ${why}` };
+    cached = { ptrace: unknown, softDirty: unknown, pagemapScan: unknown, uffdWp: unknown, sealedSystemMappings: unknown };
+  }
   return cached;
 }
