@@ -14,9 +14,11 @@ import { STASIS_VERSION } from '../api/version';
 import { lazyStore, resolveStoreDir } from '../engine/host/store-access';
 import type { CliCommand, CliRuntime } from './command';
 import status from './commands/status';
+import schedule from './commands/schedule';
 
 export const commands: CliCommand[] = [
   status,
+  schedule,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */

@@ -1,6 +1,44 @@
-/** Handlers for shared/contract/schedule.ts. */
+/**
+ * Handlers for shared/contract/schedule.ts: thin wrappers over electron/engine/schedule/service.ts
+ * that turn epoch-millisecond times into ISO strings. Never capture or prune here: only the acting
+ * scheduler does, so two processes never act on one store.
+ */
 import type { HandlerMap } from '../handler-types';
 import type { scheduleCalls } from '../../../shared/contract/schedule';
+import {
+  addSchedule, getGlobalQuota, lockHolder, pauseSchedule, removeSchedule, resumeSchedule, runJson, runScheduleNow, scheduleDbFor, setGlobalQuota, updateSchedule,
+  type Schedule,
+} from '../../engine/schedule';
+
+const isoOrNull = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export function scheduleJson(s: Schedule) {
+  return { ...s, createdAt: new Date(s.createdAt).toISOString(), nextRunAt: isoOrNull(s.nextRunAt), lastRunAt: isoOrNull(s.lastRunAt) };
+}
 
 export const scheduleHandlers: HandlerMap<typeof scheduleCalls> = {
+  'schedules.list': (_input, ctx) => {
+    const db = scheduleDbFor(ctx.storeDir);
+    const h = lockHolder(db, Date.now());
+    return {
+      schedules: db.list().map(scheduleJson),
+      scheduler: h && { pid: h.pid, kind: h.kind, since: new Date(h.since).toISOString(), heartbeatAt: new Date(h.heartbeatAt).toISOString() },
+      globalQuotaBytes: getGlobalQuota(db),
+    };
+  },
+  'schedules.add': (input, ctx) => scheduleJson(addSchedule(scheduleDbFor(ctx.storeDir), input, Date.now())),
+  'schedules.update': ({ id, ...patch }, ctx) => scheduleJson(updateSchedule(scheduleDbFor(ctx.storeDir), id, patch, Date.now())),
+  'schedules.remove': ({ id }, ctx) => {
+    removeSchedule(scheduleDbFor(ctx.storeDir), id);
+    return { removed: id };
+  },
+  'schedules.pause': ({ id }, ctx) => scheduleJson(pauseSchedule(scheduleDbFor(ctx.storeDir), id)),
+  'schedules.resume': ({ id }, ctx) => scheduleJson(resumeSchedule(scheduleDbFor(ctx.storeDir), id, Date.now())),
+  'schedules.runNow': ({ id }, ctx) => scheduleJson(runScheduleNow(scheduleDbFor(ctx.storeDir), id, Date.now())),
+  'schedules.history': ({ id, limit }, ctx) => {
+    const db = scheduleDbFor(ctx.storeDir);
+    if (id !== undefined) db.require(id);
+    return { runs: db.history(id, limit).map(runJson) };
+  },
+  'schedules.setGlobalQuota': ({ quotaBytes }, ctx) => ({ quotaBytes: setGlobalQuota(scheduleDbFor(ctx.storeDir), quotaBytes) }),
 };

@@ -170,7 +170,8 @@ export class ScheduleDb {
   readonly path: string;
 
   constructor(storeDir: string) {
-    mkdirSync(storeDir, { recursive: true });
+    // 0700 like the store itself: the history names processes and the store holds their memory.
+    mkdirSync(storeDir, { recursive: true, mode: 0o700 });
     this.path = join(storeDir, SCHEDULE_DB_FILE);
     try {
       this.db = new Database(this.path);

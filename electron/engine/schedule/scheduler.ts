@@ -7,7 +7,7 @@
  * tick, so schedules added or paused by another process (CLI, UI) take effect at once.
  * Time comes from an injectable Clock; this module never sleeps except in `start()`'s loop.
  */
-import { StasisError, toErrorData } from '../../../shared/errors';
+import { toErrorData } from '../../../shared/errors';
 import type { CheckpointMode, DirtyTracking, Store, TargetInfo } from '../store/api';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
@@ -15,7 +15,7 @@ import type { ScheduleDb } from './db';
 import { isSameProcess } from './liveness';
 import { lockHolder, releaseLock, tryAcquireLock } from './lock';
 import { applyQuota, planRetention, type RetentionItem } from './retention';
-import { firstSlot, inQuietHours, nextSlot, quietHoursEnd, slotsBetween } from './timing';
+import { inQuietHours, nextSlot, quietHoursEnd, slotsBetween } from './timing';
 import type { LockHolder, RunRecord, Schedule } from './types';
 
 /** What capture's checkpoint() returns (electron/engine/capture/index.ts). */
@@ -321,19 +321,10 @@ export class Scheduler {
   }
 }
 
-/** First slot of a schedule created or resumed at `now` (null for manual). */
-export function initialNextRun(s: Pick<Schedule, 'timing'>, now: number): number | null {
-  return firstSlot(s.timing, now);
-}
-
 export function runJson(r: RunRecord) {
   return {
     ...r,
     startedAt: new Date(r.startedAt).toISOString(),
     finishedAt: new Date(r.finishedAt).toISOString(),
   };
-}
-
-export function assertActive(s: Schedule): void {
-  if (s.state === 'ended') throw new StasisError('CONFLICT', `Schedule #${s.id} has ended (${s.endedReason ?? 'its target is gone'}); remove it, or add a new one for the running process.`);
 }
