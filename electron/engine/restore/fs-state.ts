@@ -1,0 +1,26 @@
+/**
+ * Restore step "fs state": root, working directory, umask, personality and resource limits.
+ * Runs inside the stub through Remote; must run after "mm" (RLIMIT_DATA is checked by PR_SET_MM_MAP
+ * against the limit in force then, and the stub's own limits are the engine's).
+ */
+import type { ProcessState } from '../state/process-state';
+import type { Remote } from './remote';
+import { NR } from './sysno';
+
+const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
+const RLIM_INFINITY = 0xffffffffffffffffn;
+
+export function setFsState(r: Remote, state: ProcessState): void {
+  r.resetScratch();
+  if (state.root && state.root !== '/') r.call(NR.chroot, [r.putString(state.root)], `chroot(${state.root})`);
+  r.call(NR.chdir, [r.putString(state.cwd)], `chdir(${state.cwd})`);
+  r.call(NR.umask, [BigInt(state.umask)], 'umask');
+  r.call(NR.personality, [BigInt(state.personality >>> 0)], 'personality');
+  for (const l of state.rlimits) {
+    r.resetScratch();
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(l.cur < 0n ? RLIM_INFINITY : BigInt.asUintN(64, l.cur), 0);
+    b.writeBigUInt64LE(l.max < 0n ? RLIM_INFINITY : BigInt.asUintN(64, l.max), 8);
+    r.call(NR.prlimit64, [0n, BigInt(l.resource), r.put(b), 0n], `setting RLIMIT_${RLIMIT_NAMES[l.resource] ?? l.resource}`);
+  }
+}

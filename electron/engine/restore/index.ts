@@ -1,0 +1,180 @@
+/**
+ * Restore entry points: `preflight(store, id, opts)` (the checklist, no side effects) and
+ * `restore(store, id, opts)` (bring checkpoint #id back as a new running process), plus
+ * `writeCore(store, id, out)`. The restore runs each step in its own module inside a freshly spawned
+ * stub; a failure at any step kills the stub (nothing half-restored is left running) and reports
+ * the step. Owns the order of the steps; must never trace or signal any process but its own stub.
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { StasisError } from '../../../shared/errors';
+import type { Store } from '../store/api';
+import type { ProcessState } from '../state/process-state';
+import { setSigmask } from '../native';
+import { preflightState, type PreflightResult } from './preflight';
+import { buildRestorePlan, parseMaps } from './plan';
+import { Remote } from './remote';
+import { mapAll, setUpTrampoline, unmapStub, writePages } from './memory';
+import { moveSpecials } from './specials';
+import { setMm } from './mm';
+import { setFsState } from './fs-state';
+import { raisePending, setSignalHandlers } from './signals';
+import { closeInheritedFds, restoreFds } from './fds';
+import { restoreTimers } from './timers';
+import { restoreThreadState } from './thread-state';
+import { dropTrampoline, setRegisters } from './registers';
+import { writeCoreFile } from './core-file';
+import type { RedirectOptions } from './fd-plan';
+
+export type { PreflightItem, PreflightResult } from './preflight';
+
+export interface RestoreOptions {
+  /** Where a vanished stdout / stderr (tty, pipe) goes; default: the log file. */
+  stdout?: string;
+  stderr?: string;
+  /** Where reads from a vanished stdin come from; default /dev/null. */
+  stdin?: string;
+  /** Log file for any other vanished output; default <store>/logs/restore-<id>.log. */
+  log?: string;
+}
+
+export interface RestoreStepTiming { step: string; ms: number }
+
+export interface RestoreResult {
+  checkpointId: number;
+  pid: number;
+  samePid: boolean;
+  originalPid: number;
+  durationMs: number;
+  bytesWritten: number;
+  log: string;
+  steps: RestoreStepTiming[];
+}
+
+function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOptions {
+  return { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr, log: opts.log ?? join(store.dir, 'logs', `restore-${id}.log`) };
+}
+
+function loadState(store: Store, id: number): ProcessState {
+  if (!store.get(id)) throw new StasisError('NOT_FOUND', `There is no checkpoint #${id} in ${store.dir}; list them with \`stasis list\`.`);
+  return store.getState(id);
+}
+
+export function preflight(store: Store, id: number, opts: RestoreOptions = {}): PreflightResult {
+  return preflightState(loadState(store, id), redirectFor(store, id, opts));
+}
+
+/** Blocks every signal but SIGTRAP (the single-step trap must stay deliverable) while the process is rebuilt. */
+const ALL_BUT_TRAP = ~(1n << 4n) & 0xffffffffffffffffn;
+
+export function restore(store: Store, id: number, opts: RestoreOptions = {}): RestoreResult {
+  const t0 = performance.now();
+  const state = loadState(store, id);
+  const redirect = redirectFor(store, id, opts);
+  const pf = preflightState(state, redirect);
+  if (!pf.ok) {
+    const failed = pf.items.filter((i) => !i.ok);
+    throw new StasisError('PREFLIGHT_FAILED', `Checkpoint #${id} cannot be restored: ${failed.map((i) => i.reason).join(' ')}`, { items: pf.items });
+  }
+  for (const p of [redirect.stdout, redirect.stderr, redirect.log]) if (p) mkdirSync(dirname(p), { recursive: true });
+
+  const steps: RestoreStepTiming[] = [];
+  let remote: Remote | null = null;
+  let current = 'start the stub';
+  const step = <T>(name: string, fn: () => T): T => {
+    current = name;
+    const s = performance.now();
+    const v = fn();
+    steps.push({ step: name, ms: +(performance.now() - s).toFixed(2) });
+    return v;
+  };
+  let bytesWritten = 0;
+  const th = state.threads[0]!;
+  try {
+    const r = step('start the stub', () => Remote.spawnStub());
+    remote = r;
+    const plan = step('plan', () => buildRestorePlan(state, parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8'))));
+    step('trampoline', () => {
+      setSigmask(r.pid, ALL_BUT_TRAP);
+      setUpTrampoline(r, plan);
+      closeInheritedFds(r);
+    });
+    step('memory layout', () => {
+      unmapStub(r, plan);
+      moveSpecials(r, plan);
+      mapAll(r, plan);
+    });
+    step('memory contents', () => { bytesWritten = writePages(r, plan, store.materialize(id)).bytes; });
+    step('mm', () => setMm(r, state));
+    step('fs state', () => setFsState(r, state));
+    step('signals', () => setSignalHandlers(r, state));
+    step('fds', () => restoreFds(r, state, redirect));
+    step('timers', () => restoreTimers(r, state));
+    step('thread state', () => restoreThreadState(r, th));
+    step('pending signals', () => raisePending(r, state));
+    step('registers', () => {
+      dropTrampoline(r, plan.trampoline);
+      setRegisters(r, th);
+    });
+    step('detach', () => r.detach());
+  } catch (e) {
+    remote?.kill();
+    const msg = e instanceof Error ? e.message : String(e);
+    const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
+    throw new StasisError(code, `Restore of checkpoint #${id} failed at step "${current}": ${msg} The half-built process was killed; nothing was left running.`, { step: current });
+  }
+  const pid = remote.pid;
+  recordRestored(store, pid, id);
+  return {
+    checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid,
+    durationMs: +(performance.now() - t0).toFixed(2), bytesWritten, log: redirect.log, steps,
+  };
+}
+
+/** /proc/PID/stat field 22, the start time that with the pid identifies a process. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch (_e) {
+    return null;
+  }
+}
+
+function restoredDir(store: Store): string {
+  return join(store.dir, 'restored');
+}
+
+function recordRestored(store: Store, pid: number, checkpointId: number): void {
+  const st = startTimeOf(pid);
+  if (!st) return;
+  try {
+    mkdirSync(restoredDir(store), { recursive: true });
+    writeFileSync(join(restoredDir(store), `${pid}-${st}.json`), JSON.stringify({ pid, startTime: st, checkpointId }));
+  } catch (_e) {
+    // A read-only store can still restore; the next checkpoint then starts a new chain.
+  }
+}
+
+/**
+ * For capture: was process (pid, startTime) made by a restore of this store, and from which
+ * checkpoint? Its first checkpoint should then be incremental on top of that one
+ * (BeginOptions.parentId = restoredFrom = checkpointId): a branch in the timeline.
+ */
+export function restoredOrigin(store: Store, pid: number, startTime: string): { checkpointId: number } | null {
+  const f = join(restoredDir(store), `${pid}-${startTime}.json`);
+  if (!existsSync(f)) return null;
+  try {
+    const j = JSON.parse(readFileSync(f, 'utf8')) as { checkpointId?: unknown };
+    return typeof j.checkpointId === 'number' && store.get(j.checkpointId) ? { checkpointId: j.checkpointId } : null;
+  } catch (_e) {
+    return null;
+  }
+}
+
+/** Writes checkpoint #id as an ELF core file `gdb EXE FILE` can open. Returns the file's size. */
+export function writeCore(store: Store, id: number, outPath: string): { path: string; bytes: number; exe: string } {
+  const state = loadState(store, id);
+  const bytes = writeCoreFile(state, { pages: store.materialize(id) }, outPath);
+  return { path: outPath, bytes, exe: state.exe };
+}

@@ -1,0 +1,92 @@
+/**
+ * Restore step "memory": the trampoline, dropping the stub's own mappings, creating every mapping of
+ * the checkpoint at its address with its protections (file-backed ones from the same file and
+ * offset), and writing the saved pages into them. Runs only inside the stub through Remote; must
+ * never write page contents into a MAP_SHARED file mapping (that would change the file on disk).
+ */
+import { StasisError } from '../../../shared/errors';
+import type { PageRun } from '../store/api';
+import type { Remote } from './remote';
+import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
+import { NR } from './sysno';
+import { O_RDWR } from './fd-plan';
+
+const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
+
+export function setUpTrampoline(r: Remote, plan: RestorePlan): void {
+  const got = r.call(NR.mmap, [plan.trampoline, TRAMPOLINE_SIZE, BigInt(PROT_READ | PROT_WRITE | PROT_EXEC),
+    BigInt(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n], 'mmap of the restore trampoline');
+  if (got !== plan.trampoline) throw new StasisError('INTERNAL', `The restore trampoline landed at 0x${got.toString(16)} instead of 0x${plan.trampoline.toString(16)}.`);
+  r.write(plan.trampoline, TRAMPOLINE_CODE);
+  r.useTrampoline(plan.trampoline);
+}
+
+export function unmapStub(r: Remote, plan: RestorePlan): void {
+  for (const u of plan.unmap) r.call(NR.munmap, [u.start, u.end - u.start], `munmap of the stub's ${u.start.toString(16)}`);
+  for (const u of plan.dropSpecials) r.call(NR.munmap, [u.start, u.end - u.start], 'munmap of an unused special mapping');
+}
+
+/** Creates every mapping; files are opened once each inside the process and closed at the end. */
+export function mapAll(r: Remote, plan: RestorePlan): void {
+  const fds = new Map<string, bigint>();
+  try {
+    for (const s of plan.steps) {
+      let fd = -1n;
+      if (s.path !== undefined) {
+        const key = `${s.kind}:${s.path}`;
+        let f = fds.get(key);
+        if (f === undefined) {
+          r.resetScratch();
+          const flags = (s.kind === 'file-shared' && (s.prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+          f = r.call(NR.open, [r.putString(s.path), BigInt(flags), 0n], `open(${s.path}) for its mapping`);
+          fds.set(key, f);
+        }
+        fd = f;
+      }
+      const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot), BigInt(s.flags), fd, s.offset], `mmap of ${s.label}`);
+      if (got !== s.start) throw new StasisError('INTERNAL', `mmap of ${s.label} landed at 0x${got.toString(16)}.`);
+    }
+  } finally {
+    for (const fd of fds.values()) r.raw(NR.close, [fd]);
+  }
+}
+
+/**
+ * Writes the materialized pages. Zero runs are skipped where the mapping is anonymous (already
+ * zero) but written into private file mappings (where zero differs from the file's bytes).
+ */
+export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>): { bytes: number; pages: number } {
+  const steps = plan.steps;
+  let si = 0;
+  let bytes = 0;
+  let zero: Buffer | null = null;
+  for (const run of pages) {
+    let va = run.vaddr;
+    const end = run.vaddr + BigInt(run.pages) * 4096n;
+    while (va < end) {
+      while (si < steps.length && steps[si].end <= va) si++;
+      if (si >= steps.length) break;
+      const s: MapStep = steps[si];
+      if (s.start >= end) break;
+      if (s.start > va) { va = s.start; continue; }
+      const stop = s.end < end ? s.end : end;
+      const len = Number(stop - va);
+      if (s.writeContents) {
+        if (run.data) {
+          const from = Number(va - run.vaddr);
+          r.write(va, run.data.subarray(from, from + len));
+          bytes += len;
+        } else if (s.kind === 'file-private') {
+          if (!zero || zero.length < len) zero = Buffer.alloc(Math.max(len, 1 << 20));
+          for (let off = 0; off < len; off += zero.length) {
+            const n = Math.min(zero.length, len - off);
+            r.write(va + BigInt(off), zero.subarray(0, n));
+          }
+          bytes += len;
+        }
+      }
+      va = stop;
+    }
+  }
+  return { bytes, pages: bytes / 4096 };
+}

@@ -1,0 +1,153 @@
+/**
+ * The restore's side of the ptrace conversation with the stub: spawn it (posix_spawn, so libuv never
+ * reaps it), seize it with PTRACE_O_EXITKILL (if the engine dies mid-restore the half-built process
+ * dies with it), and run system calls inside it by single-stepping over a `syscall` instruction —
+ * first the stub's own, then the trampoline's. Unlike tracer/inject.ts (built for live targets whose
+ * registers must be put back) nothing here is preserved: the stub's state is thrown away.
+ * Owns the stub process until detach() or kill(); must never touch any other process.
+ */
+import { StasisError } from '../../../shared/errors';
+import {
+  closeFd, detach, getRegs, memRead, memWrite, openMem, posixSpawn, PTRACE_O, REG, seize, interrupt, setRegs,
+  singlestep, tryKill, waitTid, errnoName,
+} from '../native';
+import { STUB_SYSCALL_ADDR, stubPath } from './stub-elf';
+import { SCRATCH_OFFSET, TRAMPOLINE_SIZE } from './plan';
+
+const SIGTRAP = 5;
+const SIGKILL = 9;
+
+export class RemoteError extends StasisError {}
+
+export class Remote {
+  readonly pid: number;
+  private memFd = -1;
+  private base: bigint[];
+  private insn: bigint = STUB_SYSCALL_ADDR;
+  private scratchBase = 0n;
+  private scratchEnd = 0n;
+  private scratchNext = 0n;
+  private done = false;
+  /** Number of system calls injected so far (for benchmarks and messages). */
+  calls = 0;
+
+  private constructor(pid: number) {
+    this.pid = pid;
+    seize(pid, PTRACE_O.EXITKILL);
+    interrupt(pid);
+    const st = waitTid(pid);
+    if (!st || !st.stopped) throw new StasisError('INTERNAL', `The restore stub (pid ${pid}) ended before it could be taken over.`);
+    this.base = getRegs(pid);
+    this.memFd = openMem(pid, true);
+  }
+
+  /** Starts the stub and takes it over. The stub's environment is empty and its argv is just its name. */
+  static spawnStub(): Remote {
+    const path = stubPath();
+    const pid = posixSpawn({ file: path, argv: ['stasis-restore'], env: [] });
+    try {
+      return new Remote(pid);
+    } catch (e) {
+      tryKill(pid, SIGKILL);
+      try { waitTid(pid); } catch (_e) { /* already reaped */ }
+      throw e;
+    }
+  }
+
+  /** From now on system calls run at `insn` and scratch memory is [scratch, scratch+size). */
+  useTrampoline(trampoline: bigint): void {
+    this.insn = trampoline;
+    this.scratchBase = trampoline + SCRATCH_OFFSET;
+    this.scratchEnd = trampoline + TRAMPOLINE_SIZE;
+    this.resetScratch();
+  }
+
+  resetScratch(): void {
+    this.scratchNext = this.scratchBase;
+  }
+
+  /** Copies `data` into the trampoline's scratch area and returns its address in the stub (valid until resetScratch). */
+  put(data: Buffer): bigint {
+    const addr = (this.scratchNext + 15n) & ~15n;
+    if (addr + BigInt(data.length) > this.scratchEnd) throw new StasisError('INTERNAL', 'The restore trampoline ran out of scratch memory.');
+    this.write(addr, data);
+    this.scratchNext = addr + BigInt(data.length);
+    return addr;
+  }
+
+  putString(s: string): bigint {
+    return this.put(Buffer.from(s + '\0', 'utf8'));
+  }
+
+  /** Reserves `size` zeroed scratch bytes (for results the kernel writes). */
+  reserve(size: number): bigint {
+    return this.put(Buffer.alloc(size));
+  }
+
+  write(addr: bigint, data: Buffer): void {
+    const n = memWrite(this.memFd, addr, data);
+    if (n !== data.length) throw new StasisError('INTERNAL', `Could not write ${data.length} bytes at 0x${addr.toString(16)} in the new process (wrote ${n}).`);
+  }
+
+  read(addr: bigint, buf: Buffer): number {
+    return memRead(this.memFd, addr, buf);
+  }
+
+  /** Runs one system call; returns rax as a signed BigInt (-4095..-1 = -errno). */
+  raw(nr: number, args: readonly bigint[] = []): bigint {
+    const r = [...this.base];
+    r[REG.rax] = BigInt(nr);
+    r[REG.orig_rax] = 0xffffffffffffffffn;
+    r[REG.rip] = this.insn;
+    r[REG.rsp] = 0n;
+    const argRegs = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
+    for (let i = 0; i < argRegs.length; i++) r[argRegs[i]!] = BigInt.asUintN(64, args[i] ?? 0n);
+    setRegs(this.pid, r);
+    singlestep(this.pid);
+    this.calls++;
+    for (;;) {
+      const st = waitTid(this.pid);
+      if (!st) continue;
+      if (!st.stopped) throw new StasisError('PROCESS_GONE', `The new process ended while running system call ${nr}${st.termSig ? ` (signal ${st.termSig})` : ''}.`);
+      if (st.event !== 0 || st.stopSig === SIGTRAP) break;
+      // Any other signal is an accident of the half-built process (e.g. SIGSEGV): report it.
+      throw new StasisError('INTERNAL', `The new process received signal ${st.stopSig} while running system call ${nr}.`);
+    }
+    return BigInt.asIntN(64, getRegs(this.pid)[REG.rax]!);
+  }
+
+  /** Like raw(), but a -errno result throws an error naming `what`. */
+  call(nr: number, args: readonly bigint[], what: string): bigint {
+    const r = this.raw(nr, args);
+    if (r < 0n && r > -4096n) throw new RemoteError('INTERNAL', `${what} failed: ${errnoName(Number(-r))}.`, { errno: errnoName(Number(-r)) });
+    return r;
+  }
+
+  /** Final hand-over: the process keeps running without us. */
+  detach(): void {
+    closeFd(this.memFd);
+    this.memFd = -1;
+    detach(this.pid, 0);
+    this.done = true;
+  }
+
+  /** Kills the half-built process and reaps it, so nothing is left behind. Safe to call twice. */
+  kill(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.memFd >= 0) closeFd(this.memFd);
+    tryKill(this.pid, SIGKILL);
+    try {
+      for (;;) {
+        const st = waitTid(this.pid);
+        if (!st || st.exited || st.signaled) break;
+      }
+    } catch (_e) {
+      // ECHILD: already reaped
+    }
+  }
+
+  get syscallAddr(): bigint {
+    return this.insn;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * x86_64 system call numbers and constants the restore injects that the native layer's SYS table
+ * does not list. Owns only numbers.
+ */
+export const NR = {
+  lseek: 8, mremap: 25, dup3: 292, fcntl: 72, chdir: 80, fchdir: 81, chroot: 161, prlimit64: 302,
+  eventfd2: 290, close_range: 436, rt_sigaction: 13, rt_sigprocmask: 14, sigaltstack: 131, setitimer: 38,
+  open: 2, close: 3, mmap: 9, munmap: 11, mprotect: 10, umask: 95, personality: 135, prctl: 157,
+  set_tid_address: 218, set_robust_list: 273, rseq: 334, kill: 62, tgkill: 234, getpid: 39,
+  timer_create: 222, timer_settime: 223, madvise: 28,
+} as const;
+
+export const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+export const PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14, PR_SET_MM_MAP_SIZE = 15;
+export const PR_TIMER_CREATE_RESTORE_IDS = 77;
