@@ -15,10 +15,12 @@ import { lazyStore, resolveStoreDir } from '../engine/host/store-access';
 import type { CliCommand, CliRuntime } from './command';
 import status from './commands/status';
 import schedule from './commands/schedule';
+import daemon from './commands/daemon';
 
 export const commands: CliCommand[] = [
   status,
   schedule,
+  daemon,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */

@@ -103,7 +103,7 @@ export class Scheduler {
 
   private async tickOnce(): Promise<TickReport> {
     const attempt = tryAcquireLock(this.db, this.opts.kind, this.clock.now());
-    if (attempt.acquired !== this.acting) {
+    if (attempt.acquired !== this.acting || this.holder === null) {
       this.log(attempt.acquired ? `acting scheduler for ${this.db.path}` : `standing by: ${attempt.holder.kind} pid ${attempt.holder.pid} holds the scheduler lock`);
     }
     this.acting = attempt.acquired;
