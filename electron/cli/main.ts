@@ -16,11 +16,15 @@ import type { CliCommand, CliRuntime } from './command';
 import status from './commands/status';
 import schedule from './commands/schedule';
 import daemon from './commands/daemon';
+import restore from './commands/restore';
+import core from './commands/core';
 
 export const commands: CliCommand[] = [
   status,
   schedule,
   daemon,
+  restore,
+  core,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */

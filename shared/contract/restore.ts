@@ -1,11 +1,66 @@
-/** Calls owned by the restore subsystem. Names are "restore.verb" or "noun.verb"; inputs and outputs are JSON (bigints as strings). */
+/**
+ * Calls owned by the restore subsystem: pre-flight checklist, restore into a new process, and ELF
+ * core export. Inputs and outputs are JSON. Pure TypeScript (zod only).
+ */
 import { z } from 'zod';
 import { defineCall, type CallMap } from './define';
 
+const checkpointId = z.number().int().positive();
+
+/** Where vanished terminals and pipes go in the restored process. */
+export const restoreRedirectSchema = z.object({
+  stdout: z.string().min(1).optional(),
+  stderr: z.string().min(1).optional(),
+  stdin: z.string().min(1).optional(),
+  log: z.string().min(1).optional(),
+});
+
+export const preflightItemSchema = z.object({
+  id: z.string(),
+  label: z.string(),
+  ok: z.boolean(),
+  reason: z.string(),
+  fix: z.string().nullable(),
+});
+export type PreflightItemInfo = z.infer<typeof preflightItemSchema>;
+
+export const preflightResultSchema = z.object({
+  checkpointId,
+  ok: z.boolean(),
+  items: z.array(preflightItemSchema),
+});
+export type PreflightInfo = z.infer<typeof preflightResultSchema>;
+
+export const restoreResultSchema = z.object({
+  checkpointId,
+  pid: z.number().int(),
+  samePid: z.boolean(),
+  originalPid: z.number().int(),
+  durationMs: z.number(),
+  bytesWritten: z.number(),
+  log: z.string(),
+  steps: z.array(z.object({ step: z.string(), ms: z.number() })),
+});
+export type RestoreInfo = z.infer<typeof restoreResultSchema>;
+
 export const restoreCalls = {
+  'restore.preflight': defineCall({
+    description: 'Checks, without side effects, whether a checkpoint can be restored here and now; returns the checklist the restore wizard shows.',
+    input: z.object({ id: checkpointId }).extend(restoreRedirectSchema.shape),
+    output: preflightResultSchema,
+  }),
+  'restore.run': defineCall({
+    description: 'Restores a checkpoint as a new running process (pre-flight first); reports its pid and whether it kept the original pid.',
+    input: z.object({ id: checkpointId }).extend(restoreRedirectSchema.shape),
+    output: restoreResultSchema,
+  }),
+  'restore.core': defineCall({
+    description: 'Writes a checkpoint as an ELF core file that `gdb EXE FILE` opens.',
+    input: z.object({ id: checkpointId, output: z.string().min(1) }),
+    output: z.object({ checkpointId, path: z.string(), bytes: z.number(), exe: z.string() }),
+  }),
 } satisfies CallMap;
 
 export const restoreEvents = {
+  'restore.done': z.object({ checkpointId, pid: z.number().int(), durationMs: z.number() }),
 } satisfies Record<string, z.ZodType>;
-
-void defineCall;

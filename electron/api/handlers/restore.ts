@@ -1,6 +1,15 @@
-/** Handlers for shared/contract/restore.ts. */
+/** Handlers for shared/contract/restore.ts: thin wrappers over electron/engine/restore. */
+import { resolve } from 'node:path';
 import type { HandlerMap } from '../handler-types';
 import type { restoreCalls } from '../../../shared/contract/restore';
+import { preflight, restore, writeCore } from '../../engine/restore';
 
 export const restoreHandlers: HandlerMap<typeof restoreCalls> = {
+  'restore.preflight': ({ id, ...redirect }, ctx) => ({ checkpointId: id, ...preflight(ctx.store(), id, redirect) }),
+  'restore.run': ({ id, ...redirect }, ctx) => {
+    const r = restore(ctx.store(), id, redirect);
+    ctx.emit('restore.done', { checkpointId: id, pid: r.pid, durationMs: r.durationMs });
+    return r;
+  },
+  'restore.core': ({ id, output }, ctx) => ({ checkpointId: id, ...writeCore(ctx.store(), id, resolve(output)) }),
 };

@@ -1,0 +1,55 @@
+/**
+ * `stasis restore ID [--stdout FILE] [--stderr FILE] [--stdin FILE] [--log FILE] [--check]`: brings
+ * a checkpoint back as a new running process (restore.run), or with --check only prints the
+ * pre-flight checklist (restore.preflight). --json prints the handler's output.
+ */
+import { resolve } from 'node:path';
+import { defineCommand } from '../command';
+import type { PreflightInfo, RestoreInfo } from '../../../shared/contract/restore';
+import { StasisError } from '../../../shared/errors';
+
+function idOf(v: string): number {
+  const id = Number(v.replace(/^#/, ''));
+  if (!Number.isInteger(id) || id <= 0) throw new StasisError('INVALID_INPUT', `"${v}" is not a checkpoint id (a positive whole number, see \`stasis list\`).`);
+  return id;
+}
+
+export function formatPreflight(p: PreflightInfo): string[] {
+  return [
+    `Checkpoint #${p.checkpointId}: ${p.ok ? 'can be restored' : 'cannot be restored'}`,
+    ...p.items.flatMap((i) => [`  [${i.ok ? ' ok ' : 'FAIL'}] ${i.label}: ${i.reason}`, ...(i.fix ? [`         fix: ${i.fix}`] : [])]),
+  ];
+}
+
+export function formatRestore(r: RestoreInfo): string[] {
+  return [
+    `Restored checkpoint #${r.checkpointId} as pid ${r.pid}${r.samePid ? ' (same pid as the original)' : ` (the original was pid ${r.originalPid})`} in ${r.durationMs.toFixed(1)} ms.`,
+    `Output of vanished terminals/pipes goes to ${r.log}.`,
+  ];
+}
+
+interface Opts { stdout?: string; stderr?: string; stdin?: string; log?: string; check?: boolean }
+
+export default defineCommand('restore', (program, cli) => {
+  program
+    .command('restore')
+    .description('restore a checkpoint as a new running process (pre-flight checks first)')
+    .argument('<id>', 'checkpoint id')
+    .option('--stdout <file>', 'where the restored process writes its stdout if its terminal/pipe is gone (default: the log file)')
+    .option('--stderr <file>', 'where the restored process writes its stderr if its terminal/pipe is gone (default: the log file)')
+    .option('--stdin <file>', 'what the restored process reads as stdin if its terminal/pipe is gone (default: /dev/null)')
+    .option('--log <file>', 'log file for other vanished outputs (default: <store>/logs/restore-ID.log)')
+    .option('--check', 'only run the pre-flight checks and print the checklist')
+    .action(async (idArg: string, o: Opts) => {
+      const abs = (p?: string): string | undefined => (p ? resolve(p) : undefined);
+      const input = { id: idOf(idArg), stdout: abs(o.stdout), stderr: abs(o.stderr), stdin: abs(o.stdin), log: abs(o.log) };
+      if (o.check) {
+        const p = await cli.call('restore.preflight', input);
+        cli.print(p, formatPreflight);
+        if (!p.ok) process.exitCode = 1;
+        return;
+      }
+      const r = await cli.call('restore.run', input);
+      cli.print(r, formatRestore);
+    });
+});
