@@ -1,17 +1,10 @@
 /** `stasis status`: engine version, kernel, available checkpoint features, store location and size. */
 import { defineCommand } from '../command';
 import type { EngineStatus } from '../../../shared/contract/engine';
+import { formatBytes } from '../../../shared/format';
 
 function yesNo(available: boolean | null): string {
   return available === null ? 'unknown' : available ? 'yes' : 'no';
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export function formatStatus(s: EngineStatus): string[] {

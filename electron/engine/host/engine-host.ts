@@ -29,7 +29,11 @@ interface Pending {
 /** The worker to start: the bundle next to this file, or (from sources) a bootstrap that loads tsx first. */
 function workerSpec(): { entry: URL | string; eval: boolean } {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return { entry: new URL('./engine-worker.js', self), eval: false };
+  if (!self.endsWith('.ts')) {
+    // Packaged app: the worker is unpacked from the asar archive (package.json build.asarUnpack) so
+    // that it resolves the unpacked native modules next to it.
+    return { entry: new URL(new URL('./engine-worker.js', self).href.replace('/app.asar/', '/app.asar.unpacked/')), eval: false };
+  }
   // Module hooks are per thread and Node 20 ignores `--import` in a worker's execArgv, so the
   // worker registers tsx itself before importing the TypeScript entry.
   const tsxApi = import.meta.resolve('tsx/esm/api');

@@ -1,0 +1,43 @@
+/**
+ * The only bridge between the renderer and the engine in the desktop app: one invoke channel for
+ * calls and one send channel for events, both under the CHANNEL_PREFIX allow-list. Every call is
+ * checked to come from our own window's top frame showing our own page, then validated with the
+ * contract's zod schemas (again in the worker) before any handler runs. Replies are Reply envelopes.
+ */
+import { ipcMain, type BrowserWindow, type IpcMainInvokeEvent } from 'electron';
+import type { Reply } from '../../shared/contract';
+import { toErrorData } from '../../shared/errors';
+import { parseInput } from '../api/invoke';
+import type { EngineCaller } from '../engine/host/engine-host';
+
+export const CHANNEL_PREFIX = 'stasis:';
+export const CALL_CHANNEL = `${CHANNEL_PREFIX}call`;
+export const EVENT_CHANNEL = `${CHANNEL_PREFIX}event`;
+
+export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null, pageUrl: string): () => void {
+  const trusted = (e: IpcMainInvokeEvent): boolean => {
+    const win = window();
+    const frame = e.senderFrame;
+    return !!win && !win.isDestroyed() && e.sender === win.webContents && !!frame && frame === e.sender.mainFrame && frame.url.split('#')[0] === pageUrl;
+  };
+
+  ipcMain.handle(CALL_CHANNEL, async (e, name: unknown, input: unknown): Promise<Reply<unknown>> => {
+    if (!trusted(e)) return { ok: false, error: { code: 'PERMISSION_DENIED', message: 'Refused: this call did not come from the Stasis window.' } };
+    try {
+      const parsed = parseInput(String(name), input);
+      return await engine.call(String(name), parsed);
+    } catch (err) {
+      return { ok: false, error: toErrorData(err) };
+    }
+  });
+
+  const unsubscribe = engine.onEvent((event, payload) => {
+    const win = window();
+    if (win && !win.isDestroyed()) win.webContents.send(EVENT_CHANNEL, event, payload);
+  });
+
+  return () => {
+    ipcMain.removeHandler(CALL_CHANNEL);
+    unsubscribe();
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * The renderer's one way to the engine: window.stasis when the Electron preload provides it,
+ * otherwise the same StasisApi over HTTP (calls) + WebSocket (events) to the browser-mode server,
+ * which authenticates this page by its HttpOnly cookie. Browser code only: no Node, no Electron.
+ */
+import type { CallInput, CallName, CallOutput, EventName, EventPayload, Reply, StasisApi } from '../../shared/contract';
+import { StasisError, toErrorData, errorCodes, type ErrorCode } from '../../shared/errors';
+
+declare global {
+  interface Window { stasis?: StasisApi }
+}
+
+/** The preload can only pass a message across contextBridge; it prefixes the code as "[CODE] ". */
+function fromBridgeError(err: unknown): StasisError {
+  const message = err instanceof Error ? err.message : String(err);
+  const m = /^(?:Error invoking remote method '[^']*': )?(?:Error: )?\[([A-Z_]+)\] ([\s\S]*)$/.exec(message);
+  if (m && (errorCodes as readonly string[]).includes(m[1])) return new StasisError(m[1] as ErrorCode, m[2]);
+  return new StasisError('INTERNAL', message);
+}
+
+function electronApi(bridge: StasisApi): StasisApi {
+  return {
+    call: (name, input) => bridge.call(name, input).catch((err: unknown) => { throw fromBridgeError(err); }),
+    on: (event, listener) => bridge.on(event, listener),
+  };
+}
+
+type Listener = (payload: unknown) => void;
+
+function httpApi(): StasisApi {
+  const listeners = new Map<string, Set<Listener>>();
+  let socket: WebSocket | null = null;
+  let retry = 500;
+
+  const connect = (): void => {
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/events`);
+    socket = ws;
+    ws.onmessage = (m) => {
+      let msg: { event?: unknown; payload?: unknown };
+      try { msg = JSON.parse(String(m.data)) as typeof msg; } catch { return; }
+      if (typeof msg.event !== 'string') return;
+      for (const l of listeners.get(msg.event) ?? []) l(msg.payload);
+    };
+    ws.onopen = () => { retry = 500; };
+    ws.onclose = () => {
+      socket = null;
+      // The server may be restarting; keep trying while someone listens.
+      if (listeners.size) setTimeout(connect, retry = Math.min(retry * 2, 10_000));
+    };
+  };
+
+  return {
+    async call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> {
+      let res: Response;
+      try {
+        res = await fetch(`/api/call/${encodeURIComponent(name)}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(input ?? {}),
+          credentials: 'same-origin',
+        });
+      } catch (err) {
+        throw new StasisError('INTERNAL', `Could not reach the Stasis server (${err instanceof Error ? err.message : String(err)}); is it still running?`);
+      }
+      let reply: Reply<CallOutput<N>>;
+      try {
+        reply = (await res.json()) as Reply<CallOutput<N>>;
+      } catch {
+        throw new StasisError('INTERNAL', `The Stasis server answered ${res.status} without a JSON reply.`);
+      }
+      if (reply.ok) return reply.value;
+      const e = toErrorData(reply.error);
+      throw new StasisError(e.code, e.message, e.detail);
+    },
+    on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      set.add(listener as Listener);
+      if (!socket) connect();
+      return () => {
+        set.delete(listener as Listener);
+        if (set.size === 0) listeners.delete(event);
+      };
+    },
+  };
+}
+
+export const api: StasisApi = window.stasis ? electronApi(window.stasis) : httpApi();
+export const transport: 'electron' | 'browser' = window.stasis ? 'electron' : 'browser';
