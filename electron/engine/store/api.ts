@@ -80,7 +80,7 @@ export interface CheckpointWriter {
   addZeroPages(vaddr: bigint, count: number): void;
   /** Pages that exist in a mapping but hold nothing to save (e.g. file-backed and unmodified). */
   addAbsentPages(vaddr: bigint, count: number): void;
-  /** Durable (fsync) then visible (one index transaction). Returns the final info. */
+  /** Durable (fsync) then visible (one index transaction). Returns the final info. If it throws, the writer is aborted (nothing becomes visible). */
   commit(stats?: Partial<CheckpointStats>): CheckpointInfo;
   /** Removes everything written; nothing becomes visible. Safe to call twice. */
   abort(): void;

@@ -1,0 +1,144 @@
+/**
+ * Page records as extents: runs of consecutive virtual pages with the same origin (one data run in
+ * one segment file, or zero pages, or absent pages). Owns the pure interval algebra that turns a
+ * chain of incremental records into the view of one checkpoint; it must never touch files or SQL.
+ */
+import { StasisError } from '../../../shared/errors';
+
+export const KIND_DATA = 0;
+export const KIND_ZERO = 1;
+export const KIND_ABSENT = 2;
+export type ExtentKind = typeof KIND_DATA | typeof KIND_ZERO | typeof KIND_ABSENT;
+
+export interface Extent {
+  vpn: number;
+  count: number;
+  kind: ExtentKind;
+  /** Data extents: segment file id and index of the first page in that file; 0 otherwise. */
+  file: number;
+  page: number;
+}
+
+export function slice(e: Extent, start: number, end: number): Extent {
+  return { vpn: start, count: end - start, kind: e.kind, file: e.file, page: e.kind === KIND_DATA ? e.page + (start - e.vpn) : 0 };
+}
+
+/** True when b continues a without a gap and with the same origin. */
+export function continues(a: Extent, b: Extent): boolean {
+  if (a.vpn + a.count !== b.vpn || a.kind !== b.kind) return false;
+  return a.kind !== KIND_DATA || (a.file === b.file && a.page + a.count === b.page);
+}
+
+/** Appends e to a sorted list, merging it with the last extent when it continues it. */
+export function pushExtent(list: Extent[], e: Extent): void {
+  if (e.count <= 0) return;
+  const last = list[list.length - 1];
+  if (last && continues(last, e)) last.count += e.count;
+  else list.push({ ...e });
+}
+
+/** Sorts by vpn, merges neighbours, and refuses overlaps (a page given twice). */
+export function normalize(list: Extent[]): Extent[] {
+  const sorted = [...list].sort((a, b) => a.vpn - b.vpn);
+  const out: Extent[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.vpn + last.count > e.vpn) {
+      throw new StasisError('INVALID_INPUT', `Page 0x${(e.vpn * 4096).toString(16)} was given twice to one checkpoint; give every page at most once.`);
+    }
+    pushExtent(out, e);
+  }
+  return out;
+}
+
+/** base minus every page covered by cover (both sorted, non-overlapping). */
+export function subtract(base: Extent[], cover: { vpn: number; count: number }[]): Extent[] {
+  const out: Extent[] = [];
+  let j = 0;
+  for (const b of base) {
+    let s = b.vpn;
+    const e = b.vpn + b.count;
+    while (j < cover.length && cover[j].vpn + cover[j].count <= s) j++;
+    let k = j;
+    while (s < e) {
+      if (k >= cover.length || cover[k].vpn >= e) { pushExtent(out, slice(b, s, e)); break; }
+      const cs = cover[k].vpn;
+      const ce = cs + cover[k].count;
+      if (cs > s) pushExtent(out, slice(b, s, cs));
+      s = Math.max(s, ce);
+      k++;
+    }
+  }
+  return out;
+}
+
+/** Pages of base that lie inside cover (both sorted, non-overlapping). */
+export function intersect(base: Extent[], cover: { vpn: number; count: number }[]): Extent[] {
+  const out: Extent[] = [];
+  let j = 0;
+  for (const b of base) {
+    const e = b.vpn + b.count;
+    while (j < cover.length && cover[j].vpn + cover[j].count <= b.vpn) j++;
+    for (let k = j; k < cover.length && cover[k].vpn < e; k++) {
+      const s = Math.max(b.vpn, cover[k].vpn);
+      const t = Math.min(e, cover[k].vpn + cover[k].count);
+      if (t > s) pushExtent(out, slice(b, s, t));
+    }
+  }
+  return out;
+}
+
+/** Two sorted, mutually disjoint lists merged into one sorted list. */
+export function mergeDisjoint(a: Extent[], b: Extent[]): Extent[] {
+  const out: Extent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i].vpn < b[j].vpn)) pushExtent(out, a[i++]);
+    else pushExtent(out, b[j++]);
+  }
+  return out;
+}
+
+/** The records of top win over base wherever top has a record (absent records included). */
+export function overlay(base: Extent[], top: Extent[]): Extent[] {
+  if (top.length === 0) return base.map((e) => ({ ...e }));
+  return mergeDisjoint(subtract(base, top), top);
+}
+
+export function withoutAbsent(list: Extent[]): Extent[] {
+  return list.filter((e) => e.kind !== KIND_ABSENT);
+}
+
+export function pageCount(list: { count: number; kind?: ExtentKind }[], kind?: ExtentKind): number {
+  let n = 0;
+  for (const e of list) if (kind === undefined || e.kind === kind) n += e.count;
+  return n;
+}
+
+/** Index of the extent containing vpn, or -1 (binary search over a sorted list). */
+export function findExtent(list: Extent[], vpn: number): number {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const e = list[mid];
+    if (vpn < e.vpn) hi = mid - 1;
+    else if (vpn >= e.vpn + e.count) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+/** Sorted, merged intervals (no origin) from any list of {vpn,count}. */
+export function unionIntervals(list: { vpn: number; count: number }[]): { vpn: number; count: number }[] {
+  const sorted = [...list].sort((a, b) => a.vpn - b.vpn);
+  const out: { vpn: number; count: number }[] = [];
+  for (const r of sorted) {
+    if (r.count <= 0) continue;
+    const last = out[out.length - 1];
+    if (last && last.vpn + last.count >= r.vpn) last.count = Math.max(last.count, r.vpn + r.count - last.vpn);
+    else out.push({ vpn: r.vpn, count: r.count });
+  }
+  return out;
+}

@@ -1,0 +1,214 @@
+/**
+ * The segment file format, byte by byte (documented in docs/store-format.md): header, checksummed
+ * page blocks, trailer (page hashes, block table, entries JSON, binary page records) and footer.
+ * Owns encoding and bounds-checked decoding of those bytes; it must never decide what is live or
+ * touch the SQLite index.
+ */
+import { crc32 } from 'node:zlib';
+import { StasisError } from '../../../shared/errors';
+import { KIND_ABSENT, KIND_DATA, KIND_ZERO, type ExtentKind } from './extents';
+
+export const FORMAT_VERSION = 1;
+export const PAGE = 4096;
+export const BLOCK_PAGES = 64;
+export const HASH_LEN = 32;
+export const HEADER_LEN = 64;
+export const BLOCK_HEADER_LEN = 32;
+export const TRAILER_HEADER_LEN = 48;
+export const FOOTER_LEN = 32;
+export const BLOCK_TABLE_ENTRY = 16;
+export const RECORD_LEN = 16;
+export const COMP_NONE = 0;
+
+export const SEG_MAGIC = Buffer.from('STASSEG\0', 'latin1');
+export const BLOCK_MAGIC = Buffer.from('BLK\0', 'latin1');
+export const TRAILER_MAGIC = Buffer.from('TRLR', 'latin1');
+export const END_MAGIC = Buffer.from('STASEND\0', 'latin1');
+
+export function segmentName(fileId: number): string {
+  return `${String(fileId).padStart(10, '0')}.seg`;
+}
+export function parseSegmentName(name: string): number | null {
+  const m = /^(\d{10})\.seg$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+export function encodeHeader(fileId: number): Buffer {
+  const b = Buffer.alloc(HEADER_LEN);
+  SEG_MAGIC.copy(b, 0);
+  b.writeUInt32LE(FORMAT_VERSION, 8);
+  b.writeUInt32LE(HEADER_LEN, 12);
+  b.writeBigUInt64LE(BigInt(fileId), 16);
+  b.writeUInt32LE(PAGE, 24);
+  b.writeUInt32LE(BLOCK_PAGES, 28);
+  b.writeUInt32LE(crc32(b.subarray(0, 60)), 60);
+  return b;
+}
+
+export function decodeHeader(b: Buffer, where: string): { fileId: number } {
+  if (b.length < HEADER_LEN || !b.subarray(0, 8).equals(SEG_MAGIC)) throw corrupt(where, 'it does not start with the segment magic');
+  if (b.readUInt32LE(60) !== crc32(b.subarray(0, 60))) throw corrupt(where, 'its header checksum does not match');
+  const version = b.readUInt32LE(8);
+  if (version !== FORMAT_VERSION) throw new StasisError('UNSUPPORTED', `${where} uses segment format ${version}; this Stasis reads format ${FORMAT_VERSION}. Upgrade Stasis.`);
+  if (b.readUInt32LE(24) !== PAGE || b.readUInt32LE(28) !== BLOCK_PAGES) throw corrupt(where, 'its page or block size is not the one this Stasis writes');
+  return { fileId: Number(b.readBigUInt64LE(16)) };
+}
+
+export function encodeBlockHeader(firstPage: number, pages: number, comp: number, payload: Buffer): Buffer {
+  const b = Buffer.alloc(BLOCK_HEADER_LEN);
+  BLOCK_MAGIC.copy(b, 0);
+  b.writeUInt32LE(firstPage, 4);
+  b.writeUInt32LE(pages, 8);
+  b.writeUInt32LE(comp, 12);
+  b.writeUInt32LE(payload.length, 16);
+  b.writeUInt32LE(crc32(payload), 20);
+  b.writeUInt32LE(crc32(b.subarray(0, 28)), 28);
+  return b;
+}
+
+export interface BlockHeader { firstPage: number; pages: number; comp: number; storedLen: number; crc: number }
+
+export function decodeBlockHeader(b: Buffer, where: string): BlockHeader {
+  if (b.length < BLOCK_HEADER_LEN || !b.subarray(0, 4).equals(BLOCK_MAGIC)) throw corrupt(where, 'a block header lacks its magic');
+  if (b.readUInt32LE(28) !== crc32(b.subarray(0, 28))) throw corrupt(where, 'a block header checksum does not match');
+  return { firstPage: b.readUInt32LE(4), pages: b.readUInt32LE(8), comp: b.readUInt32LE(12), storedLen: b.readUInt32LE(16), crc: b.readUInt32LE(20) };
+}
+
+/** One entry of a segment's trailer: a checkpoint definition, a deletion, or changed attributes. */
+export type Entry = DefEntry | TombstoneEntry | AttrsEntry;
+
+export interface DefEntry {
+  type: 'def';
+  ckpt: number;
+  target: { pid: number; startTime: string; exe: string; cmdline: string[]; name?: string | null; createdAt: string };
+  parent: number | null;
+  createdAt: string;
+  label: string | null;
+  notes: string | null;
+  pinned: boolean;
+  mode: string;
+  dirtyTracking: string;
+  restoredFrom: number | null;
+  stats: Record<string, number>;
+  /** encodeState() JSON of the ProcessState. */
+  state: string;
+  /** Where this checkpoint's records start in the records section, how many extents, how many data pages. */
+  recordsOffset: number;
+  extents: number;
+  dataPages: number;
+}
+export interface TombstoneEntry { type: 'tombstone'; ckpt: number }
+export interface AttrsEntry { type: 'attrs'; ckpt: number; label: string | null; notes: string | null; pinned: boolean }
+
+/** A page record as written in a segment: data pages carry their content hashes, not locations. */
+export interface WireExtent { vpn: number; count: number; kind: ExtentKind }
+
+/** Records section of one def: extents (16 bytes each) followed by the hashes of its data pages. */
+export function encodeRecords(extents: WireExtent[], hashes: Buffer): Buffer {
+  const b = Buffer.alloc(extents.length * RECORD_LEN);
+  extents.forEach((e, i) => {
+    b.writeBigUInt64LE(BigInt(e.vpn), i * RECORD_LEN);
+    b.writeUInt32LE(e.count, i * RECORD_LEN + 8);
+    b.writeUInt32LE(e.kind, i * RECORD_LEN + 12);
+  });
+  return Buffer.concat([b, hashes]);
+}
+
+export function decodeRecords(section: Buffer, def: DefEntry, where: string): { extents: WireExtent[]; hashes: Buffer } {
+  const extLen = def.extents * RECORD_LEN;
+  const end = def.recordsOffset + extLen + def.dataPages * HASH_LEN;
+  if (!Number.isSafeInteger(end) || def.recordsOffset < 0 || end > section.length) throw corrupt(where, `the records of checkpoint ${def.ckpt} lie outside the records section`);
+  const extents: WireExtent[] = [];
+  let data = 0;
+  let prevEnd = -1;
+  for (let i = 0; i < def.extents; i++) {
+    const o = def.recordsOffset + i * RECORD_LEN;
+    const vpn = Number(section.readBigUInt64LE(o));
+    const count = section.readUInt32LE(o + 8);
+    const kind = section.readUInt32LE(o + 12);
+    if (kind !== KIND_DATA && kind !== KIND_ZERO && kind !== KIND_ABSENT) throw corrupt(where, `a record of checkpoint ${def.ckpt} has unknown kind ${kind}`);
+    if (count === 0 || vpn < prevEnd || vpn + count > 2 ** 52) throw corrupt(where, `the records of checkpoint ${def.ckpt} are not sorted, empty or out of range`);
+    prevEnd = vpn + count;
+    if (kind === KIND_DATA) data += count;
+    extents.push({ vpn, count, kind: kind as ExtentKind });
+  }
+  if (data !== def.dataPages) throw corrupt(where, `checkpoint ${def.ckpt} says ${def.dataPages} data pages but its records hold ${data}`);
+  const h0 = def.recordsOffset + extLen;
+  return { extents, hashes: section.subarray(h0, h0 + data * HASH_LEN) };
+}
+
+export interface BlockRef { offset: number; storedLen: number; comp: number; pages: number }
+
+export interface TrailerParts { pages: number; hashes: Buffer; blocks: BlockRef[]; entries: Entry[]; records: Buffer }
+
+/** Trailer header + sections, then the footer pointing back at it. */
+export function encodeTrailer(trailerOffset: number, parts: TrailerParts): Buffer {
+  const meta = Buffer.from(JSON.stringify({ entries: parts.entries }), 'utf8');
+  const th = Buffer.alloc(TRAILER_HEADER_LEN);
+  TRAILER_MAGIC.copy(th, 0);
+  th.writeBigUInt64LE(BigInt(parts.pages), 8);
+  th.writeBigUInt64LE(BigInt(parts.blocks.length), 16);
+  th.writeBigUInt64LE(BigInt(meta.length), 24);
+  th.writeBigUInt64LE(BigInt(parts.records.length), 32);
+  const bt = Buffer.alloc(parts.blocks.length * BLOCK_TABLE_ENTRY);
+  parts.blocks.forEach((b, i) => {
+    bt.writeBigUInt64LE(BigInt(b.offset), i * BLOCK_TABLE_ENTRY);
+    bt.writeUInt32LE(b.storedLen, i * BLOCK_TABLE_ENTRY + 8);
+    bt.writeUInt16LE(b.comp, i * BLOCK_TABLE_ENTRY + 12);
+    bt.writeUInt16LE(b.pages, i * BLOCK_TABLE_ENTRY + 14);
+  });
+  const body = Buffer.concat([th, parts.hashes, bt, meta, parts.records]);
+  const f = Buffer.alloc(FOOTER_LEN);
+  f.writeBigUInt64LE(BigInt(trailerOffset), 0);
+  f.writeBigUInt64LE(BigInt(body.length), 8);
+  f.writeUInt32LE(crc32(body), 16);
+  END_MAGIC.copy(f, 24);
+  return Buffer.concat([body, f]);
+}
+
+export function decodeFooter(f: Buffer, fileSize: number, where: string): { trailerOffset: number; trailerLen: number; crc: number } {
+  if (f.length !== FOOTER_LEN || !f.subarray(24, 32).equals(END_MAGIC)) throw corrupt(where, 'it has no footer (a write that never finished?)');
+  const trailerOffset = Number(f.readBigUInt64LE(0));
+  const trailerLen = Number(f.readBigUInt64LE(8));
+  if (!Number.isSafeInteger(trailerOffset) || !Number.isSafeInteger(trailerLen) || trailerOffset < HEADER_LEN || trailerOffset + trailerLen + FOOTER_LEN !== fileSize || trailerLen < TRAILER_HEADER_LEN) {
+    throw corrupt(where, 'its footer points outside the file');
+  }
+  return { trailerOffset, trailerLen, crc: f.readUInt32LE(16) };
+}
+
+/** Parses a whole trailer body (already checksummed by the caller) with every length bounds-checked. */
+export function decodeTrailer(body: Buffer, trailerOffset: number, where: string): TrailerParts {
+  if (!body.subarray(0, 4).equals(TRAILER_MAGIC)) throw corrupt(where, 'its trailer lacks its magic');
+  const pages = Number(body.readBigUInt64LE(8));
+  const nblocks = Number(body.readBigUInt64LE(16));
+  const metaLen = Number(body.readBigUInt64LE(24));
+  const recLen = Number(body.readBigUInt64LE(32));
+  const need = TRAILER_HEADER_LEN + pages * HASH_LEN + nblocks * BLOCK_TABLE_ENTRY + metaLen + recLen;
+  if (![pages, nblocks, metaLen, recLen, need].every(Number.isSafeInteger) || need !== body.length) throw corrupt(where, 'its trailer section lengths do not add up');
+  let o = TRAILER_HEADER_LEN;
+  const hashes = body.subarray(o, (o += pages * HASH_LEN));
+  const blocks: BlockRef[] = [];
+  let expectPage = 0;
+  for (let i = 0; i < nblocks; i++, o += BLOCK_TABLE_ENTRY) {
+    const b = { offset: Number(body.readBigUInt64LE(o)), storedLen: body.readUInt32LE(o + 8), comp: body.readUInt16LE(o + 12), pages: body.readUInt16LE(o + 14) };
+    if (b.offset < HEADER_LEN || b.offset + BLOCK_HEADER_LEN + b.storedLen > trailerOffset || b.pages === 0 || b.pages > BLOCK_PAGES) throw corrupt(where, `block ${i} of its block table is out of range`);
+    if (i < nblocks - 1 && b.pages !== BLOCK_PAGES) throw corrupt(where, `block ${i} is short but not the last one`);
+    expectPage += b.pages;
+    blocks.push(b);
+  }
+  if (expectPage !== pages) throw corrupt(where, 'its block table does not cover its pages');
+  let entries: Entry[];
+  try {
+    const parsed = JSON.parse(body.subarray(o, o + metaLen).toString('utf8')) as { entries?: unknown };
+    if (!parsed || !Array.isArray(parsed.entries)) throw new Error('no entries');
+    entries = parsed.entries as Entry[];
+  } catch (_e) {
+    throw corrupt(where, 'its trailer metadata is not valid JSON');
+  }
+  o += metaLen;
+  return { pages, hashes, blocks, entries, records: body.subarray(o, o + recLen) };
+}
+
+export function corrupt(where: string, what: string): StasisError {
+  return new StasisError('CORRUPT', `${where} is damaged: ${what}. Run \`stasis verify\` to see which checkpoints it affects.`);
+}

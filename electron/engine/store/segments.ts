@@ -1,0 +1,238 @@
+/**
+ * Segment files on disk: writing one (temp name, blocks, trailer, fsync, rename) and reading pages
+ * and hashes back out of committed ones. Owns file descriptors and the on-disk naming; it must
+ * never decide what a checkpoint contains or touch the SQLite index.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { StasisError } from '../../../shared/errors';
+import {
+  BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, HASH_LEN, HEADER_LEN, PAGE,
+  corrupt, decodeBlockHeader, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader, encodeHeader,
+  encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
+} from './format';
+
+export const FILE_MODE = 0o600;
+
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}
+
+/** Writes one segment: pages are appended into 64-page blocks; finish() seals, fsyncs and renames. */
+export class SegmentWriter {
+  readonly fileId: number;
+  readonly finalPath: string;
+  readonly tmpPath: string;
+  private fd: number | null;
+  private pos = HEADER_LEN;
+  private pending: Buffer = Buffer.allocUnsafe(BLOCK_PAGES * PAGE);
+  private pendingPages = 0;
+  private hashChunks: Buffer[] = [];
+  private blocks: BlockRef[] = [];
+  pages = 0;
+
+  constructor(segDir: string, fileId: number) {
+    this.fileId = fileId;
+    this.finalPath = path.join(segDir, segmentName(fileId));
+    this.tmpPath = this.finalPath + '.tmp';
+    this.fd = fs.openSync(this.tmpPath, 'wx', FILE_MODE);
+    fs.writeSync(this.fd, encodeHeader(fileId), 0, HEADER_LEN, 0);
+  }
+
+  /** Appends one page (a 4096-byte view) with its hash; returns its index in this file. */
+  addPage(page: Buffer, hash: Buffer): number {
+    page.copy(this.pending, this.pendingPages * PAGE);
+    this.pendingPages++;
+    this.hashChunks.push(hash);
+    if (this.pendingPages === BLOCK_PAGES) this.flushBlock();
+    return this.pages++;
+  }
+
+  /** Hash of a page written by this writer (it is not readable through SegmentReader yet). */
+  hashOf(page: number): Buffer {
+    return this.hashChunks[page];
+  }
+
+  /** Bytes of a page written by this writer, for dedup verification before commit. */
+  readOwnPage(page: number): Buffer {
+    const flushedPages = this.blocks.length * BLOCK_PAGES;
+    if (page >= flushedPages) return Buffer.from(this.pending.subarray((page - flushedPages) * PAGE, (page - flushedPages + 1) * PAGE));
+    const b = this.blocks[Math.floor(page / BLOCK_PAGES)];
+    const out = Buffer.allocUnsafe(PAGE);
+    fs.readSync(this.fd!, out, 0, PAGE, b.offset + BLOCK_HEADER_LEN + (page % BLOCK_PAGES) * PAGE);
+    return out;
+  }
+
+  private flushBlock(): void {
+    if (this.pendingPages === 0) return;
+    const payload = this.pending.subarray(0, this.pendingPages * PAGE);
+    const first = this.blocks.length * BLOCK_PAGES;
+    const header = encodeBlockHeader(first, this.pendingPages, COMP_NONE, payload);
+    fs.writevSync(this.fd!, [header, payload], this.pos);
+    this.blocks.push({ offset: this.pos, storedLen: payload.length, comp: COMP_NONE, pages: this.pendingPages });
+    this.pos += BLOCK_HEADER_LEN + payload.length;
+    this.pendingPages = 0;
+  }
+
+  /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory. */
+  finish(entries: Entry[], records: Buffer): { bytes: number; pages: number } {
+    this.flushBlock();
+    const parts: TrailerParts = { pages: this.pages, hashes: Buffer.concat(this.hashChunks), blocks: this.blocks, entries, records };
+    const trailer = encodeTrailer(this.pos, parts);
+    fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
+    const bytes = this.pos + trailer.length;
+    fs.fsyncSync(this.fd!);
+    fs.closeSync(this.fd!);
+    this.fd = null;
+    fs.renameSync(this.tmpPath, this.finalPath);
+    fsyncDir(path.dirname(this.finalPath));
+    return { bytes, pages: this.pages };
+  }
+
+  /** Throws the half-written file away. Safe to call twice, and after finish() (then it does nothing). */
+  discard(): void {
+    if (this.fd !== null) {
+      try { fs.closeSync(this.fd); } catch (_e) { /* already closed */ }
+      this.fd = null;
+      fs.rmSync(this.tmpPath, { force: true });
+    }
+  }
+}
+
+interface OpenSegment {
+  fd: number;
+  where: string;
+  pages: number;
+  blocks: BlockRef[];
+  hashesOffset: number;
+  hashes: Buffer | null;
+}
+
+/** Read side: caches one descriptor and the block table per segment file. */
+export class SegmentReader {
+  private open = new Map<number, OpenSegment>();
+  constructor(private readonly segDir: string) {}
+
+  pathOf(fileId: number): string {
+    return path.join(this.segDir, segmentName(fileId));
+  }
+
+  private get(fileId: number): OpenSegment {
+    let s = this.open.get(fileId);
+    if (s) return s;
+    const where = `Segment file ${segmentName(fileId)}`;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.pathOf(fileId), 'r');
+    } catch (e) {
+      throw new StasisError('CORRUPT', `${where} is missing (${(e as Error).message}). Run \`stasis verify\` to see which checkpoints it affects.`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < HEADER_LEN + FOOTER_LEN) throw corrupt(where, 'it is too short');
+      const head = Buffer.alloc(HEADER_LEN);
+      fs.readSync(fd, head, 0, HEADER_LEN, 0);
+      decodeHeader(head, where);
+      const foot = Buffer.alloc(FOOTER_LEN);
+      fs.readSync(fd, foot, 0, FOOTER_LEN, size - FOOTER_LEN);
+      const { trailerOffset, trailerLen, crc } = decodeFooter(foot, size, where);
+      const body = Buffer.alloc(trailerLen);
+      fs.readSync(fd, body, 0, trailerLen, trailerOffset);
+      if (crc32(body) !== crc) throw corrupt(where, 'its trailer checksum does not match');
+      const parts = decodeTrailer(body, trailerOffset, where);
+      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashesOffset: trailerOffset + 48, hashes: Buffer.from(parts.hashes) };
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    this.open.set(fileId, s);
+    return s;
+  }
+
+  pagesIn(fileId: number): number {
+    return this.get(fileId).pages;
+  }
+
+  hashOf(fileId: number, page: number): Buffer {
+    const s = this.get(fileId);
+    if (page < 0 || page >= s.pages) throw corrupt(s.where, `page ${page} is referenced but the file holds ${s.pages}`);
+    return s.hashes!.subarray(page * HASH_LEN, (page + 1) * HASH_LEN);
+  }
+
+  /** Reads count consecutive pages of a file into out at outOffset. */
+  readPages(fileId: number, page: number, count: number, out: Buffer, outOffset: number): void {
+    const s = this.get(fileId);
+    if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
+    let p = page;
+    let o = outOffset;
+    while (p < page + count) {
+      const bi = Math.floor(p / BLOCK_PAGES);
+      const b = s.blocks[bi];
+      const slot = p % BLOCK_PAGES;
+      const n = Math.min(b.pages - slot, page + count - p);
+      const len = n * PAGE;
+      const got = fs.readSync(s.fd, out, o, len, b.offset + BLOCK_HEADER_LEN + slot * PAGE);
+      if (got !== len) throw corrupt(s.where, `block ${bi} is truncated`);
+      p += n;
+      o += len;
+    }
+  }
+
+  /** Drops the cached descriptor (before the file is deleted or replaced). */
+  forget(fileId: number): void {
+    const s = this.open.get(fileId);
+    if (s) { try { fs.closeSync(s.fd); } catch (_e) { /* gone */ } this.open.delete(fileId); }
+  }
+
+  closeAll(): void {
+    for (const id of [...this.open.keys()]) this.forget(id);
+  }
+}
+
+export interface SegmentScan {
+  fileId: number;
+  bytes: number;
+  parts: TrailerParts;
+  /** Blocks whose header or payload checksum failed, by index. */
+  badBlocks: number[];
+}
+
+/** Reads and checks a whole segment (every block checksum). Throws CORRUPT when the trailer is unusable. */
+export function scanSegment(file: string): SegmentScan {
+  const where = `Segment file ${path.basename(file)}`;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < HEADER_LEN + FOOTER_LEN) throw corrupt(where, 'it is too short');
+    const head = Buffer.alloc(HEADER_LEN);
+    fs.readSync(fd, head, 0, HEADER_LEN, 0);
+    const { fileId } = decodeHeader(head, where);
+    const foot = Buffer.alloc(FOOTER_LEN);
+    fs.readSync(fd, foot, 0, FOOTER_LEN, size - FOOTER_LEN);
+    const { trailerOffset, trailerLen, crc } = decodeFooter(foot, size, where);
+    const body = Buffer.alloc(trailerLen);
+    fs.readSync(fd, body, 0, trailerLen, trailerOffset);
+    if (crc32(body) !== crc) throw corrupt(where, 'its trailer checksum does not match');
+    const parts = decodeTrailer(body, trailerOffset, where);
+    const badBlocks: number[] = [];
+    const hb = Buffer.alloc(BLOCK_HEADER_LEN);
+    let buf = Buffer.alloc(BLOCK_PAGES * PAGE);
+    parts.blocks.forEach((b, i) => {
+      try {
+        fs.readSync(fd, hb, 0, BLOCK_HEADER_LEN, b.offset);
+        const h = decodeBlockHeader(hb, where);
+        if (h.storedLen !== b.storedLen || h.pages !== b.pages || h.firstPage !== i * BLOCK_PAGES) throw corrupt(where, `block ${i} disagrees with the block table`);
+        if (buf.length < h.storedLen) buf = Buffer.alloc(h.storedLen);
+        fs.readSync(fd, buf, 0, h.storedLen, b.offset + BLOCK_HEADER_LEN);
+        if (crc32(buf.subarray(0, h.storedLen)) !== h.crc) throw corrupt(where, `block ${i} checksum does not match`);
+      } catch (_e) {
+        badBlocks.push(i);
+      }
+    });
+    return { fileId, bytes: size, parts, badBlocks };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

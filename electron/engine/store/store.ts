@@ -1,0 +1,579 @@
+/**
+ * The store: segment files (the truth) + the SQLite index (the accelerator) under one directory.
+ * Owns the directory layout, the index transactions, the writer lock and every operation of the
+ * Store interface. Must never make a checkpoint visible before its segment is durable, and never
+ * delete a segment that an indexed record still references.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { StasisError } from '../../../shared/errors';
+import { decodeState, type ProcessState } from '../state/process-state';
+import type {
+  BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
+  TargetIdentity, TargetInfo, VerifyProblem,
+} from './api';
+import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
+import { encodeRecords, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
+import { configure, migrateDedup, migrateIndex } from './schema';
+import { WriterLock } from './lock';
+import { FILE_MODE, SegmentReader, SegmentWriter, fsyncDir } from './segments';
+import { Writer, type WriterHost } from './writer';
+import { computeDiff } from './diff';
+import { verifyStore } from './verify';
+import { reindexStore, type ReindexResult } from './reindex';
+import { gcStore } from './gc';
+
+export const DIR_MODE = 0o700;
+const LOCK_TIMEOUT_MS = 30_000;
+/** Largest PageRun materialize yields: bounds memory whatever the checkpoint's size. */
+const MAX_RUN_PAGES = 256;
+
+interface CkptRow {
+  id: number; target_id: number; parent_id: number | null; created_at: string; label: string | null; notes: string | null;
+  pinned: number; mode: string; dirty_tracking: string; restored_from: number | null; stats: string; def_file: number;
+}
+interface TargetRow { id: number; pid: number; start_time: string; exe: string; cmdline: string; name: string | null; created_at: string }
+
+export interface StoreOptions {
+  /** How long a writer waits for another process's writer lock (default 30 s). */
+  lockTimeoutMs?: number;
+}
+
+export class SqliteStore implements Store, WriterHost {
+  readonly dir: string;
+  readonly segDir: string;
+  readonly db: Database.Database;
+  readonly dedup: Database.Database;
+  readonly reader: SegmentReader;
+  readonly lock: WriterLock;
+  private writer: Writer | null = null;
+  private closed = false;
+  private readonly lockTimeoutMs: number;
+
+  constructor(dir: string, opts: StoreOptions = {}) {
+    this.dir = path.resolve(dir);
+    this.segDir = path.join(this.dir, 'segments');
+    this.lockTimeoutMs = opts.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
+    try {
+      fs.mkdirSync(this.segDir, { recursive: true, mode: DIR_MODE });
+      fs.chmodSync(this.dir, DIR_MODE);
+      fs.chmodSync(this.segDir, DIR_MODE);
+    } catch (e) {
+      throw new StasisError('PERMISSION_DENIED', `Cannot create or open the store directory ${this.dir} (${(e as Error).message}); choose a directory you can write with --store.`);
+    }
+    this.db = openDb(path.join(this.dir, 'index.sqlite'));
+    this.dedup = openDb(path.join(this.dir, 'dedup.sqlite'));
+    try {
+      migrateIndex(this.db);
+      migrateDedup(this.dedup);
+    } catch (e) {
+      this.db.close();
+      this.dedup.close();
+      throw e;
+    }
+    this.reader = new SegmentReader(this.segDir);
+    this.lock = new WriterLock(this.db);
+    this.cleanLeftovers();
+  }
+
+  // ---------- helpers shared with the other store modules ----------
+
+  meta(key: string, fallback: number): number {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row ? Number(row.value) : fallback;
+  }
+  setMeta(key: string, value: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(key, String(value));
+  }
+
+  /** Next id from a counter that never goes back, also above anything on disk. */
+  allocate(key: 'next_file' | 'next_ckpt'): number {
+    return this.db.transaction(() => {
+      const id = this.meta(key, 1);
+      this.setMeta(key, id + 1);
+      return id;
+    }).immediate();
+  }
+
+  /** Runs fn holding the store-wide writer lock (fails with BUSY after the timeout). */
+  withWriteLock<T>(fn: () => T): T {
+    this.open();
+    if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is being written through this store handle; commit or abort it first.`);
+    this.lock.acquire(this.lockTimeoutMs);
+    try {
+      return fn();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  open(): void {
+    if (this.closed) throw new StasisError('INVALID_INPUT', `The store at ${this.dir} was closed; open it again.`);
+  }
+
+  /** Segment files on disk that the index does not know (a crash before the index transaction), and temp files. */
+  private cleanLeftovers(): void {
+    if (!this.lock.tryAcquire()) return; // someone else is writing: their files are not leftovers
+    try {
+      const known = new Set((this.db.prepare('SELECT id FROM files').all() as { id: number }[]).map((r) => r.id));
+      let removed = 0;
+      for (const name of fs.readdirSync(this.segDir)) {
+        const id = parseSegmentName(name);
+        if (name.endsWith('.tmp') || (id !== null && !known.has(id))) {
+          fs.rmSync(path.join(this.segDir, name), { force: true });
+          removed++;
+        }
+      }
+      if (removed) fsyncDir(this.segDir);
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  checkpointRow(id: number): CkptRow {
+    const row = this.db.prepare('SELECT * FROM checkpoints WHERE id = ?').get(id) as CkptRow | undefined;
+    if (!row) throw new StasisError('NOT_FOUND', `Checkpoint ${id} does not exist in ${this.dir}; \`stasis list\` shows the checkpoints.`);
+    return row;
+  }
+
+  ownExtents(id: number): Extent[] {
+    return this.db.prepare('SELECT vpn, count, kind, file, page FROM extents WHERE ckpt = ? ORDER BY vpn').all(id) as Extent[];
+  }
+
+  /** Checkpoint ids from the root to id. */
+  chain(id: number): number[] {
+    const out: number[] = [];
+    const q = this.db.prepare('SELECT parent_id FROM checkpoints WHERE id = ?');
+    let cur: number | null = id;
+    while (cur !== null) {
+      if (out.length > 1_000_000) throw new StasisError('CORRUPT', `The parent chain of checkpoint ${id} loops; run \`stasis reindex\`.`);
+      out.push(cur);
+      const row = q.get(cur) as { parent_id: number | null } | undefined;
+      if (!row) {
+        if (cur === id) this.checkpointRow(id);
+        throw new StasisError('CORRUPT', `Checkpoint ${id} depends on checkpoint ${cur}, which is missing; run \`stasis verify\`.`);
+      }
+      cur = row.parent_id;
+    }
+    return out.reverse();
+  }
+
+  /** Every stored page of checkpoint id (absent pages dropped), sorted; one consistent read of the index. */
+  view(id: number): Extent[] {
+    return this.db.transaction(() => {
+      let v: Extent[] = [];
+      for (const c of this.chain(id)) v = overlay(v, this.ownExtents(c));
+      return withoutAbsent(v);
+    }).deferred();
+  }
+
+  /** Hashes of the data pages of records, in order. */
+  dataHashes(records: Extent[]): Buffer {
+    const parts: Buffer[] = [];
+    for (const e of records) {
+      if (e.kind !== KIND_DATA) continue;
+      for (let i = 0; i < e.count; i++) parts.push(this.reader.hashOf(e.file, e.page + i));
+    }
+    return Buffer.concat(parts);
+  }
+
+  targetEntry(targetId: number): DefEntry['target'] & { id: number } {
+    const t = this.getTarget(targetId);
+    if (!t) throw new StasisError('NOT_FOUND', `Target ${targetId} does not exist; register the process with upsertTarget first.`);
+    return { id: t.id, pid: t.pid, startTime: t.startTime, exe: t.exe, cmdline: t.cmdline, name: t.name ?? null, createdAt: t.createdAt };
+  }
+
+  /** A def entry describing checkpoint id as it is now in the index (records + hashes appended to recs). */
+  currentDef(id: number, recs: Buffer[], recOffset: { n: number }, records = this.ownExtents(id), parent?: number | null): DefEntry {
+    const r = this.checkpointRow(id);
+    const state = (this.db.prepare('SELECT state FROM checkpoints WHERE id = ?').get(id) as { state: string }).state;
+    const wire = records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
+    const buf = encodeRecords(wire, this.dataHashes(records));
+    const def: DefEntry = {
+      type: 'def', ckpt: id, target: this.targetEntry(r.target_id), parent: parent === undefined ? r.parent_id : parent,
+      createdAt: r.created_at, label: r.label, notes: r.notes, pinned: r.pinned === 1, mode: r.mode, dirtyTracking: r.dirty_tracking,
+      restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state,
+      recordsOffset: recOffset.n, extents: records.length, dataPages: records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0),
+    };
+    recs.push(buf);
+    recOffset.n += buf.length;
+    return def;
+  }
+
+  /** Inserts or replaces a checkpoint row and its extents from a def entry (inside a transaction). */
+  applyDef(def: DefEntry, fileId: number, records: Extent[]): void {
+    const t = def.target as DefEntry['target'] & { id?: number };
+    const targetId = this.ensureTarget(t);
+    this.db.prepare('DELETE FROM extents WHERE ckpt = ?').run(def.ckpt);
+    this.db.prepare(`INSERT INTO checkpoints(id, target_id, parent_id, created_at, label, notes, pinned, mode, dirty_tracking, restored_from, stats, state, def_file)
+      VALUES (@id, @target, @parent, @createdAt, @label, @notes, @pinned, @mode, @dt, @rf, @stats, @state, @file)
+      ON CONFLICT(id) DO UPDATE SET target_id=excluded.target_id, parent_id=excluded.parent_id, created_at=excluded.created_at,
+        label=excluded.label, notes=excluded.notes, pinned=excluded.pinned, mode=excluded.mode, dirty_tracking=excluded.dirty_tracking,
+        restored_from=excluded.restored_from, stats=excluded.stats, state=excluded.state, def_file=excluded.def_file`).run({
+      id: def.ckpt, target: targetId, parent: def.parent, createdAt: def.createdAt, label: def.label, notes: def.notes,
+      pinned: def.pinned ? 1 : 0, mode: def.mode, dt: def.dirtyTracking, rf: def.restoredFrom, stats: JSON.stringify(def.stats),
+      state: def.state, file: fileId,
+    });
+    const ins = this.db.prepare('INSERT INTO extents(ckpt, vpn, count, kind, file, page) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const e of records) ins.run(def.ckpt, e.vpn, e.count, e.kind, e.kind === KIND_DATA ? e.file : null, e.kind === KIND_DATA ? e.page : null);
+  }
+
+  ensureTarget(t: DefEntry['target'] & { id?: number }): number {
+    const row = this.db.prepare('SELECT id FROM targets WHERE pid = ? AND start_time = ? AND exe = ?').get(t.pid, t.startTime, t.exe) as { id: number } | undefined;
+    if (row) return row.id;
+    const wanted = t.id !== undefined && !this.db.prepare('SELECT 1 FROM targets WHERE id = ?').get(t.id) ? t.id : null;
+    const r = this.db.prepare('INSERT INTO targets(id, pid, start_time, exe, cmdline, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(wanted, t.pid, t.startTime, t.exe, JSON.stringify(t.cmdline), t.name ?? null, t.createdAt);
+    return Number(r.lastInsertRowid);
+  }
+
+  insertFile(fileId: number, bytes: number, pages: number, entries: Entry[]): void {
+    this.db.prepare('INSERT INTO files(id, bytes, pages) VALUES (?, ?, ?)').run(fileId, bytes, pages);
+    const ins = this.db.prepare('INSERT OR IGNORE INTO entries(file, ckpt, type) VALUES (?, ?, ?)');
+    for (const e of entries) ins.run(fileId, e.ckpt, e.type);
+  }
+
+  /** Writes a segment holding only entries (no pages): deletions, re-parented or re-labelled checkpoints. */
+  writeMetaSegment(entries: Entry[], records: Buffer[]): { fileId: number; bytes: number } {
+    const fileId = this.allocate('next_file');
+    const seg = new SegmentWriter(this.segDir, fileId);
+    try {
+      const { bytes } = seg.finish(entries, Buffer.concat(records));
+      return { fileId, bytes };
+    } catch (e) {
+      seg.discard();
+      throw e;
+    }
+  }
+
+  /** Runs an index transaction that makes an already-durable segment visible; removes the segment if it fails. */
+  publish(fileId: number, fn: () => void): void {
+    try {
+      this.db.transaction(fn).immediate();
+    } catch (e) {
+      this.reader.forget(fileId);
+      fs.rmSync(this.reader.pathOf(fileId), { force: true });
+      throw e;
+    }
+  }
+
+  // ---------- WriterHost ----------
+
+  lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }> {
+    const out = new Map<bigint, { file: number; page: number }>();
+    const BATCH = 500;
+    for (let i = 0; i < keys.length; i += BATCH) {
+      const part = keys.slice(i, i + BATCH);
+      const rows = this.dedup.prepare(`SELECT h, file, page FROM pages WHERE h IN (${part.map(() => '?').join(',')})`).safeIntegers(true).all(...part) as { h: bigint; file: bigint; page: bigint }[];
+      for (const r of rows) out.set(r.h, { file: Number(r.file), page: Number(r.page) });
+    }
+    return out;
+  }
+
+  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[] }): CheckpointInfo {
+    const wire = w.records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
+    const dataPages = w.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
+    const def: DefEntry = { ...w.def, stats: { ...w.def.stats, bytesWritten: w.seg.pages * PAGE }, recordsOffset: 0, extents: w.records.length, dataPages };
+    const { bytes, pages } = w.seg.finish([def], encodeRecords(wire, w.hashes));
+    this.publish(w.seg.fileId, () => {
+      this.insertFile(w.seg.fileId, bytes, pages, [def]);
+      this.applyDef(def, w.seg.fileId, w.records);
+    });
+    this.addDedup(w.newPages.map((p) => ({ key: p.key, file: w.seg.fileId, page: p.page })));
+    return this.get(def.ckpt)!;
+  }
+
+  addDedup(rows: { key: bigint; file: number; page: number }[], replace = false): void {
+    const ins = this.dedup.prepare(`INSERT OR ${replace ? 'REPLACE' : 'IGNORE'} INTO pages(h, file, page) VALUES (?, ?, ?)`);
+    this.dedup.transaction(() => { for (const r of rows) ins.run(r.key, r.file, r.page); })();
+  }
+
+  finishWriter(): void {
+    this.writer = null;
+    this.lock.release();
+  }
+
+  // ---------- Store ----------
+
+  close(): void {
+    if (this.closed) return;
+    this.writer?.abort();
+    this.closed = true;
+    this.reader.closeAll();
+    this.lock.release();
+    this.db.close();
+    this.dedup.close();
+  }
+
+  upsertTarget(identity: TargetIdentity): TargetInfo {
+    this.open();
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      const row = this.db.prepare('SELECT id FROM targets WHERE pid = ? AND start_time = ? AND exe = ?').get(identity.pid, identity.startTime, identity.exe) as { id: number } | undefined;
+      if (row) {
+        if (identity.name !== undefined) this.db.prepare('UPDATE targets SET name = ? WHERE id = ?').run(identity.name, row.id);
+      } else {
+        this.db.prepare('INSERT INTO targets(pid, start_time, exe, cmdline, name, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(identity.pid, identity.startTime, identity.exe, JSON.stringify(identity.cmdline), identity.name ?? null, now);
+      }
+    }).immediate();
+    const row = this.db.prepare('SELECT * FROM targets WHERE pid = ? AND start_time = ? AND exe = ?').get(identity.pid, identity.startTime, identity.exe) as TargetRow;
+    return toTarget(row);
+  }
+
+  getTarget(id: number): TargetInfo | null {
+    this.open();
+    const row = this.db.prepare('SELECT * FROM targets WHERE id = ?').get(id) as TargetRow | undefined;
+    return row ? toTarget(row) : null;
+  }
+
+  listTargets(): TargetInfo[] {
+    this.open();
+    return (this.db.prepare('SELECT * FROM targets ORDER BY id').all() as TargetRow[]).map(toTarget);
+  }
+
+  begin(opts: BeginOptions): CheckpointWriter {
+    this.open();
+    if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is still being written through this store handle; commit or abort it first.`);
+    const target = this.targetEntry(opts.targetId);
+    this.lock.acquire(this.lockTimeoutMs);
+    try {
+      if (opts.parentId !== null) {
+        const p = this.checkpointRow(opts.parentId);
+        if (p.target_id !== opts.targetId && !opts.restoredFrom) {
+          // A chain may cross targets only as a branch (restore then checkpoint); otherwise it is a caller bug.
+          throw new StasisError('INVALID_INPUT', `Checkpoint ${opts.parentId} belongs to target ${p.target_id}, not ${opts.targetId}; give a parent of the same target.`);
+        }
+      }
+      const parentView = opts.parentId === null ? [] : this.view(opts.parentId);
+      const id = this.allocate('next_ckpt');
+      const seg = new SegmentWriter(this.segDir, this.allocate('next_file'));
+      this.writer = new Writer(id, opts, target, parentView, seg, this);
+      return this.writer;
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
+  }
+
+  get(id: number): CheckpointInfo | null {
+    this.open();
+    const row = this.db.prepare('SELECT * FROM checkpoints WHERE id = ?').get(id) as CkptRow | undefined;
+    return row ? toInfo(row) : null;
+  }
+
+  getState(id: number): ProcessState {
+    this.open();
+    const row = this.db.prepare('SELECT state FROM checkpoints WHERE id = ?').get(id) as { state: string } | undefined;
+    if (!row) this.checkpointRow(id);
+    return decodeState(row!.state);
+  }
+
+  list(filter?: { targetId?: number }): CheckpointInfo[] {
+    this.open();
+    const rows = filter?.targetId !== undefined
+      ? this.db.prepare('SELECT * FROM checkpoints WHERE target_id = ? ORDER BY id').all(filter.targetId)
+      : this.db.prepare('SELECT * FROM checkpoints ORDER BY id').all();
+    return (rows as CkptRow[]).map(toInfo);
+  }
+
+  latest(targetId: number): CheckpointInfo | null {
+    this.open();
+    const row = this.db.prepare('SELECT * FROM checkpoints WHERE target_id = ? ORDER BY id DESC LIMIT 1').get(targetId) as CkptRow | undefined;
+    return row ? toInfo(row) : null;
+  }
+
+  materialize(id: number): Iterable<PageRun> {
+    this.open();
+    const view = this.view(id);
+    return this.runs(view);
+  }
+
+  private *runs(view: Extent[]): Generator<PageRun> {
+    let i = 0;
+    while (i < view.length) {
+      const e = view[i];
+      if (e.kind !== KIND_DATA) {
+        yield { vaddr: BigInt(e.vpn) << 12n, pages: e.count, data: null };
+        i++;
+        continue;
+      }
+      // Gather address-contiguous data extents (possibly from several files) into one bounded run.
+      const start = e.vpn;
+      let pages = 0;
+      const parts: { file: number; page: number; count: number }[] = [];
+      let vpn = start;
+      let off = 0; // pages consumed from view[i] by a previous run
+      while (i < view.length && view[i].kind === KIND_DATA && view[i].vpn + off === vpn && pages < MAX_RUN_PAGES) {
+        const x = view[i];
+        const take = Math.min(x.count - off, MAX_RUN_PAGES - pages);
+        parts.push({ file: x.file, page: x.page + off, count: take });
+        pages += take;
+        vpn += take;
+        if (off + take === x.count) { i++; off = 0; } else { off += take; break; }
+      }
+      const data = Buffer.allocUnsafe(pages * PAGE);
+      let o = 0;
+      for (const p of parts) { this.reader.readPages(p.file, p.page, p.count, data, o); o += p.count * PAGE; }
+      if (off > 0) view[i] = { ...view[i], vpn: view[i].vpn + off, count: view[i].count - off, page: view[i].page + off };
+      yield { vaddr: BigInt(start) << 12n, pages, data };
+    }
+  }
+
+  readPage(id: number, vaddr: bigint): Buffer | null {
+    this.open();
+    const vpn = Number(vaddr >> 12n);
+    const ids = this.chain(id).reverse();
+    const q = this.db.prepare('SELECT vpn, count, kind, file, page FROM extents WHERE ckpt = ? AND vpn <= ? ORDER BY vpn DESC LIMIT 1');
+    for (const c of ids) {
+      const e = q.get(c, vpn) as Extent | undefined;
+      if (!e || e.vpn + e.count <= vpn) continue;
+      if (e.kind === KIND_ABSENT) return null;
+      if (e.kind !== KIND_DATA) return Buffer.alloc(PAGE);
+      const out = Buffer.allocUnsafe(PAGE);
+      this.reader.readPages(e.file, e.page + (vpn - e.vpn), 1, out, 0);
+      return out;
+    }
+    return null;
+  }
+
+  remove(ids: number[]): void {
+    this.withWriteLock(() => {
+      for (const id of ids) this.checkpointRow(id);
+      for (const id of ids) {
+        const k = this.checkpointRow(id);
+        if (k.pinned) throw new StasisError('CONFLICT', `Checkpoint ${id} is pinned; unpin it first (\`stasis unpin ${id}\`) if you really want to delete it.`);
+      }
+      for (const id of ids) this.removeOne(id);
+    });
+  }
+
+  /** Folds the records of id into each child (the child's view does not change), then drops id. */
+  private removeOne(id: number): void {
+    const k = this.checkpointRow(id);
+    const kRecs = this.ownExtents(id);
+    const children = (this.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id').all(id) as { id: number }[]).map((r) => r.id);
+    const recs: Buffer[] = [];
+    const off = { n: 0 };
+    const entries: Entry[] = [{ type: 'tombstone', ckpt: id }];
+    const folded = new Map<number, Extent[]>();
+    for (const c of children) {
+      let merged = overlay(kRecs, this.ownExtents(c));
+      if (k.parent_id === null) merged = merged.filter((e) => e.kind !== KIND_ABSENT); // a root hides nothing
+      folded.set(c, merged);
+      entries.push(this.currentDef(c, recs, off, merged, k.parent_id));
+    }
+    const { fileId, bytes } = this.writeMetaSegment(entries, recs);
+    this.publish(fileId, () => {
+      this.insertFile(fileId, bytes, 0, entries);
+      for (const e of entries) if (e.type === 'def') this.applyDef(e, fileId, folded.get(e.ckpt)!);
+      this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id);
+    });
+  }
+
+  private setAttrs(id: number, patch: Partial<Pick<AttrsEntry, 'label' | 'notes' | 'pinned'>>): void {
+    this.withWriteLock(() => {
+      const r = this.checkpointRow(id);
+      const entry: AttrsEntry = { type: 'attrs', ckpt: id, label: r.label, notes: r.notes, pinned: r.pinned === 1, ...patch };
+      const { fileId, bytes } = this.writeMetaSegment([entry], []);
+      this.publish(fileId, () => {
+        this.insertFile(fileId, bytes, 0, [entry]);
+        this.db.prepare('UPDATE checkpoints SET label = ?, notes = ?, pinned = ? WHERE id = ?').run(entry.label, entry.notes, entry.pinned ? 1 : 0, id);
+      });
+    });
+  }
+
+  setPinned(id: number, pinned: boolean): void { this.setAttrs(id, { pinned }); }
+  setLabel(id: number, label: string | null): void { this.setAttrs(id, { label }); }
+  setNotes(id: number, notes: string | null): void { this.setAttrs(id, { notes }); }
+
+  gc(): { bytesReclaimed: number; segmentsRewritten: number } {
+    return this.withWriteLock(() => gcStore(this));
+  }
+
+  diff(a: number, b: number): DiffResult {
+    this.open();
+    return computeDiff(this, a, b);
+  }
+
+  verify(): { ok: boolean; problems: VerifyProblem[] } {
+    this.open();
+    return verifyStore(this);
+  }
+
+  reindex(): ReindexResult {
+    return this.withWriteLock(() => reindexStore(this));
+  }
+
+  stats(): StoreStats {
+    this.open();
+    const n = (sql: string): number => (this.db.prepare(sql).get() as { n: number | null }).n ?? 0;
+    const segBytes = n('SELECT SUM(bytes) AS n FROM files');
+    const storedPages = n('SELECT SUM(pages) AS n FROM files');
+    let indexBytes = 0;
+    for (const f of ['index.sqlite', 'index.sqlite-wal', 'dedup.sqlite', 'dedup.sqlite-wal']) {
+      try { indexBytes += fs.statSync(path.join(this.dir, f)).size; } catch (_e) { /* not there */ }
+    }
+    const rows = this.db.prepare('SELECT stats FROM checkpoints').all() as { stats: string }[];
+    const logicalBytes = rows.reduce((s, r) => s + ((JSON.parse(r.stats) as CheckpointStats).logicalBytes ?? 0), 0);
+    const uniquePages = this.livePages().total;
+    return {
+      checkpoints: rows.length,
+      targets: n('SELECT COUNT(*) AS n FROM targets'),
+      storeBytes: segBytes + indexBytes,
+      logicalBytes,
+      uniquePages,
+      dedupRatio: uniquePages ? logicalBytes / (uniquePages * PAGE) : 0,
+      compressionRatio: storedPages ? 1 : 0,
+    };
+  }
+
+  /** Pages of each file still referenced by some checkpoint (as sorted intervals of page indexes). */
+  livePages(): { byFile: Map<number, { vpn: number; count: number }[]>; total: number } {
+    const rows = this.db.prepare('SELECT file, page, count FROM extents WHERE kind = 0 ORDER BY file, page').all() as { file: number; page: number; count: number }[];
+    const byFile = new Map<number, { vpn: number; count: number }[]>();
+    let total = 0;
+    for (const r of rows) {
+      let list = byFile.get(r.file);
+      if (!list) byFile.set(r.file, (list = []));
+      const last = list[list.length - 1];
+      const end = r.page + r.count;
+      if (last && last.vpn + last.count >= r.page) {
+        const grow = Math.max(0, end - (last.vpn + last.count));
+        last.count += grow;
+        total += grow;
+      } else {
+        list.push({ vpn: r.page, count: r.count });
+        total += r.count;
+      }
+    }
+    return { byFile, total };
+  }
+}
+
+function openDb(file: string): Database.Database {
+  const fresh = !fs.existsSync(file);
+  if (fresh) fs.closeSync(fs.openSync(file, 'a', FILE_MODE)); // SQLite gives its -wal/-shm files the db file's mode
+  else fs.chmodSync(file, FILE_MODE);
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+    configure(db);
+  } catch (e) {
+    throw new StasisError('CORRUPT', `The store index ${file} cannot be opened (${(e as Error).message}); move it away and run \`stasis reindex\` to rebuild it from the segments.`);
+  }
+  return db;
+}
+
+function toTarget(r: TargetRow): TargetInfo {
+  return { id: r.id, pid: r.pid, startTime: r.start_time, exe: r.exe, cmdline: JSON.parse(r.cmdline) as string[], ...(r.name !== null ? { name: r.name } : {}), createdAt: r.created_at };
+}
+
+function toInfo(r: CkptRow): CheckpointInfo {
+  return {
+    id: r.id, targetId: r.target_id, parentId: r.parent_id, createdAt: r.created_at, label: r.label, notes: r.notes,
+    pinned: r.pinned === 1, mode: r.mode as CheckpointInfo['mode'], dirtyTracking: r.dirty_tracking as CheckpointInfo['dirtyTracking'],
+    restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as CheckpointStats,
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * verify: every checksum of every indexed segment, and every record's reachability; reports what is
+ * damaged and exactly which checkpoints' views it touches. Read-only: it must never repair.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { StasisError } from '../../../shared/errors';
+import type { VerifyProblem } from './api';
+import { KIND_DATA } from './extents';
+import { BLOCK_PAGES, segmentName } from './format';
+import { scanSegment } from './segments';
+import type { SqliteStore } from './store';
+
+export function verifyStore(store: SqliteStore): { ok: boolean; problems: VerifyProblem[] } {
+  const problems: VerifyProblem[] = [];
+  const files = store.db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
+  /** Damaged page ranges per file (whole file when the trailer is unusable). */
+  const damaged = new Map<number, { from: number; to: number; what: string; where: string }[]>();
+  const deadFiles = new Set<number>();
+  const pagesIn = new Map<number, number>();
+  for (const f of files) {
+    const file = path.join(store.segDir, segmentName(f.id));
+    const where = `segments/${segmentName(f.id)}`;
+    if (!fs.existsSync(file)) {
+      deadFiles.add(f.id);
+      damaged.set(f.id, [{ from: 0, to: Infinity, what: 'segment file is missing', where }]);
+      continue;
+    }
+    try {
+      const scan = scanSegment(file);
+      pagesIn.set(f.id, scan.parts.pages);
+      if (scan.fileId !== f.id) throw new StasisError('CORRUPT', `its header names file ${scan.fileId}`);
+      if (scan.badBlocks.length) {
+        damaged.set(f.id, scan.badBlocks.map((b) => ({ from: b * BLOCK_PAGES, to: (b + 1) * BLOCK_PAGES, what: `block ${b} checksum mismatch`, where: `${where} block ${b} (offset ${scan.parts.blocks[b].offset})` })));
+      }
+    } catch (e) {
+      deadFiles.add(f.id);
+      damaged.set(f.id, [{ from: 0, to: Infinity, what: (e as Error).message, where }]);
+    }
+  }
+  const ids = (store.db.prepare('SELECT id, def_file FROM checkpoints ORDER BY id').all() as { id: number; def_file: number }[]);
+  const hits = new Map<string, { what: string; where: string; affects: Set<number> }>();
+  const note = (what: string, where: string, id: number): void => {
+    const key = `${where}\n${what}`;
+    let h = hits.get(key);
+    if (!h) hits.set(key, (h = { what, where, affects: new Set() }));
+    h.affects.add(id);
+  };
+  for (const { id, def_file } of ids) {
+    if (deadFiles.has(def_file)) note(`the definition of checkpoint ${id} is in a damaged segment: reindex would lose it`, `segments/${segmentName(def_file)}`, id);
+    let view;
+    try {
+      view = store.view(id);
+    } catch (e) {
+      note((e as Error).message, `checkpoint ${id}`, id);
+      continue;
+    }
+    for (const e of view) {
+      if (e.kind !== KIND_DATA) continue;
+      const n = pagesIn.get(e.file);
+      if (n !== undefined && e.page + e.count > n) note(`records point past the end of the segment (${n} pages)`, `segments/${segmentName(e.file)}`, id);
+      for (const d of damaged.get(e.file) ?? []) {
+        if (e.page < d.to && e.page + e.count > d.from) note(d.what, d.where, id);
+      }
+    }
+  }
+  // Damage nobody references is still damage (it may hold pages a future dedup would trust).
+  for (const [, list] of damaged) for (const d of list) if (![...hits.values()].some((h) => h.where === d.where)) hits.set(`${d.where}\n${d.what}`, { what: d.what, where: d.where, affects: new Set() });
+  for (const h of hits.values()) problems.push({ what: h.what, where: h.where, affects: [...h.affects].sort((a, b) => a - b) });
+  return { ok: problems.length === 0, problems };
+}

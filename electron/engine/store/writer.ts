@@ -1,0 +1,224 @@
+/**
+ * The write path of one checkpoint: pages in (hashed, compared with the parent, deduplicated,
+ * zero pages detected), one segment file out, then one index transaction (done by the store).
+ * Owns the pending segment until commit or abort; it must never make anything visible before
+ * commit() and must never leave a half-written file behind on abort.
+ */
+import { StasisError } from '../../../shared/errors';
+import type { ProcessState } from '../state/process-state';
+import { encodeState } from '../state/process-state';
+import type { BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter } from './api';
+import {
+  KIND_ABSENT, KIND_DATA, KIND_ZERO, findExtent, intersect, normalize, overlay, pageCount, pushExtent,
+  subtract, unionIntervals, withoutAbsent, type Extent,
+} from './extents';
+import { HASH_LEN, PAGE, type DefEntry } from './format';
+import { hashKey, hashPage, isZeroPage } from './hash';
+import type { SegmentReader, SegmentWriter } from './segments';
+
+/** What the writer needs from the store that created it. */
+export interface WriterHost {
+  reader: SegmentReader;
+  /** Locations of already-stored pages for these hash keys (unverified: the caller checks the full hash). */
+  lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }>;
+  /** Builds the records into a def entry, writes the segment, runs the index transaction; returns the info. */
+  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[] }): CheckpointInfo;
+  /** Releases the writer lock and forgets this writer. */
+  finishWriter(): void;
+}
+
+export class Writer implements CheckpointWriter {
+  private state: ProcessState | null = null;
+  private records: Extent[] = [];
+  private given: { vpn: number; count: number }[] = [];
+  private local = new Map<bigint, { page: number; hash: Buffer }>();
+  private newPages: { key: bigint; page: number }[] = [];
+  private done = false;
+  private readonly started = Date.now();
+
+  constructor(
+    readonly id: number,
+    private readonly opts: BeginOptions,
+    private readonly target: DefEntry['target'],
+    /** The parent's view with absent pages dropped (sorted), or [] for a root. */
+    private readonly parentView: Extent[],
+    private readonly seg: SegmentWriter,
+    private readonly host: WriterHost,
+  ) {}
+
+  private live(): void {
+    if (this.done) throw new StasisError('INVALID_INPUT', `Checkpoint ${this.id} was already committed or aborted; begin a new one.`);
+  }
+
+  setState(state: ProcessState): void {
+    this.live();
+    this.state = state;
+  }
+
+  private parentAt(vpn: number): Extent | null {
+    const i = findExtent(this.parentView, vpn);
+    return i < 0 ? null : this.parentView[i];
+  }
+
+  private parentHash(e: Extent, vpn: number): Buffer {
+    return this.host.reader.hashOf(e.file, e.page + (vpn - e.vpn));
+  }
+
+  private hashAt(file: number, page: number): Buffer {
+    return file === this.seg.fileId ? this.seg.hashOf(page) : this.host.reader.hashOf(file, page);
+  }
+
+  private static vpnOf(vaddr: bigint): number {
+    if (typeof vaddr !== 'bigint' || vaddr < 0n || (vaddr & 0xfffn) !== 0n) throw new StasisError('INVALID_INPUT', `Address ${String(vaddr)} is not a page-aligned address; give pages at multiples of 4096.`);
+    return Number(vaddr >> 12n);
+  }
+
+  addPages(vaddr: bigint, data: Buffer): void {
+    this.live();
+    const vpn0 = Writer.vpnOf(vaddr);
+    if (data.length % PAGE !== 0) throw new StasisError('INVALID_INPUT', `Page data of ${data.length} bytes at 0x${vaddr.toString(16)} is not a multiple of 4096 bytes.`);
+    const n = data.length / PAGE;
+    if (n === 0) return;
+    this.given.push({ vpn: vpn0, count: n });
+    // First pass: zero pages, unchanged pages and pages seen earlier in this checkpoint.
+    const unresolved: { vpn: number; page: Buffer; hash: Buffer; key: bigint }[] = [];
+    for (let i = 0; i < n; i++) {
+      const vpn = vpn0 + i;
+      const page = data.subarray(i * PAGE, (i + 1) * PAGE);
+      const p = this.parentAt(vpn);
+      if (isZeroPage(page)) {
+        if (!p || p.kind !== KIND_ZERO) this.record({ vpn, count: 1, kind: KIND_ZERO, file: 0, page: 0 });
+        continue;
+      }
+      const hash = hashPage(page);
+      if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).equals(hash)) continue;
+      const key = hashKey(hash);
+      const mine = this.local.get(key);
+      if (mine && mine.hash.equals(hash)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine.page }); continue; }
+      unresolved.push({ vpn, page, hash, key });
+    }
+    if (unresolved.length === 0) return;
+    // Second pass: pages already stored anywhere in the store are referenced, the rest written.
+    const found = this.host.lookupDedup(unresolved.map((u) => u.key));
+    for (const u of unresolved) {
+      const mine = this.local.get(u.key);
+      if (mine && mine.hash.equals(u.hash)) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine.page }); continue; }
+      const loc = found.get(u.key);
+      if (loc && this.storedHashMatches(loc, u.hash)) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
+      const page = this.seg.addPage(u.page, u.hash);
+      this.local.set(u.key, { page, hash: u.hash });
+      this.newPages.push({ key: u.key, page });
+      this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
+    }
+  }
+
+  /** The dedup table is an accelerator: a stale or colliding entry is simply not used. */
+  private storedHashMatches(loc: { file: number; page: number }, hash: Buffer): boolean {
+    try {
+      return this.host.reader.hashOf(loc.file, loc.page).equals(hash);
+    } catch (_e) {
+      return false;
+    }
+  }
+
+  addZeroPages(vaddr: bigint, count: number): void {
+    this.live();
+    const vpn0 = Writer.vpnOf(vaddr);
+    if (!Number.isSafeInteger(count) || count < 0) throw new StasisError('INVALID_INPUT', `Zero page count ${count} is not a non-negative integer.`);
+    if (count === 0) return;
+    this.given.push({ vpn: vpn0, count });
+    // Only the pages whose parent was not already zero need a record.
+    const range = [{ vpn: vpn0, count, kind: KIND_ZERO, file: 0, page: 0 } as Extent];
+    const parentZero = this.parentView.filter((e) => e.kind === KIND_ZERO);
+    for (const e of subtract(range, parentZero)) this.record(e);
+  }
+
+  addAbsentPages(vaddr: bigint, count: number): void {
+    this.live();
+    const vpn0 = Writer.vpnOf(vaddr);
+    if (!Number.isSafeInteger(count) || count < 0) throw new StasisError('INVALID_INPUT', `Absent page count ${count} is not a non-negative integer.`);
+    if (count === 0) return;
+    this.given.push({ vpn: vpn0, count });
+    for (const e of intersect(this.parentView, [{ vpn: vpn0, count }])) this.record({ vpn: e.vpn, count: e.count, kind: KIND_ABSENT, file: 0, page: 0 });
+  }
+
+  private record(e: Extent): void {
+    pushExtent(this.records, e);
+  }
+
+  commit(stats?: Partial<CheckpointStats>): CheckpointInfo {
+    this.live();
+    try {
+      if (!this.state) throw new StasisError('INVALID_INPUT', `Checkpoint ${this.id} has no process state; call setState() before commit().`);
+      const given = unionIntervals(this.given);
+      // Overlapping addPages calls are caller bugs; normalize() names the page.
+      let records = normalize(this.records);
+      const parentPresent = this.parentView;
+      let gone: Extent[];
+      if (this.opts.coverage === 'complete') {
+        gone = subtract(parentPresent, given);
+      } else {
+        const maps = unionIntervals(this.state.mappings.map((m) => ({ vpn: Number(m.start >> 12n), count: Number((m.end - m.start) >> 12n) })));
+        gone = subtract(subtract(parentPresent, maps), given);
+      }
+      if (gone.length) {
+        records = normalize([...records, ...gone.map((e) => ({ vpn: e.vpn, count: e.count, kind: KIND_ABSENT, file: 0, page: 0 } as Extent))]);
+      }
+      const view = withoutAbsent(overlay(parentPresent, records));
+      const seg = this.seg;
+      const info = this.host.commitCheckpoint({
+        seg,
+        def: {
+          type: 'def',
+          ckpt: this.id,
+          target: this.target,
+          parent: this.opts.parentId,
+          createdAt: new Date(this.started).toISOString(),
+          label: this.opts.label ?? null,
+          notes: null,
+          pinned: false,
+          mode: this.opts.mode,
+          dirtyTracking: this.opts.dirtyTracking,
+          restoredFrom: this.opts.restoredFrom ?? null,
+          stats: {
+            pagesScanned: stats?.pagesScanned ?? pageCount(given),
+            pagesWritten: seg.pages,
+            pagesChanged: pageCount(records),
+            bytesWritten: 0, // filled by the store with the segment's size
+            logicalBytes: pageCount(view) * PAGE,
+            ...(stats?.frozenMs !== undefined ? { frozenMs: stats.frozenMs } : {}),
+            durationMs: stats?.durationMs ?? Date.now() - this.started,
+          },
+          state: encodeState(this.state),
+        },
+        records,
+        hashes: this.dataHashes(records),
+        newPages: this.newPages,
+      });
+      this.done = true;
+      this.host.finishWriter();
+      return info;
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  /** Hashes of the data pages of records, in order (for the segment's def entry). */
+  private dataHashes(records: Extent[]): Buffer {
+    const out = Buffer.allocUnsafe(pageCount(records, KIND_DATA) * HASH_LEN);
+    let o = 0;
+    for (const e of records) {
+      if (e.kind !== KIND_DATA) continue;
+      for (let i = 0; i < e.count; i++, o += HASH_LEN) this.hashAt(e.file, e.page + i).copy(out, o);
+    }
+    return out;
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.seg.discard();
+    this.host.finishWriter();
+  }
+}

@@ -1,0 +1,200 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { openStore } from '../../electron/engine/store';
+import { StasisError } from '../../shared/errors';
+import { PAGE, assertSameView, makeState, mapping, materializeToMap, randomPage, rng, tempDir, writeComplete, type View } from './model';
+
+const target = { pid: 100, startTime: '555', exe: '/bin/fixture', cmdline: ['fixture', '--x'] };
+
+function baseView(r: () => number, start: number, pages: number): View {
+  const v: View = new Map();
+  const dup = randomPage(r);
+  for (let i = 0; i < pages; i++) {
+    const x = r();
+    v.set(start + i, x < 0.3 ? Buffer.alloc(PAGE) : x < 0.4 ? dup : randomPage(r));
+  }
+  return v;
+}
+
+test('a full checkpoint materializes exactly what was given; zero and duplicate pages cost no bytes', () => {
+  const t = tempDir();
+  try {
+    const store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const r = rng(1);
+    const view = baseView(r, 0x1000, 300);
+    const id = writeComplete(store, tg.id, null, view, [mapping(0x1000, 300)]);
+    assertSameView(materializeToMap(store, id), view, 'full');
+    const unique = new Set([...view.values()].filter((b) => b.some((x) => x !== 0)).map((b) => b.toString('hex'))).size;
+    const info = store.get(id)!;
+    assert.equal(info.stats.pagesWritten, unique);
+    assert.equal(info.stats.logicalBytes, 300 * PAGE);
+    assert.equal(info.parentId, null);
+    assert.deepEqual(store.readPage(id, BigInt(0x1000 + 7) << 12n), view.get(0x1000 + 7));
+    assert.equal(store.readPage(id, BigInt(0x9000) << 12n), null);
+    assert.equal(store.getState(id).mappings[0].end, BigInt(0x1000 + 300) << 12n);
+    // The same content again (another target) stores nothing new.
+    const tg2 = store.upsertTarget({ ...target, pid: 101 });
+    const id2 = writeComplete(store, tg2.id, null, view, [mapping(0x1000, 300)]);
+    assert.equal(store.get(id2)!.stats.pagesWritten, 0);
+    assertSameView(materializeToMap(store, id2), view, 'dedup full');
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('incrementals (complete and delta coverage) record only changes and materialize like the reference', () => {
+  const t = tempDir();
+  try {
+    const store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const r = rng(2);
+    const v1 = baseView(r, 0x2000, 200);
+    const id1 = writeComplete(store, tg.id, null, v1, [mapping(0x2000, 200)]);
+    // complete: change 10 pages, drop pages 150..199 (unmapped), add a new mapping.
+    const v2: View = new Map([...v1].filter(([k]) => k < 0x2000 + 150));
+    for (let i = 0; i < 10; i++) v2.set(0x2000 + i * 7, randomPage(r));
+    for (let i = 0; i < 5; i++) v2.set(0x8000 + i, randomPage(r));
+    const id2 = writeComplete(store, tg.id, id1, v2, [mapping(0x2000, 150), mapping(0x8000, 5)]);
+    const info2 = store.get(id2)!;
+    assert.equal(info2.parentId, id1);
+    assert.ok(info2.stats.pagesWritten <= 15, `wrote ${info2.stats.pagesWritten}`);
+    assertSameView(materializeToMap(store, id2), v2, 'complete incremental');
+    assertSameView(materializeToMap(store, id1), v1, 'parent untouched');
+    // delta: give only 3 changed pages + zero a page; mapping at 0x8000 shrinks to 2 pages.
+    const w = store.begin({ targetId: tg.id, parentId: id2, mode: 'incremental', dirtyTracking: 'soft-dirty', coverage: 'delta' });
+    w.setState(makeState([mapping(0x2000, 150), mapping(0x8000, 2)]));
+    const v3: View = new Map([...v2].filter(([k]) => k < 0x8002));
+    const changed = Buffer.concat([randomPage(r), randomPage(r), randomPage(r)]);
+    w.addPages(BigInt(0x2010) << 12n, changed);
+    for (let i = 0; i < 3; i++) v3.set(0x2010 + i, changed.subarray(i * PAGE, (i + 1) * PAGE));
+    w.addZeroPages(BigInt(0x2020) << 12n, 1);
+    v3.set(0x2020, Buffer.alloc(PAGE));
+    w.addAbsentPages(BigInt(0x2021) << 12n, 2);
+    v3.delete(0x2021); v3.delete(0x2022);
+    const id3 = w.commit().id;
+    assertSameView(materializeToMap(store, id3), v3, 'delta incremental');
+    assert.equal(store.get(id3)!.stats.pagesWritten, 3);
+    assert.deepEqual(store.list().map((c) => c.id), [id1, id2, id3]);
+    assert.equal(store.latest(tg.id)!.id, id3);
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('deleting any checkpoint (root, middle, newest) keeps every other one intact, also after reopening', () => {
+  const t = tempDir();
+  try {
+    let store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const r = rng(3);
+    const views: View[] = [];
+    const ids: number[] = [];
+    let v = baseView(r, 0x100, 120);
+    for (let n = 0; n < 6; n++) {
+      if (n > 0) {
+        v = new Map(v);
+        for (let i = 0; i < 15; i++) v.set(0x100 + Math.floor(r() * 140), r() < 0.2 ? Buffer.alloc(PAGE) : randomPage(r));
+        for (let i = 0; i < 5; i++) v.delete(0x100 + Math.floor(r() * 140));
+      }
+      views.push(v);
+      ids.push(writeComplete(store, tg.id, ids[ids.length - 1] ?? null, v, [mapping(0x100, 140)]));
+    }
+    store.remove([ids[2]]);
+    store.remove([ids[0]]);
+    store.remove([ids[5]]);
+    const left = [1, 3, 4];
+    assert.deepEqual(store.list().map((c) => c.id), left.map((i) => ids[i]));
+    for (const i of left) assertSameView(materializeToMap(store, ids[i]), views[i], `after removes #${i}`);
+    assert.equal(store.get(ids[1])!.parentId, null);
+    assert.equal(store.get(ids[3])!.parentId, ids[1]);
+    store.close();
+    store = openStore(t.dir);
+    for (const i of left) assertSameView(materializeToMap(store, ids[i]), views[i], `reopened #${i}`);
+    assert.throws(() => store.remove([9999]), (e: unknown) => e instanceof StasisError && e.code === 'NOT_FOUND');
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('pin, label and notes persist; a pinned checkpoint is not removed', () => {
+  const t = tempDir();
+  try {
+    let store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const id = writeComplete(store, tg.id, null, baseView(rng(4), 0, 10), [mapping(0, 10)]);
+    store.setPinned(id, true);
+    store.setLabel(id, 'before upgrade');
+    store.setNotes(id, 'notes here');
+    assert.throws(() => store.remove([id]), (e: unknown) => e instanceof StasisError && e.code === 'CONFLICT');
+    store.close();
+    store = openStore(t.dir);
+    const c = store.get(id)!;
+    assert.equal(c.pinned, true);
+    assert.equal(c.label, 'before upgrade');
+    assert.equal(c.notes, 'notes here');
+    store.setPinned(id, false);
+    store.remove([id]);
+    assert.equal(store.get(id), null);
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('abort makes nothing visible; leftovers of a crashed commit are cleaned on open; modes are 0700/0600', () => {
+  const t = tempDir();
+  try {
+    const dir = path.join(t.dir, 'store');
+    let store = openStore(dir);
+    const tg = store.upsertTarget(target);
+    const w = store.begin({ targetId: tg.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
+    w.addPages(0n, randomPage(rng(5)));
+    w.abort();
+    w.abort();
+    assert.equal(store.list().length, 0);
+    const id = writeComplete(store, tg.id, null, baseView(rng(6), 0, 8), [mapping(0, 8)]);
+    store.close();
+    const seg = path.join(dir, 'segments');
+    fs.writeFileSync(path.join(seg, '0000000099.seg'), 'half a commit');
+    fs.writeFileSync(path.join(seg, '0000000098.seg.tmp'), 'half a write');
+    store = openStore(dir);
+    assert.deepEqual(fs.readdirSync(seg).filter((n) => n.startsWith('00000000')).sort().filter((n) => n.includes('99') || n.includes('98')), []);
+    assert.equal(store.list().length, 1);
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(seg).mode & 0o777, 0o700);
+    for (const n of fs.readdirSync(seg)) assert.equal(fs.statSync(path.join(seg, n)).mode & 0o777, 0o600, n);
+    for (const n of fs.readdirSync(dir).filter((x) => x.includes('sqlite'))) assert.equal(fs.statSync(path.join(dir, n)).mode & 0o777, 0o600, n);
+    assert.ok(store.get(id));
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('bad writer input gets clear errors', () => {
+  const t = tempDir();
+  try {
+    const store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const w = store.begin({ targetId: tg.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
+    assert.throws(() => w.addPages(5n, Buffer.alloc(PAGE)), /page-aligned/);
+    assert.throws(() => w.addPages(0n, Buffer.alloc(100)), /multiple of 4096/);
+    assert.throws(() => w.commit(), /setState/);
+    const w2 = store.begin({ targetId: tg.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
+    w2.setState(makeState([mapping(0, 4)]));
+    w2.addPages(0n, randomPage(rng(7)));
+    w2.addPages(0n, randomPage(rng(8)));
+    assert.throws(() => w2.commit(), /given twice/);
+    assert.equal(store.list().length, 0);
+    assert.throws(() => store.begin({ targetId: 77, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' }), /Target 77/);
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
