@@ -61,6 +61,7 @@ const migrations: string[] = [
      since INTEGER NOT NULL,
      heartbeat_at INTEGER NOT NULL
    );`,
+  `ALTER TABLE schedules ADD COLUMN retry_slot_at INTEGER;`,
 ];
 
 interface ScheduleRow {
@@ -80,6 +81,7 @@ interface ScheduleRow {
   last_error: string | null;
   incrementals_since_full: number;
   failures: number;
+  retry_slot_at: number | null;
 }
 
 interface RunRow {
@@ -120,6 +122,7 @@ function toSchedule(r: ScheduleRow): Schedule {
     lastError: r.last_error,
     incrementalsSinceFull: r.incrementals_since_full,
     failures: r.failures,
+    retrySlotAt: r.retry_slot_at,
   };
 }
 
@@ -162,6 +165,7 @@ const columnOf: Record<keyof ScheduleUpdate, string> = {
   lastError: 'last_error',
   incrementalsSinceFull: 'incrementals_since_full',
   failures: 'failures',
+  retrySlotAt: 'retry_slot_at',
 };
 const jsonColumns = new Set(['target', 'timing', 'quietHours', 'retention']);
 

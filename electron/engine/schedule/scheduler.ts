@@ -158,8 +158,9 @@ export class Scheduler {
     }
 
     // A retry keeps its slot; otherwise a gap of several slots (suspend, downtime) becomes one catch-up run.
-    const missed = s.failures > 0 ? 0 : slotsBetween(s.timing, s.nextRunAt!, now);
-    const anchor = missed > 0 ? now : s.nextRunAt!;
+    const retrying = s.failures > 0 && s.retrySlotAt !== null;
+    const missed = retrying ? 0 : slotsBetween(s.timing, s.nextRunAt!, now);
+    const anchor = retrying ? s.retrySlotAt! : missed > 0 ? now : s.nextRunAt!;
     const latest = resolved.targets.map((t) => this.opts.store().latest(t.id)).filter((c) => c !== null);
     const mode: CheckpointMode = latest.length === 0 || (s.fullEvery > 0 && s.incrementalsSinceFull >= s.fullEvery) ? 'full' : 'incremental';
     const attempt = s.failures + 1;
@@ -179,7 +180,7 @@ export class Scheduler {
       willRetry: false, pruned: [], runnerPid: process.pid,
     });
     this.db.update(s.id, {
-      lastRunAt: startedAt, lastResult: 'ok', lastError: null, failures: 0,
+      lastRunAt: startedAt, lastResult: 'ok', lastError: null, failures: 0, retrySlotAt: null,
       incrementalsSinceFull: result.mode === 'full' ? 0 : s.incrementalsSinceFull + 1,
     });
     try {
@@ -211,7 +212,7 @@ export class Scheduler {
     });
     this.emit('schedule.run.failed', { run: runJson(run), code: error.code });
     this.log(`schedule #${s.id}: run failed (attempt ${r.attempt}${willRetry ? ', will retry' : ''}): ${error.message}`);
-    this.db.update(s.id, { lastRunAt: r.startedAt, lastResult: 'failed', lastError: error.message, failures: willRetry ? r.attempt : 0 });
+    this.db.update(s.id, { lastRunAt: r.startedAt, lastResult: 'failed', lastError: error.message, failures: willRetry ? r.attempt : 0, retrySlotAt: willRetry ? r.anchor : null });
     if (gone && s.target.kind === 'pid') {
       const reason = `Process ${s.target.pid} exited; the schedule ended (its checkpoints are kept).`;
       this.db.update(s.id, { state: 'ended', endedReason: reason, nextRunAt: null });

@@ -53,7 +53,7 @@ export function updateSchedule(db: ScheduleDb, id: number, input: UpdateInput, n
 export function pauseSchedule(db: ScheduleDb, id: number): Schedule {
   const s = db.require(id);
   assertNotEnded(s);
-  return db.update(id, { state: 'paused', nextRunAt: null, failures: 0 });
+  return db.update(id, { state: 'paused', nextRunAt: null, failures: 0, retrySlotAt: null });
 }
 
 export function resumeSchedule(db: ScheduleDb, id: number, now: number): Schedule {
@@ -61,14 +61,14 @@ export function resumeSchedule(db: ScheduleDb, id: number, now: number): Schedul
   assertNotEnded(s);
   if (s.state === 'active') return s;
   // No catch-up for the paused time: pausing means "not now", not "later, all at once".
-  return db.update(id, { state: 'active', nextRunAt: firstSlot(s.timing, now), failures: 0 });
+  return db.update(id, { state: 'active', nextRunAt: firstSlot(s.timing, now), failures: 0, retrySlotAt: null });
 }
 
 export function runScheduleNow(db: ScheduleDb, id: number, now: number): Schedule {
   const s = db.require(id);
   assertNotEnded(s);
   if (s.state === 'paused') throw new StasisError('CONFLICT', `Schedule #${id} is paused; resume it first (\`stasis schedule resume ${id}\`).`);
-  return db.update(id, { nextRunAt: now, failures: 0 });
+  return db.update(id, { nextRunAt: now, failures: 0, retrySlotAt: null });
 }
 
 export function removeSchedule(db: ScheduleDb, id: number): void {

@@ -56,6 +56,8 @@ export interface Schedule extends ScheduleSpec {
   incrementalsSinceFull: number;
   /** Consecutive failed attempts of the current slot (0 when the last run succeeded). */
   failures: number;
+  /** While retrying: the slot the failed run was due at, so retries never shift the regular slots. */
+  retrySlotAt: number | null;
 }
 
 export interface RunRecord {
