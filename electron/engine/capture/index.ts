@@ -1,0 +1,194 @@
+/**
+ * Capture entry: `checkpoint(store, pid, opts)` saves a live process into the store.
+ *
+ *   const r = checkpoint(store, pid, { mode: 'leave-running', full: false, label: 'before upgrade' });
+ *   // -> { id, pid, mode: 'full'|'incremental', dirtyTracking: 'soft-dirty'|'hash', frozenMs, durationMs,
+ *   //      pagesScanned, pagesWritten, bytesWritten, freeze: 'snapshot'|'all-threads', threads, warnings }
+ *
+ * Modes: leave-running (default) with a single thread -> freeze, read state, fork a COW snapshot,
+ * resume (a few ms), read memory from the snapshot. Multi-threaded -> every thread stays frozen for
+ * the whole capture (freeze: 'all-threads'). 'kill' -> frozen for the whole capture, SIGKILLed only
+ * after the checkpoint is durable (resumed instead if anything failed).
+ * Incremental: soft-dirty where the kernel really has it ('delta' coverage: only dirty pages), else
+ * every present page is given and the store keeps only pages whose hash differs ('complete').
+ * Errors: a StasisError with a clear message; nothing is written (the writer is aborted) and the
+ * target is always detached and resumed.
+ */
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StasisError } from '../../../shared/errors';
+import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
+import { probeKernelFeatures, vmRead } from '../native';
+import { freeze, checkTraceable, readBasics, listThreads, type Tracee } from '../tracer';
+import { readCmdline, readMaps } from '../proc';
+import { captureFrozenState, captureMappings } from './state';
+import { copyPages } from './pages';
+import { forkSnapshot, disposeSnapshot, type SnapshotChild } from './snapshot';
+
+export type CapturePhase = 'frozen' | 'resumed' | 'pages' | 'commit';
+
+export interface CheckpointOptions {
+  /** 'leave-running' (default) or 'kill' (SIGKILL after the checkpoint is safely stored). */
+  mode?: 'leave-running' | 'kill';
+  /** Force a full checkpoint even when an earlier one of this process exists. */
+  full?: boolean;
+  label?: string | null;
+  /** Stable name for the target (e.g. given at `stasis launch`). */
+  name?: string;
+  /** Refuse if the process's start time differs (guards a PID that was reused). */
+  expectStartTime?: string;
+  /** Freeze timeout per thread (default 2000 ms). */
+  timeoutMs?: number;
+  /** 'auto' (default): snapshot when single-threaded and leaving it running; 'never': freeze throughout. */
+  snapshot?: 'auto' | 'never';
+  /** Called at each phase (tests use it to interfere at a precise moment). */
+  onPhase?: (phase: CapturePhase, info: { pid: number; snapshotPid?: number }) => void;
+}
+
+export interface CheckpointResult {
+  id: number;
+  pid: number;
+  mode: CheckpointMode;
+  dirtyTracking: 'soft-dirty' | 'hash';
+  frozenMs: number;
+  durationMs: number;
+  pagesScanned: number;
+  pagesWritten: number;
+  bytesWritten: number;
+  /** How the target was held: COW snapshot (brief freeze) or every thread frozen throughout. */
+  freeze: 'snapshot' | 'all-threads';
+  threads: number;
+  killed: boolean;
+  warnings: string[];
+}
+
+const SOFT_DIRTY_DIR = 'capture-soft-dirty';
+
+/** Which checkpoint the soft-dirty bits of pid were last cleared for (per store). */
+function softDirtyMarker(store: Store, pid: number, startTime: string): string {
+  return join(store.dir, SOFT_DIRTY_DIR, `${pid}-${startTime}`);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = {}): CheckpointResult {
+  const t0 = performance.now();
+  const basics = checkTraceable(pid, opts.expectStartTime);
+  const features = probeKernelFeatures();
+  if (!features.ptrace.usable) {
+    throw new StasisError('PERMISSION_DENIED', `ptrace is not usable here: ${features.ptrace.reason ?? 'unknown reason'}.`);
+  }
+  const exe = (() => {
+    try {
+      return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
+    } catch (e) {
+      throw new StasisError('PERMISSION_DENIED', `Cannot read /proc/${pid}/exe (${(e as Error).message}); the process belongs to another user. Run Stasis as that user or as root.`);
+    }
+  })();
+  const threadCount = listThreads(pid).length;
+  const useSnapshot = opts.mode !== 'kill' && opts.snapshot !== 'never' && threadCount === 1;
+  const softDirty = features.softDirty;
+  const dirtyTracking: 'soft-dirty' | 'hash' = softDirty ? 'soft-dirty' : 'hash';
+
+  // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
+  const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
+  const parent = opts.full ? null : store.latest(target.id);
+  const mode: CheckpointMode = parent ? 'incremental' : 'full';
+  // Soft-dirty deltas only when the bits were cleared exactly at the parent checkpoint.
+  const markerPath = softDirty ? softDirtyMarker(store, pid, basics.startTime) : null;
+  const delta = !!(softDirty && parent && parent.dirtyTracking === 'soft-dirty' && markerPath && existsSync(markerPath) && readFileSync(markerPath, 'utf8').trim() === String(parent.id));
+
+  let t: Tracee | null = null;
+  let child: SnapshotChild | null = null;
+  let writer: CheckpointWriter | null = null;
+  let frozenMs = 0;
+  let killed = false;
+  try {
+    t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
+    const now = readBasics(pid);
+    if (!now || now.startTime !== basics.startTime) {
+      throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
+    }
+    const state = captureFrozenState(t);
+    const warnings = state.warnings;
+    if (opts.mode !== 'kill' && threadCount > 1) warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
+    const frozenMaps = useSnapshot ? readMaps(pid) : null;
+    opts.onPhase?.('frozen', { pid });
+
+    let memPid = pid;
+    if (useSnapshot) {
+      child = forkSnapshot(t);
+      memPid = child.pid;
+    }
+    if (softDirty) writeFileSync(`/proc/${pid}/clear_refs`, '4');
+    if (useSnapshot) {
+      frozenMs = t.elapsedMs();
+      t.release();
+      opts.onPhase?.('resumed', { pid, snapshotPid: memPid });
+    }
+
+    captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
+    if (frozenMaps && state.mappings.length !== frozenMaps.length) {
+      warnings.push(`${frozenMaps.length - state.mappings.length} mapping(s) are not inherited by fork (MADV_DONTFORK) and were not saved`);
+    }
+    writer = store.begin({
+      targetId: target.id,
+      parentId: parent ? parent.id : null,
+      mode,
+      dirtyTracking: dirtyTracking as DirtyTracking,
+      coverage: delta ? 'delta' : 'complete',
+      label: opts.label ?? null,
+    });
+    writer.setState(state);
+    opts.onPhase?.('pages', { pid, snapshotPid: memPid });
+    const pc = copyPages(writer, state.mappings, {
+      memPid,
+      sharedPagemapPid: pid,
+      useScan: features.pagemapScan,
+      softDirtyOnly: delta,
+    });
+    if (child) {
+      frozenMs += disposeSnapshot(pid, child);
+      child = null;
+    }
+    opts.onPhase?.('commit', { pid });
+    if (!useSnapshot) frozenMs = t.elapsedMs();
+    const durationMs = performance.now() - t0;
+    const info = writer.commit({ pagesScanned: pc.pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
+    writer = null;
+    if (markerPath) {
+      mkdirSync(join(store.dir, SOFT_DIRTY_DIR), { recursive: true });
+      writeFileSync(markerPath, String(info.id));
+    }
+    if (opts.mode === 'kill') {
+      t.release({ kill: true });
+      killed = true;
+    }
+    return {
+      id: info.id,
+      pid,
+      mode,
+      dirtyTracking,
+      frozenMs: round(frozenMs),
+      durationMs: round(performance.now() - t0),
+      pagesScanned: pc.pagesScanned,
+      pagesWritten: info.stats.pagesWritten,
+      bytesWritten: info.stats.bytesWritten,
+      freeze: useSnapshot ? 'snapshot' : 'all-threads',
+      threads: state.threads.length,
+      killed,
+      warnings,
+    };
+  } catch (e) {
+    writer?.abort();
+    // The soft-dirty bits may have been cleared for a checkpoint that does not exist: forget the marker.
+    if (markerPath) rmSync(markerPath, { force: true });
+    if (e instanceof StasisError) throw e;
+    throw new StasisError('INTERNAL', `Checkpoint of process ${pid} failed: ${(e as Error).message}`);
+  } finally {
+    t?.release();
+    if (child) disposeSnapshot(pid, child);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The address space as ProcessState.mappings: /proc/PID/smaps entries classified into MappingKind,
+ * with the backing file's stat so restore can refuse a file that changed. Also decides which pages
+ * of each mapping a checkpoint must carry. Reads /proc only; never touches the process otherwise.
+ */
+import { statSync } from 'node:fs';
+import type { MappingKind, MappingState } from '../state/process-state';
+import { readSmaps, type MapEntry } from '../proc';
+
+export function mappingKind(e: MapEntry): MappingKind {
+  const shared = e.perms[3] === 's';
+  if (e.path.startsWith('[')) {
+    switch (e.path) {
+      case '[heap]': return 'heap';
+      case '[stack]': return 'stack';
+      case '[vdso]': return 'vdso';
+      case '[vvar]': return 'vvar';
+      case '[vvar_vclock]': return 'vvar_vclock';
+      case '[vsyscall]': return 'vsyscall';
+      default:
+        if (e.path.startsWith('[anon:') || e.path.startsWith('[anon_shmem:')) return shared ? 'shared-anon' : 'anon';
+        return 'other-special';
+    }
+  }
+  if (e.path === '') return shared ? 'shared-anon' : 'anon';
+  // /dev/zero and memfd/shmem mappings are shared anonymous memory as far as contents go.
+  if (shared && (e.path === '/dev/zero' || e.path.startsWith('/memfd:') || e.path.startsWith('/SYSV'))) return 'shared-anon';
+  return shared ? 'file-shared' : 'file-private';
+}
+
+export function toMappingState(pid: number, e: MapEntry): MappingState {
+  const m: MappingState = {
+    start: e.start, end: e.end, perms: e.perms, offset: e.offset, dev: e.dev, inode: e.inode,
+    path: e.path, deleted: e.deleted, kind: mappingKind(e), vmFlags: e.vmFlags,
+  };
+  if ((m.kind === 'file-private' || m.kind === 'file-shared') && e.inode !== 0) {
+    try {
+      // map_files works for deleted files too (needs the same privileges as ptrace).
+      const st = statSync(`/proc/${pid}/map_files/${e.start.toString(16)}-${e.end.toString(16)}`, { bigint: true });
+      m.file = { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString() };
+    } catch {
+      // unreadable: restore will check by path
+    }
+  }
+  return m;
+}
+
+export function readMappings(pid: number): MappingState[] {
+  return readSmaps(pid).map((e) => toMappingState(pid, e));
+}
+
+/**
+ * How a mapping's pages are saved:
+ *  'all'        every present/swapped page (private anon, heap, stack, shared anon)
+ *  'cow'        only pages that are no longer page-cache pages (private file mappings: COW'd)
+ *  'none'       nothing (shared file mappings live in their file; vvar/vsyscall belong to the kernel)
+ */
+export function pagePolicy(m: MappingState): 'all' | 'cow' | 'none' {
+  switch (m.kind) {
+    case 'anon':
+    case 'heap':
+    case 'stack':
+    case 'shared-anon':
+      return 'all';
+    case 'file-private':
+      return 'cow';
+    case 'vdso':
+      return 'all'; // small; lets restore check or reuse the exact vdso contents
+    default:
+      return 'none';
+  }
+}
+
+/** Whether a mapping's pages can be read at all (PROT_NONE guard pages and io mappings cannot). */
+export function readable(m: MappingState): boolean {
+  return m.perms[0] === 'r' && !m.vmFlags.includes('io') && !m.vmFlags.includes('pf');
+}

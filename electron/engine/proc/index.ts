@@ -1,0 +1,5 @@
+/** Parsers for /proc/PID/*: maps/smaps, stat/status/auxv/limits/timers/cmdline/environ, fds + fdinfo, pagemap. */
+export * from './maps';
+export * from './stat';
+export * from './fds';
+export * from './pagemap';

@@ -1,0 +1,140 @@
+/**
+ * Which pages of a process hold something: /proc/PID/pagemap (8 bytes per page: bit 63 present,
+ * 62 swapped, 61 file-page or shared-anon, 55 soft-dirty) or, where the kernel has it (6.7+), the
+ * PAGEMAP_SCAN ioctl that returns whole ranges with their categories in one call. Never reads page
+ * contents. Addresses are BigInts; counts are pages of 4 KiB.
+ *
+ *   const pm = openPagemap(pid); try { scanRanges(pm, start, end, useScan) } finally { closePagemap(pm) }
+ */
+import { PAGEMAP_SCAN, PAGE_IS, openPath, closeFd, O, preadFd, ioctlErrno, malloc, free, copyFromAddr, E, sysError } from '../native';
+
+export const PM = {
+  PRESENT: 1n << 63n,
+  SWAPPED: 1n << 62n,
+  FILE_OR_SHARED: 1n << 61n,
+  EXCLUSIVE: 1n << 56n,
+  SOFT_DIRTY: 1n << 55n,
+  PFN_MASK: (1n << 55n) - 1n,
+} as const;
+
+export interface PageRange {
+  start: bigint;
+  end: bigint;
+  present: boolean;
+  swapped: boolean;
+  /** Page-cache page (file-backed, unmodified) or shared-anon page. */
+  file: boolean;
+  /** Mapped to the kernel's shared zero page (never written): a zero record without reading. */
+  zeroPfn: boolean;
+  softDirty: boolean;
+}
+
+export function openPagemap(pid: number): number {
+  return openPath(`/proc/${pid}/pagemap`, O.RDONLY | O.CLOEXEC);
+}
+
+export function closePagemap(fd: number): void {
+  closeFd(fd);
+}
+
+/** Raw entries for [start, start + pages*4096). */
+export function readPagemap(fd: number, start: bigint, pages: number): BigUint64Array {
+  const buf = Buffer.alloc(pages * 8);
+  const n = preadFd(fd, buf, (start >> 12n) * 8n);
+  const out = new BigUint64Array(pages);
+  for (let i = 0; i < n / 8; i++) out[i] = buf.readBigUInt64LE(i * 8);
+  return out;
+}
+
+/** Ranges of pages that are present or swapped, via raw pagemap entries (coalesced by category). */
+function rangesFromPagemap(fd: number, start: bigint, end: bigint): PageRange[] {
+  const out: PageRange[] = [];
+  const CHUNK = 65536; // pages per read (512 KiB of entries)
+  for (let base = start; base < end; ) {
+    const pages = Number((end - base) >> 12n) > CHUNK ? CHUNK : Number((end - base) >> 12n);
+    const ents = readPagemap(fd, base, pages);
+    for (let i = 0; i < pages; i++) {
+      const e = ents[i]!;
+      const present = (e & PM.PRESENT) !== 0n;
+      const swapped = (e & PM.SWAPPED) !== 0n;
+      if (!present && !swapped) continue;
+      const r: PageRange = {
+        start: base + BigInt(i) * 4096n,
+        end: base + BigInt(i + 1) * 4096n,
+        present,
+        swapped,
+        file: (e & PM.FILE_OR_SHARED) !== 0n,
+        zeroPfn: false,
+        softDirty: (e & PM.SOFT_DIRTY) !== 0n,
+      };
+      const last = out[out.length - 1];
+      if (last && last.end === r.start && last.present === r.present && last.swapped === r.swapped && last.file === r.file && last.softDirty === r.softDirty) last.end = r.end;
+      else out.push(r);
+    }
+    base += BigInt(pages) * 4096n;
+  }
+  return out;
+}
+
+const REGION_BYTES = 24;
+const VEC_LEN = 4096;
+let vecAddr = 0n;
+
+/** PAGEMAP_SCAN over [start, end): present-or-swapped ranges with categories; null if unsupported. */
+function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | null {
+  if (vecAddr === 0n) vecAddr = malloc(REGION_BYTES * VEC_LEN);
+  const out: PageRange[] = [];
+  const arg = Buffer.alloc(96);
+  const vec = Buffer.alloc(REGION_BYTES * VEC_LEN);
+  let cur = start;
+  while (cur < end) {
+    arg.fill(0);
+    arg.writeBigUInt64LE(96n, 0);
+    arg.writeBigUInt64LE(cur, 16);
+    arg.writeBigUInt64LE(end, 24);
+    arg.writeBigUInt64LE(vecAddr, 40);
+    arg.writeBigUInt64LE(BigInt(VEC_LEN), 48);
+    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80); // category_anyof_mask
+    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | PAGE_IS.FILE | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY, 88);
+    const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
+    if (r.ret < 0) {
+      if (r.errno === E.ENOTTY || r.errno === E.EINVAL || r.errno === E.EOPNOTSUPP) return null;
+      throw sysError('ioctl(PAGEMAP_SCAN)', r.errno);
+    }
+    copyFromAddr(vec.subarray(0, r.ret * REGION_BYTES), vecAddr);
+    for (let i = 0; i < r.ret; i++) {
+      const cat = vec.readBigUInt64LE(i * REGION_BYTES + 16);
+      out.push({
+        start: vec.readBigUInt64LE(i * REGION_BYTES),
+        end: vec.readBigUInt64LE(i * REGION_BYTES + 8),
+        present: (cat & PAGE_IS.PRESENT) !== 0n,
+        swapped: (cat & PAGE_IS.SWAPPED) !== 0n,
+        file: (cat & PAGE_IS.FILE) !== 0n,
+        zeroPfn: (cat & PAGE_IS.PFNZERO) !== 0n,
+        softDirty: (cat & PAGE_IS.SOFT_DIRTY) !== 0n,
+      });
+    }
+    const walkEnd = arg.readBigUInt64LE(32);
+    if (walkEnd <= cur) break;
+    cur = walkEnd;
+  }
+  return out;
+}
+
+/**
+ * Present-or-swapped page ranges in [start, end). `useScan` tries PAGEMAP_SCAN first and falls back
+ * to reading raw entries. Reading pagemap of another user's process needs CAP_SYS_ADMIN for PFNs,
+ * but the flag bits are readable by anyone allowed to ptrace it.
+ */
+export function scanRanges(fd: number, start: bigint, end: bigint, useScan: boolean): PageRange[] {
+  if (useScan) {
+    const r = rangesFromScan(fd, start, end);
+    if (r) return r;
+  }
+  return rangesFromPagemap(fd, start, end);
+}
+
+export function freeScanBuffers(): void {
+  if (vecAddr !== 0n) free(vecAddr);
+  vecAddr = 0n;
+}
