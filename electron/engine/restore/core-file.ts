@@ -111,7 +111,9 @@ export function writeCoreFile(state: ProcessState, src: CoreSources, outPath: st
     notes.push(note('CORE', NT_PRSTATUS, prstatus(state, t.tid, t.regs, t.sigmask, t.sigpending | state.sharedPending)));
     const xs = t.xstate ? Buffer.from(t.xstate, 'base64') : t.fpregs ? Buffer.from(t.fpregs, 'base64') : Buffer.alloc(0);
     if (xs.length >= 512) notes.push(note('CORE', NT_FPREGSET, xs.subarray(0, 512)));
-    if (t.xstate && xs.length > 512) notes.push(note('LINUX', NT_X86_XSTATE, xs));
+    // gdb sizes .reg-xstate from XCR0 (bytes 464..471) and its own layout tables, which can exceed
+    // the kernel's buffer; components past the kernel's size are absent (xstate_bv), so pad with zeros.
+    if (t.xstate && xs.length > 512) notes.push(note('LINUX', NT_X86_XSTATE, xs.length < 4096 ? Buffer.concat([xs, Buffer.alloc(4096 - xs.length)]) : xs));
     if (t === th) {
       notes.push(note('CORE', NT_PRPSINFO, prpsinfo(state)));
       notes.push(note('CORE', NT_AUXV, auxvBytes(state.auxv)));
