@@ -1,7 +1,7 @@
 /** The shell: navigation between the pages listed in routes.ts, hash routing, the main area. */
 import { useEffect, useState } from 'react';
 import { defaultRoute, routes } from './routes';
-import { transport } from './api';
+import { api, transport } from './api';
 
 function currentRoute(): string {
   const id = location.hash.replace(/^#\/?/, '');
@@ -15,6 +15,8 @@ export function App() {
     window.addEventListener('hashchange', onHash);
     return () => window.removeEventListener('hashchange', onHash);
   }, []);
+  const [crash, setCrash] = useState<string | null>(null);
+  useEffect(() => api.on('engine.crashed', (p) => setCrash(p.message)), []);
   const active = routes.find((r) => r.id === route) ?? routes[0];
   const Active = active.component;
   return (
@@ -32,6 +34,7 @@ export function App() {
         <div className="nav-footer">{transport === 'electron' ? 'Desktop app' : 'Browser mode'}</div>
       </nav>
       <main id="main" tabIndex={-1}>
+        {crash ? <div className="error-note" role="alert"><p>{crash} It restarts on the next request.</p><button type="button" onClick={() => setCrash(null)}>Dismiss</button></div> : null}
         <Active />
       </main>
     </div>

@@ -1,9 +1,15 @@
 /** The frame every page sits in: its heading (focused on navigation, for screen readers and keyboards) and body. */
 import { useEffect, useRef, type ReactNode } from 'react';
 
+/** The first page after loading keeps the browser's natural focus order (skip link, navigation). */
+let firstPageShown = false;
+
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
   const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => { heading.current?.focus(); }, [title]);
+  useEffect(() => {
+    if (!firstPageShown) { firstPageShown = true; return; }
+    heading.current?.focus();
+  }, [title]);
   return (
     <section className="page" aria-labelledby="page-title">
       <header className="page-header">

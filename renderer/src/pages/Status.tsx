@@ -10,7 +10,7 @@ const featureNames: [keyof EngineStatus['features'], string][] = [
   ['softDirty', 'Soft-dirty tracking'],
   ['pagemapScan', 'PAGEMAP_SCAN'],
   ['uffdWp', 'Userfaultfd write-protect'],
-  ['sealedSystemMappings', 'Sealed vDSO'],
+  ['sealedSystemMappings', 'vDSO sealed (mseal)'],
 ];
 
 function Availability({ feature }: { feature: Feature }) {

@@ -1,0 +1,106 @@
+// End to end, as a user gets it: `npm run ui` (browser mode from the built dist/), the printed URL
+// opened in a real Chromium, the token traded for a cookie, the shell navigated with the keyboard,
+// and the engine status round trip (renderer -> HTTP -> server -> worker -> kernel probes) on screen.
+// Leaves a screenshot in test-results/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const results = join(root, 'test-results');
+let tmp: string;
+let server: ChildProcess;
+let url: string;
+let context: BrowserContext;
+let page: Page;
+const pageErrors: string[] = [];
+
+function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`browser mode printed no URL within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^STASIS_URL (\S+)$/m.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`browser mode exited (${code}) before printing its URL:\n${out}`)); });
+  });
+}
+
+before(async () => {
+  if (!existsSync(join(root, 'dist', 'server.js')) || !existsSync(join(root, 'dist', 'renderer', 'index.html'))) {
+    assert.equal(spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: 'inherit' }).status, 0, 'build failed');
+  }
+  tmp = mkdtempSync(join(tmpdir(), 'stasis-e2e-'));
+  mkdirSync(results, { recursive: true });
+  const env = { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '' };
+  server = spawn(process.execPath, ['scripts/start.mjs', '--browser', '--no-open', '--store', join(tmp, 'store')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  url = await waitForUrl(server, 60_000);
+  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport: { width: 1100, height: 760 },
+    colorScheme: 'dark',
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+});
+
+after(async () => {
+  await context?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+test('browser mode shows the engine status from the real engine', async () => {
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=/);
+  await page.goto(url);
+  // The token is traded for an HttpOnly cookie and leaves the address bar.
+  assert.doesNotMatch(page.url(), /token=/);
+  const cookies = await context.cookies();
+  assert.ok(cookies.some((c) => c.name === 'stasis_token' && c.httpOnly && c.sameSite === 'Strict'));
+
+  await page.getByRole('heading', { level: 1, name: 'Settings & Status' }).waitFor({ timeout: 30_000 });
+  const kernel = page.getByTestId('kernel');
+  await kernel.waitFor({ timeout: 30_000 });
+  assert.match(await kernel.innerText(), new RegExp(release().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  assert.match(await page.getByTestId('store').innerText(), new RegExp(join(tmp, 'store').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  const ptraceRow = page.getByRole('row', { name: /ptrace/ });
+  assert.match(await ptraceRow.innerText(), /Yes|No|Unknown/);
+  await page.screenshot({ path: join(results, 'e2e-status.png'), fullPage: true });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('the shell is keyboard navigable and its pages are reachable', async () => {
+  await page.goto(url.replace(/\?token=.*$/, '#/status'));
+  await page.getByRole('heading', { level: 1, name: 'Settings & Status' }).waitFor();
+  // Tab from the top of the page: skip link first, then the navigation.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Processes');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Processes' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Processes' }).getAttribute('aria-current'), 'page');
+  // The page heading takes focus, so a screen reader announces where we are.
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'page-title');
+  for (const name of ['Checkpoints', 'Schedules']) {
+    await page.getByRole('link', { name }).click();
+    await page.getByRole('heading', { level: 1, name }).waitFor();
+  }
+  assert.deepEqual(pageErrors, []);
+});
