@@ -6,7 +6,9 @@
  */
 import { defineCommand } from '../command';
 import { StasisError } from '../../../shared/errors';
-import { lazyStore } from '../../engine/host/store-access';
+import { ensureStoreDir } from '../../engine/host/store-access';
+import { openStore } from '../../engine/store';
+import type { Store } from '../../engine/store/api';
 import { DEFAULT_RETRY, startScheduler } from '../../engine/schedule';
 import { defaultCapture } from '../../engine/schedule/capture-entry';
 import { parseDuration } from '../../engine/schedule/units';
@@ -45,11 +47,18 @@ export default defineCommand('daemon', (program, cli) => {
     .action(async (o: { tick: string; retries: string; retryDelay: string }) => {
       if (!/^\d+$/.test(o.retries)) throw new StasisError('INVALID_INPUT', `--retries takes a whole number, not "${o.retries}".`);
       const dir = cli.storeDir();
-      const store = lazyStore(dir);
+      let store: Store | null = null;
+      const getStore = (): Store => {
+        if (!store) {
+          ensureStoreDir(dir);
+          store = openStore(dir);
+        }
+        return store;
+      };
       const running = startScheduler({
         storeDir: dir,
         kind: 'daemon',
-        store: () => store.store(),
+        store: getStore,
         capture: defaultCapture,
         tickMs: parseDuration(o.tick),
         retry: { max: Number(o.retries), baseMs: parseDuration(o.retryDelay), capMs: DEFAULT_RETRY.capMs },
@@ -66,7 +75,7 @@ export default defineCommand('daemon', (program, cli) => {
         process.once('SIGINT', () => stop('SIGINT'));
       });
       await running.stop();
-      store.close();
+      (store as Store | null)?.close();
       logLine('stopped');
     });
 });

@@ -7,6 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { invoke } from '../../api/invoke';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol';
 import { lazyStore } from './store-access';
+import { startScheduler } from '../schedule';
+import { defaultCapture } from '../schedule/capture-entry';
 
 if (!parentPort) throw new Error('electron/engine/host/worker.ts must run as a worker thread.');
 const port = parentPort;
@@ -15,6 +17,27 @@ const store = lazyStore(init.storeDir);
 const inflight = new Map<number, AbortController>();
 
 const post = (m: FromWorker): void => port.postMessage(m);
+
+// Scheduled checkpoints run here while the app (or browser mode) runs, window open or closed. It acts
+// only while it holds the store's scheduler lock; if a `stasis daemon` holds it, it stands by.
+// STASIS_SCHEDULER=0 turns it off (e.g. tests of the host that must not take the lock).
+function startAppScheduler(): ReturnType<typeof startScheduler> | null {
+  if (process.env.STASIS_SCHEDULER === '0') return null;
+  try {
+    return startScheduler({
+      storeDir: init.storeDir,
+      kind: 'app',
+      store: () => store.store(),
+      capture: defaultCapture,
+      emit: (event, payload) => post({ type: 'event', event, payload }),
+    });
+  } catch (err) {
+    // No schedules (e.g. a read-only store) must not take the rest of the engine down.
+    console.error(`stasis: scheduled checkpoints are off: ${(err as Error).message}`);
+    return null;
+  }
+}
+const scheduler = startAppScheduler();
 
 /**
  * A synchronous handler never yields to this thread's event loop, so a 'cancel' message would not
@@ -54,8 +77,11 @@ port.on('message', (msg: ToWorker) => {
       inflight.get(msg.id)?.abort();
       break;
     case 'shutdown':
-      store.close();
-      port.close();
+      // Let a run in progress finish and release the scheduler lock before the store closes.
+      void (scheduler ? scheduler.stop() : Promise.resolve()).finally(() => {
+        store.close();
+        port.close();
+      });
       break;
   }
 });
