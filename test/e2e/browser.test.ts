@@ -90,14 +90,14 @@ test('the shell is keyboard navigable and its pages are reachable', async () => 
   await page.getByRole('heading', { level: 1, name: 'Settings & Status' }).waitFor();
   // Tab from the top of the page: skip link first, then the navigation.
   await page.keyboard.press('Tab');
-  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+  assert.equal(await page.locator(':focus').textContent(), 'Skip to content');
   await page.keyboard.press('Tab');
-  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Processes');
+  assert.equal(await page.locator(':focus').textContent(), 'Processes');
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { level: 1, name: 'Processes' }).waitFor();
   assert.equal(await page.getByRole('link', { name: 'Processes' }).getAttribute('aria-current'), 'page');
   // The page heading takes focus, so a screen reader announces where we are.
-  assert.equal(await page.evaluate(() => document.activeElement?.id), 'page-title');
+  assert.equal(await page.locator(':focus').getAttribute('id'), 'page-title');
   for (const name of ['Checkpoints', 'Schedules']) {
     await page.getByRole('link', { name }).click();
     await page.getByRole('heading', { level: 1, name }).waitFor();
