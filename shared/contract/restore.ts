@@ -40,6 +40,9 @@ export const restoreResultSchema = z.object({
   bytesWritten: z.number(),
   log: z.string(),
   steps: z.array(z.object({ step: z.string(), ms: z.number() })),
+  /** Checkpoint recording the restored process (a branch from checkpointId); its next checkpoint is incremental on top of it. */
+  branchCheckpointId: z.number().int().nullable(),
+  warning: z.string().optional(),
 });
 export type RestoreInfo = z.infer<typeof restoreResultSchema>;
 

@@ -18,7 +18,10 @@ export interface RedirectOptions {
 export type FdAction =
   | { fd: number; action: 'open'; path: string; flags: number; pos: bigint; cloexec: boolean; note?: string }
   | { fd: number; action: 'redirect'; path: string; flags: number; cloexec: boolean; note: string }
-  | { fd: number; action: 'eventfd'; count: bigint; flags: number; cloexec: boolean }
+  | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
+  | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
+  | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
+  | { fd: number; action: 'epoll'; items: { tfd: number; events: number; data: bigint }[]; cloexec: boolean }
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -36,7 +39,19 @@ function outputPathFor(fd: number, r: RedirectOptions): string {
   return r.log;
 }
 
-export function planFd(f: FdState, r: RedirectOptions): FdAction {
+function hexField(v: unknown): bigint {
+  const s = String(v ?? '0').trim();
+  return /^[0-9a-f]+$/i.test(s) ? BigInt('0x' + s) : 0n;
+}
+
+/** "(sec, nsec)" as fdinfo prints a timespec, in nanoseconds. */
+function timespecField(v: unknown): bigint {
+  const m = /\(?\s*(\d+)\s*,\s*(\d+)\s*\)?/.exec(String(v ?? ''));
+  return m ? BigInt(m[1]!) * 1_000_000_000n + BigInt(m[2]!) : 0n;
+}
+
+/** `all`: every descriptor of the checkpoint (epoll needs to know which watched ones exist). */
+export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] = [f]): FdAction {
   const cloexec = f.cloexec;
   const reopenFlags = (f.flags & ~CREATION_FLAGS & ~O_CLOEXEC) | O_LARGEFILE;
   const redirect = (why: string): FdAction => {
@@ -70,8 +85,32 @@ export function planFd(f: FdState, r: RedirectOptions): FdAction {
     case 'fifo':
       return redirect(`${f.target} (${f.kind}) cannot be reattached`);
     case 'eventfd': {
-      const count = f.info && f.info['eventfd-count'] !== undefined ? BigInt(String(f.info['eventfd-count'])) : 0n;
-      return { fd: f.fd, action: 'eventfd', count, flags: f.flags & O_NONBLOCK, cloexec };
+      const count = hexField(f.info?.count ?? f.info?.['eventfd-count']);
+      const semaphore = String(f.info?.semaphore ?? f.info?.['eventfd-semaphore'] ?? '0').trim() === '1';
+      return { fd: f.fd, action: 'eventfd', count, semaphore, flags: f.flags & O_NONBLOCK, cloexec };
+    }
+    case 'signalfd':
+      return { fd: f.fd, action: 'signalfd', mask: hexField(f.info?.sigmask), flags: f.flags & O_NONBLOCK, cloexec };
+    case 'timerfd': {
+      const clockid = Number(String(f.info?.clockid ?? '1').trim());
+      return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), flags: f.flags & O_NONBLOCK, cloexec };
+    }
+    case 'epoll': {
+      const raw = Array.isArray(f.info?.items) ? (f.info.items as unknown[]).map(String) : [];
+      const items = raw.map((line) => {
+        // "tfd:        5 events:       19 data:                5  pos:0 ino:... sdev:..."
+        const m = /^\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)/i.exec(line.replace(/^tfd:/, ''));
+        return m ? { tfd: Number(m[1]), events: parseInt(m[2]!, 16), data: BigInt('0x' + m[3]) } : null;
+      });
+      if (items.some((i) => i === null)) {
+        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: the epoll watch list could not be read`, fix: 'Take a new checkpoint with this version of Stasis.' };
+      }
+      const byFd = new Set(all.map((x) => x.fd));
+      const missing = items.filter((i) => !byFd.has(i!.tfd));
+      if (missing.length) {
+        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: epoll watches descriptors that were closed (${missing.map((i) => i!.tfd).join(', ')}); such watches cannot be recreated`, fix: 'Close the epoll descriptor or keep the watched descriptors open before checkpointing.' };
+      }
+      return { fd: f.fd, action: 'epoll', items: items as { tfd: number; events: number; data: bigint }[], cloexec };
     }
     default:
       return {

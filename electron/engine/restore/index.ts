@@ -5,7 +5,7 @@
  * stub; a failure at any step kills the stub (nothing half-restored is left running) and reports
  * the step. Owns the order of the steps; must never trace or signal any process but its own stub.
  */
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
@@ -49,6 +49,9 @@ export interface RestoreResult {
   bytesWritten: number;
   log: string;
   steps: RestoreStepTiming[];
+  /** The checkpoint that records the restored process (content of #id; its next checkpoint builds on it). */
+  branchCheckpointId: number | null;
+  warning?: string;
 }
 
 function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOptions {
@@ -124,8 +127,16 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}): Re
     throw new StasisError(code, `Restore of checkpoint #${id} failed at step "${current}": ${msg} The half-built process was killed; nothing was left running.`, { step: current });
   }
   const pid = remote.pid;
-  recordRestored(store, pid, id);
+  let branchId: number | null = null;
+  let warning: string | undefined;
+  try {
+    branchId = recordBranch(store, id, state, pid);
+  } catch (e) {
+    // The process runs; only the timeline entry is missing (e.g. a read-only store).
+    warning = `The restored process runs, but the store could not record it: ${(e as Error).message}`;
+  }
   return {
+    branchCheckpointId: branchId, ...(warning ? { warning } : {}),
     checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid,
     durationMs: +(performance.now() - t0).toFixed(2), bytesWritten, log: redirect.log, steps,
   };
@@ -141,34 +152,28 @@ function startTimeOf(pid: number): string | null {
   }
 }
 
-function restoredDir(store: Store): string {
-  return join(store.dir, 'restored');
-}
-
-function recordRestored(store: Store, pid: number, checkpointId: number): void {
-  const st = startTimeOf(pid);
-  if (!st) return;
-  try {
-    mkdirSync(restoredDir(store), { recursive: true });
-    writeFileSync(join(restoredDir(store), `${pid}-${st}.json`), JSON.stringify({ pid, startTime: st, checkpointId }));
-  } catch (_e) {
-    // A read-only store can still restore; the next checkpoint then starts a new chain.
-  }
-}
-
 /**
- * For capture: was process (pid, startTime) made by a restore of this store, and from which
- * checkpoint? Its first checkpoint should then be incremental on top of that one
- * (BeginOptions.parentId = restoredFrom = checkpointId): a branch in the timeline.
+ * Records the restored process in the store as a branch: a new target (its pid and start time)
+ * whose first checkpoint is #id's content exactly (no new pages, parent #id, restoredFrom #id).
+ * Capture then finds it as the target's latest checkpoint, so the restored process's next
+ * checkpoint is incremental on top of what the restore wrote, not a new full chain.
  */
-export function restoredOrigin(store: Store, pid: number, startTime: string): { checkpointId: number } | null {
-  const f = join(restoredDir(store), `${pid}-${startTime}.json`);
-  if (!existsSync(f)) return null;
+function recordBranch(store: Store, id: number, state: ProcessState, pid: number): number | null {
+  const startTime = startTimeOf(pid);
+  const parent = store.get(id);
+  if (!startTime || !parent) return null;
+  const origin = store.getTarget(parent.targetId);
+  const target = store.upsertTarget({ pid, startTime, exe: state.exe, cmdline: state.cmdline, ...(origin?.name ? { name: origin.name } : {}) });
+  const w = store.begin({
+    targetId: target.id, parentId: id, mode: 'incremental', dirtyTracking: parent.dirtyTracking,
+    coverage: 'delta', label: `restored from #${id}`, restoredFrom: id,
+  });
   try {
-    const j = JSON.parse(readFileSync(f, 'utf8')) as { checkpointId?: unknown };
-    return typeof j.checkpointId === 'number' && store.get(j.checkpointId) ? { checkpointId: j.checkpointId } : null;
-  } catch (_e) {
-    return null;
+    w.setState({ ...state, pid, startTime, threads: state.threads.map((t, i) => (i === 0 ? { ...t, tid: pid } : t)) });
+    return w.commit({ pagesScanned: 0 }).id;
+  } catch (e) {
+    w.abort();
+    throw e;
   }
 }
 

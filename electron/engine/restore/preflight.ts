@@ -96,7 +96,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   const fdRefusals: string[] = [];
   const fdNotes: string[] = [];
   for (const f of state.fds) {
-    const a = planFd(f, redirect);
+    const a = planFd(f, redirect, state.fds);
     if (a.action === 'refuse') fdRefusals.push(a.reason);
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if (a.action === 'open' && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
