@@ -151,6 +151,22 @@ export interface Store {
   gc(): { bytesReclaimed: number; segmentsRewritten: number };
   diff(a: number, b: number): DiffResult;
   verify(): { ok: boolean; problems: VerifyProblem[] };
-  reindex(): { checkpoints: number };
+  reindex(): { checkpoints: number; problems?: { what: string; where: string }[] };
   stats(): StoreStats;
+  /** "Incremental from two fulls": store id as changes on top of onto; both keep materializing identically. */
+  rebase(id: number, onto: number): { id: number; parentId: number; pagesChanged: number };
+  /** Writes checkpoint id as one stream file: with its ancestors ('one'), as one full ('flattened'), or its whole tree ('chain'). */
+  exportStream(id: number, file: string, how?: ExportKind): ExportResult;
+  /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
+  importStream(file: string): { ids: number[] };
+}
+
+export type ExportKind = 'one' | 'flattened' | 'chain';
+
+export interface ExportResult {
+  file: string;
+  kind: ExportKind;
+  checkpoints: number[];
+  pages: number;
+  bytes: number;
 }

@@ -49,7 +49,7 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
   const remap = new Map<number, { from: number; count: number; to: number }[]>();
   const moved: { key: bigint; page: number }[] = [];
   if (hasLive || movedDefs.length || movedAttrs.length || tombstones.size) {
-    const seg = new SegmentWriter(store.segDir, store.allocate('next_file'));
+    const seg = new SegmentWriter(store.segDir, store.allocateFile());
     try {
       const buf = Buffer.allocUnsafe(BLOCK_PAGES * PAGE);
       for (const f of [...chosen].sort((a, b) => a - b)) {
@@ -84,14 +84,14 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
         store.insertFile(g, bytes, seg.pages, entries);
         relocate(store, chosen, remap, g);
         for (const id of movedDefs) db.prepare('UPDATE checkpoints SET def_file = ? WHERE id = ?').run(g, id);
-        for (const f of chosen) db.prepare('DELETE FROM files WHERE id = ?').run(f);
+        for (const f of chosen) doom(store, f);
       });
     } catch (e) {
       seg.discard();
       throw e;
     }
   } else {
-    db.transaction(() => { for (const f of chosen) db.prepare('DELETE FROM files WHERE id = ?').run(f); }).immediate();
+    db.transaction(() => { for (const f of chosen) doom(store, f); }).immediate();
   }
   let freed = 0;
   for (const f of chosen) {
@@ -100,8 +100,15 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
     fs.rmSync(store.reader.pathOf(f), { force: true });
   }
   fsyncDir(store.segDir);
+  db.transaction(() => { for (const f of chosen) db.prepare('DELETE FROM pending WHERE file = ?').run(f); }).immediate();
   if (newFile) store.addDedup(moved.map((m) => ({ key: m.key, file: newFile!.id, page: m.page })), true);
   return { bytesReclaimed: freed - (newFile?.bytes ?? 0), segmentsRewritten: chosen.size };
+}
+
+/** Drops a file from the index and marks it pending, so a crash before its unlink still removes it on open. */
+function doom(store: SqliteStore, f: number): void {
+  store.db.prepare('DELETE FROM files WHERE id = ?').run(f);
+  store.db.prepare('INSERT OR IGNORE INTO pending(file) VALUES (?)').run(f);
 }
 
 /** Points every extent that referenced a rewritten file at the page's new place. */

@@ -34,6 +34,8 @@ const indexMigrations: string[] = [
    CREATE TABLE writer_lock(
      id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, start_time TEXT NOT NULL,
      token TEXT NOT NULL, since TEXT NOT NULL);`,
+  // Segment files being written or about to be deleted: the only unindexed files open() may remove.
+  `CREATE TABLE pending(file INTEGER PRIMARY KEY);`,
 ];
 
 const dedupMigrations: string[] = [

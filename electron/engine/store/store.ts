@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
 import { decodeState, type ProcessState } from '../state/process-state';
 import type {
-  BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
+  BeginOptions, ExportKind, ExportResult, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
   TargetIdentity, TargetInfo, VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
@@ -23,6 +23,8 @@ import { computeDiff } from './diff';
 import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
 import { gcStore } from './gc';
+import { rebaseCheckpoint } from './rebase';
+import { exportStream, importStream } from './streams';
 
 export const DIR_MODE = 0o700;
 const LOCK_TIMEOUT_MS = 30_000;
@@ -112,20 +114,35 @@ export class SqliteStore implements Store, WriterHost {
     if (this.closed) throw new StasisError('INVALID_INPUT', `The store at ${this.dir} was closed; open it again.`);
   }
 
-  /** Segment files on disk that the index does not know (a crash before the index transaction), and temp files. */
+  /** A new segment file id, recorded as pending so that a crash before its index transaction is cleaned up. */
+  allocateFile(): number {
+    return this.db.transaction(() => {
+      const id = this.allocate('next_file');
+      this.db.prepare('INSERT OR IGNORE INTO pending(file) VALUES (?)').run(id);
+      return id;
+    }).immediate();
+  }
+
+  /**
+   * Leftovers of a crash: temp files, and pending segments the index never took in (or already
+   * dropped). Unknown segments that were never pending are kept: an index that lost them is repaired
+   * by reindex, never by deleting the truth. An index with no segments at all is rebuilt here.
+   */
   private cleanLeftovers(): void {
     if (!this.lock.tryAcquire()) return; // someone else is writing: their files are not leftovers
     try {
-      const known = new Set((this.db.prepare('SELECT id FROM files').all() as { id: number }[]).map((r) => r.id));
       let removed = 0;
-      for (const name of fs.readdirSync(this.segDir)) {
-        const id = parseSegmentName(name);
-        if (name.endsWith('.tmp') || (id !== null && !known.has(id))) {
-          fs.rmSync(path.join(this.segDir, name), { force: true });
-          removed++;
-        }
+      const names = fs.readdirSync(this.segDir);
+      for (const name of names) {
+        if (name.endsWith('.tmp')) { fs.rmSync(path.join(this.segDir, name), { force: true }); removed++; }
+      }
+      const known = new Set((this.db.prepare('SELECT id FROM files').all() as { id: number }[]).map((r) => r.id));
+      for (const { file } of this.db.prepare('SELECT file FROM pending').all() as { file: number }[]) {
+        if (!known.has(file)) { fs.rmSync(this.reader.pathOf(file), { force: true }); removed++; }
+        this.db.prepare('DELETE FROM pending WHERE file = ?').run(file);
       }
       if (removed) fsyncDir(this.segDir);
+      if (known.size === 0 && names.some((n) => parseSegmentName(n) !== null)) reindexStore(this);
     } finally {
       this.lock.release();
     }
@@ -236,7 +253,7 @@ export class SqliteStore implements Store, WriterHost {
 
   /** Writes a segment holding only entries (no pages): deletions, re-parented or re-labelled checkpoints. */
   writeMetaSegment(entries: Entry[], records: Buffer[]): { fileId: number; bytes: number } {
-    const fileId = this.allocate('next_file');
+    const fileId = this.allocateFile();
     const seg = new SegmentWriter(this.segDir, fileId);
     try {
       const { bytes } = seg.finish(entries, Buffer.concat(records));
@@ -250,7 +267,10 @@ export class SqliteStore implements Store, WriterHost {
   /** Runs an index transaction that makes an already-durable segment visible; removes the segment if it fails. */
   publish(fileId: number, fn: () => void): void {
     try {
-      this.db.transaction(fn).immediate();
+      this.db.transaction(() => {
+        fn();
+        this.db.prepare('DELETE FROM pending WHERE file = ?').run(fileId);
+      }).immediate();
     } catch (e) {
       this.reader.forget(fileId);
       fs.rmSync(this.reader.pathOf(fileId), { force: true });
@@ -348,7 +368,7 @@ export class SqliteStore implements Store, WriterHost {
       }
       const parentView = opts.parentId === null ? [] : this.view(opts.parentId);
       const id = this.allocate('next_ckpt');
-      const seg = new SegmentWriter(this.segDir, this.allocate('next_file'));
+      const seg = new SegmentWriter(this.segDir, this.allocateFile());
       this.writer = new Writer(id, opts, target, parentView, seg, this);
       return this.writer;
     } catch (e) {
@@ -490,6 +510,20 @@ export class SqliteStore implements Store, WriterHost {
 
   gc(): { bytesReclaimed: number; segmentsRewritten: number } {
     return this.withWriteLock(() => gcStore(this));
+  }
+
+  /** Stores checkpoint id as an incremental on top of onto (e.g. two fulls); every view stays identical. */
+  rebase(id: number, onto: number): { id: number; parentId: number; pagesChanged: number } {
+    return this.withWriteLock(() => rebaseCheckpoint(this, id, onto));
+  }
+
+  exportStream(id: number, file: string, how: ExportKind = 'one'): ExportResult {
+    this.open();
+    return this.db.transaction(() => exportStream(this, id, file, how)).deferred();
+  }
+
+  importStream(file: string): { ids: number[] } {
+    return this.withWriteLock(() => importStream(this, file));
   }
 
   diff(a: number, b: number): DiffResult {

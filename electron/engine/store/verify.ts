@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { VerifyProblem } from './api';
 import { KIND_DATA } from './extents';
-import { BLOCK_PAGES, segmentName } from './format';
+import { BLOCK_PAGES, parseSegmentName, segmentName } from './format';
 import { scanSegment } from './segments';
 import type { SqliteStore } from './store';
 
@@ -66,6 +66,11 @@ export function verifyStore(store: SqliteStore): { ok: boolean; problems: Verify
   }
   // Damage nobody references is still damage (it may hold pages a future dedup would trust).
   for (const [, list] of damaged) for (const d of list) if (![...hits.values()].some((h) => h.where === d.where)) hits.set(`${d.where}\n${d.what}`, { what: d.what, where: d.where, affects: new Set() });
+  const known = new Set(files.map((f) => f.id));
+  for (const name of fs.readdirSync(store.segDir)) {
+    const id = parseSegmentName(name);
+    if (id !== null && !known.has(id)) hits.set(`unindexed ${name}`, { what: 'segment file is not in the index; `stasis reindex` takes it in', where: `segments/${name}`, affects: new Set() });
+  }
   for (const h of hits.values()) problems.push({ what: h.what, where: h.where, affects: [...h.affects].sort((a, b) => a - b) });
   return { ok: problems.length === 0, problems };
 }

@@ -1,0 +1,295 @@
+/**
+ * Stream files: a checkpoint (with its ancestors, flattened into one full, or its whole tree) as
+ * one self-checking file, and importing such a file into another store. Import validates the whole
+ * file (sizes, checksums, every page hash, every record) before it writes anything, then writes one
+ * segment and one index transaction: never a crash, a hang, a huge allocation or a half import.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { StasisError } from '../../../shared/errors';
+import type { ExportKind, ExportResult } from './api';
+import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
+import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
+import { hashKey, hashPage } from './hash';
+import { FILE_MODE, SegmentWriter } from './segments';
+import type { SqliteStore } from './store';
+
+const MAGIC = Buffer.from('STASSTR\0', 'latin1');
+const END = Buffer.from('STASSEND', 'latin1');
+const VERSION = 1;
+const HEADER = 32;
+const FOOTER = 40;
+const ENTRY = HASH_LEN + PAGE;
+const MAX_MANIFEST = 256 * 1024 * 1024;
+const MAX_VPN = 2 ** 45;
+
+const targetSchema = z.object({
+  pid: z.number().int().nonnegative(), startTime: z.string().max(64), exe: z.string().max(4096),
+  cmdline: z.array(z.string().max(1 << 20)).max(1 << 16), name: z.string().max(4096).nullable().optional(), createdAt: z.string().max(64),
+});
+const ckptSchema = z.object({
+  ref: z.number().int().positive(),
+  parent: z.number().int().positive().nullable(),
+  target: targetSchema,
+  createdAt: z.string().max(64), label: z.string().max(1 << 16).nullable(), notes: z.string().max(1 << 20).nullable(), pinned: z.boolean(),
+  mode: z.enum(['full', 'incremental']), dirtyTracking: z.enum(['soft-dirty', 'hash', 'uffd-wp', 'none']),
+  restoredFrom: z.number().int().nullable(), stats: z.record(z.string(), z.number()),
+  state: z.string(),
+  records: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive(), z.number().int().min(0).max(2), z.number().int().nonnegative()])),
+});
+const manifestSchema = z.object({
+  format: z.literal('stasis-stream'), version: z.literal(VERSION), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('sha256'),
+  exportedAt: z.string(), checkpoints: z.array(ckptSchema).min(1).max(100_000),
+});
+type Manifest = z.infer<typeof manifestSchema>;
+
+function bad(file: string, what: string): StasisError {
+  return new StasisError('CORRUPT', `The stream ${path.basename(file)} is not valid: ${what}. Nothing was imported; export it again from the source store.`);
+}
+
+/** Which checkpoints an export carries, parents before children. */
+function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
+  if (how === 'flattened') return [id];
+  const chain = store.chain(id);
+  if (how === 'one') return chain;
+  const root = chain[0];
+  const out = [root];
+  const kids = store.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id');
+  for (let i = 0; i < out.length; i++) for (const r of kids.all(out[i]) as { id: number }[]) out.push(r.id);
+  return out;
+}
+
+export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one'): ExportResult {
+  store.checkpointRow(id);
+  const ids = selection(store, id, how);
+  const pageIndex = new Map<string, number>();
+  const pageSrc: { file: number; page: number }[] = [];
+  const checkpoints: Manifest['checkpoints'] = [];
+  for (const c of ids) {
+    const r = store.checkpointRow(c);
+    const records = how === 'flattened' ? store.view(c) : store.ownExtents(c);
+    const t = store.targetEntry(r.target_id);
+    const recs: [number, number, number, number][] = [];
+    for (const e of records) {
+      if (e.kind !== KIND_DATA) { recs.push([e.vpn, e.count, e.kind, 0]); continue; }
+      for (let i = 0; i < e.count; i++) {
+        const h = store.reader.hashOf(e.file, e.page + i).toString('latin1');
+        let sp = pageIndex.get(h);
+        if (sp === undefined) { sp = pageSrc.length; pageIndex.set(h, sp); pageSrc.push({ file: e.file, page: e.page + i }); }
+        const last = recs[recs.length - 1];
+        if (last && last[2] === KIND_DATA && last[0] + last[1] === e.vpn + i && last[3] + last[1] === sp) last[1]++;
+        else recs.push([e.vpn + i, 1, KIND_DATA, sp]);
+      }
+    }
+    const state = (store.db.prepare('SELECT state FROM checkpoints WHERE id = ?').get(c) as { state: string }).state;
+    checkpoints.push({
+      ref: c, parent: how === 'flattened' ? null : r.parent_id && ids.includes(r.parent_id) ? r.parent_id : null,
+      target: { pid: t.pid, startTime: t.startTime, exe: t.exe, cmdline: t.cmdline, name: t.name ?? null, createdAt: t.createdAt },
+      createdAt: r.created_at, label: r.label, notes: r.notes, pinned: r.pinned === 1,
+      mode: how === 'flattened' ? 'full' : (r.mode as 'full' | 'incremental'), dirtyTracking: r.dirty_tracking as Manifest['checkpoints'][number]['dirtyTracking'],
+      restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state, records: recs,
+    });
+  }
+  const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version: VERSION, kind: how, hash: 'sha256', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
+  const header = Buffer.alloc(HEADER);
+  MAGIC.copy(header, 0);
+  header.writeUInt32LE(VERSION, 8);
+  header.writeUInt32LE(PAGE, 12);
+  header.writeBigUInt64LE(BigInt(manifest.length), 16);
+  header.writeBigUInt64LE(BigInt(pageSrc.length), 24);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', FILE_MODE);
+  const sha = createHash('sha256');
+  let pos = 0;
+  const put = (b: Buffer): void => { sha.update(b); fs.writeSync(fd, b, 0, b.length, pos); pos += b.length; };
+  try {
+    put(header);
+    put(manifest);
+    const buf = Buffer.allocUnsafe(256 * ENTRY);
+    for (let i = 0; i < pageSrc.length; i += 256) {
+      const n = Math.min(256, pageSrc.length - i);
+      for (let k = 0; k < n; k++) {
+        const s = pageSrc[i + k];
+        store.reader.hashOf(s.file, s.page).copy(buf, k * ENTRY);
+        store.reader.readPages(s.file, s.page, 1, buf, k * ENTRY + HASH_LEN);
+      }
+      put(buf.subarray(0, n * ENTRY));
+    }
+    const footer = Buffer.concat([sha.digest(), END]);
+    fs.writeSync(fd, footer, 0, footer.length, pos);
+    pos += footer.length;
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.closeSync(fd); } catch (_e) { /* closed */ }
+    fs.rmSync(tmp, { force: true });
+    throw new StasisError('INVALID_INPUT', `Cannot write the stream to ${file} (${(e as Error).message}); choose a writable path.`);
+  }
+  return { file, kind: how, checkpoints: ids, pages: pageSrc.length, bytes: pos };
+}
+
+interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number }
+
+/** Checks a stream completely without writing anything; bounded memory (the manifest plus 1 MiB). */
+export function validateStream(file: string): ParsedStream & { fd: number } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new StasisError('NOT_FOUND', `Cannot open the stream ${file} (${(e as Error).message}).`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < HEADER + FOOTER) throw bad(file, `it is ${size} bytes, too short to be a stream`);
+    const h = Buffer.alloc(HEADER);
+    fs.readSync(fd, h, 0, HEADER, 0);
+    if (!h.subarray(0, 8).equals(MAGIC)) throw bad(file, 'it does not start with the stream magic (is it a Stasis stream?)');
+    if (h.readUInt32LE(8) !== VERSION) throw bad(file, `it is stream version ${h.readUInt32LE(8)}, this Stasis reads version ${VERSION}`);
+    if (h.readUInt32LE(12) !== PAGE) throw bad(file, `its page size is ${h.readUInt32LE(12)}, not ${PAGE}`);
+    const mlen = h.readBigUInt64LE(16);
+    const count = h.readBigUInt64LE(24);
+    if (mlen > BigInt(MAX_MANIFEST) || mlen === 0n) throw bad(file, `its manifest length ${mlen} is out of range`);
+    if (BigInt(HEADER) + mlen + count * BigInt(ENTRY) + BigInt(FOOTER) !== BigInt(size)) throw bad(file, 'its size does not match its header (truncated or padded)');
+    const manifestLen = Number(mlen);
+    const pageCount = Number(count);
+    // Whole-file checksum first: later checks then read bytes that are known to be what was exported.
+    const sha = createHash('sha256');
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; pos < size - FOOTER;) {
+      const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - FOOTER - pos), pos);
+      if (n <= 0) throw bad(file, 'it ended early while being read');
+      sha.update(chunk.subarray(0, n));
+      pos += n;
+    }
+    const f = Buffer.alloc(FOOTER);
+    fs.readSync(fd, f, 0, FOOTER, size - FOOTER);
+    if (!f.subarray(32).equals(END)) throw bad(file, 'its footer magic is missing');
+    if (!sha.digest().equals(f.subarray(0, 32))) throw bad(file, 'its checksum does not match (damaged in transit?)');
+    const mbuf = Buffer.alloc(manifestLen);
+    fs.readSync(fd, mbuf, 0, manifestLen, HEADER);
+    let raw: unknown;
+    try { raw = JSON.parse(mbuf.toString('utf8')); } catch (_e) { throw bad(file, 'its manifest is not JSON'); }
+    const parsed = manifestSchema.safeParse(raw);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw bad(file, `its manifest is malformed at ${i.path.join('.') || '(root)'}: ${i.message}`);
+    }
+    const manifest = parsed.data;
+    const seen = new Set<number>();
+    for (const c of manifest.checkpoints) {
+      if (seen.has(c.ref)) throw bad(file, `checkpoint ${c.ref} appears twice`);
+      if (c.parent !== null && !seen.has(c.parent)) throw bad(file, `checkpoint ${c.ref} names parent ${c.parent}, which does not precede it in the stream`);
+      seen.add(c.ref);
+      let prevEnd = -1;
+      for (const [vpn, n, kind, sp] of c.records) {
+        if (vpn < prevEnd) throw bad(file, `the records of checkpoint ${c.ref} overlap or are not sorted`);
+        if (vpn + n > MAX_VPN) throw bad(file, `a record of checkpoint ${c.ref} lies beyond the address space`);
+        if (kind === KIND_DATA && sp + n > pageCount) throw bad(file, `a record of checkpoint ${c.ref} points past the ${pageCount} pages in the stream`);
+        prevEnd = vpn + n;
+      }
+      try {
+        const st = JSON.parse(c.state) as { mappings?: unknown };
+        if (!st || typeof st !== 'object' || !Array.isArray(st.mappings)) throw new Error('no mappings');
+      } catch (_e) {
+        throw bad(file, `the process state of checkpoint ${c.ref} is not a valid state document`);
+      }
+    }
+    // Every page must be what its hash says.
+    const pagesAt = HEADER + manifestLen;
+    const buf = Buffer.allocUnsafe(256 * ENTRY);
+    for (let i = 0; i < pageCount; i += 256) {
+      const n = Math.min(256, pageCount - i);
+      fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
+      for (let k = 0; k < n; k++) {
+        const o = k * ENTRY;
+        if (!hashPage(buf.subarray(o + HASH_LEN, o + ENTRY)).equals(buf.subarray(o, o + HASH_LEN))) throw bad(file, `page ${i + k} does not match its hash`);
+      }
+    }
+    return { fd, manifest, pageCount, pagesAt };
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}
+
+export function importStream(store: SqliteStore, file: string): { ids: number[] } {
+  const { fd, manifest, pageCount, pagesAt } = validateStream(file);
+  try {
+    const seg = new SegmentWriter(store.segDir, store.allocateFile());
+    try {
+      // Where each stream page lives in this store after import (deduplicated).
+      const loc = new Array<{ file: number; page: number } | undefined>(pageCount);
+      const hashes = Buffer.alloc(pageCount * HASH_LEN);
+      const newPages: { key: bigint; file: number; page: number }[] = [];
+      const local = new Map<string, number>();
+      const buf = Buffer.allocUnsafe(256 * ENTRY);
+      for (let i = 0; i < pageCount; i += 256) {
+        const n = Math.min(256, pageCount - i);
+        fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
+        const keys: bigint[] = [];
+        for (let k = 0; k < n; k++) keys.push(hashKey(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN)));
+        const found = store.lookupDedup(keys);
+        for (let k = 0; k < n; k++) {
+          const h = Buffer.from(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN));
+          h.copy(hashes, (i + k) * HASH_LEN);
+          const hs = h.toString('latin1');
+          const mine = local.get(hs);
+          if (mine !== undefined) { loc[i + k] = { file: seg.fileId, page: mine }; continue; }
+          const f = found.get(keys[k]);
+          if (f) {
+            let ok = false;
+            try { ok = store.reader.hashOf(f.file, f.page).equals(h); } catch (_e) { ok = false; }
+            if (ok) { loc[i + k] = f; continue; }
+          }
+          const p = seg.addPage(buf.subarray(k * ENTRY + HASH_LEN, (k + 1) * ENTRY), h);
+          local.set(hs, p);
+          newPages.push({ key: keys[k], file: seg.fileId, page: p });
+          loc[i + k] = { file: seg.fileId, page: p };
+        }
+      }
+      const refMap = new Map<number, number>();
+      const defs: { def: DefEntry; extents: Extent[] }[] = [];
+      const recBufs: Buffer[] = [];
+      let recOff = 0;
+      for (const c of manifest.checkpoints) {
+        const id = store.allocate('next_ckpt');
+        refMap.set(c.ref, id);
+        const extents: Extent[] = [];
+        const dataHashes: Buffer[] = [];
+        for (const [vpn, n, kind, sp] of c.records) {
+          if (kind !== KIND_DATA) { pushExtent(extents, { vpn, count: n, kind: kind as ExtentKind, file: 0, page: 0 }); continue; }
+          for (let i = 0; i < n; i++) {
+            const l = loc[sp + i]!;
+            pushExtent(extents, { vpn: vpn + i, count: 1, kind: KIND_DATA, file: l.file, page: l.page });
+            dataHashes.push(hashes.subarray((sp + i) * HASH_LEN, (sp + i + 1) * HASH_LEN));
+          }
+        }
+        const rb = encodeRecords(extents.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind })), Buffer.concat(dataHashes));
+        const def: DefEntry = {
+          type: 'def', ckpt: id, target: { ...c.target, name: c.target.name ?? null }, parent: c.parent === null ? null : refMap.get(c.parent)!,
+          createdAt: c.createdAt, label: c.label, notes: c.notes, pinned: c.pinned, mode: c.mode, dirtyTracking: c.dirtyTracking,
+          restoredFrom: null, stats: c.stats, state: c.state, recordsOffset: recOff, extents: extents.length, dataPages: dataHashes.length,
+        };
+        recBufs.push(rb);
+        recOff += rb.length;
+        defs.push({ def, extents });
+      }
+      const entries: Entry[] = defs.map((d) => d.def);
+      const { bytes, pages } = seg.finish(entries, Buffer.concat(recBufs));
+      store.publish(seg.fileId, () => {
+        store.insertFile(seg.fileId, bytes, pages, entries);
+        for (const d of defs) store.applyDef(d.def, seg.fileId, d.extents);
+      });
+      store.addDedup(newPages);
+      return { ids: defs.map((d) => d.def.ckpt) };
+    } catch (e) {
+      seg.discard();
+      throw e;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
