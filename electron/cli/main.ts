@@ -18,6 +18,9 @@ import schedule from './commands/schedule';
 import daemon from './commands/daemon';
 import restore from './commands/restore';
 import core from './commands/core';
+import checkpoint from './commands/checkpoint';
+import launch from './commands/launch';
+import ps from './commands/ps';
 
 export const commands: CliCommand[] = [
   status,
@@ -25,6 +28,9 @@ export const commands: CliCommand[] = [
   daemon,
   restore,
   core,
+  checkpoint,
+  launch,
+  ps,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */

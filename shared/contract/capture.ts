@@ -1,11 +1,87 @@
-/** Calls owned by the capture subsystem. Names are "capture.verb" or "noun.verb"; inputs and outputs are JSON (bigints as strings). */
+/**
+ * Calls owned by the capture subsystem: checkpoint a live process, list the processes that can be
+ * checkpointed (the `ps` data), and launch a program under Stasis. Inputs and outputs are JSON.
+ * Pure TypeScript (zod only).
+ */
 import { z } from 'zod';
 import { defineCall, type CallMap } from './define';
 
+const pid = z.number().int().positive();
+
+export const checkpointResultSchema = z.object({
+  id: z.number().int(),
+  pid,
+  mode: z.enum(['full', 'incremental']),
+  dirtyTracking: z.enum(['soft-dirty', 'hash']),
+  /** How long the target was stopped, in ms. */
+  frozenMs: z.number(),
+  durationMs: z.number(),
+  pagesScanned: z.number().int(),
+  pagesWritten: z.number().int(),
+  bytesWritten: z.number().int(),
+  /** 'snapshot': frozen only to fork a copy-on-write snapshot; 'all-threads': frozen for the whole capture. */
+  freeze: z.enum(['snapshot', 'all-threads']),
+  threads: z.number().int(),
+  killed: z.boolean(),
+  warnings: z.array(z.string()),
+});
+export type CheckpointResultInfo = z.infer<typeof checkpointResultSchema>;
+
+export const processInfoSchema = z.object({
+  pid,
+  ppid: z.number().int(),
+  uid: z.number().int(),
+  comm: z.string(),
+  cmdline: z.array(z.string()),
+  exe: z.string().nullable(),
+  state: z.string(),
+  threads: z.number().int(),
+  rssKb: z.number().int(),
+  startTime: z.string(),
+  checkpointable: z.boolean(),
+  /** Why it cannot be checkpointed (null when it can). */
+  reason: z.string().nullable(),
+});
+export type ProcessInfoItem = z.infer<typeof processInfoSchema>;
+
+export const launchResultSchema = z.object({
+  pid,
+  log: z.string(),
+  name: z.string().optional(),
+  ptracerAny: z.boolean(),
+});
+export type LaunchResultInfo = z.infer<typeof launchResultSchema>;
+
 export const captureCalls = {
+  'capture.checkpoint': defineCall({
+    description: 'Checkpoints a live process into the store (full, or incremental against its latest checkpoint); leaves it running unless mode is "kill".',
+    input: z.object({
+      pid,
+      mode: z.enum(['leave-running', 'kill']).optional(),
+      full: z.boolean().optional(),
+      label: z.string().max(500).nullable().optional(),
+      name: z.string().min(1).max(200).optional(),
+      /** Refuse if the process's start time differs (the PID was reused). */
+      expectStartTime: z.string().regex(/^\d+$/).optional(),
+    }),
+    output: checkpointResultSchema,
+  }),
+  'processes.list': defineCall({
+    description: "The user's processes, each with whether it can be checkpointed now and why not.",
+    input: z.object({ all: z.boolean().optional() }),
+    output: z.object({ processes: z.array(processInfoSchema) }),
+  }),
+  'capture.launch': defineCall({
+    description: 'Starts a program under Stasis (stdio to a log file in the store) so later Stasis processes can checkpoint it even under Yama ptrace_scope=1.',
+    input: z.object({
+      argv: z.array(z.string().min(1)).min(1),
+      name: z.string().min(1).max(200).optional(),
+      cwd: z.string().min(1).optional(),
+    }),
+    output: launchResultSchema,
+  }),
 } satisfies CallMap;
 
 export const captureEvents = {
+  'capture.done': z.object({ id: z.number().int(), pid, frozenMs: z.number(), bytesWritten: z.number() }),
 } satisfies Record<string, z.ZodType>;
-
-void defineCall;

@@ -1,6 +1,27 @@
-/** Handlers for shared/contract/capture.ts. */
+/** Handlers for shared/contract/capture.ts: thin wrappers over electron/engine/capture. */
+import { join } from 'node:path';
 import type { HandlerMap } from '../handler-types';
 import type { captureCalls } from '../../../shared/contract/capture';
+import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/capture';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
+  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime }, ctx) => {
+    const r = checkpoint(ctx.store(), pid, {
+      ...(mode ? { mode } : {}),
+      ...(full !== undefined ? { full } : {}),
+      ...(label !== undefined ? { label } : {}),
+      ...(name ? { name } : {}),
+      ...(expectStartTime ? { expectStartTime } : {}),
+    });
+    ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
+    return r;
+  },
+  'processes.list': ({ all }) => {
+    reapLaunched();
+    return { processes: listProcesses({ all: all ?? false }) };
+  },
+  'capture.launch': ({ argv, name, cwd }, ctx) => {
+    reapLaunched();
+    return launch({ argv, logDir: join(ctx.storeDir, 'logs'), ...(name ? { name } : {}), ...(cwd ? { cwd } : {}) });
+  },
 };

@@ -192,3 +192,6 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (child) disposeSnapshot(pid, child);
   }
 }
+
+export { launch, reapLaunched, type LaunchOptions, type LaunchResult } from './launch';
+export { listProcesses, type ProcessInfo } from './processes';

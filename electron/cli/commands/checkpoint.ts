@@ -1,0 +1,48 @@
+/**
+ * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--label TEXT] [--name N]`:
+ * saves a live process into the store (capture.checkpoint). --json prints the handler's output.
+ */
+import { defineCommand } from '../command';
+import type { CheckpointResultInfo } from '../../../shared/contract/capture';
+import { StasisError } from '../../../shared/errors';
+import { formatBytes } from '../../../shared/format';
+
+export function pidOf(v: string): number {
+  const pid = Number(v);
+  if (!Number.isInteger(pid) || pid <= 0) throw new StasisError('INVALID_INPUT', `"${v}" is not a process id (a positive whole number, see \`stasis ps\`).`);
+  return pid;
+}
+
+export function formatCheckpoint(r: CheckpointResultInfo): string[] {
+  return [
+    `Checkpoint #${r.id} of pid ${r.pid}: ${r.mode} (${r.dirtyTracking} dirty tracking)${r.killed ? ', process killed afterwards' : ''}.`,
+    `Frozen ${r.frozenMs.toFixed(1)} ms (${r.freeze === 'snapshot' ? 'copy-on-write snapshot' : `all ${r.threads} thread(s) frozen throughout`}), total ${r.durationMs.toFixed(1)} ms.`,
+    `${r.pagesScanned} pages scanned, ${r.pagesWritten} written (${formatBytes(r.bytesWritten)}).`,
+    ...r.warnings.map((w) => `warning: ${w}`),
+  ];
+}
+
+interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string }
+
+export default defineCommand('checkpoint', (program, cli) => {
+  program
+    .command('checkpoint')
+    .description('checkpoint a running process (incremental after the first one)')
+    .argument('<pid>', 'process id (see `stasis ps`)')
+    .option('--leave-running', 'keep the process running (the default)')
+    .option('--kill', 'kill the process once the checkpoint is safely stored')
+    .option('--full', 'take a full checkpoint even if an earlier one exists')
+    .option('--label <text>', 'a label for the checkpoint')
+    .option('--name <name>', 'a stable name for this program in the store')
+    .action(async (pidArg: string, o: Opts) => {
+      if (o.kill && o.leaveRunning) throw new StasisError('INVALID_INPUT', 'Choose either --leave-running or --kill, not both.');
+      const r = await cli.call('capture.checkpoint', {
+        pid: pidOf(pidArg),
+        mode: o.kill ? 'kill' : 'leave-running',
+        ...(o.full ? { full: true } : {}),
+        ...(o.label !== undefined ? { label: o.label } : {}),
+        ...(o.name ? { name: o.name } : {}),
+      });
+      cli.print(r, formatCheckpoint);
+    });
+});
