@@ -32,6 +32,8 @@ function describeEvent(event: string, p: Record<string, unknown>): string {
       return `schedule #${String(p.scheduleId)}: ${String(p.reason)}`;
     case 'schedule.quota':
       return `${p.scope === 'global' ? 'global' : `schedule #${String(p.scheduleId)}`} quota of ${String(p.quotaBytes)} bytes exceeded: pruned ${(p.pruned as number[]).join(',') || 'nothing'}${p.overQuota ? '; still over quota (pinned or newest checkpoints alone exceed it)' : ''}`;
+    case 'schedule.retention.failed':
+      return `schedule #${String(p.scheduleId)}: pruning failed (retried after the next run): ${String((p.error as { message?: string } | undefined)?.message)}`;
     default:
       return `${event} ${JSON.stringify(p)}`;
   }

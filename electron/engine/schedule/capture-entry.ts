@@ -1,10 +1,12 @@
 /**
- * The capture function schedules use by default: capture's checkpoint() (electron/engine/capture).
- * A separate module so the scheduler core and its tests can inject another CaptureFn.
+ * The capture function schedules use by default: capture's checkpoint() (electron/engine/capture),
+ * leaving the target running. A separate module so the scheduler core and its tests can inject
+ * another CaptureFn.
  */
-import { StasisError } from '../../../shared/errors';
+import { checkpoint } from '../capture';
 import type { CaptureFn } from './scheduler';
 
-export const defaultCapture: CaptureFn = () => {
-  throw new StasisError('UNSUPPORTED', 'The capture engine is not built into this version of Stasis yet; scheduled runs cannot take checkpoints.');
+export const defaultCapture: CaptureFn = (store, pid, opts) => {
+  const r = checkpoint(store, pid, { full: opts.mode === 'full', label: opts.label ?? null, expectStartTime: opts.expectStartTime });
+  return { id: r.id, pid: r.pid, mode: r.mode, dirtyTracking: r.dirtyTracking, frozenMs: r.frozenMs, durationMs: r.durationMs, pagesScanned: r.pagesScanned, pagesWritten: r.pagesWritten, bytesWritten: r.bytesWritten };
 };

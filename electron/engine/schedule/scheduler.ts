@@ -34,6 +34,8 @@ export interface CaptureResult {
 export interface CaptureRequest {
   mode: CheckpointMode;
   label?: string | null;
+  /** The start time the target must still have (a reused pid is refused, not captured). */
+  expectStartTime?: string;
 }
 
 export type CaptureFn = (store: Store, pid: number, opts: CaptureRequest) => CaptureResult | Promise<CaptureResult>;
@@ -65,7 +67,7 @@ export interface TickReport {
   runs: RunRecord[];
 }
 
-type Resolved = { pid: number; targets: TargetInfo[] } | { ended: string } | { waiting: string };
+type Resolved = { pid: number; startTime: string; targets: TargetInfo[] } | { ended: string } | { waiting: string };
 
 export class Scheduler {
   private readonly clock: Clock;
@@ -130,12 +132,12 @@ export class Scheduler {
     if (t.kind === 'pid') {
       if (!isSameProcess(t.pid, t.startTime)) return { ended: `Process ${t.pid} exited; the schedule ended (its checkpoints are kept).` };
       const targets = this.opts.store().listTargets().filter((x) => x.pid === t.pid && x.startTime === t.startTime);
-      return { pid: t.pid, targets };
+      return { pid: t.pid, startTime: t.startTime, targets };
     }
     const named = this.opts.store().listTargets().filter((x) => x.name === t.name);
     const live = named.filter((x) => isSameProcess(x.pid, x.startTime)).sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id - a.id);
     if (live.length === 0) return { waiting: `No running process is named "${t.name}"; the schedule waits for it to be started again.` };
-    return { pid: live[0]!.pid, targets: named };
+    return { pid: live[0]!.pid, startTime: live[0]!.startTime, targets: named };
   }
 
   private async runDue(s: Schedule): Promise<RunRecord[]> {
@@ -149,7 +151,6 @@ export class Scheduler {
     if ('ended' in resolved) {
       this.db.update(s.id, { state: 'ended', endedReason: resolved.ended, nextRunAt: null });
       this.emit('schedule.ended', { scheduleId: s.id, reason: resolved.ended });
-      this.log(`schedule #${s.id}: ${resolved.ended}`);
       return records;
     }
     if ('waiting' in resolved) {
@@ -169,7 +170,7 @@ export class Scheduler {
     const startedAt = now;
     let result: Awaited<ReturnType<CaptureFn>>;
     try {
-      result = await this.opts.capture(this.opts.store(), resolved.pid, { mode, label: s.label ?? `schedule #${s.id}` });
+      result = await this.opts.capture(this.opts.store(), resolved.pid, { mode, label: s.label ?? `schedule #${s.id}`, expectStartTime: resolved.startTime });
     } catch (err) {
       return this.onFailure(s, err, { startedAt, anchor, attempt, missed, mode, pid: resolved.pid });
     }
@@ -189,7 +190,6 @@ export class Scheduler {
     } catch (err) {
       // The checkpoint is safe; a pruning problem is reported, and retried after the next run.
       this.emit('schedule.retention.failed', { scheduleId: s.id, error: toErrorData(err) });
-      this.log(`schedule #${s.id}: pruning failed: ${toErrorData(err).message}`);
     }
     records.push(run);
     this.emit('schedule.run.done', { run: runJson(run) });
@@ -211,7 +211,6 @@ export class Scheduler {
       willRetry, pruned: [], runnerPid: process.pid,
     });
     this.emit('schedule.run.failed', { run: runJson(run), code: error.code });
-    this.log(`schedule #${s.id}: run failed (attempt ${r.attempt}${willRetry ? ', will retry' : ''}): ${error.message}`);
     this.db.update(s.id, { lastRunAt: r.startedAt, lastResult: 'failed', lastError: error.message, failures: willRetry ? r.attempt : 0, retrySlotAt: willRetry ? r.anchor : null });
     if (gone && s.target.kind === 'pid') {
       const reason = `Process ${s.target.pid} exited; the schedule ended (its checkpoints are kept).`;
@@ -260,10 +259,7 @@ export class Scheduler {
       this.emit('schedule.quota', { scheduleId: s.id, scope: 'target', quotaBytes: s.retention.quotaBytes ?? 0, totalBytes: plan.totalBytes, keptBytes: plan.keptBytes, pruned: plan.prune.filter((p) => p.reason === 'quota').map((p) => p.id), overQuota: plan.overQuota });
     }
     removed.push(...this.applyGlobalQuota(store));
-    if (removed.length) {
-      store.gc();
-      this.log(`schedule #${s.id}: pruned checkpoint${removed.length === 1 ? '' : 's'} ${removed.join(', ')}`);
-    }
+    if (removed.length) store.gc();
     return removed;
   }
 
