@@ -70,7 +70,10 @@ export function preflight(store: Store, id: number, opts: RestoreOptions = {}): 
 /** Blocks every signal but SIGTRAP (the single-step trap must stay deliverable) while the process is rebuilt. */
 const ALL_BUT_TRAP = ~(1n << 4n) & 0xffffffffffffffffn;
 
-export function restore(store: Store, id: number, opts: RestoreOptions = {}): RestoreResult {
+/** For tests: called after each step with the new process's pid (throwing from it fails the restore there). */
+export interface RestoreHooks { afterStep?: (step: string, pid: number) => void }
+
+export function restore(store: Store, id: number, opts: RestoreOptions = {}, hooks: RestoreHooks = {}): RestoreResult {
   const t0 = performance.now();
   const state = loadState(store, id);
   const redirect = redirectFor(store, id, opts);
@@ -89,6 +92,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}): Re
     const s = performance.now();
     const v = fn();
     steps.push({ step: name, ms: +(performance.now() - s).toFixed(2) });
+    if (hooks.afterStep && remote) hooks.afterStep(name, remote.pid);
     return v;
   };
   let bytesWritten = 0;

@@ -1,0 +1,243 @@
+// Restore against real processes, a real store and the real capture engine. Every target is started
+// detached (not our child); restored processes are our children (posix_spawn) and are killed in
+// teardown. The fidelity fixture checks itself (counter, offset, signals, itimer, AVX, MXCSR, vdso
+// clock) and reports in each line it writes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
+import { checkpoint } from '../../electron/engine/capture';
+import { preflight, restore } from '../../electron/engine/restore';
+import { StasisError } from '../../shared/errors';
+import type { Store } from '../../electron/engine/store';
+import { fields, fileLines, isAlive, killQuietly, liveChildren, sleep, waitFor, withStore } from './helpers';
+
+const fidelity = buildFixture('restore-fidelity');
+
+/** Offset of fd 3 (the fixture's output file) in a checkpoint. */
+function outPos(store: Store, id: number): number {
+  const f = store.getState(id).fds.find((x) => x.fd === 3);
+  assert.ok(f, 'checkpoint has fd 3');
+  return Number(f.pos);
+}
+
+/** The restored process must continue right where checkpoint's file offset was: the line there is its first. */
+function assertContinues(out: string, pos: number, pid: number): Record<string, number> {
+  const buf = readFileSync(out);
+  const before = buf.subarray(0, pos).toString().split('\n').filter(Boolean);
+  const first = buf.subarray(pos).toString().split('\n')[0]!;
+  const k = fields(before.at(-1)!).c!;
+  const f = fields(first);
+  assert.equal(f.pid, pid, `line at the checkpoint's offset was written by the restored process: ${first}`);
+  assert.equal(f.c, k + 1, `counter continues from the checkpointed value: ${before.at(-1)} -> ${first}`);
+  return f;
+}
+
+async function startFidelity(dir: string): Promise<{ t: ReturnType<typeof spawnDetached>; out: string }> {
+  const out = join(dir, 'fid.out');
+  const t = spawnDetached([fidelity, out], { cwd: dir });
+  await waitFor('the target to write', () => fileLines(out).length >= 4);
+  return { t, out };
+}
+
+test('a restored program continues exactly: counter, file offset, O_APPEND, signal handler on its alternate stack, itimer, AVX and MXCSR, vdso clock', async () => {
+  await withStore(async (store, dir) => {
+    const { t, out } = await startFidelity(dir);
+    let pid: number | undefined;
+    try {
+      const c = checkpoint(store, t.pid);
+      const pos = outPos(store, c.id);
+      t.kill();
+      await t.waitExit();
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      pid = r.pid;
+      assert.equal(r.samePid, false);
+      assert.notEqual(r.pid, t.pid);
+      assert.ok(r.durationMs > 0 && r.durationMs < 5000);
+      await waitFor('restored lines', () => fileLines(out).some((l) => fields(l).pid === r.pid && fields(l).alrm! >= 0) && fileLines(out).length > 8);
+      const first = assertContinues(out, pos, r.pid);
+      process.kill(r.pid, 'SIGUSR1');
+      const alrmAtStart = first.alrm!;
+      await waitFor('SIGUSR1 and SIGALRM after restore', () => {
+        const last = fields(fileLines(out).at(-1)!);
+        return last.pid === r.pid && last.usr1 === 1 && last.alrm! >= alrmAtStart + 3;
+      });
+      const mine = fileLines(out).map(fields).filter((f) => f.pid === r.pid);
+      for (const f of mine) {
+        assert.equal(f.ymm, 1, 'ymm12 held across the restore');
+        assert.equal(f.round, 1, 'MXCSR rounding mode held');
+        assert.equal(f.clock, 1, 'vdso CLOCK_MONOTONIC moves forward');
+      }
+      const last = mine.at(-1)!;
+      assert.equal(last.alt, 1, 'SIGUSR1 ran on the alternate signal stack');
+      for (let i = 1; i < mine.length; i++) assert.equal(mine[i]!.c, mine[i - 1]!.c! + 1);
+      const app = fileLines(`${out}.append`).map(fields);
+      assert.equal(app.at(-1)!.c, last.c, 'the O_APPEND file got the same lines at its end');
+      const fdinfo = readFileSync(`/proc/${r.pid}/fdinfo/4`, 'utf8');
+      assert.ok(parseInt(/flags:\s*(\d+)/.exec(fdinfo)![1]!, 8) & 0o2000, 'fd 4 still O_APPEND');
+      assert.equal(readFileSync(`/proc/${r.pid}/comm`, 'utf8').trim(), 'restore-fidelit');
+      assert.equal(readFileSync(`/proc/${r.pid}/cmdline`, 'utf8').split('\0')[0], fidelity);
+      assert.equal(readFileSync(`/proc/${r.pid}/cwd/fid.out`).length > 0, true, 'cwd restored');
+    } finally {
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});
+
+test('restore #3 of a chain of 10 after deleting #1, #2 and #5; the restored process\'s next checkpoint is incremental on top of it', async () => {
+  await withStore(async (store, dir) => {
+    const { t, out } = await startFidelity(dir);
+    let pid: number | undefined;
+    try {
+      const ids: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        ids.push(checkpoint(store, t.pid).id);
+        await sleep(25);
+      }
+      assert.equal(store.get(ids[9]!)!.mode, 'incremental');
+      store.remove([ids[0]!, ids[1]!, ids[4]!]);
+      const third = ids[2]!;
+      const pos = outPos(store, third);
+      t.kill();
+      await t.waitExit();
+      const r = restore(store, third);
+      pid = r.pid;
+      await waitFor('restored lines', () => fileLines(out).filter((l) => fields(l).pid === r.pid).length >= 3);
+      assertContinues(out, pos, r.pid);
+
+      assert.ok(r.branchCheckpointId);
+      const branch = store.get(r.branchCheckpointId)!;
+      assert.equal(branch.parentId, third);
+      assert.equal(branch.restoredFrom, third);
+      const next = checkpoint(store, r.pid);
+      const info = store.get(next.id)!;
+      assert.equal(next.mode, 'incremental', 'next checkpoint is incremental, not a new full chain');
+      assert.equal(info.parentId, r.branchCheckpointId);
+      assert.ok(next.pagesWritten < store.get(third)!.stats.logicalBytes / 4096, `only changed pages stored (${next.pagesWritten})`);
+    } finally {
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});
+
+test('restore while the original still runs: both run on', async () => {
+  await withStore(async (store, dir) => {
+    const { t, out } = await startFidelity(dir);
+    let pid: number | undefined;
+    try {
+      const c = checkpoint(store, t.pid);
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      pid = r.pid;
+      await waitFor('lines from both', () => {
+        const pids = new Set(fileLines(out).slice(-20).map((l) => fields(l).pid));
+        return pids.has(t.pid) && pids.has(r.pid);
+      });
+      assert.ok(t.alive() && isAlive(r.pid));
+    } finally {
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});
+
+test('python3 restores and continues', async () => {
+  const py = (() => {
+    for (const p of ['/usr/bin/python3', '/usr/local/bin/python3']) if (existsSync(p)) return p;
+    return 'python3';
+  })();
+  await withStore(async (store, dir) => {
+    const script = join(dir, 'count.py');
+    const out = join(dir, 'py.out');
+    writeFileSync(script, 'import sys, time, os\nf = open(sys.argv[1], "w")\nn = 0\nd = {}\nwhile True:\n    n += 1\n    d[n % 50] = n * n\n    f.write(f"c={n} sq={d[n % 50]} pid={os.getpid()}\\n"); f.flush()\n    time.sleep(0.02)\n');
+    const t = spawnDetached([py, script, out], { cwd: dir });
+    let pid: number | undefined;
+    try {
+      await waitFor('python output', () => fileLines(out).length >= 3, 10_000);
+      const c = checkpoint(store, t.pid);
+      const pos = Number(store.getState(c.id).fds.find((f) => f.fd === 3)!.pos);
+      t.kill();
+      await t.waitExit();
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      pid = r.pid;
+      await waitFor('restored python output', () => fileLines(out).filter((l) => fields(l).pid === r.pid).length >= 3);
+      const f = assertContinues(out, pos, r.pid);
+      assert.equal(f.sq, f.c! * f.c!);
+    } finally {
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});
+
+test('a failure at any step kills the half-built process and names the step', async () => {
+  await withStore(async (store, dir) => {
+    const { t } = await startFidelity(dir);
+    try {
+      const c = checkpoint(store, t.pid);
+      let stubPid = 0;
+      const before = liveChildren();
+      assert.throws(
+        () => restore(store, c.id, { log: join(dir, 'restore.log') }, {
+          afterStep: (step, pid) => {
+            stubPid = pid;
+            if (step === 'memory contents') throw new Error('injected failure for the test.');
+          },
+        }),
+        (e: unknown) => e instanceof StasisError && /failed at step "memory contents": injected failure/.test(e.message) && /nothing was left running/.test(e.message),
+      );
+      assert.ok(stubPid > 0);
+      assert.equal(isAlive(stubPid), false, 'the stub was killed');
+      assert.ok(!existsSync(`/proc/${stubPid}`), 'and reaped');
+      assert.deepEqual(liveChildren(), before);
+      assert.equal(store.list().length, 1, 'nothing recorded for a failed restore');
+    } finally {
+      t.kill();
+    }
+  });
+});
+
+test('pre-flight failures on real checkpoints: multi-threaded, changed executable, vanished file, vanished cwd — and no process is started', async () => {
+  await withStore(async (store, dir) => {
+    const threads = spawnDetached([buildFixture('restore-threads')]);
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    const exe = join(dir, 'fidelity-copy');
+    copyFileSync(fidelity, exe);
+    const out = join(work, 'fid.out');
+    const t = spawnDetached([exe, out], { cwd: work });
+    try {
+      await waitFor('threads', () => existsSync(`/proc/${threads.pid}/task`) && readFileSync(`/proc/${threads.pid}/status`, 'utf8').includes('Threads:\t2'));
+      const mt = checkpoint(store, threads.pid);
+      const pfMt = preflight(store, mt.id);
+      assert.equal(pfMt.ok, false);
+      assert.match(pfMt.items.find((i) => i.id === 'threads' && !i.ok)!.reason, /2 threads: restoring multi-threaded processes is not yet supported/);
+
+      await waitFor('output', () => fileLines(out).length >= 2);
+      const c = checkpoint(store, t.pid);
+      t.kill();
+      await t.waitExit();
+      assert.equal(preflight(store, c.id).ok, true, JSON.stringify(preflight(store, c.id).items.filter((i) => !i.ok)));
+
+      const before = liveChildren();
+      appendFileSync(exe, 'changed');
+      rmSync(out);
+      rmSync(`${out}.append`);
+      let pf = preflight(store, c.id);
+      assert.match(pf.items.find((i) => i.id === 'exe')!.reason, /fidelity-copy changed size/);
+      assert.match(pf.items.find((i) => i.id === 'fds')!.reason, /fd 3: .*fid\.out no longer exists/);
+      rmSync(work, { recursive: true });
+      pf = preflight(store, c.id);
+      assert.match(pf.items.find((i) => i.id === 'cwd')!.reason, /work no longer exists/);
+      for (const i of pf.items.filter((x) => !x.ok)) assert.ok(i.fix, `${i.id} has a fix`);
+      assert.throws(() => restore(store, c.id), (e: unknown) => e instanceof StasisError && e.code === 'PREFLIGHT_FAILED' && /cannot be restored/.test(e.message));
+      assert.deepEqual(liveChildren(), before, 'no process started');
+    } finally {
+      threads.kill();
+      t.kill();
+    }
+  });
+});
