@@ -6,6 +6,7 @@ import { mkdirSync, chmodSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { Store } from '../store/api';
+import { openStore } from '../store';
 import { StasisError } from '../../../shared/errors';
 
 export function ensureStoreDir(dir: string): void {
@@ -28,8 +29,13 @@ export function lazyStore(dir: string): { store(): Store; close(): void } {
   };
 }
 
-function openStoreImpl(_dir: string): Store {
-  throw new StasisError('UNSUPPORTED', 'The checkpoint store is not built yet in this version of Stasis.');
+function openStoreImpl(dir: string): Store {
+  try {
+    return openStore(dir);
+  } catch (err) {
+    if (err instanceof StasisError) throw err;
+    throw new StasisError('INTERNAL', `Could not open the store in ${dir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** --store / STASIS_STORE, else $XDG_DATA_HOME/stasis, else ~/.local/share/stasis. Shared by the app, browser mode and the CLI. */
