@@ -3,22 +3,21 @@
  * describe them (mirrors of electron/engine/store/api.ts, which the renderer may not import).
  * Types only: nothing here is ever filled in by the UI itself.
  */
+/** One row of processes.list (capture). */
 export interface ProcessInfo {
   pid: number;
-  name: string;
-  user: string;
+  ppid: number;
   uid: number;
-  rssBytes: number;
-  threads: number;
+  comm: string;
   cmdline: string[];
-  exe?: string;
+  exe: string | null;
+  state: string;
+  threads: number;
+  rssKb: number;
   startTime: string;
   checkpointable: boolean;
   /** Why Stasis cannot checkpoint it (null when it can). */
   reason: string | null;
-  /** Started through Stasis' launcher (its stable name). */
-  launchedName?: string | null;
-  lastCheckpoint?: { id: number; createdAt: string } | null;
 }
 
 export interface TargetInfo {

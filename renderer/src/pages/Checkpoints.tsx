@@ -1,10 +1,76 @@
-/** Placeholder for the Checkpoints page (filled by a later issue): saved checkpoints: browse, compare, label, pin, restore. */
+/**
+ * Checkpoints: per target a virtualized timeline (time, label, pinned, mode, pages changed, bytes
+ * written, frozen time, branch after a restore); the selected checkpoint's memory map and actions
+ * (restore, compare, pin, label/notes, export, delete); and the store (usage, verify, gc, import).
+ * Everything shown comes from the engine; the list refreshes on pushed events.
+ */
+import '../components/screens.css';
+import { useMemo, useState } from 'react';
 import { Page } from '../Page';
+import { ErrorNote } from '../ErrorNote';
+import { useEngine, useEngineEvents } from '../components/engine';
+import { CALL, CHECKPOINT_CHANGES } from '../components/calls';
+import { Busy } from '../components/Status';
+import { takeIntent } from '../components/nav';
+import type { CheckpointInfo, TargetInfo } from '../components/types';
+import { Timeline } from './checkpoints/Timeline';
+import { CheckpointDetailPanel } from './checkpoints/Detail';
+import { StorePanel } from './checkpoints/StorePanel';
+
+function targetTitle(t: TargetInfo): string {
+  const prog = t.name || t.exe.split('/').pop() || t.exe;
+  return `${prog} (PID ${t.pid})`;
+}
 
 export function CheckpointsPage() {
+  const [intent] = useState(takeIntent);
+  const [list, reload] = useEngine<{ targets: TargetInfo[]; checkpoints: CheckpointInfo[] }>(CALL.checkpoints);
+  const [targetId, setTargetId] = useState<number | null>(intent.targetId ?? null);
+  const [selectedId, setSelectedId] = useState<number | null>(intent.checkpointId ?? null);
+  const [showStore, setShowStore] = useState(false);
+  useEngineEvents(CHECKPOINT_CHANGES, () => reload());
+
+  const targets = list.value?.targets;
+  const all = list.value?.checkpoints;
+  // A checkpoint asked for by another screen decides the target; otherwise the most recent target.
+  const effectiveTarget = useMemo(() => {
+    if (!targets?.length || !all) return null;
+    if (targetId !== null && targets.some((t) => t.id === targetId)) return targetId;
+    const wanted = selectedId !== null ? all.find((c) => c.id === selectedId) : undefined;
+    if (wanted) return wanted.targetId;
+    const newest = all.reduce<CheckpointInfo | null>((b, c) => (!b || c.id > b.id ? c : b), null);
+    return newest?.targetId ?? targets[0].id;
+  }, [targets, all, targetId, selectedId]);
+
+  const timeline = useMemo(() => (all ?? []).filter((c) => c.targetId === effectiveTarget).sort((a, b) => b.id - a.id), [all, effectiveTarget]);
+  // Keep a selection the user can act on when the list changes under it (delete, new target).
+  const selected = timeline.find((c) => c.id === selectedId) ?? timeline[0] ?? null;
+
   return (
-    <Page title="Checkpoints">
-      <p className="placeholder">This page will list saved checkpoints: browse, compare, label, pin, restore.</p>
+    <Page
+      title="Checkpoints"
+      actions={<>
+        <button type="button" className="secondary" onClick={reload}>Refresh</button>
+        <button type="button" className="secondary" aria-expanded={showStore} onClick={() => setShowStore((s) => !s)}>Store…</button>
+      </>}
+    >
+      {showStore ? <StorePanel onChanged={reload} /> : null}
+      {list.state === 'loading' && !all ? <Busy>Reading the store…</Busy> : null}
+      {list.state === 'failed' ? <ErrorNote error={list.error} onRetry={reload} /> : null}
+      {targets && targets.length === 0 ? <p className="muted">No checkpoints yet. Take one from the Processes page.</p> : null}
+      {targets && targets.length > 0 && all ? (
+        <>
+          <div className="toolbar">
+            <label>Process
+              <select value={effectiveTarget ?? ''} onChange={(e) => { setTargetId(Number(e.target.value)); setSelectedId(null); }}>
+                {targets.map((t) => <option key={t.id} value={t.id}>{targetTitle(t)} — {all.filter((c) => c.targetId === t.id).length} checkpoints</option>)}
+              </select>
+            </label>
+          </div>
+          <Timeline items={timeline} selectedId={selected?.id ?? null} onSelect={setSelectedId} />
+          {selected ? <CheckpointDetailPanel key={selected.id} checkpoint={selected} timeline={timeline} target={targets.find((t) => t.id === effectiveTarget) ?? null} onChanged={reload} /> : null}
+        </>
+      ) : null}
     </Page>
   );
 }

@@ -1,0 +1,20 @@
+/** Small status pieces shared by the screens: busy line, progress bar, yes/no badge. */
+import type { ReactNode } from 'react';
+
+export function Busy({ children }: { children: ReactNode }) {
+  return <p className="busy" role="status"><span className="spinner" aria-hidden="true" />{children}</p>;
+}
+
+/** Determinate when value is given (0..1), else indeterminate. */
+export function Progress({ label, value }: { label: string; value?: number }) {
+  return (
+    <div className="progress-wrap">
+      <progress aria-label={label} max={1} value={value} />
+      <span>{label}</span>
+    </div>
+  );
+}
+
+export function YesNo({ ok, yes = 'Yes', no = 'No' }: { ok: boolean; yes?: string; no?: string }) {
+  return <span className={ok ? 'badge badge-yes' : 'badge badge-no'}>{ok ? yes : no}</span>;
+}

@@ -1,0 +1,61 @@
+/**
+ * Export one checkpoint as an ELF core file (restore.core) or a stream file (checkpoints.export).
+ * The engine writes the file on the machine it runs on, so the destination is a path there.
+ */
+import { useState } from 'react';
+import { Dialog } from '../../components/Dialog';
+import { ErrorNote } from '../../ErrorNote';
+import { callEngine, useAction } from '../../components/engine';
+import { CALL } from '../../components/calls';
+import { formatBytes } from '../../components/format';
+import { Busy } from '../../components/Status';
+import type { CheckpointInfo } from '../../components/types';
+
+type Kind = 'core' | 'one' | 'flattened' | 'chain';
+
+export function ExportDialog({ checkpoint: c, onClose }: { checkpoint: CheckpointInfo; onClose: () => void }) {
+  const [kind, setKind] = useState<Kind>('core');
+  const [path, setPath] = useState(`/tmp/stasis-${c.id}.core`);
+  const [done, setDone] = useState<{ path: string; bytes: number } | null>(null);
+  const action = useAction();
+  const pick = (k: Kind): void => { setKind(k); setPath(`/tmp/stasis-${c.id}.${k === 'core' ? 'core' : 'stasis'}`); };
+  const submit = async (e: React.FormEvent): Promise<void> => {
+    e.preventDefault();
+    const r = await action.run(async () => {
+      if (kind === 'core') {
+        const o = await callEngine<{ path: string; bytes: number }>(CALL.core, { id: c.id, output: path });
+        return { path: o.path, bytes: o.bytes };
+      }
+      const o = await callEngine<{ file: string; bytes: number }>(CALL.exportStream, { id: c.id, file: path, how: kind });
+      return { path: o.file, bytes: o.bytes };
+    });
+    if (r) setDone(r);
+  };
+  return (
+    <Dialog title={`Export checkpoint #${c.id}`} onClose={onClose}>
+      {done ? (
+        <>
+          <p role="status">Wrote <code>{done.path}</code> ({formatBytes(done.bytes)}).{kind === 'core' ? ' Open it with gdb EXE FILE.' : ' Import it into another store with “Import stream”.'}</p>
+          <div className="dialog-actions"><button type="button" onClick={onClose}>Close</button></div>
+        </>
+      ) : (
+        <form className="form" onSubmit={submit}>
+          <fieldset>
+            <legend>What to write</legend>
+            <label className="check"><input type="radio" name="kind" checked={kind === 'core'} onChange={() => pick('core')} /> ELF core file (for gdb)</label>
+            <label className="check"><input type="radio" name="kind" checked={kind === 'one'} onChange={() => pick('one')} /> Stream: this checkpoint with its ancestors</label>
+            <label className="check"><input type="radio" name="kind" checked={kind === 'flattened'} onChange={() => pick('flattened')} /> Stream: flattened into one full checkpoint</label>
+            <label className="check"><input type="radio" name="kind" checked={kind === 'chain'} onChange={() => pick('chain')} /> Stream: its whole tree</label>
+          </fieldset>
+          <label>Save to (a path on the machine the engine runs on)<input required value={path} onChange={(e) => setPath(e.target.value)} /></label>
+          {action.error ? <ErrorNote error={action.error} /> : null}
+          {action.running ? <Busy>Writing…</Busy> : null}
+          <div className="dialog-actions">
+            <button type="button" className="secondary" onClick={onClose}>Cancel</button>
+            <button type="submit" disabled={action.running}>Export</button>
+          </div>
+        </form>
+      )}
+    </Dialog>
+  );
+}

@@ -1,0 +1,61 @@
+/** The store: usage and savings (store.stats), verify and gc with their results, import of a stream file. */
+import { useState } from 'react';
+import { ErrorNote } from '../../ErrorNote';
+import { callEngine, useAction, useEngine } from '../../components/engine';
+import { CALL } from '../../components/calls';
+import { Busy } from '../../components/Status';
+import { formatBytes, plural } from '../../components/format';
+import type { StoreStats } from '../../components/types';
+
+interface VerifyResult { ok: boolean; problems: { what: string; where: string; affects: number[] }[] }
+
+export function StorePanel({ onChanged }: { onChanged: () => void }) {
+  const [stats, reloadStats] = useEngine<StoreStats>(CALL.stats);
+  const [verified, setVerified] = useState<VerifyResult | null>(null);
+  const [gc, setGc] = useState<{ bytesReclaimed: number; segmentsRewritten: number } | null>(null);
+  const [file, setFile] = useState('');
+  const [imported, setImported] = useState<number[] | null>(null);
+  const action = useAction();
+
+  const doVerify = async (): Promise<void> => { setVerified(null); const r = await action.run(() => callEngine<VerifyResult>(CALL.verify)); if (r) setVerified(r); };
+  const doGc = async (): Promise<void> => { setGc(null); const r = await action.run(() => callEngine<{ bytesReclaimed: number; segmentsRewritten: number }>(CALL.gc)); if (r) { setGc(r); reloadStats(); } };
+  const doImport = async (e: React.FormEvent): Promise<void> => {
+    e.preventDefault();
+    setImported(null);
+    const r = await action.run(() => callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }));
+    if (r) { setImported(r.ids); onChanged(); reloadStats(); }
+  };
+
+  const s = stats.value;
+  return (
+    <section className="panel" aria-labelledby="store-title">
+      <h2 id="store-title">Store</h2>
+      {stats.state === 'failed' ? <ErrorNote error={stats.error} onRetry={reloadStats} /> : null}
+      {s ? (
+        <dl className="facts compact" data-testid="store-stats">
+          <dt>On disk</dt><dd>{formatBytes(s.storeBytes)} for {plural(s.checkpoints, 'checkpoint')} of {plural(s.targets, 'process', 'processes')}</dd>
+          <dt>Memory saved</dt><dd>{formatBytes(s.logicalBytes)} in total</dd>
+          <dt>Savings</dt><dd>deduplication ×{s.dedupRatio.toFixed(2)}, compression ×{s.compressionRatio.toFixed(2)} ({plural(s.uniquePages, 'unique page')})</dd>
+        </dl>
+      ) : stats.state === 'loading' ? <Busy>Reading store statistics…</Busy> : null}
+      <div className="actions">
+        <button type="button" className="secondary" onClick={doVerify} disabled={action.running}>Verify</button>
+        <button type="button" className="secondary" onClick={doGc} disabled={action.running}>Collect garbage</button>
+      </div>
+      {action.running ? <Busy>Working…</Busy> : null}
+      {action.error ? <ErrorNote error={action.error} /> : null}
+      {verified ? (
+        verified.ok ? <p role="status">Verified: every checkpoint reads back intact.</p> : (
+          <div role="alert"><p>Verify found {plural(verified.problems.length, 'problem')}:</p>
+            <ul>{verified.problems.map((p, i) => <li key={i}>{p.what} at {p.where}{p.affects.length ? ` (affects #${p.affects.join(', #')})` : ''}</li>)}</ul></div>
+        )
+      ) : null}
+      {gc ? <p role="status">Garbage collection reclaimed {formatBytes(gc.bytesReclaimed)} ({plural(gc.segmentsRewritten, 'segment')} rewritten).</p> : null}
+      <form className="inline-form" onSubmit={doImport}>
+        <label>Import stream file<input value={file} onChange={(e) => setFile(e.target.value)} placeholder="/path/to/checkpoint.stasis" required /></label>
+        <button type="submit" disabled={action.running || !file.trim()}>Import</button>
+      </form>
+      {imported ? <p role="status">Imported {plural(imported.length, 'checkpoint')}: #{imported.join(', #')}.</p> : null}
+    </section>
+  );
+}

@@ -1,0 +1,40 @@
+/** The per-target timeline: a virtualized list box of checkpoints, newest first. */
+import { VirtualList } from '../../components/VirtualList';
+import { formatBytes, formatMs, formatTime } from '../../components/format';
+import type { CheckpointInfo } from '../../components/types';
+
+const ROW = 34;
+
+export function Timeline({ items, selectedId, onSelect }: { items: CheckpointInfo[]; selectedId: number | null; onSelect: (id: number) => void }) {
+  const index = selectedId === null ? null : items.findIndex((c) => c.id === selectedId);
+  const height = Math.min(8, Math.max(3, items.length)) * ROW;
+  return (
+    <VirtualList
+      items={items}
+      rowHeight={ROW}
+      height={height}
+      label={`Timeline, ${items.length} checkpoints, newest first`}
+      idPrefix="ckpt"
+      selectedIndex={index !== null && index >= 0 ? index : null}
+      onSelect={(i) => onSelect(items[i].id)}
+      rowKey={(c) => c.id}
+      header={
+        <div className="trow thead" aria-hidden="true">
+          <span>#</span><span>Time</span><span>Label</span><span>Mode</span><span className="num">Changed</span><span className="num">Written</span><span className="num">Frozen</span><span>Branch</span>
+        </div>
+      }
+      renderRow={(c) => (
+        <div className="trow" data-testid="timeline-row" data-id={c.id}>
+          <span>#{c.id}</span>
+          <span>{formatTime(c.createdAt)}</span>
+          <span className="ellipsis">{c.pinned ? <span className="pin" title="Pinned" aria-label="pinned">📌 </span> : null}{c.label ?? <span className="muted">—</span>}</span>
+          <span className={`mode mode-${c.mode}`}>{c.mode}</span>
+          <span className="num" data-testid="row-changed">{c.stats.pagesChanged.toLocaleString()} pages</span>
+          <span className="num" data-testid="row-bytes">{formatBytes(c.stats.bytesWritten)}</span>
+          <span className="num">{formatMs(c.stats.frozenMs)}</span>
+          <span>{c.restoredFrom ? `from #${c.restoredFrom}` : c.parentId ? `after #${c.parentId}` : 'root'}</span>
+        </div>
+      )}
+    />
+  );
+}

@@ -1,0 +1,57 @@
+/** "Checkpoint now": optional label, full or incremental, then the engine's result (or its reason for failing). */
+import { useState } from 'react';
+import { Dialog } from '../../components/Dialog';
+import { ErrorNote } from '../../ErrorNote';
+import { callEngine, useAction } from '../../components/engine';
+import { CALL } from '../../components/calls';
+import { formatBytes, formatMs, plural } from '../../components/format';
+import { Progress } from '../../components/Status';
+import { go } from '../../components/nav';
+import type { CaptureResult, ProcessInfo } from '../../components/types';
+
+export function CheckpointDialog({ process, onClose, onDone }: { process: ProcessInfo; onClose: () => void; onDone: () => void }) {
+  const [label, setLabel] = useState('');
+  const [full, setFull] = useState(false);
+  const [result, setResult] = useState<CaptureResult | null>(null);
+  const action = useAction();
+
+  const submit = async (e: React.FormEvent): Promise<void> => {
+    e.preventDefault();
+    const r = await action.run(() => callEngine<CaptureResult>(CALL.checkpoint, {
+      pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}),
+    }));
+    if (r) { setResult(r); onDone(); }
+  };
+
+  return (
+    <Dialog title={`Checkpoint ${process.comm} (PID ${process.pid})`} onClose={onClose}>
+      {result ? (
+        <>
+          <p role="status">Saved checkpoint <strong data-testid="checkpoint-id">#{result.id}</strong> ({result.mode}, {result.dirtyTracking}).</p>
+          <dl className="facts compact">
+            <dt>Frozen for</dt><dd>{formatMs(result.frozenMs)}</dd>
+            <dt>Took</dt><dd>{formatMs(result.durationMs)}</dd>
+            <dt>Pages</dt><dd>{plural(result.pagesWritten, 'page')} written of {plural(result.pagesScanned, 'page')} scanned</dd>
+            <dt>Written</dt><dd>{formatBytes(result.bytesWritten)}</dd>
+          </dl>
+          {result.warnings?.length ? <ul className="warnings">{result.warnings.map((w) => <li key={w}>{w}</li>)}</ul> : null}
+          <div className="dialog-actions">
+            <button type="button" className="secondary" onClick={onClose}>Close</button>
+            <button type="button" onClick={() => go('checkpoints', { checkpointId: result.id })}>Show in timeline</button>
+          </div>
+        </>
+      ) : (
+        <form onSubmit={submit} className="form">
+          <label>Label (optional)<input autoFocus value={label} onChange={(e) => setLabel(e.target.value)} placeholder="before upgrade" /></label>
+          <label className="check"><input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} /> Full checkpoint (do not build on the previous one)</label>
+          {action.error ? <ErrorNote error={action.error} /> : null}
+          {action.running ? <Progress label="Checkpointing: the process is frozen only while its state is read." /> : null}
+          <div className="dialog-actions">
+            <button type="button" className="secondary" onClick={onClose} disabled={action.running}>Cancel</button>
+            <button type="submit" disabled={action.running}>Checkpoint now</button>
+          </div>
+        </form>
+      )}
+    </Dialog>
+  );
+}
