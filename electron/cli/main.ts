@@ -21,6 +21,8 @@ import core from './commands/core';
 import checkpoint from './commands/checkpoint';
 import launch from './commands/launch';
 import ps from './commands/ps';
+import checkpoints from './commands/checkpoints';
+import storeMaintenance from './commands/store-maintenance';
 
 export const commands: CliCommand[] = [
   status,
@@ -31,6 +33,8 @@ export const commands: CliCommand[] = [
   checkpoint,
   launch,
   ps,
+  checkpoints,
+  storeMaintenance,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */

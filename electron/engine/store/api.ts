@@ -153,12 +153,22 @@ export interface Store {
   verify(): { ok: boolean; problems: VerifyProblem[] };
   reindex(): { checkpoints: number; problems?: { what: string; where: string }[] };
   stats(): StoreStats;
+  /** Checkpoint ids from the root of id's chain to id. */
+  chain(id: number): number[];
+  /** The page records checkpoint id itself holds (what changed since its parent), sorted by address. */
+  records(id: number): PageRecord[];
   /** "Incremental from two fulls": store id as changes on top of onto; both keep materializing identically. */
   rebase(id: number, onto: number): { id: number; parentId: number; pagesChanged: number };
   /** Writes checkpoint id as one stream file: with its ancestors ('one'), as one full ('flattened'), or its whole tree ('chain'). */
   exportStream(id: number, file: string, how?: ExportKind): ExportResult;
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string): { ids: number[] };
+}
+
+export interface PageRecord {
+  vaddr: bigint;
+  pages: number;
+  kind: 'data' | 'zero' | 'absent';
 }
 
 export type ExportKind = 'one' | 'flattened' | 'chain';

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
 import { decodeState, type ProcessState } from '../state/process-state';
 import type {
-  BeginOptions, ExportKind, ExportResult, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
+  BeginOptions, ExportKind, PageRecord, ExportResult, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
   TargetIdentity, TargetInfo, VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
@@ -174,6 +174,13 @@ export class SqliteStore implements Store, WriterHost {
       cur = row.parent_id;
     }
     return out.reverse();
+  }
+
+  records(id: number): PageRecord[] {
+    this.open();
+    this.checkpointRow(id);
+    const kinds = ['data', 'zero', 'absent'] as const;
+    return this.ownExtents(id).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count, kind: kinds[e.kind] }));
   }
 
   /** Every stored page of checkpoint id (absent pages dropped), sorted; one consistent read of the index. */
