@@ -125,6 +125,9 @@ test('two daemons on one store: one acts, the other stands by and takes over whe
     const d2 = w.daemon();
     await until('d2 to stand by', () => /standing by: daemon pid \d+ holds the scheduler lock/.test(d2.log()));
     await until('3 runs', () => w.db.history(s.id).filter((r) => r.result === 'ok').length >= 3);
+    const ls = spawnSync(process.execPath, [cli, '--store', w.dir, 'schedule', 'ls'], { env, encoding: 'utf8' });
+    assert.equal(ls.status, 0, ls.stderr);
+    assert.match(ls.stdout, new RegExp(`Scheduler: daemon \\(pid ${d1.child.pid}\\)`), 'the other side sees who holds the lock');
     const runners = new Set(w.db.history(s.id).map((r) => r.runnerPid));
     assert.deepEqual([...runners], [d1.child.pid], 'only the lock holder ran');
     assert.equal(await d1.stop(), 0);

@@ -282,3 +282,19 @@ test('per-target and global quotas prune the oldest and tell the user', async ()
     w.close();
   }
 });
+
+test('the wall clock going back past the last run re-anchors the schedule instead of waiting for it to catch up', async () => {
+  const w = makeWorld();
+  try {
+    const p = w.spawn();
+    const s = addSchedule(w.db, { ...base, target: { pid: p.pid }, timing: every(60 * S) }, w.clock.now());
+    await w.scheduler.tick();
+    w.clock.advance(-3 * 3600 * S); // clock set back 3 hours
+    assert.equal((await w.scheduler.tick()).runs.length, 0);
+    assert.equal(w.db.require(s.id).nextRunAt, w.clock.now() + 60 * S);
+    w.clock.advance(60 * S);
+    assert.equal((await w.scheduler.tick()).runs.length, 1);
+  } finally {
+    w.close();
+  }
+});

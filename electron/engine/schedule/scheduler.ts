@@ -112,9 +112,16 @@ export class Scheduler {
     this.holder = attempt.holder;
     const runs: RunRecord[] = [];
     if (!this.acting) return { acting: false, holder: attempt.holder, runs };
-    for (const s of this.db.list()) {
+    for (let s of this.db.list()) {
       if (this.stopped) break;
-      if (s.state !== 'active' || s.nextRunAt === null || this.clock.now() < s.nextRunAt) continue;
+      if (s.state !== 'active' || s.nextRunAt === null) continue;
+      const now = this.clock.now();
+      // The wall clock went back past the last run (manual change, bad RTC): re-anchor on now,
+      // or the next run would wait for the clock to catch up again.
+      if (s.lastRunAt !== null && s.lastRunAt > now && s.nextRunAt > now) {
+        s = this.db.update(s.id, { nextRunAt: nextSlot(s.timing, now) ?? now, failures: 0, retrySlotAt: null });
+      }
+      if (s.nextRunAt === null || now < s.nextRunAt) continue;
       runs.push(...(await this.runDue(s)));
     }
     return { acting: true, holder: attempt.holder, runs };

@@ -15,6 +15,7 @@ import { processStartTime } from '../../../electron/engine/schedule/liveness';
 import { Scheduler, type CaptureFn, type RetryPolicy } from '../../../electron/engine/schedule/scheduler';
 import { ManualClock } from '../../../electron/engine/schedule/clock';
 import { StasisError } from '../../../shared/errors';
+import { scheduleEvents } from '../../../shared/contract/schedule';
 import { buildFixture } from '../../helpers/fixtures';
 import { spawnDetached, type DetachedProcess } from '../../helpers/spawn';
 
@@ -81,7 +82,14 @@ export function makeWorld(opts: { retry?: RetryPolicy; start?: number } = {}): W
   const scheduler = new Scheduler({
     db, store: () => store, capture: storeCapture(clock, ctl), kind: 'app', clock,
     retry: opts.retry ?? { max: 2, baseMs: 1000, capMs: 60_000 },
-    emit: (event, payload) => events.push({ event, payload: payload as Record<string, unknown> }),
+    emit: (event, payload) => {
+      // Every event must match its declaration in the contract (the UI and the transports validate them).
+      const schema = (scheduleEvents as Record<string, { safeParse(v: unknown): { success: boolean; error?: unknown } }>)[event];
+      if (!schema) throw new Error(`event ${event} is not declared in shared/contract/schedule.ts`);
+      const r = schema.safeParse(payload);
+      if (!r.success) throw new Error(`event ${event} does not match the contract: ${String(r.error)}`);
+      events.push({ event, payload: payload as Record<string, unknown> });
+    },
   });
   const bin = buildFixture('schedule-target');
   return {
