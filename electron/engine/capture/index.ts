@@ -23,7 +23,7 @@ import { freeze, checkTraceable, readBasics, listThreads, type Tracee } from '..
 import { readCmdline, readMaps } from '../proc';
 import { captureFrozenState, captureMappings } from './state';
 import { copyPages } from './pages';
-import { forkSnapshot, disposeSnapshot, type SnapshotChild } from './snapshot';
+import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
 export type CapturePhase = 'frozen' | 'resumed' | 'pages' | 'commit';
 
@@ -114,6 +114,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const state = captureFrozenState(t);
     const warnings = state.warnings;
     if (opts.mode !== 'kill' && threadCount > 1) warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
+    if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = useSnapshot ? readMaps(pid) : null;
     opts.onPhase?.('frozen', { pid });
 
@@ -126,6 +127,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (useSnapshot) {
       frozenMs = t.elapsedMs();
       t.release();
+      recordPendingSnapshot(store.dir, pid, basics.startTime, child!);
       opts.onPhase?.('resumed', { pid, snapshotPid: memPid });
     }
 
@@ -151,6 +153,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     });
     if (child) {
       frozenMs += disposeSnapshot(pid, child);
+      clearPendingSnapshot(store.dir, pid, basics.startTime);
       child = null;
     }
     opts.onPhase?.('commit', { pid });
@@ -185,11 +188,18 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     writer?.abort();
     // The soft-dirty bits may have been cleared for a checkpoint that does not exist: forget the marker.
     if (markerPath) rmSync(markerPath, { force: true });
+    const now = readBasics(pid);
+    if (!now || now.state === 'Z' || now.state === 'X' || now.startTime !== basics.startTime) {
+      throw new StasisError('PROCESS_GONE', `Process ${pid} exited during the capture (${(e as Error).message.replace(/\.$/, '')}). Nothing was saved.`);
+    }
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Checkpoint of process ${pid} failed: ${(e as Error).message}`);
   } finally {
     t?.release();
-    if (child) disposeSnapshot(pid, child);
+    if (child) {
+      disposeSnapshot(pid, child);
+      clearPendingSnapshot(store.dir, pid, basics.startTime);
+    }
   }
 }
 

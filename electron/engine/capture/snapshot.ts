@@ -10,7 +10,8 @@
  * child (or for any child) never sees it. Its zombie is then reaped by a short second freeze of the
  * target with an injected wait4(child, __WALL) (counted in the frozen time), so nothing is left.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import { SYS, PTRACE_EVENT, PTRACE_O, getEventMsg, setOptions, waitTid, tryKill } from '../native';
 import { freeze, injectSyscall, sleepMs, type Tracee } from '../tracer';
@@ -85,4 +86,48 @@ function isZombieChild(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/*
+ * If the engine dies while a snapshot child exists, PTRACE_O_EXITKILL kills the child but nobody
+ * reaps its zombie (the target does not wait with __WALL). A marker file per target in the store
+ * remembers the child; the next checkpoint of the same process reaps it while the target is frozen.
+ */
+const PENDING_DIR = 'capture-snapshots';
+
+function pendingPath(storeDir: string, pid: number, startTime: string): string {
+  return join(storeDir, PENDING_DIR, `${pid}-${startTime}`);
+}
+
+export function recordPendingSnapshot(storeDir: string, pid: number, startTime: string, child: SnapshotChild): void {
+  try {
+    mkdirSync(join(storeDir, PENDING_DIR), { recursive: true });
+    writeFileSync(pendingPath(storeDir, pid, startTime), String(child.pid));
+  } catch {
+    // best effort: only matters if the engine dies before disposing the child
+  }
+}
+
+export function clearPendingSnapshot(storeDir: string, pid: number, startTime: string): void {
+  rmSync(pendingPath(storeDir, pid, startTime), { force: true });
+}
+
+/** Reaps a snapshot child left by an engine that died; the target must be frozen by `t`. */
+export function reapLeftoverSnapshot(t: Tracee, storeDir: string, startTime: string): boolean {
+  const p = pendingPath(storeDir, t.pid, startTime);
+  if (!existsSync(p)) return false;
+  const child = Number(readFileSync(p, 'utf8').trim());
+  let reaped = false;
+  try {
+    const stat = readFileSync(`/proc/${child}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f[0] === 'Z' && Number(f[1]) === t.pid) {
+      injectSyscall(t, t.pid, SYS.wait4, [BigInt(child), 0n, 0x40000000n | 1n, 0n]);
+      reaped = true;
+    }
+  } catch {
+    // already gone
+  }
+  rmSync(p, { force: true });
+  return reaped;
 }

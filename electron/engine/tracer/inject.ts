@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
-import { REG, setRegs, singlestep, waitTid, getRegs, SYS, PROT, MAP, type WaitStatus } from '../native';
+import { REG, setRegs, singlestep, waitTid, getRegs, interrupt, cont, SYS, PROT, MAP, type WaitStatus } from '../native';
 import type { Tracee } from './freeze';
 
 const SIGTRAP = 5;
@@ -90,6 +90,32 @@ export function injectSyscall(
     return BigInt.asIntN(64, after[REG.rax]!);
   } finally {
     t.restoreRegs(tid);
+    park(t, tid);
+  }
+}
+
+/**
+ * After the single-step the thread sits in a signal-delivery-stop for SIGTRAP. If the engine died
+ * now, the kernel would deliver that SIGTRAP on detach and kill the target. So the thread is moved
+ * back into a harmless PTRACE_EVENT_STOP: PTRACE_INTERRUPT, then PTRACE_CONT with signal 0 cancels
+ * the SIGTRAP, and get_signal() takes the pending interrupt trap before any user instruction runs.
+ */
+function park(t: Tracee, tid: number): void {
+  try {
+    interrupt(tid);
+    cont(tid, 0);
+    for (;;) {
+      const st = waitTid(tid);
+      if (!st) continue;
+      if (!st.stopped) return;
+      if (st.event !== 0) return;
+      // A real signal arrived meanwhile: keep it for detach (it is delivered if we die, as it should).
+      if (st.stopSig !== null && st.stopSig !== SIGTRAP) t.deferredSignals.set(tid, st.stopSig);
+      if (st.stopSig === SIGTRAP) cont(tid, 0);
+      else return;
+    }
+  } catch {
+    // thread gone; release() copes
   }
 }
 
