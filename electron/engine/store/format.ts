@@ -7,6 +7,7 @@
 import { crc32 } from 'node:zlib';
 import { StasisError } from '../../../shared/errors';
 import { KIND_ABSENT, KIND_DATA, KIND_ZERO, type ExtentKind } from './extents';
+import { HASH_ID } from './hash';
 
 export const FORMAT_VERSION = 1;
 export const PAGE = 4096;
@@ -41,6 +42,7 @@ export function encodeHeader(fileId: number): Buffer {
   b.writeBigUInt64LE(BigInt(fileId), 16);
   b.writeUInt32LE(PAGE, 24);
   b.writeUInt32LE(BLOCK_PAGES, 28);
+  b.writeUInt32LE(HASH_ID, 32);
   b.writeUInt32LE(crc32(b.subarray(0, 60)), 60);
   return b;
 }
@@ -51,6 +53,7 @@ export function decodeHeader(b: Buffer, where: string): { fileId: number } {
   const version = b.readUInt32LE(8);
   if (version !== FORMAT_VERSION) throw new StasisError('UNSUPPORTED', `${where} uses segment format ${version}; this Stasis reads format ${FORMAT_VERSION}. Upgrade Stasis.`);
   if (b.readUInt32LE(24) !== PAGE || b.readUInt32LE(28) !== BLOCK_PAGES) throw corrupt(where, 'its page or block size is not the one this Stasis writes');
+  if (b.readUInt32LE(32) !== HASH_ID) throw new StasisError('UNSUPPORTED', `${where} uses content hash ${b.readUInt32LE(32)}; this Stasis uses ${HASH_ID} (BLAKE3). Upgrade Stasis.`);
   return { fileId: Number(b.readBigUInt64LE(16)) };
 }
 

@@ -111,7 +111,8 @@ export function reindexStore(store: SqliteStore): ReindexResult {
   const db = store.db;
   db.transaction(() => {
     db.pragma('defer_foreign_keys = ON');
-    db.exec('DELETE FROM extents; DELETE FROM entries; DELETE FROM checkpoints; DELETE FROM files; DELETE FROM targets;');
+    // Targets stay: a target registered but not yet checkpointed exists nowhere in the segments.
+    db.exec('DELETE FROM extents; DELETE FROM entries; DELETE FROM checkpoints; DELETE FROM files;');
     for (const s of scans) store.insertFile(s.fileId, s.bytes, s.parts.pages, s.parts.entries.filter(isEntry));
     // Unreadable segments stay registered (never cleaned as leftovers) so a human can salvage them.
     for (const u of unreadable) store.insertFile(u.id, u.bytes, 0, []);

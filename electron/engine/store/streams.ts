@@ -40,7 +40,7 @@ const ckptSchema = z.object({
   records: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive(), z.number().int().min(0).max(2), z.number().int().nonnegative()])),
 });
 const manifestSchema = z.object({
-  format: z.literal('stasis-stream'), version: z.literal(VERSION), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('sha256'),
+  format: z.literal('stasis-stream'), version: z.literal(VERSION), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
   exportedAt: z.string(), checkpoints: z.array(ckptSchema).min(1).max(100_000),
 });
 type Manifest = z.infer<typeof manifestSchema>;
@@ -92,7 +92,7 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
       restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state, records: recs,
     });
   }
-  const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version: VERSION, kind: how, hash: 'sha256', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
+  const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version: VERSION, kind: how, hash: 'blake3', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
   const header = Buffer.alloc(HEADER);
   MAGIC.copy(header, 0);
   header.writeUInt32LE(VERSION, 8);
