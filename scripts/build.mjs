@@ -6,12 +6,12 @@
 //   dist/server.js         browser mode (HTTP + WebSocket)       <- electron/server/main.ts
 //   dist/cli.js            the `stasis` CLI                      <- electron/cli/main.ts
 //   dist/renderer/         the React UI, built by Vite (relative URLs: loaded from file:// in Electron)
-// Pure-JS dependencies are bundled; native modules (better-sqlite3, koffi) stay external so they load
+// Pure-JS dependencies are bundled; native modules (better-sqlite3, koffi, ...: detected) stay external so they load
 // from node_modules, where electron-builder rebuilds them for Electron's ABI and unpacks them from the
 // asar archive (the engine worker is unpacked too: see "build" in package.json).
 //   node scripts/build.mjs [--skip-renderer]
 import { build as esbuild } from 'esbuild';
-import { rmSync, mkdirSync } from 'node:fs';
+import { rmSync, mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -19,6 +19,24 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const skipRenderer = process.argv.includes('--skip-renderer');
 const started = Date.now();
+
+/** A dependency with a compiled addon (node-gyp, or napi-rs per-platform packages) cannot be bundled. */
+function isNative(name) {
+  const dir = join(root, 'node_modules', name);
+  let meta;
+  try { meta = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')); } catch { return false; }
+  if (meta.gypfile || meta.napi || meta.binary || meta.scripts?.install || existsSync(join(dir, 'binding.gyp'))) return true;
+  if (Object.keys(meta.optionalDependencies ?? {}).some((d) => d.startsWith(`${name}-`))) return true;
+  const hasAddon = (d, depth) => {
+    if (depth < 0) return false;
+    let entries;
+    try { entries = readdirSync(d, { withFileTypes: true }); } catch { return false; }
+    return entries.some((e) => (e.isDirectory() ? e.name !== 'node_modules' && hasAddon(join(d, e.name), depth - 1) : e.name.endsWith('.node')));
+  };
+  return hasAddon(dir, 4);
+}
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const natives = Object.keys(pkg.dependencies ?? {}).filter(isNative);
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
@@ -28,7 +46,7 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  external: ['electron', 'better-sqlite3', 'koffi'],
+  external: ['electron', ...natives],
   sourcemap: 'linked',
   logLevel: 'warning',
   legalComments: 'none',
@@ -71,4 +89,5 @@ if (!skipRenderer) {
   });
 }
 
+console.log(`build: native modules kept external: ${natives.join(', ')}`);
 console.log(`build: dist/ ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
