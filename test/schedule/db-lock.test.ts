@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ScheduleDb } from '../../electron/engine/schedule/db';
-import { LOCK_STALE_MS, lockHolder, releaseLock, tryAcquireLock } from '../../electron/engine/schedule/lock';
+import { HEARTBEAT_EVERY_MS, LOCK_STALE_MS, lockHolder, releaseLock, tryAcquireLock } from '../../electron/engine/schedule/lock';
 import { processStartTime } from '../../electron/engine/schedule/liveness';
 import type { ScheduleSpec } from '../../electron/engine/schedule/types';
 
@@ -98,7 +98,8 @@ test('one scheduler holds the lock; another process sees who (pid, kind, since) 
     const mine = tryAcquireLock(db, 'app', t0);
     assert.equal(mine.acquired, true);
     assert.deepEqual([mine.holder.pid, mine.holder.kind, mine.holder.startTime], [process.pid, 'app', processStartTime(process.pid)]);
-    assert.equal(tryAcquireLock(db, 'app', t0 + 10).holder.heartbeatAt, t0 + 10, 'our own re-acquire is a heartbeat');
+    assert.equal(tryAcquireLock(db, 'app', t0 + 10).holder.heartbeatAt, t0, 'no disk write on every tick');
+    assert.equal(tryAcquireLock(db, 'app', t0 + HEARTBEAT_EVERY_MS).holder.heartbeatAt, t0 + HEARTBEAT_EVERY_MS, 'our own re-acquire is the heartbeat');
     releaseLock(db);
     assert.equal(lockHolder(db, Date.now()), null);
   } finally {

@@ -136,14 +136,19 @@ export default defineCommand('schedule', (program, cli) => {
       if ((pid === undefined) === (o.name === undefined)) throw new StasisError('INVALID_INPUT', 'Give either a PID or --name NAME (one of them).');
       if (pid !== undefined && !/^\d+$/.test(pid)) throw new StasisError('INVALID_INPUT', `"${pid}" is not a pid.`);
       const quiet = quietOf(o.quiet);
-      await showSchedule(cli, cli.call('schedules.add', {
+      const added = await cli.call('schedules.add', {
         target: pid !== undefined ? { pid: Number(pid) } : { name: o.name! },
         timing: timingOf(o, true)!,
         fullEvery: count('full-every', o.fullEvery) ?? 0,
         quietHours: quiet ?? null,
         retention: retentionOf(o) ?? {},
         label: o.label ?? null,
-      }));
+      });
+      const { scheduler } = cli.json() ? { scheduler: true } : await cli.call('schedules.list', {});
+      cli.print(added, (v) => [
+        ...formatSchedule(v),
+        ...(scheduler ? [] : ['Note: no scheduler is running on this store; start the Stasis app or `stasis daemon` (see docs/schedules.md) for it to run.']),
+      ]);
     });
 
   addTimingOptions(sched.command('edit').argument('<id>', 'schedule id'))

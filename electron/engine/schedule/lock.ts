@@ -10,8 +10,13 @@ import type { ScheduleDb } from './db';
 import { isSameProcess, processStartTime } from './liveness';
 import type { LockHolder } from './types';
 
-/** A holder whose heartbeat is older than this is presumed hung and may be replaced. */
-export const LOCK_STALE_MS = 5 * 60_000;
+/**
+ * A live holder whose heartbeat is older than this is presumed hung and may be replaced. Long: the
+ * heartbeat stops during a (synchronous) capture, and a huge process can take minutes to capture.
+ */
+export const LOCK_STALE_MS = 15 * 60_000;
+/** How often the holder rewrites its heartbeat (ticks in between only check it). */
+export const HEARTBEAT_EVERY_MS = 5_000;
 
 interface LockRow {
   pid: number;
@@ -48,6 +53,7 @@ export function tryAcquireLock(db: ScheduleDb, kind: 'app' | 'daemon', now: numb
   return db.db.transaction((): LockAttempt => {
     const r = db.db.prepare('SELECT * FROM scheduler_lock WHERE id = 1').get() as LockRow | undefined;
     if (r && r.pid === me && r.start_time === myStart) {
+      if (now >= r.heartbeat_at && now - r.heartbeat_at < HEARTBEAT_EVERY_MS) return { acquired: true, holder: toHolder(r) };
       db.db.prepare('UPDATE scheduler_lock SET heartbeat_at = ? WHERE id = 1').run(now);
       return { acquired: true, holder: { ...toHolder(r), heartbeatAt: now } };
     }

@@ -49,6 +49,7 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { max: 3, baseMs: 5_000, capMs: 5 * 60_000 };
 export const GLOBAL_QUOTA_SETTING = 'globalQuotaBytes';
+const GC_EVERY_MS = 60_000;
 
 export interface SchedulerOptions {
   db: ScheduleDb;
@@ -77,6 +78,8 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
   private stopped = false;
+  private lastGcAt = Number.NEGATIVE_INFINITY;
+  private lastGlobalQuotaPruned = false;
   acting = false;
   holder: LockHolder | null = null;
 
@@ -260,14 +263,36 @@ export class Scheduler {
       id: c.id, createdAt: Date.parse(c.createdAt), bytes: c.stats.bytesWritten, protected: c.pinned || !ours.has(c.id),
     }));
     const plan = planRetention(items, s.retention);
-    const removed = plan.prune.map((p) => p.id);
-    if (removed.length) store.remove(removed);
+    const removed = this.removeEach(store, plan.prune.map((p) => p.id), s.id);
     if (plan.prune.some((p) => p.reason === 'quota') || plan.overQuota) {
       this.emit('schedule.quota', { scheduleId: s.id, scope: 'target', quotaBytes: s.retention.quotaBytes ?? 0, totalBytes: plan.totalBytes, keptBytes: plan.keptBytes, pruned: plan.prune.filter((p) => p.reason === 'quota').map((p) => p.id), overQuota: plan.overQuota });
     }
-    removed.push(...this.applyGlobalQuota(store));
-    if (removed.length) store.gc();
+    removed.push(...this.applyGlobalQuota(store, s.id));
+    // gc rewrites segments: after quota pruning at once (the space is the point), else at most once a minute.
+    const quotaPruned = plan.prune.some((p) => p.reason === 'quota') || this.lastGlobalQuotaPruned;
+    if (removed.length && (quotaPruned || this.clock.now() - this.lastGcAt >= GC_EVERY_MS)) {
+      store.gc();
+      this.lastGcAt = this.clock.now();
+    }
     return removed;
+  }
+
+  /**
+   * One at a time: a checkpoint pinned (or removed) by the user since the plan was made must not
+   * stop the others from being pruned. Failures are reported, and retried after the next run.
+   */
+  private removeEach(store: Store, ids: number[], scheduleId: number): number[] {
+    const done: number[] = [];
+    for (const id of ids) {
+      try {
+        store.remove([id]);
+        done.push(id);
+      } catch (err) {
+        if (store.get(id) === null) continue; // already gone: nothing to do
+        this.emit('schedule.retention.failed', { scheduleId, error: toErrorData(err) });
+      }
+    }
+    return done;
   }
 
   private targetsOf(s: Schedule, store: Store): TargetInfo[] {
@@ -275,7 +300,7 @@ export class Scheduler {
     return store.listTargets().filter((x) => (t.kind === 'pid' ? x.pid === t.pid && x.startTime === t.startTime : x.name === t.name));
   }
 
-  private applyGlobalQuota(store: Store): number[] {
+  private applyGlobalQuota(store: Store, scheduleId: number): number[] {
     const quota = Number(this.db.getSetting(GLOBAL_QUOTA_SETTING) ?? 0);
     if (!quota) return [];
     const scheduled = this.db.scheduledCheckpoints();
@@ -283,23 +308,29 @@ export class Scheduler {
       id: c.id, createdAt: Date.parse(c.createdAt), bytes: c.stats.bytesWritten, protected: c.pinned || !scheduled.has(c.id), group: c.targetId,
     }));
     const q = applyQuota(items, quota);
-    if (q.prune.length) store.remove(q.prune);
+    const removed = this.removeEach(store, q.prune, scheduleId);
+    this.lastGlobalQuotaPruned = removed.length > 0;
     if (q.prune.length || q.overQuota) {
-      this.emit('schedule.quota', { scheduleId: null, scope: 'global', quotaBytes: quota, totalBytes: items.reduce((a, i) => a + i.bytes, 0), pruned: q.prune, overQuota: q.overQuota });
+      this.emit('schedule.quota', { scheduleId: null, scope: 'global', quotaBytes: quota, totalBytes: items.reduce((a, i) => a + i.bytes, 0), pruned: removed, overQuota: q.overQuota });
     }
-    return q.prune;
+    return removed;
   }
 
   /** Runs ticks until stop(): wakes at the earliest due run, and at least every `tickMs` to see other processes' changes. */
   start(tickMs = 1000): void {
     this.stopped = false;
+    let lastError: string | null = null;
     const loop = async () => {
       this.timer = null;
       if (this.stopped) return;
       try {
         await this.tick();
+        lastError = null;
       } catch (err) {
-        this.log(`scheduler tick failed: ${toErrorData(err).message}`);
+        // Once per distinct problem, not once a second.
+        const message = toErrorData(err).message;
+        if (message !== lastError) this.log(`scheduler tick failed: ${message}`);
+        lastError = message;
       }
       if (this.stopped) return;
       const now = this.clock.now();
