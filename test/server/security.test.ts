@@ -133,3 +133,18 @@ test('the event socket refuses a foreign Origin and a missing token, and accepts
   assert.equal(await open({ Origin: origin }), 401);
   assert.equal(await open({ Origin: origin, Cookie: `stasis_token=${server.token}` }), 101);
 });
+
+test('events from the engine reach an authenticated WebSocket client', async () => {
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`, { headers: { Origin: `http://127.0.0.1:${server.port}`, Cookie: `stasis_token=${server.token}` } });
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  // Other engine events (the scheduler's) may come too: wait for the one this call causes.
+  const got = new Promise<{ event: string; payload: unknown }>((resolve) => ws.on('message', (d) => {
+    const m = JSON.parse(String(d)) as { event: string; payload: unknown };
+    if (m.event === 'store.changed') resolve(m);
+  }));
+  const r = await http('/api/call/store.reindex', { method: 'POST', headers: { ...auth(), ...json }, body: '{}' });
+  assert.equal(r.status, 200, r.body);
+  const msg = await got;
+  assert.equal(msg.event, 'store.changed');
+  ws.close();
+});
