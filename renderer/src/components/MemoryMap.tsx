@@ -67,7 +67,7 @@ export function MemoryMap({ mappings }: { mappings: MappingView[] }) {
               <code className="muted">{m.start}–{m.end}</code>
               <code>{m.perms}</code>
               <span>{formatBytes(m.pages * 4096)}</span>
-              <span className={m.changedPages ? 'changed' : 'muted'} data-testid="mapping-changed">{plural(m.changedPages, 'page')} changed</span>
+              <span className={m.changedPages ? 'changed' : 'muted'} data-testid="mapping-changed" title={`${plural(m.changedPages, 'page')} of ${plural(m.pages, 'page')} changed in this checkpoint`}>{m.changedPages.toLocaleString()} changed</span>
             </div>
             <Heat m={m} chainMax={chainMax} />
           </li>

@@ -10,7 +10,7 @@ import { ErrorNote } from '../ErrorNote';
 import { useEngine, useEngineEvents } from '../components/engine';
 import { CALL, CHECKPOINT_CHANGES } from '../components/calls';
 import { Busy, YesNo } from '../components/Status';
-import { formatBytes, formatTime } from '../components/format';
+import { formatBytes, formatShortTime } from '../components/format';
 import { go, takeIntent } from '../components/nav';
 import type { CheckpointInfo, ProcessInfo, ScheduleSummary, TargetInfo } from '../components/types';
 import { LaunchDialog } from './processes/LaunchDialog';
@@ -91,9 +91,9 @@ export function ProcessesPage() {
           <table className="grid" aria-label="Running processes">
             <thead>
               <tr>
-                <th scope="col">Name</th><th scope="col" className="num">PID</th><th scope="col">User ID</th>
-                <th scope="col" className="num">RSS</th><th scope="col" className="num">Threads</th>
-                <th scope="col">Checkpoint</th><th scope="col">Last checkpoint</th><th scope="col">Schedule</th>
+                <th scope="col">Name</th><th scope="col" className="num">PID</th><th scope="col"><abbr title="User ID">UID</abbr></th>
+                <th scope="col" className="num">RSS</th><th scope="col" className="num"><abbr title="Threads">Thr.</abbr></th>
+                <th scope="col">Can checkpoint</th><th scope="col">Last checkpoint, schedule</th>
                 <th scope="col"><span className="sr-only">Actions</span></th>
               </tr>
             </thead>
@@ -108,10 +108,12 @@ export function ProcessesPage() {
                     <td>{p.uid}</td>
                     <td className="num">{formatBytes(p.rssKb * 1024)}</td>
                     <td className="num">{p.threads}</td>
-                    <td>{p.checkpointable ? <YesNo ok yes="Possible" /> : <><YesNo ok={false} no="Not possible" /> <span className="reason">{p.reason}</span></>}</td>
-                    <td>{lc ? <a href="#/checkpoints" onClick={(e) => { e.preventDefault(); go('checkpoints', { checkpointId: lc.id }); }}>#{lc.id}, {formatTime(lc.createdAt)}</a> : <span className="muted">none</span>}</td>
-                    <td>{s ? scheduleText(s) : <span className="muted">none</span>}</td>
-                    <td><button type="button" disabled={!p.checkpointable} aria-label={`Checkpoint ${p.comm} (PID ${p.pid}) now`} onClick={() => setTarget(p)}>Checkpoint now</button></td>
+                    <td className="can">{p.checkpointable ? <YesNo ok yes="Yes" /> : <><YesNo ok={false} no="No" /> <span className="reason clamp" title={p.reason ?? undefined}>{p.reason}</span></>}</td>
+                    <td className="saved">
+                      {lc ? <a href="#/checkpoints" onClick={(e) => { e.preventDefault(); go('checkpoints', { checkpointId: lc.id }); }}>#{lc.id} at {formatShortTime(lc.createdAt)}</a> : <span className="muted">no checkpoint</span>}
+                      <div className={s ? '' : 'muted'}>{s ? scheduleText(s) : 'no schedule'}</div>
+                    </td>
+                    <td><button type="button" disabled={!p.checkpointable} aria-label={`Checkpoint ${p.comm} (PID ${p.pid}) now`} onClick={() => setTarget(p)}>Checkpoint…</button></td>
                   </tr>
                 );
               })}

@@ -85,16 +85,15 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
           {pre.error ? <ErrorNote error={pre.error} onRetry={() => void runPreflight()} /> : null}
           {check ? (
             <>
+              <p role="status" data-testid="preflight-summary">{failing.length ? `Restore is blocked: ${failing.length} of ${check.items.length} checks fail. Fix them and check again.` : `All ${check.items.length} checks pass.`}</p>
               <ul className="checklist" aria-label="Pre-flight checklist">
                 {check.items.map((i) => (
                   <li key={i.id} className={i.ok ? 'ok' : 'fail'} data-testid="preflight-item">
-                    <YesNo ok={i.ok} yes="Pass" no="Fail" /> <strong>{i.label}</strong>
-                    <div className="reason">{i.reason}</div>
+                    <YesNo ok={i.ok} yes="Pass" no="Fail" /> <strong>{i.label}</strong> <span className="reason">{i.reason}</span>
                     {!i.ok && i.fix ? <div className="fix">Fix: {i.fix}</div> : null}
                   </li>
                 ))}
               </ul>
-              <p role="status" data-testid="preflight-summary">{failing.length ? `Restore is blocked: ${failing.length} of ${check.items.length} checks fail. Fix them and check again.` : `All ${check.items.length} checks pass.`}</p>
             </>
           ) : null}
           <div className="dialog-actions">
@@ -107,8 +106,8 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
 
       {step === 'options' ? (
         <form className="form" onSubmit={(e) => { e.preventDefault(); void restore(); }}>
-          <label>Standard output goes to (a file path; empty: the engine's default)<input autoFocus value={opts.stdout} onChange={(e) => setOpts({ ...opts, stdout: e.target.value })} placeholder="/tmp/restored.out" /></label>
-          <label>Standard error goes to<input value={opts.stderr} onChange={(e) => setOpts({ ...opts, stderr: e.target.value })} placeholder="/tmp/restored.err" /></label>
+          <label>Standard output, if the original terminal or pipe is gone (a file path; empty: the engine's default)<input autoFocus value={opts.stdout} onChange={(e) => setOpts({ ...opts, stdout: e.target.value })} placeholder="/tmp/restored.out" /></label>
+          <label>Standard error, likewise<input value={opts.stderr} onChange={(e) => setOpts({ ...opts, stderr: e.target.value })} placeholder="/tmp/restored.err" /></label>
           <fieldset>
             <legend>The original process{target ? ` (PID ${target.pid})` : ''}, if it is still running</legend>
             <label className="check"><input type="radio" name="original" checked={opts.original === 'keep'} onChange={() => setOpts({ ...opts, original: 'keep' })} /> Keep it running</label>
@@ -143,7 +142,7 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
           <p role="status" data-testid="restore-result">Checkpoint #{result.checkpointId} is running again as PID <strong data-testid="restored-pid">{result.pid}</strong>{result.samePid ? ' (the same PID as the original).' : ` (the original had PID ${result.originalPid}).`}</p>
           <dl className="facts compact">
             <dt>Took</dt><dd>{formatMs(result.durationMs)}</dd>
-            {result.log ? <><dt>Output</dt><dd><code>{result.log}</code></dd></> : null}
+            {result.log ? <><dt>Restore log</dt><dd><code>{result.log}</code></dd></> : null}
             {safety ? <><dt>Safety checkpoint</dt><dd>#{safety.id}</dd></> : null}
           </dl>
           <div className="dialog-actions">
