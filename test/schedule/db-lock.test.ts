@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ScheduleDb } from '../../electron/engine/schedule/db';
-import { HEARTBEAT_EVERY_MS, LOCK_STALE_MS, lockHolder, releaseLock, tryAcquireLock } from '../../electron/engine/schedule/lock';
+import { HEARTBEAT_EVERY_MS, LOCK_STALE_MS, lockHolder, newLockToken, releaseLock, tryAcquireLock } from '../../electron/engine/schedule/lock';
 import { processStartTime } from '../../electron/engine/schedule/liveness';
 import type { ScheduleSpec } from '../../electron/engine/schedule/types';
 
@@ -50,7 +50,7 @@ test('schedules and runs persist across reopen; WAL; migrations are versioned an
 
     const raw = new Database(join(dir, 'schedules.db'));
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(raw.pragma('user_version', { simple: true }), 2);
+    assert.equal(raw.pragma('user_version', { simple: true }), 3);
     raw.pragma('user_version = 99');
     raw.close();
     assert.throws(() => new ScheduleDb(dir), /newer Stasis/);
@@ -115,10 +115,30 @@ test('a live holder whose heartbeat went stale may be replaced', () => {
   try {
     // Forge a row for our parent process (alive, and not us) with an old heartbeat.
     const ppid = process.ppid;
-    db.db.prepare('INSERT INTO scheduler_lock VALUES (1, ?, ?, ?, ?, ?)').run(ppid, processStartTime(ppid), 'daemon', 0, 0);
+    db.db.prepare('INSERT INTO scheduler_lock (id, pid, start_time, kind, since, heartbeat_at, token) VALUES (1, ?, ?, ?, ?, ?, ?)').run(ppid, processStartTime(ppid), 'daemon', 0, 0, 'x');
     const now = LOCK_STALE_MS - 1;
     assert.equal(tryAcquireLock(db, 'app', now).acquired, false, 'fresh enough');
     assert.equal(tryAcquireLock(db, 'app', LOCK_STALE_MS + 1).acquired, true, 'stale: taken over');
+  } finally {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two schedulers in one process (two engine hosts): only one acts', () => {
+  const dir = tmp();
+  const db = new ScheduleDb(dir);
+  try {
+    const a = newLockToken();
+    const b = newLockToken();
+    assert.equal(tryAcquireLock(db, 'app', 1000, a).acquired, true);
+    const other = tryAcquireLock(db, 'app', 1000, b);
+    assert.equal(other.acquired, false);
+    assert.equal(other.holder.pid, process.pid);
+    releaseLock(db, b);
+    assert.equal(tryAcquireLock(db, 'app', 1001, b).acquired, false, 'b cannot release what a holds');
+    releaseLock(db, a);
+    assert.equal(tryAcquireLock(db, 'app', 1002, b).acquired, true);
   } finally {
     db.close();
     rmSync(dir, { recursive: true, force: true });

@@ -62,6 +62,8 @@ const migrations: string[] = [
      heartbeat_at INTEGER NOT NULL
    );`,
   `ALTER TABLE schedules ADD COLUMN retry_slot_at INTEGER;`,
+  // Which scheduler instance of the holding process: two in one process (two engine hosts) must not both act.
+  `ALTER TABLE scheduler_lock ADD COLUMN token TEXT NOT NULL DEFAULT '';`,
 ];
 
 interface ScheduleRow {

@@ -13,7 +13,7 @@ import type { Clock } from './clock';
 import { systemClock } from './clock';
 import type { ScheduleDb } from './db';
 import { isSameProcess } from './liveness';
-import { lockHolder, releaseLock, tryAcquireLock } from './lock';
+import { lockHolder, newLockToken, releaseLock, tryAcquireLock } from './lock';
 import { applyQuota, planRetention, type RetentionItem } from './retention';
 import { inQuietHours, nextSlot, quietHoursEnd, slotsBetween } from './timing';
 import type { LockHolder, RunRecord, Schedule } from './types';
@@ -78,6 +78,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
   private stopped = false;
+  private readonly lockToken = newLockToken();
   private lastGcAt = Number.NEGATIVE_INFINITY;
   private lastGlobalQuotaPruned = false;
   acting = false;
@@ -107,7 +108,7 @@ export class Scheduler {
   }
 
   private async tickOnce(): Promise<TickReport> {
-    const attempt = tryAcquireLock(this.db, this.opts.kind, this.clock.now());
+    const attempt = tryAcquireLock(this.db, this.opts.kind, this.clock.now(), this.lockToken);
     if (attempt.acquired !== this.acting || this.holder === null) {
       this.log(attempt.acquired ? `acting scheduler for ${this.db.path}` : `standing by: ${attempt.holder.kind} pid ${attempt.holder.pid} holds the scheduler lock`);
     }
@@ -347,7 +348,7 @@ export class Scheduler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     while (this.running) await this.running.catch(() => {});
-    releaseLock(this.db);
+    releaseLock(this.db, this.lockToken);
     this.acting = false;
   }
 
