@@ -56,3 +56,16 @@ test('invalid input and unknown calls are refused inside the worker too', async 
   const unknown = await host.call('engine.reboot', {});
   assert.equal(!unknown.ok && unknown.error.code, 'NOT_FOUND');
 });
+
+test('a worker that dies is reported (engine.crashed) and replaced on the next call', async () => {
+  const events: string[] = [];
+  const off = host.onEvent((event) => events.push(event));
+  const worker = (host as unknown as { worker: { terminate(): Promise<number> } | null }).worker;
+  assert.ok(worker, 'a worker is running');
+  await worker.terminate();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(events.includes('engine.crashed'), JSON.stringify(events));
+  const r = await host.call('engine.status', {});
+  assert.ok(r.ok, 'a fresh worker serves the next call');
+  off();
+});
