@@ -40,6 +40,9 @@ function wanted(m: MappingState, r: PageRange, softDirtyOnly: boolean): boolean 
 export function copyPages(writer: CheckpointWriter, mappings: MappingState[], opts: PageCopyOptions): PageCopyStats {
   const stats: PageCopyStats = { pagesScanned: 0, pagesGiven: 0, zeroPages: 0, bytesRead: 0 };
   const chunk = opts.chunkBytes ?? 4 << 20;
+  // One read buffer for the whole capture: the writer copies what it keeps (CheckpointWriter
+  // contract), and fresh buffers would cost a page fault per 4 KiB on our side.
+  const buffer = Buffer.allocUnsafeSlow(chunk);
   const pmSelf = openPagemap(opts.memPid);
   const pmShared = opts.sharedPagemapPid === opts.memPid ? pmSelf : openPagemap(opts.sharedPagemapPid);
   try {
@@ -62,7 +65,7 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
         }
         for (let a = start; a < end; ) {
           const len = Number(end - a) > chunk ? chunk : Number(end - a);
-          const buf = Buffer.allocUnsafeSlow(len);
+          const buf = buffer.subarray(0, len);
           const n = vmRead(opts.memPid, a, buf);
           if (n !== len) {
             throw new StasisError('PROCESS_GONE', `Could not read ${len} bytes at 0x${a.toString(16)} of process ${opts.memPid} (got ${n}): the process changed or exited during the capture. Nothing was saved.`);
