@@ -15,6 +15,7 @@ import { EngineHost } from '../engine/host/engine-host';
 import { resolveStoreDir } from '../engine/host/store-access';
 import { harden } from './hardening';
 import { wireIpc } from './ipc';
+import { notifyScheduleEvent } from './schedule-notifications';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const pagePath = join(here, 'renderer', 'index.html');
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
   harden();
   const engine = new EngineHost(resolveStoreDir());
   const unwire = wireIpc(engine, () => win, pageUrl);
+  engine.onEvent((event, payload) => notifyScheduleEvent(event, payload, showWindow));
   app.on('will-quit', (e) => {
     e.preventDefault();
     unwire();

@@ -64,3 +64,14 @@ test('durations and sizes parse from their CLI forms', () => {
   assert.equal(parseSize('4096'), 4096);
   assert.throws(() => parseSize('big'), /not a size/);
 });
+
+test('notifications: final failures, ended schedules and quotas are shown; routine retries are not', async () => {
+  const { scheduleNotice } = await import('../../electron/engine/schedule/notices');
+  assert.equal(scheduleNotice('schedule.run.failed', { run: { scheduleId: 1, willRetry: true, error: 'x' } }), null);
+  assert.match(scheduleNotice('schedule.run.failed', { run: { scheduleId: 1, pid: 9, willRetry: false, error: 'Process 9 is traced.' } })!.body, /Schedule #1 \(pid 9\): Process 9 is traced\. It will try again/);
+  assert.equal(scheduleNotice('schedule.ended', { scheduleId: 2, reason: 'Process 5 exited.' })!.title, 'Schedule ended');
+  assert.match(scheduleNotice('schedule.quota', { scheduleId: 3, scope: 'target', quotaBytes: 1024, pruned: [1, 2], overQuota: false })!.body, /the 2 oldest checkpoints were deleted/);
+  assert.match(scheduleNotice('schedule.quota', { scheduleId: null, scope: 'global', quotaBytes: 1024, pruned: [], overQuota: true })!.body, /global checkpoint quota \(1.0 KiB\) is still exceeded/);
+  assert.equal(scheduleNotice('schedule.quota', { scheduleId: 3, scope: 'target', quotaBytes: 1, pruned: [], overQuota: false }), null);
+  assert.equal(scheduleNotice('schedule.run.done', {}), null);
+});
