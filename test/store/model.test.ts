@@ -101,7 +101,7 @@ for (const seed of SEEDS) {
           try {
             assertSameView(materializeToMap(store, id), view, `seed ${seed} step ${step} checkpoint ${id}`);
           } catch (e) {
-            throw new Error(`${(e as Error).message}\nhistory:\n${log.join('\n')}`);
+            throw new Error(`${(e as Error).message}\nhistory:\n${log.join("\n")}`, { cause: e });
           }
         }
         assert.deepEqual(store.list().map((c) => c.id).sort((a, b) => a - b), [...ref.keys()].sort((a, b) => a - b));

@@ -1,0 +1,34 @@
+/**
+ * Child process for the crash tests: opens a store and loops over one kind of write (commit, gc or
+ * import) until the parent kills it with SIGKILL. Prints "ready" once the store is open.
+ */
+import { openStore } from '../../electron/engine/store';
+import { mapping, randomPage, rng, writeComplete, type View } from './model';
+
+const [mode, dir, stream, seedArg] = process.argv.slice(2);
+const r = rng(Number(seedArg));
+const store = openStore(dir, { lockTimeoutMs: 60_000 });
+const tg = store.upsertTarget({ pid: 9, startTime: '9', exe: '/child', cmdline: [] });
+process.stdout.write('ready\n');
+
+function someView(n: number): View {
+  const v: View = new Map();
+  for (let i = 0; i < n; i++) v.set(0x9000 + i, r() < 0.2 ? Buffer.alloc(4096) : randomPage(r));
+  return v;
+}
+
+for (let i = 0; ; i++) {
+  if (mode === 'commit') {
+    const latest = store.latest(tg.id);
+    writeComplete(store, tg.id, latest && r() < 0.7 ? latest.id : null, someView(32 + Math.floor(r() * 200)), [mapping(0x9000, 240)]);
+  } else if (mode === 'gc') {
+    if (i === 0) store.remove([1]); // the base root: its pages move into its child, then gc compacts
+    const id = writeComplete(store, tg.id, null, someView(64), [mapping(0x9000, 64)]);
+    store.remove([id]);
+    store.gc();
+  } else if (mode === 'import') {
+    store.importStream(stream);
+  } else {
+    throw new Error(`unknown mode ${mode}`);
+  }
+}
