@@ -232,6 +232,20 @@ export class ScheduleDb {
     return (this.db.prepare('SELECT * FROM schedules ORDER BY id').all() as ScheduleRow[]).map(toSchedule);
   }
 
+  /** Active schedules due at `now`, or whose last run is after `now` (the clock went back). */
+  dueOrClockBack(now: number): Schedule[] {
+    const rows = this.db
+      .prepare("SELECT * FROM schedules WHERE state = 'active' AND next_run_at IS NOT NULL AND (next_run_at <= ? OR last_run_at > ?) ORDER BY next_run_at, id")
+      .all(now, now) as ScheduleRow[];
+    return rows.map(toSchedule);
+  }
+
+  /** The earliest next run of any active schedule. */
+  earliestNextRun(): number | null {
+    const r = this.db.prepare("SELECT MIN(next_run_at) AS t FROM schedules WHERE state = 'active'").get() as { t: number | null };
+    return r.t;
+  }
+
   update(id: number, patch: ScheduleUpdate): Schedule {
     const keys = Object.keys(patch) as (keyof ScheduleUpdate)[];
     if (keys.length) {

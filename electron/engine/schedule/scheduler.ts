@@ -116,9 +116,11 @@ export class Scheduler {
     this.holder = attempt.holder;
     const runs: RunRecord[] = [];
     if (!this.acting) return { acting: false, holder: attempt.holder, runs };
-    for (let s of this.db.list()) {
+    for (const due of this.db.dueOrClockBack(this.clock.now())) {
       if (this.stopped) break;
-      if (s.state !== 'active' || s.nextRunAt === null) continue;
+      // Re-read: an earlier run of this tick may have taken long, and the user may have paused or removed it meanwhile.
+      let s = this.db.get(due.id);
+      if (!s || s.state !== 'active' || s.nextRunAt === null) continue;
       const now = this.clock.now();
       // The wall clock went back past the last run (manual change, bad RTC): re-anchor on now,
       // or the next run would wait for the clock to catch up again.
@@ -133,9 +135,7 @@ export class Scheduler {
 
   /** The earliest moment any active schedule is due (for the loop's timer). */
   nextWakeAt(): number | null {
-    let min: number | null = null;
-    for (const s of this.db.list()) if (s.state === 'active' && s.nextRunAt !== null && (min === null || s.nextRunAt < min)) min = s.nextRunAt;
-    return min;
+    return this.db.earliestNextRun();
   }
 
   private resolveTarget(s: Schedule): Resolved {
