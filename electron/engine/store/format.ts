@@ -171,6 +171,7 @@ export function encodeTrailer(trailerOffset: number, parts: TrailerParts): Buffe
 
 export function decodeFooter(f: Buffer, fileSize: number, where: string): { trailerOffset: number; trailerLen: number; crc: number } {
   if (f.length !== FOOTER_LEN || !f.subarray(24, 32).equals(END_MAGIC)) throw corrupt(where, 'it has no footer (a write that never finished?)');
+  if (f.readUInt32LE(20) !== 0) throw corrupt(where, 'its footer has non-zero reserved bytes');
   const trailerOffset = Number(f.readBigUInt64LE(0));
   const trailerLen = Number(f.readBigUInt64LE(8));
   if (!Number.isSafeInteger(trailerOffset) || !Number.isSafeInteger(trailerLen) || trailerOffset < HEADER_LEN || trailerOffset + trailerLen + FOOTER_LEN !== fileSize || trailerLen < TRAILER_HEADER_LEN) {
