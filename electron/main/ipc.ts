@@ -9,6 +9,7 @@ import type { Reply } from '../../shared/contract';
 import { toErrorData } from '../../shared/errors';
 import { parseInput } from '../api/invoke';
 import type { EngineCaller } from '../engine/host/engine-host';
+import { isTrustedSender } from './sender-check';
 
 export const CHANNEL_PREFIX = 'stasis:';
 export const CALL_CHANNEL = `${CHANNEL_PREFIX}call`;
@@ -18,7 +19,12 @@ export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null
   const trusted = (e: IpcMainInvokeEvent): boolean => {
     const win = window();
     const frame = e.senderFrame;
-    return !!win && !win.isDestroyed() && e.sender === win.webContents && !!frame && frame === e.sender.mainFrame && frame.url.split('#')[0] === pageUrl;
+    return isTrustedSender({
+      window: win ? { destroyed: win.isDestroyed(), contentsId: win.isDestroyed() ? -1 : win.webContents.id } : null,
+      senderId: e.sender.id,
+      frame: frame ? { url: frame.url, isMain: frame === e.sender.mainFrame } : null,
+      pageUrl,
+    });
   };
 
   ipcMain.handle(CALL_CHANNEL, async (e, name: unknown, input: unknown): Promise<Reply<unknown>> => {
