@@ -19,8 +19,11 @@ export const checkpointResultSchema = z.object({
   pagesScanned: z.number().int(),
   pagesWritten: z.number().int(),
   bytesWritten: z.number().int(),
-  /** 'snapshot': frozen only to fork a copy-on-write snapshot; 'all-threads': frozen for the whole capture. */
-  freeze: z.enum(['snapshot', 'all-threads']),
+  /**
+   * 'uffd-wp': frozen only to write-protect its memory (read live afterwards); 'snapshot': frozen only
+   * to fork a copy-on-write snapshot; 'all-threads': frozen for the whole capture.
+   */
+  freeze: z.enum(['uffd-wp', 'snapshot', 'all-threads']),
   threads: z.number().int(),
   killed: z.boolean(),
   warnings: z.array(z.string()),

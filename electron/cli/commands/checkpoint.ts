@@ -16,7 +16,7 @@ export function pidOf(v: string): number {
 export function formatCheckpoint(r: CheckpointResultInfo): string[] {
   return [
     `Checkpoint #${r.id} of pid ${r.pid}: ${r.mode} (${r.dirtyTracking} dirty tracking)${r.killed ? ', process killed afterwards' : ''}.`,
-    `Frozen ${r.frozenMs.toFixed(1)} ms (${r.freeze === 'snapshot' ? 'copy-on-write snapshot' : `all ${r.threads} thread(s) frozen throughout`}), total ${r.durationMs.toFixed(1)} ms.`,
+    `Frozen ${r.frozenMs.toFixed(1)} ms (${r.freeze === 'uffd-wp' ? 'write-protect snapshot' : r.freeze === 'snapshot' ? 'copy-on-write snapshot' : `all ${r.threads} thread(s) frozen throughout`}), total ${r.durationMs.toFixed(1)} ms.`,
     `${r.pagesScanned} pages scanned, ${r.pagesWritten} written (${formatBytes(r.bytesWritten)}).`,
     ...r.warnings.map((w) => `warning: ${w}`),
   ];

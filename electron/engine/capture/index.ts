@@ -21,7 +21,9 @@ import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../
 import { probeKernelFeatures, vmRead } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, type Tracee } from '../tracer';
 import { readCmdline, readMaps } from '../proc';
-import { captureFrozenState, captureMappings } from './state';
+import { toMappingState } from './mappings';
+import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
+import { captureFrozenState, captureMappings, fillMappingDetails } from './state';
 import { copyPages } from './pages';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
@@ -39,8 +41,12 @@ export interface CheckpointOptions {
   expectStartTime?: string;
   /** Freeze timeout per thread (default 2000 ms). */
   timeoutMs?: number;
-  /** 'auto' (default): snapshot when single-threaded and leaving it running; 'never': freeze throughout. */
-  snapshot?: 'auto' | 'never';
+  /**
+   * How a leave-running capture keeps the target's downtime short. 'auto' (default): a fork
+   * snapshot for single-threaded targets, else every thread frozen throughout. 'uffd': userfaultfd
+   * write-protect (any number of threads; needs uffd-wp). 'never': frozen throughout.
+   */
+  snapshot?: 'auto' | 'uffd' | 'fork' | 'never';
   /** Called at each phase (tests use it to interfere at a precise moment). */
   onPhase?: (phase: CapturePhase, info: { pid: number; snapshotPid?: number }) => void;
 }
@@ -55,8 +61,11 @@ export interface CheckpointResult {
   pagesScanned: number;
   pagesWritten: number;
   bytesWritten: number;
-  /** How the target was held: COW snapshot (brief freeze) or every thread frozen throughout. */
-  freeze: 'snapshot' | 'all-threads';
+  /**
+   * How the target was held: 'uffd-wp' (brief freeze, then pages write-protected and read live),
+   * 'snapshot' (brief freeze to fork a copy-on-write child), or every thread frozen throughout.
+   */
+  freeze: 'uffd-wp' | 'snapshot' | 'all-threads';
   threads: number;
   killed: boolean;
   warnings: string[];
@@ -88,9 +97,14 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
   })();
   const threadCount = listThreads(pid).length;
-  const useSnapshot = opts.mode !== 'kill' && opts.snapshot !== 'never' && threadCount === 1;
   const softDirty = features.softDirty;
   const dirtyTracking: 'soft-dirty' | 'hash' = softDirty ? 'soft-dirty' : 'hash';
+  const live = opts.mode !== 'kill' && opts.snapshot !== 'never';
+  // uffd-wp works for any number of threads but is opt-in: on this VM write-protecting 1 GiB of 4 KiB
+  // pages cost more than fork (98-171 ms vs 56-137 ms, see docs/engine.md). Not combined with
+  // soft-dirty (both play with the same write-protect bits).
+  const tryUffd = live && features.uffdWp && !softDirty && opts.snapshot === 'uffd';
+  const forkOk = live && threadCount === 1 && opts.snapshot !== 'uffd';
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
@@ -102,9 +116,11 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
 
   let t: Tracee | null = null;
   let child: SnapshotChild | null = null;
+  let uffd: UffdSnapshot | null = null;
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
   let killed = false;
+  let how: CheckpointResult['freeze'] = 'all-threads';
   try {
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
     const now = readBasics(pid);
@@ -113,27 +129,39 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
     const state = captureFrozenState(t);
     const warnings = state.warnings;
-    if (opts.mode !== 'kill' && threadCount > 1) warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
-    const frozenMaps = useSnapshot ? readMaps(pid) : null;
+    const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
     opts.onPhase?.('frozen', { pid });
 
     let memPid = pid;
-    if (useSnapshot) {
+    if (tryUffd) {
+      uffd = setupUffdSnapshot(t, frozenMaps, features.pagemapScan);
+      if (uffd) how = 'uffd-wp';
+      else if (opts.snapshot === 'uffd') throw new StasisError('UNSUPPORTED', `Process ${pid} cannot get a userfaultfd (vm.unprivileged_userfaultfd=0 and it is unprivileged); use the default snapshot mode.`);
+    }
+    if (!uffd && forkOk) {
       child = forkSnapshot(t);
       memPid = child.pid;
+      how = 'snapshot';
     }
     if (softDirty) writeFileSync(`/proc/${pid}/clear_refs`, '4');
-    if (useSnapshot) {
+    if (how !== 'all-threads') {
       frozenMs = t.elapsedMs();
       t.release();
-      recordPendingSnapshot(store.dir, pid, basics.startTime, child!);
+      if (child) recordPendingSnapshot(store.dir, pid, basics.startTime, child);
       opts.onPhase?.('resumed', { pid, snapshotPid: memPid });
+    } else if (opts.mode !== 'kill' && threadCount > 1) {
+      warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
     }
 
-    captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
-    if (frozenMaps && state.mappings.length !== frozenMaps.length) {
-      warnings.push(`${frozenMaps.length - state.mappings.length} mapping(s) are not inherited by fork (MADV_DONTFORK) and were not saved`);
+    if (uffd) {
+      state.mappings = frozenMaps;
+      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
+    } else {
+      captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
+      if (child && state.mappings.length !== frozenMaps.length) {
+        warnings.push(`${frozenMaps.length - state.mappings.length} mapping(s) are not inherited by fork (MADV_DONTFORK) and were not saved`);
+      }
     }
     writer = store.begin({
       targetId: target.id,
@@ -145,21 +173,25 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     });
     writer.setState(state);
     opts.onPhase?.('pages', { pid, snapshotPid: memPid });
-    const pc = copyPages(writer, state.mappings, {
-      memPid,
-      sharedPagemapPid: pid,
-      useScan: features.pagemapScan,
-      softDirtyOnly: delta,
-    });
+    let pagesScanned: number;
+    if (uffd) {
+      const a = streamUffdSnapshot(uffd, writer);
+      closeUffdSnapshot(uffd);
+      uffd = null;
+      const b = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { memPid: pid, sharedPagemapPid: pid, useScan: features.pagemapScan, softDirtyOnly: false });
+      pagesScanned = a.pagesScanned + b.pagesScanned;
+    } else {
+      pagesScanned = copyPages(writer, state.mappings, { memPid, sharedPagemapPid: pid, useScan: features.pagemapScan, softDirtyOnly: delta }).pagesScanned;
+    }
     if (child) {
       frozenMs += disposeSnapshot(pid, child);
       clearPendingSnapshot(store.dir, pid, basics.startTime);
       child = null;
     }
     opts.onPhase?.('commit', { pid });
-    if (!useSnapshot) frozenMs = t.elapsedMs();
+    if (how === 'all-threads') frozenMs = t.elapsedMs();
     const durationMs = performance.now() - t0;
-    const info = writer.commit({ pagesScanned: pc.pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
+    const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
     if (markerPath) {
       mkdirSync(join(store.dir, SOFT_DIRTY_DIR), { recursive: true });
@@ -176,10 +208,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       dirtyTracking,
       frozenMs: round(frozenMs),
       durationMs: round(performance.now() - t0),
-      pagesScanned: pc.pagesScanned,
+      pagesScanned,
       pagesWritten: info.stats.pagesWritten,
       bytesWritten: info.stats.bytesWritten,
-      freeze: useSnapshot ? 'snapshot' : 'all-threads',
+      freeze: how,
       threads: state.threads.length,
       killed,
       warnings,
@@ -195,6 +227,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Checkpoint of process ${pid} failed: ${(e as Error).message}`);
   } finally {
+    closeUffdSnapshot(uffd);
     t?.release();
     if (child) {
       disposeSnapshot(pid, child);

@@ -28,21 +28,26 @@ export function mappingKind(e: MapEntry): MappingKind {
   return shared ? 'file-shared' : 'file-private';
 }
 
-export function toMappingState(pid: number, e: MapEntry): MappingState {
+export function toMappingState(pid: number, e: MapEntry, withFile = true): MappingState {
   const m: MappingState = {
     start: e.start, end: e.end, perms: e.perms, offset: e.offset, dev: e.dev, inode: e.inode,
     path: e.path, deleted: e.deleted, kind: mappingKind(e), vmFlags: e.vmFlags,
   };
-  if ((m.kind === 'file-private' || m.kind === 'file-shared') && e.inode !== 0) {
+  if (withFile) addFileStat(pid, m);
+  return m;
+}
+
+/** What the backing file looked like (for restore to refuse a changed file). */
+export function addFileStat(pid: number, m: MappingState): void {
+  if ((m.kind === 'file-private' || m.kind === 'file-shared') && m.inode !== 0) {
     try {
       // map_files works for deleted files too (needs the same privileges as ptrace).
-      const st = statSync(`/proc/${pid}/map_files/${e.start.toString(16)}-${e.end.toString(16)}`, { bigint: true });
+      const st = statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, { bigint: true });
       m.file = { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString() };
     } catch {
       // unreadable: restore will check by path
     }
   }
-  return m;
 }
 
 export function readMappings(pid: number): MappingState[] {

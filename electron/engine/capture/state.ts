@@ -10,7 +10,9 @@ import { STATE_VERSION, type ProcessState } from '../state/process-state';
 import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds } from '../proc';
 import { captureThread, captureSigactions, captureBrk, captureTimers } from './threads';
-import { readMappings } from './mappings';
+import { readMappings, addFileStat } from './mappings';
+import { readSmaps } from '../proc';
+import type { MappingState } from '../state/process-state';
 
 function safe<T>(f: () => T, fallback: T): T {
   try {
@@ -75,6 +77,27 @@ export function captureFrozenState(t: Tracee): ProcessState {
 export function captureMappings(state: ProcessState, memPid: number, read: (addr: bigint, buf: Buffer) => number): void {
   state.mappings = readMappings(memPid);
   const vdso = state.mappings.find((m) => m.kind === 'vdso');
+  if (vdso) {
+    const buf = Buffer.alloc(Number(vdso.end - vdso.start));
+    const n = read(vdso.start, buf);
+    state.kernel.vdsoSize = buf.length;
+    if (n === buf.length) state.kernel.vdsoSha256 = createHash('sha256').update(buf).digest('hex');
+  }
+}
+
+/**
+ * For mappings listed while frozen (uffd-wp path): VmFlags from smaps (read after the resume;
+ * smaps walks page tables and is too slow to read while frozen), the backing files' stat, and the
+ * vdso fingerprint. The "uw" flag our own write-protect registration adds is left out.
+ */
+export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState): void {
+  const flags = new Map<bigint, string[]>();
+  for (const e of readSmaps(pid)) flags.set(e.start, e.vmFlags);
+  for (const m of mappings) {
+    m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
+    addFileStat(pid, m);
+  }
+  const vdso = mappings.find((m) => m.kind === 'vdso');
   if (vdso) {
     const buf = Buffer.alloc(Number(vdso.end - vdso.start));
     const n = read(vdso.start, buf);

@@ -1,0 +1,248 @@
+/**
+ * Live snapshot through userfaultfd write-protection, for any target (single- or multi-threaded):
+ * while the target is frozen, a userfaultfd is created inside it (injected syscall), taken over with
+ * pidfd_getfd and closed in the target; its private anonymous mappings are registered in WP mode
+ * and write-protected (a page-table walk: cheaper than fork, which must also take a reference on
+ * every page), the pages of the other mappings we save are copied, and the target is resumed.
+ * Then memory is read in chunks while the target runs: a write to a page not read yet blocks in
+ * the kernel and reaches us as a WP fault; we save that page's still-original contents first and
+ * then unprotect it, which wakes the writer. A chunk is unprotected as soon as it has been read.
+ *
+ * Safety: every fault message is answered with an unprotect (which wakes the writer), even for
+ * pages we do not care about. If the engine dies, the kernel closes the userfaultfd, which removes
+ * the registration and wakes every blocked thread: the target never stays stuck.
+ * Not used (caller falls back to the fork snapshot) when the kernel lacks uffd-wp or when the
+ * target may not create a userfaultfd that also handles kernel-mode faults
+ * (vm.unprivileged_userfaultfd=0 and the target is unprivileged: a user-mode-only one would turn
+ * the target's own read() into a WP'd buffer into EFAULT).
+ */
+import { StasisError } from '../../../shared/errors';
+import type { CheckpointWriter } from '../store/api';
+import type { MappingState } from '../state/process-state';
+import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, closeFd, vmRead, E } from '../native';
+import { injectSyscall, type Tracee } from '../tracer';
+import { openPagemap, closePagemap, scanRanges, type PageRange } from '../proc';
+import { pagePolicy, readable } from './mappings';
+import type { PageCopyStats } from './pages';
+
+const UFFDIO_API = 0xc018aa3f;
+const UFFDIO_REGISTER = 0xc020aa00;
+const UFFDIO_WRITEPROTECT = 0xc018aa06;
+const UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1n;
+const UFFDIO_REGISTER_MODE_WP = 2n;
+const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
+const UFFD_EVENT_PAGEFAULT = 0x12;
+const O_CLOEXEC = 0o2000000n;
+const O_NONBLOCK = 0o4000n;
+const PAGE = 4096n;
+
+/** Mappings whose pages are write-protected and read live. */
+export function isWpMapping(m: MappingState): boolean {
+  return (m.kind === 'anon' || m.kind === 'heap' || m.kind === 'stack') && m.perms[3] === 'p' && readable(m);
+}
+
+interface Planned {
+  m: MappingState;
+  ranges: PageRange[];
+}
+
+export interface UffdSnapshot {
+  pid: number;
+  uffd: number;
+  wp: Planned[];
+  /** Pages of non-WP mappings, copied while frozen. */
+  frozenCopies: { vaddr: bigint; data: Buffer }[];
+  zeroRuns: { vaddr: bigint; pages: number }[];
+  pagesScanned: number;
+  shared: MappingState[];
+}
+
+function neg(r: bigint): boolean {
+  return r < 0n && r > -4096n;
+}
+
+/**
+ * Sets up the WP snapshot while `t` is frozen. Returns null (and changes nothing) when the target
+ * cannot create a suitable userfaultfd; the caller then uses the fork snapshot instead.
+ */
+export function setupUffdSnapshot(t: Tracee, mappings: MappingState[], useScan: boolean): UffdSnapshot | null {
+  const pid = t.pid;
+  const r = injectSyscall(t, pid, SYS.userfaultfd, [O_CLOEXEC | O_NONBLOCK]);
+  if (neg(r)) return null; // EPERM (unprivileged_userfaultfd=0) or ENOSYS: use the fork snapshot
+  const targetFd = Number(r);
+  let uffd: number;
+  let pidfd = -1;
+  try {
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    uffd = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(targetFd), 0n], 'pidfd_getfd'));
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+    injectSyscall(t, pid, SYS.close, [BigInt(targetFd)]);
+  }
+  const snap: UffdSnapshot = { pid, uffd, wp: [], frozenCopies: [], zeroRuns: [], pagesScanned: 0, shared: [] };
+  try {
+    const api = Buffer.alloc(24);
+    api.writeBigUInt64LE(0xaan, 0);
+    api.writeBigUInt64LE(UFFD_FEATURE_PAGEFAULT_FLAG_WP, 8);
+    const a = ioctlErrno(uffd, UFFDIO_API, api);
+    if (a.ret !== 0) {
+      closeFd(uffd);
+      return null;
+    }
+    const pm = openPagemap(pid);
+    try {
+      for (const m of mappings) {
+        const policy = pagePolicy(m);
+        if (policy === 'none' || !readable(m)) continue;
+        if (m.perms[3] === 's') {
+          snap.shared.push(m); // shared memory is live by nature: read after resume
+          continue;
+        }
+        const ranges = scanRanges(pm, m.start, m.end, useScan);
+        for (const rg of ranges) snap.pagesScanned += Number((rg.end - rg.start) / PAGE);
+        if (isWpMapping(m)) {
+          const keep: PageRange[] = [];
+          for (const rg of ranges) {
+            if (rg.zeroPfn && !rg.swapped) snap.zeroRuns.push({ vaddr: rg.start, pages: Number((rg.end - rg.start) / PAGE) });
+            else keep.push(rg);
+          }
+          if (keep.length === 0) continue;
+          const reg = Buffer.alloc(32);
+          reg.writeBigUInt64LE(m.start, 0);
+          reg.writeBigUInt64LE(m.end - m.start, 8);
+          reg.writeBigUInt64LE(UFFDIO_REGISTER_MODE_WP, 16);
+          const rr = ioctlErrno(uffd, UFFDIO_REGISTER, reg);
+          if (rr.ret !== 0) throw new StasisError('INTERNAL', `UFFDIO_REGISTER failed on 0x${m.start.toString(16)} (errno ${rr.errno}).`);
+          for (const rg of keep) writeProtect(uffd, rg.start, rg.end - rg.start, true);
+          snap.wp.push({ m, ranges: keep });
+        } else {
+          // Small (library data, vdso): copy now, while frozen.
+          for (const rg of ranges) {
+            if (policy === 'cow' && rg.file) continue;
+            const data = Buffer.allocUnsafeSlow(Number(rg.end - rg.start));
+            const n = vmRead(pid, rg.start, data);
+            if (n !== data.length) throw new StasisError('PROCESS_GONE', `Could not read 0x${rg.start.toString(16)} of process ${pid}.`);
+            snap.frozenCopies.push({ vaddr: rg.start, data });
+          }
+        }
+      }
+    } finally {
+      closePagemap(pm);
+    }
+    return snap;
+  } catch (e) {
+    closeFd(uffd);
+    throw e;
+  }
+}
+
+function writeProtect(uffd: number, start: bigint, len: bigint, on: boolean): void {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  b.writeBigUInt64LE(on ? UFFDIO_WRITEPROTECT_MODE_WP : 0n, 16);
+  for (;;) {
+    const r = ioctlErrno(uffd, UFFDIO_WRITEPROTECT, b);
+    if (r.ret === 0) return;
+    if (r.errno === E.EAGAIN) continue; // mm changing under us: retry
+    if (r.errno === E.ENOENT || r.errno === E.EINVAL || r.errno === E.ESRCH) return; // range gone / target gone
+    throw new StasisError('INTERNAL', `UFFDIO_WRITEPROTECT failed at 0x${start.toString(16)} (errno ${r.errno}).`);
+  }
+}
+
+/** Reads every write-protected page while the target runs; see the module comment. */
+export function streamUffdSnapshot(snap: UffdSnapshot, writer: CheckpointWriter, chunkBytes = 1 << 20): PageCopyStats {
+  const stats: PageCopyStats = { pagesScanned: snap.pagesScanned, pagesGiven: 0, zeroPages: 0, bytesRead: 0 };
+  const saved = new Map<bigint, Buffer>();
+  // Pending = in a WP range and not read yet. Ranges are walked in order, so "read" is a frontier.
+  const all: { start: bigint; end: bigint }[] = snap.wp.flatMap((p) => p.ranges.map((r) => ({ start: r.start, end: r.end }))).sort((a, b) => (a.start < b.start ? -1 : 1));
+  let frontier = 0n;
+  const pending = (va: bigint): boolean => {
+    if (va < frontier) return false;
+    let lo = 0;
+    let hi = all.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = all[mid]!;
+      if (va < r.start) hi = mid - 1;
+      else if (va >= r.end) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  };
+  const msgs = malloc(32 * 64);
+  const mb = Buffer.alloc(32 * 64);
+  const drain = (): void => {
+    for (;;) {
+      let n: bigint;
+      try {
+        n = syscall(SYS.read, [BigInt(snap.uffd), msgs, 32n * 64n], 'read(userfaultfd)');
+      } catch (e) {
+        if ((e as { errno?: number }).errno === E.EAGAIN) return;
+        throw e;
+      }
+      copyFromAddr(mb.subarray(0, Number(n)), msgs);
+      for (let off = 0; off + 32 <= Number(n); off += 32) {
+        if (mb[off] !== UFFD_EVENT_PAGEFAULT) continue;
+        const va = mb.readBigUInt64LE(off + 16) & ~(PAGE - 1n);
+        if (pending(va) && !saved.has(va)) {
+          const page = Buffer.allocUnsafeSlow(4096);
+          if (vmRead(snap.pid, va, page) === 4096) saved.set(va, page);
+        }
+        writeProtect(snap.uffd, va, PAGE, false); // always: this wakes the writer
+      }
+    }
+  };
+  const buffer = Buffer.allocUnsafeSlow(chunkBytes);
+  try {
+    for (const z of snap.zeroRuns) {
+      writerZero(writer, z.vaddr, z.pages);
+      stats.pagesGiven += z.pages;
+      stats.zeroPages += z.pages;
+    }
+    for (const c of snap.frozenCopies) {
+      writer.addPages(c.vaddr, c.data);
+      stats.pagesGiven += c.data.length / 4096;
+      stats.bytesRead += c.data.length;
+    }
+    for (const r of all) {
+      for (let a = r.start; a < r.end; ) {
+        const len = Number(r.end - a) > chunkBytes ? chunkBytes : Number(r.end - a);
+        const buf = buffer.subarray(0, len);
+        drain();
+        const n = vmRead(snap.pid, a, buf);
+        if (n !== len) throw new StasisError('PROCESS_GONE', `Could not read 0x${a.toString(16)} of process ${snap.pid} (got ${n} of ${len} bytes): it unmapped memory or exited during the capture.`);
+        for (let p = a; p < a + BigInt(len); p += PAGE) {
+          const s = saved.get(p);
+          if (s) {
+            s.copy(buf, Number(p - a));
+            saved.delete(p);
+          }
+        }
+        frontier = a + BigInt(len);
+        writeProtect(snap.uffd, a, BigInt(len), false);
+        drain();
+        writer.addPages(a, buf);
+        stats.pagesGiven += len / 4096;
+        stats.bytesRead += len;
+        a += BigInt(len);
+      }
+    }
+    drain();
+  } finally {
+    free(msgs);
+  }
+  return stats;
+}
+
+function writerZero(writer: CheckpointWriter, vaddr: bigint, pages: number): void {
+  writer.addZeroPages(vaddr, pages);
+}
+
+/** Unregisters everything and wakes every blocked thread (closing the userfaultfd does both). */
+export function closeUffdSnapshot(snap: UffdSnapshot | null): void {
+  if (snap && snap.uffd >= 0) {
+    closeFd(snap.uffd);
+    snap.uffd = -1;
+  }
+}
