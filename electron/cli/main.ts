@@ -86,8 +86,14 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed its message (or the help/version text).
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
-      return err.exitCode === 0 ? 0 : 2;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+      if (argv.includes('--json')) {
+        const message = err.code === 'commander.help'
+          ? 'No command given; `stasis --help` lists the commands.'
+          : err.message.replace(/^error: /, '').replace(/\n[\s\S]*$/, '');
+        process.stdout.write(JSON.stringify({ error: { code: 'INVALID_INPUT', message } }) + '\n');
+      }
+      return 2;
     }
     const data = toErrorData(err);
     if (argv.includes('--json')) process.stdout.write(JSON.stringify({ error: { code: data.code, message: data.message } }) + '\n');

@@ -87,4 +87,10 @@ test('bad usage exits 2 with the reason on stderr', async () => {
   assert.match(unknown.stderr, /unknown command 'frobnicate'/);
   assert.equal(option.code, 2);
   assert.match(option.stderr, /unknown option '--bogus'/);
+  // With --json, scripts also get the reason as the one document on stdout.
+  const [usageJson, noCommand] = await Promise.all([stasis(['status', '--bogus', '--json']), stasis(['--json'])]);
+  assert.equal(usageJson.code, 2);
+  assert.deepEqual(JSON.parse(usageJson.stdout), { error: { code: 'INVALID_INPUT', message: "unknown option '--bogus'" } });
+  assert.equal(noCommand.code, 2);
+  assert.match(JSON.parse(noCommand.stdout).error.message, /No command given/);
 });
