@@ -27,7 +27,7 @@ export function LaunchDialog({ onClose, onLaunched }: { onClose: () => void; onL
     <Dialog title="Launch program under Stasis" onClose={onClose}>
       {launched ? (
         <>
-          <p role="status">Started <strong>{argv[0]}</strong> as PID <strong data-testid="launched-pid">{launched.pid}</strong>{launched.name ? <> under the name <strong>{launched.name}</strong></> : null}. Its output goes to <code>{launched.log}</code>.</p>
+          <p role="status" data-testid="launch-result">Started <strong>{argv[0]}</strong> as PID <strong data-testid="launched-pid">{launched.pid}</strong>{launched.name ? <> under the name <strong>{launched.name}</strong></> : null}. Its output goes to <code data-testid="launch-log">{launched.log}</code>.</p>
           <div className="dialog-actions"><button type="button" onClick={onClose}>Close</button></div>
         </>
       ) : (

@@ -1,0 +1,381 @@
+// The desktop UI end to end in Debian Chromium through browser mode with the real engine: launch a
+// C fixture through the Launch dialog, checkpoint it twice from the Processes page, see both in the
+// timeline with the engine's sizes and changed pages and the memory map heatmap, diff them, restore
+// the first through the wizard and see the restored process running and continuing, a failing
+// pre-flight blocking the wizard with its reason, and the manage actions (pin, label, stats, verify,
+// gc, export, import, delete). A screenshot of every screen goes to test-results/ and docs/screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { buildFixture } from '../helpers/fixtures';
+// @ts-expect-error: plain .mjs helper shared by scripts/start.mjs and bin/stasis.js, no type declarations
+import { upToDate } from '../../scripts/lib/freshness.mjs';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const results = join(root, 'test-results');
+const docs = join(root, 'docs', 'screenshots');
+let tmp: string;
+let server: ChildProcess;
+let url: string;
+let context: BrowserContext;
+let page: Page;
+const pageErrors: string[] = [];
+const pids: number[] = [];
+
+function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`browser mode printed no URL within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^STASIS_URL (\S+)$/m.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`browser mode exited (${code}) before printing its URL:\n${out}`)); });
+  });
+}
+
+async function until<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function shot(name: string): Promise<void> {
+  await page.waitForTimeout(150); // let the canvas heatmaps and fonts settle
+  await page.screenshot({ path: join(results, `ui-${name}.png`) });
+  copyFileSync(join(results, `ui-${name}.png`), join(docs, `${name}.png`));
+}
+
+/** The engine's own answer, through the same authenticated HTTP API the page uses. */
+async function engine<T>(name: string, input: unknown = {}): Promise<T> {
+  const reply = await page.evaluate(async ([n, i]) => {
+    const r = await fetch(`/api/call/${n}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(i) });
+    return r.json() as Promise<{ ok: boolean; value?: unknown; error?: { message: string } }>;
+  }, [name, input] as const);
+  if (!reply.ok) throw new Error(`${name} failed: ${reply.error?.message}`);
+  return reply.value as T;
+}
+
+function alive(pid: number): boolean {
+  try { return !/^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return false; }
+}
+
+/** "tick N pid P" lines of the counter's log. */
+function ticks(log: string): { n: number; pid: number }[] {
+  return [...readFileSync(log, 'utf8').matchAll(/^tick (\d+) pid (\d+)$/gm)].map((m) => ({ n: Number(m[1]), pid: Number(m[2]) }));
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+interface Ckpt { id: number; targetId: number; label: string | null; pinned: boolean; stats: { pagesChanged: number; bytesWritten: number } }
+
+/**
+ * Browser mode as `npm run ui` runs it (dist/server.js, built if older than the sources), from a
+ * private copy of dist/: other engineers rebuild dist/ while this runs, and a rebuild deletes it.
+ */
+function startBrowserMode(store: string): ChildProcess {
+  const outputs = ['engine-worker.js', 'server.js', 'renderer/index.html'].map((f) => join(root, 'dist', f));
+  const fresh = (upToDate as (o: string[], d: string[], w: (n: string) => boolean) => boolean)(outputs, ['electron', 'shared', 'renderer'].map((d) => join(root, d)), (n) => /\.(ts|tsx|css|html)$/.test(n));
+  if (!fresh) assert.equal(spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: 'inherit' }).status, 0, 'build failed');
+  const app = join(tmp, 'app');
+  cpSync(join(root, 'dist'), join(app, 'dist'), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(app, 'node_modules'));
+  const env = { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '', STASIS_SCHEDULER: '0' };
+  return spawn(process.execPath, [join(app, 'dist', 'server.js'), '--no-open', '--store', store], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'stasis-ui-e2e-'));
+  mkdirSync(results, { recursive: true });
+  mkdirSync(docs, { recursive: true });
+  server = startBrowserMode(join(tmp, 'store'));
+  url = await waitForUrl(server, 90_000);
+  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport: { width: 1024, height: 700 },
+    colorScheme: 'light',
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  await page.goto(url);
+});
+
+after(async () => {
+  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
+  await context?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+/** The steps build on each other: once one fails, the later ones are skipped instead of timing out. */
+let broken = false;
+function step(name: string, fn: () => Promise<void>): void {
+  test(name, async (t) => {
+    if (broken) { t.skip('an earlier step failed'); return; }
+    try { await fn(); } catch (err) { broken = true; throw err; }
+  });
+}
+
+const state: { pid: number; log: string; ready: string; first: number; second: number; ticksAtFirst: number[] } = { pid: 0, log: '', ready: '', first: 0, second: 0, ticksAtFirst: [] };
+
+async function launch(ready: string, cwd: string, name: string): Promise<void> {
+  await page.goto(url.replace(/\?token=.*$/, '#/processes'));
+  await page.getByRole('heading', { level: 1, name: 'Processes' }).waitFor();
+  await page.getByRole('button', { name: 'Launch program…' }).click();
+  await page.getByLabel('Command line').fill(`${buildFixture('ui-counter')} ${ready}`);
+  await page.getByLabel('Working directory (optional)').fill(cwd);
+  await page.getByLabel(/^Name/).fill(name);
+}
+
+async function checkpointFromProcesses(pid: number, label: string, log?: string): Promise<{ id: number; text: string; ticksBefore: number; ticksAfter: number }> {
+  await page.goto(url.replace(/\?token=.*$/, '#/processes'));
+  await page.getByLabel('Search').fill(String(pid));
+  await page.getByRole('button', { name: new RegExp(`PID ${pid}\\) now`) }).click();
+  await page.getByLabel('Label (optional)').fill(label);
+  const ticksBefore = log ? ticks(log).at(-1)?.n ?? 0 : 0;
+  await page.getByRole('button', { name: 'Checkpoint now', exact: true }).click();
+  const idText = await page.getByTestId('checkpoint-id').innerText({ timeout: 30_000 });
+  const ticksAfter = log ? ticks(log).at(-1)?.n ?? 0 : 0;
+  const text = await page.getByRole('dialog').innerText();
+  return { id: Number(idText.replace('#', '')), text, ticksBefore, ticksAfter };
+}
+
+step('Processes: launch a program through the dialog and see it listed as checkpointable', async () => {
+  const work = join(tmp, 'work');
+  mkdirSync(work);
+  state.ready = join(tmp, 'ready');
+  await launch(state.ready, work, 'ui-counter');
+  await shot('launch-dialog');
+  await page.getByRole('button', { name: 'Launch', exact: true }).click();
+  state.pid = Number(await page.getByTestId('launched-pid').innerText({ timeout: 20_000 }));
+  pids.push(state.pid);
+  state.log = await page.getByTestId('launch-log').innerText();
+  await until('the fixture to be ready', () => existsSync(state.ready) && readFileSync(state.ready, 'utf8').includes(`ready ${state.pid}`));
+  await page.getByRole('button', { name: 'Close', exact: true }).last().click();
+  // The list is filtered to the new PID and says it can be checkpointed.
+  const row = page.locator(`tr[data-pid="${state.pid}"]`);
+  await row.waitFor({ timeout: 10_000 });
+  assert.match(await row.innerText(), /ui-counter[\s\S]*Yes/);
+  await page.getByLabel('Search').fill('');
+  await shot('processes');
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Processes: checkpoint it twice with labels; the second is incremental with the dirtied pages', async () => {
+  const c1 = await checkpointFromProcesses(state.pid, 'first', state.log);
+  state.ticksAtFirst = [c1.ticksBefore, c1.ticksAfter];
+  assert.match(c1.text, /full/);
+  await shot('checkpoint-dialog');
+  await page.getByRole('button', { name: 'Close', exact: true }).last().click();
+  process.kill(state.pid, 'SIGUSR1'); // the fixture rewrites 64 pages of its buffer
+  await until('the fixture to dirty its pages', () => /^dirtied /m.test(readFileSync(state.log, 'utf8')));
+  const c2 = await checkpointFromProcesses(state.pid, 'second');
+  assert.match(c2.text, /incremental/);
+  state.first = c1.id;
+  state.second = c2.id;
+  assert.ok(c2.id > c1.id);
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Checkpoints: the timeline shows both with the engine\'s sizes and changed pages, and the memory map', async () => {
+  await page.getByRole('button', { name: 'Show in timeline' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Checkpoints' }).waitFor();
+  const { checkpoints } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  const [one, two] = [state.first, state.second].map((id) => checkpoints.find((c) => c.id === id)!);
+  // The dirtied 64 pages are in the second; the first (full) holds every page.
+  assert.ok(two.stats.pagesChanged >= 64, `second changed ${two.stats.pagesChanged} pages`);
+  assert.ok(one.stats.pagesChanged > two.stats.pagesChanged);
+  for (const c of [one, two]) {
+    const row = page.locator(`[data-testid="timeline-row"][data-id="${c.id}"]`);
+    await row.waitFor();
+    assert.equal(await row.getByTestId('row-changed').innerText(), `${c.stats.pagesChanged.toLocaleString('en-US')} pages`);
+    assert.equal(await row.getByTestId('row-bytes').innerText(), formatBytes(c.stats.bytesWritten));
+    assert.match(await row.innerText(), new RegExp(c.label!));
+  }
+  // Opened on the second (from "Show in timeline"): its memory map has a mapping with >= 63 changed pages.
+  assert.match(await page.getByRole('heading', { name: /Checkpoint #\d+ — second/ }).innerText(), new RegExp(`#${state.second}`));
+  await page.getByTestId('mapping').first().waitFor();
+  const changed = (await page.getByTestId('mapping-changed').allInnerTexts()).map((t) => Number(t.replace(/\D/g, '')));
+  const shown = await engine<{ mappings: { changedPages: number }[] }>('checkpoints.show', { id: state.second });
+  assert.deepEqual(changed, shown.mappings.map((m) => m.changedPages));
+  assert.ok(Math.max(...changed) >= 63, `most changed in one mapping: ${Math.max(...changed)}`);
+  await shot('checkpoints');
+  await page.locator('.memmap').scrollIntoViewIfNeeded();
+  await page.getByTestId('mapping').nth(5).scrollIntoViewIfNeeded();
+  await shot('memory-map');
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Diff: the two checkpoints compared per mapping', async () => {
+  await page.getByRole('button', { name: 'Compare…' }).click();
+  const totals = await page.getByTestId('diff-totals').innerText({ timeout: 20_000 });
+  const d = await engine<{ changedPages: number; mappings: unknown[] }>('checkpoints.diff', { a: state.first, b: state.second });
+  assert.ok(d.changedPages >= 64);
+  assert.match(totals, new RegExp(`From #${state.first} to #${state.second}: ${d.changedPages} pages changed`));
+  assert.equal(await page.getByTestId('diff-row').count(), d.mappings.length);
+  await shot('diff');
+  await page.keyboard.press('Escape');
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Restore wizard: restore the first checkpoint; the restored process runs and keeps counting', async () => {
+  // Keyboard: the timeline is a list box; End selects the oldest (the first checkpoint).
+  await page.getByRole('listbox', { name: /Timeline/ }).focus();
+  await page.keyboard.press('End');
+  await page.getByRole('heading', { name: new RegExp(`Checkpoint #${state.first} — first`) }).waitFor();
+  await page.getByRole('button', { name: 'Restore…' }).click();
+  await shot('restore-choose');
+  await page.getByRole('button', { name: 'Check', exact: true }).click();
+  const summary = await page.getByTestId('preflight-summary').innerText({ timeout: 20_000 });
+  assert.match(summary, /^All \d+ checks pass\.$/);
+  await shot('restore-preflight');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await shot('restore-options');
+  await page.getByRole('button', { name: 'Restore', exact: true }).click();
+  const newPid = Number(await page.getByTestId('restored-pid').innerText({ timeout: 30_000 }));
+  pids.push(newPid);
+  await shot('restore-result');
+  assert.ok(alive(newPid), 'the restored process runs');
+  assert.ok(alive(state.pid), 'the original was kept running');
+  // The restored copy writes to the same log (the file was reopened) with its own PID, counting on
+  // from where the first checkpoint was taken.
+  const mine = await until('the restored process to print', () => { const t = ticks(state.log).filter((x) => x.pid === newPid); return t.length >= 5 ? t : null; });
+  // The counter was between these two values when the first checkpoint froze it; it goes on from there.
+  const [lo, hi] = state.ticksAtFirst;
+  assert.ok(mine[0].n >= lo && mine[0].n <= hi + 1, `restored counter starts at ${mine[0].n}; the first checkpoint was taken between ticks ${lo} and ${hi}`);
+  assert.ok(ticks(state.log).filter((x) => x.pid === state.pid).at(-1)!.n > hi + 10, 'the original has counted well past it');
+  for (let i = 1; i < mine.length; i++) assert.equal(mine[i].n, mine[i - 1].n + 1);
+  await page.getByRole('button', { name: 'Show the process' }).click();
+  await page.locator(`tr[data-pid="${newPid}"]`).waitFor({ timeout: 10_000 });
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Restore wizard: a failing pre-flight blocks it with the engine\'s reason', async () => {
+  const doomed = join(tmp, 'doomed');
+  mkdirSync(doomed);
+  const ready = join(tmp, 'ready2');
+  await launch(ready, doomed, 'ui-doomed');
+  await page.getByRole('button', { name: 'Launch', exact: true }).click();
+  const pid = Number(await page.getByTestId('launched-pid').innerText({ timeout: 20_000 }));
+  pids.push(pid);
+  await until('the second fixture to be ready', () => existsSync(ready));
+  const c = await engine<{ id: number }>('capture.checkpoint', { pid, label: 'cwd removed' });
+  process.kill(pid, 'SIGKILL');
+  rmSync(doomed, { recursive: true, force: true });
+  await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
+  const { checkpoints } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  await page.getByLabel('Process').selectOption(String(checkpoints.find((x) => x.id === c.id)!.targetId));
+  await page.getByRole('heading', { name: new RegExp(`Checkpoint #${c.id}`) }).waitFor();
+  await page.getByRole('button', { name: 'Restore…' }).click();
+  await page.getByRole('button', { name: 'Check', exact: true }).click();
+  const summary = await page.getByTestId('preflight-summary').innerText({ timeout: 20_000 });
+  assert.match(summary, /^Restore is blocked: 1 of \d+ checks fail/);
+  const failing = page.locator('[data-testid="preflight-item"].fail');
+  assert.equal(await failing.count(), 1);
+  assert.match(await failing.innerText(), new RegExp(`Working directory exists[\\s\\S]*${doomed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} no longer exists[\\s\\S]*Fix: Recreate the directory`));
+  assert.equal(await page.getByRole('button', { name: 'Next' }).isDisabled(), true);
+  await shot('restore-blocked');
+  await page.keyboard.press('Escape');
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Manage: pin, label and notes, store stats, verify, gc, export core and stream, import, delete', async () => {
+  await page.goto(url.replace(/\?token=.*$/, '#/processes'));
+  await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
+  const { checkpoints: before } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  await page.getByLabel('Process').selectOption(String(before.find((x) => x.id === state.first)!.targetId));
+  await page.getByRole('listbox', { name: /Timeline/ }).focus();
+  await page.keyboard.press('End');
+  await page.getByRole('heading', { name: new RegExp(`Checkpoint #${state.first}`) }).waitFor();
+  await page.getByRole('button', { name: 'Pin', exact: true }).click();
+  await page.getByRole('button', { name: 'Unpin' }).waitFor();
+  await page.getByRole('button', { name: 'Label & notes…' }).click();
+  await page.getByLabel('Label', { exact: true }).fill('first, kept');
+  await page.getByLabel('Notes', { exact: true }).fill('Before the buffer was rewritten.');
+  await shot('label-notes');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('heading', { name: `Checkpoint #${state.first} — first, kept` }).waitFor();
+  const one = (await engine<{ checkpoints: Ckpt[] }>('checkpoints.list')).checkpoints.find((x) => x.id === state.first)!;
+  assert.equal(one.pinned, true);
+  assert.equal(one.label, 'first, kept');
+
+  // Export an ELF core file and a stream file; both written by the engine.
+  const core = join(tmp, 'first.core');
+  await page.getByRole('button', { name: 'Export…' }).click();
+  await page.getByLabel(/^Save to/).fill(core);
+  await page.getByRole('button', { name: 'Export', exact: true }).click();
+  await page.getByRole('dialog').getByText(/^Wrote /).waitFor({ timeout: 30_000 });
+  assert.ok(statSync(core).size > 0);
+  assert.equal(readFileSync(core).subarray(0, 4).toString('latin1'), '\x7fELF');
+  await page.getByRole('button', { name: 'Close', exact: true }).last().click();
+  const stream = join(tmp, 'first.stasis');
+  await page.getByRole('button', { name: 'Export…' }).click();
+  await page.getByLabel('Stream: flattened into one full checkpoint').check();
+  await page.getByLabel(/^Save to/).fill(stream);
+  await shot('export');
+  await page.getByRole('button', { name: 'Export', exact: true }).click();
+  await page.getByRole('dialog').getByText(/^Wrote /).waitFor({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Close', exact: true }).last().click();
+
+  // Store panel: stats, verify, gc, import the stream.
+  await page.getByRole('button', { name: 'Store…', exact: true }).click();
+  const stats = await page.getByTestId('store-stats').innerText({ timeout: 10_000 });
+  assert.match(stats, /checkpoints of \d+ processes/);
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.getByText('Verified: every checkpoint reads back intact.').waitFor({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Collect garbage' }).click();
+  await page.getByText(/^Garbage collection reclaimed/).waitFor({ timeout: 30_000 });
+  await page.getByLabel('Import stream file').fill(stream);
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
+  const imported = await page.getByText(/^Imported 1 checkpoint: #\d+\.$/).innerText({ timeout: 30_000 });
+  const newId = Number(/#(\d+)/.exec(imported)![1]);
+  await shot('store');
+
+  // Delete the imported copy; the timeline loses it (pushed store.changed event, no reload).
+  const { checkpoints: after } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  await page.getByLabel('Process').selectOption(String(after.find((x) => x.id === newId)!.targetId));
+  await page.locator(`[data-testid="timeline-row"][data-id="${newId}"]`).click();
+  await page.getByRole('button', { name: 'Delete…' }).click();
+  await shot('delete');
+  // The stream carried the pin of #first; the dialog says so and unpins before deleting.
+  await page.getByRole('button', { name: 'Unpin and delete', exact: true }).click();
+  await page.locator(`[data-testid="timeline-row"][data-id="${newId}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+  const { checkpoints: final } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  assert.equal(final.some((x) => x.id === newId), false);
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Dark theme: the timeline and memory map follow the system theme', async () => {
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
+  await page.getByTestId('timeline-row').first().waitFor();
+  await shot('checkpoints-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  assert.deepEqual(pageErrors, []);
+});
