@@ -38,6 +38,7 @@ export const restoreResultSchema = z.object({
   originalPid: z.number().int(),
   durationMs: z.number(),
   bytesWritten: z.number(),
+  writeMs: z.number(),
   log: z.string(),
   steps: z.array(z.object({ step: z.string(), ms: z.number() })),
   /** Checkpoint recording the restored process (a branch from checkpointId); its next checkpoint is incremental on top of it. */

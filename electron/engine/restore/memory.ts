@@ -55,12 +55,14 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
  * Writes the materialized pages. Zero runs are skipped where the mapping is anonymous (already
  * zero) but written into private file mappings (where zero differs from the file's bytes).
  */
-export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>): { bytes: number; pages: number } {
+export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>): { bytes: number; pages: number; writeMs: number } {
   const steps = plan.steps;
   let si = 0;
   let bytes = 0;
   let zero: Buffer | null = null;
+  let writeMs = 0;
   for (const run of pages) {
+    const w0 = performance.now();
     let va = run.vaddr;
     const end = run.vaddr + BigInt(run.pages) * 4096n;
     while (va < end) {
@@ -74,7 +76,8 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
       if (s.writeContents) {
         if (run.data) {
           const from = Number(va - run.vaddr);
-          r.write(va, run.data.subarray(from, from + len));
+          if (s.prot & PROT_WRITE) r.writeBulk(va, run.data.subarray(from, from + len));
+          else r.write(va, run.data.subarray(from, from + len));
           bytes += len;
         } else if (s.kind === 'file-private') {
           if (!zero || zero.length < len) zero = Buffer.alloc(Math.max(len, 1 << 20));
@@ -87,6 +90,7 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
       }
       va = stop;
     }
+    writeMs += performance.now() - w0;
   }
-  return { bytes, pages: bytes / 4096 };
+  return { bytes, pages: bytes / 4096, writeMs };
 }
