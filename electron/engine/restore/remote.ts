@@ -94,7 +94,7 @@ export class Remote {
    * but refuses read-only pages, so whatever it could not write goes through /proc/PID/mem.
    */
   writeBulk(addr: bigint, data: Buffer): void {
-    let n = 0;
+    let n: number;
     try { n = vmWrite(this.pid, addr, data); } catch (_e) { n = 0; }
     if (n < data.length) this.write(addr + BigInt(n), data.subarray(n));
   }
