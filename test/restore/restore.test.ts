@@ -11,7 +11,7 @@ import { spawnDetached } from '../helpers/spawn';
 import { checkpoint } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
 import { StasisError } from '../../shared/errors';
-import type { Store } from '../../electron/engine/store';
+import { openStore, type Store } from '../../electron/engine/store';
 import { fields, fileLines, isAlive, killQuietly, liveChildren, sleep, waitFor, withStore } from './helpers';
 
 const fidelity = buildFixture('restore-fidelity');
@@ -238,6 +238,35 @@ test('pre-flight failures on real checkpoints: multi-threaded, changed executabl
     } finally {
       threads.kill();
       t.kill();
+    }
+  });
+});
+
+test('restore after export and import into another store directory', async () => {
+  await withStore(async (store, dir) => {
+    const { t, out } = await startFidelity(dir);
+    let pid: number | undefined;
+    const other = openStore(join(dir, 'other-store'));
+    try {
+      checkpoint(store, t.pid);
+      await sleep(40);
+      const c = checkpoint(store, t.pid);
+      const pos = outPos(store, c.id);
+      t.kill();
+      await t.waitExit();
+      const file = join(dir, 'export.stasis');
+      store.exportStream(c.id, file, 'one');
+      const { ids } = other.importStream(file);
+      const imported = ids.at(-1)!;
+      assert.equal(outPos(other, imported), pos);
+      const r = restore(other, imported, { log: join(dir, 'restore.log') });
+      pid = r.pid;
+      await waitFor('restored lines', () => fileLines(out).filter((l) => fields(l).pid === r.pid).length >= 3);
+      assertContinues(out, pos, r.pid);
+    } finally {
+      other.close();
+      t.kill();
+      killQuietly(pid);
     }
   });
 });
