@@ -97,7 +97,7 @@ function startBrowserMode(store: string): ChildProcess {
   const app = join(tmp, 'app');
   cpSync(join(root, 'dist'), join(app, 'dist'), { recursive: true });
   symlinkSync(join(root, 'node_modules'), join(app, 'node_modules'));
-  const env = { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '', STASIS_SCHEDULER: '0' };
+  const env = { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '' };
   return spawn(process.execPath, [join(app, 'dist', 'server.js'), '--no-open', '--store', store], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -368,6 +368,34 @@ step('Manage: pin, label and notes, store stats, verify, gc, export core and str
   await page.locator(`[data-testid="timeline-row"][data-id="${newId}"]`).waitFor({ state: 'detached', timeout: 10_000 });
   const { checkpoints: final } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
   assert.equal(final.some((x) => x.id === newId), false);
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Schedules: add one from the Processes page; its runs are pushed to the list and the history', async () => {
+  await page.goto(url.replace(/\?token=.*$/, '#/processes'));
+  await page.getByLabel('Search').fill(String(state.pid));
+  await page.getByRole('link', { name: `Add a schedule for PID ${state.pid}` }).click();
+  await page.getByRole('heading', { level: 1, name: 'Schedules' }).waitFor();
+  assert.equal(await page.getByLabel('PID', { exact: true }).inputValue(), String(state.pid));
+  await page.getByLabel(/^Every/).fill('1');
+  await page.getByLabel(/^Keep the last/).fill('3');
+  await page.getByLabel('Label (optional)').fill('every second');
+  await shot('schedule-new');
+  await page.getByRole('button', { name: 'Create' }).click();
+  const row = page.getByTestId('schedule-row').first();
+  await row.waitFor();
+  assert.match(await page.getByTestId('scheduler').innerText(), /Schedules run in the Stasis app \(PID \d+\)/);
+  // No reload from here on: the list changes when the engine pushes schedule.run.done.
+  await row.getByTestId('last-result').filter({ hasText: /^ok at / }).waitFor({ timeout: 20_000 });
+  await shot('schedules');
+  await row.getByRole('button', { name: 'History' }).click();
+  await page.getByTestId('run-row').first().waitFor();
+  assert.match(await page.getByTestId('run-row').first().innerText(), /ok \((full|incremental)\)\s+#\d+/);
+  await shot('schedule-history');
+  await page.keyboard.press('Escape');
+  await row.getByRole('button', { name: 'Pause' }).click();
+  await row.getByRole('button', { name: 'Resume' }).waitFor();
+  assert.match(await row.innerText(), /paused/);
   assert.deepEqual(pageErrors, []);
 });
 

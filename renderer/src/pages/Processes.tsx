@@ -111,7 +111,7 @@ export function ProcessesPage() {
                     <td className="can">{p.checkpointable ? <YesNo ok yes="Yes" /> : <><YesNo ok={false} no="No" /> <span className="reason clamp" title={p.reason ?? undefined}>{p.reason}</span></>}</td>
                     <td className="saved">
                       {lc ? <a href="#/checkpoints" onClick={(e) => { e.preventDefault(); go('checkpoints', { checkpointId: lc.id }); }}>#{lc.id} at {formatShortTime(lc.createdAt)}</a> : <span className="muted">no checkpoint</span>}
-                      <div className={s ? '' : 'muted'}>{s ? scheduleText(s) : 'no schedule'}</div>
+                      <div>{s ? scheduleText(s) : <a href="#/schedules" aria-label={`Add a schedule for PID ${p.pid}`} onClick={(e) => { e.preventDefault(); go('schedules', { search: String(p.pid) }); }}>add schedule</a>}</div>
                     </td>
                     <td><button type="button" disabled={!p.checkpointable} aria-label={`Checkpoint ${p.comm} (PID ${p.pid}) now`} onClick={() => setTarget(p)}>Checkpoint…</button></td>
                   </tr>
