@@ -118,7 +118,7 @@ export const scheduleCalls = {
     output: scheduleSchema,
   }),
   'schedules.remove': defineCall({
-    description: 'Delete a schedule and its run history; its checkpoints stay in the store.',
+    description: 'Delete a schedule and its run history; its checkpoints stay in the store and are no longer pruned by any policy or quota.',
     input: idInput,
     output: z.object({ removed: z.number().int() }),
   }),

@@ -50,7 +50,7 @@ test('schedules and runs persist across reopen; WAL; migrations are versioned an
 
     const raw = new Database(join(dir, 'schedules.db'));
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(raw.pragma('user_version', { simple: true }), 3);
+    assert.equal(raw.pragma('user_version', { simple: true }), 4);
     raw.pragma('user_version = 99');
     raw.close();
     assert.throws(() => new ScheduleDb(dir), /newer Stasis/);
@@ -139,6 +139,33 @@ test('two schedulers in one process (two engine hosts): only one acts', () => {
     assert.equal(tryAcquireLock(db, 'app', 1001, b).acquired, false, 'b cannot release what a holds');
     releaseLock(db, a);
     assert.equal(tryAcquireLock(db, 'app', 1002, b).acquired, true);
+  } finally {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('run history is trimmed per schedule, but which checkpoints a schedule took is not forgotten', () => {
+  const dir = tmp();
+  const db = new ScheduleDb(dir);
+  try {
+    const s = db.add(spec, 0, 0);
+    const other = db.add(spec, 0, 0);
+    for (let i = 1; i <= 250; i++) {
+      db.recordRun({ scheduleId: s.id, startedAt: i, finishedAt: i, result: 'ok', mode: 'full', pid: 1, checkpointId: i, durationMs: 1, frozenMs: 1, bytes: 1, error: null, attempt: 1, missed: 0, willRetry: false, pruned: [], runnerPid: 1 });
+    }
+    db.recordRun({ scheduleId: other.id, startedAt: 1, finishedAt: 1, result: 'ok', mode: 'full', pid: 1, checkpointId: 999, durationMs: 1, frozenMs: 1, bytes: 1, error: null, attempt: 1, missed: 0, willRetry: false, pruned: [], runnerPid: 1 });
+    db.trimHistory(s.id, 10);
+    const h = db.history(s.id, 1000);
+    assert.equal(h.length, 10);
+    assert.equal(h[0]!.checkpointId, 250, 'the newest are kept');
+    assert.equal(db.history(other.id).length, 1, 'other schedules untouched');
+    assert.equal(db.checkpointIdsOf(s.id).size, 250, 'trimmed runs still count as this schedule\'s checkpoints');
+    db.forgetCheckpoints([1, 2, 3]);
+    assert.equal(db.checkpointIdsOf(s.id).size, 247);
+    assert.equal(db.scheduledCheckpoints().get(999), other.id);
+    db.remove(other.id);
+    assert.equal(db.scheduledCheckpoints().has(999), false, 'a removed schedule\'s checkpoints become the user\'s own');
   } finally {
     db.close();
     rmSync(dir, { recursive: true, force: true });

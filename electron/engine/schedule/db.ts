@@ -64,7 +64,15 @@ const migrations: string[] = [
   `ALTER TABLE schedules ADD COLUMN retry_slot_at INTEGER;`,
   // Which scheduler instance of the holding process: two in one process (two engine hosts) must not both act.
   `ALTER TABLE scheduler_lock ADD COLUMN token TEXT NOT NULL DEFAULT '';`,
+  // Which checkpoints a schedule took, apart from the run history, so trimming history never turns
+  // a scheduled checkpoint into one retention may not prune. Dropped with the schedule: its
+  // checkpoints then count as the user's own (never pruned by any policy or quota).
+  `CREATE TABLE schedule_checkpoints (checkpoint_id INTEGER PRIMARY KEY, schedule_id INTEGER NOT NULL);
+   INSERT OR IGNORE INTO schedule_checkpoints (checkpoint_id, schedule_id) SELECT checkpoint_id, schedule_id FROM runs WHERE checkpoint_id IS NOT NULL;`,
 ];
+
+/** Runs kept per schedule; older ones are trimmed (a 1-second schedule would otherwise add 86,400 a day). */
+export const HISTORY_PER_SCHEDULE = 1000;
 
 interface ScheduleRow {
   id: number;
@@ -262,7 +270,10 @@ export class ScheduleDb {
   }
 
   remove(id: number): void {
-    const r = this.db.prepare('DELETE FROM schedules WHERE id = ?').run(id);
+    const r = this.db.transaction(() => {
+      this.db.prepare('DELETE FROM schedule_checkpoints WHERE schedule_id = ?').run(id);
+      return this.db.prepare('DELETE FROM schedules WHERE id = ?').run(id);
+    })();
     if (r.changes === 0) this.require(id);
   }
 
@@ -271,7 +282,24 @@ export class ScheduleDb {
       .prepare(`INSERT INTO runs (schedule_id, started_at, finished_at, result, mode, pid, checkpoint_id, duration_ms, frozen_ms, bytes, error, attempt, missed, will_retry, pruned, runner_pid)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(run.scheduleId, run.startedAt, run.finishedAt, run.result, run.mode, run.pid, run.checkpointId, run.durationMs, run.frozenMs, run.bytes, run.error, run.attempt, run.missed, run.willRetry ? 1 : 0, JSON.stringify(run.pruned), run.runnerPid);
-    return { ...run, id: Number(r.lastInsertRowid) };
+    const id = Number(r.lastInsertRowid);
+    if (run.checkpointId !== null) {
+      this.db.prepare('INSERT OR REPLACE INTO schedule_checkpoints (checkpoint_id, schedule_id) VALUES (?, ?)').run(run.checkpointId, run.scheduleId);
+    }
+    if (id % 100 === 0) this.trimHistory(run.scheduleId);
+    return { ...run, id };
+  }
+
+  trimHistory(scheduleId: number, keep = HISTORY_PER_SCHEDULE): void {
+    this.db
+      .prepare('DELETE FROM runs WHERE schedule_id = ? AND id < (SELECT id FROM runs WHERE schedule_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)')
+      .run(scheduleId, scheduleId, keep - 1);
+  }
+
+  /** Forget checkpoints that no longer exist (pruned). */
+  forgetCheckpoints(ids: number[]): void {
+    const del = this.db.prepare('DELETE FROM schedule_checkpoints WHERE checkpoint_id = ?');
+    this.db.transaction(() => ids.forEach((id) => del.run(id)))();
   }
 
   setPruned(runId: number, pruned: number[]): void {
@@ -288,13 +316,13 @@ export class ScheduleDb {
 
   /** Checkpoint ids this schedule created (the only ones its retention may prune). */
   checkpointIdsOf(scheduleId: number): Set<number> {
-    const rows = this.db.prepare('SELECT checkpoint_id FROM runs WHERE schedule_id = ? AND checkpoint_id IS NOT NULL').all(scheduleId) as { checkpoint_id: number }[];
+    const rows = this.db.prepare('SELECT checkpoint_id FROM schedule_checkpoints WHERE schedule_id = ?').all(scheduleId) as { checkpoint_id: number }[];
     return new Set(rows.map((r) => r.checkpoint_id));
   }
 
   /** Every checkpoint any schedule created, with its schedule. */
   scheduledCheckpoints(): Map<number, number> {
-    const rows = this.db.prepare('SELECT checkpoint_id, schedule_id FROM runs WHERE checkpoint_id IS NOT NULL').all() as { checkpoint_id: number; schedule_id: number }[];
+    const rows = this.db.prepare('SELECT checkpoint_id, schedule_id FROM schedule_checkpoints').all() as { checkpoint_id: number; schedule_id: number }[];
     return new Map(rows.map((r) => [r.checkpoint_id, r.schedule_id]));
   }
 

@@ -284,15 +284,17 @@ export class Scheduler {
    */
   private removeEach(store: Store, ids: number[], scheduleId: number): number[] {
     const done: number[] = [];
+    const gone: number[] = [];
     for (const id of ids) {
       try {
         store.remove([id]);
         done.push(id);
       } catch (err) {
-        if (store.get(id) === null) continue; // already gone: nothing to do
-        this.emit('schedule.retention.failed', { scheduleId, error: toErrorData(err) });
+        if (store.get(id) === null) gone.push(id); // already removed by the user: nothing to do
+        else this.emit('schedule.retention.failed', { scheduleId, error: toErrorData(err) });
       }
     }
+    this.db.forgetCheckpoints([...done, ...gone]);
     return done;
   }
 
