@@ -85,13 +85,14 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
         relocate(store, chosen, remap, g);
         for (const id of movedDefs) db.prepare('UPDATE checkpoints SET def_file = ? WHERE id = ?').run(g, id);
         for (const f of chosen) doom(store, f);
+        store.bumpGeneration();
       });
     } catch (e) {
       seg.discard();
       throw e;
     }
   } else {
-    db.transaction(() => { for (const f of chosen) doom(store, f); }).immediate();
+    db.transaction(() => { for (const f of chosen) doom(store, f); store.bumpGeneration(); }).immediate();
   }
   let freed = 0;
   for (const f of chosen) {

@@ -40,6 +40,7 @@ export function rebaseCheckpoint(store: SqliteStore, id: number, onto: number): 
   store.publish(fileId, () => {
     store.insertFile(fileId, bytes, 0, entries);
     store.applyDef(def, fileId, records);
+    store.bumpGeneration();
   });
   return { id, parentId: onto, pagesChanged: changed };
 }

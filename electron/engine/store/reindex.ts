@@ -120,6 +120,7 @@ export function reindexStore(store: SqliteStore): ReindexResult {
       const c = resolved.get(id)!;
       store.applyDef(c.def, c.file, c.extents);
     }
+    store.bumpGeneration();
     store.setMeta('next_ckpt', Math.max(store.meta('next_ckpt', 1), maxCkpt + 1));
     store.setMeta('next_file', Math.max(store.meta('next_file', 1), (ids[ids.length - 1] ?? 0) + 1));
   }).immediate();

@@ -30,6 +30,7 @@ export const DIR_MODE = 0o700;
 const LOCK_TIMEOUT_MS = 30_000;
 /** Largest PageRun materialize yields: bounds memory whatever the checkpoint's size. */
 const MAX_RUN_PAGES = 256;
+const VIEW_CACHE = 3;
 
 interface CkptRow {
   id: number; target_id: number; parent_id: number | null; created_at: string; label: string | null; notes: string | null;
@@ -50,6 +51,7 @@ export class SqliteStore implements Store, WriterHost {
   readonly reader: SegmentReader;
   readonly lock: WriterLock;
   private writer: Writer | null = null;
+  private viewCache = new Map<number, { gen: number; view: Extent[] }>();
   private closed = false;
   private readonly lockTimeoutMs: number;
 
@@ -183,13 +185,35 @@ export class SqliteStore implements Store, WriterHost {
     return this.ownExtents(id).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count, kind: kinds[e.kind] }));
   }
 
-  /** Every stored page of checkpoint id (absent pages dropped), sorted; one consistent read of the index. */
+  /**
+   * Every stored page of checkpoint id (absent pages dropped), sorted; one consistent read of the
+   * index. Views are cached: a checkpoint's view never changes, only where its pages live (gc,
+   * reindex), and those bump the store-wide generation, also for other processes. Callers must not
+   * modify the returned array or its extents.
+   */
   view(id: number): Extent[] {
     return this.db.transaction(() => {
+      const gen = this.meta('generation', 0);
+      const hit = this.viewCache.get(id);
+      if (hit && hit.gen === gen && this.db.prepare('SELECT 1 FROM checkpoints WHERE id = ?').get(id)) return hit.view;
       let v: Extent[] = [];
       for (const c of this.chain(id)) v = overlay(v, this.ownExtents(c));
-      return withoutAbsent(v);
+      v = withoutAbsent(v);
+      this.cacheView(id, gen, v);
+      return v;
     }).deferred();
+  }
+
+  cacheView(id: number, gen: number, view: Extent[]): void {
+    this.viewCache.delete(id);
+    this.viewCache.set(id, { gen, view });
+    // A few views only: one of a 16 GiB process can hold a million extents.
+    while (this.viewCache.size > VIEW_CACHE) this.viewCache.delete(this.viewCache.keys().next().value as number);
+  }
+
+  /** Inside a write transaction that moves pages or rewrites records: every cached view, in every process, is stale. */
+  bumpGeneration(): void {
+    this.setMeta('generation', this.meta('generation', 0) + 1);
   }
 
   /** Hashes of the data pages of records, in order. */
@@ -298,7 +322,7 @@ export class SqliteStore implements Store, WriterHost {
     return out;
   }
 
-  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[] }): CheckpointInfo {
+  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[]; view: Extent[] }): CheckpointInfo {
     const wire = w.records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
     const dataPages = w.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
     const def: DefEntry = { ...w.def, stats: { ...w.def.stats, bytesWritten: w.seg.pages * PAGE }, recordsOffset: 0, extents: w.records.length, dataPages };
@@ -308,6 +332,7 @@ export class SqliteStore implements Store, WriterHost {
       this.applyDef(def, w.seg.fileId, w.records);
     });
     this.addDedup(w.newPages.map((p) => ({ key: p.key, file: w.seg.fileId, page: p.page })));
+    this.cacheView(def.ckpt, this.meta('generation', 0), w.view); // the next incremental starts from it
     return this.get(def.ckpt)!;
   }
 
@@ -413,7 +438,7 @@ export class SqliteStore implements Store, WriterHost {
 
   materialize(id: number): Iterable<PageRun> {
     this.open();
-    const view = this.view(id);
+    const view = this.view(id).slice(); // runs() replaces elements of its copy as it splits long extents
     return this.runs(view);
   }
 
@@ -496,6 +521,7 @@ export class SqliteStore implements Store, WriterHost {
       this.insertFile(fileId, bytes, 0, entries);
       for (const e of entries) if (e.type === 'def') this.applyDef(e, fileId, folded.get(e.ckpt)!);
       this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id);
+      this.bumpGeneration();
     });
   }
 

@@ -22,7 +22,7 @@ export interface WriterHost {
   /** Locations of already-stored pages for these hash keys (unverified: the caller checks the full hash). */
   lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }>;
   /** Builds the records into a def entry, writes the segment, runs the index transaction; returns the info. */
-  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[] }): CheckpointInfo;
+  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[]; view: Extent[] }): CheckpointInfo;
   /** Releases the writer lock and forgets this writer. */
   finishWriter(): void;
 }
@@ -194,6 +194,7 @@ export class Writer implements CheckpointWriter {
         records,
         hashes: this.dataHashes(records),
         newPages: this.newPages,
+        view,
       });
       this.done = true;
       this.host.finishWriter();
