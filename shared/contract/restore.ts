@@ -13,6 +13,8 @@ export const restoreRedirectSchema = z.object({
   stderr: z.string().min(1).optional(),
   stdin: z.string().min(1).optional(),
   log: z.string().min(1).optional(),
+  /** false: always take a new PID (default: the original one when it is free and we may). */
+  samePid: z.boolean().optional(),
 });
 
 export const preflightItemSchema = z.object({

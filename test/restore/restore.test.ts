@@ -51,7 +51,8 @@ test('a restored program continues exactly: counter, file offset, O_APPEND, sign
       const pos = outPos(store, c.id);
       t.kill();
       await t.waitExit();
-      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      // A new PID keeps the lines of the original and of the restored process apart.
+      const r = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false });
       pid = r.pid;
       assert.equal(r.samePid, false);
       assert.notEqual(r.pid, t.pid);
@@ -103,7 +104,7 @@ test('restore #3 of a chain of 10 after deleting #1, #2 and #5; the restored pro
       const pos = outPos(store, third);
       t.kill();
       await t.waitExit();
-      const r = restore(store, third);
+      const r = restore(store, third, { samePid: false });
       pid = r.pid;
       await waitFor('restored lines', () => fileLines(out).filter((l) => fields(l).pid === r.pid).length >= 3);
       assertContinues(out, pos, r.pid);
@@ -161,7 +162,7 @@ test('python3 restores and continues', async () => {
       const pos = Number(store.getState(c.id).fds.find((f) => f.fd === 3)!.pos);
       t.kill();
       await t.waitExit();
-      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      const r = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false });
       pid = r.pid;
       await waitFor('restored python output', () => fileLines(out).filter((l) => fields(l).pid === r.pid).length >= 3);
       const f = assertContinues(out, pos, r.pid);
@@ -259,12 +260,41 @@ test('restore after export and import into another store directory', async () =>
       const { ids } = other.importStream(file);
       const imported = ids.at(-1)!;
       assert.equal(outPos(other, imported), pos);
-      const r = restore(other, imported, { log: join(dir, 'restore.log') });
+      const r = restore(other, imported, { log: join(dir, 'restore.log'), samePid: false });
       pid = r.pid;
       await waitFor('restored lines', () => fileLines(out).filter((l) => fields(l).pid === r.pid).length >= 3);
       assertContinues(out, pos, r.pid);
     } finally {
       other.close();
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});
+
+test('same PID when it is free and we are privileged (clone3 with set_tid); a new one when the original runs', async () => {
+  await withStore(async (store, dir) => {
+    const { t, out } = await startFidelity(dir);
+    let pid: number | undefined;
+    try {
+      const c = checkpoint(store, t.pid);
+      const busy = preflight(store, c.id).items.find((i) => i.id === 'pid')!;
+      assert.match(busy.reason, new RegExp(`PID ${t.pid} is in use`));
+      const origStart = readFileSync(`/proc/${t.pid}/stat`, 'utf8');
+      t.kill();
+      await t.waitExit();
+      assert.match(preflight(store, c.id).items.find((i) => i.id === 'pid')!.reason, /is free: the restored process gets its original PID back/);
+      const n = fileLines(out).length;
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      pid = r.pid;
+      assert.equal(r.samePid, true);
+      assert.equal(r.pid, t.pid);
+      assert.notEqual(readFileSync(`/proc/${r.pid}/stat`, 'utf8'), origStart, 'a new process under the old PID');
+      await waitFor('the same-PID process to write', () => fileLines(out).length >= n + 3);
+      const lines = fileLines(out).map(fields);
+      for (let i = 1; i < lines.length; i++) assert.equal(lines[i]!.c, lines[i - 1]!.c! + 1, 'the counter continues without a gap or a repeat');
+      assert.ok(lines.every((l) => l.pid === t.pid && l.ymm === 1));
+    } finally {
       t.kill();
       killQuietly(pid);
     }

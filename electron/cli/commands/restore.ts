@@ -1,6 +1,6 @@
 /**
  * `stasis restore ID [--stdout FILE] [--stderr FILE] [--stdin FILE] [--log FILE] [--check]`: brings
- * a checkpoint back as a new running process (restore.run), or with --check only prints the
+ * a checkpoint back as a new running process (restore.run; --no-pid: never reuse the original PID), or with --check only prints the
  * pre-flight checklist (restore.preflight). --json prints the handler's output.
  */
 import { resolve } from 'node:path';
@@ -28,7 +28,7 @@ export function formatRestore(r: RestoreInfo): string[] {
   ];
 }
 
-interface Opts { stdout?: string; stderr?: string; stdin?: string; log?: string; check?: boolean }
+interface Opts { stdout?: string; stderr?: string; stdin?: string; log?: string; check?: boolean; pid?: boolean }
 
 export default defineCommand('restore', (program, cli) => {
   program
@@ -40,9 +40,10 @@ export default defineCommand('restore', (program, cli) => {
     .option('--stdin <file>', 'what the restored process reads as stdin if its terminal/pipe is gone (default: /dev/null)')
     .option('--log <file>', 'log file for other vanished outputs (default: <store>/logs/restore-ID.log)')
     .option('--check', 'only run the pre-flight checks and print the checklist')
+    .option('--no-pid', 'always give the process a new PID (default: its original PID when free)')
     .action(async (idArg: string, o: Opts) => {
       const abs = (p?: string): string | undefined => (p ? resolve(p) : undefined);
-      const input = { id: idOf(idArg), stdout: abs(o.stdout), stderr: abs(o.stderr), stdin: abs(o.stdin), log: abs(o.log) };
+      const input = { id: idOf(idArg), stdout: abs(o.stdout), stderr: abs(o.stderr), stdin: abs(o.stdin), log: abs(o.log), ...(o.pid === false ? { samePid: false } : {}) };
       if (o.check) {
         const p = await cli.call('restore.preflight', input);
         cli.print(p, formatPreflight);

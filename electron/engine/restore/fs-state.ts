@@ -1,5 +1,6 @@
 /**
- * Restore step "fs state": root, working directory, umask, personality and resource limits.
+ * Restore step "fs state": session/process group, root, working directory, umask, personality and
+ * resource limits.
  * Runs inside the stub through Remote; must run after "mm" (RLIMIT_DATA is checked by PR_SET_MM_MAP
  * against the limit in force then, and the stub's own limits are the engine's).
  */
@@ -12,6 +13,9 @@ const RLIM_INFINITY = 0xffffffffffffffffn;
 
 export function setFsState(r: Remote, state: ProcessState): void {
   r.resetScratch();
+  // A session (or process-group) leader leads its own again; otherwise it stays in the engine's.
+  if (state.sid === state.pid) r.call(NR.setsid, [], 'setsid (the process was a session leader)');
+  else if (state.pgid === state.pid) r.call(NR.setpgid, [0n, 0n], 'setpgid (the process was a process-group leader)');
   if (state.root && state.root !== '/') r.call(NR.chroot, [r.putString(state.root)], `chroot(${state.root})`);
   r.call(NR.chdir, [r.putString(state.cwd)], `chdir(${state.cwd})`);
   r.call(NR.umask, [BigInt(state.umask)], 'umask');

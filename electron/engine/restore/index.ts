@@ -5,7 +5,8 @@
  * stub; a failure at any step kills the stub (nothing half-restored is left running) and reports
  * the step. Owns the order of the steps; must never trace or signal any process but its own stub.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
 import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
@@ -36,6 +37,14 @@ export interface RestoreOptions {
   stdin?: string;
   /** Log file for any other vanished output; default <store>/logs/restore-<id>.log. */
   log?: string;
+  /** Try to give the process its original PID when it is free (default true; needs privileges). */
+  samePid?: boolean;
+}
+
+/** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free PID. */
+function canTakePid(pid: number): boolean {
+  const h = hostFacts();
+  return (h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN)) && !existsSync(`/proc/${pid}`);
 }
 
 export interface RestoreStepTiming { step: string; ms: number }
@@ -107,8 +116,11 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
     step('trampoline', () => {
       setSigmask(r.pid, ALL_BUT_TRAP);
       setUpTrampoline(r, plan);
-      closeInheritedFds(r);
     });
+    if (opts.samePid !== false && canTakePid(state.pid)) {
+      step('same pid', () => { r.forkWithPid(state.pid); });
+    }
+    step('close inherited fds', () => closeInheritedFds(r));
     step('memory layout', () => {
       unmapStub(r, plan);
       moveSpecials(r, plan);

@@ -116,8 +116,11 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'Run Stasis as root (sudo), or grant it cap_sys_resource,cap_checkpoint_restore.'));
 
   const pidBusy = existsSync(`/proc/${state.pid}`);
+  const pidPriv = host.euid === 0 || hasCap(host, CAP_CHECKPOINT_RESTORE) || hasCap(host, CAP_SYS_ADMIN);
   items.push(item('pid', 'PID', true,
-    pidBusy ? `PID ${state.pid} is in use (the original may still run): the restored process gets a new PID.` : `PID ${state.pid} is free; the restored process gets a new PID and reports it.`));
+    pidBusy ? `PID ${state.pid} is in use (the original may still run): the restored process gets a new PID.`
+      : pidPriv ? `PID ${state.pid} is free: the restored process gets its original PID back.`
+        : `PID ${state.pid} is free, but taking it needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID.`));
 
   const badVersion = typeof state.version !== 'number' || state.version > 1;
   if (badVersion) {

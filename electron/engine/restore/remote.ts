@@ -8,7 +8,7 @@
  */
 import { StasisError } from '../../../shared/errors';
 import {
-  closeFd, detach, getRegs, memRead, memWrite, openMem, posixSpawn, PTRACE_O, REG, seize, interrupt, setRegs,
+  closeFd, detach, getEventMsg, getRegs, memRead, memWrite, openMem, posixSpawn, PTRACE_O, REG, seize, interrupt, setOptions, setRegs,
   singlestep, tryKill, waitTid, errnoName, vmWrite,
 } from '../native';
 import { STUB_SYSCALL_ADDR, stubPath } from './stub-elf';
@@ -20,7 +20,7 @@ const SIGKILL = 9;
 export class RemoteError extends StasisError {}
 
 export class Remote {
-  readonly pid: number;
+  private _pid: number;
   private memFd = -1;
   private base: bigint[];
   private insn: bigint = STUB_SYSCALL_ADDR;
@@ -31,8 +31,12 @@ export class Remote {
   /** Number of system calls injected so far (for benchmarks and messages). */
   calls = 0;
 
+  get pid(): number {
+    return this._pid;
+  }
+
   private constructor(pid: number) {
-    this.pid = pid;
+    this._pid = pid;
     seize(pid, PTRACE_O.EXITKILL);
     interrupt(pid);
     const st = waitTid(pid);
@@ -133,11 +137,69 @@ export class Remote {
     return r;
   }
 
+  /**
+   * Same-PID restore: forks the stub with clone3(set_tid = [pid]) (needs CAP_CHECKPOINT_RESTORE or
+   * CAP_SYS_ADMIN, and the PID free), takes the child over (auto-attached through TRACEFORK), kills
+   * the stub, and from then on works on the child. The child is a copy of the stub, trampoline
+   * included. Returns false (and keeps the stub) when the kernel refuses.
+   */
+  forkWithPid(pid: number): boolean {
+    const stub = this._pid;
+    setOptions(stub, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
+    this.resetScratch();
+    const tid = Buffer.alloc(4);
+    tid.writeInt32LE(pid, 0);
+    const tidAddr = this.put(tid);
+    const args = Buffer.alloc(88);
+    args.writeBigUInt64LE(17n, 32); // exit_signal SIGCHLD: a plain fork
+    args.writeBigUInt64LE(tidAddr, 64);
+    args.writeBigUInt64LE(1n, 72);
+    const argsAddr = this.put(args);
+    const r = [...this.base];
+    r[REG.rax] = 435n; // clone3
+    r[REG.orig_rax] = 0xffffffffffffffffn;
+    r[REG.rip] = this.insn;
+    r[REG.rsp] = 0n;
+    r[REG.rdi] = argsAddr;
+    r[REG.rsi] = 88n;
+    setRegs(stub, r);
+    singlestep(stub);
+    let child = 0;
+    for (;;) {
+      const st = waitTid(stub);
+      if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', 'The restore stub ended during clone3.');
+      if (st.event !== 0) {
+        child = Number(getEventMsg(stub));
+        singlestep(stub);
+        continue;
+      }
+      if (st.stopSig === SIGTRAP) break;
+      throw new StasisError('INTERNAL', `The restore stub received signal ${st.stopSig} during clone3.`);
+    }
+    const ret = BigInt.asIntN(64, getRegs(stub)[REG.rax]!);
+    setOptions(stub, PTRACE_O.EXITKILL);
+    if (ret < 0n || child !== pid) {
+      if (child > 0) { tryKill(child, SIGKILL); try { waitTid(child); } catch (_e) { /* reaped */ } }
+      return false;
+    }
+    const st = waitTid(child);
+    if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', `The new process ${child} ended right after clone3.`);
+    setOptions(child, PTRACE_O.EXITKILL);
+    // The stub has served its purpose; the child (our tracee, the stub's child) carries on.
+    closeFd(this.memFd);
+    tryKill(stub, SIGKILL);
+    try { for (;;) { const s2 = waitTid(stub); if (!s2 || s2.exited || s2.signaled) break; } } catch (_e) { /* reaped */ }
+    this._pid = child;
+    this.base = getRegs(child);
+    this.memFd = openMem(child, true);
+    return true;
+  }
+
   /** Final hand-over: the process keeps running without us. */
   detach(): void {
     closeFd(this.memFd);
     this.memFd = -1;
-    detach(this.pid, 0);
+    detach(this._pid, 0);
     this.done = true;
   }
 
