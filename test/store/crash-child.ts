@@ -8,7 +8,7 @@ import { mapping, randomPage, rng, writeComplete, type View } from './model';
 const [mode, dir, stream, seedArg] = process.argv.slice(2);
 const r = rng(Number(seedArg));
 const store = openStore(dir, { lockTimeoutMs: 60_000 });
-const tg = store.upsertTarget({ pid: 9, startTime: '9', exe: '/child', cmdline: [] });
+const tg = store.upsertTarget({ pid: 9, startTime: mode === 'commit5' ? String(process.pid) : '9', exe: '/child', cmdline: [] });
 process.stdout.write('ready\n');
 
 function someView(n: number): View {
@@ -18,7 +18,13 @@ function someView(n: number): View {
 }
 
 for (let i = 0; ; i++) {
-  if (mode === 'commit') {
+  if (mode === 'commit5') {
+    // Several of these run at once against one store: the writer lock serialises them.
+    if (i === 5) { store.close(); process.exit(0); }
+    const latest = store.latest(tg.id);
+    writeComplete(store, tg.id, latest ? latest.id : null, someView(64), [mapping(0x9000, 64)]);
+    if (i % 2 === 1) store.gc();
+  } else if (mode === 'commit') {
     const latest = store.latest(tg.id);
     writeComplete(store, tg.id, latest && r() < 0.7 ? latest.id : null, someView(32 + Math.floor(r() * 200)), [mapping(0x9000, 240)]);
   } else if (mode === 'gc') {
