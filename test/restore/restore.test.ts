@@ -300,3 +300,40 @@ test('same PID when it is free and we are privileged (clone3 with set_tid); a ne
     }
   });
 });
+
+test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POSIX timer, shared anonymous page, umask, rlimit, cwd', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'kinds.out');
+    const t = spawnDetached([buildFixture('restore-kinds'), out], { cwd: dir });
+    let pid: number | undefined;
+    const line = (): Record<string, number> => fields((fileLines(out)[0] ?? '').trim());
+    try {
+      await waitFor('the target to run', () => (line().it ?? 0) >= 3 && (line().ptimer ?? 0) >= 1);
+      const c = checkpoint(store, t.pid);
+      const st = store.getState(c.id);
+      assert.ok((st.timers.posix ?? []).length === 1, 'capture saw the POSIX timer');
+      t.kill();
+      await t.waitExit();
+      const pf = preflight(store, c.id);
+      assert.equal(pf.ok, true, JSON.stringify(pf.items.filter((i) => !i.ok)));
+      const r = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false });
+      pid = r.pid;
+      await waitFor('the restored process to write', () => line().pid === r.pid);
+      const start = line();
+      process.kill(r.pid, 'SIGUSR2');
+      await waitFor('timers to tick and SIGUSR2 through the signalfd', () => {
+        const l = line();
+        return l.sfd === 1 && l.efd === 5 && l.tfd! >= start.tfd! + 3 && l.ptimer! >= start.ptimer! + 3;
+      });
+      const l = line();
+      assert.equal(l.umask, 27);
+      assert.equal(l.nofile, 777);
+      assert.equal(l.cwd, 1);
+      assert.equal(l.shm, 1);
+      assert.ok(l.it! > start.it!);
+    } finally {
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});

@@ -38,7 +38,8 @@ export function restoreTimers(r: Remote, state: ProcessState): void {
     sev.writeBigUInt64LE(BigInt.asUintN(64, t.sigevValue), 0);
     sev.writeInt32LE(t.signo, 8);
     if (notify.startsWith('none')) sev.writeInt32LE(SIGEV_NONE, 12);
-    else if (notify.startsWith('thread')) { sev.writeInt32LE(SIGEV_THREAD_ID, 12); sev.writeInt32LE(r.pid, 16); }
+    // /proc/PID/timers says "signal/tid.N" for SIGEV_THREAD_ID; single-threaded, the one thread is the new pid.
+    else if (notify.includes('tid')) { sev.writeInt32LE(SIGEV_SIGNAL | SIGEV_THREAD_ID, 12); sev.writeInt32LE(r.pid, 16); }
     else sev.writeInt32LE(SIGEV_SIGNAL, 12);
     const idBuf = Buffer.alloc(4);
     idBuf.writeInt32LE(t.id, 0);
