@@ -52,6 +52,7 @@ export class SqliteStore implements Store, WriterHost {
   readonly lock: WriterLock;
   private writer: Writer | null = null;
   private viewCache = new Map<number, { gen: number; view: Extent[] }>();
+  private dedupLookups = new Map<number, Database.Statement>();
   private closed = false;
   private readonly lockTimeoutMs: number;
 
@@ -316,7 +317,12 @@ export class SqliteStore implements Store, WriterHost {
     const BATCH = 500;
     for (let i = 0; i < keys.length; i += BATCH) {
       const part = keys.slice(i, i + BATCH);
-      const rows = this.dedup.prepare(`SELECT h, file, page FROM pages WHERE h IN (${part.map(() => '?').join(',')})`).safeIntegers(true).all(...part) as { h: bigint; file: bigint; page: bigint }[];
+      let stmt = this.dedupLookups.get(part.length);
+      if (!stmt) {
+        stmt = this.dedup.prepare(`SELECT h, file, page FROM pages WHERE h IN (${part.map(() => '?').join(',')})`).safeIntegers(true);
+        this.dedupLookups.set(part.length, stmt);
+      }
+      const rows = stmt.all(...part) as { h: bigint; file: bigint; page: bigint }[];
       for (const r of rows) out.set(r.h, { file: Number(r.file), page: Number(r.page) });
     }
     return out;
