@@ -298,3 +298,24 @@ test('the wall clock going back past the last run re-anchors the schedule instea
     w.close();
   }
 });
+
+test('a retry deferred by quiet hours runs at their end without inventing skipped runs', async () => {
+  const w = makeWorld({ start: new Date(2026, 5, 10, 21, 59, 59).getTime() });
+  try {
+    const p = w.spawn();
+    const s = addSchedule(w.db, { ...base, target: { pid: p.pid }, timing: every(15 * 60 * S), quietHours: { start: '22:00', end: '07:00' } }, w.clock.now());
+    w.ctl.failTimes = 1;
+    assert.deepEqual((await w.scheduler.tick()).runs.map((r) => [r.result, r.willRetry]), [['failed', true]]);
+    w.clock.advance(1000); // 22:00:00: the retry is due, but quiet hours began
+    assert.equal((await w.scheduler.tick()).runs.length, 0);
+    const morning = new Date(2026, 5, 11, 7, 0).getTime();
+    assert.equal(w.db.require(s.id).nextRunAt, morning);
+    w.clock.set(morning);
+    const r = await w.scheduler.tick();
+    assert.deepEqual(r.runs.map((x) => [x.result, x.attempt]), [['ok', 2]]);
+    assert.equal(w.db.require(s.id).nextRunAt, morning + 15 * 60 * S);
+    assert.equal(w.db.history(s.id).filter((x) => x.result === 'skipped').length, 0);
+  } finally {
+    w.close();
+  }
+});

@@ -236,22 +236,27 @@ export class Scheduler {
     return [run, ...this.advance(s, r.anchor, finishedAt, r.startedAt)];
   }
 
-  /** Sets the next slot after a run that was due at `anchor`; slots that came due while it ran are recorded as skipped. */
+  /**
+   * Sets the next slot after a run that was due at `anchor`. Slots that came due while it ran are
+   * recorded as skipped; slots between `anchor` and its start (a retry, or a run deferred by quiet
+   * hours) are covered by this run and re-anchor the schedule on its end.
+   */
   private advance(s: Schedule, anchor: number, finishedAt: number, startedAt: number): RunRecord[] {
     const next = nextSlot(s.timing, anchor);
     if (next === null || next > finishedAt) {
       this.db.update(s.id, { nextRunAt: next });
       return [];
     }
-    const skipped = slotsBetween(s.timing, anchor, finishedAt);
+    const skipped = slotsBetween(s.timing, Math.max(anchor, startedAt), finishedAt);
+    this.db.update(s.id, { nextRunAt: nextSlot(s.timing, finishedAt) });
+    if (skipped === 0) return [];
     const run = this.db.recordRun({
-      scheduleId: s.id, startedAt: next, finishedAt, result: 'skipped', mode: null, pid: null, checkpointId: null,
+      scheduleId: s.id, startedAt: nextSlot(s.timing, Math.max(anchor, startedAt))!, finishedAt, result: 'skipped', mode: null, pid: null, checkpointId: null,
       durationMs: null, frozenMs: null, bytes: null,
       error: `${skipped} due run${skipped === 1 ? ' was' : 's were'} skipped: the run started at ${new Date(startedAt).toISOString()} was still going.`,
       attempt: 1, missed: 0, willRetry: false, pruned: [], runnerPid: process.pid,
     });
     this.emit('schedule.run.skipped', { run: runJson(run) });
-    this.db.update(s.id, { nextRunAt: nextSlot(s.timing, finishedAt) });
     return [run];
   }
 
