@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     app.quit(); // the running instance shows its window (second-instance below)
     return;
   }
+  app.enableSandbox(); // every renderer, including any created later, runs sandboxed
   app.on('second-instance', showWindow);
   app.on('before-quit', () => { quitting = true; });
   app.on('window-all-closed', () => { /* stay alive in the tray */ });
