@@ -19,6 +19,7 @@ let url: string;
 let context: BrowserContext;
 let page: Page;
 const pageErrors: string[] = [];
+const sockets: { url: string; error?: string }[] = [];
 
 function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -53,6 +54,11 @@ before(async () => {
   page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  page.on('websocket', (ws) => {
+    const entry: { url: string; error?: string } = { url: ws.url() };
+    sockets.push(entry);
+    ws.on('socketerror', (e) => { entry.error = e; });
+  });
 });
 
 after(async () => {
@@ -83,6 +89,10 @@ test('browser mode shows the engine status from the real engine', async () => {
   assert.match(await ptraceRow.innerText(), /Yes|No|Unknown/);
   await page.screenshot({ path: join(results, 'e2e-status.png'), fullPage: true });
   assert.deepEqual(pageErrors, []);
+  // The shell listens for engine events: its WebSocket got through the CSP, Origin and cookie checks.
+  const events = sockets.filter((s) => new URL(s.url).pathname === '/api/events');
+  assert.ok(events.length > 0, JSON.stringify(sockets));
+  assert.deepEqual(events.filter((s) => s.error), []);
 });
 
 test('the shell is keyboard navigable and its pages are reachable', async () => {
