@@ -1,10 +1,16 @@
 /** Display helpers for the screens (dates, durations, counts); pure. */
 export { formatBytes } from '../../../shared/format';
 
+// One formatter each: toLocaleString(options) builds a new Intl formatter per call, which is what a
+// scrolling timeline of thousands of rows cannot afford.
+const dateTime = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+const timeOnly = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+const dateOnly = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
 export function formatTime(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  return dateTime.format(d);
 }
 
 /** Time of day for today's dates, else the date: short enough for a table cell. */
@@ -12,7 +18,7 @@ export function formatShortTime(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  return today ? timeOnly.format(d) : dateOnly.format(d);
 }
 
 export function formatMs(ms: number | undefined | null): string {
