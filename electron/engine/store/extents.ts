@@ -142,3 +142,16 @@ export function unionIntervals(list: { vpn: number; count: number }[]): { vpn: n
   }
   return out;
 }
+
+/** The extents of a sorted list that overlap [lo, hi), found by binary search (no copy of the rest). */
+export function window<T extends { vpn: number; count: number }>(list: T[], lo: number, hi: number): T[] {
+  let a = 0;
+  let b = list.length;
+  while (a < b) {
+    const mid = (a + b) >> 1;
+    if (list[mid].vpn + list[mid].count <= lo) a = mid + 1; else b = mid;
+  }
+  let end = a;
+  while (end < list.length && list[end].vpn < hi) end++;
+  return list.slice(a, end);
+}

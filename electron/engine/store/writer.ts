@@ -10,7 +10,7 @@ import { encodeState } from '../state/process-state';
 import type { BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter } from './api';
 import {
   KIND_ABSENT, KIND_DATA, KIND_ZERO, findExtent, intersect, normalize, overlay, pageCount, pushExtent,
-  subtract, unionIntervals, withoutAbsent, type Extent,
+  subtract, unionIntervals, window, withoutAbsent, type Extent,
 } from './extents';
 import { HASH_LEN, PAGE, type DefEntry } from './format';
 import { hashKey, hashPage, isZeroPage } from './hash';
@@ -129,7 +129,8 @@ export class Writer implements CheckpointWriter {
     this.given.push({ vpn: vpn0, count });
     // Only the pages whose parent was not already zero need a record.
     const range = [{ vpn: vpn0, count, kind: KIND_ZERO, file: 0, page: 0 } as Extent];
-    const parentZero = this.parentView.filter((e) => e.kind === KIND_ZERO);
+    // Capture calls this once per zero run: look only at the parent's extents around it.
+    const parentZero = window(this.parentView, vpn0, vpn0 + count).filter((e) => e.kind === KIND_ZERO);
     for (const e of subtract(range, parentZero)) this.record(e);
   }
 
@@ -139,7 +140,7 @@ export class Writer implements CheckpointWriter {
     if (!Number.isSafeInteger(count) || count < 0) throw new StasisError('INVALID_INPUT', `Absent page count ${count} is not a non-negative integer.`);
     if (count === 0) return;
     this.given.push({ vpn: vpn0, count });
-    for (const e of intersect(this.parentView, [{ vpn: vpn0, count }])) this.record({ vpn: e.vpn, count: e.count, kind: KIND_ABSENT, file: 0, page: 0 });
+    for (const e of intersect(window(this.parentView, vpn0, vpn0 + count), [{ vpn: vpn0, count }])) this.record({ vpn: e.vpn, count: e.count, kind: KIND_ABSENT, file: 0, page: 0 });
   }
 
   private record(e: Extent): void {
