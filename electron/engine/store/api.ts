@@ -144,6 +144,7 @@ export interface Store {
   /** Every stored page of checkpoint #id, in address order (absent pages are skipped). */
   materialize(id: number): Iterable<PageRun>;
   readPage(id: number, vaddr: bigint): Buffer | null;
+  /** Deletes any checkpoints (children keep their contents: records are folded into them). Refuses a pinned one (CONFLICT); space comes back with gc(). */
   remove(ids: number[]): void;
   setPinned(id: number, pinned: boolean): void;
   setLabel(id: number, label: string | null): void;
