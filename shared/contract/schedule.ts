@@ -96,7 +96,12 @@ export const scheduleCalls = {
   'schedules.add': defineCall({
     description: 'Create a schedule for a running process (by pid) or for a program launched by Stasis (by name).',
     input: z.object({
-      target: z.union([z.object({ pid: z.number().int().positive() }).strict(), z.object({ name: z.string().min(1) }).strict()]),
+      /** {pid}: this process until it exits; {name}: a program launched by Stasis, across restarts; {pid, name}: name this running process and follow it by that name. */
+      target: z.union([
+        z.object({ pid: z.number().int().positive(), name: z.string().min(1) }).strict(),
+        z.object({ pid: z.number().int().positive() }).strict(),
+        z.object({ name: z.string().min(1) }).strict(),
+      ]),
       timing: scheduleTimingSchema,
       fullEvery: count.default(0),
       quietHours: quietHoursSchema.nullable().default(null),

@@ -319,3 +319,20 @@ test('a retry deferred by quiet hours runs at their end without inventing skippe
     w.close();
   }
 });
+
+test('pid + name: the running process is registered under the name at once, and the schedule follows the name', async () => {
+  const w = makeWorld();
+  try {
+    const p = w.spawn();
+    const s = addSchedule(w.db, { ...base, target: { pid: p.pid, name: 'worker' }, timing: every(10 * S) }, w.clock.now(), () => w.store);
+    assert.deepEqual(s.target, { kind: 'name', name: 'worker' });
+    const t = w.store.listTargets().find((x) => x.name === 'worker');
+    assert.equal(t?.pid, p.pid);
+    assert.equal(t?.startTime, processStartTime(p.pid));
+    assert.ok(t!.exe.endsWith('/schedule-target'), t!.exe);
+    assert.equal((await w.scheduler.tick()).runs.length, 1);
+    assert.equal(w.ctl.calls[0]!.pid, p.pid);
+  } finally {
+    w.close();
+  }
+});

@@ -26,7 +26,7 @@ export const scheduleHandlers: HandlerMap<typeof scheduleCalls> = {
       globalQuotaBytes: getGlobalQuota(db),
     };
   },
-  'schedules.add': (input, ctx) => scheduleJson(addSchedule(scheduleDbFor(ctx.storeDir), input, Date.now())),
+  'schedules.add': (input, ctx) => scheduleJson(addSchedule(scheduleDbFor(ctx.storeDir), input, Date.now(), () => ctx.store())),
   'schedules.update': ({ id, ...patch }, ctx) => scheduleJson(updateSchedule(scheduleDbFor(ctx.storeDir), id, patch, Date.now())),
   'schedules.remove': ({ id }, ctx) => {
     removeSchedule(scheduleDbFor(ctx.storeDir), id);

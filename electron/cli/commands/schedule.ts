@@ -130,14 +130,14 @@ async function showSchedule(cli: CliRuntime, p: Promise<ScheduleInfo>): Promise<
 export default defineCommand('schedule', (program, cli) => {
   const sched = program.command('schedule').description('scheduled background checkpoints with retention (run by the app or `stasis daemon`)');
 
-  addTimingOptions(sched.command('add').argument('[pid]', 'process to checkpoint').option('--name <name>', 'a program launched by Stasis, by name (survives its restarts)'))
+  addTimingOptions(sched.command('add').argument('[pid]', 'process to checkpoint').option('--name <name>', 'a program launched by Stasis, by name (survives its restarts); with PID: give that process the name'))
     .description('schedule checkpoints of a running process (PID) or of a launched program (--name)')
     .action(async (pid: string | undefined, o: TimingOpts & { name?: string }) => {
-      if ((pid === undefined) === (o.name === undefined)) throw new StasisError('INVALID_INPUT', 'Give either a PID or --name NAME (one of them).');
+      if (pid === undefined && o.name === undefined) throw new StasisError('INVALID_INPUT', 'Give a PID, --name NAME, or both (name this process and follow it across restarts).');
       if (pid !== undefined && !/^\d+$/.test(pid)) throw new StasisError('INVALID_INPUT', `"${pid}" is not a pid.`);
       const quiet = quietOf(o.quiet);
       const added = await cli.call('schedules.add', {
-        target: pid !== undefined ? { pid: Number(pid) } : { name: o.name! },
+        target: pid !== undefined ? (o.name !== undefined ? { pid: Number(pid), name: o.name } : { pid: Number(pid) }) : { name: o.name! },
         timing: timingOf(o, true)!,
         fullEvery: count('full-every', o.fullEvery) ?? 0,
         quietHours: quiet ?? null,

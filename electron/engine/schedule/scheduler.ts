@@ -36,6 +36,8 @@ export interface CaptureRequest {
   label?: string | null;
   /** The start time the target must still have (a reused pid is refused, not captured). */
   expectStartTime?: string;
+  /** For schedules that follow a program by name: the name its checkpoints are filed under. */
+  name?: string;
 }
 
 export type CaptureFn = (store: Store, pid: number, opts: CaptureRequest) => CaptureResult | Promise<CaptureResult>;
@@ -181,7 +183,7 @@ export class Scheduler {
     const startedAt = now;
     let result: Awaited<ReturnType<CaptureFn>>;
     try {
-      result = await this.opts.capture(this.opts.store(), resolved.pid, { mode, label: s.label ?? `schedule #${s.id}`, expectStartTime: resolved.startTime });
+      result = await this.opts.capture(this.opts.store(), resolved.pid, { mode, label: s.label ?? `schedule #${s.id}`, expectStartTime: resolved.startTime, ...(s.target.kind === 'name' ? { name: s.target.name } : {}) });
     } catch (err) {
       return this.onFailure(s, err, { startedAt, anchor, attempt, missed, mode, pid: resolved.pid });
     }

@@ -3,7 +3,9 @@
  * remove, global quota), with their validation. Writes schedules.db only; never captures or prunes
  * (that is the acting scheduler's job, which sees these changes on its next tick).
  */
+import { readFileSync, readlinkSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
+import type { Store } from '../store/api';
 import type { ScheduleDb } from './db';
 import { processStartTime } from './liveness';
 import { GLOBAL_QUOTA_SETTING } from './scheduler';
@@ -11,7 +13,8 @@ import { firstSlot, validateQuietHours, validateTiming } from './timing';
 import type { QuietHours, RetentionPolicy, Schedule, ScheduleTiming } from './types';
 
 export interface AddInput {
-  target: { pid: number } | { name: string };
+  /** {pid, name}: follow the program by name, starting with this running process (registered under the name now). */
+  target: { pid: number } | { name: string } | { pid: number; name: string };
   timing: ScheduleTiming;
   fullEvery: number;
   quietHours: QuietHours | null;
@@ -19,14 +22,23 @@ export interface AddInput {
   label: string | null;
 }
 
-export function addSchedule(db: ScheduleDb, input: AddInput, now: number): Schedule {
+export function addSchedule(db: ScheduleDb, input: AddInput, now: number, store?: () => Store): Schedule {
   validateTiming(input.timing);
   if (input.quietHours) validateQuietHours(input.quietHours);
   let target: Schedule['target'];
   if ('pid' in input.target) {
-    const startTime = processStartTime(input.target.pid);
-    if (startTime === null) throw new StasisError('PROCESS_GONE', `There is no running process ${input.target.pid}; check the pid with \`stasis ps\`.`);
-    target = { kind: 'pid', pid: input.target.pid, startTime };
+    const pid = input.target.pid;
+    const startTime = processStartTime(pid);
+    if (startTime === null) throw new StasisError('PROCESS_GONE', `There is no running process ${pid}; check the pid with \`stasis ps\`.`);
+    if ('name' in input.target) {
+      if (!store) throw new StasisError('INTERNAL', 'Scheduling a process by name needs the store to register it.');
+      // The scheduler finds a named program through the store's targets; register this process now
+      // so the first run does not wait for a checkpoint that gave it its name.
+      store().upsertTarget({ pid, startTime, exe: readExe(pid), cmdline: readCmdline(pid), name: input.target.name });
+      target = { kind: 'name', name: input.target.name };
+    } else {
+      target = { kind: 'pid', pid, startTime };
+    }
   } else {
     target = { kind: 'name', name: input.target.name };
   }
@@ -87,4 +99,22 @@ export function setGlobalQuota(db: ScheduleDb, bytes: number | null): number | n
 
 function assertNotEnded(s: Schedule): void {
   if (s.state === 'ended') throw new StasisError('CONFLICT', `Schedule #${s.id} has ended (${s.endedReason ?? 'its target is gone'}); remove it, or add a new one for the running process.`);
+}
+
+function readExe(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    throw new StasisError('PERMISSION_DENIED', `Cannot read the executable of process ${pid}; run Stasis as the process's owner (or root).`);
+  }
+}
+
+function readCmdline(pid: number): string[] {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (args.at(-1) === '') args.pop(); // the terminating NUL
+    return args;
+  } catch {
+    return [];
+  }
 }
