@@ -357,7 +357,7 @@ step('Manage: pin, label and notes, store stats, verify, gc, export core and str
   const newId = Number(/#(\d+)/.exec(imported)![1]);
   await shot('store');
 
-  // Delete the imported copy; the timeline loses it (pushed store.changed event, no reload).
+  // Delete the imported copy; the timeline loses it.
   const { checkpoints: after } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
   await page.getByLabel('Process').selectOption(String(after.find((x) => x.id === newId)!.targetId));
   await page.locator(`[data-testid="timeline-row"][data-id="${newId}"]`).click();
@@ -399,10 +399,13 @@ step('Schedules: add one from the Processes page; its runs are pushed to the lis
   assert.deepEqual(pageErrors, []);
 });
 
-step('Dark theme: the timeline and memory map follow the system theme', async () => {
+step('Dark theme, and a checkpoint taken elsewhere is pushed into the open timeline', async () => {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
   await page.getByTestId('timeline-row').first().waitFor();
+  // A checkpoint taken outside this page appears without a reload: capture.done is pushed over the WebSocket.
+  const c = await engine<{ id: number }>('capture.checkpoint', { pid: state.pid, label: 'from outside' });
+  await page.locator(`[data-testid="timeline-row"][data-id="${c.id}"]`).waitFor({ timeout: 10_000 });
   await shot('checkpoints-dark');
   await page.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(pageErrors, []);

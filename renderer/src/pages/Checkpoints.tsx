@@ -12,7 +12,8 @@ import { useEngine, useEngineEvents } from '../components/engine';
 import { CALL, CHECKPOINT_CHANGES } from '../components/calls';
 import { Busy } from '../components/Status';
 import { takeIntent } from '../components/nav';
-import type { CheckpointInfo, TargetInfo } from '../components/types';
+import type { CheckpointInfo, StoreStats, TargetInfo } from '../components/types';
+import { formatBytes } from '../components/format';
 import { Timeline } from './checkpoints/Timeline';
 import { CheckpointDetailPanel } from './checkpoints/Detail';
 import { StorePanel } from './checkpoints/StorePanel';
@@ -28,7 +29,8 @@ export function CheckpointsPage() {
   const [targetId, setTargetId] = useState<number | null>(intent.targetId ?? null);
   const [selectedId, setSelectedId] = useState<number | null>(intent.checkpointId ?? null);
   const [showStore, setShowStore] = useState(false);
-  useEngineEvents(CHECKPOINT_CHANGES, () => reload());
+  const [stats, reloadStats] = useEngine<StoreStats>(CALL.stats);
+  useEngineEvents(CHECKPOINT_CHANGES, () => { reload(); reloadStats(); });
 
   const targets = list.value?.targets;
   const all = list.value?.checkpoints;
@@ -54,7 +56,7 @@ export function CheckpointsPage() {
         <button type="button" className="secondary" aria-expanded={showStore} onClick={() => setShowStore((s) => !s)}>Store…</button>
       </>}
     >
-      {showStore ? <StorePanel onChanged={reload} /> : null}
+      {showStore ? <StorePanel onChanged={() => { reload(); reloadStats(); }} /> : null}
       {list.state === 'loading' && !all ? <Busy>Reading the store…</Busy> : null}
       {list.state === 'failed' ? <ErrorNote error={list.error} onRetry={reload} /> : null}
       {targets && targets.length === 0 ? <p className="muted">No checkpoints yet. Take one from the Processes page.</p> : null}
@@ -66,6 +68,12 @@ export function CheckpointsPage() {
                 {targets.map((t) => <option key={t.id} value={t.id}>{targetTitle(t)} — {all.filter((c) => c.targetId === t.id).length} checkpoints</option>)}
               </select>
             </label>
+            {stats.value ? (
+              <p className="muted store-line" data-testid="store-line">
+                Store: {formatBytes(stats.value.storeBytes)} on disk for {formatBytes(stats.value.logicalBytes)} of saved memory
+                (deduplication ×{stats.value.dedupRatio.toFixed(2)}, compression ×{stats.value.compressionRatio.toFixed(2)})
+              </p>
+            ) : null}
           </div>
           <Timeline items={timeline} selectedId={selected?.id ?? null} onSelect={setSelectedId} />
           {selected ? <CheckpointDetailPanel key={selected.id} checkpoint={selected} timeline={timeline} target={targets.find((t) => t.id === effectiveTarget) ?? null} onChanged={reload} /> : null}
