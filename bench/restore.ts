@@ -77,7 +77,7 @@ try {
   const cc = spawnSync('cc', ['-O2', '-o', bin, join(root, 'bench/restore-target.c')], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(cc.stderr);
   const ready = join(work, 'ready');
-  const t = spawnDetached([bin, ready, String(sizeMb)], { cwd: work });
+  let t = spawnDetached([bin, ready, String(sizeMb)], { cwd: work });
   const end = Date.now() + 60_000;
   while (!readReady(ready)) { if (Date.now() > end) throw new Error('target did not start'); sleepMs(20); }
 
@@ -96,8 +96,13 @@ try {
       const tail = (() => { try { return readFileSync(join(img, 'dump.log'), 'utf8').trim().split('\n').slice(-2).join(' | '); } catch { return ''; } })();
       criuProblem = d.signal ? `criu dump did not finish within 60 s (killed); last log lines: ${tail}` : `criu dump failed (exit ${d.status}): ${tail}`;
       log(criuProblem);
-      // CRIU may leave the target stopped or traced: make sure it runs (or is gone) before we go on.
-      try { process.kill(t.pid, 'SIGCONT'); } catch { /* gone */ }
+      // A killed dump leaves CRIU's parasite mapped in the target: start a clean one for Stasis.
+      t.kill();
+      await t.waitExit();
+      rmSync(ready, { force: true });
+      t = spawnDetached([bin, ready, String(sizeMb)], { cwd: work });
+      const end2 = Date.now() + 60_000;
+      while (!readReady(ready) || readReady(ready)!.pid !== t.pid) { if (Date.now() > end2) throw new Error('target did not start'); sleepMs(20); }
     }
   }
   log(`criu dump: ${criuDumpMs.toFixed(0)} ms`);

@@ -191,8 +191,9 @@ test('a failure at any step kills the half-built process and names the step', as
         (e: unknown) => e instanceof StasisError && /failed at step "memory contents": injected failure/.test(e.message) && /nothing was left running/.test(e.message),
       );
       assert.ok(stubPid > 0);
-      assert.equal(isAlive(stubPid), false, 'the stub was killed');
-      assert.ok(!existsSync(`/proc/${stubPid}`), 'and reaped');
+      // Killed; not reaped by us: after the fork it is an orphan, and PID 1 here (a container's
+      // process_api) may leave it a zombie, which is fine — it no longer runs.
+      assert.equal(isAlive(stubPid), false, 'the half-built process was killed');
       assert.deepEqual(liveChildren(), before);
       assert.equal(store.list().length, 1, 'nothing recorded for a failed restore');
     } finally {
@@ -301,7 +302,7 @@ test('same PID when it is free and we are privileged (clone3 with set_tid); a ne
   });
 });
 
-test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POSIX timer, shared anonymous page, umask, rlimit, cwd', async () => {
+test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POSIX timer, shared anonymous pages (one read-only), umask, rlimit, cwd', async () => {
   await withStore(async (store, dir) => {
     const out = join(dir, 'kinds.out');
     const t = spawnDetached([buildFixture('restore-kinds'), out], { cwd: dir });
@@ -330,6 +331,7 @@ test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POS
       assert.equal(l.nofile, 777);
       assert.equal(l.cwd, 1);
       assert.equal(l.shm, 1);
+      assert.equal(l.ro, 1, 'read-only MAP_SHARED page contents restored');
       assert.ok(l.it! > start.it!);
     } finally {
       t.kill();

@@ -15,7 +15,7 @@ import { setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps } from './plan';
 import { Remote } from './remote';
-import { mapAll, setUpTrampoline, unmapStub, writePages } from './memory';
+import { mapAll, sealProtections, setUpTrampoline, unmapStub, writePages } from './memory';
 import { moveSpecials } from './specials';
 import { setMm } from './mm';
 import { setFsState } from './fs-state';
@@ -117,9 +117,11 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       setSigmask(r.pid, ALL_BUT_TRAP);
       setUpTrampoline(r, plan);
     });
-    if (opts.samePid !== false && canTakePid(state.pid)) {
-      step('same pid', () => { r.forkWithPid(state.pid); });
-    }
+    step('fork', () => {
+      // Same PID when we may; either way the restored process must not stay the engine's child.
+      const same = opts.samePid !== false && canTakePid(state.pid) && r.forkAway(state.pid);
+      if (!same) r.forkAway(null);
+    });
     step('close inherited fds', () => closeInheritedFds(r));
     step('memory layout', () => {
       unmapStub(r, plan);
@@ -130,6 +132,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       const w = writePages(r, plan, store.materialize(id));
       bytesWritten = w.bytes;
       writeMs = w.writeMs;
+      sealProtections(r, plan);
     });
     step('mm', () => setMm(r, state));
     step('fs state', () => setFsState(r, state));

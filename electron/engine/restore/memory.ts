@@ -43,11 +43,25 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
         }
         fd = f;
       }
-      const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot), BigInt(s.flags), fd, s.offset], `mmap of ${s.label}`);
+      const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(s.flags), fd, s.offset], `mmap of ${s.label}`);
       if (got !== s.start) throw new StasisError('INTERNAL', `mmap of ${s.label} landed at 0x${got.toString(16)}.`);
     }
   } finally {
     for (const fd of fds.values()) r.raw(NR.close, [fd]);
+  }
+}
+
+/**
+ * /proc/PID/mem can force writes into read-only private pages (copy-on-write) but not into read-only
+ * shared ones: those are mapped writable, filled, then given their real protection (sealProtections).
+ */
+function needsWritableWhileFilling(s: MapStep): boolean {
+  return s.kind === 'shared-anon' && s.writeContents && (s.prot & PROT_WRITE) === 0;
+}
+
+export function sealProtections(r: Remote, plan: RestorePlan): void {
+  for (const s of plan.steps) {
+    if (needsWritableWhileFilling(s)) r.call(NR.mprotect, [s.start, s.end - s.start, BigInt(s.prot)], `mprotect of ${s.label}`);
   }
 }
 
@@ -76,7 +90,7 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
       if (s.writeContents) {
         if (run.data) {
           const from = Number(va - run.vaddr);
-          if (s.prot & PROT_WRITE) r.writeBulk(va, run.data.subarray(from, from + len));
+          if ((s.prot & PROT_WRITE) || needsWritableWhileFilling(s)) r.writeBulk(va, run.data.subarray(from, from + len));
           else r.write(va, run.data.subarray(from, from + len));
           bytes += len;
         } else if (s.kind === 'file-private') {

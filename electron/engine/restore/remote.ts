@@ -138,22 +138,26 @@ export class Remote {
   }
 
   /**
-   * Same-PID restore: forks the stub with clone3(set_tid = [pid]) (needs CAP_CHECKPOINT_RESTORE or
-   * CAP_SYS_ADMIN, and the PID free), takes the child over (auto-attached through TRACEFORK), kills
-   * the stub, and from then on works on the child. The child is a copy of the stub, trampoline
-   * included. Returns false (and keeps the stub) when the kernel refuses.
+   * Forks the stub with clone3 — with set_tid = [pid] for a same-PID restore (needs
+   * CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN, and the PID free) — takes the child over (auto-attached
+   * through TRACEFORK), kills the stub, and from then on works on the child, a copy of the stub with
+   * the trampoline. The restored process is then an orphan (re-parented to init or the nearest
+   * subreaper), never a child of the engine, which would have to reap it. Returns false (and keeps
+   * the stub) when the kernel refuses.
    */
-  forkWithPid(pid: number): boolean {
+  forkAway(pid: number | null): boolean {
     const stub = this._pid;
     setOptions(stub, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
     this.resetScratch();
     const tid = Buffer.alloc(4);
-    tid.writeInt32LE(pid, 0);
+    tid.writeInt32LE(pid ?? 0, 0);
     const tidAddr = this.put(tid);
     const args = Buffer.alloc(88);
     args.writeBigUInt64LE(17n, 32); // exit_signal SIGCHLD: a plain fork
-    args.writeBigUInt64LE(tidAddr, 64);
-    args.writeBigUInt64LE(1n, 72);
+    if (pid !== null) {
+      args.writeBigUInt64LE(tidAddr, 64);
+      args.writeBigUInt64LE(1n, 72);
+    }
     const argsAddr = this.put(args);
     const r = [...this.base];
     r[REG.rax] = 435n; // clone3
@@ -178,7 +182,7 @@ export class Remote {
     }
     const ret = BigInt.asIntN(64, getRegs(stub)[REG.rax]!);
     setOptions(stub, PTRACE_O.EXITKILL);
-    if (ret < 0n || child !== pid) {
+    if (ret < 0n || child <= 0 || (pid !== null && child !== pid)) {
       if (child > 0) { tryKill(child, SIGKILL); try { waitTid(child); } catch (_e) { /* reaped */ } }
       return false;
     }
