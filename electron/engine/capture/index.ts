@@ -19,11 +19,11 @@ import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
 import { probeKernelFeatures, vmRead } from '../native';
-import { freeze, checkTraceable, readBasics, listThreads, type Tracee } from '../tracer';
+import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
-import { captureFrozenState, captureMappings, fillMappingDetails } from './state';
+import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails } from './state';
 import { copyPages } from './pages';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
@@ -127,7 +127,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
-    const state = captureFrozenState(t);
+    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd });
     const warnings = state.warnings;
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
@@ -148,7 +148,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (how !== 'all-threads') {
       frozenMs = t.elapsedMs();
       t.release();
-      if (child) recordPendingSnapshot(store.dir, pid, basics.startTime, child);
+      if (child) {
+        recordPendingSnapshot(store.dir, pid, basics.startTime, child);
+        // The child is stopped at birth and never released (disposeSnapshot kills it).
+        const ct = new Tracee(child.pid);
+        ct.addSlot(child.pid);
+        captureInherited(state, ct);
+      }
       opts.onPhase?.('resumed', { pid, snapshotPid: memPid });
     } else if (opts.mode !== 'kill' && threadCount > 1) {
       warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);

@@ -22,17 +22,19 @@ function safe<T>(f: () => T, fallback: T): T {
   }
 }
 
-/** Everything but mappings, read while every thread is stopped. */
-export function captureFrozenState(t: Tracee): ProcessState {
+/**
+ * Everything but mappings, read while every thread is stopped. With `deferInherited`, what a fork
+ * child inherits unchanged (handlers, brk, cmdline/environ, cwd/root, limits, auxv, personality,
+ * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
+ * downtime. Registers, signal state, fd positions and timers are always read here.
+ */
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
   const status = readStatus(pid);
   const threads = t.tids.map((tid) => captureThread(t, tid, warnings));
-  const sigactions = captureSigactions(t);
-  const brk = captureBrk(t);
   const timers = captureTimers(t, warnings);
-  const exe = safe(() => readlinkSync(`/proc/${pid}/exe`), '');
   const state: ProcessState = {
     version: STATE_VERSION,
     pid,
@@ -43,34 +45,51 @@ export function captureFrozenState(t: Tracee): ProcessState {
     uid: statusIds(status, 'Uid')[1] ?? -1,
     gid: statusIds(status, 'Gid')[1] ?? -1,
     comm: stat.comm,
-    exe: exe.replace(/ \(deleted\)$/, ''),
-    cmdline: safe(() => readCmdline(pid), []),
-    environ: safe(() => readEnviron(pid), undefined),
-    cwd: safe(() => readlinkSync(`/proc/${pid}/cwd`), '/'),
-    root: safe(() => readlinkSync(`/proc/${pid}/root`), '/'),
+    exe: '',
+    cmdline: [],
+    cwd: '/',
+    root: '/',
     umask: parseInt(status.get('Umask') ?? '22', 8),
-    personality: safe(() => parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16), 0),
-    rlimits: readLimits(pid),
-    mm: { ...stat.mm, brk },
-    auxv: readAuxv(pid),
+    personality: 0,
+    rlimits: [],
+    mm: { ...stat.mm, brk: 0n },
+    auxv: [],
     mappings: [],
     threads,
-    sigactions,
+    sigactions: [],
     sharedPending: statusMask(status, 'ShdPnd'),
     fds: readFds(pid),
     timers,
     kernel: { release: release() },
     warnings,
   };
-  if (exe.endsWith(' (deleted)')) warnings.push(`the executable ${state.exe} was deleted`);
+  for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
+  if (!opts.deferInherited) captureInherited(state, t);
+  return state;
+}
+
+/** The parts a fork child shares with the target at the fork; `src` is the target or its snapshot child. */
+export function captureInherited(state: ProcessState, src: Tracee): void {
+  const pid = src.pid;
+  state.sigactions = captureSigactions(src);
+  state.mm.brk = captureBrk(src);
+  const exe = safe(() => readlinkSync(`/proc/${pid}/exe`), '');
+  state.exe = exe.replace(/ \(deleted\)$/, '');
+  if (exe.endsWith(' (deleted)')) state.warnings.push(`the executable ${state.exe} was deleted`);
+  state.cmdline = safe(() => readCmdline(pid), []);
+  const env = safe(() => readEnviron(pid), undefined);
+  if (env) state.environ = env;
+  state.cwd = safe(() => readlinkSync(`/proc/${pid}/cwd`), '/');
+  state.root = safe(() => readlinkSync(`/proc/${pid}/root`), '/');
+  state.personality = safe(() => parseInt(readFileSync(`/proc/${pid}/personality`, 'utf8').trim(), 16), 0);
+  state.rlimits = readLimits(pid);
+  state.auxv = readAuxv(pid);
   try {
     const st = statSync(`/proc/${pid}/exe`, { bigint: true });
     state.exeFile = { dev: Number(st.dev), inode: Number(st.ino), size: Number(st.size), mtimeNs: st.mtimeNs.toString() };
   } catch {
     // not readable
   }
-  for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
-  return state;
 }
 
 /** Mappings and the vdso fingerprint; read from `memPid` (the snapshot child or the frozen target). */
