@@ -17,7 +17,7 @@ import type { LockHolder } from './types';
  */
 export const LOCK_STALE_MS = 15 * 60_000;
 /** How often the holder rewrites its heartbeat (ticks in between only check it). */
-export const HEARTBEAT_EVERY_MS = 5_000;
+export const HEARTBEAT_EVERY_MS = 60_000;
 
 interface LockRow {
   pid: number;
