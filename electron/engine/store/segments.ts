@@ -106,8 +106,7 @@ interface OpenSegment {
   where: string;
   pages: number;
   blocks: BlockRef[];
-  hashesOffset: number;
-  hashes: Buffer | null;
+  hashes: Buffer;
 }
 
 /** Read side: caches one descriptor and the block table per segment file. */
@@ -142,7 +141,7 @@ export class SegmentReader {
       fs.readSync(fd, body, 0, trailerLen, trailerOffset);
       if (crc32(body) !== crc) throw corrupt(where, 'its trailer checksum does not match');
       const parts = decodeTrailer(body, trailerOffset, where);
-      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashesOffset: trailerOffset + 48, hashes: Buffer.from(parts.hashes) };
+      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes) }; // a copy: the rest of the trailer is not kept
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -158,7 +157,7 @@ export class SegmentReader {
   hashOf(fileId: number, page: number): Buffer {
     const s = this.get(fileId);
     if (page < 0 || page >= s.pages) throw corrupt(s.where, `page ${page} is referenced but the file holds ${s.pages}`);
-    return s.hashes!.subarray(page * HASH_LEN, (page + 1) * HASH_LEN);
+    return s.hashes.subarray(page * HASH_LEN, (page + 1) * HASH_LEN);
   }
 
   /** Reads count consecutive pages of a file into out at outOffset. */
