@@ -16,7 +16,6 @@ import { spawnDetached } from '../test/helpers/spawn';
 import { openStore } from '../electron/engine/store';
 import { checkpoint } from '../electron/engine/capture';
 import { restore } from '../electron/engine/restore';
-import { waitTid } from '../electron/engine/native';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -137,7 +136,7 @@ try {
       log(`stasis restore (engine): ${ms.toFixed(0)} ms (${r.steps.map((x) => `${x.step} ${x.ms}`).join(', ')}; writing pages ${r.writeMs} ms)`);
       memMs.push(r.steps.find((s) => s.step === 'memory contents')?.ms ?? NaN);
       process.kill(r.pid, 'SIGKILL');
-      waitTid(r.pid);
+      waitGone(r.pid);
     }
     {
       store.close();
