@@ -44,12 +44,15 @@ test('schedules.* through invoke: add, list with the scheduler holder, update, p
     assert.deepEqual([holder.pid, holder.kind], [process.pid, 'daemon']);
     releaseLock(scheduleDbFor(dir));
 
-    const up = await call('schedules.update', { id: s.id, timing: { kind: 'cron', expr: '0 3 * * *' }, retention: { monthly: 6 } });
+    const up = await call('schedules.update', { id: s.id, timing: { kind: 'cron', expr: '0 3 * * *' }, retention: { monthly: 6 }, fullEvery: undefined, quietHours: undefined });
     assert.ok(up.ok);
     const u = up.value as { timing: { kind: string }; retention: Record<string, number>; nextRunAt: string };
     assert.equal(u.timing.kind, 'cron');
     assert.deepEqual(u.retention, { monthly: 6 });
     assert.equal(new Date(u.nextRunAt).getHours(), 3);
+    assert.deepEqual((up.value as { quietHours: unknown }).quietHours, { start: '23:00', end: '06:30' }, 'fields not given are unchanged');
+    const cleared = await call('schedules.update', { id: s.id, quietHours: null });
+    assert.equal(cleared.ok && (cleared.value as { quietHours: unknown }).quietHours, null, 'null clears');
 
     const paused = await call('schedules.pause', { id: s.id });
     assert.ok(paused.ok && (paused.value as { state: string; nextRunAt: null }).state === 'paused');

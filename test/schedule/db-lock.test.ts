@@ -26,7 +26,7 @@ test('schedules and runs persist across reopen; WAL; migrations are versioned an
     let db = new ScheduleDb(dir);
     const s = db.add(spec, 1000, 1000);
     assert.equal(s.state, 'active');
-    db.update(s.id, { state: 'paused', nextRunAt: null, incrementalsSinceFull: 2 });
+    db.update(s.id, { state: 'paused', nextRunAt: null, incrementalsSinceFull: 2, fullEvery: undefined, label: undefined });
     db.recordRun({ scheduleId: s.id, startedAt: 1000, finishedAt: 1100, result: 'ok', mode: 'full', pid: 4242, checkpointId: 17, durationMs: 100, frozenMs: 12.5, bytes: 4096, error: null, attempt: 1, missed: 2, willRetry: false, pruned: [], runnerPid: 1 });
     const r2 = db.recordRun({ scheduleId: s.id, startedAt: 2000, finishedAt: 2100, result: 'failed', mode: 'incremental', pid: 4242, checkpointId: null, durationMs: 100, frozenMs: null, bytes: null, error: 'boom', attempt: 2, missed: 0, willRetry: true, pruned: [], runnerPid: 1 });
     db.setPruned(r2.id, [3, 4]);

@@ -255,12 +255,13 @@ export class ScheduleDb {
   }
 
   update(id: number, patch: ScheduleUpdate): Schedule {
-    const keys = Object.keys(patch) as (keyof ScheduleUpdate)[];
+    // An absent field (undefined) means "unchanged"; null clears a nullable one.
+    const keys = (Object.keys(patch) as (keyof ScheduleUpdate)[]).filter((k) => patch[k] !== undefined);
     if (keys.length) {
       const sets = keys.map((k) => `${columnOf[k]} = ?`).join(', ');
       const values = keys.map((k) => {
         const v = patch[k];
-        if (v === undefined || v === null) return null;
+        if (v === null || v === undefined) return null;
         return jsonColumns.has(k) ? JSON.stringify(v) : (v as string | number);
       });
       const r = this.db.prepare(`UPDATE schedules SET ${sets} WHERE id = ?`).run(...values, id);
