@@ -29,7 +29,8 @@ export class SegmentWriter {
   private pos = HEADER_LEN;
   private pending: Buffer = Buffer.allocUnsafe(BLOCK_PAGES * PAGE);
   private pendingPages = 0;
-  private hashChunks: Buffer[] = [];
+  /** Page hashes, 32 bytes each, in one growing buffer (millions of small Buffers would burden the GC). */
+  private hashes: Buffer = Buffer.allocUnsafe(4096 * HASH_LEN);
   private blocks: BlockRef[] = [];
   pages = 0;
 
@@ -45,14 +46,19 @@ export class SegmentWriter {
   addPage(page: Buffer, hash: Buffer): number {
     page.copy(this.pending, this.pendingPages * PAGE);
     this.pendingPages++;
-    this.hashChunks.push(hash);
+    if ((this.pages + 1) * HASH_LEN > this.hashes.length) {
+      const bigger = Buffer.allocUnsafe(this.hashes.length * 2);
+      this.hashes.copy(bigger, 0, 0, this.pages * HASH_LEN);
+      this.hashes = bigger;
+    }
+    hash.copy(this.hashes, this.pages * HASH_LEN);
     if (this.pendingPages === BLOCK_PAGES) this.flushBlock();
     return this.pages++;
   }
 
   /** Hash of a page written by this writer (it is not readable through SegmentReader yet). */
   hashOf(page: number): Buffer {
-    return this.hashChunks[page];
+    return this.hashes.subarray(page * HASH_LEN, (page + 1) * HASH_LEN);
   }
 
   /** Bytes of a page written by this writer, for dedup verification before commit. */
@@ -79,7 +85,7 @@ export class SegmentWriter {
   /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory. */
   finish(entries: Entry[], records: Buffer): { bytes: number; pages: number } {
     this.flushBlock();
-    const parts: TrailerParts = { pages: this.pages, hashes: Buffer.concat(this.hashChunks), blocks: this.blocks, entries, records };
+    const parts: TrailerParts = { pages: this.pages, hashes: this.hashes.subarray(0, this.pages * HASH_LEN), blocks: this.blocks, entries, records };
     const trailer = encodeTrailer(this.pos, parts);
     fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
     const bytes = this.pos + trailer.length;

@@ -16,6 +16,7 @@ import type {
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
 import { encodeRecords, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
 import { configure, migrateDedup, migrateIndex } from './schema';
+import { hashKey } from './hash';
 import { WriterLock } from './lock';
 import { FILE_MODE, SegmentReader, SegmentWriter, fsyncDir } from './segments';
 import { Writer, type WriterHost } from './writer';
@@ -328,7 +329,7 @@ export class SqliteStore implements Store, WriterHost {
     return out;
   }
 
-  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[]; view: Extent[] }): CheckpointInfo {
+  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: number[]; view: Extent[] }): CheckpointInfo {
     const wire = w.records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
     const dataPages = w.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
     const def: DefEntry = { ...w.def, stats: { ...w.def.stats, bytesWritten: w.seg.pages * PAGE }, recordsOffset: 0, extents: w.records.length, dataPages };
@@ -337,7 +338,7 @@ export class SqliteStore implements Store, WriterHost {
       this.insertFile(w.seg.fileId, bytes, pages, [def]);
       this.applyDef(def, w.seg.fileId, w.records);
     });
-    this.addDedup(w.newPages.map((p) => ({ key: p.key, file: w.seg.fileId, page: p.page })));
+    this.addDedup(w.newPages.map((p) => ({ key: hashKey(w.seg.hashOf(p)), file: w.seg.fileId, page: p })));
     this.cacheView(def.ckpt, this.meta('generation', 0), w.view); // the next incremental starts from it
     return this.get(def.ckpt)!;
   }

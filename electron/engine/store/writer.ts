@@ -22,7 +22,7 @@ export interface WriterHost {
   /** Locations of already-stored pages for these hash keys (unverified: the caller checks the full hash). */
   lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }>;
   /** Builds the records into a def entry, writes the segment, runs the index transaction; returns the info. */
-  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: { key: bigint; page: number }[]; view: Extent[] }): CheckpointInfo;
+  commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: number[]; view: Extent[] }): CheckpointInfo;
   /** Releases the writer lock and forgets this writer. */
   finishWriter(): void;
 }
@@ -31,8 +31,9 @@ export class Writer implements CheckpointWriter {
   private state: ProcessState | null = null;
   private records: Extent[] = [];
   private given: { vpn: number; count: number }[] = [];
-  private local = new Map<bigint, { page: number; hash: Buffer }>();
-  private newPages: { key: bigint; page: number }[] = [];
+  /** Pages written by this checkpoint, by the first 6 bytes of their hash (number keys: fast, no retained Buffers). */
+  private local = new Map<number, number>();
+  private newPages: number[] = [];
   private done = false;
   private readonly started = Date.now();
 
@@ -92,24 +93,29 @@ export class Writer implements CheckpointWriter {
       }
       const hash = hashPage(page);
       if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).equals(hash)) continue;
-      const key = hashKey(hash);
-      const mine = this.local.get(key);
-      if (mine && mine.hash.equals(hash)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine.page }); continue; }
-      unresolved.push({ vpn, page, hash, key });
+      const mine = this.mine(hash);
+      if (mine >= 0) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
+      unresolved.push({ vpn, page, hash, key: hashKey(hash) });
     }
     if (unresolved.length === 0) return;
     // Second pass: pages already stored anywhere in the store are referenced, the rest written.
     const found = this.host.lookupDedup(unresolved.map((u) => u.key));
     for (const u of unresolved) {
-      const mine = this.local.get(u.key);
-      if (mine && mine.hash.equals(u.hash)) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine.page }); continue; }
+      const mine = this.mine(u.hash);
+      if (mine >= 0) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
       const loc = found.get(u.key);
       if (loc && this.storedHashMatches(loc, u.hash)) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
       const page = this.seg.addPage(u.page, u.hash);
-      this.local.set(u.key, { page, hash: u.hash });
-      this.newPages.push({ key: u.key, page });
+      this.local.set(u.hash.readUIntLE(0, 6), page);
+      this.newPages.push(page);
       this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
     }
+  }
+
+  /** Index of a page with this hash already written by this checkpoint, or -1. */
+  private mine(hash: Buffer): number {
+    const p = this.local.get(hash.readUIntLE(0, 6));
+    return p !== undefined && this.seg.hashOf(p).equals(hash) ? p : -1;
   }
 
   /** The dedup table is an accelerator: a stale or colliding entry is simply not used. */
