@@ -20,7 +20,9 @@ export interface FdInfo {
 export function parseFdinfo(text: string): FdInfo {
   const info: FdInfo = { pos: 0n, flags: 0, extra: {} };
   for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
+    // "inotify wd:1 ino:..." and "fanotify ..." lines carry their own key:value pairs.
+    const sp = /^(inotify|fanotify) /.exec(line);
+    const i = sp ? sp[0].length - 1 : line.indexOf(':');
     if (i <= 0) continue;
     const k = line.slice(0, i).trim();
     const v = line.slice(i + 1).trim();
