@@ -66,6 +66,11 @@ export const captureCalls = {
       name: z.string().min(1).max(200).optional(),
       /** Refuse if the process's start time differs (the PID was reused). */
       expectStartTime: z.string().regex(/^\d+$/).optional(),
+      /**
+       * How to keep downtime short when leaving it running: 'auto' (fork snapshot if single-threaded,
+       * else all threads frozen), 'fork', 'uffd' (userfaultfd write-protect, any threads), 'never'.
+       */
+      snapshot: z.enum(['auto', 'fork', 'uffd', 'never']).optional(),
     }),
     output: checkpointResultSchema,
   }),

@@ -5,13 +5,14 @@ import type { captureCalls } from '../../../shared/contract/capture';
 import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/capture';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
-  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime }, ctx) => {
+  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot }, ctx) => {
     const r = checkpoint(ctx.store(), pid, {
       ...(mode ? { mode } : {}),
       ...(full !== undefined ? { full } : {}),
       ...(label !== undefined ? { label } : {}),
       ...(name ? { name } : {}),
       ...(expectStartTime ? { expectStartTime } : {}),
+      ...(snapshot ? { snapshot } : {}),
     });
     ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
     return r;

@@ -1,5 +1,5 @@
 /**
- * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--label TEXT] [--name N]`:
+ * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--label TEXT] [--name N] [--snapshot HOW]`:
  * saves a live process into the store (capture.checkpoint). --json prints the handler's output.
  */
 import { defineCommand } from '../command';
@@ -22,7 +22,9 @@ export function formatCheckpoint(r: CheckpointResultInfo): string[] {
   ];
 }
 
-interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string }
+interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string; snapshot?: string }
+
+const SNAPSHOTS = ['auto', 'fork', 'uffd', 'never'] as const;
 
 export default defineCommand('checkpoint', (program, cli) => {
   program
@@ -34,14 +36,18 @@ export default defineCommand('checkpoint', (program, cli) => {
     .option('--full', 'take a full checkpoint even if an earlier one exists')
     .option('--label <text>', 'a label for the checkpoint')
     .option('--name <name>', 'a stable name for this program in the store')
+    .option('--snapshot <how>', 'keep downtime short with: auto (default), fork, uffd (userfaultfd write-protect, any number of threads), never')
     .action(async (pidArg: string, o: Opts) => {
       if (o.kill && o.leaveRunning) throw new StasisError('INVALID_INPUT', 'Choose either --leave-running or --kill, not both.');
+      const snapshot = SNAPSHOTS.find((x) => x === o.snapshot);
+      if (o.snapshot !== undefined && !snapshot) throw new StasisError('INVALID_INPUT', `--snapshot must be one of ${SNAPSHOTS.join(', ')}.`);
       const r = await cli.call('capture.checkpoint', {
         pid: pidOf(pidArg),
         mode: o.kill ? 'kill' : 'leave-running',
         ...(o.full ? { full: true } : {}),
         ...(o.label !== undefined ? { label: o.label } : {}),
         ...(o.name ? { name: o.name } : {}),
+        ...(snapshot ? { snapshot } : {}),
       });
       cli.print(r, formatCheckpoint);
     });
