@@ -119,6 +119,9 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     const sock = base();
     sock.fds.push({ fd: 5, kind: 'socket', target: 'socket:[123]', flags: 2, pos: 0n, cloexec: false });
     fail(sock, 'fds', /fd 5 is a socket .*not supported yet/);
+    const del = base();
+    del.fds.push({ fd: 6, kind: 'deleted-file', target: '/tmp/x (deleted)', flags: 2, pos: 0n, cloexec: false });
+    fail(del, 'fds', /fd 6 is an open file that was already deleted/);
     const cwd = base();
     cwd.cwd = join(dir, 'no-such-dir');
     fail(cwd, 'cwd', /no-such-dir no longer exists/);

@@ -81,6 +81,12 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     }
     case 'tty':
       return redirect(`${f.target} is a terminal`);
+    case 'deleted-file':
+      return {
+        fd: f.fd, action: 'refuse',
+        reason: `fd ${f.fd} is an open file that was already deleted (${f.target}); its contents are not in the checkpoint`,
+        fix: 'Keep the file on disk while the program runs (or close it before checkpointing); a deleted file cannot be reopened.',
+      };
     case 'pipe':
     case 'fifo':
       return redirect(`${f.target} (${f.kind}) cannot be reattached`);
