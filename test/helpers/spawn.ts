@@ -59,9 +59,16 @@ export function procState(pid: number): string | null {
   }
 }
 
+// State dirs still present when this process exits (kill() without waitExit()) are removed then.
+const liveDirs = new Set<string>();
+process.on('exit', () => {
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+});
+
 export function spawnDetached(argv: string[], opts: SpawnOptions = {}): DetachedProcess {
   if (argv.length === 0) throw new Error('spawnDetached needs a program to run.');
   const dir = mkdtempSync(join(tmpdir(), 'stasis-spawn-'));
+  liveDirs.add(dir);
   const r = spawnSync('sh', ['-c', script, 'sh', dir, opts.log ?? '/dev/null', ...argv], {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
@@ -84,6 +91,7 @@ export function spawnDetached(argv: string[], opts: SpawnOptions = {}): Detached
   let cleaned = false;
   const cleanup = (): void => {
     if (!cleaned) rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
     cleaned = true;
   };
   return {
