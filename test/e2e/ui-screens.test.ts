@@ -410,3 +410,33 @@ step('Dark theme, and a checkpoint taken elsewhere is pushed into the open timel
   await page.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(pageErrors, []);
 });
+
+step('Restore wizard: "stop the original" takes a safety checkpoint of it, stops it, then restores', async () => {
+  await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
+  const { checkpoints } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  await page.getByLabel('Process').selectOption(String(checkpoints.find((x) => x.id === state.second)!.targetId));
+  await page.locator(`[data-testid="timeline-row"][data-id="${state.second}"]`).click();
+  await page.getByRole('button', { name: 'Restore…' }).click();
+  await page.getByRole('button', { name: 'Check', exact: true }).click();
+  await page.getByTestId('preflight-summary').filter({ hasText: /^All \d+ checks pass\.$/ }).waitFor({ timeout: 20_000 });
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('group', { name: `The original process (PID ${state.pid}) is still running` }).waitFor();
+  await page.getByLabel('Stop it (a safety checkpoint of it is taken first)').check();
+  await page.getByRole('button', { name: 'Restore', exact: true }).click();
+  const newPid = Number(await page.getByTestId('restored-pid').innerText({ timeout: 30_000 }));
+  pids.push(newPid);
+  const result = await page.getByRole('dialog').innerText();
+  const safety = Number(/Safety checkpoint\s+#(\d+)/.exec(result)?.[1]);
+  assert.ok(safety > state.second, `safety checkpoint in the result: ${result}`);
+  // Stopped: either the PID is gone, or (the restore took the freed PID back) it now belongs to a
+  // process with another start time.
+  const originalStart = (await engine<{ targets: { id: number; pid: number; startTime: string }[]; checkpoints: Ckpt[] }>('checkpoints.list'))
+    .targets.find((t) => t.id === checkpoints.find((x) => x.id === state.second)!.targetId)!.startTime;
+  const startTime = (pid: number): string | null => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[19]; } catch { return null; } };
+  await until('the original to be stopped', () => !alive(state.pid) || startTime(state.pid) !== originalStart);
+  if (newPid === state.pid) assert.match(result, /the same PID as the original/);
+  assert.ok(alive(newPid), 'the restored process runs');
+  const after = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');
+  assert.match(after.checkpoints.find((x) => x.id === safety)!.label ?? '', new RegExp(`safety before restoring #${state.second}`));
+  assert.deepEqual(pageErrors, []);
+});

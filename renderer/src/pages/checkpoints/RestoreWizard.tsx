@@ -6,12 +6,12 @@
 import { useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
-import { callEngine, useAction } from '../../components/engine';
+import { callEngine, useAction, useEngine } from '../../components/engine';
 import { CALL } from '../../components/calls';
 import { Busy, Progress, YesNo } from '../../components/Status';
 import { formatMs, formatTime } from '../../components/format';
 import { go } from '../../components/nav';
-import type { CaptureResult, CheckpointInfo, PreflightResult, RestoreResult, TargetInfo } from '../../components/types';
+import type { CaptureResult, CheckpointInfo, PreflightResult, ProcessInfo, RestoreResult, TargetInfo } from '../../components/types';
 
 type Step = 'choose' | 'preflight' | 'options' | 'running' | 'result';
 const STEPS: [Step, string][] = [['choose', 'Checkpoint'], ['preflight', 'Pre-flight'], ['options', 'Options'], ['running', 'Restore'], ['result', 'Result']];
@@ -30,6 +30,9 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
   const [phase, setPhase] = useState('');
   const [safety, setSafety] = useState<CaptureResult | null>(null);
   const [result, setResult] = useState<RestoreResult | null>(null);
+  const [procs] = useEngine<{ processes: ProcessInfo[] }>(CALL.processes, { all: true });
+  // The original is "running" only if the same PID still has the same start time (not a reused PID).
+  const originalRunning = !!target && !!procs.value?.processes.some((p) => p.pid === target.pid && p.startTime === target.startTime);
   const pre = useAction();
   const run = useAction();
 
@@ -43,7 +46,7 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
   const restore = async (): Promise<void> => {
     setStep('running');
     const r = await run.run(async () => {
-      if (target && (opts.safety || opts.original === 'stop')) {
+      if (target && originalRunning && (opts.safety || opts.original === 'stop')) {
         setPhase(`Taking a safety checkpoint of the running original (PID ${target.pid})…`);
         const s = await callEngine<CaptureResult>(CALL.checkpoint, {
           pid: target.pid, expectStartTime: target.startTime, label: `safety before restoring #${id}`,
@@ -108,12 +111,16 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
         <form className="form" onSubmit={(e) => { e.preventDefault(); void restore(); }}>
           <label>Standard output, if the original terminal or pipe is gone (a file path; empty: the engine's default)<input autoFocus value={opts.stdout} onChange={(e) => setOpts({ ...opts, stdout: e.target.value })} placeholder="/tmp/restored.out" /></label>
           <label>Standard error, likewise<input value={opts.stderr} onChange={(e) => setOpts({ ...opts, stderr: e.target.value })} placeholder="/tmp/restored.err" /></label>
-          <fieldset>
-            <legend>The original process{target ? ` (PID ${target.pid})` : ''}, if it is still running</legend>
-            <label className="check"><input type="radio" name="original" checked={opts.original === 'keep'} onChange={() => setOpts({ ...opts, original: 'keep' })} /> Keep it running</label>
-            <label className="check"><input type="radio" name="original" checked={opts.original === 'stop'} onChange={() => setOpts({ ...opts, original: 'stop', safety: true })} /> Stop it (a safety checkpoint of it is taken first)</label>
-          </fieldset>
-          <label className="check"><input type="checkbox" checked={opts.safety || opts.original === 'stop'} disabled={opts.original === 'stop'} onChange={(e) => setOpts({ ...opts, safety: e.target.checked })} /> Take a safety checkpoint of the running original first</label>
+          {originalRunning ? (
+            <>
+              <fieldset>
+                <legend>The original process (PID {target?.pid}) is still running</legend>
+                <label className="check"><input type="radio" name="original" checked={opts.original === 'keep'} onChange={() => setOpts({ ...opts, original: 'keep' })} /> Keep it running</label>
+                <label className="check"><input type="radio" name="original" checked={opts.original === 'stop'} onChange={() => setOpts({ ...opts, original: 'stop', safety: true })} /> Stop it (a safety checkpoint of it is taken first)</label>
+              </fieldset>
+              <label className="check"><input type="checkbox" checked={opts.safety || opts.original === 'stop'} disabled={opts.original === 'stop'} onChange={(e) => setOpts({ ...opts, safety: e.target.checked })} /> Take a safety checkpoint of the running original first</label>
+            </>
+          ) : <p className="muted" data-testid="original-state">{procs.state === 'loading' && !procs.value ? 'Looking for the original process…' : `The original process${target ? ` (PID ${target.pid})` : ''} is not running.`}</p>}
           <div className="dialog-actions">
             <button type="button" className="secondary" onClick={() => void runPreflight()}>Back</button>
             <button type="submit">Restore</button>
