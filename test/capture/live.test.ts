@@ -16,15 +16,16 @@ import { tempDir, tempStore, waitFor, waitForFile, procStatus } from './common';
 const PAGES = 2048;
 
 describe('live snapshot of a program that keeps writing', () => {
-  const modes: { name: string; snapshot: NonNullable<CheckpointOptions['snapshot']>; freeze: string; skip?: boolean }[] = [
-    { name: 'fork snapshot', snapshot: 'fork', freeze: 'snapshot' },
-    { name: 'userfaultfd write-protect', snapshot: 'uffd', freeze: 'uffd-wp', skip: !probeKernelFeatures().uffdWp },
+  const modes: { name: string; snapshot: NonNullable<CheckpointOptions['snapshot']>; freeze: string; threads: number; skip?: boolean }[] = [
+    { name: 'fork snapshot', snapshot: 'fork', freeze: 'snapshot', threads: 0 },
+    { name: 'userfaultfd write-protect', snapshot: 'uffd', freeze: 'uffd-wp', threads: 0, skip: !probeKernelFeatures().uffdWp },
+    { name: 'userfaultfd write-protect, 3 threads, writes from a non-main thread', snapshot: 'uffd', freeze: 'uffd-wp', threads: 3, skip: !probeKernelFeatures().uffdWp },
   ];
   for (const m of modes) {
     test(`${m.name}: every page from one instant, target keeps running untraced`, { skip: m.skip }, async () => {
       const side = tempDir('capture-live');
       const st = tempStore();
-      const target = spawnDetached([buildFixture('capture-mutator'), side.dir, String(PAGES)]);
+      const target = spawnDetached([buildFixture('capture-mutator'), side.dir, String(PAGES), String(m.threads)]);
       try {
         const info = await waitForFile(join(side.dir, 'info.txt'));
         await waitFor('a few sweeps', () => existsSync(join(side.dir, 'gen.txt')));
@@ -33,6 +34,7 @@ describe('live snapshot of a program that keeps writing', () => {
         for (let round = 0; round < 2; round++) {
           const r = checkpoint(st.store, target.pid, { snapshot: m.snapshot });
           assert.equal(r.freeze, m.freeze);
+          assert.equal(r.threads, Math.max(1, m.threads + 1));
           const firsts: bigint[] = [];
           let torn = 0;
           for (const run of st.store.materialize(r.id)) {
