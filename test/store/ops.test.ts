@@ -234,3 +234,26 @@ test('import refuses truncated, corrupted and foreign files with a clear error a
     t.cleanup();
   }
 });
+
+test('a chain spread over more segment files than the reader keeps open still reads back, with bounded descriptors', () => {
+  const t = tempDir();
+  try {
+    const store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const r = rng(18);
+    let v: View = new Map([[0x10, randomPage(r)]]);
+    let id = writeComplete(store, tg.id, null, v, [mapping(0x10, 200)]);
+    for (let i = 1; i < 150; i++) {
+      v = new Map(v);
+      v.set(0x10 + i, randomPage(r));
+      id = writeComplete(store, tg.id, id, v, [mapping(0x10, 200)]);
+    }
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    assertSameView(materializeToMap(store, id), v, 'last of 150');
+    assert.ok(fds() - before <= 128, `descriptors grew by ${fds() - before}`);
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});

@@ -14,6 +14,7 @@ import {
 } from './format';
 
 export const FILE_MODE = 0o600;
+const MAX_OPEN = 128;
 
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -126,7 +127,13 @@ export class SegmentReader {
 
   private get(fileId: number): OpenSegment {
     let s = this.open.get(fileId);
-    if (s) return s;
+    if (s) {
+      this.open.delete(fileId); // most recently used last
+      this.open.set(fileId, s);
+      return s;
+    }
+    // Stores hold thousands of segments: keep a bounded number of descriptors open.
+    while (this.open.size >= MAX_OPEN) this.forget(this.open.keys().next().value as number);
     const where = `Segment file ${segmentName(fileId)}`;
     let fd: number;
     try {
