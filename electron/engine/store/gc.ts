@@ -61,7 +61,7 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
             store.reader.readPages(f, p, n, buf, 0);
             for (let i = 0; i < n; i++) {
               const h = store.reader.hashOf(f, p + i);
-              const q = seg.addPage(buf.subarray(i * PAGE, (i + 1) * PAGE), Buffer.from(h));
+              const q = seg.addPage(buf, i * PAGE, h);
               moved.push({ key: hashKey(h), page: q });
             }
           }

@@ -43,9 +43,9 @@ export class SegmentWriter {
     fs.writeSync(this.fd, encodeHeader(fileId), 0, HEADER_LEN, 0);
   }
 
-  /** Appends one page (a 4096-byte view) with its hash; returns its index in this file. */
-  addPage(page: Buffer, hash: Buffer): number {
-    page.copy(this.pending, this.pendingPages * PAGE);
+  /** Appends one page (the 4096 bytes at offset of data) with its hash; returns its index in this file. */
+  addPage(data: Buffer, offset: number, hash: Buffer): number {
+    data.copy(this.pending, this.pendingPages * PAGE, offset, offset + PAGE);
     this.pendingPages++;
     if ((this.pages + 1) * HASH_LEN > this.hashes.length) {
       const bigger = Buffer.allocUnsafe(this.hashes.length * 2);

@@ -244,7 +244,7 @@ export function importStream(store: SqliteStore, file: string): { ids: number[] 
             try { ok = store.reader.hashOf(f.file, f.page).equals(h); } catch (_e) { ok = false; }
             if (ok) { loc[i + k] = f; continue; }
           }
-          const p = seg.addPage(buf.subarray(k * ENTRY + HASH_LEN, (k + 1) * ENTRY), h);
+          const p = seg.addPage(buf, k * ENTRY + HASH_LEN, h);
           local.set(hs, p);
           newPages.push({ key: keys[k], file: seg.fileId, page: p });
           loc[i + k] = { file: seg.fileId, page: p };
