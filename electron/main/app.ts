@@ -92,8 +92,8 @@ async function main(): Promise<void> {
   const engine = new EngineHost(resolveStoreDir());
   const unwire = wireIpc(engine, () => win, pageUrl);
   engine.onEvent((event, payload) => notifyScheduleEvent(event, payload, showWindow));
-  // The worker starts on its first call; start it now, because scheduled checkpoints run in it even if no window ever asks anything.
-  void engine.call('schedules.list', {});
+  // Scheduled checkpoints run in the worker even if no window ever asks anything.
+  engine.keepAlive();
   app.on('will-quit', (e) => {
     e.preventDefault();
     unwire();

@@ -69,3 +69,23 @@ test('a worker that dies is reported (engine.crashed) and replaced on the next c
   assert.ok(r.ok, 'a fresh worker serves the next call');
   off();
 });
+
+test('keepAlive starts the worker without a call and restarts it after it dies', async () => {
+  const other = new EngineHost(join(dir, 'store-keepalive'));
+  try {
+    const workerOf = (): { threadId: number; terminate(): Promise<number> } | null =>
+      (other as unknown as { worker: { threadId: number; terminate(): Promise<number> } | null }).worker;
+    assert.equal(workerOf(), null, 'no worker before keepAlive');
+    other.keepAlive();
+    const first = workerOf();
+    assert.ok(first, 'keepAlive started a worker');
+    const firstId = first.threadId;
+    await first.terminate();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (workerOf() === null || workerOf()?.threadId === firstId)) await new Promise((r) => setTimeout(r, 100));
+    const second = workerOf();
+    assert.ok(second && second.threadId !== firstId, 'a new worker replaced the dead one without any call');
+  } finally {
+    await other.close();
+  }
+});

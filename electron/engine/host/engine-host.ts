@@ -49,6 +49,7 @@ export class EngineHost implements EngineCaller {
   private readonly pending = new Map<number, Pending>();
   private readonly listeners = new Set<EventListener>();
   private closed = false;
+  private keepRunning = false;
 
   constructor(readonly storeDir: string) {
     ensureStoreDir(storeDir);
@@ -63,6 +64,15 @@ export class EngineHost implements EngineCaller {
     w.on('exit', (code) => this.onExit(`The engine stopped unexpectedly (exit code ${code}).`));
     this.worker = w;
     return w;
+  }
+
+  /**
+   * Starts the worker now and restarts it (after a second) whenever it dies: scheduled checkpoints
+   * run inside it, so the app and browser mode must not wait for a first UI call to start it.
+   */
+  keepAlive(): void {
+    this.keepRunning = true;
+    this.start();
   }
 
   private onMessage(m: FromWorker): void {
@@ -82,6 +92,7 @@ export class EngineHost implements EngineCaller {
     for (const p of this.pending.values()) p.resolve({ ok: false, error: fail });
     this.pending.clear();
     if (!this.closed) this.emit('engine.crashed', { message });
+    if (!this.closed && this.keepRunning) setTimeout(() => { if (!this.closed && this.keepRunning) this.start(); }, 1000).unref();
   }
 
   private emit(event: string, payload: unknown): void {
