@@ -31,6 +31,9 @@ const root = new URL('../', import.meta.url).pathname;
 // in wait4; 130 is CRIU's own fault-injection switch for its no-breakpoint path (see the Capture
 // section of docs/benchmarks.md, where this was found).
 const criuEnv = { ...process.env, CRIU_FAULT: process.env.CRIU_FAULT ?? '130' };
+// Restore needs it too: without it, `criu restore -d` restores the process and then hangs in its
+// final step with the process still stopped under it (seen here with -v4: "Restored", then nothing).
+const criuRestoreEnv = criuEnv;
 const log = (m: string): void => { process.stderr.write(`[bench] ${m}\n`); };
 
 function sleepMs(ms: number): void {
@@ -135,7 +138,7 @@ try {
   for (let i = 0; i < runs; i++) {
     if (haveCriu) {
       const t0 = performance.now();
-      const r = spawnSync(criu, ['restore', '-D', img, '-d', '--shell-job', '-v1', '-o', `restore-${i}.log`], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', env: criuEnv });
+      const r = spawnSync(criu, ['restore', '-D', img, '-d', '--shell-job', '-v1', '-o', `restore-${i}.log`], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', env: criuRestoreEnv });
       const ms = performance.now() - t0;
       if (r.status !== 0) throw new Error(`criu restore failed: ${readFileSync(join(img, `restore-${i}.log`), 'utf8').slice(-2000)}`);
       waitRunning(ready, t.pid);
@@ -179,5 +182,6 @@ try {
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {
-  rmSync(work, { recursive: true, force: true });
+  // A restored process may still be writing its ready file while we clean up.
+  try { rmSync(work, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { log(`could not remove ${work}: ${(e as Error).message}`); }
 }
