@@ -257,3 +257,23 @@ test('a chain spread over more segment files than the reader keeps open still re
     t.cleanup();
   }
 });
+
+test('a view cached by one store handle is dropped when another handle (another process) runs gc', () => {
+  const t = tempDir();
+  try {
+    const a = openStore(t.dir);
+    const { ids, views } = chainOf(a, 19, 4);
+    assertSameView(materializeToMap(a, ids[3]), views[3], 'before'); // now cached in a
+    const b = openStore(t.dir);
+    b.remove([ids[0], ids[1]]);
+    const g = b.gc();
+    assert.ok(g.segmentsRewritten > 0, 'gc moved pages');
+    b.close();
+    assertSameView(materializeToMap(a, ids[3]), views[3], 'after the other handle compacted');
+    assert.equal(a.get(ids[0]), null);
+    assert.throws(() => a.materialize(ids[0]), /does not exist/);
+    a.close();
+  } finally {
+    t.cleanup();
+  }
+});
