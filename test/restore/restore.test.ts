@@ -302,7 +302,7 @@ test('same PID when it is free and we are privileged (clone3 with set_tid); a ne
   });
 });
 
-test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POSIX timer, shared anonymous pages (one read-only), umask, rlimit, cwd', async () => {
+test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POSIX timer, shared anonymous pages (one read-only), inotify watch numbers, umask, rlimit, cwd', async () => {
   await withStore(async (store, dir) => {
     const out = join(dir, 'kinds.out');
     const t = spawnDetached([buildFixture('restore-kinds'), out], { cwd: dir });
@@ -332,6 +332,9 @@ test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POS
       assert.equal(l.cwd, 1);
       assert.equal(l.shm, 1);
       assert.equal(l.ro, 1, 'read-only MAP_SHARED page contents restored');
+      const inoBefore = l.ino!;
+      writeFileSync(join(dir, 'created-after-restore'), 'x');
+      await waitFor('the inotify watch (wd 2) to see the new file', () => line().ino! > inoBefore);
       assert.ok(l.it! > start.it!);
     } finally {
       t.kill();

@@ -1,11 +1,13 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
- * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd). One decision
- * shared by pre-flight (which reports it) and the fds restore step (which executes it). Pure apart
- * from stat(2) on paths; must never open or change anything.
+ * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
+ * timerfd, epoll, inotify). One decision
+ * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
+ * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
 import { statSync } from 'node:fs';
 import type { FdState } from '../state/process-state';
+import { parseWatch } from './inotify-watch';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -22,6 +24,7 @@ export type FdAction =
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'epoll'; items: { tfd: number; events: number; data: bigint }[]; cloexec: boolean }
+  | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean }
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -117,6 +120,18 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: epoll watches descriptors that were closed (${missing.map((i) => i!.tfd).join(', ')}); such watches cannot be recreated`, fix: 'Close the epoll descriptor or keep the watched descriptors open before checkpointing.' };
       }
       return { fd: f.fd, action: 'epoll', items: items as { tfd: number; events: number; data: bigint }[], cloexec };
+    }
+    case 'inotify': {
+      const raw = Array.isArray(f.info?.watches) ? (f.info.watches as unknown[]).map(String) : [];
+      const watches = raw.map(parseWatch).sort((a, b) => a.wd - b.wd);
+      const lost = watches.filter((w) => w.path === null);
+      if (lost.length) {
+        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd} (inotify): watch ${lost[0]!.wd}: ${lost[0]!.why}`, fix: 'Put the watched files back (or take a new checkpoint).' };
+      }
+      if (watches.some((w) => w.path === '/') && watches.some((w, i) => w.wd !== i + 1)) {
+        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd} (inotify): watch numbers with gaps and a watch on / cannot be recreated with the same numbers`, fix: 'Take a new checkpoint after re-adding the watches.' };
+      }
+      return { fd: f.fd, action: 'inotify', watches: watches as { wd: number; mask: number; path: string }[], flags: f.flags & O_NONBLOCK, cloexec };
     }
     default:
       return {

@@ -13,6 +13,27 @@ import { NR } from './sysno';
 const SEEK_SET = 0;
 const EFD_SEMAPHORE = 1;
 
+/**
+ * Watch numbers are handed out one after the other, so they come back the same when added in order;
+ * a gap is filled with a throw-away watch on / that is removed once the next number is taken.
+ */
+function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; path: string }[], num: number): void {
+  const fillers: bigint[] = [];
+  let next = 1;
+  for (const w of watches) {
+    while (next < w.wd) {
+      r.resetScratch();
+      fillers.push(r.call(NR.inotify_add_watch, [fd, r.putString('/'), 0x2n /* IN_MODIFY */], `inotify filler watch for fd ${num}`));
+      next++;
+    }
+    r.resetScratch();
+    const wd = r.call(NR.inotify_add_watch, [fd, r.putString(w.path), BigInt(w.mask >>> 0)], `inotify watch ${w.wd} (${w.path}) for fd ${num}`);
+    if (wd !== BigInt(w.wd)) throw new StasisError('INTERNAL', `inotify watch on ${w.path} came back as ${wd}, not ${w.wd}.`);
+    next = w.wd + 1;
+  }
+  for (const f of fillers) r.call(NR.inotify_rm_watch, [fd, f], `removing an inotify filler watch of fd ${num}`);
+}
+
 export function closeInheritedFds(r: Remote): void {
   r.call(NR.close_range, [0n, 0xffffffffn, 0n], 'close_range (dropping descriptors inherited from the engine)');
 }
@@ -54,6 +75,10 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
       case 'epoll':
         got = r.call(NR.epoll_create1, [cloexec], `recreating epoll fd ${a.fd}`);
         epolls.push(a);
+        break;
+      case 'inotify':
+        got = r.call(NR.inotify_init1, [BigInt(a.flags) | cloexec], `recreating inotify fd ${a.fd}`);
+        addWatches(r, got, a.watches, a.fd);
         break;
     }
     if (got !== BigInt(a.fd)) {
