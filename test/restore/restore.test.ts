@@ -332,6 +332,11 @@ test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POS
       assert.equal(l.cwd, 1);
       assert.equal(l.shm, 1);
       assert.equal(l.ro, 1, 'read-only MAP_SHARED page contents restored');
+      assert.equal(l.named, 1);
+      // Only where the kernel has CONFIG_ANON_VMA_NAME (this VM's does not): the name comes back too.
+      if (st.mappings.some((m) => m.path === '[anon:stasis-test]')) {
+        assert.match(readFileSync(`/proc/${r.pid}/maps`, 'utf8'), /\[anon:stasis-test\]/, 'the anonymous mapping keeps its name');
+      }
       const inoBefore = l.ino!;
       writeFileSync(join(dir, 'created-after-restore'), 'x');
       await waitFor('the inotify watch (wd 2) to see the new file', () => line().ino! > inoBefore);

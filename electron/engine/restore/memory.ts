@@ -8,7 +8,7 @@ import { StasisError } from '../../../shared/errors';
 import type { PageRun } from '../store/api';
 import type { Remote } from './remote';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
-import { NR } from './sysno';
+import { NR, PR_SET_VMA } from './sysno';
 import { O_RDWR } from './fd-plan';
 
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
@@ -45,6 +45,10 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
       }
       const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(s.flags), fd, s.offset], `mmap of ${s.label}`);
       if (got !== s.start) throw new StasisError('INTERNAL', `mmap of ${s.label} landed at 0x${got.toString(16)}.`);
+      if (s.anonName) {
+        r.resetScratch();
+        r.call(NR.prctl, [BigInt(PR_SET_VMA), 0n /* PR_SET_VMA_ANON_NAME */, s.start, s.end - s.start, r.putString(s.anonName)], `naming ${s.label}`);
+      }
     }
   } finally {
     for (const fd of fds.values()) r.raw(NR.close, [fd]);

@@ -35,6 +35,8 @@ export interface MapStep extends Range {
   writeContents: boolean;
   /** The original mapping, for messages. */
   label: string;
+  /** Name given with PR_SET_VMA_ANON_NAME ("[anon:NAME]" in maps), to give again. */
+  anonName?: string;
 }
 
 export interface SpecialMove { kind: SpecialKind; from: Range; temp: bigint; to: bigint }
@@ -66,7 +68,8 @@ export function mapStepFor(m: MappingState): MapStep {
   const prot = protOf(m.perms);
   const shared = m.perms[3] === 's';
   const label = `${m.start.toString(16)}-${m.end.toString(16)} ${m.path || '[anon]'}`;
-  const base = { start: m.start, end: m.end, prot, offset: 0n, label };
+  const named = /^\[anon(?:_shmem)?:(.*)\]$/.exec(m.path);
+  const base = { start: m.start, end: m.end, prot, offset: 0n, label, ...(named ? { anonName: named[1] } : {}) };
   if ((m.kind === 'file-private' || m.kind === 'file-shared') && !m.deleted) {
     return shared
       ? { ...base, kind: 'file-shared', flags: MAP_SHARED | MAP_FIXED, path: m.path, offset: m.offset, writeContents: false }

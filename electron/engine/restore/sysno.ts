@@ -13,3 +13,4 @@ export const NR = {
 export const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 export const PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14, PR_SET_MM_MAP_SIZE = 15;
 export const PR_TIMER_CREATE_RESTORE_IDS = 77;
+export const PR_SET_VMA = 0x53564d41;
