@@ -18,6 +18,14 @@ test('the stub ELF is tiny, static, and sleeps in pause(2) at its fixed address'
   assert.deepEqual([...elf.subarray(Number(STUB_SYSCALL_ADDR - STUB_BASE), Number(STUB_SYSCALL_ADDR - STUB_BASE) + 2)], [0x0f, 0x05]);
   const path = stubPath();
   assert.ok(readFileSync(path).equals(elf));
+  const dir = mkdtempSync(join(tmpdir(), 'stasis-stub-'));
+  try {
+    const other = stubPath(dir);
+    assert.ok(other.startsWith(dir + '/') && readFileSync(other).equals(elf), 'written where asked (fallback for a noexec /tmp)');
+    assert.equal(stubPath(dir), other, 'reused when already there');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const t = spawnDetached([path]);
   try {
     let sc = '';

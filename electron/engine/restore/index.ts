@@ -110,7 +110,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   let writeMs = 0;
   const th = state.threads[0]!;
   try {
-    const r = step('start the stub', () => Remote.spawnStub());
+    const r = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
     remote = r;
     const plan = step('plan', () => buildRestorePlan(state, parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8'))));
     step('trampoline', () => {

@@ -45,10 +45,24 @@ export class Remote {
     this.memFd = openMem(pid, true);
   }
 
-  /** Starts the stub and takes it over. The stub's environment is empty and its argv is just its name. */
-  static spawnStub(): Remote {
-    const path = stubPath();
-    const pid = posixSpawn({ file: path, argv: ['stasis-restore'], env: [] });
+  /**
+   * Starts the stub and takes it over. The stub's environment is empty and its argv is just its
+   * name. It is written to the first of `dirs` where it can be executed (a noexec /tmp is common).
+   */
+  static spawnStub(dirs: (string | undefined)[] = [undefined]): Remote {
+    let pid = 0;
+    let lastError: unknown = null;
+    for (const dir of dirs) {
+      try {
+        pid = posixSpawn({ file: stubPath(dir), argv: ['stasis-restore'], env: [] });
+        break;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    if (!pid) {
+      throw new StasisError('PERMISSION_DENIED', `Could not start the restore stub in ${dirs.filter(Boolean).join(', ') || 'the temp directory'} (${(lastError as Error)?.message ?? 'unknown error'}); make one of them writable and executable (not mounted noexec).`);
+    }
     try {
       return new Remote(pid);
     } catch (e) {

@@ -62,6 +62,7 @@ export function buildStubElf(): Buffer {
  * Rewrites it when the file there is not byte-identical (someone else's file, or an older stub).
  */
 export function stubPath(dir: string = tmpdir()): string {
+  dir ||= tmpdir();
   const elf = buildStubElf();
   const tag = createHash('sha256').update(elf).digest('hex').slice(0, 12);
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
