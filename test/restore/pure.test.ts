@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { buildStubElf, stubPath, STUB_BASE, STUB_SYSCALL_ADDR } from '../../electron/engine/restore/stub-elf';
 import { buildRestorePlan, parseMaps, TRAMPOLINE_SIZE, MAP_GROWSDOWN, MAP_SHARED, type LayoutEntry } from '../../electron/engine/restore/plan';
 import { preflightState } from '../../electron/engine/restore/preflight';
+import { hostFacts } from '../../electron/engine/restore/host-facts';
 import { spawnDetached } from '../helpers/spawn';
 import { anonMapping, fileMapping, syntheticState } from './synthetic-state';
 
@@ -139,6 +140,16 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     const special = base();
     special.mappings.push(anonMapping(0x7e1000000000n, 0x7e1000001000n, 'other-special', '[uprobes]'));
     fail(special, 'special-mappings', /\[uprobes\]/);
+
+    // Facts of the machine, as another machine would report them.
+    const host = hostFacts();
+    const sealed = preflightState(base(), redirect, { ...host, sealedSystemMappings: true });
+    assert.match(sealed.items.find((i) => i.id === 'sealed-mappings' && !i.ok)!.reason, /seals \[vdso\]\/\[vvar\]/);
+    const unpriv = preflightState(base(), redirect, { ...host, euid: 1000, capEff: 0n });
+    const priv = unpriv.items.find((i) => i.id === 'privileges')!;
+    assert.equal(priv.ok, false);
+    assert.match(priv.fix!, /root|cap_sys_resource/);
+    assert.match(unpriv.items.find((i) => i.id === 'pid')!.reason, /needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID/);
 
     // Files changed after the checkpoint: the state still describes the old ones.
     const before = base();
