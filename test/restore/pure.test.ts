@@ -151,6 +151,11 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     assert.match(priv.fix!, /root|cap_sys_resource/);
     assert.match(unpriv.items.find((i) => i.id === 'pid')!.reason, /needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID/);
 
+    const lim = base();
+    lim.rlimits = [{ resource: 7, name: 'NOFILE', cur: 1024n, max: 1n << 40n }];
+    const limR = preflightState(lim, redirect, { ...host, capEff: host.capEff & ~(1n << 24n), hardLimits: host.hardLimits.map((v, i) => (i === 7 ? 4096n : v)) });
+    assert.match(limR.items.find((i) => i.id === 'rlimits' && !i.ok)!.reason, /NOFILE 1099511627776 > 4096/);
+
     // Files changed after the checkpoint: the state still describes the old ones.
     const before = base();
     appendFileSync(lib, 'x');

@@ -16,6 +16,8 @@ export interface HostFacts {
   euid: number;
   capEff: bigint;
   mmapMinAddr: bigint;
+  /** Our hard resource limits by RLIMIT_* number (null = unlimited); the stub inherits them. */
+  hardLimits: (bigint | null)[];
 }
 
 export const CAP_SYS_PTRACE = 19, CAP_SYS_ADMIN = 21, CAP_SYS_RESOURCE = 24, CAP_CHECKPOINT_RESTORE = 40;
@@ -50,6 +52,14 @@ export function hostFacts(): HostFacts {
   const capEff = BigInt('0x' + (/CapEff:\s*([0-9a-f]+)/.exec(status)?.[1] ?? '0'));
   let mmapMinAddr = 65536n;
   try { mmapMinAddr = BigInt(readFileSync('/proc/sys/vm/mmap_min_addr', 'utf8').trim()); } catch (_e) { /* keep the default */ }
+  const hardLimits: (bigint | null)[] = [];
+  try {
+    // /proc/self/limits lists the resources in RLIMIT_* order, after one header line.
+    for (const line of readFileSync('/proc/self/limits', 'utf8').split('\n').slice(1)) {
+      const m = /^.{26}\s*(\S+)\s+(\S+)/.exec(line);
+      if (m) hardLimits.push(m[2] === 'unlimited' ? null : BigInt(m[2]!));
+    }
+  } catch (_e) { /* unknown: pre-flight then trusts the saved limits */ }
   cached = {
     release: release(),
     vdsoSize: vdso ? Number(vdso.end - vdso.start) : null,
@@ -58,6 +68,7 @@ export function hostFacts(): HostFacts {
     euid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
     capEff,
     mmapMinAddr,
+    hardLimits,
   };
   return cached;
 }

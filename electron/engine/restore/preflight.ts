@@ -115,6 +115,18 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     root ? 'Running with the privileges restore needs (ptrace, PR_SET_MM_MAP).' : 'Restore needs root (or CAP_SYS_RESOURCE with CAP_CHECKPOINT_RESTORE) to set the memory layout of the new process.',
     'Run Stasis as root (sudo), or grant it cap_sys_resource,cap_checkpoint_restore.'));
 
+  // Raising a hard limit above ours needs CAP_SYS_RESOURCE; without it the limit would come back lower.
+  const RLIM_INF = 0xffffffffffffffffn;
+  const tooHigh = hasCap(host, CAP_SYS_RESOURCE) ? [] : state.rlimits.filter((l) => {
+    const ours = host.hardLimits[l.resource];
+    if (ours === undefined || ours === null) return false;
+    const want = l.max < 0n ? RLIM_INF : l.max;
+    return want > ours;
+  });
+  items.push(item('rlimits', 'Resource limits', tooHigh.length === 0,
+    tooHigh.length === 0 ? `${state.rlimits.length} resource limits can be set again.` : `The process had higher hard limits than Stasis runs with, and raising them needs CAP_SYS_RESOURCE: ${tooHigh.map((l) => `${l.name || `RLIMIT ${l.resource}`} ${l.max < 0n ? 'unlimited' : l.max} > ${host.hardLimits[l.resource]}`).join(', ')}.`,
+    'Run Stasis with CAP_SYS_RESOURCE, or with hard limits at least as high as the process had (ulimit -H).'));
+
   const pidBusy = existsSync(`/proc/${state.pid}`);
   const pidPriv = host.euid === 0 || hasCap(host, CAP_CHECKPOINT_RESTORE) || hasCap(host, CAP_SYS_ADMIN);
   items.push(item('pid', 'PID', true,
