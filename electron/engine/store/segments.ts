@@ -62,6 +62,16 @@ export class SegmentWriter {
     return this.hashes.subarray(page * HASH_LEN, (page + 1) * HASH_LEN);
   }
 
+  /** The dedup key (first 8 hash bytes, signed LE: hash.ts hashKey) of a page written by this writer, without a view. */
+  hashKeyOf(page: number): bigint {
+    return this.hashes.readBigInt64LE(page * HASH_LEN);
+  }
+
+  /** Copies the hashes of count consecutive pages written by this writer into out at outOffset. */
+  copyHashes(page: number, count: number, out: Buffer, outOffset: number): void {
+    this.hashes.copy(out, outOffset, page * HASH_LEN, (page + count) * HASH_LEN);
+  }
+
   /** Bytes of a page written by this writer, for dedup verification before commit. */
   readOwnPage(page: number): Buffer {
     const flushedPages = this.blocks.length * BLOCK_PAGES;
@@ -171,6 +181,13 @@ export class SegmentReader {
     const s = this.get(fileId);
     if (page < 0 || page >= s.pages) throw corrupt(s.where, `page ${page} is referenced but the file holds ${s.pages}`);
     return s.hashes.subarray(page * HASH_LEN, (page + 1) * HASH_LEN);
+  }
+
+  /** Copies the hashes of count consecutive pages of a file into out at outOffset. */
+  copyHashes(fileId: number, page: number, count: number, out: Buffer, outOffset: number): void {
+    const s = this.get(fileId);
+    if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
+    s.hashes.copy(out, outOffset, page * HASH_LEN, (page + count) * HASH_LEN);
   }
 
   /** Reads count consecutive pages of a file into out at outOffset. */

@@ -16,7 +16,6 @@ import type {
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
 import { encodeRecords, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
 import { configure, migrateDedup, migrateIndex } from './schema';
-import { hashKey } from './hash';
 import { WriterLock } from './lock';
 import { FILE_MODE, SegmentReader, SegmentWriter, fsyncDir } from './segments';
 import { Writer, type WriterHost } from './writer';
@@ -32,6 +31,8 @@ const LOCK_TIMEOUT_MS = 30_000;
 /** Largest PageRun materialize yields: bounds memory whatever the checkpoint's size. */
 const MAX_RUN_PAGES = 256;
 const VIEW_CACHE = 3;
+/** Rows per multi-row INSERT into the dedup table (3 parameters each, far below SQLite's limit). */
+const DEDUP_INSERT_ROWS = 256;
 
 interface CkptRow {
   id: number; target_id: number; parent_id: number | null; created_at: string; label: string | null; notes: string | null;
@@ -338,14 +339,31 @@ export class SqliteStore implements Store, WriterHost {
       this.insertFile(w.seg.fileId, bytes, pages, [def]);
       this.applyDef(def, w.seg.fileId, w.records);
     });
-    this.addDedup(w.newPages.map((p) => ({ key: hashKey(w.seg.hashOf(p)), file: w.seg.fileId, page: p })));
+    this.addDedup(w.newPages.map((p) => ({ key: w.seg.hashKeyOf(p), file: w.seg.fileId, page: p })));
     this.cacheView(def.ckpt, this.meta('generation', 0), w.view); // the next incremental starts from it
     return this.get(def.ckpt)!;
   }
 
   addDedup(rows: { key: bigint; file: number; page: number }[], replace = false): void {
-    const ins = this.dedup.prepare(`INSERT OR ${replace ? 'REPLACE' : 'IGNORE'} INTO pages(h, file, page) VALUES (?, ?, ?)`);
-    this.dedup.transaction(() => { for (const r of rows) ins.run(r.key, r.file, r.page); })();
+    const verb = `INSERT OR ${replace ? 'REPLACE' : 'IGNORE'} INTO pages(h, file, page) VALUES`;
+    const ins = this.dedup.prepare(`${verb} (?, ?, ?)`);
+    // A full checkpoint adds ~180k rows per GiB: one statement per row costs more than the rows.
+    // Rows keep their order (a later row for the same key still replaces an earlier one).
+    const many = rows.length >= DEDUP_INSERT_ROWS ? this.dedup.prepare(`${verb} ${'(?, ?, ?), '.repeat(DEDUP_INSERT_ROWS - 1)}(?, ?, ?)`) : null;
+    this.dedup.transaction(() => {
+      let i = 0;
+      if (many) {
+        const args: (bigint | number)[] = new Array<bigint | number>(DEDUP_INSERT_ROWS * 3);
+        for (; i + DEDUP_INSERT_ROWS <= rows.length; i += DEDUP_INSERT_ROWS) {
+          for (let j = 0; j < DEDUP_INSERT_ROWS; j++) {
+            const r = rows[i + j];
+            args[3 * j] = r.key; args[3 * j + 1] = r.file; args[3 * j + 2] = r.page;
+          }
+          many.run(args);
+        }
+      }
+      for (; i < rows.length; i++) ins.run(rows[i].key, rows[i].file, rows[i].page);
+    })();
   }
 
   finishWriter(): void {

@@ -65,10 +65,6 @@ export class Writer implements CheckpointWriter {
     return this.host.reader.hashOf(e.file, e.page + (vpn - e.vpn));
   }
 
-  private hashAt(file: number, page: number): Buffer {
-    return file === this.seg.fileId ? this.seg.hashOf(page) : this.host.reader.hashOf(file, page);
-  }
-
   private static vpnOf(vaddr: bigint): number {
     if (typeof vaddr !== 'bigint' || vaddr < 0n || (vaddr & 0xfffn) !== 0n) throw new StasisError('INVALID_INPUT', `Address ${String(vaddr)} is not a page-aligned address; give pages at multiples of 4096.`);
     return Number(vaddr >> 12n);
@@ -219,7 +215,10 @@ export class Writer implements CheckpointWriter {
     let o = 0;
     for (const e of records) {
       if (e.kind !== KIND_DATA) continue;
-      for (let i = 0; i < e.count; i++, o += HASH_LEN) this.hashAt(e.file, e.page + i).copy(out, o);
+      // An extent's pages are consecutive in one file, and so are their hashes: one copy per extent.
+      if (e.file === this.seg.fileId) this.seg.copyHashes(e.page, e.count, out, o);
+      else this.host.reader.copyHashes(e.file, e.page, e.count, out, o);
+      o += e.count * HASH_LEN;
     }
     return out;
   }
