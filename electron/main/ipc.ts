@@ -4,19 +4,22 @@
  * checked to come from our own window's top frame showing our own page, then validated with the
  * contract's zod schemas (again in the worker) before any handler runs. Replies are Reply envelopes.
  */
-import { ipcMain, type BrowserWindow, type IpcMainInvokeEvent } from 'electron';
+import { ipcMain, type BrowserWindow, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
 import type { Reply } from '../../shared/contract';
 import { toErrorData } from '../../shared/errors';
 import { parseInput } from '../api/invoke';
 import type { EngineCaller } from '../engine/host/engine-host';
 import { isTrustedSender } from './sender-check';
+import { CallCancels } from './call-cancels';
 
 export const CHANNEL_PREFIX = 'stasis:';
 export const CALL_CHANNEL = `${CHANNEL_PREFIX}call`;
 export const EVENT_CHANNEL = `${CHANNEL_PREFIX}event`;
+/** Renderer -> main: cancel the call it started with this id (a string it chose). */
+export const CANCEL_CHANNEL = `${CHANNEL_PREFIX}cancel`;
 
 export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null, pageUrl: string): () => void {
-  const trusted = (e: IpcMainInvokeEvent): boolean => {
+  const trusted = (e: IpcMainInvokeEvent | IpcMainEvent): boolean => {
     const win = window();
     const frame = e.senderFrame;
     return isTrustedSender({
@@ -27,15 +30,25 @@ export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null
     });
   };
 
-  ipcMain.handle(CALL_CHANNEL, async (e, name: unknown, input: unknown): Promise<Reply<unknown>> => {
+  const cancels = new CallCancels();
+
+  ipcMain.handle(CALL_CHANNEL, async (e, name: unknown, input: unknown, callId: unknown): Promise<Reply<unknown>> => {
     if (!trusted(e)) return { ok: false, error: { code: 'PERMISSION_DENIED', message: 'Refused: this call did not come from the Stasis window.' } };
+    const call = cancels.begin(e.sender.id, callId);
     try {
       const parsed = parseInput(String(name), input);
-      return await engine.call(String(name), parsed);
+      return await engine.call(String(name), parsed, call.signal);
     } catch (err) {
       return { ok: false, error: toErrorData(err) };
+    } finally {
+      call.end();
     }
   });
+
+  const onCancel = (e: IpcMainEvent, callId: unknown): void => {
+    if (trusted(e)) cancels.cancel(e.sender.id, callId);
+  };
+  ipcMain.on(CANCEL_CHANNEL, onCancel);
 
   const unsubscribe = engine.onEvent((event, payload) => {
     const win = window();
@@ -44,6 +57,7 @@ export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null
 
   return () => {
     ipcMain.removeHandler(CALL_CHANNEL);
+    ipcMain.removeListener(CANCEL_CHANNEL, onCancel);
     unsubscribe();
   };
 }

@@ -5,17 +5,22 @@
  * (renderer/src/api.ts turns it back into a StasisError).
  */
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import type { CallInput, CallName, CallOutput, EventName, EventPayload, Reply, StasisApi } from '../../shared/contract';
+import type { CallInput, CallName, CallOutput, EventName, EventPayload, Reply } from '../../shared/contract';
+import type { StasisBridge } from '../../shared/contract/engine';
 
 // Duplicated from ipc.ts on purpose: importing it would pull ipcMain into the preload bundle.
 const CALL_CHANNEL = 'stasis:call';
 const EVENT_CHANNEL = 'stasis:event';
+const CANCEL_CHANNEL = 'stasis:cancel';
 
 const api = {
-  async call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> {
-    const reply = (await ipcRenderer.invoke(CALL_CHANNEL, name, input)) as Reply<CallOutput<N>>;
+  async call<N extends CallName>(name: N, input: CallInput<N>, callId?: string): Promise<CallOutput<N>> {
+    const reply = (await ipcRenderer.invoke(CALL_CHANNEL, name, input, typeof callId === 'string' ? callId : undefined)) as Reply<CallOutput<N>>;
     if (reply.ok) return reply.value;
     throw new Error(`[${reply.error.code}] ${reply.error.message}`);
+  },
+  cancel(callId: string): void {
+    if (typeof callId === 'string') ipcRenderer.send(CANCEL_CHANNEL, callId);
   },
   on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void {
     const handler = (_e: IpcRendererEvent, name: string, payload: unknown): void => {
@@ -24,6 +29,6 @@ const api = {
     ipcRenderer.on(EVENT_CHANNEL, handler);
     return () => { ipcRenderer.removeListener(EVENT_CHANNEL, handler); };
   },
-} satisfies StasisApi;
+} satisfies StasisBridge;
 
 contextBridge.exposeInMainWorld('stasis', api);

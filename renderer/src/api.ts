@@ -4,10 +4,27 @@
  * which authenticates this page by its HttpOnly cookie. Browser code only: no Node, no Electron.
  */
 import type { CallInput, CallName, CallOutput, EventName, EventPayload, Reply, StasisApi } from '../../shared/contract';
+import type { StasisBridge } from '../../shared/contract/engine';
 import { StasisError, toErrorData, errorCodes, type ErrorCode } from '../../shared/errors';
 
 declare global {
-  interface Window { stasis?: StasisApi }
+  interface Window { stasis?: StasisBridge }
+}
+
+/** Per-call options of the renderer's client; an aborted signal cancels the call. */
+export interface CallOptions { signal?: AbortSignal }
+
+/**
+ * StasisApi plus cancellation. The extra argument is optional, so a ClientApi is a StasisApi.
+ * A cancelled call rejects with CANCELLED at once; the engine is told to stop (see README: which
+ * operations stop early and which finish their current work first).
+ */
+export interface ClientApi extends StasisApi {
+  call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>>;
+}
+
+function cancelledError(name: string): StasisError {
+  return new StasisError('CANCELLED', `${name} was cancelled.`);
 }
 
 /** The preload can only pass a message across contextBridge; it prefixes the code as "[CODE] ". */
@@ -18,16 +35,30 @@ function fromBridgeError(err: unknown): StasisError {
   return new StasisError('INTERNAL', message);
 }
 
-function electronApi(bridge: StasisApi): StasisApi {
+let nextCallId = 1;
+
+/** An AbortSignal cannot cross contextBridge: the call carries an id, and cancel(id) names it. */
+function electronApi(bridge: StasisBridge): ClientApi {
   return {
-    call: (name, input) => bridge.call(name, input).catch((err: unknown) => { throw fromBridgeError(err); }),
+    call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>> {
+      const signal = opts?.signal;
+      if (signal?.aborted) return Promise.reject(cancelledError(name));
+      const callId = `c${nextCallId++}`;
+      const reply = bridge.call(name, input, callId).catch((err: unknown) => { throw fromBridgeError(err); });
+      if (!signal) return reply;
+      return new Promise<CallOutput<N>>((resolve, reject) => {
+        const onAbort = (): void => { bridge.cancel(callId); reject(cancelledError(name)); };
+        signal.addEventListener('abort', onAbort, { once: true });
+        reply.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+      });
+    },
     on: (event, listener) => bridge.on(event, listener),
   };
 }
 
 type Listener = (payload: unknown) => void;
 
-function httpApi(): StasisApi {
+function httpApi(): ClientApi {
   const listeners = new Map<string, Set<Listener>>();
   let socket: WebSocket | null = null;
   let retry = 500;
@@ -50,22 +81,26 @@ function httpApi(): StasisApi {
   };
 
   return {
-    async call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> {
+    async call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>> {
       let res: Response;
       try {
+        // Aborting the request closes its connection; the server cancels the engine call on close.
         res = await fetch(`/api/call/${encodeURIComponent(name)}`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify(input ?? {}),
           credentials: 'same-origin',
+          ...(opts?.signal ? { signal: opts.signal } : {}),
         });
       } catch (err) {
+        if (opts?.signal?.aborted) throw cancelledError(name);
         throw new StasisError('INTERNAL', `Could not reach the Stasis server (${err instanceof Error ? err.message : String(err)}); is it still running?`);
       }
       let reply: Reply<CallOutput<N>>;
       try {
         reply = (await res.json()) as Reply<CallOutput<N>>;
       } catch {
+        if (opts?.signal?.aborted) throw cancelledError(name);
         throw new StasisError('INTERNAL', `The Stasis server answered ${res.status} without a JSON reply.`);
       }
       if (reply.ok) return reply.value;
@@ -85,5 +120,5 @@ function httpApi(): StasisApi {
   };
 }
 
-export const api: StasisApi = window.stasis ? electronApi(window.stasis) : httpApi();
+export const api: ClientApi = window.stasis ? electronApi(window.stasis) : httpApi();
 export const transport: 'electron' | 'browser' = window.stasis ? 'electron' : 'browser';

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { defineCall, type CallMap } from './define';
+import type { CallInput, CallName, CallOutput, StasisApi } from './index';
 
 /** One kernel capability: available (true/false), or null when it could not be probed. */
 export const featureSchema = z.object({
@@ -48,3 +49,13 @@ export const engineEvents = {
   /** Sent by the engine host when its worker stops unexpectedly; calls in flight fail with INTERNAL. */
   'engine.crashed': z.object({ message: z.string() }),
 } satisfies Record<string, z.ZodType>;
+
+/**
+ * What the Electron preload exposes as window.stasis: the StasisApi, where a call may carry an id
+ * chosen by the renderer, and cancel(id) asks main to cancel that call (an AbortSignal cannot cross
+ * contextBridge). The renderer wraps it back into a StasisApi with AbortSignal support.
+ */
+export interface StasisBridge extends StasisApi {
+  call<N extends CallName>(name: N, input: CallInput<N>, callId?: string): Promise<CallOutput<N>>;
+  cancel(callId: string): void;
+}

@@ -440,3 +440,31 @@ step('Restore wizard: "stop the original" takes a safety checkpoint of it, stops
   assert.match(after.checkpoints.find((x) => x.id === safety)!.label ?? '', new RegExp(`safety before restoring #${state.second}`));
   assert.deepEqual(pageErrors, []);
 });
+
+step('Cancel: a long store operation shows "Cancel operation" while it runs, and cancelling ends it in the UI', async () => {
+  await page.goto(url.replace(/\?token=.*$/, '#/status'));
+  await page.reload(); // a fresh page: no dialog of the previous step left open
+  await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
+  await page.getByTestId('timeline-row').first().waitFor();
+  await page.getByRole('button', { name: 'Store…', exact: true }).click();
+  // Hold the verify request in the browser so the operation is still running when Cancel is clicked,
+  // however fast the engine is; the fetch's abort is what the Cancel button must cause.
+  let held: { abort(): Promise<void> } | null = null;
+  let aborted = false;
+  await page.route('**/api/call/store.verify', (route) => { held = route; });
+  page.on('requestfailed', (r) => { if (r.url().endsWith('/api/call/store.verify')) aborted = true; });
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await until('the verify request to be in flight', () => held !== null);
+  const cancel = page.getByRole('button', { name: 'Cancel operation' });
+  await cancel.waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Verify' }).isDisabled(), true);
+  await cancel.click();
+  await page.getByTestId('cancelled').waitFor();
+  await until('the request to be aborted', () => aborted);
+  assert.equal(await page.getByRole('button', { name: 'Verify' }).isDisabled(), false);
+  assert.equal(await cancel.count(), 0);
+  await page.unroute('**/api/call/store.verify');
+  // A cancelled call is not an error: the page shows no error note and logged no error.
+  assert.equal(await page.getByRole('alert').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});

@@ -18,3 +18,19 @@ export function Progress({ label, value }: { label: string; value?: number }) {
 export function YesNo({ ok, yes = 'Yes', no = 'No' }: { ok: boolean; yes?: string; no?: string }) {
   return <span className={ok ? 'badge badge-yes' : 'badge badge-no'}>{ok ? yes : no}</span>;
 }
+
+/**
+ * A long operation in progress with its Cancel button, or the note that it was cancelled. The
+ * engine is told to stop; some operations finish their current step first (see README).
+ */
+export function Running({ action, children }: { action: { running: boolean; cancelled: boolean; cancel: () => void }; children?: ReactNode }) {
+  if (action.running) {
+    return (
+      <div className="running">
+        {children ? <Busy>{children}</Busy> : null}
+        <button type="button" className="secondary" onClick={action.cancel}>Cancel operation</button>
+      </div>
+    );
+  }
+  return action.cancelled ? <p role="status" data-testid="cancelled">Cancelled. The engine was told to stop; an operation that was past its last check still completes.</p> : null;
+}

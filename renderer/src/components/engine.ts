@@ -5,17 +5,18 @@
  * engine answers NOT_FOUND until it lands, which the screens show as a readable error.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api } from '../api';
+import { api, type CallOptions } from '../api';
 import { toErrorData, type StasisErrorData } from '../../../shared/errors';
 
 type LooseApi = {
-  call(name: string, input: unknown): Promise<unknown>;
+  call(name: string, input: unknown, opts?: CallOptions): Promise<unknown>;
   on(event: string, listener: (payload: unknown) => void): () => void;
 };
 const loose = api as unknown as LooseApi;
 
-export function callEngine<T>(name: string, input: unknown = {}): Promise<T> {
-  return loose.call(name, input) as Promise<T>;
+/** An aborted signal cancels the call: it rejects with CANCELLED and the engine is told to stop. */
+export function callEngine<T>(name: string, input: unknown = {}, signal?: AbortSignal): Promise<T> {
+  return loose.call(name, input, signal ? { signal } : undefined) as Promise<T>;
 }
 
 export type Loaded<T> =
@@ -55,22 +56,45 @@ export function useEngineEvents(events: string[], listener: (event: string, payl
   }, [key]);
 }
 
-/** A user-started operation: running flag, last error, and a runner that catches into that error. */
-export function useAction(): { running: boolean; error: StasisErrorData | null; run: <T>(fn: () => Promise<T>) => Promise<T | undefined>; clear: () => void } {
+/**
+ * A user-started operation: running flag, last error, and a runner that catches into that error.
+ * The runner hands fn an AbortSignal; cancel() aborts it (the UI's Cancel button), after which the
+ * operation ends with `cancelled` set instead of an error.
+ */
+export interface Action {
+  running: boolean;
+  error: StasisErrorData | null;
+  cancelled: boolean;
+  run: <T>(fn: (signal: AbortSignal) => Promise<T>) => Promise<T | undefined>;
+  cancel: () => void;
+  clear: () => void;
+}
+
+export function useAction(): Action {
   const [running, setRunning] = useState(false);
   const [error, setError] = useState<StasisErrorData | null>(null);
-  const run = useCallback(async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
+  const [cancelled, setCancelled] = useState(false);
+  const controller = useRef<AbortController | null>(null);
+  const run = useCallback(async <T,>(fn: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> => {
+    const c = new AbortController();
+    controller.current = c;
     setRunning(true);
     setError(null);
+    setCancelled(false);
     try {
-      return await fn();
+      return await fn(c.signal);
     } catch (err) {
-      setError(toErrorData(err));
+      if (c.signal.aborted) setCancelled(true);
+      else setError(toErrorData(err));
       return undefined;
     } finally {
+      if (controller.current === c) controller.current = null;
       setRunning(false);
     }
   }, []);
-  const clear = useCallback(() => setError(null), []);
-  return { running, error, run, clear };
+  const cancel = useCallback(() => { controller.current?.abort(); }, []);
+  // A dialog closed while its operation runs cancels it.
+  useEffect(() => () => { controller.current?.abort(); }, []);
+  const clear = useCallback(() => { setError(null); setCancelled(false); }, []);
+  return { running, error, cancelled, run, cancel, clear };
 }

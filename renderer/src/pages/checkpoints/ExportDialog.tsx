@@ -8,7 +8,7 @@ import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction } from '../../components/engine';
 import { CALL } from '../../components/calls';
 import { formatBytes } from '../../components/format';
-import { Busy } from '../../components/Status';
+import { Running } from '../../components/Status';
 import type { CheckpointInfo } from '../../components/types';
 
 type Kind = 'core' | 'one' | 'flattened' | 'chain';
@@ -21,12 +21,12 @@ export function ExportDialog({ checkpoint: c, onClose }: { checkpoint: Checkpoin
   const pick = (k: Kind): void => { setKind(k); setPath(`/tmp/stasis-${c.id}.${k === 'core' ? 'core' : 'stasis'}`); };
   const submit = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
-    const r = await action.run(async () => {
+    const r = await action.run(async (signal) => {
       if (kind === 'core') {
-        const o = await callEngine<{ path: string; bytes: number }>(CALL.core, { id: c.id, output: path });
+        const o = await callEngine<{ path: string; bytes: number }>(CALL.core, { id: c.id, output: path }, signal);
         return { path: o.path, bytes: o.bytes };
       }
-      const o = await callEngine<{ file: string; bytes: number }>(CALL.exportStream, { id: c.id, file: path, how: kind });
+      const o = await callEngine<{ file: string; bytes: number }>(CALL.exportStream, { id: c.id, file: path, how: kind }, signal);
       return { path: o.file, bytes: o.bytes };
     });
     if (r) setDone(r);
@@ -49,9 +49,9 @@ export function ExportDialog({ checkpoint: c, onClose }: { checkpoint: Checkpoin
           </fieldset>
           <label>Save to (a path on the machine the engine runs on)<input required value={path} onChange={(e) => setPath(e.target.value)} /></label>
           {action.error ? <ErrorNote error={action.error} /> : null}
-          {action.running ? <Busy>Writing…</Busy> : null}
+          <Running action={action}>Writing…</Running>
           <div className="dialog-actions">
-            <button type="button" className="secondary" onClick={onClose}>Cancel</button>
+            <button type="button" className="secondary" onClick={onClose} disabled={action.running}>Close</button>
             <button type="submit" disabled={action.running}>Export</button>
           </div>
         </form>

@@ -8,7 +8,7 @@ import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction, useEngine } from '../../components/engine';
 import { CALL } from '../../components/calls';
-import { Busy, Progress, YesNo } from '../../components/Status';
+import { Busy, Progress, Running, YesNo } from '../../components/Status';
 import { formatMs, formatTime } from '../../components/format';
 import { go } from '../../components/nav';
 import type { CaptureResult, CheckpointInfo, PreflightResult, ProcessInfo, RestoreResult, TargetInfo } from '../../components/types';
@@ -45,17 +45,17 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
 
   const restore = async (): Promise<void> => {
     setStep('running');
-    const r = await run.run(async () => {
+    const r = await run.run(async (signal) => {
       if (target && originalRunning && (opts.safety || opts.original === 'stop')) {
         setPhase(`Taking a safety checkpoint of the running original (PID ${target.pid})…`);
         const s = await callEngine<CaptureResult>(CALL.checkpoint, {
           pid: target.pid, expectStartTime: target.startTime, label: `safety before restoring #${id}`,
           ...(opts.original === 'stop' ? { mode: 'kill' } : {}),
-        });
+        }, signal);
         setSafety(s);
       }
       setPhase(`Restoring checkpoint #${id}…`);
-      return callEngine<RestoreResult>(CALL.restore, { id, ...redirect(opts) });
+      return callEngine<RestoreResult>(CALL.restore, { id, ...redirect(opts) }, signal);
     });
     if (r) { setResult(r); setStep('result'); }
   };
@@ -131,6 +131,12 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
       {step === 'running' ? (
         <div>
           {run.running ? <Progress label={phase || 'Restoring…'} /> : null}
+          <Running action={run} />
+          {run.cancelled ? (
+            <div className="dialog-actions">
+              <button type="button" className="secondary" onClick={() => setStep('options')}>Back</button>
+            </div>
+          ) : null}
           {safety ? <p>Safety checkpoint #{safety.id} saved.</p> : null}
           {run.error ? (
             <>

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction, useEngine } from '../../components/engine';
 import { CALL } from '../../components/calls';
-import { Busy } from '../../components/Status';
+import { Busy, Running } from '../../components/Status';
 import { formatBytes, plural } from '../../components/format';
 import type { StoreStats } from '../../components/types';
 
@@ -17,12 +17,12 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
   const [imported, setImported] = useState<number[] | null>(null);
   const action = useAction();
 
-  const doVerify = async (): Promise<void> => { setVerified(null); const r = await action.run(() => callEngine<VerifyResult>(CALL.verify)); if (r) setVerified(r); };
-  const doGc = async (): Promise<void> => { setGc(null); const r = await action.run(() => callEngine<{ bytesReclaimed: number; segmentsRewritten: number }>(CALL.gc)); if (r) { setGc(r); reloadStats(); } };
+  const doVerify = async (): Promise<void> => { setVerified(null); const r = await action.run((signal) => callEngine<VerifyResult>(CALL.verify, {}, signal)); if (r) setVerified(r); };
+  const doGc = async (): Promise<void> => { setGc(null); const r = await action.run((signal) => callEngine<{ bytesReclaimed: number; segmentsRewritten: number }>(CALL.gc, {}, signal)); if (r) { setGc(r); reloadStats(); } };
   const doImport = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     setImported(null);
-    const r = await action.run(() => callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }));
+    const r = await action.run((signal) => callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }, signal));
     if (r) { setImported(r.ids); onChanged(); reloadStats(); }
   };
 
@@ -42,7 +42,7 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
         <button type="button" className="secondary" onClick={doVerify} disabled={action.running}>Verify</button>
         <button type="button" className="secondary" onClick={doGc} disabled={action.running}>Collect garbage</button>
       </div>
-      {action.running ? <Busy>Working…</Busy> : null}
+      <Running action={action}>Working…</Running>
       {action.error ? <ErrorNote error={action.error} /> : null}
       {verified ? (
         verified.ok ? <p role="status">Verified: every checkpoint reads back intact.</p> : (

@@ -5,7 +5,7 @@ import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction } from '../../components/engine';
 import { CALL } from '../../components/calls';
 import { formatBytes, formatMs, plural } from '../../components/format';
-import { Progress } from '../../components/Status';
+import { Progress, Running } from '../../components/Status';
 import { go } from '../../components/nav';
 import type { CaptureResult, ProcessInfo } from '../../components/types';
 
@@ -17,9 +17,9 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
 
   const submit = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
-    const r = await action.run(() => callEngine<CaptureResult>(CALL.checkpoint, {
+    const r = await action.run((signal) => callEngine<CaptureResult>(CALL.checkpoint, {
       pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}),
-    }));
+    }, signal));
     if (r) { setResult(r); onDone(); }
   };
 
@@ -46,6 +46,7 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
           <label className="check"><input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} /> Full checkpoint (do not build on the previous one)</label>
           {action.error ? <ErrorNote error={action.error} /> : null}
           {action.running ? <Progress label="Checkpointing: the process is frozen only while its state is read." /> : null}
+          <Running action={action} />
           <div className="dialog-actions">
             <button type="button" className="secondary" onClick={onClose} disabled={action.running}>Cancel</button>
             <button type="submit" disabled={action.running}>Checkpoint now</button>
