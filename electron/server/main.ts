@@ -37,7 +37,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (!existsSync(dir)) console.error(`stasis: the user interface is not built (${dir} is missing); run "npm run build".`);
   const engine = new EngineHost(storeDir);
   engine.keepAlive(); // scheduled checkpoints run in the worker, whether or not a browser is open
-  const server = await startServer({ engine, rendererDir: dir, port });
+  const server = await startServer({ engine, rendererDir: dir, port, storeDir });
   console.log(`Stasis is running in browser mode (store: ${storeDir}).`);
   console.log(`Open ${server.url}`);
   console.log(`STASIS_URL ${server.url}`);

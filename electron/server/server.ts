@@ -2,6 +2,11 @@
  * Browser mode: the same API as the Electron window, over HTTP + WebSocket, on 127.0.0.1 only.
  *   POST /api/call/<name>  body: JSON input  ->  JSON Reply (status 200 when ok)
  *   GET  /api/events       WebSocket: {"event", "payload"} messages
+ *   POST /api/export       {id, kind}: the engine writes the export into a private slot of the store;
+ *                          replies {downloadId, filename, bytes} (a Reply, like calls)
+ *   GET  /api/download/<downloadId>  that file once, as an attachment; the slot is then deleted
+ *   POST /api/import       body: a stream file (application/octet-stream, at most maxUploadBytes),
+ *                          written to a private temp file in the store, imported, deleted
  *   GET  /...              the built renderer (dist/renderer), with a strict CSP
  * Every request: Host and Origin checked (403), token checked (401); payloads validated with the
  * contract's zod schemas (400), unknown calls 404. Handlers run in the engine worker behind
@@ -9,6 +14,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
+import { z } from 'zod';
 import { extname, join, normalize, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -17,6 +23,7 @@ import type { Reply } from '../../shared/contract';
 import { StasisError, toErrorData, type ErrorCode, type StasisErrorData } from '../../shared/errors';
 import { parseInput } from '../api/invoke';
 import type { EngineCaller } from '../engine/host/engine-host';
+import { exportFilename, Transfers, UploadTooLarge } from './transfers';
 import { authenticate, contentSecurityPolicy, hostOk, newToken, originOk, sessionCookie } from './security';
 
 export interface ServerOptions {
@@ -27,6 +34,10 @@ export interface ServerOptions {
   port?: number;
   /** Tests may fix it; otherwise a random per-run token. */
   token?: string;
+  /** The engine's store directory: export downloads and imports by upload use <store>/transfer. Without it they answer 501. */
+  storeDir?: string;
+  /** Largest stream file accepted by POST /api/import (default 4 GiB). */
+  maxUploadBytes?: number;
 }
 
 export interface RunningServer {
@@ -39,6 +50,12 @@ export interface RunningServer {
 }
 
 const MAX_BODY = 1 << 20;
+const DEFAULT_MAX_UPLOAD = 4 * 1024 ** 3;
+
+const exportRequest = z.object({
+  id: z.number().int().positive(),
+  kind: z.enum(['core', 'one', 'flattened', 'chain']),
+}).strict();
 
 const mime: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -127,11 +144,89 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return sendError(res, data.code === 'NOT_FOUND' ? 404 : 400, data.code, data.message);
     }
     // A client that goes away (closed tab, aborted fetch) cancels its call.
-    const abort = new AbortController();
-    res.on('close', () => { if (!res.writableFinished) abort.abort(); });
-    const reply = await engine.call(name, input, abort.signal);
+    const reply = await engine.call(name, input, abortOnClose(res));
     if (res.destroyed) return;
     sendJson(res, reply.ok ? 200 : statusFor[reply.error.code] ?? 500, reply);
+  }
+
+  const transfers = opts.storeDir ? new Transfers(opts.storeDir) : null;
+  const maxUpload = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
+  transfers?.sweep();
+
+  /** Aborted when the client goes away before the response is complete. */
+  function abortOnClose(res: ServerResponse): AbortSignal {
+    const abort = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) abort.abort(); });
+    return abort.signal;
+  }
+
+  async function handleExport(req: IncomingMessage, res: ServerResponse, t: Transfers): Promise<void> {
+    if (req.method !== 'POST') { res.setHeader('Allow', 'POST'); return sendError(res, 405, 'INVALID_INPUT', 'Exports are POST requests with a JSON body.'); }
+    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (ctype !== 'application/json') return sendError(res, 400, 'INVALID_INPUT', 'The request body must be JSON (Content-Type: application/json).');
+    let parsed;
+    try { parsed = exportRequest.safeParse(JSON.parse(await readBody(req))); } catch (err) {
+      if (err instanceof HttpError) throw err;
+      return sendError(res, 400, 'INVALID_INPUT', 'The request body is not valid JSON.');
+    }
+    if (!parsed.success) return sendError(res, 400, 'INVALID_INPUT', 'An export needs {"id": checkpoint id, "kind": "core" | "one" | "flattened" | "chain"}.');
+    const { id, kind } = parsed.data;
+    const filename = exportFilename(id, kind);
+    const slot = t.newSlot(filename);
+    const signal = abortOnClose(res);
+    const reply = kind === 'core'
+      ? await engine.call('restore.core', { id, output: slot.path }, signal)
+      : await engine.call('checkpoints.export', { id, file: slot.path, how: kind }, signal);
+    if (!reply.ok || res.destroyed) {
+      t.drop(slot.id);
+      if (res.destroyed) return;
+      if (!reply.ok) return sendJson(res, statusFor[reply.error.code] ?? 500, reply);
+    }
+    const bytes = (reply as { value: { bytes: number } }).value.bytes;
+    sendJson(res, 200, { ok: true, value: { downloadId: slot.id, filename, bytes, url: `/api/download/${slot.id}` } });
+  }
+
+  function handleDownload(req: IncomingMessage, res: ServerResponse, t: Transfers, id: string): void {
+    if (req.method !== 'GET') { res.setHeader('Allow', 'GET'); return sendError(res, 405, 'INVALID_INPUT', 'Downloads are GET requests.'); }
+    const file = t.take(id);
+    if (!file) return sendError(res, 404, 'NOT_FOUND', 'No such download: it was already fetched, it expired, or the id is wrong; export again.');
+    res.on('close', () => file.done());
+    res.writeHead(200, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': file.size,
+      'Content-Disposition': `attachment; filename="${file.filename}"`,
+      'Cache-Control': 'no-store',
+    });
+    const stream = t.read(file);
+    stream.on('error', () => res.destroy());
+    stream.pipe(res);
+  }
+
+  async function handleImport(req: IncomingMessage, res: ServerResponse, t: Transfers): Promise<void> {
+    if (req.method !== 'POST') { res.setHeader('Allow', 'POST'); return sendError(res, 405, 'INVALID_INPUT', 'Imports are POST requests with the stream file as the body.'); }
+    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (ctype !== 'application/octet-stream') return sendError(res, 400, 'INVALID_INPUT', 'Upload the stream file as the body (Content-Type: application/octet-stream).');
+    const tooLarge = (): void => {
+      res.setHeader('Connection', 'close');
+      sendError(res, 413, 'INVALID_INPUT', `The file is larger than the ${maxUpload} bytes browser mode accepts; import it with "stasis import FILE" instead.`);
+    };
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > maxUpload) { tooLarge(); return void req.destroy(); }
+    const signal = abortOnClose(res);
+    let file: string;
+    try {
+      file = await t.receive(req, maxUpload, signal);
+    } catch (err) {
+      if (err instanceof UploadTooLarge) { tooLarge(); return void req.resume(); }
+      if (res.destroyed || signal.aborted) return;
+      throw err;
+    }
+    try {
+      const reply = await engine.call('checkpoints.import', { file }, signal);
+      if (!res.destroyed) sendJson(res, reply.ok ? 200 : statusFor[reply.error.code] ?? 500, reply);
+    } finally {
+      t.remove(file);
+    }
   }
 
   async function handleStatic(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -181,6 +276,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return void res.end();
     }
     if (url.pathname.startsWith('/api/call/')) return handleCall(req, res, decodeURIComponent(url.pathname.slice('/api/call/'.length)));
+    if (url.pathname === '/api/export' || url.pathname === '/api/import' || url.pathname.startsWith('/api/download/')) {
+      if (!transfers) return sendError(res, 501, 'UNSUPPORTED', 'This server was started without a store directory, so it cannot transfer files.');
+      if (url.pathname === '/api/export') return handleExport(req, res, transfers);
+      if (url.pathname === '/api/import') return handleImport(req, res, transfers);
+      return handleDownload(req, res, transfers, url.pathname.slice('/api/download/'.length));
+    }
     if (url.pathname === '/api/events') return sendError(res, 426, 'INVALID_INPUT', 'Events are served over WebSocket only.');
     if (url.pathname.startsWith('/api/')) return sendError(res, 404, 'NOT_FOUND', `Unknown API path ${url.pathname}.`);
     return handleStatic(req, res, url);
