@@ -4,7 +4,7 @@
  * checked to come from our own window's top frame showing our own page, then validated with the
  * contract's zod schemas (again in the worker) before any handler runs. Replies are Reply envelopes.
  */
-import { ipcMain, type BrowserWindow, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
+import { dialog, ipcMain, type BrowserWindow, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
 import type { Reply } from '../../shared/contract';
 import { toErrorData } from '../../shared/errors';
 import { parseInput } from '../api/invoke';
@@ -17,6 +17,8 @@ export const CALL_CHANNEL = `${CHANNEL_PREFIX}call`;
 export const EVENT_CHANNEL = `${CHANNEL_PREFIX}event`;
 /** Renderer -> main: cancel the call it started with this id (a string it chose). */
 export const CANCEL_CHANNEL = `${CHANNEL_PREFIX}cancel`;
+/** Renderer -> main: a native save/open dialog for export and import; answers a path or null. */
+export const CHOOSE_FILE_CHANNEL = `${CHANNEL_PREFIX}choose-file`;
 
 export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null, pageUrl: string): () => void {
   const trusted = (e: IpcMainInvokeEvent | IpcMainEvent): boolean => {
@@ -50,6 +52,22 @@ export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null
   };
   ipcMain.on(CANCEL_CHANNEL, onCancel);
 
+  // The path comes from the user's own dialog, never from the page: the page only suggests a name.
+  ipcMain.handle(CHOOSE_FILE_CHANNEL, async (e, kind: unknown, defaultName: unknown): Promise<string | null> => {
+    const win = window();
+    if (!trusted(e) || !win || win.isDestroyed()) return null;
+    const name = typeof defaultName === 'string' ? defaultName.replace(/[^\w.-]/g, '_').slice(0, 100) : '';
+    if (kind === 'save') {
+      const r = await dialog.showSaveDialog(win, { title: 'Export checkpoint', defaultPath: name || undefined, properties: ['showOverwriteConfirmation', 'createDirectory'] });
+      return r.canceled || !r.filePath ? null : r.filePath;
+    }
+    if (kind === 'open') {
+      const r = await dialog.showOpenDialog(win, { title: 'Import a stream file', properties: ['openFile'], filters: [{ name: 'Stasis stream', extensions: ['stasis'] }, { name: 'All files', extensions: ['*'] }] });
+      return r.canceled || r.filePaths.length !== 1 ? null : r.filePaths[0];
+    }
+    return null;
+  });
+
   const unsubscribe = engine.onEvent((event, payload) => {
     const win = window();
     if (win && !win.isDestroyed()) win.webContents.send(EVENT_CHANNEL, event, payload);
@@ -58,6 +76,7 @@ export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null
   return () => {
     ipcMain.removeHandler(CALL_CHANNEL);
     ipcMain.removeListener(CANCEL_CHANNEL, onCancel);
+    ipcMain.removeHandler(CHOOSE_FILE_CHANNEL);
     unsubscribe();
   };
 }

@@ -12,6 +12,7 @@ import type { StasisBridge } from '../../shared/contract/engine';
 const CALL_CHANNEL = 'stasis:call';
 const EVENT_CHANNEL = 'stasis:event';
 const CANCEL_CHANNEL = 'stasis:cancel';
+const CHOOSE_FILE_CHANNEL = 'stasis:choose-file';
 
 const api = {
   async call<N extends CallName>(name: N, input: CallInput<N>, callId?: string): Promise<CallOutput<N>> {
@@ -21,6 +22,9 @@ const api = {
   },
   cancel(callId: string): void {
     if (typeof callId === 'string') ipcRenderer.send(CANCEL_CHANNEL, callId);
+  },
+  async chooseFile(kind: 'save' | 'open', defaultName: string): Promise<string | null> {
+    return (await ipcRenderer.invoke(CHOOSE_FILE_CHANNEL, kind === 'save' ? 'save' : 'open', String(defaultName))) as string | null;
   },
   on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void {
     const handler = (_e: IpcRendererEvent, name: string, payload: unknown): void => {

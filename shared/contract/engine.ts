@@ -58,4 +58,6 @@ export const engineEvents = {
 export interface StasisBridge extends StasisApi {
   call<N extends CallName>(name: N, input: CallInput<N>, callId?: string): Promise<CallOutput<N>>;
   cancel(callId: string): void;
+  /** A native save ('save', with a suggested file name) or open dialog for a stream file; null when the user cancels. */
+  chooseFile?(kind: 'save' | 'open', defaultName: string): Promise<string | null>;
 }

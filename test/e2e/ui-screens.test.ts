@@ -325,22 +325,30 @@ step('Manage: pin, label and notes, store stats, verify, gc, export core and str
   assert.equal(one.pinned, true);
   assert.equal(one.label, 'first, kept');
 
-  // Export an ELF core file and a stream file; both written by the engine.
+  // Export an ELF core file and a stream file: written by the engine into the store, then
+  // downloaded by the browser (browser mode) through the single-use Download link.
   const core = join(tmp, 'first.core');
   await page.getByRole('button', { name: 'Export…' }).click();
-  await page.getByLabel(/^Save to/).fill(core);
   await page.getByRole('button', { name: 'Export', exact: true }).click();
-  await page.getByRole('dialog').getByText(/^Wrote /).waitFor({ timeout: 30_000 });
+  const link = page.getByTestId('download-link');
+  await link.waitFor({ timeout: 30_000 });
+  const [coreDownload] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  assert.equal(coreDownload.suggestedFilename(), `stasis-${state.first}.core`);
+  await coreDownload.saveAs(core);
   assert.ok(statSync(core).size > 0);
   assert.equal(readFileSync(core).subarray(0, 4).toString('latin1'), '\x7fELF');
   await page.getByRole('button', { name: 'Close', exact: true }).last().click();
   const stream = join(tmp, 'first.stasis');
   await page.getByRole('button', { name: 'Export…' }).click();
   await page.getByLabel('Stream: flattened into one full checkpoint').check();
-  await page.getByLabel(/^Save to/).fill(stream);
   await shot('export');
   await page.getByRole('button', { name: 'Export', exact: true }).click();
-  await page.getByRole('dialog').getByText(/^Wrote /).waitFor({ timeout: 30_000 });
+  await link.waitFor({ timeout: 30_000 });
+  await shot('export-download');
+  const [streamDownload] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  assert.equal(streamDownload.suggestedFilename(), `stasis-${state.first}-flattened.stasis`);
+  await streamDownload.saveAs(stream);
+  assert.ok(statSync(stream).size > 0);
   await page.getByRole('button', { name: 'Close', exact: true }).last().click();
 
   // Store panel: stats, verify, gc, import the stream.
@@ -351,7 +359,7 @@ step('Manage: pin, label and notes, store stats, verify, gc, export core and str
   await page.getByText('Verified: every checkpoint reads back intact.').waitFor({ timeout: 30_000 });
   await page.getByRole('button', { name: 'Collect garbage' }).click();
   await page.getByText(/^Garbage collection reclaimed/).waitFor({ timeout: 30_000 });
-  await page.getByLabel('Import stream file').fill(stream);
+  await page.getByLabel('Import stream file (uploaded)').setInputFiles(stream);
   await page.getByRole('button', { name: 'Import', exact: true }).click();
   const imported = await page.getByText(/^Imported 1 checkpoint: #\d+\.$/).innerText({ timeout: 30_000 });
   const newId = Number(/#(\d+)/.exec(imported)![1]);
@@ -445,7 +453,6 @@ step('Cancel: a long store operation shows "Cancel operation" while it runs, and
   await page.goto(url.replace(/\?token=.*$/, '#/status'));
   await page.reload(); // a fresh page: no dialog of the previous step left open
   await page.goto(url.replace(/\?token=.*$/, '#/checkpoints'));
-  await page.getByTestId('timeline-row').first().waitFor();
   await page.getByRole('button', { name: 'Store…', exact: true }).click();
   // Hold the verify request in the browser so the operation is still running when Cancel is clicked,
   // however fast the engine is; the fetch's abort is what the Cancel button must cause.

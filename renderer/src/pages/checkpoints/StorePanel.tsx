@@ -6,6 +6,8 @@ import { CALL } from '../../components/calls';
 import { Busy, Running } from '../../components/Status';
 import { formatBytes, plural } from '../../components/format';
 import type { StoreStats } from '../../components/types';
+import { transport } from '../../api';
+import { chooseOpenPath, uploadImport } from '../../transfers';
 
 interface VerifyResult { ok: boolean; problems: { what: string; where: string; affects: number[] }[] }
 
@@ -14,6 +16,8 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
   const [verified, setVerified] = useState<VerifyResult | null>(null);
   const [gc, setGc] = useState<{ bytesReclaimed: number; segmentsRewritten: number } | null>(null);
   const [file, setFile] = useState('');
+  const [upload, setUpload] = useState<File | null>(null);
+  const browser = transport === 'browser';
   const [imported, setImported] = useState<number[] | null>(null);
   const action = useAction();
 
@@ -22,7 +26,9 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
   const doImport = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     setImported(null);
-    const r = await action.run((signal) => callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }, signal));
+    const r = await action.run((signal) => (browser && upload
+      ? uploadImport(upload, signal)
+      : callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }, signal)));
     if (r) { setImported(r.ids); onChanged(); reloadStats(); }
   };
 
@@ -52,8 +58,15 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
       ) : null}
       {gc ? <p role="status">Garbage collection reclaimed {formatBytes(gc.bytesReclaimed)} ({plural(gc.segmentsRewritten, 'segment')} rewritten).</p> : null}
       <form className="inline-form" onSubmit={doImport}>
-        <label>Import stream file<input value={file} onChange={(e) => setFile(e.target.value)} placeholder="/path/to/checkpoint.stasis" required /></label>
-        <button type="submit" disabled={action.running || !file.trim()}>Import</button>
+        {browser ? (
+          <label>Import stream file (uploaded)<input type="file" accept=".stasis,application/octet-stream" onChange={(e) => setUpload(e.target.files?.[0] ?? null)} required /></label>
+        ) : (
+          <>
+            <label>Import stream file<input value={file} onChange={(e) => setFile(e.target.value)} placeholder="/path/to/checkpoint.stasis" required /></label>
+            <button type="button" className="secondary" onClick={() => void chooseOpenPath().then((p) => { if (p) setFile(p); })}>Choose…</button>
+          </>
+        )}
+        <button type="submit" disabled={action.running || (browser ? !upload : !file.trim())}>Import</button>
       </form>
       {imported ? <p role="status">Imported {plural(imported.length, 'checkpoint')}: #{imported.join(', #')}.</p> : null}
     </section>
