@@ -34,6 +34,8 @@ export const processInfoSchema = z.object({
   pid,
   ppid: z.number().int(),
   uid: z.number().int(),
+  /** The uid's name from /etc/passwd; null when it has no entry there. */
+  user: z.string().nullable().optional(),
   comm: z.string(),
   cmdline: z.array(z.string()),
   exe: z.string().nullable(),

@@ -182,6 +182,10 @@ step('Processes: launch a program through the dialog and see it listed as checkp
   const row = page.locator(`tr[data-pid="${state.pid}"]`);
   await row.waitFor({ timeout: 10_000 });
   assert.match(await row.innerText(), /ui-counter[\s\S]*Yes/);
+  // The user column names the user (from /etc/passwd through the engine), not a bare uid.
+  const userName = /^([^:]+):[^:]*:(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(process.getuid!())) ?? '')?.[1];
+  assert.ok(userName);
+  assert.equal(await row.getByTestId('user').innerText(), userName);
   await page.getByLabel('Search').fill('');
   await shot('processes');
   assert.deepEqual(pageErrors, []);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { HandlerMap } from '../handler-types';
 import type { captureCalls } from '../../../shared/contract/capture';
 import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/capture';
+import { userNames } from '../../engine/proc/users';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
   'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot }, ctx) => {
@@ -19,7 +20,8 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
   },
   'processes.list': ({ all }) => {
     reapLaunched();
-    return { processes: listProcesses({ all: all ?? false }) };
+    const names = userNames();
+    return { processes: listProcesses({ all: all ?? false }).map((p) => ({ ...p, user: names.get(p.uid) ?? null })) };
   },
   'capture.launch': ({ argv, name, cwd }, ctx) => {
     reapLaunched();

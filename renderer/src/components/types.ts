@@ -8,6 +8,8 @@ export interface ProcessInfo {
   pid: number;
   ppid: number;
   uid: number;
+  /** The uid's name (from /etc/passwd via the engine); null/absent when it has none. */
+  user?: string | null;
   comm: string;
   cmdline: string[];
   exe: string | null;

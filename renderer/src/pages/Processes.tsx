@@ -57,7 +57,7 @@ export function ProcessesPage() {
       if (filter === 'blocked' && p.checkpointable) return false;
       if (filter === 'saved' && !lastOf.has(`${p.pid}:${p.startTime}`)) return false;
       if (!q) return true;
-      return String(p.pid) === q || p.comm.toLowerCase().includes(q) || `uid ${p.uid}` === q || p.cmdline.join(' ').toLowerCase().includes(q);
+      return String(p.pid) === q || p.comm.toLowerCase().includes(q) || `uid ${p.uid}` === q || (p.user ?? '').toLowerCase() === q || p.cmdline.join(' ').toLowerCase().includes(q);
     });
   }, [processes, query, filter, lastOf]);
 
@@ -91,7 +91,7 @@ export function ProcessesPage() {
           <table className="grid" aria-label="Running processes">
             <thead>
               <tr>
-                <th scope="col">Name</th><th scope="col" className="num">PID</th><th scope="col"><abbr title="User ID">UID</abbr></th>
+                <th scope="col">Name</th><th scope="col" className="num">PID</th><th scope="col">User</th>
                 <th scope="col" className="num">RSS</th><th scope="col" className="num"><abbr title="Threads">Thr.</abbr></th>
                 <th scope="col">Can checkpoint</th><th scope="col">Last checkpoint, schedule</th>
                 <th scope="col"><span className="sr-only">Actions</span></th>
@@ -105,7 +105,7 @@ export function ProcessesPage() {
                   <tr key={`${p.pid}-${p.startTime}`} data-pid={p.pid}>
                     <th scope="row" title={p.cmdline.join(' ') || p.comm}>{p.comm}{lc?.name ? <span className="tag">{lc.name}</span> : null}</th>
                     <td className="num">{p.pid}</td>
-                    <td>{p.uid}</td>
+                    <td data-testid="user" title={`uid ${p.uid}`}>{p.user ?? p.uid}</td>
                     <td className="num">{formatBytes(p.rssKb * 1024)}</td>
                     <td className="num">{p.threads}</td>
                     <td className="can">{p.checkpointable ? <YesNo ok yes="Yes" /> : <><YesNo ok={false} no="No" /> <span className="reason clamp" title={p.reason ?? undefined}>{p.reason}</span></>}</td>
