@@ -77,7 +77,7 @@ export class Writer implements CheckpointWriter {
     const n = data.length / PAGE;
     if (n === 0) return;
     this.given.push({ vpn: vpn0, count: n });
-    // First pass: zero pages, unchanged pages and pages seen earlier in this checkpoint.
+    // First pass: zero pages and pages unchanged since the parent.
     const unresolved: { vpn: number; offset: number; hash: Buffer; key: bigint }[] = [];
     for (let i = 0; i < n; i++) {
       const vpn = vpn0 + i;
@@ -90,8 +90,8 @@ export class Writer implements CheckpointWriter {
       // A plain Uint8Array view costs a fraction of a Buffer subarray, per page.
       const hash = hashPage(new Uint8Array(data.buffer, data.byteOffset + offset, PAGE));
       if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).equals(hash)) continue;
-      const mine = this.mine(hash);
-      if (mine >= 0) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
+      // Pages this checkpoint already wrote are found in the second pass (checking here too cost
+      // a map lookup per page for a full checkpoint, where almost every page is new).
       unresolved.push({ vpn, offset, hash, key: hashKey(hash) });
     }
     if (unresolved.length === 0) return;
