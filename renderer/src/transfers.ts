@@ -34,9 +34,36 @@ export function prepareDownload(id: number, kind: ExportKind, signal?: AbortSign
   return post<PreparedDownload>('/api/export', JSON.stringify({ id, kind }), 'application/json', 'The export', signal);
 }
 
-/** Browser mode: uploads a stream file and imports it; the upload is deleted afterwards. */
-export function uploadImport(file: Blob, signal?: AbortSignal): Promise<{ ids: number[] }> {
-  return post<{ ids: number[] }>('/api/import', file, 'application/octet-stream', 'The import', signal);
+/**
+ * Browser mode: uploads a stream file and imports it; the upload is deleted afterwards. XHR, not
+ * fetch: only XHR reports upload progress (onProgress gets 0..1 while the bytes go out, then 1
+ * while the engine imports).
+ */
+export function uploadImport(file: Blob, signal?: AbortSignal, onProgress?: (fraction: number) => void): Promise<{ ids: number[] }> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) { reject(new StasisError('CANCELLED', 'The import was cancelled.')); return; }
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/import');
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.withCredentials = true;
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable && e.total > 0) onProgress?.(e.loaded / e.total); };
+    xhr.upload.onload = () => onProgress?.(1);
+    const onAbort = (): void => xhr.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (fn: () => void): void => { signal?.removeEventListener('abort', onAbort); fn(); };
+    xhr.onabort = () => settle(() => reject(new StasisError('CANCELLED', 'The import was cancelled.')));
+    xhr.onerror = () => settle(() => reject(new StasisError('INTERNAL', 'Could not reach the Stasis server during the upload; is it still running?')));
+    xhr.onload = () => settle(() => {
+      let reply: Reply<{ ids: number[] }>;
+      try { reply = JSON.parse(xhr.responseText) as Reply<{ ids: number[] }>; } catch {
+        reject(new StasisError('INTERNAL', `The Stasis server answered ${xhr.status} without a JSON reply.`));
+        return;
+      }
+      if (reply.ok) resolve(reply.value);
+      else { const e = toErrorData(reply.error); reject(new StasisError(e.code, e.message, e.detail)); }
+    });
+    xhr.send(file);
+  });
 }
 
 const bridge = (): StasisBridge | undefined => window.stasis;

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,10 +41,10 @@ function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
   });
 }
 
-async function until<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -477,5 +477,36 @@ step('Cancel: a long store operation shows "Cancel operation" while it runs, and
   await page.unroute('**/api/call/store.verify');
   // A cancelled call is not an error: the page shows no error note and logged no error.
   assert.equal(await page.getByRole('alert').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});
+
+step('Import by upload: a determinate progress bar while the file goes up, and Cancel stops the upload', async () => {
+  const big = join(tmp, 'big.stasis');
+  writeFileSync(big, Buffer.alloc(8 * 1024 * 1024, 7));
+  await page.getByLabel('Import stream file (uploaded)').setInputFiles(big);
+  // Slow the upload down (about 4 s) so its progress can be seen and cancelled midway.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 2 * 1024 * 1024 });
+  try {
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    const bar = page.getByRole('progressbar', { name: /^Uploading: \d+%$/ });
+    await bar.waitFor();
+    const seen = await until('the upload to be part-way', async () => {
+      const v = Number(await bar.getAttribute('value'));
+      return v > 0 && v < 1 ? v : null;
+    });
+    assert.ok(seen > 0 && seen < 1);
+    await shot('import-upload');
+    await page.getByRole('button', { name: 'Cancel operation' }).click();
+    await page.getByTestId('cancelled').waitFor();
+    assert.equal(await bar.count(), 0);
+  } finally {
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.detach();
+  }
+  // The server drops a cancelled upload: no temp file is left in the store.
+  const transfer = join(tmp, 'store', 'transfer');
+  await until('the partial upload to be removed', () => !existsSync(transfer) || readdirSync(transfer).every((n) => !n.startsWith('upload-')));
   assert.deepEqual(pageErrors, []);
 });

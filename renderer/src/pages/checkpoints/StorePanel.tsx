@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction, useEngine } from '../../components/engine';
 import { CALL } from '../../components/calls';
-import { Busy, Running } from '../../components/Status';
+import { Busy, Progress, Running } from '../../components/Status';
 import { formatBytes, plural } from '../../components/format';
 import type { StoreStats } from '../../components/types';
 import { transport } from '../../api';
@@ -17,6 +17,7 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
   const [gc, setGc] = useState<{ bytesReclaimed: number; segmentsRewritten: number } | null>(null);
   const [file, setFile] = useState('');
   const [upload, setUpload] = useState<File | null>(null);
+  const [sent, setSent] = useState<number | null>(null);
   const browser = transport === 'browser';
   const [imported, setImported] = useState<number[] | null>(null);
   const action = useAction();
@@ -27,7 +28,7 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
     e.preventDefault();
     setImported(null);
     const r = await action.run((signal) => (browser && upload
-      ? uploadImport(upload, signal)
+      ? uploadImport(upload, signal, setSent).finally(() => setSent(null))
       : callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }, signal)));
     if (r) { setImported(r.ids); onChanged(); reloadStats(); }
   };
@@ -48,6 +49,7 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
         <button type="button" className="secondary" onClick={doVerify} disabled={action.running}>Verify</button>
         <button type="button" className="secondary" onClick={doGc} disabled={action.running}>Collect garbage</button>
       </div>
+      {sent !== null ? <Progress label={sent < 1 ? `Uploading: ${Math.floor(sent * 100)}%` : 'Importing…'} value={sent < 1 ? sent : undefined} /> : null}
       <Running action={action}>Working…</Running>
       {action.error ? <ErrorNote error={action.error} /> : null}
       {verified ? (
