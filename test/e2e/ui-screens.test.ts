@@ -3,7 +3,8 @@
 // timeline with the engine's sizes and changed pages and the memory map heatmap, diff them, restore
 // the first through the wizard and see the restored process running and continuing, a failing
 // pre-flight blocking the wizard with its reason, and the manage actions (pin, label, stats, verify,
-// gc, export, import, delete). A screenshot of every screen goes to test-results/ and docs/screenshots/.
+// gc, export, import, delete). A screenshot of every screen goes to test-results/, and to docs/screenshots/ with
+// STASIS_UPDATE_SCREENSHOTS=1 (`npm run screenshots`), so a plain test run leaves the tree clean.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -19,6 +20,7 @@ import { upToDate } from '../../scripts/lib/freshness.mjs';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const results = join(root, 'test-results');
 const docs = join(root, 'docs', 'screenshots');
+const updateDocs = process.env.STASIS_UPDATE_SCREENSHOTS === '1';
 let tmp: string;
 let server: ChildProcess;
 let url: string;
@@ -54,7 +56,7 @@ async function until<T>(what: string, fn: () => T | undefined | null | false | P
 async function shot(name: string): Promise<void> {
   await page.waitForTimeout(150); // let the canvas heatmaps and fonts settle
   await page.screenshot({ path: join(results, `ui-${name}.png`) });
-  copyFileSync(join(results, `ui-${name}.png`), join(docs, `${name}.png`));
+  if (updateDocs) copyFileSync(join(results, `ui-${name}.png`), join(docs, `${name}.png`));
 }
 
 /** The engine's own answer, through the same authenticated HTTP API the page uses. */
@@ -104,7 +106,7 @@ function startBrowserMode(store: string): ChildProcess {
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'stasis-ui-e2e-'));
   mkdirSync(results, { recursive: true });
-  mkdirSync(docs, { recursive: true });
+  if (updateDocs) mkdirSync(docs, { recursive: true });
   server = startBrowserMode(join(tmp, 'store'));
   url = await waitForUrl(server, 90_000);
   context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
