@@ -53,6 +53,8 @@ test('capture.launch: program runs untraced with stdio in a log in the store, an
     assert.equal(ps.tracerPid, 0);
     assert.match(ps.state, /[SR]/);
     assert.equal(readFileSync(`/proc/${r.pid}/comm`, 'utf8').trim(), 'capture-sleeper');
+    const named = st.store.listTargets().filter((t) => t.name === 'sleepy');
+    assert.deepEqual(named.map((t) => [t.pid, t.exe]), [[r.pid, bin]], 'a named launch is a store target at once (schedules by name find it)');
     const cp = (await call('capture.checkpoint', { pid: r.pid, label: 'launched', name: 'sleepy' }, c)) as { id: number; mode: string };
     assert.equal(cp.mode, 'full');
     assert.equal(st.store.get(cp.id)?.label, 'launched');

@@ -4,6 +4,7 @@ import type { HandlerMap } from '../handler-types';
 import type { captureCalls } from '../../../shared/contract/capture';
 import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/capture';
 import { userNames } from '../../engine/proc/users';
+import { readTargetIdentity } from '../../engine/proc/identity';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
   'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot }, ctx) => {
@@ -25,6 +26,9 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
   },
   'capture.launch': ({ argv, name, cwd }, ctx) => {
     reapLaunched();
-    return launch({ argv, logDir: join(ctx.storeDir, 'logs'), ...(name ? { name } : {}), ...(cwd ? { cwd } : {}) });
+    const launched = launch({ argv, logDir: join(ctx.storeDir, 'logs'), ...(name ? { name } : {}), ...(cwd ? { cwd } : {}) });
+    // A named program is a target from its first moment, so a schedule by name finds it before any checkpoint.
+    if (name) ctx.store().upsertTarget(readTargetIdentity(launched.pid, name));
+    return launched;
   },
 };

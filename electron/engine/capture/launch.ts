@@ -87,11 +87,12 @@ export function launch(opts: LaunchOptions): LaunchResult {
   }
   tryKill(pid, SIGCONT);
   launched.add(pid);
-  // Give exec a moment so the caller sees the program, not the shell, in /proc.
-  for (let i = 0; i < 50; i++) {
+  // Wait for the exec so the caller (and the store's target identity) sees the program, not the
+  // shell: until then the cmdline is still the shell's own, which carries the 'stasis-launch' marker.
+  // Bounded: a program that fails to exec exits, and /proc reads then fail.
+  for (let i = 0; i < 2000; i++) {
     try {
-      const comm = commOf(pid);
-      if (comm !== 'sh') break;
+      if (!stillTheShell(pid)) break;
     } catch {
       break;
     }
@@ -100,8 +101,9 @@ export function launch(opts: LaunchOptions): LaunchResult {
   return { pid, log, ...(opts.name ? { name: opts.name } : {}), ptracerAny };
 }
 
-function commOf(pid: number): string {
-  return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+function stillTheShell(pid: number): boolean {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return argv[0] === 'sh' && argv[3] === 'stasis-launch';
 }
 
 /** Reaps programs we launched that have exited (call periodically in a long-lived engine). */

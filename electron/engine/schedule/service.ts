@@ -3,10 +3,10 @@
  * remove, global quota), with their validation. Writes schedules.db only; never captures or prunes
  * (that is the acting scheduler's job, which sees these changes on its next tick).
  */
-import { readFileSync, readlinkSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
 import type { ScheduleDb } from './db';
+import { readTargetIdentity } from '../proc/identity';
 import { processStartTime } from './liveness';
 import { GLOBAL_QUOTA_SETTING } from './scheduler';
 import { firstSlot, validateQuietHours, validateTiming } from './timing';
@@ -34,7 +34,7 @@ export function addSchedule(db: ScheduleDb, input: AddInput, now: number, store?
       if (!store) throw new StasisError('INTERNAL', 'Scheduling a process by name needs the store to register it.');
       // The scheduler finds a named program through the store's targets; register this process now
       // so the first run does not wait for a checkpoint that gave it its name.
-      store().upsertTarget({ pid, startTime, exe: readExe(pid), cmdline: readCmdline(pid), name: input.target.name });
+      store().upsertTarget(readTargetIdentity(pid, input.target.name));
       target = { kind: 'name', name: input.target.name };
     } else {
       target = { kind: 'pid', pid, startTime };
@@ -101,20 +101,4 @@ function assertNotEnded(s: Schedule): void {
   if (s.state === 'ended') throw new StasisError('CONFLICT', `Schedule #${s.id} has ended (${s.endedReason ?? 'its target is gone'}); remove it, or add a new one for the running process.`);
 }
 
-function readExe(pid: number): string {
-  try {
-    return readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    throw new StasisError('PERMISSION_DENIED', `Cannot read the executable of process ${pid}; run Stasis as the process's owner (or root).`);
-  }
-}
 
-function readCmdline(pid: number): string[] {
-  try {
-    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (args.at(-1) === '') args.pop(); // the terminating NUL
-    return args;
-  } catch {
-    return [];
-  }
-}
