@@ -202,6 +202,33 @@ test('a failure at any step kills the half-built process and names the step', as
   });
 });
 
+test('a cancelled restore stops at the next step, kills the half-built process and records nothing', async () => {
+  await withStore(async (store, dir) => {
+    const { t } = await startFidelity(dir);
+    try {
+      const c = checkpoint(store, t.pid);
+      const controller = new AbortController();
+      let stubPid = 0;
+      const before = liveChildren();
+      assert.throws(
+        () => restore(store, c.id, { log: join(dir, 'restore.log'), signal: controller.signal }, {
+          afterStep: (step, pid) => {
+            stubPid = pid;
+            if (step === 'memory layout') controller.abort();
+          },
+        }),
+        (e: unknown) => e instanceof StasisError && e.code === 'CANCELLED' && /failed at step "memory contents": The restore of checkpoint #\d+ was cancelled/.test(e.message),
+      );
+      assert.ok(stubPid > 0);
+      assert.equal(isAlive(stubPid), false, 'the half-built process was killed');
+      assert.deepEqual(liveChildren(), before);
+      assert.equal(store.list().length, 1, 'nothing recorded for a cancelled restore');
+    } finally {
+      t.kill();
+    }
+  });
+});
+
 test('pre-flight failures on real checkpoints: multi-threaded, changed executable, vanished file, vanished cwd — and no process is started', async () => {
   await withStore(async (store, dir) => {
     const threads = spawnDetached([buildFixture('restore-threads')]);

@@ -7,7 +7,7 @@ import { preflight, restore, writeCore } from '../../engine/restore';
 export const restoreHandlers: HandlerMap<typeof restoreCalls> = {
   'restore.preflight': ({ id, ...redirect }, ctx) => ({ checkpointId: id, ...preflight(ctx.store(), id, redirect) }),
   'restore.run': ({ id, ...redirect }, ctx) => {
-    const r = restore(ctx.store(), id, redirect);
+    const r = restore(ctx.store(), id, { ...redirect, ...(ctx.signal ? { signal: ctx.signal } : {}) });
     ctx.emit('restore.done', { checkpointId: id, pid: r.pid, durationMs: r.durationMs });
     return r;
   },

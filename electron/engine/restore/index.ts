@@ -39,6 +39,20 @@ export interface RestoreOptions {
   log?: string;
   /** Try to give the process its original PID when it is free (default true; needs privileges). */
   samePid?: boolean;
+  /** Checked before every step and between page runs: an abort kills the half-built process. */
+  signal?: AbortSignal;
+}
+
+function throwIfCancelled(signal: AbortSignal | undefined, id: number): void {
+  if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
+}
+
+/** Page runs from the store, with a cancellation check between runs (the longest step). */
+function* cancellable<T>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number): Generator<T> {
+  for (const run of runs) {
+    throwIfCancelled(signal, id);
+    yield run;
+  }
 }
 
 /** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free PID. */
@@ -100,6 +114,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   let current = 'start the stub';
   const step = <T>(name: string, fn: () => T): T => {
     current = name;
+    throwIfCancelled(opts.signal, id);
     const s = performance.now();
     const v = fn();
     steps.push({ step: name, ms: +(performance.now() - s).toFixed(2) });
@@ -129,7 +144,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       mapAll(r, plan);
     });
     step('memory contents', () => {
-      const w = writePages(r, plan, store.materialize(id));
+      const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id));
       bytesWritten = w.bytes;
       writeMs = w.writeMs;
       sealProtections(r, plan);
