@@ -93,6 +93,21 @@ describe('capture refuses with a clear error and writes nothing', () => {
     }
   });
 
+  test('cancelled: at any phase up to the commit, nothing is saved and the target runs on untraced', () => {
+    for (const at of ['frozen', 'resumed', 'pages', 'commit'] as const) {
+      const controller = new AbortController();
+      rejects(
+        () => checkpoint(st.store, sleeper.pid, { signal: controller.signal, onPhase: (p) => { if (p === at) controller.abort(); } }),
+        'CANCELLED',
+        /cancelled; nothing was saved/,
+      );
+      nothingWritten();
+      const ps = procStatus(sleeper.pid);
+      assert.equal(ps?.tracerPid, 0, `untraced after a cancel at ${at}`);
+      assert.match(ps?.state ?? '', /[SR]/, `running after a cancel at ${at}`);
+    }
+  });
+
   test('permission denied: another user cannot checkpoint our process', () => {
     const tmp = tempDir('capture-perm');
     try {

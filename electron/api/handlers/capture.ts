@@ -15,6 +15,7 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
       ...(name ? { name } : {}),
       ...(expectStartTime ? { expectStartTime } : {}),
       ...(snapshot ? { snapshot } : {}),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
     ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
     return r;

@@ -49,6 +49,8 @@ export interface CheckpointOptions {
   snapshot?: 'auto' | 'uffd' | 'fork' | 'never';
   /** Called at each phase (tests use it to interfere at a precise moment). */
   onPhase?: (phase: CapturePhase, info: { pid: number; snapshotPid?: number }) => void;
+  /** Checked at each phase, last just before the commit: an abort discards the checkpoint. */
+  signal?: AbortSignal;
 }
 
 export interface CheckpointResult {
@@ -83,6 +85,12 @@ function round(ms: number): number {
 }
 
 export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = {}): CheckpointResult {
+  // Each phase is also a cancellation point; a throw here takes the normal error path (writer
+  // aborted, target released), so a cancelled checkpoint leaves nothing behind.
+  const phase = (p: CapturePhase, info: { pid: number; snapshotPid?: number }): void => {
+    opts.onPhase?.(p, info);
+    if (opts.signal?.aborted) throw new StasisError('CANCELLED', `The checkpoint of process ${pid} was cancelled; nothing was saved.`);
+  };
   const t0 = performance.now();
   const basics = checkTraceable(pid, opts.expectStartTime);
   const features = probeKernelFeatures();
@@ -93,6 +101,12 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     try {
       return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
     } catch (e) {
+      // An exiting process loses its exe link before /proc shows it as a zombie: not a permission problem.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        const now = readBasics(pid);
+        const what = !now || now.startTime !== basics.startTime ? 'has exited' : 'is exiting or a zombie (it has already exited)';
+        throw new StasisError('PROCESS_GONE', `Process ${pid} ${what}; there is nothing left to checkpoint. Nothing was saved.`);
+      }
       throw new StasisError('PERMISSION_DENIED', `Cannot read /proc/${pid}/exe (${(e as Error).message}); the process belongs to another user. Run Stasis as that user or as root.`);
     }
   })();
@@ -131,7 +145,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const warnings = state.warnings;
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
-    opts.onPhase?.('frozen', { pid });
+    phase('frozen', { pid });
 
     let memPid = pid;
     if (tryUffd) {
@@ -155,7 +169,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
         ct.addSlot(child.pid);
         captureInherited(state, ct);
       }
-      opts.onPhase?.('resumed', { pid, snapshotPid: memPid });
+      phase('resumed', { pid, snapshotPid: memPid });
     } else if (opts.mode !== 'kill' && threadCount > 1) {
       warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
     }
@@ -178,7 +192,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       label: opts.label ?? null,
     });
     writer.setState(state);
-    opts.onPhase?.('pages', { pid, snapshotPid: memPid });
+    phase('pages', { pid, snapshotPid: memPid });
     let pagesScanned: number;
     if (uffd) {
       const a = streamUffdSnapshot(uffd, writer);
@@ -194,7 +208,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       clearPendingSnapshot(store.dir, pid, basics.startTime);
       child = null;
     }
-    opts.onPhase?.('commit', { pid });
+    phase('commit', { pid });
     if (how === 'all-threads') frozenMs = t.elapsedMs();
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
