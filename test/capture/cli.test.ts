@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { buildFixture } from '../helpers/fixtures';
 import { tempDir, waitFor, procStatus } from './common';
 
@@ -35,6 +36,10 @@ test('stasis launch, ps and checkpoint (full then incremental) with --json', asy
     assert.equal(ps.code, 0, ps.err);
     const me = (JSON.parse(ps.out) as { processes: { pid: number; checkpointable: boolean }[] }).processes.find((p) => p.pid === pid);
     assert.equal(me?.checkpointable, true);
+    const table = stasis(['--store', store, 'ps']);
+    assert.equal(table.code, 0, table.err);
+    const row = table.out.split('\n').find((l) => l.trimStart().startsWith(`${pid} `));
+    assert.match(row ?? '', new RegExp(`^\\s*${pid}\\s+${userInfo().username}\\s`), 'the human table names the user, not the uid');
 
     const a = stasis(['--store', store, '--json', 'checkpoint', String(pid), '--label', 'from the cli']);
     assert.equal(a.code, 0, a.err);
