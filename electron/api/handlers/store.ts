@@ -50,15 +50,15 @@ export const storeHandlers: HandlerMap<typeof storeCalls> = {
     ctx.emit('store.changed', { reason: 'rebase', ids: [id] });
     return r;
   },
-  'checkpoints.export': ({ id, file, how }, ctx) => ctx.store().exportStream(id, file, how ?? 'one'),
+  'checkpoints.export': ({ id, file, how }, ctx) => ctx.store().exportStream(id, file, how ?? 'one', { signal: ctx.signal }),
   'checkpoints.import': ({ file }, ctx) => {
-    const r = ctx.store().importStream(file);
+    const r = ctx.store().importStream(file, { signal: ctx.signal });
     ctx.emit('store.changed', { reason: 'import', ids: r.ids });
     return r;
   },
   'store.stats': (_i, ctx) => ({ dir: ctx.storeDir, ...ctx.store().stats() }),
-  'store.verify': (_i, ctx) => ctx.store().verify(),
-  'store.gc': (_i, ctx) => ctx.store().gc(),
+  'store.verify': (_i, ctx) => ctx.store().verify({ signal: ctx.signal }),
+  'store.gc': (_i, ctx) => ctx.store().gc({ signal: ctx.signal }),
   'store.reindex': (_i, ctx) => {
     const r = ctx.store().reindex();
     ctx.emit('store.changed', { reason: 'reindex', ids: [] });

@@ -149,9 +149,11 @@ export interface Store {
   setPinned(id: number, pinned: boolean): void;
   setLabel(id: number, label: string | null): void;
   setNotes(id: number, notes: string | null): void;
-  gc(): { bytesReclaimed: number; segmentsRewritten: number };
+  /** Cancelling (opts.signal) leaves every checkpoint intact: nothing is compacted. */
+  gc(opts?: CancelOptions): { bytesReclaimed: number; segmentsRewritten: number };
   diff(a: number, b: number): DiffResult;
-  verify(): { ok: boolean; problems: VerifyProblem[] };
+  /** Read-only; cancelling (opts.signal) just stops it. */
+  verify(opts?: CancelOptions): { ok: boolean; problems: VerifyProblem[] };
   reindex(): { checkpoints: number; problems?: { what: string; where: string }[] };
   stats(): StoreStats;
   /** Checkpoint ids from the root of id's chain to id. */
@@ -161,9 +163,15 @@ export interface Store {
   /** "Incremental from two fulls": store id as changes on top of onto; both keep materializing identically. */
   rebase(id: number, onto: number): { id: number; parentId: number; pagesChanged: number };
   /** Writes checkpoint id as one stream file: with its ancestors ('one'), as one full ('flattened'), or its whole tree ('chain'). */
-  exportStream(id: number, file: string, how?: ExportKind): ExportResult;
+  exportStream(id: number, file: string, how?: ExportKind, opts?: CancelOptions): ExportResult;
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
-  importStream(file: string): { ids: number[] };
+  importStream(file: string, opts?: CancelOptions): { ids: number[] };
+}
+
+/** For the store's long operations: a cancelled one throws CANCELLED and leaves the store as it was. */
+export interface CancelOptions {
+  /** Read synchronously at natural boundaries (per checkpoint, segment or block of pages). */
+  signal?: AbortSignal;
 }
 
 export interface PageRecord {

@@ -3,18 +3,23 @@
  * dead segments are copied into one new segment (with the current definitions of the checkpoints
  * whose definitions lived there), the index is switched over in one transaction, then the old files
  * are deleted. Must never delete a file before the index stops referencing it.
+ * Cancellation is honoured only before the index switch: a cancelled gc discards its new segment and
+ * leaves every checkpoint as it was; once the switch is committed the compaction completes.
  */
 import * as fs from 'node:fs';
 import { KIND_DATA, type Extent } from './extents';
 import { BLOCK_PAGES, PAGE, type Entry } from './format';
 import { hashKey } from './hash';
 import { SegmentWriter, fsyncDir } from './segments';
+import { throwIfCancelled } from './cancel';
 import type { SqliteStore } from './store';
 
 /** A segment is rewritten when less than this share of its pages is still referenced. */
 const REWRITE_BELOW = 0.5;
 
-export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsRewritten: number } {
+export function gcStore(store: SqliteStore, signal?: AbortSignal): { bytesReclaimed: number; segmentsRewritten: number } {
+  const cancel = (): void => throwIfCancelled(signal, 'The gc', 'no segment was compacted and every checkpoint is intact');
+  cancel();
   const db = store.db;
   const files = db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
   const { byFile } = store.livePages();
@@ -53,10 +58,12 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
     try {
       const buf = Buffer.allocUnsafe(BLOCK_PAGES * PAGE);
       for (const f of [...chosen].sort((a, b) => a - b)) {
+        cancel();
         const list: { from: number; count: number; to: number }[] = [];
         for (const r of byFile.get(f) ?? []) {
           list.push({ from: r.vpn, count: r.count, to: seg.pages });
           for (let p = r.vpn; p < r.vpn + r.count; p += BLOCK_PAGES) {
+            cancel();
             const n = Math.min(BLOCK_PAGES, r.vpn + r.count - p);
             store.reader.readPages(f, p, n, buf, 0);
             for (let i = 0; i < n; i++) {
@@ -77,6 +84,7 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
         entries.push({ type: 'attrs', ckpt: id, label: r.label, notes: r.notes, pinned: r.pinned === 1 });
       }
       for (const id of tombstones) entries.push({ type: 'tombstone', ckpt: id });
+      cancel(); // last chance: after finish() the segment is no longer a temp file discard() removes
       const { bytes } = seg.finish(entries, Buffer.concat(recs));
       newFile = { id: seg.fileId, bytes };
       const g = seg.fileId;
@@ -92,6 +100,7 @@ export function gcStore(store: SqliteStore): { bytesReclaimed: number; segmentsR
       throw e;
     }
   } else {
+    cancel();
     db.transaction(() => { for (const f of chosen) doom(store, f); store.bumpGeneration(); }).immediate();
   }
   let freed = 0;

@@ -229,7 +229,8 @@ export interface SegmentScan {
 }
 
 /** Reads and checks a whole segment (every block checksum). Throws CORRUPT when the trailer is unusable. */
-export function scanSegment(file: string): SegmentScan {
+/** beforeBlock runs before each block is checked (verify's cancellation point); what it throws propagates. */
+export function scanSegment(file: string, beforeBlock?: () => void): SegmentScan {
   const where = `Segment file ${path.basename(file)}`;
   const fd = fs.openSync(file, 'r');
   try {
@@ -249,6 +250,7 @@ export function scanSegment(file: string): SegmentScan {
     const hb = Buffer.alloc(BLOCK_HEADER_LEN);
     let buf = Buffer.alloc(BLOCK_PAGES * PAGE);
     parts.blocks.forEach((b, i) => {
+      beforeBlock?.();
       try {
         fs.readSync(fd, hb, 0, BLOCK_HEADER_LEN, b.offset);
         const h = decodeBlockHeader(hb, where);

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
 import { decodeState, type ProcessState } from '../state/process-state';
 import type {
-  BeginOptions, ExportKind, PageRecord, ExportResult, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
+  CancelOptions, BeginOptions, ExportKind, PageRecord, ExportResult, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
   TargetIdentity, TargetInfo, VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
@@ -566,8 +566,8 @@ export class SqliteStore implements Store, WriterHost {
   setLabel(id: number, label: string | null): void { this.setAttrs(id, { label }); }
   setNotes(id: number, notes: string | null): void { this.setAttrs(id, { notes }); }
 
-  gc(): { bytesReclaimed: number; segmentsRewritten: number } {
-    return this.withWriteLock(() => gcStore(this));
+  gc(opts: CancelOptions = {}): { bytesReclaimed: number; segmentsRewritten: number } {
+    return this.withWriteLock(() => gcStore(this, opts.signal));
   }
 
   /** Stores checkpoint id as an incremental on top of onto (e.g. two fulls); every view stays identical. */
@@ -575,13 +575,13 @@ export class SqliteStore implements Store, WriterHost {
     return this.withWriteLock(() => rebaseCheckpoint(this, id, onto));
   }
 
-  exportStream(id: number, file: string, how: ExportKind = 'one'): ExportResult {
+  exportStream(id: number, file: string, how: ExportKind = 'one', opts: CancelOptions = {}): ExportResult {
     this.open();
-    return this.db.transaction(() => exportStream(this, id, file, how)).deferred();
+    return this.db.transaction(() => exportStream(this, id, file, how, opts.signal)).deferred();
   }
 
-  importStream(file: string): { ids: number[] } {
-    return this.withWriteLock(() => importStream(this, file));
+  importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {
+    return this.withWriteLock(() => importStream(this, file, opts.signal));
   }
 
   diff(a: number, b: number): DiffResult {
@@ -589,9 +589,9 @@ export class SqliteStore implements Store, WriterHost {
     return computeDiff(this, a, b);
   }
 
-  verify(): { ok: boolean; problems: VerifyProblem[] } {
+  verify(opts: CancelOptions = {}): { ok: boolean; problems: VerifyProblem[] } {
     this.open();
-    return verifyStore(this);
+    return verifyStore(this, opts.signal);
   }
 
   reindex(): ReindexResult {

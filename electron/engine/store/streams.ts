@@ -13,6 +13,7 @@ import type { ExportKind, ExportResult } from './api';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
 import { hashKey, hashPage } from './hash';
+import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE, SegmentWriter } from './segments';
 import type { SqliteStore } from './store';
 
@@ -61,13 +62,16 @@ function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
   return out;
 }
 
-export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one'): ExportResult {
+export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one', signal?: AbortSignal): ExportResult {
+  // Nothing exists at file until the final rename, and a cancel before it removes the partial temp file.
+  const cancel = (): void => throwIfCancelled(signal, 'The export', `no file was written at ${file}`);
   store.checkpointRow(id);
   const ids = selection(store, id, how);
   const pageIndex = new Map<string, number>();
   const pageSrc: { file: number; page: number }[] = [];
   const checkpoints: Manifest['checkpoints'] = [];
   for (const c of ids) {
+    cancel();
     const r = store.checkpointRow(c);
     const records = how === 'flattened' ? store.view(c) : store.ownExtents(c);
     const t = store.targetEntry(r.target_id);
@@ -109,6 +113,7 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
     put(manifest);
     const buf = Buffer.allocUnsafe(256 * ENTRY);
     for (let i = 0; i < pageSrc.length; i += 256) {
+      cancel();
       const n = Math.min(256, pageSrc.length - i);
       for (let k = 0; k < n; k++) {
         const s = pageSrc[i + k];
@@ -121,11 +126,13 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
     fs.writeSync(fd, footer, 0, footer.length, pos);
     pos += footer.length;
     fs.fsyncSync(fd);
+    cancel();
     fs.closeSync(fd);
     fs.renameSync(tmp, file);
   } catch (e) {
     try { fs.closeSync(fd); } catch (_e) { /* closed */ }
     fs.rmSync(tmp, { force: true });
+    if (isCancelled(e)) throw e;
     throw new StasisError('INVALID_INPUT', `Cannot write the stream to ${file} (${(e as Error).message}); choose a writable path.`);
   }
   return { file, kind: how, checkpoints: ids, pages: pageSrc.length, bytes: pos };
@@ -134,7 +141,8 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
 interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number }
 
 /** Checks a stream completely without writing anything; bounded memory (the manifest plus 1 MiB). */
-export function validateStream(file: string): ParsedStream & { fd: number } {
+export function validateStream(file: string, signal?: AbortSignal): ParsedStream & { fd: number } {
+  const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -159,6 +167,7 @@ export function validateStream(file: string): ParsedStream & { fd: number } {
     const sha = createHash('sha256');
     const chunk = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; pos < size - FOOTER;) {
+      cancel();
       const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - FOOTER - pos), pos);
       if (n <= 0) throw bad(file, 'it ended early while being read');
       sha.update(chunk.subarray(0, n));
@@ -201,6 +210,7 @@ export function validateStream(file: string): ParsedStream & { fd: number } {
     const pagesAt = HEADER + manifestLen;
     const buf = Buffer.allocUnsafe(256 * ENTRY);
     for (let i = 0; i < pageCount; i += 256) {
+      cancel();
       const n = Math.min(256, pageCount - i);
       fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
       for (let k = 0; k < n; k++) {
@@ -215,8 +225,10 @@ export function validateStream(file: string): ParsedStream & { fd: number } {
   }
 }
 
-export function importStream(store: SqliteStore, file: string): { ids: number[] } {
-  const { fd, manifest, pageCount, pagesAt } = validateStream(file);
+export function importStream(store: SqliteStore, file: string, signal?: AbortSignal): { ids: number[] } {
+  // Every check comes before the index transaction; a cancel discards the new segment like any failure.
+  const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
+  const { fd, manifest, pageCount, pagesAt } = validateStream(file, signal);
   try {
     const seg = new SegmentWriter(store.segDir, store.allocateFile());
     try {
@@ -227,6 +239,7 @@ export function importStream(store: SqliteStore, file: string): { ids: number[] 
       const local = new Map<string, number>();
       const buf = Buffer.allocUnsafe(256 * ENTRY);
       for (let i = 0; i < pageCount; i += 256) {
+        cancel();
         const n = Math.min(256, pageCount - i);
         fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
         const keys: bigint[] = [];
@@ -255,6 +268,7 @@ export function importStream(store: SqliteStore, file: string): { ids: number[] 
       const recBufs: Buffer[] = [];
       let recOff = 0;
       for (const c of manifest.checkpoints) {
+        cancel();
         const id = store.allocate('next_ckpt');
         refMap.set(c.ref, id);
         const extents: Extent[] = [];
@@ -278,6 +292,7 @@ export function importStream(store: SqliteStore, file: string): { ids: number[] 
         defs.push({ def, extents });
       }
       const entries: Entry[] = defs.map((d) => d.def);
+      cancel(); // last chance: after finish() the segment is no longer a temp file discard() removes
       const { bytes, pages } = seg.finish(entries, Buffer.concat(recBufs));
       store.publish(seg.fileId, () => {
         store.insertFile(seg.fileId, bytes, pages, entries);

@@ -1,6 +1,7 @@
 /**
  * verify: every checksum of every indexed segment, and every record's reachability; reports what is
  * damaged and exactly which checkpoints' views it touches. Read-only: it must never repair.
+ * Cancellable per segment, per block and per checkpoint; being read-only, a cancel just stops.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,9 +10,11 @@ import type { VerifyProblem } from './api';
 import { KIND_DATA } from './extents';
 import { BLOCK_PAGES, parseSegmentName, segmentName } from './format';
 import { scanSegment } from './segments';
+import { isCancelled, throwIfCancelled } from './cancel';
 import type { SqliteStore } from './store';
 
-export function verifyStore(store: SqliteStore): { ok: boolean; problems: VerifyProblem[] } {
+export function verifyStore(store: SqliteStore, signal?: AbortSignal): { ok: boolean; problems: VerifyProblem[] } {
+  const cancel = (): void => throwIfCancelled(signal, 'The verify', 'it stopped part-way, changed nothing and reports no result');
   const problems: VerifyProblem[] = [];
   const files = store.db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
   /** Damaged page ranges per file (whole file when the trailer is unusable). */
@@ -19,6 +22,7 @@ export function verifyStore(store: SqliteStore): { ok: boolean; problems: Verify
   const deadFiles = new Set<number>();
   const pagesIn = new Map<number, number>();
   for (const f of files) {
+    cancel();
     const file = path.join(store.segDir, segmentName(f.id));
     const where = `segments/${segmentName(f.id)}`;
     if (!fs.existsSync(file)) {
@@ -27,13 +31,14 @@ export function verifyStore(store: SqliteStore): { ok: boolean; problems: Verify
       continue;
     }
     try {
-      const scan = scanSegment(file);
+      const scan = scanSegment(file, cancel);
       pagesIn.set(f.id, scan.parts.pages);
       if (scan.fileId !== f.id) throw new StasisError('CORRUPT', `its header names file ${scan.fileId}`);
       if (scan.badBlocks.length) {
         damaged.set(f.id, scan.badBlocks.map((b) => ({ from: b * BLOCK_PAGES, to: (b + 1) * BLOCK_PAGES, what: `block ${b} checksum mismatch`, where: `${where} block ${b} (offset ${scan.parts.blocks[b].offset})` })));
       }
     } catch (e) {
+      if (isCancelled(e)) throw e;
       deadFiles.add(f.id);
       damaged.set(f.id, [{ from: 0, to: Infinity, what: (e as Error).message, where }]);
     }
@@ -47,6 +52,7 @@ export function verifyStore(store: SqliteStore): { ok: boolean; problems: Verify
     h.affects.add(id);
   };
   for (const { id, def_file } of ids) {
+    cancel();
     if (deadFiles.has(def_file)) note(`the definition of checkpoint ${id} is in a damaged segment: reindex would lose it`, `segments/${segmentName(def_file)}`, id);
     let view;
     try {
