@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium, waitForUrl } from './browser-helpers';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const results = join(root, 'test-results');
@@ -21,20 +22,6 @@ let page: Page;
 const pageErrors: string[] = [];
 const sockets: { url: string; error?: string }[] = [];
 
-function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`browser mode printed no URL within ${timeoutMs} ms:\n${out}`)), timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^STASIS_URL (\S+)$/m.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`browser mode exited (${code}) before printing its URL:\n${out}`)); });
-  });
-}
-
 before(async () => {
   if (!existsSync(join(root, 'dist', 'server.js')) || !existsSync(join(root, 'dist', 'renderer', 'index.html'))) {
     assert.equal(spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: 'inherit' }).status, 0, 'build failed');
@@ -44,13 +31,7 @@ before(async () => {
   const env = { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '' };
   server = spawn(process.execPath, ['scripts/start.mjs', '--browser', '--no-open', '--store', join(tmp, 'store')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   url = await waitForUrl(server, 60_000);
-  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    viewport: { width: 1100, height: 760 },
-    colorScheme: 'dark',
-  });
+  context = await launchChromium(join(tmp, 'profile'), { width: 1100, height: 760, colorScheme: 'dark' });
   page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });

@@ -12,7 +12,8 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium, waitForUrl } from './browser-helpers';
 import { buildFixture } from '../helpers/fixtures';
 // @ts-expect-error: plain .mjs helper shared by scripts/start.mjs and bin/stasis.js, no type declarations
 import { upToDate } from '../../scripts/lib/freshness.mjs';
@@ -28,20 +29,6 @@ let context: BrowserContext;
 let page: Page;
 const pageErrors: string[] = [];
 const pids: number[] = [];
-
-function waitForUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`browser mode printed no URL within ${timeoutMs} ms:\n${out}`)), timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^STASIS_URL (\S+)$/m.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`browser mode exited (${code}) before printing its URL:\n${out}`)); });
-  });
-}
 
 async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -109,13 +96,7 @@ before(async () => {
   if (updateDocs) mkdirSync(docs, { recursive: true });
   server = startBrowserMode(join(tmp, 'store'));
   url = await waitForUrl(server, 90_000);
-  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    viewport: { width: 1024, height: 700 },
-    colorScheme: 'light',
-  });
+  context = await launchChromium(join(tmp, 'profile'), { width: 1024, height: 700, colorScheme: 'light' });
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './browser-helpers';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const N = 10_000;
@@ -57,12 +58,7 @@ before(async () => {
   });
   const js = out.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
   const css = out.outputFiles.find((f) => f.path.endsWith('.css'))!.text;
-  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    viewport: { width: 1024, height: 700 },
-  });
+  context = await launchChromium(join(tmp, 'profile'), { width: 1024, height: 700 });
   page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
   await page.setContent(`<!doctype html><html><head><style>${css}</style></head><body><div id="root"></div><script>${js}</script></body></html>`);
