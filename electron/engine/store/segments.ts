@@ -127,6 +127,22 @@ interface OpenSegment {
 }
 
 /** Read side: caches one descriptor and the block table per segment file. */
+/** Header, footer and checksummed trailer of an open segment: all a reader needs before any block. */
+function readTrailer(fd: number, where: string): { size: number; fileId: number; parts: TrailerParts } {
+  const size = fs.fstatSync(fd).size;
+  if (size < HEADER_LEN + FOOTER_LEN) throw corrupt(where, 'it is too short');
+  const head = Buffer.alloc(HEADER_LEN);
+  fs.readSync(fd, head, 0, HEADER_LEN, 0);
+  const { fileId } = decodeHeader(head, where);
+  const foot = Buffer.alloc(FOOTER_LEN);
+  fs.readSync(fd, foot, 0, FOOTER_LEN, size - FOOTER_LEN);
+  const { trailerOffset, trailerLen, crc } = decodeFooter(foot, size, where);
+  const body = Buffer.alloc(trailerLen);
+  fs.readSync(fd, body, 0, trailerLen, trailerOffset);
+  if (crc32(body) !== crc) throw corrupt(where, 'its trailer checksum does not match');
+  return { size, fileId, parts: decodeTrailer(body, trailerOffset, where) };
+}
+
 export class SegmentReader {
   private open = new Map<number, OpenSegment>();
   constructor(private readonly segDir: string) {}
@@ -152,18 +168,7 @@ export class SegmentReader {
       throw new StasisError('CORRUPT', `${where} is missing (${(e as Error).message}). Run \`stasis verify\` to see which checkpoints it affects.`);
     }
     try {
-      const size = fs.fstatSync(fd).size;
-      if (size < HEADER_LEN + FOOTER_LEN) throw corrupt(where, 'it is too short');
-      const head = Buffer.alloc(HEADER_LEN);
-      fs.readSync(fd, head, 0, HEADER_LEN, 0);
-      decodeHeader(head, where);
-      const foot = Buffer.alloc(FOOTER_LEN);
-      fs.readSync(fd, foot, 0, FOOTER_LEN, size - FOOTER_LEN);
-      const { trailerOffset, trailerLen, crc } = decodeFooter(foot, size, where);
-      const body = Buffer.alloc(trailerLen);
-      fs.readSync(fd, body, 0, trailerLen, trailerOffset);
-      if (crc32(body) !== crc) throw corrupt(where, 'its trailer checksum does not match');
-      const parts = decodeTrailer(body, trailerOffset, where);
+      const { parts } = readTrailer(fd, where);
       s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes) }; // a copy: the rest of the trailer is not kept
     } catch (e) {
       fs.closeSync(fd);
@@ -234,18 +239,7 @@ export function scanSegment(file: string, beforeBlock?: () => void): SegmentScan
   const where = `Segment file ${path.basename(file)}`;
   const fd = fs.openSync(file, 'r');
   try {
-    const size = fs.fstatSync(fd).size;
-    if (size < HEADER_LEN + FOOTER_LEN) throw corrupt(where, 'it is too short');
-    const head = Buffer.alloc(HEADER_LEN);
-    fs.readSync(fd, head, 0, HEADER_LEN, 0);
-    const { fileId } = decodeHeader(head, where);
-    const foot = Buffer.alloc(FOOTER_LEN);
-    fs.readSync(fd, foot, 0, FOOTER_LEN, size - FOOTER_LEN);
-    const { trailerOffset, trailerLen, crc } = decodeFooter(foot, size, where);
-    const body = Buffer.alloc(trailerLen);
-    fs.readSync(fd, body, 0, trailerLen, trailerOffset);
-    if (crc32(body) !== crc) throw corrupt(where, 'its trailer checksum does not match');
-    const parts = decodeTrailer(body, trailerOffset, where);
+    const { size, fileId, parts } = readTrailer(fd, where);
     const badBlocks: number[] = [];
     const hb = Buffer.alloc(BLOCK_HEADER_LEN);
     let buf = Buffer.alloc(BLOCK_PAGES * PAGE);
