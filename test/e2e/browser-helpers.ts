@@ -31,3 +31,12 @@ export function launchChromium(profileDir: string, view: { width: number; height
     ...(view.colorScheme ? { colorScheme: view.colorScheme } : {}),
   });
 }
+
+/** Stops browser mode: SIGTERM (it closes the server and the engine), SIGKILL after 5 s. */
+export async function stopServer(server: ChildProcess | undefined): Promise<void> {
+  if (!server || server.exitCode !== null) return;
+  const exited = new Promise((r) => server.once('exit', r));
+  server.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (server.exitCode === null) server.kill('SIGKILL');
+}

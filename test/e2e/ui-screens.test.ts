@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchChromium, waitForUrl } from './browser-helpers';
+import { launchChromium, stopServer, waitForUrl } from './browser-helpers';
 import { buildFixture } from '../helpers/fixtures';
 // @ts-expect-error: plain .mjs helper shared by scripts/start.mjs and bin/stasis.js, no type declarations
 import { upToDate } from '../../scripts/lib/freshness.mjs';
@@ -107,12 +107,7 @@ before(async () => {
 after(async () => {
   for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
   await context?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
+  await stopServer(server);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
