@@ -45,9 +45,38 @@ export const engineCalls = {
   }),
 } satisfies CallMap;
 
+export const progressUnitSchema = z.enum(['pages', 'bytes', 'steps']);
+export type ProgressUnit = z.output<typeof progressUnitSchema>;
+
+/** Which long operation an 'op.progress' event is about. */
+export const progressOpSchema = z.enum(['checkpoint', 'restore', 'export', 'import', 'verify', 'gc']);
+export type ProgressOp = z.output<typeof progressOpSchema>;
+
+export const opProgressSchema = z.object({
+  /**
+   * The id the client gave its call (the same id that cancels it), so a window knows which of its
+   * calls this is; null for work no client call started (none yet). Events go to every client.
+   */
+  callId: z.string().nullable(),
+  op: progressOpSchema,
+  done: z.number().nonnegative(),
+  total: z.number().nonnegative(),
+  unit: progressUnitSchema,
+  /** The part of the operation running now: a restore step, "segments", "pages"... */
+  phase: z.string().optional(),
+  /** Progress inside the current phase when the operation counts steps (a restore's pages). */
+  within: z.object({ done: z.number().nonnegative(), total: z.number().nonnegative(), unit: progressUnitSchema }).optional(),
+});
+export type OpProgress = z.output<typeof opProgressSchema>;
+
 export const engineEvents = {
   /** Sent by the engine host when its worker stops unexpectedly; calls in flight fail with INTERNAL. */
   'engine.crashed': z.object({ message: z.string() }),
+  /**
+   * A long call's progress, at most ~10 per second per call, and one last event with done == total
+   * when it succeeds (none when it fails or is cancelled: the call's reply says so).
+   */
+  'op.progress': opProgressSchema,
 } satisfies Record<string, z.ZodType>;
 
 /**

@@ -25,6 +25,8 @@ import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails } from './state';
 import { copyPages } from './pages';
+import { capturePageProgress } from './page-count';
+import type { ProgressFn } from '../progress';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
 export type CapturePhase = 'frozen' | 'resumed' | 'pages' | 'commit';
@@ -51,6 +53,8 @@ export interface CheckpointOptions {
   onPhase?: (phase: CapturePhase, info: { pid: number; snapshotPid?: number }) => void;
   /** Checked at each phase, last just before the commit: an abort discards the checkpoint. */
   signal?: AbortSignal;
+  /** Pages scanned of the pages to scan, throttled; the last report (done == total) after the commit. */
+  onProgress?: ProgressFn;
 }
 
 export interface CheckpointResult {
@@ -92,6 +96,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (opts.signal?.aborted) throw new StasisError('CANCELLED', `The checkpoint of process ${pid} was cancelled; nothing was saved.`);
   };
   const t0 = performance.now();
+  const pageProgress = capturePageProgress(opts.onProgress);
   const basics = checkTraceable(pid, opts.expectStartTime);
   const features = probeKernelFeatures();
   if (!features.ptrace.usable) {
@@ -201,7 +206,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       const b = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { memPid: pid, sharedPagemapPid: pid, useScan: features.pagemapScan, softDirtyOnly: false });
       pagesScanned = a.pagesScanned + b.pagesScanned;
     } else {
-      pagesScanned = copyPages(writer, state.mappings, { memPid, sharedPagemapPid: pid, useScan: features.pagemapScan, softDirtyOnly: delta }).pagesScanned;
+      const scan = { memPid, sharedPagemapPid: pid, useScan: features.pagemapScan };
+      pagesScanned = copyPages(writer, state.mappings, { ...scan, softDirtyOnly: delta, onPages: pageProgress.start(state.mappings, scan) }).pagesScanned;
     }
     if (child) {
       frozenMs += disposeSnapshot(pid, child);
@@ -213,6 +219,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
+    pageProgress.finish(pagesScanned);
     if (markerPath) {
       mkdirSync(join(store.dir, SOFT_DIRTY_DIR), { recursive: true });
       writeFileSync(markerPath, String(info.id));

@@ -27,6 +27,8 @@ export interface PageCopyOptions {
   softDirtyOnly: boolean;
   /** Chunk size for process_vm_readv (1-8 MiB barely matters here). */
   chunkBytes?: number;
+  /** Pages scanned so far, after every range and every chunk read (capture's progress; cheap calls, the caller throttles). */
+  onPages?: (pagesScanned: number) => void;
 }
 
 function wanted(m: MappingState, r: PageRange, softDirtyOnly: boolean): boolean {
@@ -61,6 +63,7 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
         if (r.zeroPfn && !r.swapped) {
           writer.addZeroPages(start, pages);
           stats.zeroPages += pages;
+          opts.onPages?.(stats.pagesScanned);
           continue;
         }
         for (let a = start; a < end; ) {
@@ -73,6 +76,7 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
           writer.addPages(a, buf);
           stats.bytesRead += len;
           a += BigInt(len);
+          opts.onPages?.(stats.pagesScanned - Number((end - a) / BigInt(PAGE_SIZE)));
         }
       }
     }

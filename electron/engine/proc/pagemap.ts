@@ -104,9 +104,16 @@ function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | n
     copyFromAddr(vec.subarray(0, r.ret * REGION_BYTES), vecAddr);
     for (let i = 0; i < r.ret; i++) {
       const cat = vec.readBigUInt64LE(i * REGION_BYTES + 16);
+      // Seen here (kernel 6.x, transparent huge pages being collapsed meanwhile): a region that
+      // starts again before the end of one already returned. Clipped, or its pages would be given
+      // twice to the checkpoint (which refuses that); later pagemap state is as good as earlier.
+      const prevEnd = out.length ? out[out.length - 1].end : start;
+      const from = vec.readBigUInt64LE(i * REGION_BYTES);
+      const to = vec.readBigUInt64LE(i * REGION_BYTES + 8);
+      if (to <= prevEnd) continue;
       out.push({
-        start: vec.readBigUInt64LE(i * REGION_BYTES),
-        end: vec.readBigUInt64LE(i * REGION_BYTES + 8),
+        start: from < prevEnd ? prevEnd : from,
+        end: to,
         present: (cat & PAGE_IS.PRESENT) !== 0n,
         swapped: (cat & PAGE_IS.SWAPPED) !== 0n,
         file: (cat & PAGE_IS.FILE) !== 0n,
