@@ -10,6 +10,8 @@ export interface HandlerContext {
   emit(event: string, payload: unknown): void;
   /** Aborted when the client cancels a long call. */
   signal?: AbortSignal;
+  /** The id the client gave this call (its cancel id), echoed in 'op.progress' events; absent when it gave none. */
+  callId?: string;
   /** Where the handler runs: the engine worker thread (app, browser mode) or the CLI's own thread. */
   runtime?: 'worker' | 'in-process';
 }

@@ -53,3 +53,24 @@ export function progress(onProgress: ProgressFn | undefined, now: () => number =
     },
   };
 }
+
+export interface Phases<P extends string> {
+  /** `done` of `total` `unit` inside phase (reported as that phase's step, with `within`). */
+  at(phase: P, done: number, total: number, unit: ProgressUnit): void;
+  /** The final report: every phase done; `phase` names the outcome. */
+  finish(phase: string): void;
+}
+
+/**
+ * An operation made of a few passes with their own counts (an import checks the file's checksum in
+ * bytes, then page hashes, then imports pages): steps done of the passes, plus the current pass's
+ * own count in `within`, so a progress bar can move smoothly across all of them.
+ */
+export function phases<P extends string>(p: Progress, names: readonly P[]): Phases<P> {
+  return {
+    at(phase, done, total, unit) {
+      p.report({ done: names.indexOf(phase), total: names.length, unit: 'steps', phase, within: { done: Math.min(done, total), total, unit } });
+    },
+    finish(phase) { p.finish({ total: names.length, unit: 'steps', phase }); },
+  };
+}

@@ -39,7 +39,8 @@ export function wireIpc(engine: EngineCaller, window: () => BrowserWindow | null
     const call = cancels.begin(e.sender.id, callId);
     try {
       const parsed = parseInput(String(name), input);
-      return await engine.call(String(name), parsed, call.signal);
+      // The renderer's id also tags the call's progress events (the host drops an unusable one).
+      return await engine.call(String(name), parsed, call.signal, typeof callId === 'string' ? callId : undefined);
     } catch (err) {
       return { ok: false, error: toErrorData(err) };
     } finally {

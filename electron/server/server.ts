@@ -8,6 +8,8 @@
  *   POST /api/import       body: a stream file (application/octet-stream, at most maxUploadBytes),
  *                          written to a private temp file in the store, imported, deleted
  *   GET  /...              the built renderer (dist/renderer), with a strict CSP
+ * A call, export or import may carry an X-Stasis-Call header: the page's id for it, echoed in the
+ * call's 'op.progress' events so the page can tell its own progress from another tab's.
  * Every request: Host and Origin checked (403), token checked (401); payloads validated with the
  * contract's zod schemas (400), unknown calls 404. Handlers run in the engine worker behind
  * EngineCaller. Never binds anything but loopback.
@@ -88,6 +90,12 @@ class HttpError extends Error {
   constructor(readonly status: number, readonly data: StasisErrorData) { super(data.message); }
 }
 
+/** The page's id for this call (X-Stasis-Call); the engine host ignores one that is not a short plain token. */
+function callIdOf(req: IncomingMessage): string | undefined {
+  const v = req.headers['x-stasis-call'];
+  return typeof v === 'string' ? v : undefined;
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
@@ -144,7 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return sendError(res, data.code === 'NOT_FOUND' ? 404 : 400, data.code, data.message);
     }
     // A client that goes away (closed tab, aborted fetch) cancels its call.
-    const reply = await engine.call(name, input, abortOnClose(res));
+    const reply = await engine.call(name, input, abortOnClose(res), callIdOf(req));
     if (res.destroyed) return;
     sendJson(res, reply.ok ? 200 : statusFor[reply.error.code] ?? 500, reply);
   }
@@ -175,8 +183,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const slot = t.newSlot(filename);
     const signal = abortOnClose(res);
     const reply = kind === 'core'
-      ? await engine.call('restore.core', { id, output: slot.path }, signal)
-      : await engine.call('checkpoints.export', { id, file: slot.path, how: kind }, signal);
+      ? await engine.call('restore.core', { id, output: slot.path }, signal, callIdOf(req))
+      : await engine.call('checkpoints.export', { id, file: slot.path, how: kind }, signal, callIdOf(req));
     if (!reply.ok || res.destroyed) {
       t.drop(slot.id);
       if (res.destroyed) return;
@@ -222,7 +230,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       throw err;
     }
     try {
-      const reply = await engine.call('checkpoints.import', { file }, signal);
+      const reply = await engine.call('checkpoints.import', { file }, signal, callIdOf(req));
       if (!res.destroyed) sendJson(res, reply.ok ? 200 : statusFor[reply.error.code] ?? 500, reply);
     } finally {
       t.remove(file);

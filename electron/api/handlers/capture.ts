@@ -5,6 +5,7 @@ import type { captureCalls } from '../../../shared/contract/capture';
 import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/capture';
 import { userNames } from '../../engine/proc/users';
 import { readTargetIdentity } from '../../engine/proc/identity';
+import { progressEvents } from '../progress';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
   'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot }, ctx) => {
@@ -16,6 +17,7 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
       ...(expectStartTime ? { expectStartTime } : {}),
       ...(snapshot ? { snapshot } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onProgress: progressEvents(ctx, 'checkpoint'),
     });
     ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
     return r;

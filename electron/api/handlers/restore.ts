@@ -3,11 +3,12 @@ import { resolve } from 'node:path';
 import type { HandlerMap } from '../handler-types';
 import type { restoreCalls } from '../../../shared/contract/restore';
 import { preflight, restore, writeCore } from '../../engine/restore';
+import { progressEvents } from '../progress';
 
 export const restoreHandlers: HandlerMap<typeof restoreCalls> = {
   'restore.preflight': ({ id, ...redirect }, ctx) => ({ checkpointId: id, ...preflight(ctx.store(), id, redirect) }),
   'restore.run': ({ id, ...redirect }, ctx) => {
-    const r = restore(ctx.store(), id, { ...redirect, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    const r = restore(ctx.store(), id, { ...redirect, ...(ctx.signal ? { signal: ctx.signal } : {}), onProgress: progressEvents(ctx, 'restore') });
     ctx.emit('restore.done', { checkpointId: id, pid: r.pid, durationMs: r.durationMs });
     return r;
   },

@@ -4,6 +4,7 @@ import type { storeCalls } from '../../../shared/contract/store';
 import type { CheckpointInfo } from '../../engine/store/api';
 import { describeCheckpoint } from '../../engine/store/detail';
 import { StasisError } from '../../../shared/errors';
+import { progressEvents } from '../progress';
 
 function must(c: CheckpointInfo | null, id: number): CheckpointInfo {
   if (!c) throw new StasisError('NOT_FOUND', `Checkpoint ${id} does not exist; \`stasis list\` shows the checkpoints.`);
@@ -50,15 +51,15 @@ export const storeHandlers: HandlerMap<typeof storeCalls> = {
     ctx.emit('store.changed', { reason: 'rebase', ids: [id] });
     return r;
   },
-  'checkpoints.export': ({ id, file, how }, ctx) => ctx.store().exportStream(id, file, how ?? 'one', { signal: ctx.signal }),
+  'checkpoints.export': ({ id, file, how }, ctx) => ctx.store().exportStream(id, file, how ?? 'one', { signal: ctx.signal, onProgress: progressEvents(ctx, 'export') }),
   'checkpoints.import': ({ file }, ctx) => {
-    const r = ctx.store().importStream(file, { signal: ctx.signal });
+    const r = ctx.store().importStream(file, { signal: ctx.signal, onProgress: progressEvents(ctx, 'import') });
     ctx.emit('store.changed', { reason: 'import', ids: r.ids });
     return r;
   },
   'store.stats': (_i, ctx) => ({ dir: ctx.storeDir, ...ctx.store().stats() }),
-  'store.verify': (_i, ctx) => ctx.store().verify({ signal: ctx.signal }),
-  'store.gc': (_i, ctx) => ctx.store().gc({ signal: ctx.signal }),
+  'store.verify': (_i, ctx) => ctx.store().verify({ signal: ctx.signal, onProgress: progressEvents(ctx, 'verify') }),
+  'store.gc': (_i, ctx) => ctx.store().gc({ signal: ctx.signal, onProgress: progressEvents(ctx, 'gc') }),
   'store.reindex': (_i, ctx) => {
     const r = ctx.store().reindex();
     ctx.emit('store.changed', { reason: 'reindex', ids: [] });

@@ -15,9 +15,15 @@ import { ensureStoreDir } from './store-access';
 
 export type EventListener = (event: string, payload: unknown) => void;
 
+/** A client's call id is echoed to every client: a short plain token, never anything else. */
+export function callIdOk(callId: unknown): callId is string {
+  return typeof callId === 'string' && /^[\w-]{1,64}$/.test(callId);
+}
+
 /** What a transport (IPC, HTTP) needs from the engine. */
 export interface EngineCaller {
-  call(name: string, input: unknown, signal?: AbortSignal): Promise<Reply<unknown>>;
+  /** callId: the client's id for this call, echoed in its 'op.progress' events (checked by callIdOk). */
+  call(name: string, input: unknown, signal?: AbortSignal, callId?: string): Promise<Reply<unknown>>;
   onEvent(listener: EventListener): () => void;
 }
 
@@ -101,7 +107,7 @@ export class EngineHost implements EngineCaller {
     }
   }
 
-  call(name: string, input: unknown, signal?: AbortSignal): Promise<Reply<unknown>> {
+  call(name: string, input: unknown, signal?: AbortSignal, callId?: string): Promise<Reply<unknown>> {
     if (this.closed) return Promise.resolve({ ok: false, error: new StasisError('CANCELLED', 'The engine is shutting down.').toJSON() });
     const w = this.start();
     const id = this.nextId++;
@@ -112,7 +118,7 @@ export class EngineHost implements EngineCaller {
       const onAbort = (): void => this.cancel(id);
       if (signal?.aborted) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
-      w.postMessage({ type: 'call', id, name, input, cancel: cancelBuf } satisfies ToWorker);
+      w.postMessage({ type: 'call', id, name, input, cancel: cancelBuf, ...(callIdOk(callId) ? { callId } : {}) } satisfies ToWorker);
     });
   }
 

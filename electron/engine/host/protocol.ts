@@ -10,7 +10,7 @@ export interface WorkerInit {
 
 export type ToWorker =
   /** cancel: a SharedArrayBuffer(4) the host sets to 1 on cancel, so synchronous handlers can poll it. */
-  | { type: 'call'; id: number; name: string; input: unknown; cancel: SharedArrayBuffer }
+  | { type: 'call'; id: number; name: string; input: unknown; cancel: SharedArrayBuffer; callId?: string }
   | { type: 'cancel'; id: number }
   | { type: 'shutdown' };
 

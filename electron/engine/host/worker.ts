@@ -67,6 +67,7 @@ port.on('message', (msg: ToWorker) => {
         emit: (event, payload) => post({ type: 'event', event, payload }),
         signal,
         runtime: 'worker',
+        ...(msg.callId ? { callId: msg.callId } : {}),
       }).then((reply) => {
         inflight.delete(msg.id);
         post({ type: 'reply', id: msg.id, reply });

@@ -26,6 +26,7 @@ import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
+import { progress, type ProgressFn } from '../progress';
 
 export type { PreflightItem, PreflightResult } from './preflight';
 
@@ -41,17 +42,24 @@ export interface RestoreOptions {
   samePid?: boolean;
   /** Checked before every step and between page runs: an abort kills the half-built process. */
   signal?: AbortSignal;
+  /** Steps done of RESTORE_STEPS (with pages written during "memory contents"), throttled; the last report once the process runs. */
+  onProgress?: ProgressFn;
 }
+
+/** How many steps restore() runs (the step() calls below; result.steps has one entry each). */
+export const RESTORE_STEPS = 16;
 
 function throwIfCancelled(signal: AbortSignal | undefined, id: number): void {
   if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
 }
 
-/** Page runs from the store, with a cancellation check between runs (the longest step). */
-function* cancellable<T>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number): Generator<T> {
+/** Page runs from the store, with a cancellation check between runs (the longest step) and the pages handed out so far. */
+function* cancellable<T extends { pages: number }>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number, onPages?: (pages: number) => void): Generator<T> {
+  let pages = 0;
   for (const run of runs) {
     throwIfCancelled(signal, id);
     yield run;
+    onPages?.(pages += run.pages);
   }
 }
 
@@ -110,11 +118,13 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   for (const p of [redirect.stdout, redirect.stderr, redirect.log]) if (p) mkdirSync(dirname(p), { recursive: true });
 
   const steps: RestoreStepTiming[] = [];
+  const prog = progress(opts.onProgress);
   let remote: Remote | null = null;
   let current = 'start the stub';
   const step = <T>(name: string, fn: () => T): T => {
     current = name;
     throwIfCancelled(opts.signal, id);
+    prog.report({ done: steps.length, total: RESTORE_STEPS, unit: 'steps', phase: name });
     const s = performance.now();
     const v = fn();
     steps.push({ step: name, ms: +(performance.now() - s).toFixed(2) });
@@ -144,7 +154,11 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       mapAll(r, plan);
     });
     step('memory contents', () => {
-      const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id));
+      // The checkpoint's size says how many pages the store will hand out (zero runs included).
+      const pages = Math.ceil((store.get(id)?.stats.logicalBytes ?? 0) / 4096);
+      const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id, (n) => prog.report({
+        done: steps.length, total: RESTORE_STEPS, unit: 'steps', phase: 'memory contents', within: { done: n, total: Math.max(pages, n), unit: 'pages' },
+      })));
       bytesWritten = w.bytes;
       writeMs = w.writeMs;
       sealProtections(r, plan);
@@ -176,6 +190,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
     // The process runs; only the timeline entry is missing (e.g. a read-only store).
     warning = `The restored process runs, but the store could not record it: ${(e as Error).message}`;
   }
+  prog.finish({ total: RESTORE_STEPS, unit: 'steps', phase: 'running' });
   return {
     branchCheckpointId: branchId, ...(warning ? { warning } : {}),
     checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid,

@@ -8,6 +8,7 @@
  * A checkpoint's mappings (from its ProcessState) say which pages exist in it.
  */
 import type { ProcessState } from '../state/process-state';
+import type { ProgressFn } from '../progress';
 
 export const PAGE_SIZE = 4096;
 
@@ -172,6 +173,8 @@ export interface Store {
 export interface CancelOptions {
   /** Read synchronously at natural boundaries (per checkpoint, segment or block of pages). */
   signal?: AbortSignal;
+  /** Progress at the same boundaries (throttled, engine/progress.ts); the last report only on success. */
+  onProgress?: ProgressFn;
 }
 
 export interface PageRecord {

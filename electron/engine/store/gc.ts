@@ -13,11 +13,13 @@ import { hashKey } from './hash';
 import { SegmentWriter, fsyncDir } from './segments';
 import { throwIfCancelled } from './cancel';
 import type { SqliteStore } from './store';
+import { progress, type ProgressFn } from '../progress';
 
 /** A segment is rewritten when less than this share of its pages is still referenced. */
 const REWRITE_BELOW = 0.5;
 
-export function gcStore(store: SqliteStore, signal?: AbortSignal): { bytesReclaimed: number; segmentsRewritten: number } {
+export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: ProgressFn): { bytesReclaimed: number; segmentsRewritten: number } {
+  const prog = progress(onProgress);
   const cancel = (): void => throwIfCancelled(signal, 'The gc', 'no segment was compacted and every checkpoint is intact');
   cancel();
   const db = store.db;
@@ -38,7 +40,13 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal): { bytesReclai
     if (f.pages > 0 && live < f.pages * REWRITE_BELOW) chosen.add(f.id);
     else if (f.pages === 0 && !holdsCurrent(f.id)) chosen.add(f.id);
   }
-  if (chosen.size === 0) return { bytesReclaimed: 0, segmentsRewritten: 0 };
+  if (chosen.size === 0) {
+    prog.finish({ total: 0, unit: 'pages', phase: 'nothing to compact' });
+    return { bytesReclaimed: 0, segmentsRewritten: 0 };
+  }
+  // Progress counts the live pages to copy out of the chosen segments, the bulk of the work.
+  const toCopy = [...chosen].reduce((n, f) => n + (byFile.get(f) ?? []).reduce((m, r) => m + r.count, 0), 0);
+  let copied = 0;
 
   // Tombstones must survive while any other file still mentions the deleted checkpoint.
   const tombstones = new Set<number>();
@@ -71,6 +79,7 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal): { bytesReclai
               const q = seg.addPage(buf, i * PAGE, h);
               moved.push({ key: hashKey(h), page: q });
             }
+            prog.report({ done: copied += n, total: toCopy, unit: 'pages', phase: 'copying live pages' });
           }
         }
         remap.set(f, list);
@@ -112,6 +121,7 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal): { bytesReclai
   fsyncDir(store.segDir);
   db.transaction(() => { for (const f of chosen) db.prepare('DELETE FROM pending WHERE file = ?').run(f); }).immediate();
   if (newFile) store.addDedup(moved.map((m) => ({ key: m.key, file: newFile!.id, page: m.page })), true);
+  prog.finish({ total: toCopy, unit: 'pages', phase: 'compacted' });
   return { bytesReclaimed: freed - (newFile?.bytes ?? 0), segmentsRewritten: chosen.size };
 }
 

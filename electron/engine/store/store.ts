@@ -567,7 +567,7 @@ export class SqliteStore implements Store, WriterHost {
   setNotes(id: number, notes: string | null): void { this.setAttrs(id, { notes }); }
 
   gc(opts: CancelOptions = {}): { bytesReclaimed: number; segmentsRewritten: number } {
-    return this.withWriteLock(() => gcStore(this, opts.signal));
+    return this.withWriteLock(() => gcStore(this, opts.signal, opts.onProgress));
   }
 
   /** Stores checkpoint id as an incremental on top of onto (e.g. two fulls); every view stays identical. */
@@ -577,11 +577,11 @@ export class SqliteStore implements Store, WriterHost {
 
   exportStream(id: number, file: string, how: ExportKind = 'one', opts: CancelOptions = {}): ExportResult {
     this.open();
-    return this.db.transaction(() => exportStream(this, id, file, how, opts.signal)).deferred();
+    return this.db.transaction(() => exportStream(this, id, file, how, opts.signal, opts.onProgress)).deferred();
   }
 
   importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {
-    return this.withWriteLock(() => importStream(this, file, opts.signal));
+    return this.withWriteLock(() => importStream(this, file, opts.signal, opts.onProgress));
   }
 
   diff(a: number, b: number): DiffResult {
@@ -591,7 +591,7 @@ export class SqliteStore implements Store, WriterHost {
 
   verify(opts: CancelOptions = {}): { ok: boolean; problems: VerifyProblem[] } {
     this.open();
-    return verifyStore(this, opts.signal);
+    return verifyStore(this, opts.signal, opts.onProgress);
   }
 
   reindex(): ReindexResult {

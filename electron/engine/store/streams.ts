@@ -16,6 +16,7 @@ import { hashKey, hashPage } from './hash';
 import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE, SegmentWriter } from './segments';
 import type { SqliteStore } from './store';
+import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
 const MAGIC = Buffer.from('STASSTR\0', 'latin1');
 const END = Buffer.from('STASSEND', 'latin1');
@@ -62,7 +63,8 @@ function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
   return out;
 }
 
-export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one', signal?: AbortSignal): ExportResult {
+export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one', signal?: AbortSignal, onProgress?: ProgressFn): ExportResult {
+  const prog = phases(progress(onProgress), ['checkpoints', 'pages']);
   // Nothing exists at file until the final rename, and a cancel before it removes the partial temp file.
   const cancel = (): void => throwIfCancelled(signal, 'The export', `no file was written at ${file}`);
   store.checkpointRow(id);
@@ -70,8 +72,9 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
   const pageIndex = new Map<string, number>();
   const pageSrc: { file: number; page: number }[] = [];
   const checkpoints: Manifest['checkpoints'] = [];
-  for (const c of ids) {
+  for (const [i, c] of ids.entries()) {
     cancel();
+    prog.at('checkpoints', i, ids.length, 'steps');
     const r = store.checkpointRow(c);
     const records = how === 'flattened' ? store.view(c) : store.ownExtents(c);
     const t = store.targetEntry(r.target_id);
@@ -114,6 +117,7 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
     const buf = Buffer.allocUnsafe(256 * ENTRY);
     for (let i = 0; i < pageSrc.length; i += 256) {
       cancel();
+      prog.at('pages', i, pageSrc.length, 'pages');
       const n = Math.min(256, pageSrc.length - i);
       for (let k = 0; k < n; k++) {
         const s = pageSrc[i + k];
@@ -135,13 +139,17 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
     if (isCancelled(e)) throw e;
     throw new StasisError('INVALID_INPUT', `Cannot write the stream to ${file} (${(e as Error).message}); choose a writable path.`);
   }
+  prog.finish('written');
   return { file, kind: how, checkpoints: ids, pages: pageSrc.length, bytes: pos };
 }
 
 interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number }
 
 /** Checks a stream completely without writing anything; bounded memory (the manifest plus 1 MiB). */
-export function validateStream(file: string, signal?: AbortSignal): ParsedStream & { fd: number } {
+export type ImportPhase = 'checksum' | 'page hashes' | 'importing';
+const IMPORT_PHASES: readonly ImportPhase[] = ['checksum', 'page hashes', 'importing'];
+
+export function validateStream(file: string, signal?: AbortSignal, prog?: Phases<ImportPhase>): ParsedStream & { fd: number } {
   const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
   let fd: number;
   try {
@@ -168,6 +176,7 @@ export function validateStream(file: string, signal?: AbortSignal): ParsedStream
     const chunk = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; pos < size - FOOTER;) {
       cancel();
+      prog?.at('checksum', pos, size - FOOTER, 'bytes');
       const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - FOOTER - pos), pos);
       if (n <= 0) throw bad(file, 'it ended early while being read');
       sha.update(chunk.subarray(0, n));
@@ -211,6 +220,7 @@ export function validateStream(file: string, signal?: AbortSignal): ParsedStream
     const buf = Buffer.allocUnsafe(256 * ENTRY);
     for (let i = 0; i < pageCount; i += 256) {
       cancel();
+      prog?.at('page hashes', i, pageCount, 'pages');
       const n = Math.min(256, pageCount - i);
       fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
       for (let k = 0; k < n; k++) {
@@ -225,10 +235,11 @@ export function validateStream(file: string, signal?: AbortSignal): ParsedStream
   }
 }
 
-export function importStream(store: SqliteStore, file: string, signal?: AbortSignal): { ids: number[] } {
+export function importStream(store: SqliteStore, file: string, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
   // Every check comes before the index transaction; a cancel discards the new segment like any failure.
   const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
-  const { fd, manifest, pageCount, pagesAt } = validateStream(file, signal);
+  const prog = phases(progress(onProgress), IMPORT_PHASES);
+  const { fd, manifest, pageCount, pagesAt } = validateStream(file, signal, prog);
   try {
     const seg = new SegmentWriter(store.segDir, store.allocateFile());
     try {
@@ -240,6 +251,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
       const buf = Buffer.allocUnsafe(256 * ENTRY);
       for (let i = 0; i < pageCount; i += 256) {
         cancel();
+        prog.at('importing', i, pageCount, 'pages');
         const n = Math.min(256, pageCount - i);
         fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
         const keys: bigint[] = [];
@@ -299,6 +311,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
         for (const d of defs) store.applyDef(d.def, seg.fileId, d.extents);
       });
       store.addDedup(newPages);
+      prog.finish('imported');
       return { ids: defs.map((d) => d.def.ckpt) };
     } catch (e) {
       seg.discard();

@@ -12,17 +12,23 @@ import { BLOCK_PAGES, parseSegmentName, segmentName } from './format';
 import { scanSegment } from './segments';
 import { isCancelled, throwIfCancelled } from './cancel';
 import type { SqliteStore } from './store';
+import { phases, progress, type ProgressFn } from '../progress';
 
-export function verifyStore(store: SqliteStore, signal?: AbortSignal): { ok: boolean; problems: VerifyProblem[] } {
+export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress?: ProgressFn): { ok: boolean; problems: VerifyProblem[] } {
   const cancel = (): void => throwIfCancelled(signal, 'The verify', 'it stopped part-way, changed nothing and reports no result');
+  const prog = phases(progress(onProgress), ['segments', 'checkpoints']);
   const problems: VerifyProblem[] = [];
   const files = store.db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
   /** Damaged page ranges per file (whole file when the trailer is unusable). */
   const damaged = new Map<number, { from: number; to: number; what: string; where: string }[]>();
   const deadFiles = new Set<number>();
   const pagesIn = new Map<number, number>();
+  const allPages = files.reduce((n, f) => n + f.pages, 0);
+  let pagesChecked = 0;
   for (const f of files) {
     cancel();
+    prog.at('segments', pagesChecked, allPages, 'pages');
+    pagesChecked += f.pages;
     const file = path.join(store.segDir, segmentName(f.id));
     const where = `segments/${segmentName(f.id)}`;
     if (!fs.existsSync(file)) {
@@ -31,7 +37,11 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal): { ok: boo
       continue;
     }
     try {
-      const scan = scanSegment(file, cancel);
+      let block = 0;
+      const scan = scanSegment(file, () => {
+        cancel();
+        prog.at('segments', pagesChecked - f.pages + Math.min(block++ * BLOCK_PAGES, f.pages), allPages, 'pages');
+      });
       pagesIn.set(f.id, scan.parts.pages);
       if (scan.fileId !== f.id) throw new StasisError('CORRUPT', `its header names file ${scan.fileId}`);
       if (scan.badBlocks.length) {
@@ -51,8 +61,9 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal): { ok: boo
     if (!h) hits.set(key, (h = { what, where, affects: new Set() }));
     h.affects.add(id);
   };
-  for (const { id, def_file } of ids) {
+  for (const [i, { id, def_file }] of ids.entries()) {
     cancel();
+    prog.at('checkpoints', i, ids.length, 'steps');
     if (deadFiles.has(def_file)) note(`the definition of checkpoint ${id} is in a damaged segment: reindex would lose it`, `segments/${segmentName(def_file)}`, id);
     let view;
     try {
@@ -78,5 +89,6 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal): { ok: boo
     if (id !== null && !known.has(id)) hits.set(`unindexed ${name}`, { what: 'segment file is not in the index; `stasis reindex` takes it in', where: `segments/${name}`, affects: new Set() });
   }
   for (const h of hits.values()) problems.push({ what: h.what, where: h.where, affects: [...h.affects].sort((a, b) => a - b) });
+  prog.finish('checked');
   return { ok: problems.length === 0, problems };
 }
