@@ -99,6 +99,10 @@ export const verifyResultSchema = z.object({
   problems: z.array(z.object({ what: z.string(), where: z.string(), affects: z.array(z.number().int()) })),
 });
 
+/** How a store writes new page blocks (engine/store/api.ts COMPRESSIONS). */
+export const compressionSchema = z.enum(['none', 'lz4']);
+export const storeConfigSchema = z.object({ compression: compressionSchema });
+
 export const storeStatsSchema = z.object({
   dir: z.string(),
   checkpoints: z.number().int(),
@@ -107,7 +111,9 @@ export const storeStatsSchema = z.object({
   logicalBytes: z.number(),
   uniquePages: z.number(),
   dedupRatio: z.number(),
+  /** Stored page bytes / stored block bytes: 1 when nothing is compressed. */
   compressionRatio: z.number(),
+  compression: compressionSchema,
 });
 
 export const exportKindSchema = z.enum(['one', 'flattened', 'chain']);
@@ -172,6 +178,16 @@ export const storeCalls = {
     description: 'Store size on disk, logical size, dedup and compression ratios.',
     input: z.object({}),
     output: storeStatsSchema,
+  }),
+  'store.config': defineCall({
+    description: 'The store settings (how new page blocks are compressed).',
+    input: z.object({}),
+    output: storeConfigSchema,
+  }),
+  'store.configure': defineCall({
+    description: 'Changes store settings; they apply to segments written afterwards (checkpoints, import, gc), existing data stays readable as it is.',
+    input: storeConfigSchema.partial(),
+    output: storeConfigSchema,
   }),
   'store.verify': defineCall({
     description: 'Checks every checksum and every record; names what is damaged and which checkpoints it affects.',

@@ -98,3 +98,14 @@ test('export (one, --flatten, --chain) and import into another store', async () 
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /Cannot open the stream/);
 });
+
+test('store config sets block compression; stats and store config report it; a bad value is refused', async () => {
+  assert.deepEqual(await json('store', 'config', '--compression', 'lz4'), { compression: 'lz4' });
+  const [human, stats, bad] = await Promise.all([stasis('store', 'config'), json('stats'), stasis('store', 'config', '--compression', 'zstd')]);
+  assert.match(human.stdout, /^Compression of new blocks: lz4\.$/m);
+  const s = stats as { compression: string; compressionRatio: number };
+  assert.equal(s.compression, 'lz4');
+  assert.equal(s.compressionRatio, 1, 'nothing written since: every block is still raw');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^stasis: --compression zstd is not known; give lz4 or none\.$/m);
+});

@@ -9,46 +9,57 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openStore } from '../../electron/engine/store';
 import { StasisError } from '../../shared/errors';
-import { assertSameView, mapping, materializeToMap, randomPage, rng, tempDir, writeComplete, type View } from './model';
+import { COMPRESSIONS, type Compression } from '../../electron/engine/store/api';
+import type { MappingState } from '../../electron/engine/state/process-state';
+import { assertSameView, mapping, materializeToMap, randomPage, rng, tempDir, textPage, writeComplete, type View } from './model';
 
 const FLIPS = 40;
 const t = tempDir('stasis-corrupt-');
-const template = path.join(t.dir, 'template');
+/** The same checkpoints in a store per block compression (the lz4 one mixes compressed and raw blocks). */
+const templates: Record<Compression, string> = { none: path.join(t.dir, 'template-none'), lz4: path.join(t.dir, 'template-lz4') };
 const ref = new Map<number, View>();
 
 before(() => {
-  const store = openStore(template);
   const r = rng(99);
-  const a = store.upsertTarget({ pid: 1, startTime: '1', exe: '/a', cmdline: [] });
-  const b = store.upsertTarget({ pid: 2, startTime: '2', exe: '/b', cmdline: [] });
+  const page = (): Buffer => { const x = r(); return x < 0.25 ? Buffer.alloc(4096) : x < 0.55 ? textPage(r) : randomPage(r); };
+  const history: { target: number; view: View; mappings: MappingState[] }[] = [];
   let v: View = new Map();
-  for (let i = 0; i < 150; i++) v.set(0x100 + i, r() < 0.25 ? Buffer.alloc(4096) : randomPage(r));
-  let parent: number | null = null;
+  for (let i = 0; i < 150; i++) v.set(0x100 + i, page());
   for (let k = 0; k < 3; k++) {
-    if (k) { v = new Map(v); for (let i = 0; i < 20; i++) v.set(0x100 + Math.floor(r() * 150), randomPage(r)); }
-    parent = writeComplete(store, a.id, parent, v, [mapping(0x100, 150)]);
-    ref.set(parent, v);
+    if (k) { v = new Map(v); for (let i = 0; i < 20; i++) v.set(0x100 + Math.floor(r() * 150), page()); }
+    history.push({ target: 0, view: v, mappings: [mapping(0x100, 150)] });
   }
   const w: View = new Map();
   for (let i = 0; i < 70; i++) w.set(0x900 + i, randomPage(r));
-  ref.set(writeComplete(store, b.id, null, w, [mapping(0x900, 70)]), w);
-  store.setLabel(2, 'a label lives in its own segment');
-  store.close();
+  history.push({ target: 1, view: w, mappings: [mapping(0x900, 70)] });
+  for (const compression of COMPRESSIONS) {
+    const store = openStore(templates[compression]);
+    store.setConfig({ compression });
+    const targets = [store.upsertTarget({ pid: 1, startTime: '1', exe: '/a', cmdline: [] }).id, store.upsertTarget({ pid: 2, startTime: '2', exe: '/b', cmdline: [] }).id];
+    let parent: number | null = null;
+    for (const h of history) {
+      parent = writeComplete(store, targets[h.target], h.target === 0 ? parent : null, h.view, h.mappings);
+      ref.set(parent, h.view);
+    }
+    store.setLabel(2, 'a label lives in its own segment');
+    if (compression === 'lz4') assert.ok(store.stats().compressionRatio > 1.3, 'the lz4 template holds compressed blocks');
+    store.close();
+  }
 });
 
 after(() => t.cleanup());
 
-function copy(name: string): string {
-  const dir = path.join(t.dir, name);
-  fs.cpSync(template, dir, { recursive: true });
+function copy(compression: Compression, name: string): string {
+  const dir = path.join(t.dir, `${name}-${compression}`);
+  fs.cpSync(templates[compression], dir, { recursive: true });
   return dir;
 }
 
-test(`a byte flipped anywhere in a segment (${FLIPS} random places) is named by verify; unaffected checkpoints still read back`, () => {
+for (const compression of COMPRESSIONS) test(`a byte flipped anywhere in a segment (${FLIPS} random places, compression ${compression}) is named by verify; unaffected checkpoints still read back`, () => {
   const r = rng(5);
-  const segs = fs.readdirSync(path.join(template, 'segments')).sort();
+  const segs = fs.readdirSync(path.join(templates[compression], 'segments')).sort();
   for (let i = 0; i < FLIPS; i++) {
-    const dir = copy(`flip-${i}`);
+    const dir = copy(compression, `flip-${i}`);
     const seg = segs[Math.floor(r() * segs.length)];
     const file = path.join(dir, 'segments', seg);
     const size = fs.statSync(file).size;
@@ -73,8 +84,8 @@ test(`a byte flipped anywhere in a segment (${FLIPS} random places) is named by 
   }
 });
 
-test('a missing segment is reported with the checkpoints that need it', () => {
-  const dir = copy('missing');
+for (const compression of COMPRESSIONS) test(`a missing segment is reported with the checkpoints that need it (compression ${compression})`, () => {
+  const dir = copy(compression, 'missing');
   const segs = fs.readdirSync(path.join(dir, 'segments')).sort();
   fs.rmSync(path.join(dir, 'segments', segs[0])); // checkpoint 1's pages, inherited by 2 and 3
   const store = openStore(dir);
@@ -87,8 +98,8 @@ test('a missing segment is reported with the checkpoints that need it', () => {
   store.close();
 });
 
-test('a garbage index gives a clear error; without it the store rebuilds itself from the segments', () => {
-  const dir = copy('badindex');
+for (const compression of COMPRESSIONS) test(`a garbage index gives a clear error; without it the store rebuilds itself from the segments (compression ${compression})`, () => {
+  const dir = copy(compression, 'badindex');
   fs.writeFileSync(path.join(dir, 'index.sqlite'), Buffer.alloc(8192, 0x5a));
   assert.throws(() => openStore(dir), (e: unknown) => e instanceof StasisError && e.code === 'CORRUPT' && /reindex/.test(e.message));
   for (const f of fs.readdirSync(dir)) if (f.startsWith('index.sqlite')) fs.rmSync(path.join(dir, f));

@@ -1,14 +1,16 @@
 /**
  * Model-based property test: random sequences of checkpoints (complete and delta coverage, random
  * page changes, unmaps, zero pages), deletes, pins, gc, export/import, reindex and reopen; after
- * every step each checkpoint must materialize exactly like a plain in-memory reference.
+ * every step each checkpoint must materialize exactly like a plain in-memory reference. Run once per
+ * block compression: the lz4 run also switches the setting back and forth on reopen (a store holding
+ * both kinds of blocks) and imports into a store with the other setting.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { openStore } from '../../electron/engine/store';
-import type { Store } from '../../electron/engine/store/api';
-import { PAGE, assertSameView, makeState, mapping, materializeToMap, randomPage, rng, tempDir, writeComplete, type View } from './model';
+import type { Compression, Store } from '../../electron/engine/store/api';
+import { PAGE, assertSameView, makeState, mapping, materializeToMap, randomPage, rng, tempDir, textPage, writeComplete, type View } from './model';
 
 const SEEDS = [101, 202, 303, 404, 505, 606];
 const STEPS = 80;
@@ -27,6 +29,7 @@ function mutate(r: () => number, parent: View, pool: Buffer[]): { view: View; lo
     if (x < 0.15) view.delete(k);
     else if (x < 0.3) view.set(k, Buffer.alloc(PAGE));
     else if (x < 0.5) view.set(k, pool[Math.floor(r() * pool.length)]);
+    else if (x < 0.75) view.set(k, textPage(r));
     else view.set(k, randomPage(r));
   }
   return { view, lo, hi };
@@ -48,13 +51,18 @@ function writeDelta(store: Store, targetId: number, parentId: number, parent: Vi
   return w.commit().id;
 }
 
-for (const seed of SEEDS) {
-  test(`random store histories match the in-memory reference (seed ${seed})`, () => {
+const OTHER: Record<Compression, Compression> = { none: 'lz4', lz4: 'none' };
+
+for (const compression of ['none', 'lz4'] as const) for (const seed of SEEDS) {
+  test(`random store histories match the in-memory reference (seed ${seed}, compression ${compression})`, () => {
     const t = tempDir();
     const r = rng(seed);
-    const pool = Array.from({ length: 4 }, () => randomPage(r));
+    const pool = Array.from({ length: 4 }, (_, i) => (i % 2 ? textPage(r) : randomPage(r)));
     let store = openStore(path.join(t.dir, 's'));
+    store.setConfig({ compression });
+    let setting: Compression = compression;
     const other = openStore(path.join(t.dir, 'o'));
+    other.setConfig({ compression: OTHER[compression] });
     const ref = new Map<number, View>();
     const otherRef = new Map<number, View>();
     const targets = [store.upsertTarget({ pid: 1, startTime: '1', exe: '/a', cmdline: [] }).id, store.upsertTarget({ pid: 2, startTime: '2', exe: '/b', cmdline: [] }).id];
@@ -95,6 +103,12 @@ for (const seed of SEEDS) {
         } else {
           store.close();
           store = openStore(path.join(t.dir, 's'));
+          assert.equal(store.config().compression, setting, 'the setting survives reopening');
+          if (compression === 'lz4' && r() < 0.5) {
+            setting = OTHER[setting];
+            store.setConfig({ compression: setting });
+            log.push(`config ${setting}`);
+          }
           log.push('reopen');
         }
         for (const [id, view] of ref) {
@@ -108,6 +122,11 @@ for (const seed of SEEDS) {
       }
       if (process.env.STASIS_TEST_LOG) console.log(log.join("; "));
       for (const [id, view] of otherRef) assertSameView(materializeToMap(other, id), view, `imported ${id}`);
+      // The lz4 store really holds compressed blocks (and the uncompressed one none).
+      const ratio = (s: Store): number => s.stats().compressionRatio;
+      const [lz4Side, plainSide] = compression === 'lz4' ? [store, other] : [other, store];
+      assert.ok(ratio(lz4Side) > 1, `compression ratio ${ratio(lz4Side)} of the lz4 store`);
+      if (compression === 'none') assert.equal(ratio(plainSide), 1);
       assert.deepEqual(store.verify(), { ok: true, problems: [] });
       assert.deepEqual(other.verify(), { ok: true, problems: [] });
     } finally {

@@ -49,6 +49,13 @@ export function randomPage(r: () => number): Buffer {
   return b;
 }
 
+/** A page that compresses well (repeated text with a random tag), like much of a real heap. */
+export function textPage(r: () => number): Buffer {
+  const b = Buffer.alloc(PAGE);
+  b.write(`object ${Math.floor(r() * 1e9)} field=value; `.repeat(120), 'latin1');
+  return b;
+}
+
 /** vpn -> content (hex of sha-less compare is too slow; keep buffers). Zero pages are all-zero buffers. */
 export type View = Map<number, Buffer>;
 

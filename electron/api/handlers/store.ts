@@ -58,6 +58,8 @@ export const storeHandlers: HandlerMap<typeof storeCalls> = {
     return r;
   },
   'store.stats': (_i, ctx) => ({ dir: ctx.storeDir, ...ctx.store().stats() }),
+  'store.config': (_i, ctx) => ctx.store().config(),
+  'store.configure': (patch, ctx) => ctx.store().setConfig(patch),
   'store.verify': (_i, ctx) => ctx.store().verify({ signal: ctx.signal, onProgress: progressEvents(ctx, 'verify') }),
   'store.gc': (_i, ctx) => ctx.store().gc({ signal: ctx.signal, onProgress: progressEvents(ctx, 'gc') }),
   'store.reindex': (_i, ctx) => {

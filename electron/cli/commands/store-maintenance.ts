@@ -1,4 +1,4 @@
-/** Store maintenance commands: `stasis stats`, `verify`, `gc`, `reindex`, and `export` / `import` of stream files. */
+/** Store maintenance commands: `stasis stats`, `store config`, `verify`, `gc`, `reindex`, and `export` / `import` of stream files. */
 import { resolve } from 'node:path';
 import { defineCommand } from '../command';
 import { formatBytes } from '../../../shared/format';
@@ -13,8 +13,22 @@ export default defineCommand('store-maintenance', (program, cli) => {
       cli.print(await cli.call('store.stats', {}), (s) => [
         `Store ${s.dir}: ${s.checkpoints} checkpoint(s) of ${s.targets} target(s)`,
         `On disk ${formatBytes(s.storeBytes)} for ${formatBytes(s.logicalBytes)} of process memory (${s.uniquePages} unique pages)`,
-        `Dedup ratio ${s.dedupRatio.toFixed(2)}x, compression ratio ${s.compressionRatio.toFixed(2)}x`,
+        `Dedup ratio ${s.dedupRatio.toFixed(2)}x, compression ratio ${s.compressionRatio.toFixed(2)}x (new blocks: ${s.compression})`,
       ]);
+    });
+
+  program
+    .command('store')
+    .description('store settings')
+    .command('config')
+    .description('show or change store settings (they apply to what is written afterwards)')
+    .option('--compression <kind>', 'how new page blocks are stored: lz4 or none')
+    .action(async (o: { compression?: string }) => {
+      let r;
+      if (o.compression === undefined) r = await cli.call('store.config', {});
+      else if (o.compression === 'lz4' || o.compression === 'none') r = await cli.call('store.configure', { compression: o.compression });
+      else throw new StasisError('INVALID_INPUT', `--compression ${o.compression} is not known; give lz4 or none.`);
+      cli.print(r, (c) => `Compression of new blocks: ${c.compression}.`);
     });
 
   program

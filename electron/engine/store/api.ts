@@ -12,6 +12,10 @@ import type { ProgressFn } from '../progress';
 
 export const PAGE_SIZE = 4096;
 
+/** How a store writes new page blocks; every block records its own, so a store may hold any mix. */
+export const COMPRESSIONS = ['none', 'lz4'] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
+
 export interface TargetIdentity {
   pid: number;
   /** /proc/PID/stat field 22, as a decimal string. */
@@ -34,7 +38,7 @@ export interface CheckpointStats {
   pagesScanned: number;
   pagesWritten: number; // new bytes actually stored (after dedup)
   pagesChanged: number; // page records added by this checkpoint (data + zero + absent)
-  bytesWritten: number;
+  bytesWritten: number; // stored bytes of those pages (less than pagesWritten x 4096 when blocks were compressed)
   logicalBytes: number; // bytes of all pages the checkpoint materializes
   frozenMs?: number;
   durationMs?: number;
@@ -127,7 +131,15 @@ export interface StoreStats {
   logicalBytes: number; // sum of every checkpoint's materialized size
   uniquePages: number;
   dedupRatio: number;
+  /** Stored page bytes / stored block bytes (1 when nothing is compressed). */
   compressionRatio: number;
+  /** How new blocks are written (the store's setting). */
+  compression: Compression;
+}
+
+/** Per-store settings, kept in the index's meta table. */
+export interface StoreConfig {
+  compression: Compression;
 }
 
 export interface Store {
@@ -157,6 +169,9 @@ export interface Store {
   verify(opts?: CancelOptions): { ok: boolean; problems: VerifyProblem[] };
   reindex(): { checkpoints: number; problems?: { what: string; where: string }[] };
   stats(): StoreStats;
+  config(): StoreConfig;
+  /** Changes settings; they apply to every segment written afterwards (checkpoints, import, gc), existing ones stay as they are. */
+  setConfig(patch: Partial<StoreConfig>): StoreConfig;
   /** Checkpoint ids from the root of id's chain to id. */
   chain(id: number): number[];
   /** The page records checkpoint id itself holds (what changed since its parent), sorted by address. */

@@ -5,7 +5,9 @@
  * touch the SQLite index.
  */
 import { crc32 } from 'node:zlib';
+import { compressSync, uncompressSync } from 'lz4-napi';
 import { StasisError } from '../../../shared/errors';
+import type { Compression } from './api';
 import { KIND_ABSENT, KIND_DATA, KIND_ZERO, type ExtentKind } from './extents';
 import { HASH_ID } from './hash';
 
@@ -20,6 +22,11 @@ export const FOOTER_LEN = 32;
 export const BLOCK_TABLE_ENTRY = 16;
 export const RECORD_LEN = 16;
 export const COMP_NONE = 0;
+/** LZ4 block format with a u32 LE decompressed length in front (lz4-napi compressSync / lz4_flex compress_prepend_size). */
+export const COMP_LZ4 = 1;
+const LZ4_PREFIX = 4;
+/** A block is stored compressed only when that saves at least this share of its bytes: incompressible memory then costs nothing to read. */
+const MIN_SAVING = 1 / 8;
 
 export const SEG_MAGIC = Buffer.from('STASSEG\0', 'latin1');
 export const BLOCK_MAGIC = Buffer.from('BLK\0', 'latin1');
@@ -67,6 +74,45 @@ export function encodeBlockHeader(firstPage: number, pages: number, comp: number
   b.writeUInt32LE(crc32(payload), 20);
   b.writeUInt32LE(crc32(b.subarray(0, 28)), 28);
   return b;
+}
+
+/** The stored form of a block of whole pages: compressed when the setting asks for it and it pays off, else raw. */
+export function encodeBlockPayload(raw: Buffer, compression: Compression): { comp: number; stored: Buffer } {
+  if (compression === 'lz4') {
+    const c = compressSync(raw);
+    if (c.length <= raw.length * (1 - MIN_SAVING)) return { comp: COMP_LZ4, stored: c };
+  }
+  return { comp: COMP_NONE, stored: raw };
+}
+
+/**
+ * The pages of a block from its stored bytes (already checksummed by the caller). Hostile bytes get
+ * a CORRUPT error: the decompressed length is checked before anything is allocated, and the result
+ * must be exactly pages x 4096 bytes.
+ */
+export function decodeBlockPayload(stored: Buffer, comp: number, pages: number, where: string, block: number): Buffer {
+  const want = pages * PAGE;
+  if (comp === COMP_NONE) {
+    if (stored.length !== want) throw corrupt(where, `block ${block} holds ${stored.length} bytes, not ${want}`);
+    return stored;
+  }
+  if (comp !== COMP_LZ4) throw corrupt(where, `block ${block} uses unknown compression ${comp}`);
+  if (stored.length <= LZ4_PREFIX || stored.readUInt32LE(0) !== want) throw corrupt(where, `compressed block ${block} does not decompress to its ${pages} pages`);
+  let out: Buffer;
+  try {
+    out = uncompressSync(stored);
+  } catch (e) {
+    throw corrupt(where, `compressed block ${block} does not decompress (${(e as Error).message})`);
+  }
+  if (out.length !== want) throw corrupt(where, `compressed block ${block} decompresses to ${out.length} bytes, not ${want}`);
+  return out;
+}
+
+/** Checks a block table entry's compression and stored length (before any block is read). */
+function blockRefProblem(b: BlockRef): string | null {
+  if (b.comp === COMP_NONE) return b.storedLen === b.pages * PAGE ? null : 'an uncompressed block of the wrong length';
+  if (b.comp === COMP_LZ4) return b.storedLen > LZ4_PREFIX && b.storedLen < b.pages * PAGE ? null : 'a compressed block of impossible length';
+  return `unknown compression ${b.comp}`;
 }
 
 export interface BlockHeader { firstPage: number; pages: number; comp: number; storedLen: number; crc: number }
@@ -197,6 +243,8 @@ export function decodeTrailer(body: Buffer, trailerOffset: number, where: string
     const b = { offset: Number(body.readBigUInt64LE(o)), storedLen: body.readUInt32LE(o + 8), comp: body.readUInt16LE(o + 12), pages: body.readUInt16LE(o + 14) };
     if (b.offset < HEADER_LEN || b.offset + BLOCK_HEADER_LEN + b.storedLen > trailerOffset || b.pages === 0 || b.pages > BLOCK_PAGES) throw corrupt(where, `block ${i} of its block table is out of range`);
     if (i < nblocks - 1 && b.pages !== BLOCK_PAGES) throw corrupt(where, `block ${i} is short but not the last one`);
+    const problem = blockRefProblem(b);
+    if (problem) throw corrupt(where, `block ${i} of its block table names ${problem}`);
     expectPage += b.pages;
     blocks.push(b);
   }

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { KIND_DATA, type Extent } from './extents';
 import { BLOCK_PAGES, PAGE, type Entry } from './format';
 import { hashKey } from './hash';
-import { SegmentWriter, fsyncDir } from './segments';
+import { fsyncDir } from './segments';
 import { throwIfCancelled } from './cancel';
 import type { SqliteStore } from './store';
 import { progress, type ProgressFn } from '../progress';
@@ -62,7 +62,7 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
   const remap = new Map<number, { from: number; count: number; to: number }[]>();
   const moved: { key: bigint; page: number }[] = [];
   if (hasLive || movedDefs.length || movedAttrs.length || tombstones.size) {
-    const seg = new SegmentWriter(store.segDir, store.allocateFile());
+    const seg = store.newSegment();
     try {
       const buf = Buffer.allocUnsafe(BLOCK_PAGES * PAGE);
       for (const f of [...chosen].sort((a, b) => a - b)) {
@@ -94,11 +94,11 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
       }
       for (const id of tombstones) entries.push({ type: 'tombstone', ckpt: id });
       cancel(); // last chance: after finish() the segment is no longer a temp file discard() removes
-      const { bytes } = seg.finish(entries, Buffer.concat(recs));
+      const { bytes, blockBytes } = seg.finish(entries, Buffer.concat(recs));
       newFile = { id: seg.fileId, bytes };
       const g = seg.fileId;
       store.publish(g, () => {
-        store.insertFile(g, bytes, seg.pages, entries);
+        store.insertFile(g, bytes, seg.pages, entries, blockBytes);
         relocate(store, chosen, remap, g);
         for (const id of movedDefs) db.prepare('UPDATE checkpoints SET def_file = ? WHERE id = ?').run(g, id);
         for (const f of chosen) doom(store, f);

@@ -113,7 +113,7 @@ export function reindexStore(store: SqliteStore): ReindexResult {
     db.pragma('defer_foreign_keys = ON');
     // Targets stay: a target registered but not yet checkpointed exists nowhere in the segments.
     db.exec('DELETE FROM extents; DELETE FROM entries; DELETE FROM checkpoints; DELETE FROM files;');
-    for (const s of scans) store.insertFile(s.fileId, s.bytes, s.parts.pages, s.parts.entries.filter(isEntry));
+    for (const s of scans) store.insertFile(s.fileId, s.bytes, s.parts.pages, s.parts.entries.filter(isEntry), s.parts.blocks.reduce((n, b) => n + b.storedLen, 0));
     // Unreadable segments stay registered (never cleaned as leftovers) so a human can salvage them.
     for (const u of unreadable) store.insertFile(u.id, u.bytes, 0, []);
     for (const id of [...resolved.keys()].sort((a, b) => a - b)) {

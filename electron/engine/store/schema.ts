@@ -36,6 +36,9 @@ const indexMigrations: string[] = [
      token TEXT NOT NULL, since TEXT NOT NULL);`,
   // Segment files being written or about to be deleted: the only unindexed files open() may remove.
   `CREATE TABLE pending(file INTEGER PRIMARY KEY);`,
+  // Stored block payload bytes per file (less than pages x 4096 when blocks are compressed); NULL for
+  // files indexed before compression existed, which are all uncompressed.
+  `ALTER TABLE files ADD COLUMN block_bytes INTEGER;`,
 ];
 
 const dedupMigrations: string[] = [

@@ -9,9 +9,10 @@ import { crc32 } from 'node:zlib';
 import { StasisError } from '../../../shared/errors';
 import {
   BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, HASH_LEN, HEADER_LEN, PAGE,
-  corrupt, decodeBlockHeader, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader, encodeHeader,
-  encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
+  corrupt, decodeBlockHeader, decodeBlockPayload, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader,
+  encodeBlockPayload, encodeHeader, encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
 } from './format';
+import type { Compression } from './api';
 
 export const FILE_MODE = 0o600;
 const MAX_OPEN = 128;
@@ -34,8 +35,11 @@ export class SegmentWriter {
   private hashes: Buffer = Buffer.allocUnsafe(4096 * HASH_LEN);
   private blocks: BlockRef[] = [];
   pages = 0;
+  /** Stored payload bytes of the blocks written so far (less than pages x 4096 when blocks were compressed). */
+  blockBytes = 0;
 
-  constructor(segDir: string, fileId: number) {
+  /** compression: how this file's blocks are stored (the store's setting; each block may still fall back to raw). */
+  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none') {
     this.fileId = fileId;
     this.finalPath = path.join(segDir, segmentName(fileId));
     this.tmpPath = this.finalPath + '.tmp';
@@ -76,25 +80,40 @@ export class SegmentWriter {
   readOwnPage(page: number): Buffer {
     const flushedPages = this.blocks.length * BLOCK_PAGES;
     if (page >= flushedPages) return Buffer.from(this.pending.subarray((page - flushedPages) * PAGE, (page - flushedPages + 1) * PAGE));
-    const b = this.blocks[Math.floor(page / BLOCK_PAGES)];
+    const bi = Math.floor(page / BLOCK_PAGES);
+    const b = this.blocks[bi];
     const out = Buffer.allocUnsafe(PAGE);
-    fs.readSync(this.fd!, out, 0, PAGE, b.offset + BLOCK_HEADER_LEN + (page % BLOCK_PAGES) * PAGE);
+    if (b.comp === COMP_NONE) {
+      fs.readSync(this.fd!, out, 0, PAGE, b.offset + BLOCK_HEADER_LEN + (page % BLOCK_PAGES) * PAGE);
+      return out;
+    }
+    const stored = Buffer.allocUnsafe(b.storedLen);
+    fs.readSync(this.fd!, stored, 0, b.storedLen, b.offset + BLOCK_HEADER_LEN);
+    decodeBlockPayload(stored, b.comp, b.pages, `Segment file ${segmentName(this.fileId)}.tmp`, bi).copy(out, 0, (page % BLOCK_PAGES) * PAGE, (page % BLOCK_PAGES + 1) * PAGE);
     return out;
   }
 
   private flushBlock(): void {
     if (this.pendingPages === 0) return;
-    const payload = this.pending.subarray(0, this.pendingPages * PAGE);
+    const { comp, stored } = encodeBlockPayload(this.pending.subarray(0, this.pendingPages * PAGE), this.compression);
     const first = this.blocks.length * BLOCK_PAGES;
-    const header = encodeBlockHeader(first, this.pendingPages, COMP_NONE, payload);
-    fs.writevSync(this.fd!, [header, payload], this.pos);
-    this.blocks.push({ offset: this.pos, storedLen: payload.length, comp: COMP_NONE, pages: this.pendingPages });
-    this.pos += BLOCK_HEADER_LEN + payload.length;
+    // The block checksum covers the stored bytes: verify checks a compressed block without decompressing it first.
+    const header = encodeBlockHeader(first, this.pendingPages, comp, stored);
+    fs.writevSync(this.fd!, [header, stored], this.pos);
+    this.blocks.push({ offset: this.pos, storedLen: stored.length, comp, pages: this.pendingPages });
+    this.pos += BLOCK_HEADER_LEN + stored.length;
+    this.blockBytes += stored.length;
     this.pendingPages = 0;
   }
 
+  /** Writes the last, partial block now (no page may be added after it); returns the stored block bytes of the file. */
+  flushBlocks(): number {
+    this.flushBlock();
+    return this.blockBytes;
+  }
+
   /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory. */
-  finish(entries: Entry[], records: Buffer): { bytes: number; pages: number } {
+  finish(entries: Entry[], records: Buffer): { bytes: number; pages: number; blockBytes: number } {
     this.flushBlock();
     const parts: TrailerParts = { pages: this.pages, hashes: this.hashes.subarray(0, this.pages * HASH_LEN), blocks: this.blocks, entries, records };
     const trailer = encodeTrailer(this.pos, parts);
@@ -105,7 +124,7 @@ export class SegmentWriter {
     this.fd = null;
     fs.renameSync(this.tmpPath, this.finalPath);
     fsyncDir(path.dirname(this.finalPath));
-    return { bytes, pages: this.pages };
+    return { bytes, pages: this.pages, blockBytes: this.blockBytes };
   }
 
   /** Throws the half-written file away. Safe to call twice, and after finish() (then it does nothing). */
@@ -124,9 +143,10 @@ interface OpenSegment {
   pages: number;
   blocks: BlockRef[];
   hashes: Buffer;
+  /** The last compressed block decompressed: materialize reads a block's pages in several runs. */
+  decoded: { block: number; pages: Buffer } | null;
 }
 
-/** Read side: caches one descriptor and the block table per segment file. */
 /** Header, footer and checksummed trailer of an open segment: all a reader needs before any block. */
 function readTrailer(fd: number, where: string): { size: number; fileId: number; parts: TrailerParts } {
   const size = fs.fstatSync(fd).size;
@@ -143,8 +163,14 @@ function readTrailer(fd: number, where: string): { size: number; fileId: number;
   return { size, fileId, parts: decodeTrailer(body, trailerOffset, where) };
 }
 
+/**
+ * Read side: caches one descriptor, the block table and the last decompressed block per segment file
+ * (at most MAX_OPEN files, so at most MAX_OPEN x 256 KiB of decompressed pages).
+ */
 export class SegmentReader {
   private open = new Map<number, OpenSegment>();
+  /** Compressed blocks decompressed so far: how well the per-segment cache works (bench and tests read it). */
+  blocksDecompressed = 0;
   constructor(private readonly segDir: string) {}
 
   pathOf(fileId: number): string {
@@ -169,7 +195,7 @@ export class SegmentReader {
     }
     try {
       const { parts } = readTrailer(fd, where);
-      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes) }; // a copy: the rest of the trailer is not kept
+      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes), decoded: null }; // a copy: the rest of the trailer is not kept
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -207,11 +233,27 @@ export class SegmentReader {
       const slot = p % BLOCK_PAGES;
       const n = Math.min(b.pages - slot, page + count - p);
       const len = n * PAGE;
-      const got = fs.readSync(s.fd, out, o, len, b.offset + BLOCK_HEADER_LEN + slot * PAGE);
-      if (got !== len) throw corrupt(s.where, `block ${bi} is truncated`);
+      if (b.comp === COMP_NONE) {
+        const got = fs.readSync(s.fd, out, o, len, b.offset + BLOCK_HEADER_LEN + slot * PAGE);
+        if (got !== len) throw corrupt(s.where, `block ${bi} is truncated`);
+      } else {
+        this.decodedBlock(s, bi).copy(out, o, slot * PAGE, slot * PAGE + len);
+      }
       p += n;
       o += len;
     }
+  }
+
+  /** The pages of compressed block bi, checked against its header and checksum (a damaged one is CORRUPT, never garbage). */
+  private decodedBlock(s: OpenSegment, bi: number): Buffer {
+    if (s.decoded?.block === bi) return s.decoded.pages;
+    const b = s.blocks[bi];
+    const raw = Buffer.allocUnsafe(BLOCK_HEADER_LEN + b.storedLen);
+    if (fs.readSync(s.fd, raw, 0, raw.length, b.offset) !== raw.length) throw corrupt(s.where, `block ${bi} is truncated`);
+    const stored = checkBlock(raw, b, bi, s.where);
+    s.decoded = { block: bi, pages: decodeBlockPayload(stored, b.comp, b.pages, s.where, bi) };
+    this.blocksDecompressed++;
+    return s.decoded.pages;
   }
 
   /** Drops the cached descriptor (before the file is deleted or replaced). */
@@ -233,7 +275,16 @@ export interface SegmentScan {
   badBlocks: number[];
 }
 
-/** Reads and checks a whole segment (every block checksum). Throws CORRUPT when the trailer is unusable. */
+/** The stored bytes of block bi from its header + payload, once header, block table and checksum agree. */
+function checkBlock(raw: Buffer, b: BlockRef, bi: number, where: string): Buffer {
+  const h = decodeBlockHeader(raw, where);
+  if (h.storedLen !== b.storedLen || h.pages !== b.pages || h.comp !== b.comp || h.firstPage !== bi * BLOCK_PAGES) throw corrupt(where, `block ${bi} disagrees with the block table`);
+  const stored = raw.subarray(BLOCK_HEADER_LEN, BLOCK_HEADER_LEN + h.storedLen);
+  if (crc32(stored) !== h.crc) throw corrupt(where, `block ${bi} checksum does not match`);
+  return stored;
+}
+
+/** Reads and checks a whole segment (every block checksum; compressed blocks must also decompress). Throws CORRUPT when the trailer is unusable. */
 /** beforeBlock runs before each block is checked (verify's cancellation point); what it throws propagates. */
 export function scanSegment(file: string, beforeBlock?: () => void): SegmentScan {
   const where = `Segment file ${path.basename(file)}`;
@@ -241,17 +292,16 @@ export function scanSegment(file: string, beforeBlock?: () => void): SegmentScan
   try {
     const { size, fileId, parts } = readTrailer(fd, where);
     const badBlocks: number[] = [];
-    const hb = Buffer.alloc(BLOCK_HEADER_LEN);
-    let buf = Buffer.alloc(BLOCK_PAGES * PAGE);
+    // decodeTrailer bounded every stored length by a block of raw pages.
+    const buf = Buffer.alloc(BLOCK_HEADER_LEN + BLOCK_PAGES * PAGE);
     parts.blocks.forEach((b, i) => {
       beforeBlock?.();
       try {
-        fs.readSync(fd, hb, 0, BLOCK_HEADER_LEN, b.offset);
-        const h = decodeBlockHeader(hb, where);
-        if (h.storedLen !== b.storedLen || h.pages !== b.pages || h.firstPage !== i * BLOCK_PAGES) throw corrupt(where, `block ${i} disagrees with the block table`);
-        if (buf.length < h.storedLen) buf = Buffer.alloc(h.storedLen);
-        fs.readSync(fd, buf, 0, h.storedLen, b.offset + BLOCK_HEADER_LEN);
-        if (crc32(buf.subarray(0, h.storedLen)) !== h.crc) throw corrupt(where, `block ${i} checksum does not match`);
+        const raw = buf.subarray(0, BLOCK_HEADER_LEN + b.storedLen);
+        if (fs.readSync(fd, raw, 0, raw.length, b.offset) !== raw.length) throw corrupt(where, `block ${i} is truncated`);
+        const stored = checkBlock(raw, b, i, where);
+        // A checksummed block that does not decompress would fail every reader: it is damage too.
+        if (b.comp !== COMP_NONE) decodeBlockPayload(stored, b.comp, b.pages, where, i);
       } catch (_e) {
         badBlocks.push(i);
       }

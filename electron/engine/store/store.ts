@@ -9,9 +9,10 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
 import { decodeState, type ProcessState } from '../state/process-state';
-import type {
-  CancelOptions, BeginOptions, ExportKind, PageRecord, ExportResult, CheckpointInfo, CheckpointStats, CheckpointWriter, DiffResult, PageRun, Store, StoreStats,
-  TargetIdentity, TargetInfo, VerifyProblem,
+import {
+  COMPRESSIONS, type CancelOptions, type BeginOptions, type Compression, type ExportKind, type PageRecord, type ExportResult, type CheckpointInfo,
+  type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats,
+  type TargetIdentity, type TargetInfo, type VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
 import { encodeRecords, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
@@ -92,6 +93,25 @@ export class SqliteStore implements Store, WriterHost {
   }
   setMeta(key: string, value: number): void {
     this.db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(key, String(value));
+  }
+
+  /**
+   * How new segments store their blocks. A value this Stasis does not know (set by a newer one) is
+   * refused rather than silently written uncompressed.
+   */
+  compression(): Compression {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'compression'").get() as { value: string } | undefined;
+    const c = row?.value ?? 'none';
+    if (!(COMPRESSIONS as readonly string[]).includes(c)) {
+      throw new StasisError('UNSUPPORTED', `The store at ${this.dir} is set to compress with "${c}", which this Stasis cannot write; upgrade Stasis or run \`stasis store config --compression none\`.`);
+    }
+    return c as Compression;
+  }
+
+  /** A writer for a new segment (pending until published) that stores blocks the way this store is set to. */
+  newSegment(): SegmentWriter {
+    const compression = this.compression();
+    return new SegmentWriter(this.segDir, this.allocateFile(), compression);
   }
 
   /** Next id from a counter that never goes back, also above anything on disk. */
@@ -279,8 +299,9 @@ export class SqliteStore implements Store, WriterHost {
     return Number(r.lastInsertRowid);
   }
 
-  insertFile(fileId: number, bytes: number, pages: number, entries: Entry[]): void {
-    this.db.prepare('INSERT INTO files(id, bytes, pages) VALUES (?, ?, ?)').run(fileId, bytes, pages);
+  /** blockBytes: the stored payload bytes of the file's blocks (pages x 4096 when none is compressed). */
+  insertFile(fileId: number, bytes: number, pages: number, entries: Entry[], blockBytes = pages * PAGE): void {
+    this.db.prepare('INSERT INTO files(id, bytes, pages, block_bytes) VALUES (?, ?, ?, ?)').run(fileId, bytes, pages, blockBytes);
     const ins = this.db.prepare('INSERT OR IGNORE INTO entries(file, ckpt, type) VALUES (?, ?, ?)');
     for (const e of entries) ins.run(fileId, e.ckpt, e.type);
   }
@@ -333,10 +354,11 @@ export class SqliteStore implements Store, WriterHost {
   commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: number[]; view: Extent[] }): CheckpointInfo {
     const wire = w.records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
     const dataPages = w.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
-    const def: DefEntry = { ...w.def, stats: { ...w.def.stats, bytesWritten: w.seg.pages * PAGE }, recordsOffset: 0, extents: w.records.length, dataPages };
-    const { bytes, pages } = w.seg.finish([def], encodeRecords(wire, w.hashes));
+    // bytesWritten: stored block bytes, so a compressed checkpoint shows what it really cost.
+    const def: DefEntry = { ...w.def, stats: { ...w.def.stats, bytesWritten: w.seg.flushBlocks() }, recordsOffset: 0, extents: w.records.length, dataPages };
+    const { bytes, pages, blockBytes } = w.seg.finish([def], encodeRecords(wire, w.hashes));
     this.publish(w.seg.fileId, () => {
-      this.insertFile(w.seg.fileId, bytes, pages, [def]);
+      this.insertFile(w.seg.fileId, bytes, pages, [def], blockBytes);
       this.applyDef(def, w.seg.fileId, w.records);
     });
     this.addDedup(w.newPages.map((p) => ({ key: w.seg.hashKeyOf(p), file: w.seg.fileId, page: p })));
@@ -425,7 +447,7 @@ export class SqliteStore implements Store, WriterHost {
       }
       const parentView = opts.parentId === null ? [] : this.view(opts.parentId);
       const id = this.allocate('next_ckpt');
-      const seg = new SegmentWriter(this.segDir, this.allocateFile());
+      const seg = this.newSegment();
       this.writer = new Writer(id, opts, target, parentView, seg, this);
       return this.writer;
     } catch (e) {
@@ -603,6 +625,7 @@ export class SqliteStore implements Store, WriterHost {
     const n = (sql: string): number => (this.db.prepare(sql).get() as { n: number | null }).n ?? 0;
     const segBytes = n('SELECT SUM(bytes) AS n FROM files');
     const storedPages = n('SELECT SUM(pages) AS n FROM files');
+    const blockBytes = n('SELECT SUM(COALESCE(block_bytes, pages * 4096)) AS n FROM files');
     let indexBytes = 0;
     for (const f of ['index.sqlite', 'index.sqlite-wal', 'dedup.sqlite', 'dedup.sqlite-wal']) {
       try { indexBytes += fs.statSync(path.join(this.dir, f)).size; } catch (_e) { /* not there */ }
@@ -617,8 +640,25 @@ export class SqliteStore implements Store, WriterHost {
       logicalBytes,
       uniquePages,
       dedupRatio: uniquePages ? logicalBytes / (uniquePages * PAGE) : 0,
-      compressionRatio: storedPages ? 1 : 0,
+      compressionRatio: blockBytes ? (storedPages * PAGE) / blockBytes : 0,
+      compression: this.compression(),
     };
+  }
+
+  config(): StoreConfig {
+    this.open();
+    return { compression: this.compression() };
+  }
+
+  setConfig(patch: Partial<StoreConfig>): StoreConfig {
+    if (patch.compression !== undefined && !(COMPRESSIONS as readonly string[]).includes(patch.compression)) {
+      throw new StasisError('INVALID_INPUT', `Compression "${String(patch.compression)}" is not one of ${COMPRESSIONS.join(', ')}.`);
+    }
+    // Under the writer lock: a checkpoint being written keeps the setting it started with.
+    this.withWriteLock(() => {
+      if (patch.compression !== undefined) this.db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('compression', ?)").run(patch.compression);
+    });
+    return this.config();
   }
 
   /** Pages of each file still referenced by some checkpoint (as sorted intervals of page indexes). */

@@ -14,7 +14,7 @@ import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
 import { hashKey, hashPage } from './hash';
 import { isCancelled, throwIfCancelled } from './cancel';
-import { FILE_MODE, SegmentWriter } from './segments';
+import { FILE_MODE } from './segments';
 import type { SqliteStore } from './store';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
@@ -241,7 +241,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
   const prog = phases(progress(onProgress), IMPORT_PHASES);
   const { fd, manifest, pageCount, pagesAt } = validateStream(file, signal, prog);
   try {
-    const seg = new SegmentWriter(store.segDir, store.allocateFile());
+    const seg = store.newSegment();
     try {
       // Where each stream page lives in this store after import (deduplicated).
       const loc = new Array<{ file: number; page: number } | undefined>(pageCount);
@@ -305,9 +305,9 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
       }
       const entries: Entry[] = defs.map((d) => d.def);
       cancel(); // last chance: after finish() the segment is no longer a temp file discard() removes
-      const { bytes, pages } = seg.finish(entries, Buffer.concat(recBufs));
+      const { bytes, pages, blockBytes } = seg.finish(entries, Buffer.concat(recBufs));
       store.publish(seg.fileId, () => {
-        store.insertFile(seg.fileId, bytes, pages, entries);
+        store.insertFile(seg.fileId, bytes, pages, entries, blockBytes);
         for (const d of defs) store.applyDef(d.def, seg.fileId, d.extents);
       });
       store.addDedup(newPages);
