@@ -23,6 +23,7 @@ import { Writer, type WriterHost } from './writer';
 import { computeDiff } from './diff';
 import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
+import { DedupFilter } from './dedup-filter';
 import { gcStore } from './gc';
 import { rebaseCheckpoint } from './rebase';
 import { exportStream, importStream } from './streams';
@@ -56,6 +57,13 @@ export class SqliteStore implements Store, WriterHost {
   private writer: Writer | null = null;
   private viewCache = new Map<number, { gen: number; view: Extent[] }>();
   private dedupLookups = new Map<number, Database.Statement>();
+  private dedupFilterInstance: DedupFilter | null = null;
+
+  /** The in-memory key set in front of dedup.sqlite (see dedup-filter.ts). */
+  get dedupFilter(): DedupFilter {
+    this.dedupFilterInstance ??= new DedupFilter(this.dedup);
+    return this.dedupFilterInstance;
+  }
   private closed = false;
   private readonly lockTimeoutMs: number;
 
@@ -337,6 +345,7 @@ export class SqliteStore implements Store, WriterHost {
 
   lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }> {
     const out = new Map<bigint, { file: number; page: number }>();
+    keys = this.dedupFilter.candidates(keys);
     const BATCH = 500;
     for (let i = 0; i < keys.length; i += BATCH) {
       const part = keys.slice(i, i + BATCH);
@@ -349,6 +358,10 @@ export class SqliteStore implements Store, WriterHost {
       for (const r of rows) out.set(r.h, { file: Number(r.file), page: Number(r.page) });
     }
     return out;
+  }
+
+  mayBeStored(low32: number): boolean {
+    return this.dedupFilter.mayHave(low32);
   }
 
   commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: number[]; view: Extent[] }): CheckpointInfo {
@@ -386,6 +399,7 @@ export class SqliteStore implements Store, WriterHost {
       }
       for (; i < rows.length; i++) ins.run(rows[i].key, rows[i].file, rows[i].page);
     })();
+    this.dedupFilter.added(rows.map((r) => r.key));
   }
 
   finishWriter(): void {
@@ -448,6 +462,7 @@ export class SqliteStore implements Store, WriterHost {
       const parentView = opts.parentId === null ? [] : this.view(opts.parentId);
       const id = this.allocate('next_ckpt');
       const seg = this.newSegment();
+      this.dedupFilter.refresh(); // other processes may have stored pages since our last checkpoint
       this.writer = new Writer(id, opts, target, parentView, seg, this);
       return this.writer;
     } catch (e) {

@@ -13,7 +13,7 @@ import {
   subtract, unionIntervals, window, withoutAbsent, type Extent,
 } from './extents';
 import { HASH_LEN, PAGE, type DefEntry } from './format';
-import { hashKey, hashPage, isZeroAt } from './hash';
+import { digestPages, type PageDigests } from './page-digests';
 import type { SegmentReader, SegmentWriter } from './segments';
 
 /** What the writer needs from the store that created it. */
@@ -21,6 +21,8 @@ export interface WriterHost {
   reader: SegmentReader;
   /** Locations of already-stored pages for these hash keys (unverified: the caller checks the full hash). */
   lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }>;
+  /** False when no stored page can have a hash whose first 4 bytes (LE) are low32 (dedup-filter.ts). */
+  mayBeStored(low32: number): boolean;
   /** Builds the records into a def entry, writes the segment, runs the index transaction; returns the info. */
   commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: number[]; view: Extent[] }): CheckpointInfo;
   /** Releases the writer lock and forgets this writer. */
@@ -56,6 +58,14 @@ export class Writer implements CheckpointWriter {
     this.state = state;
   }
 
+  private digestBuf: PageDigests = { zero: new Uint8Array(0), hashes: Buffer.alloc(0) };
+
+  /** Digest buffers for n pages, reused across addPages calls (capture gives same-sized chunks). */
+  private digests(n: number): PageDigests {
+    if (this.digestBuf.zero.length < n) this.digestBuf = { zero: new Uint8Array(n), hashes: Buffer.allocUnsafe(n * HASH_LEN) };
+    return this.digestBuf;
+  }
+
   private parentAt(vpn: number): Extent | null {
     const i = findExtent(this.parentView, vpn);
     return i < 0 ? null : this.parentView[i];
@@ -77,48 +87,54 @@ export class Writer implements CheckpointWriter {
     const n = data.length / PAGE;
     if (n === 0) return;
     this.given.push({ vpn: vpn0, count: n });
-    // First pass: zero pages and pages unchanged since the parent.
-    const unresolved: { vpn: number; offset: number; hash: Buffer; key: bigint }[] = [];
+    const d = this.digests(n);
+    digestPages(data, n, d);
+    const hashes = d.hashes;
+    // First pass: zero pages and pages unchanged since the parent. Pages are named by their index
+    // in the chunk; their hashes stay in the digest buffer (a Buffer per page costs more than a hash).
+    const unresolved: number[] = [];
     for (let i = 0; i < n; i++) {
       const vpn = vpn0 + i;
-      const offset = i * PAGE;
       const p = this.parentAt(vpn);
-      if (isZeroAt(data, offset)) {
+      if (d.zero[i] === 1) {
         if (!p || p.kind !== KIND_ZERO) this.record({ vpn, count: 1, kind: KIND_ZERO, file: 0, page: 0 });
         continue;
       }
-      // A plain Uint8Array view costs a fraction of a Buffer subarray, per page.
-      const hash = hashPage(new Uint8Array(data.buffer, data.byteOffset + offset, PAGE));
-      if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).equals(hash)) continue;
-      // Pages this checkpoint already wrote are found in the second pass (checking here too cost
-      // a map lookup per page for a full checkpoint, where almost every page is new).
-      unresolved.push({ vpn, offset, hash, key: hashKey(hash) });
+      if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).compare(hashes, i * HASH_LEN, (i + 1) * HASH_LEN) === 0) continue;
+      unresolved.push(i);
     }
     if (unresolved.length === 0) return;
     // Second pass: pages already stored anywhere in the store are referenced, the rest written.
-    const found = this.host.lookupDedup(unresolved.map((u) => u.key));
-    for (const u of unresolved) {
-      const mine = this.mine(u.hash);
-      if (mine >= 0) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
-      const loc = found.get(u.key);
-      if (loc && this.storedHashMatches(loc, u.hash)) { this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
-      const page = this.seg.addPage(data, u.offset, u.hash);
-      this.local.set(u.hash.readUIntLE(0, 6), page);
+    // Only keys the in-memory filter cannot rule out go to SQLite (dedup-filter.ts).
+    const keys: bigint[] = [];
+    for (const i of unresolved) if (this.host.mayBeStored(hashes.readUInt32LE(i * HASH_LEN))) keys.push(hashes.readBigInt64LE(i * HASH_LEN));
+    const found = keys.length > 0 ? this.host.lookupDedup(keys) : null;
+    for (const i of unresolved) {
+      const vpn = vpn0 + i;
+      const h = i * HASH_LEN;
+      // Pages this checkpoint already wrote (checked here, not in the first pass: for a full
+      // checkpoint, where almost every page is new, that cost a map lookup per page).
+      const mine = this.mine(hashes, h);
+      if (mine >= 0) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
+      const loc = found?.get(hashes.readBigInt64LE(h));
+      if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
+      const page = this.seg.addPage(data, i * PAGE, hashes.subarray(h, h + HASH_LEN));
+      this.local.set(hashes.readUIntLE(h, 6), page);
       this.newPages.push(page);
-      this.record({ vpn: u.vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
+      this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
     }
   }
 
-  /** Index of a page with this hash already written by this checkpoint, or -1. */
-  private mine(hash: Buffer): number {
-    const p = this.local.get(hash.readUIntLE(0, 6));
-    return p !== undefined && this.seg.hashOf(p).equals(hash) ? p : -1;
+  /** Index of a page with the hash at offset h of hashes already written by this checkpoint, or -1. */
+  private mine(hashes: Buffer, h: number): number {
+    const p = this.local.get(hashes.readUIntLE(h, 6));
+    return p !== undefined && this.seg.hashOf(p).compare(hashes, h, h + HASH_LEN) === 0 ? p : -1;
   }
 
   /** The dedup table is an accelerator: a stale or colliding entry is simply not used. */
-  private storedHashMatches(loc: { file: number; page: number }, hash: Buffer): boolean {
+  private storedHashMatches(loc: { file: number; page: number }, hashes: Buffer, h: number): boolean {
     try {
-      return this.host.reader.hashOf(loc.file, loc.page).equals(hash);
+      return this.host.reader.hashOf(loc.file, loc.page).compare(hashes, h, h + HASH_LEN) === 0;
     } catch (_e) {
       return false;
     }
