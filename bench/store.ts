@@ -4,9 +4,11 @@
  * of incrementals with 1% of pages dirty (in clumps of 16, delta coverage). Measures full commit
  * GB/s, incremental commit time, materialize GB/s of the chain's first and last checkpoint, index
  * and dedup-table bytes, store bytes, dedup ratio and reindex time. Also compares the page hash
- * (SHA-256 vs BLAKE3) and LZ4 block compression on synthetic and on real process memory.
+ * (SHA-256 vs BLAKE3) and LZ4 block compression on synthetic and on real process memory, and (with
+ * --real) a full checkpoint of real process memory through the store. --compression sets the
+ * store's block compression for the store runs (a list runs each).
  *
- *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--markdown]
+ *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--real] [--markdown]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,7 +17,7 @@ import { hash, randomFillSync } from 'node:crypto';
 import { blake3 } from '@napi-rs/blake-hash';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { openStore } from '../electron/engine/store';
-import type { Store } from '../electron/engine/store/api';
+import { COMPRESSIONS, type Compression, type Store } from '../electron/engine/store/api';
 import { makeState, mapping } from '../test/store/model';
 import { formatTable, type Row } from './table';
 
@@ -27,6 +29,11 @@ const GIB = Number(arg('gib', '1'));
 const CHAINS = arg('chains', '1,10,100') === 'none' ? [] : arg('chains', '1,10,100').split(',').map(Number);
 const BIG = Number(arg('big-gib', '0'));
 const MD = process.argv.includes('--markdown');
+const REAL = process.argv.includes('--real');
+const COMP = arg('compression', 'none').split(',').map((c) => {
+  if (!(COMPRESSIONS as readonly string[]).includes(c)) throw new Error(`--compression ${c}: give ${COMPRESSIONS.join(', ')}`);
+  return c as Compression;
+});
 const PAGE = 4096;
 const BASE_VPN = 0x100000;
 const log = (m: string): void => { process.stderr.write(`[bench store] ${m}\n`); };
@@ -108,11 +115,12 @@ function sizeOf(dir: string, pred: (n: string) => boolean): number {
   return s;
 }
 
-function chainBench(gib: number, chain: number): Row {
+function chainBench(gib: number, chain: number, compression: Compression): Row {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-bench-'));
   try {
     const pages = Math.round(gib * 262144);
     let store = openStore(dir);
+    store.setConfig({ compression });
     const tg = store.upsertTarget({ pid: 1, startTime: '1', exe: '/bench', cmdline: [] });
     const full = fullCommit(store, tg.id, pages);
     let last = full.id;
@@ -142,7 +150,7 @@ function chainBench(gib: number, chain: number): Row {
     store.close();
     const bytes = pages * PAGE;
     return {
-      image: `${gib} GiB`, chain,
+      image: `${gib} GiB`, chain, compression,
       'full GB/s': bytes / full.secs / 1e9,
       'incr ms (1%)': chain > 1 ? (incSecs / (chain - 1)) * 1000 : '-',
       'mat first GB/s': bytes / matFirst / 1e9,
@@ -152,6 +160,7 @@ function chainBench(gib: number, chain: number): Row {
       'dedup tbl MB': dedupBytes / 1048576,
       'store MB': (segBytes + indexBytes + dedupBytes) / 1048576,
       'dedup x': st.dedupRatio,
+      'comp x': st.compressionRatio,
       'reindex s': reindexSecs,
     };
   } finally {
@@ -178,6 +187,34 @@ function realMemory(limit: number): Buffer {
   fs.closeSync(fd);
   void junk.length;
   return Buffer.concat(parts).subarray(0, Math.floor(total / PAGE) * PAGE);
+}
+
+/** A full checkpoint of real memory (zero pages included, as capture gives them) through the store. */
+function realBench(data: Buffer, compression: Compression): Row {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-bench-'));
+  try {
+    const store = openStore(dir);
+    store.setConfig({ compression });
+    const tg = store.upsertTarget({ pid: 1, startTime: '1', exe: '/bench', cmdline: [] });
+    const pages = data.length / PAGE;
+    const t0 = now();
+    const w = store.begin({ targetId: tg.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
+    w.setState(makeState([mapping(BASE_VPN, pages)]));
+    for (let p = 0; p < pages; p += 256) w.addPages(BigInt(BASE_VPN + p) << 12n, data.subarray(p * PAGE, Math.min(pages, p + 256) * PAGE));
+    const id = w.commit().id;
+    const commitSecs = now() - t0;
+    let mat = Infinity;
+    for (let rep = 0; rep < 3; rep++) mat = Math.min(mat, materializeSecs(store, id));
+    const st = store.stats();
+    store.close();
+    return {
+      memory: 'real (node heap)', MiB: Math.round(data.length / 1048576), compression,
+      'full GB/s': data.length / commitSecs / 1e9, 'mat GB/s': data.length / mat / 1e9,
+      'segments MB': sizeOf(path.join(dir, 'segments'), () => true) / 1048576, 'comp x': st.compressionRatio, 'dedup x': st.dedupRatio,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function hashAndCompression(): Row[] {
@@ -213,13 +250,22 @@ log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpu
 const hc = hashAndCompression();
 console.log(formatTable(hc, MD));
 console.log('');
-const rows: Row[] = [];
-for (const c of CHAINS) {
-  log(`${GIB} GiB, chain of ${c}...`);
-  rows.push(chainBench(GIB, c));
-  console.log(formatTable([rows[rows.length - 1]], MD));
+if (REAL) {
+  const real = realMemory(256 << 20);
+  const realRows: Row[] = [];
+  for (const comp of COMP) { log(`real memory, compression ${comp}...`); realRows.push(realBench(real, comp)); }
+  console.log(formatTable(realRows, MD));
+  console.log('');
 }
-if (BIG) { log(`${BIG} GiB, chain of 1...`); rows.push(chainBench(BIG, 1)); }
+const rows: Row[] = [];
+for (const comp of COMP) {
+  for (const c of CHAINS) {
+    log(`${GIB} GiB, chain of ${c}, compression ${comp}...`);
+    rows.push(chainBench(GIB, c, comp));
+    console.log(formatTable([rows[rows.length - 1]], MD));
+  }
+  if (BIG) { log(`${BIG} GiB, chain of 1, compression ${comp}...`); rows.push(chainBench(BIG, 1, comp)); }
+}
 console.log('');
 console.log(formatTable(rows, MD));
 log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);

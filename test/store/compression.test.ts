@@ -61,6 +61,8 @@ test('compressible pages shrink the segment; materialize, readPage, export and r
     assert.deepEqual(blocks.map((b) => b.comp), [COMP_LZ4, COMP_LZ4, COMP_LZ4, COMP_LZ4, COMP_NONE]);
     assert.equal(blocks[4].storedLen, 32 * PAGE);
     assert.deepEqual(scanSegment(segFile(path.join(t.dir, 'none'), 1)).parts.blocks.map((b) => b.comp), [0, 0, 0, 0, 0]);
+    // Format 2 marks files that may hold compressed blocks, so a Stasis from before compression refuses them.
+    assert.deepEqual((['none', 'lz4'] as const).map((c) => fs.readFileSync(segFile(path.join(t.dir, c), 1)).readUInt32LE(8)), [1, 2]);
 
     const ns = none.store.stats();
     const ls = lz4.store.stats();

@@ -12,6 +12,11 @@ import { KIND_ABSENT, KIND_DATA, KIND_ZERO, type ExtentKind } from './extents';
 import { HASH_ID } from './hash';
 
 export const FORMAT_VERSION = 1;
+/**
+ * Written by segments that may hold compressed blocks: a Stasis from before compression ignored the
+ * block compression field and would read compressed bytes as pages, so it must refuse these files.
+ */
+export const FORMAT_VERSION_COMPRESSED = 2;
 export const PAGE = 4096;
 export const BLOCK_PAGES = 64;
 export const HASH_LEN = 32;
@@ -41,10 +46,10 @@ export function parseSegmentName(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-export function encodeHeader(fileId: number): Buffer {
+export function encodeHeader(fileId: number, version = FORMAT_VERSION): Buffer {
   const b = Buffer.alloc(HEADER_LEN);
   SEG_MAGIC.copy(b, 0);
-  b.writeUInt32LE(FORMAT_VERSION, 8);
+  b.writeUInt32LE(version, 8);
   b.writeUInt32LE(HEADER_LEN, 12);
   b.writeBigUInt64LE(BigInt(fileId), 16);
   b.writeUInt32LE(PAGE, 24);
@@ -58,7 +63,9 @@ export function decodeHeader(b: Buffer, where: string): { fileId: number } {
   if (b.length < HEADER_LEN || !b.subarray(0, 8).equals(SEG_MAGIC)) throw corrupt(where, 'it does not start with the segment magic');
   if (b.readUInt32LE(60) !== crc32(b.subarray(0, 60))) throw corrupt(where, 'its header checksum does not match');
   const version = b.readUInt32LE(8);
-  if (version !== FORMAT_VERSION) throw new StasisError('UNSUPPORTED', `${where} uses segment format ${version}; this Stasis reads format ${FORMAT_VERSION}. Upgrade Stasis.`);
+  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_COMPRESSED) {
+    throw new StasisError('UNSUPPORTED', `${where} uses segment format ${version}; this Stasis reads formats ${FORMAT_VERSION} and ${FORMAT_VERSION_COMPRESSED}. Upgrade Stasis.`);
+  }
   if (b.readUInt32LE(24) !== PAGE || b.readUInt32LE(28) !== BLOCK_PAGES) throw corrupt(where, 'its page or block size is not the one this Stasis writes');
   if (b.readUInt32LE(32) !== HASH_ID) throw new StasisError('UNSUPPORTED', `${where} uses content hash ${b.readUInt32LE(32)}; this Stasis uses ${HASH_ID} (BLAKE3). Upgrade Stasis.`);
   return { fileId: Number(b.readBigUInt64LE(16)) };

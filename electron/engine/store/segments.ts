@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StasisError } from '../../../shared/errors';
 import {
-  BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, HASH_LEN, HEADER_LEN, PAGE,
+  BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_COMPRESSED, HASH_LEN, HEADER_LEN, PAGE,
   corrupt, decodeBlockHeader, decodeBlockPayload, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader,
   encodeBlockPayload, encodeHeader, encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
 } from './format';
@@ -44,7 +44,7 @@ export class SegmentWriter {
     this.finalPath = path.join(segDir, segmentName(fileId));
     this.tmpPath = this.finalPath + '.tmp';
     this.fd = fs.openSync(this.tmpPath, 'wx', FILE_MODE);
-    fs.writeSync(this.fd, encodeHeader(fileId), 0, HEADER_LEN, 0);
+    fs.writeSync(this.fd, encodeHeader(fileId, compression === 'none' ? FORMAT_VERSION : FORMAT_VERSION_COMPRESSED), 0, HEADER_LEN, 0);
   }
 
   /** Appends one page (the 4096 bytes at offset of data) with its hash; returns its index in this file. */
