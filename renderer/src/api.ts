@@ -4,15 +4,18 @@
  * which authenticates this page by its HttpOnly cookie. Browser code only: no Node, no Electron.
  */
 import type { CallInput, CallName, CallOutput, EventName, EventPayload, Reply, StasisApi } from '../../shared/contract';
-import type { StasisBridge } from '../../shared/contract/engine';
+import type { OpProgress, StasisBridge } from '../../shared/contract/engine';
 import { StasisError, toErrorData, errorCodes, type ErrorCode } from '../../shared/errors';
 
 declare global {
   interface Window { stasis?: StasisBridge }
 }
 
-/** Per-call options of the renderer's client; an aborted signal cancels the call. */
-export interface CallOptions { signal?: AbortSignal }
+/**
+ * Per-call options of the renderer's client; an aborted signal cancels the call, and onProgress
+ * gets the engine's 'op.progress' events of this call (and no other window's).
+ */
+export interface CallOptions { signal?: AbortSignal; onProgress?: (p: OpProgress) => void }
 
 /**
  * StasisApi plus cancellation. The extra argument is optional, so a ClientApi is a StasisApi.
@@ -36,6 +39,19 @@ function fromBridgeError(err: unknown): StasisError {
 }
 
 let nextCallId = 1;
+// Progress events go to every window and tab: a per-page prefix keeps this page's ids its own.
+const pagePrefix = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+/** A fresh id for one call: it cancels the call (Electron) and tags its progress events. */
+export function newCallId(): string {
+  return `${pagePrefix}-${nextCallId++}`;
+}
+
+/** Calls onProgress with the progress events of call callId until the returned function is called. */
+export function followProgress(callId: string, onProgress: ((p: OpProgress) => void) | undefined): () => void {
+  if (!onProgress) return () => {};
+  return api.on('op.progress', (p) => { if (p.callId === callId) onProgress(p); });
+}
 
 /** An AbortSignal cannot cross contextBridge: the call carries an id, and cancel(id) names it. */
 function electronApi(bridge: StasisBridge): ClientApi {
@@ -43,8 +59,9 @@ function electronApi(bridge: StasisBridge): ClientApi {
     call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>> {
       const signal = opts?.signal;
       if (signal?.aborted) return Promise.reject(cancelledError(name));
-      const callId = `c${nextCallId++}`;
-      const reply = bridge.call(name, input, callId).catch((err: unknown) => { throw fromBridgeError(err); });
+      const callId = newCallId();
+      const stop = followProgress(callId, opts?.onProgress);
+      const reply = bridge.call(name, input, callId).catch((err: unknown) => { throw fromBridgeError(err); }).finally(stop);
       if (!signal) return reply;
       return new Promise<CallOutput<N>>((resolve, reject) => {
         const onAbort = (): void => { bridge.cancel(callId); reject(cancelledError(name)); };
@@ -80,32 +97,42 @@ function httpApi(): ClientApi {
     };
   };
 
+  async function post<N extends CallName>(name: N, input: CallInput<N>, callId: string, signal: AbortSignal | undefined): Promise<CallOutput<N>> {
+    let res: Response;
+    try {
+      // Aborting the request closes its connection; the server cancels the engine call on close.
+      res = await fetch(`/api/call/${encodeURIComponent(name)}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Stasis-Call': callId },
+        body: JSON.stringify(input ?? {}),
+        credentials: 'same-origin',
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      if (signal?.aborted) throw cancelledError(name);
+      throw new StasisError('INTERNAL', `Could not reach the Stasis server (${err instanceof Error ? err.message : String(err)}); is it still running?`);
+    }
+    let reply: Reply<CallOutput<N>>;
+    try {
+      reply = (await res.json()) as Reply<CallOutput<N>>;
+    } catch {
+      if (signal?.aborted) throw cancelledError(name);
+      throw new StasisError('INTERNAL', `The Stasis server answered ${res.status} without a JSON reply.`);
+    }
+    if (reply.ok) return reply.value;
+    const e = toErrorData(reply.error);
+    throw new StasisError(e.code, e.message, e.detail);
+  }
+
   return {
     async call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>> {
-      let res: Response;
+      const callId = newCallId();
+      const stop = followProgress(callId, opts?.onProgress);
       try {
-        // Aborting the request closes its connection; the server cancels the engine call on close.
-        res = await fetch(`/api/call/${encodeURIComponent(name)}`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(input ?? {}),
-          credentials: 'same-origin',
-          ...(opts?.signal ? { signal: opts.signal } : {}),
-        });
-      } catch (err) {
-        if (opts?.signal?.aborted) throw cancelledError(name);
-        throw new StasisError('INTERNAL', `Could not reach the Stasis server (${err instanceof Error ? err.message : String(err)}); is it still running?`);
+        return await post(name, input, callId, opts?.signal);
+      } finally {
+        stop();
       }
-      let reply: Reply<CallOutput<N>>;
-      try {
-        reply = (await res.json()) as Reply<CallOutput<N>>;
-      } catch {
-        if (opts?.signal?.aborted) throw cancelledError(name);
-        throw new StasisError('INTERNAL', `The Stasis server answered ${res.status} without a JSON reply.`);
-      }
-      if (reply.ok) return reply.value;
-      const e = toErrorData(reply.error);
-      throw new StasisError(e.code, e.message, e.detail);
     },
     on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void {
       let set = listeners.get(event);

@@ -6,6 +6,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, type CallOptions } from '../api';
+import type { OpProgress } from '../../../shared/contract/engine';
 import { toErrorData, type StasisErrorData } from '../../../shared/errors';
 
 type LooseApi = {
@@ -14,9 +15,9 @@ type LooseApi = {
 };
 const loose = api as unknown as LooseApi;
 
-/** An aborted signal cancels the call: it rejects with CANCELLED and the engine is told to stop. */
-export function callEngine<T>(name: string, input: unknown = {}, signal?: AbortSignal): Promise<T> {
-  return loose.call(name, input, signal ? { signal } : undefined) as Promise<T>;
+/** An aborted signal cancels the call: it rejects with CANCELLED and the engine is told to stop. onProgress gets this call's progress. */
+export function callEngine<T>(name: string, input: unknown = {}, signal?: AbortSignal, onProgress?: (p: OpProgress) => void): Promise<T> {
+  return loose.call(name, input, signal || onProgress ? { signal, onProgress } : undefined) as Promise<T>;
 }
 
 export type Loaded<T> =
@@ -59,13 +60,15 @@ export function useEngineEvents(events: string[], listener: (event: string, payl
 /**
  * A user-started operation: running flag, last error, and a runner that catches into that error.
  * The runner hands fn an AbortSignal; cancel() aborts it (the UI's Cancel button), after which the
- * operation ends with `cancelled` set instead of an error.
+ * operation ends with `cancelled` set instead of an error. fn also gets onProgress to pass to its
+ * engine call: `progress` is then the call's latest progress while it runs (null before the first).
  */
 export interface Action {
   running: boolean;
   error: StasisErrorData | null;
   cancelled: boolean;
-  run: <T>(fn: (signal: AbortSignal) => Promise<T>) => Promise<T | undefined>;
+  progress: OpProgress | null;
+  run: <T>(fn: (signal: AbortSignal, onProgress: (p: OpProgress) => void) => Promise<T>) => Promise<T | undefined>;
   cancel: () => void;
   clear: () => void;
 }
@@ -74,15 +77,19 @@ export function useAction(): Action {
   const [running, setRunning] = useState(false);
   const [error, setError] = useState<StasisErrorData | null>(null);
   const [cancelled, setCancelled] = useState(false);
+  const [progress, setProgress] = useState<OpProgress | null>(null);
   const controller = useRef<AbortController | null>(null);
-  const run = useCallback(async <T,>(fn: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> => {
+  const run = useCallback(async <T,>(fn: (signal: AbortSignal, onProgress: (p: OpProgress) => void) => Promise<T>): Promise<T | undefined> => {
     const c = new AbortController();
     controller.current = c;
     setRunning(true);
     setError(null);
     setCancelled(false);
+    setProgress(null);
+    // A late event of an earlier run (the reply can overtake its last event) must not show here.
+    const onProgress = (p: OpProgress): void => { if (controller.current === c) setProgress(p); };
     try {
-      return await fn(c.signal);
+      return await fn(c.signal, onProgress);
     } catch (err) {
       if (c.signal.aborted) setCancelled(true);
       else setError(toErrorData(err));
@@ -90,11 +97,12 @@ export function useAction(): Action {
     } finally {
       if (controller.current === c) controller.current = null;
       setRunning(false);
+      setProgress(null);
     }
   }, []);
   const cancel = useCallback(() => { controller.current?.abort(); }, []);
   // A dialog closed while its operation runs cancels it.
   useEffect(() => () => { controller.current?.abort(); }, []);
   const clear = useCallback(() => { setError(null); setCancelled(false); }, []);
-  return { running, error, cancelled, run, cancel, clear };
+  return { running, error, cancelled, progress, run, cancel, clear };
 }

@@ -27,16 +27,16 @@ export function ExportDialog({ checkpoint: c, onClose }: { checkpoint: Checkpoin
   const submit = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     if (browser) {
-      const d = await action.run((signal) => prepareDownload(c.id, kind, signal));
+      const d = await action.run((signal, onProgress) => prepareDownload(c.id, kind, signal, onProgress));
       if (d) setDownload(d);
       return;
     }
-    const r = await action.run(async (signal) => {
+    const r = await action.run(async (signal, onProgress) => {
       if (kind === 'core') {
         const o = await callEngine<{ path: string; bytes: number }>(CALL.core, { id: c.id, output: path }, signal);
         return { path: o.path, bytes: o.bytes };
       }
-      const o = await callEngine<{ file: string; bytes: number }>(CALL.exportStream, { id: c.id, file: path, how: kind }, signal);
+      const o = await callEngine<{ file: string; bytes: number }>(CALL.exportStream, { id: c.id, file: path, how: kind }, signal, onProgress);
       return { path: o.file, bytes: o.bytes };
     });
     if (r) setDone(r);

@@ -45,7 +45,7 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
 
   const restore = async (): Promise<void> => {
     setStep('running');
-    const r = await run.run(async (signal) => {
+    const r = await run.run(async (signal, onProgress) => {
       if (target && originalRunning && (opts.safety || opts.original === 'stop')) {
         setPhase(`Taking a safety checkpoint of the running original (PID ${target.pid})…`);
         const s = await callEngine<CaptureResult>(CALL.checkpoint, {
@@ -55,7 +55,7 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
         setSafety(s);
       }
       setPhase(`Restoring checkpoint #${id}…`);
-      return callEngine<RestoreResult>(CALL.restore, { id, ...redirect(opts) }, signal);
+      return callEngine<RestoreResult>(CALL.restore, { id, ...redirect(opts) }, signal, onProgress);
     });
     if (r) { setResult(r); setStep('result'); }
   };
@@ -130,7 +130,7 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
 
       {step === 'running' ? (
         <div>
-          {run.running ? <Progress label={phase || 'Restoring…'} /> : null}
+          {run.running && !run.progress ? <Progress label={phase || 'Restoring…'} /> : null}
           <Running action={run} />
           {run.cancelled ? (
             <div className="dialog-actions">

@@ -22,14 +22,14 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
   const [imported, setImported] = useState<number[] | null>(null);
   const action = useAction();
 
-  const doVerify = async (): Promise<void> => { setVerified(null); const r = await action.run((signal) => callEngine<VerifyResult>(CALL.verify, {}, signal)); if (r) setVerified(r); };
-  const doGc = async (): Promise<void> => { setGc(null); const r = await action.run((signal) => callEngine<{ bytesReclaimed: number; segmentsRewritten: number }>(CALL.gc, {}, signal)); if (r) { setGc(r); reloadStats(); } };
+  const doVerify = async (): Promise<void> => { setVerified(null); const r = await action.run((signal, onProgress) => callEngine<VerifyResult>(CALL.verify, {}, signal, onProgress)); if (r) setVerified(r); };
+  const doGc = async (): Promise<void> => { setGc(null); const r = await action.run((signal, onProgress) => callEngine<{ bytesReclaimed: number; segmentsRewritten: number }>(CALL.gc, {}, signal, onProgress)); if (r) { setGc(r); reloadStats(); } };
   const doImport = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     setImported(null);
-    const r = await action.run((signal) => (browser && upload
-      ? uploadImport(upload, signal, setSent).finally(() => setSent(null))
-      : callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }, signal)));
+    const r = await action.run((signal, onProgress) => (browser && upload
+      ? uploadImport(upload, signal, setSent, onProgress).finally(() => setSent(null))
+      : callEngine<{ ids: number[] }>(CALL.importStream, { file: file.trim() }, signal, onProgress)));
     if (r) { setImported(r.ids); onChanged(); reloadStats(); }
   };
 
@@ -49,7 +49,7 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
         <button type="button" className="secondary" onClick={doVerify} disabled={action.running}>Verify</button>
         <button type="button" className="secondary" onClick={doGc} disabled={action.running}>Collect garbage</button>
       </div>
-      {sent !== null ? <Progress label={sent < 1 ? `Uploading: ${Math.floor(sent * 100)}%` : 'Importing…'} value={sent < 1 ? sent : undefined} /> : null}
+      {sent !== null && !action.progress ? <Progress label={sent < 1 ? `Uploading: ${Math.floor(sent * 100)}%` : 'Importing…'} value={sent < 1 ? sent : undefined} /> : null}
       <Running action={action}>Working…</Running>
       {action.error ? <ErrorNote error={action.error} /> : null}
       {verified ? (

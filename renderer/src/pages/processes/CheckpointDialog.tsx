@@ -17,9 +17,9 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
 
   const submit = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
-    const r = await action.run((signal) => callEngine<CaptureResult>(CALL.checkpoint, {
+    const r = await action.run((signal, onProgress) => callEngine<CaptureResult>(CALL.checkpoint, {
       pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}),
-    }, signal));
+    }, signal, onProgress));
     if (r) { setResult(r); onDone(); }
   };
 
@@ -45,7 +45,7 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
           <label>Label (optional)<input autoFocus value={label} onChange={(e) => setLabel(e.target.value)} placeholder="before upgrade" /></label>
           <label className="check"><input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} /> Full checkpoint (do not build on the previous one)</label>
           {action.error ? <ErrorNote error={action.error} /> : null}
-          {action.running ? <Progress label="Checkpointing: the process is frozen only while its state is read." /> : null}
+          {action.running && !action.progress ? <Progress label="Checkpointing: the process is frozen only while its state is read." /> : null}
           <Running action={action} />
           <div className="dialog-actions">
             <button type="button" className="secondary" onClick={onClose} disabled={action.running}>Cancel</button>
