@@ -69,3 +69,50 @@ describe('live snapshot of a program that keeps writing', () => {
     });
   }
 });
+
+describe('a live snapshot leaves out memory populated after its instant', () => {
+  const modes: { snapshot: NonNullable<CheckpointOptions['snapshot']>; skip?: boolean }[] = [
+    { snapshot: 'fork' },
+    { snapshot: 'uffd', skip: !probeKernelFeatures().uffdWp },
+  ];
+  for (const m of modes) {
+    test(`${m.snapshot}: new pages are a prefix no newer than the old region's newest clock`, { skip: m.skip }, async () => {
+      const side = tempDir('capture-grow');
+      const st = tempStore();
+      const OLD = 256;
+      const NEW = 16384;
+      const target = spawnDetached([buildFixture('capture-grower'), side.dir, String(OLD), String(NEW)]);
+      try {
+        const info = await waitForFile(join(side.dir, 'info.txt'));
+        await waitForFile(join(side.dir, 'growing.txt'));
+        const [, oldAddr, , newAddr] = /regions (\w+) (\d+) (\w+) (\d+)/.exec(info)!;
+        const oldStart = BigInt(`0x${oldAddr}`);
+        const newStart = BigInt(`0x${newAddr}`);
+        const r = checkpoint(st.store, target.pid, { snapshot: m.snapshot });
+        let oldMax = 0n;
+        const fresh = new Map<number, bigint>();
+        for (const run of st.store.materialize(r.id)) {
+          for (let i = 0; i < run.pages; i++) {
+            const va = run.vaddr + BigInt(i * PAGE_SIZE);
+            const clock = run.data ? run.data.readBigUInt64LE(i * PAGE_SIZE) : 0n;
+            if (va >= oldStart && va < oldStart + BigInt(OLD * PAGE_SIZE) && clock > oldMax) oldMax = clock;
+            if (va >= newStart && va < newStart + BigInt(NEW * PAGE_SIZE)) fresh.set(Number((va - newStart) / BigInt(PAGE_SIZE)), clock);
+          }
+        }
+        const k = fresh.size;
+        assert.ok(k > 0 && k < NEW, `${k} new pages saved: the capture should land while the region grows`);
+        let newMax = 0n;
+        for (let i = 0; i < k; i++) {
+          const clock = fresh.get(i);
+          assert.ok(clock !== undefined && clock > 0n, `new page ${i} of ${k} is missing or empty: not a prefix`);
+          if (clock > newMax) newMax = clock;
+        }
+        assert.ok(newMax <= oldMax + 4n, `new page clock ${newMax} is newer than the old region's ${oldMax}: populated after the snapshot's instant`);
+      } finally {
+        target.kill();
+        st.cleanup();
+        side.cleanup();
+      }
+    });
+  }
+});

@@ -12,6 +12,7 @@ export const PM = {
   PRESENT: 1n << 63n,
   SWAPPED: 1n << 62n,
   FILE_OR_SHARED: 1n << 61n,
+  UFFD_WP: 1n << 57n,
   EXCLUSIVE: 1n << 56n,
   SOFT_DIRTY: 1n << 55n,
   PFN_MASK: (1n << 55n) - 1n,
@@ -27,6 +28,8 @@ export interface PageRange {
   /** Mapped to the kernel's shared zero page (never written): a zero record without reading. */
   zeroPfn: boolean;
   softDirty: boolean;
+  /** Write-protected through userfaultfd (uffd-wp): not written since it was protected. */
+  wp: boolean;
 }
 
 export function openPagemap(pid: number): number {
@@ -66,9 +69,10 @@ function rangesFromPagemap(fd: number, start: bigint, end: bigint): PageRange[] 
         file: (e & PM.FILE_OR_SHARED) !== 0n,
         zeroPfn: false,
         softDirty: (e & PM.SOFT_DIRTY) !== 0n,
+        wp: (e & PM.UFFD_WP) !== 0n,
       };
       const last = out[out.length - 1];
-      if (last && last.end === r.start && last.present === r.present && last.swapped === r.swapped && last.file === r.file && last.softDirty === r.softDirty) last.end = r.end;
+      if (last && last.end === r.start && last.present === r.present && last.swapped === r.swapped && last.file === r.file && last.softDirty === r.softDirty && last.wp === r.wp) last.end = r.end;
       else out.push(r);
     }
     base += BigInt(pages) * 4096n;
@@ -95,7 +99,7 @@ function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | n
     arg.writeBigUInt64LE(vecAddr, 40);
     arg.writeBigUInt64LE(BigInt(VEC_LEN), 48);
     arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80); // category_anyof_mask
-    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | PAGE_IS.FILE | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY, 88);
+    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | PAGE_IS.FILE | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY | PAGE_IS.WRITTEN, 88);
     const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
     if (r.ret < 0) {
       if (r.errno === E.ENOTTY || r.errno === E.EINVAL || r.errno === E.EOPNOTSUPP) return null;
@@ -119,6 +123,8 @@ function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | n
         file: (cat & PAGE_IS.FILE) !== 0n,
         zeroPfn: (cat & PAGE_IS.PFNZERO) !== 0n,
         softDirty: (cat & PAGE_IS.SOFT_DIRTY) !== 0n,
+        // The kernel reports "written" as the absence of the uffd-wp bit.
+        wp: (cat & PAGE_IS.WRITTEN) === 0n,
       });
     }
     const walkEnd = arg.readBigUInt64LE(32);
