@@ -120,8 +120,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   const dirtyTracking: 'soft-dirty' | 'hash' = softDirty ? 'soft-dirty' : 'hash';
   const live = opts.mode !== 'kill' && opts.snapshot !== 'never';
   // uffd-wp works for any number of threads but is opt-in: on this VM write-protecting 1 GiB of 4 KiB
-  // pages cost more than fork (98-171 ms vs 56-137 ms, see docs/engine.md). Not combined with
-  // soft-dirty (both play with the same write-protect bits).
+  // pages costs about what fork's page-table copy does (~35 ms each, docs/engine.md), and a live
+  // read cannot keep what the target unmaps or MADV_DONTNEEDs before it is read (a fork child
+  // holds its own copy), so several threads stay frozen throughout unless the user asks for it.
+  // Not combined with soft-dirty (both play with the same write-protect bits).
   const tryUffd = live && features.uffdWp && !softDirty && opts.snapshot === 'uffd';
   const forkOk = live && threadCount === 1 && opts.snapshot !== 'uffd';
 
