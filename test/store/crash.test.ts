@@ -27,7 +27,7 @@ const base = new Map<number, View>();
 before(() => {
   buildSync({
     entryPoints: [path.join(root, 'test/store/crash-child.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20',
-    outfile: childJs, external: ['better-sqlite3', '@napi-rs/blake-hash', 'lz4-napi'], logLevel: 'error',
+    outfile: childJs, external: ['better-sqlite3', '@napi-rs/blake-hash', 'lz4-napi', 'koffi'], logLevel: 'error',
   });
   const store = openStore(template);
   const r = rng(77);

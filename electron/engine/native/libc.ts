@@ -52,6 +52,7 @@ export const c = {
   posixSpawnFileActionsAddchdir: fn('posix_spawn_file_actions_addchdir_np', 'int', ['void *', 'const char *']),
   execvp: fn('execvp', 'int', ['const char *', 'const char **']),
   setsid: fn('setsid', 'int', []),
+  syncFileRange: fn('sync_file_range', 'int', ['int', 'int64_t', 'int64_t', 'unsigned int']),
 };
 
 export function errno(): number {

@@ -94,3 +94,14 @@ export function free(addr: bigint): void {
 export function gettid(): number {
   return Number(c.gettid());
 }
+
+const SYNC_FILE_RANGE_WRITE = 2;
+
+/**
+ * Starts writeback of [offset, offset+len) of fd without waiting for it (sync_file_range
+ * SYNC_FILE_RANGE_WRITE), so that a later fsync finds most of the data already on disk. Advisory:
+ * it gives no durability by itself, and a failure only means the fsync will do the work.
+ */
+export function startWriteback(fd: number, offset: number, len: number): void {
+  c.syncFileRange(fd, BigInt(offset), BigInt(len), SYNC_FILE_RANGE_WRITE);
+}

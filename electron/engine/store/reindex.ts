@@ -126,7 +126,6 @@ export function reindexStore(store: SqliteStore): ReindexResult {
   }).immediate();
   store.dedup.transaction(() => {
     store.dedup.exec('DELETE FROM pages');
-    store.dedupFilter.invalidate();
     const ins = store.dedup.prepare('INSERT OR IGNORE INTO pages(h, file, page) VALUES (?, ?, ?)');
     for (const [k, loc] of where) ins.run(hashKey(Buffer.from(k, 'latin1')), loc.file, loc.page);
   })();

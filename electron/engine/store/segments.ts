@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StasisError } from '../../../shared/errors';
+import { startWriteback } from '../native/sys';
 import {
   BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_COMPRESSED, HASH_LEN, HEADER_LEN, PAGE,
   corrupt, decodeBlockHeader, decodeBlockPayload, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader,
@@ -16,6 +17,12 @@ import type { Compression } from './api';
 
 export const FILE_MODE = 0o600;
 const MAX_OPEN = 128;
+/**
+ * Writeback is started every this many bytes while a segment is written, so the disk works while
+ * pages are still being hashed and the final fsync waits only for the tail (measured: fsync of a
+ * 700 MB segment alone 0.39-0.49 s on this VM's disk).
+ */
+const WRITEBACK_BYTES = 16 << 20;
 
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -35,6 +42,8 @@ export class SegmentWriter {
   private hashes: Buffer = Buffer.allocUnsafe(4096 * HASH_LEN);
   private blocks: BlockRef[] = [];
   pages = 0;
+  /** Bytes handed to startWriteback so far. */
+  private kicked = 0;
   /** Stored payload bytes of the blocks written so far (less than pages x 4096 when blocks were compressed). */
   blockBytes = 0;
 
@@ -104,6 +113,10 @@ export class SegmentWriter {
     this.pos += BLOCK_HEADER_LEN + stored.length;
     this.blockBytes += stored.length;
     this.pendingPages = 0;
+    if (this.pos - this.kicked >= WRITEBACK_BYTES) {
+      startWriteback(this.fd!, this.kicked, this.pos - this.kicked);
+      this.kicked = this.pos;
+    }
   }
 
   /** Writes the last, partial block now (no page may be added after it); returns the stored block bytes of the file. */

@@ -13,7 +13,7 @@ import {
   subtract, unionIntervals, window, withoutAbsent, type Extent,
 } from './extents';
 import { HASH_LEN, PAGE, type DefEntry } from './format';
-import { digestPages, type PageDigests } from './page-digests';
+import { digestPages, type PageDigests } from './hash';
 import type { SegmentReader, SegmentWriter } from './segments';
 
 /** What the writer needs from the store that created it. */
@@ -21,8 +21,6 @@ export interface WriterHost {
   reader: SegmentReader;
   /** Locations of already-stored pages for these hash keys (unverified: the caller checks the full hash). */
   lookupDedup(keys: bigint[]): Map<bigint, { file: number; page: number }>;
-  /** False when no stored page can have a hash whose first 4 bytes (LE) are low32 (dedup-filter.ts). */
-  mayBeStored(low32: number): boolean;
   /** Builds the records into a def entry, writes the segment, runs the index transaction; returns the info. */
   commitCheckpoint(w: { seg: SegmentWriter; def: Omit<DefEntry, 'recordsOffset' | 'extents' | 'dataPages'>; records: Extent[]; hashes: Buffer; newPages: number[]; view: Extent[] }): CheckpointInfo;
   /** Releases the writer lock and forgets this writer. */
@@ -105,10 +103,7 @@ export class Writer implements CheckpointWriter {
     }
     if (unresolved.length === 0) return;
     // Second pass: pages already stored anywhere in the store are referenced, the rest written.
-    // Only keys the in-memory filter cannot rule out go to SQLite (dedup-filter.ts).
-    const keys: bigint[] = [];
-    for (const i of unresolved) if (this.host.mayBeStored(hashes.readUInt32LE(i * HASH_LEN))) keys.push(hashes.readBigInt64LE(i * HASH_LEN));
-    const found = keys.length > 0 ? this.host.lookupDedup(keys) : null;
+    const found = this.host.lookupDedup(unresolved.map((i) => hashes.readBigInt64LE(i * HASH_LEN)));
     for (const i of unresolved) {
       const vpn = vpn0 + i;
       const h = i * HASH_LEN;
@@ -116,7 +111,7 @@ export class Writer implements CheckpointWriter {
       // checkpoint, where almost every page is new, that cost a map lookup per page).
       const mine = this.mine(hashes, h);
       if (mine >= 0) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
-      const loc = found?.get(hashes.readBigInt64LE(h));
+      const loc = found.get(hashes.readBigInt64LE(h));
       if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
       const page = this.seg.addPage(data, i * PAGE, hashes.subarray(h, h + HASH_LEN));
       this.local.set(hashes.readUIntLE(h, 6), page);
