@@ -56,6 +56,17 @@ async function engine<T>(name: string, input: unknown = {}): Promise<T> {
   return reply.value as T;
 }
 
+/** Polls get() until it returns want (the page applies a setting asynchronously), or fails after 10 s. */
+async function waitForValue<T>(get: () => Promise<T>, want: T): Promise<void> {
+  const end = Date.now() + 10_000;
+  let got = await get();
+  while (got !== want) {
+    if (Date.now() > end) assert.fail(`expected ${String(want)}, still ${String(got)}`);
+    await page.waitForTimeout(100);
+    got = await get();
+  }
+}
+
 function alive(pid: number): boolean {
   try { return !/^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return false; }
 }
@@ -337,6 +348,11 @@ step('Manage: pin, label and notes, store stats, verify, gc, export core and str
   await page.getByRole('button', { name: 'Store…', exact: true }).click();
   const stats = await page.getByTestId('store-stats').innerText({ timeout: 10_000 });
   assert.match(stats, /checkpoints of \d+ processes/);
+  // Block compression: the setting goes to the engine and stays (the import below is written with it).
+  const compression = page.getByLabel('Compress new checkpoints');
+  assert.equal(await compression.inputValue(), 'none');
+  await compression.selectOption('lz4');
+  await waitForValue(async () => (await engine<{ compression: string }>('store.config')).compression, 'lz4');
   await page.getByRole('button', { name: 'Verify' }).click();
   await page.getByText('Verified: every checkpoint reads back intact.').waitFor({ timeout: 30_000 });
   await page.getByRole('button', { name: 'Collect garbage' }).click();
@@ -346,6 +362,8 @@ step('Manage: pin, label and notes, store stats, verify, gc, export core and str
   const imported = await page.getByText(/^Imported 1 checkpoint: #\d+\.$/).innerText({ timeout: 30_000 });
   const newId = Number(/#(\d+)/.exec(imported)![1]);
   await shot('store');
+  await compression.selectOption('none');
+  await waitForValue(async () => (await engine<{ compression: string }>('store.config')).compression, 'none');
 
   // Delete the imported copy; the timeline loses it.
   const { checkpoints: after } = await engine<{ checkpoints: Ckpt[] }>('checkpoints.list');

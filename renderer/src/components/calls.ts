@@ -16,6 +16,8 @@ export const CALL = {
   exportStream: 'checkpoints.export',
   importStream: 'checkpoints.import',
   stats: 'store.stats',
+  storeConfig: 'store.config',
+  storeConfigure: 'store.configure',
   verify: 'store.verify',
   gc: 'store.gc',
   preflight: 'restore.preflight',

@@ -16,6 +16,7 @@ export type MappingView = CheckpointDetail['mappings'][number];
 export type DiffResult = CallOutput<'checkpoints.diff'>;
 export type DiffMapping = DiffResult['mappings'][number];
 export type StoreStats = CallOutput<'store.stats'>;
+export type StoreConfig = CallOutput<'store.config'>;
 export type CaptureResult = CallOutput<'capture.checkpoint'>;
 export type PreflightResult = CallOutput<'restore.preflight'>;
 export type PreflightItem = PreflightResult['items'][number];

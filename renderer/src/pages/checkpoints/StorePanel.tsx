@@ -1,11 +1,12 @@
-/** The store: usage and savings (store.stats), verify and gc with their results, import of a stream file. */
+/** The store: usage and savings (store.stats), block compression setting, verify and gc with their results, import of a stream file. */
 import { useState } from 'react';
 import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction, useEngine } from '../../components/engine';
+import { toErrorData, type StasisErrorData } from '../../../../shared/errors';
 import { CALL } from '../../components/calls';
 import { Busy, Progress, Running } from '../../components/Status';
 import { formatBytes, plural } from '../../components/format';
-import type { StoreStats } from '../../components/types';
+import type { StoreConfig, StoreStats } from '../../components/types';
 import { transport } from '../../api';
 import { chooseOpenPath, uploadImport } from '../../transfers';
 
@@ -21,6 +22,17 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
   const browser = transport === 'browser';
   const [imported, setImported] = useState<number[] | null>(null);
   const action = useAction();
+  const [config, reloadConfig] = useEngine<StoreConfig>(CALL.storeConfig);
+  const [configError, setConfigError] = useState<StasisErrorData | null>(null);
+  const setCompression = async (compression: StoreConfig['compression']): Promise<void> => {
+    setConfigError(null);
+    try {
+      await callEngine<StoreConfig>(CALL.storeConfigure, { compression });
+    } catch (e) {
+      setConfigError(toErrorData(e));
+    }
+    reloadConfig();
+  };
 
   const doVerify = async (): Promise<void> => { setVerified(null); const r = await action.run((signal, onProgress) => callEngine<VerifyResult>(CALL.verify, {}, signal, onProgress)); if (r) setVerified(r); };
   const doGc = async (): Promise<void> => { setGc(null); const r = await action.run((signal, onProgress) => callEngine<{ bytesReclaimed: number; segmentsRewritten: number }>(CALL.gc, {}, signal, onProgress)); if (r) { setGc(r); reloadStats(); } };
@@ -45,6 +57,17 @@ export function StorePanel({ onChanged }: { onChanged: () => void }) {
           <dt>Savings</dt><dd>deduplication ×{s.dedupRatio.toFixed(2)}, compression ×{s.compressionRatio.toFixed(2)} ({plural(s.uniquePages, 'unique page')})</dd>
         </dl>
       ) : stats.state === 'loading' ? <Busy>Reading store statistics…</Busy> : null}
+      {config.value ? (
+        <label className="inline-setting">
+          Compress new checkpoints
+          <select value={config.value.compression} onChange={(e) => void setCompression(e.target.value as StoreConfig['compression'])} aria-describedby="compression-note">
+            <option value="none">No (fastest)</option>
+            <option value="lz4">LZ4 (smaller, slower to save and restore)</option>
+          </select>
+        </label>
+      ) : null}
+      <p id="compression-note" className="hint">Applies to checkpoints saved from now on; existing ones stay readable as they are.</p>
+      {configError ? <ErrorNote error={configError} /> : null}
       <div className="actions">
         <button type="button" className="secondary" onClick={doVerify} disabled={action.running}>Verify</button>
         <button type="button" className="secondary" onClick={doGc} disabled={action.running}>Collect garbage</button>
