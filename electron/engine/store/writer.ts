@@ -89,7 +89,7 @@ export class Writer implements CheckpointWriter {
     digestPages(data, n, d);
     const hashes = d.hashes;
     // First pass: zero pages and pages unchanged since the parent. Pages are named by their index
-    // in the chunk; their hashes stay in the digest buffer (a Buffer per page costs more than a hash).
+    // in the chunk; their hashes stay in the digest buffer (no Buffer per page).
     const unresolved: number[] = [];
     for (let i = 0; i < n; i++) {
       const vpn = vpn0 + i;
