@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached, type DetachedProcess } from '../helpers/spawn';
 import { checkpoint } from '../../electron/engine/capture';
+import { probeKernelFeatures } from '../../electron/engine/native';
 import { tempDir, tempStore, waitForFile } from '../capture/common';
 import { assertWellFormed, recorder } from './helpers';
 
@@ -55,4 +56,15 @@ test('an incremental capture reports too; a capture without a callback reports n
   assert.equal(rec.reports[rec.reports.length - 1]!.total, r.pagesScanned);
   const quiet = checkpoint(st.store, target.pid, {});
   assert.equal(quiet.mode, 'incremental');
+});
+
+test('a userfaultfd write-protect capture reports progress as it reads the live memory', { skip: !probeKernelFeatures().uffdWp }, () => {
+  const rec = recorder();
+  const t0 = performance.now();
+  const r = checkpoint(st.store, target.pid, { full: true, snapshot: 'uffd', onProgress: rec.fn });
+  assert.equal(r.freeze, 'uffd-wp');
+  assertWellFormed(rec.reports, performance.now() - t0, 'capture');
+  assert.equal(rec.reports[rec.reports.length - 1]!.total, r.pagesScanned);
+  assert.ok(rec.reports[0]!.total >= PAGES * 0.9, `first total ${rec.reports[0]!.total}`);
+  assert.ok(rec.reports.some((p) => p.done > 0 && p.done < p.total), `no report between 0 and done: ${JSON.stringify(rec.reports)}`);
 });

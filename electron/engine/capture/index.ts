@@ -202,10 +202,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     phase('pages', { pid, snapshotPid: memPid });
     let pagesScanned: number;
     if (uffd) {
-      const a = streamUffdSnapshot(uffd, writer);
+      // Counted while the target runs (nothing here adds to its downtime).
+      const scan = { memPid: pid, sharedPagemapPid: pid, useScan: features.pagemapScan };
+      const onPages = pageProgress.start(state.mappings, scan);
+      const a = streamUffdSnapshot(uffd, writer, onPages);
       closeUffdSnapshot(uffd);
       uffd = null;
-      const b = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { memPid: pid, sharedPagemapPid: pid, useScan: features.pagemapScan, softDirtyOnly: false });
+      const b = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { ...scan, softDirtyOnly: false, ...(onPages ? { onPages: (n: number) => onPages(a.pagesGiven + n) } : {}) });
       pagesScanned = a.pagesScanned + b.pagesScanned;
     } else {
       const scan = { memPid, sharedPagemapPid: pid, useScan: features.pagemapScan };

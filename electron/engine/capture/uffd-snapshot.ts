@@ -148,8 +148,11 @@ function writeProtect(uffd: number, start: bigint, len: bigint, on: boolean): vo
   }
 }
 
-/** Reads every write-protected page while the target runs; see the module comment. */
-export function streamUffdSnapshot(snap: UffdSnapshot, writer: CheckpointWriter, chunkBytes = 1 << 20): PageCopyStats {
+/**
+ * Reads every write-protected page while the target runs; see the module comment. onPages gets the
+ * pages given to the writer so far (progress).
+ */
+export function streamUffdSnapshot(snap: UffdSnapshot, writer: CheckpointWriter, onPages?: (pagesGiven: number) => void, chunkBytes = 1 << 20): PageCopyStats {
   const stats: PageCopyStats = { pagesScanned: snap.pagesScanned, pagesGiven: 0, zeroPages: 0, bytesRead: 0 };
   const saved = new Map<bigint, Buffer>();
   // Pending = in a WP range and not read yet. Ranges are walked in order, so "read" is a frontier.
@@ -239,6 +242,7 @@ export function streamUffdSnapshot(snap: UffdSnapshot, writer: CheckpointWriter,
         drain();
         writer.addPages(a, buf);
         stats.pagesGiven += len / 4096;
+        onPages?.(stats.pagesGiven);
         stats.bytesRead += len;
         a += BigInt(len);
       }
