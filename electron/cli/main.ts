@@ -13,6 +13,7 @@ import { invoke } from '../api/invoke';
 import { STASIS_VERSION } from '../api/version';
 import { lazyStore, resolveStoreDir } from '../engine/host/store-access';
 import type { CliCommand, CliRuntime } from './command';
+import { progressLine } from './progress-line';
 import status from './commands/status';
 import schedule from './commands/schedule';
 import daemon from './commands/daemon';
@@ -62,7 +63,13 @@ export async function runCli(argv: string[]): Promise<number> {
       const dir = storeDir();
       opened.store ??= lazyStore(dir);
       const s = opened.store;
-      const reply = await invoke(name, input, { storeDir: dir, store: () => s.store(), emit: () => {}, runtime: 'in-process' });
+      // A terminal gets the engine's progress on stderr; --json and pipes get only the result.
+      const line = process.stderr.isTTY && !opts().json ? progressLine(process.stderr) : null;
+      const reply = await invoke(name, input, {
+        storeDir: dir, store: () => s.store(), runtime: 'in-process',
+        emit: line ? (e, p) => line.emit(e, p) : () => {},
+        ...(line ? { callId: 'cli' } : {}),
+      }).finally(() => line?.end());
       if (!reply.ok) throw new StasisError(reply.error.code, reply.error.message, reply.error.detail);
       return reply.value as CallOutput<N>;
     },

@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { buildFixture } from '../helpers/fixtures';
-import { tempDir, waitFor, procStatus } from './common';
+import { spawnDetached } from '../helpers/spawn';
+import { tempDir, waitFor, waitForFile, procStatus } from './common';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -68,6 +69,30 @@ test('stasis launch, ps and checkpoint (full then incremental) with --json', asy
         // gone
       }
     }
+    t.cleanup();
+  }
+});
+
+test('on a terminal, stasis checkpoint shows the engine progress on stderr and erases it; piped, it prints only the result', async () => {
+  const t = tempDir('capture-cli-tty');
+  const store = join(t.dir, 'store');
+  const target = spawnDetached([buildFixture('capture-pattern'), t.dir, '32768']); // 128 MiB: several reports
+  try {
+    await waitForFile(join(t.dir, 'info.txt'), 30_000);
+    // script(1) gives the CLI a pseudo-terminal for stdout and stderr, and copies what it printed.
+    const cmd = [process.execPath, join(root, 'bin/stasis.js'), '--store', store, 'checkpoint', String(target.pid)].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, COLUMNS: '100' } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const ERASE = '\u001b[K'; // "erase to the end of the line"
+    assert.match(r.stdout.replaceAll(ERASE, '<erase>'), /\rCheckpoint: \d+% \([\d,]+ of [\d,]+ pages\)<erase>/, 'a progress line rewritten in place');
+    assert.match(r.stdout.replaceAll(ERASE, '<erase>'), /\r<erase>Checkpoint #1 of pid /, 'the line is erased before the result');
+    const piped = stasis(['--store', store, 'checkpoint', String(target.pid)]);
+    assert.equal(piped.code, 0, piped.err);
+    assert.equal(piped.err, '');
+    assert.doesNotMatch(piped.out, /%/);
+    assert.match(piped.out, /^Checkpoint #2 of pid /);
+  } finally {
+    target.kill();
     t.cleanup();
   }
 });

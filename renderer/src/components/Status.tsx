@@ -1,7 +1,7 @@
 /** Small status pieces shared by the screens: busy line, progress bar, yes/no badge. */
 import type { ReactNode } from 'react';
 import type { OpProgress } from '../../../shared/contract/engine';
-import { formatBytes } from './format';
+import { OP_NAMES, describeProgress } from '../../../shared/format';
 
 export function Busy({ children }: { children: ReactNode }) {
   return <p className="busy" role="status"><span className="spinner" aria-hidden="true" />{children}</p>;
@@ -15,24 +15,6 @@ export function Progress({ label, value }: { label: string; value?: number }) {
       <span>{label}</span>
     </div>
   );
-}
-
-const OP_NAMES: Record<OpProgress['op'], string> = { checkpoint: 'Checkpoint', restore: 'Restore', export: 'Export', import: 'Import', verify: 'Verify', gc: 'Garbage collection' };
-
-function amount(n: number, total: number, unit: OpProgress['unit']): string {
-  if (unit === 'bytes') return `${formatBytes(n)} of ${formatBytes(total)}`;
-  return `${Math.round(n).toLocaleString('en-US')} of ${Math.round(total).toLocaleString('en-US')} ${unit}`;
-}
-
-/** The share done (0..1) of an engine operation, counting the current phase's own progress, and a sentence saying so. */
-export function describeProgress(p: OpProgress): { value: number; text: string } {
-  const inPhase = p.within && p.within.total > 0 ? p.within.done / p.within.total : 0;
-  const value = p.total > 0 ? Math.min(1, Math.max(0, (p.done + inPhase) / p.total)) : 1;
-  const pct = `${Math.floor(value * 100)}%`;
-  const detail = p.within ? `${p.phase ?? ''}: ${amount(p.within.done, p.within.total, p.within.unit)}`.replace(/^: /, '')
-    : p.unit === 'steps' ? `${amount(p.done, p.total, p.unit)}${p.phase ? `, ${p.phase}` : ''}`
-      : amount(p.done, p.total, p.unit);
-  return { value, text: `${OP_NAMES[p.op]}: ${pct} (${detail})` };
 }
 
 /** The engine's own progress of a running operation: a determinate bar with its value as text. */
