@@ -11,6 +11,7 @@ import { spawnDetached } from '../helpers/spawn';
 import { checkpoint } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
 import { StasisError } from '../../shared/errors';
+import { REG } from '../../electron/engine/native';
 import { openStore, type Store } from '../../electron/engine/store';
 import { fields, fileLines, isAlive, killQuietly, liveChildren, sleep, waitFor, withStore } from './helpers';
 
@@ -371,6 +372,43 @@ test('kernel objects come back: eventfd count, timerfd, signalfd, epoll set, POS
     } finally {
       t.kill();
       killQuietly(pid);
+    }
+  });
+});
+
+test('calls the kernel restarts through a restart block (poll, nanosleep with a timeout, also already restarted once) go on after a restore, never fail with EINTR', async (tc) => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'waiters.out');
+    const t = spawnDetached([buildFixture('restore-waiters'), out, '300'], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await waitFor('the target to tick', () => fileLines(out).length >= 1);
+      // Checkpoints in pairs: each lands in poll or in nanosleep (the program spends its time
+      // there); the second of a pair, a few ms after the first released the target, lands in
+      // restart_syscall: the kernel's restart of the call the first one's freeze interrupted.
+      const ids: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(checkpoint(store, t.pid, { full: true }).id);
+        ids.push(checkpoint(store, t.pid, { full: true }).id);
+        await sleep(120);
+      }
+      t.kill();
+      await t.waitExit();
+      const interrupted = ids.map((id) => store.getState(id).threads[0]!).filter((th) => BigInt.asIntN(64, th.regs[REG.rax]!) === -516n);
+      assert.ok(interrupted.length >= 1, 'at least one checkpoint caught the program inside a restartable wait');
+      tc.diagnostic(`interrupted calls: ${interrupted.map((th) => String(th.regs[REG.orig_rax])).join(', ')} (219 = restart_syscall)`);
+      assert.ok(interrupted.some((th) => th.regs[REG.orig_rax] === 219n), 'at least one checkpoint caught a call already restarted once');
+      for (const id of ids) {
+        const r = restore(store, id, { log: join(dir, `restore-${id}.log`), samePid: false });
+        restored.push(r.pid);
+        await waitFor(`restored ${r.pid} to tick`, () => fileLines(out).filter((l) => l.endsWith(` pid ${r.pid}`)).length >= 2);
+        assert.ok(isAlive(r.pid), `restored ${r.pid} still runs`);
+        assert.deepEqual(fileLines(out).filter((l) => l.startsWith('EINTR') || !l.startsWith('tick')), [], 'no call failed');
+        killQuietly(r.pid);
+      }
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
     }
   });
 });
