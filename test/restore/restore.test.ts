@@ -4,7 +4,7 @@
 // clock) and reports in each line it writes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -409,6 +409,46 @@ test('calls the kernel restarts through a restart block (poll, nanosleep with a 
     } finally {
       t.kill();
       for (const p of restored) killQuietly(p);
+    }
+  });
+});
+
+test('a pipe whose both ends the process holds comes back with the bytes waiting in it, its numbers, flags and close-on-exec bits', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'selfpipe.out');
+    const t = spawnDetached([buildFixture('restore-selfpipe'), out], { cwd: dir });
+    let pid: number | undefined;
+    try {
+      await waitFor('the target to tick', () => fileLines(out).length >= 3);
+      const c = checkpoint(store, t.pid);
+      // (Descriptors the test runner itself passed down, such as a pipe at 251, are not the fixture's.)
+      const pipeFds = store.getState(c.id).fds.filter((f) => f.kind === 'pipe' && f.fd < 100);
+      assert.deepEqual(pipeFds.map((f) => f.fd).sort((a, b) => a - b), [5, 7, 9]);
+      assert.equal(Buffer.from(String(pipeFds.find((f) => f.fd === 9)!.info?.pipeData), 'base64').length, 5, 'the 5 waiting bytes are in the checkpoint');
+      assert.ok(fileLines(out).length >= 3 && isAlive(t.pid), 'the original was not disturbed');
+      t.kill();
+      await t.waitExit();
+      const pre = preflight(store, c.id);
+      assert.equal(pre.ok, true, JSON.stringify(pre.items.filter((i) => !i.ok)));
+      const r = restore(store, c.id, { log: join(dir, 'selfpipe-restore.log'), samePid: false });
+      pid = r.pid;
+      await waitFor('restored rounds', () => fileLines(out).filter((l) => l.endsWith(` pid ${r.pid}`)).length >= 5);
+      assert.deepEqual(fileLines(out).filter((l) => l.startsWith('BAD')), []);
+      assert.ok(isAlive(r.pid));
+      const fd = (n: number): string => readFileSync(`/proc/${r.pid}/fdinfo/${n}`, 'utf8');
+      const flags = (n: number): number => parseInt(/^flags:\s+(\d+)/m.exec(fd(n))![1]!, 8);
+      const ino = (n: number): string => readlinkSync(`/proc/${r.pid}/fd/${n}`);
+      assert.match(ino(9), /^pipe:\[\d+\]$/);
+      assert.equal(ino(5), ino(9));
+      assert.equal(ino(7), ino(9));
+      assert.equal(flags(9) & 0o4000, 0o4000, 'read end O_NONBLOCK');
+      assert.equal(flags(9) & 3, 0);
+      assert.equal(flags(5) & 3, 1);
+      assert.equal(flags(7) & 0o2000000, 0o2000000, 'fd 7 close-on-exec');
+      assert.equal(flags(5) & 0o2000000, 0, 'fd 5 not close-on-exec');
+    } finally {
+      t.kill();
+      killQuietly(pid);
     }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify). One decision
+ * timerfd, epoll, inotify, and pipes whose both ends the process held). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -25,6 +25,8 @@ export type FdAction =
   | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'epoll'; items: { tfd: number; events: number; data: bigint }[]; cloexec: boolean }
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean }
+  /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
+  | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null }
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -90,7 +92,14 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         reason: `fd ${f.fd} is an open file that was already deleted (${f.target}); its contents are not in the checkpoint`,
         fix: 'Keep the file on disk while the program runs (or close it before checkpointing); a deleted file cannot be reopened.',
       };
-    case 'pipe':
+    case 'pipe': {
+      const ends = all.filter((x) => x.kind === 'pipe' && x.target === f.target);
+      if (ends.some((x) => accessMode(x.flags) !== O_WRONLY) && ends.some((x) => accessMode(x.flags) !== 0)) {
+        const data = ends.map((x) => x.info?.pipeData).find((d): d is string => typeof d === 'string');
+        return { fd: f.fd, action: 'pipe', pipe: f.target, end: accessMode(f.flags) === 0 ? 'read' : 'write', flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
+      }
+      return redirect(`${f.target} (${f.kind}) cannot be reattached: its other end was in another process`);
+    }
     case 'fifo':
       return redirect(`${f.target} (${f.kind}) cannot be reattached`);
     case 'eventfd': {

@@ -12,6 +12,47 @@ import { NR } from './sysno';
 
 const SEEK_SET = 0;
 const EFD_SEMAPHORE = 1;
+const F_DUPFD_CLOEXEC = 1030n;
+const F_SETFL = 4n;
+const F_SETPIPE_SZ = 1031n;
+/** Bytes written into a recreated pipe per injected write (the scratch area is 64 KiB). */
+const PIPE_CHUNK = 32 * 1024;
+
+/**
+ * Recreates the pipe behind the 'pipe' actions `ends` (every descriptor of one pipe): pipe2, the
+ * waiting bytes written back, both ends parked above every saved descriptor number (pipe2 may
+ * return numbers that belong to the other end or to a later descriptor), then dup3 to each saved
+ * number with its own close-on-exec bit, O_NONBLOCK per end, and the parked copies closed.
+ */
+function recreatePipe(r: Remote, ends: Extract<FdAction, { action: 'pipe' }>[], above: number): void {
+  const name = ends[0]!.pipe;
+  r.resetScratch();
+  const pair = r.reserve(8);
+  r.call(NR.pipe2, [pair, BigInt(O_CLOEXEC)], `recreating ${name}`);
+  const got = Buffer.alloc(8);
+  r.read(pair, got);
+  const [rd, wr] = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))];
+  const data = ends.find((e) => e.data)?.data ?? null;
+  if (data && data.length > 0) {
+    if (data.length > 65536) r.call(NR.fcntl, [wr, F_SETPIPE_SZ, BigInt(data.length)], `sizing ${name} for its ${data.length} waiting bytes`);
+    for (let o = 0; o < data.length; o += PIPE_CHUNK) {
+      r.resetScratch();
+      const part = data.subarray(o, o + PIPE_CHUNK);
+      const n = r.call(NR.write, [wr, r.put(part), BigInt(part.length)], `refilling ${name}`);
+      if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into ${name}.`);
+    }
+  }
+  const parked = { read: r.call(NR.fcntl, [rd, F_DUPFD_CLOEXEC, BigInt(above)], `parking ${name}`), write: r.call(NR.fcntl, [wr, F_DUPFD_CLOEXEC, BigInt(above)], `parking ${name}`) };
+  r.raw(NR.close, [rd]);
+  r.raw(NR.close, [wr]);
+  for (const end of ['read', 'write'] as const) {
+    const mine = ends.filter((e) => e.end === end);
+    if (mine.some((e) => e.flags !== 0)) r.call(NR.fcntl, [parked[end], F_SETFL, BigInt(mine[0]!.flags)], `O_NONBLOCK on ${name}`);
+    for (const e of mine) r.call(NR.dup3, [parked[end], BigInt(e.fd), BigInt(e.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${e.fd}`);
+  }
+  r.raw(NR.close, [parked.read]);
+  r.raw(NR.close, [parked.write]);
+}
 
 /**
  * Watch numbers are handed out one after the other, so they come back the same when added in order;
@@ -41,8 +82,19 @@ export function closeInheritedFds(r: Remote): void {
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions): void {
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
+  const above = (sorted.at(-1)?.fd ?? 2) + 1;
+  const pipesDone = new Set<string>();
   for (const f of sorted) {
     const a = planFd(f, redirect, state.fds);
+    if (a.action === 'pipe') {
+      // The whole pipe at its first descriptor: its other numbers are then taken for good.
+      if (!pipesDone.has(a.pipe)) {
+        pipesDone.add(a.pipe);
+        const ends = state.fds.map((x) => planFd(x, redirect, state.fds)).filter((x): x is Extract<FdAction, { action: 'pipe' }> => x.action === 'pipe' && x.pipe === a.pipe);
+        recreatePipe(r, ends, above);
+      }
+      continue;
+    }
     r.resetScratch();
     let got: bigint;
     const cloexec = BigInt(a.action !== 'refuse' && a.cloexec ? O_CLOEXEC : 0);
