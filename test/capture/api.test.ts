@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { captureCalls } from '../../shared/contract/capture';
 import { captureHandlers } from '../../electron/api/handlers/capture';
@@ -53,6 +53,8 @@ test('capture.launch: program runs untraced with stdio in a log in the store, an
     assert.equal(ps.tracerPid, 0);
     assert.match(ps.state, /[SR]/);
     assert.equal(readFileSync(`/proc/${r.pid}/comm`, 'utf8').trim(), 'capture-sleeper');
+    // Only stdin, stdout and stderr: nothing of the engine's (or of whatever started it) leaks in.
+    assert.deepEqual(readdirSync(`/proc/${r.pid}/fd`).map(Number).sort((a, b) => a - b), [0, 1, 2]);
     const named = st.store.listTargets().filter((t) => t.name === 'sleepy');
     assert.deepEqual(named.map((t) => [t.pid, t.exe]), [[r.pid, bin]], 'a named launch is a store target at once (schedules by name find it)');
     const cp = (await call('capture.checkpoint', { pid: r.pid, label: 'launched', name: 'sleepy' }, c)) as { id: number; mode: string };

@@ -55,6 +55,15 @@ export const c = {
   syncFileRange: fn('sync_file_range', 'int', ['int', 'int64_t', 'int64_t', 'unsigned int']),
 };
 
+/** A libc function that older glibc versions lack (null there), bound once on first use. */
+export function optionalFn(name: string, ret: string, args: string[]): Fn | null {
+  try {
+    return fn(name, ret, args);
+  } catch (_e) {
+    return null;
+  }
+}
+
 export function errno(): number {
   return koffi.errno();
 }
