@@ -413,42 +413,47 @@ test('calls the kernel restarts through a restart block (poll, nanosleep with a 
   });
 });
 
-test('a pipe whose both ends the process holds comes back with the bytes waiting in it, its numbers, flags and close-on-exec bits', async () => {
-  await withStore(async (store, dir) => {
-    const out = join(dir, 'selfpipe.out');
-    const t = spawnDetached([buildFixture('restore-selfpipe'), out], { cwd: dir });
-    let pid: number | undefined;
-    try {
-      await waitFor('the target to tick', () => fileLines(out).length >= 3);
-      const c = checkpoint(store, t.pid);
-      // (Descriptors the test runner itself passed down, such as a pipe at 251, are not the fixture's.)
-      const pipeFds = store.getState(c.id).fds.filter((f) => f.kind === 'pipe' && f.fd < 100);
-      assert.deepEqual(pipeFds.map((f) => f.fd).sort((a, b) => a - b), [5, 7, 9]);
-      assert.equal(Buffer.from(String(pipeFds.find((f) => f.fd === 9)!.info?.pipeData), 'base64').length, 5, 'the 5 waiting bytes are in the checkpoint');
-      assert.ok(fileLines(out).length >= 3 && isAlive(t.pid), 'the original was not disturbed');
-      t.kill();
-      await t.waitExit();
-      const pre = preflight(store, c.id);
-      assert.equal(pre.ok, true, JSON.stringify(pre.items.filter((i) => !i.ok)));
-      const r = restore(store, c.id, { log: join(dir, 'selfpipe-restore.log'), samePid: false });
-      pid = r.pid;
-      await waitFor('restored rounds', () => fileLines(out).filter((l) => l.endsWith(` pid ${r.pid}`)).length >= 5);
-      assert.deepEqual(fileLines(out).filter((l) => l.startsWith('BAD')), []);
-      assert.ok(isAlive(r.pid));
-      const fd = (n: number): string => readFileSync(`/proc/${r.pid}/fdinfo/${n}`, 'utf8');
-      const flags = (n: number): number => parseInt(/^flags:\s+(\d+)/m.exec(fd(n))![1]!, 8);
-      const ino = (n: number): string => readlinkSync(`/proc/${r.pid}/fd/${n}`);
-      assert.match(ino(9), /^pipe:\[\d+\]$/);
-      assert.equal(ino(5), ino(9));
-      assert.equal(ino(7), ino(9));
-      assert.equal(flags(9) & 0o4000, 0o4000, 'read end O_NONBLOCK');
-      assert.equal(flags(9) & 3, 0);
-      assert.equal(flags(5) & 3, 1);
-      assert.equal(flags(7) & 0o2000000, 0o2000000, 'fd 7 close-on-exec');
-      assert.equal(flags(5) & 0o2000000, 0, 'fd 5 not close-on-exec');
-    } finally {
-      t.kill();
-      killQuietly(pid);
-    }
+for (const kind of ['pipe', 'socketpair'] as const) {
+  test(`a ${kind} whose both ends the process holds comes back with the bytes waiting in it, its numbers, flags and close-on-exec bits`, async () => {
+    await withStore(async (store, dir) => {
+      const out = join(dir, `self-${kind}.out`);
+      const t = spawnDetached([buildFixture('restore-selfpipe'), out, ...(kind === 'socketpair' ? ['socket'] : [])], { cwd: dir });
+      let pid: number | undefined;
+      try {
+        await waitFor('the target to tick', () => fileLines(out).length >= 3);
+        const c = checkpoint(store, t.pid);
+        // (Descriptors the test runner itself passed down, such as a pipe at 251, are not the fixture's.)
+        const chan = store.getState(c.id).fds.filter((f) => (f.kind === 'pipe' || f.kind === 'socket') && f.fd < 100);
+        assert.deepEqual(chan.map((f) => f.fd).sort((a, b) => a - b), [5, 7, 9]);
+        const waiting = (fd: number): number => chan.filter((f) => f.target === chan.find((x) => x.fd === fd)!.target)
+          .map((f) => String(f.info?.[kind === 'pipe' ? 'pipeData' : 'socketData'] ?? '')).reduce((n, d) => n + Buffer.from(d, 'base64').length, 0);
+        assert.equal(waiting(9), 5, 'the 5 bytes waiting at fd 9 are in the checkpoint');
+        if (kind === 'socketpair') assert.equal(waiting(5), 3, 'and the 3 waiting at fd 5');
+        assert.ok(fileLines(out).length >= 3 && isAlive(t.pid), 'the original was not disturbed');
+        t.kill();
+        await t.waitExit();
+        const pre = preflight(store, c.id);
+        assert.equal(pre.ok, true, JSON.stringify(pre.items.filter((i) => !i.ok)));
+        const r = restore(store, c.id, { log: join(dir, `self-${kind}-restore.log`), samePid: false });
+        pid = r.pid;
+        await waitFor('restored rounds', () => fileLines(out).filter((l) => l.endsWith(` pid ${r.pid}`)).length >= 5);
+        assert.deepEqual(fileLines(out).filter((l) => l.startsWith('BAD')), []);
+        assert.ok(isAlive(r.pid));
+        const fd = (n: number): string => readFileSync(`/proc/${r.pid}/fdinfo/${n}`, 'utf8');
+        const flags = (n: number): number => parseInt(/^flags:\s+(\d+)/m.exec(fd(n))![1]!, 8);
+        const link = (n: number): string => readlinkSync(`/proc/${r.pid}/fd/${n}`);
+        assert.match(link(9), kind === 'pipe' ? /^pipe:\[\d+\]$/ : /^socket:\[\d+\]$/);
+        if (kind === 'pipe') assert.equal(link(5), link(9));
+        else assert.notEqual(link(5), link(9), 'two sockets, one per end');
+        assert.equal(link(7), link(5));
+        assert.equal(flags(9) & 0o4000, 0o4000, 'fd 9 O_NONBLOCK');
+        if (kind === 'pipe') { assert.equal(flags(9) & 3, 0); assert.equal(flags(5) & 3, 1); }
+        assert.equal(flags(7) & 0o2000000, 0o2000000, 'fd 7 close-on-exec');
+        assert.equal(flags(5) & 0o2000000, 0, 'fd 5 not close-on-exec');
+      } finally {
+        t.kill();
+        killQuietly(pid);
+      }
+    });
   });
-});
+}

@@ -11,7 +11,7 @@ import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds } from '../proc';
 import { captureThread, captureSigactions, captureBrk, captureTimers } from './threads';
 import { readMappings, addFileStat } from './mappings';
-import { capturePipeContents } from './pipes';
+import { captureChannels } from './channels';
 import { readSmaps } from '../proc';
 import type { MappingState } from '../state/process-state';
 
@@ -64,7 +64,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
     kernel: { release: release() },
     warnings,
   };
-  capturePipeContents(pid, state.fds, warnings);
+  captureChannels(pid, state.fds, warnings);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) captureInherited(state, t);
   return state;

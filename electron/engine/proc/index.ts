@@ -3,3 +3,4 @@ export * from './maps';
 export * from './stat';
 export * from './fds';
 export * from './pagemap';
+export * from './unix-sockets';

@@ -1,7 +1,7 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify, and pipes whose both ends the process held). One decision
+ * timerfd, epoll, inotify, and pipes and UNIX socketpairs whose both ends the process held). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -27,6 +27,8 @@ export type FdAction =
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null }
+  /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
+  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -141,6 +143,20 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd} (inotify): watch numbers with gaps and a watch on / cannot be recreated with the same numbers`, fix: 'Take a new checkpoint after re-adding the watches.' };
       }
       return { fd: f.fd, action: 'inotify', watches: watches as { wd: number; mask: number; path: string }[], flags: f.flags & O_NONBLOCK, cloexec };
+    }
+    case 'socket': {
+      const ino = Number(/^socket:\[(\d+)\]$/.exec(f.target)?.[1] ?? 0);
+      const peer = Number(f.info?.unixPeer ?? 0);
+      const type = Number(f.info?.unixType ?? 0);
+      if (ino !== 0 && peer !== 0 && all.some((x) => x.kind === 'socket' && x.target === `socket:[${peer}]` && Number(x.info?.unixPeer ?? 0) === ino)) {
+        const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
+        return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
+      }
+      return {
+        fd: f.fd, action: 'refuse',
+        reason: `fd ${f.fd} is a socket (${f.target}) connected outside the process, or not a UNIX socketpair: restoring this kind of descriptor is not supported yet`,
+        fix: 'Close it in the program before checkpointing, or wait for a Stasis version that restores it.',
+      };
     }
     default:
       return {

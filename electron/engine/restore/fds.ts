@@ -15,43 +15,51 @@ const EFD_SEMAPHORE = 1;
 const F_DUPFD_CLOEXEC = 1030n;
 const F_SETFL = 4n;
 const F_SETPIPE_SZ = 1031n;
-/** Bytes written into a recreated pipe per injected write (the scratch area is 64 KiB). */
-const PIPE_CHUNK = 32 * 1024;
+/** Bytes written into a recreated pipe or socket per injected write (the scratch area is 64 KiB). */
+const CHUNK = 32 * 1024;
+const AF_UNIX = 1n;
+
+type ChannelEnd = Extract<FdAction, { action: 'pipe' | 'socketpair' }>;
 
 /**
- * Recreates the pipe behind the 'pipe' actions `ends` (every descriptor of one pipe): pipe2, the
- * waiting bytes written back, both ends parked above every saved descriptor number (pipe2 may
- * return numbers that belong to the other end or to a later descriptor), then dup3 to each saved
- * number with its own close-on-exec bit, O_NONBLOCK per end, and the parked copies closed.
+ * Recreates the pipe or socketpair behind `ends` (every descriptor of it): pipe2 / socketpair, the
+ * bytes that were waiting written back (into the other end, so they wait at this one), both ends
+ * parked above every saved descriptor number (the new numbers may belong to the other end or to a
+ * later descriptor), then dup3 to each saved number with its own close-on-exec bit, O_NONBLOCK per
+ * end, and the parked copies closed.
  */
-function recreatePipe(r: Remote, ends: Extract<FdAction, { action: 'pipe' }>[], above: number): void {
-  const name = ends[0]!.pipe;
+function recreateChannel(r: Remote, ends: ChannelEnd[], above: number): void {
+  const first = ends[0]!;
+  const name = first.action === 'pipe' ? first.pipe : `socketpair ${first.pair}`;
   r.resetScratch();
-  const pair = r.reserve(8);
-  r.call(NR.pipe2, [pair, BigInt(O_CLOEXEC)], `recreating ${name}`);
+  const pairAddr = r.reserve(8);
+  if (first.action === 'pipe') r.call(NR.pipe2, [pairAddr, BigInt(O_CLOEXEC)], `recreating ${name}`);
+  else r.call(NR.socketpair, [AF_UNIX, BigInt(first.type) | BigInt(O_CLOEXEC), 0n, pairAddr], `recreating ${name}`);
   const got = Buffer.alloc(8);
-  r.read(pair, got);
-  const [rd, wr] = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))];
-  const data = ends.find((e) => e.data)?.data ?? null;
-  if (data && data.length > 0) {
-    if (data.length > 65536) r.call(NR.fcntl, [wr, F_SETPIPE_SZ, BigInt(data.length)], `sizing ${name} for its ${data.length} waiting bytes`);
-    for (let o = 0; o < data.length; o += PIPE_CHUNK) {
+  r.read(pairAddr, got);
+  const fds: [bigint, bigint] = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))];
+  // Which of the two new descriptors each saved end becomes, and where its waiting bytes are written.
+  const sideOf = (e: ChannelEnd): 0 | 1 => (e.action === 'pipe' ? (e.end === 'read' ? 0 : 1) : e.side <= e.peer ? 0 : 1);
+  for (const side of [0, 1] as const) {
+    const data = ends.find((e) => sideOf(e) === side && e.data)?.data;
+    if (!data || data.length === 0) continue;
+    const into = fds[first.action === 'pipe' ? 1 : 1 - side]!;
+    if (first.action === 'pipe' && data.length > 65536) r.call(NR.fcntl, [into, F_SETPIPE_SZ, BigInt(data.length)], `sizing ${name} for its ${data.length} waiting bytes`);
+    for (let o = 0; o < data.length; o += CHUNK) {
       r.resetScratch();
-      const part = data.subarray(o, o + PIPE_CHUNK);
-      const n = r.call(NR.write, [wr, r.put(part), BigInt(part.length)], `refilling ${name}`);
+      const part = data.subarray(o, o + CHUNK);
+      const n = r.call(NR.write, [into, r.put(part), BigInt(part.length)], `refilling ${name}`);
       if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into ${name}.`);
     }
   }
-  const parked = { read: r.call(NR.fcntl, [rd, F_DUPFD_CLOEXEC, BigInt(above)], `parking ${name}`), write: r.call(NR.fcntl, [wr, F_DUPFD_CLOEXEC, BigInt(above)], `parking ${name}`) };
-  r.raw(NR.close, [rd]);
-  r.raw(NR.close, [wr]);
-  for (const end of ['read', 'write'] as const) {
-    const mine = ends.filter((e) => e.end === end);
-    if (mine.some((e) => e.flags !== 0)) r.call(NR.fcntl, [parked[end], F_SETFL, BigInt(mine[0]!.flags)], `O_NONBLOCK on ${name}`);
-    for (const e of mine) r.call(NR.dup3, [parked[end], BigInt(e.fd), BigInt(e.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${e.fd}`);
+  const parked = fds.map((fd) => r.call(NR.fcntl, [fd, F_DUPFD_CLOEXEC, BigInt(above)], `parking ${name}`));
+  for (const fd of fds) r.raw(NR.close, [fd]);
+  for (const side of [0, 1] as const) {
+    const mine = ends.filter((e) => sideOf(e) === side);
+    if (mine.some((e) => e.flags !== 0)) r.call(NR.fcntl, [parked[side]!, F_SETFL, BigInt(mine[0]!.flags)], `O_NONBLOCK on ${name}`);
+    for (const e of mine) r.call(NR.dup3, [parked[side]!, BigInt(e.fd), BigInt(e.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${e.fd}`);
   }
-  r.raw(NR.close, [parked.read]);
-  r.raw(NR.close, [parked.write]);
+  for (const fd of parked) r.raw(NR.close, [fd]);
 }
 
 /**
@@ -83,15 +91,17 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
   const above = (sorted.at(-1)?.fd ?? 2) + 1;
-  const pipesDone = new Set<string>();
+  const channelsDone = new Set<string>();
+  const channelOf = (x: FdAction): string | null => (x.action === 'pipe' ? x.pipe : x.action === 'socketpair' ? x.pair : null);
   for (const f of sorted) {
     const a = planFd(f, redirect, state.fds);
-    if (a.action === 'pipe') {
-      // The whole pipe at its first descriptor: its other numbers are then taken for good.
-      if (!pipesDone.has(a.pipe)) {
-        pipesDone.add(a.pipe);
-        const ends = state.fds.map((x) => planFd(x, redirect, state.fds)).filter((x): x is Extract<FdAction, { action: 'pipe' }> => x.action === 'pipe' && x.pipe === a.pipe);
-        recreatePipe(r, ends, above);
+    if (a.action === 'pipe' || a.action === 'socketpair') {
+      const channel = channelOf(a)!;
+      // The whole channel at its first descriptor: its other numbers are then taken for good.
+      if (!channelsDone.has(channel)) {
+        channelsDone.add(channel);
+        const ends = state.fds.map((x) => planFd(x, redirect, state.fds)).filter((x): x is ChannelEnd => channelOf(x) === channel);
+        recreateChannel(r, ends, above);
       }
       continue;
     }

@@ -1,0 +1,151 @@
+/**
+ * Channels whose both ends the process holds: pipes (a self-pipe: event loops wake themselves
+ * through one) and UNIX socketpairs (Python's asyncio, for one, keeps a socketpair for that). The
+ * restore recreates them, so the bytes waiting in them at the freeze belong to the checkpoint. They
+ * are copied, not consumed: the descriptor is taken over with pidfd_getfd (the same open pipe or
+ * socket) and tee(2)'d into a pipe of our own, or read with MSG_PEEK, so the target never notices.
+ * Runs while the target is frozen. Channels with one end elsewhere are not touched (the restore
+ * redirects pipes and refuses sockets of that kind).
+ */
+import type { FdState } from '../state/process-state';
+import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, closeFd } from '../native';
+import { unixSockets } from '../proc';
+
+const FIONREAD = 0x541b;
+const F_SETPIPE_SZ = 1031;
+const SPLICE_F_NONBLOCK = 2n;
+const O_CLOEXEC = 0o2000000n;
+const MSG_PEEK = 2n;
+const MSG_DONTWAIT = 0x40n;
+const SOCK_STREAM = 1;
+
+const readable = (f: FdState): boolean => (f.flags & 3) !== 1;
+const writable = (f: FdState): boolean => (f.flags & 3) !== 0;
+
+/** Pipe target ("pipe:[ino]") -> its descriptors, for pipes with a read end and a write end in fds. */
+export function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
+  const byPipe = new Map<string, FdState[]>();
+  for (const f of fds) if (f.kind === 'pipe') byPipe.set(f.target, [...(byPipe.get(f.target) ?? []), f]);
+  for (const [k, ends] of byPipe) if (!ends.some(readable) || !ends.some(writable)) byPipe.delete(k);
+  return byPipe;
+}
+
+/** Both kinds of channel; see the module comment. */
+export function captureChannels(pid: number, fds: FdState[], warnings: string[]): void {
+  capturePipeContents(pid, fds, warnings);
+  captureSocketPairs(pid, fds, warnings);
+}
+
+const socketInode = (f: FdState): number => Number(/^socket:\[(\d+)\]$/.exec(f.target)?.[1] ?? 0);
+
+/**
+ * Marks the descriptors of UNIX socketpairs whose both ends the process holds (info.unixPeer = the
+ * peer's inode, info.unixType = the socket type) and adds info.socketData (base64: what waits to be
+ * read from that end) to the first descriptor of each end of a stream pair.
+ */
+function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): void {
+  const mine = fds.filter((f) => f.kind === 'socket' && socketInode(f) !== 0);
+  if (mine.length === 0) return;
+  const inodes = new Set(mine.map(socketInode));
+  let diag;
+  try {
+    diag = unixSockets();
+  } catch (e) {
+    warnings.push(`UNIX sockets could not be listed (${(e as Error).message}): socketpairs will not be restorable`);
+    return;
+  }
+  const withData = new Set<number>();
+  let pidfd = -1;
+  try {
+    for (const f of mine) {
+      const ino = socketInode(f);
+      const d = diag.get(ino);
+      if (!d || d.peer === 0 || !inodes.has(d.peer)) continue;
+      f.info = { ...(f.info ?? {}), unixPeer: d.peer, unixType: d.type };
+      if (withData.has(ino)) continue;
+      withData.add(ino);
+      if (pidfd < 0) pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+      const data = peekQueued(pidfd, f, d.type, warnings);
+      if (data) f.info.socketData = data.toString('base64');
+    }
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+  }
+}
+
+/** What waits to be read from the socket at fd (stream sockets; for others a warning if anything waits). */
+function peekQueued(pidfd: number, f: FdState, type: number, warnings: string[]): Buffer | null {
+  let ours = -1;
+  try {
+    ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
+    const count = Buffer.alloc(4);
+    if (ioctlErrno(ours, FIONREAD, count).ret !== 0) return null;
+    const n = count.readInt32LE(0);
+    if (n <= 0) return null;
+    if (type !== SOCK_STREAM) {
+      warnings.push(`fd ${f.fd} (${f.target}): ${n} bytes of queued messages were not saved (only stream socketpairs keep theirs)`);
+      return null;
+    }
+    const mem = malloc(n);
+    try {
+      const got = Number(syscall(SYS.recvfrom, [BigInt(ours), mem, BigInt(n), MSG_PEEK | MSG_DONTWAIT, 0n, 0n], `peeking at fd ${f.fd}`));
+      const data = Buffer.alloc(got);
+      copyFromAddr(data, mem);
+      return data;
+    } finally {
+      free(mem);
+    }
+  } catch (e) {
+    warnings.push(`fd ${f.fd} (${f.target}): the bytes waiting in it were not saved (${(e as Error).message})`);
+    return null;
+  } finally {
+    if (ours >= 0) closeFd(ours);
+  }
+}
+
+/** Adds info.pipeData (base64) to the first read end of every internal pipe that holds bytes. */
+function capturePipeContents(pid: number, fds: FdState[], warnings: string[]): void {
+  const pipes = internalPipes(fds);
+  if (pipes.size === 0) return;
+  let pidfd = -1;
+  const mem = malloc(16);
+  try {
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    for (const [target, ends] of pipes) {
+      const reader = ends.find(readable)!;
+      let ours = -1;
+      const local: number[] = [];
+      try {
+        ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(reader.fd), 0n], `pidfd_getfd of fd ${reader.fd}`));
+        const count = Buffer.alloc(4);
+        if (ioctlErrno(ours, FIONREAD, count).ret !== 0) continue;
+        const n = count.readInt32LE(0);
+        if (n <= 0) continue;
+        syscall(SYS.pipe2, [mem, O_CLOEXEC], 'pipe2');
+        const pair = Buffer.alloc(8);
+        copyFromAddr(pair, mem);
+        local.push(pair.readInt32LE(0), pair.readInt32LE(4));
+        syscall(SYS.fcntl, [BigInt(local[1]!), BigInt(F_SETPIPE_SZ), BigInt(n)], 'fcntl(F_SETPIPE_SZ)');
+        const copied = Number(syscall(SYS.tee, [BigInt(ours), BigInt(local[1]!), BigInt(n), SPLICE_F_NONBLOCK], `tee of ${target}`));
+        const buf = malloc(copied);
+        try {
+          const got = Number(syscall(SYS.read, [BigInt(local[0]!), buf, BigInt(copied)], 'read'));
+          const data = Buffer.alloc(got);
+          copyFromAddr(data, buf);
+          reader.info = { ...(reader.info ?? {}), pipeData: data.toString('base64') };
+          if (got < n) warnings.push(`fd ${reader.fd} (${target}): only ${got} of the ${n} waiting bytes could be saved`);
+        } finally {
+          free(buf);
+        }
+      } catch (e) {
+        warnings.push(`fd ${reader.fd} (${target}): the bytes waiting in it were not saved (${(e as Error).message})`);
+      } finally {
+        if (ours >= 0) closeFd(ours);
+        for (const l of local) closeFd(l);
+      }
+    }
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+    free(mem);
+  }
+}
