@@ -23,7 +23,7 @@ const readable = (f: FdState): boolean => (f.flags & 3) !== 1;
 const writable = (f: FdState): boolean => (f.flags & 3) !== 0;
 
 /** Pipe target ("pipe:[ino]") -> its descriptors, for pipes with a read end and a write end in fds. */
-export function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
+function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
   const byPipe = new Map<string, FdState[]>();
   for (const f of fds) if (f.kind === 'pipe') byPipe.set(f.target, [...(byPipe.get(f.target) ?? []), f]);
   for (const [k, ends] of byPipe) if (!ends.some(readable) || !ends.some(writable)) byPipe.delete(k);
@@ -45,8 +45,9 @@ const socketInode = (f: FdState): number => Number(/^socket:\[(\d+)\]$/.exec(f.t
  */
 function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): void {
   const mine = fds.filter((f) => f.kind === 'socket' && socketInode(f) !== 0);
-  if (mine.length === 0) return;
   const inodes = new Set(mine.map(socketInode));
+  // A pair needs two sockets; the netlink dump (all UNIX sockets of the system) runs while frozen.
+  if (inodes.size < 2) return;
   let diag;
   try {
     diag = unixSockets();
