@@ -457,3 +457,33 @@ for (const kind of ['pipe', 'socketpair'] as const) {
     });
   });
 }
+
+test('a process checkpointed while stopped (SIGSTOP) stays stopped, and is restored stopped; SIGCONT resumes both', async () => {
+  await withStore(async (store, dir) => {
+    const t = spawnDetached([buildFixture('capture-sleeper'), join(dir, 'ready')], { cwd: dir });
+    let pid: number | undefined;
+    const state = (p: number): string => /^State:\s+(\S)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]!;
+    try {
+      await waitFor('the sleeper to start', () => existsSync(join(dir, 'ready')));
+      process.kill(t.pid, 'SIGSTOP');
+      await waitFor('the stop', () => state(t.pid) === 'T');
+      const c = checkpoint(store, t.pid);
+      assert.equal(store.getState(c.id).stopped, true);
+      assert.equal(state(t.pid), 'T', 'the checkpoint left it stopped');
+      process.kill(t.pid, 'SIGCONT');
+      await waitFor('the original to resume', () => state(t.pid) !== 'T');
+      t.kill();
+      await t.waitExit();
+      const r = restore(store, c.id, { log: join(dir, 'stopped.log'), samePid: false });
+      pid = r.pid;
+      await waitFor('the restored process to be stopped', () => state(r.pid) === 'T');
+      process.kill(r.pid, 'SIGCONT');
+      await waitFor('the restored process to resume', () => state(r.pid) === 'S' || state(r.pid) === 'R');
+      const running = checkpoint(store, r.pid);
+      assert.equal(store.getState(running.id).stopped, undefined, 'a running process is not marked stopped');
+    } finally {
+      t.kill();
+      killQuietly(pid);
+    }
+  });
+});

@@ -149,6 +149,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
     const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd });
+    // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
+    if (basics.state === 'T') state.stopped = true;
     const warnings = state.warnings;
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));

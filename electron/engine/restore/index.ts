@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
 import type { ProcessState } from '../state/process-state';
-import { setSigmask } from '../native';
+import { kill, setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps } from './plan';
 import { Remote } from './remote';
@@ -174,7 +174,12 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       dropTrampoline(r, plan.trampoline);
       setRegisters(r, th);
     });
-    step('detach', () => r.detach());
+    const SIGSTOP = 19;
+    step('detach', () => {
+      r.detach();
+      // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
+      if (state.stopped) kill(r.pid, SIGSTOP);
+    });
   } catch (e) {
     remote?.kill();
     const msg = e instanceof Error ? e.message : String(e);

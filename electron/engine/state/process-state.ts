@@ -137,6 +137,8 @@ export interface ProcessState {
   kernel: { release: string; vdsoSha256?: string; vdsoSize?: number };
   /** Free-form notes from capture about things it saw but could not capture. */
   warnings: string[];
+  /** Stopped by a signal (SIGSTOP, SIGTSTP...: state T) when checkpointed; a restore leaves it stopped. */
+  stopped?: boolean;
 }
 
 /** JSON with bigints as {"$big":"123"} so any reader can decode without knowing the schema. */
