@@ -7,7 +7,7 @@
  * Runs while the target is frozen. Channels with one end elsewhere are not touched (the restore
  * redirects pipes and refuses sockets of that kind).
  */
-import type { FdState } from '../state/process-state';
+import { socketInode, type FdState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, closeFd } from '../native';
 import { unixSockets } from '../proc';
 
@@ -35,8 +35,6 @@ export function captureChannels(pid: number, fds: FdState[], warnings: string[])
   capturePipeContents(pid, fds, warnings);
   captureSocketPairs(pid, fds, warnings);
 }
-
-const socketInode = (f: FdState): number => Number(/^socket:\[(\d+)\]$/.exec(f.target)?.[1] ?? 0);
 
 /**
  * Marks the descriptors of UNIX socketpairs whose both ends the process holds (info.unixPeer = the

@@ -6,7 +6,7 @@
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
 import { statSync } from 'node:fs';
-import type { FdState } from '../state/process-state';
+import { socketInode, type FdState } from '../state/process-state';
 import { parseWatch } from './inotify-watch';
 
 export interface RedirectOptions {
@@ -145,7 +145,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       return { fd: f.fd, action: 'inotify', watches: watches as { wd: number; mask: number; path: string }[], flags: f.flags & O_NONBLOCK, cloexec };
     }
     case 'socket': {
-      const ino = Number(/^socket:\[(\d+)\]$/.exec(f.target)?.[1] ?? 0);
+      const ino = socketInode(f);
       const peer = Number(f.info?.unixPeer ?? 0);
       const type = Number(f.info?.unixType ?? 0);
       if (ino !== 0 && peer !== 0 && all.some((x) => x.kind === 'socket' && x.target === `socket:[${peer}]` && Number(x.info?.unixPeer ?? 0) === ino)) {

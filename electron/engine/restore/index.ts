@@ -27,6 +27,7 @@ import { dropTrampoline, setRegisters } from './registers';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
 import { progress, type ProgressFn } from '../progress';
+import { SIGSTOP } from './sysno';
 
 export type { PreflightItem, PreflightResult } from './preflight';
 
@@ -174,7 +175,6 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       dropTrampoline(r, plan.trampoline);
       setRegisters(r, th);
     });
-    const SIGSTOP = 19;
     step('detach', () => {
       r.detach();
       // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.

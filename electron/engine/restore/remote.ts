@@ -13,9 +13,9 @@ import {
 } from '../native';
 import { STUB_SYSCALL_ADDR, stubPath } from './stub-elf';
 import { SCRATCH_OFFSET, TRAMPOLINE_SIZE } from './plan';
+import { SIGKILL } from './sysno';
 
 const SIGTRAP = 5;
-const SIGKILL = 9;
 
 export class RemoteError extends StasisError {}
 

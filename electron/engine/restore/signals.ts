@@ -6,9 +6,8 @@
  */
 import type { ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
-import { NR } from './sysno';
+import { NR, SIGKILL, SIGSTOP } from './sysno';
 
-const SIGKILL = 9, SIGSTOP = 19;
 const SS_ONSTACK = 1, SS_DISABLE = 2;
 
 export function setSignalHandlers(r: Remote, state: ProcessState): void {

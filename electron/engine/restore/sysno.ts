@@ -11,6 +11,7 @@ export const NR = {
   restart_syscall: 219, pipe2: 293, write: 1, socketpair: 53,
 } as const;
 
+export const SIGKILL = 9, SIGSTOP = 19;
 export const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 export const PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14, PR_SET_MM_MAP_SIZE = 15;
 export const PR_TIMER_CREATE_RESTORE_IDS = 77;

@@ -92,6 +92,11 @@ export interface FdState {
   contentsRef?: string;
 }
 
+/** The inode in a socket descriptor's "socket:[INODE]" link, 0 for anything else. */
+export function socketInode(f: Pick<FdState, 'target'>): number {
+  return Number(/^socket:\[(\d+)\]$/.exec(f.target)?.[1] ?? 0);
+}
+
 export interface TimerState {
   itimers?: { which: 'real' | 'virtual' | 'prof'; intervalUs: bigint; valueUs: bigint }[];
   posix?: { id: number; clock: number; signo: number; notify: string; sigevValue: bigint; intervalNs: bigint; valueNs: bigint; overrun: number }[];

@@ -85,23 +85,6 @@ export class SegmentWriter {
     this.hashes.copy(out, outOffset, page * HASH_LEN, (page + count) * HASH_LEN);
   }
 
-  /** Bytes of a page written by this writer, for dedup verification before commit. */
-  readOwnPage(page: number): Buffer {
-    const flushedPages = this.blocks.length * BLOCK_PAGES;
-    if (page >= flushedPages) return Buffer.from(this.pending.subarray((page - flushedPages) * PAGE, (page - flushedPages + 1) * PAGE));
-    const bi = Math.floor(page / BLOCK_PAGES);
-    const b = this.blocks[bi];
-    const out = Buffer.allocUnsafe(PAGE);
-    if (b.comp === COMP_NONE) {
-      fs.readSync(this.fd!, out, 0, PAGE, b.offset + BLOCK_HEADER_LEN + (page % BLOCK_PAGES) * PAGE);
-      return out;
-    }
-    const stored = Buffer.allocUnsafe(b.storedLen);
-    fs.readSync(this.fd!, stored, 0, b.storedLen, b.offset + BLOCK_HEADER_LEN);
-    decodeBlockPayload(stored, b.comp, b.pages, `Segment file ${segmentName(this.fileId)}.tmp`, bi).copy(out, 0, (page % BLOCK_PAGES) * PAGE, (page % BLOCK_PAGES + 1) * PAGE);
-    return out;
-  }
-
   private flushBlock(): void {
     if (this.pendingPages === 0) return;
     const { comp, stored } = encodeBlockPayload(this.pending.subarray(0, this.pendingPages * PAGE), this.compression);
