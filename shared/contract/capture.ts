@@ -20,10 +20,11 @@ export const checkpointResultSchema = z.object({
   pagesWritten: z.number().int(),
   bytesWritten: z.number().int(),
   /**
-   * 'uffd-wp': frozen only to write-protect its memory (read live afterwards); 'snapshot': frozen only
-   * to fork a copy-on-write snapshot; 'all-threads': frozen for the whole capture.
+   * 'pre-copy': memory read while it ran, frozen only to copy what changed meanwhile; 'uffd-wp':
+   * frozen only to write-protect its memory (read live afterwards); 'snapshot': frozen only to fork
+   * a copy-on-write snapshot; 'all-threads': frozen for the whole capture.
    */
-  freeze: z.enum(['uffd-wp', 'snapshot', 'all-threads']),
+  freeze: z.enum(['pre-copy', 'uffd-wp', 'snapshot', 'all-threads']),
   threads: z.number().int(),
   killed: z.boolean(),
   warnings: z.array(z.string()),
@@ -69,10 +70,11 @@ export const captureCalls = {
       /** Refuse if the process's start time differs (the PID was reused). */
       expectStartTime: z.string().regex(/^\d+$/).optional(),
       /**
-       * How to keep downtime short when leaving it running: 'auto' (fork snapshot if single-threaded,
-       * else all threads frozen), 'fork', 'uffd' (userfaultfd write-protect, any threads), 'never'.
+       * How to keep downtime short when leaving it running: 'auto' (single-threaded: pre-copy where
+       * the kernel allows, else a fork snapshot; multi-threaded: all threads frozen), 'precopy' (any
+       * threads), 'fork', 'uffd' (userfaultfd write-protect, any threads), 'never'.
        */
-      snapshot: z.enum(['auto', 'fork', 'uffd', 'never']).optional(),
+      snapshot: z.enum(['auto', 'precopy', 'fork', 'uffd', 'never']).optional(),
     }),
     output: checkpointResultSchema,
   }),

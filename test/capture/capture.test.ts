@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached, type DetachedProcess } from '../helpers/spawn';
 import { checkpoint } from '../../electron/engine/capture';
-import { REG } from '../../electron/engine/native';
+import { REG, probeKernelFeatures } from '../../electron/engine/native';
 import { PAGE_SIZE, type Store } from '../../electron/engine/store/api';
 import { tempDir, tempStore, waitFor, waitForFile, procStatus, readInfo } from './common';
 
@@ -43,7 +43,13 @@ function assertRegionEquals(got: (Buffer | null)[], file: Buffer, what: string):
   }
 }
 
-describe('capture of a single-threaded program (fork snapshot)', () => {
+// The default for a single-threaded target is pre-copy where the kernel has uffd-wp async, else fork.
+const singleModes = [
+  { name: 'default (pre-copy)', snapshot: 'auto', freeze: 'pre-copy', skip: !probeKernelFeatures().uffdWpAsync },
+  { name: 'fork snapshot', snapshot: 'fork', freeze: 'snapshot', skip: false },
+] as const;
+
+for (const sm of singleModes) describe(`capture of a single-threaded program, ${sm.name}`, { skip: sm.skip }, () => {
   let target: DetachedProcess;
   let side: ReturnType<typeof tempDir>;
   let st: ReturnType<typeof tempStore>;
@@ -62,9 +68,9 @@ describe('capture of a single-threaded program (fork snapshot)', () => {
 
   test('full checkpoint holds exactly the bytes the program wrote; the program runs on untraced', async () => {
     const info = readInfo(side.dir);
-    const r = checkpoint(st.store, target.pid, { full: true, label: 'first' });
+    const r = checkpoint(st.store, target.pid, { full: true, label: 'first', snapshot: sm.snapshot });
     assert.equal(r.mode, 'full');
-    assert.equal(r.freeze, 'snapshot');
+    assert.equal(r.freeze, sm.freeze);
     assert.equal(r.dirtyTracking, 'hash'); // no soft-dirty on this kernel
     assert.ok(r.frozenMs > 0 && r.frozenMs < r.durationMs, `frozen ${r.frozenMs} ms of ${r.durationMs} ms`);
     assert.ok(r.pagesWritten > 0 && r.bytesWritten > 0);
@@ -95,14 +101,15 @@ describe('capture of a single-threaded program (fork snapshot)', () => {
 
   test('incremental chain stores exactly the pages the program changed', async () => {
     const info = readInfo(side.dir);
-    const base = checkpoint(st.store, target.pid, { full: true });
+    const base = checkpoint(st.store, target.pid, { full: true, snapshot: sm.snapshot });
     let prev = base.id;
     for (let gen = info.gen + 1; gen <= info.gen + 2; gen++) {
       target.kill('SIGUSR1');
       await waitFor(`gen ${gen}`, () => readInfo(side.dir).gen === gen);
       const changed = readFileSync(join(side.dir, `changed-${gen}.txt`), 'utf8').trim().split('\n').map(Number);
-      const r = checkpoint(st.store, target.pid);
+      const r = checkpoint(st.store, target.pid, { snapshot: sm.snapshot });
       assert.equal(r.mode, 'incremental');
+      assert.equal(r.freeze, sm.freeze);
       // Page by page, the region differs from the previous checkpoint exactly where the program wrote.
       const before = regionFromStore(st.store, prev, info.region, info.pages);
       const now = regionFromStore(st.store, r.id, info.region, info.pages);
@@ -175,15 +182,15 @@ describe('checkpoint modes', () => {
     }
   });
 
-  test('the snapshot child leaves no zombie and no SIGCHLD for a parent that waits for its own child', async () => {
+  for (const sm of singleModes) test(`${sm.name}: no zombie and no SIGCHLD left for a parent that waits for its own child`, { skip: sm.skip }, async () => {
     const side = tempDir('capture-parent');
     const st = tempStore();
     const target = spawnDetached([buildFixture('capture-parent'), side.dir]);
     try {
       const kid = Number((await waitForFile(join(side.dir, 'child.txt'))).trim());
       const snaps = [];
-      for (let i = 0; i < 3; i++) snaps.push(checkpoint(st.store, target.pid));
-      assert.ok(snaps.every((s) => s.freeze === 'snapshot'));
+      for (let i = 0; i < 3; i++) snaps.push(checkpoint(st.store, target.pid, { snapshot: sm.snapshot }));
+      assert.ok(snaps.every((s) => s.freeze === sm.freeze));
       // No child of the target other than its own is left (zombie or not).
       const children = (readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)).map(Number);
       assert.deepEqual(children, [kid]);

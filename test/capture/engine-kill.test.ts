@@ -12,10 +12,16 @@ import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached, type DetachedProcess } from '../helpers/spawn';
 import { checkpoint } from '../../electron/engine/capture';
 import { openStore } from '../../electron/engine/store';
+import { probeKernelFeatures } from '../../electron/engine/native';
 import { tempDir, waitFor, waitForFile, procStatus, readInfo } from './common';
 
 const root = new URL('../..', import.meta.url).pathname;
 const script = new URL('./run-checkpoint.ts', import.meta.url).pathname;
+
+/** Whether any mapping of pid is registered with a userfaultfd for write-protect (VmFlags "uw"). */
+function uffdRegistered(pid: number): boolean {
+  return /^VmFlags:.*\buw\b/m.test(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+}
 
 function childrenOf(pid: number): number[] {
   return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -34,15 +40,22 @@ describe('engine killed mid-capture', () => {
     side.cleanup();
   });
 
-  for (const mode of ['all-threads', 'snapshot'] as const) {
-    test(`${mode}: the target runs on untraced`, async () => {
+  // pre-copy hangs while it reads memory live, its userfaultfd registered on the target.
+  const modes = [
+    { mode: 'all-threads', snapshot: 'never', at: 'pages' },
+    { mode: 'snapshot', snapshot: 'fork', at: 'pages' },
+    { mode: 'pre-copy', snapshot: 'precopy', at: 'live', skip: !probeKernelFeatures().uffdWpAsync },
+  ] as const;
+  for (const { mode, snapshot, at, ...rest } of modes) {
+    test(`${mode}: the target runs on untraced`, { skip: 'skip' in rest && rest.skip }, async () => {
       const storeDir = join(side.dir, `store-${mode}`);
       const marker = join(side.dir, `hang-${mode}`);
-      const args = ['--import', 'tsx', script, storeDir, String(target.pid), ...(mode === 'all-threads' ? ['--never-snapshot'] : []), '--hang-at', 'pages', marker];
+      const args = ['--import', 'tsx', script, storeDir, String(target.pid), '--snapshot', snapshot, '--hang-at', at, marker];
       const engine = spawn(process.execPath, args, { cwd: root, stdio: 'ignore' });
       const exited = new Promise((res) => engine.on('exit', res));
       await waitForFile(marker, 30_000);
       if (mode === 'all-threads') assert.equal(procStatus(target.pid)!.tracerPid, engine.pid, 'frozen by the engine while it hangs');
+      if (mode === 'pre-copy') assert.ok(uffdRegistered(target.pid), 'memory registered with the engine\'s userfaultfd while it hangs');
       engine.kill('SIGKILL');
       await exited;
       await waitFor('TracerPid 0', () => procStatus(target.pid)?.tracerPid === 0);
@@ -50,6 +63,8 @@ describe('engine killed mid-capture', () => {
       await waitFor('the target to make progress', () => readInfo(side.dir).ticks > ticks + 2);
       assert.ok(target.alive());
       assert.doesNotMatch(procStatus(target.pid)!.state, /[tT]/);
+      // The engine's userfaultfd died with it: nothing of the target stays registered.
+      await waitFor('no uffd registration', () => !uffdRegistered(target.pid));
 
       // The next checkpoint works, and leaves no child of the target behind (it reaps a leftover zombie).
       const store = openStore(storeDir);

@@ -1,6 +1,7 @@
 /**
  * Live snapshots are consistent: a program that rewrites its memory all the time is captured as
- * one instant (fork snapshot and userfaultfd write-protect), keeps running, and ends up untraced.
+ * one instant (fork snapshot, pre-copy and userfaultfd write-protect), keeps running, and ends up
+ * untraced.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,8 @@ const PAGES = 2048;
 describe('live snapshot of a program that keeps writing', () => {
   const modes: { name: string; snapshot: NonNullable<CheckpointOptions['snapshot']>; freeze: string; threads: number; skip?: boolean }[] = [
     { name: 'fork snapshot', snapshot: 'fork', freeze: 'snapshot', threads: 0 },
+    { name: 'pre-copy', snapshot: 'precopy', freeze: 'pre-copy', threads: 0, skip: !probeKernelFeatures().uffdWpAsync },
+    { name: 'pre-copy, 3 threads, writes from a non-main thread', snapshot: 'precopy', freeze: 'pre-copy', threads: 3, skip: !probeKernelFeatures().uffdWpAsync },
     { name: 'userfaultfd write-protect', snapshot: 'uffd', freeze: 'uffd-wp', threads: 0, skip: !probeKernelFeatures().uffdWp },
     { name: 'userfaultfd write-protect, 3 threads, writes from a non-main thread', snapshot: 'uffd', freeze: 'uffd-wp', threads: 3, skip: !probeKernelFeatures().uffdWp },
   ];
@@ -73,6 +76,7 @@ describe('live snapshot of a program that keeps writing', () => {
 describe('a live snapshot leaves out memory populated after its instant', () => {
   const modes: { snapshot: NonNullable<CheckpointOptions['snapshot']>; skip?: boolean }[] = [
     { snapshot: 'fork' },
+    { snapshot: 'precopy', skip: !probeKernelFeatures().uffdWpAsync },
     { snapshot: 'uffd', skip: !probeKernelFeatures().uffdWp },
   ];
   for (const m of modes) {
@@ -115,4 +119,50 @@ describe('a live snapshot leaves out memory populated after its instant', () => 
       }
     });
   }
+});
+
+describe('pre-copy: the checkpoint is the memory at the freeze, not as read while the program ran', () => {
+  test('pages dropped (MADV_DONTNEED), rewritten, unmapped and remapped after the live read', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+    const side = tempDir('capture-churn');
+    const st = tempStore();
+    const PAGES = 64;
+    const target = spawnDetached([buildFixture('capture-churn'), side.dir, String(PAGES)]);
+    try {
+      const [, aHex, bHex] = /regions (\w+) (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
+      const a = BigInt(`0x${aHex}`);
+      const b = BigInt(`0x${bHex}`);
+      const changed = join(side.dir, 'changed.txt');
+      const r = checkpoint(st.store, target.pid, {
+        snapshot: 'precopy',
+        // Between the live read and the freeze: make the program change what was just read.
+        onPhase: (p) => {
+          if (p !== 'live') return;
+          process.kill(target.pid, 'SIGUSR1');
+          const end = Date.now() + 10_000;
+          while (!existsSync(changed) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+        },
+      });
+      assert.equal(r.freeze, 'pre-copy');
+      assert.ok(existsSync(changed), 'the program changed its memory during the capture');
+      const page = (va: bigint): Buffer | null => st.store.readPage(r.id, va);
+      const half = PAGES / 2;
+      for (let i = 0; i < PAGES; i++) {
+        const pa = page(a + BigInt(i * PAGE_SIZE));
+        if (i < half) assert.ok(pa === null || pa.every((x) => x === 0), `A page ${i} was dropped before the freeze: absent or zeros, not 'a'`);
+        else assert.ok(pa && pa.every((x) => x === 0x41), `A page ${i} holds 'A' as at the freeze`);
+        const pc = page(b + BigInt(i * PAGE_SIZE));
+        if (i < half) assert.ok(pc && pc.every((x) => x === 0x63), `C page ${i} holds 'c'`);
+        else assert.ok(pc === null || pc.every((x) => x === 0), `C page ${i} was never written: no 'b' from the unmapped region`);
+      }
+      // The saved address space is the one at the freeze.
+      const state = st.store.getState(r.id);
+      const c = state.mappings.find((m) => m.start <= b && b < m.end);
+      assert.ok(c && c.kind === 'anon');
+      assert.equal(procStatus(target.pid)!.tracerPid, 0);
+    } finally {
+      target.kill();
+      st.cleanup();
+      side.cleanup();
+    }
+  });
 });

@@ -1,11 +1,11 @@
 /**
  * Runs one checkpoint in a separate process, for tests that need a different user or an engine
- * that dies mid-capture. usage: node --import tsx run-checkpoint.ts STORE PID [--never-snapshot]
+ * that dies mid-capture. usage: node --import tsx run-checkpoint.ts STORE PID [--snapshot HOW]
  * [--hang-at PHASE MARKERFILE]. Prints the result (or {"error": {code, message}}) as JSON.
  */
 import { writeFileSync } from 'node:fs';
 import { openStore } from '../../electron/engine/store';
-import { checkpoint, type CapturePhase } from '../../electron/engine/capture';
+import { checkpoint, type CapturePhase, type CheckpointOptions } from '../../electron/engine/capture';
 import { toErrorData } from '../../shared/errors';
 
 const [storeDir, pidArg, ...rest] = process.argv.slice(2);
@@ -16,7 +16,7 @@ let store: ReturnType<typeof openStore> | null = null;
 try {
   store = openStore(storeDir!);
   const r = checkpoint(store, Number(pidArg), {
-    ...(rest.includes('--never-snapshot') ? { snapshot: 'never' as const } : {}),
+    ...(rest.includes('--snapshot') ? { snapshot: rest[rest.indexOf('--snapshot') + 1] as CheckpointOptions['snapshot'] } : {}),
     onPhase: (phase) => {
       if (phase !== hangPhase) return;
       writeFileSync(marker, String(process.pid));

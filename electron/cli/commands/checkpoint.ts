@@ -13,10 +13,16 @@ export function pidOf(v: string): number {
   return pid;
 }
 
+const FREEZE_WORDS: Partial<Record<CheckpointResultInfo['freeze'], string>> = {
+  'pre-copy': 'pre-copy: memory read while it ran',
+  'uffd-wp': 'write-protect snapshot',
+  snapshot: 'copy-on-write snapshot',
+};
+
 export function formatCheckpoint(r: CheckpointResultInfo): string[] {
   return [
     `Checkpoint #${r.id} of pid ${r.pid}: ${r.mode} (${r.dirtyTracking} dirty tracking)${r.killed ? ', process killed afterwards' : ''}.`,
-    `Frozen ${r.frozenMs.toFixed(1)} ms (${r.freeze === 'uffd-wp' ? 'write-protect snapshot' : r.freeze === 'snapshot' ? 'copy-on-write snapshot' : `all ${r.threads} thread(s) frozen throughout`}), total ${r.durationMs.toFixed(1)} ms.`,
+    `Frozen ${r.frozenMs.toFixed(1)} ms (${FREEZE_WORDS[r.freeze] ?? `all ${r.threads} thread(s) frozen throughout`}), total ${r.durationMs.toFixed(1)} ms.`,
     `${r.pagesScanned} pages scanned, ${r.pagesWritten} written (${formatBytes(r.bytesWritten)}).`,
     ...r.warnings.map((w) => `warning: ${w}`),
   ];
@@ -24,7 +30,7 @@ export function formatCheckpoint(r: CheckpointResultInfo): string[] {
 
 interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string; snapshot?: string }
 
-const SNAPSHOTS = ['auto', 'fork', 'uffd', 'never'] as const;
+const SNAPSHOTS = ['auto', 'precopy', 'fork', 'uffd', 'never'] as const;
 
 export default defineCommand('checkpoint', (program, cli) => {
   program
@@ -36,7 +42,7 @@ export default defineCommand('checkpoint', (program, cli) => {
     .option('--full', 'take a full checkpoint even if an earlier one exists')
     .option('--label <text>', 'a label for the checkpoint')
     .option('--name <name>', 'a stable name for this program in the store')
-    .option('--snapshot <how>', 'keep downtime short with: auto (default), fork, uffd (userfaultfd write-protect, any number of threads), never')
+    .option('--snapshot <how>', 'keep downtime short with: auto (default), precopy (read memory while it runs, any number of threads), fork, uffd (userfaultfd write-protect, any number of threads), never')
     .action(async (pidArg: string, o: Opts) => {
       if (o.kill && o.leaveRunning) throw new StasisError('INVALID_INPUT', 'Choose either --leave-running or --kill, not both.');
       const snapshot = SNAPSHOTS.find((x) => x === o.snapshot);

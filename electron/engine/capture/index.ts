@@ -23,13 +23,15 @@ import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../trac
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
+import { openPreCopy, protectLive, copyLive, copyFrozen, applyFrozenCopy, closePreCopy, hasIoUring, type PreCopy, type FrozenCopy } from './precopy';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails } from './state';
 import { copyPages } from './pages';
 import { capturePageProgress } from './page-count';
 import type { ProgressFn } from '../progress';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
-export type CapturePhase = 'frozen' | 'resumed' | 'pages' | 'commit';
+/** 'live': pre-copy only, memory read while the target runs, before the freeze. */
+export type CapturePhase = 'live' | 'frozen' | 'resumed' | 'pages' | 'commit';
 
 export interface CheckpointOptions {
   /** 'leave-running' (default) or 'kill' (SIGKILL after the checkpoint is safely stored). */
@@ -44,11 +46,13 @@ export interface CheckpointOptions {
   /** Freeze timeout per thread (default 2000 ms). */
   timeoutMs?: number;
   /**
-   * How a leave-running capture keeps the target's downtime short. 'auto' (default): a fork
-   * snapshot for single-threaded targets, else every thread frozen throughout. 'uffd': userfaultfd
-   * write-protect (any number of threads; needs uffd-wp). 'never': frozen throughout.
+   * How a leave-running capture keeps the target's downtime short. 'auto' (default), for
+   * single-threaded targets: pre-copy where the kernel has uffd-wp async (and the target no
+   * io_uring), else a fork snapshot; multi-threaded targets stay frozen throughout. 'precopy':
+   * pre-copy for any number of threads. 'uffd': userfaultfd write-protect snapshot (any number of
+   * threads; needs uffd-wp). 'fork': the fork snapshot. 'never': frozen throughout.
    */
-  snapshot?: 'auto' | 'uffd' | 'fork' | 'never';
+  snapshot?: 'auto' | 'precopy' | 'uffd' | 'fork' | 'never';
   /** Called at each phase (tests use it to interfere at a precise moment). */
   onPhase?: (phase: CapturePhase, info: { pid: number; snapshotPid?: number }) => void;
   /** Checked at each phase, last just before the commit: an abort discards the checkpoint. */
@@ -68,10 +72,11 @@ export interface CheckpointResult {
   pagesWritten: number;
   bytesWritten: number;
   /**
-   * How the target was held: 'uffd-wp' (brief freeze, then pages write-protected and read live),
+   * How the target was held: 'pre-copy' (memory read while it ran, then a brief freeze for what
+   * changed meanwhile), 'uffd-wp' (brief freeze, then pages write-protected and read live),
    * 'snapshot' (brief freeze to fork a copy-on-write child), or every thread frozen throughout.
    */
-  freeze: 'uffd-wp' | 'snapshot' | 'all-threads';
+  freeze: 'pre-copy' | 'uffd-wp' | 'snapshot' | 'all-threads';
   threads: number;
   killed: boolean;
   warnings: string[];
@@ -125,7 +130,12 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   // holds its own copy), so several threads stay frozen throughout unless the user asks for it.
   // Not combined with soft-dirty (both play with the same write-protect bits).
   const tryUffd = live && features.uffdWp && !softDirty && opts.snapshot === 'uffd';
-  const forkOk = live && threadCount === 1 && opts.snapshot !== 'uffd';
+  const wantPreCopy = live && (opts.snapshot === 'precopy' || ((opts.snapshot ?? 'auto') === 'auto' && threadCount === 1));
+  const preCopyOk = wantPreCopy && features.uffdWpAsync && features.pagemapScan && !softDirty && !hasIoUring(pid);
+  if (opts.snapshot === 'precopy' && !preCopyOk) {
+    throw new StasisError('UNSUPPORTED', `A pre-copy checkpoint of process ${pid} is not possible here (it needs userfaultfd write-protect in async mode and PAGEMAP_SCAN, Linux 6.7+, no soft-dirty tracking, and a target without io_uring); use the default snapshot mode.`);
+  }
+  const forkOk = live && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
@@ -138,17 +148,39 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   let t: Tracee | null = null;
   let child: SnapshotChild | null = null;
   let uffd: UffdSnapshot | null = null;
+  let pc: PreCopy | null = null;
+  let frozenCopy: FrozenCopy | null = null;
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
   let killed = false;
   let how: CheckpointResult['freeze'] = 'all-threads';
+  const begin = (): CheckpointWriter => store.begin({
+    targetId: target.id,
+    parentId: parent ? parent.id : null,
+    mode,
+    dirtyTracking: dirtyTracking as DirtyTracking,
+    coverage: delta ? 'delta' : 'complete',
+    label: opts.label ?? null,
+  });
   try {
+    if (preCopyOk) pc = openPreCopy(pid, basics.startTime, opts.timeoutMs);
+    if (opts.snapshot === 'precopy' && !pc) throw new StasisError('UNSUPPORTED', `Process ${pid} cannot get a userfaultfd (vm.unprivileged_userfaultfd=0 and it is unprivileged); use the default snapshot mode.`);
+    if (pc) {
+      // Most of the memory, read while the target runs (precopy.ts).
+      frozenMs += pc.frozenMs;
+      writer = begin();
+      const running = readMaps(pid).map((e) => toMappingState(pid, e, false));
+      const plan = protectLive(pc, running);
+      const onPages = pageProgress.start(running, { memPid: pid, sharedPagemapPid: pid, useScan: true });
+      copyLive(pc, writer, plan, onPages);
+      phase('live', { pid });
+    }
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
-    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd });
+    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc });
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
     const warnings = state.warnings;
@@ -157,20 +189,24 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     phase('frozen', { pid });
 
     let memPid = pid;
-    if (tryUffd) {
+    if (pc) {
+      frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target));
+      how = 'pre-copy';
+    } else if (tryUffd) {
       uffd = setupUffdSnapshot(t, frozenMaps, features.pagemapScan);
       if (uffd) how = 'uffd-wp';
       else if (opts.snapshot === 'uffd') throw new StasisError('UNSUPPORTED', `Process ${pid} cannot get a userfaultfd (vm.unprivileged_userfaultfd=0 and it is unprivileged); use the default snapshot mode.`);
     }
-    if (!uffd && forkOk) {
+    if (!uffd && !pc && forkOk) {
       child = forkSnapshot(t);
       memPid = child.pid;
       how = 'snapshot';
     }
     if (softDirty) writeFileSync(`/proc/${pid}/clear_refs`, '4');
     if (how !== 'all-threads') {
-      frozenMs = t.elapsedMs();
+      frozenMs += t.elapsedMs();
       t.release();
+      closePreCopy(pc);
       if (child) {
         recordPendingSnapshot(store.dir, pid, basics.startTime, child);
         // The child is stopped at birth and never released (disposeSnapshot kills it).
@@ -183,7 +219,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
     }
 
-    if (uffd) {
+    if (uffd || frozenCopy) {
       state.mappings = frozenMaps;
       fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
     } else {
@@ -192,18 +228,16 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
         warnings.push(`${frozenMaps.length - state.mappings.length} mapping(s) are not inherited by fork (MADV_DONTFORK) and were not saved`);
       }
     }
-    writer = store.begin({
-      targetId: target.id,
-      parentId: parent ? parent.id : null,
-      mode,
-      dirtyTracking: dirtyTracking as DirtyTracking,
-      coverage: delta ? 'delta' : 'complete',
-      label: opts.label ?? null,
-    });
+    writer ??= begin();
     writer.setState(state);
     phase('pages', { pid, snapshotPid: memPid });
     let pagesScanned: number;
-    if (uffd) {
+    if (frozenCopy) {
+      applyFrozenCopy(writer, frozenCopy);
+      const shared = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { memPid: pid, sharedPagemapPid: pid, useScan: true, softDirtyOnly: false });
+      pagesScanned = frozenCopy.pagesScanned + shared.pagesScanned;
+      frozenCopy = null;
+    } else if (uffd) {
       // Counted while the target runs (nothing here adds to its downtime).
       const scan = { memPid: pid, sharedPagemapPid: pid, useScan: features.pagemapScan };
       const onPages = pageProgress.start(state.mappings, scan);
@@ -222,7 +256,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       child = null;
     }
     phase('commit', { pid });
-    if (how === 'all-threads') frozenMs = t.elapsedMs();
+    if (how === 'all-threads') frozenMs += t.elapsedMs();
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
@@ -261,6 +295,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Checkpoint of process ${pid} failed: ${(e as Error).message}`);
   } finally {
+    closePreCopy(pc);
     closeUffdSnapshot(uffd);
     t?.release();
     if (child) {

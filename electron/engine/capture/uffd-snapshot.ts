@@ -24,21 +24,14 @@
 import { StasisError } from '../../../shared/errors';
 import type { CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
-import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, closeFd, vmRead, E } from '../native';
-import { injectSyscall, type Tracee } from '../tracer';
+import { SYS, syscall, malloc, free, copyFromAddr, closeFd, vmRead, E } from '../native';
+import type { Tracee } from '../tracer';
+import { createTargetUffd, registerWp, writeProtect, UFFD_FEATURE } from './uffd';
 import { openPagemap, closePagemap, scanRanges } from '../proc';
 import { pagePolicy, readable } from './mappings';
 import type { PageCopyStats } from './pages';
 
-const UFFDIO_API = 0xc018aa3f;
-const UFFDIO_REGISTER = 0xc020aa00;
-const UFFDIO_WRITEPROTECT = 0xc018aa06;
-const UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1n;
-const UFFDIO_REGISTER_MODE_WP = 2n;
-const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
 const UFFD_EVENT_PAGEFAULT = 0x12;
-const O_CLOEXEC = 0o2000000n;
-const O_NONBLOCK = 0o4000n;
 const PAGE = 4096n;
 
 /** Mappings whose pages are write-protected and read live. */
@@ -59,38 +52,16 @@ export interface UffdSnapshot {
   useScan: boolean;
 }
 
-function neg(r: bigint): boolean {
-  return r < 0n && r > -4096n;
-}
-
 /**
  * Sets up the WP snapshot while `t` is frozen. Returns null (and changes nothing) when the target
  * cannot create a suitable userfaultfd; the caller then uses the fork snapshot instead.
  */
 export function setupUffdSnapshot(t: Tracee, mappings: MappingState[], useScan: boolean): UffdSnapshot | null {
   const pid = t.pid;
-  const r = injectSyscall(t, pid, SYS.userfaultfd, [O_CLOEXEC | O_NONBLOCK]);
-  if (neg(r)) return null; // EPERM (unprivileged_userfaultfd=0) or ENOSYS: use the fork snapshot
-  const targetFd = Number(r);
-  let uffd: number;
-  let pidfd = -1;
-  try {
-    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
-    uffd = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(targetFd), 0n], 'pidfd_getfd'));
-  } finally {
-    if (pidfd >= 0) closeFd(pidfd);
-    injectSyscall(t, pid, SYS.close, [BigInt(targetFd)]);
-  }
+  const uffd = createTargetUffd(t, UFFD_FEATURE.PAGEFAULT_FLAG_WP);
+  if (uffd === null) return null; // the caller uses the fork snapshot
   const snap: UffdSnapshot = { pid, uffd, wp: [], frozenCopies: [], zeroRuns: [], pagesScanned: 0, shared: [], useScan };
   try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(0xaan, 0);
-    api.writeBigUInt64LE(UFFD_FEATURE_PAGEFAULT_FLAG_WP, 8);
-    const a = ioctlErrno(uffd, UFFDIO_API, api);
-    if (a.ret !== 0) {
-      closeFd(uffd);
-      return null;
-    }
     const pm = openPagemap(pid);
     try {
       for (const m of mappings) {
@@ -101,12 +72,8 @@ export function setupUffdSnapshot(t: Tracee, mappings: MappingState[], useScan: 
           continue;
         }
         if (isWpMapping(m)) {
-          const reg = Buffer.alloc(32);
-          reg.writeBigUInt64LE(m.start, 0);
-          reg.writeBigUInt64LE(m.end - m.start, 8);
-          reg.writeBigUInt64LE(UFFDIO_REGISTER_MODE_WP, 16);
-          const rr = ioctlErrno(uffd, UFFDIO_REGISTER, reg);
-          if (rr.ret !== 0) throw new StasisError('INTERNAL', `UFFDIO_REGISTER failed on 0x${m.start.toString(16)} (errno ${rr.errno}).`);
+          const err = registerWp(uffd, m.start, m.end);
+          if (err !== 0) throw new StasisError('INTERNAL', `UFFDIO_REGISTER failed on 0x${m.start.toString(16)} (errno ${err}).`);
           // Unpopulated pages are not protected (no WP_UNPOPULATED): they read as "not present at
           // the freeze" afterwards, which is what they were.
           writeProtect(uffd, m.start, m.end - m.start, true);
@@ -131,20 +98,6 @@ export function setupUffdSnapshot(t: Tracee, mappings: MappingState[], useScan: 
   } catch (e) {
     closeFd(uffd);
     throw e;
-  }
-}
-
-function writeProtect(uffd: number, start: bigint, len: bigint, on: boolean): void {
-  const b = Buffer.alloc(24);
-  b.writeBigUInt64LE(start, 0);
-  b.writeBigUInt64LE(len, 8);
-  b.writeBigUInt64LE(on ? UFFDIO_WRITEPROTECT_MODE_WP : 0n, 16);
-  for (;;) {
-    const r = ioctlErrno(uffd, UFFDIO_WRITEPROTECT, b);
-    if (r.ret === 0) return;
-    if (r.errno === E.EAGAIN) continue; // mm changing under us: retry
-    if (r.errno === E.ENOENT || r.errno === E.EINVAL || r.errno === E.ESRCH) return; // range gone / target gone
-    throw new StasisError('INTERNAL', `UFFDIO_WRITEPROTECT failed at 0x${start.toString(16)} (errno ${r.errno}).`);
   }
 }
 

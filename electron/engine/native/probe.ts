@@ -24,6 +24,8 @@ export interface KernelFeatures {
   pagemapScan: boolean;
   /** userfaultfd with UFFD_FEATURE_PAGEFAULT_FLAG_WP. */
   uffdWp: boolean;
+  /** userfaultfd with UFFD_FEATURE_WP_ASYNC (6.7+): the kernel itself unprotects a written page and PAGEMAP_SCAN reports it as written. */
+  uffdWpAsync: boolean;
   /** [vdso]/[vvar] carry VmFlags "sl" (mseal'd system mappings): they cannot be moved or unmapped. null if unknown. */
   sealedSystemMappings: boolean | null;
   /** Size of NT_X86_XSTATE on this CPU, as the kernel reports it (null if ptrace is unusable). */
@@ -129,7 +131,7 @@ function probePagemapScan(): boolean {
   }
 }
 
-function probeUffdWp(): boolean {
+function probeUffdWp(): { wp: boolean; async: boolean } {
   let fd = -1;
   try {
     // O_CLOEXEC | UFFD_USER_MODE_ONLY: allowed even where vm.unprivileged_userfaultfd=0.
@@ -137,10 +139,13 @@ function probeUffdWp(): boolean {
     const api = Buffer.alloc(24);
     api.writeBigUInt64LE(0xaan, 0);
     const r = ioctlErrno(fd, 0xc018aa3f, api);
-    if (r.ret !== 0) return false;
-    return (api.readBigUInt64LE(8) & 1n) === 1n; // UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    if (r.ret !== 0) return { wp: false, async: false };
+    // With no features asked for, the kernel answers with every feature it supports.
+    const f = api.readBigUInt64LE(8);
+    const wp = (f & 1n) === 1n; // UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    return { wp, async: wp && (f & (1n << 15n)) !== 0n }; // UFFD_FEATURE_WP_ASYNC
   } catch {
-    return false;
+    return { wp: false, async: false };
   } finally {
     if (fd >= 0) closeFd(fd);
   }
@@ -167,12 +172,14 @@ export function probeKernelFeatures(refresh = false): KernelFeatures {
   if (!pt.usable && yama !== null && yama >= 2) {
     reason = `${reason ?? 'ptrace failed'}; Yama kernel.yama.ptrace_scope=${yama} restricts ptrace (set it to 1 or 0 with sysctl, or run as root)`;
   }
+  const uffd = probeUffdWp();
   cached = {
     kernel: release(),
     ptrace: reason ? { usable: pt.usable, yamaScope: yama, reason } : { usable: pt.usable, yamaScope: yama },
     softDirty: probeSoftDirty(),
     pagemapScan: probePagemapScan(),
-    uffdWp: probeUffdWp(),
+    uffdWp: uffd.wp,
+    uffdWpAsync: uffd.async,
     sealedSystemMappings: probeSealed(),
     xstateBytes: pt.xstateBytes,
   };

@@ -84,8 +84,23 @@ const REGION_BYTES = 24;
 const VEC_LEN = 4096;
 let vecAddr = 0n;
 
+const PM_SCAN_WP_MATCHING = 1n;
+
+interface ScanFilter {
+  /** Only pages written since they were write-protected (uffd-wp async; pages of unregistered mappings always count as written). */
+  writtenOnly?: boolean;
+  /** Write-protect again every page returned, in the same walk (PM_SCAN_WP_MATCHING; skips unregistered mappings). */
+  reprotect?: boolean;
+  /**
+   * Leave out the page-cache category (`file` is then always false): telling a page-cache page
+   * from an anonymous one makes the kernel look at every page's struct page, which is most of the
+   * walk's cost; private anonymous mappings never hold page-cache pages.
+   */
+  noFile?: boolean;
+}
+
 /** PAGEMAP_SCAN over [start, end): present-or-swapped ranges with categories; null if unsupported. */
-function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | null {
+function rangesFromScan(fd: number, start: bigint, end: bigint, filter: ScanFilter = {}): PageRange[] | null {
   if (vecAddr === 0n) vecAddr = malloc(REGION_BYTES * VEC_LEN);
   const out: PageRange[] = [];
   const arg = Buffer.alloc(96);
@@ -94,12 +109,14 @@ function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | n
   while (cur < end) {
     arg.fill(0);
     arg.writeBigUInt64LE(96n, 0);
+    if (filter.reprotect) arg.writeBigUInt64LE(PM_SCAN_WP_MATCHING, 8);
     arg.writeBigUInt64LE(cur, 16);
     arg.writeBigUInt64LE(end, 24);
     arg.writeBigUInt64LE(vecAddr, 40);
     arg.writeBigUInt64LE(BigInt(VEC_LEN), 48);
+    if (filter.writtenOnly) arg.writeBigUInt64LE(PAGE_IS.WRITTEN, 72); // category_mask (all of)
     arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80); // category_anyof_mask
-    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | PAGE_IS.FILE | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY | PAGE_IS.WRITTEN, 88);
+    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | (filter.noFile ? 0n : PAGE_IS.FILE) | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY | PAGE_IS.WRITTEN, 88);
     const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
     if (r.ret < 0) {
       if (r.errno === E.ENOTTY || r.errno === E.EINVAL || r.errno === E.EOPNOTSUPP) return null;
@@ -139,12 +156,23 @@ function rangesFromScan(fd: number, start: bigint, end: bigint): PageRange[] | n
  * to reading raw entries. Reading pagemap of another user's process needs CAP_SYS_ADMIN for PFNs,
  * but the flag bits are readable by anyone allowed to ptrace it.
  */
-export function scanRanges(fd: number, start: bigint, end: bigint, useScan: boolean): PageRange[] {
+export function scanRanges(fd: number, start: bigint, end: bigint, useScan: boolean, filter: Pick<ScanFilter, 'noFile'> = {}): PageRange[] {
   if (useScan) {
-    const r = rangesFromScan(fd, start, end);
+    const r = rangesFromScan(fd, start, end, filter);
     if (r) return r;
   }
   return rangesFromPagemap(fd, start, end);
+}
+
+/**
+ * Pages of [start, end) written since they were write-protected through an async-WP userfaultfd
+ * (PAGEMAP_SCAN only: the kernels that have uffd-wp async all have it). With `reprotect` they are
+ * write-protected again in the same walk, so a later write shows up in the next scan.
+ */
+export function scanWritten(fd: number, start: bigint, end: bigint, reprotect: boolean): PageRange[] {
+  const r = rangesFromScan(fd, start, end, { writtenOnly: true, reprotect });
+  if (!r) throw new Error('PAGEMAP_SCAN is not available on this kernel');
+  return r;
 }
 
 export function freeScanBuffers(): void {

@@ -85,6 +85,12 @@ export interface CheckpointWriter {
   addZeroPages(vaddr: bigint, count: number): void;
   /** Pages that exist in a mapping but hold nothing to save (e.g. file-backed and unmodified). */
   addAbsentPages(vaddr: bigint, count: number): void;
+  /**
+   * Takes back pages given earlier to this checkpoint, as if they had never been given (a live
+   * capture read them from a running process and they changed afterwards); they may be given again.
+   * Data already written for them stays in the segment, unreferenced, until gc.
+   */
+  dropPages(runs: { vaddr: bigint; pages: number }[]): void;
   /** Durable (fsync) then visible (one index transaction). Returns the final info. If it throws, the writer is aborted (nothing becomes visible). */
   commit(stats?: Partial<CheckpointStats>): CheckpointInfo;
   /** Removes everything written; nothing becomes visible. Safe to call twice. */

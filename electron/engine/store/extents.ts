@@ -143,6 +143,20 @@ export function unionIntervals(list: { vpn: number; count: number }[]): { vpn: n
   return out;
 }
 
+type Interval = { vpn: number; count: number };
+const asExtents = (list: Interval[]): Extent[] => list.map((r) => ({ vpn: r.vpn, count: r.count, kind: KIND_ABSENT, file: 0, page: 0 }));
+const asIntervals = (list: Extent[]): Interval[] => list.map((e) => ({ vpn: e.vpn, count: e.count }));
+
+/** Pages in a but not in b, for plain page intervals (any order, overlaps allowed). */
+export function subtractIntervals(a: Interval[], b: Interval[]): Interval[] {
+  return asIntervals(subtract(asExtents(unionIntervals(a)), unionIntervals(b)));
+}
+
+/** Pages in both a and b, for plain page intervals (any order, overlaps allowed). */
+export function intersectIntervals(a: Interval[], b: Interval[]): Interval[] {
+  return asIntervals(intersect(asExtents(unionIntervals(a)), unionIntervals(b)));
+}
+
 /** The extents of a sorted list that overlap [lo, hi), found by binary search (no copy of the rest). */
 export function window<T extends { vpn: number; count: number }>(list: T[], lo: number, hi: number): T[] {
   let a = 0;

@@ -10,7 +10,7 @@ import { encodeState } from '../state/process-state';
 import type { BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter } from './api';
 import {
   KIND_ABSENT, KIND_DATA, KIND_ZERO, findExtent, intersect, normalize, overlay, pageCount, pushExtent,
-  subtract, unionIntervals, window, withoutAbsent, type Extent,
+  subtract, subtractIntervals, unionIntervals, window, withoutAbsent, type Extent,
 } from './extents';
 import { HASH_LEN, PAGE, type DefEntry } from './format';
 import { digestPages, type PageDigests } from './hash';
@@ -155,6 +155,17 @@ export class Writer implements CheckpointWriter {
     if (count === 0) return;
     this.given.push({ vpn: vpn0, count });
     for (const e of intersect(window(this.parentView, vpn0, vpn0 + count), [{ vpn: vpn0, count }])) this.record({ vpn: e.vpn, count: e.count, kind: KIND_ABSENT, file: 0, page: 0 });
+  }
+
+  dropPages(runs: { vaddr: bigint; pages: number }[]): void {
+    this.live();
+    const cover = unionIntervals(runs.map((r) => {
+      if (!Number.isSafeInteger(r.pages) || r.pages < 0) throw new StasisError('INVALID_INPUT', `Page count ${r.pages} is not a non-negative integer.`);
+      return { vpn: Writer.vpnOf(r.vaddr), count: r.pages };
+    }));
+    if (cover.length === 0) return;
+    this.records = subtract(normalize(this.records), cover);
+    this.given = subtractIntervals(this.given, cover);
   }
 
   private record(e: Extent): void {

@@ -1,0 +1,245 @@
+/**
+ * Pre-copy live snapshot (userfaultfd write-protect in async mode, kernel 6.7+): most of the memory
+ * is copied while the target runs, and the freeze only has to copy what changed meanwhile.
+ *
+ *   1. A brief freeze creates a userfaultfd in the target with UFFD_FEATURE_WP_ASYNC (uffd.ts).
+ *   2. Target running: its private anonymous mappings are registered for write-protect and their
+ *      present pages protected, then read into the checkpoint. In async mode a write to a protected
+ *      page is resolved by the kernel itself (no message, the writer never waits on us) and clears
+ *      the page's protection, which PAGEMAP_SCAN reports as "written".
+ *   3. Rounds, target still running: the pages written since the last round are taken back from
+ *      the checkpoint, protected again in the same walk (PM_SCAN_WP_MATCHING) and read again, while
+ *      the set shrinks, so what is left for the freeze is small.
+ *   4. The freeze: state as in every mode, then one PAGEMAP_SCAN over the private mappings. A page
+ *      present and still protected holds what was read into the checkpoint; every other present
+ *      page (written since, populated since, or in a mapping we did not register: a new mmap, a
+ *      file mapping, one another userfaultfd owns) is copied now; a page given earlier that is not
+ *      there any more (munmap, MADV_DONTNEED) is taken back. The image is the memory at that freeze.
+ *
+ * Cost for the target: its first write to each protected page takes a minor fault, until the
+ * userfaultfd is closed after the freeze (closing unregisters and unprotects everything, which walks
+ * the page tables once more while it runs). Frozen time grows with how much the target writes
+ * during the last round, not with its size.
+ * Not used (the caller falls back to the fork snapshot) without uffd-wp async, or when the target
+ * has an io_uring: the kernel writes into its registered buffers through pinned pages without a
+ * fault, so a protected page could change unseen.
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { StasisError } from '../../../shared/errors';
+import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
+import type { MappingState } from '../state/process-state';
+import { closeFd, vmRead } from '../native';
+import { freeze, readBasics } from '../tracer';
+import { openPagemap, closePagemap, scanRanges, scanWritten, type PageRange } from '../proc';
+import { intersectIntervals, subtractIntervals, unionIntervals, window } from '../store/extents';
+import { pagePolicy, readable } from './mappings';
+import { isWpMapping } from './uffd-snapshot';
+import { createTargetUffd, registerWp, writeProtect, UFFD_FEATURE } from './uffd';
+
+const PAGE = BigInt(PAGE_SIZE);
+/** Stop the live rounds once this few pages are left to copy while frozen (~1 ms of reading). */
+const FROZEN_BUDGET_PAGES = 1024;
+const MAX_ROUNDS = 4;
+const CHUNK = 4 << 20;
+const IO_URING = 'anon_inode:[io_uring]';
+
+export interface PreCopy {
+  pid: number;
+  uffd: number;
+  /** Time the target spent frozen so far (the brief freeze that made the userfaultfd). */
+  frozenMs: number;
+  /** Pages given to the checkpoint while the target ran, as page-number intervals (unsorted). */
+  given: { vpn: number; count: number }[];
+  rounds: number;
+}
+
+export interface FrozenCopy {
+  /** Pages to take back from the checkpoint (given live, not valid at the freeze). */
+  drop: { vaddr: bigint; pages: number }[];
+  data: { vaddr: bigint; data: Buffer }[];
+  zero: { vaddr: bigint; pages: number }[];
+  pagesScanned: number;
+}
+
+/** Whether the process holds an io_uring (see the module comment); unreadable fds count as none. */
+export function hasIoUring(pid: number): boolean {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  return fds.some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === IO_URING;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Step 1. Freezes the target briefly to give it an async-WP userfaultfd; null (nothing changed)
+ * when it cannot have one. Never leaves the target stopped.
+ */
+export function openPreCopy(pid: number, startTime: string, timeoutMs?: number): PreCopy | null {
+  const t = freeze(pid, { skipChecks: true, timeoutMs });
+  try {
+    const now = readBasics(pid);
+    if (!now || now.startTime !== startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
+    // User-mode-only is fine here: in async mode no fault is ever delivered to us.
+    const uffd = createTargetUffd(t, UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.WP_ASYNC, true);
+    if (uffd === null) return null;
+    return { pid, uffd, frozenMs: t.elapsedMs(), given: [], rounds: 0 };
+  } finally {
+    t.release();
+  }
+}
+
+/** Reads [start, end) of the running target into the writer; returns the pages read (a range unmapped meanwhile ends the read early). */
+function readLive(pc: PreCopy, writer: CheckpointWriter, buffer: Buffer, start: bigint, end: bigint): number {
+  let pages = 0;
+  for (let a = start; a < end; ) {
+    const len = Number(end - a) > buffer.length ? buffer.length : Number(end - a);
+    const n = vmRead(pc.pid, a, buffer.subarray(0, len));
+    const whole = Math.floor(Math.max(n, 0) / PAGE_SIZE) * PAGE_SIZE;
+    if (whole > 0) {
+      writer.addPages(a, buffer.subarray(0, whole));
+      pc.given.push({ vpn: Number(a / PAGE), count: whole / PAGE_SIZE });
+      pages += whole / PAGE_SIZE;
+    }
+    // Short read: the target unmapped or remapped this range; the freeze decides what it holds.
+    if (whole < len) return pages;
+    a += BigInt(len);
+  }
+  return pages;
+}
+
+function giveLive(pc: PreCopy, writer: CheckpointWriter, buffer: Buffer, r: PageRange): number {
+  if (r.zeroPfn && !r.swapped) {
+    const pages = Number((r.end - r.start) / PAGE);
+    writer.addZeroPages(r.start, pages);
+    pc.given.push({ vpn: Number(r.start / PAGE), count: pages });
+    return pages;
+  }
+  return readLive(pc, writer, buffer, r.start, r.end);
+}
+
+/**
+ * Step 2a, while the target runs: registers its private anonymous mappings (`mappings`: its
+ * address space now) and write-protects their present pages. Returns what to read (copyLive).
+ */
+export function protectLive(pc: PreCopy, mappings: MappingState[]): LivePlan {
+  const plan: LivePlan = { registered: [], ranges: [] };
+  const pm = openPagemap(pc.pid);
+  try {
+    for (const m of mappings) {
+      // Not ours to track (another userfaultfd has it, or not anonymous): copied while frozen.
+      if (!isWpMapping(m) || registerWp(pc.uffd, m.start, m.end) !== 0) continue;
+      plan.registered.push(m);
+      // Only present pages are protected: protecting a whole sparse mapping would make the
+      // kernel build page tables for all of it (WP_ASYNC implies WP_UNPOPULATED markers).
+      const ranges = scanRanges(pm, m.start, m.end, true, { noFile: true });
+      for (const r of ranges) writeProtect(pc.uffd, r.start, r.end - r.start, true);
+      plan.ranges.push(...ranges);
+    }
+  } finally {
+    closePagemap(pm);
+  }
+  return plan;
+}
+
+export interface LivePlan {
+  registered: MappingState[];
+  ranges: PageRange[];
+}
+
+/**
+ * Steps 2b and 3, while the target runs: reads the protected pages into the checkpoint, then
+ * rounds of re-reading what was written meanwhile. onPages gets the pages given so far (progress).
+ */
+export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, onPages?: (pages: number) => void): void {
+  const buffer = Buffer.allocUnsafeSlow(CHUNK);
+  let given = 0;
+  for (const r of plan.ranges) {
+    given += giveLive(pc, writer, buffer, r);
+    onPages?.(given);
+  }
+  const pm = openPagemap(pc.pid);
+  try {
+    let last = Infinity;
+    for (pc.rounds = 1; pc.rounds <= MAX_ROUNDS; pc.rounds++) {
+      // The scan protects the pages it reports again, so they must be read again whatever comes next.
+      const written: PageRange[] = [];
+      for (const m of plan.registered) written.push(...scanWritten(pm, m.start, m.end, true));
+      const pages = written.reduce((n, r) => n + Number((r.end - r.start) / PAGE), 0);
+      if (pages > 0) {
+        writer.dropPages(written.map((r) => ({ vaddr: r.start, pages: Number((r.end - r.start) / PAGE) })));
+        pc.given = subtractIntervals(pc.given, written.map((r) => ({ vpn: Number(r.start / PAGE), count: Number((r.end - r.start) / PAGE) })));
+        for (const r of written) giveLive(pc, writer, buffer, r);
+      }
+      if (pages <= FROZEN_BUDGET_PAGES || pages > last / 2) break; // little left, or not converging
+      last = pages;
+    }
+  } finally {
+    closePagemap(pm);
+  }
+}
+
+/**
+ * Step 4, with the target frozen and `mappings` its address space now. Reads what must be read
+ * while frozen; the returned copy is applied to the writer after the resume (applyFrozenCopy).
+ * Shared mappings are left to the caller (read after the resume, as in every live mode).
+ */
+export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[]): FrozenCopy {
+  const out: FrozenCopy = { drop: [], data: [], zero: [], pagesScanned: 0 };
+  // An io_uring that appeared during the live copy may have written pages unseen: trust nothing.
+  const given = fdTargets.includes(IO_URING) ? [] : unionIntervals(pc.given);
+  if (given.length === 0 && pc.given.length > 0) out.drop.push(...unionIntervals(pc.given).map((g) => ({ vaddr: BigInt(g.vpn) * PAGE, pages: g.count })));
+  const keep: { vpn: number; count: number }[] = [];
+  const pm = openPagemap(pc.pid);
+  try {
+    for (const m of mappings) {
+      const policy = pagePolicy(m);
+      if (policy === 'none' || !readable(m) || m.perms[3] === 's') continue;
+      for (const r of scanRanges(pm, m.start, m.end, true, { noFile: policy !== 'cow' })) {
+        const pages = Number((r.end - r.start) / PAGE);
+        out.pagesScanned += pages;
+        if (policy === 'cow' && r.file) continue; // still the file's page
+        const vpn = Number(r.start / PAGE);
+        // Still protected: unchanged since it was read, if it was read (see copyLive).
+        const here = [{ vpn, count: pages }];
+        const valid = r.wp ? intersectIntervals(window(given, vpn, vpn + pages), here) : [];
+        keep.push(...valid);
+        for (const gap of subtractIntervals(here, valid)) {
+          const start = BigInt(gap.vpn) * PAGE;
+          if (r.zeroPfn && !r.swapped) { out.zero.push({ vaddr: start, pages: gap.count }); continue; }
+          const data = Buffer.allocUnsafeSlow(gap.count * PAGE_SIZE);
+          const n = vmRead(pc.pid, start, data);
+          if (n !== data.length) throw new StasisError('PROCESS_GONE', `Could not read 0x${start.toString(16)} of frozen process ${pc.pid}.`);
+          out.data.push({ vaddr: start, data });
+        }
+      }
+    }
+  } finally {
+    closePagemap(pm);
+  }
+  // Everything given live that is not kept is taken back: changed since, or gone.
+  if (given.length === 0) return out;
+  for (const g of subtractIntervals(given, keep)) out.drop.push({ vaddr: BigInt(g.vpn) * PAGE, pages: g.count });
+  return out;
+}
+
+export function applyFrozenCopy(writer: CheckpointWriter, c: FrozenCopy): void {
+  writer.dropPages(c.drop);
+  for (const z of c.zero) writer.addZeroPages(z.vaddr, z.pages);
+  for (const d of c.data) writer.addPages(d.vaddr, d.data);
+}
+
+/** Closes our userfaultfd: the kernel unregisters every mapping and drops the protection. */
+export function closePreCopy(pc: PreCopy | null): void {
+  if (pc && pc.uffd >= 0) {
+    closeFd(pc.uffd);
+    pc.uffd = -1;
+  }
+}

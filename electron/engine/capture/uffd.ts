@@ -1,0 +1,85 @@
+/**
+ * The userfaultfd plumbing both live-snapshot modes share: a userfaultfd created inside the frozen
+ * target (injected syscall, so it is bound to the target's mm), taken over with pidfd_getfd and
+ * closed in the target, so only we hold it; registering mappings in write-protect mode; and
+ * (un)protecting ranges. Closing our descriptor unregisters everything and wakes any thread blocked
+ * in a fault, which is why an engine that dies never leaves the target stuck.
+ */
+import { StasisError } from '../../../shared/errors';
+import { SYS, syscall, ioctlErrno, closeFd, E } from '../native';
+import { injectSyscall, type Tracee } from '../tracer';
+
+const UFFDIO_API = 0xc018aa3f;
+const UFFDIO_REGISTER = 0xc020aa00;
+const UFFDIO_WRITEPROTECT = 0xc018aa06;
+const UFFDIO_REGISTER_MODE_WP = 2n;
+const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
+const UFFD_USER_MODE_ONLY = 1n;
+const O_CLOEXEC = 0o2000000n;
+const O_NONBLOCK = 0o4000n;
+
+export const UFFD_FEATURE = {
+  PAGEFAULT_FLAG_WP: 1n,
+  /** The kernel resolves write faults itself (no message, never blocks); PAGEMAP_SCAN reports written pages. */
+  WP_ASYNC: 1n << 15n,
+} as const;
+
+function failed(r: bigint): boolean {
+  return r < 0n && r > -4096n;
+}
+
+/**
+ * A userfaultfd of the frozen target `t` with `features`, or null when the target may not create
+ * one or the kernel lacks a feature. `userModeOnly` is allowed where vm.unprivileged_userfaultfd=0
+ * stops an unprivileged target from making a full one; only safe when no fault is ever delivered
+ * to us (WP_ASYNC), since a kernel-mode fault on a user-mode-only registration fails the syscall.
+ */
+export function createTargetUffd(t: Tracee, features: bigint, userModeOnly = false): number | null {
+  const pid = t.pid;
+  let r = injectSyscall(t, pid, SYS.userfaultfd, [O_CLOEXEC | O_NONBLOCK]);
+  if (failed(r) && userModeOnly) r = injectSyscall(t, pid, SYS.userfaultfd, [O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY]);
+  if (failed(r)) return null; // EPERM (unprivileged_userfaultfd=0) or ENOSYS
+  const targetFd = Number(r);
+  let uffd: number;
+  let pidfd = -1;
+  try {
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    uffd = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(targetFd), 0n], 'pidfd_getfd'));
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+    injectSyscall(t, pid, SYS.close, [BigInt(targetFd)]);
+  }
+  const api = Buffer.alloc(24);
+  api.writeBigUInt64LE(0xaan, 0);
+  api.writeBigUInt64LE(features, 8);
+  if (ioctlErrno(uffd, UFFDIO_API, api).ret !== 0) {
+    closeFd(uffd);
+    return null;
+  }
+  return uffd;
+}
+
+/** Registers [start, end) for write-protect; returns 0 or the errno (EBUSY: another userfaultfd has it). */
+export function registerWp(uffd: number, start: bigint, end: bigint): number {
+  const reg = Buffer.alloc(32);
+  reg.writeBigUInt64LE(start, 0);
+  reg.writeBigUInt64LE(end - start, 8);
+  reg.writeBigUInt64LE(UFFDIO_REGISTER_MODE_WP, 16);
+  const r = ioctlErrno(uffd, UFFDIO_REGISTER, reg);
+  return r.ret === 0 ? 0 : r.errno;
+}
+
+/** (Un)protects [start, start+len). A range or target that went away meanwhile is not an error. */
+export function writeProtect(uffd: number, start: bigint, len: bigint, on: boolean): void {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  b.writeBigUInt64LE(on ? UFFDIO_WRITEPROTECT_MODE_WP : 0n, 16);
+  for (;;) {
+    const r = ioctlErrno(uffd, UFFDIO_WRITEPROTECT, b);
+    if (r.ret === 0) return;
+    if (r.errno === E.EAGAIN) continue; // mm changing under us: retry
+    if (r.errno === E.ENOENT || r.errno === E.EINVAL || r.errno === E.ESRCH) return; // range gone / target gone
+    throw new StasisError('INTERNAL', `UFFDIO_WRITEPROTECT failed at 0x${start.toString(16)} (errno ${r.errno}).`);
+  }
+}
