@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -158,6 +158,33 @@ describe('pre-copy: the checkpoint is the memory at the freeze, not as read whil
       const state = st.store.getState(r.id);
       const c = state.mappings.find((m) => m.start <= b && b < m.end);
       assert.ok(c && c.kind === 'anon');
+      assert.equal(procStatus(target.pid)!.tracerPid, 0);
+    } finally {
+      target.kill();
+      st.cleanup();
+      side.cleanup();
+    }
+  });
+});
+
+describe('pre-copy of an unprivileged program', () => {
+  // With vm.unprivileged_userfaultfd=0 such a target only gets a user-mode-only userfaultfd; in
+  // async mode the kernel must still resolve its own writes (here: read() into protected pages).
+  test('its system calls that write into protected memory keep working, and it is captured live', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+    const side = tempDir('capture-kwrite');
+    const st = tempStore();
+    chmodSync(side.dir, 0o777);
+    const target = spawnDetached(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', buildFixture('capture-kwrite'), side.dir, '512']);
+    try {
+      await waitForFile(join(side.dir, 'info.txt'));
+      await waitForFile(join(side.dir, 'count.txt'));
+      for (let i = 0; i < 3; i++) {
+        const r = checkpoint(st.store, target.pid);
+        assert.equal(r.freeze, 'pre-copy');
+      }
+      const count = Number(readFileSync(join(side.dir, 'count.txt'), 'utf8'));
+      await waitFor('the program to go on', () => existsSync(join(side.dir, 'error.txt')) || Number(readFileSync(join(side.dir, 'count.txt'), 'utf8')) > count + 4096);
+      assert.ok(!existsSync(join(side.dir, 'error.txt')), existsSync(join(side.dir, 'error.txt')) ? readFileSync(join(side.dir, 'error.txt'), 'utf8') : '');
       assert.equal(procStatus(target.pid)!.tracerPid, 0);
     } finally {
       target.kill();
