@@ -46,7 +46,8 @@ test('capture.launch: program runs untraced with stdio in a log in the store, an
   try {
     assert.equal(r.name, 'sleepy');
     assert.ok(r.log.startsWith(join(st.dir, 'logs')));
-    await waitFor('ready file', () => existsSync(join(side.dir, 'ready')));
+    // The fixture writes the file in more than one step: wait for the whole line.
+    await waitFor('ready file', () => existsSync(join(side.dir, 'ready')) && readFileSync(join(side.dir, 'ready'), 'utf8').endsWith('\n'));
     assert.equal(readFileSync(join(side.dir, 'ready'), 'utf8'), `ready ${r.pid}\n`, 'same pid as reported (the shell exec-ed it)');
     assert.deepEqual(readFileSync(`/proc/${r.pid}/cmdline`, 'utf8').split('\0').slice(0, 2), [bin, join(side.dir, 'ready')]);
     const ps = procStatus(r.pid)!;

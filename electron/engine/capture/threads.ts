@@ -8,7 +8,7 @@
 import { StasisError } from '../../../shared/errors';
 import type { SignalHandlerState, ThreadState, TimerState } from '../state/process-state';
 import { REG, SYS, PR, getRseqConfig, syscall, malloc, free, copyFromAddr } from '../native';
-import { injectSyscall, withScratch, type Tracee } from '../tracer';
+import { injectSyscall, injectSyscalls, withScratch, type Tracee } from '../tracer';
 import { readStatus, statusMask, readTimers } from '../proc';
 
 const SCRATCH = 256;
@@ -59,15 +59,19 @@ export function captureThread(t: Tracee, tid: number, warnings: string[]): Threa
   if (rl) ts.robustList = rl;
   withScratch(t, tid, SCRATCH, (addr) => {
     const b = Buffer.alloc(24);
-    if (!neg(injectSyscall(t, tid, SYS.sigaltstack, [0n, addr]))) {
+    const [alt, tidAddr] = injectSyscalls(t, tid, [
+      { nr: SYS.sigaltstack, args: [0n, addr] },
+      { nr: SYS.prctl, args: [BigInt(PR.GET_TID_ADDRESS), addr + 32n] },
+    ]);
+    if (!neg(alt!)) {
       t.read(addr, b);
       const sp = b.readBigUInt64LE(0);
       const flags = b.readInt32LE(8);
       const size = b.readBigUInt64LE(16);
       if (sp !== 0n || size !== 0n) ts.altstack = { sp, flags, size };
     }
-    if (!neg(injectSyscall(t, tid, SYS.prctl, [BigInt(PR.GET_TID_ADDRESS), addr]))) {
-      t.read(addr, b.subarray(0, 8));
+    if (!neg(tidAddr!)) {
+      t.read(addr + 32n, b.subarray(0, 8));
       ts.clearChildTid = b.readBigUInt64LE(0);
     }
   });
@@ -81,20 +85,28 @@ export function captureSigactions(t: Tracee): SignalHandlerState[] {
   const ignored = statusMask(st, 'SigIgn');
   const out: SignalHandlerState[] = [];
   const tid = t.pid;
-  withScratch(t, tid, SCRATCH, (addr) => {
-    const b = Buffer.alloc(32);
-    for (let sig = 1; sig <= 64; sig++) {
-      const bit = 1n << BigInt(sig - 1);
-      if (caught & bit) {
-        const r = injectSyscall(t, tid, SYS.rt_sigaction, [BigInt(sig), 0n, addr, 8n]);
-        if (neg(r)) throw new StasisError('INTERNAL', `rt_sigaction(${sig}) failed inside process ${t.pid}: errno ${-r}.`);
-        t.read(addr, b);
-        out.push({ signo: sig, handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) });
-      } else if (ignored & bit) {
-        out.push({ signo: sig, handler: 1n, flags: 0n, restorer: 0n, mask: 0n });
-      }
-    }
-  });
+  const sigs = Array.from({ length: 64 }, (_, i) => i + 1);
+  const isCaught = (sig: number): boolean => (caught & (1n << BigInt(sig - 1))) !== 0n;
+  const caughtSigs = sigs.filter(isCaught);
+  // One struct sigaction (32 bytes) per caught signal, all read in one batch of calls.
+  const got = new Map<number, SignalHandlerState>();
+  if (caughtSigs.length) {
+    withScratch(t, tid, 32 * caughtSigs.length, (addr) => {
+      const rs = injectSyscalls(t, tid, caughtSigs.map((sig, i) => ({ nr: SYS.rt_sigaction, args: [BigInt(sig), 0n, addr + BigInt(32 * i), 8n] })));
+      const b = Buffer.alloc(32 * caughtSigs.length);
+      t.read(addr, b);
+      caughtSigs.forEach((sig, i) => {
+        if (neg(rs[i]!)) throw new StasisError('INTERNAL', `rt_sigaction(${sig}) failed inside process ${t.pid}: errno ${-rs[i]!}.`);
+        const o = 32 * i;
+        got.set(sig, { signo: sig, handler: b.readBigUInt64LE(o), flags: b.readBigUInt64LE(o + 8), restorer: b.readBigUInt64LE(o + 16), mask: b.readBigUInt64LE(o + 24) });
+      });
+    });
+  }
+  for (const sig of sigs) {
+    const h = got.get(sig);
+    if (h) out.push(h);
+    else if (ignored & (1n << BigInt(sig - 1))) out.push({ signo: sig, handler: 1n, flags: 0n, restorer: 0n, mask: 0n });
+  }
   return out;
 }
 
@@ -110,23 +122,34 @@ export function captureTimers(t: Tracee, warnings: string[]): TimerState {
   const out: TimerState = { itimers: [], posix: [] };
   const tid = t.pid;
   const posix = readTimers(t.pid);
-  withScratch(t, tid, SCRATCH, (addr) => {
-    const b = Buffer.alloc(32);
+  // Every result has its own 32-byte slot: the three itimers, then one per POSIX timer; all the
+  // calls run in one batch.
+  withScratch(t, tid, 32 * (WHICH.length + posix.length), (addr) => {
+    const slot = (i: number): bigint => addr + BigInt(32 * i);
+    const rs = injectSyscalls(t, tid, [
+      ...WHICH.map((_, i) => ({ nr: SYS.getitimer, args: [BigInt(i), slot(i)] })),
+      ...posix.flatMap((p, j) => [
+        { nr: SYS.timer_gettime, args: [BigInt(p.id), slot(WHICH.length + j)] },
+        { nr: SYS.timer_getoverrun, args: [BigInt(p.id)] },
+      ]),
+    ]);
+    const all = Buffer.alloc(32 * (WHICH.length + posix.length));
+    t.read(addr, all);
     WHICH.forEach((which, i) => {
-      if (neg(injectSyscall(t, tid, SYS.getitimer, [BigInt(i), addr]))) return;
-      t.read(addr, b);
+      if (neg(rs[i]!)) return;
+      const b = all.subarray(32 * i);
       const intervalUs = b.readBigInt64LE(0) * 1_000_000n + b.readBigInt64LE(8);
       const valueUs = b.readBigInt64LE(16) * 1_000_000n + b.readBigInt64LE(24);
       if (intervalUs !== 0n || valueUs !== 0n) out.itimers!.push({ which, intervalUs, valueUs });
     });
-    for (const p of posix) {
-      const r = injectSyscall(t, tid, SYS.timer_gettime, [BigInt(p.id), addr]);
+    for (const [j, p] of posix.entries()) {
+      const r = rs[WHICH.length + 2 * j]!;
       if (neg(r)) {
         warnings.push(`POSIX timer ${p.id}: timer_gettime failed (errno ${-r})`);
         continue;
       }
-      t.read(addr, b);
-      const overrun = injectSyscall(t, tid, SYS.timer_getoverrun, [BigInt(p.id)]);
+      const b = all.subarray(32 * (WHICH.length + j));
+      const overrun = rs[WHICH.length + 2 * j + 1]!;
       out.posix!.push({
         id: p.id, clock: p.clock, signo: p.signo, notify: p.notifyTid !== null ? `${p.notify}/${p.notifyTid}` : p.notify,
         sigevValue: p.sigevValue,

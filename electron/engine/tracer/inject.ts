@@ -61,33 +61,47 @@ export function injectSyscall(
   args: readonly bigint[] = [],
   onEvent?: (e: InjectEvent) => void,
 ): bigint {
+  return injectSyscalls(t, tid, [{ nr, args }], onEvent)[0]!;
+}
+
+/**
+ * Runs several system calls in a row in thread tid (each sees the results of the ones before,
+ * e.g. in scratch memory) and returns their rax values. Between two calls the thread stays in the
+ * single-step trap and the next step cancels it; it is parked once, after the last: a trip through
+ * the target less per call, and the unsafe window (the engine dying with the trap pending) is no
+ * longer in total than with one park per call.
+ */
+export function injectSyscalls(t: Tracee, tid: number, calls: readonly { nr: number; args?: readonly bigint[] }[], onEvent?: (e: InjectEvent) => void): bigint[] {
   const insn = findSyscallInsn(t);
   const orig = t.beginRegChange(tid);
+  const out: bigint[] = [];
   try {
-    const r = [...orig];
-    r[REG.rax] = BigInt(nr);
-    r[REG.orig_rax] = 0xffffffffffffffffn;
-    r[REG.rip] = insn;
-    const argRegs = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
-    for (let i = 0; i < argRegs.length; i++) r[argRegs[i]!] = BigInt.asUintN(64, args[i] ?? 0n);
-    setRegs(tid, r);
-    singlestep(tid);
-    for (;;) {
-      const st = waitTid(tid);
-      if (!st) continue;
-      if (!st.stopped) throw new StasisError('PROCESS_GONE', `Thread ${tid} ended while running an injected system call (${nr}).`);
-      if (st.event !== 0) {
-        onEvent?.({ event: st.event, status: st });
-        singlestep(tid);
-        continue;
-      }
-      if (st.stopSig === SIGTRAP) break;
-      // Another signal arrived during the step: keep it for detach and step on.
-      if (st.stopSig !== null) t.deferredSignals.set(tid, st.stopSig);
+    for (const { nr, args = [] } of calls) {
+      const r = [...orig];
+      r[REG.rax] = BigInt(nr);
+      r[REG.orig_rax] = 0xffffffffffffffffn;
+      r[REG.rip] = insn;
+      const argRegs = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
+      for (let i = 0; i < argRegs.length; i++) r[argRegs[i]!] = BigInt.asUintN(64, args[i] ?? 0n);
+      setRegs(tid, r);
       singlestep(tid);
+      for (;;) {
+        const st = waitTid(tid);
+        if (!st) continue;
+        if (!st.stopped) throw new StasisError('PROCESS_GONE', `Thread ${tid} ended while running an injected system call (${nr}).`);
+        if (st.event !== 0) {
+          onEvent?.({ event: st.event, status: st });
+          singlestep(tid);
+          continue;
+        }
+        if (st.stopSig === SIGTRAP) break;
+        // Another signal arrived during the step: keep it for detach and step on.
+        if (st.stopSig !== null) t.deferredSignals.set(tid, st.stopSig);
+        singlestep(tid);
+      }
+      out.push(BigInt.asIntN(64, getRegs(tid)[REG.rax]!));
     }
-    const after = getRegs(tid);
-    return BigInt.asIntN(64, after[REG.rax]!);
+    return out;
   } finally {
     t.restoreRegs(tid);
     park(t, tid);
