@@ -1,7 +1,8 @@
 /**
  * Capture benchmark, Stasis and CRIU 4.1.1 side by side in the same run, on one target
  * (bench/capture-target.c: MIB MiB of private anonymous memory, 30% zero pages, the rest random):
- *   - full checkpoint: wall time, frozen time (CRIU: "Seized task" to "Unseizing" in its log)
+ *   - full checkpoint: wall time, frozen time (CRIU: "Seized task" to "Unseizing" in its log), in
+ *     Stasis's default live mode (pre-copy where the kernel allows) and with the fork snapshot
  *   - incremental after the target dirtied 1% of its pages: wall time and bytes written
  * Medians over RUNS runs. usage: npm run bench -- capture   (env: MIB=1024 RUNS=3 CRIU=path)
  *
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
     process.kill(pid, 'SIGUSR1');
     return Number((await waitFile(join(side, `dirty-${dirty}`))).trim());
   };
+  const fork = { wall: [] as number[], frozen: [] as number[] };
+  let how = '';
   const s = { fullWall: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incFrozen: [] as number[], incBytes: [] as number[], dirtyBytes: [] as number[] };
   const c = { fullWall: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incBytes: [] as number[], incError: '' };
   try {
@@ -92,6 +95,7 @@ async function main(): Promise<void> {
       const store = openStore(storeDir);
       try {
         const full = checkpoint(store, pid, { full: true });
+        how = full.freeze;
         s.fullWall.push(full.durationMs);
         s.fullFrozen.push(full.frozenMs);
         s.fullBytes.push(full.bytesWritten);
@@ -105,6 +109,19 @@ async function main(): Promise<void> {
       } finally {
         store.close();
         rmSync(storeDir, { recursive: true, force: true });
+      }
+      // The fork snapshot (the default where pre-copy is not possible), for comparison.
+      if (how !== 'snapshot') {
+        const forkStore = openStore(join(work, `store-fork-${run}`));
+        try {
+          const f = checkpoint(forkStore, pid, { full: true, snapshot: 'fork' });
+          fork.wall.push(f.durationMs);
+          fork.frozen.push(f.frozenMs);
+          process.stderr.write(`run ${run + 1}: stasis full, fork snapshot ${f.durationMs.toFixed(0)} ms (frozen ${f.frozenMs.toFixed(1)})\n`);
+        } finally {
+          forkStore.close();
+          rmSync(join(work, `store-fork-${run}`), { recursive: true, force: true });
+        }
       }
       if (criu) {
         const d1 = join(work, `criu-${run}-full`);
@@ -136,16 +153,22 @@ async function main(): Promise<void> {
   const rows: Row[] = [
     { metric: 'full checkpoint wall (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullWall.length ? median(c.fullWall).toFixed(0) : 'n/a', 'stasis/criu': ratio(median(s.fullWall), median(c.fullWall)) },
     { metric: 'full: frozen (ms)', stasis: median(s.fullFrozen).toFixed(1), criu: c.fullFrozen.length ? median(c.fullFrozen).toFixed(1) : 'n/a', 'stasis/criu': ratio(median(s.fullFrozen), median(c.fullFrozen)) },
+    ...(fork.wall.length
+      ? [
+          { metric: 'full wall, fork snapshot (ms)', stasis: median(fork.wall).toFixed(0), criu: '', 'stasis/criu': ratio(median(fork.wall), median(c.fullWall)) },
+          { metric: 'full frozen, fork snapshot (ms)', stasis: median(fork.frozen).toFixed(1), criu: '', 'stasis/criu': ratio(median(fork.frozen), median(c.fullFrozen)) },
+        ]
+      : []),
     { metric: 'full: bytes written (MiB)', stasis: mib(median(s.fullBytes)), criu: c.fullBytes.length ? mib(median(c.fullBytes)) : 'n/a', 'stasis/criu': ratio(median(s.fullBytes), median(c.fullBytes)) },
     { metric: 'incremental 1% dirty wall (ms)', stasis: median(s.incWall).toFixed(0), criu: c.incWall.length ? median(c.incWall).toFixed(0) : `n/a: ${c.incError.replace(/^\(\d+\.\d+\)\s*/, '').replace(/\|/g, '/')}`, 'stasis/criu': ratio(median(s.incWall), median(c.incWall)) },
     { metric: 'incremental: frozen (ms)', stasis: median(s.incFrozen).toFixed(1), criu: 'n/a', 'stasis/criu': 'n/a' },
     { metric: 'incremental: bytes written (MiB)', stasis: mib(median(s.incBytes)), criu: c.incBytes.length ? mib(median(c.incBytes)) : 'n/a', 'stasis/criu': ratio(median(s.incBytes), median(c.incBytes)) },
     { metric: 'incremental: written / dirty bytes', stasis: ratio(median(s.incBytes), median(s.dirtyBytes)), criu: c.incBytes.length ? ratio(median(c.incBytes), median(s.dirtyBytes)) : 'n/a', 'stasis/criu': '' },
   ];
-  const header = `Capture: ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
+  const header = `Capture: ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; Stasis default live mode: ${how}; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
   process.stdout.write(`${header}\n\n${formatTable(rows)}\n\n${formatTable(rows, true)}\n`);
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, criu: c }, null, 2));
+  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, fork, criu: c }, null, 2));
 }
 
 main()
