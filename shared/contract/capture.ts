@@ -12,7 +12,11 @@ export const checkpointResultSchema = z.object({
   id: z.number().int(),
   pid,
   mode: z.enum(['full', 'incremental']),
-  dirtyTracking: z.enum(['soft-dirty', 'hash']),
+  /**
+   * How an incremental found the changed pages: 'soft-dirty' bits, 'uffd-wp' (a userfaultfd the
+   * engine kept write-protecting the process since the parent), or 'hash' (every page compared).
+   */
+  dirtyTracking: z.enum(['soft-dirty', 'hash', 'uffd-wp']),
   /** How long the target was stopped, in ms. */
   frozenMs: z.number(),
   durationMs: z.number(),

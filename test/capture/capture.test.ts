@@ -110,6 +110,8 @@ for (const sm of singleModes) describe(`capture of a single-threaded program, ${
       const r = checkpoint(st.store, target.pid, { snapshot: sm.snapshot });
       assert.equal(r.mode, 'incremental');
       assert.equal(r.freeze, sm.freeze);
+      // Pre-copy keeps its userfaultfd between checkpoints of one engine: only written pages are read.
+      assert.equal(r.dirtyTracking, sm.freeze === 'pre-copy' ? 'uffd-wp' : 'hash');
       // Page by page, the region differs from the previous checkpoint exactly where the program wrote.
       const before = regionFromStore(st.store, prev, info.region, info.pages);
       const now = regionFromStore(st.store, r.id, info.region, info.pages);

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached, type DetachedProcess } from '../helpers/spawn';
-import { checkpoint } from '../../electron/engine/capture';
+import { checkpoint, closeTrackers } from '../../electron/engine/capture';
 import { openStore } from '../../electron/engine/store';
 import { probeKernelFeatures } from '../../electron/engine/native';
 import { tempDir, waitFor, waitForFile, procStatus, readInfo } from './common';
@@ -75,6 +75,9 @@ describe('engine killed mid-capture', () => {
       } finally {
         store.close();
       }
+      // That checkpoint kept its userfaultfd for the next one (tracking.ts): as when this engine stops.
+      closeTrackers();
+      assert.ok(!uffdRegistered(target.pid), 'no registration left once the engine lets go');
       assert.deepEqual(childrenOf(target.pid), []);
       assert.equal(procStatus(target.pid)!.tracerPid, 0);
     });

@@ -2,7 +2,7 @@
  * Capture entry: `checkpoint(store, pid, opts)` saves a live process into the store.
  *
  *   const r = checkpoint(store, pid, { mode: 'leave-running', full: false, label: 'before upgrade' });
- *   // -> { id, pid, mode: 'full'|'incremental', dirtyTracking: 'soft-dirty'|'hash', frozenMs, durationMs,
+ *   // -> { id, pid, mode: 'full'|'incremental', dirtyTracking: 'soft-dirty'|'hash'|'uffd-wp', frozenMs, durationMs,
  *   //      pagesScanned, pagesWritten, bytesWritten, freeze: 'snapshot'|'all-threads', threads, warnings }
  *
  * Modes: leave-running (default) with a single thread -> freeze, read state, fork a COW snapshot,
@@ -23,7 +23,8 @@ import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../trac
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
-import { openPreCopy, protectLive, copyLive, copyFrozen, applyFrozenCopy, closePreCopy, hasIoUring, type PreCopy, type FrozenCopy } from './precopy';
+import { openPreCopy, protectLive, copyLive, copyFrozen, rebase, applyFrozenCopy, closePreCopy, hasIoUring, type PreCopy, type FrozenCopy } from './precopy';
+import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails } from './state';
 import { copyPages } from './pages';
 import { capturePageProgress } from './page-count';
@@ -65,7 +66,7 @@ export interface CheckpointResult {
   id: number;
   pid: number;
   mode: CheckpointMode;
-  dirtyTracking: 'soft-dirty' | 'hash';
+  dirtyTracking: 'soft-dirty' | 'hash' | 'uffd-wp';
   frozenMs: number;
   durationMs: number;
   pagesScanned: number;
@@ -122,7 +123,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   })();
   const threadCount = listThreads(pid).length;
   const softDirty = features.softDirty;
-  const dirtyTracking: 'soft-dirty' | 'hash' = softDirty ? 'soft-dirty' : 'hash';
+  let dirtyTracking: CheckpointResult['dirtyTracking'] = softDirty ? 'soft-dirty' : 'hash';
   const live = opts.mode !== 'kill' && opts.snapshot !== 'never';
   // uffd-wp works for any number of threads but is opt-in: on this VM write-protecting 1 GiB of 4 KiB
   // pages costs about what fork's page-table copy does (~35 ms each, docs/engine.md), and a live
@@ -163,7 +164,11 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     label: opts.label ?? null,
   });
   try {
-    if (preCopyOk) pc = openPreCopy(pid, basics.startTime, opts.timeoutMs);
+    // A userfaultfd kept since the parent checkpoint (tracking.ts) reads only what was written since;
+    // any other one of this process is closed first (a mapping takes one userfaultfd only).
+    pc = takeTracker(store.dir, pid, basics.startTime, preCopyOk && parent ? parent.id : null);
+    if (pc) dirtyTracking = 'uffd-wp';
+    if (preCopyOk && !pc) pc = openPreCopy(pid, basics.startTime, opts.timeoutMs);
     if (opts.snapshot === 'precopy' && !pc) throw new StasisError('UNSUPPORTED', `Process ${pid} cannot get a userfaultfd (vm.unprivileged_userfaultfd=0 and it is unprivileged); use the default snapshot mode.`);
     if (pc) {
       // Most of the memory, read while the target runs (precopy.ts).
@@ -190,7 +195,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
 
     let memPid = pid;
     if (pc) {
-      frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target));
+      frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), writer ? (a, n) => writer!.parentPages(a, n) : undefined);
+      // Protect again what was written, so the next checkpoint can start from this freeze.
+      if (!state.fds.some((f) => f.target === 'anon_inode:[io_uring]')) rebase(pc, frozenCopy);
+      else pc.base = -1;
       how = 'pre-copy';
     } else if (tryUffd) {
       uffd = setupUffdSnapshot(t, frozenMaps, features.pagemapScan);
@@ -206,7 +214,6 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (how !== 'all-threads') {
       frozenMs += t.elapsedMs();
       t.release();
-      closePreCopy(pc);
       if (child) {
         recordPendingSnapshot(store.dir, pid, basics.startTime, child);
         // The child is stopped at birth and never released (disposeSnapshot kills it).
@@ -260,6 +267,14 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
+    if (pc) {
+      // Untrusted (an io_uring appeared) trackers are closed, the others kept for the next checkpoint.
+      if (pc.base !== -1) {
+        pc.base = info.id;
+        keepTracker(store.dir, pc);
+      } else closePreCopy(pc);
+      pc = null;
+    }
     pageProgress.finish(pagesScanned);
     if (markerPath) {
       mkdirSync(join(store.dir, SOFT_DIRTY_DIR), { recursive: true });
@@ -305,5 +320,6 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   }
 }
 
+export { closeTrackers } from './tracking';
 export { launch, reapLaunched, type LaunchOptions, type LaunchResult } from './launch';
 export { listProcesses, type ProcessInfo } from './processes';

@@ -16,10 +16,17 @@
  *      file mapping, one another userfaultfd owns) is copied now; a page given earlier that is not
  *      there any more (munmap, MADV_DONTNEED) is taken back. The image is the memory at that freeze.
  *
+ *
+ * Dirty tracking between checkpoints (an engine that lives on: the app, `stasis daemon`): after a
+ * checkpoint the userfaultfd is kept (tracking.ts) with every page of the registered mappings
+ * protected again at the freeze, so the next checkpoint of the same process, on top of that one,
+ * reads only the pages written since (step 3 from the start) and keeps the others as they are in
+ * its parent. Such checkpoints record dirty tracking 'uffd-wp'.
+ *
  * Cost for the target: its first write to each protected page takes a minor fault, until the
- * userfaultfd is closed after the freeze (closing unregisters and unprotects everything, which walks
- * the page tables once more while it runs). Frozen time grows with how much the target writes
- * during the last round, not with its size.
+ * userfaultfd is closed (closing unregisters and unprotects everything, which walks the page
+ * tables once more while it runs). Frozen time grows with how much the target writes during the
+ * last round, not with its size.
  * Not used (the caller falls back to the fork snapshot) without uffd-wp async, or when the target
  * has an io_uring: the kernel writes into its registered buffers through pinned pages without a
  * fault, so a protected page could change unseen.
@@ -30,7 +37,7 @@ import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
 import { closeFd, vmRead } from '../native';
 import { freeze, readBasics } from '../tracer';
-import { openPagemap, closePagemap, scanRanges, scanWritten, type PageRange } from '../proc';
+import { openPagemap, closePagemap, scanRanges, scanWritten, isWpAsyncRegistered, type PageRange } from '../proc';
 import { intersectIntervals, subtractIntervals, unionIntervals, window } from '../store/extents';
 import { pagePolicy, readable } from './mappings';
 import { isWpMapping } from './uffd-snapshot';
@@ -45,7 +52,13 @@ const IO_URING = 'anon_inode:[io_uring]';
 
 export interface PreCopy {
   pid: number;
+  startTime: string;
   uffd: number;
+  /**
+   * The checkpoint at whose freeze every page of the registered mappings was protected again
+   * (dirty tracking since then), or null for a userfaultfd made for this checkpoint.
+   */
+  base: number | null;
   /** Time the target spent frozen so far (the brief freeze that made the userfaultfd). */
   frozenMs: number;
   /** Pages given to the checkpoint while the target ran, as page-number intervals (unsorted). */
@@ -58,6 +71,10 @@ export interface FrozenCopy {
   drop: { vaddr: bigint; pages: number }[];
   data: { vaddr: bigint; data: Buffer }[];
   zero: { vaddr: bigint; pages: number }[];
+  /** Pages unchanged since the parent (tracking): kept as the parent has them. */
+  unchanged: { vaddr: bigint; pages: number }[];
+  /** Pages written since they were protected, protected again at the freeze (the next base). */
+  reprotect: PageRange[];
   pagesScanned: number;
 }
 
@@ -90,7 +107,7 @@ export function openPreCopy(pid: number, startTime: string, timeoutMs?: number):
     // User-mode-only is fine here: in async mode no fault is ever delivered to us.
     const uffd = createTargetUffd(t, UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.WP_ASYNC, true);
     if (uffd === null) return null;
-    return { pid, uffd, frozenMs: t.elapsedMs(), given: [], rounds: 0 };
+    return { pid, startTime, uffd, base: null, frozenMs: t.elapsedMs(), given: [], rounds: 0 };
   } finally {
     t.release();
   }
@@ -134,8 +151,14 @@ export function protectLive(pc: PreCopy, mappings: MappingState[]): LivePlan {
   const pm = openPagemap(pc.pid);
   try {
     for (const m of mappings) {
-      // Not ours to track (another userfaultfd has it, or not anonymous): copied while frozen.
-      if (!isWpMapping(m) || registerWp(pc.uffd, m.start, m.end) !== 0) continue;
+      if (!isWpMapping(m)) continue;
+      // Tracked since the base: only what was written since is read (copyLive's rounds).
+      if (pc.base !== null && isWpAsyncRegistered(pm, m.start, m.end)) {
+        plan.registered.push(m);
+        continue;
+      }
+      // Not ours to track (another userfaultfd has it): copied while frozen.
+      if (registerWp(pc.uffd, m.start, m.end) !== 0) continue;
       plan.registered.push(m);
       // Only present pages are protected: protecting a whole sparse mapping would make the
       // kernel build page tables for all of it (WP_ASYNC implies WP_UNPOPULATED markers).
@@ -190,28 +213,40 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
  * Step 4, with the target frozen and `mappings` its address space now. Reads what must be read
  * while frozen; the returned copy is applied to the writer after the resume (applyFrozenCopy).
  * Shared mappings are left to the caller (read after the resume, as in every live mode).
+ * `parentPages` (tracking only) tells which pages the parent checkpoint holds.
  */
-export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[]): FrozenCopy {
-  const out: FrozenCopy = { drop: [], data: [], zero: [], pagesScanned: 0 };
+export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[], parentPages?: CheckpointWriter['parentPages']): FrozenCopy {
+  const out: FrozenCopy = { drop: [], data: [], zero: [], unchanged: [], reprotect: [], pagesScanned: 0 };
   // An io_uring that appeared during the live copy may have written pages unseen: trust nothing.
-  const given = fdTargets.includes(IO_URING) ? [] : unionIntervals(pc.given);
-  if (given.length === 0 && pc.given.length > 0) out.drop.push(...unionIntervals(pc.given).map((g) => ({ vaddr: BigInt(g.vpn) * PAGE, pages: g.count })));
+  const trusted = !fdTargets.includes(IO_URING);
+  if (!trusted) pc.base = null;
+  const given = trusted ? unionIntervals(pc.given) : [];
+  if (!trusted && pc.given.length > 0) out.drop.push(...unionIntervals(pc.given).map((g) => ({ vaddr: BigInt(g.vpn) * PAGE, pages: g.count })));
   const keep: { vpn: number; count: number }[] = [];
   const pm = openPagemap(pc.pid);
   try {
     for (const m of mappings) {
       const policy = pagePolicy(m);
       if (policy === 'none' || !readable(m) || m.perms[3] === 's') continue;
+      const tracked = isWpMapping(m);
       for (const r of scanRanges(pm, m.start, m.end, true, { noFile: policy !== 'cow' })) {
         const pages = Number((r.end - r.start) / PAGE);
         out.pagesScanned += pages;
         if (policy === 'cow' && r.file) continue; // still the file's page
         const vpn = Number(r.start / PAGE);
-        // Still protected: unchanged since it was read, if it was read (see copyLive).
         const here = [{ vpn, count: pages }];
+        // Still protected: unchanged since it was read, if it was read (see copyLive), or else
+        // since the base, if the parent has it (tracking).
         const valid = r.wp ? intersectIntervals(window(given, vpn, vpn + pages), here) : [];
         keep.push(...valid);
-        for (const gap of subtractIntervals(here, valid)) {
+        let rest = subtractIntervals(here, valid);
+        if (r.wp && trusted && pc.base !== null && parentPages && rest.length) {
+          const inParent = rest.flatMap((g) => parentPages(BigInt(g.vpn) * PAGE, g.count)).map((p) => ({ vpn: Number(p.vaddr / PAGE), count: p.pages }));
+          out.unchanged.push(...inParent.map((p) => ({ vaddr: BigInt(p.vpn) * PAGE, pages: p.count })));
+          rest = subtractIntervals(rest, inParent);
+        }
+        if (!r.wp && tracked) out.reprotect.push(r);
+        for (const gap of rest) {
           const start = BigInt(gap.vpn) * PAGE;
           if (r.zeroPfn && !r.swapped) { out.zero.push({ vaddr: start, pages: gap.count }); continue; }
           const data = Buffer.allocUnsafeSlow(gap.count * PAGE_SIZE);
@@ -230,8 +265,18 @@ export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: str
   return out;
 }
 
+/**
+ * Still frozen, after copyFrozen: protects again the pages written since they were protected, so
+ * that from this freeze on every registered page is tracked (the next checkpoint's base). The
+ * ranges hold present or swapped pages only, so no marker is left in unpopulated page tables.
+ */
+export function rebase(pc: PreCopy, c: FrozenCopy): void {
+  for (const r of c.reprotect) writeProtect(pc.uffd, r.start, r.end - r.start, true);
+}
+
 export function applyFrozenCopy(writer: CheckpointWriter, c: FrozenCopy): void {
   writer.dropPages(c.drop);
+  writer.keepPages(c.unchanged);
   for (const z of c.zero) writer.addZeroPages(z.vaddr, z.pages);
   for (const d of c.data) writer.addPages(d.vaddr, d.data);
 }

@@ -85,6 +85,7 @@ const VEC_LEN = 4096;
 let vecAddr = 0n;
 
 const PM_SCAN_WP_MATCHING = 1n;
+const PM_SCAN_CHECK_WPASYNC = 2n;
 
 interface ScanFilter {
   /** Only pages written since they were write-protected (uffd-wp async; pages of unregistered mappings always count as written). */
@@ -173,6 +174,28 @@ export function scanWritten(fd: number, start: bigint, end: bigint, reprotect: b
   const r = rangesFromScan(fd, start, end, { writtenOnly: true, reprotect });
   if (!r) throw new Error('PAGEMAP_SCAN is not available on this kernel');
   return r;
+}
+
+/**
+ * Whether [start, end) lies in mappings registered with an async write-protect userfaultfd
+ * (PM_SCAN_CHECK_WPASYNC refuses the scan otherwise). Stops at the first page found: cheap.
+ */
+export function isWpAsyncRegistered(fd: number, start: bigint, end: bigint): boolean {
+  if (vecAddr === 0n) vecAddr = malloc(REGION_BYTES * VEC_LEN);
+  const arg = Buffer.alloc(96);
+  arg.writeBigUInt64LE(96n, 0);
+  arg.writeBigUInt64LE(PM_SCAN_CHECK_WPASYNC, 8);
+  arg.writeBigUInt64LE(start, 16);
+  arg.writeBigUInt64LE(end, 24);
+  arg.writeBigUInt64LE(vecAddr, 40);
+  arg.writeBigUInt64LE(1n, 48); // vec_len
+  arg.writeBigUInt64LE(1n, 56); // max_pages
+  arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80);
+  arg.writeBigUInt64LE(PAGE_IS.PRESENT, 88);
+  const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
+  if (r.ret >= 0) return true;
+  if (r.errno === E.EPERM) return false;
+  throw sysError('ioctl(PAGEMAP_SCAN)', r.errno);
 }
 
 export function freeScanBuffers(): void {

@@ -91,6 +91,13 @@ export interface CheckpointWriter {
    * Data already written for them stays in the segment, unreferenced, until gc.
    */
   dropPages(runs: { vaddr: bigint; pages: number }[]): void;
+  /**
+   * Pages the caller knows are unchanged since the parent (dirty tracking said so): given, without
+   * data. Only pages the parent holds (see parentPages) may be kept.
+   */
+  keepPages(runs: { vaddr: bigint; pages: number }[]): void;
+  /** The parts of [vaddr, vaddr + pages) the parent checkpoint holds (data or zero), in order. */
+  parentPages(vaddr: bigint, pages: number): { vaddr: bigint; pages: number }[];
   /** Durable (fsync) then visible (one index transaction). Returns the final info. If it throws, the writer is aborted (nothing becomes visible). */
   commit(stats?: Partial<CheckpointStats>): CheckpointInfo;
   /** Removes everything written; nothing becomes visible. Safe to call twice. */
