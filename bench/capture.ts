@@ -3,7 +3,9 @@
  * (bench/capture-target.c: MIB MiB of private anonymous memory, 30% zero pages, the rest random):
  *   - full checkpoint: wall time, frozen time (CRIU: "Seized task" to "Unseizing" in its log), in
  *     Stasis's default live mode (pre-copy where the kernel allows) and with the fork snapshot
- *   - incremental after the target dirtied 1% of its pages: wall time and bytes written
+ *   - incremental after the target dirtied 1% of its pages: wall time and bytes written, with the
+ *     userfaultfd kept from the full (uffd-wp tracking, as the app and `stasis daemon` run) and
+ *     without (hash: every page compared, as a one-shot `stasis checkpoint`)
  * Medians over RUNS runs. usage: npm run bench -- capture   (env: MIB=1024 RUNS=3 CRIU=path)
  *
  * CRIU runs with CRIU_FAULT=130 (its own "no hardware breakpoints" path): in this VM the debug
@@ -17,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnDetached } from '../test/helpers/spawn';
 import { openStore } from '../electron/engine/store';
-import { checkpoint } from '../electron/engine/capture';
+import { checkpoint, closeTrackers } from '../electron/engine/capture';
 import { probeKernelFeatures } from '../electron/engine/native';
 import { formatTable, type Row } from './table';
 
@@ -86,6 +88,8 @@ async function main(): Promise<void> {
     return Number((await waitFile(join(side, `dirty-${dirty}`))).trim());
   };
   const fork = { wall: [] as number[], frozen: [] as number[] };
+  const hashInc = { wall: [] as number[], frozen: [] as number[], bytes: [] as number[], dirtyBytes: [] as number[], tracking: '' };
+  let incTracking = '';
   let how = '';
   const s = { fullWall: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incFrozen: [] as number[], incBytes: [] as number[], dirtyBytes: [] as number[] };
   const c = { fullWall: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incBytes: [] as number[], incError: '' };
@@ -101,11 +105,24 @@ async function main(): Promise<void> {
         s.fullBytes.push(full.bytesWritten);
         const pages = await dirtyOnce();
         const inc = checkpoint(store, pid);
+        incTracking = inc.dirtyTracking;
         s.incWall.push(inc.durationMs);
         s.incFrozen.push(inc.frozenMs);
         s.incBytes.push(inc.bytesWritten);
         s.dirtyBytes.push(pages * 4096);
-        process.stderr.write(`run ${run + 1}: stasis full ${full.durationMs.toFixed(0)} ms (frozen ${full.frozenMs.toFixed(1)}), incremental ${inc.durationMs.toFixed(0)} ms, ${inc.bytesWritten} B for ${pages * 4096} B dirty\n`);
+        process.stderr.write(`run ${run + 1}: stasis full ${full.durationMs.toFixed(0)} ms (frozen ${full.frozenMs.toFixed(1)}), incremental (${inc.dirtyTracking}) ${inc.durationMs.toFixed(0)} ms, ${inc.bytesWritten} B for ${pages * 4096} B dirty\n`);
+        if (inc.dirtyTracking !== 'hash') {
+          // What a one-shot `stasis checkpoint` gets: no userfaultfd kept from the last checkpoint.
+          closeTrackers();
+          const pages2 = await dirtyOnce();
+          const h = checkpoint(store, pid);
+          hashInc.tracking = h.dirtyTracking;
+          hashInc.wall.push(h.durationMs);
+          hashInc.frozen.push(h.frozenMs);
+          hashInc.bytes.push(h.bytesWritten);
+          hashInc.dirtyBytes.push(pages2 * 4096);
+          process.stderr.write(`run ${run + 1}: stasis incremental (${h.dirtyTracking}) ${h.durationMs.toFixed(0)} ms, ${h.bytesWritten} B for ${pages2 * 4096} B dirty\n`);
+        }
       } finally {
         store.close();
         rmSync(storeDir, { recursive: true, force: true });
@@ -160,15 +177,22 @@ async function main(): Promise<void> {
         ]
       : []),
     { metric: 'full: bytes written (MiB)', stasis: mib(median(s.fullBytes)), criu: c.fullBytes.length ? mib(median(c.fullBytes)) : 'n/a', 'stasis/criu': ratio(median(s.fullBytes), median(c.fullBytes)) },
-    { metric: 'incremental 1% dirty wall (ms)', stasis: median(s.incWall).toFixed(0), criu: c.incWall.length ? median(c.incWall).toFixed(0) : `n/a: ${c.incError.replace(/^\(\d+\.\d+\)\s*/, '').replace(/\|/g, '/')}`, 'stasis/criu': ratio(median(s.incWall), median(c.incWall)) },
+    { metric: `incremental 1% dirty wall (ms), ${incTracking}`, stasis: median(s.incWall).toFixed(0), criu: c.incWall.length ? median(c.incWall).toFixed(0) : `n/a: ${c.incError.replace(/^\(\d+\.\d+\)\s*/, '').replace(/\|/g, '/')}`, 'stasis/criu': ratio(median(s.incWall), median(c.incWall)) },
     { metric: 'incremental: frozen (ms)', stasis: median(s.incFrozen).toFixed(1), criu: 'n/a', 'stasis/criu': 'n/a' },
+    ...(hashInc.wall.length
+      ? [
+          { metric: `incremental 1% dirty wall (ms), ${hashInc.tracking} (one-shot CLI)`, stasis: median(hashInc.wall).toFixed(0), criu: '', 'stasis/criu': '' },
+          { metric: `incremental frozen (ms), ${hashInc.tracking}`, stasis: median(hashInc.frozen).toFixed(1), criu: '', 'stasis/criu': '' },
+          { metric: `incremental written / dirty bytes, ${hashInc.tracking}`, stasis: ratio(median(hashInc.bytes), median(hashInc.dirtyBytes)), criu: '', 'stasis/criu': '' },
+        ]
+      : []),
     { metric: 'incremental: bytes written (MiB)', stasis: mib(median(s.incBytes)), criu: c.incBytes.length ? mib(median(c.incBytes)) : 'n/a', 'stasis/criu': ratio(median(s.incBytes), median(c.incBytes)) },
     { metric: 'incremental: written / dirty bytes', stasis: ratio(median(s.incBytes), median(s.dirtyBytes)), criu: c.incBytes.length ? ratio(median(c.incBytes), median(s.dirtyBytes)) : 'n/a', 'stasis/criu': '' },
   ];
   const header = `Capture: ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; Stasis default live mode: ${how}; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
   process.stdout.write(`${header}\n\n${formatTable(rows)}\n\n${formatTable(rows, true)}\n`);
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, fork, criu: c }, null, 2));
+  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, fork, hashInc, criu: c }, null, 2));
 }
 
 main()

@@ -150,6 +150,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   let child: SnapshotChild | null = null;
   let uffd: UffdSnapshot | null = null;
   let pc: PreCopy | null = null;
+  let parentPresent: { vpn: number; count: number }[] = [];
   let frozenCopy: FrozenCopy | null = null;
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
@@ -178,6 +179,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       const plan = protectLive(pc, running);
       const onPages = pageProgress.start(running, { memPid: pid, sharedPagemapPid: pid, useScan: true });
       copyLive(pc, writer, plan, onPages);
+      parentPresent = pc.base !== null ? writer.parentPresent() : [];
       phase('live', { pid });
     }
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
@@ -195,7 +197,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
 
     let memPid = pid;
     if (pc) {
-      frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), writer ? (a, n) => writer!.parentPages(a, n) : undefined);
+      frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), parentPresent);
       // Protect again what was written, so the next checkpoint can start from this freeze.
       if (!state.fds.some((f) => f.target === 'anon_inode:[io_uring]')) rebase(pc, frozenCopy);
       else pc.base = -1;

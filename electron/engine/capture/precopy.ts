@@ -213,9 +213,10 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
  * Step 4, with the target frozen and `mappings` its address space now. Reads what must be read
  * while frozen; the returned copy is applied to the writer after the resume (applyFrozenCopy).
  * Shared mappings are left to the caller (read after the resume, as in every live mode).
- * `parentPages` (tracking only) tells which pages the parent checkpoint holds.
+ * `parentPresent` (tracking only: the writer's parentPresent(), asked before the freeze) is what
+ * the parent checkpoint holds.
  */
-export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[], parentPages?: CheckpointWriter['parentPages']): FrozenCopy {
+export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[], parentPresent: { vpn: number; count: number }[] = []): FrozenCopy {
   const out: FrozenCopy = { drop: [], data: [], zero: [], unchanged: [], reprotect: [], pagesScanned: 0 };
   // An io_uring that appeared during the live copy may have written pages unseen: trust nothing.
   const trusted = !fdTargets.includes(IO_URING);
@@ -240,8 +241,8 @@ export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: str
         const valid = r.wp ? intersectIntervals(window(given, vpn, vpn + pages), here) : [];
         keep.push(...valid);
         let rest = subtractIntervals(here, valid);
-        if (r.wp && trusted && pc.base !== null && parentPages && rest.length) {
-          const inParent = rest.flatMap((g) => parentPages(BigInt(g.vpn) * PAGE, g.count)).map((p) => ({ vpn: Number(p.vaddr / PAGE), count: p.pages }));
+        if (r.wp && trusted && pc.base !== null && rest.length) {
+          const inParent = intersectIntervals(rest, window(parentPresent, vpn, vpn + pages));
           out.unchanged.push(...inParent.map((p) => ({ vaddr: BigInt(p.vpn) * PAGE, pages: p.count })));
           rest = subtractIntervals(rest, inParent);
         }

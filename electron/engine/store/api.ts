@@ -96,8 +96,8 @@ export interface CheckpointWriter {
    * data. Only pages the parent holds (see parentPages) may be kept.
    */
   keepPages(runs: { vaddr: bigint; pages: number }[]): void;
-  /** The parts of [vaddr, vaddr + pages) the parent checkpoint holds (data or zero), in order. */
-  parentPages(vaddr: bigint, pages: number): { vaddr: bigint; pages: number }[];
+  /** The pages the parent checkpoint holds (data or zero), as sorted, merged page-number intervals. */
+  parentPresent(): { vpn: number; count: number }[];
   /** Durable (fsync) then visible (one index transaction). Returns the final info. If it throws, the writer is aborted (nothing becomes visible). */
   commit(stats?: Partial<CheckpointStats>): CheckpointInfo;
   /** Removes everything written; nothing becomes visible. Safe to call twice. */

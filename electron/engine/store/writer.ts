@@ -174,14 +174,13 @@ export class Writer implements CheckpointWriter {
       const vpn = Writer.vpnOf(r.vaddr);
       if (r.pages === 0) continue;
       const held = pageCount(intersect(window(this.parentView, vpn, vpn + r.pages), [{ vpn, count: r.pages }]));
-      if (held !== r.pages) throw new StasisError('INVALID_INPUT', `Pages at 0x${r.vaddr.toString(16)} (${r.pages}) are not all in the parent checkpoint, so they cannot be kept unchanged; give their contents.`);
+      if (held !== r.pages) throw new StasisError('INVALID_INPUT', `Pages at 0x${r.vaddr.toString(16)} (${r.pages}) are not all in the parent checkpoint (see parentPresent), so they cannot be kept unchanged; give their contents.`);
       this.given.push({ vpn, count: r.pages });
     }
   }
 
-  parentPages(vaddr: bigint, pages: number): { vaddr: bigint; pages: number }[] {
-    const vpn = Writer.vpnOf(vaddr);
-    return intersect(window(this.parentView, vpn, vpn + pages), [{ vpn, count: pages }]).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count }));
+  parentPresent(): { vpn: number; count: number }[] {
+    return unionIntervals(this.parentView);
   }
 
   private record(e: Extent): void {
