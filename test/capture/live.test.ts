@@ -222,3 +222,30 @@ describe('pre-copy of an unprivileged program', () => {
     }
   });
 });
+
+describe('a program whose memory another userfaultfd already has', () => {
+  test('the default falls back to the fork snapshot; pre-copy asked for explicitly says why not', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+    const side = tempDir('capture-ownuffd');
+    const st = tempStore();
+    const PAGES = 256;
+    const target = spawnDetached([buildFixture('capture-ownuffd'), side.dir, String(PAGES)]);
+    try {
+      const [, hex] = /region (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
+      const region = BigInt(`0x${hex}`);
+      assert.throws(() => checkpoint(st.store, target.pid, { snapshot: 'precopy' }), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED' && /another userfaultfd/.test(e.message));
+      assert.equal(st.store.list().length, 0, 'nothing saved by the refused checkpoint');
+      const r = checkpoint(st.store, target.pid);
+      assert.equal(r.freeze, 'snapshot');
+      for (let i = 0; i < PAGES; i++) {
+        const p = st.store.readPage(r.id, region + BigInt(i * PAGE_SIZE));
+        assert.ok(p && p.every((x) => x === i % 251), `page ${i}`);
+      }
+      assert.equal(procStatus(target.pid)!.tracerPid, 0);
+      assert.ok(target.alive());
+    } finally {
+      target.kill();
+      st.cleanup();
+      side.cleanup();
+    }
+  });
+});

@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
-import { probeKernelFeatures, vmRead } from '../native';
+import { probeKernelFeatures, vmRead, errnoName } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
@@ -136,6 +136,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   if (opts.snapshot === 'precopy' && !preCopyOk) {
     throw new StasisError('UNSUPPORTED', `A pre-copy checkpoint of process ${pid} is not possible here (it needs userfaultfd write-protect in async mode and PAGEMAP_SCAN, Linux 6.7+, no soft-dirty tracking, and a target without io_uring); use the default snapshot mode.`);
   }
+  // Also where pre-copy was possible but finds the memory taken by another userfaultfd.
   const forkOk = live && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
@@ -171,12 +172,20 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (pc) dirtyTracking = 'uffd-wp';
     if (preCopyOk && !pc) pc = openPreCopy(pid, basics.startTime, opts.timeoutMs);
     if (opts.snapshot === 'precopy' && !pc) throw new StasisError('UNSUPPORTED', `Process ${pid} cannot get a userfaultfd (vm.unprivileged_userfaultfd=0 and it is unprivileged); use the default snapshot mode.`);
-    if (pc) {
-      // Most of the memory, read while the target runs (precopy.ts).
-      frozenMs += pc.frozenMs;
+    // Most of the memory, read while the target runs (precopy.ts).
+    const running = pc ? readMaps(pid).map((e) => toMappingState(pid, e, false)) : [];
+    const plan = pc ? protectLive(pc, running) : null;
+    if (pc) frozenMs += pc.frozenMs;
+    if (pc && plan?.refused) {
+      closePreCopy(pc);
+      pc = null;
+      dirtyTracking = softDirty ? 'soft-dirty' : 'hash';
+      if (opts.snapshot === 'precopy') {
+        throw new StasisError('UNSUPPORTED', `Process ${pid}'s memory is registered with another userfaultfd (${errnoName(plan.refused)}): the program uses one itself, or another Stasis engine is tracking it. Use the default snapshot mode.`);
+      }
+    }
+    if (pc && plan) {
       writer = begin();
-      const running = readMaps(pid).map((e) => toMappingState(pid, e, false));
-      const plan = protectLive(pc, running);
       const onPages = pageProgress.start(running, { memPid: pid, sharedPagemapPid: pid, useScan: true });
       copyLive(pc, writer, plan, onPages);
       parentPresent = pc.base !== null ? writer.parentPresent() : [];

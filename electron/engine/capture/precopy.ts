@@ -35,7 +35,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
-import { closeFd, vmRead } from '../native';
+import { closeFd, vmRead, E } from '../native';
 import { freeze, readBasics } from '../tracer';
 import { openPagemap, closePagemap, scanRanges, scanWritten, isWpAsyncRegistered, type PageRange } from '../proc';
 import { intersectIntervals, subtractIntervals, unionIntervals, window } from '../store/extents';
@@ -63,6 +63,8 @@ export interface PreCopy {
   frozenMs: number;
   /** Pages given to the checkpoint while the target ran, as page-number intervals (unsorted). */
   given: { vpn: number; count: number }[];
+  /** The mappings registered with this userfaultfd (as they were when registered). */
+  ranges: { start: bigint; end: bigint }[];
   rounds: number;
 }
 
@@ -107,7 +109,7 @@ export function openPreCopy(pid: number, startTime: string, timeoutMs?: number):
     // User-mode-only is fine here: in async mode no fault is ever delivered to us.
     const uffd = createTargetUffd(t, UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.WP_ASYNC, true);
     if (uffd === null) return null;
-    return { pid, startTime, uffd, base: null, frozenMs: t.elapsedMs(), given: [], rounds: 0 };
+    return { pid, startTime, uffd, base: null, frozenMs: t.elapsedMs(), given: [], ranges: [], rounds: 0 };
   } finally {
     t.release();
   }
@@ -147,18 +149,27 @@ function giveLive(pc: PreCopy, writer: CheckpointWriter, buffer: Buffer, r: Page
  * address space now) and write-protects their present pages. Returns what to read (copyLive).
  */
 export function protectLive(pc: PreCopy, mappings: MappingState[]): LivePlan {
-  const plan: LivePlan = { registered: [], ranges: [] };
+  const plan: LivePlan = { registered: [], ranges: [], refused: 0 };
   const pm = openPagemap(pc.pid);
   try {
     for (const m of mappings) {
       if (!isWpMapping(m)) continue;
       // Tracked since the base: only what was written since is read (copyLive's rounds).
-      if (pc.base !== null && isWpAsyncRegistered(pm, m.start, m.end)) {
+      if (pc.base !== null && pc.ranges.some((r) => r.start <= m.start && m.end <= r.end) && isWpAsyncRegistered(pm, m.start, m.end)) {
         plan.registered.push(m);
         continue;
       }
-      // Not ours to track (another userfaultfd has it): copied while frozen.
-      if (registerWp(pc.uffd, m.start, m.end) !== 0) continue;
+      const err = registerWp(pc.uffd, m.start, m.end);
+      // EINVAL: a mapping userfaultfd cannot handle; copied while frozen. Anything else (EBUSY:
+      // another userfaultfd has it, the program's own or another Stasis engine's; or our
+      // userfaultfd outlived the address space it was made for, after an exec): give up, the
+      // caller takes another way.
+      if (err === E.EINVAL) continue;
+      if (err !== 0) {
+        plan.refused = err;
+        return plan;
+      }
+      pc.ranges.push({ start: m.start, end: m.end });
       plan.registered.push(m);
       // Only present pages are protected: protecting a whole sparse mapping would make the
       // kernel build page tables for all of it (WP_ASYNC implies WP_UNPOPULATED markers).
@@ -175,6 +186,8 @@ export function protectLive(pc: PreCopy, mappings: MappingState[]): LivePlan {
 export interface LivePlan {
   registered: MappingState[];
   ranges: PageRange[];
+  /** Non-zero: the errno with which a mapping's registration was refused; nothing can be trusted. */
+  refused: number;
 }
 
 /**

@@ -8,14 +8,17 @@
  * One tracker per process (a mapping can be registered with one userfaultfd only, so a second one
  * would make any other live checkpoint of it copy everything while frozen): taken out while a
  * checkpoint uses it, put back with the store and the id of the checkpoint it is now based on.
- * Taking it for another store or base closes it. Trackers of processes that are gone, and the least
- * recently used beyond MAX, are closed.
+ * Taking it for another store or base closes it. Trackers of processes that are gone, those not
+ * used for IDLE_MS (the process should not pay a fault per first write for a checkpoint that may
+ * never come), and the least recently used beyond MAX, are closed.
  */
 import { readBasics } from '../tracer';
 import { closePreCopy, type PreCopy } from './precopy';
 
 const MAX = 32;
-const trackers = new Map<string, PreCopy & { storeDir: string }>();
+const IDLE_MS = 30 * 60_000;
+const trackers = new Map<string, PreCopy & { storeDir: string; keptAt: number }>();
+let sweeper: ReturnType<typeof setInterval> | null = null;
 
 function key(pid: number, startTime: string): string {
   return `${pid}\0${startTime}`;
@@ -47,7 +50,10 @@ export function keepTracker(storeDir: string, pc: PreCopy): void {
   const old = trackers.get(k);
   if (old && old !== pc) closePreCopy(old);
   trackers.delete(k);
-  trackers.set(k, Object.assign(pc, { storeDir }));
+  trackers.set(k, Object.assign(pc, { storeDir, keptAt: Date.now() }));
+  // A long-lived engine closes idle trackers even when no checkpoint comes; never keeps a process alive.
+  sweeper ??= setInterval(prune, 60_000);
+  sweeper.unref?.();
   while (trackers.size > MAX) {
     const [oldest, t] = trackers.entries().next().value as [string, PreCopy];
     trackers.delete(oldest);
@@ -55,11 +61,11 @@ export function keepTracker(storeDir: string, pc: PreCopy): void {
   }
 }
 
-/** Closes the trackers of processes that have exited (their PID gone or reused). */
-export function prune(): void {
+/** Closes the trackers of processes that have exited (their PID gone or reused), and idle ones. */
+export function prune(idleMs = IDLE_MS): void {
   for (const [k, t] of trackers) {
     const now = readBasics(t.pid);
-    if (!now || now.startTime !== t.startTime || now.state === 'Z') {
+    if (!now || now.startTime !== t.startTime || now.state === 'Z' || Date.now() - t.keptAt >= idleMs) {
       trackers.delete(k);
       closePreCopy(t);
     }
@@ -70,6 +76,8 @@ export function prune(): void {
 export function closeTrackers(): void {
   for (const t of trackers.values()) closePreCopy(t);
   trackers.clear();
+  if (sweeper) clearInterval(sweeper);
+  sweeper = null;
 }
 
 export function trackerCount(): number {
