@@ -39,7 +39,11 @@ function fromProbe(): Features {
     },
     uffdWp: {
       available: k.uffdWp,
-      detail: k.uffdWp ? 'userfaultfd offers write-protect faults (UFFD_FEATURE_PAGEFAULT_FLAG_WP).' : 'userfaultfd write-protect is not available (disabled, or not permitted for this user).',
+      detail: !k.uffdWp
+        ? 'userfaultfd write-protect is not available (disabled, or not permitted for this user): live checkpoints use a fork snapshot.'
+        : k.uffdWpAsync && k.pagemapScan
+          ? 'userfaultfd write-protect in async mode (UFFD_FEATURE_WP_ASYNC): live checkpoints pre-copy memory while the process runs, and a running engine tracks dirty pages between checkpoints.'
+          : 'userfaultfd offers write-protect faults (UFFD_FEATURE_PAGEFAULT_FLAG_WP) but not async mode: live checkpoints use a fork snapshot.',
     },
     sealedSystemMappings: {
       available: k.sealedSystemMappings,
