@@ -82,6 +82,8 @@ export interface CheckpointWriter {
   setState(state: ProcessState): void;
   /** Pages at vaddr (page aligned); data.length a multiple of PAGE_SIZE. Zero pages are detected. */
   addPages(vaddr: bigint, data: Buffer): void;
+  /** Pages of several runs, their data back to back in `data` (in the order of the runs). */
+  addPageRuns(runs: { vaddr: bigint; pages: number }[], data: Buffer): void;
   addZeroPages(vaddr: bigint, count: number): void;
   /** Pages that exist in a mapping but hold nothing to save (e.g. file-backed and unmodified). */
   addAbsentPages(vaddr: bigint, count: number): void;

@@ -84,7 +84,28 @@ export class Writer implements CheckpointWriter {
     if (data.length % PAGE !== 0) throw new StasisError('INVALID_INPUT', `Page data of ${data.length} bytes at 0x${vaddr.toString(16)} is not a multiple of 4096 bytes.`);
     const n = data.length / PAGE;
     if (n === 0) return;
-    this.given.push({ vpn: vpn0, count: n });
+    this.addRuns([{ vpn: vpn0, count: n }], data, n);
+  }
+
+  addPageRuns(runs: { vaddr: bigint; pages: number }[], data: Buffer): void {
+    this.live();
+    const list = runs.map((r) => {
+      if (!Number.isSafeInteger(r.pages) || r.pages < 0) throw new StasisError('INVALID_INPUT', `Page count ${r.pages} is not a non-negative integer.`);
+      return { vpn: Writer.vpnOf(r.vaddr), count: r.pages };
+    }).filter((r) => r.count > 0);
+    const n = list.reduce((k, r) => k + r.count, 0);
+    if (data.length !== n * PAGE) throw new StasisError('INVALID_INPUT', `Page data of ${data.length} bytes does not hold the ${n} pages of the runs given (${n * PAGE} bytes).`);
+    if (n > 0) this.addRuns(list, data, n);
+  }
+
+  /** The n pages of data belong to runs, in order (one batch: one digest pass, one dedup query). */
+  private addRuns(runs: { vpn: number; count: number }[], data: Buffer, n: number): void {
+    const vpns = new Float64Array(n);
+    let k = 0;
+    for (const r of runs) {
+      this.given.push(r);
+      for (let j = 0; j < r.count; j++) vpns[k++] = r.vpn + j;
+    }
     const d = this.digests(n);
     digestPages(data, n, d);
     const hashes = d.hashes;
@@ -92,7 +113,7 @@ export class Writer implements CheckpointWriter {
     // in the chunk; their hashes stay in the digest buffer (no Buffer per page).
     const unresolved: number[] = [];
     for (let i = 0; i < n; i++) {
-      const vpn = vpn0 + i;
+      const vpn = vpns[i]!;
       const p = this.parentAt(vpn);
       if (d.zero[i] === 1) {
         if (!p || p.kind !== KIND_ZERO) this.record({ vpn, count: 1, kind: KIND_ZERO, file: 0, page: 0 });
@@ -105,7 +126,7 @@ export class Writer implements CheckpointWriter {
     // Second pass: pages already stored anywhere in the store are referenced, the rest written.
     const found = this.host.lookupDedup(unresolved.map((i) => hashes.readBigInt64LE(i * HASH_LEN)));
     for (const i of unresolved) {
-      const vpn = vpn0 + i;
+      const vpn = vpns[i]!;
       const h = i * HASH_LEN;
       // Pages this checkpoint already wrote (checked here, not in the first pass: for a full
       // checkpoint, where almost every page is new, that cost a map lookup per page).
