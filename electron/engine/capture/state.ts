@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { release } from 'node:os';
-import { STATE_VERSION, type ProcessState } from '../state/process-state';
+import { STATE_VERSION, type ProcessState, type TimerState } from '../state/process-state';
 import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds } from '../proc';
-import { captureThread, captureSigactions, captureBrk, captureTimers } from './threads';
+import { captureThread, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
 import { readSmaps } from '../proc';
@@ -34,8 +34,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
   const warnings: string[] = [];
   const stat = readStat(pid);
   const status = readStatus(pid);
-  const threads = t.tids.map((tid) => captureThread(t, tid, warnings));
-  const timers = captureTimers(t, warnings);
+  const timers: TimerState = {};
   const state: ProcessState = {
     version: STATE_VERSION,
     pid,
@@ -56,7 +55,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
     mm: { ...stat.mm, brk: 0n },
     auxv: [],
     mappings: [],
-    threads,
+    threads: [],
     sigactions: [],
     sharedPending: statusMask(status, 'ShdPnd'),
     fds: readFds(pid),
@@ -64,17 +63,29 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
     kernel: { release: release() },
     warnings,
   };
+  // The main thread runs the process-wide calls too, in the same batch as its own.
+  const processWide = [timersProbe(pid, timers, warnings), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
+  state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
-  if (!opts.deferInherited) captureInherited(state, t);
+  if (!opts.deferInherited) readInherited(state, pid);
   return state;
 }
 
 /** The parts a fork child shares with the target at the fork; `src` is the target or its snapshot child. */
 export function captureInherited(state: ProcessState, src: Tracee): void {
-  const pid = src.pid;
-  state.sigactions = captureSigactions(src);
-  state.mm.brk = captureBrk(src);
+  runProbes(src, src.pid, inheritedProbes(state, src));
+  readInherited(state, src.pid);
+}
+
+/** Handlers and brk: injected calls, run in a batch by the caller. */
+function inheritedProbes(state: ProcessState, src: Tracee): Probe[] {
+  state.sigactions = [];
+  return [sigactionsProbe(src.pid, state.sigactions), brkProbe(src.pid, (brk) => { state.mm.brk = brk; })];
+}
+
+/** What /proc tells of the inherited parts. */
+function readInherited(state: ProcessState, pid: number): void {
   const exe = safe(() => readlinkSync(`/proc/${pid}/exe`), '');
   state.exe = exe.replace(/ \(deleted\)$/, '');
   if (exe.endsWith(' (deleted)')) state.warnings.push(`the executable ${state.exe} was deleted`);
