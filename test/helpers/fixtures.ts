@@ -1,13 +1,13 @@
 /**
- * Compiles the C test fixtures (test/fixtures/<name>.c) with `cc` into a cache directory keyed by the
- * source's content hash, so every test file and every concurrent test run shares one binary per
+ * Compiles the C test fixtures (test/fixtures/<name>.c, which may include test/fixtures/*.h) with
+ * `cc` into a cache directory keyed by the content hash of the source and the headers, so every test file and every concurrent test run shares one binary per
  * version of the source. Owns only compiling; never runs the binary (see spawn.ts for that).
  *
  *   const bin = buildFixture('capture-pattern');           // -> /tmp/stasis-fixtures/<hash>/capture-pattern
  *   const bin2 = buildFixture('x', { flags: ['-static'] }); // extra cc flags are part of the cache key
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -24,7 +24,10 @@ export function buildFixture(name: string, opts: BuildOptions = {}): string {
   const src = join(fixturesDir, `${name}.c`);
   if (!existsSync(src)) throw new Error(`No fixture source ${src}: add test/fixtures/${name}.c.`);
   const flags = ['-O1', '-g', '-pthread', '-Wall', ...(opts.flags ?? [])];
-  const key = createHash('sha256').update(readFileSync(src)).update(flags.join(' ')).digest('hex').slice(0, 16);
+  // The shared headers (test/fixtures/*.h) are part of every fixture's key.
+  const hash = createHash('sha256').update(readFileSync(src)).update(flags.join(' '));
+  for (const h of readdirSync(fixturesDir).filter((f) => f.endsWith('.h')).sort()) hash.update(readFileSync(join(fixturesDir, h)));
+  const key = hash.digest('hex').slice(0, 16);
   const dir = join(tmpdir(), 'stasis-fixtures', key);
   const bin = join(dir, name);
   if (existsSync(bin)) return bin;
