@@ -9,7 +9,8 @@ import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached, type DetachedProcess } from '../helpers/spawn';
-import { checkpoint, type CheckpointOptions } from '../../electron/engine/capture';
+import { checkpoint, closeTrackers, type CheckpointOptions } from '../../electron/engine/capture';
+import { trackerCount } from '../../electron/engine/capture/tracking';
 import { probeKernelFeatures } from '../../electron/engine/native';
 import { PAGE_SIZE, type Store } from '../../electron/engine/store/api';
 import { tempDir, tempStore, waitFor, waitForFile, procStatus } from './common';
@@ -246,6 +247,63 @@ describe('a program whose memory another userfaultfd already has', () => {
       target.kill();
       st.cleanup();
       side.cleanup();
+    }
+  });
+});
+
+describe('a program with an io_uring (the kernel may write its buffers without a fault)', () => {
+  const withTarget = async (when: 'now' | 'later', fn: (pid: number, region: bigint, side: string) => void): Promise<void> => {
+    const side = tempDir('capture-iouring');
+    const target = spawnDetached([buildFixture('capture-iouring'), side.dir, '128', when]);
+    try {
+      const [, hex] = /region (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
+      fn(target.pid, BigInt(`0x${hex}`), side.dir);
+      assert.equal(procStatus(target.pid)!.tracerPid, 0);
+    } finally {
+      target.kill();
+      side.cleanup();
+    }
+  };
+  const assertRegion = (store: Store, id: number, region: bigint): void => {
+    for (let i = 0; i < 128; i++) {
+      const p = store.readPage(id, region + BigInt(i * PAGE_SIZE));
+      assert.ok(p && p.every((x) => x === i % 251), `page ${i}`);
+    }
+  };
+
+  test('held from the start: the default uses the fork snapshot, pre-copy asked for says why not', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+    const st = tempStore();
+    try {
+      await withTarget('now', (pid, region) => {
+        assert.throws(() => checkpoint(st.store, pid, { snapshot: 'precopy' }), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED' && /io_uring/.test(e.message));
+        const r = checkpoint(st.store, pid);
+        assert.equal(r.freeze, 'snapshot');
+        assertRegion(st.store, r.id, region);
+      });
+    } finally {
+      st.cleanup();
+    }
+  });
+
+  test('created during the live read: nothing read live is trusted, nothing is tracked afterwards', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+    const st = tempStore();
+    try {
+      await withTarget('later', (pid, region, dir) => {
+        closeTrackers();
+        const r = checkpoint(st.store, pid, {
+          onPhase: (p) => {
+            if (p !== 'live') return;
+            process.kill(pid, 'SIGUSR1');
+            const end = Date.now() + 10_000;
+            while (!existsSync(join(dir, 'ring.txt')) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+          },
+        });
+        assert.equal(r.freeze, 'pre-copy');
+        assertRegion(st.store, r.id, region);
+        assert.equal(trackerCount(), 0, 'no userfaultfd kept for a process with an io_uring');
+      });
+    } finally {
+      st.cleanup();
     }
   });
 });
