@@ -25,7 +25,7 @@ import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { openPreCopy, protectLive, copyLive, copyFrozen, rebase, applyFrozenCopy, closePreCopy, hasIoUring, type PreCopy, type FrozenCopy } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
-import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails } from './state';
+import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import { copyPages } from './pages';
 import { capturePageProgress } from './page-count';
 import type { ProgressFn } from '../progress';
@@ -191,6 +191,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       parentPresent = pc.base !== null ? writer.parentPresent() : [];
       phase('live', { pid });
     }
+    if (live) warmFrozenPath(pid);
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) {

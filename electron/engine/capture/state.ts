@@ -8,7 +8,7 @@ import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { STATE_VERSION, type ProcessState, type TimerState } from '../state/process-state';
 import type { Tracee } from '../tracer';
-import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds } from '../proc';
+import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds, readTimers } from '../proc';
 import { captureThread, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
@@ -70,6 +70,27 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) readInherited(state, pid);
   return state;
+}
+
+/**
+ * Runs the /proc readers captureFrozenState uses on the still-running process and drops the
+ * results: a one-shot engine (the CLI) would otherwise compile and warm this code while the
+ * target is frozen. Measured on a python3 target, one fresh engine process per checkpoint, 5
+ * alternating runs each: frozen 16.0-40.0 ms (median 16.8) with this, 17.9-34.6 (median 18.7)
+ * without; a warm engine needs 8.6-8.8 ms for the same target.
+ */
+export function warmFrozenPath(pid: number): void {
+  safe(() => {
+    readStat(pid);
+    readStatus(pid);
+    readFds(pid);
+    readLimits(pid);
+    readAuxv(pid);
+    readCmdline(pid);
+    readEnviron(pid);
+    readTimers(pid);
+    readlinkSync(`/proc/${pid}/cwd`);
+  }, undefined);
 }
 
 /** The parts a fork child shares with the target at the fork; `src` is the target or its snapshot child. */
