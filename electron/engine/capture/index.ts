@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
-import { probeKernelFeatures, vmRead, errnoName } from '../native';
+import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
@@ -316,7 +316,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     // The soft-dirty bits may have been cleared for a checkpoint that does not exist: forget the marker.
     if (markerPath) rmSync(markerPath, { force: true });
     const now = readBasics(pid);
-    if (!now || now.state === 'Z' || now.state === 'X' || now.startTime !== basics.startTime) {
+    // A system call that found the process gone (ESRCH) counts too: right after a SIGKILL /proc
+    // may still show it, not yet a zombie.
+    const vanished = e instanceof SysError && e.errno === E.ESRCH;
+    if (vanished || !now || now.state === 'Z' || now.state === 'X' || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited during the capture (${(e as Error).message.replace(/\.$/, '')}). Nothing was saved.`);
     }
     if (e instanceof StasisError) throw e;
