@@ -23,7 +23,7 @@ import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../trac
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
-import { openPreCopy, protectLive, copyLive, copyFrozen, rebase, applyFrozenCopy, closePreCopy, hasIoUring, type PreCopy, type FrozenCopy } from './precopy';
+import { openPreCopy, protectLive, copyLive, copyFrozen, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import { copyPages } from './pages';
@@ -207,6 +207,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
 
     let memPid = pid;
     if (pc) {
+      keepRestartedCalls(pc, state.threads);
       frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), parentPresent);
       // Protect again what was written, so the next checkpoint can start from this freeze.
       if (!state.fds.some((f) => f.target === 'anon_inode:[io_uring]')) rebase(pc, frozenCopy);
