@@ -3,14 +3,16 @@
  *
  *   const r = checkpoint(store, pid, { mode: 'leave-running', full: false, label: 'before upgrade' });
  *   // -> { id, pid, mode: 'full'|'incremental', dirtyTracking: 'soft-dirty'|'hash'|'uffd-wp', frozenMs, durationMs,
- *   //      pagesScanned, pagesWritten, bytesWritten, freeze: 'snapshot'|'all-threads', threads, warnings }
+ *   //      pagesScanned, pagesWritten, bytesWritten, freeze: 'pre-copy'|'uffd-wp'|'snapshot'|'all-threads', threads, warnings }
  *
- * Modes: leave-running (default) with a single thread -> freeze, read state, fork a COW snapshot,
- * resume (a few ms), read memory from the snapshot. Multi-threaded -> every thread stays frozen for
- * the whole capture (freeze: 'all-threads'). 'kill' -> frozen for the whole capture, SIGKILLed only
+ * Modes: leave-running (default) with a single thread -> pre-copy where the kernel has uffd-wp
+ * async (memory read while it runs, then a brief freeze for what changed; precopy.ts), else freeze,
+ * read state, fork a COW snapshot, resume (a few ms), read memory from the snapshot.
+ * Multi-threaded -> every thread stays frozen for the whole capture (freeze: 'all-threads'). 'kill' -> frozen for the whole capture, SIGKILLed only
  * after the checkpoint is durable (resumed instead if anything failed).
- * Incremental: soft-dirty where the kernel really has it ('delta' coverage: only dirty pages), else
- * every present page is given and the store keeps only pages whose hash differs ('complete').
+ * Incremental: soft-dirty where the kernel really has it ('delta' coverage: only dirty pages); with
+ * a pre-copy userfaultfd kept since the parent (tracking.ts), only pages written since are read
+ * ('uffd-wp'); else every present page is given and the store keeps only pages whose hash differs.
  * Errors: a StasisError with a clear message; nothing is written (the writer is aborted) and the
  * target is always detached and resumed.
  */
@@ -153,6 +155,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   let pc: PreCopy | null = null;
   let parentPresent: { vpn: number; count: number }[] = [];
   let frozenCopy: FrozenCopy | null = null;
+  let trackable = false;
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
   let killed = false;
@@ -210,8 +213,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       keepRestartedCalls(pc, state.threads);
       frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), parentPresent);
       // Protect again what was written, so the next checkpoint can start from this freeze.
-      if (!state.fds.some((f) => f.target === 'anon_inode:[io_uring]')) rebase(pc, frozenCopy);
-      else pc.base = -1;
+      rebase(pc, frozenCopy);
+      trackable = frozenCopy.trusted;
       how = 'pre-copy';
     } else if (tryUffd) {
       uffd = setupUffdSnapshot(t, frozenMaps, features.pagemapScan);
@@ -281,8 +284,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
     if (pc) {
-      // Untrusted (an io_uring appeared) trackers are closed, the others kept for the next checkpoint.
-      if (pc.base !== -1) {
+      // Kept for the next checkpoint, unless an io_uring appeared (nothing it protects can be trusted).
+      if (trackable) {
         pc.base = info.id;
         keepTracker(store.dir, pc);
       } else closePreCopy(pc);

@@ -40,8 +40,7 @@ import { freeze, readBasics } from '../tracer';
 import { openPagemap, closePagemap, scanRanges, scanWritten, isWpAsyncRegistered, type PageRange } from '../proc';
 import { subtractIntervals, unionIntervals } from '../store/extents';
 import { pagePolicy, readable } from './mappings';
-import { isWpMapping } from './uffd-snapshot';
-import { createTargetUffd, registerWp, writeProtect, UFFD_FEATURE } from './uffd';
+import { createTargetUffd, registerWp, writeProtect, isWpMapping, UFFD_FEATURE } from './uffd';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Stop the live rounds once this few pages are left to copy while frozen (~1 ms of reading). */
@@ -79,6 +78,11 @@ export interface FrozenCopy {
   unchanged: { vaddr: bigint; pages: number }[];
   /** Pages written since they were protected, protected again at the freeze (the next base). */
   reprotect: PageRange[];
+  /**
+   * False when an io_uring appeared during the live read: nothing read live was kept, and the
+   * userfaultfd must not be kept for tracking either.
+   */
+  trusted: boolean;
   pagesScanned: number;
 }
 
@@ -307,10 +311,9 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
  * the parent checkpoint holds.
  */
 export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[], parentPresent: { vpn: number; count: number }[] = []): FrozenCopy {
-  const out: FrozenCopy = { drop: [], data: [], zero: [], unchanged: [], reprotect: [], pagesScanned: 0 };
   // An io_uring that appeared during the live copy may have written pages unseen: trust nothing.
   const trusted = !fdTargets.includes(IO_URING);
-  if (!trusted) pc.base = null;
+  const out: FrozenCopy = { drop: [], data: [], zero: [], unchanged: [], reprotect: [], pagesScanned: 0, trusted };
   const given = trusted ? unionIntervals(pc.given) : [];
   if (!trusted && pc.given.length > 0) out.drop.push(...unionIntervals(pc.given).map((g) => ({ vaddr: BigInt(g.vpn) * PAGE, pages: g.count })));
   const keep: { vpn: number; count: number }[] = [];
@@ -455,6 +458,7 @@ function readFrozen(pid: number, ranges: { start: bigint; pages: number }[]): { 
  * ranges hold present or swapped pages only, so no marker is left in unpopulated page tables.
  */
 export function rebase(pc: PreCopy, c: FrozenCopy): void {
+  if (!c.trusted) return;
   for (const r of c.reprotect) writeProtect(pc.uffd, r.start, r.end - r.start, true);
 }
 

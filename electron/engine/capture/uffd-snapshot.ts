@@ -26,18 +26,13 @@ import type { CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
 import { SYS, syscall, malloc, free, copyFromAddr, closeFd, vmRead, E } from '../native';
 import type { Tracee } from '../tracer';
-import { createTargetUffd, registerWp, writeProtect, UFFD_FEATURE } from './uffd';
+import { createTargetUffd, registerWp, writeProtect, isWpMapping, UFFD_FEATURE } from './uffd';
 import { openPagemap, closePagemap, scanRanges } from '../proc';
 import { pagePolicy, readable } from './mappings';
 import type { PageCopyStats } from './pages';
 
 const UFFD_EVENT_PAGEFAULT = 0x12;
 const PAGE = 4096n;
-
-/** Mappings whose pages are write-protected and read live. */
-export function isWpMapping(m: MappingState): boolean {
-  return (m.kind === 'anon' || m.kind === 'heap' || m.kind === 'stack') && m.perms[3] === 'p' && readable(m);
-}
 
 export interface UffdSnapshot {
   pid: number;

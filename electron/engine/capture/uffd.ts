@@ -6,7 +6,9 @@
  * in a fault, which is why an engine that dies never leaves the target stuck.
  */
 import { StasisError } from '../../../shared/errors';
-import { SYS, syscall, ioctlErrno, closeFd, E } from '../native';
+import { SYS, syscall, ioctlErrno, closeFd, E, O } from '../native';
+import type { MappingState } from '../state/process-state';
+import { readable } from './mappings';
 import { injectSyscall, type Tracee } from '../tracer';
 
 const UFFDIO_API = 0xc018aa3f;
@@ -15,8 +17,13 @@ const UFFDIO_WRITEPROTECT = 0xc018aa06;
 const UFFDIO_REGISTER_MODE_WP = 2n;
 const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
 const UFFD_USER_MODE_ONLY = 1n;
-const O_CLOEXEC = 0o2000000n;
+const O_CLOEXEC = BigInt(O.CLOEXEC);
 const O_NONBLOCK = 0o4000n;
+
+/** The mappings both live modes write-protect: private anonymous memory, heap and stack. */
+export function isWpMapping(m: MappingState): boolean {
+  return (m.kind === 'anon' || m.kind === 'heap' || m.kind === 'stack') && m.perms[3] === 'p' && readable(m);
+}
 
 export const UFFD_FEATURE = {
   PAGEFAULT_FLAG_WP: 1n,
