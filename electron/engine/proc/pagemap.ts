@@ -100,24 +100,37 @@ interface ScanFilter {
   noFile?: boolean;
 }
 
+/**
+ * struct pm_scan_arg for present-or-swapped pages of [start, end) (category_anyof_mask), with
+ * `all` as category_mask, into the shared vector buffer.
+ */
+function scanArg(a: { flags: bigint; start: bigint; end: bigint; vecLen: number; maxPages?: number; all: bigint; returned: bigint }): Buffer {
+  const arg = Buffer.alloc(96);
+  arg.writeBigUInt64LE(96n, 0); // size
+  arg.writeBigUInt64LE(a.flags, 8);
+  arg.writeBigUInt64LE(a.start, 16);
+  arg.writeBigUInt64LE(a.end, 24);
+  arg.writeBigUInt64LE(vecAddr, 40);
+  arg.writeBigUInt64LE(BigInt(a.vecLen), 48);
+  arg.writeBigUInt64LE(BigInt(a.maxPages ?? 0), 56); // 0: no limit
+  arg.writeBigUInt64LE(a.all, 72);
+  arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80);
+  arg.writeBigUInt64LE(a.returned, 88);
+  return arg;
+}
+
 /** PAGEMAP_SCAN over [start, end): present-or-swapped ranges with categories; null if unsupported. */
 function rangesFromScan(fd: number, start: bigint, end: bigint, filter: ScanFilter = {}): PageRange[] | null {
   if (vecAddr === 0n) vecAddr = malloc(REGION_BYTES * VEC_LEN);
   const out: PageRange[] = [];
-  const arg = Buffer.alloc(96);
   const vec = Buffer.alloc(REGION_BYTES * VEC_LEN);
   let cur = start;
   while (cur < end) {
-    arg.fill(0);
-    arg.writeBigUInt64LE(96n, 0);
-    if (filter.reprotect) arg.writeBigUInt64LE(PM_SCAN_WP_MATCHING, 8);
-    arg.writeBigUInt64LE(cur, 16);
-    arg.writeBigUInt64LE(end, 24);
-    arg.writeBigUInt64LE(vecAddr, 40);
-    arg.writeBigUInt64LE(BigInt(VEC_LEN), 48);
-    if (filter.writtenOnly) arg.writeBigUInt64LE(PAGE_IS.WRITTEN, 72); // category_mask (all of)
-    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80); // category_anyof_mask
-    arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED | (filter.noFile ? 0n : PAGE_IS.FILE) | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY | PAGE_IS.WRITTEN, 88);
+    const arg = scanArg({
+      flags: filter.reprotect ? PM_SCAN_WP_MATCHING : 0n, start: cur, end, vecLen: VEC_LEN,
+      all: filter.writtenOnly ? PAGE_IS.WRITTEN : 0n,
+      returned: PAGE_IS.PRESENT | PAGE_IS.SWAPPED | (filter.noFile ? 0n : PAGE_IS.FILE) | PAGE_IS.PFNZERO | PAGE_IS.SOFT_DIRTY | PAGE_IS.WRITTEN,
+    });
     const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
     if (r.ret < 0) {
       if (r.errno === E.ENOTTY || r.errno === E.EINVAL || r.errno === E.EOPNOTSUPP) return null;
@@ -182,17 +195,7 @@ export function scanWritten(fd: number, start: bigint, end: bigint, reprotect: b
  */
 export function isWpAsyncRegistered(fd: number, start: bigint, end: bigint): boolean {
   if (vecAddr === 0n) vecAddr = malloc(REGION_BYTES * VEC_LEN);
-  const arg = Buffer.alloc(96);
-  arg.writeBigUInt64LE(96n, 0);
-  arg.writeBigUInt64LE(PM_SCAN_CHECK_WPASYNC, 8);
-  arg.writeBigUInt64LE(start, 16);
-  arg.writeBigUInt64LE(end, 24);
-  arg.writeBigUInt64LE(vecAddr, 40);
-  arg.writeBigUInt64LE(1n, 48); // vec_len
-  arg.writeBigUInt64LE(1n, 56); // max_pages
-  arg.writeBigUInt64LE(PAGE_IS.PRESENT | PAGE_IS.SWAPPED, 80);
-  arg.writeBigUInt64LE(PAGE_IS.PRESENT, 88);
-  const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
+  const r = ioctlErrno(fd, PAGEMAP_SCAN, scanArg({ flags: PM_SCAN_CHECK_WPASYNC, start, end, vecLen: 1, maxPages: 1, all: 0n, returned: PAGE_IS.PRESENT }));
   if (r.ret >= 0) return true;
   if (r.errno === E.EPERM) return false;
   throw sysError('ioctl(PAGEMAP_SCAN)', r.errno);
