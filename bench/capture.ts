@@ -6,6 +6,9 @@
  *   - incremental after the target dirtied 1% of its pages: wall time and bytes written, with the
  *     userfaultfd kept from the full (uffd-wp tracking, as the app and `stasis daemon` run) and
  *     without (hash: every page compared, as a one-shot `stasis checkpoint`)
+ * Also what durability costs, so the two are compared on equal terms: CRIU's dump followed by an
+ * fsync of its images (Stasis commits only after its segment is fsynced), and the floor of this
+ * machine's disk: Stasis's bytes written and fsynced by a plain loop (bench/floors).
  * Medians over RUNS runs. usage: npm run bench -- capture   (env: MIB=1024 RUNS=3 CRIU=path)
  *
  * CRIU runs with CRIU_FAULT=130 (its own "no hardware breakpoints" path): in this VM the debug
@@ -14,7 +17,7 @@
  * attempt is made and its error reported.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnDetached } from '../test/helpers/spawn';
@@ -22,6 +25,7 @@ import { openStore } from '../electron/engine/store';
 import { checkpoint, closeTrackers } from '../electron/engine/capture';
 import { probeKernelFeatures } from '../electron/engine/native';
 import { formatTable, type Row } from './table';
+import { durableWriteSecs } from './floors';
 
 const MIB = Number(process.env.MIB ?? 1024);
 const RUNS = Number(process.env.RUNS ?? 3);
@@ -70,6 +74,16 @@ function criuDump(criu: string, pid: number, dir: string, extra: string[] = []):
   return { ok, wallMs, frozenMs: criuFrozenMs(log), bytes: pagesImg, error };
 }
 
+/** fsync of every file in dir, then of dir: what CRIU's images need to survive a crash of the machine. */
+function fsyncTreeMs(dir: string): number {
+  const t0 = performance.now();
+  for (const name of [...readdirSync(dir), '.']) {
+    const fd = openSync(join(dir, name), 'r');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+  }
+  return performance.now() - t0;
+}
+
 async function main(): Promise<void> {
   const bin = join(work, 'capture-target');
   const cc = spawnSync('cc', ['-O2', '-o', bin, join(here, 'capture-target.c')], { encoding: 'utf8' });
@@ -91,16 +105,20 @@ async function main(): Promise<void> {
   const hashInc = { wall: [] as number[], frozen: [] as number[], bytes: [] as number[], dirtyBytes: [] as number[], tracking: '' };
   let incTracking = '';
   let how = '';
-  const s = { fullWall: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incFrozen: [] as number[], incBytes: [] as number[], dirtyBytes: [] as number[] };
-  const c = { fullWall: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incBytes: [] as number[], incError: '' };
+  const floor: number[] = [];
+  const s = { fullWall: [] as number[], fullCommit: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incFrozen: [] as number[], incBytes: [] as number[], dirtyBytes: [] as number[] };
+  const c = { fullWall: [] as number[], fullDurable: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incBytes: [] as number[], incError: '' };
   try {
     for (let run = 0; run < RUNS; run++) {
       const storeDir = join(work, `store-${run}`);
       const store = openStore(storeDir);
       try {
-        const full = checkpoint(store, pid, { full: true });
+        let commitAt = NaN;
+        const full = checkpoint(store, pid, { full: true, onPhase: (p) => { if (p === 'commit') commitAt = performance.now(); } });
+        s.fullCommit.push(performance.now() - commitAt);
         how = full.freeze;
         s.fullWall.push(full.durationMs);
+        floor.push(durableWriteSecs(work, full.bytesWritten) * 1000);
         s.fullFrozen.push(full.frozenMs);
         s.fullBytes.push(full.bytesWritten);
         const pages = await dirtyOnce();
@@ -145,6 +163,7 @@ async function main(): Promise<void> {
         const fr = criuDump(criu, pid, d1);
         if (fr.ok) {
           c.fullWall.push(fr.wallMs);
+          c.fullDurable.push(fr.wallMs + fsyncTreeMs(d1));
           c.fullFrozen.push(fr.frozenMs);
           c.fullBytes.push(fr.bytes);
         }
@@ -169,6 +188,9 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : 'n/a');
   const rows: Row[] = [
     { metric: 'full checkpoint wall (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullWall.length ? median(c.fullWall).toFixed(0) : 'n/a', 'stasis/criu': ratio(median(s.fullWall), median(c.fullWall)) },
+    { metric: 'full: of which commit, fsync + index (ms)', stasis: median(s.fullCommit).toFixed(0), criu: '', 'stasis/criu': '' },
+    { metric: 'full wall incl. fsync of the images (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullDurable.length ? median(c.fullDurable).toFixed(0) : 'n/a', 'stasis/criu': ratio(median(s.fullWall), median(c.fullDurable)) },
+    { metric: 'floor: write + fsync of the bytes Stasis wrote (ms)', stasis: median(floor).toFixed(0), criu: '', 'stasis/criu': ratio(median(floor), median(c.fullWall)) },
     { metric: 'full: frozen (ms)', stasis: median(s.fullFrozen).toFixed(1), criu: c.fullFrozen.length ? median(c.fullFrozen).toFixed(1) : 'n/a', 'stasis/criu': ratio(median(s.fullFrozen), median(c.fullFrozen)) },
     ...(fork.wall.length
       ? [
@@ -192,7 +214,7 @@ async function main(): Promise<void> {
   const header = `Capture: ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; Stasis default live mode: ${how}; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
   process.stdout.write(`${header}\n\n${formatTable(rows)}\n\n${formatTable(rows, true)}\n`);
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, fork, hashInc, criu: c }, null, 2));
+  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, floor, fork, hashInc, criu: c }, null, 2));
 }
 
 main()

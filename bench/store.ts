@@ -3,7 +3,9 @@
  * duplicates, the rest incompressible and unique), committed as a full checkpoint and then a chain
  * of incrementals with 1% of pages dirty (in clumps of 16, delta coverage). Measures full commit
  * GB/s, incremental commit time, materialize GB/s of the chain's first and last checkpoint, index
- * and dedup-table bytes, store bytes, dedup ratio and reindex time. Also compares the page hash
+ * and dedup-table bytes, store bytes, dedup ratio and reindex time, and next to them the machine's
+ * floors measured in the same run (bench/floors): the disk's durable write speed for the bytes the
+ * full stored, and the same preads both materializations made replayed from C. Also compares the page hash
  * (SHA-256 vs BLAKE3) and LZ4 block compression on synthetic and on real process memory, and (with
  * --real) a full checkpoint of real process memory through the store. --compression sets the
  * store's block compression for the store runs (a list runs each).
@@ -20,6 +22,7 @@ import { openStore } from '../electron/engine/store';
 import { COMPRESSIONS, type Compression, type Store } from '../electron/engine/store/api';
 import { makeState, mapping } from '../test/store/model';
 import { formatTable, type Row } from './table';
+import { durableWriteSecs, recordReads, replayReadsMs } from './floors';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -123,6 +126,9 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
     store.setConfig({ compression });
     const tg = store.upsertTarget({ pid: 1, startTime: '1', exe: '/bench', cmdline: [] });
     const full = fullCommit(store, tg.id, pages);
+    // The disk's own limit for this commit: the same number of bytes written and fsynced (median of 3).
+    const fullBytes = sizeOf(path.join(dir, 'segments'), () => true);
+    const floorSecs = [0, 1, 2].map(() => durableWriteSecs(dir, fullBytes)).sort((a, b) => a - b)[1];
     let last = full.id;
     let incSecs = 0;
     for (let k = 1; k < chain; k++) {
@@ -147,6 +153,11 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
       matLast = Math.min(matLast, materializeSecs(store, last));
       matFlat = Math.min(matFlat, materializeSecs(flat, flatId));
     }
+    // The kernel's own price for each checkpoint's read pattern: the same preads, replayed from C.
+    const readsLast = recordReads(() => { for (const r of store.materialize(last)) void r; });
+    const readsFlat = recordReads(() => { for (const r of flat.materialize(flatId)) void r; });
+    const cLast = replayReadsMs(readsLast);
+    const cFlat = replayReadsMs(readsFlat);
     flat.close();
     fs.rmSync(flatDir, { recursive: true, force: true });
     const st = store.stats();
@@ -164,11 +175,14 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
     return {
       image: `${gib} GiB`, chain, compression,
       'full GB/s': bytes / full.secs / 1e9,
+      'disk floor GB/s': bytes / floorSecs / 1e9,
       'incr ms (1%)': chain > 1 ? (incSecs / (chain - 1)) * 1000 : '-',
       'mat first GB/s': bytes / matFirst / 1e9,
       'mat last GB/s': bytes / matLast / 1e9,
       'last/first': matLast / matFirst,
       'last/same full': matLast / matFlat,
+      'reads last/full': `${readsLast.length}/${readsFlat.length}`,
+      'C pread last/same full': cLast / cFlat,
       'index KB/GiB/ckpt': indexBytes / 1024 / gib / chain,
       'dedup tbl MB': dedupBytes / 1048576,
       'store MB': (segBytes + indexBytes + dedupBytes) / 1048576,
