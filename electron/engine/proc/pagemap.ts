@@ -7,6 +7,7 @@
  *   const pm = openPagemap(pid); try { scanRanges(pm, start, end, useScan) } finally { closePagemap(pm) }
  */
 import { PAGEMAP_SCAN, PAGE_IS, openPath, closeFd, O, preadFd, ioctlErrno, malloc, free, copyFromAddr, E, sysError } from '../native';
+import { StasisError } from '../../../shared/errors';
 
 export const PM = {
   PRESENT: 1n << 63n,
@@ -139,15 +140,17 @@ function rangesFromScan(fd: number, start: bigint, end: bigint, filter: ScanFilt
     copyFromAddr(vec.subarray(0, r.ret * REGION_BYTES), vecAddr);
     for (let i = 0; i < r.ret; i++) {
       const cat = vec.readBigUInt64LE(i * REGION_BYTES + 16);
-      // Seen here (kernel 6.x, transparent huge pages being collapsed meanwhile): a region that
-      // starts again before the end of one already returned. Clipped, or its pages would be given
-      // twice to the checkpoint (which refuses that); later pagemap state is as good as earlier.
-      const prevEnd = out.length ? out[out.length - 1].end : start;
       const from = vec.readBigUInt64LE(i * REGION_BYTES);
       const to = vec.readBigUInt64LE(i * REGION_BYTES + 8);
-      if (to <= prevEnd) continue;
+      // Each call starts past everything returned before (below), and one call's regions come in
+      // address order: anything else means pages would be given twice, or, with reprotect, pages
+      // protected again and never read (a silently inconsistent checkpoint). Refuse it.
+      const prevEnd = out.length ? out[out.length - 1]!.end : start;
+      if (from < prevEnd || to <= from) {
+        throw new StasisError('INTERNAL', `PAGEMAP_SCAN returned pages 0x${from.toString(16)}-0x${to.toString(16)} out of order (after 0x${prevEnd.toString(16)}); the checkpoint was abandoned.`);
+      }
       out.push({
-        start: from < prevEnd ? prevEnd : from,
+        start: from,
         end: to,
         present: (cat & PAGE_IS.PRESENT) !== 0n,
         swapped: (cat & PAGE_IS.SWAPPED) !== 0n,
@@ -158,9 +161,16 @@ function rangesFromScan(fd: number, start: bigint, end: bigint, filter: ScanFilt
         wp: (cat & PAGE_IS.WRITTEN) === 0n,
       });
     }
+    // A call that did not fill the vector walked to the end. One that did stopped at walk_end,
+    // but walk_end is only exact then: after the kernel refilled its internal 512-region buffer
+    // mid-walk and then finished, it still holds the refill point (seen on 6.18), behind regions
+    // already returned. Resuming there re-walked them: with reprotect, pages written since came
+    // back as regions overlapping earlier ones, were dropped, and stayed protected, unread.
+    if (r.ret < VEC_LEN) break;
     const walkEnd = arg.readBigUInt64LE(32);
-    if (walkEnd <= cur) break;
-    cur = walkEnd;
+    const next = out.length && out[out.length - 1]!.end > walkEnd ? out[out.length - 1]!.end : walkEnd;
+    if (next <= cur) break;
+    cur = next;
   }
   return out;
 }
