@@ -8,7 +8,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, read
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
-import { checkpoint } from '../../electron/engine/capture';
+import { checkpoint, closeTrackers, type CheckpointOptions } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
 import { StasisError } from '../../shared/errors';
 import { REG } from '../../electron/engine/native';
@@ -488,32 +488,42 @@ test('a process checkpointed while stopped (SIGSTOP) stays stopped, and is resto
   });
 });
 
-test('/bin/sleep in the middle of its nanosleep comes back still sleeping, from a pre-copy full and a tracked incremental (two stops: the call is issued again, not ended)', async () => {
-  await withStore(async (store, dir) => {
-    // /bin/sleep itself: one clock_nanosleep of 1000 s, and it exits as soon as that returns.
-    const t = spawnDetached(['/bin/sleep', '1000'], { cwd: dir });
-    const restored: number[] = [];
-    try {
-      await sleep(200);
-      const full = checkpoint(store, t.pid, { full: true });
-      await sleep(100);
-      const inc = checkpoint(store, t.pid);
-      t.kill();
-      await t.waitExit();
-      for (const c of [full, inc]) {
-        const th = store.getState(c.id).threads[0]!;
-        // Pre-copy stopped it before the final freeze: without the fix orig_rax is restart_syscall (219).
-        if (c.freeze === 'pre-copy') assert.notEqual(th.regs[REG.orig_rax], 219n, `checkpoint ${c.id} (${c.dirtyTracking}) keeps the interrupted call's number`);
-        const r = restore(store, c.id, { log: join(dir, `sleep-${c.id}.log`), samePid: false });
-        restored.push(r.pid);
-        await sleep(300);
-        assert.ok(isAlive(r.pid), `restored ${r.pid} from checkpoint ${c.id} still sleeps`);
-        assert.equal(readFileSync(`/proc/${r.pid}/syscall`, 'utf8').split(' ')[0], '230', 'inside clock_nanosleep');
-        killQuietly(r.pid);
+const sleepCases: { name: string; second: CheckpointOptions; oneShot: boolean }[] = [
+  { name: 'a pre-copy full and a tracked incremental', second: {}, oneShot: false },
+  { name: 'a pre-copy full and a one-shot incremental (what two `stasis checkpoint` runs do)', second: {}, oneShot: true },
+  { name: 'a pre-copy full and a fork-snapshot incremental', second: { snapshot: 'fork' }, oneShot: true },
+];
+for (const sc of sleepCases) {
+  test(`/bin/sleep in the middle of its nanosleep comes back still sleeping, from ${sc.name} (every stop turns the wait into restart_syscall: the call is issued again, not ended)`, async () => {
+    await withStore(async (store, dir) => {
+      // /bin/sleep itself: one clock_nanosleep of 1000 s, and it exits as soon as that returns.
+      const t = spawnDetached(['/bin/sleep', '1000'], { cwd: dir });
+      const restored: number[] = [];
+      try {
+        await sleep(200);
+        const full = checkpoint(store, t.pid, { full: true });
+        await sleep(100);
+        // A one-shot engine keeps nothing from the last checkpoint: only the store knows the call.
+        if (sc.oneShot) closeTrackers();
+        const inc = checkpoint(store, t.pid, sc.second);
+        assert.equal(inc.mode, 'incremental');
+        t.kill();
+        await t.waitExit();
+        for (const c of [full, inc]) {
+          const th = store.getState(c.id).threads[0]!;
+          // Stopped before this freeze: without the fix orig_rax is restart_syscall (219).
+          assert.notEqual(th.regs[REG.orig_rax], 219n, `checkpoint ${c.id} (${c.freeze}, ${c.dirtyTracking}) keeps the interrupted call's number`);
+          const r = restore(store, c.id, { log: join(dir, `sleep-${c.id}.log`), samePid: false });
+          restored.push(r.pid);
+          await sleep(300);
+          assert.ok(isAlive(r.pid), `restored ${r.pid} from checkpoint ${c.id} still sleeps`);
+          assert.equal(readFileSync(`/proc/${r.pid}/syscall`, 'utf8').split(' ')[0], '230', 'inside clock_nanosleep');
+          killQuietly(r.pid);
+        }
+      } finally {
+        t.kill();
+        for (const p of restored) killQuietly(p);
       }
-    } finally {
-      t.kill();
-      for (const p of restored) killQuietly(p);
-    }
+    });
   });
-});
+}

@@ -25,6 +25,7 @@ import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../trac
 import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
+import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, copyFrozen, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
@@ -148,6 +149,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   // Soft-dirty deltas only when the bits were cleared exactly at the parent checkpoint.
   const markerPath = softDirty ? softDirtyMarker(store, pid, basics.startTime) : null;
   const delta = !!(softDirty && parent && parent.dirtyTracking === 'soft-dirty' && markerPath && existsSync(markerPath) && readFileSync(markerPath, 'utf8').trim() === String(parent.id));
+  // Waits the parent checkpoint's stop turned into restart_syscall get their call back (restarts.ts).
+  const parentRestarts = parent ? restartedCalls(store.getState(parent.id).threads) : new Map() as RestartedCalls;
 
   let t: Tracee | null = null;
   let child: SnapshotChild | null = null;
@@ -203,6 +206,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc });
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
+    if (!pc) putBackRestartedCalls(state.threads, parentRestarts);
     const warnings = state.warnings;
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
@@ -210,7 +214,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
 
     let memPid = pid;
     if (pc) {
-      keepRestartedCalls(pc, state.threads);
+      keepRestartedCalls(pc, state.threads, parentRestarts);
       frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), parentPresent);
       // Protect again what was written, so the next checkpoint can start from this freeze.
       rebase(pc, frozenCopy);

@@ -35,12 +35,13 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState, ThreadState } from '../state/process-state';
-import { closeFd, vmRead, vmReadScatter, SCATTER_MAX, E, REG } from '../native';
+import { closeFd, vmRead, vmReadScatter, SCATTER_MAX, E } from '../native';
 import { freeze, readBasics } from '../tracer';
 import { openPagemap, closePagemap, scanRanges, scanWritten, isWpAsyncRegistered, type PageRange } from '../proc';
 import { subtractIntervals, unionIntervals } from '../store/extents';
 import { pagePolicy, readable } from './mappings';
 import { createTargetUffd, registerWp, writeProtect, isWpMapping, UFFD_FEATURE } from './uffd';
+import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Stop the live rounds once this few pages are left to copy while frozen (~1 ms of reading). */
@@ -65,7 +66,7 @@ export interface PreCopy {
   /** The mappings registered with this userfaultfd (as they were when registered). */
   ranges: { start: bigint; end: bigint }[];
   /** Per thread, the call a freeze interrupted with a restart block (see keepRestartedCalls). */
-  restarts: Map<number, RestartedCall>;
+  restarts: RestartedCalls;
   rounds: number;
   /**
    * copyLive's read buffer, every page of it touched, handed to copyFrozen (which gives it away
@@ -93,43 +94,14 @@ export interface FrozenCopy {
   pagesScanned: number;
 }
 
-export interface RestartedCall {
-  nr: bigint;
-  rip: bigint;
-  rsp: bigint;
-}
-
-const ERESTART_RESTARTBLOCK = -516n;
-const NR_RESTART_SYSCALL = 219n;
-
-function restartBlocked(regs: bigint[]): boolean {
-  return BigInt.asIntN(64, regs[REG.rax]!) === ERESTART_RESTARTBLOCK;
-}
-
-/** Remembers, per thread, a call interrupted with a restart block (its number is in orig_rax). */
-function noteRestartedCalls(threads: { tid: number; regs: bigint[] }[], into: Map<number, RestartedCall>): void {
-  into.clear();
-  for (const { tid, regs } of threads) {
-    if (restartBlocked(regs) && regs[REG.orig_rax] !== NR_RESTART_SYSCALL) into.set(tid, { nr: regs[REG.orig_rax]!, rip: regs[REG.rip]!, rsp: regs[REG.rsp]! });
-  }
-}
-
 /**
- * Pre-copy stops the target twice (and a tracker's process was stopped by the previous
- * checkpoint): a wait with a restart block (nanosleep, poll, futex with a timeout) interrupted by
- * the first stop goes on as `restart_syscall`, and the final freeze finds that, whose original
- * number is gone; restore could then only end the wait ("slept", "timed out"), so `sleep 1000`
- * would exit at once. When the thread is still at the same instruction and stack as when its call
- * was interrupted, the call is put back (its arguments are still in their registers: a restart
- * does not touch them), and restore issues it again. Then remembers this freeze's calls for the
- * next checkpoint.
+ * Puts back calls a stop turned into `restart_syscall` (restarts.ts): those this checkpoint's first
+ * brief freeze (or, for a tracker, the previous freeze) interrupted, else those of `fromParent`
+ * (the parent checkpoint's). Then remembers this freeze's calls for the next checkpoint.
  */
-export function keepRestartedCalls(pc: PreCopy, threads: ThreadState[]): void {
-  for (const th of threads) {
-    const rec = pc.restarts.get(th.tid);
-    if (rec && restartBlocked(th.regs) && th.regs[REG.orig_rax] === NR_RESTART_SYSCALL && th.regs[REG.rip] === rec.rip && th.regs[REG.rsp] === rec.rsp) th.regs[REG.orig_rax] = rec.nr;
-  }
-  noteRestartedCalls(threads, pc.restarts);
+export function keepRestartedCalls(pc: PreCopy, threads: ThreadState[], fromParent: RestartedCalls): void {
+  putBackRestartedCalls(threads, pc.restarts, fromParent);
+  pc.restarts = restartedCalls(threads);
 }
 
 /** Whether the process holds an io_uring (see the module comment); unreadable fds count as none. */
@@ -158,8 +130,7 @@ export function openPreCopy(pid: number, startTime: string, timeoutMs?: number):
   try {
     const now = readBasics(pid);
     if (!now || now.startTime !== startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
-    const restarts = new Map<number, RestartedCall>();
-    noteRestartedCalls(t.tids.map((tid) => ({ tid, regs: t.regs(tid) })), restarts);
+    const restarts = restartedCalls(t.tids.map((tid) => ({ tid, regs: t.regs(tid) })));
     // User-mode-only is fine here: in async mode no fault is ever delivered to us.
     const uffd = createTargetUffd(t, UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.WP_ASYNC, true);
     if (uffd === null) return null;
