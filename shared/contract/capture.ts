@@ -90,7 +90,10 @@ export const captureCalls = {
   'capture.launch': defineCall({
     description: 'Starts a program under Stasis (stdio to a log file in the store) so later Stasis processes can checkpoint it even under Yama ptrace_scope=1.',
     input: z.object({
-      argv: z.array(z.string().min(1)).min(1),
+      // Arguments may be empty (`--save ''`), the program may not; none can hold a NUL byte (exec cannot pass it).
+      argv: z.array(z.string().refine((a) => !a.includes('\0'), 'an argument holds a NUL byte, which no program can receive'))
+        .min(1, 'give the program to start')
+        .refine((a) => a[0] !== '', 'the program to start is an empty string'),
       name: z.string().min(1).max(200).optional(),
       cwd: z.string().min(1).optional(),
     }),

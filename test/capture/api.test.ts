@@ -84,6 +84,23 @@ test('capture.launch refuses a program that does not exist, with the log to look
   }
 });
 
+test('capture.launch passes empty arguments through; an empty program or a NUL byte is refused, naming what is wrong', async () => {
+  const st = tempStore();
+  const side = tempDir('capture-launch-args');
+  try {
+    const out = join(side.dir, 'args');
+    const r = (await call('capture.launch', { argv: ['/bin/sh', '-c', 'printf "[%s]" "$@" > "$0"', out, '', 'x', ''] }, ctx(st.dir))) as { pid: number };
+    await waitFor('the arguments written', () => existsSync(out) && readFileSync(out, 'utf8').length > 0);
+    assert.equal(readFileSync(out, 'utf8'), '[][x][]');
+    assert.ok(r.pid > 0);
+    await assert.rejects(call('capture.launch', { argv: ['', 'x'] }, ctx(st.dir)), /program to start is an empty string/);
+    await assert.rejects(call('capture.launch', { argv: ['/bin/true', 'a\0b'] }, ctx(st.dir)), /NUL byte/);
+  } finally {
+    st.cleanup();
+    side.cleanup();
+  }
+});
+
 test('processes.list: our target is checkpointable, kernel threads, zombies and ourselves are not', async () => {
   const side = tempDir('capture-ps');
   const t = spawnDetached([buildFixture('capture-zombie'), join(side.dir, 'z')]);
