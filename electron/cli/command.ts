@@ -16,6 +16,8 @@ export interface CliRuntime {
   storeDir(): string;
   /** True when --json was given. */
   json(): boolean;
+  /** The exit status when the command completes without an error (a check that found problems: 1). */
+  setExitCode(code: number): void;
 }
 
 /** A command module: registers one (or a group of) subcommand(s) on the program. */

@@ -58,6 +58,7 @@ export async function runCli(argv: string[]): Promise<number> {
   const opened: { store: ReturnType<typeof lazyStore> | null } = { store: null };
   const storeDir = (): string => resolveStoreDir(opts().store);
 
+  let exitCode = 0;
   const cli: CliRuntime = {
     async call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> {
       const dir = storeDir();
@@ -83,13 +84,14 @@ export async function runCli(argv: string[]): Promise<number> {
     },
     storeDir,
     json: () => opts().json === true,
+    setExitCode: (code) => { exitCode = code; },
   };
 
   for (const c of commands) c.register(program, cli);
 
   try {
     await program.parseAsync(argv, { from: 'node' });
-    return 0;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed its message (or the help/version text).

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -56,6 +56,13 @@ test('stasis core writes a core file gdb opens with the right registers and memo
 
     t.kill();
     await t.waitExit();
+    // A checklist that fails exits 1 (scripts test the status); the file it needs moved away.
+    renameSync(out, `${out}.moved`);
+    const check = stasis(['--store', storeDir, 'restore', String(c.id), '--check']);
+    renameSync(`${out}.moved`, out);
+    assert.equal(check.status, 1, check.stdout + check.stderr);
+    assert.match(check.stdout, /cannot be restored/);
+    assert.equal(stasis(['--store', storeDir, 'restore', String(c.id), '--check']).status, 0, 'and 0 once it can');
     const rr = stasis(['--store', storeDir, '--json', 'restore', String(c.id), '--stdout', join(dir, 'stdout.log')]);
     assert.equal(rr.status, 0, rr.stderr);
     const res = JSON.parse(rr.stdout) as { pid: number; samePid: boolean; durationMs: number };

@@ -47,7 +47,7 @@ export default defineCommand('restore', (program, cli) => {
       if (o.check) {
         const p = await cli.call('restore.preflight', input);
         cli.print(p, formatPreflight);
-        if (!p.ok) process.exitCode = 1;
+        if (!p.ok) cli.setExitCode(1);
         return;
       }
       const r = await cli.call('restore.run', input);

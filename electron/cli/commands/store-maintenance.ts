@@ -37,7 +37,7 @@ export default defineCommand('store-maintenance', (program, cli) => {
     .action(async () => {
       const v = await cli.call('store.verify', {});
       cli.print(v, (x) => (x.ok ? 'Store is intact.' : x.problems.map((p) => `${p.where}: ${p.what}${p.affects.length ? ` (affects #${p.affects.join(', #')})` : ''}`)));
-      if (!v.ok) process.exitCode = 1;
+      if (!v.ok) cli.setExitCode(1);
     });
 
   program
