@@ -177,6 +177,39 @@ describe('a program writing scattered bytes faster than a live read: every check
   }
 });
 
+test('a program that writes faster than pre-copy reads is checkpointed with the fork snapshot instead, said in a warning, still one instant', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+  const PAGES = 8192;
+  const side = tempDir('capture-twins-fast');
+  const st = tempStore();
+  // No pause at all: millions of scattered writes a second over 64 MiB.
+  const target = spawnDetached([buildFixture('capture-twins'), side.dir, String(PAGES), '0']);
+  try {
+    const [, aHex, bHex] = /twins (\w+) (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
+    for (const full of [true, false]) {
+      closeTrackers();
+      const r = checkpoint(st.store, target.pid, { full });
+      assert.equal(r.freeze, 'snapshot', `default mode, ${r.mode}: pre-copy gave way to the fork snapshot`);
+      assert.ok(r.warnings.some((w) => /wrote faster than its memory could be read/.test(w)), r.warnings.join('; '));
+      const diff = twinDifference(st.store, r.id, BigInt(`0x${aHex}`), BigInt(`0x${bHex}`), PAGES);
+      assert.ok(diff <= 1, `${r.mode}: the arrays differ in ${diff} bytes`);
+      // Each page once: no page read live and again at the freeze.
+      assert.ok(r.pagesWritten < PAGES * 2 + 1024, `${r.pagesWritten} pages written for ${PAGES * 2}`);
+    }
+    // Asked for explicitly, pre-copy stays, and what was written since the last round (thousands of
+    // pages here) is read from a fork snapshot taken at the freeze.
+    const p = checkpoint(st.store, target.pid, { snapshot: 'precopy' });
+    assert.equal(p.freeze, 'pre-copy');
+    const diff = twinDifference(st.store, p.id, BigInt(`0x${aHex}`), BigInt(`0x${bHex}`), PAGES);
+    assert.ok(diff <= 1, `explicit pre-copy: the arrays differ in ${diff} bytes`);
+    assert.equal(procStatus(target.pid)!.tracerPid, 0);
+  } finally {
+    closeTrackers();
+    target.kill();
+    st.cleanup();
+    side.cleanup();
+  }
+});
+
 /** Checks capture-churn's regions in checkpoint id after its SIGUSR1 (see the fixture). */
 function assertChurned(store: Store, id: number, a: bigint, b: bigint, d: bigint, pages: number): void {
   const page = (va: bigint): Buffer | null => store.readPage(id, va);

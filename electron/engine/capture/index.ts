@@ -26,7 +26,7 @@ import { readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
-import { openPreCopy, protectLive, copyLive, copyFrozen, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy } from './precopy';
+import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import { copyPages } from './pages';
@@ -158,6 +158,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   let pc: PreCopy | null = null;
   let parentPresent: { vpn: number; count: number }[] = [];
   let frozenCopy: FrozenCopy | null = null;
+  let forkedScan: { scan: FrozenScan; fdTargets: string[] } | null = null;
+  let outran = false;
   let trackable = false;
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
@@ -193,8 +195,16 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (pc && plan) {
       writer = begin();
       const onPages = pageProgress.start(running, { memPid: pid, sharedPagemapPid: pid, useScan: true });
-      copyLive(pc, writer, plan, onPages);
-      parentPresent = pc.base !== null ? writer.parentPresent() : [];
+      const liveCopy = copyLive(pc, writer, plan, onPages);
+      if (forkOk && outrunsPreCopy(liveCopy)) {
+        // It writes faster than it can be read live: the fork snapshot stops it for less (precopy.ts).
+        writer.abort();
+        writer = null;
+        closePreCopy(pc);
+        pc = null;
+        dirtyTracking = softDirty ? 'soft-dirty' : 'hash';
+        outran = true;
+      } else parentPresent = pc.base !== null ? writer.parentPresent() : [];
       phase('live', { pid });
     }
     if (live) warmFrozenPath(pid);
@@ -208,6 +218,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (basics.state === 'T') state.stopped = true;
     if (!pc) putBackRestartedCalls(state.threads, parentRestarts);
     const warnings = state.warnings;
+    if (outran) warnings.push('the process wrote faster than its memory could be read while it ran: the checkpoint was taken again with a fork snapshot');
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
     phase('frozen', { pid });
@@ -215,11 +226,22 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     let memPid = pid;
     if (pc) {
       keepRestartedCalls(pc, state.threads, parentRestarts);
-      frozenCopy = copyFrozen(pc, frozenMaps, state.fds.map((f) => f.target), parentPresent);
+      const fdTargets = state.fds.map((f) => f.target);
+      const scan = scanAtFreeze(pc, frozenMaps);
       // Protect again what was written, so the next checkpoint can start from this freeze.
-      rebase(pc, frozenCopy);
-      trackable = frozenCopy.trusted;
+      rebase(pc, scan, fdTargets);
       how = 'pre-copy';
+      // What the program wrote during the live read: from a fork snapshot when that stops it for
+      // less; the scan's meaning is then worked out after the release.
+      if (live && threadCount === 1 && readsBetterFromFork(scan)) {
+        child = forkSnapshot(t);
+        memPid = child.pid;
+        forkedScan = { scan, fdTargets };
+      } else {
+        frozenCopy = copyFrozen(pc, scan, fdTargets, parentPresent);
+        readFrozenCopy(pc, frozenCopy, pid);
+        trackable = frozenCopy.trusted;
+      }
     } else if (tryUffd) {
       uffd = setupUffdSnapshot(t, frozenMaps, features.pagemapScan);
       if (uffd) how = 'uffd-wp';
@@ -237,16 +259,18 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       if (child) {
         recordPendingSnapshot(store.dir, pid, basics.startTime, child);
         // The child is stopped at birth and never released (disposeSnapshot kills it).
-        const ct = new Tracee(child.pid);
-        ct.addSlot(child.pid);
-        captureInherited(state, ct);
+        if (how === 'snapshot') {
+          const ct = new Tracee(child.pid);
+          ct.addSlot(child.pid);
+          captureInherited(state, ct);
+        }
       }
       phase('resumed', { pid, snapshotPid: memPid });
     } else if (opts.mode !== 'kill' && threadCount > 1) {
       warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
     }
 
-    if (uffd || frozenCopy) {
+    if (uffd || frozenCopy || forkedScan) {
       state.mappings = frozenMaps;
       fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
     } else {
@@ -259,6 +283,12 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     writer.setState(state);
     phase('pages', { pid, snapshotPid: memPid });
     let pagesScanned: number;
+    if (forkedScan && pc && child) {
+      frozenCopy = copyFrozen(pc, forkedScan.scan, forkedScan.fdTargets, parentPresent);
+      readFrozenCopy(pc, frozenCopy, child.pid);
+      trackable = frozenCopy.trusted;
+      forkedScan = null;
+    }
     if (frozenCopy) {
       applyFrozenCopy(writer, frozenCopy);
       const shared = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { memPid: pid, sharedPagemapPid: pid, useScan: true, softDirtyOnly: false });

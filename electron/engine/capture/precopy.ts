@@ -46,6 +46,8 @@ import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './re
 const PAGE = BigInt(PAGE_SIZE);
 /** Stop the live rounds once this few pages are left to copy while frozen (~1 ms of reading). */
 const FROZEN_BUDGET_PAGES = 1024;
+/** Above this many ranges to protect again at the freeze, rebase lets the kernel walk each mapping. */
+const REPROTECT_ONE_BY_ONE = 64;
 const MAX_ROUNDS = 4;
 const CHUNK = 4 << 20;
 const IO_URING = 'anon_inode:[io_uring]';
@@ -84,14 +86,14 @@ export interface FrozenCopy {
   zero: { vaddr: bigint; pages: number }[];
   /** Pages unchanged since the parent (tracking): kept as the parent has them. */
   unchanged: { vaddr: bigint; pages: number }[];
-  /** Pages written since they were protected, protected again at the freeze (the next base). */
-  reprotect: PageRange[];
   /**
    * False when an io_uring appeared during the live read: nothing read live was kept, and the
    * userfaultfd must not be kept for tracking either.
    */
   trusted: boolean;
   pagesScanned: number;
+  /** What must still be read as it was at the freeze (readFrozenCopy fills `data` from it). */
+  toRead: { start: bigint; pages: number }[];
 }
 
 /**
@@ -253,9 +255,10 @@ export interface LivePlan {
  * Steps 2b and 3, while the target runs: reads the protected pages into the checkpoint, then
  * rounds of re-reading what was written meanwhile. onPages gets the pages given so far (progress).
  */
-export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, onPages?: (pages: number) => void): void {
+export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, onPages?: (pages: number) => void): LiveCopy {
   const buffer = Buffer.allocUnsafeSlow(CHUNK);
   let given = 0;
+  let lastRound = 0;
   for (const r of plan.ranges) {
     given += giveLive(pc, writer, buffer, r);
     onPages?.(given);
@@ -268,6 +271,7 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
       const written: PageRange[] = [];
       for (const m of plan.registered) written.push(...scanWritten(pm, m.start, m.end, true));
       const pages = written.reduce((n, r) => n + Number((r.end - r.start) / PAGE), 0);
+      lastRound = pages;
       if (pages > 0) {
         writer.dropPages(written.map((r) => ({ vaddr: r.start, pages: Number((r.end - r.start) / PAGE) })));
         pc.given = subtractIntervals(pc.given, written.map((r) => ({ vpn: Number(r.start / PAGE), count: Number((r.end - r.start) / PAGE) })));
@@ -283,53 +287,95 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
   // the target runs, so the frozen read faults nothing in.
   buffer.fill(0);
   pc.scratch = buffer;
+  return { given, lastRound };
+}
+
+/** What the live read found: pages given in its first pass, and pages written again during its last round. */
+export interface LiveCopy {
+  given: number;
+  lastRound: number;
 }
 
 /**
- * Step 4, with the target frozen and `mappings` its address space now. Reads what must be read
- * while frozen; the returned copy is applied to the writer after the resume (applyFrozenCopy).
- * Shared mappings are left to the caller (read after the resume, as in every live mode).
- * `parentPresent` (tracking only: the writer's parentPresent(), asked before the freeze) is what
- * the parent checkpoint holds.
+ * Whether the program writes faster than the live rounds read (a compressor, a big in-memory
+ * sort): its last round still found more pages written than the buffer holds and more than an
+ * eighth of what the first pass read. Finishing with pre-copy would then copy them while it is
+ * stopped, or fork at the freeze after a scan of every page, and store most pages two or three
+ * times; a plain fork snapshot stops it for a page-table copy only (a 300 MB program rewriting
+ * itself: 330-1090 ms frozen and 2-3x the pages stored with pre-copy, 21-31 ms with the fork
+ * snapshot), so the caller starts over with that.
  */
-export function copyFrozen(pc: PreCopy, mappings: MappingState[], fdTargets: string[], parentPresent: { vpn: number; count: number }[] = []): FrozenCopy {
-  // An io_uring that appeared during the live copy may have written pages unseen: trust nothing.
+export function outrunsPreCopy(c: LiveCopy): boolean {
+  return c.lastRound > CHUNK / PAGE_SIZE && c.lastRound > c.given / 8;
+}
+
+/** Step 4's scan, taken while frozen: every present or swapped page range of the private mappings worth saving, with its mapping. */
+export interface FrozenScan {
+  ranges: { m: MappingState; r: PageRange }[];
+  /** Pages in those ranges. */
+  pages: number;
+  /** Pages not protected any more (written or populated since the live read), in those ranges. */
+  unprotected: number;
+}
+
+/**
+ * Step 4, with the target frozen and `mappings` its address space now: the page-table scan (one
+ * PAGEMAP_SCAN per run of consecutive mappings, see scanFrozen). What it means for the checkpoint
+ * is worked out by copyFrozen, which needs only this scan: with a fork snapshot it runs after the
+ * target is released.
+ */
+export function scanAtFreeze(pc: PreCopy, mappings: MappingState[]): FrozenScan {
+  const scan: FrozenScan = { ranges: [], pages: 0, unprotected: 0 };
+  const pm = openPagemap(pc.pid);
+  try {
+    for (const x of scanFrozen(pm, mappings)) {
+      const pages = Number((x.r.end - x.r.start) / PAGE);
+      scan.ranges.push(x);
+      scan.pages += pages;
+      if (!x.r.wp) scan.unprotected += pages;
+    }
+  } finally {
+    closePagemap(pm);
+  }
+  return scan;
+}
+
+/**
+ * From the freeze's scan: what the checkpoint keeps from the live read, takes back, and must still
+ * read as it was at the freeze (`toRead`: readFrozenCopy reads it, from the frozen target or from a
+ * fork snapshot of it). Applied to the writer after the resume (applyFrozenCopy). Shared mappings
+ * are left to the caller (read after the resume, as in every live mode). `parentPresent`
+ * (tracking only: the writer's parentPresent(), asked before the freeze) is what the parent
+ * checkpoint holds.
+ */
+export function copyFrozen(pc: PreCopy, scan: FrozenScan, fdTargets: string[], parentPresent: { vpn: number; count: number }[] = []): FrozenCopy {
+  // An io_uring that appeared during the live read may have written pages unseen: trust nothing.
   const trusted = !fdTargets.includes(IO_URING);
-  const out: FrozenCopy = { drop: [], data: [], zero: [], unchanged: [], reprotect: [], pagesScanned: 0, trusted };
+  const out: FrozenCopy = { drop: [], data: [], zero: [], unchanged: [], pagesScanned: scan.pages, trusted, toRead: [] };
   const given = trusted ? unionIntervals(pc.given) : [];
   if (!trusted && pc.given.length > 0) out.drop.push(...unionIntervals(pc.given).map((g) => ({ vaddr: BigInt(g.vpn) * PAGE, pages: g.count })));
   const keep: { vpn: number; count: number }[] = [];
-  const toRead: { start: bigint; pages: number }[] = [];
-  const pm = openPagemap(pc.pid);
-  try {
-    // The scan yields ranges in address order: cursors walk given and parentPresent alongside.
-    const givenAt = new IntervalCursor(given);
-    const parentAt = new IntervalCursor(trusted && pc.base !== null ? parentPresent : []);
-    for (const { m, r } of scanFrozen(pm, mappings)) {
-      const policy = pagePolicy(m);
-      const pages = Number((r.end - r.start) / PAGE);
-      out.pagesScanned += pages;
-      if (policy === 'cow' && r.file) continue; // still the file's page
-      const vpn = Number(r.start / PAGE);
-      // Still protected: unchanged since it was read, if it was read (see copyLive), or else
-      // since the base, if the parent has it (tracking).
-      const { inside: valid, outside: rest } = r.wp ? givenAt.split(vpn, pages) : { inside: [], outside: [{ vpn, count: pages }] };
-      keep.push(...valid);
-      if (!r.wp && isWpMapping(m)) out.reprotect.push(r);
-      for (const g of rest) {
-        const { inside: unchanged, outside: gaps } = r.wp ? parentAt.split(g.vpn, g.count) : { inside: [], outside: [g] };
-        for (const u of unchanged) out.unchanged.push({ vaddr: BigInt(u.vpn) * PAGE, pages: u.count });
-        for (const gap of gaps) {
-          const start = BigInt(gap.vpn) * PAGE;
-          if (r.zeroPfn && !r.swapped) out.zero.push({ vaddr: start, pages: gap.count });
-          else toRead.push({ start, pages: gap.count });
-        }
+  const toRead = out.toRead;
+  // The scan's ranges come in address order: cursors walk given and parentPresent alongside.
+  const givenAt = new IntervalCursor(given);
+  const parentAt = new IntervalCursor(trusted && pc.base !== null ? parentPresent : []);
+  for (const { m, r } of scan.ranges) {
+    if (pagePolicy(m) === 'cow' && r.file) continue; // still the file's page
+    const pages = Number((r.end - r.start) / PAGE);
+    const vpn = Number(r.start / PAGE);
+    // Still protected: unchanged since it was read, if it was read (see copyLive), or else
+    // since the base, if the parent has it (tracking).
+    const { inside: valid, outside: rest } = r.wp ? givenAt.split(vpn, pages) : { inside: [], outside: [{ vpn, count: pages }] };
+    keep.push(...valid);
+    for (const g of rest) {
+      const { inside: unchanged, outside: gaps } = r.wp ? parentAt.split(g.vpn, g.count) : { inside: [], outside: [g] };
+      for (const u of unchanged) out.unchanged.push({ vaddr: BigInt(u.vpn) * PAGE, pages: u.count });
+      for (const gap of gaps) {
+        const start = BigInt(gap.vpn) * PAGE;
+        if (r.zeroPfn && !r.swapped) out.zero.push({ vaddr: start, pages: gap.count });
+        else toRead.push({ start, pages: gap.count });
       }
     }
-    out.data = readFrozen(pc.pid, toRead, pc.scratch);
-    pc.scratch = null; // out.data may point into it until applyFrozenCopy
-  } finally {
-    closePagemap(pm);
   }
   // Everything given live that is not kept is taken back: changed since, or gone.
   if (given.length === 0) return out;
@@ -365,6 +411,26 @@ class IntervalCursor {
     if (cur < end) outside.push({ vpn: cur, count: end - cur });
     return { inside, outside };
   }
+}
+
+/**
+ * Whether the rest of a pre-copy is cheaper to read from a fork snapshot than while frozen: when
+ * the program wrote faster than the live rounds could read (a compressor, a big in-memory sort),
+ * copying what it wrote keeps it stopped for that whole copy (470-510 ms for xz -9e, 0.45-1.1 s for
+ * a program rewriting 300 MB), while fork stops it for a page-table copy (~130 ns per resident
+ * page here) plus the copy-on-write faults while the child is read. Reading a page while frozen
+ * costs ~1.3 µs into the touched buffer and far more into fresh memory, so: fork when more pages
+ * than the buffer holds, and more than an eighth of the resident ones, are no longer protected.
+ */
+export function readsBetterFromFork(scan: FrozenScan): boolean {
+  return scan.unprotected > CHUNK / PAGE_SIZE && scan.unprotected > scan.pages / 8;
+}
+
+/** Reads what copyFrozen found to read, from `fromPid`: the frozen target, or a fork snapshot of it taken at the freeze. */
+export function readFrozenCopy(pc: PreCopy, c: FrozenCopy, fromPid: number): void {
+  c.data = readFrozen(fromPid, c.toRead, pc.scratch);
+  pc.scratch = null; // c.data may point into it until applyFrozenCopy
+  c.toRead = [];
 }
 
 /** Largest mapping that joins its page-cache neighbours' scan (the page-cache category costs a look at each page's struct page). */
@@ -441,13 +507,43 @@ function readFrozen(pid: number, ranges: { start: bigint; pages: number }[], scr
 }
 
 /**
- * Still frozen, after copyFrozen: protects again the pages written since they were protected, so
- * that from this freeze on every registered page is tracked (the next checkpoint's base). The
- * ranges hold present or swapped pages only, so no marker is left in unpopulated page tables.
+ * Still frozen, after scanAtFreeze: protects again the pages written since they were protected, so
+ * that from this freeze on every registered page is tracked (the next checkpoint's base). A few
+ * ranges are protected one by one; many (a program that wrote all over its memory) by one
+ * PAGEMAP_SCAN with PM_SCAN_WP_MATCHING per registered mapping, which protects the same pages
+ * (written, present or swapped: no marker is left in unpopulated page tables) in the kernel's own
+ * walk: one ioctl per range cost ~5 µs each, 95-120 ms for 19,000 ranges.
  */
-export function rebase(pc: PreCopy, c: FrozenCopy): void {
-  if (!c.trusted) return;
-  for (const r of c.reprotect) writeProtect(pc.uffd, r.start, r.end - r.start, true);
+export function rebase(pc: PreCopy, scan: FrozenScan, fdTargets: string[]): void {
+  if (fdTargets.includes(IO_URING)) return; // not kept for tracking (copyFrozen trusts nothing)
+  const ranges = scan.ranges.filter(({ m, r }) => !r.wp && isWpMapping(m)).map(({ r }) => r);
+  if (ranges.length <= REPROTECT_ONE_BY_ONE) {
+    for (const r of ranges) writeProtect(pc.uffd, r.start, r.end - r.start, true);
+    return;
+  }
+  const registered = [...pc.ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const pm = openPagemap(pc.pid);
+  try {
+    let i = 0;
+    for (const reg of registered) {
+      while (i < ranges.length && ranges[i]!.end <= reg.start) {
+        writeProtect(pc.uffd, ranges[i]!.start, ranges[i]!.end - ranges[i]!.start, true); // outside every registered mapping
+        i++;
+      }
+      const first = i;
+      while (i < ranges.length && ranges[i]!.start >= reg.start && ranges[i]!.end <= reg.end) i++;
+      if (i === first) continue;
+      try {
+        scanWritten(pm, reg.start, reg.end, true);
+      } catch {
+        // The mapping changed since it was registered (the scan refuses unregistered parts): one by one.
+        for (let k = first; k < i; k++) writeProtect(pc.uffd, ranges[k]!.start, ranges[k]!.end - ranges[k]!.start, true);
+      }
+    }
+    for (; i < ranges.length; i++) writeProtect(pc.uffd, ranges[i]!.start, ranges[i]!.end - ranges[i]!.start, true);
+  } finally {
+    closePagemap(pm);
+  }
 }
 
 export function applyFrozenCopy(writer: CheckpointWriter, c: FrozenCopy): void {
