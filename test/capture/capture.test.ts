@@ -152,6 +152,10 @@ describe('capture of a multi-threaded program', () => {
         assert.ok(th.regs[REG.fs_base]! !== 0n, 'fs_base (TLS) captured');
         assert.ok(Buffer.from(th.xstate, 'base64').length >= 512);
       }
+      // Asking for the fork snapshot does not silently do something else: the warning says why not.
+      const f = checkpoint(st.store, target.pid, { snapshot: 'fork' });
+      assert.equal(f.freeze, 'all-threads');
+      assert.ok(f.warnings.some((w) => /fork snapshot .* needs a single-threaded process/.test(w)), f.warnings.join('; '));
       for (const tid of [target.pid, ...workers.map((w) => w[0])]) {
         const s = readFileSync(`/proc/${target.pid}/task/${tid}/status`, 'utf8');
         assert.match(s, /TracerPid:\s+0\n/);

@@ -458,6 +458,32 @@ for (const kind of ['pipe', 'socketpair'] as const) {
   });
 }
 
+test('network sockets: the pre-flight says what each one is (listening TCP, UDP, a UNIX socket connected elsewhere) and what to do', async () => {
+  await withStore(async (store, dir) => {
+    const py = [
+      'import socket, time, os',
+      'l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()',
+      'u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::1", 0))',
+      'x = socket.socket(socket.AF_UNIX); x.connect("/dev/log") if os.path.exists("/dev/log") else None',
+      `open(${JSON.stringify(join(dir, 'fds'))}, "w").write(f"{l.fileno()} {u.fileno()}")`,
+      'time.sleep(1000)',
+    ].join('\n');
+    const t = spawnDetached(['python3', '-c', py], { cwd: dir });
+    try {
+      await waitFor('the sockets', () => existsSync(join(dir, 'fds')) && readFileSync(join(dir, 'fds'), 'utf8').includes(' '));
+      const [lfd, ufd] = readFileSync(join(dir, 'fds'), 'utf8').split(' ').map(Number);
+      const c = checkpoint(store, t.pid);
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, new RegExp(`fd ${lfd} is a listening TCP socket \\(IPv4\\)`), fds.reason);
+      assert.match(fds.reason, new RegExp(`fd ${ufd} is a UDP socket \\(IPv6\\)`), fds.reason);
+      assert.match(fds.fix ?? '', /close its sockets before the checkpoint/);
+    } finally {
+      t.kill();
+    }
+  });
+});
+
 test('a process checkpointed while stopped (SIGSTOP) stays stopped, and is restored stopped; SIGCONT resumes both', async () => {
   await withStore(async (store, dir) => {
     const t = spawnDetached([buildFixture('capture-sleeper'), join(dir, 'ready')], { cwd: dir });

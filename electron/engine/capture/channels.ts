@@ -8,7 +8,7 @@
  * redirects pipes and refuses sockets of that kind).
  */
 import { socketInode, type FdState } from '../state/process-state';
-import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, closeFd } from '../native';
+import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
 import { unixSockets } from '../proc';
 
 const FIONREAD = 0x541b;
@@ -34,6 +34,55 @@ function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
 export function captureChannels(pid: number, fds: FdState[], warnings: string[]): void {
   capturePipeContents(pid, fds, warnings);
   captureSocketPairs(pid, fds, warnings);
+  describeSockets(pid, fds);
+}
+
+const SOL_SOCKET = 1n;
+const SO = { TYPE: 3n, ACCEPTCONN: 30n, PROTOCOL: 38n, DOMAIN: 39n } as const;
+
+/**
+ * For the sockets that are not socketpairs (which restore cannot recreate yet): what they are
+ * (info.socket: domain, type, protocol, listening), read with getsockopt on a copy taken over with
+ * pidfd_getfd, so the restore's refusal can say "a listening TCP socket" rather than guess.
+ */
+function describeSockets(pid: number, fds: FdState[]): void {
+  const others = fds.filter((f) => f.kind === 'socket' && f.info?.unixPeer === undefined);
+  if (others.length === 0) return;
+  let pidfd = -1;
+  const val = malloc(8);
+  try {
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    for (const f of others) {
+      let ours = -1;
+      try {
+        ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
+        const get = (opt: bigint): number => {
+          const len = Buffer.alloc(4);
+          len.writeUInt32LE(4);
+          const lenAt = malloc(4);
+          try {
+            copyToAddr(lenAt, len);
+            syscall(SYS.getsockopt, [BigInt(ours), SOL_SOCKET, opt, val, lenAt, 0n], 'getsockopt');
+            const out = Buffer.alloc(4);
+            copyFromAddr(out, val);
+            return out.readInt32LE(0);
+          } finally {
+            free(lenAt);
+          }
+        };
+        f.info = { ...(f.info ?? {}), socket: { domain: get(SO.DOMAIN), type: get(SO.TYPE), protocol: get(SO.PROTOCOL), listening: get(SO.ACCEPTCONN) === 1 } };
+      } catch {
+        // Only a description: the restore refuses the socket either way.
+      } finally {
+        if (ours >= 0) closeFd(ours);
+      }
+    }
+  } catch {
+    // no pidfd (old kernel): no descriptions
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+    free(val);
+  }
 }
 
 /**

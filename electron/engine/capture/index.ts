@@ -97,6 +97,16 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
+/** Why /proc/PID of a process is closed to us: another user's, or one the kernel keeps from everyone. */
+function whyNoAccess(pid: number): string {
+  const uid = Number(/^Uid:\s+(\d+)/m.exec((() => { try { return readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return ''; } })())?.[1] ?? -1);
+  const me = process.geteuid?.() ?? -1;
+  if (me === 0 || uid === me) {
+    return 'the kernel refuses it even to its owner and root: the process is not dumpable (it turned that off, or changed its credentials, as setuid programs do) or belongs to another user namespace (PID 1 of a container, a sandboxed app). Stasis cannot checkpoint it.';
+  }
+  return `the process belongs to another user (uid ${uid}). Run Stasis as that user or as root.`;
+}
+
 export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = {}): CheckpointResult {
   // Each phase is also a cancellation point; a throw here takes the normal error path (writer
   // aborted, target released), so a cancelled checkpoint leaves nothing behind.
@@ -121,7 +131,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
         const what = !now || now.startTime !== basics.startTime ? 'has exited' : 'is exiting or a zombie (it has already exited)';
         throw new StasisError('PROCESS_GONE', `Process ${pid} ${what}; there is nothing left to checkpoint. Nothing was saved.`);
       }
-      throw new StasisError('PERMISSION_DENIED', `Cannot read /proc/${pid}/exe (${(e as Error).message}); the process belongs to another user. Run Stasis as that user or as root.`);
+      throw new StasisError('PERMISSION_DENIED', `Cannot read /proc/${pid}/exe (${(e as Error).message}); ${whyNoAccess(pid)}`);
     }
   })();
   const threadCount = listThreads(pid).length;
@@ -267,7 +277,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       }
       phase('resumed', { pid, snapshotPid: memPid });
     } else if (opts.mode !== 'kill' && threadCount > 1) {
-      warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture`);
+      const asked = opts.snapshot === 'fork' ? ' (the fork snapshot copies only the calling thread, so it needs a single-threaded process; `--snapshot precopy` keeps several threads running)' : '';
+      warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture${asked}`);
     }
 
     if (uffd || frozenCopy || forkedScan) {

@@ -154,8 +154,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       }
       return {
         fd: f.fd, action: 'refuse',
-        reason: `fd ${f.fd} is a socket (${f.target}) connected outside the process, or not a UNIX socketpair: restoring this kind of descriptor is not supported yet`,
-        fix: 'Close it in the program before checkpointing, or wait for a Stasis version that restores it.',
+        reason: `fd ${f.fd} is ${describeSocket(f)} (${f.target}): Stasis restores only UNIX socketpairs whose both ends the process holds`,
+        fix: 'Have the program close its sockets before the checkpoint and open them again afterwards, or restart it from scratch; restoring network sockets is not supported yet.',
       };
     }
     default:
@@ -165,4 +165,15 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         fix: 'Close it in the program before checkpointing, or wait for a Stasis version that restores it.',
       };
   }
+}
+
+/** What capture found out about a socket that is not a socketpair (capture/channels.ts), in words. */
+function describeSocket(f: FdState): string {
+  const d = f.info?.socket as { domain?: number; type?: number; protocol?: number; listening?: boolean } | undefined;
+  if (!d) return 'a socket connected outside the process';
+  const family = ({ 1: 'UNIX', 2: 'IPv4', 10: 'IPv6', 16: 'netlink', 17: 'packet' } as Record<number, string>)[d.domain ?? -1] ?? `family ${d.domain}`;
+  const kind = d.domain === 1 ? (d.type === 2 ? 'datagram' : 'stream')
+    : d.protocol === 6 ? 'TCP' : d.protocol === 17 ? 'UDP' : d.protocol === 1 || d.protocol === 58 ? 'ICMP (ping)' : d.type === 3 ? 'raw' : `type ${d.type}`;
+  if (d.listening) return `a listening ${kind} socket (${family})`;
+  return d.domain === 1 ? `a UNIX ${kind} socket connected to another process` : `${kind.startsWith('ICMP') ? 'an' : 'a'} ${kind} socket (${family})`;
 }

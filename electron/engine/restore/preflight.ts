@@ -94,16 +94,20 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'Lower vm.mmap_min_addr or restore on a machine with a larger address space.'));
 
   const fdRefusals: string[] = [];
+  const fdFixes = new Set<string>();
   const fdNotes: string[] = [];
   for (const f of state.fds) {
     const a = planFd(f, redirect, state.fds);
-    if (a.action === 'refuse') fdRefusals.push(a.reason);
+    if (a.action === 'refuse') {
+      fdRefusals.push(a.reason);
+      fdFixes.add(a.fix);
+    }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if (a.action === 'open' && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',
-    'Make the missing files available again (or close those descriptors in the program before checkpointing).'));
+    fdFixes.size ? [...fdFixes].join(' ') : 'Make the missing files available again (or close those descriptors in the program before checkpointing).'));
 
   const cwdOk = existsSync(state.cwd) && statSync(state.cwd).isDirectory();
   items.push(item('cwd', 'Working directory exists', cwdOk,
