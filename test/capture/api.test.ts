@@ -101,6 +101,27 @@ test('capture.launch passes empty arguments through; an empty program or a NUL b
   }
 });
 
+test('capture.checkpoint warns at once when restore would refuse the checkpoint (here: several threads), and not otherwise', async () => {
+  const st = tempStore();
+  const side = tempDir('capture-api-threads');
+  const threads = spawnDetached([buildFixture('capture-threads'), side.dir, '2']);
+  const single = spawnDetached([buildFixture('capture-sleeper'), join(side.dir, 'ready')]);
+  try {
+    await waitFor('threads.txt', () => existsSync(join(side.dir, 'threads.txt')) && readFileSync(join(side.dir, 'threads.txt'), 'utf8').includes('ready'));
+    await waitFor('ready', () => existsSync(join(side.dir, 'ready')));
+    const c = ctx(st.dir, st.store);
+    const mt = (await call('capture.checkpoint', { pid: threads.pid }, c)) as { warnings: string[] };
+    assert.ok(mt.warnings.some((w) => /^restore would refuse it here and now: .*thread/i.test(w)), mt.warnings.join('; '));
+    const one = (await call('capture.checkpoint', { pid: single.pid }, c)) as { warnings: string[] };
+    assert.ok(!one.warnings.some((w) => /restore would refuse/.test(w)), one.warnings.join('; '));
+  } finally {
+    threads.kill();
+    single.kill();
+    st.cleanup();
+    side.cleanup();
+  }
+});
+
 test('processes.list: our target is checkpointable, kernel threads, zombies and ourselves are not', async () => {
   const side = tempDir('capture-ps');
   const t = spawnDetached([buildFixture('capture-zombie'), join(side.dir, 'z')]);

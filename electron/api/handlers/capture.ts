@@ -6,6 +6,7 @@ import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/ca
 import { userNames } from '../../engine/proc/users';
 import { readTargetIdentity } from '../../engine/proc/identity';
 import { progressEvents } from '../progress';
+import { preflight } from '../../engine/restore';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
   'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot }, ctx) => {
@@ -20,7 +21,10 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
       onProgress: progressEvents(ctx, 'checkpoint'),
     });
     ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
-    return r;
+    // Say now, not at restore time, what would keep this checkpoint from coming back (threads,
+    // sockets, memfds...): the same pre-flight the restore runs, on this machine as it is now.
+    const refused = preflight(ctx.store(), r.id).items.filter((i) => !i.ok);
+    return refused.length ? { ...r, warnings: [...r.warnings, ...refused.map((i) => `restore would refuse it here and now: ${i.label}: ${i.reason}`)] } : r;
   },
   'processes.list': ({ all }) => {
     reapLaunched();
