@@ -150,6 +150,7 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     assert.equal(priv.ok, false);
     assert.match(priv.fix!, /root|cap_sys_resource/);
     assert.match(unpriv.items.find((i) => i.id === 'pid')!.reason, /needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID/);
+    assert.match(unpriv.items.find((i) => i.id === 'pid')!.reason, /may not recognise itself under a new one/, 'a new PID comes with what it can break');
 
     const lim = base();
     lim.rlimits = [{ resource: 7, name: 'NOFILE', cur: 1024n, max: 1n << 40n }];

@@ -133,10 +133,13 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
 
   const pidBusy = existsSync(`/proc/${state.pid}`);
   const pidPriv = host.euid === 0 || hasCap(host, CAP_CHECKPOINT_RESTORE) || hasCap(host, CAP_SYS_ADMIN);
+  // Not a refusal: most programs never look at their PID again, but some remember it (Python's
+  // asyncio ignores its running loop under another PID, and PID and lock files name it).
+  const newPid = ' A program that remembers its PID (Python asyncio, PID or lock files) may not recognise itself under a new one: end the original (and let it be reaped) first to get the PID back.';
   items.push(item('pid', 'PID', true,
-    pidBusy ? `PID ${state.pid} is in use (the original may still run): the restored process gets a new PID.`
+    pidBusy ? `PID ${state.pid} is in use (the original may still run, or be an unreaped zombie): the restored process gets a new PID.${newPid}`
       : pidPriv ? `PID ${state.pid} is free: the restored process gets its original PID back.`
-        : `PID ${state.pid} is free, but taking it needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID.`));
+        : `PID ${state.pid} is free, but taking it needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID.${newPid}`));
 
   const badVersion = typeof state.version !== 'number' || state.version > 1;
   if (badVersion) {
