@@ -4,7 +4,8 @@
 // clock) and reports in each line it writes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -457,6 +458,37 @@ for (const kind of ['pipe', 'socketpair'] as const) {
     });
   });
 }
+
+test('a reader of a named FIFO is restored reading that FIFO again (opened by its path), not /dev/null', async () => {
+  await withStore(async (store, dir) => {
+    const fifo = join(dir, 'fifo');
+    const out = join(dir, 'got');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    // Our own read-write end keeps the FIFO open: the reader never sees EOF while we hold it.
+    const w = openSync(fifo, 'r+');
+    const py = `import os\nfd = os.open(${JSON.stringify(fifo)}, os.O_RDONLY)\nwhile True:\n  b = os.read(fd, 100)\n  open(${JSON.stringify(out)}, "ab").write(b"[%d]" % os.getpid() + b)\n`;
+    const t = spawnDetached(['python3', '-c', py], { cwd: dir });
+    let pid: number | undefined;
+    try {
+      writeSync(w, 'one\n');
+      await waitFor('the first line', () => existsSync(out) && readFileSync(out, 'utf8').includes('one'));
+      const c = checkpoint(store, t.pid);
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.ok(fds.ok, fds.reason);
+      assert.match(fds.reason, /fifo\) is opened again by its path/);
+      t.kill();
+      await t.waitExit();
+      pid = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false }).pid;
+      writeSync(w, 'two\n');
+      await waitFor('the restored reader to read the FIFO', () => readFileSync(out, 'utf8').includes(`[${pid}]two`));
+      assert.ok(isAlive(pid), 'still reading');
+    } finally {
+      t.kill();
+      killQuietly(pid);
+      closeSync(w);
+    }
+  });
+});
 
 test('network sockets: the pre-flight says what each one is (listening TCP, UDP, a UNIX socket connected elsewhere) and what to do', async () => {
   await withStore(async (store, dir) => {

@@ -3,6 +3,7 @@
  * a checkpoint back as a new running process (restore.run; --no-pid: never reuse the original PID), or with --check only prints the
  * pre-flight checklist (restore.preflight). --json prints the handler's output.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineCommand } from '../command';
 import type { PreflightInfo, RestoreInfo } from '../../../shared/contract/restore';
@@ -24,7 +25,9 @@ export function formatPreflight(p: PreflightInfo): string[] {
 export function formatRestore(r: RestoreInfo): string[] {
   return [
     `Restored checkpoint #${r.checkpointId} as pid ${r.pid}${r.samePid ? ' (same pid as the original)' : ` (the original was pid ${r.originalPid})`} in ${r.durationMs.toFixed(1)} ms.`,
-    `Output of vanished terminals/pipes goes to ${r.log}.`,
+    // Only when something was sent there: the log is created by the first redirected descriptor.
+    ...(existsSync(r.log) ? [`Output of vanished terminals/pipes goes to ${r.log}.`] : []),
+    ...(r.warning ? [`Warning: ${r.warning}`] : []),
   ];
 }
 

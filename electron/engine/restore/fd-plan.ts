@@ -20,6 +20,8 @@ export interface RedirectOptions {
 export type FdAction =
   | { fd: number; action: 'open'; path: string; flags: number; pos: bigint; cloexec: boolean; note?: string }
   | { fd: number; action: 'redirect'; path: string; flags: number; cloexec: boolean; note: string }
+  /** A named FIFO still at its path: opened there again (without blocking); `fallback` when a write end finds no reader. */
+  | { fd: number; action: 'fifo'; path: string; flags: number; cloexec: boolean; note: string; fallback: Extract<FdAction, { action: 'redirect' }> }
   | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
@@ -102,8 +104,14 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       }
       return redirect(`${f.target} (${f.kind}) cannot be reattached: its other end was in another process`);
     }
-    case 'fifo':
-      return redirect(`${f.target} (${f.kind}) cannot be reattached`);
+    case 'fifo': {
+      let isFifo = false;
+      try { isFifo = statSync(f.target).isFIFO(); } catch (_e) { /* gone */ }
+      if (!isFifo) return redirect(`${f.target} (fifo) is no longer there`);
+      const fallback = redirect(`${f.target} (fifo) has no reader at restore time`) as Extract<FdAction, { action: 'redirect' }>;
+      const note = accessMode(f.flags) === 0 ? `${f.target} (fifo) is opened again by its path` : `${f.target} (fifo) is opened again by its path if it has a reader then; else ${fallback.note.replace(/^.*; /, '')}`;
+      return { fd: f.fd, action: 'fifo', path: f.target, flags: reopenFlags, cloexec, note, fallback };
+    }
     case 'eventfd': {
       const count = hexField(f.info?.count ?? f.info?.['eventfd-count']);
       const semaphore = String(f.info?.semaphore ?? f.info?.['eventfd-semaphore'] ?? '0').trim() === '1';

@@ -7,7 +7,7 @@
 import { StasisError } from '../../../shared/errors';
 import type { ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
-import { O_CLOEXEC, planFd, type FdAction, type RedirectOptions } from './fd-plan';
+import { O_APPEND, O_CLOEXEC, O_NONBLOCK, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
 
 const SEEK_SET = 0;
@@ -114,6 +114,12 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
       case 'open':
       case 'redirect':
         got = r.call(NR.open, [r.putString(a.path), BigInt(a.flags) | cloexec, 0o644n], `reopening fd ${a.fd} (${a.path})`);
+        break;
+      case 'fifo':
+        // Never blocks: a read end opens at once, a write end fails (ENXIO) when nobody reads.
+        got = r.raw(NR.open, [r.putString(a.path), BigInt(a.flags | O_NONBLOCK) | cloexec, 0n]);
+        if (got < 0n) got = r.call(NR.open, [r.putString(a.fallback.path), BigInt(a.fallback.flags) | cloexec, 0o644n], `reopening fd ${a.fd} (${a.fallback.path})`);
+        else if ((a.flags & O_NONBLOCK) === 0) r.call(NR.fcntl, [got, F_SETFL, BigInt(a.flags & O_APPEND)], `blocking mode of fd ${a.fd} (${a.path})`);
         break;
       case 'eventfd':
         got = r.call(NR.eventfd2, [a.count, BigInt(a.flags | (a.semaphore ? EFD_SEMAPHORE : 0)) | cloexec], `recreating eventfd ${a.fd}`);
