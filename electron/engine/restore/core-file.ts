@@ -102,6 +102,15 @@ export function defaultReadFile(path: string, offset: bigint, length: number): B
 }
 
 /** Writes the core file; returns its size in bytes (the file is sparse where memory is zero). */
+/** End of the last state component XCR0 enables, in the standard (non-compacted, Intel) XSAVE layout. */
+function standardXsaveSize(xcr0: bigint): number {
+  // [component bit, end offset]: AVX, MPX BNDREGS, BNDCSR, AVX-512 opmask, ZMM_Hi256, Hi16_ZMM, PKRU.
+  const ends: [number, number][] = [[2, 832], [3, 1024], [4, 1088], [5, 1152], [6, 1664], [7, 2688], [9, 2696]];
+  let size = 576; // legacy area + XSAVE header
+  for (const [bit, end] of ends) if ((xcr0 >> BigInt(bit)) & 1n) size = Math.max(size, end);
+  return size;
+}
+
 export function writeCoreFile(state: ProcessState, src: CoreSources, outPath: string): number {
   const maps = dumpable(state);
   const notes: Buffer[] = [];
@@ -111,9 +120,14 @@ export function writeCoreFile(state: ProcessState, src: CoreSources, outPath: st
     notes.push(note('CORE', NT_PRSTATUS, prstatus(state, t.tid, t.regs, t.sigmask, t.sigpending | state.sharedPending)));
     const xs = t.xstate ? Buffer.from(t.xstate, 'base64') : t.fpregs ? Buffer.from(t.fpregs, 'base64') : Buffer.alloc(0);
     if (xs.length >= 512) notes.push(note('CORE', NT_FPREGSET, xs.subarray(0, 512)));
-    // gdb sizes .reg-xstate from XCR0 (bytes 464..471) and its own layout tables, which can exceed
-    // the kernel's buffer; components past the kernel's size are absent (xstate_bv), so pad with zeros.
-    if (t.xstate && xs.length > 512) notes.push(note('LINUX', NT_X86_XSTATE, xs.length < 4096 ? Buffer.concat([xs, Buffer.alloc(4096 - xs.length)]) : xs));
+    // gdb sizes .reg-xstate from XCR0 (bytes 464..471) and the standard (Intel) XSAVE layout, which
+    // can exceed the kernel's buffer (this AMD CPU packs AVX-512 state into 0x980 bytes, gdb expects
+    // 0xa80 and warns about any other size); what lies past the kernel's size is absent
+    // (xstate_bv), so it is padded with zeros to exactly gdb's size.
+    if (t.xstate && xs.length > 512) {
+      const want = standardXsaveSize(xs.readBigUInt64LE(464));
+      notes.push(note('LINUX', NT_X86_XSTATE, xs.length < want ? Buffer.concat([xs, Buffer.alloc(want - xs.length)]) : xs));
+    }
     if (t === th) {
       notes.push(note('CORE', NT_PRPSINFO, prpsinfo(state)));
       notes.push(note('CORE', NT_AUXV, auxvBytes(state.auxv)));
