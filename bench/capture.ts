@@ -9,6 +9,7 @@
  * Also what durability costs, so the two are compared on equal terms: CRIU's dump followed by an
  * fsync of its images (Stasis commits only after its segment is fsynced), and the floor of this
  * machine's disk: Stasis's bytes written and fsynced by a plain loop (bench/floors).
+ * Then a program that rewrites its memory without pause (heavyWriter), where pre-copy gives way.
  * Medians over RUNS runs. usage: npm run bench -- capture   (env: MIB=1024 RUNS=3 CRIU=path)
  *
  * CRIU runs with CRIU_FAULT=130 (its own "no hardware breakpoints" path): in this VM the debug
@@ -82,6 +83,64 @@ function fsyncTreeMs(dir: string): number {
     try { fsyncSync(fd); } finally { closeSync(fd); }
   }
   return performance.now() - t0;
+}
+
+/**
+ * A program that writes faster than any live read (test/fixtures/capture-twins.c: two arrays of
+ * WRITER_MIB/2 MiB each, scattered single-byte writes without pause): frozen time and pages
+ * stored per full checkpoint, in the default mode (which gives up pre-copy for the fork snapshot
+ * here), pre-copy forced, the fork snapshot, and CRIU.
+ */
+async function heavyWriter(criu: string | null): Promise<Row[]> {
+  const mib = Number(process.env.WRITER_MIB ?? 300);
+  const pages = Math.round((mib / 2) * 256);
+  const bin = join(work, 'capture-twins');
+  const fixtures = join(here, '..', 'test', 'fixtures');
+  const cc = spawnSync('cc', ['-O2', '-I', fixtures, '-o', bin, join(fixtures, 'capture-twins.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(cc.stderr);
+  const side = join(work, 'twins');
+  mkdirSync(side);
+  const target = spawnDetached(['setsid', bin, side, String(pages), '0']);
+  const rows: Row[] = [];
+  try {
+    await waitFile(join(side, 'info.txt'));
+    const modes: { name: string; snapshot?: 'precopy' | 'fork' }[] = [{ name: 'default' }, { name: 'pre-copy (forced)', snapshot: 'precopy' }, { name: 'fork snapshot', snapshot: 'fork' }];
+    const res = new Map<string, { frozen: number[]; pages: number[]; wall: number[]; how: string }>();
+    const c = { frozen: [] as number[], wall: [] as number[] };
+    for (let run = 0; run < RUNS; run++) {
+      for (const m of modes) {
+        const storeDir = join(work, `twins-store-${run}`);
+        const store = openStore(storeDir);
+        try {
+          closeTrackers();
+          const r = checkpoint(store, target.pid, { full: true, ...(m.snapshot ? { snapshot: m.snapshot } : {}) });
+          const e = res.get(m.name) ?? { frozen: [], pages: [], wall: [], how: r.freeze };
+          e.frozen.push(r.frozenMs);
+          e.pages.push(r.pagesWritten);
+          e.wall.push(r.durationMs);
+          res.set(m.name, e);
+        } finally {
+          store.close();
+          rmSync(storeDir, { recursive: true, force: true });
+        }
+      }
+      if (criu) {
+        const d = join(work, `twins-criu-${run}`);
+        const fr = criuDump(criu, target.pid, d);
+        if (fr.ok) { c.frozen.push(fr.frozenMs); c.wall.push(fr.wallMs); }
+        rmSync(d, { recursive: true, force: true });
+      }
+    }
+    for (const [name, e] of res) {
+      rows.push({ mode: `stasis, ${name} -> ${e.how}`, 'frozen ms': `${median(e.frozen).toFixed(1)} (${e.frozen.map((x) => x.toFixed(0)).join(', ')})`, 'wall ms': median(e.wall).toFixed(0), 'pages stored / resident': (median(e.pages) / (pages * 2)).toFixed(2) });
+    }
+    if (c.frozen.length) rows.push({ mode: 'criu dump', 'frozen ms': `${median(c.frozen).toFixed(1)} (${c.frozen.map((x) => x.toFixed(0)).join(', ')})`, 'wall ms': median(c.wall).toFixed(0), 'pages stored / resident': '' });
+  } finally {
+    closeTrackers();
+    target.kill();
+    await target.waitExit(10_000).catch(() => undefined);
+  }
+  return rows;
 }
 
 async function main(): Promise<void> {
@@ -211,10 +270,12 @@ async function main(): Promise<void> {
     { metric: 'incremental: bytes written (MiB)', stasis: mib(median(s.incBytes)), criu: c.incBytes.length ? mib(median(c.incBytes)) : 'n/a', 'stasis/criu': ratio(median(s.incBytes), median(c.incBytes)) },
     { metric: 'incremental: written / dirty bytes', stasis: ratio(median(s.incBytes), median(s.dirtyBytes)), criu: c.incBytes.length ? ratio(median(c.incBytes), median(s.dirtyBytes)) : 'n/a', 'stasis/criu': '' },
   ];
+  const writer = await heavyWriter(criu);
   const header = `Capture: ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; Stasis default live mode: ${how}; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
   process.stdout.write(`${header}\n\n${formatTable(rows)}\n\n${formatTable(rows, true)}\n`);
+  process.stdout.write(`\nA program rewriting its memory without pause (${process.env.WRITER_MIB ?? 300} MiB, capture-twins), full checkpoints, median of ${RUNS}:\n\n${formatTable(writer)}\n\n${formatTable(writer, true)}\n`);
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, floor, fork, hashInc, criu: c }, null, 2));
+  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, floor, writer, fork, hashInc, criu: c }, null, 2));
 }
 
 main()
