@@ -124,7 +124,30 @@ describe('a live snapshot leaves out memory populated after its instant', () => 
   }
 });
 
-/** Bytes in which capture-twins' arrays differ in checkpoint id (one instant: at most 1). */
+const TWIN_PAGES = 8192;
+
+/**
+ * Runs body against capture-twins (two arrays of TWIN_PAGES pages written identically, a pause of
+ * usec after every 2000 writes) with a store; `diff(id)` is how many bytes the arrays differ in
+ * checkpoint id (one instant: at most the one being written at the freeze). Checks the program ends
+ * up untraced.
+ */
+async function withTwins(usec: number, body: (st: ReturnType<typeof tempStore>, pid: number, diff: (id: number) => number) => void): Promise<void> {
+  const side = tempDir('capture-twins');
+  const st = tempStore();
+  const target = spawnDetached([buildFixture('capture-twins'), side.dir, String(TWIN_PAGES), String(usec)]);
+  try {
+    const [, aHex, bHex] = /twins (\w+) (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
+    body(st, target.pid, (id) => twinDifference(st.store, id, BigInt(`0x${aHex}`), BigInt(`0x${bHex}`), TWIN_PAGES));
+    assert.equal(procStatus(target.pid)!.tracerPid, 0);
+  } finally {
+    closeTrackers();
+    target.kill();
+    st.cleanup();
+    side.cleanup();
+  }
+}
+
 function twinDifference(store: Store, id: number, a: bigint, b: bigint, pages: number): number {
   const len = BigInt(pages * PAGE_SIZE);
   const A = Buffer.alloc(pages * PAGE_SIZE);
@@ -144,71 +167,45 @@ function twinDifference(store: Store, id: number, a: bigint, b: bigint, pages: n
 }
 
 describe('a program writing scattered bytes faster than a live read: every checkpoint is one instant', () => {
-  // 8192 pages per array and 2000 writes per 20 ms: thousands of scattered written pages per
-  // pre-copy round, more than one PAGEMAP_SCAN returns (this found walk_end going stale after the
-  // kernel refills its 512-region buffer: 6 of 8 pre-copy images were inconsistent before the fix).
-  const PAGES = 8192;
+  // 2000 writes per 20 ms over 2 x 8192 pages: thousands of scattered written pages per pre-copy
+  // round, more than one PAGEMAP_SCAN returns (this found walk_end going stale after the kernel
+  // refills its 512-region buffer: 6 of 8 pre-copy images were inconsistent before the fix).
   const modes: { snapshot: NonNullable<CheckpointOptions['snapshot']>; skip: boolean }[] = [
     { snapshot: 'precopy', skip: !probeKernelFeatures().uffdWpAsync },
     { snapshot: 'fork', skip: false },
     { snapshot: 'uffd', skip: !probeKernelFeatures().uffdWp },
   ];
   for (const m of modes) {
-    test(`${m.snapshot}: twin arrays agree in every checkpoint, fresh and tracked`, { skip: m.skip }, async () => {
-      const side = tempDir('capture-twins');
-      const st = tempStore();
-      const target = spawnDetached([buildFixture('capture-twins'), side.dir, String(PAGES), '20000']);
-      try {
-        const [, aHex, bHex] = /twins (\w+) (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
-        for (let k = 0; k < 6; k++) {
-          if (k < 4) closeTrackers(); // a fresh userfaultfd each time, as the CLI; then tracked, as the app
-          const r = checkpoint(st.store, target.pid, { snapshot: m.snapshot, full: k === 0 });
-          const diff = twinDifference(st.store, r.id, BigInt(`0x${aHex}`), BigInt(`0x${bHex}`), PAGES);
-          assert.ok(diff <= 1, `checkpoint ${k + 1} (${r.mode}, ${r.dirtyTracking}): the arrays differ in ${diff} bytes, at most the one being written at the freeze may`);
-        }
-        assert.equal(procStatus(target.pid)!.tracerPid, 0);
-      } finally {
-        closeTrackers();
-        target.kill();
-        st.cleanup();
-        side.cleanup();
+    test(`${m.snapshot}: twin arrays agree in every checkpoint, fresh and tracked`, { skip: m.skip }, () => withTwins(20_000, (st, pid, diff) => {
+      for (let k = 0; k < 6; k++) {
+        if (k < 4) closeTrackers(); // a fresh userfaultfd each time, as the CLI; then tracked, as the app
+        const r = checkpoint(st.store, pid, { snapshot: m.snapshot, full: k === 0 });
+        const d = diff(r.id);
+        assert.ok(d <= 1, `checkpoint ${k + 1} (${r.mode}, ${r.dirtyTracking}): the arrays differ in ${d} bytes, at most the one being written at the freeze may`);
       }
-    });
+    }));
   }
 });
 
-test('a program that writes faster than pre-copy reads is checkpointed with the fork snapshot instead, said in a warning, still one instant', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
-  const PAGES = 8192;
-  const side = tempDir('capture-twins-fast');
-  const st = tempStore();
+test('a program that writes faster than pre-copy reads is checkpointed with the fork snapshot instead, said in a warning, still one instant', { skip: !probeKernelFeatures().uffdWpAsync }, () => withTwins(0, (st, pid, diff) => {
   // No pause at all: millions of scattered writes a second over 64 MiB.
-  const target = spawnDetached([buildFixture('capture-twins'), side.dir, String(PAGES), '0']);
-  try {
-    const [, aHex, bHex] = /twins (\w+) (\w+)/.exec(await waitForFile(join(side.dir, 'info.txt')))!;
-    for (const full of [true, false]) {
-      closeTrackers();
-      const r = checkpoint(st.store, target.pid, { full });
-      assert.equal(r.freeze, 'snapshot', `default mode, ${r.mode}: pre-copy gave way to the fork snapshot`);
-      assert.ok(r.warnings.some((w) => /wrote faster than its memory could be read/.test(w)), r.warnings.join('; '));
-      const diff = twinDifference(st.store, r.id, BigInt(`0x${aHex}`), BigInt(`0x${bHex}`), PAGES);
-      assert.ok(diff <= 1, `${r.mode}: the arrays differ in ${diff} bytes`);
-      // Each page once: no page read live and again at the freeze.
-      assert.ok(r.pagesWritten < PAGES * 2 + 1024, `${r.pagesWritten} pages written for ${PAGES * 2}`);
-    }
-    // Asked for explicitly, pre-copy stays, and what was written since the last round (thousands of
-    // pages here) is read from a fork snapshot taken at the freeze.
-    const p = checkpoint(st.store, target.pid, { snapshot: 'precopy' });
-    assert.equal(p.freeze, 'pre-copy');
-    const diff = twinDifference(st.store, p.id, BigInt(`0x${aHex}`), BigInt(`0x${bHex}`), PAGES);
-    assert.ok(diff <= 1, `explicit pre-copy: the arrays differ in ${diff} bytes`);
-    assert.equal(procStatus(target.pid)!.tracerPid, 0);
-  } finally {
+  for (const full of [true, false]) {
     closeTrackers();
-    target.kill();
-    st.cleanup();
-    side.cleanup();
+    const r = checkpoint(st.store, pid, { full });
+    assert.equal(r.freeze, 'snapshot', `default mode, ${r.mode}: pre-copy gave way to the fork snapshot`);
+    assert.ok(r.warnings.some((w) => /wrote faster than its memory could be read/.test(w)), r.warnings.join('; '));
+    const d = diff(r.id);
+    assert.ok(d <= 1, `${r.mode}: the arrays differ in ${d} bytes`);
+    // Each page once: no page read live and again at the freeze.
+    assert.ok(r.pagesWritten < TWIN_PAGES * 2 + 1024, `${r.pagesWritten} pages written for ${TWIN_PAGES * 2}`);
   }
-});
+  // Asked for explicitly, pre-copy stays, and what was written since the last round (thousands of
+  // pages here) is read from a fork snapshot taken at the freeze.
+  const p = checkpoint(st.store, pid, { snapshot: 'precopy' });
+  assert.equal(p.freeze, 'pre-copy');
+  const d = diff(p.id);
+  assert.ok(d <= 1, `explicit pre-copy: the arrays differ in ${d} bytes`);
+}));
 
 /** Checks capture-churn's regions in checkpoint id after its SIGUSR1 (see the fixture). */
 function assertChurned(store: Store, id: number, a: bigint, b: bigint, d: bigint, pages: number): void {
