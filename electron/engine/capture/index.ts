@@ -243,7 +243,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       how = 'pre-copy';
       // What the program wrote during the live read: from a fork snapshot when that stops it for
       // less; the scan's meaning is then worked out after the release.
-      if (live && threadCount === 1 && readsBetterFromFork(scan)) {
+      if (live && threadCount === 1 && readsBetterFromFork(pc, scan)) {
         child = forkSnapshot(t);
         memPid = child.pid;
         forkedScan = { scan, fdTargets };

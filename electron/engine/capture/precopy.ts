@@ -37,7 +37,7 @@ import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState, ThreadState } from '../state/process-state';
 import { closeFd, vmRead, vmReadScatter, SCATTER_MAX, E } from '../native';
 import { freeze, readBasics } from '../tracer';
-import { openPagemap, closePagemap, scanRanges, scanWritten, isWpAsyncRegistered, type PageRange } from '../proc';
+import { openPagemap, closePagemap, scanRanges, scanWritten, protectWrittenAgain, isWpAsyncRegistered, type PageRange } from '../proc';
 import { subtractIntervals, unionIntervals } from '../store/extents';
 import { pagePolicy, readable } from './mappings';
 import { createTargetUffd, registerWp, writeProtect, isWpMapping, UFFD_FEATURE } from './uffd';
@@ -284,9 +284,12 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
     closePagemap(pm);
   }
   // The reads above touched only as much of it as their largest batch: touch the rest now, while
-  // the target runs, so the frozen read faults nothing in.
+  // the target runs, so the frozen read faults nothing in. (Sizing it to the last round instead
+  // was tried: touching tens of MiB of fresh memory here took ~95 ms on this VM, all of it time in
+  // which the program wrote more pages for the freeze to copy.)
   buffer.fill(0);
   pc.scratch = buffer;
+  freshPageMs(); // measured now, while the target runs, if not yet
   return { given, lastRound };
 }
 
@@ -413,17 +416,46 @@ class IntervalCursor {
   }
 }
 
+/** Costs for choosing how to finish a pre-copy (see readsBetterFromFork), measured on this VM. */
+const COST = {
+  /** Reading one page while frozen into the buffer touched beforehand (373 pages of python3: 0.5 ms). */
+  touchedPageMs: 0.0013,
+  /** fork's page-table copy, per resident page (a 1 GiB target: 30-40 ms). */
+  forkPageMs: 0.00013,
+  /** Reaping the snapshot child afterwards takes a second brief freeze. */
+  forkFixedMs: 5,
+};
+
+let freshPageMsCache: number | null = null;
+
+/**
+ * What a first touch of a fresh page costs in this process, measured once on 1 MiB: 12-33 µs on
+ * this VM (the host backs guest memory lazily), well under 1 µs on most machines, so it decides
+ * between copying while frozen and forking, and cannot be a constant.
+ */
+function freshPageMs(): number {
+  if (freshPageMsCache === null) {
+    const t0 = performance.now();
+    Buffer.allocUnsafeSlow(1 << 20).fill(1);
+    freshPageMsCache = Math.max(COST.touchedPageMs, (performance.now() - t0) / 256);
+  }
+  return freshPageMsCache;
+}
+
 /**
  * Whether the rest of a pre-copy is cheaper to read from a fork snapshot than while frozen: when
  * the program wrote faster than the live rounds could read (a compressor, a big in-memory sort),
  * copying what it wrote keeps it stopped for that whole copy (470-510 ms for xz -9e, 0.45-1.1 s for
- * a program rewriting 300 MB), while fork stops it for a page-table copy (~130 ns per resident
- * page here) plus the copy-on-write faults while the child is read. Reading a page while frozen
- * costs ~1.3 µs into the touched buffer and far more into fresh memory, so: fork when more pages
- * than the buffer holds, and more than an eighth of the resident ones, are no longer protected.
+ * a program rewriting 300 MB), while fork stops it for a page-table copy plus the reaping of the
+ * child. The estimate uses the costs above: the pages beyond the touched buffer cost a fault each.
  */
-export function readsBetterFromFork(scan: FrozenScan): boolean {
-  return scan.unprotected > CHUNK / PAGE_SIZE && scan.unprotected > scan.pages / 8;
+export function readsBetterFromFork(pc: PreCopy, scan: FrozenScan): boolean {
+  const room = (pc.scratch?.length ?? 0) / PAGE_SIZE;
+  const u = scan.unprotected;
+  if (u <= room) return false;
+  const copyMs = room * COST.touchedPageMs + (u - room) * freshPageMs();
+  const forkMs = scan.pages * COST.forkPageMs + COST.forkFixedMs;
+  return forkMs < copyMs;
 }
 
 /** Reads what copyFrozen found to read, from `fromPid`: the frozen target, or a fork snapshot of it taken at the freeze. */
@@ -534,7 +566,7 @@ export function rebase(pc: PreCopy, scan: FrozenScan, fdTargets: string[]): void
       while (i < ranges.length && ranges[i]!.start >= reg.start && ranges[i]!.end <= reg.end) i++;
       if (i === first) continue;
       try {
-        scanWritten(pm, reg.start, reg.end, true);
+        protectWrittenAgain(pm, reg.start, reg.end);
       } catch {
         // The mapping changed since it was registered (the scan refuses unregistered parts): one by one.
         for (let k = first; k < i; k++) writeProtect(pc.uffd, ranges[k]!.start, ranges[k]!.end - ranges[k]!.start, true);

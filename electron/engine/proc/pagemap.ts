@@ -200,6 +200,20 @@ export function scanWritten(fd: number, start: bigint, end: bigint, reprotect: b
 }
 
 /**
+ * Write-protects again every page of [start, end) written since it was protected, in the kernel's
+ * own walk: PM_SCAN_WP_MATCHING with no output vector takes its fast path (no page categories, no
+ * regions to copy out). Present or swapped pages only count (the anyof mask), so holes get no
+ * page tables built for them. The range must lie in mappings registered with an async-WP
+ * userfaultfd (EPERM otherwise, thrown).
+ */
+export function protectWrittenAgain(fd: number, start: bigint, end: bigint): void {
+  const arg = scanArg({ flags: PM_SCAN_WP_MATCHING, start, end, vecLen: 0, all: 0n, returned: 0n });
+  arg.writeBigUInt64LE(0n, 40); // no vector: the fast path
+  const r = ioctlErrno(fd, PAGEMAP_SCAN, arg);
+  if (r.ret < 0) throw sysError('ioctl(PAGEMAP_SCAN, protect written pages again)', r.errno);
+}
+
+/**
  * Whether [start, end) lies in mappings registered with an async write-protect userfaultfd
  * (PM_SCAN_CHECK_WPASYNC refuses the scan otherwise). Stops at the first page found: cheap.
  */
