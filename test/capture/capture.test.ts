@@ -169,6 +169,23 @@ describe('capture of a multi-threaded program', () => {
   });
 });
 
+test('a process with a child says that the child is not in the checkpoint; one without does not', async () => {
+  const st = tempStore();
+  const parent = spawnDetached(['/bin/sh', '-c', 'sleep 100 & wait']);
+  try {
+    const kid = Number(await waitFor('the child', () => {
+      try { return readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim() || null; } catch { return null; }
+    }));
+    const r = checkpoint(st.store, parent.pid);
+    assert.ok(r.warnings.some((w) => w.includes(`1 child process (${kid} sleep) not in the checkpoint`)), r.warnings.join('; '));
+    const alone = checkpoint(st.store, kid);
+    assert.ok(!alone.warnings.some((w) => /child process/.test(w)), alone.warnings.join('; '));
+  } finally {
+    parent.kill();
+    st.cleanup();
+  }
+});
+
 describe('checkpoint modes', () => {
   test('--kill: the process is killed only after the checkpoint is stored', async () => {
     const side = tempDir('capture-kill');

@@ -22,7 +22,7 @@ import { StasisError } from '../../../shared/errors';
 import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
-import { readCmdline, readMaps } from '../proc';
+import { childProcesses, readCmdline, readMaps } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
@@ -279,6 +279,11 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     } else if (opts.mode !== 'kill' && threadCount > 1) {
       const asked = opts.snapshot === 'fork' ? ' (the fork snapshot copies only the calling thread, so it needs a single-threaded process; `--snapshot precopy` keeps several threads running)' : '';
       warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture${asked}`);
+    }
+    // Only this process is saved (our own snapshot child aside): say so when it has children.
+    const kids = childProcesses(pid, state.threads.map((th) => th.tid)).filter((k) => k.pid !== child?.pid);
+    if (kids.length) {
+      warnings.push(`${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}${kids.length > 5 ? ', ...' : ''}) not in the checkpoint: a restored process cannot wait for ${kids.length > 1 ? 'them' : 'it'} or reach ${kids.length > 1 ? 'them' : 'it'} through pipes (a compressor child, as in tar czf, or a pipeline breaks)`);
     }
 
     if (uffd || frozenCopy || forkedScan) {
