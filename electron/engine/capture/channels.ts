@@ -49,7 +49,7 @@ function describeSockets(pid: number, fds: FdState[]): void {
   const others = fds.filter((f) => f.kind === 'socket' && f.info?.unixPeer === undefined);
   if (others.length === 0) return;
   let pidfd = -1;
-  const val = malloc(8);
+  const val = malloc(16);
   try {
     pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
     for (const f of others) {
@@ -57,18 +57,13 @@ function describeSockets(pid: number, fds: FdState[]): void {
       try {
         ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
         const get = (opt: bigint): number => {
-          const len = Buffer.alloc(4);
-          len.writeUInt32LE(4);
-          const lenAt = malloc(4);
-          try {
-            copyToAddr(lenAt, len);
-            syscall(SYS.getsockopt, [BigInt(ours), SOL_SOCKET, opt, val, lenAt, 0n], 'getsockopt');
-            const out = Buffer.alloc(4);
-            copyFromAddr(out, val);
-            return out.readInt32LE(0);
-          } finally {
-            free(lenAt);
-          }
+          // One int at val, its length (4) right after it: getsockopt reads and rewrites that length.
+          const io = Buffer.alloc(12);
+          io.writeUInt32LE(4, 8);
+          copyToAddr(val, io);
+          syscall(SYS.getsockopt, [BigInt(ours), SOL_SOCKET, opt, val, val + 8n, 0n], 'getsockopt');
+          copyFromAddr(io, val);
+          return io.readInt32LE(0);
         };
         f.info = { ...(f.info ?? {}), socket: { domain: get(SO.DOMAIN), type: get(SO.TYPE), protocol: get(SO.PROTOCOL), listening: get(SO.ACCEPTCONN) === 1 } };
       } catch {

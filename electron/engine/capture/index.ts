@@ -22,7 +22,7 @@ import { StasisError } from '../../../shared/errors';
 import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
-import { childProcesses, readCmdline, readMaps } from '../proc';
+import { childProcesses, readCmdline, readMaps, readStatus, statusIds } from '../proc';
 import { toMappingState } from './mappings';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
@@ -99,7 +99,8 @@ function round(ms: number): number {
 
 /** Why /proc/PID of a process is closed to us: another user's, or one the kernel keeps from everyone. */
 function whyNoAccess(pid: number): string {
-  const uid = Number(/^Uid:\s+(\d+)/m.exec((() => { try { return readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return ''; } })())?.[1] ?? -1);
+  let uid = -1;
+  try { uid = statusIds(readStatus(pid), 'Uid')[0] ?? -1; } catch { /* gone meanwhile */ }
   const me = process.geteuid?.() ?? -1;
   if (me === 0 || uid === me) {
     return 'the kernel refuses it even to its owner and root: the process is not dumpable (it turned that off, or changed its credentials, as setuid programs do) or belongs to another user namespace (PID 1 of a container, a sandboxed app). Stasis cannot checkpoint it.';

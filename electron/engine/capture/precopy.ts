@@ -71,9 +71,9 @@ export interface PreCopy {
   restarts: RestartedCalls;
   rounds: number;
   /**
-   * copyLive's read buffer, every page of it touched, handed to copyFrozen (which gives it away
+   * copyLive's read buffer, every page of it touched, handed to readFrozenCopy (which gives it away
    * with the frozen copy). Fresh memory is not free while frozen: each first touch of a page is a
-   * fault, 20-33 µs on this VM (a C loop over a new 1.5 MiB mapping), so reading 373 pages of a
+   * fault, 12-33 µs on this VM (a C loop over a new 1.5 MiB mapping), so reading 373 pages of a
    * python3 process into a new buffer cost 5-17 ms of its downtime and 0.5 ms into a touched one.
    */
   scratch: Buffer | null;
