@@ -24,6 +24,7 @@ import launch from './commands/launch';
 import ps from './commands/ps';
 import checkpoints from './commands/checkpoints';
 import storeMaintenance from './commands/store-maintenance';
+import transfer from './commands/transfer';
 
 export const commands: CliCommand[] = [
   status,
@@ -36,6 +37,7 @@ export const commands: CliCommand[] = [
   ps,
   checkpoints,
   storeMaintenance,
+  transfer,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */
