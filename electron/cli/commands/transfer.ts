@@ -1,18 +1,22 @@
 /**
  * `stasis send` / `stasis receive`: a checkpoint as a stream over a pipe, so it composes with ssh
- * (`stasis send 7 | ssh host stasis receive`). Both sides reuse the stream-file export and import
- * (store/streams.ts) through their API calls: send exports to a private temp file and copies it to
- * stdout; receive spools stdin to a private temp file and imports it only once it is complete, so a
- * truncated or damaged pipe imports nothing. This module never writes a stream to a terminal and
- * never leaves a spool file behind; the pipe itself has no secrecy of its own (ssh provides it).
+ * (`stasis send 7 | ssh host stasis receive`), or over a direct TLS-PSK link between two Stasis
+ * instances (`receive --listen` prints a one-time pairing token, `send --to HOST:PORT --token T`).
+ * Both sides reuse the stream-file export and import (store/streams.ts) through their API calls:
+ * send exports to a private temp file and copies it out; receive spools the input to a private temp
+ * file and imports it only once it is complete, so a truncated or damaged stream imports nothing.
+ * This module never writes a stream to a terminal, never sends memory over an unencrypted socket,
+ * and never leaves a spool file behind. The pipe has no secrecy of its own (ssh provides it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { defineCommand } from '../command';
+import { defineCommand, type CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { checkpointId } from './store-ids';
+import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/tls-link';
 
 /** A 0700 directory inside the store, so the spool holds process memory only where the store does and shares its disk. */
 function spoolDir(storeDir: string, what: string): string {
@@ -20,31 +24,81 @@ function spoolDir(storeDir: string, what: string): string {
   return fs.mkdtempSync(path.join(storeDir, `.${what}-`));
 }
 
+/** Spools input completely, then imports it; the spool is removed on every path. */
+async function spoolAndImport(cli: CliRuntime, input: Readable): Promise<{ ids: number[] }> {
+  const dir = spoolDir(cli.storeDir(), 'receive');
+  try {
+    const file = path.join(dir, 'stream');
+    try {
+      await pipeline(input, fs.createWriteStream(file, { mode: 0o600, flags: 'wx' }));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new StasisError('INVALID_INPUT', `Cannot spool the incoming stream into ${cli.storeDir()} (${(e as Error).message}); nothing was imported. Free space there (or choose another --store) and send again.`);
+      throw new StasisError('INVALID_INPUT', `The incoming stream broke off (${(e as Error).message}); nothing was imported. Send again.`);
+    }
+    if (fs.statSync(file).size === 0) throw new StasisError('INVALID_INPUT', 'The incoming stream was empty (did `stasis send` fail on the other end?); nothing was imported.');
+    return await cli.call('checkpoints.import', { file });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads the receiver's one-line JSON answer after the stream was sent. */
+async function readAck(s: Readable): Promise<{ ok: boolean; ids?: number[]; error?: string }> {
+  let text = '';
+  for await (const chunk of s) { text += (chunk as Buffer).toString('utf8'); if (text.length > 1 << 16) break; }
+  try {
+    return JSON.parse(text.split('\n')[0]) as { ok: boolean; ids?: number[]; error?: string };
+  } catch (_e) {
+    throw new StasisError('INVALID_INPUT', 'The receiver closed the connection without confirming the import; check `stasis list` there before sending again.');
+  }
+}
+
 export default defineCommand('transfer', (program, cli) => {
   program
     .command('send')
-    .description('write a checkpoint (with the chain it needs) as a stream on stdout, e.g. `stasis send 7 | ssh host stasis receive`')
+    .description('send a checkpoint (with the chain it needs) as a stream: on stdout (`stasis send 7 | ssh host stasis receive`) or --to a `stasis receive --listen`')
     .argument('<id>', 'checkpoint id')
     .option('--flatten', 'one full checkpoint instead of the chain it needs')
     .option('--chain', 'the whole chain (every checkpoint sharing its root)')
-    .action(async (idArg: string, o: { flatten?: boolean; chain?: boolean }) => {
+    .option('--to <host:port>', 'send over TLS to `stasis receive --listen` there')
+    .option('--token <token>', 'the pairing token that receiver printed (needed with --to)')
+    .action(async (idArg: string, o: { flatten?: boolean; chain?: boolean; to?: string; token?: string }) => {
       if (o.flatten && o.chain) throw new StasisError('INVALID_INPUT', 'Give --flatten or --chain, not both.');
       const id = checkpointId(idArg);
+      const link = o.to !== undefined ? { addr: parseAddress(o.to, false), key: tokenKey(o.token ?? '') } : null;
+      if (!link && o.token !== undefined) throw new StasisError('INVALID_INPUT', '--token goes with --to HOST:PORT.');
       // Process memory must not scroll past on a screen: refuse before exporting anything.
-      if (process.stdout.isTTY) throw new StasisError('INVALID_INPUT', 'stdout is a terminal; pipe `stasis send` into `stasis receive` (directly or through ssh) or redirect it to a file.');
+      if (!link && process.stdout.isTTY) throw new StasisError('INVALID_INPUT', 'stdout is a terminal; pipe `stasis send` into `stasis receive` (directly or through ssh), redirect it to a file, or use --to HOST:PORT --token T.');
       const how = o.flatten ? 'flattened' : o.chain ? 'chain' : 'one';
       const dir = spoolDir(cli.storeDir(), 'send');
       try {
         const file = path.join(dir, 'stream');
         const r = await cli.call('checkpoints.export', { id, file, how });
-        try {
-          await pipeline(fs.createReadStream(file), process.stdout, { end: false });
-        } catch (e) {
-          throw new StasisError('INVALID_INPUT', `The receiver stopped reading after part of the stream (${(e as Error).message}); it imports nothing from a partial stream, so send again.`);
+        let received: number[] | null = null;
+        if (link) {
+          const sock = await connect(link.addr, link.key);
+          try {
+            await pipeline(fs.createReadStream(file), sock as Writable, { end: false });
+            sock.end();
+            const ack = await readAck(sock);
+            if (!ack.ok) throw new StasisError('INVALID_INPUT', `The receiver imported nothing: ${ack.error ?? 'no reason given'}`);
+            received = ack.ids ?? [];
+          } finally {
+            sock.destroy();
+          }
+        } else {
+          try {
+            await pipeline(fs.createReadStream(file), process.stdout, { end: false });
+          } catch (e) {
+            throw new StasisError('INVALID_INPUT', `The receiver stopped reading after part of the stream (${(e as Error).message}); it imports nothing from a partial stream, so send again.`);
+          }
         }
-        // stdout is the stream: the summary goes to stderr, also with --json.
-        const summary = { checkpoints: r.checkpoints, pages: r.pages, bytes: r.bytes };
-        process.stderr.write(cli.json() ? `${JSON.stringify(summary)}\n` : `Sent checkpoint(s) ${r.checkpoints.map((c) => `#${c}`).join(', ')}: ${r.pages} pages, ${formatBytes(r.bytes)}.\n`);
+        // On a pipe stdout is the stream: the summary goes to stderr, also with --json.
+        const summary = { checkpoints: r.checkpoints, pages: r.pages, bytes: r.bytes, received };
+        const human = `Sent checkpoint(s) ${r.checkpoints.map((c) => `#${c}`).join(', ')}: ${r.pages} pages, ${formatBytes(r.bytes)}.${received ? ` The receiver imported them as ${received.map((c) => `#${c}`).join(', ')}.` : ''}`;
+        if (link) cli.print(summary, () => human);
+        else process.stderr.write(cli.json() ? `${JSON.stringify(summary)}\n` : `${human}\n`);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -52,22 +106,38 @@ export default defineCommand('transfer', (program, cli) => {
 
   program
     .command('receive')
-    .description('import a stream read from stdin (`stasis send` on the other end); nothing is imported unless the whole stream arrived intact')
-    .action(async () => {
-      if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`.');
-      const dir = spoolDir(cli.storeDir(), 'receive');
-      try {
-        const file = path.join(dir, 'stream');
-        try {
-          await pipeline(process.stdin, fs.createWriteStream(file, { mode: 0o600, flags: 'wx' }));
-        } catch (e) {
-          throw new StasisError('INVALID_INPUT', `Cannot spool the incoming stream into ${cli.storeDir()} (${(e as Error).message}); nothing was imported. Free space there (or choose another --store) and send again.`);
-        }
-        if (fs.statSync(file).size === 0) throw new StasisError('INVALID_INPUT', 'The stream on stdin was empty (did `stasis send` fail on the other end?); nothing was imported.');
-        const r = await cli.call('checkpoints.import', { file });
+    .description('import a stream from stdin, or --listen for one `stasis send --to`; nothing is imported unless the whole stream arrived intact')
+    .option('--listen <host:port>', 'accept one TLS connection there; prints the one-time pairing token on stderr')
+    .action(async (o: { listen?: string }) => {
+      if (o.listen === undefined) {
+        if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
+        const r = await spoolAndImport(cli, process.stdin);
         cli.print(r, (x) => `Received checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}.`);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
+        return;
       }
+      const addr = parseAddress(o.listen, true);
+      const { token, key } = newToken();
+      const r = await new Promise<{ ids: number[] }>((resolve, reject) => {
+        let taken = false;
+        const server = listen(addr, key, (sock) => {
+          // One-time token: the first authenticated sender is the only one.
+          if (taken) { sock.destroy(); return; }
+          taken = true;
+          server.then((s) => s.close(), () => undefined);
+          spoolAndImport(cli, sock).then((res) => {
+            sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
+            resolve(res);
+          }, (e: unknown) => {
+            sock.end(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
+            reject(e as Error);
+          });
+        }, (why) => process.stderr.write(`Refused a connection: its TLS handshake failed (wrong pairing token, or not a Stasis sender): ${why.trim().split('\n')[0].slice(0, 200)}\n`));
+        server.then((s) => {
+          const a = s.address();
+          const where = a && typeof a === 'object' ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : o.listen;
+          process.stderr.write(`Listening on ${where}\nPairing token: ${token}\nOn the sender: stasis send ID --to ${where} --token ${token}\n`);
+        }, reject);
+      });
+      cli.print(r, (x) => `Received checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}.`);
     });
 });
