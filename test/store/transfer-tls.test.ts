@@ -4,7 +4,7 @@
 // nothing; the token works once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -20,9 +20,14 @@ const src = path.join(t.dir, 'src');
 const view: View = new Map();
 
 interface Run { code: number; stdout: string; stderr: string }
-function run(store: string, args: string[]): Promise<Run> {
+/** argv run directly, or inside network namespace ns through `ip netns exec`. */
+function inNs(ns: string | undefined, argv: string[]): [string, string[]] {
+  return ns ? ['ip', ['netns', 'exec', ns, ...argv]] : [argv[0], argv.slice(1)];
+}
+function run(store: string, args: string[], ns?: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, '--store', store, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+    const [cmd, argv] = inNs(ns, [process.execPath, bin, '--store', store, ...args]);
+    execFile(cmd, argv, { timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -30,8 +35,9 @@ function run(store: string, args: string[]): Promise<Run> {
 
 interface Listener { child: ChildProcess; addr: string; token: string; stderr: () => string; done: Promise<Run> }
 /** Starts `stasis receive --listen 127.0.0.1:0` and waits (bounded) for its address and token. */
-function receiver(store: string): Promise<Listener> {
-  const child = spawn(process.execPath, [bin, '--store', store, '--json', 'receive', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+function receiver(store: string, at = '127.0.0.1:0', ns?: string): Promise<Listener> {
+  const [cmd, argv] = inNs(ns, [process.execPath, bin, '--store', store, '--json', 'receive', '--listen', at]);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -117,4 +123,40 @@ test('bad addresses and tokens are clear errors before anything is exported', as
   const b = await run(src, ['send', '1', '--to', '127.0.0.1:9', '--token', 'abc']);
   assert.equal(b.code, 1);
   assert.match(b.stderr, /is not a pairing token/);
+});
+
+test('between two network namespaces joined by a veth pair (when the machine allows it)', async (ctx) => {
+  // Addresses only inside namespaces this test creates; both are deleted on every path (with them the veth pair).
+  const tag = `st${process.pid % 100000}`;
+  const [a, b] = [`${tag}a`, `${tag}b`];
+  const octet = 1 + (process.pid % 250);
+  const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: 'ignore', timeout: 10_000 }); };
+  try {
+    ip('netns', 'add', a);
+    ip('netns', 'add', b);
+    ip('link', 'add', `${tag}x`, 'type', 'veth', 'peer', 'name', `${tag}y`);
+    ip('link', 'set', `${tag}x`, 'netns', a);
+    ip('link', 'set', `${tag}y`, 'netns', b);
+    ip('-n', a, 'addr', 'add', `10.231.${octet}.1/30`, 'dev', `${tag}x`);
+    ip('-n', b, 'addr', 'add', `10.231.${octet}.2/30`, 'dev', `${tag}y`);
+    for (const [ns, dev] of [[a, `${tag}x`], [b, `${tag}y`]]) { ip('-n', ns, 'link', 'set', dev, 'up'); ip('-n', ns, 'link', 'set', 'lo', 'up'); }
+  } catch (_e) {
+    for (const ns of [a, b]) { try { ip('netns', 'del', ns); } catch (_x) { /* not created */ } }
+    try { ip('link', 'del', `${tag}x`); } catch (_x) { /* not created */ }
+    ctx.skip('cannot create network namespaces here; the 127.0.0.1 tests cover the protocol');
+    return;
+  }
+  try {
+    const dst = path.join(t.dir, 'dst-netns');
+    const l = await receiver(dst, `10.231.${octet}.1:0`, a);
+    assert.match(l.addr, new RegExp(`^10\\.231\\.${octet}\\.1:\\d+$`));
+    const ok = await run(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token], b);
+    assert.equal(ok.code, 0, ok.stderr);
+    const r = await l.done;
+    assert.equal(r.code, 0, r.stderr);
+    const s = openStore(dst);
+    try { assertSameView(materializeToMap(s, (JSON.parse(r.stdout) as { ids: number[] }).ids[0]), view, 'received across namespaces'); } finally { s.close(); }
+  } finally {
+    for (const ns of [a, b]) { try { ip('netns', 'del', ns); } catch (_x) { /* gone */ } }
+  }
 });
