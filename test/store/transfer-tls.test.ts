@@ -116,6 +116,22 @@ test('a stream cut off mid-way over TLS imports nothing; the receiver says so', 
   assert.deepEqual(fs.readdirSync(dst).filter((n) => n.startsWith('.')), []);
 });
 
+test('a corrupted stream over TLS: the receiver imports nothing and its ack says why', async () => {
+  const dst = path.join(t.dir, 'dst-corrupt');
+  const l = await receiver(dst);
+  const bytes = Buffer.from(fs.readFileSync(path.join(t.dir, 'whole.stream')));
+  bytes[bytes.length - 9000] ^= 0x01;
+  const sock = await connect(parseAddress(l.addr, false), tokenKey(l.token));
+  sock.end(bytes);
+  let ack = '';
+  for await (const c of sock) ack += (c as Buffer).toString();
+  const a = JSON.parse(ack) as { ok: boolean; error: string };
+  assert.equal(a.ok, false);
+  assert.match(a.error, /checksum does not match/);
+  assert.equal((await l.done).code, 1);
+  assert.equal(count(dst), 0);
+});
+
 test('bad addresses and tokens are clear errors before anything is exported', async () => {
   const a = await run(src, ['send', '1', '--to', 'nohostport', '--token', 'x']);
   assert.equal(a.code, 1);
