@@ -14,6 +14,8 @@ export interface HostFacts {
   /** CONFIG_MSEAL_SYSTEM_MAPPINGS: [vdso]/[vvar] carry the "sl" VmFlag and cannot be moved. */
   sealedSystemMappings: boolean;
   euid: number;
+  /** Effective gid: with euid, the ids a restored process runs with (restore/creds.ts). */
+  egid: number;
   capEff: bigint;
   mmapMinAddr: bigint;
   /** Our hard resource limits by RLIMIT_* number (null = unlimited); the stub inherits them. */
@@ -66,6 +68,7 @@ export function hostFacts(): HostFacts {
     vdsoSha256,
     sealedSystemMappings: sealed,
     euid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
+    egid: typeof process.getegid === 'function' ? process.getegid() : -1,
     capEff,
     mmapMinAddr,
     hardLimits,
