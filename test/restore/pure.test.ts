@@ -160,6 +160,9 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     const otherGroup = base();
     otherGroup.gid = 65534;
     fail(otherGroup, 'credentials', /gid 65534/);
+    const setuid = base();
+    setuid.ids = { uid: [1000, 0, 0, 0], gid: [0, 0, 0, 0] };
+    fail(setuid, 'credentials', /uids 1000\/0\/0\/0/);
     const unknownIds = base();
     unknownIds.uid = -1;
     fail(unknownIds, 'credentials', /does not record which user/);

@@ -45,6 +45,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
     sid: stat.session,
     uid: statusIds(status, 'Uid')[1] ?? -1,
     gid: statusIds(status, 'Gid')[1] ?? -1,
+    ids: { uid: statusIds(status, 'Uid'), gid: statusIds(status, 'Gid') },
     comm: stat.comm,
     exe: '',
     cmdline: [],

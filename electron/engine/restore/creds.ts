@@ -15,11 +15,16 @@ export interface CredsCheck {
 }
 
 export function checkCredentials(state: ProcessState, host: HostFacts): CredsCheck {
-  const want = `uid ${state.uid}, gid ${state.gid}`;
-  const have = `uid ${host.euid}, gid ${host.egid}`;
+  const full = (u: number[], g: number[]): string => `uids ${u.join('/')}, gids ${g.join('/')} (real/effective/saved/fs)`;
+  const want = state.ids ? full(state.ids.uid, state.ids.gid) : `uid ${state.uid}, gid ${state.gid}`;
+  const have = state.ids ? full(host.ids.uid, host.ids.gid) : `uid ${host.euid}, gid ${host.egid}`;
   // -1: /proc status had no Uid/Gid line at capture; the ids are unknown, so nothing proves a match.
   const known = state.uid >= 0 && state.gid >= 0;
-  const ok = known && state.uid === host.euid && state.gid === host.egid;
+  // Older checkpoints have only the effective ids; newer ones all four, so a process whose real or
+  // saved uid differs (a setuid program) cannot come back with the engine's there either.
+  const same = (a: number[] | undefined, b: number[]): boolean => a === undefined || (a.length === b.length && a.every((x, i) => x === b[i]));
+  const allSame = same(state.ids?.uid, host.ids.uid) && same(state.ids?.gid, host.ids.gid);
+  const ok = known && state.uid === host.euid && state.gid === host.egid && allSame;
   return {
     ok,
     reason: ok ? `The process ran as ${want}, as Stasis does now.`

@@ -114,6 +114,8 @@ export interface ProcessState {
   sid: number;
   uid: number;
   gid: number;
+  /** Real, effective, saved and fs uids and gids (/proc status). Absent in older checkpoints. */
+  ids?: { uid: number[]; gid: number[] };
   comm: string;
   exe: string;
   /** Stat of the executable at capture. */
