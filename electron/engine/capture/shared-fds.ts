@@ -10,6 +10,7 @@ import type { FdState } from '../state/process-state';
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0n;
+const O_CLOEXEC = 0o2000000;
 
 function sameDescription(pid: number, a: number, b: number): boolean {
   try {
@@ -25,9 +26,11 @@ export function markSharedDescriptions(pid: number, fds: FdState[]): void {
   for (let i = 0; i < sorted.length; i++) {
     const f = sorted[i]!;
     if (f.kind === 'pipe' || f.kind === 'socket') continue;
-    // Only the same object can be the same description: a cheap filter before asking the kernel.
+    // One description has one object, offset and status flags (fdinfo adds the per-fd O_CLOEXEC):
+    // cheap filters before asking the kernel, which matter for many anon-inode fds (same inode).
     const first = sorted.slice(0, i).find((g) => g.sharesWith === undefined && g.target === f.target
-      && g.dev === f.dev && g.inode === f.inode && sameDescription(pid, g.fd, f.fd));
+      && g.dev === f.dev && g.inode === f.inode && g.pos === f.pos && (g.flags & ~O_CLOEXEC) === (f.flags & ~O_CLOEXEC)
+      && sameDescription(pid, g.fd, f.fd));
     if (first) f.sharesWith = first.fd;
   }
 }
