@@ -152,6 +152,22 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     assert.match(unpriv.items.find((i) => i.id === 'pid')!.reason, /needs CAP_CHECKPOINT_RESTORE: the restored process gets a new PID/);
     assert.match(unpriv.items.find((i) => i.id === 'pid')!.reason, /may not recognise itself under a new one/, 'a new PID comes with what it can break');
 
+    // A process of another user must not come back with the engine's (root's) rights.
+    const other = base();
+    other.uid = 1000;
+    other.gid = 1000;
+    fail(other, 'credentials', /ran as uid 1000, gid 1000; restored now it would run as uid 0, gid 0/);
+    const otherGroup = base();
+    otherGroup.gid = 65534;
+    fail(otherGroup, 'credentials', /gid 65534/);
+    const setuid = base();
+    setuid.ids = { uid: [1000, 0, 0, 0], gid: [0, 0, 0, 0] };
+    fail(setuid, 'credentials', /uids 1000\/0\/0\/0/);
+    const unknownIds = base();
+    unknownIds.uid = -1;
+    fail(unknownIds, 'credentials', /does not record which user/);
+    assert.equal(preflightState(other, redirect, { ...host, euid: 1000, egid: 1000 }).items.find((i) => i.id === 'credentials')!.ok, true, 'restored by its own user: allowed');
+
     const lim = base();
     lim.rlimits = [{ resource: 7, name: 'NOFILE', cur: 1024n, max: 1n << 40n }];
     const limR = preflightState(lim, redirect, { ...host, capEff: host.capEff & ~(1n << 24n), hardLimits: host.hardLimits.map((v, i) => (i === 7 ? 4096n : v)) });

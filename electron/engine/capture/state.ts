@@ -12,6 +12,7 @@ import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, read
 import { captureThread, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
+import { markSharedDescriptions } from './shared-fds';
 import { readSmaps } from '../proc';
 import type { MappingState } from '../state/process-state';
 
@@ -44,6 +45,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
     sid: stat.session,
     uid: statusIds(status, 'Uid')[1] ?? -1,
     gid: statusIds(status, 'Gid')[1] ?? -1,
+    ids: { uid: statusIds(status, 'Uid'), gid: statusIds(status, 'Gid') },
     comm: stat.comm,
     exe: '',
     cmdline: [],
@@ -67,6 +69,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
   const processWide = [timersProbe(pid, timers, warnings), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
+  markSharedDescriptions(pid, state.fds);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) readInherited(state, pid);
   return state;

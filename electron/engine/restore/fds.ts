@@ -87,6 +87,8 @@ export function closeInheritedFds(r: Remote): void {
   r.call(NR.close_range, [0n, 0xffffffffn, 0n], 'close_range (dropping descriptors inherited from the engine)');
 }
 
+const SHAREABLE = new Set<FdAction['action']>(['open', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify']);
+
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions): void {
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
@@ -104,6 +106,15 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
         recreateChannel(r, ends, above);
       }
       continue;
+    }
+    // One open file description held by several fds: recreated at the lowest, dup'ed to the others
+    // so that they keep sharing offset and status flags. Redirected and refused fds stay apart.
+    if (f.sharesWith !== undefined && SHAREABLE.has(a.action)) {
+      const src = state.fds.find((x) => x.fd === f.sharesWith);
+      if (src && planFd(src, redirect, state.fds).action === a.action) {
+        r.call(NR.dup3, [BigInt(src.fd), BigInt(a.fd), BigInt(a.action !== 'refuse' && a.cloexec ? O_CLOEXEC : 0)], `dup3 fd ${src.fd} to fd ${a.fd} (one open file description)`);
+        continue;
+      }
     }
     r.resetScratch();
     let got: bigint;

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { release } from 'node:os';
+import { readStatus, statusIds } from '../proc';
 
 export interface HostFacts {
   release: string;
@@ -14,6 +15,10 @@ export interface HostFacts {
   /** CONFIG_MSEAL_SYSTEM_MAPPINGS: [vdso]/[vvar] carry the "sl" VmFlag and cannot be moved. */
   sealedSystemMappings: boolean;
   euid: number;
+  /** Effective gid: with euid, the ids a restored process runs with (restore/creds.ts). */
+  egid: number;
+  /** Our real, effective, saved and fs uids and gids: the stub starts with them. */
+  ids: { uid: number[]; gid: number[] };
   capEff: bigint;
   mmapMinAddr: bigint;
   /** Our hard resource limits by RLIMIT_* number (null = unlimited); the stub inherits them. */
@@ -66,6 +71,8 @@ export function hostFacts(): HostFacts {
     vdsoSha256,
     sealedSystemMappings: sealed,
     euid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
+    egid: typeof process.getegid === 'function' ? process.getegid() : -1,
+    ids: { uid: statusIds(readStatus(process.pid), 'Uid'), gid: statusIds(readStatus(process.pid), 'Gid') },
     capEff,
     mmapMinAddr,
     hardLimits,

@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import type { ProcessState } from '../state/process-state';
+import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
@@ -118,6 +119,9 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(item('privileges', 'Privileges', root,
     root ? 'Running with the privileges restore needs (ptrace, PR_SET_MM_MAP).' : 'Restore needs root (or CAP_SYS_RESOURCE with CAP_CHECKPOINT_RESTORE) to set the memory layout of the new process.',
     'Run Stasis as root (sudo), or grant it cap_sys_resource,cap_checkpoint_restore.'));
+
+  const creds = checkCredentials(state, host);
+  items.push(item('credentials', 'Same user and group', creds.ok, creds.reason, creds.fix));
 
   // Raising a hard limit above ours needs CAP_SYS_RESOURCE; without it the limit would come back lower.
   const RLIM_INF = 0xffffffffffffffffn;

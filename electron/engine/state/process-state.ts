@@ -90,6 +90,8 @@ export interface FdState {
   info?: Record<string, unknown>;
   /** For a deleted regular file: where its saved contents are (store blob key), if saved. */
   contentsRef?: string;
+  /** A lower fd that holds the same open file description (kcmp KCMP_FILE): restore dups it. Absent in older checkpoints. */
+  sharesWith?: number;
 }
 
 /** The inode in a socket descriptor's "socket:[INODE]" link, 0 for anything else. */
@@ -112,6 +114,8 @@ export interface ProcessState {
   sid: number;
   uid: number;
   gid: number;
+  /** Real, effective, saved and fs uids and gids (/proc status). Absent in older checkpoints. */
+  ids?: { uid: number[]; gid: number[] };
   comm: string;
   exe: string;
   /** Stat of the executable at capture. */
