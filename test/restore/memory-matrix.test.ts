@@ -10,6 +10,9 @@ import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
 import { checkpoint, type CheckpointOptions } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
+import { sharedAliases } from '../../electron/engine/restore/shared-aliases';
+import type { MappingState } from '../../electron/engine/state/process-state';
+import { StasisError } from '../../shared/errors';
 import { fileLines, killQuietly, waitFor, withStore } from './helpers';
 
 const matrix = buildFixture('restore-memmatrix');
@@ -35,7 +38,7 @@ for (const m of modes) {
   test(`every byte comes back: ${m.name}, full and incremental`, async () => {
     await withStore(async (store, dir) => {
       const out = join(dir, 'mm.out');
-      const t = spawnDetached([matrix, out, ...(process.env.MM_SEL ? [process.env.MM_SEL] : [])], { cwd: dir });
+      const t = spawnDetached([matrix, out], { cwd: dir });
       const pids: number[] = [];
       try {
         await waitFor('ready', () => /^ready/.test(fileLines(out)[0] ?? ''), 20_000);
@@ -63,3 +66,38 @@ for (const m of modes) {
     });
   });
 }
+
+test('shared memory at two addresses (mremap old_size=0) is refused by pre-flight and restore, not restored as two copies', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'mm.out');
+    const t = spawnDetached([matrix, out, 'alias'], { cwd: dir });
+    try {
+      await waitFor('ready', () => /^ready/.test(fileLines(out)[0] ?? ''), 20_000);
+      assert.match(await ask(out, t.pid, 'SIGUSR1', /^(PASS|FAIL)/), /^PASS/, 'the alias holds before any checkpoint');
+      const c = checkpoint(store, t.pid);
+      const pf = preflight(store, c.id);
+      assert.equal(pf.ok, false);
+      const it = pf.items.find((i) => i.id === 'shared-aliases')!;
+      assert.equal(it.ok, false);
+      assert.match(it.reason, /Shared memory mapped at two addresses \([0-9a-f]+-[0-9a-f]+ and [0-9a-f]+-[0-9a-f]+ show the same pages/);
+      assert.ok(it.fix);
+      assert.throws(() => restore(store, c.id, { samePid: false }), (e: unknown) => e instanceof StasisError && /Shared memory mapped at two addresses/.test(e.message));
+    } finally {
+      t.kill();
+    }
+  });
+});
+
+test('sharedAliases: overlapping object ranges are an alias; mprotect-split pieces and other objects are not', () => {
+  const m = (start: number, pages: number, offset: number, inode: number, kind: MappingState['kind'] = 'shared-anon'): MappingState => ({
+    start: BigInt(start) * 4096n, end: BigInt(start + pages) * 4096n, perms: 'rw-s', offset: BigInt(offset) * 4096n,
+    dev: '00:01', inode, path: '/dev/zero', deleted: true, kind, vmFlags: [],
+  });
+  assert.deepEqual(sharedAliases([m(100, 2, 0, 7), m(102, 2, 2, 7), m(200, 4, 0, 8)]), []);
+  assert.deepEqual(sharedAliases([m(100, 4, 0, 7, 'file-shared'), m(300, 4, 0, 7, 'file-shared')]), [], 'a shared file mapped twice is the same file again at restore');
+  const hit = sharedAliases([m(100, 8, 0, 7), m(300, 1, 6, 7)]);
+  assert.equal(hit.length, 1);
+  assert.equal(hit[0]!.b.start, 300n * 4096n);
+  // A long first piece reaching past a short second one still catches a third that overlaps it.
+  assert.equal(sharedAliases([m(100, 8, 0, 7), m(200, 1, 8, 7), m(300, 1, 5, 7)]).length, 1);
+});

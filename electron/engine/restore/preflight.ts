@@ -8,6 +8,7 @@ import type { ProcessState } from '../state/process-state';
 import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
+import { sharedAliases } from './shared-aliases';
 
 export interface PreflightItem {
   id: string;
@@ -87,6 +88,13 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(item('mapped-files', 'Mapped files unchanged', fileProblems.length === 0,
     fileProblems.length === 0 ? `${seen.size} mapped files unchanged.` : fileProblems.join('; ') + '.',
     'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+
+  const aliases = sharedAliases(state.mappings);
+  const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;
+  items.push(item('shared-aliases', 'Shared memory at one address each', aliases.length === 0,
+    aliases.length === 0 ? 'No shared memory is mapped at two addresses.'
+      : `Shared memory mapped at two addresses (${aliases.map((x) => `${hex(x.a)} and ${hex(x.b)} show the same pages of ${x.a.path || 'one object'}`).join('; ')}): restore would give each address its own copy, so a write through one would no longer show through the other.`,
+    'Stasis cannot recreate one shared memory object at several addresses yet; checkpoint the program at a point where it maps each shared region once.'));
 
   const badRanges = state.mappings.filter((m) => m.kind !== 'vsyscall' && !isSpecial(m) && (m.end > TASK_SIZE || m.start < host.mmapMinAddr));
   items.push(item('address-ranges', 'Address ranges usable', badRanges.length === 0,
