@@ -1,10 +1,12 @@
 // Memory exactness of restore, on the self-checking matrix fixture (restore-memmatrix.c): small
 // VMAs with every protection (PROT_NONE, write-only and exec-only pages that held data), merged and
 // mprotect-split VMAs, a 2 GiB sparse MAP_NORESERVE mapping, THP, a COW'd private file mapping,
-// mremap'd and MADV_DONTNEED'd memory. The restored process compares every byte it set and reports
+// mremap'd, MADV_DONTNEED'd and MADV_FREE'd memory, SysV shm, shared file, /dev/shm and memfd
+// mappings, mlock, private /dev/zero, a file mapping past EOF, MAP_GROWSDOWN, a 3 GiB mapping. The restored process compares every byte it set and reports
 // PASS or the first wrong page. Each capture mode, full and incremental.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -62,6 +64,7 @@ for (const m of modes) {
       } finally {
         t.kill();
         for (const p of pids) killQuietly(p);
+        rmSync(`/dev/shm/stasis-memmatrix-${t.pid}`, { force: true });
       }
     });
   });
