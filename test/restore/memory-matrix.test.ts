@@ -6,7 +6,7 @@
 // PASS or the first wrong page. Each capture mode, full and incremental.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -15,7 +15,7 @@ import { preflight, restore } from '../../electron/engine/restore';
 import { sharedAliases } from '../../electron/engine/restore/shared-aliases';
 import type { MappingState } from '../../electron/engine/state/process-state';
 import { StasisError } from '../../shared/errors';
-import { fileLines, killQuietly, waitFor, withStore } from './helpers';
+import { fileLines, isAlive, killQuietly, waitFor, withStore } from './helpers';
 
 const matrix = buildFixture('restore-memmatrix');
 
@@ -103,4 +103,38 @@ test('sharedAliases: overlapping object ranges are an alias; mprotect-split piec
   assert.equal(hit[0]!.b.start, 300n * 4096n);
   // A long first piece reaching past a short second one still catches a third that overlaps it.
   assert.equal(sharedAliases([m(100, 8, 0, 7), m(200, 1, 8, 7), m(300, 1, 5, 7)]).length, 1);
+});
+
+test('restore self-check: a page that does not read back as the checkpoint holds fails the restore (nothing left running)', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'mm.out');
+    const t = spawnDetached([matrix, out, 'file'], { cwd: dir });
+    try {
+      await waitFor('ready', () => /^ready/.test(fileLines(out)[0] ?? ''), 20_000);
+      // The check reads the MADV_DONTNEED'd pages: they map the zero page, saved as a zero run
+      // whose pages restore leaves alone (fresh anonymous memory is zero).
+      await ask(out, t.pid, 'SIGUSR1', /^PASS/);
+      const c = checkpoint(store, t.pid, { snapshot: 'never' });
+      const anon = store.getState(c.id).mappings.filter((m) => m.kind === 'anon');
+      const zeroRun = [...store.materialize(c.id)].find((r) => !r.data && anon.some((m) => m.start <= r.vaddr && r.vaddr < m.end));
+      assert.ok(zeroRun, 'the checkpoint has a zero run in anonymous memory');
+      let stub = 0;
+      assert.throws(
+        () => restore(store, c.id, { samePid: false }, {
+          afterStep: (step, pid) => {
+            if (step !== 'memory layout') return;
+            stub = pid;
+            // Something other than the checkpoint's bytes in a page the contents step skips.
+            const fd = openSync(`/proc/${pid}/mem`, 'r+');
+            try { writeSync(fd, Buffer.alloc(8, 0xee), 0, 8, Number(zeroRun.vaddr)); } finally { closeSync(fd); }
+          },
+        }),
+        (e: unknown) => e instanceof StasisError && /memory contents/.test(e.message) && new RegExp(`Restore self-check: the page at 0x${zeroRun.vaddr.toString(16)} .*holds different bytes`).test(e.message),
+      );
+      assert.ok(stub > 0);
+      assert.equal(isAlive(stub), false, 'the half-built process was killed');
+    } finally {
+      t.kill();
+    }
+  });
 });
