@@ -32,6 +32,7 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
   const fds = new Map<string, bigint>();
   try {
     for (const s of plan.steps) {
+      if (s.aliasOf !== undefined) continue; // after its primary exists (below)
       let fd = -1n;
       if (s.path !== undefined) {
         const key = `${s.kind}:${s.path}`;
@@ -51,10 +52,24 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
         r.call(NR.prctl, [BigInt(PR_SET_VMA), 0n /* PR_SET_VMA_ANON_NAME */, s.start, s.end - s.start, r.putString(s.anonName)], `naming ${s.label}`);
       }
     }
+    for (const s of plan.steps) {
+      if (s.aliasOf === undefined) continue;
+      // old_size 0: a second mapping of the same shmem pages, not a move.
+      const got = r.call(NR.mremap, [s.aliasOf, 0n, s.end - s.start, BigInt(MREMAP_MAYMOVE | MREMAP_FIXED), s.start], `mremap (shared alias) of ${s.label}`);
+      if (got !== s.start) throw new StasisError('INTERNAL', `The shared alias ${s.label} landed at 0x${got.toString(16)}.`);
+      const prot = s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0);
+      r.call(NR.mprotect, [s.start, s.end - s.start, BigInt(prot)], `mprotect of ${s.label}`);
+      if (s.anonName) {
+        r.resetScratch();
+        r.call(NR.prctl, [BigInt(PR_SET_VMA), 0n /* PR_SET_VMA_ANON_NAME */, s.start, s.end - s.start, r.putString(s.anonName)], `naming ${s.label}`);
+      }
+    }
   } finally {
     for (const fd of fds.values()) r.raw(NR.close, [fd]);
   }
 }
+
+const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 
 /**
  * /proc/PID/mem can force writes into read-only private pages (copy-on-write) but not into read-only

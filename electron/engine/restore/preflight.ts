@@ -92,9 +92,9 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   const aliases = sharedAliases(state.mappings);
   const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;
   items.push(item('shared-aliases', 'Shared memory at one address each', aliases.length === 0,
-    aliases.length === 0 ? 'No shared memory is mapped at two addresses.'
-      : `Shared memory mapped at two addresses (${aliases.map((x) => `${hex(x.a)} and ${hex(x.b)} show the same pages of ${x.a.path || 'one object'}`).join('; ')}): restore would give each address its own copy, so a write through one would no longer show through the other.`,
-    'Stasis cannot recreate one shared memory object at several addresses yet; checkpoint the program at a point where it maps each shared region once.'));
+    aliases.length === 0 ? 'Shared memory seen at several addresses (if any) can be mapped the same way again.'
+      : `Shared memory mapped at two addresses with partly overlapping ranges of one object (${aliases.map((x) => `${hex(x.a)} and ${hex(x.b)} share some pages of ${x.a.path || 'one object'}`).join('; ')}): restore would give each address its own copy, so a write through one would no longer show through the other.`,
+    'Stasis recreates shared memory at a second address only when one mapping lies wholly inside the other; checkpoint the program at a point where its shared mappings do not partly overlap.'));
 
   const badRanges = state.mappings.filter((m) => m.kind !== 'vsyscall' && !isSpecial(m) && (m.end > TASK_SIZE || m.start < host.mmapMinAddr));
   items.push(item('address-ranges', 'Address ranges usable', badRanges.length === 0,
