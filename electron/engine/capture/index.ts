@@ -23,7 +23,8 @@ import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readMaps, readStatus, statusIds } from '../proc';
-import { toMappingState } from './mappings';
+import { hasContents, readable, toMappingState } from './mappings';
+import type { MappingState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
@@ -91,6 +92,16 @@ const SOFT_DIRTY_DIR = 'capture-soft-dirty';
 /** Which checkpoint the soft-dirty bits of pid were last cleared for (per store). */
 function softDirtyMarker(store: Store, pid: number, startTime: string): string {
   return join(store.dir, SOFT_DIRTY_DIR, `${pid}-${startTime}`);
+}
+
+/**
+ * Private mappings without PROT_READ that can hold data: pre-copy and the uffd snapshot read only
+ * readable memory (process_vm_readv, uffd-wp), so these are read here through /proc/PID/mem. In
+ * those two modes the target already runs again: a program that mprotects such a page writable,
+ * changes it and protects it again during the capture is saved with the newer bytes.
+ */
+function unreadablePrivate(mappings: MappingState[]): MappingState[] {
+  return mappings.filter((m) => m.perms[3] === 'p' && !readable(m) && hasContents(m));
 }
 
 function round(ms: number): number {
@@ -309,7 +320,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (frozenCopy) {
       applyFrozenCopy(writer, frozenCopy);
       const shared = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { memPid: pid, sharedPagemapPid: pid, useScan: true, softDirtyOnly: false });
-      pagesScanned = frozenCopy.pagesScanned + shared.pagesScanned;
+      const forced = copyPages(writer, unreadablePrivate(state.mappings), { memPid, sharedPagemapPid: pid, useScan: true, softDirtyOnly: false });
+      pagesScanned = frozenCopy.pagesScanned + shared.pagesScanned + forced.pagesScanned;
       frozenCopy = null;
     } else if (uffd) {
       // Counted while the target runs (nothing here adds to its downtime).
@@ -319,7 +331,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       closeUffdSnapshot(uffd);
       uffd = null;
       const b = copyPages(writer, state.mappings.filter((m) => m.perms[3] === 's'), { ...scan, softDirtyOnly: false, ...(onPages ? { onPages: (n: number) => onPages(a.pagesGiven + n) } : {}) });
-      pagesScanned = a.pagesScanned + b.pagesScanned;
+      const forced = copyPages(writer, unreadablePrivate(state.mappings), { ...scan, softDirtyOnly: false });
+      pagesScanned = a.pagesScanned + b.pagesScanned + forced.pagesScanned;
     } else {
       const scan = { memPid, sharedPagemapPid: pid, useScan: features.pagemapScan };
       pagesScanned = copyPages(writer, state.mappings, { ...scan, softDirtyOnly: delta, onPages: pageProgress.start(state.mappings, scan) }).pagesScanned;

@@ -76,7 +76,20 @@ export function pagePolicy(m: MappingState): 'all' | 'cow' | 'none' {
   }
 }
 
-/** Whether a mapping's pages can be read at all (PROT_NONE guard pages and io mappings cannot). */
+/**
+ * Whether process_vm_readv can read a mapping's pages: not without PROT_READ (PROT_NONE, write-only,
+ * exec-only), nor io/pfn mappings. Unreadable ones may still hold data (hasContents).
+ */
 export function readable(m: MappingState): boolean {
-  return m.perms[0] === 'r' && !m.vmFlags.includes('io') && !m.vmFlags.includes('pf');
+  return m.perms[0] === 'r' && hasContents(m);
+}
+
+/**
+ * Whether a mapping's pages are memory we can save at all: everything but io/pfn mappings. A
+ * PROT_NONE, write-only or exec-only page can hold data (a program mprotects after writing); it is
+ * read through /proc/PID/mem, whose FOLL_FORCE reads pages the protections do not let the process
+ * read, and restore writes it back the same way. Skipping them restored zeros (issue 13).
+ */
+export function hasContents(m: MappingState): boolean {
+  return !m.vmFlags.includes('io') && !m.vmFlags.includes('pf');
 }

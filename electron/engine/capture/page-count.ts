@@ -6,7 +6,7 @@
 import { PAGE_SIZE } from '../store/api';
 import type { MappingState } from '../state/process-state';
 import { openPagemap, closePagemap, scanRanges } from '../proc';
-import { pagePolicy, readable } from './mappings';
+import { hasContents, pagePolicy } from './mappings';
 import type { PageCopyOptions } from './pages';
 import { progress, type ProgressFn } from '../progress';
 
@@ -16,7 +16,7 @@ export function countPagesToScan(mappings: MappingState[], opts: Pick<PageCopyOp
   let pages = 0;
   try {
     for (const m of mappings) {
-      if (pagePolicy(m) === 'none' || !readable(m)) continue;
+      if (pagePolicy(m) === 'none' || !hasContents(m)) continue;
       for (const r of scanRanges(m.perms[3] === 's' ? pmShared : pmSelf, m.start, m.end, opts.useScan)) {
         const start = r.start < m.start ? m.start : r.start;
         const end = r.end > m.end ? m.end : r.end;

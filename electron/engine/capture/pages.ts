@@ -3,14 +3,15 @@
  * (mappings.ts pagePolicy), asks pagemap (PAGEMAP_SCAN where available) which pages were ever
  * touched, hands the kernel's zero-page ranges over as zero records without reading them, and reads
  * the rest with process_vm_readv in chunks. With soft-dirty ('delta' coverage) only soft-dirty pages
- * are given. Reads from `memPid`: the frozen snapshot child or the frozen target itself.
+ * are given. Reads from `memPid`: the frozen snapshot child or the frozen target itself. Mappings
+ * without PROT_READ are read through /proc/PID/mem (process_vm_readv refuses them; mem forces).
  */
 import { StasisError } from '../../../shared/errors';
 import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
 import { openPagemap, closePagemap, scanRanges, type PageRange } from '../proc';
-import { vmRead } from '../native';
-import { pagePolicy, readable } from './mappings';
+import { vmRead, openMem, memRead, closeFd } from '../native';
+import { hasContents, pagePolicy, readable } from './mappings';
 
 export interface PageCopyStats {
   pagesScanned: number;
@@ -47,9 +48,12 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
   const buffer = Buffer.allocUnsafeSlow(chunk);
   const pmSelf = openPagemap(opts.memPid);
   const pmShared = opts.sharedPagemapPid === opts.memPid ? pmSelf : openPagemap(opts.sharedPagemapPid);
+  let memFd = -1;
   try {
     for (const m of mappings) {
-      if (pagePolicy(m) === 'none' || !readable(m)) continue;
+      if (pagePolicy(m) === 'none' || !hasContents(m)) continue;
+      const forced = !readable(m);
+      if (forced && memFd < 0) memFd = openMem(opts.memPid);
       const pm = m.perms[3] === 's' ? pmShared : pmSelf;
       const ranges = scanRanges(pm, m.start, m.end, opts.useScan);
       for (const r of ranges) {
@@ -69,7 +73,7 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
         for (let a = start; a < end; ) {
           const len = Number(end - a) > chunk ? chunk : Number(end - a);
           const buf = buffer.subarray(0, len);
-          const n = vmRead(opts.memPid, a, buf);
+          const n = forced ? memRead(memFd, a, buf) : vmRead(opts.memPid, a, buf);
           if (n !== len) {
             throw new StasisError('PROCESS_GONE', `Could not read ${len} bytes at 0x${a.toString(16)} of process ${opts.memPid} (got ${n}): the process changed or exited during the capture. Nothing was saved.`);
           }
@@ -81,6 +85,7 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
       }
     }
   } finally {
+    if (memFd >= 0) closeFd(memFd);
     closePagemap(pmSelf);
     if (pmShared !== pmSelf) closePagemap(pmShared);
   }

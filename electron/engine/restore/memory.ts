@@ -4,6 +4,7 @@
  * offset), and writing the saved pages into them. Runs only inside the stub through Remote; must
  * never write page contents into a MAP_SHARED file mapping (that would change the file on disk).
  */
+import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import type { PageRun } from '../store/api';
 import type { Remote } from './remote';
@@ -31,6 +32,7 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
   const fds = new Map<string, bigint>();
   try {
     for (const s of plan.steps) {
+      if (s.aliasOf !== undefined) continue; // after its primary exists (below)
       let fd = -1n;
       if (s.path !== undefined) {
         const key = `${s.kind}:${s.path}`;
@@ -50,10 +52,24 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
         r.call(NR.prctl, [BigInt(PR_SET_VMA), 0n /* PR_SET_VMA_ANON_NAME */, s.start, s.end - s.start, r.putString(s.anonName)], `naming ${s.label}`);
       }
     }
+    for (const s of plan.steps) {
+      if (s.aliasOf === undefined) continue;
+      // old_size 0: a second mapping of the same shmem pages, not a move.
+      const got = r.call(NR.mremap, [s.aliasOf, 0n, s.end - s.start, BigInt(MREMAP_MAYMOVE | MREMAP_FIXED), s.start], `mremap (shared alias) of ${s.label}`);
+      if (got !== s.start) throw new StasisError('INTERNAL', `The shared alias ${s.label} landed at 0x${got.toString(16)}.`);
+      const prot = s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0);
+      r.call(NR.mprotect, [s.start, s.end - s.start, BigInt(prot)], `mprotect of ${s.label}`);
+      if (s.anonName) {
+        r.resetScratch();
+        r.call(NR.prctl, [BigInt(PR_SET_VMA), 0n /* PR_SET_VMA_ANON_NAME */, s.start, s.end - s.start, r.putString(s.anonName)], `naming ${s.label}`);
+      }
+    }
   } finally {
     for (const fd of fds.values()) r.raw(NR.close, [fd]);
   }
 }
+
+const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 
 /**
  * /proc/PID/mem can force writes into read-only private pages (copy-on-write) but not into read-only
@@ -69,26 +85,41 @@ export function sealProtections(r: Remote, plan: RestorePlan): void {
   }
 }
 
+/** One page the self-check reads back after every page is in: where, in which mapping, what hash. */
+interface Sample { va: bigint; label: string; sha: string }
+
+const sha = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
+
 /**
  * Writes the materialized pages. Zero runs are skipped where the mapping is anonymous (already
  * zero) but written into private file mappings (where zero differs from the file's bytes).
+ * Self-check: the first page of every write and of every skipped zero run is hashed, and once all
+ * pages are in each is read back from the new process; a page that differs (a write that landed in
+ * the wrong place, a later run overwriting an earlier one, a mapping that was not fresh) fails the
+ * step instead of handing back different bytes.
  */
-export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>): { bytes: number; pages: number; writeMs: number } {
+export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
   const steps = plan.steps;
   let si = 0;
   let bytes = 0;
   let zero: Buffer | null = null;
   let writeMs = 0;
+  const samples: Sample[] = [];
+  const zeroSha = sha(Buffer.alloc(4096));
   for (const run of pages) {
     const w0 = performance.now();
     let va = run.vaddr;
     const end = run.vaddr + BigInt(run.pages) * 4096n;
     while (va < end) {
       while (si < steps.length && steps[si].end <= va) si++;
-      if (si >= steps.length) break;
-      const s: MapStep = steps[si];
-      if (s.start >= end) break;
-      if (s.start > va) { va = s.start; continue; }
+      const s: MapStep | undefined = steps[si];
+      if (!s || s.start > va) {
+        // Pages of no mapping we create: only the moved kernel mappings ([vdso]) may hold them.
+        const to = !s || s.start >= end ? end : s.start;
+        if (!inSpecial(plan, va, to)) throw new StasisError('INTERNAL', `The checkpoint holds pages at 0x${va.toString(16)}-0x${to.toString(16)} that lie in none of its mappings; the restore was abandoned rather than leaving them out (a Stasis bug: please report it).`);
+        va = to;
+        continue;
+      }
       const stop = s.end < end ? s.end : end;
       const len = Number(stop - va);
       if (s.writeContents) {
@@ -96,8 +127,11 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
           const from = Number(va - run.vaddr);
           if ((s.prot & PROT_WRITE) || needsWritableWhileFilling(s)) r.writeBulk(va, run.data.subarray(from, from + len));
           else r.write(va, run.data.subarray(from, from + len));
+          samples.push({ va, label: s.label, sha: sha(run.data.subarray(from, from + 4096)) });
           bytes += len;
-        } else if (s.kind === 'file-private') {
+        } else if (s.kind !== 'file-private') {
+          samples.push({ va, label: s.label, sha: zeroSha });
+        } else {
           if (!zero || zero.length < len) zero = Buffer.alloc(Math.max(len, 1 << 20));
           for (let off = 0; off < len; off += zero.length) {
             const n = Math.min(zero.length, len - off);
@@ -110,5 +144,20 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
     }
     writeMs += performance.now() - w0;
   }
-  return { bytes, pages: bytes / 4096, writeMs };
+  checkSamples(r, samples);
+  return { bytes, pages: bytes / 4096, writeMs, checkedPages: samples.length };
+}
+
+function inSpecial(plan: RestorePlan, start: bigint, end: bigint): boolean {
+  return plan.specials.some((x) => start >= x.to && end <= x.to + (x.from.end - x.from.start));
+}
+
+function checkSamples(r: Remote, samples: Sample[]): void {
+  const page = Buffer.alloc(4096);
+  for (const x of samples) {
+    const n = r.read(x.va, page);
+    if (n !== page.length || sha(page) !== x.sha) {
+      throw new StasisError('INTERNAL', `Restore self-check: the page at 0x${x.va.toString(16)} (mapping ${x.label}) ${n !== page.length ? 'could not be read back' : 'holds different bytes than the checkpoint'} after all pages were written. The restore was abandoned rather than handing back wrong memory (a Stasis bug: please report it).`);
+    }
+  }
 }

@@ -5,6 +5,7 @@
  * mapping to create, in address order. Pure: no syscalls, no files; must never touch a process.
  */
 import type { MappingState, ProcessState } from '../state/process-state';
+import { aliasFor } from './shared-aliases';
 
 export interface Range { start: bigint; end: bigint }
 export interface LayoutEntry extends Range { name: string }
@@ -37,6 +38,11 @@ export interface MapStep extends Range {
   label: string;
   /** Name given with PR_SET_VMA_ANON_NAME ("[anon:NAME]" in maps), to give again. */
   anonName?: string;
+  /**
+   * Shared memory that was another mapping's pages at a second address: created after every other
+   * mapping with mremap(aliasOf, 0, size, MAYMOVE|FIXED, start), so both share one object again.
+   */
+  aliasOf?: bigint;
 }
 
 export interface SpecialMove { kind: SpecialKind; from: Range; temp: bigint; to: bigint }
@@ -136,6 +142,11 @@ export function buildRestorePlan(state: ProcessState, stub: LayoutEntry[]): Rest
   const steps = state.mappings.filter(isRestorableMapping)
     .sort((a, b) => (a.start < b.start ? -1 : 1))
     .map(mapStepFor);
+  const aliases = aliasFor(state.mappings);
+  for (const st of steps) {
+    const src = aliases.get(st.start);
+    if (src !== undefined && st.kind === 'shared-anon') st.aliasOf = src;
+  }
   for (const st of steps) {
     if (overlaps(st, { start: trampoline, end: trampoline + TRAMPOLINE_SIZE })) throw new Error('trampoline overlaps a mapping');
   }

@@ -9,6 +9,7 @@ import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
+import { sharedAliases } from './shared-aliases';
 
 export interface PreflightItem {
   id: string;
@@ -88,6 +89,13 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(item('mapped-files', 'Mapped files unchanged', fileProblems.length === 0,
     fileProblems.length === 0 ? `${seen.size} mapped files unchanged.` : fileProblems.join('; ') + '.',
     'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+
+  const aliases = sharedAliases(state.mappings);
+  const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;
+  items.push(item('shared-aliases', 'Shared memory at one address each', aliases.length === 0,
+    aliases.length === 0 ? 'Shared memory seen at several addresses (if any) can be mapped the same way again.'
+      : `Shared memory mapped at two addresses with partly overlapping ranges of one object (${aliases.map((x) => `${hex(x.a)} and ${hex(x.b)} share some pages of ${x.a.path || 'one object'}`).join('; ')}): restore would give each address its own copy, so a write through one would no longer show through the other.`,
+    'Stasis recreates shared memory at a second address only when one mapping lies wholly inside the other; checkpoint the program at a point where its shared mappings do not partly overlap.'));
 
   const badRanges = state.mappings.filter((m) => m.kind !== 'vsyscall' && !isSpecial(m) && (m.end > TASK_SIZE || m.start < host.mmapMinAddr));
   items.push(item('address-ranges', 'Address ranges usable', badRanges.length === 0,
