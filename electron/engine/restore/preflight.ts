@@ -87,7 +87,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   for (const m of state.mappings) {
     if ((m.kind !== 'file-private' && m.kind !== 'file-shared') || seen.has(m.path)) continue;
     seen.add(m.path);
-    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time`); continue; }
+    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time: Stasis saves deleted files that are open as descriptors, not ones that are only mapped`); continue; }
     const p = fileChanged(m.path, { inode: m.inode, size: m.file?.size, mtimeNs: m.file?.mtimeNs });
     if (p) fileProblems.push(p);
   }
@@ -117,7 +117,8 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
       fdFixes.add(a.fix);
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if ((a.action === 'open' || a.action === 'fifo') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if (a.action === 'epoll' && a.dropped) fdNotes.push(`fd ${a.fd} (epoll): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',

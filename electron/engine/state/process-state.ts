@@ -96,6 +96,21 @@ export interface FdState {
   sharesWith?: number;
 }
 
+/**
+ * A deleted open file's saved contents (FdState.info.ghost, capture/ghost-files.ts): size and hash
+ * always; data (base64) on the lowest fd of the inode; skippedAbove when it was above the limit.
+ */
+export interface GhostInfo {
+  size: number;
+  mode: number;
+  sha256?: string;
+  data?: string;
+  /** The limit in force at capture, when the file was above it (its bytes were not saved). */
+  skippedAbove?: number;
+  /** Why the bytes could not be read, if they could not. */
+  error?: string;
+}
+
 /** The inode in a socket descriptor's "socket:[INODE]" link, 0 for anything else. */
 export function socketInode(f: Pick<FdState, 'target'>): number {
   return Number(/^socket:\[(\d+)\]$/.exec(f.target)?.[1] ?? 0);
