@@ -8,8 +8,11 @@ import type { Command } from 'commander';
 import type { CallInput, CallName, CallOutput } from '../../shared/contract';
 
 export interface CliRuntime {
-  /** Runs an API call in this process; resolves with its validated output or throws StasisError. */
-  call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>>;
+  /**
+   * Runs an API call in this process; resolves with its validated output or throws StasisError.
+   * onEvent sees the events the call emits while it runs (e.g. a search's hits, to stream them).
+   */
+  call<N extends CallName>(name: N, input: CallInput<N>, opts?: { onEvent?: (event: string, payload: unknown) => void }): Promise<CallOutput<N>>;
   /** Prints value as JSON with --json, else human(value) (a string, or lines). */
   print<T>(value: T, human: (value: T) => string | string[]): void;
   /** The store directory in effect (--store, STASIS_STORE, or the XDG default). */

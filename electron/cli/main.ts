@@ -25,6 +25,7 @@ import ps from './commands/ps';
 import checkpoints from './commands/checkpoints';
 import storeMaintenance from './commands/store-maintenance';
 import transfer from './commands/transfer';
+import inspect from './commands/inspect';
 
 export const commands: CliCommand[] = [
   status,
@@ -38,6 +39,7 @@ export const commands: CliCommand[] = [
   checkpoints,
   storeMaintenance,
   transfer,
+  inspect,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */
@@ -62,7 +64,7 @@ export async function runCli(argv: string[]): Promise<number> {
 
   let exitCode = 0;
   const cli: CliRuntime = {
-    async call<N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> {
+    async call<N extends CallName>(name: N, input: CallInput<N>, callOpts?: { onEvent?: (event: string, payload: unknown) => void }): Promise<CallOutput<N>> {
       const dir = storeDir();
       opened.store ??= lazyStore(dir);
       const s = opened.store;
@@ -70,8 +72,8 @@ export async function runCli(argv: string[]): Promise<number> {
       const line = process.stderr.isTTY && !opts().json ? progressLine(process.stderr) : null;
       const reply = await invoke(name, input, {
         storeDir: dir, store: () => s.store(), runtime: 'in-process',
-        emit: line ? (e, p) => line.emit(e, p) : () => {},
-        ...(line ? { callId: 'cli' } : {}),
+        emit: (e, p) => { line?.emit(e, p); callOpts?.onEvent?.(e, p); },
+        ...(line || callOpts?.onEvent ? { callId: 'cli' } : {}),
       }).finally(() => line?.end());
       if (!reply.ok) throw new StasisError(reply.error.code, reply.error.message, reply.error.detail);
       return reply.value as CallOutput<N>;

@@ -9,9 +9,10 @@ import { storeCalls, storeEvents } from './store';
 import { captureCalls, captureEvents } from './capture';
 import { restoreCalls, restoreEvents } from './restore';
 import { scheduleCalls, scheduleEvents } from './schedule';
+import { inspectCalls, inspectEvents } from './inspect';
 
-export const calls = { ...engineCalls, ...storeCalls, ...captureCalls, ...restoreCalls, ...scheduleCalls };
-export const events = { ...engineEvents, ...storeEvents, ...captureEvents, ...restoreEvents, ...scheduleEvents };
+export const calls = { ...engineCalls, ...storeCalls, ...captureCalls, ...restoreCalls, ...scheduleCalls, ...inspectCalls };
+export const events = { ...engineEvents, ...storeEvents, ...captureEvents, ...restoreEvents, ...scheduleEvents, ...inspectEvents };
 
 export type Calls = typeof calls;
 export type CallName = keyof Calls & string;

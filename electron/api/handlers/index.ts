@@ -6,5 +6,6 @@ import { storeHandlers } from './store';
 import { captureHandlers } from './capture';
 import { restoreHandlers } from './restore';
 import { scheduleHandlers } from './schedule';
+import { inspectHandlers } from './inspect';
 
-export const handlers: HandlerMap<Calls> = { ...engineHandlers, ...storeHandlers, ...captureHandlers, ...restoreHandlers, ...scheduleHandlers };
+export const handlers: HandlerMap<Calls> = { ...engineHandlers, ...storeHandlers, ...captureHandlers, ...restoreHandlers, ...scheduleHandlers, ...inspectHandlers };

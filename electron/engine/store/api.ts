@@ -113,6 +113,19 @@ export interface PageRun {
   data: Buffer | null;
 }
 
+/**
+ * A run of a checkpoint's pages with where their bytes are stored: `file`/`page` name `count`
+ * consecutive stored pages (null file: zero pages). Pages are deduplicated by content, so runs of
+ * any checkpoints that name the same stored page hold the same bytes: a reader that groups by it
+ * reads each distinct page once.
+ */
+export interface StoredExtent {
+  vpn: number;
+  count: number;
+  file: number | null;
+  page: number;
+}
+
 export interface DiffMapping {
   start: string; // hex
   end: string;
@@ -172,6 +185,14 @@ export interface Store {
   /** Every stored page of checkpoint #id, in address order (absent pages are skipped). */
   materialize(id: number): Iterable<PageRun>;
   readPage(id: number, vaddr: bigint): Buffer | null;
+  /**
+   * The same view as materialize (newest record <= id per page, absent pages skipped), as sorted
+   * runs naming where each run is stored, without reading any page. Neighbouring runs that
+   * continue each other in one file are merged.
+   */
+  layout(id: number): StoredExtent[];
+  /** count stored pages starting at (file, page) as named by layout(). */
+  readStored(file: number, page: number, count: number): Buffer;
   /** Deletes any checkpoints (children keep their contents: records are folded into them). Refuses a pinned one (CONFLICT); space comes back with gc(). */
   remove(ids: number[]): void;
   setPinned(id: number, pinned: boolean): void;

@@ -11,7 +11,7 @@ import { StasisError } from '../../../shared/errors';
 import { decodeState, type ProcessState } from '../state/process-state';
 import {
   COMPRESSIONS, type CancelOptions, type BeginOptions, type Compression, type ExportKind, type PageRecord, type ExportResult, type CheckpointInfo,
-  type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats,
+  type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
   type TargetIdentity, type TargetInfo, type VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
@@ -520,6 +520,28 @@ export class SqliteStore implements Store, WriterHost {
       if (off > 0) view[i] = { ...view[i], vpn: view[i].vpn + off, count: view[i].count - off, page: view[i].page + off };
       yield { vaddr: BigInt(start) << 12n, pages, data };
     }
+  }
+
+  layout(id: number): StoredExtent[] {
+    this.open();
+    const out: StoredExtent[] = [];
+    for (const e of this.view(id)) {
+      const file = e.kind === KIND_DATA ? e.file : null;
+      const last = out[out.length - 1];
+      if (last && last.vpn + last.count === e.vpn && last.file === file && (file === null || last.page + last.count === e.page)) last.count += e.count;
+      else out.push({ vpn: e.vpn, count: e.count, file, page: file === null ? 0 : e.page });
+    }
+    return out;
+  }
+
+  readStored(file: number, page: number, count: number): Buffer {
+    this.open();
+    if (!Number.isInteger(file) || !Number.isInteger(page) || !Number.isInteger(count) || count < 0) {
+      throw new StasisError('INVALID_INPUT', `Stored pages ${file}/${page} x ${count} are not a location layout() returned.`);
+    }
+    const out = Buffer.allocUnsafe(count * PAGE);
+    this.reader.readPages(file, page, count, out, 0);
+    return out;
   }
 
   readPage(id: number, vaddr: bigint): Buffer | null {
