@@ -138,7 +138,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   let bytesWritten = 0;
   let writeMs = 0;
   const th = mainThread(state);
-  let threads: ThreadMap = { tids: new Map([[th.tid, 0]]), changed: [] };
+  let threads: ThreadMap = { tids: new Map(), changed: [] };
   try {
     const r = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
     remote = r;
@@ -196,9 +196,8 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   const pid = remote.pid;
   let branchId: number | null = null;
   let warning: string | undefined;
-  const moved = threads.changed.filter((t) => t !== th.tid);
-  if (moved.length > 0) {
-    warning = `${moved.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
+  if (threads.changed.length > 0) {
+    warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
   }
   try {
     branchId = recordBranch(store, id, state, pid, threads.tids);

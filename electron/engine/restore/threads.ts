@@ -24,14 +24,14 @@ export function mainThread(state: ProcessState): ThreadState {
 export interface ThreadMap {
   /** saved tid -> tid in the new process, for every thread (the main one included). */
   tids: Map<number, number>;
-  /** Saved tids that could not be kept. */
+  /** Saved tids of the other threads that could not be kept (the main thread's is the result's samePid). */
   changed: number[];
 }
 
 export function createThreads(r: Remote, state: ProcessState, keepTids: boolean): ThreadMap {
   const main = mainThread(state);
   const tids = new Map<number, number>([[main.tid, r.pid]]);
-  const changed: number[] = main.tid === r.pid ? [] : [main.tid];
+  const changed: number[] = [];
   for (const th of state.threads) {
     if (th === main) continue;
     const tid = (keepTids ? r.cloneThread(th.tid) : null) ?? r.cloneThread(null);
