@@ -406,3 +406,4 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
 export { closeTrackers } from './tracking';
 export { launch, reapLaunched, type LaunchOptions, type LaunchResult } from './launch';
 export { listProcesses, type ProcessInfo } from './processes';
+export { checkpointTree, type TreeCheckpointResult, type TreeMemberResult } from './tree';

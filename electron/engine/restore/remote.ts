@@ -35,12 +35,20 @@ export class Remote {
     return this._pid;
   }
 
-  private constructor(pid: number) {
+  /** `forkedFrom`: a child this engine already traces (auto-attached at clone3), a copy of that Remote's process. */
+  private constructor(pid: number, forkedFrom?: Remote) {
     this._pid = pid;
-    seize(pid, PTRACE_O.EXITKILL);
-    interrupt(pid);
-    const st = waitTid(pid);
-    if (!st || !st.stopped) throw new StasisError('INTERNAL', `The restore stub (pid ${pid}) ended before it could be taken over.`);
+    if (forkedFrom) {
+      this.insn = forkedFrom.insn;
+      this.scratchBase = forkedFrom.scratchBase;
+      this.scratchEnd = forkedFrom.scratchEnd;
+      this.scratchNext = forkedFrom.scratchBase;
+    } else {
+      seize(pid, PTRACE_O.EXITKILL);
+      interrupt(pid);
+      const st = waitTid(pid);
+      if (!st || !st.stopped) throw new StasisError('INTERNAL', `The restore stub (pid ${pid}) ended before it could be taken over.`);
+    }
     this.base = getRegs(pid);
     this.memFd = openMem(pid, true);
   }
@@ -161,7 +169,33 @@ export class Remote {
    */
   forkAway(pid: number | null): boolean {
     const stub = this._pid;
-    setOptions(stub, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
+    const child = this.clone3(pid);
+    if (child === 0) return false;
+    // The stub has served its purpose; the child (our tracee, the stub's child) carries on.
+    closeFd(this.memFd);
+    tryKill(stub, SIGKILL);
+    try { for (;;) { const s2 = waitTid(stub); if (!s2 || s2.exited || s2.signaled) break; } } catch (_e) { /* reaped */ }
+    this._pid = child;
+    this.base = getRegs(child);
+    this.memFd = openMem(child, true);
+    return true;
+  }
+
+  /**
+   * Forks this process (a tree restore: the child of a restored parent must be its real child, so
+   * getppid() and wait() work) with clone3 and exit signal SIGCHLD — set_tid = [pid] when asked —
+   * and returns the child as a Remote of its own, a copy of this one (trampoline included), or
+   * null when the kernel refuses (e.g. the PID is taken).
+   */
+  forkChild(pid: number | null): Remote | null {
+    const child = this.clone3(pid);
+    return child === 0 ? null : new Remote(child, this);
+  }
+
+  /** clone3 in this process; the child is left stopped and traced (EXITKILL). Returns its pid, or 0 when refused. */
+  private clone3(pid: number | null): number {
+    const parent = this._pid;
+    setOptions(parent, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
     this.resetScratch();
     const tid = Buffer.alloc(4);
     tid.writeInt32LE(pid ?? 0, 0);
@@ -180,37 +214,57 @@ export class Remote {
     r[REG.rsp] = 0n;
     r[REG.rdi] = argsAddr;
     r[REG.rsi] = 88n;
-    setRegs(stub, r);
-    singlestep(stub);
+    setRegs(parent, r);
+    singlestep(parent);
     let child = 0;
     for (;;) {
-      const st = waitTid(stub);
+      const st = waitTid(parent);
       if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', 'The restore stub ended during clone3.');
       if (st.event !== 0) {
-        child = Number(getEventMsg(stub));
-        singlestep(stub);
+        child = Number(getEventMsg(parent));
+        singlestep(parent);
         continue;
       }
       if (st.stopSig === SIGTRAP) break;
       throw new StasisError('INTERNAL', `The restore stub received signal ${st.stopSig} during clone3.`);
     }
-    const ret = BigInt.asIntN(64, getRegs(stub)[REG.rax]!);
-    setOptions(stub, PTRACE_O.EXITKILL);
+    const ret = BigInt.asIntN(64, getRegs(parent)[REG.rax]!);
+    setOptions(parent, PTRACE_O.EXITKILL);
     if (ret < 0n || child <= 0 || (pid !== null && child !== pid)) {
       if (child > 0) { tryKill(child, SIGKILL); try { waitTid(child); } catch (_e) { /* reaped */ } }
-      return false;
+      return 0;
     }
     const st = waitTid(child);
     if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', `The new process ${child} ended right after clone3.`);
     setOptions(child, PTRACE_O.EXITKILL);
-    // The stub has served its purpose; the child (our tracee, the stub's child) carries on.
+    return child;
+  }
+
+  /**
+   * Hands the process over to exit at once with a zombie's wait status (a tree restore's exited
+   * child): exit_group(code), or killed by the signal with its default action. Its parent's wait() gets it.
+   */
+  exitAs(status: number): void {
+    const sig = status & 0x7f;
+    if (sig !== 0) {
+      // Default action for the signal (the stub may have inherited an ignore), and it unblocked.
+      this.resetScratch();
+      const act = this.reserve(32);
+      this.call(13 /* rt_sigaction */, [BigInt(sig), act, 0n, 8n], `default action for signal ${sig}`);
+      const mask = Buffer.alloc(8);
+      mask.writeBigUInt64LE(1n << BigInt(sig - 1), 0);
+      this.call(14 /* rt_sigprocmask */, [1n /* SIG_UNBLOCK */, this.put(mask), 0n, 8n], `unblocking signal ${sig}`);
+    }
+    const r = [...this.base];
+    r[REG.rax] = 231n; // exit_group
+    r[REG.orig_rax] = 0xffffffffffffffffn;
+    r[REG.rip] = this.insn;
+    r[REG.rdi] = BigInt((status >> 8) & 0xff);
+    setRegs(this._pid, r);
     closeFd(this.memFd);
-    tryKill(stub, SIGKILL);
-    try { for (;;) { const s2 = waitTid(stub); if (!s2 || s2.exited || s2.signaled) break; } } catch (_e) { /* reaped */ }
-    this._pid = child;
-    this.base = getRegs(child);
-    this.memFd = openMem(child, true);
-    return true;
+    this.memFd = -1;
+    detach(this._pid, sig);
+    this.done = true;
   }
 
   /** Final hand-over: the process keeps running without us. */

@@ -1,0 +1,72 @@
+/**
+ * Tree checkpoints: a process and its descendants taken at one instant (`checkpointTree`) and
+ * brought back as the same tree (`restore` of a tree checkpoint): each child forked from its
+ * restored parent with its old PID, so the parent's wait() reaps it with the status the child
+ * computes itself; a pipe between parent and child with bytes in flight; a session with two
+ * process groups; exited children still waiting to be reaped. Each fixture checks itself
+ * (test/fixtures/tree-family.c); a single-process checkpoint of the same parent cannot do any of it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
+import { checkpointTree } from '../../electron/engine/capture';
+import { restore } from '../../electron/engine/restore';
+import { fields, fileLines, killQuietly, waitFor, withStore } from './helpers';
+
+const fixture = buildFixture('tree-family');
+
+/** Runs MODE, checkpoints its tree (killing it), restores it, lets it run its checks; returns the result line's fields. */
+async function roundTrip(mode: string, expectMembers: number): Promise<{ result: Record<string, number>; original: Record<string, number> | null }> {
+  return withStore(async (store, dir) => {
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([fixture, mode, out], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      assert.equal(c.members.length, expectMembers, `members: ${JSON.stringify(c.members)}`);
+      assert.equal(store.get(c.id)?.tree?.size, expectMembers);
+      assert.deepEqual(store.treeMembers(c.id), c.members.map((m) => m.id));
+      await t.waitExit();
+      // Same PIDs need the old ones free: the killed children are reaped by init meanwhile.
+      const pids = [...c.members.map((m) => m.pid), ...c.members.flatMap((m) => m.zombies)];
+      await waitFor('the original processes to be gone', () => pids.every((p) => !existsSync(`/proc/${p}`)));
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      restored.push(...(r.members ?? []).flatMap((m) => [m.pid, ...m.zombies]));
+      assert.equal(r.members?.length, expectMembers);
+      assert.ok(r.members!.every((m) => m.samePid), `same PIDs: ${JSON.stringify(r.members)}`);
+      assert.equal(r.pid, t.pid);
+      process.kill(r.pid, 'SIGUSR1');
+      await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${r.pid} `)), 10_000);
+      return { result: fields(fileLines(out).find((l) => l.startsWith(`pid=${r.pid} `))!), original: null };
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+}
+
+test('a parent restored with its two children reaps them with wait(); each still sees it as getppid()', async () => {
+  const { result } = await roundTrip('wait', 3);
+  assert.equal(result.c1, 11);
+  assert.equal(result.c2, 12);
+  assert.equal(result.reaped, 2);
+});
+
+test('a pipe from parent to child comes back with its bytes in flight and keeps working', async () => {
+  const { result } = await roundTrip('pipe', 2);
+  assert.equal(result.child, 0, 'the child read "hello-from-parent" then "end"');
+});
+
+test('a session leader with a process-group leader child and a child in that group come back in the same session and groups', async () => {
+  const { result } = await roundTrip('session', 3);
+  assert.deepEqual({ sid: result.sid, a: result.a, b: result.b }, { sid: 1, a: 21, b: 22 });
+});
+
+test('children that exited before the checkpoint are reaped after restore with their exit status and signal', async () => {
+  const { result } = await roundTrip('zombie', 1);
+  assert.deepEqual({ code1: result.code1, sig2: result.sig2 }, { code1: 7, sig2: 15 });
+});
