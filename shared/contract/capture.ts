@@ -32,6 +32,12 @@ export const checkpointResultSchema = z.object({
   threads: z.number().int(),
   killed: z.boolean(),
   warnings: z.array(z.string()),
+  /** A tree checkpoint (`tree: true`): every process in it, root first; id is the root's (the tree's id). */
+  members: z.array(z.object({
+    pid, id: z.number().int(), comm: z.string(), parentPid: z.number().int().nullable(),
+    /** Exited children not reaped yet, saved with their exit status. */
+    zombies: z.array(z.number().int()),
+  })).optional(),
 });
 export type CheckpointResultInfo = z.infer<typeof checkpointResultSchema>;
 
@@ -79,6 +85,8 @@ export const captureCalls = {
        * threads), 'fork', 'uffd' (userfaultfd write-protect, any threads), 'never'.
        */
       snapshot: z.enum(['auto', 'precopy', 'fork', 'uffd', 'never']).optional(),
+      /** The process and all its descendants, at one instant, as one tree checkpoint (every process frozen throughout). */
+      tree: z.boolean().optional(),
     }),
     output: checkpointResultSchema,
   }),
