@@ -56,9 +56,9 @@ export class TreeCommit implements TreeWriter {
         const wire = s.records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
         const buf = encodeRecords(wire, s.hashes);
         const dataPages = s.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
-        // Stored bytes split by new pages (the blocks are shared: exact when nothing is compressed).
+        // The segment's pages are the tree's: each member counts those it wrote. Stored bytes split by new pages (the blocks are shared: exact when nothing is compressed).
         const bytesWritten = newTotal ? Math.round((blockBytes * s.newPages.length) / newTotal) : 0;
-        const def: DefEntry = { ...s.def, stats: { ...s.def.stats, bytesWritten }, tree: { root, size: all.length }, recordsOffset: off, extents: s.records.length, dataPages };
+        const def: DefEntry = { ...s.def, stats: { ...s.def.stats, pagesWritten: s.newPages.length, bytesWritten }, tree: { root, size: all.length }, recordsOffset: off, extents: s.records.length, dataPages };
         recs.push(buf);
         off += buf.length;
         return def;
