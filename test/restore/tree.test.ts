@@ -5,16 +5,18 @@
  * computes itself; a pipe between parent and child with bytes in flight; a session with two
  * process groups; exited children still waiting to be reaped. Each fixture checks itself
  * (test/fixtures/tree-family.c); a single-process checkpoint of the same parent cannot do any of it.
+ * And a real `sh -c 'a | b'` pipeline interrupted mid-stream finishes with the uninterrupted output.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
 import { checkpointTree } from '../../electron/engine/capture';
 import { restore } from '../../electron/engine/restore';
-import { fields, fileLines, killQuietly, waitFor, withStore } from './helpers';
+import { fields, fileLines, killQuietly, sleep, waitFor, withStore } from './helpers';
 
 const fixture = buildFixture('tree-family');
 
@@ -69,4 +71,32 @@ test('a session leader with a process-group leader child and a child in that gro
 test('children that exited before the checkpoint are reaped after restore with their exit status and signal', async () => {
   const { result } = await roundTrip('zombie', 1);
   assert.deepEqual({ code1: result.code1, sig2: result.sig2 }, { code1: 7, sig2: 15 });
+});
+
+test("a shell pipeline (sh -c 'loop | md5sum') checkpointed mid-stream comes back and prints the same digest as an uninterrupted run", async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'digest.txt');
+    const lines = 'i=0; while [ $i -lt 150 ]; do echo line$i; i=$((i+1))';
+    const expected = execFileSync('sh', ['-c', `${lines}; done | md5sum`], { encoding: 'utf8' });
+    const t = spawnDetached(['sh', '-c', `${lines}; sleep 0.01; done | md5sum > ${out}`], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await sleep(500);
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      const comms = c.members.map((m) => m.comm);
+      // sh, the loop's subshell, md5sum (and the loop's sleep when it was caught sleeping).
+      assert.ok(comms.filter((x) => x === 'sh').length === 2 && comms.includes('md5sum'), comms.join(','));
+      await t.waitExit();
+      const pids = c.members.map((m) => m.pid);
+      await waitFor('the original pipeline to be gone', () => pids.every((p) => !existsSync(`/proc/${p}`)));
+      assert.equal(existsSync(out) ? readFileSync(out, 'utf8') : '', '', 'md5sum had not finished when it was killed');
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      restored.push(...r.members!.map((m) => m.pid));
+      await waitFor('the restored pipeline to finish', () => existsSync(out) && readFileSync(out, 'utf8').length > 0, 15_000);
+      assert.equal(readFileSync(out, 'utf8'), expected);
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
 });
