@@ -3,7 +3,7 @@
  * brought back as the same tree (`restore` of a tree checkpoint): each child forked from its
  * restored parent with its old PID, so the parent's wait() reaps it with the status the child
  * computes itself; a pipe between parent and child with bytes in flight; a session with two
- * process groups; exited children still waiting to be reaped. Each fixture checks itself
+ * process groups; exited children still waiting to be reaped; a file description parent and child share. Each fixture checks itself
  * (test/fixtures/tree-family.c); a single-process checkpoint of the same parent cannot do any of it.
  * And a real `sh -c 'a | b'` pipeline interrupted mid-stream finishes with the uninterrupted output.
  */
@@ -71,6 +71,11 @@ test('a session leader with a process-group leader child and a child in that gro
 test('children that exited before the checkpoint are reaped after restore with their exit status and signal', async () => {
   const { result } = await roundTrip('zombie', 1);
   assert.deepEqual({ code1: result.code1, sig2: result.sig2 }, { code1: 7, sig2: 15 });
+});
+
+test('a file opened before fork keeps one shared offset between parent and child after restore', async () => {
+  const { result } = await roundTrip('shared', 2);
+  assert.deepEqual({ same: result.same, child: result.child }, { same: 1, child: 0 });
 });
 
 test("a shell pipeline (sh -c 'loop | md5sum') checkpointed mid-stream comes back and prints the same digest as an uninterrupted run", async () => {

@@ -23,7 +23,10 @@ import { savePipeBytes } from './channels';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
+const KCMP_FILE = 0n;
 const KCMP_VM = 1n;
+/** Kinds whose open file description restore can open once and hand to several processes. */
+const SHAREABLE_ACROSS = new Set<FdState['kind']>(['file', 'dir', 'chr', 'blk', 'tty', 'pipe']);
 
 export interface TreeMemberResult { pid: number; id: number; comm: string; parentPid: number | null; zombies: number[] }
 
@@ -130,6 +133,52 @@ function markTreePipes(members: Member[], warnings: string[]): number {
   return n;
 }
 
+function sameFile(a: number, fa: number, b: number, fb: number): boolean {
+  try {
+    return syscall(NR_KCMP, [BigInt(a), BigInt(b), KCMP_FILE, BigInt(fa), BigInt(fb)], 'kcmp') === 0n;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Descriptors of different members that hold one open file description (inherited through fork:
+ * a shell's `> out` shared by a subshell and its commands, a log both write to): kcmp(KCMP_FILE)
+ * across processes, among fds with the same link, inode and offset. Each such group gets
+ * info.treeShared = "PID:FD" of its first holder (parents come first), so restore opens the
+ * description once in the root and every holder keeps sharing its offset and status flags.
+ * Pipes between members are handled whole by markTreePipes.
+ */
+function markTreeShared(members: Member[]): number {
+  const all = members.flatMap((m) => m.state!.fds.filter((f) => SHAREABLE_ACROSS.has(f.kind) && f.info?.treePipe !== true).map((f) => ({ pid: m.pid, f })));
+  let groups = 0;
+  for (let i = 0; i < all.length; i++) {
+    const a = all[i]!;
+    if (typeof a.f.info?.treeShared === 'string') continue;
+    const key = `${a.pid}:${a.f.fd}`;
+    let found = false;
+    for (let j = i + 1; j < all.length; j++) {
+      const b = all[j]!;
+      if (b.pid === a.pid || typeof b.f.info?.treeShared === 'string') continue;
+      if (b.f.target !== a.f.target || b.f.inode !== a.f.inode || b.f.pos !== a.f.pos || !sameFile(a.pid, a.f.fd, b.pid, b.f.fd)) continue;
+      b.f.info = { ...(b.f.info ?? {}), treeShared: key };
+      found = true;
+    }
+    if (!found) continue;
+    groups++;
+    a.f.info = { ...(a.f.info ?? {}), treeShared: key };
+  }
+  // Each holder's own dups of it (sharesWith: a lower fd of the same process) belong to it too.
+  for (const m of members) {
+    for (const f of m.state!.fds) {
+      if (typeof f.info?.treeShared === 'string' || f.sharesWith === undefined) continue;
+      const src = m.state!.fds.find((x) => x.fd === f.sharesWith);
+      if (typeof src?.info?.treeShared === 'string') f.info = { ...(f.info ?? {}), treeShared: src.info.treeShared };
+    }
+  }
+  return groups;
+}
+
 export function checkpointTree(store: Store, pid: number, opts: CheckpointOptions = {}): TreeCheckpointResult {
   const t0 = performance.now();
   const cancelled = (): void => {
@@ -156,6 +205,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       m.state = state;
     }
     markTreePipes(members, warnings);
+    markTreeShared(members);
     opts.onPhase?.('frozen', { pid });
     cancelled();
     const begins: BeginOptions[] = members.map((m, i) => {

@@ -99,6 +99,26 @@ export function parkedKey(f: { target: string; flags: number }): string {
   return `${f.target}/${(f.flags & 3) === 0 ? 'read' : 'write'}`;
 }
 
+/**
+ * In the root of a tree restore, before any fork: one open file description per group of
+ * descriptors that members shared (capture marked them info.treeShared), opened as the first
+ * holder's fd would be (reopened with its flags and offset, or redirected), parked from `from` on
+ * under "shared:KEY". A group whose descriptor cannot be opened that way is left to each member.
+ */
+export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState; holderFds: readonly FdState[] }[], redirect: RedirectOptions, from: number, parked: ParkedFds): void {
+  let next = from;
+  for (const g of groups) {
+    const a = planFd(g.first, redirect, g.holderFds);
+    if (a.action !== 'open' && a.action !== 'redirect') continue;
+    r.resetScratch();
+    const got = r.call(NR.open, [r.putString(a.path), BigInt(a.flags), 0o644n], `opening ${a.path} (shared by several processes)`);
+    if (a.action === 'open' && a.pos !== 0n) r.raw(NR.lseek, [got, a.pos, BigInt(SEEK_SET)]);
+    r.call(NR.dup3, [got, BigInt(next), 0n], `parking ${a.path}`);
+    r.raw(NR.close, [got]);
+    parked.set(`shared:${g.key}`, next++);
+  }
+}
+
 /** Drops the parked descriptors (every member that needed them has dup'ed its own by now). */
 export function closeParked(r: Remote, from: number): void {
   r.call(NR.close_range, [BigInt(from), 0xffffffffn, 0n], 'close_range (the tree\'s parked descriptors)');
@@ -151,10 +171,12 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
   const channelsDone = new Set<string>();
   const channelOf = (x: FdAction): string | null => (x.action === 'pipe' ? x.pipe : x.action === 'socketpair' ? x.pair : null);
   for (const f of sorted) {
-    const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f)) : undefined;
+    const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f))
+      : typeof f.info?.treeShared === 'string' ? parked?.get(`shared:${f.info.treeShared}`) : undefined;
     if (inherited !== undefined) {
-      // A pipe to another process of the tree: the root made it before forking (parkTreePipes).
-      r.call(NR.dup3, [BigInt(inherited), BigInt(f.fd), BigInt(f.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${f.fd} (${f.target}, between processes)`);
+      // A pipe to another process of the tree, or a description several of them share: the root
+      // made it before forking (parkTreePipes, parkSharedFiles).
+      r.call(NR.dup3, [BigInt(inherited), BigInt(f.fd), BigInt(f.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${f.fd} (${f.target}, shared between processes)`);
       continue;
     }
     const a = planFd(f, redirect, state.fds);

@@ -21,7 +21,7 @@ import { buildRestorePlan, parseMaps, type Range } from './plan';
 import { Remote } from './remote';
 import { setUpTrampoline } from './memory';
 import { setLeadership } from './fs-state';
-import { closeInheritedFds, parkTreePipes } from './fds';
+import { closeInheritedFds, parkSharedFiles, parkTreePipes } from './fds';
 import { rebuildSteps, throwIfCancelled, type StepFn } from './rebuild';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
 import type { RedirectOptions } from './fd-plan';
@@ -120,6 +120,17 @@ function treePipes(order: Node[]): { target: string; ends: FdState[] }[] {
   return [...byPipe].map(([target, ends]) => ({ target, ends }));
 }
 
+/** Open file descriptions held by several members (capture marked them info.treeShared = "PID:FD" of the first holder). */
+function sharedGroups(order: Node[]): { key: string; first: FdState; holderFds: readonly FdState[] }[] {
+  const out: { key: string; first: FdState; holderFds: readonly FdState[] }[] = [];
+  for (const n of order) {
+    for (const f of n.state.fds) {
+      if (f.info?.treeShared === `${n.state.pid}:${f.fd}`) out.push({ key: f.info.treeShared, first: f, holderFds: n.state.fds });
+    }
+  }
+  return out;
+}
+
 function waitZombie(pid: number): void {
   const end = Date.now() + 2000;
   while (Date.now() < end) {
@@ -188,6 +199,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       closeInheritedFds(stub);
       setLeadership(stub, root.state);
       parked = parkTreePipes(stub, treePipes(order), parkFrom);
+      parkSharedFiles(stub, sharedGroups(order), redirect, parkFrom + parked.size, parked);
       // Parents first: each child is a copy of its restored parent, leadership and pipes included.
       for (const n of order.slice(1)) {
         who = n.state.pid;
