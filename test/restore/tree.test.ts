@@ -105,3 +105,35 @@ test("a shell pipeline (sh -c 'loop | md5sum') checkpointed mid-stream comes bac
     }
   });
 });
+
+test('a tree with a member traced by another program is refused, naming it; nothing is saved and every process runs on untraced', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'out.txt');
+    const log = join(dir, 'tracer.log');
+    const t = spawnDetached([fixture, 'wait', out], { cwd: dir });
+    let tracer: ReturnType<typeof spawnDetached> | undefined;
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      const kid = Number(readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+      tracer = spawnDetached([buildFixture('schedule-tracer'), String(kid), '5000'], { log });
+      await waitFor('the tracer to attach', () => fileLines(log).includes('seized'));
+      assert.throws(() => checkpointTree(store, t.pid), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'UNSUPPORTED');
+        assert.match(e.message, new RegExp(`Process ${kid} \\(tree-family\\), a child of ${t.pid}, is traced by process ${tracer!.pid} \\(schedule-tracer\\)`));
+        return true;
+      });
+      assert.equal(store.list().length, 0);
+      const tracerOf = (p: number): number => Number(/TracerPid:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1]);
+      assert.equal(tracerOf(t.pid), 0, 'the root was released');
+      assert.equal(tracerOf(kid), tracer.pid, 'the traced child keeps its own tracer');
+      // Still working: the tree finishes its own checks.
+      process.kill(t.pid, 'SIGUSR1');
+      tracer.kill();
+      await waitFor('the original tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${t.pid} `)), 10_000);
+      assert.deepEqual(fields(fileLines(out).find((l) => l.startsWith(`pid=${t.pid} `))!), { pid: t.pid, c1: 11, c2: 12, reaped: 2 });
+    } finally {
+      tracer?.kill();
+      t.kill();
+    }
+  });
+});
