@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
@@ -134,6 +134,45 @@ test('a tree with a member traced by another program is refused, naming it; noth
     } finally {
       tracer?.kill();
       t.kill();
+    }
+  });
+});
+
+test('stasis checkpoint --tree, list and restore through the CLI: one row with the number of processes, the whole tree restored', async () => {
+  await withStore(async (_store, dir) => {
+    const root = new URL('../..', import.meta.url).pathname;
+    const storeDir = join(dir, 'cli-store');
+    const stasis = (args: string[]): { code: number; out: string; err: string } => {
+      const r = spawnSync(process.execPath, [join(root, 'bin/stasis.js'), '--store', storeDir, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+    };
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([fixture, 'wait', out], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      const c = stasis(['checkpoint', String(t.pid), '--tree', '--kill']);
+      assert.equal(c.code, 0, c.err);
+      assert.match(c.out, new RegExp(`Tree checkpoint #1 of pid ${t.pid} and its descendants: 3 processes, full, all killed afterwards`));
+      const rows = JSON.parse(stasis(['--json', 'list']).out) as { id: number; processes?: number }[];
+      assert.deepEqual(rows.map((r) => [r.id, r.processes]), [[1, 3]], 'one row for the tree');
+      const listed = stasis(['list']).out;
+      assert.match(listed, /\[tree: 3 processes\]/);
+      await t.waitExit();
+      await waitFor('the original tree to be gone', () => !existsSync(`/proc/${t.pid}`));
+      await sleep(200); // the killed children are reaped by init
+      const r = stasis(['--json', 'restore', '2']); // a member's id restores the whole tree
+      assert.equal(r.code, 0, r.err);
+      const res = JSON.parse(r.out) as { pid: number; members: { pid: number }[] };
+      restored.push(...res.members.map((m) => m.pid));
+      assert.equal(res.members.length, 3);
+      process.kill(res.pid, 'SIGUSR1');
+      await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${res.pid} `)), 10_000);
+      const f = fields(fileLines(out).find((l) => l.startsWith(`pid=${res.pid} `))!);
+      assert.equal(f.reaped, 2);
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
     }
   });
 });
