@@ -21,14 +21,20 @@ import { fields, fileLines, killQuietly, sleep, waitFor, withStore } from './hel
 const fixture = buildFixture('tree-family');
 
 /** Runs MODE, checkpoints its tree (killing it), restores it, lets it run its checks; returns the result line's fields. */
-async function roundTrip(mode: string, expectMembers: number): Promise<{ result: Record<string, number>; original: Record<string, number> | null }> {
+async function roundTrip(mode: string, expectMembers: number, opts: { incremental?: boolean } = {}): Promise<{ result: Record<string, number>; original: Record<string, number> | null }> {
   return withStore(async (store, dir) => {
     const out = join(dir, 'out.txt');
     const t = spawnDetached([fixture, mode, out], { cwd: dir });
     const restored: number[] = [];
     try {
       await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      // Optionally a first tree checkpoint that leaves it running: the second is then incremental per process.
+      const first = opts.incremental ? checkpointTree(store, t.pid) : null;
       const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      if (first) {
+        assert.equal(c.mode, 'incremental');
+        c.members.forEach((m, i) => assert.equal(store.get(m.id)!.parentId, first.members[i]!.id, 'each process builds on its own previous checkpoint'));
+      }
       assert.equal(c.members.length, expectMembers, `members: ${JSON.stringify(c.members)}`);
       assert.equal(store.get(c.id)?.tree?.size, expectMembers);
       assert.deepEqual(store.treeMembers(c.id), c.members.map((m) => m.id));
@@ -51,8 +57,8 @@ async function roundTrip(mode: string, expectMembers: number): Promise<{ result:
   });
 }
 
-test('a parent restored with its two children reaps them with wait(); each still sees it as getppid()', async () => {
-  const { result } = await roundTrip('wait', 3);
+test('a parent restored with its two children reaps them with wait(); each still sees it as getppid() (from an incremental tree checkpoint)', async () => {
+  const { result } = await roundTrip('wait', 3, { incremental: true });
   assert.equal(result.c1, 11);
   assert.equal(result.c2, 12);
   assert.equal(result.reaped, 2);

@@ -268,12 +268,16 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
     zombies: zombies.filter((z) => z.parent === n).map((z) => z.r.pid),
   }));
   let branchId: number | null = null;
-  let warning: string | undefined;
+  const warnings: string[] = [];
+  // A parent remembers its children's PIDs (waitpid(pid), kill(pid)): say when one changed.
+  const moved = members.filter((m) => !m.samePid && m.parentPid !== null);
+  if (moved.length) warnings.push(`${moved.map((m) => `process ${m.originalPid} came back as ${m.pid}`).join(', ')} (its PID was taken or not ours to give): a parent that waits for or signals its child by the old PID will not find it.`);
   try {
     branchId = recordTreeBranch(store, order, members);
   } catch (e) {
-    warning = `The restored processes run, but the store could not record them: ${(e as Error).message}`;
+    warnings.push(`The restored processes run, but the store could not record them: ${(e as Error).message}`);
   }
+  const warning = warnings.length ? warnings.join(' ') : undefined;
   prog.finish({ total, unit: 'steps', phase: 'running' });
   const root = members[0]!;
   return {
