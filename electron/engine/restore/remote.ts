@@ -169,8 +169,8 @@ export class Remote {
    */
   forkAway(pid: number | null): boolean {
     const stub = this._pid;
-    const child = this.clone3(pid);
-    if (child === 0) return false;
+    const child = this.clone3(stub, 0n, 17n, pid);
+    if (child === null) return false;
     // The stub has served its purpose; the child (our tracee, the stub's child) carries on.
     closeFd(this.memFd);
     tryKill(stub, SIGKILL);
@@ -188,20 +188,24 @@ export class Remote {
    * null when the kernel refuses (e.g. the PID is taken).
    */
   forkChild(pid: number | null): Remote | null {
-    const child = this.clone3(pid);
-    return child === 0 ? null : new Remote(child, this);
+    const child = this.clone3(this._pid, 0n, 17n, pid);
+    return child === null ? null : new Remote(child, this);
   }
 
-  /** clone3 in this process; the child is left stopped and traced (EXITKILL). Returns its pid, or 0 when refused. */
-  private clone3(pid: number | null): number {
-    const parent = this._pid;
+  /**
+   * One clone3 injected into `parent` with the given flags and exit signal (set_tid = [pid] when
+   * given; 0n, 17n: a plain fork); the child is left stopped and traced (EXITKILL). Returns its
+   * pid, or null when the kernel refused (e.g. the wanted PID is taken).
+   */
+  private clone3(parent: number, flags: bigint, exitSignal: bigint, pid: number | null): number | null {
     setOptions(parent, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
     this.resetScratch();
     const tid = Buffer.alloc(4);
     tid.writeInt32LE(pid ?? 0, 0);
     const tidAddr = this.put(tid);
     const args = Buffer.alloc(88);
-    args.writeBigUInt64LE(17n, 32); // exit_signal SIGCHLD: a plain fork
+    args.writeBigUInt64LE(flags, 0);
+    args.writeBigUInt64LE(exitSignal, 32);
     if (pid !== null) {
       args.writeBigUInt64LE(tidAddr, 64);
       args.writeBigUInt64LE(1n, 72);
@@ -232,7 +236,7 @@ export class Remote {
     setOptions(parent, PTRACE_O.EXITKILL);
     if (ret < 0n || child <= 0 || (pid !== null && child !== pid)) {
       if (child > 0) { tryKill(child, SIGKILL); try { waitTid(child); } catch (_e) { /* reaped */ } }
-      return 0;
+      return null;
     }
     const st = waitTid(child);
     if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', `The new process ${child} ended right after clone3.`);
