@@ -18,6 +18,7 @@ import { Remote } from './remote';
 import { setUpTrampoline } from './memory';
 import { rebuildSteps, throwIfCancelled } from './rebuild';
 import { preflightTree, restoreTree, type TreeRestoreMember } from './tree';
+import { mainThread, type ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
 import { progress, type ProgressFn } from '../progress';
@@ -42,7 +43,7 @@ export interface RestoreOptions {
 }
 
 /** How many steps restore() runs (the step() calls below; result.steps has one entry each). */
-export const RESTORE_STEPS = 16;
+export const RESTORE_STEPS = 17;
 
 /** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free PID. */
 function canTakePid(pid: number): boolean {
@@ -57,6 +58,8 @@ export interface RestoreResult {
   pid: number;
   samePid: boolean;
   originalPid: number;
+  /** Threads the process runs with (all of the checkpoint's). */
+  threads: number;
   durationMs: number;
   bytesWritten: number;
   /** Of the 'memory contents' step, the time spent writing into the new process (the rest is reading the store). */
@@ -118,6 +121,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
     return v;
   };
   let written: ReturnType<typeof rebuildSteps> | undefined;
+  const th = mainThread(state);
   try {
     const r = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
     remote = r;
@@ -148,16 +152,21 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   const pid = remote.pid;
   let branchId: number | null = null;
   let warning: string | undefined;
+  const threads: ThreadMap = written?.threads ?? { tids: new Map([[th.tid, pid]]), changed: [] };
+  const moved = threads.changed.filter((t) => t !== th.tid);
+  if (moved.length > 0) {
+    warning = `${moved.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
+  }
   try {
-    branchId = recordBranch(store, id, state, pid);
+    branchId = recordBranch(store, id, state, pid, threads.tids);
   } catch (e) {
     // The process runs; only the timeline entry is missing (e.g. a read-only store).
-    warning = `The restored process runs, but the store could not record it: ${(e as Error).message}`;
+    warning = [warning, `The restored process runs, but the store could not record it: ${(e as Error).message}`].filter(Boolean).join(' ');
   }
   prog.finish({ total: RESTORE_STEPS, unit: 'steps', phase: 'running' });
   return {
     branchCheckpointId: branchId, ...(warning ? { warning } : {}),
-    checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid,
+    checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid, threads: state.threads.length,
     durationMs: +(performance.now() - t0).toFixed(2), bytesWritten: written?.bytesWritten ?? 0, writeMs: +(written?.writeMs ?? 0).toFixed(2), log: redirect.log, steps,
   };
 }
@@ -178,7 +187,7 @@ function startTimeOf(pid: number): string | null {
  * Capture then finds it as the target's latest checkpoint, so the restored process's next
  * checkpoint is incremental on top of what the restore wrote, not a new full chain.
  */
-function recordBranch(store: Store, id: number, state: ProcessState, pid: number): number | null {
+function recordBranch(store: Store, id: number, state: ProcessState, pid: number, tids: ReadonlyMap<number, number>): number | null {
   const startTime = startTimeOf(pid);
   const parent = store.get(id);
   if (!startTime || !parent) return null;
@@ -189,7 +198,7 @@ function recordBranch(store: Store, id: number, state: ProcessState, pid: number
     coverage: 'delta', label: `restored from #${id}`, restoredFrom: id,
   });
   try {
-    w.setState({ ...state, pid, startTime, threads: state.threads.map((t, i) => (i === 0 ? { ...t, tid: pid } : t)) });
+    w.setState({ ...state, pid, startTime, threads: state.threads.map((t) => ({ ...t, tid: tids.get(t.tid) ?? t.tid })) });
     return w.commit({ pagesScanned: 0 }).id;
   } catch (e) {
     w.abort();

@@ -18,6 +18,7 @@ import { closeInheritedFds, closeParked, restoreFds, type ParkedFds } from './fd
 import { restoreTimers } from './timers';
 import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
+import { createThreads, mainThread, type ThreadMap } from './threads';
 import type { RedirectOptions } from './fd-plan';
 
 /** The options of a restore this module reads (RestoreOptions in index.ts). */
@@ -62,9 +63,10 @@ export interface RebuildContext {
  * copy of the stub with the trampoline: its memory, mm, fs state, signals, fds, timers, thread state
  * and registers. Shared by a single restore and every member of a tree restore.
  */
-export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { bytesWritten: number; writeMs: number } {
+export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { bytesWritten: number; writeMs: number; threads: ThreadMap } {
   const { store, id, opts, redirect } = ctx;
-  const th = state.threads[0]!;
+  const th = mainThread(state);
+  let threads: ThreadMap = { tids: new Map([[th.tid, r.pid]]), changed: [] };
   let bytesWritten = 0;
   let writeMs = 0;
   step('close inherited fds', () => closeInheritedFds(r, ctx.tree?.from));
@@ -88,13 +90,16 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
     restoreFds(r, state, redirect, ctx.tree?.parked);
     if (ctx.tree) closeParked(r, ctx.tree.from);
   });
-  step('timers', () => restoreTimers(r, state));
+  // The other threads share the main thread's memory, files and handlers, so they come after them.
+  step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
+  step('timers', () => restoreTimers(r, state, threads.tids));
   step('thread state', () => restoreThreadState(r, th));
-  step('pending signals', () => raisePending(r, state));
+  step('pending signals', () => raisePending(r, state, threads.tids));
   step('registers', () => {
     dropTrampoline(r, plan.trampoline);
+    for (const t of state.threads) if (t !== th) setRegisters(r, t, threads.tids.get(t.tid)!);
     setRegisters(r, th);
   });
-  return { bytesWritten, writeMs };
+  return { bytesWritten, writeMs, threads };
 }
 

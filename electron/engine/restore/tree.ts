@@ -180,6 +180,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
   const zombies: { parent: Node; r: Remote; status: number }[] = [];
   let bytesWritten = 0;
   let writeMs = 0;
+  const tidMaps = new Map<Node, ReadonlyMap<number, number>>();
   try {
     const root = order[0]!;
     const stub = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
@@ -243,6 +244,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       const r = remotes.get(n)!;
       const plan = n === root ? rootPlan : buildRestorePlan(n.state, parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8')), { trampoline: rootPlan.trampoline });
       const w = rebuildSteps(step, r, plan, n.state, { store, id: n.id, opts, redirect, tree: { parked, from: parkFrom } });
+      tidMaps.set(n, w.threads.tids);
       bytesWritten += w.bytesWritten;
       writeMs += w.writeMs;
     }
@@ -273,7 +275,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
   const moved = members.filter((m) => !m.samePid && m.parentPid !== null);
   if (moved.length) warnings.push(`${moved.map((m) => `process ${m.originalPid} came back as ${m.pid}`).join(', ')} (its PID was taken or not ours to give): a parent that waits for or signals its child by the old PID will not find it.`);
   try {
-    branchId = recordTreeBranch(store, order, members);
+    branchId = recordTreeBranch(store, order, members, order.map((n) => tidMaps.get(n) ?? new Map()));
   } catch (e) {
     warnings.push(`The restored processes run, but the store could not record them: ${(e as Error).message}`);
   }
@@ -281,14 +283,14 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
   prog.finish({ total, unit: 'steps', phase: 'running' });
   const root = members[0]!;
   return {
-    checkpointId: rootId, pid: root.pid, samePid: root.samePid, originalPid: root.originalPid,
+    checkpointId: rootId, pid: root.pid, samePid: root.samePid, originalPid: root.originalPid, threads: order[0]!.state.threads.length,
     durationMs: +(performance.now() - t0).toFixed(2), bytesWritten, writeMs: +writeMs.toFixed(2), log: redirect.log, steps,
     branchCheckpointId: branchId, ...(warning ? { warning } : {}), members,
   };
 }
 
 /** The restored tree recorded as a tree checkpoint of the new processes (a branch of each member, no new pages). */
-function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMember[]): number | null {
+function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMember[], tids: ReadonlyMap<number, number>[]): number | null {
   const begins = order.map((n, i) => {
     const m = members[i]!;
     const startTime = startTimeOf(m.pid);
@@ -304,7 +306,7 @@ function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMembe
     w = store.beginTree(begins.map((b) => ({ targetId: b!.target, parentId: b!.parent.id, mode: 'incremental', dirtyTracking: b!.parent.dirtyTracking, coverage: 'delta', label: `restored from #${order[0]!.id}`, restoredFrom: b!.parent.id })));
     order.forEach((n, i) => {
       const pid = members[i]!.pid;
-      w!.writers[i]!.setState({ ...n.state, pid, ppid: members[i]!.parentPid ?? n.state.ppid, startTime: begins[i]!.startTime, threads: n.state.threads.map((t, k) => (k === 0 ? { ...t, tid: pid } : t)) });
+      w!.writers[i]!.setState({ ...n.state, pid, ppid: members[i]!.parentPid ?? n.state.ppid, startTime: begins[i]!.startTime, threads: n.state.threads.map((t) => ({ ...t, tid: t.tid === n.state.pid ? pid : tids[i]!.get(t.tid) ?? t.tid })) });
     });
     return w.commit(order.map(() => ({ pagesScanned: 0 })))[0]!.id;
   } catch (e) {

@@ -58,6 +58,8 @@ export interface ThreadState {
   robustList?: { head: bigint; length: number };
   /** Syscall interrupted by the freeze (orig_rax), or -1. */
   inSyscall: number;
+  /** The thread's own name (/proc/PID/task/TID/comm); absent in checkpoints taken before it was kept. */
+  comm?: string;
 }
 
 export interface SignalHandlerState {
