@@ -32,6 +32,12 @@ export const checkpointResultSchema = z.object({
   threads: z.number().int(),
   killed: z.boolean(),
   warnings: z.array(z.string()),
+  /** A tree checkpoint (`tree: true`): every process in it, root first; id is the root's (the tree's id). */
+  members: z.array(z.object({
+    pid, id: z.number().int(), comm: z.string(), parentPid: z.number().int().nullable(),
+    /** Exited children not reaped yet, saved with their exit status. */
+    zombies: z.array(z.number().int()),
+  })).optional(),
 });
 export type CheckpointResultInfo = z.infer<typeof checkpointResultSchema>;
 
@@ -81,6 +87,8 @@ export const captureCalls = {
       snapshot: z.enum(['auto', 'precopy', 'fork', 'uffd', 'never']).optional(),
       /** Deleted open files up to this many bytes each are saved into the checkpoint (default 10 MiB). */
       ghostLimit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+      /** The process and all its descendants, at one instant, as one tree checkpoint (every process frozen throughout). */
+      tree: z.boolean().optional(),
     }),
     output: checkpointResultSchema,
   }),

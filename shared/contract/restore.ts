@@ -46,6 +46,11 @@ export const restoreResultSchema = z.object({
   /** Checkpoint recording the restored process (a branch from checkpointId); its next checkpoint is incremental on top of it. */
   branchCheckpointId: z.number().int().nullable(),
   warning: z.string().optional(),
+  /** A tree checkpoint: every process restored, root first (pid and samePid above are the root's). */
+  members: z.array(z.object({
+    checkpointId, originalPid: z.number().int(), pid: z.number().int(), samePid: z.boolean(),
+    parentPid: z.number().int().nullable(), comm: z.string(), zombies: z.array(z.number().int()),
+  })).optional(),
 });
 export type RestoreInfo = z.infer<typeof restoreResultSchema>;
 

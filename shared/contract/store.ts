@@ -41,6 +41,8 @@ export const checkpointInfoSchema = z.object({
   dirtyTracking: z.string(),
   restoredFrom: z.number().int().nullable().optional(),
   stats: checkpointStatsSchema,
+  /** Member of a tree checkpoint (a process and its descendants at one instant): its root checkpoint (the tree's id) and how many processes. */
+  tree: z.object({ root: z.number().int(), size: z.number().int() }).nullable().optional(),
 });
 export type CheckpointInfoData = z.infer<typeof checkpointInfoSchema>;
 
@@ -56,6 +58,10 @@ export const checkpointRowSchema = z.object({
   bytesWritten: z.number(),
   logicalBytes: z.number(),
   mode: z.enum(['full', 'incremental']),
+  /** A tree checkpoint: processes in it (the row is its root; the others are listed only with --target). */
+  processes: z.number().int().optional(),
+  /** A member listed with --target: the tree checkpoint it belongs to. */
+  treeRoot: z.number().int().optional(),
 });
 export type CheckpointRow = z.infer<typeof checkpointRowSchema>;
 

@@ -2,15 +2,29 @@
 import { join } from 'node:path';
 import type { HandlerMap } from '../handler-types';
 import type { captureCalls } from '../../../shared/contract/capture';
-import { checkpoint, launch, listProcesses, reapLaunched } from '../../engine/capture';
+import { checkpoint, checkpointTree, launch, listProcesses, reapLaunched, type TreeCheckpointResult } from '../../engine/capture';
+import type { CheckpointResultInfo } from '../../../shared/contract/capture';
+import { StasisError } from '../../../shared/errors';
 import { userNames } from '../../engine/proc/users';
 import { readTargetIdentity } from '../../engine/proc/identity';
 import { progressEvents } from '../progress';
 import { preflight } from '../../engine/restore';
 
+/** A tree checkpoint in the shape of a checkpoint result (the root's id; members listed). */
+function treeResult(r: TreeCheckpointResult): CheckpointResultInfo {
+  return {
+    id: r.id, pid: r.pid, mode: r.mode, dirtyTracking: 'hash', frozenMs: r.frozenMs, durationMs: r.durationMs,
+    pagesScanned: r.pagesScanned, pagesWritten: r.pagesWritten, bytesWritten: r.bytesWritten, freeze: 'all-threads',
+    threads: r.members.length, killed: r.killed, warnings: r.warnings, members: r.members,
+  };
+}
+
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
-  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot, ghostLimit }, ctx) => {
-    const r = checkpoint(ctx.store(), pid, {
+  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot, ghostLimit, tree }, ctx) => {
+    if (tree && snapshot && snapshot !== 'auto' && snapshot !== 'never') {
+      throw new StasisError('INVALID_INPUT', `A tree checkpoint keeps every process frozen for the whole capture; --snapshot ${snapshot} applies to single-process checkpoints only.`);
+    }
+    const opts = {
       ...(mode ? { mode } : {}),
       ...(full !== undefined ? { full } : {}),
       ...(label !== undefined ? { label } : {}),
@@ -20,7 +34,8 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
       ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onProgress: progressEvents(ctx, 'checkpoint'),
-    });
+    };
+    const r = tree ? treeResult(checkpointTree(ctx.store(), pid, opts)) : checkpoint(ctx.store(), pid, opts);
     ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
     // Say now, not at restore time, what would keep this checkpoint from coming back (threads,
     // sockets, memfds...): the same pre-flight the restore runs, on this machine as it is now.

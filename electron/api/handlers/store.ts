@@ -17,19 +17,27 @@ export const storeHandlers: HandlerMap<typeof storeCalls> = {
     return { targets: s.listTargets(), checkpoints: s.list(targetId === undefined ? undefined : { targetId }) };
   },
   'checkpoints.rows': ({ targetId }, ctx) =>
-    ctx.store().list(targetId === undefined ? undefined : { targetId }).map((c) => ({
-      id: c.id, target: c.targetId, parent: c.parentId, createdAt: c.createdAt, label: c.label, pinned: c.pinned,
-      pagesWritten: c.stats.pagesWritten, bytesWritten: c.stats.bytesWritten, logicalBytes: c.stats.logicalBytes, mode: c.mode,
-    })),
+    // A tree checkpoint is one row (its root, with the number of processes); its other members
+    // show up only when listing their own target.
+    ctx.store().list(targetId === undefined ? undefined : { targetId })
+      .filter((c) => targetId !== undefined || !c.tree || c.tree.root === c.id)
+      .map((c) => ({
+        id: c.id, target: c.targetId, parent: c.parentId, createdAt: c.createdAt, label: c.label, pinned: c.pinned,
+        pagesWritten: c.stats.pagesWritten, bytesWritten: c.stats.bytesWritten, logicalBytes: c.stats.logicalBytes, mode: c.mode,
+        ...(c.tree && c.tree.root === c.id ? { processes: c.tree.size } : {}),
+        ...(c.tree && c.tree.root !== c.id ? { treeRoot: c.tree.root } : {}),
+      })),
   'checkpoints.show': ({ id, bins }, ctx) => {
     must(ctx.store().get(id), id);
     return describeCheckpoint(ctx.store(), id, bins);
   },
   'checkpoints.diff': ({ a, b }, ctx) => ctx.store().diff(a, b),
   'checkpoints.remove': ({ ids }, ctx) => {
+    // A tree checkpoint goes whole: every member is reported removed.
+    const removed = [...new Set(ids.flatMap((id) => (ctx.store().get(id) ? ctx.store().treeMembers(id) : [id])))];
     ctx.store().remove(ids);
-    ctx.emit('store.changed', { reason: 'remove', ids });
-    return { removed: ids };
+    ctx.emit('store.changed', { reason: 'remove', ids: removed });
+    return { removed };
   },
   'checkpoints.pin': ({ id, pinned }, ctx) => {
     ctx.store().setPinned(id, pinned);

@@ -1,5 +1,5 @@
 /**
- * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--label TEXT] [--name N] [--snapshot HOW]
+ * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--tree] [--label TEXT] [--name N] [--snapshot HOW]
  *   [--ghost-limit BYTES]`:
  * saves a live process into the store (capture.checkpoint). --json prints the handler's output.
  */
@@ -21,6 +21,15 @@ const FREEZE_WORDS: Partial<Record<CheckpointResultInfo['freeze'], string>> = {
 };
 
 export function formatCheckpoint(r: CheckpointResultInfo): string[] {
+  if (r.members) {
+    return [
+      `Tree checkpoint #${r.id} of pid ${r.pid} and its descendants: ${r.members.length} processes, ${r.mode}${r.killed ? ', all killed afterwards' : ''}.`,
+      ...r.members.map((m) => `  #${m.id}  pid ${m.pid} ${m.comm}${m.parentPid !== null ? ` (child of ${m.parentPid})` : ''}${m.zombies.length ? `, exited children kept: ${m.zombies.join(', ')}` : ''}`),
+      `Frozen ${r.frozenMs.toFixed(1)} ms (every process frozen throughout), total ${r.durationMs.toFixed(1)} ms.`,
+      `${r.pagesScanned} pages scanned, ${r.pagesWritten} written (${formatBytes(r.bytesWritten)}).`,
+      ...r.warnings.map((w) => `warning: ${w}`),
+    ];
+  }
   return [
     `Checkpoint #${r.id} of pid ${r.pid}: ${r.mode} (${r.dirtyTracking} dirty tracking)${r.killed ? ', process killed afterwards' : ''}.`,
     `Frozen ${r.frozenMs.toFixed(1)} ms (${FREEZE_WORDS[r.freeze] ?? `all ${r.threads} thread(s) frozen throughout`}), total ${r.durationMs.toFixed(1)} ms.`,
@@ -29,7 +38,7 @@ export function formatCheckpoint(r: CheckpointResultInfo): string[] {
   ];
 }
 
-interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string; snapshot?: string; ghostLimit?: string }
+interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string; snapshot?: string; ghostLimit?: string; tree?: boolean }
 
 const SNAPSHOTS = ['auto', 'precopy', 'fork', 'uffd', 'never'] as const;
 
@@ -43,6 +52,7 @@ export default defineCommand('checkpoint', (program, cli) => {
     .option('--full', 'take a full checkpoint even if an earlier one exists')
     .option('--label <text>', 'a label for the checkpoint')
     .option('--name <name>', 'a stable name for this program in the store')
+    .option('--tree', 'the process and all its descendants, at one instant, as one checkpoint (restore brings back the whole tree)')
     .option('--snapshot <how>', 'keep downtime short with: auto (default), precopy (read memory while it runs, any number of threads), fork, uffd (userfaultfd write-protect, any number of threads), never')
     .option('--ghost-limit <bytes>', 'save the contents of open files that were already deleted up to this size each (default 10485760 = 10 MiB; 0 saves none)')
     .action(async (pidArg: string, o: Opts) => {
@@ -61,6 +71,7 @@ export default defineCommand('checkpoint', (program, cli) => {
         ...(o.name ? { name: o.name } : {}),
         ...(snapshot ? { snapshot } : {}),
         ...(ghostLimit !== undefined ? { ghostLimit } : {}),
+        ...(o.tree ? { tree: true } : {}),
       });
       cli.print(r, formatCheckpoint);
     });

@@ -14,13 +14,14 @@ function formatList(rows: CheckpointRow[]): string[] {
   if (rows.length === 0) return ['No checkpoints yet (make one with `stasis checkpoint PID`).'];
   const lines = ['   ID  TARGET  PARENT  MODE         CREATED                   LOGICAL     WRITTEN   PIN  LABEL'];
   for (const r of rows) {
-    lines.push(`${String(r.id).padStart(5)}  ${String(r.target).padStart(6)}  ${String(r.parent ?? '-').padStart(6)}  ${r.mode.padEnd(11)}  ${r.createdAt.padEnd(24)}  ${formatBytes(r.logicalBytes).padStart(10)}  ${formatBytes(r.bytesWritten).padStart(10)}  ${r.pinned ? ' * ' : '   '}  ${r.label ?? ''}`);
+    lines.push(`${String(r.id).padStart(5)}  ${String(r.target).padStart(6)}  ${String(r.parent ?? '-').padStart(6)}  ${r.mode.padEnd(11)}  ${r.createdAt.padEnd(24)}  ${formatBytes(r.logicalBytes).padStart(10)}  ${formatBytes(r.bytesWritten).padStart(10)}  ${r.pinned ? ' * ' : '   '}  ${r.label ?? ''}${r.processes ? `${r.label ? ' ' : ''}[tree: ${r.processes} processes]` : ''}${r.treeRoot ? `${r.label ? ' ' : ''}[process of tree #${r.treeRoot}]` : ''}`);
   }
   return lines;
 }
 
 function formatInfo(c: CheckpointInfoData): string {
-  return `#${c.id}${c.label ? ` "${c.label}"` : ''}${c.pinned ? ' (pinned)' : ''}: ${c.mode}, parent ${c.parentId ?? 'none'}, ${formatBytes(c.stats.logicalBytes)} of memory`;
+  const tree = c.tree ? (c.tree.root === c.id ? `, tree of ${c.tree.size} processes` : `, one process of tree #${c.tree.root}`) : '';
+  return `#${c.id}${c.label ? ` "${c.label}"` : ''}${c.pinned ? ' (pinned)' : ''}: ${c.mode}, parent ${c.parentId ?? 'none'}, ${formatBytes(c.stats.logicalBytes)} of memory${tree}`;
 }
 
 function formatShow(d: CheckpointDetailData): string[] {

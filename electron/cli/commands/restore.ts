@@ -24,7 +24,8 @@ export function formatPreflight(p: PreflightInfo): string[] {
 
 export function formatRestore(r: RestoreInfo): string[] {
   return [
-    `Restored checkpoint #${r.checkpointId} as pid ${r.pid}${r.samePid ? ' (same pid as the original)' : ` (the original was pid ${r.originalPid})`} in ${r.durationMs.toFixed(1)} ms.`,
+    `Restored ${r.members ? `tree checkpoint #${r.checkpointId} (${r.members.length} processes), its root` : `checkpoint #${r.checkpointId}`} as pid ${r.pid}${r.samePid ? ' (same pid as the original)' : ` (the original was pid ${r.originalPid})`} in ${r.durationMs.toFixed(1)} ms.`,
+    ...(r.members ?? []).slice(1).map((m) => `  pid ${m.pid} ${m.comm} (was ${m.originalPid}), child of ${m.parentPid}${m.zombies.length ? `; exited children recreated: ${m.zombies.join(', ')}` : ''}`),
     // Only when something was sent there: the log is created by the first redirected descriptor.
     ...(existsSync(r.log) ? [`Output of vanished terminals/pipes goes to ${r.log}.`] : []),
     ...(r.warning ? [`Warning: ${r.warning}`] : []),

@@ -151,44 +151,51 @@ function capturePipeContents(pid: number, fds: FdState[], warnings: string[]): v
   const pipes = internalPipes(fds);
   if (pipes.size === 0) return;
   let pidfd = -1;
-  const mem = malloc(16);
   try {
     pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
-    for (const [target, ends] of pipes) {
-      const reader = ends.find(readable)!;
-      let ours = -1;
-      const local: number[] = [];
-      try {
-        ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(reader.fd), 0n], `pidfd_getfd of fd ${reader.fd}`));
-        const count = Buffer.alloc(4);
-        if (ioctlErrno(ours, FIONREAD, count).ret !== 0) continue;
-        const n = count.readInt32LE(0);
-        if (n <= 0) continue;
-        syscall(SYS.pipe2, [mem, O_CLOEXEC], 'pipe2');
-        const pair = Buffer.alloc(8);
-        copyFromAddr(pair, mem);
-        local.push(pair.readInt32LE(0), pair.readInt32LE(4));
-        syscall(SYS.fcntl, [BigInt(local[1]!), BigInt(F_SETPIPE_SZ), BigInt(n)], 'fcntl(F_SETPIPE_SZ)');
-        const copied = Number(syscall(SYS.tee, [BigInt(ours), BigInt(local[1]!), BigInt(n), SPLICE_F_NONBLOCK], `tee of ${target}`));
-        const buf = malloc(copied);
-        try {
-          const got = Number(syscall(SYS.read, [BigInt(local[0]!), buf, BigInt(copied)], 'read'));
-          const data = Buffer.alloc(got);
-          copyFromAddr(data, buf);
-          reader.info = { ...(reader.info ?? {}), pipeData: data.toString('base64') };
-          if (got < n) warnings.push(`fd ${reader.fd} (${target}): only ${got} of the ${n} waiting bytes could be saved`);
-        } finally {
-          free(buf);
-        }
-      } catch (e) {
-        warnings.push(`fd ${reader.fd} (${target}): the bytes waiting in it were not saved (${(e as Error).message})`);
-      } finally {
-        if (ours >= 0) closeFd(ours);
-        for (const l of local) closeFd(l);
-      }
-    }
+    for (const ends of pipes.values()) savePipeBytes(pidfd, ends.find(readable)!, warnings);
   } finally {
     if (pidfd >= 0) closeFd(pidfd);
+  }
+}
+
+/**
+ * The bytes waiting in the pipe behind `reader` (a read end of the process behind pidfd), copied
+ * with tee(2) without consuming them, into reader.info.pipeData (base64). Also used for pipes
+ * between the processes of a tree checkpoint (capture/tree.ts).
+ */
+export function savePipeBytes(pidfd: number, reader: FdState, warnings: string[]): void {
+  const target = reader.target;
+  const mem = malloc(16);
+  let ours = -1;
+  const local: number[] = [];
+  try {
+    ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(reader.fd), 0n], `pidfd_getfd of fd ${reader.fd}`));
+    const count = Buffer.alloc(4);
+    if (ioctlErrno(ours, FIONREAD, count).ret !== 0) return;
+    const n = count.readInt32LE(0);
+    if (n <= 0) return;
+    syscall(SYS.pipe2, [mem, O_CLOEXEC], 'pipe2');
+    const pair = Buffer.alloc(8);
+    copyFromAddr(pair, mem);
+    local.push(pair.readInt32LE(0), pair.readInt32LE(4));
+    syscall(SYS.fcntl, [BigInt(local[1]!), BigInt(F_SETPIPE_SZ), BigInt(n)], 'fcntl(F_SETPIPE_SZ)');
+    const copied = Number(syscall(SYS.tee, [BigInt(ours), BigInt(local[1]!), BigInt(n), SPLICE_F_NONBLOCK], `tee of ${target}`));
+    const buf = malloc(copied);
+    try {
+      const got = Number(syscall(SYS.read, [BigInt(local[0]!), buf, BigInt(copied)], 'read'));
+      const data = Buffer.alloc(got);
+      copyFromAddr(data, buf);
+      reader.info = { ...(reader.info ?? {}), pipeData: data.toString('base64') };
+      if (got < n) warnings.push(`fd ${reader.fd} (${target}): only ${got} of the ${n} waiting bytes could be saved`);
+    } finally {
+      free(buf);
+    }
+  } catch (e) {
+    warnings.push(`fd ${reader.fd} (${target}): the bytes waiting in it were not saved (${(e as Error).message})`);
+  } finally {
+    if (ours >= 0) closeFd(ours);
+    for (const l of local) closeFd(l);
     free(mem);
   }
 }

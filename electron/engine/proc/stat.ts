@@ -20,6 +20,8 @@ export interface ProcStat {
     startBrk: bigint; argStart: bigint; argEnd: bigint; envStart: bigint; envEnd: bigint;
   };
   exitSignal: number;
+  /** Field 52: the wait status a zombie will report to its parent (exit code << 8, or the signal). */
+  exitCode: number;
 }
 
 export function parseStat(text: string): ProcStat {
@@ -40,6 +42,7 @@ export function parseStat(text: string): ProcStat {
     numThreads: Number(n(20)),
     startTime: n(22),
     exitSignal: Number(n(38)),
+    exitCode: Number(n(52)),
     mm: {
       startCode: b(26), endCode: b(27), startStack: b(28), startData: b(45), endData: b(46),
       startBrk: b(47), argStart: b(48), argEnd: b(49), envStart: b(50), envEnd: b(51),

@@ -5,7 +5,7 @@
  * inherited descriptors were closed first; must never open anything in the engine itself.
  */
 import { StasisError } from '../../../shared/errors';
-import type { ProcessState } from '../state/process-state';
+import type { FdState, ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
@@ -84,22 +84,105 @@ function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; 
   for (const f of fillers) r.call(NR.inotify_rm_watch, [fd, f], `removing an inotify filler watch of fd ${num}`);
 }
 
-export function closeInheritedFds(r: Remote): void {
-  r.call(NR.close_range, [0n, 0xffffffffn, 0n], 'close_range (dropping descriptors inherited from the engine)');
+/** `keepFrom`: a tree restore keeps the descriptors its root parked from there on (see ParkedFds). */
+export function closeInheritedFds(r: Remote, keepFrom?: number): void {
+  r.call(NR.close_range, [0n, keepFrom === undefined ? 0xffffffffn : BigInt(keepFrom - 1), 0n], 'close_range (dropping descriptors inherited from the engine)');
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify']);
+/**
+ * Tree restores: descriptors shared between members (pipes whose ends several members hold) are
+ * created once in the root before it forks, parked at high numbers, and so inherited by every
+ * member; key "pipe:[INO]/read" or "/write" -> the parked number in every member.
+ */
+export type ParkedFds = Map<string, number>;
 
-export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions): void {
+export function parkedKey(f: { target: string; flags: number }): string {
+  return `${f.target}/${(f.flags & 3) === 0 ? 'read' : 'write'}`;
+}
+
+/**
+ * In the root of a tree restore, before any fork: one open file description per group of
+ * descriptors that members shared (capture marked them info.treeShared), opened as the first
+ * holder's fd would be (reopened with its flags and offset, or redirected), parked from `from` on
+ * under "shared:KEY". A group whose descriptor cannot be opened that way is left to each member.
+ */
+export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState; holderFds: readonly FdState[] }[], redirect: RedirectOptions, from: number, parked: ParkedFds): void {
+  let next = from;
+  // A deleted file held by several members is recreated once, so they keep writing into one file.
   const ghosts = new GhostFiles();
   try {
-    placeFds(r, state, redirect, ghosts);
+    for (const g of groups) {
+      const a = planFd(g.first, redirect, g.holderFds);
+      if (a.action !== 'open' && a.action !== 'redirect' && a.action !== 'ghost') continue;
+      r.resetScratch();
+      const path = a.action === 'ghost' ? ghosts.pathFor(a) : a.path;
+      const what = a.action === 'ghost' ? `the recreated deleted file ${a.dir}/${a.name}` : a.path;
+      const got = r.call(NR.open, [r.putString(path), BigInt(a.flags), 0o644n], `opening ${what} (shared by several processes)`);
+      if (a.action !== 'redirect' && a.pos !== 0n) r.raw(NR.lseek, [got, a.pos, BigInt(SEEK_SET)]);
+      r.call(NR.dup3, [got, BigInt(next), 0n], `parking ${what}`);
+      r.raw(NR.close, [got]);
+      parked.set(`shared:${g.key}`, next++);
+    }
   } finally {
     ghosts.close();
   }
 }
 
-function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles): void {
+/** Drops the parked descriptors (every member that needed them has dup'ed its own by now). */
+export function closeParked(r: Remote, from: number): void {
+  r.call(NR.close_range, [BigInt(from), 0xffffffffn, 0n], 'close_range (the tree\'s parked descriptors)');
+}
+
+/**
+ * In the root of a tree restore, before any fork: one pipe per pipe between members, refilled with
+ * the bytes that waited in it, both ends parked from `from` on with the saved O_NONBLOCK of the
+ * first end of each side (one open file description per end, as fork had left it).
+ */
+export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[] }[], from: number): ParkedFds {
+  const parked: ParkedFds = new Map();
+  let next = from;
+  for (const p of pipes) {
+    r.resetScratch();
+    const pairAddr = r.reserve(8);
+    r.call(NR.pipe2, [pairAddr, BigInt(O_CLOEXEC)], `recreating ${p.target} (between processes)`);
+    const got = Buffer.alloc(8);
+    r.read(pairAddr, got);
+    const fds = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))] as const;
+    const data = p.ends.map((e) => e.info?.pipeData).find((d): d is string => typeof d === 'string');
+    if (data) {
+      const bytes = Buffer.from(data, 'base64');
+      if (bytes.length > 65536) r.call(NR.fcntl, [fds[1], F_SETPIPE_SZ, BigInt(bytes.length)], `sizing ${p.target} for its ${bytes.length} waiting bytes`);
+      for (let o = 0; o < bytes.length; o += CHUNK) {
+        r.resetScratch();
+        const part = bytes.subarray(o, o + CHUNK);
+        const n = r.call(NR.write, [fds[1], r.put(part), BigInt(part.length)], `refilling ${p.target}`);
+        if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into ${p.target}.`);
+      }
+    }
+    for (const side of ['read', 'write'] as const) {
+      const fd = fds[side === 'read' ? 0 : 1];
+      const at = r.call(NR.dup3, [fd, BigInt(next), 0n], `parking ${p.target}`);
+      const first = p.ends.find((e) => ((e.flags & 3) === 0) === (side === 'read'));
+      if (first && (first.flags & O_NONBLOCK)) r.call(NR.fcntl, [at, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on ${p.target}`);
+      parked.set(`${p.target}/${side}`, next++);
+    }
+    for (const fd of fds) r.raw(NR.close, [fd]);
+  }
+  return parked;
+}
+
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify']);
+
+export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
+  const ghosts = new GhostFiles();
+  try {
+    placeFds(r, state, redirect, ghosts, parked);
+  } finally {
+    ghosts.close();
+  }
+}
+
+function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles, parked: ParkedFds | undefined): void {
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
   const above = (sorted.at(-1)?.fd ?? 2) + 1;
@@ -109,6 +192,14 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
   // plan looks at every watched fd (999 watches among 1400 fds took 12 s when re-planned each time).
   const plans = new Map(state.fds.map((x) => [x.fd, planFd(x, redirect, state.fds)]));
   for (const f of sorted) {
+    const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f))
+      : typeof f.info?.treeShared === 'string' ? parked?.get(`shared:${f.info.treeShared}`) : undefined;
+    if (inherited !== undefined) {
+      // A pipe to another process of the tree, or a description several of them share: the root
+      // made it before forking (parkTreePipes, parkSharedFiles).
+      r.call(NR.dup3, [BigInt(inherited), BigInt(f.fd), BigInt(f.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${f.fd} (${f.target}, shared between processes)`);
+      continue;
+    }
     const a = plans.get(f.fd)!;
     if (a.action === 'pipe' || a.action === 'socketpair') {
       const channel = channelOf(a)!;

@@ -8,14 +8,20 @@ import type { ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { NR } from './sysno';
 
+/** setsid for a session leader, setpgid(0, 0) for a process-group leader; nothing for the others. */
+export function setLeadership(r: Remote, state: Pick<ProcessState, 'pid' | 'sid' | 'pgid'>, pid = state.pid): void {
+  if (state.sid === state.pid) r.call(NR.setsid, [], `setsid (process ${pid} was a session leader)`);
+  else if (state.pgid === state.pid) r.call(NR.setpgid, [0n, 0n], `setpgid (process ${pid} was a process-group leader)`);
+}
+
 const RLIMIT_NAMES = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
-export function setFsState(r: Remote, state: ProcessState): void {
+/** `session: false`: a tree restore sets session and process group at fork time (restore/tree.ts). */
+export function setFsState(r: Remote, state: ProcessState, opts: { session?: boolean } = {}): void {
   r.resetScratch();
   // A session (or process-group) leader leads its own again; otherwise it stays in the engine's.
-  if (state.sid === state.pid) r.call(NR.setsid, [], 'setsid (the process was a session leader)');
-  else if (state.pgid === state.pid) r.call(NR.setpgid, [0n, 0n], 'setpgid (the process was a process-group leader)');
+  if (opts.session !== false) setLeadership(r, state);
   if (state.root && state.root !== '/') r.call(NR.chroot, [r.putString(state.root)], `chroot(${state.root})`);
   r.call(NR.chdir, [r.putString(state.cwd)], `chdir(${state.cwd})`);
   r.call(NR.umask, [BigInt(state.umask)], 'umask');

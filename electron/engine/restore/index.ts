@@ -15,16 +15,10 @@ import { kill, setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps } from './plan';
 import { Remote } from './remote';
-import { mapAll, sealProtections, setUpTrampoline, unmapStub, writePages } from './memory';
-import { moveSpecials } from './specials';
-import { setMm } from './mm';
-import { setFsState } from './fs-state';
-import { raisePending, setSignalHandlers } from './signals';
-import { closeInheritedFds, restoreFds } from './fds';
-import { restoreTimers } from './timers';
-import { restoreThreadState } from './thread-state';
-import { createThreads, mainThread, type ThreadMap } from './threads';
-import { dropTrampoline, setRegisters } from './registers';
+import { setUpTrampoline } from './memory';
+import { rebuildSteps, throwIfCancelled } from './rebuild';
+import { preflightTree, restoreTree, type TreeRestoreMember } from './tree';
+import { mainThread, type ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
 import { progress, type ProgressFn } from '../progress';
@@ -51,20 +45,6 @@ export interface RestoreOptions {
 /** How many steps restore() runs (the step() calls below; result.steps has one entry each). */
 export const RESTORE_STEPS = 17;
 
-function throwIfCancelled(signal: AbortSignal | undefined, id: number): void {
-  if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
-}
-
-/** Page runs from the store, with a cancellation check between runs (the longest step) and the pages handed out so far. */
-function* cancellable<T extends { pages: number }>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number, onPages?: (pages: number) => void): Generator<T> {
-  let pages = 0;
-  for (const run of runs) {
-    throwIfCancelled(signal, id);
-    yield run;
-    onPages?.(pages += run.pages);
-  }
-}
-
 /** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free PID. */
 function canTakePid(pid: number): boolean {
   const h = hostFacts();
@@ -89,6 +69,8 @@ export interface RestoreResult {
   /** The checkpoint that records the restored process (content of #id; its next checkpoint builds on it). */
   branchCheckpointId: number | null;
   warning?: string;
+  /** Tree checkpoints: every process restored (root first); pid and the fields above are the root's. */
+  members?: TreeRestoreMember[];
 }
 
 function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOptions {
@@ -101,6 +83,7 @@ function loadState(store: Store, id: number): ProcessState {
 }
 
 export function preflight(store: Store, id: number, opts: RestoreOptions = {}): PreflightResult {
+  if (store.get(id)?.tree) return preflightTree(store, id, opts);
   return preflightState(loadState(store, id), redirectFor(store, id, opts));
 }
 
@@ -111,6 +94,8 @@ const ALL_BUT_TRAP = ~(1n << 4n) & 0xffffffffffffffffn;
 export interface RestoreHooks { afterStep?: (step: string, pid: number) => void }
 
 export function restore(store: Store, id: number, opts: RestoreOptions = {}, hooks: RestoreHooks = {}): RestoreResult {
+  // A member of a tree checkpoint brings back the whole tree (restore/tree.ts).
+  if (store.get(id)?.tree) return restoreTree(store, id, opts);
   const t0 = performance.now();
   const state = loadState(store, id);
   const redirect = redirectFor(store, id, opts);
@@ -135,10 +120,8 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
     if (hooks.afterStep && remote) hooks.afterStep(name, remote.pid);
     return v;
   };
-  let bytesWritten = 0;
-  let writeMs = 0;
+  let written: ReturnType<typeof rebuildSteps> | undefined;
   const th = mainThread(state);
-  let threads: ThreadMap = { tids: new Map(), changed: [] };
   try {
     const r = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
     remote = r;
@@ -152,36 +135,9 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
       const same = opts.samePid !== false && canTakePid(state.pid) && r.forkAway(state.pid);
       if (!same) r.forkAway(null);
     });
-    step('close inherited fds', () => closeInheritedFds(r));
-    step('memory layout', () => {
-      unmapStub(r, plan);
-      moveSpecials(r, plan);
-      mapAll(r, plan);
-    });
-    step('memory contents', () => {
-      // The checkpoint's size says how many pages the store will hand out (zero runs included).
-      const pages = Math.ceil((store.get(id)?.stats.logicalBytes ?? 0) / 4096);
-      const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id, (n) => prog.report({
-        done: steps.length, total: RESTORE_STEPS, unit: 'steps', phase: 'memory contents', within: { done: n, total: Math.max(pages, n), unit: 'pages' },
-      })));
-      bytesWritten = w.bytes;
-      writeMs = w.writeMs;
-      sealProtections(r, plan);
-    });
-    step('mm', () => setMm(r, state));
-    step('fs state', () => setFsState(r, state));
-    step('signals', () => setSignalHandlers(r, state));
-    step('fds', () => restoreFds(r, state, redirect));
-    // The other threads share the main thread's memory, files and handlers, so they come after them.
-    step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
-    step('timers', () => restoreTimers(r, state, threads.tids));
-    step('thread state', () => restoreThreadState(r, th));
-    step('pending signals', () => raisePending(r, state, threads.tids));
-    step('registers', () => {
-      dropTrampoline(r, plan.trampoline);
-      for (const t of state.threads) if (t !== th) setRegisters(r, t, threads.tids.get(t.tid)!);
-      setRegisters(r, th);
-    });
+    written = rebuildSteps(step, r, plan, state, { store, id, opts, redirect, report: (n, pages) => prog.report({
+      done: steps.length, total: RESTORE_STEPS, unit: 'steps', phase: 'memory contents', within: { done: n, total: Math.max(pages, n), unit: 'pages' },
+    }) });
     step('detach', () => {
       r.detach();
       // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
@@ -196,6 +152,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   const pid = remote.pid;
   let branchId: number | null = null;
   let warning: string | undefined;
+  const threads: ThreadMap = written?.threads ?? { tids: new Map([[th.tid, pid]]), changed: [] };
   if (threads.changed.length > 0) {
     warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
   }
@@ -209,7 +166,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   return {
     branchCheckpointId: branchId, ...(warning ? { warning } : {}),
     checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid, threads: state.threads.length,
-    durationMs: +(performance.now() - t0).toFixed(2), bytesWritten, writeMs: +writeMs.toFixed(2), log: redirect.log, steps,
+    durationMs: +(performance.now() - t0).toFixed(2), bytesWritten: written?.bytesWritten ?? 0, writeMs: +(written?.writeMs ?? 0).toFixed(2), log: redirect.log, steps,
   };
 }
 

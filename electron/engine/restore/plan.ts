@@ -116,11 +116,18 @@ export function findFree(used: Range[], size: bigint, from: bigint, margin = 16n
 /** Where the search for scratch ranges starts: far above classic heaps, far below mmap bases and stacks. */
 const SEARCH_BASE = 0x100000000000n;
 
-export function buildRestorePlan(state: ProcessState, stub: LayoutEntry[]): RestorePlan {
+/**
+ * `tree` (tree restores): `avoid`, the mappings of every other member, so the root's trampoline is
+ * free in all of them (each child is forked from its parent and inherits it); `trampoline`, the one
+ * a forked member inherited (its stub layout then holds it: kept, not unmapped).
+ */
+export function buildRestorePlan(state: ProcessState, stub: LayoutEntry[], tree: { avoid?: Range[]; trampoline?: bigint } = {}): RestorePlan {
   const targetMaps = state.mappings.filter((m) => m.kind !== 'vsyscall' && m.start < TASK_SIZE);
-  const stubMaps = stub.filter((m) => m.start < TASK_SIZE && m.name !== '[vsyscall]');
-  const used: Range[] = [...targetMaps, ...stubMaps];
-  const trampoline = findFree(used, TRAMPOLINE_SIZE, SEARCH_BASE);
+  const inherited = tree.trampoline;
+  const stubMaps = stub.filter((m) => m.start < TASK_SIZE && m.name !== '[vsyscall]'
+    && !(inherited !== undefined && overlaps(m, { start: inherited, end: inherited + TRAMPOLINE_SIZE })));
+  const used: Range[] = [...targetMaps, ...stubMaps, ...(tree.avoid ?? [])];
+  const trampoline = inherited ?? findFree(used, TRAMPOLINE_SIZE, SEARCH_BASE);
   used.push({ start: trampoline, end: trampoline + TRAMPOLINE_SIZE });
 
   const specials: SpecialMove[] = [];

@@ -39,12 +39,20 @@ export class Remote {
     return this._pid;
   }
 
-  private constructor(pid: number) {
+  /** `forkedFrom`: a child this engine already traces (auto-attached at clone3), a copy of that Remote's process. */
+  private constructor(pid: number, forkedFrom?: Remote) {
     this._pid = pid;
-    seize(pid, PTRACE_O.EXITKILL);
-    interrupt(pid);
-    const st = waitTid(pid);
-    if (!st || !st.stopped) throw new StasisError('INTERNAL', `The restore stub (pid ${pid}) ended before it could be taken over.`);
+    if (forkedFrom) {
+      this.insn = forkedFrom.insn;
+      this.scratchBase = forkedFrom.scratchBase;
+      this.scratchEnd = forkedFrom.scratchEnd;
+      this.scratchNext = forkedFrom.scratchBase;
+    } else {
+      seize(pid, PTRACE_O.EXITKILL);
+      interrupt(pid);
+      const st = waitTid(pid);
+      if (!st || !st.stopped) throw new StasisError('INTERNAL', `The restore stub (pid ${pid}) ended before it could be taken over.`);
+    }
     this.base = getRegs(pid);
     this.memFd = openMem(pid, true);
   }
@@ -218,7 +226,7 @@ export class Remote {
    */
   forkAway(pid: number | null): boolean {
     const stub = this._pid;
-    const child = this.clone3(stub, 0n, 17n /* SIGCHLD: a plain fork */, pid);
+    const child = this.clone3(stub, 0n, 17n, pid);
     if (child === null) return false;
     // The stub has served its purpose; the child (our tracee, the stub's child) carries on.
     closeFd(this.memFd);
@@ -228,6 +236,44 @@ export class Remote {
     this.base = getRegs(child);
     this.memFd = openMem(child, true);
     return true;
+  }
+
+  /**
+   * Forks this process (a tree restore: the child of a restored parent must be its real child, so
+   * getppid() and wait() work) with clone3 and exit signal SIGCHLD — set_tid = [pid] when asked —
+   * and returns the child as a Remote of its own, a copy of this one (trampoline included), or
+   * null when the kernel refuses (e.g. the PID is taken).
+   */
+  forkChild(pid: number | null): Remote | null {
+    const child = this.clone3(this._pid, 0n, 17n, pid);
+    return child === null ? null : new Remote(child, this);
+  }
+
+  /**
+   * Hands the process over to exit at once with a zombie's wait status (a tree restore's exited
+   * child): exit_group(code), or killed by the signal with its default action. Its parent's wait() gets it.
+   */
+  exitAs(status: number): void {
+    const sig = status & 0x7f;
+    if (sig !== 0) {
+      // Default action for the signal (the stub may have inherited an ignore), and it unblocked.
+      this.resetScratch();
+      const act = this.reserve(32);
+      this.call(NR.rt_sigaction, [BigInt(sig), act, 0n, 8n], `default action for signal ${sig}`);
+      const mask = Buffer.alloc(8);
+      mask.writeBigUInt64LE(1n << BigInt(sig - 1), 0);
+      this.call(NR.rt_sigprocmask, [1n /* SIG_UNBLOCK */, this.put(mask), 0n, 8n], `unblocking signal ${sig}`);
+    }
+    const r = [...this.base];
+    r[REG.rax] = 231n; // exit_group
+    r[REG.orig_rax] = 0xffffffffffffffffn;
+    r[REG.rip] = this.insn;
+    r[REG.rdi] = BigInt((status >> 8) & 0xff);
+    setRegs(this._pid, r);
+    closeFd(this.memFd);
+    this.memFd = -1;
+    detach(this._pid, sig);
+    this.done = true;
   }
 
   /**

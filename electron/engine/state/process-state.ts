@@ -165,6 +165,12 @@ export interface ProcessState {
   warnings: string[];
   /** Stopped by a signal (SIGSTOP, SIGTSTP...: state T) when checkpointed; a restore leaves it stopped. */
   stopped?: boolean;
+  /**
+   * Tree checkpoints: children of this process that had exited and were not reaped yet (zombies),
+   * with the wait status their parent's wait() will get. Restore recreates each as a child that
+   * exits with that status.
+   */
+  zombies?: { pid: number; comm: string; status: number }[];
 }
 
 /** JSON with bigints as {"$big":"123"} so any reader can decode without knowing the schema. */

@@ -57,6 +57,25 @@ export interface CheckpointInfo {
   /** Set when this checkpoint's chain starts from a restore of another checkpoint (a branch). */
   restoredFrom?: number | null;
   stats: CheckpointStats;
+  /**
+   * Set on every member of a tree checkpoint (a process and its descendants taken at one instant):
+   * root = the checkpoint id of the tree's root process (the tree's id), size = members in all.
+   */
+  tree?: TreeRef | null;
+}
+
+export interface TreeRef { root: number; size: number }
+
+/**
+ * The write path of a tree checkpoint: one CheckpointWriter per member (fill each like a single
+ * checkpoint, never commit them one by one), then commit() makes every member durable and
+ * visible in one segment and one index transaction, or none of them.
+ */
+export interface TreeWriter {
+  /** In the order of the members given to beginTree; [0] is the root. */
+  readonly writers: CheckpointWriter[];
+  commit(stats: Partial<CheckpointStats>[]): CheckpointInfo[];
+  abort(): void;
 }
 
 export interface BeginOptions {
@@ -177,6 +196,10 @@ export interface Store {
   getTarget(id: number): TargetInfo | null;
   listTargets(): TargetInfo[];
   begin(opts: BeginOptions): CheckpointWriter;
+  /** A tree checkpoint: members[0] is the root process, the rest its descendants (see TreeWriter). */
+  beginTree(members: BeginOptions[]): TreeWriter;
+  /** Member checkpoint ids of the tree checkpoint id belongs to (root first), or [id] for a single-process one. */
+  treeMembers(id: number): number[];
   get(id: number): CheckpointInfo | null;
   /** The ProcessState saved with a checkpoint. */
   getState(id: number): ProcessState;
@@ -193,7 +216,7 @@ export interface Store {
   layout(id: number): StoredExtent[];
   /** count stored pages starting at (file, page) as named by layout(). */
   readStored(file: number, page: number, count: number): Buffer;
-  /** Deletes any checkpoints (children keep their contents: records are folded into them). Refuses a pinned one (CONFLICT); space comes back with gc(). */
+  /** Deletes any checkpoints; a member of a tree checkpoint takes the whole tree with it (children keep their contents: records are folded into them). Refuses a pinned one (CONFLICT); space comes back with gc(). */
   remove(ids: number[]): void;
   setPinned(id: number, pinned: boolean): void;
   setLabel(id: number, label: string | null): void;

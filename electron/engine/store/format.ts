@@ -146,6 +146,8 @@ export interface DefEntry {
   dirtyTracking: string;
   restoredFrom: number | null;
   stats: Record<string, number>;
+  /** Member of a tree checkpoint: the root member's checkpoint id and how many members the tree has. Absent otherwise. */
+  tree?: { root: number; size: number } | null;
   /** encodeState() JSON of the ProcessState. */
   state: string;
   /** Where this checkpoint's records start in the records section, how many extents, how many data pages. */

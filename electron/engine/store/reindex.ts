@@ -32,6 +32,7 @@ export function isEntry(e: unknown): e is Entry {
     && typeof x.pinned === 'boolean' && typeof x.mode === 'string' && typeof x.dirtyTracking === 'string'
     && (x.restoredFrom === null || x.restoredFrom === undefined || Number.isSafeInteger(x.restoredFrom))
     && !!x.stats && typeof x.stats === 'object' && typeof x.state === 'string'
+    && (x.tree === undefined || x.tree === null || (typeof x.tree === 'object' && Number.isSafeInteger((x.tree as { root?: unknown }).root) && Number.isSafeInteger((x.tree as { size?: unknown }).size)))
     && Number.isSafeInteger(x.recordsOffset) && Number.isSafeInteger(x.extents) && Number.isSafeInteger(x.dataPages);
 }
 
@@ -104,6 +105,18 @@ export function reindexStore(store: SqliteStore): ReindexResult {
       if (c.def.parent !== null && !resolved.has(c.def.parent)) {
         resolved.delete(id);
         problems.push({ what: `checkpoint ${id} depends on checkpoint ${c.def.parent}, which cannot be rebuilt`, where: `checkpoint ${id}` });
+        changed = true;
+      }
+    }
+    // A tree checkpoint comes back whole or not at all (its members share one segment, so only
+    // damage or a member whose parent is lost can split it).
+    const treeCount = new Map<number, number>();
+    for (const c of resolved.values()) if (c.def.tree) treeCount.set(c.def.tree.root, (treeCount.get(c.def.tree.root) ?? 0) + 1);
+    for (const [id, c] of resolved) {
+      const t = c.def.tree;
+      if (t && ((treeCount.get(t.root) ?? 0) !== t.size || !resolved.has(t.root))) {
+        resolved.delete(id);
+        problems.push({ what: `checkpoint ${id} is a member of tree checkpoint #${t.root}, which cannot be rebuilt whole (${treeCount.get(t.root) ?? 0} of ${t.size} processes)`, where: `checkpoint ${id}` });
         changed = true;
       }
     }

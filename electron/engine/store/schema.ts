@@ -39,6 +39,10 @@ const indexMigrations: string[] = [
   // Stored block payload bytes per file (less than pages x 4096 when blocks are compressed); NULL for
   // files indexed before compression existed, which are all uncompressed.
   `ALTER TABLE files ADD COLUMN block_bytes INTEGER;`,
+  // Tree checkpoints: every member names the tree's root checkpoint and the number of members.
+  `ALTER TABLE checkpoints ADD COLUMN tree_root INTEGER;
+   ALTER TABLE checkpoints ADD COLUMN tree_size INTEGER;
+   CREATE INDEX checkpoints_tree ON checkpoints(tree_root) WHERE tree_root IS NOT NULL;`,
 ];
 
 const dedupMigrations: string[] = [

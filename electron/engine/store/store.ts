@@ -12,7 +12,7 @@ import { decodeState, type ProcessState } from '../state/process-state';
 import {
   COMPRESSIONS, type CancelOptions, type BeginOptions, type Compression, type ExportKind, type PageRecord, type ExportResult, type CheckpointInfo,
   type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
-  type TargetIdentity, type TargetInfo, type VerifyProblem,
+  type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
 import { encodeRecords, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
@@ -20,6 +20,7 @@ import { configure, migrateDedup, migrateIndex } from './schema';
 import { WriterLock } from './lock';
 import { FILE_MODE, SegmentReader, SegmentWriter, fsyncDir } from './segments';
 import { Writer, type WriterHost } from './writer';
+import { TreeCommit } from './tree-commit';
 import { computeDiff } from './diff';
 import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
@@ -38,6 +39,7 @@ const DEDUP_INSERT_ROWS = 256;
 interface CkptRow {
   id: number; target_id: number; parent_id: number | null; created_at: string; label: string | null; notes: string | null;
   pinned: number; mode: string; dirty_tracking: string; restored_from: number | null; stats: string; def_file: number;
+  tree_root: number | null; tree_size: number | null;
 }
 interface TargetRow { id: number; pid: number; start_time: string; exe: string; cmdline: string; name: string | null; created_at: string }
 
@@ -266,6 +268,7 @@ export class SqliteStore implements Store, WriterHost {
       type: 'def', ckpt: id, target: this.targetEntry(r.target_id), parent: parent === undefined ? r.parent_id : parent,
       createdAt: r.created_at, label: r.label, notes: r.notes, pinned: r.pinned === 1, mode: r.mode, dirtyTracking: r.dirty_tracking,
       restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state,
+      ...(r.tree_root !== null ? { tree: { root: r.tree_root, size: r.tree_size ?? 1 } } : {}),
       recordsOffset: recOffset.n, extents: records.length, dataPages: records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0),
     };
     recs.push(buf);
@@ -278,14 +281,15 @@ export class SqliteStore implements Store, WriterHost {
     const t = def.target as DefEntry['target'] & { id?: number };
     const targetId = this.ensureTarget(t);
     this.db.prepare('DELETE FROM extents WHERE ckpt = ?').run(def.ckpt);
-    this.db.prepare(`INSERT INTO checkpoints(id, target_id, parent_id, created_at, label, notes, pinned, mode, dirty_tracking, restored_from, stats, state, def_file)
-      VALUES (@id, @target, @parent, @createdAt, @label, @notes, @pinned, @mode, @dt, @rf, @stats, @state, @file)
+    this.db.prepare(`INSERT INTO checkpoints(id, target_id, parent_id, created_at, label, notes, pinned, mode, dirty_tracking, restored_from, stats, state, def_file, tree_root, tree_size)
+      VALUES (@id, @target, @parent, @createdAt, @label, @notes, @pinned, @mode, @dt, @rf, @stats, @state, @file, @treeRoot, @treeSize)
       ON CONFLICT(id) DO UPDATE SET target_id=excluded.target_id, parent_id=excluded.parent_id, created_at=excluded.created_at,
         label=excluded.label, notes=excluded.notes, pinned=excluded.pinned, mode=excluded.mode, dirty_tracking=excluded.dirty_tracking,
-        restored_from=excluded.restored_from, stats=excluded.stats, state=excluded.state, def_file=excluded.def_file`).run({
+        restored_from=excluded.restored_from, stats=excluded.stats, state=excluded.state, def_file=excluded.def_file,
+        tree_root=excluded.tree_root, tree_size=excluded.tree_size`).run({
       id: def.ckpt, target: targetId, parent: def.parent, createdAt: def.createdAt, label: def.label, notes: def.notes,
       pinned: def.pinned ? 1 : 0, mode: def.mode, dt: def.dirtyTracking, rf: def.restoredFrom, stats: JSON.stringify(def.stats),
-      state: def.state, file: fileId,
+      state: def.state, file: fileId, treeRoot: def.tree?.root ?? null, treeSize: def.tree?.size ?? null,
     });
     const ins = this.db.prepare('INSERT INTO extents(ckpt, vpn, count, kind, file, page) VALUES (?, ?, ?, ?, ?, ?)');
     for (const e of records) ins.run(def.ckpt, e.vpn, e.count, e.kind, e.kind === KIND_DATA ? e.file : null, e.kind === KIND_DATA ? e.page : null);
@@ -458,6 +462,37 @@ export class SqliteStore implements Store, WriterHost {
     }
   }
 
+  beginTree(members: BeginOptions[]): TreeWriter {
+    this.open();
+    if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is still being written through this store handle; commit or abort it first.`);
+    if (members.length === 0) throw new StasisError('INVALID_INPUT', 'A tree checkpoint needs at least one member.');
+    const targets = members.map((m) => this.targetEntry(m.targetId));
+    this.lock.acquire(this.lockTimeoutMs);
+    try {
+      const views = members.map((m) => {
+        if (m.parentId === null) return [];
+        const p = this.checkpointRow(m.parentId);
+        if (p.target_id !== m.targetId && !m.restoredFrom) throw new StasisError('INVALID_INPUT', `Checkpoint ${m.parentId} belongs to target ${p.target_id}, not ${m.targetId}; give a parent of the same target.`);
+        return this.view(m.parentId);
+      });
+      const ids = members.map(() => this.allocate('next_ckpt'));
+      const tree = new TreeCommit(this, this.newSegment(), ids, () => { this.writer = null; this.lock.release(); });
+      tree.writers = members.map((m, i) => new Writer(ids[i]!, m, targets[i]!, views[i]!, tree.seg, tree.hostFor(i), tree.local));
+      this.writer = tree.writers[0] as Writer;
+      return tree;
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
+  }
+
+  treeMembers(id: number): number[] {
+    this.open();
+    const r = this.checkpointRow(id);
+    if (r.tree_root === null) return [id];
+    return (this.db.prepare('SELECT id FROM checkpoints WHERE tree_root = ? ORDER BY id = ? DESC, id').all(r.tree_root, r.tree_root) as { id: number }[]).map((x) => x.id);
+  }
+
   get(id: number): CheckpointInfo | null {
     this.open();
     const row = this.db.prepare('SELECT * FROM checkpoints WHERE id = ?').get(id) as CkptRow | undefined;
@@ -564,34 +599,49 @@ export class SqliteStore implements Store, WriterHost {
   remove(ids: number[]): void {
     this.withWriteLock(() => {
       for (const id of ids) this.checkpointRow(id);
+      // A tree checkpoint is deleted whole (a tree missing a member cannot be restored): each
+      // group of members goes in one segment, so no reader ever sees part of a tree.
+      const groups: number[][] = [];
+      const seen = new Set<number>();
       for (const id of ids) {
+        if (seen.has(id)) continue;
+        const g = this.treeMembers(id);
+        for (const m of g) seen.add(m);
+        groups.push(g);
+      }
+      for (const g of groups) for (const id of g) {
         const k = this.checkpointRow(id);
         if (k.pinned) throw new StasisError('CONFLICT', `Checkpoint ${id} is pinned; unpin it first (\`stasis unpin ${id}\`) if you really want to delete it.`);
       }
-      for (const id of ids) this.removeOne(id);
+      for (const g of groups) this.removeGroup(g);
     });
   }
 
-  /** Folds the records of id into each child (the child's view does not change), then drops id. */
-  private removeOne(id: number): void {
-    const k = this.checkpointRow(id);
-    const kRecs = this.ownExtents(id);
-    const children = (this.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id').all(id) as { id: number }[]).map((r) => r.id);
+  /**
+   * Folds the records of each of ids into its children (their views do not change), then drops
+   * them, in one segment. ids are one checkpoint or the members of one tree (none is another's parent).
+   */
+  private removeGroup(ids: number[]): void {
     const recs: Buffer[] = [];
     const off = { n: 0 };
-    const entries: Entry[] = [{ type: 'tombstone', ckpt: id }];
+    const entries: Entry[] = ids.map((id) => ({ type: 'tombstone', ckpt: id }));
     const folded = new Map<number, Extent[]>();
-    for (const c of children) {
-      let merged = overlay(kRecs, this.ownExtents(c));
-      if (k.parent_id === null) merged = merged.filter((e) => e.kind !== KIND_ABSENT); // a root hides nothing
-      folded.set(c, merged);
-      entries.push(this.currentDef(c, recs, off, merged, k.parent_id));
+    for (const id of ids) {
+      const k = this.checkpointRow(id);
+      const kRecs = this.ownExtents(id);
+      const children = (this.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id').all(id) as { id: number }[]).map((r) => r.id);
+      for (const c of children) {
+        let merged = overlay(kRecs, this.ownExtents(c));
+        if (k.parent_id === null) merged = merged.filter((e) => e.kind !== KIND_ABSENT); // a root hides nothing
+        folded.set(c, merged);
+        entries.push(this.currentDef(c, recs, off, merged, k.parent_id));
+      }
     }
     const { fileId, bytes } = this.writeMetaSegment(entries, recs);
     this.publish(fileId, () => {
       this.insertFile(fileId, bytes, 0, entries);
       for (const e of entries) if (e.type === 'def') this.applyDef(e, fileId, folded.get(e.ckpt)!);
-      this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id);
+      for (const id of ids) this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id);
       this.bumpGeneration();
     });
   }
@@ -751,5 +801,6 @@ function toInfo(r: CkptRow): CheckpointInfo {
     id: r.id, targetId: r.target_id, parentId: r.parent_id, createdAt: r.created_at, label: r.label, notes: r.notes,
     pinned: r.pinned === 1, mode: r.mode as CheckpointInfo['mode'], dirtyTracking: r.dirty_tracking as CheckpointInfo['dirtyTracking'],
     restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as CheckpointStats,
+    tree: r.tree_root !== null ? { root: r.tree_root, size: r.tree_size ?? 1 } : null,
   };
 }

@@ -40,6 +40,8 @@ const ckptSchema = z.object({
   restoredFrom: z.number().int().nullable(), stats: z.record(z.string(), z.number()),
   state: z.string(),
   records: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive(), z.number().int().min(0).max(2), z.number().int().nonnegative()])),
+  /** Member of a tree checkpoint: the root member's ref and the number of members (all in the stream). */
+  tree: z.object({ root: z.number().int().positive(), size: z.number().int().positive().max(100_000) }).nullable().optional(),
 });
 const manifestSchema = z.object({
   format: z.literal('stasis-stream'), version: z.literal(VERSION), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
@@ -51,8 +53,8 @@ function bad(file: string, what: string): StasisError {
   return new StasisError('CORRUPT', `The stream ${path.basename(file)} is not valid: ${what}. Nothing was imported; export it again from the source store.`);
 }
 
-/** Which checkpoints an export carries, parents before children. */
-function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
+/** Which checkpoints an export carries for one checkpoint (a single process's). */
+function selectionOf(store: SqliteStore, id: number, how: ExportKind): number[] {
   if (how === 'flattened') return [id];
   const chain = store.chain(id);
   if (how === 'one') return chain;
@@ -60,6 +62,37 @@ function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
   const out = [root];
   const kids = store.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id');
   for (let i = 0; i < out.length; i++) for (const r of kids.all(out[i]) as { id: number }[]) out.push(r.id);
+  return out;
+}
+
+/**
+ * Which checkpoints an export carries, parents before children. Every tree checkpoint it touches
+ * comes whole: all its members, each with what its kind carries for one process.
+ */
+function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
+  const picked = new Set<number>();
+  const todo = [id];
+  while (todo.length) {
+    const c = todo.pop()!;
+    if (picked.has(c)) continue;
+    for (const x of selectionOf(store, c, how)) {
+      if (picked.has(x)) continue;
+      picked.add(x);
+      for (const m of store.treeMembers(x)) if (!picked.has(m)) todo.push(m);
+    }
+  }
+  if (how === 'flattened') return [...picked].sort((a, b) => a - b);
+  // Parents first (ids alone do not say it: a rebase can give a checkpoint a newer parent).
+  const out: number[] = [];
+  const done = new Set<number>();
+  const parentOf = (c: number): number | null => store.checkpointRow(c).parent_id;
+  let left = [...picked].sort((a, b) => a - b);
+  while (left.length) {
+    const next = left.filter((c) => { const p = parentOf(c); return p === null || !picked.has(p) || done.has(p); });
+    if (next.length === 0) throw new StasisError('CORRUPT', `The parent chain of checkpoint ${left[0]} loops; run \`stasis reindex\`.`);
+    for (const c of next) { out.push(c); done.add(c); }
+    left = left.filter((c) => !done.has(c));
+  }
   return out;
 }
 
@@ -97,6 +130,7 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
       createdAt: r.created_at, label: r.label, notes: r.notes, pinned: r.pinned === 1,
       mode: how === 'flattened' ? 'full' : (r.mode as 'full' | 'incremental'), dirtyTracking: r.dirty_tracking as Manifest['checkpoints'][number]['dirtyTracking'],
       restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state, records: recs,
+      ...(r.tree_root !== null ? { tree: { root: r.tree_root, size: r.tree_size ?? 1 } } : {}),
     });
   }
   const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version: VERSION, kind: how, hash: 'blake3', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
@@ -215,6 +249,14 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
         throw bad(file, `the process state of checkpoint ${c.ref} is not a valid state document`);
       }
     }
+    // Tree checkpoints must be whole: their root and every member they count.
+    const treeMembers = new Map<number, number>();
+    for (const c of manifest.checkpoints) if (c.tree) treeMembers.set(c.tree.root, (treeMembers.get(c.tree.root) ?? 0) + 1);
+    for (const c of manifest.checkpoints) {
+      if (!c.tree) continue;
+      const root = manifest.checkpoints.find((x) => x.ref === c.tree!.root);
+      if (!root || root.tree?.root !== c.tree.root || treeMembers.get(c.tree.root) !== c.tree.size) throw bad(file, `tree checkpoint ${c.tree.root} is not whole in the stream (checkpoint ${c.ref} is one of its ${c.tree.size} processes)`);
+    }
     // Every page must be what its hash says.
     const pagesAt = HEADER + manifestLen;
     const buf = Buffer.allocUnsafe(256 * ENTRY);
@@ -276,13 +318,14 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
         }
       }
       const refMap = new Map<number, number>();
+      // Ids first: a tree member names its root, which may come later in the stream.
+      for (const c of manifest.checkpoints) refMap.set(c.ref, store.allocate('next_ckpt'));
       const defs: { def: DefEntry; extents: Extent[] }[] = [];
       const recBufs: Buffer[] = [];
       let recOff = 0;
       for (const c of manifest.checkpoints) {
         cancel();
-        const id = store.allocate('next_ckpt');
-        refMap.set(c.ref, id);
+        const id = refMap.get(c.ref)!;
         const extents: Extent[] = [];
         const dataHashes: Buffer[] = [];
         for (const [vpn, n, kind, sp] of c.records) {
@@ -298,6 +341,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
           type: 'def', ckpt: id, target: { ...c.target, name: c.target.name ?? null }, parent: c.parent === null ? null : refMap.get(c.parent)!,
           createdAt: c.createdAt, label: c.label, notes: c.notes, pinned: c.pinned, mode: c.mode, dirtyTracking: c.dirtyTracking,
           restoredFrom: null, stats: c.stats, state: c.state, recordsOffset: recOff, extents: extents.length, dataPages: dataHashes.length,
+          ...(c.tree ? { tree: { root: refMap.get(c.tree.root)!, size: c.tree.size } } : {}),
         };
         recBufs.push(rb);
         recOff += rb.length;

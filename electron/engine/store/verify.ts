@@ -81,6 +81,14 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress
       }
     }
   }
+  // A tree checkpoint is restorable only whole: every member it counts must be there.
+  const trees = store.db.prepare('SELECT tree_root AS root, MAX(tree_size) AS size, COUNT(*) AS n FROM checkpoints WHERE tree_root IS NOT NULL GROUP BY tree_root').all() as { root: number; size: number; n: number }[];
+  for (const t of trees) {
+    const members = (store.db.prepare('SELECT id FROM checkpoints WHERE tree_root = ?').all(t.root) as { id: number }[]).map((r) => r.id);
+    if (t.n !== t.size || !members.includes(t.root)) {
+      for (const m of members) note(`tree checkpoint #${t.root} has ${t.n} of its ${t.size} processes${members.includes(t.root) ? '' : ' (its root is missing)'}: it cannot be restored; delete it with \`stasis rm ${members[0]}\``, `tree #${t.root}`, m);
+    }
+  }
   // Damage nobody references is still damage (it may hold pages a future dedup would trust).
   for (const [, list] of damaged) for (const d of list) if (![...hits.values()].some((h) => h.where === d.where)) hits.set(`${d.where}\n${d.what}`, { what: d.what, where: d.where, affects: new Set() });
   const known = new Set(files.map((f) => f.id));

@@ -33,8 +33,6 @@ export class Writer implements CheckpointWriter {
   /** dropPages calls not applied yet: records[0..at) lose the pages of cover (see settledRecords). */
   private drops: { at: number; cover: { vpn: number; count: number }[] }[] = [];
   private given: { vpn: number; count: number }[] = [];
-  /** Pages written by this checkpoint, by the first 6 bytes of their hash (number keys: fast, no retained Buffers). */
-  private local = new Map<number, number>();
   private newPages: number[] = [];
   private done = false;
   private readonly started = Date.now();
@@ -47,6 +45,11 @@ export class Writer implements CheckpointWriter {
     private readonly parentView: Extent[],
     private readonly seg: SegmentWriter,
     private readonly host: WriterHost,
+    /**
+     * Pages written into seg so far, by the first 6 bytes of their hash (number keys: fast, no
+     * retained Buffers); shared by the members of a tree checkpoint, which write one segment.
+     */
+    private readonly local = new Map<number, number>(),
   ) {}
 
   private live(): void {

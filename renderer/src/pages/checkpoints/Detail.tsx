@@ -46,6 +46,7 @@ export function CheckpointDetailPanel({ checkpoint: c, timeline, target, onChang
       <dl className="facts compact detail-facts">
         <dt>Taken</dt><dd>{formatTime(c.createdAt)}</dd>
         <dt>Mode</dt><dd>{c.mode} ({c.dirtyTracking}){c.parentId ? `, on top of #${c.parentId}` : ''}{c.restoredFrom ? `, branch after restoring #${c.restoredFrom}` : ''}</dd>
+        {c.tree ? <><dt>Tree</dt><dd data-testid="detail-tree">{c.tree.root === c.id ? `${c.tree.size} processes (this process and its descendants at one instant); restore brings back all of them` : `one of the ${c.tree.size} processes of tree checkpoint #${c.tree.root}; restoring it brings back the whole tree`}</dd></> : null}
         <dt>Changed</dt><dd data-testid="detail-changed">{plural(c.stats.pagesChanged, 'page')} ({plural(c.stats.pagesWritten, 'new page')} stored)</dd>
         <dt>Written</dt><dd data-testid="detail-bytes">{formatBytes(c.stats.bytesWritten)} of {formatBytes(c.stats.logicalBytes)} in memory</dd>
         <dt>Frozen</dt><dd>{formatMs(c.stats.frozenMs)} (capture took {formatMs(c.stats.durationMs)})</dd>

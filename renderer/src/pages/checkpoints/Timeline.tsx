@@ -27,7 +27,7 @@ export function Timeline({ items, selectedId, onSelect }: { items: CheckpointInf
         <div className="trow" data-testid="timeline-row" data-id={c.id}>
           <span>#{c.id}</span>
           <span>{formatTime(c.createdAt)}</span>
-          <span className="ellipsis">{c.pinned ? <span className="tag pin">pinned</span> : null} {c.label ?? <span className="muted">—</span>}</span>
+          <span className="ellipsis">{c.pinned ? <span className="tag pin">pinned</span> : null} {c.tree ? <span className="tag" data-testid="row-tree">{c.tree.root === c.id ? `${c.tree.size} processes` : `in tree #${c.tree.root}`}</span> : null} {c.label ?? <span className="muted">—</span>}</span>
           <span className={`mode mode-${c.mode}`}>{c.mode}</span>
           <span className="num" data-testid="row-changed">{c.stats.pagesChanged.toLocaleString()} pages</span>
           <span className="num" data-testid="row-bytes">{formatBytes(c.stats.bytesWritten)}</span>

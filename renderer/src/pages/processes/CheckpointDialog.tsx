@@ -1,4 +1,4 @@
-/** "Checkpoint now": optional label, full or incremental, then the engine's result (or its reason for failing). */
+/** "Checkpoint now": optional label, full or incremental, with or without its child processes (a tree checkpoint), then the engine's result (or its reason for failing). */
 import { useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
@@ -12,13 +12,14 @@ import type { CaptureResult, ProcessInfo } from '../../components/types';
 export function CheckpointDialog({ process, onClose, onDone }: { process: ProcessInfo; onClose: () => void; onDone: () => void }) {
   const [label, setLabel] = useState('');
   const [full, setFull] = useState(false);
+  const [tree, setTree] = useState(false);
   const [result, setResult] = useState<CaptureResult | null>(null);
   const action = useAction();
 
   const submit = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     const r = await action.run((signal, onProgress) => callEngine<CaptureResult>(CALL.checkpoint, {
-      pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}),
+      pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}), ...(tree ? { tree: true } : {}),
     }, signal, onProgress));
     if (r) { setResult(r); onDone(); }
   };
@@ -27,7 +28,8 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
     <Dialog title={`Checkpoint ${process.comm} (PID ${process.pid})`} onClose={onClose}>
       {result ? (
         <>
-          <p role="status">Saved checkpoint <strong data-testid="checkpoint-id">#{result.id}</strong> ({result.mode}, {result.dirtyTracking}).</p>
+          <p role="status">Saved {result.members ? 'tree ' : ''}checkpoint <strong data-testid="checkpoint-id">#{result.id}</strong> ({result.members ? `${plural(result.members.length, 'process', 'processes')}, ` : ''}{result.mode}, {result.dirtyTracking}).</p>
+          {result.members ? <ul className="tree-members" data-testid="tree-members">{result.members.map((m) => <li key={m.pid}>#{m.id} PID {m.pid} {m.comm}{m.parentPid !== null ? `, child of ${m.parentPid}` : ''}</li>)}</ul> : null}
           <dl className="facts compact">
             <dt>Frozen for</dt><dd>{formatMs(result.frozenMs)}</dd>
             <dt>Took</dt><dd>{formatMs(result.durationMs)}</dd>
@@ -44,6 +46,7 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
         <form onSubmit={submit} className="form">
           <label>Label (optional)<input autoFocus value={label} onChange={(e) => setLabel(e.target.value)} placeholder="before upgrade" /></label>
           <label className="check"><input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} /> Full checkpoint (do not build on the previous one)</label>
+          <label className="check"><input type="checkbox" data-testid="checkpoint-tree" checked={tree} onChange={(e) => setTree(e.target.checked)} /> With its child processes (one checkpoint of the whole tree; every process stays frozen while it is read)</label>
           {action.error ? <ErrorNote error={action.error} /> : null}
           {action.running && !action.progress ? <Progress label="Checkpointing: the process is frozen only while its state is read." /> : null}
           <Running action={action} />

@@ -1,0 +1,256 @@
+/**
+ * Tree checkpoints: `checkpointTree(store, pid, opts)` saves a process and all its descendants as
+ * one checkpoint of one instant. Every member is frozen (parent before its children are listed,
+ * so none can fork unseen) before any is read, and all stay frozen until the commit: a pipe's
+ * bytes, a shared file offset and the parent/child links are then one consistent picture. Each
+ * member is stored as a per-process checkpoint of its own target (incrementals work per process);
+ * the store commits them in one segment and one transaction (store.beginTree).
+ * Zombie children are recorded in their parent's state (their wait status); pipes between members
+ * are marked (info.treePipe) with their waiting bytes saved once.
+ * Refused, with nothing saved and every member released: a member already traced by someone else,
+ * in another PID namespace, or sharing its parent's memory (a vfork child whose parent waits).
+ */
+import { readlinkSync, readFileSync } from 'node:fs';
+import { StasisError } from '../../../shared/errors';
+import type { BeginOptions, Store, TreeWriter } from '../store/api';
+import type { FdState, ProcessState } from '../state/process-state';
+import { probeKernelFeatures, syscall, closeFd, SYS, vmRead } from '../native';
+import { freeze, checkTraceable, readBasics, Tracee } from '../tracer';
+import { childProcesses, readCmdline, readStat } from '../proc';
+import { captureFrozenState, captureMappings } from './state';
+import { copyPages } from './pages';
+import { savePipeBytes } from './channels';
+import type { CheckpointOptions } from './index';
+
+const NR_KCMP = 312;
+const KCMP_FILE = 0n;
+const KCMP_VM = 1n;
+/** Kinds whose open file description restore can open once and hand to several processes. */
+const SHAREABLE_ACROSS = new Set<FdState['kind']>(['file', 'dir', 'chr', 'blk', 'tty', 'pipe']);
+
+export interface TreeMemberResult { pid: number; id: number; comm: string; parentPid: number | null; zombies: number[] }
+
+export interface TreeCheckpointResult {
+  /** The tree's id: the root process's checkpoint. */
+  id: number;
+  pid: number;
+  members: TreeMemberResult[];
+  mode: 'full' | 'incremental';
+  frozenMs: number;
+  durationMs: number;
+  pagesScanned: number;
+  pagesWritten: number;
+  bytesWritten: number;
+  killed: boolean;
+  warnings: string[];
+}
+
+interface Member { pid: number; parent: number | null; t: Tracee; state?: ProcessState; stoppedBefore: boolean }
+
+function pidNs(pid: number): string {
+  try { return readlinkSync(`/proc/${pid}/ns/pid`); } catch { return ''; }
+}
+
+/** Whether child shares parent's address space (CLONE_VM without CLONE_THREAD: a vfork child, while its parent waits). */
+function sharesMemory(parent: number, child: number): boolean {
+  try {
+    return syscall(NR_KCMP, [BigInt(parent), BigInt(child), KCMP_VM, 0n, 0n], 'kcmp') === 0n;
+  } catch {
+    return false;
+  }
+}
+
+function refuse(msg: string): never {
+  throw new StasisError('UNSUPPORTED', `${msg} Nothing was saved; every process was left running.`);
+}
+
+/**
+ * Freezes pid, then each child of every frozen member (a frozen process cannot fork, so when a
+ * member's children are listed after its freeze, the list is final). Children that exited are zombies.
+ */
+function freezeTree(pid: number, timeoutMs: number | undefined, zombies: Map<number, { pid: number; comm: string; status: number }[]>): Member[] {
+  const ns = pidNs(pid);
+  const rootBasics = readBasics(pid);
+  const members: Member[] = [];
+  try {
+    members.push({ pid, parent: null, t: freeze(pid, { skipChecks: true, timeoutMs }), stoppedBefore: rootBasics?.state === 'T' });
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!;
+      for (const k of childProcesses(m.pid, m.t.tids)) {
+        const b = readBasics(k.pid);
+        if (!b) continue; // reaped meanwhile
+        if (b.state === 'Z' || b.state === 'X') {
+          let status = 0;
+          try { status = readStat(k.pid).exitCode; } catch { /* reaped meanwhile */ }
+          zombies.set(m.pid, [...(zombies.get(m.pid) ?? []), { pid: k.pid, comm: b.comm, status }]);
+          continue;
+        }
+        if (b.tracerPid !== 0) {
+          let by = '';
+          try { by = ` (${readFileSync(`/proc/${b.tracerPid}/comm`, 'utf8').trim()})`; } catch { /* gone */ }
+          refuse(`Process ${k.pid} (${b.comm}), a child of ${m.pid}, is traced by process ${b.tracerPid}${by}: a tree checkpoint needs to trace every process of the tree. Detach the debugger, or checkpoint ${pid} alone without --tree.`);
+        }
+        if (pidNs(k.pid) !== ns) refuse(`Process ${k.pid} (${b.comm}), a descendant of ${pid}, runs in another PID namespace (a container or sandbox): its PIDs cannot be rebuilt. Checkpoint ${pid} without --tree.`);
+        if (sharesMemory(m.pid, k.pid)) refuse(`Process ${k.pid} (${b.comm}) is a vfork child of ${m.pid} that has not called exec yet (the parent waits for it, both share one address space). Try again in a moment, or checkpoint without --tree.`);
+        members.push({ pid: k.pid, parent: m.pid, t: freeze(k.pid, { skipChecks: true, timeoutMs }), stoppedBefore: b.state === 'T' });
+      }
+    }
+    return members;
+  } catch (e) {
+    for (const m of members) m.t.release();
+    throw e;
+  }
+}
+
+const isReader = (f: FdState): boolean => (f.flags & 3) !== 1;
+const isWriter = (f: FdState): boolean => (f.flags & 3) !== 0;
+
+/**
+ * Pipes with a read end and a write end among the members, held by more than one member: marked
+ * info.treePipe on every end (restore recreates them in the root before forking), their waiting
+ * bytes saved once (unless capture of one member already saved them as an internal pipe).
+ */
+function markTreePipes(members: Member[], warnings: string[]): number {
+  const ends = new Map<string, { pid: number; f: FdState }[]>();
+  for (const m of members) for (const f of m.state!.fds) if (f.kind === 'pipe') ends.set(f.target, [...(ends.get(f.target) ?? []), { pid: m.pid, f }]);
+  let n = 0;
+  for (const list of ends.values()) {
+    if (new Set(list.map((e) => e.pid)).size < 2 || !list.some((e) => isReader(e.f)) || !list.some((e) => isWriter(e.f))) continue;
+    n++;
+    for (const e of list) e.f.info = { ...(e.f.info ?? {}), treePipe: true };
+    if (list.some((e) => typeof e.f.info?.pipeData === 'string')) continue;
+    const r = list.find((e) => isReader(e.f))!;
+    let pidfd = -1;
+    try {
+      pidfd = Number(syscall(SYS.pidfd_open, [BigInt(r.pid), 0n], 'pidfd_open'));
+      savePipeBytes(pidfd, r.f, warnings);
+    } catch (e) {
+      warnings.push(`${r.f.target} between processes: the bytes waiting in it were not saved (${(e as Error).message})`);
+    } finally {
+      if (pidfd >= 0) closeFd(pidfd);
+    }
+  }
+  return n;
+}
+
+function sameFile(a: number, fa: number, b: number, fb: number): boolean {
+  try {
+    return syscall(NR_KCMP, [BigInt(a), BigInt(b), KCMP_FILE, BigInt(fa), BigInt(fb)], 'kcmp') === 0n;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Descriptors of different members that hold one open file description (inherited through fork:
+ * a shell's `> out` shared by a subshell and its commands, a log both write to): kcmp(KCMP_FILE)
+ * across processes, among fds with the same link, inode and offset. Each such group gets
+ * info.treeShared = "PID:FD" of its first holder (parents come first), so restore opens the
+ * description once in the root and every holder keeps sharing its offset and status flags.
+ * Pipes between members are handled whole by markTreePipes.
+ */
+function markTreeShared(members: Member[]): number {
+  const all = members.flatMap((m) => m.state!.fds.filter((f) => SHAREABLE_ACROSS.has(f.kind) && f.info?.treePipe !== true).map((f) => ({ pid: m.pid, f })));
+  let groups = 0;
+  for (let i = 0; i < all.length; i++) {
+    const a = all[i]!;
+    if (typeof a.f.info?.treeShared === 'string') continue;
+    const key = `${a.pid}:${a.f.fd}`;
+    let found = false;
+    for (let j = i + 1; j < all.length; j++) {
+      const b = all[j]!;
+      if (b.pid === a.pid || typeof b.f.info?.treeShared === 'string') continue;
+      if (b.f.target !== a.f.target || b.f.inode !== a.f.inode || b.f.pos !== a.f.pos || !sameFile(a.pid, a.f.fd, b.pid, b.f.fd)) continue;
+      b.f.info = { ...(b.f.info ?? {}), treeShared: key };
+      found = true;
+    }
+    if (!found) continue;
+    groups++;
+    a.f.info = { ...(a.f.info ?? {}), treeShared: key };
+  }
+  // Each holder's own dups of it (sharesWith: a lower fd of the same process) belong to it too.
+  for (const m of members) {
+    for (const f of m.state!.fds) {
+      if (typeof f.info?.treeShared === 'string' || f.sharesWith === undefined) continue;
+      const src = m.state!.fds.find((x) => x.fd === f.sharesWith);
+      if (typeof src?.info?.treeShared === 'string') f.info = { ...(f.info ?? {}), treeShared: src.info.treeShared };
+    }
+  }
+  return groups;
+}
+
+export function checkpointTree(store: Store, pid: number, opts: CheckpointOptions = {}): TreeCheckpointResult {
+  const t0 = performance.now();
+  const cancelled = (): void => {
+    if (opts.signal?.aborted) throw new StasisError('CANCELLED', `The tree checkpoint of process ${pid} was cancelled; nothing was saved.`);
+  };
+  const basics = checkTraceable(pid, opts.expectStartTime);
+  const features = probeKernelFeatures();
+  if (!features.ptrace.usable) throw new StasisError('PERMISSION_DENIED', `ptrace is not usable here: ${features.ptrace.reason ?? 'unknown reason'}.`);
+  const zombies = new Map<number, { pid: number; comm: string; status: number }[]>();
+  const members = freezeTree(pid, opts.timeoutMs, zombies);
+  let tree: TreeWriter | null = null;
+  let killed = false;
+  try {
+    const now = readBasics(pid);
+    if (!now || now.startTime !== basics.startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
+    const warnings: string[] = [];
+    for (const m of members) {
+      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit });
+      if (m.stoppedBefore) state.stopped = true;
+      const z = zombies.get(m.pid);
+      if (z?.length) state.zombies = z;
+      captureMappings(state, m.pid, (a, b) => vmRead(m.pid, a, b));
+      for (const w of state.warnings) warnings.push(`process ${m.pid}: ${w}`);
+      m.state = state;
+    }
+    markTreePipes(members, warnings);
+    markTreeShared(members);
+    opts.onPhase?.('frozen', { pid });
+    cancelled();
+    const begins: BeginOptions[] = members.map((m, i) => {
+      let exe = m.state!.exe;
+      if (!exe) try { exe = readlinkSync(`/proc/${m.pid}/exe`).replace(/ \(deleted\)$/, ''); } catch { /* empty */ }
+      const target = store.upsertTarget({ pid: m.pid, startTime: m.state!.startTime, exe, cmdline: readCmdline(m.pid), ...(i === 0 && opts.name ? { name: opts.name } : {}) });
+      const parent = opts.full ? null : store.latest(target.id);
+      return { targetId: target.id, parentId: parent?.id ?? null, mode: parent ? 'incremental' : 'full', dirtyTracking: 'hash', coverage: 'complete', label: i === 0 ? opts.label ?? null : null };
+    });
+    tree = store.beginTree(begins);
+    const scanned: number[] = [];
+    members.forEach((m, i) => {
+      const w = tree!.writers[i]!;
+      w.setState(m.state!);
+      scanned.push(copyPages(w, m.state!.mappings, { memPid: m.pid, sharedPagemapPid: m.pid, useScan: features.pagemapScan, softDirtyOnly: false }).pagesScanned);
+    });
+    opts.onPhase?.('commit', { pid });
+    cancelled();
+    const frozenMs = Math.max(...members.map((m) => m.t.elapsedMs()));
+    const durationMs = performance.now() - t0;
+    const infos = tree.commit(members.map((_m, i) => ({ pagesScanned: scanned[i], frozenMs: +frozenMs.toFixed(3), durationMs: +durationMs.toFixed(3) })));
+    tree = null;
+    if (opts.mode === 'kill') {
+      // Children first: a parent killed first would have them re-parented for an instant.
+      for (const m of [...members].reverse()) m.t.release({ kill: true });
+      killed = true;
+    }
+    return {
+      id: infos[0]!.id,
+      pid,
+      members: members.map((m, i) => ({ pid: m.pid, id: infos[i]!.id, comm: m.state!.comm, parentPid: m.parent, zombies: (m.state!.zombies ?? []).map((z) => z.pid) })),
+      mode: begins[0]!.mode,
+      frozenMs: +frozenMs.toFixed(3),
+      durationMs: +(performance.now() - t0).toFixed(3),
+      pagesScanned: scanned.reduce((a, b) => a + b, 0),
+      pagesWritten: infos.reduce((n, x) => n + x.stats.pagesWritten, 0),
+      bytesWritten: infos.reduce((n, x) => n + x.stats.bytesWritten, 0),
+      killed,
+      warnings,
+    };
+  } catch (e) {
+    tree?.abort();
+    if (e instanceof StasisError) throw e;
+    throw new StasisError('INTERNAL', `Tree checkpoint of process ${pid} failed: ${(e as Error).message}. Nothing was saved.`);
+  } finally {
+    for (const m of members) m.t.release();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The per-process restore steps, from "close inherited fds" to "registers", run on a process the
+ * fork step left as a copy of the stub with the trampoline. One function for a single restore
+ * (index.ts) and for every member of a tree restore (tree.ts), so both run the same steps in the
+ * same order. Touches only the Remote it is given.
+ */
+import { StasisError } from '../../../shared/errors';
+import type { Store } from '../store/api';
+import type { ProcessState } from '../state/process-state';
+import type { RestorePlan } from './plan';
+import type { Remote } from './remote';
+import { mapAll, sealProtections, unmapStub, writePages } from './memory';
+import { moveSpecials } from './specials';
+import { setMm } from './mm';
+import { setFsState } from './fs-state';
+import { raisePending, setSignalHandlers } from './signals';
+import { closeInheritedFds, closeParked, restoreFds, type ParkedFds } from './fds';
+import { restoreTimers } from './timers';
+import { restoreThreadState } from './thread-state';
+import { dropTrampoline, setRegisters } from './registers';
+import { createThreads, mainThread, type ThreadMap } from './threads';
+import type { RedirectOptions } from './fd-plan';
+
+/** The options of a restore this module reads (RestoreOptions in index.ts). */
+interface StepOptions { signal?: AbortSignal }
+
+export function throwIfCancelled(signal: AbortSignal | undefined, id: number): void {
+  if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
+}
+
+/** Page runs from the store, with a cancellation check between runs (the longest step) and the pages handed out so far. */
+export function* cancellable<T extends { pages: number }>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number, onPages?: (pages: number) => void): Generator<T> {
+  let pages = 0;
+  for (const run of runs) {
+    throwIfCancelled(signal, id);
+    yield run;
+    onPages?.(pages += run.pages);
+  }
+}
+
+/** Runs one named restore step (timed, reported, a cancellation point). */
+export type StepFn = <T>(name: string, fn: () => T) => T;
+
+/** What the per-process steps need besides the process: where its pages and redirections come from. */
+export interface RebuildContext {
+  store: Store;
+  /** The checkpoint of this process. */
+  id: number;
+  opts: StepOptions;
+  redirect: RedirectOptions;
+  /** Pages written so far during "memory contents", of the checkpoint's pages. */
+  report?: (pages: number, total: number) => void;
+  /**
+   * Tree restores: descriptors the root opened before forking (pipes between members) parked at
+   * `from` and above; kept through "close inherited fds", dup'ed by "fds", then closed. Session and
+   * process group are set at fork time, so "fs state" leaves them.
+   */
+  tree?: { parked: ParkedFds; from: number };
+}
+
+/**
+ * The steps from "close inherited fds" to "registers" for one process that the fork step left as a
+ * copy of the stub with the trampoline: its memory, mm, fs state, signals, fds, timers, thread state
+ * and registers. Shared by a single restore and every member of a tree restore.
+ */
+export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { bytesWritten: number; writeMs: number; threads: ThreadMap } {
+  const { store, id, opts, redirect } = ctx;
+  const th = mainThread(state);
+  let threads: ThreadMap = { tids: new Map([[th.tid, r.pid]]), changed: [] };
+  let bytesWritten = 0;
+  let writeMs = 0;
+  step('close inherited fds', () => closeInheritedFds(r, ctx.tree?.from));
+  step('memory layout', () => {
+    unmapStub(r, plan);
+    moveSpecials(r, plan);
+    mapAll(r, plan);
+  });
+  step('memory contents', () => {
+    // The checkpoint's size says how many pages the store will hand out (zero runs included).
+    const pages = Math.ceil((store.get(id)?.stats.logicalBytes ?? 0) / 4096);
+    const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
+    bytesWritten = w.bytes;
+    writeMs = w.writeMs;
+    sealProtections(r, plan);
+  });
+  step('mm', () => setMm(r, state));
+  step('fs state', () => setFsState(r, state, { session: !ctx.tree }));
+  step('signals', () => setSignalHandlers(r, state));
+  step('fds', () => {
+    restoreFds(r, state, redirect, ctx.tree?.parked);
+    if (ctx.tree) closeParked(r, ctx.tree.from);
+  });
+  // The other threads share the main thread's memory, files and handlers, so they come after them.
+  step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
+  step('timers', () => restoreTimers(r, state, threads.tids));
+  step('thread state', () => restoreThreadState(r, th));
+  step('pending signals', () => raisePending(r, state, threads.tids));
+  step('registers', () => {
+    dropTrampoline(r, plan.trampoline);
+    for (const t of state.threads) if (t !== th) setRegisters(r, t, threads.tids.get(t.tid)!);
+    setRegisters(r, th);
+  });
+  return { bytesWritten, writeMs, threads };
+}
+

@@ -1,0 +1,316 @@
+/**
+ * Tree restores: a tree checkpoint (capture/tree.ts) comes back as the same tree of processes.
+ * One stub becomes the root (forkAway, same PID when free); every other member is forked FROM its
+ * restored parent while both are still bare stubs (clone3 with set_tid = its old PID when free),
+ * so getppid() and wait() see the real links. Before a member forks its children it takes its
+ * session / process-group leadership (children inherit it, as they did originally); members that
+ * joined a group led by another member join it once everyone exists. Pipes between members are
+ * made once in the root before any fork, refilled, and inherited by all (restore/fds.ts
+ * parkTreePipes). Zombie children are forked too and exit at once with their saved wait status.
+ * Then every member runs the same per-process steps as a single restore (rebuild.ts), and all are
+ * detached together. Any failure kills every process made so far. Owns only the processes it forks.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { StasisError } from '../../../shared/errors';
+import type { Store, TreeWriter } from '../store/api';
+import type { FdState, ProcessState } from '../state/process-state';
+import { kill, setSigmask } from '../native';
+import { preflightState, type PreflightItem, type PreflightResult } from './preflight';
+import { buildRestorePlan, parseMaps, type Range } from './plan';
+import { Remote } from './remote';
+import { setUpTrampoline } from './memory';
+import { setLeadership } from './fs-state';
+import { closeInheritedFds, parkSharedFiles, parkTreePipes } from './fds';
+import { rebuildSteps, throwIfCancelled, type StepFn } from './rebuild';
+import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
+import type { RedirectOptions } from './fd-plan';
+import type { RestoreOptions, RestoreResult, RestoreStepTiming } from './index';
+import { NR, SIGSTOP } from './sysno';
+import { progress } from '../progress';
+
+const ALL_BUT_TRAP = ~(1n << 4n) & 0xffffffffffffffffn;
+const SIGCHLD = 17;
+
+export interface TreeRestoreMember {
+  checkpointId: number;
+  originalPid: number;
+  pid: number;
+  samePid: boolean;
+  /** The restored parent's pid (null for the root). */
+  parentPid: number | null;
+  comm: string;
+  /** Exited children recreated as zombies for this member's wait(): their new pids. */
+  zombies: number[];
+}
+
+export interface TreeRestoreResult extends RestoreResult { members: TreeRestoreMember[] }
+
+interface Node { id: number; state: ProcessState; parent: Node | null; children: Node[] }
+
+function canTakePid(pid: number): boolean {
+  const h = hostFacts();
+  return (h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN)) && !existsSync(`/proc/${pid}`);
+}
+
+/** The members of tree checkpoint #id as a tree, parents first (BFS); refuses an incomplete or inconsistent tree. */
+function loadTree(store: Store, id: number): Node[] {
+  const info = store.get(id);
+  if (!info) throw new StasisError('NOT_FOUND', `There is no checkpoint #${id} in ${store.dir}; list them with \`stasis list\`.`);
+  const ids = store.treeMembers(id);
+  const root = info.tree?.root ?? id;
+  if (!info.tree || ids.length !== info.tree.size || ids[0] !== root) {
+    throw new StasisError('PREFLIGHT_FAILED', `Tree checkpoint #${root} has ${ids.length} of its ${info.tree?.size ?? '?'} processes (a damaged store): it cannot be restored. Run \`stasis verify\`; delete it with \`stasis rm ${root}\`.`);
+  }
+  const nodes = ids.map((m) => ({ id: m, state: store.getState(m), parent: null, children: [] } as Node));
+  const byPid = new Map(nodes.map((n) => [n.state.pid, n]));
+  const order: Node[] = [nodes[0]!];
+  for (const n of nodes.slice(1)) {
+    const p = byPid.get(n.state.ppid);
+    if (!p || p === n) throw new StasisError('CORRUPT', `Process ${n.state.pid} of tree checkpoint #${root} names parent ${n.state.ppid}, which is not in the checkpoint.`);
+    n.parent = p;
+    p.children.push(n);
+  }
+  for (let i = 0; i < order.length; i++) order.push(...order[i]!.children);
+  if (order.length !== nodes.length) throw new StasisError('CORRUPT', `The processes of tree checkpoint #${root} do not form one tree (a parent loop).`);
+  return order;
+}
+
+/**
+ * What the fork order cannot rebuild, as pre-flight items: a member whose session is neither its
+ * own nor its parent's (its parent called setsid after forking it), and a process group that no
+ * member leads and that is not the parent's (its leader exited, or it is outside the tree).
+ */
+function treeItems(order: Node[]): PreflightItem[] {
+  const pids = new Set(order.map((n) => n.state.pid));
+  const sessionProblems: string[] = [];
+  const groupNotes: string[] = [];
+  for (const n of order.slice(1)) {
+    const s = n.state;
+    if (s.sid !== s.pid && s.sid !== n.parent!.state.sid) sessionProblems.push(`process ${s.pid} is in session ${s.sid}, its parent ${n.parent!.state.pid} in session ${n.parent!.state.sid}`);
+    if (s.pgid !== s.pid && s.pgid !== n.parent!.state.pgid && !pids.has(s.pgid)) groupNotes.push(`process ${s.pid}'s group ${s.pgid} has no leader in the tree: it stays in its parent's group`);
+  }
+  return [
+    { id: 'tree-sessions', label: 'Sessions of the tree', ok: sessionProblems.length === 0,
+      reason: sessionProblems.length ? `Sessions cannot be rebuilt by forking: ${sessionProblems.join('; ')}.` : `${order.length} processes; sessions and process groups follow the fork order.${groupNotes.length ? ` Note: ${groupNotes.join('; ')}.` : ''}`,
+      fix: sessionProblems.length ? 'Checkpoint the processes separately (without --tree).' : null },
+  ];
+}
+
+function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOptions {
+  return { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr, log: opts.log ?? join(store.dir, 'logs', `restore-${id}.log`) };
+}
+
+/** Pre-flight of every member (items prefixed with the process) plus the tree's own items. */
+export function preflightTree(store: Store, id: number, opts: RestoreOptions = {}): PreflightResult {
+  const order = loadTree(store, id);
+  const redirect = redirectFor(store, order[0]!.id, opts);
+  const items: PreflightItem[] = [...treeItems(order)];
+  for (const n of order) {
+    const pf = preflightState(n.state, redirect);
+    for (const it of pf.items) items.push({ ...it, id: order.length > 1 ? `${it.id}@${n.state.pid}` : it.id, label: `${it.label} (process ${n.state.pid}, ${n.state.comm})`, reason: `Process ${n.state.pid}: ${it.reason}` });
+  }
+  return { ok: items.every((i) => i.ok), items };
+}
+
+/** Pipes with ends in more than one member (capture marked them info.treePipe). */
+function treePipes(order: Node[]): { target: string; ends: FdState[] }[] {
+  const byPipe = new Map<string, FdState[]>();
+  for (const n of order) for (const f of n.state.fds) if (f.kind === 'pipe' && f.info?.treePipe === true) byPipe.set(f.target, [...(byPipe.get(f.target) ?? []), f]);
+  return [...byPipe].map(([target, ends]) => ({ target, ends }));
+}
+
+/** Open file descriptions held by several members (capture marked them info.treeShared = "PID:FD" of the first holder). */
+function sharedGroups(order: Node[]): { key: string; first: FdState; holderFds: readonly FdState[] }[] {
+  const out: { key: string; first: FdState; holderFds: readonly FdState[] }[] = [];
+  for (const n of order) {
+    for (const f of n.state.fds) {
+      if (f.info?.treeShared === `${n.state.pid}:${f.fd}`) out.push({ key: f.info.treeShared, first: f, holderFds: n.state.fds });
+    }
+  }
+  return out;
+}
+
+function waitZombie(pid: number): void {
+  const end = Date.now() + 2000;
+  while (Date.now() < end) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (st.slice(st.lastIndexOf(')') + 2)[0] === 'Z') return;
+    } catch {
+      return;
+    }
+  }
+}
+
+function startTimeOf(pid: number): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch (_e) {
+    return null;
+  }
+}
+
+export function restoreTree(store: Store, id: number, opts: RestoreOptions = {}): TreeRestoreResult {
+  const t0 = performance.now();
+  const order = loadTree(store, id);
+  const rootId = order[0]!.id;
+  const redirect = redirectFor(store, rootId, opts);
+  const pf = preflightTree(store, rootId, opts);
+  if (!pf.ok) {
+    throw new StasisError('PREFLIGHT_FAILED', `Tree checkpoint #${rootId} cannot be restored: ${pf.items.filter((i) => !i.ok).map((i) => i.reason).join(' ')}`, { items: pf.items });
+  }
+  for (const p of [redirect.stdout, redirect.stderr, redirect.log]) if (p) mkdirSync(dirname(p), { recursive: true });
+  const steps: RestoreStepTiming[] = [];
+  const prog = progress(opts.onProgress);
+  const total = 4 + order.length;
+  let current = 'start the stub';
+  let who = order[0]!.state.pid;
+  const step: StepFn = (name, fn) => {
+    current = name;
+    throwIfCancelled(opts.signal, rootId);
+    prog.report({ done: Math.min(steps.length, total - 1), total, unit: 'steps', phase: `${name} (process ${who})` });
+    const s = performance.now();
+    const v = fn();
+    steps.push({ step: order.length > 1 ? `${name} (${who})` : name, ms: +(performance.now() - s).toFixed(2) });
+    return v;
+  };
+  const remotes = new Map<Node, Remote>();
+  const zombies: { parent: Node; r: Remote; status: number }[] = [];
+  let bytesWritten = 0;
+  let writeMs = 0;
+  const tidMaps = new Map<Node, ReadonlyMap<number, number>>();
+  try {
+    const root = order[0]!;
+    const stub = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
+    remotes.set(root, stub);
+    const stubMaps = parseMaps(readFileSync(`/proc/${stub.pid}/maps`, 'utf8'));
+    const avoid: Range[] = order.slice(1).flatMap((n) => n.state.mappings);
+    const rootPlan = step('plan', () => buildRestorePlan(root.state, stubMaps, { avoid }));
+    step('trampoline', () => {
+      setSigmask(stub.pid, ALL_BUT_TRAP);
+      setUpTrampoline(stub, rootPlan);
+    });
+    const samePid = (pid: number): boolean => opts.samePid !== false && canTakePid(pid);
+    const parkFrom = Math.max(2, ...order.flatMap((n) => n.state.fds.map((f) => f.fd))) + 1;
+    let parked = new Map<string, number>();
+    step('fork', () => {
+      if (!(samePid(root.state.pid) && stub.forkAway(root.state.pid))) stub.forkAway(null);
+      closeInheritedFds(stub);
+      setLeadership(stub, root.state);
+      parked = parkTreePipes(stub, treePipes(order), parkFrom);
+      parkSharedFiles(stub, sharedGroups(order), redirect, parkFrom + parked.size, parked);
+      // Parents first: each child is a copy of its restored parent, leadership and pipes included.
+      for (const n of order.slice(1)) {
+        who = n.state.pid;
+        const p = remotes.get(n.parent!)!;
+        const r = (samePid(n.state.pid) ? p.forkChild(n.state.pid) : null) ?? p.forkChild(null);
+        if (!r) throw new StasisError('INTERNAL', `Could not fork process ${n.state.pid} from its parent ${n.parent!.state.pid}.`);
+        remotes.set(n, r);
+        setLeadership(r, n.state);
+      }
+      // Groups led by another member (a pipeline's second process joins the first one's group).
+      const newPid = new Map(order.map((n) => [n.state.pid, remotes.get(n)!.pid]));
+      for (const n of order.slice(1)) {
+        const s = n.state;
+        if (s.pgid === s.pid || s.pgid === n.parent!.state.pgid || !newPid.has(s.pgid)) continue;
+        remotes.get(n)!.call(NR.setpgid, [0n, BigInt(newPid.get(s.pgid)!)], `setpgid (process ${s.pid} joins group ${s.pgid})`);
+      }
+      // Exited, unreaped children: forked from their parent, then they exit with their old status.
+      for (const n of order) {
+        for (const z of n.state.zombies ?? []) {
+          const p = remotes.get(n)!;
+          const r = (samePid(z.pid) ? p.forkChild(z.pid) : null) ?? p.forkChild(null);
+          if (!r) throw new StasisError('INTERNAL', `Could not recreate the exited child ${z.pid} of process ${n.state.pid}.`);
+          zombies.push({ parent: n, r, status: z.status });
+          r.exitAs(z.status);
+        }
+      }
+      for (const z of zombies) waitZombie(z.r.pid);
+      // Their exit left a SIGCHLD pending in the parent (blocked while it is rebuilt): the
+      // original had already had it, so it is taken back unless it was pending then too.
+      for (const n of new Set(zombies.map((z) => z.parent))) {
+        if ((n.state.sharedPending >> BigInt(SIGCHLD - 1)) & 1n) continue;
+        const r = remotes.get(n)!;
+        r.resetScratch();
+        const set = Buffer.alloc(8);
+        set.writeBigUInt64LE(1n << BigInt(SIGCHLD - 1), 0);
+        r.raw(NR.rt_sigtimedwait, [r.put(set), 0n, r.reserve(16), 8n]);
+      }
+    });
+    for (const n of order) {
+      who = n.state.pid;
+      const r = remotes.get(n)!;
+      const plan = n === root ? rootPlan : buildRestorePlan(n.state, parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8')), { trampoline: rootPlan.trampoline });
+      const w = rebuildSteps(step, r, plan, n.state, { store, id: n.id, opts, redirect, tree: { parked, from: parkFrom } });
+      tidMaps.set(n, w.threads.tids);
+      bytesWritten += w.bytesWritten;
+      writeMs += w.writeMs;
+    }
+    who = root.state.pid;
+    step('detach', () => {
+      for (const n of order) {
+        const r = remotes.get(n)!;
+        r.detach();
+        if (n.state.stopped) kill(r.pid, SIGSTOP);
+      }
+    });
+  } catch (e) {
+    // Children first, so no restored parent runs to see them die.
+    for (const z of zombies) z.r.kill();
+    for (const n of [...order].reverse()) remotes.get(n)?.kill();
+    const msg = e instanceof Error ? e.message : String(e);
+    const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
+    throw new StasisError(code, `Restore of tree checkpoint #${rootId} failed at step "${current}" (process ${who}): ${msg} Every half-built process was killed; nothing was left running.`, { step: current });
+  }
+  const members: TreeRestoreMember[] = order.map((n) => ({
+    checkpointId: n.id, originalPid: n.state.pid, pid: remotes.get(n)!.pid, samePid: remotes.get(n)!.pid === n.state.pid,
+    parentPid: n.parent ? remotes.get(n.parent)!.pid : null, comm: n.state.comm,
+    zombies: zombies.filter((z) => z.parent === n).map((z) => z.r.pid),
+  }));
+  let branchId: number | null = null;
+  const warnings: string[] = [];
+  // A parent remembers its children's PIDs (waitpid(pid), kill(pid)): say when one changed.
+  const moved = members.filter((m) => !m.samePid && m.parentPid !== null);
+  if (moved.length) warnings.push(`${moved.map((m) => `process ${m.originalPid} came back as ${m.pid}`).join(', ')} (its PID was taken or not ours to give): a parent that waits for or signals its child by the old PID will not find it.`);
+  try {
+    branchId = recordTreeBranch(store, order, members, order.map((n) => tidMaps.get(n) ?? new Map()));
+  } catch (e) {
+    warnings.push(`The restored processes run, but the store could not record them: ${(e as Error).message}`);
+  }
+  const warning = warnings.length ? warnings.join(' ') : undefined;
+  prog.finish({ total, unit: 'steps', phase: 'running' });
+  const root = members[0]!;
+  return {
+    checkpointId: rootId, pid: root.pid, samePid: root.samePid, originalPid: root.originalPid, threads: order[0]!.state.threads.length,
+    durationMs: +(performance.now() - t0).toFixed(2), bytesWritten, writeMs: +writeMs.toFixed(2), log: redirect.log, steps,
+    branchCheckpointId: branchId, ...(warning ? { warning } : {}), members,
+  };
+}
+
+/** The restored tree recorded as a tree checkpoint of the new processes (a branch of each member, no new pages). */
+function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMember[], tids: ReadonlyMap<number, number>[]): number | null {
+  const begins = order.map((n, i) => {
+    const m = members[i]!;
+    const startTime = startTimeOf(m.pid);
+    if (!startTime) return null;
+    const parent = store.get(n.id)!;
+    const origin = store.getTarget(parent.targetId);
+    const target = store.upsertTarget({ pid: m.pid, startTime, exe: n.state.exe, cmdline: n.state.cmdline, ...(origin?.name ? { name: origin.name } : {}) });
+    return { target: target.id, startTime, parent };
+  });
+  if (begins.some((b) => b === null)) return null; // a member already exited
+  let w: TreeWriter | null = null;
+  try {
+    w = store.beginTree(begins.map((b) => ({ targetId: b!.target, parentId: b!.parent.id, mode: 'incremental', dirtyTracking: b!.parent.dirtyTracking, coverage: 'delta', label: `restored from #${order[0]!.id}`, restoredFrom: b!.parent.id })));
+    order.forEach((n, i) => {
+      const pid = members[i]!.pid;
+      w!.writers[i]!.setState({ ...n.state, pid, ppid: members[i]!.parentPid ?? n.state.ppid, startTime: begins[i]!.startTime, threads: n.state.threads.map((t) => ({ ...t, tid: t.tid === n.state.pid ? pid : tids[i]!.get(t.tid) ?? t.tid })) });
+    });
+    return w.commit(order.map(() => ({ pagesScanned: 0 })))[0]!.id;
+  } catch (e) {
+    w?.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The commit of a tree checkpoint: the members' writers share one segment (and its in-segment
+ * dedup, so pages a forked child still shares with its parent are stored once); each member's
+ * commit() only hands its records here, and commit() writes every def into that one segment and
+ * makes all of them visible in one index transaction. Nothing is visible before that; an abort or
+ * a failure discards the segment and every member with it.
+ */
+import { StasisError } from '../../../shared/errors';
+import type { CheckpointInfo, CheckpointStats, CheckpointWriter, TreeWriter } from './api';
+import { KIND_DATA, type Extent } from './extents';
+import { encodeRecords, type DefEntry } from './format';
+import type { SegmentWriter } from './segments';
+import type { SqliteStore } from './store';
+import type { WriterHost } from './writer';
+
+type Sealed = Parameters<WriterHost['commitCheckpoint']>[0];
+
+export class TreeCommit implements TreeWriter {
+  writers: CheckpointWriter[] = [];
+  readonly local = new Map<number, number>();
+  private sealed: (Sealed | null)[];
+  private done = false;
+
+  constructor(private readonly store: SqliteStore, readonly seg: SegmentWriter, private readonly ids: number[], private readonly release: () => void) {
+    this.sealed = ids.map(() => null);
+  }
+
+  /** What member i's Writer sees as its store: its commit only seals its records. */
+  hostFor(i: number): WriterHost {
+    return {
+      reader: this.store.reader,
+      lookupDedup: (keys) => this.store.lookupDedup(keys),
+      commitCheckpoint: (w) => {
+        this.sealed[i] = w;
+        // Not visible yet: the tree's commit() publishes every member at once.
+        return { id: this.ids[i]!, targetId: 0, parentId: w.def.parent, createdAt: w.def.createdAt, label: w.def.label, notes: null, pinned: false, mode: w.def.mode as CheckpointInfo['mode'], dirtyTracking: w.def.dirtyTracking as CheckpointInfo['dirtyTracking'], stats: w.def.stats as unknown as CheckpointStats };
+      },
+      finishWriter: () => { /* the tree's commit or abort releases the lock */ },
+    };
+  }
+
+  commit(stats: Partial<CheckpointStats>[]): CheckpointInfo[] {
+    if (this.done) throw new StasisError('INVALID_INPUT', 'This tree checkpoint was already committed or aborted; begin a new one.');
+    try {
+      this.writers.forEach((w, i) => w.commit(stats[i] ?? {}));
+      const all = this.sealed.map((s, i) => {
+        if (!s) throw new StasisError('INTERNAL', `Member ${i} of the tree checkpoint was not sealed.`);
+        return s;
+      });
+      const blockBytes = this.seg.flushBlocks();
+      const newTotal = all.reduce((n, s) => n + s.newPages.length, 0);
+      const root = this.ids[0]!;
+      const recs: Buffer[] = [];
+      let off = 0;
+      const defs: DefEntry[] = all.map((s) => {
+        const wire = s.records.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind }));
+        const buf = encodeRecords(wire, s.hashes);
+        const dataPages = s.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
+        // The segment's pages are the tree's: each member counts those it wrote. Stored bytes split by new pages (the blocks are shared: exact when nothing is compressed).
+        const bytesWritten = newTotal ? Math.round((blockBytes * s.newPages.length) / newTotal) : 0;
+        const def: DefEntry = { ...s.def, stats: { ...s.def.stats, pagesWritten: s.newPages.length, bytesWritten }, tree: { root, size: all.length }, recordsOffset: off, extents: s.records.length, dataPages };
+        recs.push(buf);
+        off += buf.length;
+        return def;
+      });
+      const { bytes, pages, blockBytes: bb } = this.seg.finish(defs, Buffer.concat(recs));
+      this.store.publish(this.seg.fileId, () => {
+        this.store.insertFile(this.seg.fileId, bytes, pages, defs, bb);
+        defs.forEach((d, i) => this.store.applyDef(d, this.seg.fileId, all[i]!.records as Extent[]));
+      });
+      this.done = true;
+      this.release();
+      this.store.addDedup(all.flatMap((s) => s.newPages.map((p) => ({ key: this.seg.hashKeyOf(p), file: this.seg.fileId, page: p }))));
+      const gen = this.store.meta('generation', 0);
+      defs.forEach((d, i) => this.store.cacheView(d.ckpt, gen, all[i]!.view));
+      return defs.map((d) => this.store.get(d.ckpt)!);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    for (const w of this.writers) w.abort();
+    this.seg.discard();
+    this.release();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Tree checkpoints: a process and its descendants taken at one instant (`checkpointTree`) and
+ * brought back as the same tree (`restore` of a tree checkpoint): each child forked from its
+ * restored parent with its old PID, so the parent's wait() reaps it with the status the child
+ * computes itself; a pipe between parent and child with bytes in flight; a session with two
+ * process groups; exited children still waiting to be reaped; a file description parent and child share. Each fixture checks itself
+ * (test/fixtures/tree-family.c); a single-process checkpoint of the same parent cannot do any of it.
+ * And a real `sh -c 'a | b'` pipeline interrupted mid-stream finishes with the uninterrupted output.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
+import { checkpointTree } from '../../electron/engine/capture';
+import { restore } from '../../electron/engine/restore';
+import { fields, fileLines, killQuietly, sleep, waitFor, withStore } from './helpers';
+
+const fixture = buildFixture('tree-family');
+
+/** Runs MODE, checkpoints its tree (killing it), restores it, lets it run its checks; returns the result line's fields. */
+async function roundTrip(mode: string, expectMembers: number, opts: { incremental?: boolean } = {}): Promise<{ result: Record<string, number>; original: Record<string, number> | null }> {
+  return withStore(async (store, dir) => {
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([fixture, mode, out], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      // Optionally a first tree checkpoint that leaves it running: the second is then incremental per process.
+      const first = opts.incremental ? checkpointTree(store, t.pid) : null;
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      if (first) {
+        assert.equal(c.mode, 'incremental');
+        c.members.forEach((m, i) => assert.equal(store.get(m.id)!.parentId, first.members[i]!.id, 'each process builds on its own previous checkpoint'));
+      }
+      assert.equal(c.members.length, expectMembers, `members: ${JSON.stringify(c.members)}`);
+      assert.equal(store.get(c.id)?.tree?.size, expectMembers);
+      assert.deepEqual(store.treeMembers(c.id), c.members.map((m) => m.id));
+      await t.waitExit();
+      // Same PIDs need the old ones free: the killed children are reaped by init meanwhile.
+      const pids = [...c.members.map((m) => m.pid), ...c.members.flatMap((m) => m.zombies)];
+      await waitFor('the original processes to be gone', () => pids.every((p) => !existsSync(`/proc/${p}`)));
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      restored.push(...(r.members ?? []).flatMap((m) => [m.pid, ...m.zombies]));
+      assert.equal(r.members?.length, expectMembers);
+      assert.ok(r.members!.every((m) => m.samePid), `same PIDs: ${JSON.stringify(r.members)}`);
+      assert.equal(r.pid, t.pid);
+      process.kill(r.pid, 'SIGUSR1');
+      await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${r.pid} `)), 10_000);
+      return { result: fields(fileLines(out).find((l) => l.startsWith(`pid=${r.pid} `))!), original: null };
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+}
+
+test('a parent restored with its two children reaps them with wait(); each still sees it as getppid() (from an incremental tree checkpoint)', async () => {
+  const { result } = await roundTrip('wait', 3, { incremental: true });
+  assert.equal(result.c1, 11);
+  assert.equal(result.c2, 12);
+  assert.equal(result.reaped, 2);
+});
+
+test('a pipe from parent to child comes back with its bytes in flight and keeps working', async () => {
+  const { result } = await roundTrip('pipe', 2);
+  assert.equal(result.child, 0, 'the child read "hello-from-parent" then "end"');
+});
+
+test('a session leader with a process-group leader child and a child in that group come back in the same session and groups', async () => {
+  const { result } = await roundTrip('session', 3);
+  assert.deepEqual({ sid: result.sid, a: result.a, b: result.b }, { sid: 1, a: 21, b: 22 });
+});
+
+test('children that exited before the checkpoint are reaped after restore with their exit status and signal', async () => {
+  const { result } = await roundTrip('zombie', 1);
+  assert.deepEqual({ code1: result.code1, sig2: result.sig2 }, { code1: 7, sig2: 15 });
+});
+
+test('a file opened before fork keeps one shared offset between parent and child after restore', async () => {
+  const { result } = await roundTrip('shared', 2);
+  assert.deepEqual({ same: result.same, child: result.child }, { same: 1, child: 0 });
+});
+
+test("a shell pipeline (sh -c 'loop | md5sum') checkpointed mid-stream comes back and prints the same digest as an uninterrupted run", async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'digest.txt');
+    const lines = 'i=0; while [ $i -lt 150 ]; do echo line$i; i=$((i+1))';
+    const expected = execFileSync('sh', ['-c', `${lines}; done | md5sum`], { encoding: 'utf8' });
+    const t = spawnDetached(['sh', '-c', `${lines}; sleep 0.01; done | md5sum > ${out}`], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await sleep(500);
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      const comms = c.members.map((m) => m.comm);
+      // sh, the loop's subshell, md5sum (and the loop's sleep when it was caught sleeping).
+      assert.ok(comms.filter((x) => x === 'sh').length === 2 && comms.includes('md5sum'), comms.join(','));
+      await t.waitExit();
+      const pids = c.members.map((m) => m.pid);
+      await waitFor('the original pipeline to be gone', () => pids.every((p) => !existsSync(`/proc/${p}`)));
+      assert.equal(existsSync(out) ? readFileSync(out, 'utf8') : '', '', 'md5sum had not finished when it was killed');
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      restored.push(...r.members!.map((m) => m.pid));
+      await waitFor('the restored pipeline to finish', () => existsSync(out) && readFileSync(out, 'utf8').length > 0, 15_000);
+      assert.equal(readFileSync(out, 'utf8'), expected);
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+});
+
+test('a tree with a member traced by another program is refused, naming it; nothing is saved and every process runs on untraced', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'out.txt');
+    const log = join(dir, 'tracer.log');
+    const t = spawnDetached([fixture, 'wait', out], { cwd: dir });
+    let tracer: ReturnType<typeof spawnDetached> | undefined;
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      const kid = Number(readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+      tracer = spawnDetached([buildFixture('schedule-tracer'), String(kid), '5000'], { log });
+      await waitFor('the tracer to attach', () => fileLines(log).includes('seized'));
+      assert.throws(() => checkpointTree(store, t.pid), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'UNSUPPORTED');
+        assert.match(e.message, new RegExp(`Process ${kid} \\(tree-family\\), a child of ${t.pid}, is traced by process ${tracer!.pid} \\(schedule-tracer\\)`));
+        return true;
+      });
+      assert.equal(store.list().length, 0);
+      const tracerOf = (p: number): number => Number(/TracerPid:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1]);
+      assert.equal(tracerOf(t.pid), 0, 'the root was released');
+      assert.equal(tracerOf(kid), tracer.pid, 'the traced child keeps its own tracer');
+      // Still working: the tree finishes its own checks.
+      process.kill(t.pid, 'SIGUSR1');
+      tracer.kill();
+      await waitFor('the original tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${t.pid} `)), 10_000);
+      assert.deepEqual(fields(fileLines(out).find((l) => l.startsWith(`pid=${t.pid} `))!), { pid: t.pid, c1: 11, c2: 12, reaped: 2 });
+    } finally {
+      tracer?.kill();
+      t.kill();
+    }
+  });
+});
+
+test('stasis checkpoint --tree, list and restore through the CLI: one row with the number of processes, the whole tree restored', async () => {
+  await withStore(async (_store, dir) => {
+    const root = new URL('../..', import.meta.url).pathname;
+    const storeDir = join(dir, 'cli-store');
+    const stasis = (args: string[]): { code: number; out: string; err: string } => {
+      const r = spawnSync(process.execPath, [join(root, 'bin/stasis.js'), '--store', storeDir, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+    };
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([fixture, 'wait', out], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      const c = stasis(['checkpoint', String(t.pid), '--tree', '--kill']);
+      assert.equal(c.code, 0, c.err);
+      assert.match(c.out, new RegExp(`Tree checkpoint #1 of pid ${t.pid} and its descendants: 3 processes, full, all killed afterwards`));
+      const rows = JSON.parse(stasis(['--json', 'list']).out) as { id: number; processes?: number }[];
+      assert.deepEqual(rows.map((r) => [r.id, r.processes]), [[1, 3]], 'one row for the tree');
+      const listed = stasis(['list']).out;
+      assert.match(listed, /\[tree: 3 processes\]/);
+      await t.waitExit();
+      await waitFor('the original tree to be gone', () => !existsSync(`/proc/${t.pid}`));
+      await sleep(200); // the killed children are reaped by init
+      const r = stasis(['--json', 'restore', '2']); // a member's id restores the whole tree
+      assert.equal(r.code, 0, r.err);
+      const res = JSON.parse(r.out) as { pid: number; members: { pid: number }[] };
+      restored.push(...res.members.map((m) => m.pid));
+      assert.equal(res.members.length, 3);
+      process.kill(res.pid, 'SIGUSR1');
+      await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${res.pid} `)), 10_000);
+      const f = fields(fileLines(out).find((l) => l.startsWith(`pid=${res.pid} `))!);
+      assert.equal(f.reaped, 2);
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+});
