@@ -15,13 +15,13 @@ import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
 import { checkpointTree } from '../../electron/engine/capture';
-import { restore } from '../../electron/engine/restore';
+import { preflight, restore } from '../../electron/engine/restore';
 import { fields, fileLines, killQuietly, sleep, waitFor, withStore } from './helpers';
 
 const fixture = buildFixture('tree-family');
 
 /** Runs MODE, checkpoints its tree (killing it), restores it, lets it run its checks; returns the result line's fields. */
-async function roundTrip(mode: string, expectMembers: number, opts: { incremental?: boolean } = {}): Promise<{ result: Record<string, number>; original: Record<string, number> | null }> {
+async function roundTrip(mode: string, expectMembers: number, opts: { incremental?: boolean } = {}): Promise<{ result: Record<string, number>; preflight: string }> {
   return withStore(async (store, dir) => {
     const out = join(dir, 'out.txt');
     const t = spawnDetached([fixture, mode, out], { cwd: dir });
@@ -42,6 +42,8 @@ async function roundTrip(mode: string, expectMembers: number, opts: { incrementa
       // Same PIDs need the old ones free: the killed children are reaped by init meanwhile.
       const pids = [...c.members.map((m) => m.pid), ...c.members.flatMap((m) => m.zombies)];
       await waitFor('the original processes to be gone', () => pids.every((p) => !existsSync(`/proc/${p}`)));
+      const pf = preflight(store, c.id, { log: join(dir, 'restore.log') });
+      assert.equal(pf.ok, true, JSON.stringify(pf.items.filter((i) => !i.ok)));
       const r = restore(store, c.id, { log: join(dir, 'restore.log') });
       restored.push(...(r.members ?? []).flatMap((m) => [m.pid, ...m.zombies]));
       assert.equal(r.members?.length, expectMembers);
@@ -49,7 +51,7 @@ async function roundTrip(mode: string, expectMembers: number, opts: { incrementa
       assert.equal(r.pid, t.pid);
       process.kill(r.pid, 'SIGUSR1');
       await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${r.pid} `)), 10_000);
-      return { result: fields(fileLines(out).find((l) => l.startsWith(`pid=${r.pid} `))!), original: null };
+      return { result: fields(fileLines(out).find((l) => l.startsWith(`pid=${r.pid} `))!), preflight: pf.items.map((i) => i.reason).join('\n') };
     } finally {
       t.kill();
       for (const p of restored) killQuietly(p);
@@ -65,7 +67,8 @@ test('a parent restored with its two children reaps them with wait(); each still
 });
 
 test('a pipe from parent to child comes back with its bytes in flight and keeps working', async () => {
-  const { result } = await roundTrip('pipe', 2);
+  const { result, preflight } = await roundTrip('pipe', 2);
+  assert.match(preflight, /pipe:\[\d+\] is reattached to the other processes of the tree/, 'the pre-flight says the pipe comes back, not that it is redirected');
   assert.equal(result.child, 0, 'the child read "hello-from-parent" then "end"');
 });
 
