@@ -87,7 +87,7 @@ export const captureCalls = {
       snapshot: z.enum(['auto', 'precopy', 'fork', 'uffd', 'never']).optional(),
       /** Deleted open files up to this many bytes each are saved into the checkpoint (default 10 MiB). */
       ghostLimit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-      /** The process and all its descendants, at one instant, as one tree checkpoint (every process frozen throughout). */
+      /** The process and all its descendants, at one instant, as one tree checkpoint (every process frozen throughout). Default: when it has child processes; false takes it alone. */
       tree: z.boolean().optional(),
     }),
     output: checkpointResultSchema,

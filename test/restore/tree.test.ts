@@ -147,12 +147,12 @@ test('a tree with a member traced by another program is refused, naming it; noth
   });
 });
 
-test('stasis checkpoint --tree, list and restore through the CLI: one row with the number of processes, the whole tree restored', async () => {
+test('stasis checkpoint of a process with children takes the tree by default (--no-tree: it alone, with a warning); list and restore through the CLI: one row with the number of processes, the whole tree restored', async () => {
   await withStore(async (_store, dir) => {
     const root = new URL('../..', import.meta.url).pathname;
     const storeDir = join(dir, 'cli-store');
-    const stasis = (args: string[]): { code: number; out: string; err: string } => {
-      const r = spawnSync(process.execPath, [join(root, 'bin/stasis.js'), '--store', storeDir, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const stasis = (args: string[], store = storeDir): { code: number; out: string; err: string } => {
+      const r = spawnSync(process.execPath, [join(root, 'bin/stasis.js'), '--store', store, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
       return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
     };
     const out = join(dir, 'out.txt');
@@ -160,7 +160,12 @@ test('stasis checkpoint --tree, list and restore through the CLI: one row with t
     const restored: number[] = [];
     try {
       await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
-      const c = stasis(['checkpoint', String(t.pid), '--tree', '--kill']);
+      const alone = stasis(['--json', 'checkpoint', String(t.pid), '--no-tree'], join(dir, 'alone-store'));
+      assert.equal(alone.code, 0, alone.err);
+      const a = JSON.parse(alone.out) as { members?: unknown; warnings: string[] };
+      assert.equal(a.members, undefined, 'a single-process checkpoint');
+      assert.ok(a.warnings.some((w) => /2 child processes .* not in the checkpoint/.test(w)), a.warnings.join('; '));
+      const c = stasis(['checkpoint', String(t.pid), '--kill']);
       assert.equal(c.code, 0, c.err);
       assert.match(c.out, new RegExp(`Tree checkpoint #1 of pid ${t.pid} and its descendants: 3 processes, full, all killed afterwards`));
       const rows = JSON.parse(stasis(['--json', 'list']).out) as { id: number; processes?: number }[];

@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import type { HandlerMap } from '../handler-types';
 import type { captureCalls } from '../../../shared/contract/capture';
-import { checkpoint, checkpointTree, launch, listProcesses, reapLaunched, type TreeCheckpointResult } from '../../engine/capture';
+import { launch, listProcesses, reapLaunched, type TreeCheckpointResult } from '../../engine/capture';
+import { checkpointScoped, wantsTree } from '../../engine/capture/scope';
 import type { CheckpointResultInfo } from '../../../shared/contract/capture';
 import { StasisError } from '../../../shared/errors';
 import { userNames } from '../../engine/proc/users';
@@ -21,8 +22,10 @@ function treeResult(r: TreeCheckpointResult): CheckpointResultInfo {
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
   'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot, ghostLimit, tree }, ctx) => {
-    if (tree && snapshot && snapshot !== 'auto' && snapshot !== 'never') {
-      throw new StasisError('INVALID_INPUT', `A tree checkpoint keeps every process frozen for the whole capture; --snapshot ${snapshot} applies to single-process checkpoints only.`);
+    const asTree = wantsTree(pid, tree);
+    if (asTree && snapshot && snapshot !== 'auto' && snapshot !== 'never') {
+      const why = tree ? 'A tree checkpoint' : `Process ${pid} has child processes, so its checkpoint takes them too (a parent restored without its children cannot wait for them); a tree checkpoint`;
+      throw new StasisError('INVALID_INPUT', `${why} keeps every process frozen for the whole capture; --snapshot ${snapshot} applies to single-process checkpoints only${tree ? '' : ' (--no-tree takes this process alone)'}.`);
     }
     const opts = {
       ...(mode ? { mode } : {}),
@@ -35,7 +38,8 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onProgress: progressEvents(ctx, 'checkpoint'),
     };
-    const r = tree ? treeResult(checkpointTree(ctx.store(), pid, opts)) : checkpoint(ctx.store(), pid, opts);
+    const c = checkpointScoped(ctx.store(), pid, { ...opts, tree: asTree });
+    const r = c.tree ? treeResult(c.result) : c.result;
     ctx.emit('capture.done', { id: r.id, pid: r.pid, frozenMs: r.frozenMs, bytesWritten: r.bytesWritten });
     // Say now, not at restore time, what would keep this checkpoint from coming back (threads,
     // sockets, memfds...): the same pre-flight the restore runs, on this machine as it is now.

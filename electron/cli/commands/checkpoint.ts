@@ -1,5 +1,5 @@
 /**
- * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--tree] [--label TEXT] [--name N] [--snapshot HOW]
+ * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--tree | --no-tree] [--label TEXT] [--name N] [--snapshot HOW]
  *   [--ghost-limit BYTES]`:
  * saves a live process into the store (capture.checkpoint). --json prints the handler's output.
  */
@@ -52,7 +52,8 @@ export default defineCommand('checkpoint', (program, cli) => {
     .option('--full', 'take a full checkpoint even if an earlier one exists')
     .option('--label <text>', 'a label for the checkpoint')
     .option('--name <name>', 'a stable name for this program in the store')
-    .option('--tree', 'the process and all its descendants, at one instant, as one checkpoint (restore brings back the whole tree)')
+    .option('--tree', 'the process and all its descendants, at one instant, as one checkpoint (restore brings back the whole tree); the default when it has child processes')
+    .option('--no-tree', 'this process alone, even when it has child processes (a restored parent cannot wait for them)')
     .option('--snapshot <how>', 'keep downtime short with: auto (default), precopy (read memory while it runs, any number of threads), fork, uffd (userfaultfd write-protect, any number of threads), never')
     .option('--ghost-limit <bytes>', 'save the contents of open files that were already deleted up to this size each (default 10485760 = 10 MiB; 0 saves none)')
     .action(async (pidArg: string, o: Opts) => {
@@ -71,7 +72,7 @@ export default defineCommand('checkpoint', (program, cli) => {
         ...(o.name ? { name: o.name } : {}),
         ...(snapshot ? { snapshot } : {}),
         ...(ghostLimit !== undefined ? { ghostLimit } : {}),
-        ...(o.tree ? { tree: true } : {}),
+        ...(o.tree !== undefined ? { tree: o.tree } : {}),
       });
       cli.print(r, formatCheckpoint);
     });

@@ -300,7 +300,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     // Only this process is saved (our own snapshot child aside): say so when it has children.
     const kids = childProcesses(pid, state.threads.map((th) => th.tid)).filter((k) => k.pid !== child?.pid);
     if (kids.length) {
-      warnings.push(`${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}${kids.length > 5 ? ', ...' : ''}) not in the checkpoint: a restored process cannot wait for ${kids.length > 1 ? 'them' : 'it'} or reach ${kids.length > 1 ? 'them' : 'it'} through pipes (a compressor child, as in tar czf, or a pipeline breaks); \`stasis checkpoint ${pid} --tree\` takes the whole tree`);
+      warnings.push(`${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}${kids.length > 5 ? ', ...' : ''}) not in the checkpoint: a restored process cannot wait for ${kids.length > 1 ? 'them' : 'it'} or reach ${kids.length > 1 ? 'them' : 'it'} through pipes (a compressor child, as in tar czf, or a pipeline breaks); \`stasis checkpoint ${pid}\` without --no-tree takes the whole tree`);
     }
 
     if (uffd || frozenCopy || forkedScan) {

@@ -88,10 +88,10 @@ function freezeTree(pid: number, timeoutMs: number | undefined, zombies: Map<num
         if (b.tracerPid !== 0) {
           let by = '';
           try { by = ` (${readFileSync(`/proc/${b.tracerPid}/comm`, 'utf8').trim()})`; } catch { /* gone */ }
-          refuse(`Process ${k.pid} (${b.comm}), a child of ${m.pid}, is traced by process ${b.tracerPid}${by}: a tree checkpoint needs to trace every process of the tree. Detach the debugger, or checkpoint ${pid} alone without --tree.`);
+          refuse(`Process ${k.pid} (${b.comm}), a child of ${m.pid}, is traced by process ${b.tracerPid}${by}: a tree checkpoint needs to trace every process of the tree. Detach the debugger, or checkpoint ${pid} alone with --no-tree.`);
         }
-        if (pidNs(k.pid) !== ns) refuse(`Process ${k.pid} (${b.comm}), a descendant of ${pid}, runs in another PID namespace (a container or sandbox): its PIDs cannot be rebuilt. Checkpoint ${pid} without --tree.`);
-        if (sharesMemory(m.pid, k.pid)) refuse(`Process ${k.pid} (${b.comm}) is a vfork child of ${m.pid} that has not called exec yet (the parent waits for it, both share one address space). Try again in a moment, or checkpoint without --tree.`);
+        if (pidNs(k.pid) !== ns) refuse(`Process ${k.pid} (${b.comm}), a descendant of ${pid}, runs in another PID namespace (a container or sandbox): its PIDs cannot be rebuilt. Checkpoint ${pid} alone with --no-tree (its children are then left out).`);
+        if (sharesMemory(m.pid, k.pid)) refuse(`Process ${k.pid} (${b.comm}) is a vfork child of ${m.pid} that has not called exec yet (the parent waits for it, both share one address space). Try again in a moment, or checkpoint the parent alone with --no-tree.`);
         members.push({ pid: k.pid, parent: m.pid, t: freeze(k.pid, { skipChecks: true, timeoutMs }), stoppedBefore: b.state === 'T' });
       }
     }

@@ -2,7 +2,7 @@
  * A process's children, from /proc/PID/task/TID/children (every thread's, since a child belongs to
  * the thread that forked it). A checkpoint holds one process: children are not in it.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export function childProcesses(pid: number, tids: readonly number[]): { pid: number; comm: string }[] {
   const out = new Set<number>();
@@ -20,4 +20,15 @@ export function childProcesses(pid: number, tids: readonly number[]): { pid: num
     try { comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { /* gone */ }
     return { pid: p, comm };
   });
+}
+
+/** Whether any thread of pid has a child process now (the process is gone: false). */
+export function hasChildProcesses(pid: number): boolean {
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return false;
+  }
+  return childProcesses(pid, tids).length > 0;
 }

@@ -93,7 +93,7 @@ function treeItems(order: Node[]): PreflightItem[] {
   return [
     { id: 'tree-sessions', label: 'Sessions of the tree', ok: sessionProblems.length === 0,
       reason: sessionProblems.length ? `Sessions cannot be rebuilt by forking: ${sessionProblems.join('; ')}.` : `${order.length} processes; sessions and process groups follow the fork order.${groupNotes.length ? ` Note: ${groupNotes.join('; ')}.` : ''}`,
-      fix: sessionProblems.length ? 'Checkpoint the processes separately (without --tree).' : null },
+      fix: sessionProblems.length ? 'Checkpoint the processes separately (--no-tree).' : null },
   ];
 }
 

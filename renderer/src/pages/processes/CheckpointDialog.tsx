@@ -1,4 +1,4 @@
-/** "Checkpoint now": optional label, full or incremental, with or without its child processes (a tree checkpoint), then the engine's result (or its reason for failing). */
+/** "Checkpoint now": optional label, full or incremental, with its child processes (a tree checkpoint, the default when it has any) or alone, then the engine's result (or its reason for failing). */
 import { useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
@@ -12,14 +12,14 @@ import type { CaptureResult, ProcessInfo } from '../../components/types';
 export function CheckpointDialog({ process, onClose, onDone }: { process: ProcessInfo; onClose: () => void; onDone: () => void }) {
   const [label, setLabel] = useState('');
   const [full, setFull] = useState(false);
-  const [tree, setTree] = useState(false);
+  const [alone, setAlone] = useState(false);
   const [result, setResult] = useState<CaptureResult | null>(null);
   const action = useAction();
 
   const submit = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     const r = await action.run((signal, onProgress) => callEngine<CaptureResult>(CALL.checkpoint, {
-      pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}), ...(tree ? { tree: true } : {}),
+      pid: process.pid, expectStartTime: process.startTime, ...(label.trim() ? { label: label.trim() } : {}), ...(full ? { full: true } : {}), ...(alone ? { tree: false } : {}),
     }, signal, onProgress));
     if (r) { setResult(r); onDone(); }
   };
@@ -46,7 +46,7 @@ export function CheckpointDialog({ process, onClose, onDone }: { process: Proces
         <form onSubmit={submit} className="form">
           <label>Label (optional)<input autoFocus value={label} onChange={(e) => setLabel(e.target.value)} placeholder="before upgrade" /></label>
           <label className="check"><input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} /> Full checkpoint (do not build on the previous one)</label>
-          <label className="check"><input type="checkbox" data-testid="checkpoint-tree" checked={tree} onChange={(e) => setTree(e.target.checked)} /> With its child processes (one checkpoint of the whole tree; every process stays frozen while it is read)</label>
+          <label className="check"><input type="checkbox" data-testid="checkpoint-alone" checked={alone} onChange={(e) => setAlone(e.target.checked)} /> This process only, without its child processes (by default a process with children is saved with all of them in one checkpoint, every process frozen while it is read, since a parent restored alone cannot wait for them)</label>
           {action.error ? <ErrorNote error={action.error} /> : null}
           {action.running && !action.progress ? <Progress label="Checkpointing: the process is frozen only while its state is read." /> : null}
           <Running action={action} />
