@@ -72,6 +72,12 @@ test('a pipe from parent to child comes back with its bytes in flight and keeps 
   assert.equal(result.child, 0, 'the child read "hello-from-parent" then "end"');
 });
 
+test('a socketpair between parent and child comes back with the bytes waiting in both directions and its O_NONBLOCK, and keeps working', async () => {
+  const { result, preflight } = await roundTrip('socketpair', 2);
+  assert.match(preflight, /socket:\[\d+\] is reattached to the other processes of the tree/);
+  assert.deepEqual({ child: result.child, parent: result.parent, nonblock: result.nonblock }, { child: 0, parent: 1, nonblock: 1 });
+});
+
 test('a session leader with a process-group leader child and a child in that group come back in the same session and groups', async () => {
   const { result } = await roundTrip('session', 3);
   assert.deepEqual({ sid: result.sid, a: result.a, b: result.b }, { sid: 1, a: 21, b: 22 });

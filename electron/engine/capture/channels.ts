@@ -117,7 +117,7 @@ function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): vo
 }
 
 /** What waits to be read from the socket at fd (stream sockets; for others a warning if anything waits). */
-function peekQueued(pidfd: number, f: FdState, type: number, warnings: string[]): Buffer | null {
+export function peekQueued(pidfd: number, f: FdState, type: number, warnings: string[]): Buffer | null {
   let ours = -1;
   try {
     ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));

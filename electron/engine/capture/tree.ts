@@ -6,20 +6,21 @@
  * member is stored as a per-process checkpoint of its own target (incrementals work per process);
  * the store commits them in one segment and one transaction (store.beginTree).
  * Zombie children are recorded in their parent's state (their wait status); pipes between members
- * are marked (info.treePipe) with their waiting bytes saved once.
+ * and socketpairs between members are marked (info.treePipe, info.treeSocket) with their waiting
+ * bytes saved once.
  * Refused, with nothing saved and every member released: a member already traced by someone else,
  * in another PID namespace, or sharing its parent's memory (a vfork child whose parent waits).
  */
 import { readlinkSync, readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import type { BeginOptions, Store, TreeWriter } from '../store/api';
-import type { FdState, ProcessState } from '../state/process-state';
+import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import { probeKernelFeatures, syscall, closeFd, SYS, vmRead } from '../native';
 import { freeze, checkTraceable, readBasics, Tracee } from '../tracer';
-import { childProcesses, readCmdline, readStat } from '../proc';
+import { childProcesses, readCmdline, readStat, unixSockets } from '../proc';
 import { captureFrozenState, captureMappings } from './state';
 import { copyPages } from './pages';
-import { savePipeBytes } from './channels';
+import { peekQueued, savePipeBytes } from './channels';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -133,6 +134,51 @@ function markTreePipes(members: Member[], warnings: string[]): number {
   return n;
 }
 
+/**
+ * UNIX socketpairs that join members (an end in one process, its peer in another, or one end held
+ * by several): every descriptor of either end is marked info.treeSocket = the pair's key, with
+ * unixPeer and unixType as for a process's own pairs, and what waits to be read from each end is
+ * saved once (info.socketData on its first descriptor). Restore makes the pair in the root before
+ * forking (restore/fds.ts parkTreeSockets), so each holder inherits its end.
+ */
+function markTreeSockets(members: Member[], warnings: string[]): number {
+  const holders = new Map<number, { pid: number; f: FdState }[]>();
+  for (const m of members) {
+    for (const f of m.state!.fds) {
+      const ino = f.kind === 'socket' ? socketInode(f) : 0;
+      if (ino !== 0) holders.set(ino, [...(holders.get(ino) ?? []), { pid: m.pid, f }]);
+    }
+  }
+  if (holders.size < 2) return 0;
+  const diag = unixSockets();
+  let pairs = 0;
+  for (const [ino, list] of holders) {
+    const d = diag.get(ino);
+    if (!d || d.peer === 0 || ino > d.peer) continue; // each pair once, from its lower inode
+    const peers = holders.get(d.peer);
+    if (!peers) continue;
+    if (new Set([...list, ...peers].map((h) => h.pid)).size < 2) continue; // a process's own pair
+    pairs++;
+    const key = `${ino}-${d.peer}`;
+    for (const [side, other, hs] of [[ino, d.peer, list], [d.peer, ino, peers]] as const) {
+      for (const h of hs) h.f.info = { ...(h.f.info ?? {}), treeSocket: key, unixPeer: other, unixType: d.type };
+      const first = hs[0]!;
+      if (typeof first.f.info?.socketData === 'string') continue; // saved by the member's own capture
+      let pidfd = -1;
+      try {
+        pidfd = Number(syscall(SYS.pidfd_open, [BigInt(first.pid), 0n], 'pidfd_open'));
+        const data = peekQueued(pidfd, first.f, d.type, warnings);
+        if (data) first.f.info = { ...first.f.info, socketData: data.toString('base64') };
+      } catch (e) {
+        warnings.push(`socket:[${side}] between processes: the bytes waiting in it were not saved (${(e as Error).message})`);
+      } finally {
+        if (pidfd >= 0) closeFd(pidfd);
+      }
+    }
+  }
+  return pairs;
+}
+
 function sameFile(a: number, fa: number, b: number, fb: number): boolean {
   try {
     return syscall(NR_KCMP, [BigInt(a), BigInt(b), KCMP_FILE, BigInt(fa), BigInt(fb)], 'kcmp') === 0n;
@@ -205,6 +251,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       m.state = state;
     }
     markTreePipes(members, warnings);
+    markTreeSockets(members, warnings);
     markTreeShared(members);
     opts.onPhase?.('frozen', { pid });
     cancelled();

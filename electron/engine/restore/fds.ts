@@ -5,7 +5,7 @@
  * inherited descriptors were closed first; must never open anything in the engine itself.
  */
 import { StasisError } from '../../../shared/errors';
-import type { FdState, ProcessState } from '../state/process-state';
+import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
@@ -128,6 +128,44 @@ export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState
   }
 }
 
+/** A socketpair between members: each side's socket inode and every descriptor (of any member) of it. */
+export interface TreeSocketPair { key: string; type: number; sides: [{ ino: number; fds: FdState[] }, { ino: number; fds: FdState[] }] }
+
+/**
+ * In the root of a tree restore, before any fork: one socketpair per pair between members, the
+ * bytes that waited at each end written into the other one, each end parked (key `sock:INO`) with
+ * the saved O_NONBLOCK of its first descriptor. Adds to `parked`; returns the next free number.
+ */
+export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], from: number, parked: ParkedFds): number {
+  let next = from;
+  for (const p of pairs) {
+    r.resetScratch();
+    const pairAddr = r.reserve(8);
+    r.call(NR.socketpair, [AF_UNIX, BigInt(p.type) | BigInt(O_CLOEXEC), 0n, pairAddr], `recreating socketpair ${p.key} (between processes)`);
+    const got = Buffer.alloc(8);
+    r.read(pairAddr, got);
+    const fds = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))] as const;
+    p.sides.forEach((side, i) => {
+      const data = side.fds.map((f) => f.info?.socketData).find((d): d is string => typeof d === 'string');
+      const bytes = data ? Buffer.from(data, 'base64') : Buffer.alloc(0);
+      for (let o = 0; o < bytes.length; o += CHUNK) {
+        r.resetScratch();
+        const part = bytes.subarray(o, o + CHUNK);
+        const n = r.call(NR.write, [fds[1 - i]!, r.put(part), BigInt(part.length)], `refilling socketpair ${p.key}`);
+        if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into socketpair ${p.key}.`);
+      }
+    });
+    p.sides.forEach((side, i) => {
+      const at = r.call(NR.dup3, [fds[i]!, BigInt(next), 0n], `parking socketpair ${p.key}`);
+      const flags = (side.fds[0]?.flags ?? 0) & O_NONBLOCK;
+      if (flags) r.call(NR.fcntl, [at, F_SETFL, BigInt(flags)], `O_NONBLOCK on socket:[${side.ino}]`);
+      parked.set(`sock:${side.ino}`, next++);
+    });
+    for (const fd of fds) r.raw(NR.close, [fd]);
+  }
+  return next;
+}
+
 /** Drops the parked descriptors (every member that needed them has dup'ed its own by now). */
 export function closeParked(r: Remote, from: number): void {
   r.call(NR.close_range, [BigInt(from), 0xffffffffn, 0n], 'close_range (the tree\'s parked descriptors)');
@@ -193,10 +231,11 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
   const plans = new Map(state.fds.map((x) => [x.fd, planFd(x, redirect, state.fds)]));
   for (const f of sorted) {
     const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f))
+      : f.kind === 'socket' && typeof f.info?.treeSocket === 'string' ? parked?.get(`sock:${socketInode(f)}`)
       : typeof f.info?.treeShared === 'string' ? parked?.get(`shared:${f.info.treeShared}`) : undefined;
     if (inherited !== undefined) {
-      // A pipe to another process of the tree, or a description several of them share: the root
-      // made it before forking (parkTreePipes, parkSharedFiles).
+      // A pipe or socketpair to another process of the tree, or a description several of them
+      // share: the root made it before forking (parkTreePipes, parkTreeSockets, parkSharedFiles).
       r.call(NR.dup3, [BigInt(inherited), BigInt(f.fd), BigInt(f.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${f.fd} (${f.target}, shared between processes)`);
       continue;
     }

@@ -111,8 +111,11 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   const fdFixes = new Set<string>();
   const fdNotes: string[] = [];
   for (const f of state.fds) {
-    // A pipe to another process of a tree checkpoint: the tree restore reattaches it (restore/tree.ts).
-    if (f.kind === 'pipe' && f.info?.treePipe === true) { fdNotes.push(`fd ${f.fd}: ${f.target} is reattached to the other processes of the tree that hold it`); continue; }
+    // A pipe or socketpair to another process of a tree checkpoint: the tree restore reattaches it (restore/tree.ts).
+    if ((f.kind === 'pipe' && f.info?.treePipe === true) || (f.kind === 'socket' && typeof f.info?.treeSocket === 'string')) {
+      fdNotes.push(`fd ${f.fd}: ${f.target} is reattached to the other processes of the tree that hold it`);
+      continue;
+    }
     const a = planFd(f, redirect, state.fds);
     if (a.action === 'refuse') {
       fdRefusals.push(a.reason);

@@ -14,14 +14,14 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store, TreeWriter } from '../store/api';
-import type { FdState, ProcessState } from '../state/process-state';
+import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import { kill, setSigmask } from '../native';
 import { preflightState, type PreflightItem, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type Range } from './plan';
 import { Remote } from './remote';
 import { setUpTrampoline } from './memory';
 import { setLeadership } from './fs-state';
-import { closeInheritedFds, parkSharedFiles, parkTreePipes } from './fds';
+import { closeInheritedFds, parkSharedFiles, parkTreePipes, parkTreeSockets, type TreeSocketPair } from './fds';
 import { rebuildSteps, throwIfCancelled, type StepFn } from './rebuild';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
 import type { RedirectOptions } from './fd-plan';
@@ -120,6 +120,22 @@ function treePipes(order: Node[]): { target: string; ends: FdState[] }[] {
   return [...byPipe].map(([target, ends]) => ({ target, ends }));
 }
 
+/** Socketpairs between members (capture marked every descriptor of either end info.treeSocket). */
+function treeSockets(order: Node[]): TreeSocketPair[] {
+  const byKey = new Map<string, TreeSocketPair>();
+  for (const n of order) {
+    for (const f of n.state.fds) {
+      const key = f.info?.treeSocket;
+      if (f.kind !== 'socket' || typeof key !== 'string') continue;
+      const [lo, hi] = key.split('-').map(Number) as [number, number];
+      const p = byKey.get(key) ?? { key, type: Number(f.info?.unixType ?? 1), sides: [{ ino: lo, fds: [] }, { ino: hi, fds: [] }] };
+      byKey.set(key, p);
+      p.sides[socketInode(f) === lo ? 0 : 1].fds.push(f);
+    }
+  }
+  return [...byKey.values()];
+}
+
 /** Open file descriptions held by several members (capture marked them info.treeShared = "PID:FD" of the first holder). */
 function sharedGroups(order: Node[]): { key: string; first: FdState; holderFds: readonly FdState[] }[] {
   const out: { key: string; first: FdState; holderFds: readonly FdState[] }[] = [];
@@ -200,7 +216,8 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       closeInheritedFds(stub);
       setLeadership(stub, root.state);
       parked = parkTreePipes(stub, treePipes(order), parkFrom);
-      parkSharedFiles(stub, sharedGroups(order), redirect, parkFrom + parked.size, parked);
+      const next = parkTreeSockets(stub, treeSockets(order), parkFrom + parked.size, parked);
+      parkSharedFiles(stub, sharedGroups(order), redirect, next, parked);
       // Parents first: each child is a copy of its restored parent, leadership and pipes included.
       for (const n of order.slice(1)) {
         who = n.state.pid;
