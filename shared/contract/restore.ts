@@ -15,6 +15,12 @@ export const restoreRedirectSchema = z.object({
   log: z.string().min(1).optional(),
   /** false: always take a new PID (default: the original one when it is free and we may). */
   samePid: z.boolean().optional(),
+  /**
+   * A terminal device (/dev/pts/N): the restored process's terminal descriptors are opened on it and
+   * its process group becomes its foreground group (`stasis restore --attach`, the CLI's own
+   * terminal; refused outside the in-process CLI).
+   */
+  attach: z.string().regex(/^\/dev\/(pts\/\d+|tty\w*|console)$/, 'a terminal device such as /dev/pts/3').optional(),
 });
 
 export const preflightItemSchema = z.object({

@@ -17,6 +17,8 @@ export interface RedirectOptions {
   stderr?: string;
   /** Where any other vanished tty/pipe output goes. */
   log: string;
+  /** A terminal the terminal descriptors are opened on instead (restore --attach). */
+  tty?: string;
 }
 
 export type FdAction =
@@ -70,6 +72,9 @@ function timespecField(v: unknown): bigint {
   return m ? BigInt(m[1]!) * 1_000_000_000n + BigInt(m[2]!) : 0n;
 }
 
+/** Terminal devices a descriptor may name (the tty kind of proc/fds.ts, and /dev/ttyN as a chr). */
+const TERMINAL = /^\/dev\/(pts\/\d+|tty\w*|console)$/;
+
 /** `all`: every descriptor of the checkpoint (epoll needs to know which watched ones exist). */
 export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] = [f]): FdAction {
   const cloexec = f.cloexec;
@@ -82,12 +87,16 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     const path = outputPathFor(f.fd, r);
     return { fd: f.fd, action: 'redirect', path, flags: O_WRONLY | O_CREAT | O_APPEND | (f.flags & O_NONBLOCK), cloexec, note: `${why}; output goes to ${path}` };
   };
+  if (r.tty && (f.kind === 'tty' || (f.kind === 'chr' && TERMINAL.test(f.target)))) {
+    // Never its controlling terminal by accident: the terminal already belongs to the CLI's session.
+    return { fd: f.fd, action: 'open', path: r.tty, flags: reopenFlags | O_NOCTTY, pos: 0n, cloexec, note: `${f.target} is attached to ${r.tty}` };
+  }
   switch (f.kind) {
     case 'file':
     case 'dir':
     case 'chr':
     case 'blk': {
-      if (f.kind === 'chr' && /^\/dev\/(pts\/\d+|tty\d*|console)$/.test(f.target)) return redirect(`${f.target} is a terminal`);
+      if (f.kind === 'chr' && TERMINAL.test(f.target)) return redirect(`${f.target} is a terminal`);
       let st;
       try { st = statSync(f.target, { bigint: true }); } catch (_e) {
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: ${f.target} no longer exists`, fix: `Put the file back at ${f.target}, or restore an earlier checkpoint.` };

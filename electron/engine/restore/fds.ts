@@ -166,6 +166,25 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
   return next;
 }
 
+const TIOCSPGRP = 0x5410n;
+
+/**
+ * restore --attach: a process that led its process group makes that group the terminal's
+ * foreground one, as the shell did for it (a background group reading the terminal would be stopped
+ * by SIGTTIN). Runs while every signal is blocked in it, so its own tcsetpgrp is not stopped by
+ * SIGTTOU; a terminal that is not its controlling one (it leads a session of its own) refuses, and
+ * then nothing needs to change.
+ */
+export function takeForeground(r: Remote, state: ProcessState, redirect: RedirectOptions): void {
+  if (!redirect.tty || state.pgid !== state.pid) return;
+  const fd = state.fds.find((f) => { const a = planFd(f, redirect); return a.action === 'open' && a.path === redirect.tty; });
+  if (!fd) return;
+  r.resetScratch();
+  const pgid = Buffer.alloc(4);
+  pgid.writeInt32LE(r.pid, 0);
+  r.raw(NR.ioctl, [BigInt(fd.fd), TIOCSPGRP, r.put(pgid)]);
+}
+
 /** Drops the parked descriptors (every member that needed them has dup'ed its own by now). */
 export function closeParked(r: Remote, from: number): void {
   r.call(NR.close_range, [BigInt(from), 0xffffffffn, 0n], 'close_range (the tree\'s parked descriptors)');

@@ -36,6 +36,8 @@ export interface RestoreOptions {
   log?: string;
   /** Try to give the process its original PID when it is free (default true; needs privileges). */
   samePid?: boolean;
+  /** A terminal to attach its terminal descriptors to, its group made the foreground one (restore --attach). */
+  attach?: string;
   /** Checked before every step and between page runs: an abort kills the half-built process. */
   signal?: AbortSignal;
   /** Steps done of RESTORE_STEPS (with pages written during "memory contents"), throttled; the last report once the process runs. */
@@ -74,7 +76,7 @@ export interface RestoreResult {
 }
 
 function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOptions {
-  return { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr, log: opts.log ?? join(store.dir, 'logs', `restore-${id}.log`) };
+  return { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr, log: opts.log ?? join(store.dir, 'logs', `restore-${id}.log`), ...(opts.attach ? { tty: opts.attach } : {}) };
 }
 
 function loadState(store: Store, id: number): ProcessState {

@@ -14,7 +14,7 @@ import { moveSpecials } from './specials';
 import { setMm } from './mm';
 import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
-import { closeInheritedFds, closeParked, restoreFds, type ParkedFds } from './fds';
+import { closeInheritedFds, closeParked, restoreFds, takeForeground, type ParkedFds } from './fds';
 import { restoreTimers } from './timers';
 import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
@@ -88,6 +88,7 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
   step('signals', () => setSignalHandlers(r, state));
   step('fds', () => {
     restoreFds(r, state, redirect, ctx.tree?.parked);
+    takeForeground(r, state, redirect);
     if (ctx.tree) closeParked(r, ctx.tree.from);
   });
   // The other threads share the main thread's memory, files and handlers, so they come after them.
