@@ -5,7 +5,8 @@
  * wall time from the command to a running process (the restore call / command returning with the
  * process running; each run then checks the process really moves on).
  *
- *   node --import tsx bench/restore.ts [--size-mb 1024] [--runs 3] [--criu PATH]
+ *   node --import tsx bench/restore.ts [--size-mb 1024] [--threads 1] [--runs 3] [--criu PATH]
+ * With --threads N the target's memory is filled by N threads that stay alive (the issue-13 case: 8).
  * CRIU: /work/shared/tools/install-criu prints the wrapper path (default ~/.cache/criu4/criu); it runs
  * with CRIU_FAULT=130 (see below).
  */
@@ -25,6 +26,7 @@ function arg(name: string, def: string): string {
 }
 const sizeMb = Number(arg('size-mb', '1024'));
 const runs = Number(arg('runs', '3'));
+const threads = Number(arg('threads', '1'));
 const criu = arg('criu', join(homedir(), '.cache/criu4/criu'));
 const root = new URL('../', import.meta.url).pathname;
 // CRIU's parasite cure sets a hardware breakpoint that never fires in this VM, so a plain dump hangs
@@ -93,10 +95,10 @@ prctl(PR.SET_CHILD_SUBREAPER, 1n);
 const work = mkdtempSync(join(tmpdir(), 'stasis-bench-restore-'));
 try {
   const bin = join(work, 'restore-target');
-  const cc = spawnSync('cc', ['-O2', '-o', bin, join(root, 'bench/restore-target.c')], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O2', '-pthread', '-o', bin, join(root, 'bench/restore-target.c')], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(cc.stderr);
   const ready = join(work, 'ready');
-  let t = spawnDetached([bin, ready, String(sizeMb)], { cwd: work });
+  let t = spawnDetached([bin, ready, String(sizeMb), String(threads)], { cwd: work });
   const end = Date.now() + 60_000;
   while (!readReady(ready)) { if (Date.now() > end) throw new Error('target did not start'); sleepMs(20); }
 
@@ -119,7 +121,7 @@ try {
       t.kill();
       await t.waitExit();
       rmSync(ready, { force: true });
-      t = spawnDetached([bin, ready, String(sizeMb)], { cwd: work });
+      t = spawnDetached([bin, ready, String(sizeMb), String(threads)], { cwd: work });
       const end2 = Date.now() + 60_000;
       while (!readReady(ready) || readReady(ready)!.pid !== t.pid) { if (Date.now() > end2) throw new Error('target did not start'); sleepMs(20); }
     }
@@ -172,7 +174,7 @@ try {
   }
   store.close();
   const result = {
-    sizeMb, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+    sizeMb, threads, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     criuProblem,
     criu: haveCriu ? { dumpMs: +criuDumpMs.toFixed(1), restoreMs: criuMs.map((x) => +x.toFixed(1)), medianMs: +median(criuMs).toFixed(1) } : null,
     stasisEngine: { restoreMs: stasisMs.map((x) => +x.toFixed(1)), medianMs: +median(stasisMs).toFixed(1), memoryContentsMs: memMs },

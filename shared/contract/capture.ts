@@ -79,6 +79,8 @@ export const captureCalls = {
        * threads), 'fork', 'uffd' (userfaultfd write-protect, any threads), 'never'.
        */
       snapshot: z.enum(['auto', 'precopy', 'fork', 'uffd', 'never']).optional(),
+      /** Deleted open files up to this many bytes each are saved into the checkpoint (default 10 MiB). */
+      ghostLimit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     }),
     output: checkpointResultSchema,
   }),

@@ -101,22 +101,28 @@ test('capture.launch passes empty arguments through; an empty program or a NUL b
   }
 });
 
-test('capture.checkpoint warns at once when restore would refuse the checkpoint (here: several threads), and not otherwise', async () => {
+test('capture.checkpoint warns at once when restore would refuse the checkpoint (here: a listening TCP socket), and not otherwise (several threads restore)', async () => {
   const st = tempStore();
   const side = tempDir('capture-api-threads');
   const threads = spawnDetached([buildFixture('capture-threads'), side.dir, '2']);
-  const single = spawnDetached([buildFixture('capture-sleeper'), join(side.dir, 'ready')]);
+  const ready = join(side.dir, 'listening');
+  const listener = spawnDetached(['python3', '-c', `import socket, time
+s = socket.socket()
+s.bind(('127.0.0.1', 0))
+s.listen()
+open(${JSON.stringify(ready)}, 'w').close()
+time.sleep(1000)`]);
   try {
     await waitFor('threads.txt', () => existsSync(join(side.dir, 'threads.txt')) && readFileSync(join(side.dir, 'threads.txt'), 'utf8').includes('ready'));
-    await waitFor('ready', () => existsSync(join(side.dir, 'ready')));
+    await waitFor('listening', () => existsSync(ready));
     const c = ctx(st.dir, st.store);
+    const tcp = (await call('capture.checkpoint', { pid: listener.pid }, c)) as { warnings: string[] };
+    assert.ok(tcp.warnings.some((w) => /^restore would refuse it here and now: .*listening TCP socket/i.test(w)), tcp.warnings.join('; '));
     const mt = (await call('capture.checkpoint', { pid: threads.pid }, c)) as { warnings: string[] };
-    assert.ok(mt.warnings.some((w) => /^restore would refuse it here and now: .*thread/i.test(w)), mt.warnings.join('; '));
-    const one = (await call('capture.checkpoint', { pid: single.pid }, c)) as { warnings: string[] };
-    assert.ok(!one.warnings.some((w) => /restore would refuse/.test(w)), one.warnings.join('; '));
+    assert.ok(!mt.warnings.some((w) => /restore would refuse/.test(w)), mt.warnings.join('; '));
   } finally {
     threads.kill();
-    single.kill();
+    listener.kill();
     st.cleanup();
     side.cleanup();
   }

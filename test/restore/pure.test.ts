@@ -114,8 +114,14 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
       assert.ok(it.fix && it.fix.length > 10, `${id} has a fix`);
     };
     const mt = base();
-    mt.threads.push({ ...mt.threads[0], tid: 1000000 });
-    fail(mt, 'threads', /2 threads: .*not yet supported/);
+    mt.threads.push({ ...mt.threads[0]!, tid: 1000000 });
+    assert.equal(preflightState(mt, redirect).items.find((i) => i.id === 'threads')!.ok, true, 'two threads restore');
+    const noLeader = base();
+    noLeader.threads = [{ ...noLeader.threads[0]!, tid: 1000000 }];
+    fail(noLeader, 'threads', /main thread .* had exited/);
+    const noFpu = base();
+    noFpu.threads.push({ ...noFpu.threads[0]!, tid: 1000001, xstate: '' });
+    fail(noFpu, 'threads', /no FPU\/vector registers for thread\(s\) 1000001/);
     const k = base();
     k.kernel.release = '5.10.0-old';
     fail(k, 'kernel', /5\.10\.0-old/);

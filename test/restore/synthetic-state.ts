@@ -36,7 +36,7 @@ export function syntheticState(exe: string, extra: Partial<ProcessState> = {}): 
       { ...anonMapping(0x7f0000006000n, 0x7f0000008000n, 'vdso', '[vdso]'), perms: 'r-xp' },
       anonMapping(0x7ffc00000000n, 0x7ffc00021000n, 'stack', '[stack]'),
     ],
-    threads: [{ tid: 999999, regs: new Array<bigint>(27).fill(0n), xstate: '', sigmask: 0n, sigpending: 0n, inSyscall: -1 }],
+    threads: [{ tid: 999999, regs: new Array<bigint>(27).fill(0n), xstate: 'AA==', sigmask: 0n, sigpending: 0n, inSyscall: -1 }],
     sigactions: [], sharedPending: 0n, fds: [], timers: {},
     kernel: { release: h.release, vdsoSha256: h.vdsoSha256 ?? undefined, vdsoSize: h.vdsoSize ?? undefined },
     warnings: [],

@@ -9,7 +9,7 @@ import { progressEvents } from '../progress';
 import { preflight } from '../../engine/restore';
 
 export const captureHandlers: HandlerMap<typeof captureCalls> = {
-  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot }, ctx) => {
+  'capture.checkpoint': ({ pid, mode, full, label, name, expectStartTime, snapshot, ghostLimit }, ctx) => {
     const r = checkpoint(ctx.store(), pid, {
       ...(mode ? { mode } : {}),
       ...(full !== undefined ? { full } : {}),
@@ -17,6 +17,7 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
       ...(name ? { name } : {}),
       ...(expectStartTime ? { expectStartTime } : {}),
       ...(snapshot ? { snapshot } : {}),
+      ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onProgress: progressEvents(ctx, 'checkpoint'),
     });

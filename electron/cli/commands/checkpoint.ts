@@ -1,5 +1,6 @@
 /**
- * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--label TEXT] [--name N] [--snapshot HOW]`:
+ * `stasis checkpoint PID [--leave-running (default) | --kill] [--full] [--label TEXT] [--name N] [--snapshot HOW]
+ *   [--ghost-limit BYTES]`:
  * saves a live process into the store (capture.checkpoint). --json prints the handler's output.
  */
 import { defineCommand } from '../command';
@@ -28,7 +29,7 @@ export function formatCheckpoint(r: CheckpointResultInfo): string[] {
   ];
 }
 
-interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string; snapshot?: string }
+interface Opts { leaveRunning?: boolean; kill?: boolean; full?: boolean; label?: string; name?: string; snapshot?: string; ghostLimit?: string }
 
 const SNAPSHOTS = ['auto', 'precopy', 'fork', 'uffd', 'never'] as const;
 
@@ -43,10 +44,15 @@ export default defineCommand('checkpoint', (program, cli) => {
     .option('--label <text>', 'a label for the checkpoint')
     .option('--name <name>', 'a stable name for this program in the store')
     .option('--snapshot <how>', 'keep downtime short with: auto (default), precopy (read memory while it runs, any number of threads), fork, uffd (userfaultfd write-protect, any number of threads), never')
+    .option('--ghost-limit <bytes>', 'save the contents of open files that were already deleted up to this size each (default 10485760 = 10 MiB; 0 saves none)')
     .action(async (pidArg: string, o: Opts) => {
       if (o.kill && o.leaveRunning) throw new StasisError('INVALID_INPUT', 'Choose either --leave-running or --kill, not both.');
       const snapshot = SNAPSHOTS.find((x) => x === o.snapshot);
       if (o.snapshot !== undefined && !snapshot) throw new StasisError('INVALID_INPUT', `--snapshot must be one of ${SNAPSHOTS.join(', ')}.`);
+      const ghostLimit = o.ghostLimit === undefined ? undefined : Number(o.ghostLimit);
+      if (ghostLimit !== undefined && !(/^\d+$/.test(o.ghostLimit!) && Number.isSafeInteger(ghostLimit))) {
+        throw new StasisError('INVALID_INPUT', `--ghost-limit must be a number of bytes (e.g. 10485760), not "${o.ghostLimit}".`);
+      }
       const r = await cli.call('capture.checkpoint', {
         pid: pidOf(pidArg),
         mode: o.kill ? 'kill' : 'leave-running',
@@ -54,6 +60,7 @@ export default defineCommand('checkpoint', (program, cli) => {
         ...(o.label !== undefined ? { label: o.label } : {}),
         ...(o.name ? { name: o.name } : {}),
         ...(snapshot ? { snapshot } : {}),
+        ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       });
       cli.print(r, formatCheckpoint);
     });

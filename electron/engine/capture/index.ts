@@ -64,6 +64,8 @@ export interface CheckpointOptions {
   signal?: AbortSignal;
   /** Pages scanned of the pages to scan, throttled; the last report (done == total) after the commit. */
   onProgress?: ProgressFn;
+  /** Deleted open files up to this many bytes each have their contents saved (default 10 MiB; capture/ghost-files.ts). */
+  ghostLimit?: number;
 }
 
 export interface CheckpointResult {
@@ -120,6 +122,9 @@ function whyNoAccess(pid: number): string {
 }
 
 export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = {}): CheckpointResult {
+  if (opts.ghostLimit !== undefined && !(Number.isSafeInteger(opts.ghostLimit) && opts.ghostLimit >= 0)) {
+    throw new StasisError('INVALID_INPUT', `The ghost-file limit must be a whole number of bytes (0 or more), not ${opts.ghostLimit}.`);
+  }
   // Each phase is also a cancellation point; a throw here takes the normal error path (writer
   // aborted, target released), so a cancelled checkpoint leaves nothing behind.
   const phase = (p: CapturePhase, info: { pid: number; snapshotPid?: number }): void => {
@@ -235,7 +240,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
-    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc });
+    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit });
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
     if (!pc) putBackRestartedCalls(state.threads, parentRestarts);

@@ -13,6 +13,8 @@ import { captureThread, sigactionsProbe, brkProbe, timersProbe, runProbes, type 
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
 import { markSharedDescriptions } from './shared-fds';
+import { captureGhostFiles, DEFAULT_GHOST_LIMIT } from './ghost-files';
+import { captureEpollSources } from './epoll-sources';
 import { readSmaps } from '../proc';
 import type { MappingState } from '../state/process-state';
 
@@ -30,7 +32,7 @@ function safe<T>(f: () => T, fallback: T): T {
  * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
  * downtime. Registers, signal state, fd positions and timers are always read here.
  */
-export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean } = {}): ProcessState {
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
@@ -70,6 +72,8 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean }
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);
+  captureGhostFiles(pid, state.fds, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
+  captureEpollSources(pid, state.fds);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) readInherited(state, pid);
   return state;

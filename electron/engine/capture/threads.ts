@@ -5,6 +5,7 @@
  * calls with scratch memory below the red zone; registers always put back). Must run while the
  * target is frozen; never resumes it.
  */
+import { readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import type { SignalHandlerState, ThreadState, TimerState } from '../state/process-state';
 import { REG, SYS, PR, getRseqConfig, syscall, malloc, free, copyFromAddr } from '../native';
@@ -100,6 +101,11 @@ export function captureThread(t: Tracee, tid: number, warnings: string[], extra:
   }
   const rl = robustList(tid);
   if (rl) ts.robustList = rl;
+  try {
+    ts.comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
+  } catch {
+    // the thread ended meanwhile: its registers above were read, its name is not needed
+  }
   const own: Probe = {
     scratch: 32 + 8,
     calls: (addr) => [

@@ -126,7 +126,8 @@ export function parseTimers(text: string): PosixTimerInfo[] {
       cur.sigevValue = BigInt(`0x${(val ?? '0').trim()}`);
     } else if (cur && k === 'notify') {
       const [how, tid] = v.split('/');
-      cur.notify = how ?? '';
+      // "signal/tid.N" (SIGEV_THREAD_ID) vs "signal/pid.N": the kind is kept, restore needs it.
+      cur.notify = tid?.trim().startsWith('tid') ? `${how ?? ''}/tid` : how ?? '';
       cur.notifyTid = tid && /\d/.test(tid) ? Number(tid.replace(/\D/g, '')) : null;
     } else if (cur && k === 'ClockID') cur.clock = Number(v);
   }

@@ -8,6 +8,8 @@
 import { statSync } from 'node:fs';
 import { socketInode, type FdState } from '../state/process-state';
 import { parseWatch } from './inotify-watch';
+import { planGhost } from './ghost-plan';
+import { planEpoll } from './epoll-plan';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -25,7 +27,16 @@ export type FdAction =
   | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
-  | { fd: number; action: 'epoll'; items: { tfd: number; events: number; data: bigint }[]; cloexec: boolean }
+  /**
+   * `via`: the watch is on the file now at that fd, listed under the closed number tfd (restore puts
+   * the file at tfd for the epoll_ctl). `dropped`: watches that cannot come back, in words.
+   */
+  | { fd: number; action: 'epoll'; items: { tfd: number; events: number; data: bigint; via?: number }[]; cloexec: boolean; dropped?: string[] }
+  /**
+   * A deleted open file whose bytes the checkpoint holds: recreated unlinked in `dir` (named `name`
+   * there until it is unlinked) and opened with the saved flags at `pos`; `inode` groups the fds of one file.
+   */
+  | { fd: number; action: 'ghost'; dir: string; name: string; inode: string; mode: number; data: Buffer; flags: number; pos: bigint; cloexec: boolean; note?: string }
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null }
@@ -91,11 +102,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     case 'tty':
       return redirect(`${f.target} is a terminal`);
     case 'deleted-file':
-      return {
-        fd: f.fd, action: 'refuse',
-        reason: `fd ${f.fd} is an open file that was already deleted (${f.target}); its contents are not in the checkpoint`,
-        fix: 'Keep the file on disk while the program runs (or close it before checkpointing); a deleted file cannot be reopened.',
-      };
+      return planGhost(f, all, reopenFlags);
     case 'pipe': {
       const ends = all.filter((x) => x.kind === 'pipe' && x.target === f.target);
       if (ends.some((x) => accessMode(x.flags) !== O_WRONLY) && ends.some((x) => accessMode(x.flags) !== 0)) {
@@ -123,23 +130,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const clockid = Number(String(f.info?.clockid ?? '1').trim());
       return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), flags: f.flags & O_NONBLOCK, cloexec };
     }
-    case 'epoll': {
-      const raw = Array.isArray(f.info?.items) ? (f.info.items as unknown[]).map(String) : [];
-      const items = raw.map((line) => {
-        // "tfd:        5 events:       19 data:                5  pos:0 ino:... sdev:..."
-        const m = /^\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)/i.exec(line.replace(/^tfd:/, ''));
-        return m ? { tfd: Number(m[1]), events: parseInt(m[2]!, 16), data: BigInt('0x' + m[3]) } : null;
-      });
-      if (items.some((i) => i === null)) {
-        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: the epoll watch list could not be read`, fix: 'Take a new checkpoint with this version of Stasis.' };
-      }
-      const byFd = new Set(all.map((x) => x.fd));
-      const missing = items.filter((i) => !byFd.has(i!.tfd));
-      if (missing.length) {
-        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: epoll watches descriptors that were closed (${missing.map((i) => i!.tfd).join(', ')}); such watches cannot be recreated`, fix: 'Close the epoll descriptor or keep the watched descriptors open before checkpointing.' };
-      }
-      return { fd: f.fd, action: 'epoll', items: items as { tfd: number; events: number; data: bigint }[], cloexec };
-    }
+    case 'epoll':
+      return planEpoll(f, all, (x) => planFd(x, r, all));
     case 'inotify': {
       const raw = Array.isArray(f.info?.watches) ? (f.info.watches as unknown[]).map(String) : [];
       const watches = raw.map(parseWatch).sort((a, b) => a.wd - b.wd);

@@ -23,6 +23,7 @@ import { raisePending, setSignalHandlers } from './signals';
 import { closeInheritedFds, restoreFds } from './fds';
 import { restoreTimers } from './timers';
 import { restoreThreadState } from './thread-state';
+import { createThreads, mainThread, type ThreadMap } from './threads';
 import { dropTrampoline, setRegisters } from './registers';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
@@ -48,7 +49,7 @@ export interface RestoreOptions {
 }
 
 /** How many steps restore() runs (the step() calls below; result.steps has one entry each). */
-export const RESTORE_STEPS = 16;
+export const RESTORE_STEPS = 17;
 
 function throwIfCancelled(signal: AbortSignal | undefined, id: number): void {
   if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
@@ -77,6 +78,8 @@ export interface RestoreResult {
   pid: number;
   samePid: boolean;
   originalPid: number;
+  /** Threads the process runs with (all of the checkpoint's). */
+  threads: number;
   durationMs: number;
   bytesWritten: number;
   /** Of the 'memory contents' step, the time spent writing into the new process (the rest is reading the store). */
@@ -134,7 +137,8 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   };
   let bytesWritten = 0;
   let writeMs = 0;
-  const th = state.threads[0]!;
+  const th = mainThread(state);
+  let threads: ThreadMap = { tids: new Map(), changed: [] };
   try {
     const r = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
     remote = r;
@@ -168,11 +172,14 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
     step('fs state', () => setFsState(r, state));
     step('signals', () => setSignalHandlers(r, state));
     step('fds', () => restoreFds(r, state, redirect));
-    step('timers', () => restoreTimers(r, state));
+    // The other threads share the main thread's memory, files and handlers, so they come after them.
+    step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
+    step('timers', () => restoreTimers(r, state, threads.tids));
     step('thread state', () => restoreThreadState(r, th));
-    step('pending signals', () => raisePending(r, state));
+    step('pending signals', () => raisePending(r, state, threads.tids));
     step('registers', () => {
       dropTrampoline(r, plan.trampoline);
+      for (const t of state.threads) if (t !== th) setRegisters(r, t, threads.tids.get(t.tid)!);
       setRegisters(r, th);
     });
     step('detach', () => {
@@ -189,16 +196,19 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   const pid = remote.pid;
   let branchId: number | null = null;
   let warning: string | undefined;
+  if (threads.changed.length > 0) {
+    warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
+  }
   try {
-    branchId = recordBranch(store, id, state, pid);
+    branchId = recordBranch(store, id, state, pid, threads.tids);
   } catch (e) {
     // The process runs; only the timeline entry is missing (e.g. a read-only store).
-    warning = `The restored process runs, but the store could not record it: ${(e as Error).message}`;
+    warning = [warning, `The restored process runs, but the store could not record it: ${(e as Error).message}`].filter(Boolean).join(' ');
   }
   prog.finish({ total: RESTORE_STEPS, unit: 'steps', phase: 'running' });
   return {
     branchCheckpointId: branchId, ...(warning ? { warning } : {}),
-    checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid,
+    checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid, threads: state.threads.length,
     durationMs: +(performance.now() - t0).toFixed(2), bytesWritten, writeMs: +writeMs.toFixed(2), log: redirect.log, steps,
   };
 }
@@ -219,7 +229,7 @@ function startTimeOf(pid: number): string | null {
  * Capture then finds it as the target's latest checkpoint, so the restored process's next
  * checkpoint is incremental on top of what the restore wrote, not a new full chain.
  */
-function recordBranch(store: Store, id: number, state: ProcessState, pid: number): number | null {
+function recordBranch(store: Store, id: number, state: ProcessState, pid: number, tids: ReadonlyMap<number, number>): number | null {
   const startTime = startTimeOf(pid);
   const parent = store.get(id);
   if (!startTime || !parent) return null;
@@ -230,7 +240,7 @@ function recordBranch(store: Store, id: number, state: ProcessState, pid: number
     coverage: 'delta', label: `restored from #${id}`, restoredFrom: id,
   });
   try {
-    w.setState({ ...state, pid, startTime, threads: state.threads.map((t, i) => (i === 0 ? { ...t, tid: pid } : t)) });
+    w.setState({ ...state, pid, startTime, threads: state.threads.map((t) => ({ ...t, tid: tids.get(t.tid) ?? t.tid })) });
     return w.commit({ pagesScanned: 0 }).id;
   } catch (e) {
     w.abort();

@@ -46,9 +46,14 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   const items: PreflightItem[] = [];
 
   const threads = state.threads.length;
-  items.push(item('threads', 'Single-threaded process', threads === 1,
-    threads === 1 ? 'The checkpoint has one thread.' : `The checkpoint has ${threads} threads: restoring multi-threaded processes is not yet supported.`,
-    'Restore a single-threaded program; multi-threaded restore comes in a later version.'));
+  const leader = state.threads.some((t) => t.tid === state.pid);
+  const noFpu = state.threads.filter((t) => !t.xstate && !t.fpregs).map((t) => t.tid);
+  items.push(item('threads', threads === 1 ? 'One thread' : `${threads} threads`, leader && noFpu.length === 0,
+    !leader ? `The main thread (${state.pid}) had exited while ${threads} other thread(s) ran: a process without its leader cannot be rebuilt.`
+      : noFpu.length > 0 ? `The checkpoint has no FPU/vector registers for thread(s) ${noFpu.join(', ')}: they would come back with different floating-point state.`
+        : threads === 1 ? 'The checkpoint has one thread.'
+          : `Each of the ${threads} threads comes back with its registers, FPU/vector state, TLS base, signal mask and pending signals, rseq area and robust futex list, and its saved thread id when free.`,
+    !leader ? 'Checkpoint the process while its main thread is alive.' : 'Take a new checkpoint: this one was made by a version that did not save every thread\'s registers.'));
 
   const sameKernel = state.kernel.release === host.release;
   items.push(item('kernel', 'Same kernel', sameKernel,
@@ -82,7 +87,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   for (const m of state.mappings) {
     if ((m.kind !== 'file-private' && m.kind !== 'file-shared') || seen.has(m.path)) continue;
     seen.add(m.path);
-    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time`); continue; }
+    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time: Stasis saves deleted files that are open as descriptors, not ones that are only mapped`); continue; }
     const p = fileChanged(m.path, { inode: m.inode, size: m.file?.size, mtimeNs: m.file?.mtimeNs });
     if (p) fileProblems.push(p);
   }
@@ -112,7 +117,8 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
       fdFixes.add(a.fix);
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if ((a.action === 'open' || a.action === 'fifo') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if (a.action === 'epoll' && a.dropped) fdNotes.push(`fd ${a.fd} (epoll): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',

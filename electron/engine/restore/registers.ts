@@ -29,7 +29,8 @@ export function dropTrampoline(r: Remote, trampoline: bigint): void {
   r.call(NR.munmap, [trampoline, TRAMPOLINE_SIZE], 'munmap of the restore trampoline');
 }
 
-export function setRegisters(r: Remote, th: ThreadState): void {
+/** Registers of thread `tid` (default: the main thread) from the saved thread `th`. */
+export function setRegisters(r: Remote, th: ThreadState, tid = r.pid): void {
   const regs = [...th.regs];
   if (BigInt.asIntN(64, regs[REG.rax]!) === ERESTART_RESTARTBLOCK) {
     if (regs[REG.orig_rax] === BigInt(NR.restart_syscall)) {
@@ -39,8 +40,8 @@ export function setRegisters(r: Remote, th: ThreadState): void {
       regs[REG.rax] = BigInt.asUintN(64, ERESTARTNOHAND);
     }
   }
-  setRegs(r.pid, regs);
-  if (th.xstate) setRegset(r.pid, NT.X86_XSTATE, Buffer.from(th.xstate, 'base64'));
-  else if (th.fpregs) setRegset(r.pid, NT.PRFPREG, Buffer.from(th.fpregs, 'base64'));
-  setSigmask(r.pid, th.sigmask);
+  setRegs(tid, regs);
+  if (th.xstate) setRegset(tid, NT.X86_XSTATE, Buffer.from(th.xstate, 'base64'));
+  else if (th.fpregs) setRegset(tid, NT.PRFPREG, Buffer.from(th.fpregs, 'base64'));
+  setSigmask(tid, th.sigmask);
 }

@@ -13,7 +13,10 @@ import {
 } from '../native';
 import { STUB_SYSCALL_ADDR, stubPath } from './stub-elf';
 import { SCRATCH_OFFSET, TRAMPOLINE_SIZE } from './plan';
-import { SIGKILL } from './sysno';
+import { NR, SIGKILL } from './sysno';
+
+/** CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, as pthread_create. */
+const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x40000n;
 
 const SIGTRAP = 5;
 
@@ -28,6 +31,7 @@ export class Remote {
   private scratchEnd = 0n;
   private scratchNext = 0n;
   private done = false;
+  private extraTids: number[] = [];
   /** Number of system calls injected so far (for benchmarks and messages). */
   calls = 0;
 
@@ -121,8 +125,8 @@ export class Remote {
     return memRead(this.memFd, addr, buf);
   }
 
-  /** Runs one system call; returns rax as a signed BigInt (-4095..-1 = -errno). */
-  raw(nr: number, args: readonly bigint[] = []): bigint {
+  /** Runs one system call in thread `tid` (default: the main thread); returns rax as a signed BigInt (-4095..-1 = -errno). */
+  raw(nr: number, args: readonly bigint[] = [], tid = this._pid): bigint {
     const r = [...this.base];
     r[REG.rax] = BigInt(nr);
     r[REG.orig_rax] = 0xffffffffffffffffn;
@@ -130,25 +134,78 @@ export class Remote {
     r[REG.rsp] = 0n;
     const argRegs = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
     for (let i = 0; i < argRegs.length; i++) r[argRegs[i]!] = BigInt.asUintN(64, args[i] ?? 0n);
-    setRegs(this.pid, r);
-    singlestep(this.pid);
+    setRegs(tid, r);
+    singlestep(tid);
     this.calls++;
     for (;;) {
-      const st = waitTid(this.pid);
+      const st = waitTid(tid);
       if (!st) continue;
       if (!st.stopped) throw new StasisError('PROCESS_GONE', `The new process ended while running system call ${nr}${st.termSig ? ` (signal ${st.termSig})` : ''}.`);
       if (st.event !== 0 || st.stopSig === SIGTRAP) break;
       // Any other signal is an accident of the half-built process (e.g. SIGSEGV): report it.
       throw new StasisError('INTERNAL', `The new process received signal ${st.stopSig} while running system call ${nr}.`);
     }
-    return BigInt.asIntN(64, getRegs(this.pid)[REG.rax]!);
+    return BigInt.asIntN(64, getRegs(tid)[REG.rax]!);
   }
 
   /** Like raw(), but a -errno result throws an error naming `what`. */
-  call(nr: number, args: readonly bigint[], what: string): bigint {
-    const r = this.raw(nr, args);
+  call(nr: number, args: readonly bigint[], what: string, tid = this._pid): bigint {
+    const r = this.raw(nr, args, tid);
     if (r < 0n && r > -4096n) throw new RemoteError('INTERNAL', `${what} failed: ${errnoName(Number(-r))}.`, { errno: errnoName(Number(-r)) });
     return r;
+  }
+
+  /**
+   * One clone3 injected into `tid` with the given flags and exit signal (set_tid = [want] when
+   * given); the new task is auto-attached (TRACEFORK/TRACECLONE) and waited for at its first stop.
+   * Returns its tid, or null when the kernel refused (e.g. EEXIST: the wanted id is taken).
+   */
+  private clone3(tid: number, flags: bigint, exitSignal: bigint, want: number | null): number | null {
+    setOptions(tid, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
+    this.resetScratch();
+    const tidBuf = Buffer.alloc(4);
+    tidBuf.writeInt32LE(want ?? 0, 0);
+    const tidAddr = this.put(tidBuf);
+    const args = Buffer.alloc(88); // struct clone_args
+    args.writeBigUInt64LE(flags, 0);
+    args.writeBigUInt64LE(exitSignal, 32);
+    if (want !== null) {
+      args.writeBigUInt64LE(tidAddr, 64);
+      args.writeBigUInt64LE(1n, 72);
+    }
+    const argsAddr = this.put(args);
+    const r = [...this.base];
+    r[REG.rax] = BigInt(NR.clone3);
+    r[REG.orig_rax] = 0xffffffffffffffffn;
+    r[REG.rip] = this.insn;
+    r[REG.rsp] = 0n;
+    r[REG.rdi] = argsAddr;
+    r[REG.rsi] = 88n;
+    setRegs(tid, r);
+    singlestep(tid);
+    let child = 0;
+    for (;;) {
+      const st = waitTid(tid);
+      if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', 'The new process ended during clone3.');
+      if (st.event !== 0) {
+        child = Number(getEventMsg(tid));
+        singlestep(tid);
+        continue;
+      }
+      if (st.stopSig === SIGTRAP) break;
+      throw new StasisError('INTERNAL', `The new process received signal ${st.stopSig} during clone3.`);
+    }
+    this.calls++;
+    const ret = BigInt.asIntN(64, getRegs(tid)[REG.rax]!);
+    setOptions(tid, PTRACE_O.EXITKILL);
+    if (ret < 0n || child <= 0 || (want !== null && child !== want)) {
+      if (child > 0) { tryKill(child, SIGKILL); try { waitTid(child); } catch (_e) { /* reaped */ } }
+      return null;
+    }
+    const st = waitTid(child);
+    if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', `The new task ${child} ended right after clone3.`);
+    setOptions(child, PTRACE_O.EXITKILL);
+    return child;
   }
 
   /**
@@ -161,48 +218,8 @@ export class Remote {
    */
   forkAway(pid: number | null): boolean {
     const stub = this._pid;
-    setOptions(stub, PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
-    this.resetScratch();
-    const tid = Buffer.alloc(4);
-    tid.writeInt32LE(pid ?? 0, 0);
-    const tidAddr = this.put(tid);
-    const args = Buffer.alloc(88);
-    args.writeBigUInt64LE(17n, 32); // exit_signal SIGCHLD: a plain fork
-    if (pid !== null) {
-      args.writeBigUInt64LE(tidAddr, 64);
-      args.writeBigUInt64LE(1n, 72);
-    }
-    const argsAddr = this.put(args);
-    const r = [...this.base];
-    r[REG.rax] = 435n; // clone3
-    r[REG.orig_rax] = 0xffffffffffffffffn;
-    r[REG.rip] = this.insn;
-    r[REG.rsp] = 0n;
-    r[REG.rdi] = argsAddr;
-    r[REG.rsi] = 88n;
-    setRegs(stub, r);
-    singlestep(stub);
-    let child = 0;
-    for (;;) {
-      const st = waitTid(stub);
-      if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', 'The restore stub ended during clone3.');
-      if (st.event !== 0) {
-        child = Number(getEventMsg(stub));
-        singlestep(stub);
-        continue;
-      }
-      if (st.stopSig === SIGTRAP) break;
-      throw new StasisError('INTERNAL', `The restore stub received signal ${st.stopSig} during clone3.`);
-    }
-    const ret = BigInt.asIntN(64, getRegs(stub)[REG.rax]!);
-    setOptions(stub, PTRACE_O.EXITKILL);
-    if (ret < 0n || child <= 0 || (pid !== null && child !== pid)) {
-      if (child > 0) { tryKill(child, SIGKILL); try { waitTid(child); } catch (_e) { /* reaped */ } }
-      return false;
-    }
-    const st = waitTid(child);
-    if (!st || !st.stopped) throw new StasisError('PROCESS_GONE', `The new process ${child} ended right after clone3.`);
-    setOptions(child, PTRACE_O.EXITKILL);
+    const child = this.clone3(stub, 0n, 17n /* SIGCHLD: a plain fork */, pid);
+    if (child === null) return false;
     // The stub has served its purpose; the child (our tracee, the stub's child) carries on.
     closeFd(this.memFd);
     tryKill(stub, SIGKILL);
@@ -213,10 +230,28 @@ export class Remote {
     return true;
   }
 
-  /** Final hand-over: the process keeps running without us. */
+  /**
+   * A new thread of the process (clone3 from the main thread with the flags pthread_create uses),
+   * with set_tid = [tid] when `tid` is given. It starts stopped, with the main thread's blocked
+   * mask and no alternate stack; its registers are set later like the main thread's. Returns its
+   * tid, or null when the kernel refused the wanted tid.
+   */
+  cloneThread(tid: number | null): number | null {
+    const child = this.clone3(this._pid, CLONE_THREAD_FLAGS, 0n, tid);
+    if (child !== null) this.extraTids.push(child);
+    return child;
+  }
+
+  /** The threads made by cloneThread, in creation order. */
+  get threadTids(): readonly number[] {
+    return this.extraTids;
+  }
+
+  /** Final hand-over: the process keeps running without us (the other threads are let go first, the main thread last). */
   detach(): void {
     closeFd(this.memFd);
     this.memFd = -1;
+    for (const tid of this.extraTids) detach(tid, 0);
     detach(this._pid, 0);
     this.done = true;
   }
@@ -227,13 +262,16 @@ export class Remote {
     this.done = true;
     if (this.memFd >= 0) closeFd(this.memFd);
     tryKill(this.pid, SIGKILL);
-    try {
-      for (;;) {
-        const st = waitTid(this.pid);
-        if (!st || st.exited || st.signaled) break;
+    // Traced threads are reaped by their tracer, and the leader only after all of them.
+    for (const tid of [...this.extraTids, this.pid]) {
+      try {
+        for (;;) {
+          const st = waitTid(tid);
+          if (!st || st.exited || st.signaled) break;
+        }
+      } catch (_e) {
+        // ECHILD: already reaped
       }
-    } catch (_e) {
-      // ECHILD: already reaped
     }
   }
 

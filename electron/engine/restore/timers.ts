@@ -18,7 +18,8 @@ function ts(ns: bigint): [bigint, bigint] {
   return [ns / 1_000_000_000n, ns % 1_000_000_000n];
 }
 
-export function restoreTimers(r: Remote, state: ProcessState): void {
+/** `tids`: saved tid -> tid in the new process, for timers that signal one thread (SIGEV_THREAD_ID). */
+export function restoreTimers(r: Remote, state: ProcessState, tids: ReadonlyMap<number, number>): void {
   for (const t of state.timers.itimers ?? []) {
     if (t.valueUs === 0n && t.intervalUs === 0n) continue;
     r.resetScratch();
@@ -38,8 +39,14 @@ export function restoreTimers(r: Remote, state: ProcessState): void {
     sev.writeBigUInt64LE(BigInt.asUintN(64, t.sigevValue), 0);
     sev.writeInt32LE(t.signo, 8);
     if (notify.startsWith('none')) sev.writeInt32LE(SIGEV_NONE, 12);
-    // /proc/PID/timers says "signal/tid.N" for SIGEV_THREAD_ID; single-threaded, the one thread is the new pid.
-    else if (notify.includes('tid')) { sev.writeInt32LE(SIGEV_SIGNAL | SIGEV_THREAD_ID, 12); sev.writeInt32LE(r.pid, 16); }
+    // Saved as "signal/tid/N" for SIGEV_THREAD_ID (proc/stat.ts): the thread N of the checkpoint, by its new tid.
+    else if (notify.includes('tid')) {
+      const saved = Number(/(\d+)$/.exec(notify)?.[1] ?? NaN);
+      const tid = tids.get(saved);
+      if (tid === undefined) throw new StasisError('INTERNAL', `POSIX timer ${t.id} signals thread ${saved}, which the checkpoint does not hold.`);
+      sev.writeInt32LE(SIGEV_SIGNAL | SIGEV_THREAD_ID, 12);
+      sev.writeInt32LE(tid, 16);
+    }
     else sev.writeInt32LE(SIGEV_SIGNAL, 12);
     const idBuf = Buffer.alloc(4);
     idBuf.writeInt32LE(t.id, 0);

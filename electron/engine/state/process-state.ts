@@ -58,6 +58,8 @@ export interface ThreadState {
   robustList?: { head: bigint; length: number };
   /** Syscall interrupted by the freeze (orig_rax), or -1. */
   inSyscall: number;
+  /** The thread's own name (/proc/PID/task/TID/comm); absent in checkpoints taken before it was kept. */
+  comm?: string;
 }
 
 export interface SignalHandlerState {
@@ -92,6 +94,21 @@ export interface FdState {
   contentsRef?: string;
   /** A lower fd that holds the same open file description (kcmp KCMP_FILE): restore dups it. Absent in older checkpoints. */
   sharesWith?: number;
+}
+
+/**
+ * A deleted open file's saved contents (FdState.info.ghost, capture/ghost-files.ts): size and hash
+ * always; data (base64) on the lowest fd of the inode; skippedAbove when it was above the limit.
+ */
+export interface GhostInfo {
+  size: number;
+  mode: number;
+  sha256?: string;
+  data?: string;
+  /** The limit in force at capture, when the file was above it (its bytes were not saved). */
+  skippedAbove?: number;
+  /** Why the bytes could not be read, if they could not. */
+  error?: string;
 }
 
 /** The inode in a socket descriptor's "socket:[INODE]" link, 0 for anything else. */

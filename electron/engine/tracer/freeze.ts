@@ -174,7 +174,11 @@ export class Tracee {
         // gone already
       }
     }
-    for (const s of this.slots.values()) {
+    // The leader last: after a SIGKILL its exit is reported to us (its tracer) only once every other
+    // thread has been reaped, and until we take it its parent cannot reap the process (seen: a
+    // 5-thread target killed after its checkpoint stayed a traced zombie while the engine lived).
+    const slots = [...this.slots.values()].sort((a, b) => Number(a.tid === this.pid) - Number(b.tid === this.pid));
+    for (const s of slots) {
       try {
         if (!opts.kill && s.dirtyRegs && s.origRegs) setRegs(s.tid, s.origRegs);
       } catch {

@@ -1,0 +1,47 @@
+/**
+ * Open files that were already deleted ("ghost files", as CRIU calls them): nothing on disk can give
+ * their bytes back at restore, so capture saves them, up to a size limit, into the checkpoint's state
+ * (`FdState.info.ghost`), which is part of the checkpoint's definition in its segment and covered by
+ * the segment's checksum (docs/store-format.md). Read while the target is frozen, through
+ * /proc/PID/fd/N: a new open of the same inode, so the target's own offset does not move. Several
+ * descriptors of one inode (dup, or two opens before the unlink) carry the bytes once, on the lowest.
+ * Only regular files: a deleted directory or device has no contents to save.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { FdState, GhostInfo } from '../state/process-state';
+
+/** Default limit per file (bytes); `checkpoint --ghost-limit BYTES` changes it. */
+export const DEFAULT_GHOST_LIMIT = 10 * 1024 * 1024;
+
+const S_IFMT = 0o170000, S_IFREG = 0o100000;
+
+export function isGhost(f: FdState): boolean {
+  return f.kind === 'deleted-file' && f.mode !== undefined && (f.mode & S_IFMT) === S_IFREG;
+}
+
+export function captureGhostFiles(pid: number, fds: FdState[], limit: number, warnings: string[]): void {
+  const saved = new Map<string, GhostInfo>();
+  for (const f of [...fds].sort((a, b) => a.fd - b.fd)) {
+    if (!isGhost(f)) continue;
+    const key = `${f.dev}:${f.inode}`;
+    const size = f.size ?? 0;
+    const first = saved.get(key);
+    let ghost: GhostInfo;
+    if (first) ghost = { size: first.size, mode: first.mode, ...(first.sha256 ? { sha256: first.sha256 } : {}), ...(first.skippedAbove !== undefined ? { skippedAbove: first.skippedAbove } : {}), ...(first.error ? { error: first.error } : {}) };
+    else if (size > limit) {
+      ghost = { size, mode: f.mode! & 0o7777, skippedAbove: limit };
+      warnings.push(`fd ${f.fd}: the deleted file ${f.target} is ${size} bytes, above the ghost-file limit of ${limit} bytes: its contents were not saved`);
+    } else {
+      try {
+        const data = readFileSync(`/proc/${pid}/fd/${f.fd}`);
+        ghost = { size: data.length, mode: f.mode! & 0o7777, sha256: createHash('sha256').update(data).digest('hex'), data: data.toString('base64') };
+      } catch (e) {
+        ghost = { size, mode: f.mode! & 0o7777, error: (e as Error).message };
+        warnings.push(`fd ${f.fd}: the deleted file ${f.target} could not be read (${(e as Error).message})`);
+      }
+    }
+    if (!first) saved.set(key, ghost);
+    f.info = { ...(f.info ?? {}), ghost };
+  }
+}
