@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import { waitFor, waitForFile } from '../capture/common';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const results = join(root, 'test-results');
+const updateDocs = process.env.STASIS_UPDATE_SCREENSHOTS === '1';
 const SECRET = 'hunter2-not-for-the-page';
 const NEEDLE = 'SPAN-PAGE-BOUNDARY';
 let tmp: string;
@@ -40,10 +41,11 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20
   }
 }
 
-/** A screenshot of the screen for the record (test-results/, not committed). */
+/** A screenshot to test-results/, and to docs/screenshots/ with STASIS_UPDATE_SCREENSHOTS=1 (`npm run screenshots`). */
 async function shot(name: string): Promise<void> {
   mkdirSync(results, { recursive: true });
   await page.screenshot({ path: join(results, `ui-${name}.png`) });
+  if (updateDocs) copyFileSync(join(results, `ui-${name}.png`), join(root, 'docs', 'screenshots', `${name}.png`));
 }
 
 function info(dir: string): { a: bigint; gen: number } {

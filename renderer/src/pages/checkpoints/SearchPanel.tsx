@@ -100,7 +100,7 @@ export function SearchPanel({ targetId, timeline, selectedId, onMarks }: {
   const s = result?.stats;
   return (
     <div className="search-panel">
-      <form className="toolbar" onSubmit={run} role="search" aria-label="Search the memory of this process's checkpoints">
+      <form className="toolbar" onSubmit={run} role="search">
         <label>Pattern
           <input type="search" value={pattern} onChange={(e) => setPattern(e.target.value)} placeholder={hex ? 'de ad be ef' : regex ? 'sess-[0-9a-f]{16}' : 'text to find'} required spellCheck={false} />
         </label>
