@@ -5,7 +5,7 @@
 // those two on the timeline (not the third), and open it in the page viewer scrolled to it, with the
 // highlighted bytes and every row shown equal to /proc/PID/mem at checkpoint time, rendering only
 // the rows in view; the memory map opens the same viewer. The Details tab shows the environment
-// masked, and the real value only after Reveal.
+// masked, and the real value only after Reveal. A bad regular expression shows the engine's error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -207,4 +207,15 @@ test('search from the UI finds the planted string, marks the timeline, opens it 
   await page.getByRole('button', { name: 'Reveal values' }).click();
   await until('the revealed value', async () => (await env.innerText()).includes(`STASIS_TEST_SECRET=${SECRET}`));
   assert.deepEqual(pageErrors, []);
+
+  // A bad regular expression: the engine's INVALID_INPUT, shown as the error; no results, no marks.
+  await page.getByRole('tab', { name: 'Search' }).click();
+  await page.getByLabel('Pattern').fill('(unclosed');
+  await page.getByLabel('Regular expression').check();
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  assert.match(await page.getByRole('tabpanel').getByRole('alert').innerText(), /INVALID_INPUT/);
+  assert.equal(await page.getByTestId('search-hit').count(), 0);
+  assert.equal(await page.getByTestId('row-hits').count(), 0);
+  // The browser logs the 400 reply of that call; nothing else.
+  assert.deepEqual(pageErrors, ['console: Failed to load resource: the server responded with a status of 400 (Bad Request)']);
 });
