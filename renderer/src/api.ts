@@ -15,7 +15,12 @@ declare global {
  * Per-call options of the renderer's client; an aborted signal cancels the call, and onProgress
  * gets the engine's 'op.progress' events of this call (and no other window's).
  */
-export interface CallOptions { signal?: AbortSignal; onProgress?: (p: OpProgress) => void }
+export interface CallOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: OpProgress) => void;
+  /** The call's id (newCallId()), for a caller that follows the call's own events (inspect.hit). */
+  callId?: string;
+}
 
 /**
  * StasisApi plus cancellation. The extra argument is optional, so a ClientApi is a StasisApi.
@@ -59,7 +64,7 @@ function electronApi(bridge: StasisBridge): ClientApi {
     call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>> {
       const signal = opts?.signal;
       if (signal?.aborted) return Promise.reject(cancelledError(name));
-      const callId = newCallId();
+      const callId = opts?.callId ?? newCallId();
       const stop = followProgress(callId, opts?.onProgress);
       const reply = bridge.call(name, input, callId).catch((err: unknown) => { throw fromBridgeError(err); }).finally(stop);
       if (!signal) return reply;
@@ -126,7 +131,7 @@ function httpApi(): ClientApi {
 
   return {
     async call<N extends CallName>(name: N, input: CallInput<N>, opts?: CallOptions): Promise<CallOutput<N>> {
-      const callId = newCallId();
+      const callId = opts?.callId ?? newCallId();
       const stop = followProgress(callId, opts?.onProgress);
       try {
         return await post(name, input, callId, opts?.signal);

@@ -187,19 +187,28 @@ export function grepCheckpoints(store: Store, opts: GrepOptions): GrepResult {
     if (opts.signal?.aborted) throw new StasisError('CANCELLED', 'The search was cancelled.');
   };
 
+  // The page edges the boundary pairs need are copied out while their pages pass through the
+  // scan below, so no page is read a second time for them.
+  const tails = new Map<number, Buffer | null>();
+  const heads = new Map<number, Buffer | null>();
+  for (const pair of pairs.values()) {
+    if (pair.a !== ZERO) tails.set(pair.a, null);
+    if (pair.b !== ZERO) heads.set(pair.b, null);
+  }
+  const work = Buffer.allocUnsafe(overlap + CHUNK_PAGES * PAGE);
   try {
     // 1. Every distinct stored page, file by file, in runs of contiguous stored pages.
     for (const [file, list] of [...byFile].sort((x, y) => x[0] - y[0])) {
       let k = 0; // next occurrence (sorted by page) to activate
       let active: Occ[] = [];
       for (const iv of intervals.get(file)!) {
-        let tail: Buffer | null = null;
+        let tailLen = 0; // bytes at the start of work kept from the previous chunk of this run
         for (let p = iv.page; p < iv.page + iv.count; p += CHUNK_PAGES) {
           checkCancel();
           const n = Math.min(CHUNK_PAGES, iv.page + iv.count - p);
-          const data = store.readStored(file, p, n);
-          const buf: Buffer = tail ? Buffer.concat([tail, data]) : data;
-          const base = p * PAGE - (tail ? tail.length : 0); // stored byte offset of buf[0] within the file
+          store.readStored(file, p, n, work, tailLen);
+          const buf = work.subarray(0, tailLen + n * PAGE);
+          const base = p * PAGE - tailLen; // stored byte offset of buf[0] within the file
           while (k < list.length && list[k]!.page < p + n) active.push(list[k++]!);
           active = active.filter((o) => o.page + o.count > p - 1);
           const last = p + n >= iv.page + iv.count;
@@ -215,7 +224,16 @@ export function grepCheckpoints(store: Store, opts: GrepOptions): GrepResult {
             }
             found(buf, s, len, places);
           });
-          tail = overlap > 0 ? Buffer.from(buf.subarray(Math.max(0, buf.length - overlap))) : null;
+          if (tails.size + heads.size > 0) {
+            for (let i = 0; i < n; i++) {
+              const o = originOf(file, p + i);
+              const at = tailLen + i * PAGE;
+              if (tails.has(o)) tails.set(o, Buffer.from(buf.subarray(at + PAGE - overlap, at + PAGE)));
+              if (heads.has(o)) heads.set(o, Buffer.from(buf.subarray(at, at + overlap)));
+            }
+          }
+          tailLen = Math.min(overlap, buf.length);
+          buf.copy(work, 0, buf.length - tailLen, buf.length);
           bytesScanned += n * PAGE;
           prog.report({ done: bytesScanned, total: totalBytes, unit: 'bytes', phase: 'pages' });
         }
@@ -241,20 +259,17 @@ export function grepCheckpoints(store: Store, opts: GrepOptions): GrepResult {
     }
 
     // 3. Boundaries between runs that are neighbours in memory but not in the store.
-    const cache = new Map<number, Buffer>();
-    const pageOf = (origin: number): Buffer => {
-      let b = cache.get(origin);
-      if (!b) {
-        b = origin === ZERO ? Buffer.alloc(PAGE) : store.readStored(Math.floor(origin / 2 ** 32), origin % 2 ** 32, 1);
-        if (cache.size > 1024) cache.clear();
-        cache.set(origin, b);
-      }
+    const zeroEdge = Buffer.alloc(overlap);
+    const edge = (m: Map<number, Buffer | null>, origin: number): Buffer => {
+      if (origin === ZERO) return zeroEdge;
+      const b = m.get(origin);
+      if (!b) throw new StasisError('INTERNAL', `The search did not see stored page ${origin} it needs for a boundary.`);
       return b;
     };
     let nPairs = 0;
     for (const pair of pairs.values()) {
       if ((++nPairs & 255) === 0) checkCancel();
-      const win = Buffer.concat([pageOf(pair.a).subarray(PAGE - overlap), pageOf(pair.b).subarray(0, overlap)]);
+      const win = Buffer.concat([edge(tails, pair.a), edge(heads, pair.b)]);
       matcher.scan(win, 0, win.length, (s, len) => {
         if (s >= overlap || s + len <= overlap) return; // not across the boundary: found in its page
         found(win, s, len, pair.at.map((x) => ({ ckpt: x.ckpt, address: BigInt(x.vpn) * BigInt(PAGE) - BigInt(overlap - s) })));

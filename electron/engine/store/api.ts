@@ -214,8 +214,8 @@ export interface Store {
    * continue each other in one file are merged.
    */
   layout(id: number): StoredExtent[];
-  /** count stored pages starting at (file, page) as named by layout(). */
-  readStored(file: number, page: number, count: number): Buffer;
+  /** count stored pages starting at (file, page) as named by layout(); into out at outOffset when given (returned). */
+  readStored(file: number, page: number, count: number, out?: Buffer, outOffset?: number): Buffer;
   /** Deletes any checkpoints; a member of a tree checkpoint takes the whole tree with it (children keep their contents: records are folded into them). Refuses a pinned one (CONFLICT); space comes back with gc(). */
   remove(ids: number[]): void;
   setPinned(id: number, pinned: boolean): void;

@@ -222,8 +222,17 @@ export class SqliteStore implements Store, WriterHost {
       const gen = this.meta('generation', 0);
       const hit = this.viewCache.get(id);
       if (hit && hit.gen === gen && this.db.prepare('SELECT 1 FROM checkpoints WHERE id = ?').get(id)) return hit.view;
+      // Start from the nearest ancestor whose view is cached (a search or export walks a chain
+      // oldest first, so that is usually the parent): overlaying the remaining records on it gives
+      // the same view as overlaying the whole chain, whose absent records it has already applied.
+      const chain = this.chain(id);
       let v: Extent[] = [];
-      for (const c of this.chain(id)) v = overlay(v, this.ownExtents(c));
+      let from = 0;
+      for (let i = chain.length - 2; i >= 0; i--) {
+        const c = this.viewCache.get(chain[i]);
+        if (c && c.gen === gen) { v = c.view; from = i + 1; break; }
+      }
+      for (let i = from; i < chain.length; i++) v = overlay(v, this.ownExtents(chain[i]));
       v = withoutAbsent(v);
       this.cacheView(id, gen, v);
       return v;
@@ -569,14 +578,15 @@ export class SqliteStore implements Store, WriterHost {
     return out;
   }
 
-  readStored(file: number, page: number, count: number): Buffer {
+  readStored(file: number, page: number, count: number, out?: Buffer, outOffset = 0): Buffer {
     this.open();
     if (!Number.isInteger(file) || !Number.isInteger(page) || !Number.isInteger(count) || count < 0) {
       throw new StasisError('INVALID_INPUT', `Stored pages ${file}/${page} x ${count} are not a location layout() returned.`);
     }
-    const out = Buffer.allocUnsafe(count * PAGE);
-    this.reader.readPages(file, page, count, out, 0);
-    return out;
+    const buf = out ?? Buffer.allocUnsafe(count * PAGE);
+    if (outOffset < 0 || outOffset + count * PAGE > buf.length) throw new StasisError('INVALID_INPUT', `${count} pages do not fit at offset ${outOffset} of a ${buf.length}-byte buffer.`);
+    this.reader.readPages(file, page, count, buf, outOffset);
+    return buf;
   }
 
   readPage(id: number, vaddr: bigint): Buffer | null {

@@ -54,7 +54,8 @@ function Heat({ m, chainMax }: { m: MappingView; chainMax: number }) {
   return <canvas ref={ref} className="heat" aria-hidden="true" />;
 }
 
-export function MemoryMap({ mappings }: { mappings: MappingView[] }) {
+/** onView: open a mapping's bytes in the page viewer. */
+export function MemoryMap({ mappings, onView }: { mappings: MappingView[]; onView?: (m: MappingView) => void }) {
   const chainMax = mappings.reduce((mx, m) => Math.max(mx, ...m.chain), 0);
   return (
     <div className="memmap">
@@ -62,12 +63,13 @@ export function MemoryMap({ mappings }: { mappings: MappingView[] }) {
       <ul aria-label="Memory mappings">
         {mappings.map((m) => (
           <li key={m.start} className="mapping" data-testid="mapping">
-            <div className="mapping-head">
+            <div className={onView ? 'mapping-head with-view' : 'mapping-head'}>
               <span className="mapping-name" title={m.path || m.kind}>{mappingName(m)}</span>
               <code className="muted">{m.start}–{m.end}</code>
               <code>{m.perms}</code>
               <span>{formatBytes(m.pages * 4096)}</span>
               <span className={m.changedPages ? 'changed' : 'muted'} data-testid="mapping-changed" title={`${plural(m.changedPages, 'page')} of ${plural(m.pages, 'page')} changed in this checkpoint`}>{m.changedPages.toLocaleString()} changed</span>
+              {onView ? <button type="button" className="link" onClick={() => onView(m)} aria-label={`View the bytes of ${mappingName(m)} at ${m.start}`}>Bytes…</button> : null}
             </div>
             <Heat m={m} chainMax={chainMax} />
           </li>

@@ -24,6 +24,9 @@ export const CALL = {
   restore: 'restore.run',
   core: 'restore.core',
   schedules: 'schedules.list',
+  mem: 'inspect.mem',
+  details: 'inspect.details',
+  grep: 'inspect.grep',
 } as const;
 
 export const EVENT = {
@@ -32,6 +35,7 @@ export const EVENT = {
   restoreDone: 'restore.done',
   scheduleDone: 'schedule.run.done',
   scheduleFailed: 'schedule.run.failed',
+  searchHit: 'inspect.hit',
 } as const;
 
 /** Every event after which the list of checkpoints may have changed. */

@@ -15,9 +15,12 @@ type LooseApi = {
 };
 const loose = api as unknown as LooseApi;
 
-/** An aborted signal cancels the call: it rejects with CANCELLED and the engine is told to stop. onProgress gets this call's progress. */
-export function callEngine<T>(name: string, input: unknown = {}, signal?: AbortSignal, onProgress?: (p: OpProgress) => void): Promise<T> {
-  return loose.call(name, input, signal || onProgress ? { signal, onProgress } : undefined) as Promise<T>;
+/**
+ * An aborted signal cancels the call: it rejects with CANCELLED and the engine is told to stop.
+ * onProgress gets this call's progress; callId (from newCallId) names the call in its events.
+ */
+export function callEngine<T>(name: string, input: unknown = {}, signal?: AbortSignal, onProgress?: (p: OpProgress) => void, callId?: string): Promise<T> {
+  return loose.call(name, input, signal || onProgress || callId ? { signal, onProgress, callId } : undefined) as Promise<T>;
 }
 
 export type Loaded<T> =

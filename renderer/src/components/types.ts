@@ -3,7 +3,7 @@
  * both transports validate with), so the UI cannot drift from what the engine sends.
  * Types only: nothing here is ever filled in by the UI itself.
  */
-import type { CallOutput } from '../../../shared/contract';
+import type { CallOutput, EventPayload } from '../../../shared/contract';
 
 /** One row of processes.list (capture). */
 export type ProcessInfo = CallOutput<'processes.list'>['processes'][number];
@@ -22,3 +22,9 @@ export type PreflightResult = CallOutput<'restore.preflight'>;
 export type PreflightItem = PreflightResult['items'][number];
 export type RestoreResult = CallOutput<'restore.run'>;
 export type ScheduleSummary = CallOutput<'schedules.list'>['schedules'][number];
+export type MemRead = CallOutput<'inspect.mem'>;
+export type ProcessDetails = CallOutput<'inspect.details'>;
+export type GrepResult = CallOutput<'inspect.grep'>;
+export type GrepMatch = GrepResult['matches'][number];
+/** A group of places a running search found (streamed before the merged result). */
+export type GrepHitEvent = EventPayload<'inspect.hit'>;

@@ -1,11 +1,13 @@
 /**
  * Checkpoints: per target a virtualized timeline (time, label, pinned, mode, pages changed, bytes
- * written, frozen time, branch after a restore); the selected checkpoint's memory map and actions
- * (restore, compare, pin, label/notes, export, delete); and the store (usage, verify, gc, import).
- * Everything shown comes from the engine; the list refreshes on pushed events.
+ * written, frozen time, branch after a restore, matches of the last search); under it three tabs:
+ * the selected checkpoint's memory map and actions (restore, compare, pin, label/notes, export,
+ * delete), its saved process Details, and Search over all of the target's checkpoints; and the
+ * store (usage, verify, gc, import). Everything shown comes from the engine; the list refreshes on
+ * pushed events.
  */
 import '../components/screens.css';
-import { useMemo, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { Page } from '../Page';
 import { ErrorNote } from '../ErrorNote';
 import { useEngine, useEngineEvents } from '../components/engine';
@@ -17,6 +19,11 @@ import { formatBytes } from '../components/format';
 import { Timeline } from './checkpoints/Timeline';
 import { CheckpointDetailPanel } from './checkpoints/Detail';
 import { StorePanel } from './checkpoints/StorePanel';
+import { ProcessDetailsPanel } from './checkpoints/ProcessDetails';
+import { SearchPanel } from './checkpoints/SearchPanel';
+import { Tabs } from '../components/Tabs';
+
+type Tab = 'checkpoint' | 'details' | 'search';
 
 function targetTitle(t: TargetInfo): string {
   const prog = t.name || t.exe.split('/').pop() || t.exe;
@@ -30,6 +37,9 @@ export function CheckpointsPage() {
   const [selectedId, setSelectedId] = useState<number | null>(intent.checkpointId ?? null);
   const [showStore, setShowStore] = useState(false);
   const [stats, reloadStats] = useEngine<StoreStats>(CALL.stats);
+  const [tab, setTab] = useState<Tab>('checkpoint');
+  const [marks, setMarks] = useState<ReadonlyMap<number, number>>(() => new Map());
+  const onMarks = useCallback((m: ReadonlyMap<number, number>) => setMarks(m), []);
   useEngineEvents(CHECKPOINT_CHANGES, () => { reload(); reloadStats(); });
 
   const targets = list.value?.targets;
@@ -75,8 +85,15 @@ export function CheckpointsPage() {
               </p>
             ) : null}
           </div>
-          <Timeline items={timeline} selectedId={selected?.id ?? null} onSelect={setSelectedId} />
-          {selected ? <CheckpointDetailPanel key={selected.id} checkpoint={selected} timeline={timeline} target={targets.find((t) => t.id === effectiveTarget) ?? null} onChanged={reload} /> : null}
+          <Timeline items={timeline} selectedId={selected?.id ?? null} onSelect={setSelectedId} marks={marks} />
+          {selected && effectiveTarget !== null ? (
+            <Tabs<Tab> label="Checkpoint views" active={tab} onChange={setTab} tabs={[
+              { id: 'checkpoint', title: `Checkpoint #${selected.id}`, render: () => <CheckpointDetailPanel key={selected.id} checkpoint={selected} timeline={timeline} target={targets.find((t) => t.id === effectiveTarget) ?? null} onChanged={reload} /> },
+              { id: 'details', title: 'Details', render: () => <ProcessDetailsPanel key={selected.id} checkpointId={selected.id} /> },
+              // Kept mounted: the results (and the timeline's marks) stay while other tabs are shown; a new process starts afresh.
+              { id: 'search', title: 'Search', keep: true, render: () => <SearchPanel key={effectiveTarget} targetId={effectiveTarget} timeline={timeline} selectedId={selected.id} onMarks={onMarks} /> },
+            ]} />
+          ) : null}
         </>
       ) : null}
     </Page>

@@ -12,12 +12,14 @@ import { DiffDialog } from './DiffDialog';
 import { EditDialog } from './EditDialog';
 import { ExportDialog } from './ExportDialog';
 import { DeleteDialog } from './DeleteDialog';
+import { PageViewer, type ViewRequest } from './PageViewer';
 
 type Open = null | 'restore' | 'diff' | 'edit' | 'export' | 'delete';
 
 export function CheckpointDetailPanel({ checkpoint: c, timeline, target, onChanged }: { checkpoint: CheckpointInfo; timeline: CheckpointInfo[]; target: TargetInfo | null; onChanged: () => void }) {
   const [detail, reloadDetail] = useEngine<CheckpointDetail>(CALL.show, { id: c.id });
   const [open, setOpen] = useState<Open>(null);
+  const [view, setView] = useState<ViewRequest | null>(null);
   const pin = useAction();
   const close = (): void => setOpen(null);
   const changed = (): void => { onChanged(); reloadDetail(); };
@@ -58,13 +60,14 @@ export function CheckpointDetailPanel({ checkpoint: c, timeline, target, onChang
       {d ? (
         <>
           <p className="muted" data-testid="map-totals">{plural(d.mappings.length, 'mapping')}, {formatBytes(totalPages * 4096)} of address space, {plural(d.mappings.reduce((s, m) => s + m.changedPages, 0), 'page')} changed in this checkpoint, chain of {plural(d.chainLength, 'checkpoint')}.</p>
-          <MemoryMap mappings={d.mappings} />
+          <MemoryMap mappings={d.mappings} onView={(m) => setView({ checkpointId: c.id, start: m.start, end: m.end, address: m.start, length: 0, name: m.path || `[${m.kind}]` })} />
         </>
       ) : null}
       {open === 'restore' ? <RestoreWizard initial={c} timeline={timeline} target={target} onClose={close} /> : null}
       {open === 'diff' ? <DiffDialog timeline={timeline} initialB={c.id} onClose={close} /> : null}
       {open === 'edit' ? <EditDialog checkpoint={c} onClose={close} onSaved={changed} /> : null}
       {open === 'export' ? <ExportDialog checkpoint={c} onClose={close} /> : null}
+      {view ? <PageViewer request={view} checkpoints={timeline} onClose={() => setView(null)} /> : null}
       {open === 'delete' ? <DeleteDialog checkpoint={c} onClose={close} onDeleted={onChanged} /> : null}
     </section>
   );

@@ -1,11 +1,11 @@
-/** The per-target timeline: a virtualized list box of checkpoints, newest first. */
+/** The per-target timeline: a virtualized list box of checkpoints, newest first; marks: matches of the last search per checkpoint. */
 import { VirtualList } from '../../components/VirtualList';
 import { formatBytes, formatMs, formatTime } from '../../components/format';
 import type { CheckpointInfo } from '../../components/types';
 
 const ROW = 34;
 
-export function Timeline({ items, selectedId, onSelect }: { items: CheckpointInfo[]; selectedId: number | null; onSelect: (id: number) => void }) {
+export function Timeline({ items, selectedId, onSelect, marks }: { items: CheckpointInfo[]; selectedId: number | null; onSelect: (id: number) => void; marks?: ReadonlyMap<number, number> }) {
   const index = selectedId === null ? null : items.findIndex((c) => c.id === selectedId);
   const height = Math.min(8, Math.max(3, items.length)) * ROW;
   return (
@@ -27,7 +27,10 @@ export function Timeline({ items, selectedId, onSelect }: { items: CheckpointInf
         <div className="trow" data-testid="timeline-row" data-id={c.id}>
           <span>#{c.id}</span>
           <span>{formatTime(c.createdAt)}</span>
-          <span className="ellipsis">{c.pinned ? <span className="tag pin">pinned</span> : null} {c.tree ? <span className="tag" data-testid="row-tree">{c.tree.root === c.id ? `${c.tree.size} processes` : `in tree #${c.tree.root}`}</span> : null} {c.label ?? <span className="muted">—</span>}</span>
+          <span className="ellipsis">
+            {marks?.get(c.id) ? <span className="tag hit" data-testid="row-hits" title="Matches of the search in this checkpoint">{marks.get(c.id)} found</span> : null}
+            {c.pinned ? <span className="tag pin">pinned</span> : null} {c.tree ? <span className="tag" data-testid="row-tree">{c.tree.root === c.id ? `${c.tree.size} processes` : `in tree #${c.tree.root}`}</span> : null} {c.label ?? <span className="muted">—</span>}
+          </span>
           <span className={`mode mode-${c.mode}`}>{c.mode}</span>
           <span className="num" data-testid="row-changed">{c.stats.pagesChanged.toLocaleString()} pages</span>
           <span className="num" data-testid="row-bytes">{formatBytes(c.stats.bytesWritten)}</span>
