@@ -123,7 +123,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if (a.action === 'epoll' && a.dropped) fdNotes.push(`fd ${a.fd} (epoll): ${a.dropped.join('; ')}`);
+    else if ((a.action === 'epoll' || a.action === 'inotify') && a.dropped) fdNotes.push(`fd ${a.fd} (${a.action}): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',
