@@ -97,3 +97,31 @@ test('an epoll set of 999 watches, some on closed numbers whose file lives on at
     }
   });
 });
+
+const inotifyGhost = buildFixture('restore-inotify-ghost');
+
+test('an inotify watch on a file deleted while held open comes back on the recreated file (same watch number), next to a watch on a file that stays', async () => {
+  await withStore(async (store, dir) => {
+    const wdir = join(dir, 'watched');
+    mkdirSync(wdir);
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([inotifyGhost, wdir, out], { cwd: dir });
+    let pid: number | undefined;
+    try {
+      await waitFor('the fixture to start', () => fileLines(out).includes('ready'));
+      assert.deepEqual(await check(out, t.pid), { pid: t.pid, held: 1, kept: 1 }, 'the kernel behaves as the fixture expects');
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const pf = preflight(store, c.id, { log: join(dir, 'restore.log') });
+      assert.equal(pf.items.find((i) => i.id === 'fds')?.ok, true, JSON.stringify(pf.items.find((i) => i.id === 'fds')));
+      const r = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false });
+      pid = r.pid;
+      assert.deepEqual(await check(out, r.pid), { pid: r.pid, held: 1, kept: 1 });
+      assert.deepEqual(readdirSync(wdir), ['kept'], 'the recreated file is unlinked again');
+    } finally {
+      t.kill();
+      killQuietly(pid);
+      closeTrackers();
+    }
+  });
+});

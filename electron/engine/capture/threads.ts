@@ -101,6 +101,14 @@ export function captureThread(t: Tracee, tid: number, warnings: string[], extra:
   }
   const rl = robustList(tid);
   if (rl) ts.robustList = rl;
+  // Credentials a root program may have narrowed for itself; restore must not hand back more.
+  ts.caps = {
+    inheritable: statusMask(st, 'CapInh'), permitted: statusMask(st, 'CapPrm'), effective: statusMask(st, 'CapEff'),
+    bounding: statusMask(st, 'CapBnd'), ambient: statusMask(st, 'CapAmb'),
+  };
+  if (st.get('NoNewPrivs') === '1') ts.noNewPrivs = true;
+  const seccomp = Number(st.get('Seccomp') ?? '0');
+  if (seccomp) ts.seccomp = seccomp;
   try {
     ts.comm = readFileSync(`/proc/${t.pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   } catch {

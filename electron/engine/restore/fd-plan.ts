@@ -7,7 +7,7 @@
  */
 import { statSync } from 'node:fs';
 import { socketInode, type FdState } from '../state/process-state';
-import { parseWatch } from './inotify-watch';
+import { planInotify } from './inotify-plan';
 import { planGhost } from './ghost-plan';
 import { planEpoll } from './epoll-plan';
 
@@ -39,7 +39,8 @@ export type FdAction =
    * there until it is unlinked) and opened with the saved flags at `pos`; `inode` groups the fds of one file.
    */
   | { fd: number; action: 'ghost'; dir: string; name: string; inode: string; mode: number; data: Buffer; flags: number; pos: bigint; cloexec: boolean; note?: string }
-  | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean }
+  /** `dropped`: watches on files deleted since, that nothing in the checkpoint holds, in words. */
+  | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean; dropped?: string[] }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null }
   /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
@@ -141,18 +142,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     }
     case 'epoll':
       return planEpoll(f, all, (x) => planFd(x, r, all));
-    case 'inotify': {
-      const raw = Array.isArray(f.info?.watches) ? (f.info.watches as unknown[]).map(String) : [];
-      const watches = raw.map(parseWatch).sort((a, b) => a.wd - b.wd);
-      const lost = watches.filter((w) => w.path === null);
-      if (lost.length) {
-        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd} (inotify): watch ${lost[0]!.wd}: ${lost[0]!.why}`, fix: 'Put the watched files back (or take a new checkpoint).' };
-      }
-      if (watches.some((w) => w.path === '/') && watches.some((w, i) => w.wd !== i + 1)) {
-        return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd} (inotify): watch numbers with gaps and a watch on / cannot be recreated with the same numbers`, fix: 'Take a new checkpoint after re-adding the watches.' };
-      }
-      return { fd: f.fd, action: 'inotify', watches: watches as { wd: number; mask: number; path: string }[], flags: f.flags & O_NONBLOCK, cloexec };
-    }
+    case 'inotify':
+      return planInotify(f, all, (x) => planFd(x, r, all));
     case 'socket': {
       const ino = socketInode(f);
       const peer = Number(f.info?.unixPeer ?? 0);

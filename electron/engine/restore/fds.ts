@@ -242,6 +242,7 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
 function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles, parked: ParkedFds | undefined): void {
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
+  const inotifies: Extract<FdAction, { action: 'inotify' }>[] = [];
   const above = (sorted.at(-1)?.fd ?? 2) + 1;
   const channelsDone = new Set<string>();
   const channelOf = (x: FdAction): string | null => (x.action === 'pipe' ? x.pipe : x.action === 'socketpair' ? x.pair : null);
@@ -322,7 +323,7 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
         break;
       case 'inotify':
         got = r.call(NR.inotify_init1, [BigInt(a.flags) | cloexec], `recreating inotify fd ${a.fd}`);
-        addWatches(r, got, a.watches, a.fd);
+        inotifies.push(a);
         break;
     }
     if (got !== BigInt(a.fd)) {
@@ -334,7 +335,8 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       if (pos < 0n && (f.kind === 'file' || a.action === 'ghost')) throw new StasisError('INTERNAL', `Could not restore the position ${a.pos} of fd ${a.fd} (${a.action === 'open' ? a.path : f.target}): errno ${-pos}.`);
     }
   }
-  // Watches last: every watched descriptor exists by now.
+  // Watches last: every watched descriptor (a recreated deleted file, a watched fd) exists by now.
+  for (const a of inotifies) addWatches(r, BigInt(a.fd), a.watches, a.fd);
   const saved = new Map(state.fds.map((x) => [x.fd, x]));
   for (const e of epolls) {
     for (const it of e.items) {

@@ -4,10 +4,20 @@
  * open_by_handle_at on a mount of the same filesystem (found through /proc/self/mountinfo) and the
  * path read from /proc/self/fd. Read-only (O_PATH); must never change anything.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
-import { closeFd, copyToAddr, free, malloc, openPath, syscall } from '../native';
+import { fstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeFd, copyToAddr, free, malloc, openPath, syscall, SysError } from '../native';
 
-export interface InotifyWatch { wd: number; mask: number; path: string | null; why?: string }
+/**
+ * `ino`/`dev` (dev as stat(2) gives it): the watched inode. `gone`: its file was deleted (no link
+ * left, or the kernel no longer knows the handle: ESTALE), so no path leads to it.
+ */
+export interface InotifyWatch { wd: number; mask: number; path: string | null; why?: string; ino?: number; dev?: number; gone?: boolean }
+
+/** The kernel's dev_t (MAJOR << 20 | MINOR) as userspace's (glibc makedev). */
+function userDev(sdev: number): number {
+  const major = Math.floor(sdev / 2 ** 20), minor = sdev % 2 ** 20;
+  return (minor & 0xff) + (major & 0xfff) * 2 ** 8 + Math.floor(minor / 256) * 2 ** 20 + Math.floor(major / 4096) * 2 ** 32;
+}
 
 const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
 const NR_OPEN_BY_HANDLE_AT = 304;
@@ -37,9 +47,11 @@ export function parseWatch(line: string): InotifyWatch {
   const bytes = Number(field(line, 'fhandle-bytes') ? parseInt(field(line, 'fhandle-bytes')!, 16) : NaN);
   const type = parseInt(field(line, 'fhandle-type') ?? '', 16);
   const handle = field(line, 'f_handle');
-  if (!Number.isFinite(wd) || !handle || !Number.isFinite(bytes) || !Number.isFinite(sdev)) return { wd, mask, path: null, why: 'the watch has no file handle' };
+  const inoField = field(line, 'ino');
+  const id = { ...(inoField ? { ino: parseInt(inoField, 16) } : {}), ...(Number.isFinite(sdev) ? { dev: userDev(sdev) } : {}) };
+  if (!Number.isFinite(wd) || !handle || !Number.isFinite(bytes) || !Number.isFinite(sdev)) return { wd, mask, path: null, why: 'the watch has no file handle', ...id };
   const mount = mountOf(sdev);
-  if (!mount) return { wd, mask, path: null, why: `no mount of device ${sdev.toString(16)} is visible` };
+  if (!mount) return { wd, mask, path: null, why: `no mount of device ${sdev.toString(16)} is visible`, ...id };
   let mfd = -1;
   const fh = Buffer.alloc(8 + bytes);
   fh.writeUInt32LE(bytes, 0);
@@ -51,12 +63,16 @@ export function parseWatch(line: string): InotifyWatch {
     copyToAddr(mem, fh);
     const fd = Number(syscall(NR_OPEN_BY_HANDLE_AT, [BigInt(mfd), mem, BigInt(O_PATH | O_CLOEXEC)], 'open_by_handle_at'));
     try {
-      return { wd, mask, path: readlinkSync(`/proc/self/fd/${fd}`) };
+      const path = readlinkSync(`/proc/self/fd/${fd}`);
+      // An inode still in memory but unlinked resolves to "PATH (deleted)": no path leads to it.
+      if (fstatSync(fd).nlink === 0) return { wd, mask, path: null, why: `its file ${path} was deleted`, gone: true, ...id };
+      return { wd, mask, path, ...id };
     } finally {
       closeFd(fd);
     }
   } catch (e) {
-    return { wd, mask, path: null, why: `the watched file could not be found again (${(e as Error).message})` };
+    const gone = e instanceof SysError && e.errnoName === 'ESTALE';
+    return { wd, mask, path: null, why: gone ? 'its file was deleted' : `the watched file could not be found again (${(e as Error).message})`, gone, ...id };
   } finally {
     free(mem);
     if (mfd >= 0) closeFd(mfd);

@@ -123,7 +123,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if (a.action === 'epoll' && a.dropped) fdNotes.push(`fd ${a.fd} (epoll): ${a.dropped.join('; ')}`);
+    else if ((a.action === 'epoll' || a.action === 'inotify') && a.dropped) fdNotes.push(`fd ${a.fd} (${a.action}): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',
@@ -141,6 +141,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
 
   const creds = checkCredentials(state, host);
   items.push(item('credentials', 'Same user and group', creds.ok, creds.reason, creds.fix));
+  items.push(capabilitiesItem(state, host));
 
   // Raising a hard limit above ours needs CAP_SYS_RESOURCE; without it the limit would come back lower.
   const RLIM_INF = 0xffffffffffffffffn;
@@ -169,4 +170,32 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     items.push(item('format', 'Checkpoint format', false, `The checkpoint uses state format ${String(state.version)}, newer than this Stasis understands.`, 'Update Stasis.'));
   }
   return { ok: items.every((i) => i.ok), items };
+}
+
+/**
+ * The restored threads get exactly their saved capability sets, narrowed from the engine's: a set
+ * the engine does not hold cannot be given, and a seccomp filter cannot be installed again from
+ * outside (a sandboxed program would come back unsandboxed).
+ */
+function capabilitiesItem(state: ProcessState, host: HostFacts): PreflightItem {
+  const missing = new Set<number>();
+  for (const th of state.threads) {
+    const want = th.caps ? th.caps.permitted | th.caps.effective : 0n;
+    for (let cap = 0; cap < 64; cap++) if ((want >> BigInt(cap)) & 1n && !((host.capEff >> BigInt(cap)) & 1n)) missing.add(cap);
+  }
+  const sandboxed = state.threads.filter((th) => (th.seccomp ?? 0) !== 0);
+  if (sandboxed.length) {
+    return item('capabilities', 'Capabilities and sandbox', false,
+      `${sandboxed.length === state.threads.length ? 'The process' : `${sandboxed.length} of its threads`} ran under seccomp (${sandboxed[0]!.seccomp === 1 ? 'strict mode' : 'a filter'}), which Stasis cannot install again: it would come back without its sandbox.`,
+      'Restore it with CRIU, or checkpoint the program before it enables its seccomp sandbox.');
+  }
+  if (missing.size) {
+    return item('capabilities', 'Capabilities and sandbox', false,
+      `The process held capabilities Stasis does not have (numbers ${[...missing].sort((a, b) => a - b).join(', ')}); they cannot be given back.`,
+      'Run the restore as root (or with those capabilities).');
+  }
+  const narrowed = state.threads.some((th) => th.caps && th.caps.effective !== host.capEff);
+  return item('capabilities', 'Capabilities and sandbox', true,
+    !state.threads[0]?.caps ? 'Capabilities were not saved in this checkpoint (an older one): the process gets Stasis\'s own.'
+      : narrowed ? 'Each thread gets its saved capability sets (narrower than Stasis\'s own), no_new_privs as it was.' : 'Each thread gets its saved capability sets.');
 }

@@ -3,7 +3,7 @@
  * does not list. Owns only numbers.
  */
 export const NR = {
-  lseek: 8, ioctl: 16, setsid: 112, setpgid: 109, clone3: 435, mremap: 25, dup3: 292, fcntl: 72, chdir: 80, fchdir: 81, chroot: 161, prlimit64: 302,
+  lseek: 8, ioctl: 16, capset: 126, setsid: 112, setpgid: 109, clone3: 435, mremap: 25, dup3: 292, fcntl: 72, chdir: 80, fchdir: 81, chroot: 161, prlimit64: 302,
   eventfd2: 290, close_range: 436, rt_sigaction: 13, rt_sigprocmask: 14, sigaltstack: 131, setitimer: 38,
   open: 2, close: 3, mmap: 9, munmap: 11, mprotect: 10, umask: 95, personality: 135, prctl: 157,
   set_tid_address: 218, set_robust_list: 273, rseq: 334, kill: 62, tgkill: 234, getpid: 39,
@@ -14,5 +14,6 @@ export const NR = {
 export const SIGKILL = 9, SIGSTOP = 19;
 export const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 export const PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14, PR_SET_MM_MAP_SIZE = 15;
+export const PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2, PR_CAP_AMBIENT_CLEAR_ALL = 4;
 export const PR_TIMER_CREATE_RESTORE_IDS = 77;
 export const PR_SET_VMA = 0x53564d41;

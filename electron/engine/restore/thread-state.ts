@@ -3,10 +3,13 @@
  * glibc relies on that /proc does not show — clear_child_tid (set_tid_address), the robust futex
  * list, the rseq area (a new thread has none registered, so registering the checkpointed area is
  * enough), the alternate signal stack (clone with CLONE_VM clears it), and the thread's name.
+ * Last, its credentials: no_new_privs and the capability sets, narrowed from the engine's (a root
+ * program that dropped capabilities must not come back with all of them).
  */
 import type { ThreadState } from '../state/process-state';
 import type { Remote } from './remote';
-import { NR, PR_SET_NAME } from './sysno';
+import { readFileSync } from 'node:fs';
+import { NR, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_CAP_AMBIENT_RAISE, PR_CAPBSET_DROP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS } from './sysno';
 
 const SS_ONSTACK = 1, SS_DISABLE = 2;
 
@@ -28,5 +31,47 @@ export function restoreThreadState(r: Remote, th: ThreadState, tid = r.pid): voi
   if (th.comm !== undefined && tid !== r.pid) {
     r.resetScratch();
     r.call(NR.prctl, [BigInt(PR_SET_NAME), r.putString(th.comm.slice(0, 15)), 0n, 0n, 0n], 'prctl(PR_SET_NAME)', tid);
+  }
+  restoreCapabilities(r, th, tid);
+}
+
+const CAPSET_VERSION_3 = 0x20080522;
+
+/** The engine's own bounding and ambient sets: the stub, and so every restored thread, starts with them. */
+function engineCaps(): { bounding: bigint; ambient: bigint } {
+  const st = readFileSync('/proc/self/status', 'utf8');
+  const field = (k: string): bigint => BigInt('0x' + (new RegExp(`${k}:\\s*([0-9a-f]+)`).exec(st)?.[1] ?? '0'));
+  return { bounding: field('CapBnd'), ambient: field('CapAmb') };
+}
+
+function lastCap(): number {
+  try { return Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim()); } catch { return 40; }
+}
+
+/** Sets the thread's saved no_new_privs, bounding set, capabilities and ambient set (pre-flight checked they are within ours). */
+function restoreCapabilities(r: Remote, th: ThreadState, tid: number): void {
+  if (th.noNewPrivs) r.call(NR.prctl, [BigInt(PR_SET_NO_NEW_PRIVS), 1n, 0n, 0n, 0n], 'prctl(PR_SET_NO_NEW_PRIVS)', tid);
+  const c = th.caps;
+  if (!c) return;
+  // Bounding first: dropping needs CAP_SETPCAP, which the capset below may take away.
+  const last = lastCap();
+  const ours = engineCaps();
+  const drop = ours.bounding & ~c.bounding;
+  for (let cap = 0; cap <= last; cap++) {
+    if ((drop >> BigInt(cap)) & 1n) r.call(NR.prctl, [BigInt(PR_CAPBSET_DROP), BigInt(cap), 0n, 0n, 0n], `dropping capability ${cap} from the bounding set`, tid);
+  }
+  r.resetScratch();
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt32LE(CAPSET_VERSION_3, 0);
+  const data = Buffer.alloc(24);
+  [c.effective, c.permitted, c.inheritable].forEach((v, i) => {
+    data.writeUInt32LE(Number(v & 0xffffffffn), i * 4);
+    data.writeUInt32LE(Number((v >> 32n) & 0xffffffffn), 12 + i * 4);
+  });
+  r.call(NR.capset, [r.put(hdr), r.put(data)], 'capset (the saved capabilities)', tid);
+  // Ambient capabilities need to be permitted and inheritable, hence after capset.
+  if (ours.ambient !== 0n) r.call(NR.prctl, [BigInt(PR_CAP_AMBIENT), BigInt(PR_CAP_AMBIENT_CLEAR_ALL), 0n, 0n, 0n], 'clearing the ambient capabilities', tid);
+  for (let cap = 0; cap <= last; cap++) {
+    if ((c.ambient >> BigInt(cap)) & 1n) r.call(NR.prctl, [BigInt(PR_CAP_AMBIENT), BigInt(PR_CAP_AMBIENT_RAISE), BigInt(cap), 0n, 0n], `raising ambient capability ${cap}`, tid);
   }
 }

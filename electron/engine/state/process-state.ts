@@ -60,6 +60,12 @@ export interface ThreadState {
   inSyscall: number;
   /** The thread's own name (/proc/PID/task/TID/comm); absent in checkpoints taken before it was kept. */
   comm?: string;
+  /** Capability sets (/proc/PID/task/TID/status Cap*); absent in checkpoints taken before they were kept. */
+  caps?: { inheritable: bigint; permitted: bigint; effective: bigint; bounding: bigint; ambient: bigint };
+  /** prctl(PR_SET_NO_NEW_PRIVS) was set. */
+  noNewPrivs?: boolean;
+  /** Seccomp mode (status "Seccomp:"): 0 none, 1 strict, 2 filter. */
+  seccomp?: number;
 }
 
 export interface SignalHandlerState {
