@@ -171,6 +171,8 @@ test('stasis checkpoint of a process with children takes the tree by default (--
       const a = JSON.parse(alone.out) as { members?: unknown; warnings: string[] };
       assert.equal(a.members, undefined, 'a single-process checkpoint');
       assert.ok(a.warnings.some((w) => /2 child processes .* not in the checkpoint/.test(w)), a.warnings.join('; '));
+      const kids = readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      assert.equal(kids.length, 2);
       const c = stasis(['checkpoint', String(t.pid), '--kill']);
       assert.equal(c.code, 0, c.err);
       assert.match(c.out, new RegExp(`Tree checkpoint #1 of pid ${t.pid} and its descendants: 3 processes, full, all killed afterwards`));
@@ -179,8 +181,9 @@ test('stasis checkpoint of a process with children takes the tree by default (--
       const listed = stasis(['list']).out;
       assert.match(listed, /\[tree: 3 processes\]/);
       await t.waitExit();
-      await waitFor('the original tree to be gone', () => !existsSync(`/proc/${t.pid}`));
-      await sleep(200); // the killed children are reaped by init
+      // The killed children are reaped by init, which may take a while on a busy machine: until
+      // then their PIDs are taken and the restore is refused (the next test).
+      await waitFor('the original tree to be gone', () => [t.pid, ...kids].every((p) => !existsSync(`/proc/${p}`)), 20_000);
       const r = stasis(['--json', 'restore', '2']); // a member's id restores the whole tree
       assert.equal(r.code, 0, r.err);
       const res = JSON.parse(r.out) as { pid: number; members: { pid: number }[] };
@@ -190,6 +193,50 @@ test('stasis checkpoint of a process with children takes the tree by default (--
       await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${res.pid} `)), 10_000);
       const f = fields(fileLines(out).find((l) => l.startsWith(`pid=${res.pid} `))!);
       assert.equal(f.reaped, 2);
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+});
+
+test('a tree whose PIDs are taken is refused by restore, --check and the pre-flight, naming each PID and what holds it; --no-pid restores it under new PIDs and says so', async () => {
+  await withStore(async (store, dir) => {
+    const root = new URL('../..', import.meta.url).pathname;
+    const stasis = (args: string[]): { code: number; out: string; err: string } => {
+      const r = spawnSync(process.execPath, [join(root, 'bin/stasis.js'), '--store', store.dir, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+    };
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([fixture, 'wait', out], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      // Left running: the originals hold every PID of the checkpoint.
+      const c = checkpointTree(store, t.pid);
+      const kid = c.members[1]!.pid;
+      const pf = preflight(store, c.id, { log: join(dir, 'restore.log') });
+      const item = pf.items.find((i) => i.id === 'tree-pids');
+      assert.equal(pf.ok, false);
+      assert.equal(item?.ok, false);
+      assert.match(item!.reason, new RegExp(`PID ${kid} is taken \\(tree-family, running\\)`));
+      assert.match(item!.fix ?? '', /--no-pid/);
+      assert.equal(pf.items.filter((i) => i.id.startsWith('pid')).length, 0, 'no per-process PID note contradicts it');
+      const check = stasis(['restore', String(c.id), '--check']);
+      assert.equal(check.code, 1);
+      assert.match(check.out, new RegExp(`PID ${t.pid} is taken`));
+      const refused = stasis(['restore', String(c.id)]);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.err, new RegExp(`PID ${kid} is taken`));
+      assert.equal(fileLines(join(dir, 'restore.log')).length, 0, 'nothing was started');
+      assert.deepEqual(readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).map(Number).sort(), c.members.slice(1).map((m) => m.pid).sort(), 'the originals run on untouched');
+      const r = stasis(['--json', 'restore', String(c.id), '--no-pid']);
+      assert.equal(r.code, 0, r.err);
+      const res = JSON.parse(r.out) as { pid: number; warning?: string; members: { pid: number; originalPid: number; samePid: boolean }[] };
+      restored.push(...res.members.map((m) => m.pid));
+      assert.equal(res.members.length, 3);
+      assert.ok(res.members.every((m) => !m.samePid && m.pid !== m.originalPid), JSON.stringify(res.members));
+      assert.match(res.warning ?? '', new RegExp(`process ${kid} came back as ${res.members[1]!.pid}`));
     } finally {
       t.kill();
       for (const p of restored) killQuietly(p);

@@ -48,9 +48,25 @@ export interface TreeRestoreResult extends RestoreResult { members: TreeRestoreM
 
 interface Node { id: number; state: ProcessState; parent: Node | null; children: Node[] }
 
-function canTakePid(pid: number): boolean {
+function mayTakePids(): boolean {
   const h = hostFacts();
-  return (h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN)) && !existsSync(`/proc/${pid}`);
+  return h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN);
+}
+
+function canTakePid(pid: number): boolean {
+  return mayTakePids() && !existsSync(`/proc/${pid}`);
+}
+
+/** Who holds a PID now, for a refusal the user can act on ("sleep, a zombie its parent 1 has not reaped"). */
+function pidHolder(pid: number): string {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+    const [state, ppid] = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return state === 'Z' ? `${comm}, a zombie its parent ${ppid} has not reaped yet` : `${comm}, running`;
+  } catch {
+    return 'a process that has just ended';
+  }
 }
 
 /** The members of tree checkpoint #id as a tree, parents first (BFS); refuses an incomplete or inconsistent tree. */
@@ -81,7 +97,7 @@ function loadTree(store: Store, id: number): Node[] {
  * own nor its parent's (its parent called setsid after forking it), and a process group that no
  * member leads and that is not the parent's (its leader exited, or it is outside the tree).
  */
-function treeItems(order: Node[]): PreflightItem[] {
+function treeItems(order: Node[], samePid: boolean): PreflightItem[] {
   const pids = new Set(order.map((n) => n.state.pid));
   const sessionProblems: string[] = [];
   const groupNotes: string[] = [];
@@ -94,7 +110,41 @@ function treeItems(order: Node[]): PreflightItem[] {
     { id: 'tree-sessions', label: 'Sessions of the tree', ok: sessionProblems.length === 0,
       reason: sessionProblems.length ? `Sessions cannot be rebuilt by forking: ${sessionProblems.join('; ')}.` : `${order.length} processes; sessions and process groups follow the fork order.${groupNotes.length ? ` Note: ${groupNotes.join('; ')}.` : ''}`,
       fix: sessionProblems.length ? 'Checkpoint the processes separately (--no-tree).' : null },
+    pidsItem(order, samePid),
   ];
+}
+
+/** Every PID a tree restore must give back: all members' and zombies', unless the root is alone. */
+function treePids(order: Node[]): number[] {
+  const zombies = order.flatMap((n) => (n.state.zombies ?? []).map((z) => z.pid));
+  return order.length > 1 || zombies.length ? [...order.map((n) => n.state.pid), ...zombies] : [];
+}
+
+/**
+ * Processes of a tree know each other by PID and run on from that memory: a parent by what fork()
+ * returned (waitpid(pid), kill(pid)), a child by the parent PID it saved (getppid() == parent).
+ * A member or zombie that came back under another PID is one the others can no longer wait for or
+ * signal (or worse, a stranger that took the PID gets the signal), so the restore would be
+ * silently wrong. Such a restore is refused unless the user asked for new PIDs (--no-pid).
+ */
+function pidsItem(order: Node[], samePid: boolean): PreflightItem {
+  const kept = treePids(order);
+  const label = 'PIDs of the tree';
+  if (kept.length === 0) return { id: 'tree-pids', label, ok: true, reason: 'A single process: its PID is covered by the process\'s own check.', fix: null };
+  if (!samePid) {
+    return { id: 'tree-pids', label, ok: true, fix: null,
+      reason: `New PIDs were asked for (--no-pid): the ${kept.length} processes get new ones; one that waits for, signals or checks another by its old PID will not find it.` };
+  }
+  if (!mayTakePids()) {
+    return { id: 'tree-pids', label, ok: false,
+      reason: `The ${kept.length} processes must get their PIDs back (they know each other by those), and taking a PID needs CAP_CHECKPOINT_RESTORE.`,
+      fix: 'Run the restore as root (or with cap_checkpoint_restore), or accept new PIDs with `stasis restore ID --no-pid` if the program never waits for, signals or checks its processes by PID.' };
+  }
+  const busy = kept.filter((pid) => existsSync(`/proc/${pid}`));
+  if (busy.length === 0) return { id: 'tree-pids', label, ok: true, fix: null, reason: `The ${kept.length} processes get their original PIDs back (${kept.join(', ')}).` };
+  return { id: 'tree-pids', label, ok: false,
+    reason: `The processes of the tree must get their PIDs back (they know each other by those), but ${busy.map((pid) => `PID ${pid} is taken (${pidHolder(pid)})`).join('; ')}.`,
+    fix: 'End the original processes and let them be reaped (a zombie goes once its parent waits for it or exits), then restore again; or accept new PIDs with `stasis restore ID --no-pid` if the program never waits for, signals or checks its processes by PID.' };
 }
 
 function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOptions {
@@ -105,10 +155,13 @@ function redirectFor(store: Store, id: number, opts: RestoreOptions): RedirectOp
 export function preflightTree(store: Store, id: number, opts: RestoreOptions = {}): PreflightResult {
   const order = loadTree(store, id);
   const redirect = redirectFor(store, order[0]!.id, opts);
-  const items: PreflightItem[] = [...treeItems(order)];
+  const items: PreflightItem[] = [...treeItems(order, opts.samePid !== false)];
   for (const n of order) {
     const pf = preflightState(n.state, redirect);
-    for (const it of pf.items) items.push({ ...it, id: order.length > 1 ? `${it.id}@${n.state.pid}` : it.id, label: `${it.label} (process ${n.state.pid}, ${n.state.comm})`, reason: `Process ${n.state.pid}: ${it.reason}` });
+    for (const it of pf.items) {
+      if (it.id === 'pid' && treePids(order).length) continue; // tree-pids decides for all of them
+      items.push({ ...it, id: order.length > 1 ? `${it.id}@${n.state.pid}` : it.id, label: `${it.label} (process ${n.state.pid}, ${n.state.comm})`, reason: `Process ${n.state.pid}: ${it.reason}` });
+    }
   }
   return { ok: items.every((i) => i.ok), items };
 }
@@ -209,10 +262,22 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       setUpTrampoline(stub, rootPlan);
     });
     const samePid = (pid: number): boolean => opts.samePid !== false && canTakePid(pid);
+    // The pre-flight found every child's PID free; one taken since (a race) fails the restore
+    // rather than bringing the child back under a PID its parent does not know.
+    const pidLost = (pid: number, what: string): StasisError => new StasisError('PREFLIGHT_FAILED',
+      `Could not give ${what} its PID back (${existsSync(`/proc/${pid}`) ? `taken by ${pidHolder(pid)}` : 'clone3 refused it'}); the other processes of the tree know it by that PID. Restore again once it is free, or with --no-pid.`);
+    const forkMember = (p: Remote, pid: number, what: string): Remote => {
+      const keep = opts.samePid !== false;
+      const r = p.forkChild(keep ? pid : null);
+      if (r) return r;
+      throw keep ? pidLost(pid, what) : new StasisError('INTERNAL', `Could not fork ${what}.`);
+    };
     const parkFrom = Math.max(2, ...order.flatMap((n) => n.state.fds.map((f) => f.fd))) + 1;
     let parked = new Map<string, number>();
     step('fork', () => {
-      if (!(samePid(root.state.pid) && stub.forkAway(root.state.pid))) stub.forkAway(null);
+      if (treePids(order).length && opts.samePid !== false) {
+        if (!stub.forkAway(root.state.pid)) throw pidLost(root.state.pid, `process ${root.state.pid}`);
+      } else if (!(samePid(root.state.pid) && stub.forkAway(root.state.pid))) stub.forkAway(null);
       closeInheritedFds(stub);
       setLeadership(stub, root.state);
       parked = parkTreePipes(stub, treePipes(order), parkFrom);
@@ -222,8 +287,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       for (const n of order.slice(1)) {
         who = n.state.pid;
         const p = remotes.get(n.parent!)!;
-        const r = (samePid(n.state.pid) ? p.forkChild(n.state.pid) : null) ?? p.forkChild(null);
-        if (!r) throw new StasisError('INTERNAL', `Could not fork process ${n.state.pid} from its parent ${n.parent!.state.pid}.`);
+        const r = forkMember(p, n.state.pid, `process ${n.state.pid}`);
         remotes.set(n, r);
         setLeadership(r, n.state);
       }
@@ -238,8 +302,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       for (const n of order) {
         for (const z of n.state.zombies ?? []) {
           const p = remotes.get(n)!;
-          const r = (samePid(z.pid) ? p.forkChild(z.pid) : null) ?? p.forkChild(null);
-          if (!r) throw new StasisError('INTERNAL', `Could not recreate the exited child ${z.pid} of process ${n.state.pid}.`);
+          const r = forkMember(p, z.pid, `the exited child ${z.pid} of process ${n.state.pid}`);
           zombies.push({ parent: n, r, status: z.status });
           r.exitAs(z.status);
         }
