@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import type { CallInput, CallName, CallOutput } from '../../shared/contract';
+import type { Store } from '../engine/store/api';
 
 export interface CliRuntime {
   /**
@@ -17,6 +18,11 @@ export interface CliRuntime {
   print<T>(value: T, human: (value: T) => string | string[]): void;
   /** The store directory in effect (--store, STASIS_STORE, or the XDG default). */
   storeDir(): string;
+  /**
+   * The store the calls use, for the one command that drives the engine directly (migrate: its
+   * last round holds the process frozen across the network, which no API call can return).
+   */
+  store(): Store;
   /** True when --json was given. */
   json(): boolean;
   /** The exit status when the command completes without an error (a check that found problems: 1). */

@@ -26,6 +26,7 @@ import checkpoints from './commands/checkpoints';
 import storeMaintenance from './commands/store-maintenance';
 import transfer from './commands/transfer';
 import inspect from './commands/inspect';
+import migrate from './commands/migrate';
 
 export const commands: CliCommand[] = [
   status,
@@ -40,6 +41,7 @@ export const commands: CliCommand[] = [
   storeMaintenance,
   transfer,
   inspect,
+  migrate,
 ];
 
 /** Exit codes: 0 ok, 1 the operation failed (StasisError), 2 bad usage (unknown command/option). */
@@ -87,6 +89,7 @@ export async function runCli(argv: string[]): Promise<number> {
       }
     },
     storeDir,
+    store: () => (opened.store ??= lazyStore(storeDir())).store(),
     json: () => opts().json === true,
     setExitCode: (code) => { exitCode = code; },
   };

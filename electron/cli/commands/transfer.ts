@@ -17,6 +17,40 @@ import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { checkpointId } from './store-ids';
 import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/tls-link';
+import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
+import { serveMigration, type DestinationResult } from '../../engine/migrate/destination';
+
+/** What `receive` got: checkpoints (a plain stream) or a migration session's outcome. */
+type Received = { ids: number[] } | { migration: DestinationResult };
+
+/** A plain stream is spooled and imported; a migration session (its magic first) is served to its end. */
+async function receiveAny(cli: CliRuntime, input: Readable, output: Writable): Promise<Received> {
+  const rd = new FrameReader(input);
+  if (!(await rd.magic())) return spoolAndImport(cli, rd.detach());
+  const migration = await serveMigration(rd, new FrameWriter(output), {
+    spoolDir: cli.store().dir,
+    importFile: (file) => cli.call('checkpoints.import', { file }),
+    preflight: (id) => cli.call('restore.preflight', { id }),
+    restore: (id) => cli.call('restore.run', { id }),
+    remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
+  });
+  return { migration };
+}
+
+function describeReceived(r: Received): string {
+  if ('ids' in r) return `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.`;
+  const m = r.migration;
+  if (m.restored) return `Migrated process ${m.sourcePid} runs here as pid ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, restored in ${m.restored.durationMs.toFixed(1)} ms).`;
+  if (m.dryRun && m.failure?.includes('dry run')) return `Dry run of the migration of process ${m.sourcePid}: pre-flight answered; what was received was discarded.`;
+  return `The migration of process ${m.sourcePid} did not complete: ${m.failure ?? 'no reason given'}.${m.discarded ? ' What was received was discarded.' : ''}`;
+}
+
+/** A migration that ended without a process here fails the command (after its summary). */
+function finishReceived(cli: CliRuntime, r: Received, toStderr: boolean): void {
+  if (toStderr) process.stderr.write(cli.json() ? `${JSON.stringify(r)}\n` : `${describeReceived(r)}\n`);
+  else cli.print(r, describeReceived);
+  if ('migration' in r && !r.migration.restored && !(r.migration.dryRun && r.migration.failure?.includes('dry run'))) cli.setExitCode(1);
+}
 
 /** A 0700 directory inside the store, so the spool holds process memory only where the store does and shares its disk. */
 function spoolDir(storeDir: string, what: string): string {
@@ -106,26 +140,28 @@ export default defineCommand('transfer', (program, cli) => {
 
   program
     .command('receive')
-    .description('import a stream from stdin, or --listen for one `stasis send --to`; nothing is imported unless the whole stream arrived intact')
+    .description('import a stream from stdin, or --listen for one `stasis send --to` or `stasis migrate --to`; nothing is imported unless the whole stream arrived intact')
     .option('--listen <host:port>', 'accept one TLS connection there; prints the one-time pairing token on stderr')
     .action(async (o: { listen?: string }) => {
       if (o.listen === undefined) {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
-        const r = await spoolAndImport(cli, process.stdin);
-        cli.print(r, (x) => `Received checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}.`);
+        const r = await receiveAny(cli, process.stdin, process.stdout);
+        // In a session stdout carries the answers: the summary goes to stderr.
+        finishReceived(cli, r, 'migration' in r);
         return;
       }
       const addr = parseAddress(o.listen, true);
       const { token, key } = newToken();
-      const r = await new Promise<{ ids: number[] }>((resolve, reject) => {
+      const r = await new Promise<Received>((resolve, reject) => {
         let taken = false;
         const server = listen(addr, key, (sock) => {
           // One-time token: the first authenticated sender is the only one.
           if (taken) { sock.destroy(); return; }
           taken = true;
           server.then((s) => s.close(), () => undefined);
-          spoolAndImport(cli, sock).then((res) => {
-            sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
+          receiveAny(cli, sock, sock).then((res) => {
+            if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
+            else sock.end();
             resolve(res);
           }, (e: unknown) => {
             sock.end(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
@@ -138,6 +174,6 @@ export default defineCommand('transfer', (program, cli) => {
           process.stderr.write(`Listening on ${where}\nPairing token: ${token}\nOn the sender: stasis send ID --to ${where} --token ${token}\n`);
         }, reject);
       });
-      cli.print(r, (x) => `Received checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}.`);
+      finishReceived(cli, r, false);
     });
 });

@@ -39,8 +39,13 @@ import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnaps
 export type CapturePhase = 'live' | 'frozen' | 'resumed' | 'pages' | 'commit';
 
 export interface CheckpointOptions {
-  /** 'leave-running' (default) or 'kill' (SIGKILL after the checkpoint is safely stored). */
-  mode?: 'leave-running' | 'kill';
+  /**
+   * 'leave-running' (default), 'kill' (SIGKILL after the checkpoint is safely stored), or 'hold':
+   * the process stays frozen after the commit and the result's `held` decides (a migration's last
+   * round: killed once the destination runs it, resumed untouched if anything fails). Never
+   * reachable through the API (a frozen process cannot cross it).
+   */
+  mode?: 'leave-running' | 'kill' | 'hold';
   /** Force a full checkpoint even when an earlier one of this process exists. */
   full?: boolean;
   label?: string | null;
@@ -87,6 +92,14 @@ export interface CheckpointResult {
   threads: number;
   killed: boolean;
   warnings: string[];
+  /** Mode 'hold' only: the frozen process. Call exactly one of them. */
+  held?: HeldProcess;
+}
+
+export interface HeldProcess {
+  /** Detaches and lets it run on as if nothing happened. */
+  resume(): void;
+  kill(): void;
 }
 
 const SOFT_DIRTY_DIR = 'capture-soft-dirty';
@@ -154,20 +167,23 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   const threadCount = listThreads(pid).length;
   const softDirty = features.softDirty;
   let dirtyTracking: CheckpointResult['dirtyTracking'] = softDirty ? 'soft-dirty' : 'hash';
+  const hold = opts.mode === 'hold';
+  // 'hold' still reads what changed since the parent while the process runs (pre-copy), but
+  // nothing that releases it before the commit (fork or uffd snapshots).
   const live = opts.mode !== 'kill' && opts.snapshot !== 'never';
   // uffd-wp works for any number of threads but is opt-in: on this VM write-protecting 1 GiB of 4 KiB
   // pages costs about what fork's page-table copy does (~35 ms each, docs/engine.md), and a live
   // read cannot keep what the target unmaps or MADV_DONTNEEDs before it is read (a fork child
   // holds its own copy), so several threads stay frozen throughout unless the user asks for it.
   // Not combined with soft-dirty (both play with the same write-protect bits).
-  const tryUffd = live && features.uffdWp && !softDirty && opts.snapshot === 'uffd';
+  const tryUffd = live && !hold && features.uffdWp && !softDirty && opts.snapshot === 'uffd';
   const wantPreCopy = live && (opts.snapshot === 'precopy' || ((opts.snapshot ?? 'auto') === 'auto' && threadCount === 1));
   const preCopyOk = wantPreCopy && features.uffdWpAsync && features.pagemapScan && !softDirty && !hasIoUring(pid);
   if (opts.snapshot === 'precopy' && !preCopyOk) {
     throw new StasisError('UNSUPPORTED', `A pre-copy checkpoint of process ${pid} is not possible here (it needs userfaultfd write-protect in async mode and PAGEMAP_SCAN, Linux 6.7+, no soft-dirty tracking, and a target without io_uring); use the default snapshot mode.`);
   }
   // Also where pre-copy was possible but finds the memory taken by another userfaultfd.
-  const forkOk = live && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
+  const forkOk = live && !hold && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
@@ -260,7 +276,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       how = 'pre-copy';
       // What the program wrote during the live read: from a fork snapshot when that stops it for
       // less; the scan's meaning is then worked out after the release.
-      if (live && threadCount === 1 && readsBetterFromFork(pc, scan)) {
+      if (forkOk && readsBetterFromFork(pc, scan)) {
         child = forkSnapshot(t);
         memPid = child.pid;
         forkedScan = { scan, fdTargets };
@@ -280,7 +296,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       how = 'snapshot';
     }
     if (softDirty) writeFileSync(`/proc/${pid}/clear_refs`, '4');
-    if (how !== 'all-threads') {
+    if (how !== 'all-threads' && !hold) {
       frozenMs += t.elapsedMs();
       t.release();
       if (child) {
@@ -293,7 +309,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
         }
       }
       phase('resumed', { pid, snapshotPid: memPid });
-    } else if (opts.mode !== 'kill' && threadCount > 1) {
+    } else if (opts.mode !== 'kill' && !hold && threadCount > 1) {
       const asked = opts.snapshot === 'fork' ? ' (the fork snapshot copies only the calling thread, so it needs a single-threaded process; `--snapshot precopy` keeps several threads running)' : '';
       warnings.push(`multi-threaded (${t.tids.length} threads): every thread stayed frozen for the whole capture${asked}`);
     }
@@ -348,7 +364,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       child = null;
     }
     phase('commit', { pid });
-    if (how === 'all-threads') frozenMs += t.elapsedMs();
+    if (how === 'all-threads' || hold) frozenMs += t.elapsedMs();
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
@@ -365,9 +381,14 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       mkdirSync(join(store.dir, SOFT_DIRTY_DIR), { recursive: true });
       writeFileSync(markerPath, String(info.id));
     }
+    let held: HeldProcess | undefined;
     if (opts.mode === 'kill') {
       t.release({ kill: true });
       killed = true;
+    } else if (hold) {
+      const frozen = t;
+      t = null; // not released by the finally below
+      held = { resume: () => frozen.release(), kill: () => frozen.release({ kill: true }) };
     }
     return {
       id: info.id,
@@ -383,6 +404,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       threads: state.threads.length,
       killed,
       warnings,
+      ...(held ? { held } : {}),
     };
   } catch (e) {
     writer?.abort();

@@ -237,8 +237,12 @@ export interface Store {
   records(id: number): PageRecord[];
   /** "Incremental from two fulls": store id as changes on top of onto; both keep materializing identically. */
   rebase(id: number, onto: number): { id: number; parentId: number; pagesChanged: number };
-  /** Writes checkpoint id as one stream file: with its ancestors ('one'), as one full ('flattened'), or its whole tree ('chain'). */
-  exportStream(id: number, file: string, how?: ExportKind, opts?: CancelOptions): ExportResult;
+  /**
+   * Writes checkpoint id as one stream file: with its ancestors ('one'), as one full ('flattened'),
+   * or its whole tree ('chain'). With opts.continues (kind 'one'): id alone, as a continuation of
+   * the receiving store's checkpoint #continues, which holds id's parent (a migration round).
+   */
+  exportStream(id: number, file: string, how?: ExportKind, opts?: ExportOptions): ExportResult;
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
 }
@@ -258,6 +262,11 @@ export interface PageRecord {
 }
 
 export type ExportKind = 'one' | 'flattened' | 'chain';
+
+export interface ExportOptions extends CancelOptions {
+  /** The receiving store's id of id's parent: the stream carries id alone, continuing it. */
+  continues?: number;
+}
 
 export interface ExportResult {
   file: string;

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
 import { decodeState, type ProcessState } from '../state/process-state';
 import {
-  COMPRESSIONS, type CancelOptions, type BeginOptions, type Compression, type ExportKind, type PageRecord, type ExportResult, type CheckpointInfo,
+  COMPRESSIONS, type CancelOptions, type BeginOptions, type Compression, type ExportKind, type ExportOptions, type PageRecord, type ExportResult, type CheckpointInfo,
   type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
   type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem,
 } from './api';
@@ -681,9 +681,9 @@ export class SqliteStore implements Store, WriterHost {
     return this.withWriteLock(() => rebaseCheckpoint(this, id, onto));
   }
 
-  exportStream(id: number, file: string, how: ExportKind = 'one', opts: CancelOptions = {}): ExportResult {
+  exportStream(id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
     this.open();
-    return this.db.transaction(() => exportStream(this, id, file, how, opts.signal, opts.onProgress)).deferred();
+    return this.db.transaction(() => exportStream(this, id, file, how, opts)).deferred();
   }
 
   importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {

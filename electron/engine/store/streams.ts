@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { StasisError } from '../../../shared/errors';
-import type { ExportKind, ExportResult } from './api';
+import type { ExportKind, ExportOptions, ExportResult } from './api';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
 import { hashKey, hashPage } from './hash';
@@ -21,6 +21,8 @@ import { phases, progress, type Phases, type ProgressFn } from '../progress';
 const MAGIC = Buffer.from('STASSTR\0', 'latin1');
 const END = Buffer.from('STASSEND', 'latin1');
 const VERSION = 1;
+/** A continuation (a checkpoint whose parent the receiver already holds): version 1 readers would take it for a whole chain, so they must refuse it. */
+const VERSION_CONTINUES = 2;
 const HEADER = 32;
 const FOOTER = 40;
 const ENTRY = HASH_LEN + PAGE;
@@ -40,11 +42,13 @@ const ckptSchema = z.object({
   restoredFrom: z.number().int().nullable(), stats: z.record(z.string(), z.number()),
   state: z.string(),
   records: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive(), z.number().int().min(0).max(2), z.number().int().nonnegative()])),
+  /** Version 2: the receiving store's id of this checkpoint's parent (it is not in the stream). */
+  continues: z.number().int().positive().optional(),
   /** Member of a tree checkpoint: the root member's ref and the number of members (all in the stream). */
   tree: z.object({ root: z.number().int().positive(), size: z.number().int().positive().max(100_000) }).nullable().optional(),
 });
 const manifestSchema = z.object({
-  format: z.literal('stasis-stream'), version: z.literal(VERSION), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
+  format: z.literal('stasis-stream'), version: z.union([z.literal(VERSION), z.literal(VERSION_CONTINUES)]), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
   exportedAt: z.string(), checkpoints: z.array(ckptSchema).min(1).max(100_000),
 });
 type Manifest = z.infer<typeof manifestSchema>;
@@ -96,12 +100,18 @@ function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
   return out;
 }
 
-export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one', signal?: AbortSignal, onProgress?: ProgressFn): ExportResult {
+export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
+  const { signal, onProgress, continues } = opts;
   const prog = phases(progress(onProgress), ['checkpoints', 'pages']);
   // Nothing exists at file until the final rename, and a cancel before it removes the partial temp file.
   const cancel = (): void => throwIfCancelled(signal, 'The export', `no file was written at ${file}`);
-  store.checkpointRow(id);
-  const ids = selection(store, id, how);
+  const row = store.checkpointRow(id);
+  if (continues !== undefined) {
+    if (how !== 'one' || row.parent_id === null || row.tree_root !== null) {
+      throw new StasisError('INVALID_INPUT', `Checkpoint #${id} cannot be sent as a continuation: ${row.parent_id === null ? 'it is a full checkpoint (it has no parent to continue)' : row.tree_root !== null ? 'it belongs to a tree checkpoint' : `only kind 'one' continues a chain`}.`);
+    }
+  }
+  const ids = continues !== undefined ? [id] : selection(store, id, how);
   const pageIndex = new Map<string, number>();
   const pageSrc: { file: number; page: number }[] = [];
   const checkpoints: Manifest['checkpoints'] = [];
@@ -131,12 +141,14 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
       mode: how === 'flattened' ? 'full' : (r.mode as 'full' | 'incremental'), dirtyTracking: r.dirty_tracking as Manifest['checkpoints'][number]['dirtyTracking'],
       restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state, records: recs,
       ...(r.tree_root !== null ? { tree: { root: r.tree_root, size: r.tree_size ?? 1 } } : {}),
+      ...(continues !== undefined ? { continues } : {}),
     });
   }
-  const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version: VERSION, kind: how, hash: 'blake3', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
+  const version = continues !== undefined ? VERSION_CONTINUES : VERSION;
+  const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version, kind: how, hash: 'blake3', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
   const header = Buffer.alloc(HEADER);
   MAGIC.copy(header, 0);
-  header.writeUInt32LE(VERSION, 8);
+  header.writeUInt32LE(version, 8);
   header.writeUInt32LE(PAGE, 12);
   header.writeBigUInt64LE(BigInt(manifest.length), 16);
   header.writeBigUInt64LE(BigInt(pageSrc.length), 24);
@@ -197,7 +209,8 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
     const h = Buffer.alloc(HEADER);
     fs.readSync(fd, h, 0, HEADER, 0);
     if (!h.subarray(0, 8).equals(MAGIC)) throw bad(file, 'it does not start with the stream magic (is it a Stasis stream?)');
-    if (h.readUInt32LE(8) !== VERSION) throw bad(file, `it is stream version ${h.readUInt32LE(8)}, this Stasis reads version ${VERSION}`);
+    const version = h.readUInt32LE(8);
+    if (version !== VERSION && version !== VERSION_CONTINUES) throw bad(file, `it is stream version ${version}, this Stasis reads versions ${VERSION} and ${VERSION_CONTINUES}`);
     if (h.readUInt32LE(12) !== PAGE) throw bad(file, `its page size is ${h.readUInt32LE(12)}, not ${PAGE}`);
     const mlen = h.readBigUInt64LE(16);
     const count = h.readBigUInt64LE(24);
@@ -230,9 +243,11 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
       throw bad(file, `its manifest is malformed at ${i.path.join('.') || '(root)'}: ${i.message}`);
     }
     const manifest = parsed.data;
+    if (manifest.version !== version) throw bad(file, `its header says version ${version}, its manifest ${manifest.version}`);
     const seen = new Set<number>();
     for (const c of manifest.checkpoints) {
       if (seen.has(c.ref)) throw bad(file, `checkpoint ${c.ref} appears twice`);
+      if (c.continues !== undefined && (version !== VERSION_CONTINUES || c.parent !== null || c.mode !== 'incremental' || c.tree)) throw bad(file, `checkpoint ${c.ref} continues another store's checkpoint but is not a version 2 incremental without a parent in the stream`);
       if (c.parent !== null && !seen.has(c.parent)) throw bad(file, `checkpoint ${c.ref} names parent ${c.parent}, which does not precede it in the stream`);
       seen.add(c.ref);
       let prevEnd = -1;
@@ -317,6 +332,15 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
           loc[i + k] = { file: seg.fileId, page: p };
         }
       }
+      // A continuation attaches to a checkpoint of this store: it must be there, of the same process.
+      for (const c of manifest.checkpoints) {
+        if (c.continues === undefined) continue;
+        const base = store.get(c.continues);
+        const t = base ? store.targetEntry(base.targetId) : null;
+        if (!t || t.startTime !== c.target.startTime || t.pid !== c.target.pid) {
+          throw new StasisError('INVALID_INPUT', `The stream continues checkpoint #${c.continues} of process ${c.target.pid}, which ${t ? 'is of another process' : 'is not'} in ${store.dir}; nothing was imported. Send the chain from its full checkpoint again.`);
+        }
+      }
       const refMap = new Map<number, number>();
       // Ids first: a tree member names its root, which may come later in the stream.
       for (const c of manifest.checkpoints) refMap.set(c.ref, store.allocate('next_ckpt'));
@@ -338,7 +362,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
         }
         const rb = encodeRecords(extents.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind })), Buffer.concat(dataHashes));
         const def: DefEntry = {
-          type: 'def', ckpt: id, target: { ...c.target, name: c.target.name ?? null }, parent: c.parent === null ? null : refMap.get(c.parent)!,
+          type: 'def', ckpt: id, target: { ...c.target, name: c.target.name ?? null }, parent: c.continues ?? (c.parent === null ? null : refMap.get(c.parent)!),
           createdAt: c.createdAt, label: c.label, notes: c.notes, pinned: c.pinned, mode: c.mode, dirtyTracking: c.dirtyTracking,
           restoredFrom: null, stats: c.stats, state: c.state, recordsOffset: recOff, extents: extents.length, dataPages: dataHashes.length,
           ...(c.tree ? { tree: { root: refMap.get(c.tree.root)!, size: c.tree.size } } : {}),

@@ -1,0 +1,166 @@
+/**
+ * Live migration, the destination side (`stasis receive` when the sender opens a session): each
+ * round's stream is spooled to a private file and imported only once complete (store/streams.ts
+ * validates it whole), the pre-flight answered, the last round restored. The restored process is
+ * kept only once the source confirms it has killed its own ('done'); an abort, a dropped
+ * connection or silence kills it again, so the process never runs in two places. What was
+ * imported is discarded on an abort before the restore, and kept (restorable) after it.
+ * The store is reached only through deps (the same API calls as every client).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hostname } from 'node:os';
+import { StasisError, toErrorData } from '../../../shared/errors';
+import type { FrameReader, FrameWriter } from './wire';
+
+export interface DestinationDeps {
+  importFile(file: string): Promise<{ ids: number[] }>;
+  preflight(id: number): Promise<{ ok: boolean; items: unknown[] }>;
+  restore(id: number): Promise<{ pid: number; durationMs: number; warning?: string }>;
+  remove(ids: number[]): Promise<void>;
+  /** A private directory (the store's) for spool files. */
+  spoolDir: string;
+  /** How long the restored process waits for the source's confirmation (default 30 s). */
+  confirmMs?: number;
+}
+
+export interface DestinationResult {
+  /** The source's pid, from its hello. */
+  sourcePid: number;
+  dryRun: boolean;
+  /** Checkpoints of this store the session imported (kept unless discarded). */
+  checkpointIds: number[];
+  discarded: boolean;
+  /** The migrated process running here. */
+  restored?: { pid: number; checkpointId: number; durationMs: number };
+  /** Why the session ended without a migrated process. */
+  failure?: string;
+}
+
+const MAX_STREAM = 2 ** 44;
+
+function killQuietly(pid: number): void {
+  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+/** Serves one session whose magic rd has already read (FrameReader.magic). */
+export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
+  const hello = await rd.expect<{ proto?: unknown; pid?: unknown; dryRun?: unknown }>('hello');
+  if (hello.proto !== 1) {
+    await wr.send({ t: 'error', message: `this Stasis speaks migration protocol 1, the sender ${String(hello.proto)}: update both to the same version` });
+    throw new StasisError('INVALID_INPUT', `The sender speaks migration protocol ${String(hello.proto)}, this Stasis protocol 1.`);
+  }
+  const result: DestinationResult = { sourcePid: Number(hello.pid), dryRun: hello.dryRun === true, checkpointIds: [], discarded: false };
+  await wr.send({ t: 'hello', host: hostname() });
+  const mine = (id: unknown): number => {
+    if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
+    return id;
+  };
+  const discard = async (): Promise<void> => {
+    if (!result.checkpointIds.length || result.restored) return;
+    await deps.remove([...result.checkpointIds].reverse()).catch(() => undefined);
+    result.discarded = true;
+  };
+  const fail = async (why: string): Promise<DestinationResult> => {
+    if (result.restored) killQuietly(result.restored.pid);
+    await discard();
+    result.failure = why;
+    return result;
+  };
+  for (;;) {
+    let f;
+    try {
+      f = await withTimeout(rd.next(), result.restored ? deps.confirmMs ?? 30_000 : null);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    if (f === 'timeout') return fail(`the source did not confirm within ${(deps.confirmMs ?? 30_000) / 1000} s that it stopped its copy; the process restored here was killed (checkpoint #${result.restored!.checkpointId} is kept)`);
+    if (!f) return fail(result.restored ? `the connection closed before the source confirmed; the process restored here was killed so it does not run twice (checkpoint #${result.restored.checkpointId} is kept)` : 'the connection closed before the migration finished');
+    if (f.type !== 'json') return fail('data arrived outside a stream');
+    const m = f.msg;
+    try {
+      if (m.t === 'stream') {
+        const bytes = m.bytes;
+        if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_STREAM) throw new StasisError('INVALID_INPUT', `a stream of ${String(bytes)} bytes was announced`);
+        const ids = await receiveStream(rd, bytes, deps);
+        result.checkpointIds.push(...ids);
+        await wr.send({ t: 'imported', ids });
+      } else if (m.t === 'preflight') {
+        const p = await deps.preflight(mine(m.id));
+        await wr.send({ t: 'preflight', ok: p.ok, items: p.items });
+      } else if (m.t === 'restore') {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
+        const id = mine(m.id);
+        const r = await deps.restore(id);
+        result.restored = { pid: r.pid, checkpointId: id, durationMs: r.durationMs };
+        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, ...(r.warning ? { warning: r.warning } : {}) });
+      } else if (m.t === 'done') {
+        if (!result.restored) return fail('the source ended the session before anything was restored');
+        // The source learns that the process stays here: without this it cannot tell a kept process from a killed one.
+        await wr.send({ t: 'bye' }).catch(() => undefined);
+        return result;
+      } else if (m.t === 'abort') {
+        return fail(`the source stopped the migration: ${typeof m.reason === 'string' ? m.reason.slice(0, 2000) : 'no reason given'}`);
+      } else {
+        throw new StasisError('INVALID_INPUT', `unknown message "${m.t.slice(0, 40)}"`);
+      }
+    } catch (e) {
+      const d = toErrorData(e);
+      await wr.send({ t: 'error', code: d.code, message: d.message }).catch(() => undefined);
+      // A stream that did not import leaves the session usable (the source decides); anything else ends it.
+      if (m.t !== 'stream' && m.t !== 'preflight') return fail(d.message);
+    }
+  }
+}
+
+/**
+ * Spools exactly `bytes` of data frames into a private file, then imports it; the file is removed
+ * on every path. Whatever fails while spooling (no space, no directory), the rest of the stream is
+ * still read, so the session stays in step and the source hears why.
+ */
+async function receiveStream(rd: FrameReader, bytes: number, deps: DestinationDeps): Promise<number[]> {
+  let dir: string | null = null;
+  let fd: number | null = null;
+  let spoolError: Error | null = null;
+  try {
+    try {
+      dir = fs.mkdtempSync(path.join(deps.spoolDir, '.receive-'));
+      fd = fs.openSync(path.join(dir, 'stream'), 'wx', 0o600);
+    } catch (e) {
+      spoolError = e as Error;
+    }
+    for (let got = 0; got < bytes;) {
+      const f = await rd.next();
+      if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the stream broke off after ${got} of ${bytes} bytes; nothing of it was imported`);
+      if (got + f.data.length > bytes) throw new StasisError('INVALID_INPUT', `the stream is longer than the ${bytes} bytes announced; nothing of it was imported`);
+      if (!spoolError && fd !== null) {
+        try { fs.writeSync(fd, f.data, 0, f.data.length, got); } catch (e) { spoolError = e as Error; }
+      }
+      got += f.data.length;
+    }
+    if (spoolError || fd === null) {
+      const err = spoolError ?? new Error('no spool file');
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new StasisError('INVALID_INPUT', code === 'ENOSPC' || code === 'EDQUOT'
+        ? `the destination's disk is full (${err.message}); nothing of this round was imported. Free space in ${deps.spoolDir} and migrate again`
+        : `the destination cannot spool the stream (${err.message}); nothing of this round was imported`);
+    }
+    fs.closeSync(fd);
+    fd = null;
+    return (await deps.importFile(path.join(dir!, 'stream'))).ids;
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number | null): Promise<T | 'timeout'> {
+  if (ms === null) return p;
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), ms); });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Live migration, the source side: a full checkpoint sent while the process runs, incrementals
+ * sent while the dirty set keeps shrinking, then the process frozen (checkpoint mode 'hold'), the
+ * last delta sent and restored on the destination; only once the destination says the process
+ * runs there is the source killed. Any failure before that resumes the source untouched and tells
+ * the destination to discard what it received. Each round is an ordinary checkpoint of this store
+ * sent as a stream continuing the destination's copy of its parent (store/streams.ts `continues`).
+ * Owns the session's source end: the pipe is opened and closed by the caller.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { StasisError } from '../../../shared/errors';
+import type { Store } from '../store/api';
+import { checkpoint, type CheckpointResult, type HeldProcess } from '../capture';
+import { CHUNK, type FrameReader, type FrameWriter } from './wire';
+
+export interface MigrateOptions {
+  /** Stop after the first round and the destination's pre-flight; nothing is frozen or started. */
+  dryRun?: boolean;
+  /** Pre-copy rounds at most, the full one included (default 8). */
+  maxRounds?: number;
+  /** A round this small (pages) is the last one sent while the process runs (default 256, 1 MiB). */
+  smallRound?: number;
+  onRound?: (r: MigrateRound) => void;
+}
+
+export interface MigrateRound {
+  round: number;
+  /** The source store's checkpoint sent in this round. */
+  checkpointId: number;
+  kind: 'full' | 'incremental' | 'final';
+  pages: number;
+  bytes: number;
+  sendMs: number;
+}
+
+export interface PreflightAnswer { ok: boolean; items: { id: string; label: string; ok: boolean; reason: string; fix: string | null }[] }
+
+export interface MigrateResult {
+  pid: number;
+  dryRun: boolean;
+  rounds: MigrateRound[];
+  bytesSent: number;
+  /** The destination's pre-flight of the first round. */
+  preflight: PreflightAnswer;
+  /** Not set for a dry run. */
+  destination?: { pid: number; checkpointId: number; restoreMs: number; warning?: string };
+  /** Freeze of the source to the destination's process running (not set for a dry run). */
+  downtimeMs?: number;
+  /** Of the downtime: the final checkpoint's freeze to commit. */
+  frozenMs?: number;
+}
+
+function childrenOf(pid: number): number[] {
+  const kids: number[] = [];
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const txt = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (txt) kids.push(...txt.split(/\s+/).map(Number));
+    }
+  } catch (e) {
+    throw new StasisError('PROCESS_GONE', `Process ${pid} does not exist (${(e as Error).message}); nothing was sent.`);
+  }
+  return kids;
+}
+
+export async function migrate(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
+  const kids = childrenOf(pid);
+  if (kids.length) {
+    throw new StasisError('UNSUPPORTED', `Process ${pid} has ${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).join(', ')}): \`stasis migrate\` moves a single process, and a tree moved without its children would come back unable to wait for them. Nothing was sent. Checkpoint the tree and send it (\`stasis checkpoint ${pid}\`, then \`stasis send ID --to ...\`) and restore it there.`);
+  }
+  const spool = fs.mkdtempSync(path.join(store.dir, '.migrate-'));
+  const rounds: MigrateRound[] = [];
+  let bytesSent = 0;
+  let held: HeldProcess | null = null;
+  let remote: number | null = null;
+  let lastSent: number | null = null;
+  /** Sends checkpoint id as one stream (continuing the destination's copy of its parent when it has it); returns the destination's id. */
+  const send = async (c: CheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
+    const file = path.join(spool, `round-${rounds.length + 1}`);
+    const parent = store.get(c.id)?.parentId ?? null;
+    const continues = remote !== null && parent !== null && parent === lastSent ? remote : undefined;
+    // Another checkpoint of the process taken meanwhile (a schedule) breaks the chain the destination holds: send it whole.
+    const r = store.exportStream(c.id, file, continues === undefined && parent !== null ? 'flattened' : 'one', continues === undefined ? {} : { continues });
+    const t0 = performance.now();
+    try {
+      await wr.send({ t: 'stream', bytes: r.bytes });
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(CHUNK);
+        for (let pos = 0; pos < r.bytes;) {
+          const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, r.bytes - pos), pos);
+          await wr.data(Buffer.from(buf.subarray(0, n)));
+          pos += n;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      const ack = await rd.expect<{ ids: number[] }>('imported');
+      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, bytes: r.bytes, sendMs: +(performance.now() - t0).toFixed(1) };
+      rounds.push(round);
+      bytesSent += r.bytes;
+      opts.onRound?.(round);
+      lastSent = c.id;
+      remote = ack.ids[ack.ids.length - 1]!;
+      return remote;
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  };
+  try {
+    await wr.magic();
+    await wr.send({ t: 'hello', proto: 1, pid, dryRun: opts.dryRun === true });
+    await rd.expect('hello');
+    const first = checkpoint(store, pid, { full: true, label: 'migration: full' });
+    await wr.send({ t: 'preflight', id: await send(first, 'full') });
+    const preflight = await rd.expect<PreflightAnswer>('preflight');
+    if (!preflight.ok || opts.dryRun) {
+      await wr.send({ t: 'abort', reason: opts.dryRun ? 'dry run' : 'the pre-flight refused' });
+      if (!preflight.ok) {
+        throw new StasisError('PREFLIGHT_FAILED', `The destination cannot restore process ${pid}: ${preflight.items.filter((i) => !i.ok).map((i) => `${i.label}: ${i.reason}${i.fix ? ` (${i.fix})` : ''}`).join(' ')} Nothing was stopped: the process runs on here.`, { items: preflight.items });
+      }
+      return { pid, dryRun: true, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items } };
+    }
+    const max = Math.max(1, opts.maxRounds ?? 8);
+    const small = opts.smallRound ?? 256;
+    let prev = rounds[0]!.pages;
+    while (rounds.length < max && prev > small) {
+      const c = checkpoint(store, pid, { label: `migration: round ${rounds.length + 1}` });
+      await send(c, 'incremental');
+      const now = rounds[rounds.length - 1]!.pages;
+      // The dirty set stopped shrinking: more rounds would not shorten the freeze.
+      if (now >= prev) break;
+      prev = now;
+    }
+    const last = checkpoint(store, pid, { mode: 'hold', label: 'migration: final' });
+    held = last.held ?? null;
+    const frozenAt = performance.now() - last.frozenMs;
+    const id = await send(last, 'final');
+    await wr.send({ t: 'restore', id });
+    const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string }>('restored');
+    const downtimeMs = +(performance.now() - frozenAt).toFixed(1);
+    held?.kill();
+    held = null;
+    // From here the process exists only there: a lost confirmation is a warning, not a failure to undo.
+    let confirmed = true;
+    try {
+      await wr.send({ t: 'done' });
+      await rd.expect('bye');
+    } catch {
+      confirmed = false;
+    }
+    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the process (the connection broke after the restore): if it is not running there (pid ${restored.pid}), restore its checkpoint #${id} there, or #${last.id} here.`;
+    const warning = [restored.warning, lost].filter(Boolean).join(' ');
+    return {
+      pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
+      destination: { pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, ...(warning ? { warning } : {}) },
+      downtimeMs, frozenMs: last.frozenMs,
+    };
+  } catch (e) {
+    const wasHeld = held !== null;
+    held?.resume();
+    await wr.send({ t: 'abort', reason: (e as Error).message }).catch(() => undefined);
+    if (e instanceof StasisError && e.code === 'PROCESS_GONE') {
+      throw new StasisError('PROCESS_GONE', `${e.message} The migration stopped after ${rounds.length} round(s); the destination discards what it received and starts nothing.`);
+    }
+    const msg = (e as Error).message;
+    const code = e instanceof StasisError ? e.code : 'INTERNAL';
+    if (e instanceof StasisError && e.code === 'PREFLIGHT_FAILED') throw e;
+    throw new StasisError(code, `Migration of process ${pid} failed: ${msg}${/\.$/.test(msg) ? '' : '.'} ${wasHeld ? 'The process was frozen for the last round and now runs on here untouched' : 'The process runs on here untouched'}; the destination discards what it received.`);
+  } finally {
+    fs.rmSync(spool, { recursive: true, force: true });
+  }
+}

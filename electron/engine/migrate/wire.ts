@@ -1,0 +1,164 @@
+/**
+ * The migration session's framing, on any byte pipe (a TLS socket, or the stdin/stdout of
+ * `ssh host stasis receive`): the initiator's 8-byte magic, then frames of [u32 LE body length]
+ * [u8 type][body]. Type J is one JSON control message; type D is a chunk of a stream file, whose
+ * total length the preceding J message announced. Owns only the bytes of the pipe: it neither
+ * opens nor closes it. A frame longer than MAX_FRAME or of an unknown type ends the session.
+ */
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { StasisError } from '../../../shared/errors';
+
+export const SESSION_MAGIC = Buffer.from('STASMIG1', 'latin1');
+const MAX_FRAME = 4 << 20;
+export const CHUNK = 1 << 20;
+const JSON_FRAME = 0x4a;
+const DATA_FRAME = 0x44;
+
+export type Frame = { type: 'json'; msg: Record<string, unknown> & { t: string } } | { type: 'data'; data: Buffer };
+
+function broken(what: string): StasisError {
+  return new StasisError('INVALID_INPUT', `The migration session broke off: ${what}.`);
+}
+
+/** Reads frames from a byte stream; null once it ended cleanly between frames. */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private ended = false;
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly src: Readable) {
+    src.on('data', (d: Buffer) => {
+      this.chunks.push(d);
+      this.size += d.length;
+      // Bounded memory: a peer that sends faster than we import waits.
+      if (this.size > 2 * MAX_FRAME) src.pause();
+      this.poke();
+    });
+    src.on('end', () => { this.ended = true; this.poke(); });
+    src.on('close', () => { this.ended = true; this.poke(); });
+    src.on('error', (e: Error) => { this.failure = e; this.poke(); });
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length ? [rest] : [];
+    this.size = rest.length;
+    if (this.size <= MAX_FRAME) this.src.resume();
+    return out;
+  }
+
+  private async need(n: number, what: string): Promise<boolean> {
+    while (this.size < n) {
+      if (this.failure) throw broken(`${this.failure.message} (while waiting for ${what})`);
+      if (this.ended) {
+        if (this.size === 0 && what === 'the next message') return false;
+        throw broken(`the other side closed the connection in the middle of ${what}`);
+      }
+      await new Promise<void>((resolve) => { this.wake = resolve; });
+    }
+    return true;
+  }
+
+  /** The initiator's magic; false when the first bytes are something else (they stay unread). */
+  async magic(): Promise<boolean> {
+    if (!(await this.need(SESSION_MAGIC.length, 'the session header'))) return false;
+    const head = (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)).subarray(0, SESSION_MAGIC.length);
+    if (!head.equals(SESSION_MAGIC)) return false;
+    this.take(SESSION_MAGIC.length);
+    return true;
+  }
+
+  /** Hands the pipe back as a plain stream, what was read ahead included (not a session after all). */
+  detach(): Readable {
+    const out = new PassThrough();
+    for (const c of this.chunks) out.write(c);
+    this.chunks = [];
+    this.src.removeAllListeners('data');
+    if (this.failure) out.destroy(this.failure);
+    else if (this.ended) out.end();
+    else {
+      this.src.on('error', (e: Error) => out.destroy(e));
+      this.src.pipe(out);
+      this.src.resume();
+    }
+    return out;
+  }
+
+  async next(): Promise<Frame | null> {
+    if (!(await this.need(5, 'the next message'))) return null;
+    const head = this.take(5);
+    const len = head.readUInt32LE(0);
+    if (len > MAX_FRAME) throw broken(`a frame of ${len} bytes is larger than the ${MAX_FRAME} allowed`);
+    await this.need(len, 'a message');
+    const body = Buffer.from(this.take(len));
+    if (head[4] === DATA_FRAME) return { type: 'data', data: body };
+    if (head[4] !== JSON_FRAME) throw broken(`unknown frame type ${head[4]}`);
+    let msg: unknown;
+    try { msg = JSON.parse(body.toString('utf8')); } catch { throw broken('a control message is not JSON'); }
+    if (!msg || typeof msg !== 'object' || typeof (msg as { t?: unknown }).t !== 'string') throw broken('a control message has no type');
+    return { type: 'json', msg: msg as Record<string, unknown> & { t: string } };
+  }
+
+  /** The next frame, which must be control message t (an 'error' message from the peer becomes its error). */
+  async expect<T = Record<string, unknown>>(t: string): Promise<T> {
+    const f = await this.next();
+    if (!f) throw broken(`the other side closed the connection instead of answering "${t}"`);
+    if (f.type !== 'json') throw broken(`data arrived where the answer "${t}" was expected`);
+    if (f.msg.t === 'error') throw new StasisError(typeof f.msg.code === 'string' ? f.msg.code as never : 'INVALID_INPUT', `The destination says: ${String(f.msg.message)}`);
+    if (f.msg.t !== t) throw broken(`"${f.msg.t}" arrived where "${t}" was expected`);
+    return f.msg as unknown as T;
+  }
+}
+
+/** Writes frames, waiting for the pipe to drain so a slow link holds memory bounded. */
+export class FrameWriter {
+  constructor(private readonly dst: Writable) {}
+
+  private async write(type: number, body: Buffer): Promise<void> {
+    const head = Buffer.alloc(5);
+    head.writeUInt32LE(body.length, 0);
+    head[4] = type;
+    if (this.dst.destroyed || this.dst.writableEnded) throw broken('the connection is closed');
+    const a = this.dst.write(head);
+    const b = this.dst.write(body);
+    if (!a || !b) await this.drained();
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (e?: Error): void => {
+        this.dst.off('drain', ok);
+        this.dst.off('close', closed);
+        this.dst.off('error', done);
+        if (e) reject(broken(e.message)); else resolve();
+      };
+      const ok = (): void => done();
+      const closed = (): void => done(new Error('the connection closed'));
+      this.dst.once('drain', ok);
+      this.dst.once('close', closed);
+      this.dst.once('error', done);
+    });
+  }
+
+  async magic(): Promise<void> {
+    if (!this.dst.write(SESSION_MAGIC)) await this.drained();
+  }
+
+  send(msg: { t: string } & Record<string, unknown>): Promise<void> {
+    return this.write(JSON_FRAME, Buffer.from(JSON.stringify(msg), 'utf8'));
+  }
+
+  data(chunk: Buffer): Promise<void> {
+    return this.write(DATA_FRAME, chunk);
+  }
+}
