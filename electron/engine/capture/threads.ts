@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import type { SignalHandlerState, ThreadState, TimerState } from '../state/process-state';
-import { REG, SYS, PR, getRseqConfig, syscall, malloc, free, copyFromAddr } from '../native';
+import { REG, SYS, PR, getRseqConfig, peekSiginfo, syscall, malloc, free, copyFromAddr } from '../native';
 import { injectSyscalls, withScratch, type Tracee } from '../tracer';
 import { readStatus, statusMask, readTimers } from '../proc';
 
@@ -29,6 +29,27 @@ function robustList(tid: number): { head: bigint; length: number } | undefined {
     return undefined;
   } finally {
     free(mem);
+  }
+}
+
+/**
+ * The queued siginfo records (raw 128 bytes each, base64) of a frozen thread's private pending
+ * signals or, with `shared`, of the process's, oldest first: restore queues them again so a
+ * real-time signal comes back with every instance and its payload. Only records of signals in
+ * `mask` are kept, so the queue never says more than the mask saved beside it. Undefined when the
+ * kernel would not tell (restore then re-raises from the mask alone).
+ */
+export function pendingQueue(tid: number, shared: boolean, mask: bigint, warnings: string[]): string[] | undefined {
+  try {
+    return peekSiginfo(tid, shared)
+      .filter((info) => {
+        const signo = info.readInt32LE(0);
+        return signo >= 1 && signo <= 64 && ((mask >> BigInt(signo - 1)) & 1n) !== 0n;
+      })
+      .map((info) => info.toString('base64'));
+  } catch (e) {
+    warnings.push(`${shared ? 'process' : `thread ${tid}`}: pending signals saved without their siginfo (${(e as Error).message})`);
+    return undefined;
   }
 }
 
@@ -93,6 +114,8 @@ export function captureThread(t: Tracee, tid: number, warnings: string[], extra:
     sigpending: statusMask(st, 'SigPnd'),
     inSyscall: Number(BigInt.asIntN(64, regs[REG.orig_rax]!)),
   };
+  const queue = pendingQueue(tid, false, ts.sigpending, warnings);
+  if (queue) ts.sigqueue = queue;
   try {
     const r = getRseqConfig(tid);
     if (r) ts.rseq = r;

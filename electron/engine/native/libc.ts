@@ -17,6 +17,8 @@ const fn = (name: string, ret: string, args: string[]): Fn => lib.func(name, ret
 export const c = {
   ptraceP: fn('ptrace', 'long', ['int', 'int', 'uint64_t', 'void *']),
   ptraceI: fn('ptrace', 'long', ['int', 'int', 'uint64_t', 'uint64_t']),
+  /** Both addr and data are local buffers (PTRACE_PEEKSIGINFO: arguments in, records out). */
+  ptracePP: fn('ptrace', 'long', ['int', 'int', 'void *', 'void *']),
   waitpid: fn('waitpid', 'int', ['int', 'void *', 'int']),
   kill: fn('kill', 'int', ['int', 'int']),
   syscall6: fn('syscall', 'long', ['long', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t', 'uint64_t']),

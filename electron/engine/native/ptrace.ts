@@ -7,7 +7,7 @@
  *   seize(pid, opts) / interrupt(tid) / cont(tid, sig) / detach(tid, sig) / singlestep(tid)
  *   getRegs(tid) -> bigint[27] ; setRegs(tid, regs)
  *   getRegset(tid, NT_X86_XSTATE) -> Buffer sized by the kernel ; setRegset(tid, nt, buf)
- *   getSigmask(tid) / setSigmask ; getEventMsg ; getSiginfo ; getRseqConfig
+ *   getSigmask(tid) / setSigmask ; getEventMsg ; getSiginfo ; peekSiginfo ; getRseqConfig
  *   waitTid(tid, flags) -> decoded WaitStatus (null with WNOHANG and nothing to report)
  */
 import { c, errno, toBig } from './libc';
@@ -170,6 +170,32 @@ export function getSiginfo(tid: number): Buffer {
   const buf = Buffer.alloc(128);
   ptraceP(PTRACE.GETSIGINFO, tid, 0n, buf, 'PTRACE_GETSIGINFO');
   return buf;
+}
+
+/** Size of one siginfo_t record, in and out of the kernel. */
+export const SIGINFO_BYTES = 128;
+const PEEKSIGINFO_SHARED = 1;
+const PEEK_BATCH = 32;
+
+/**
+ * The queued siginfo records of a stopped thread's pending signals, oldest first: its private queue,
+ * or with `shared` the process-wide one (any thread of the process can read it). A pending signal
+ * the kernel could not queue (RLIMIT_SIGPENDING) has its bit set but no record here.
+ */
+export function peekSiginfo(tid: number, shared: boolean): Buffer[] {
+  // struct ptrace_peeksiginfo_args { u64 off; u32 flags; s32 nr; }
+  const args = Buffer.alloc(16);
+  const buf = Buffer.alloc(PEEK_BATCH * SIGINFO_BYTES);
+  const out: Buffer[] = [];
+  for (;;) {
+    args.writeBigUInt64LE(BigInt(out.length), 0);
+    args.writeUInt32LE(shared ? PEEKSIGINFO_SHARED : 0, 8);
+    args.writeInt32LE(PEEK_BATCH, 12);
+    const n = Number(c.ptracePP(PTRACE.PEEKSIGINFO, tid, args, buf));
+    check('PTRACE_PEEKSIGINFO', n, tid);
+    if (n === 0) return out;
+    for (let i = 0; i < n; i++) out.push(Buffer.from(buf.subarray(i * SIGINFO_BYTES, (i + 1) * SIGINFO_BYTES)));
+  }
 }
 
 export interface RseqConfig { address: bigint; length: number; flags: number; signature: number }

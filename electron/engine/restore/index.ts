@@ -158,6 +158,7 @@ export function restore(store: Store, id: number, opts: RestoreOptions = {}, hoo
   if (threads.changed.length > 0) {
     warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
   }
+  if (written?.warnings.length) warning = [warning, ...written.warnings].filter(Boolean).join(' ');
   try {
     branchId = recordBranch(store, id, state, pid, threads.tids);
   } catch (e) {

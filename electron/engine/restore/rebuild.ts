@@ -63,12 +63,13 @@ export interface RebuildContext {
  * copy of the stub with the trampoline: its memory, mm, fs state, signals, fds, timers, thread state
  * and registers. Shared by a single restore and every member of a tree restore.
  */
-export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { bytesWritten: number; writeMs: number; threads: ThreadMap } {
+export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { bytesWritten: number; writeMs: number; threads: ThreadMap; warnings: string[] } {
   const { store, id, opts, redirect } = ctx;
   const th = mainThread(state);
   let threads: ThreadMap = { tids: new Map([[th.tid, r.pid]]), changed: [] };
   let bytesWritten = 0;
   let writeMs = 0;
+  let warnings: string[] = [];
   step('close inherited fds', () => closeInheritedFds(r, ctx.tree?.from));
   step('memory layout', () => {
     unmapStub(r, plan);
@@ -95,12 +96,12 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
   step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
   step('timers', () => restoreTimers(r, state, threads.tids));
   step('thread state', () => restoreThreadState(r, th));
-  step('pending signals', () => raisePending(r, state, threads.tids));
+  step('pending signals', () => { warnings = raisePending(r, state, threads.tids); });
   step('registers', () => {
     dropTrampoline(r, plan.trampoline);
     for (const t of state.threads) if (t !== th) setRegisters(r, t, threads.tids.get(t.tid)!);
     setRegisters(r, th);
   });
-  return { bytesWritten, writeMs, threads };
+  return { bytesWritten, writeMs, threads, warnings };
 }
 

@@ -250,6 +250,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
   let bytesWritten = 0;
   let writeMs = 0;
   const tidMaps = new Map<Node, ReadonlyMap<number, number>>();
+  const signalWarnings: string[] = [];
   try {
     const root = order[0]!;
     const stub = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
@@ -325,6 +326,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       const plan = n === root ? rootPlan : buildRestorePlan(n.state, parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8')), { trampoline: rootPlan.trampoline });
       const w = rebuildSteps(step, r, plan, n.state, { store, id: n.id, opts, redirect, tree: { parked, from: parkFrom } });
       tidMaps.set(n, w.threads.tids);
+      signalWarnings.push(...w.warnings.map((m) => `Process ${n.state.pid}: ${m}`));
       bytesWritten += w.bytesWritten;
       writeMs += w.writeMs;
     }
@@ -350,7 +352,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
     zombies: zombies.filter((z) => z.parent === n).map((z) => z.r.pid),
   }));
   let branchId: number | null = null;
-  const warnings: string[] = [];
+  const warnings: string[] = [...signalWarnings];
   // A parent remembers its children's PIDs (waitpid(pid), kill(pid)): say when one changed.
   const moved = members.filter((m) => !m.samePid && m.parentPid !== null);
   if (moved.length) warnings.push(`${moved.map((m) => `process ${m.originalPid} came back as ${m.pid}`).join(', ')} (its PID was taken or not ours to give): a parent that waits for or signals its child by the old PID will not find it.`);

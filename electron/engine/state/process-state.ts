@@ -52,6 +52,12 @@ export interface ThreadState {
   sigmask: bigint;
   /** Thread-directed pending signals mask. */
   sigpending: bigint;
+  /**
+   * The thread's private signal queue (PTRACE_PEEKSIGINFO), oldest first: raw 128-byte siginfo_t
+   * records in base64, only of signals in `sigpending`. A pending signal the kernel kept without a
+   * record has none. Absent in checkpoints taken before queues were kept.
+   */
+  sigqueue?: string[];
   altstack?: { sp: bigint; flags: number; size: bigint };
   rseq?: { address: bigint; length: number; flags: number; signature: number };
   clearChildTid?: bigint;
@@ -163,6 +169,8 @@ export interface ProcessState {
   sigactions: SignalHandlerState[];
   /** Process-wide (shared) pending signals. */
   sharedPending: bigint;
+  /** The process-wide signal queue, as ThreadState.sigqueue for `sharedPending`. */
+  sharedQueue?: string[];
   fds: FdState[];
   timers: TimerState;
   /** Kernel that took it (uname -r + vdso fingerprint) so restore can check vdso compatibility. */
