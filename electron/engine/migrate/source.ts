@@ -112,7 +112,18 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, dryRun: opts.dryRun === true });
     await rd.expect('hello');
-    const first = checkpoint(store, pid, { full: true, label: 'migration: full' });
+    // Pre-copy for any number of threads where the kernel allows: the default keeps several
+    // threads frozen for the whole read, which would stop a multi-threaded process every round.
+    let snapshot: 'precopy' | undefined = 'precopy';
+    const first = (() => {
+      try {
+        return checkpoint(store, pid, { full: true, label: 'migration: full', snapshot });
+      } catch (e) {
+        if (!(e instanceof StasisError && e.code === 'UNSUPPORTED')) throw e;
+        snapshot = undefined;
+        return checkpoint(store, pid, { full: true, label: 'migration: full' });
+      }
+    })();
     await wr.send({ t: 'preflight', id: await send(first, 'full') });
     const preflight = await rd.expect<PreflightAnswer>('preflight');
     if (!preflight.ok || opts.dryRun) {
@@ -126,14 +137,14 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const small = opts.smallRound ?? 256;
     let prev = rounds[0]!.pages;
     while (rounds.length < max && prev > small) {
-      const c = checkpoint(store, pid, { label: `migration: round ${rounds.length + 1}` });
+      const c = checkpoint(store, pid, { label: `migration: round ${rounds.length + 1}`, ...(snapshot ? { snapshot } : {}) });
       await send(c, 'incremental');
       const now = rounds[rounds.length - 1]!.pages;
       // The dirty set stopped shrinking: more rounds would not shorten the freeze.
       if (now >= prev) break;
       prev = now;
     }
-    const last = checkpoint(store, pid, { mode: 'hold', label: 'migration: final' });
+    const last = checkpoint(store, pid, { mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}) });
     held = last.held ?? null;
     const frozenAt = performance.now() - last.frozenMs;
     const id = await send(last, 'final');

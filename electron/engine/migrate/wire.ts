@@ -57,11 +57,12 @@ export class FrameReader {
     return out;
   }
 
-  private async need(n: number, what: string): Promise<boolean> {
+  /** Waits for n bytes; false when the input ends first and `short` allows that (at a frame boundary, or before a magic). */
+  private async need(n: number, what: string, short: 'empty' | 'any' | 'never' = 'never'): Promise<boolean> {
     while (this.size < n) {
       if (this.failure) throw broken(`${this.failure.message} (while waiting for ${what})`);
       if (this.ended) {
-        if (this.size === 0 && what === 'the next message') return false;
+        if (short === 'any' || (short === 'empty' && this.size === 0)) return false;
         throw broken(`the other side closed the connection in the middle of ${what}`);
       }
       await new Promise<void>((resolve) => { this.wake = resolve; });
@@ -71,7 +72,8 @@ export class FrameReader {
 
   /** The initiator's magic; false when the first bytes are something else (they stay unread). */
   async magic(): Promise<boolean> {
-    if (!(await this.need(SESSION_MAGIC.length, 'the session header'))) return false;
+    // Input shorter than the magic is not a session: the plain-stream path says what is wrong with it.
+    if (!(await this.need(SESSION_MAGIC.length, 'the session header', 'any'))) return false;
     const head = (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)).subarray(0, SESSION_MAGIC.length);
     if (!head.equals(SESSION_MAGIC)) return false;
     this.take(SESSION_MAGIC.length);
@@ -95,7 +97,7 @@ export class FrameReader {
   }
 
   async next(): Promise<Frame | null> {
-    if (!(await this.need(5, 'the next message'))) return null;
+    if (!(await this.need(5, 'the next message', 'empty'))) return null;
     const head = this.take(5);
     const len = head.readUInt32LE(0);
     if (len > MAX_FRAME) throw broken(`a frame of ${len} bytes is larger than the ${MAX_FRAME} allowed`);

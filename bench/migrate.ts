@@ -1,0 +1,176 @@
+/**
+ * Live-migration benchmark, Stasis beside CRIU 4.1.1 in one run: a counter with SIZE MiB of
+ * touched memory that writes PCT% of its pages per second (test/fixtures/migrate-counter.c), moved
+ * to a second store on this machine.
+ *   Stasis: `stasis migrate PID --pipe 'stasis --store DST receive'` (two CLI processes, the
+ *   session over a pipe as with ssh). Downtime as the source reports it: the last freeze to the
+ *   destination's restore returning with the process running.
+ *   CRIU: `pre-dump --track-mem` while it runs, images copied to the destination directory, then
+ *   `dump --prev-images-dir --track-mem` (the freeze), the final images copied, `restore -d`.
+ *   Downtime: dump start to restore returning.
+ * Each run then checks the moved process goes on counting. Prints per-run rows and one JSON document.
+ *
+ *   node --import tsx bench/migrate.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnDetached, type DetachedProcess } from '../test/helpers/spawn';
+import { prctl, PR, waitTid } from '../electron/engine/native';
+import { formatTable, type Row } from './table';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
+}
+const sizeMb = Number(arg('size-mb', '1024'));
+const pct = Number(arg('pct', '1'));
+const runs = Number(arg('runs', '3'));
+const criu = arg('criu', join(homedir(), '.cache/criu4/criu'));
+const root = new URL('../', import.meta.url).pathname;
+const stasisBin = join(root, 'bin/stasis.js');
+// See bench/restore.ts: CRIU's breakpoint path hangs in this VM; 130 takes its other path.
+const criuEnv = { ...process.env, CRIU_FAULT: process.env.CRIU_FAULT ?? '130' };
+const log = (m: string): void => { process.stderr.write(`[bench] ${m}\n`); };
+const rate = Math.max(1, Math.round((sizeMb * 256 * pct) / 100));
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+}
+function size(file: string): number {
+  try { return statSync(file).size; } catch { return 0; }
+}
+/** The counter appends a line per step: growth of its file means it runs. */
+function waitCounting(out: string, timeoutMs = 20_000): void {
+  const first = size(out);
+  const end = Date.now() + timeoutMs;
+  while (size(out) < first + 200) {
+    if (Date.now() > end) throw new Error('the moved process does not count');
+    sleepMs(5);
+  }
+}
+function waitGone(pid: number): void {
+  const end = Date.now() + 10_000;
+  while (existsSync(`/proc/${pid}`)) {
+    const s = (() => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return ''; } })();
+    if (s && s.slice(s.lastIndexOf(')') + 2)[0] === 'Z') return;
+    if (Date.now() > end) throw new Error(`process ${pid} did not exit`);
+    sleepMs(5);
+  }
+}
+function killAndReap(pid: number): void {
+  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  try { waitTid(pid); } catch { waitGone(pid); }
+}
+function duBytes(dir: string): number {
+  const r = spawnSync('du', ['-sb', dir], { encoding: 'utf8' });
+  return Number(r.stdout.split(/\s/)[0]);
+}
+
+prctl(PR.SET_CHILD_SUBREAPER, 1n);
+const work = mkdtempSync(join(tmpdir(), 'stasis-bench-migrate-'));
+const bin = join(work, 'counter');
+const cc = spawnSync('cc', ['-O2', '-o', bin, join(root, 'test/fixtures/migrate-counter.c')], { encoding: 'utf8' });
+if (cc.status !== 0) throw new Error(cc.stderr);
+
+function startTarget(tag: string): { t: DetachedProcess; out: string } {
+  const out = join(work, `${tag}.out`);
+  const t = spawnDetached([bin, out, String(sizeMb), String(rate)], { cwd: work });
+  const end = Date.now() + 120_000;
+  while (!readFileSync(out, { encoding: 'utf8', flag: 'a+' }).includes('ready\n')) { if (Date.now() > end) throw new Error('target did not start'); sleepMs(20); }
+  sleepMs(1000); // a second of writing at the rate, so the first incremental has something to carry
+  return { t, out };
+}
+
+interface StasisRun { downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
+function stasisRun(i: number): StasisRun {
+  const { t, out } = startTarget(`stasis-${i}`);
+  const src = join(work, `src-${i}`);
+  const dst = join(work, `dst-${i}`);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [stasisBin, '--store', src, '--json', 'migrate', String(t.pid), '--pipe', `${process.execPath} ${stasisBin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`stasis migrate failed: ${r.stderr}`);
+  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number } };
+  waitCounting(out);
+  killAndReap(m.destination.pid);
+  t.kill();
+  rmSync(src, { recursive: true, force: true });
+  rmSync(dst, { recursive: true, force: true });
+  const pages = m.rounds.reduce((a, x) => a + x.pages, 0);
+  log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
+  return {
+    downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
+    rounds: m.rounds.length, finalPages: m.rounds.at(-1)!.pages, wallMs, fullSendMs: m.rounds[0]!.sendMs, fullBytes: m.rounds[0]!.bytes,
+  };
+}
+
+interface CriuRun { downtimeMs: number; dumpMs: number; copyMs: number; restoreMs: number; finalBytes: number; preBytes: number }
+function criuRun(i: number): CriuRun {
+  const { t, out } = startTarget(`criu-${i}`);
+  const srcDir = join(work, `criu-src-${i}`);
+  const dstDir = join(work, `criu-dst-${i}`);
+  mkdirSync(join(srcDir, 'pre'), { recursive: true });
+  mkdirSync(join(srcDir, 'final'));
+  mkdirSync(dstDir);
+  const run = (args: string[], what: string): void => {
+    const r = spawnSync(criu, args, { encoding: 'utf8', timeout: 300_000, killSignal: 'SIGKILL', env: criuEnv });
+    if (r.status !== 0) throw new Error(`criu ${what} failed (exit ${r.status}): ${r.stderr.slice(-1500)}`);
+  };
+  try {
+    run(['pre-dump', '-t', String(t.pid), '-D', join(srcDir, 'pre'), '--track-mem', '--shell-job', '-v1', '-o', 'pre.log'], 'pre-dump');
+    // The pre-dump's images travel while the process runs (outside the downtime).
+    spawnSync('cp', ['-a', join(srcDir, 'pre'), join(dstDir, 'pre')]);
+    const t0 = performance.now();
+    run(['dump', '-t', String(t.pid), '-D', join(srcDir, 'final'), '--prev-images-dir', '../pre', '--track-mem', '--shell-job', '-v1', '-o', 'dump.log'], 'dump');
+    const t1 = performance.now();
+    spawnSync('cp', ['-a', join(srcDir, 'final'), join(dstDir, 'final')]);
+    const t2 = performance.now();
+    run(['restore', '-D', join(dstDir, 'final'), '-d', '--shell-job', '-v1', '-o', 'restore.log'], 'restore');
+    const t3 = performance.now();
+    waitCounting(out);
+    const r: CriuRun = { downtimeMs: t3 - t0, dumpMs: t1 - t0, copyMs: t2 - t1, restoreMs: t3 - t2, finalBytes: duBytes(join(srcDir, 'final')), preBytes: duBytes(join(srcDir, 'pre')) };
+    log(`criu run ${i}: downtime ${r.downtimeMs.toFixed(0)} ms (dump ${r.dumpMs.toFixed(0)}, copy ${r.copyMs.toFixed(0)}, restore ${r.restoreMs.toFixed(0)}); images ${(r.preBytes / 2 ** 20).toFixed(1)} + ${(r.finalBytes / 2 ** 20).toFixed(1)} MiB`);
+    killAndReap(t.pid);
+    return r;
+  } finally {
+    t.kill();
+    rmSync(srcDir, { recursive: true, force: true });
+    rmSync(dstDir, { recursive: true, force: true });
+  }
+}
+
+try {
+  log(`target: ${sizeMb} MiB, ${rate} pages written per second (${pct}%)`);
+  const haveCriu = existsSync(criu);
+  let criuProblem: string | null = haveCriu ? null : `no CRIU at ${criu} (run /work/shared/tools/install-criu)`;
+  const s: StasisRun[] = [];
+  const c: CriuRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    s.push(stasisRun(i));
+    if (haveCriu && !criuProblem) {
+      try { c.push(criuRun(i)); } catch (e) { criuProblem = (e as Error).message; log(criuProblem); }
+    }
+  }
+  const ms = (xs: number[]): number => +median(xs).toFixed(1);
+  const rows: Row[] = [
+    { tool: 'stasis migrate (pipe)', 'downtime ms': ms(s.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(s.map((x) => x.frozenMs)), 'restore ms': ms(s.map((x) => x.restoreMs)), 'wire/lacked': +median(s.map((x) => x.bytesSent / x.lackedBytes)).toFixed(3), 'final round': `${median(s.map((x) => x.finalPages))} pages` },
+    ...(c.length ? [{ tool: 'criu pre-dump + dump + cp + restore', 'downtime ms': ms(c.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(c.map((x) => x.dumpMs)), 'restore ms': ms(c.map((x) => x.restoreMs)), 'wire/lacked': '-', 'final round': `${(median(c.map((x) => x.finalBytes)) / 2 ** 20).toFixed(1)} MiB images` }] : []),
+  ];
+  process.stderr.write(`\n${formatTable(rows)}\n\n`);
+  const fullMBps = median(s.map((x) => x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)));
+  console.log(JSON.stringify({
+    sizeMb, pct, rate, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), criuProblem,
+    stasis: s, criu: c,
+    medians: { stasisDowntimeMs: ms(s.map((x) => x.downtimeMs)), criuDowntimeMs: c.length ? ms(c.map((x) => x.downtimeMs)) : null, fullSendMiBps: +fullMBps.toFixed(1) },
+    ratioDowntimeToCriu: c.length ? +(median(s.map((x) => x.downtimeMs)) / median(c.map((x) => x.downtimeMs))).toFixed(3) : null,
+    markdown: formatTable(rows, true),
+  }, null, 2));
+} finally {
+  try { rmSync(work, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { log(`could not remove ${work}: ${(e as Error).message}`); }
+}
