@@ -110,6 +110,9 @@ function stasisRun(i: number): StasisRun {
   };
 }
 
+let criuPreDump = true;
+let criuNote: string | null = null;
+
 interface CriuRun { downtimeMs: number; dumpMs: number; copyMs: number; restoreMs: number; finalBytes: number; preBytes: number }
 function criuRun(i: number): CriuRun {
   const { t, out } = startTarget(`criu-${i}`);
@@ -123,11 +126,22 @@ function criuRun(i: number): CriuRun {
     if (r.status !== 0) throw new Error(`criu ${what} failed (exit ${r.status}): ${r.stderr.slice(-1500)}`);
   };
   try {
-    run(['pre-dump', '-t', String(t.pid), '-D', join(srcDir, 'pre'), '--track-mem', '--shell-job', '-v1', '-o', 'pre.log'], 'pre-dump');
+    // CRIU's pre-copy needs soft-dirty (--track-mem); without it (this kernel) CRIU can only stop
+    // and copy everything, which is then its migration.
+    if (criuPreDump) {
+      try {
+        run(['pre-dump', '-t', String(t.pid), '-D', join(srcDir, 'pre'), '--track-mem', '--shell-job', '-v1', '-o', 'pre.log'], 'pre-dump');
+      } catch (e) {
+        const why = (() => { try { return readFileSync(join(srcDir, 'pre', 'pre.log'), 'utf8').trim().split('\n').pop() ?? ''; } catch { return ''; } })();
+        criuPreDump = false;
+        criuNote = `criu pre-dump refused (${why || (e as Error).message}): CRIU stops and copies everything`;
+        log(criuNote);
+      }
+    }
     // The pre-dump's images travel while the process runs (outside the downtime).
-    spawnSync('cp', ['-a', join(srcDir, 'pre'), join(dstDir, 'pre')]);
+    if (criuPreDump) spawnSync('cp', ['-a', join(srcDir, 'pre'), join(dstDir, 'pre')]);
     const t0 = performance.now();
-    run(['dump', '-t', String(t.pid), '-D', join(srcDir, 'final'), '--prev-images-dir', '../pre', '--track-mem', '--shell-job', '-v1', '-o', 'dump.log'], 'dump');
+    run(['dump', '-t', String(t.pid), '-D', join(srcDir, 'final'), ...(criuPreDump ? ['--prev-images-dir', '../pre', '--track-mem'] : []), '--shell-job', '-v1', '-o', 'dump.log'], 'dump');
     const t1 = performance.now();
     spawnSync('cp', ['-a', join(srcDir, 'final'), join(dstDir, 'final')]);
     const t2 = performance.now();
@@ -160,12 +174,12 @@ try {
   const ms = (xs: number[]): number => +median(xs).toFixed(1);
   const rows: Row[] = [
     { tool: 'stasis migrate (pipe)', 'downtime ms': ms(s.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(s.map((x) => x.frozenMs)), 'restore ms': ms(s.map((x) => x.restoreMs)), 'wire/lacked': +median(s.map((x) => x.bytesSent / x.lackedBytes)).toFixed(3), 'final round': `${median(s.map((x) => x.finalPages))} pages` },
-    ...(c.length ? [{ tool: 'criu pre-dump + dump + cp + restore', 'downtime ms': ms(c.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(c.map((x) => x.dumpMs)), 'restore ms': ms(c.map((x) => x.restoreMs)), 'wire/lacked': '-', 'final round': `${(median(c.map((x) => x.finalBytes)) / 2 ** 20).toFixed(1)} MiB images` }] : []),
+    ...(c.length ? [{ tool: criuPreDump ? 'criu pre-dump + dump + cp + restore' : 'criu dump + cp + restore (no pre-dump here)', 'downtime ms': ms(c.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(c.map((x) => x.dumpMs)), 'restore ms': ms(c.map((x) => x.restoreMs)), 'wire/lacked': '-', 'final round': `${(median(c.map((x) => x.finalBytes)) / 2 ** 20).toFixed(1)} MiB images` }] : []),
   ];
   process.stderr.write(`\n${formatTable(rows)}\n\n`);
   const fullMBps = median(s.map((x) => x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)));
   console.log(JSON.stringify({
-    sizeMb, pct, rate, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), criuProblem,
+    sizeMb, pct, rate, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), criuProblem, criuNote,
     stasis: s, criu: c,
     medians: { stasisDowntimeMs: ms(s.map((x) => x.downtimeMs)), criuDowntimeMs: c.length ? ms(c.map((x) => x.downtimeMs)) : null, fullSendMiBps: +fullMBps.toFixed(1) },
     ratioDowntimeToCriu: c.length ? +(median(s.map((x) => x.downtimeMs)) / median(c.map((x) => x.downtimeMs))).toFixed(3) : null,
