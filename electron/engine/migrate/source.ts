@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
 import { checkpoint, type CheckpointResult, type HeldProcess } from '../capture';
+import { childProcesses } from '../proc';
+import { listThreads } from '../tracer';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 
 export interface MigrateOptions {
@@ -51,23 +53,11 @@ export interface MigrateResult {
   frozenMs?: number;
 }
 
-function childrenOf(pid: number): number[] {
-  const kids: number[] = [];
-  try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      const txt = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      if (txt) kids.push(...txt.split(/\s+/).map(Number));
-    }
-  } catch (e) {
-    throw new StasisError('PROCESS_GONE', `Process ${pid} does not exist (${(e as Error).message}); nothing was sent.`);
-  }
-  return kids;
-}
-
 export async function migrate(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
-  const kids = childrenOf(pid);
+  if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
+  const kids = childProcesses(pid, listThreads(pid));
   if (kids.length) {
-    throw new StasisError('UNSUPPORTED', `Process ${pid} has ${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).join(', ')}): \`stasis migrate\` moves a single process, and a tree moved without its children would come back unable to wait for them. Nothing was sent. Checkpoint the tree and send it (\`stasis checkpoint ${pid}\`, then \`stasis send ID --to ...\`) and restore it there.`);
+    throw new StasisError('UNSUPPORTED', `Process ${pid} has ${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}): \`stasis migrate\` moves a single process, and a tree moved without its children would come back unable to wait for them. Nothing was sent. Checkpoint the tree and send it (\`stasis checkpoint ${pid}\`, then \`stasis send ID --to ...\`) and restore it there.`);
   }
   const spool = fs.mkdtempSync(path.join(store.dir, '.migrate-'));
   const rounds: MigrateRound[] = [];
