@@ -57,7 +57,7 @@ async function countsGrow(out: string): Promise<void> {
   await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
 }
 
-interface MigrateJson { pid: number; dryRun: boolean; rounds: { kind: string; pages: number }[]; bytesSent: number; downtimeMs?: number; destination?: { pid: number; checkpointId: number } }
+interface MigrateJson { pid: number; dryRun: boolean; rounds: { kind: string; pages: number; absorbed: boolean }[]; bytesSent: number; downtimeMs?: number; destination?: { pid: number; checkpointId: number; prepared: boolean; unprepared?: string } }
 
 test('migrate --pipe: a counter writing its memory moves to another store and goes on counting there, no step lost, memory intact; the source is killed only after', async () => {
   await withStore(async (_s, dir) => {
@@ -77,6 +77,9 @@ test('migrate --pipe: a counter writing its memory moves to another store and go
       assert.ok(m.rounds[0]!.pages >= 32 * 256, `the full round carries the whole buffer: ${m.rounds[0]!.pages} pages`);
       assert.ok(m.rounds.at(-1)!.pages < m.rounds[0]!.pages / 10, `the final round carries only what changed: ${JSON.stringify(m.rounds)}`);
       assert.ok(typeof m.downtimeMs === 'number' && m.downtimeMs > 0);
+      // The destination built the process from round 1 and wrote every later round into it.
+      assert.equal(m.destination!.prepared, true, m.destination!.unprepared);
+      assert.ok(m.rounds.slice(1).every((x) => x.absorbed), JSON.stringify(m.rounds));
       assert.match(r.stderr, /Migrated process \d+ runs here as pid \d+/, 'the receiver reports on stderr (its stdout is the session)');
       const gone = await t.waitExit(10_000);
       assert.equal(gone.signal, 9, 'the source was killed');

@@ -48,7 +48,7 @@ async function openLink(o: Opts): Promise<Link> {
 }
 
 function describe(r: MigrateResult): string[] {
-  const rounds = r.rounds.map((x) => `  round ${x.round} (${x.kind}, checkpoint #${x.checkpointId}): ${x.pages} pages, ${formatBytes(x.bytes)} in ${x.sendMs.toFixed(0)} ms`);
+  const rounds = r.rounds.map((x) => `  round ${x.round} (${x.kind}, checkpoint #${x.checkpointId}): ${x.pages} pages, ${formatBytes(x.bytes)} in ${x.sendMs.toFixed(0)} ms${x.absorbed ? ', applied to the prepared process' : ''}`);
   if (r.dryRun) {
     return [`Dry run: the destination's pre-flight for process ${r.pid} ${r.preflight.ok ? 'passes' : 'fails'}; nothing was stopped, and the destination discarded what it received.`, ...rounds,
       ...r.preflight.items.map((i) => `  [${i.ok ? 'ok' : 'NO'}] ${i.label}: ${i.reason}`)];
@@ -57,6 +57,8 @@ function describe(r: MigrateResult): string[] {
   return [
     `Migrated process ${r.pid}: it runs on the destination as pid ${d.pid} (its checkpoint #${d.checkpointId}); the process here was killed.`,
     `Downtime ${r.downtimeMs!.toFixed(1)} ms (frozen ${r.frozenMs!.toFixed(1)} ms for the last checkpoint, restore ${d.restoreMs.toFixed(1)} ms there); ${r.rounds.length} rounds, ${formatBytes(r.bytesSent)} sent.`,
+    d.prepared ? `The destination built the process from round 1 while it ran here (${(d.prepareMs ?? 0).toFixed(0)} ms) and applied the later rounds to it.`
+      : `The destination restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ' (the memory layout changed in the last round)'}.`,
     ...rounds,
     ...(d.warning ? [`Warning: ${d.warning}`] : []),
   ];

@@ -19,6 +19,7 @@ import { checkpointId } from './store-ids';
 import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/tls-link';
 import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
 import { serveMigration, type DestinationResult } from '../../engine/migrate/destination';
+import { prepareRestore } from '../../engine/restore';
 
 /** What `receive` got: checkpoints (a plain stream) or a migration session's outcome. */
 type Received = { ids: number[] } | { migration: DestinationResult };
@@ -32,6 +33,8 @@ async function receiveAny(cli: CliRuntime, input: Readable, output: Writable): P
     importFile: (file) => cli.call('checkpoints.import', { file }),
     preflight: (id) => cli.call('restore.preflight', { id }),
     restore: (id) => cli.call('restore.run', { id }),
+    // Engine-direct like migrate's source: a half-built process cannot cross an API call.
+    prepare: async (id) => prepareRestore(cli.store(), id),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
   });
   return { migration };

@@ -13,10 +13,22 @@ import { hostname } from 'node:os';
 import { StasisError, toErrorData } from '../../../shared/errors';
 import type { FrameReader, FrameWriter } from './wire';
 
+interface RestoredProcess { pid: number; durationMs: number; warning?: string }
+
+/** A restore built up to its memory while the source still runs (restore/index.ts PreparedRestore). */
+export interface PreparedProcess {
+  readonly checkpointId: number;
+  absorb(next: number): boolean;
+  finish(): RestoredProcess;
+  abandon(): void;
+}
+
 export interface DestinationDeps {
   importFile(file: string): Promise<{ ids: number[] }>;
   preflight(id: number): Promise<{ ok: boolean; items: unknown[] }>;
-  restore(id: number): Promise<{ pid: number; durationMs: number; warning?: string }>;
+  restore(id: number): Promise<RestoredProcess>;
+  /** Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds only the last round). */
+  prepare?(id: number): Promise<PreparedProcess>;
   remove(ids: number[]): Promise<void>;
   /** A private directory (the store's) for spool files. */
   spoolDir: string;
@@ -31,8 +43,8 @@ export interface DestinationResult {
   /** Checkpoints of this store the session imported (kept unless discarded). */
   checkpointIds: number[];
   discarded: boolean;
-  /** The migrated process running here. */
-  restored?: { pid: number; checkpointId: number; durationMs: number };
+  /** The migrated process running here (prepared: built from the earlier rounds, only the last one applied at the end). */
+  restored?: { pid: number; checkpointId: number; durationMs: number; prepared: boolean };
   /** Why the session ended without a migrated process. */
   failure?: string;
 }
@@ -61,7 +73,21 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
     await deps.remove([...result.checkpointIds].reverse()).catch(() => undefined);
     result.discarded = true;
   };
+  // In a box: the closures below assign it, which flow analysis does not follow.
+  const box: { prepared: PreparedProcess | null } = { prepared: null };
+  const unprepare = (): void => { box.prepared?.abandon(); box.prepared = null; };
+  const prepare = async (id: number): Promise<{ ok: boolean; reason?: string }> => {
+    unprepare();
+    if (!deps.prepare) return { ok: false, reason: 'this destination does not prepare restores' };
+    try {
+      box.prepared = await deps.prepare(id);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, reason: (e as Error).message };
+    }
+  };
   const fail = async (why: string): Promise<DestinationResult> => {
+    unprepare();
     if (result.restored) killQuietly(result.restored.pid);
     await discard();
     result.failure = why;
@@ -84,20 +110,41 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_STREAM) throw new StasisError('INVALID_INPUT', `a stream of ${String(bytes)} bytes was announced`);
         const ids = await receiveStream(rd, bytes, deps);
         result.checkpointIds.push(...ids);
-        await wr.send({ t: 'imported', ids });
+        // A prepared process catches up with the round; if it cannot (the layout changed), it is
+        // rebuilt from this round while the source still runs, but not from the last round: the
+        // restore from scratch is then no slower.
+        let absorbed = false;
+        if (box.prepared) {
+          const last = ids[ids.length - 1]!;
+          try { absorbed = box.prepared.absorb(last); } catch { absorbed = false; }
+          if (!absorbed) {
+            unprepare();
+            if (m.final !== true) await prepare(last);
+          }
+        }
+        await wr.send({ t: 'imported', ids, absorbed });
+      } else if (m.t === 'prepare') {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
+        const t0 = performance.now();
+        const p = await prepare(mine(m.id));
+        await wr.send({ t: 'prepared', ...p, ms: +(performance.now() - t0).toFixed(1) });
       } else if (m.t === 'preflight') {
         const p = await deps.preflight(mine(m.id));
         await wr.send({ t: 'preflight', ok: p.ok, items: p.items });
       } else if (m.t === 'restore') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
         const id = mine(m.id);
-        const r = await deps.restore(id);
-        result.restored = { pid: r.pid, checkpointId: id, durationMs: r.durationMs };
-        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, ...(r.warning ? { warning: r.warning } : {}) });
+        const ready = box.prepared?.checkpointId === id ? box.prepared : null;
+        if (!ready) unprepare();
+        box.prepared = null;
+        const r = ready ? ready.finish() : await deps.restore(id);
+        result.restored = { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: ready !== null };
+        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, ...(r.warning ? { warning: r.warning } : {}) });
       } else if (m.t === 'done') {
         if (!result.restored) return fail('the source ended the session before anything was restored');
         // The source learns that the process stays here: without this it cannot tell a kept process from a killed one.
         await wr.send({ t: 'bye' }).catch(() => undefined);
+        unprepare();
         return result;
       } else if (m.t === 'abort') {
         return fail(`the source stopped the migration: ${typeof m.reason === 'string' ? m.reason.slice(0, 2000) : 'no reason given'}`);

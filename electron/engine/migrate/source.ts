@@ -34,6 +34,8 @@ export interface MigrateRound {
   pages: number;
   bytes: number;
   sendMs: number;
+  /** The destination wrote this round into its prepared process (else it is restored from scratch at the end). */
+  absorbed: boolean;
 }
 
 export interface PreflightAnswer { ok: boolean; items: { id: string; label: string; ok: boolean; reason: string; fix: string | null }[] }
@@ -46,7 +48,14 @@ export interface MigrateResult {
   /** The destination's pre-flight of the first round. */
   preflight: PreflightAnswer;
   /** Not set for a dry run. */
-  destination?: { pid: number; checkpointId: number; restoreMs: number; warning?: string };
+  destination?: {
+    pid: number; checkpointId: number; restoreMs: number;
+    /** Whether the destination had the process built from the earlier rounds (only the last one applied in the downtime). */
+    prepared: boolean;
+    /** How long building it from round 1 took (outside the downtime); or why it was not built. */
+    prepareMs?: number; unprepared?: string;
+    warning?: string;
+  };
   /** Freeze of the source to the destination's process running (not set for a dry run). */
   downtimeMs?: number;
   /** Of the downtime: the final checkpoint's freeze to commit. */
@@ -74,7 +83,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const r = store.exportStream(c.id, file, continues === undefined && parent !== null ? 'flattened' : 'one', continues === undefined ? {} : { continues });
     const t0 = performance.now();
     try {
-      await wr.send({ t: 'stream', bytes: r.bytes });
+      await wr.send({ t: 'stream', bytes: r.bytes, final: kind === 'final' });
       const fd = fs.openSync(file, 'r');
       try {
         const buf = Buffer.allocUnsafe(CHUNK);
@@ -86,8 +95,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       } finally {
         fs.closeSync(fd);
       }
-      const ack = await rd.expect<{ ids: number[] }>('imported');
-      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, bytes: r.bytes, sendMs: +(performance.now() - t0).toFixed(1) };
+      const ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
+      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, bytes: r.bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
       rounds.push(round);
       bytesSent += r.bytes;
       opts.onRound?.(round);
@@ -123,6 +132,10 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       }
       return { pid, dryRun: true, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items } };
     }
+    // The destination builds the process from round 1 while this one runs on; it then absorbs
+    // every later round, so the downtime holds only the last one.
+    await wr.send({ t: 'prepare', id: remote! });
+    const prep = await rd.expect<{ ok: boolean; reason?: string; ms?: number }>('prepared');
     const max = Math.max(1, opts.maxRounds ?? 8);
     const small = opts.smallRound ?? 256;
     let prev = rounds[0]!.pages;
@@ -139,7 +152,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const frozenAt = performance.now() - last.frozenMs;
     const id = await send(last, 'final');
     await wr.send({ t: 'restore', id });
-    const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string }>('restored');
+    const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string; prepared?: boolean }>('restored');
     const downtimeMs = +(performance.now() - frozenAt).toFixed(1);
     held?.kill();
     held = null;
@@ -155,7 +168,10 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const warning = [restored.warning, lost].filter(Boolean).join(' ');
     return {
       pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
-      destination: { pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, ...(warning ? { warning } : {}) },
+      destination: {
+        pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: restored.prepared === true,
+        ...(prep.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep.reason ?? 'no reason given' }), ...(warning ? { warning } : {}),
+      },
       downtimeMs, frozenMs: last.frozenMs,
     };
   } catch (e) {

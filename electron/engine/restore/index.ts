@@ -13,12 +13,12 @@ import type { Store } from '../store/api';
 import type { ProcessState } from '../state/process-state';
 import { kill, setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
-import { buildRestorePlan, parseMaps } from './plan';
+import { buildRestorePlan, parseMaps, type LayoutEntry, type RestorePlan } from './plan';
 import { Remote } from './remote';
-import { setUpTrampoline } from './memory';
-import { rebuildSteps, throwIfCancelled } from './rebuild';
+import { dropPages, sealProtections, setUpTrampoline, writePages } from './memory';
+import { cancellable, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
 import { preflightTree, restoreTree, type TreeRestoreMember } from './tree';
-import { mainThread, type ThreadMap } from './threads';
+import type { ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
 import { progress, type ProgressFn } from '../progress';
@@ -98,79 +98,207 @@ export interface RestoreHooks { afterStep?: (step: string, pid: number) => void 
 export function restore(store: Store, id: number, opts: RestoreOptions = {}, hooks: RestoreHooks = {}): RestoreResult {
   // A member of a tree checkpoint brings back the whole tree (restore/tree.ts).
   if (store.get(id)?.tree) return restoreTree(store, id, opts);
-  const t0 = performance.now();
-  const state = loadState(store, id);
-  const redirect = redirectFor(store, id, opts);
-  const pf = preflightState(state, redirect);
-  if (!pf.ok) {
-    const failed = pf.items.filter((i) => !i.ok);
-    throw new StasisError('PREFLIGHT_FAILED', `Checkpoint #${id} cannot be restored: ${failed.map((i) => i.reason).join(' ')}`, { items: pf.items });
-  }
-  for (const p of [redirect.stdout, redirect.stderr, redirect.log]) if (p) mkdirSync(dirname(p), { recursive: true });
+  const s = new SingleRestore(store, id, opts, hooks);
+  s.build(true);
+  return s.complete();
+}
 
-  const steps: RestoreStepTiming[] = [];
-  const prog = progress(opts.onProgress);
-  let remote: Remote | null = null;
-  let current = 'start the stub';
-  const step = <T>(name: string, fn: () => T): T => {
-    current = name;
-    throwIfCancelled(opts.signal, id);
-    prog.report({ done: steps.length, total: RESTORE_STEPS, unit: 'steps', phase: name });
+/**
+ * A restore built up to its memory and kept there, stopped, while the original still runs (the
+ * destination of a live migration): each later checkpoint of the same process is absorbed by
+ * writing only what it changed, and finish() runs the remaining steps from the newest one, so the
+ * downtime holds the last delta and the kernel state, not the whole image.
+ */
+export interface PreparedRestore {
+  /** The checkpoint whose memory the process now holds. */
+  readonly checkpointId: number;
+  readonly pid: number;
+  /**
+   * Catches up with checkpoint #next, a child of checkpointId with the same memory layout: its
+   * changes are written in. false (nothing changed) when it is not such a child; then finish() is
+   * still valid for checkpointId, and a restore of #next has to start afresh.
+   */
+  absorb(next: number): boolean;
+  /** The remaining steps from checkpointId's state; the process runs afterwards. */
+  finish(): RestoreResult;
+  /** Kills the half-built process. */
+  abandon(): void;
+}
+
+export function prepareRestore(store: Store, id: number, opts: RestoreOptions = {}): PreparedRestore {
+  if (store.get(id)?.tree) throw new StasisError('UNSUPPORTED', `Checkpoint #${id} is a tree checkpoint: a prepared restore takes one process.`);
+  const s = new SingleRestore(store, id, opts, {});
+  s.build(false);
+  return {
+    get checkpointId() { return s.id; },
+    get pid() { return s.pid; },
+    absorb: (next) => s.absorb(next),
+    finish: () => s.complete(),
+    abandon: () => s.kill(),
+  };
+}
+
+/** One process's restore, in two halves (memory; the rest) so a prepared restore can absorb rounds between them. */
+class SingleRestore {
+  id: number;
+  private state: ProcessState;
+  private redirect: RedirectOptions;
+  private t0 = performance.now();
+  private readonly steps: RestoreStepTiming[] = [];
+  private readonly prog: ReturnType<typeof progress>;
+  private remote: Remote | null = null;
+  private plan: RestorePlan | null = null;
+  private stubMaps: LayoutEntry[] = [];
+  private current = 'start the stub';
+  private bytesWritten = 0;
+  private writeMs = 0;
+  private sealed = false;
+
+  constructor(private readonly store: Store, id: number, private readonly opts: RestoreOptions, private readonly hooks: RestoreHooks) {
+    this.id = id;
+    this.state = loadState(store, id);
+    this.redirect = redirectFor(store, id, opts);
+    this.check();
+    this.prog = progress(opts.onProgress);
+  }
+
+  get pid(): number { return this.remote?.pid ?? 0; }
+
+  private check(): void {
+    const pf = preflightState(this.state, this.redirect);
+    if (!pf.ok) {
+      const failed = pf.items.filter((i) => !i.ok);
+      throw new StasisError('PREFLIGHT_FAILED', `Checkpoint #${this.id} cannot be restored: ${failed.map((i) => i.reason).join(' ')}`, { items: pf.items });
+    }
+  }
+
+  private readonly step: StepFn = (name, fn) => {
+    this.current = name;
+    throwIfCancelled(this.opts.signal, this.id);
+    this.prog.report({ done: this.steps.length, total: RESTORE_STEPS, unit: 'steps', phase: name });
     const s = performance.now();
     const v = fn();
-    steps.push({ step: name, ms: +(performance.now() - s).toFixed(2) });
-    if (hooks.afterStep && remote) hooks.afterStep(name, remote.pid);
+    this.steps.push({ step: name, ms: +(performance.now() - s).toFixed(2) });
+    if (this.hooks.afterStep && this.remote) this.hooks.afterStep(name, this.remote.pid);
     return v;
   };
-  let written: ReturnType<typeof rebuildSteps> | undefined;
-  const th = mainThread(state);
-  try {
-    const r = step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, store.dir]));
-    remote = r;
-    const plan = step('plan', () => buildRestorePlan(state, parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8'))));
-    step('trampoline', () => {
-      setSigmask(r.pid, ALL_BUT_TRAP);
-      setUpTrampoline(r, plan);
-    });
-    step('fork', () => {
-      // Same PID when we may; either way the restored process must not stay the engine's child.
-      const same = opts.samePid !== false && canTakePid(state.pid) && r.forkAway(state.pid);
-      if (!same) r.forkAway(null);
-    });
-    written = rebuildSteps(step, r, plan, state, { store, id, opts, redirect, report: (n, pages) => prog.report({
-      done: steps.length, total: RESTORE_STEPS, unit: 'steps', phase: 'memory contents', within: { done: n, total: Math.max(pages, n), unit: 'pages' },
-    }) });
-    step('detach', () => {
-      r.detach();
-      // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
-      if (state.stopped) kill(r.pid, SIGSTOP);
-    });
-  } catch (e) {
-    remote?.kill();
-    const msg = e instanceof Error ? e.message : String(e);
-    const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
-    throw new StasisError(code, `Restore of checkpoint #${id} failed at step "${current}": ${msg} The half-built process was killed; nothing was left running.`, { step: current });
+
+  /** Runs fn; any failure kills the half-built process and names the step. */
+  private guarded<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      this.kill();
+      const msg = e instanceof Error ? e.message : String(e);
+      const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
+      throw new StasisError(code, `Restore of checkpoint #${this.id} failed at step "${this.current}": ${msg} The half-built process was killed; nothing was left running.`, { step: this.current });
+    }
   }
-  const pid = remote.pid;
-  let branchId: number | null = null;
-  let warning: string | undefined;
-  const threads: ThreadMap = written?.threads ?? { tids: new Map([[th.tid, pid]]), changed: [] };
-  if (threads.changed.length > 0) {
-    warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
+
+  kill(): void {
+    this.remote?.kill();
   }
-  if (written?.warnings.length) warning = [warning, ...written.warnings].filter(Boolean).join(' ');
-  try {
-    branchId = recordBranch(store, id, state, pid, threads.tids);
-  } catch (e) {
-    // The process runs; only the timeline entry is missing (e.g. a read-only store).
-    warning = [warning, `The restored process runs, but the store could not record it: ${(e as Error).message}`].filter(Boolean).join(' ');
+
+  private ctx(): RebuildContext {
+    return { store: this.store, id: this.id, opts: this.opts, redirect: this.redirect, report: (n, pages) => this.prog.report({
+      done: this.steps.length, total: RESTORE_STEPS, unit: 'steps', phase: 'memory contents', within: { done: n, total: Math.max(pages, n), unit: 'pages' },
+    }) };
   }
-  prog.finish({ total: RESTORE_STEPS, unit: 'steps', phase: 'running' });
-  return {
-    branchCheckpointId: branchId, ...(warning ? { warning } : {}),
-    checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid, threads: state.threads.length,
-    durationMs: +(performance.now() - t0).toFixed(2), bytesWritten: written?.bytesWritten ?? 0, writeMs: +(written?.writeMs ?? 0).toFixed(2), log: redirect.log, steps,
-  };
+
+  build(seal: boolean): void {
+    for (const p of [this.redirect.stdout, this.redirect.stderr, this.redirect.log]) if (p) mkdirSync(dirname(p), { recursive: true });
+    this.guarded(() => {
+      const r = this.step('start the stub', () => Remote.spawnStub([undefined, process.env.XDG_RUNTIME_DIR, this.store.dir]));
+      this.remote = r;
+      this.stubMaps = parseMaps(readFileSync(`/proc/${r.pid}/maps`, 'utf8'));
+      const plan = this.step('plan', () => buildRestorePlan(this.state, this.stubMaps));
+      this.plan = plan;
+      this.step('trampoline', () => {
+        setSigmask(r.pid, ALL_BUT_TRAP);
+        setUpTrampoline(r, plan);
+      });
+      this.step('fork', () => {
+        // Same PID when we may; either way the restored process must not stay the engine's child.
+        const same = this.opts.samePid !== false && canTakePid(this.state.pid) && r.forkAway(this.state.pid);
+        if (!same) r.forkAway(null);
+      });
+      const w = rebuildMemory(this.step, r, plan, this.ctx(), seal);
+      this.bytesWritten = w.bytesWritten;
+      this.writeMs = w.writeMs;
+      this.sealed = seal;
+    });
+  }
+
+  absorb(next: number): boolean {
+    const info = this.store.get(next);
+    if (!info || info.parentId !== this.id || info.tree || this.sealed || !this.remote || !this.plan) return false;
+    const state = this.store.getState(next);
+    const plan = buildRestorePlan(state, this.stubMaps, { trampoline: this.plan.trampoline });
+    if (!sameLayout(this.plan, plan)) return false;
+    const r = this.remote;
+    this.guarded(() => {
+      this.t0 = performance.now();
+      this.id = next;
+      this.state = state;
+      this.redirect = redirectFor(this.store, next, this.opts);
+      this.check();
+      this.step('memory changes', () => {
+        const ch = this.store.changes(next);
+        const w = writePages(r, plan, cancellable(ch.runs, this.opts.signal, next), { fresh: false });
+        dropPages(r, plan, ch.absent);
+        this.bytesWritten += w.bytes;
+        this.writeMs += w.writeMs;
+      });
+      this.plan = plan;
+    });
+    return true;
+  }
+
+  complete(): RestoreResult {
+    const r = this.remote!;
+    const plan = this.plan!;
+    const state = this.state;
+    const written = this.guarded(() => {
+      if (!this.sealed) this.step('seal protections', () => sealProtections(r, plan));
+      this.sealed = true;
+      const rest = rebuildRest(this.step, r, plan, state, this.ctx());
+      this.step('detach', () => {
+        r.detach();
+        // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
+        if (state.stopped) kill(r.pid, SIGSTOP);
+      });
+      return rest;
+    });
+    const pid = r.pid;
+    const id = this.id;
+    let branchId: number | null = null;
+    let warning: string | undefined;
+    const threads: ThreadMap = written.threads;
+    if (threads.changed.length > 0) {
+      warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
+    }
+    if (written.warnings.length) warning = [warning, ...written.warnings].filter(Boolean).join(' ');
+    try {
+      branchId = recordBranch(this.store, id, state, pid, threads.tids);
+    } catch (e) {
+      // The process runs; only the timeline entry is missing (e.g. a read-only store).
+      warning = [warning, `The restored process runs, but the store could not record it: ${(e as Error).message}`].filter(Boolean).join(' ');
+    }
+    this.prog.finish({ total: RESTORE_STEPS, unit: 'steps', phase: 'running' });
+    return {
+      branchCheckpointId: branchId, ...(warning ? { warning } : {}),
+      checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid, threads: state.threads.length,
+      durationMs: +(performance.now() - this.t0).toFixed(2), bytesWritten: this.bytesWritten, writeMs: +this.writeMs.toFixed(2), log: this.redirect.log, steps: this.steps,
+    };
+  }
+}
+
+/** Whether two plans create exactly the same mappings (a later round can be written over the earlier one's memory). */
+function sameLayout(a: RestorePlan, b: RestorePlan): boolean {
+  if (a.steps.length !== b.steps.length || a.specials.length !== b.specials.length) return false;
+  const key = (x: RestorePlan['steps'][number]): string => [x.start, x.end, x.kind, x.prot, x.flags, x.path ?? '', x.offset, x.writeContents, x.anonName ?? '', x.aliasOf ?? ''].join('|');
+  if (!a.steps.every((x, i) => key(x) === key(b.steps[i]!))) return false;
+  return a.specials.every((x, i) => x.to === b.specials[i]!.to && x.kind === b.specials[i]!.kind);
 }
 
 /** /proc/PID/stat field 22, the start time that with the pid identifies a process. */

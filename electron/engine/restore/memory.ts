@@ -98,7 +98,9 @@ const sha = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
  * the wrong place, a later run overwriting an earlier one, a mapping that was not fresh) fails the
  * step instead of handing back different bytes.
  */
-export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
+export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>, opts: { fresh?: boolean } = {}): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
+  // Over memory that already holds an earlier round's pages (a prepared restore), zero runs must be written too.
+  const fresh = opts.fresh !== false;
   const steps = plan.steps;
   let si = 0;
   let bytes = 0;
@@ -129,7 +131,7 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
           else r.write(va, run.data.subarray(from, from + len));
           samples.push({ va, label: s.label, sha: sha(run.data.subarray(from, from + 4096)) });
           bytes += len;
-        } else if (s.kind !== 'file-private') {
+        } else if (s.kind !== 'file-private' && fresh) {
           samples.push({ va, label: s.label, sha: zeroSha });
         } else {
           if (!zero || zero.length < len) zero = Buffer.alloc(Math.max(len, 1 << 20));
@@ -146,6 +148,26 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
   }
   checkSamples(r, samples);
   return { bytes, pages: bytes / 4096, writeMs, checkedPages: samples.length };
+}
+
+/**
+ * Pages a later round no longer has (absent), in memory an earlier round filled: private pages
+ * are dropped (MADV_DONTNEED: anonymous ones read as zero again, file ones as the file), as a
+ * fresh restore that never wrote them would leave them; shared anonymous ones are zeroed (dropping
+ * would keep the shmem page).
+ */
+export function dropPages(r: Remote, plan: RestorePlan, absent: readonly { vaddr: bigint; pages: number }[]): void {
+  const MADV_DONTNEED = 4n;
+  for (const a of absent) {
+    const end = a.vaddr + BigInt(a.pages) * 4096n;
+    for (const s of plan.steps) {
+      const from = s.start > a.vaddr ? s.start : a.vaddr;
+      const to = s.end < end ? s.end : end;
+      if (from >= to || !s.writeContents) continue;
+      if (s.kind === 'shared-anon') writePages(r, plan, [{ vaddr: from, pages: Number((to - from) / 4096n), data: null }], { fresh: false });
+      else r.call(NR.madvise, [from, to - from, MADV_DONTNEED], `madvise(DONTNEED) of ${s.label}`);
+    }
+  }
 }
 
 function inSpecial(plan: RestorePlan, start: bigint, end: bigint): boolean {

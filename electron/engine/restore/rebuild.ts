@@ -64,12 +64,19 @@ export interface RebuildContext {
  * and registers. Shared by a single restore and every member of a tree restore.
  */
 export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { bytesWritten: number; writeMs: number; threads: ThreadMap; warnings: string[] } {
-  const { store, id, opts, redirect } = ctx;
-  const th = mainThread(state);
-  let threads: ThreadMap = { tids: new Map([[th.tid, r.pid]]), changed: [] };
+  const mem = rebuildMemory(step, r, plan, ctx);
+  return { ...mem, ...rebuildRest(step, r, plan, state, ctx) };
+}
+
+/**
+ * The memory half: "close inherited fds", "memory layout", "memory contents". With seal false the
+ * shared read-only mappings stay writable, so later rounds can still be written in (a prepared
+ * restore); sealProtections then comes before the rest.
+ */
+export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: RebuildContext, seal = true): { bytesWritten: number; writeMs: number } {
+  const { store, id, opts } = ctx;
   let bytesWritten = 0;
   let writeMs = 0;
-  let warnings: string[] = [];
   step('close inherited fds', () => closeInheritedFds(r, ctx.tree?.from));
   step('memory layout', () => {
     unmapStub(r, plan);
@@ -82,8 +89,17 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
     const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
     bytesWritten = w.bytes;
     writeMs = w.writeMs;
-    sealProtections(r, plan);
+    if (seal) sealProtections(r, plan);
   });
+  return { bytesWritten, writeMs };
+}
+
+/** The rest, from "mm" to "registers", on memory that is complete and sealed. */
+export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: ProcessState, ctx: RebuildContext): { threads: ThreadMap; warnings: string[] } {
+  const { redirect } = ctx;
+  const th = mainThread(state);
+  let threads: ThreadMap = { tids: new Map([[th.tid, r.pid]]), changed: [] };
+  let warnings: string[] = [];
   step('mm', () => setMm(r, state));
   step('fs state', () => setFsState(r, state, { session: !ctx.tree }));
   step('signals', () => setSignalHandlers(r, state));
@@ -102,6 +118,6 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
     for (const t of state.threads) if (t !== th) setRegisters(r, t, threads.tids.get(t.tid)!);
     setRegisters(r, th);
   });
-  return { bytesWritten, writeMs, threads, warnings };
+  return { threads, warnings };
 }
 

@@ -209,6 +209,12 @@ export interface Store {
   materialize(id: number): Iterable<PageRun>;
   readPage(id: number, vaddr: bigint): Buffer | null;
   /**
+   * What checkpoint #id itself changed since its parent, with the bytes: data and zero runs
+   * (zero: data null), and the pages that went away (absent). Applied to a copy of the parent's
+   * memory it gives #id's (a prepared restore catching up with a migration round).
+   */
+  changes(id: number): { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] };
+  /**
    * The same view as materialize (newest record <= id per page, absent pages skipped), as sorted
    * runs naming where each run is stored, without reading any page. Neighbouring runs that
    * continue each other in one file are merged.

@@ -566,6 +566,16 @@ export class SqliteStore implements Store, WriterHost {
     }
   }
 
+  changes(id: number): { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] } {
+    this.open();
+    this.checkpointRow(id);
+    const own = this.ownExtents(id);
+    return {
+      runs: this.runs(own.filter((e) => e.kind !== KIND_ABSENT)),
+      absent: own.filter((e) => e.kind === KIND_ABSENT).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count })),
+    };
+  }
+
   layout(id: number): StoredExtent[] {
     this.open();
     const out: StoredExtent[] = [];
