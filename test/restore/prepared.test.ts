@@ -1,0 +1,90 @@
+/**
+ * A prepared restore (restore/index.ts prepareRestore: what a migration destination builds from an
+ * earlier round while the source runs) must end with exactly the memory a restore from scratch of
+ * the later checkpoint gives. The fixture (test/fixtures/restore-rounds.c) changes its memory
+ * between two checkpoints in every way a round can: rewritten and zeroed private and shared
+ * anonymous pages, private file pages copied then dropped back to the file, whole ranges dropped,
+ * and checks itself against both phases after the restore.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
+import { fileLines, killQuietly, waitFor, withStore } from './helpers';
+import { checkpoint } from '../../electron/engine/capture';
+import { prepareRestore } from '../../electron/engine/restore';
+import type { Store } from '../../electron/engine/store';
+
+const bin = buildFixture('restore-rounds');
+
+async function twoRounds(store: Store, dir: string, layout: boolean): Promise<{ first: number; second: number; out: string }> {
+  const out = join(dir, 'out.txt');
+  const t = spawnDetached([bin, out, join(dir, 'file.bin'), ...(layout ? ['layout'] : [])], { cwd: dir });
+  try {
+    await waitFor('phase 1', () => fileLines(out).includes('ready1'));
+    const first = checkpoint(store, t.pid).id;
+    t.kill('SIGUSR1');
+    await waitFor('phase 2', () => fileLines(out).includes('ready2'));
+    const second = checkpoint(store, t.pid, { mode: 'kill' }).id;
+    await t.waitExit(5000);
+    assert.equal(store.get(second)!.parentId, first, 'the second checkpoint is an incremental of the first');
+    return { first, second, out };
+  } finally {
+    t.kill();
+  }
+}
+
+async function phaseOf(pid: number, out: string): Promise<string> {
+  process.kill(pid, 'SIGUSR2');
+  await waitFor('the memory check', () => fileLines(out).some((l) => l.startsWith(`check pid=${pid} `)), 10_000);
+  return fileLines(out).find((l) => l.startsWith(`check pid=${pid} `))!;
+}
+
+test('a restore prepared from the first checkpoint and caught up with the second holds exactly the second one\'s memory', async () => {
+  await withStore(async (store, dir) => {
+    const { first, second, out } = await twoRounds(store, dir, false);
+    const p = prepareRestore(store, first, { samePid: false });
+    let pid = 0;
+    try {
+      assert.equal(p.absorb(second), true, 'same layout: the round is written in');
+      assert.equal(p.checkpointId, second);
+      const r = p.finish();
+      pid = r.pid;
+      assert.equal(r.checkpointId, second);
+      assert.match(await phaseOf(pid, out), /phase=2 first=-$/);
+    } finally {
+      if (pid) killQuietly(pid); else p.abandon();
+    }
+  });
+});
+
+test('without the second round the prepared process holds the first one (the check can tell them apart)', async () => {
+  await withStore(async (store, dir) => {
+    const { first, out } = await twoRounds(store, dir, false);
+    const r = prepareRestore(store, first, { samePid: false }).finish();
+    try {
+      assert.match(await phaseOf(r.pid, out), /phase=1 /);
+    } finally {
+      killQuietly(r.pid);
+    }
+  });
+});
+
+test('a round that changed the memory layout is not absorbed; the prepared restore stays valid for the earlier checkpoint', async () => {
+  await withStore(async (store, dir) => {
+    const { first, second, out } = await twoRounds(store, dir, true);
+    const p = prepareRestore(store, first, { samePid: false });
+    let pid = 0;
+    try {
+      assert.equal(p.absorb(second), false, 'a new mapping: not the same layout');
+      assert.equal(p.absorb(first), false, 'not a child of the prepared checkpoint');
+      assert.equal(p.checkpointId, first);
+      const r = p.finish();
+      pid = r.pid;
+      assert.match(await phaseOf(pid, out), /phase=1 /);
+    } finally {
+      if (pid) killQuietly(pid); else p.abandon();
+    }
+  });
+});
