@@ -13,13 +13,15 @@ import { hostname } from 'node:os';
 import { StasisError, toErrorData } from '../../../shared/errors';
 import type { FrameReader, FrameWriter } from './wire';
 
-interface RestoredProcess { pid: number; durationMs: number; warning?: string }
+interface RestoredProcess { pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[] }
 
 /** A restore built up to its memory while the source still runs (restore/index.ts PreparedRestore). */
 export interface PreparedProcess {
   readonly checkpointId: number;
   absorb(next: number): boolean;
   finish(): RestoredProcess;
+  /** Writes the restored process's timeline entry: called once the source knows it runs (not downtime). */
+  record(): unknown;
   abandon(): void;
 }
 
@@ -139,7 +141,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         box.prepared = null;
         const r = ready ? ready.finish() : await deps.restore(id);
         result.restored = { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: ready !== null };
-        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, ...(r.warning ? { warning: r.warning } : {}) });
+        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, steps: r.steps ?? [], ...(r.warning ? { warning: r.warning } : {}) });
+        ready?.record();
       } else if (m.t === 'done') {
         if (!result.restored) return fail('the source ended the session before anything was restored');
         // The source learns that the process stays here: without this it cannot tell a kept process from a killed one.

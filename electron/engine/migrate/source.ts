@@ -52,6 +52,8 @@ export interface MigrateResult {
     pid: number; checkpointId: number; restoreMs: number;
     /** Whether the destination had the process built from the earlier rounds (only the last one applied in the downtime). */
     prepared: boolean;
+    /** The destination's restore steps inside the downtime (what it reported; malformed entries dropped). */
+    steps: { step: string; ms: number }[];
     /** How long building it from round 1 took (outside the downtime); or why it was not built. */
     prepareMs?: number; unprepared?: string;
     warning?: string;
@@ -152,7 +154,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const frozenAt = performance.now() - last.frozenMs;
     const id = await send(last, 'final');
     await wr.send({ t: 'restore', id });
-    const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string; prepared?: boolean }>('restored');
+    const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string; prepared?: boolean; steps?: unknown }>('restored');
     const downtimeMs = +(performance.now() - frozenAt).toFixed(1);
     held?.kill();
     held = null;
@@ -169,7 +171,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     return {
       pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
       destination: {
-        pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: restored.prepared === true,
+        pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: restored.prepared === true, steps: restoreSteps(restored.steps),
         ...(prep.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep.reason ?? 'no reason given' }), ...(warning ? { warning } : {}),
       },
       downtimeMs, frozenMs: last.frozenMs,
@@ -188,4 +190,13 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   } finally {
     fs.rmSync(spool, { recursive: true, force: true });
   }
+}
+
+/** The destination's step timings, taken only as far as they have the expected shape (it is another machine's word). */
+function restoreSteps(x: unknown): { step: string; ms: number }[] {
+  if (!Array.isArray(x)) return [];
+  return x.slice(0, 64).flatMap((e: unknown) => {
+    const o = e as { step?: unknown; ms?: unknown } | null;
+    return o && typeof o.step === 'string' && typeof o.ms === 'number' && Number.isFinite(o.ms) ? [{ step: o.step.slice(0, 80), ms: o.ms }] : [];
+  });
 }

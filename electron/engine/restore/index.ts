@@ -119,8 +119,13 @@ export interface PreparedRestore {
    * still valid for checkpointId, and a restore of #next has to start afresh.
    */
   absorb(next: number): boolean;
-  /** The remaining steps from checkpointId's state; the process runs afterwards. */
+  /**
+   * The remaining steps from checkpointId's state; the process runs afterwards. Its durationMs and
+   * steps start at the last absorb. The restored process's timeline entry is not written yet
+   * (branchCheckpointId null): record() writes it, once the caller has said the process runs.
+   */
   finish(): RestoreResult;
+  record(): RecordedBranch;
   /** Kills the half-built process. */
   abandon(): void;
 }
@@ -133,7 +138,8 @@ export function prepareRestore(store: Store, id: number, opts: RestoreOptions = 
     get checkpointId() { return s.id; },
     get pid() { return s.pid; },
     absorb: (next) => s.absorb(next),
-    finish: () => s.complete(),
+    finish: () => s.complete(true),
+    record: () => s.record(),
     abandon: () => s.kill(),
   };
 }
@@ -237,7 +243,9 @@ class SingleRestore {
     if (!sameLayout(this.plan, plan)) return false;
     const r = this.remote;
     this.guarded(() => {
+      // The result's time and steps then cover what remains from this round on (a migration's downtime).
       this.t0 = performance.now();
+      this.steps.length = 0;
       this.id = next;
       this.state = state;
       this.redirect = redirectFor(this.store, next, this.opts);
@@ -254,7 +262,12 @@ class SingleRestore {
     return true;
   }
 
-  complete(): RestoreResult {
+  /**
+   * The rest of the steps; the process runs when it returns. deferRecord leaves the restored
+   * process's timeline entry (a commit with its fsync) to record(), so a migration can first tell
+   * the source that the process runs: the entry is no part of the downtime.
+   */
+  complete(deferRecord = false): RestoreResult {
     const r = this.remote!;
     const plan = this.plan!;
     const state = this.state;
@@ -271,27 +284,42 @@ class SingleRestore {
     });
     const pid = r.pid;
     const id = this.id;
-    let branchId: number | null = null;
     let warning: string | undefined;
     const threads: ThreadMap = written.threads;
     if (threads.changed.length > 0) {
       warning = `${threads.changed.length} of ${state.threads.length - 1} other threads have new thread ids (their saved ids are taken or the process has a new PID); each thread's id word at its clear_child_tid address (glibc's pthread tid) was rewritten, but ids the program copied elsewhere keep the old values.`;
     }
     if (written.warnings.length) warning = [warning, ...written.warnings].filter(Boolean).join(' ');
-    try {
-      branchId = recordBranch(this.store, id, state, pid, threads.tids);
-    } catch (e) {
-      // The process runs; only the timeline entry is missing (e.g. a read-only store).
-      warning = [warning, `The restored process runs, but the store could not record it: ${(e as Error).message}`].filter(Boolean).join(' ');
-    }
+    const durationMs = +(performance.now() - this.t0).toFixed(2);
+    this.pendingRecord = () => {
+      try {
+        return { branchCheckpointId: recordBranch(this.store, id, state, pid, threads.tids) };
+      } catch (e) {
+        // The process runs; only the timeline entry is missing (e.g. a read-only store).
+        return { branchCheckpointId: null, warning: `The restored process runs, but the store could not record it: ${(e as Error).message}` };
+      }
+    };
+    const recorded = deferRecord ? { branchCheckpointId: null } : this.record();
+    if (recorded.warning) warning = [warning, recorded.warning].filter(Boolean).join(' ');
     this.prog.finish({ total: RESTORE_STEPS, unit: 'steps', phase: 'running' });
     return {
-      branchCheckpointId: branchId, ...(warning ? { warning } : {}),
+      branchCheckpointId: recorded.branchCheckpointId, ...(warning ? { warning } : {}),
       checkpointId: id, pid, samePid: pid === state.pid, originalPid: state.pid, threads: state.threads.length,
-      durationMs: +(performance.now() - this.t0).toFixed(2), bytesWritten: this.bytesWritten, writeMs: +this.writeMs.toFixed(2), log: this.redirect.log, steps: this.steps,
+      durationMs: deferRecord ? durationMs : +(performance.now() - this.t0).toFixed(2), bytesWritten: this.bytesWritten, writeMs: +this.writeMs.toFixed(2), log: this.redirect.log, steps: this.steps,
     };
   }
+
+  private pendingRecord: (() => RecordedBranch) | null = null;
+
+  /** Writes the restored process's timeline entry (once; complete() first). */
+  record(): RecordedBranch {
+    const f = this.pendingRecord;
+    this.pendingRecord = null;
+    return f ? f() : { branchCheckpointId: null };
+  }
 }
+
+export interface RecordedBranch { branchCheckpointId: number | null; warning?: string }
 
 /** Whether two plans create exactly the same mappings (a later round can be written over the earlier one's memory). */
 function sameLayout(a: RestorePlan, b: RestorePlan): boolean {
