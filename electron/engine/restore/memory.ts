@@ -11,6 +11,7 @@ import type { Remote } from './remote';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
 import { NR, PR_SET_VMA } from './sysno';
 import { O_RDWR } from './fd-plan';
+import { UffdFill } from './uffd-fill';
 
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 
@@ -91,7 +92,9 @@ interface Sample { va: bigint; label: string; sha: string }
 const sha = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
 /**
- * Writes the materialized pages. Zero runs are skipped where the mapping is anonymous (already
+ * Writes the materialized pages: into fresh private anonymous memory that no transparent huge page
+ * can back with UFFDIO_COPY (restore/uffd-fill.ts: each page allocated and filled in one step, no
+ * zeroing fault first), elsewhere with process_vm_writev or /proc/PID/mem. Zero runs are skipped where the mapping is anonymous (already
  * zero) but written into private file mappings (where zero differs from the file's bytes).
  * Self-check: the first page of every write and of every skipped zero run is hashed, and once all
  * pages are in each is read back from the new process; a page that differs (a write that landed in
@@ -108,6 +111,9 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
   let writeMs = 0;
   const samples: Sample[] = [];
   const zeroSha = sha(Buffer.alloc(4096));
+  // STASIS_RESTORE_FILL=writev turns UFFDIO_COPY off (bench/restore.ts compares both in one run).
+  const fill = fresh && process.env.STASIS_RESTORE_FILL !== 'writev' ? UffdFill.open(r, steps) : null;
+  try {
   for (const run of pages) {
     const w0 = performance.now();
     let va = run.vaddr;
@@ -127,7 +133,9 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
       if (s.writeContents) {
         if (run.data) {
           const from = Number(va - run.vaddr);
-          if ((s.prot & PROT_WRITE) || needsWritableWhileFilling(s)) r.writeBulk(va, run.data.subarray(from, from + len));
+          const chunk = run.data.subarray(from, from + len);
+          if (fill?.covers(va, stop)) fill.copy(va, chunk, (at, page) => r.writeBulk(at, page));
+          else if ((s.prot & PROT_WRITE) || needsWritableWhileFilling(s)) r.writeBulk(va, chunk);
           else r.write(va, run.data.subarray(from, from + len));
           samples.push({ va, label: s.label, sha: sha(run.data.subarray(from, from + 4096)) });
           bytes += len;
@@ -145,6 +153,9 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
       va = stop;
     }
     writeMs += performance.now() - w0;
+  }
+  } finally {
+    fill?.close();
   }
   checkSamples(r, samples);
   return { bytes, pages: bytes / 4096, writeMs, checkedPages: samples.length };

@@ -36,6 +36,8 @@ export interface MapStep extends Range {
   writeContents: boolean;
   /** The original mapping, for messages. */
   label: string;
+  /** madvise(MADV_HUGEPAGE) ("hg" in VmFlags: yes) or MADV_NOHUGEPAGE ("nh": no) at capture. */
+  hugepages?: 'yes' | 'no';
   /** Name given with PR_SET_VMA_ANON_NAME ("[anon:NAME]" in maps), to give again. */
   anonName?: string;
   /**
@@ -75,7 +77,8 @@ export function mapStepFor(m: MappingState): MapStep {
   const shared = m.perms[3] === 's';
   const label = `${m.start.toString(16)}-${m.end.toString(16)} ${m.path || '[anon]'}`;
   const named = /^\[anon(?:_shmem)?:(.*)\]$/.exec(m.path);
-  const base = { start: m.start, end: m.end, prot, offset: 0n, label, ...(named ? { anonName: named[1] } : {}) };
+  const hugepages = m.vmFlags.includes('hg') ? 'yes' as const : m.vmFlags.includes('nh') ? 'no' as const : undefined;
+  const base = { start: m.start, end: m.end, prot, offset: 0n, label, ...(named ? { anonName: named[1] } : {}), ...(hugepages ? { hugepages } : {}) };
   if ((m.kind === 'file-private' || m.kind === 'file-shared') && !m.deleted) {
     return shared
       ? { ...base, kind: 'file-shared', flags: MAP_SHARED | MAP_FIXED, path: m.path, offset: m.offset, writeContents: false }
