@@ -8,7 +8,8 @@
  *   node --import tsx bench/restore.ts [--size-mb 1024] [--threads 1] [--runs 3] [--criu PATH]
  * With --threads N the target's memory is filled by N threads that stay alive (the issue-13 case: 8).
  * CRIU: /work/shared/tools/install-criu prints the wrapper path (default ~/.cache/criu4/criu); it runs
- * with CRIU_FAULT=130 (see below).
+ * with CRIU_FAULT=130 (see below). The engine runs twice per round: filling memory with UFFDIO_COPY
+ * (the default) and with STASIS_RESTORE_FILL=writev (process_vm_writev only), to compare in one run.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -137,6 +138,7 @@ try {
   const stasisMs: number[] = [];
   const cliMs: number[] = [];
   const memMs: number[] = [];
+  const writevMs: number[] = [];
   for (let i = 0; i < runs; i++) {
     if (haveCriu) {
       const t0 = performance.now();
@@ -148,14 +150,18 @@ try {
       log(`criu restore: ${ms.toFixed(0)} ms`);
       killAndReap(t.pid);
     }
-    {
+    for (const fill of ['uffd', 'writev'] as const) {
+      // The same engine with UFFDIO_COPY filling (the default) and with process_vm_writev only.
+      if (fill === 'writev') process.env.STASIS_RESTORE_FILL = 'writev';
+      else delete process.env.STASIS_RESTORE_FILL;
       const t0 = performance.now();
       const r = restore(store, c.id, { log: join(work, 'restore.log') });
       const ms = performance.now() - t0;
+      delete process.env.STASIS_RESTORE_FILL;
       waitRunning(ready, r.pid);
-      stasisMs.push(ms);
-      log(`stasis restore (engine): ${ms.toFixed(0)} ms (${r.steps.map((x) => `${x.step} ${x.ms}`).join(', ')}; writing pages ${r.writeMs} ms)`);
-      memMs.push(r.steps.find((s) => s.step === 'memory contents')?.ms ?? NaN);
+      (fill === 'uffd' ? stasisMs : writevMs).push(ms);
+      log(`stasis restore (engine, ${fill}): ${ms.toFixed(0)} ms (${r.steps.map((x) => `${x.step} ${x.ms}`).join(', ')}; writing pages ${r.writeMs} ms)`);
+      if (fill === 'uffd') memMs.push(r.steps.find((s) => s.step === 'memory contents')?.ms ?? NaN);
       killAndReap(r.pid);
     }
     {
@@ -178,6 +184,7 @@ try {
     criuProblem,
     criu: haveCriu ? { dumpMs: +criuDumpMs.toFixed(1), restoreMs: criuMs.map((x) => +x.toFixed(1)), medianMs: +median(criuMs).toFixed(1) } : null,
     stasisEngine: { restoreMs: stasisMs.map((x) => +x.toFixed(1)), medianMs: +median(stasisMs).toFixed(1), memoryContentsMs: memMs },
+    stasisEngineWritev: { restoreMs: writevMs.map((x) => +x.toFixed(1)), medianMs: +median(writevMs).toFixed(1) },
     stasisCli: { restoreMs: cliMs.map((x) => +x.toFixed(1)), medianMs: +median(cliMs).toFixed(1) },
     ratioEngineToCriu: haveCriu && criuMs.length ? +(median(stasisMs) / median(criuMs)).toFixed(3) : null,
     ratioCliToCriu: haveCriu && criuMs.length ? +(median(cliMs) / median(criuMs)).toFixed(3) : null,
