@@ -17,7 +17,7 @@ const LAYERS: [number, string, string[]][] = [
   [2, 'index', ['store-index']],
   [3, 'read path', ['views', 'read']],
   [3, 'write path', ['writer', 'commit', 'tree-commit']],
-  [4, 'maintenance', ['edits', 'gc', 'verify', 'reindex', 'rebase', 'diff', 'streams']],
+  [4, 'maintenance', ['edits', 'gc', 'verify', 'reindex', 'rebase', 'diff', 'streams', 'flatten']],
   [5, 'store', ['store', 'index', 'detail']],
 ];
 

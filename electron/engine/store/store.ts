@@ -14,7 +14,7 @@ import type { ProcessState } from '../state/process-state';
 import {
   COMPRESSIONS, type CancelOptions, type BeginOptions, type ExportKind, type ExportOptions, type PageRecord, type ExportResult, type CheckpointInfo,
   type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
-  type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem,
+  type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem, type FlattenResult,
 } from './api';
 import { parseSegmentName, PAGE } from './format';
 import { WriterLock } from './lock';
@@ -32,12 +32,17 @@ import { reindexStore, type ReindexResult } from './reindex';
 import { gcStore } from './gc';
 import { rebaseCheckpoint } from './rebase';
 import { exportStream, importStream } from './streams';
+import { flattenCheckpoint, viewFiles } from './flatten';
 
 const LOCK_TIMEOUT_MS = 30_000;
+/** StoreConfig.flattenAfter when the store has no setting (docs/benchmarks.md, Store, says why). */
+export const DEFAULT_FLATTEN_AFTER = 0;
 
 export interface StoreOptions {
   /** How long a writer waits for another process's writer lock (default 30 s). */
   lockTimeoutMs?: number;
+  /** Told the outcome of every flatten a commit started (the store's flattenAfter setting). */
+  onFlatten?: (outcome: FlattenResult | Error) => void;
 }
 
 export class SqliteStore implements Store {
@@ -46,8 +51,11 @@ export class SqliteStore implements Store {
   private readonly views: ChainViews;
   private readonly lock: WriterLock;
   private writer: Writer | null = null;
+  /** A checkpoint to flatten when the engine is next idle (see flattenLater). */
+  private pendingFlatten: number | null = null;
   private closed = false;
   private readonly lockTimeoutMs: number;
+  private readonly onFlatten: StoreOptions['onFlatten'];
   /** What a single checkpoint's Writer sees of the store. */
   private readonly host: WriterHost;
 
@@ -56,11 +64,16 @@ export class SqliteStore implements Store {
     this.dir = this.index.dir;
     this.views = new ChainViews(this.index);
     this.lockTimeoutMs = opts.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
+    this.onFlatten = opts.onFlatten;
     this.lock = new WriterLock(this.index.db);
     this.host = {
       reader: this.index.reader,
       lookupDedup: (keys) => this.index.lookupDedup(keys),
-      commitCheckpoint: (w) => commitCheckpoint(this.index, this.views, w),
+      commitCheckpoint: (w) => {
+        const info = commitCheckpoint(this.index, this.views, w);
+        this.flattenLater(info.id);
+        return info;
+      },
       finishWriter: () => { this.writer = null; this.lock.release(); },
     };
     this.cleanLeftovers();
@@ -120,9 +133,45 @@ export class SqliteStore implements Store {
     if (p.target_id !== m.targetId && !m.restoredFrom) throw new StasisError('INVALID_INPUT', `Checkpoint ${m.parentId} belongs to target ${p.target_id}, not ${m.targetId}; give a parent of the same target.`);
   }
 
+  /**
+   * After a commit: when the new checkpoint reads from more segments than the store's flattenAfter
+   * setting allows, flatten it and gc the copies it superseded, once the caller has its result and
+   * the engine is idle (setImmediate), or at close() when the handle is closed first (a one-shot CLI command). It never waits for the
+   * writer lock: if anyone writes at that moment it is skipped, and the chain's next commit tries
+   * again. Failures go to onFlatten (the checkpoint stays as committed, which is always valid).
+   */
+  private flattenLater(id: number): void {
+    const limit = this.flattenAfter();
+    if (limit <= 0 || viewFiles(this.views, id).size <= limit) return;
+    this.pendingFlatten = id;
+    setImmediate(() => this.flattenPending());
+  }
+
+  private flattenPending(): void {
+    const id = this.pendingFlatten;
+    this.pendingFlatten = null;
+    if (id === null || this.closed || this.writer || !this.index.get(id) || !this.lock.tryAcquire()) return;
+    try {
+      const r = flattenCheckpoint(this.index, this.views, id);
+      // The copies it superseded are garbage now: reclaimed at once, or every flatten would leave a
+      // view's worth of bytes behind until someone runs gc.
+      if (r.file !== null) gcStore(this.index);
+      this.onFlatten?.(r);
+    } catch (e) {
+      this.onFlatten?.(e as Error);
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  private flattenAfter(): number {
+    return this.index.meta('flatten_after', DEFAULT_FLATTEN_AFTER);
+  }
+
   close(): void {
     if (this.closed) return;
     this.writer?.abort();
+    this.flattenPending();
     this.closed = true;
     this.lock.release();
     this.index.close();
@@ -226,6 +275,9 @@ export class SqliteStore implements Store {
     return this.withWriteLock(() => reindexStore(this.index));
   }
 
+  flatten(id: number, opts: CancelOptions = {}): FlattenResult {
+    return this.withWriteLock(() => flattenCheckpoint(this.index, this.views, id, opts.signal, opts.onProgress));
+  }
 
   stats(): StoreStats {
     this.open();
@@ -255,16 +307,20 @@ export class SqliteStore implements Store {
 
   config(): StoreConfig {
     this.open();
-    return { compression: this.index.compression() };
+    return { compression: this.index.compression(), flattenAfter: this.flattenAfter() };
   }
 
   setConfig(patch: Partial<StoreConfig>): StoreConfig {
     if (patch.compression !== undefined && !(COMPRESSIONS as readonly string[]).includes(patch.compression)) {
       throw new StasisError('INVALID_INPUT', `Compression "${String(patch.compression)}" is not one of ${COMPRESSIONS.join(', ')}.`);
     }
+    if (patch.flattenAfter !== undefined && !(Number.isSafeInteger(patch.flattenAfter) && patch.flattenAfter >= 0)) {
+      throw new StasisError('INVALID_INPUT', `flattenAfter ${String(patch.flattenAfter)} is not a number of segments (0 or more; 0 turns flattening off).`);
+    }
     // Under the writer lock: a checkpoint being written keeps the setting it started with.
     this.withWriteLock(() => {
       if (patch.compression !== undefined) this.index.db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('compression', ?)").run(patch.compression);
+      if (patch.flattenAfter !== undefined) this.index.setMeta('flatten_after', patch.flattenAfter);
     });
     return this.config();
   }
