@@ -8,9 +8,12 @@
  * full stored, and the same preads both materializations made replayed from C. Also compares the page hash
  * (SHA-256 vs BLAKE3) and LZ4 block compression on synthetic and on real process memory, and (with
  * --real) a full checkpoint of real process memory through the store. --compression sets the
- * store's block compression for the store runs (a list runs each).
+ * store's block compression for the store runs (a list runs each). --flatten sets the store's
+ * flattenAfter (a list runs each chain once per value; 0 = off): a checkpoint whose pages come from
+ * more segments is re-flattened after its commit, as the engine does when idle (the bench yields to
+ * the event loop after every commit and times those flattens apart from the commits).
  *
- *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--real] [--markdown]
+ *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--flatten 0,8] [--real] [--markdown]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -37,6 +40,7 @@ const COMP = arg('compression', 'none').split(',').map((c) => {
   if (!(COMPRESSIONS as readonly string[]).includes(c)) throw new Error(`--compression ${c}: give ${COMPRESSIONS.join(', ')}`);
   return c as Compression;
 });
+const FLATTEN = arg('flatten', '0').split(',').map(Number);
 const PAGE = 4096;
 const BASE_VPN = 0x100000;
 const log = (m: string): void => { process.stderr.write(`[bench store] ${m}\n`); };
@@ -118,12 +122,20 @@ function sizeOf(dir: string, pred: (n: string) => boolean): number {
   return s;
 }
 
-function chainBench(gib: number, chain: number, compression: Compression): Row {
+async function chainBench(gib: number, chain: number, compression: Compression, flattenAfter = 0): Promise<Row> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-bench-'));
   try {
     const pages = Math.round(gib * 262144);
-    let store = openStore(dir);
-    store.setConfig({ compression });
+    let flattens = 0;
+    let store = openStore(dir, { onFlatten: (r) => { if (r instanceof Error) throw r; flattens++; } });
+    store.setConfig({ compression, flattenAfter });
+    let flattenSecs = 0;
+    /** Lets a flatten the last commit started run (the engine idle between calls), timed apart. */
+    const idle = async (): Promise<void> => {
+      const t0 = now();
+      await new Promise((resolve) => setImmediate(resolve));
+      flattenSecs += now() - t0;
+    };
     const tg = store.upsertTarget({ pid: 1, startTime: '1', exe: '/bench', cmdline: [] });
     const full = fullCommit(store, tg.id, pages);
     // The disk's own limit for this commit: the same number of bytes written and fsynced (median of 3).
@@ -135,6 +147,7 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
       const r = incrementalCommit(store, tg.id, last, pages, k);
       incSecs += r.secs;
       last = r.id;
+      await idle();
     }
     // The target compares the chain's last checkpoint with the same image stored as one full
     // checkpoint: flattened and imported into a fresh store (the chain's own first checkpoint holds
@@ -161,6 +174,7 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
     flat.close();
     fs.rmSync(flatDir, { recursive: true, force: true });
     const st = store.stats();
+    const gcd = store.gc(); // what the superseded copies flattening left behind cost
     store.close(); // checkpoints the WAL into the database files
     const indexBytes = sizeOf(dir, (n) => n.startsWith('index.sqlite'));
     const dedupBytes = sizeOf(dir, (n) => n.startsWith('dedup.sqlite'));
@@ -173,7 +187,7 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
     store.close();
     const bytes = pages * PAGE;
     return {
-      image: `${gib} GiB`, chain, compression,
+      image: `${gib} GiB`, chain, compression, 'flatten after': flattenAfter || 'off', flattens, 'flatten s': flattenSecs,
       'full GB/s': bytes / full.secs / 1e9,
       'disk floor GB/s': bytes / floorSecs / 1e9,
       'incr ms (1%)': chain > 1 ? (incSecs / (chain - 1)) * 1000 : '-',
@@ -185,7 +199,8 @@ function chainBench(gib: number, chain: number, compression: Compression): Row {
       'C pread last/same full': cLast / cFlat,
       'index KB/GiB/ckpt': indexBytes / 1024 / gib / chain,
       'dedup tbl MB': dedupBytes / 1048576,
-      'store MB': (segBytes + indexBytes + dedupBytes) / 1048576,
+      'store MB': (segBytes + indexBytes + dedupBytes + gcd.bytesReclaimed) / 1048576,
+      'after gc MB': (segBytes + indexBytes + dedupBytes) / 1048576,
       'dedup x': st.dedupRatio,
       'comp x': st.compressionRatio,
       'reindex s': reindexSecs,
@@ -287,11 +302,13 @@ if (REAL) {
 const rows: Row[] = [];
 for (const comp of COMP) {
   for (const c of CHAINS) {
-    log(`${GIB} GiB, chain of ${c}, compression ${comp}...`);
-    rows.push(chainBench(GIB, c, comp));
-    console.log(formatTable([rows[rows.length - 1]], MD));
+    for (const f of FLATTEN) {
+      log(`${GIB} GiB, chain of ${c}, compression ${comp}, flatten after ${f || 'off'}...`);
+      rows.push(await chainBench(GIB, c, comp, f));
+      console.log(formatTable([rows[rows.length - 1]], MD));
+    }
   }
-  if (BIG) { log(`${BIG} GiB, chain of 1, compression ${comp}...`); rows.push(chainBench(BIG, 1, comp)); }
+  if (BIG) { log(`${BIG} GiB, chain of 1, compression ${comp}...`); rows.push(await chainBench(BIG, 1, comp)); }
 }
 console.log('');
 console.log(formatTable(rows, MD));

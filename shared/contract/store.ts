@@ -107,7 +107,8 @@ export const verifyResultSchema = z.object({
 
 /** How a store writes new page blocks (engine/store/api.ts COMPRESSIONS). */
 export const compressionSchema = z.enum(['none', 'lz4']);
-export const storeConfigSchema = z.object({ compression: compressionSchema });
+/** flattenAfter: re-flatten a new checkpoint reading from more segments than this (0 = never; engine/store/api.ts StoreConfig). */
+export const storeConfigSchema = z.object({ compression: compressionSchema, flattenAfter: z.number().int().min(0) });
 
 export const storeStatsSchema = z.object({
   dir: z.string(),
@@ -186,7 +187,7 @@ export const storeCalls = {
     output: storeStatsSchema,
   }),
   'store.config': defineCall({
-    description: 'The store settings (how new page blocks are compressed).',
+    description: 'The store settings (how new page blocks are compressed, when long chains are re-flattened).',
     input: z.object({}),
     output: storeConfigSchema,
   }),

@@ -100,7 +100,7 @@ test('export (one, --flatten, --chain) and import into another store', async () 
 });
 
 test('store config sets block compression; stats and store config report it; a bad value is refused', async () => {
-  assert.deepEqual(await json('store', 'config', '--compression', 'lz4'), { compression: 'lz4' });
+  assert.deepEqual(await json('store', 'config', '--compression', 'lz4'), { compression: 'lz4', flattenAfter: 0 });
   const [human, stats, bad] = await Promise.all([stasis('store', 'config'), json('stats'), stasis('store', 'config', '--compression', 'zstd')]);
   assert.match(human.stdout, /^Compression of new blocks: lz4\.$/m);
   const s = stats as { compression: string; compressionRatio: number };
@@ -108,4 +108,13 @@ test('store config sets block compression; stats and store config report it; a b
   assert.equal(s.compressionRatio, 1, 'nothing written since: every block is still raw');
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^stasis: --compression zstd is not known; give lz4 or none\.$/m);
+});
+
+test('store config sets when long chains are re-flattened; a bad value is refused', async () => {
+  assert.deepEqual(await json('store', 'config', '--flatten-after', '8'), { compression: 'lz4', flattenAfter: 8 });
+  const [human, bad] = await Promise.all([stasis('store', 'config'), stasis('store', 'config', '--flatten-after', 'many')]);
+  assert.match(human.stdout, /^Re-flatten a new checkpoint read from more than 8 segments: on\.$/m);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^stasis: --flatten-after many is not a number of segments; give 0 \(never\) or more\.$/m);
+  assert.deepEqual(await json('store', 'config', '--flatten-after', '0'), { compression: 'lz4', flattenAfter: 0 });
 });

@@ -126,7 +126,7 @@ test('the setting persists, is honoured by gc and import, and a bad or unknown v
   try {
     const dir = path.join(t.dir, 's');
     let store = openStore(dir);
-    assert.deepEqual(store.config(), { compression: 'none' }, 'default');
+    assert.deepEqual(store.config(), { compression: 'none', flattenAfter: 0 }, 'default');
     const tg = store.upsertTarget({ pid: 1, startTime: '1', exe: '/a', cmdline: [] });
     const v1 = mixedView(3, 128, 0);
     const a = writeComplete(store, tg.id, null, v1, [mapping(0x100, v1.size)]);
@@ -135,10 +135,10 @@ test('the setting persists, is honoured by gc and import, and a bad or unknown v
     for (let i = 0; i < 100; i++) v2.set(0x100 + i, textPage(r));
     const b = writeComplete(store, tg.id, a, v2, [mapping(0x100, v2.size)]);
     assert.equal(store.stats().compressionRatio, 1);
-    assert.deepEqual(store.setConfig({ compression: 'lz4' }), { compression: 'lz4' });
+    assert.deepEqual(store.setConfig({ compression: 'lz4' }), { compression: 'lz4', flattenAfter: 0 });
     store.close();
     store = openStore(dir);
-    assert.deepEqual(store.config(), { compression: 'lz4' }, 'kept across reopening');
+    assert.deepEqual(store.config(), { compression: 'lz4', flattenAfter: 0 }, 'kept across reopening');
     // Deleting a leaves its file mostly dead: gc copies the live pages into a new, compressed, segment.
     store.remove([a]);
     const g = store.gc();

@@ -1,6 +1,6 @@
 /**
- * Child process for the crash tests: opens a store and loops over one kind of write (commit, gc or
- * import) until the parent kills it with SIGKILL. Prints "ready" once the store is open.
+ * Child process for the crash tests: opens a store and loops over one kind of write (commit, gc,
+ * flatten or import) until the parent kills it with SIGKILL. Prints "ready" once the store is open.
  */
 import { openStore } from '../../electron/engine/store';
 import { mapping, randomPage, rng, writeComplete, type View } from './model';
@@ -32,6 +32,13 @@ for (let i = 0; ; i++) {
     const id = writeComplete(store, tg.id, null, someView(64), [mapping(0x9000, 64)]);
     store.remove([id]);
     store.gc();
+  } else if (mode === 'flatten') {
+    // Flatten the chain the parent made (its records move to the new copies), grow it, compact.
+    const a = store.upsertTarget({ pid: 1, startTime: '1', exe: '/a', cmdline: [] });
+    const tip = store.latest(a.id)!.id;
+    if (i % 3 === 0) store.flatten(tip);
+    else if (i % 3 === 1) writeComplete(store, a.id, tip, new Map([...someView(160)].map(([k, b]) => [k - 0x9000 + 0x100, b])), [mapping(0x100, 160)]);
+    else store.gc();
   } else if (mode === 'import') {
     store.importStream(stream);
   } else {

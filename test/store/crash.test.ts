@@ -1,5 +1,5 @@
 /**
- * Crash tests: a child process writing to the store (commit, gc, import) is killed with SIGKILL at
+ * Crash tests: a child process writing to the store (commit, gc, import, flatten) is killed with SIGKILL at
  * a random moment, TRIALS times in all; then the store must open, verify clean, and every
  * checkpoint that existed before the child started must still materialize exactly as before.
  * The child is bundled once with esbuild so each trial starts in tens of milliseconds.
@@ -15,7 +15,7 @@ import { assertSameView, mapping, materializeToMap, randomPage, rng, tempDir, wr
 
 // 60 trials by default keep this file under 60 s on a loaded 2-core machine; STASIS_CRASH_TRIALS=100 runs the 100.
 const TOTAL = Number(process.env.STASIS_CRASH_TRIALS ?? 60);
-const TRIALS = { commit: Math.round(TOTAL * 0.4), gc: Math.round(TOTAL * 0.3), import: TOTAL - Math.round(TOTAL * 0.4) - Math.round(TOTAL * 0.3) };
+const TRIALS = { commit: Math.round(TOTAL * 0.4), gc: Math.round(TOTAL * 0.3), import: TOTAL - Math.round(TOTAL * 0.4) - Math.round(TOTAL * 0.3), flatten: Math.round(TOTAL * 0.2) };
 const PARALLEL = 4;
 const root = path.resolve(import.meta.dirname, '../..');
 const t = tempDir('stasis-crash-');

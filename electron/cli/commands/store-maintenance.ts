@@ -23,12 +23,19 @@ export default defineCommand('store-maintenance', (program, cli) => {
     .command('config')
     .description('show or change store settings (they apply to what is written afterwards)')
     .option('--compression <kind>', 'how new page blocks are stored: lz4 or none')
-    .action(async (o: { compression?: string }) => {
-      let r;
-      if (o.compression === undefined) r = await cli.call('store.config', {});
-      else if (o.compression === 'lz4' || o.compression === 'none') r = await cli.call('store.configure', { compression: o.compression });
-      else throw new StasisError('INVALID_INPUT', `--compression ${o.compression} is not known; give lz4 or none.`);
-      cli.print(r, (c) => `Compression of new blocks: ${c.compression}.`);
+    .option('--flatten-after <segments>', 're-flatten a new checkpoint whose pages come from more segment files than this (0: never)')
+    .action(async (o: { compression?: string; flattenAfter?: string }) => {
+      const patch: { compression?: 'lz4' | 'none'; flattenAfter?: number } = {};
+      if (o.compression !== undefined) {
+        if (o.compression !== 'lz4' && o.compression !== 'none') throw new StasisError('INVALID_INPUT', `--compression ${o.compression} is not known; give lz4 or none.`);
+        patch.compression = o.compression;
+      }
+      if (o.flattenAfter !== undefined) {
+        if (!/^\d+$/.test(o.flattenAfter)) throw new StasisError('INVALID_INPUT', `--flatten-after ${o.flattenAfter} is not a number of segments; give 0 (never) or more.`);
+        patch.flattenAfter = Number(o.flattenAfter);
+      }
+      const r = Object.keys(patch).length ? await cli.call('store.configure', patch) : await cli.call('store.config', {});
+      cli.print(r, (c) => [`Compression of new blocks: ${c.compression}.`, `Re-flatten a new checkpoint read from more than ${c.flattenAfter} segments: ${c.flattenAfter ? 'on' : 'off'}.`]);
     });
 
   program

@@ -187,6 +187,21 @@ export interface StoreStats {
 /** Per-store settings, kept in the index's meta table. */
 export interface StoreConfig {
   compression: Compression;
+  /**
+   * Flatten a new checkpoint (see Store.flatten) when its pages are read from more than this many
+   * segment files; 0: never. Runs after the commit has returned, when the engine is idle.
+   */
+  flattenAfter: number;
+}
+
+export interface FlattenResult {
+  id: number;
+  /** The new segment (null: the checkpoint's pages were already in one segment, or it holds none). */
+  file: number | null;
+  pages: number;
+  bytes: number;
+  /** Checkpoints whose records now point into the new segment. */
+  checkpointsRewritten: number;
 }
 
 export interface Store {
@@ -233,6 +248,12 @@ export interface Store {
   /** Read-only; cancelling (opts.signal) just stops it. */
   verify(opts?: CancelOptions): { ok: boolean; problems: VerifyProblem[] };
   reindex(): { checkpoints: number; problems?: { what: string; where: string }[] };
+  /**
+   * Copies the pages of checkpoint id into one new segment in address order and points every
+   * record naming those pages there (one index transaction), so it reads like a full checkpoint
+   * however long its chain. No view changes; the old copies are reclaimed by gc().
+   */
+  flatten(id: number, opts?: CancelOptions): FlattenResult;
   stats(): StoreStats;
   config(): StoreConfig;
   /** Changes settings; they apply to every segment written afterwards (checkpoints, import, gc), existing ones stay as they are. */

@@ -6,7 +6,12 @@
 import type { DiffMapping, DiffResult } from './api';
 import { KIND_DATA, type Extent } from './extents';
 import { PAGE } from './format';
-import type { SqliteStore } from './store';
+import type { StoreIndex } from './store-index';
+import type { ChainViews } from './views';
+
+/** The parts of the index this module reads and writes. */
+export type DiffIndex = Pick<StoreIndex, 'getState' | 'reader'>;
+type Views = Pick<ChainViews, 'view'>;
 
 /** Walks two sorted views together, calling fn for every run of pages where their coverage is uniform. */
 export function zip(a: Extent[], b: Extent[], fn: (vpn: number, count: number, ea: Extent | null, eb: Extent | null) => void): void {
@@ -29,11 +34,11 @@ export function zip(a: Extent[], b: Extent[], fn: (vpn: number, count: number, e
   }
 }
 
-export function computeDiff(store: SqliteStore, a: number, b: number): DiffResult {
-  const va = store.view(a);
-  const vb = store.view(b);
-  const maps = store.getState(b).mappings.map((m) => ({ start: m.start, end: m.end, path: m.path }));
-  const oldMaps = store.getState(a).mappings.map((m) => ({ start: m.start, end: m.end, path: m.path }));
+export function computeDiff(index: DiffIndex, views: Views, a: number, b: number): DiffResult {
+  const va = views.view(a);
+  const vb = views.view(b);
+  const maps = index.getState(b).mappings.map((m) => ({ start: m.start, end: m.end, path: m.path }));
+  const oldMaps = index.getState(a).mappings.map((m) => ({ start: m.start, end: m.end, path: m.path }));
   const rows = new Map<string, DiffMapping>();
   const bucket = (vpn: number, removed: boolean): DiffMapping => {
     const addr = BigInt(vpn) << 12n;
@@ -53,7 +58,7 @@ export function computeDiff(store: SqliteStore, a: number, b: number): DiffResul
     const px = x.page + (vpn - x.vpn);
     const py = y.page + (vpn - y.vpn);
     if (x.file === y.file && px === py) return true;
-    return store.reader.hashOf(x.file, px).equals(store.reader.hashOf(y.file, py));
+    return index.reader.hashOf(x.file, px).equals(index.reader.hashOf(y.file, py));
   };
   zip(va, vb, (vpn, count, ea, eb) => {
     if (ea && eb) {

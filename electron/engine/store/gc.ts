@@ -12,19 +12,22 @@ import { BLOCK_PAGES, PAGE, type Entry } from './format';
 import { hashKey } from './hash';
 import { fsyncDir } from './segments';
 import { throwIfCancelled } from './cancel';
-import type { SqliteStore } from './store';
+import type { StoreIndex } from './store-index';
 import { progress, type ProgressFn } from '../progress';
+
+/** The parts of the index this module reads and writes. */
+export type GcIndex = Pick<StoreIndex, 'db' | 'segDir' | 'reader' | 'livePages' | 'newSegment' | 'currentDef' | 'checkpointRow' | 'publish' | 'insertFile' | 'bumpGeneration' | 'addDedup'>;
 
 /** A segment is rewritten when less than this share of its pages is still referenced. */
 const REWRITE_BELOW = 0.5;
 
-export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: ProgressFn): { bytesReclaimed: number; segmentsRewritten: number } {
+export function gcStore(index: GcIndex, signal?: AbortSignal, onProgress?: ProgressFn): { bytesReclaimed: number; segmentsRewritten: number } {
   const prog = progress(onProgress);
   const cancel = (): void => throwIfCancelled(signal, 'The gc', 'no segment was compacted and every checkpoint is intact');
   cancel();
-  const db = store.db;
+  const db = index.db;
   const files = db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
-  const { byFile } = store.livePages();
+  const { byFile } = index.livePages();
   const defFile = new Map((db.prepare('SELECT id, def_file FROM checkpoints').all() as { id: number; def_file: number }[]).map((r) => [r.id, r.def_file]));
   const entryRows = db.prepare('SELECT file, ckpt, type FROM entries').all() as { file: number; ckpt: number; type: string }[];
   // The file holding each checkpoint's newest attrs entry, when newer than its def.
@@ -62,7 +65,7 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
   const remap = new Map<number, { from: number; count: number; to: number }[]>();
   const moved: { key: bigint; page: number }[] = [];
   if (hasLive || movedDefs.length || movedAttrs.length || tombstones.size) {
-    const seg = store.newSegment();
+    const seg = index.newSegment();
     try {
       const buf = Buffer.allocUnsafe(BLOCK_PAGES * PAGE);
       for (const f of [...chosen].sort((a, b) => a - b)) {
@@ -73,9 +76,9 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
           for (let p = r.vpn; p < r.vpn + r.count; p += BLOCK_PAGES) {
             cancel();
             const n = Math.min(BLOCK_PAGES, r.vpn + r.count - p);
-            store.reader.readPages(f, p, n, buf, 0);
+            index.reader.readPages(f, p, n, buf, 0);
             for (let i = 0; i < n; i++) {
-              const h = store.reader.hashOf(f, p + i);
+              const h = index.reader.hashOf(f, p + i);
               const q = seg.addPage(buf, i * PAGE, h);
               moved.push({ key: hashKey(h), page: q });
             }
@@ -87,9 +90,9 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
       const recs: Buffer[] = [];
       const off = { n: 0 };
       const entries: Entry[] = [];
-      for (const id of movedDefs) entries.push(store.currentDef(id, recs, off));
+      for (const id of movedDefs) entries.push(index.currentDef(id, recs, off));
       for (const id of movedAttrs) {
-        const r = store.checkpointRow(id);
+        const r = index.checkpointRow(id);
         entries.push({ type: 'attrs', ckpt: id, label: r.label, notes: r.notes, pinned: r.pinned === 1 });
       }
       for (const id of tombstones) entries.push({ type: 'tombstone', ckpt: id });
@@ -97,12 +100,12 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
       const { bytes, blockBytes } = seg.finish(entries, Buffer.concat(recs));
       newFile = { id: seg.fileId, bytes };
       const g = seg.fileId;
-      store.publish(g, () => {
-        store.insertFile(g, bytes, seg.pages, entries, blockBytes);
-        relocate(store, chosen, remap, g);
+      index.publish(g, () => {
+        index.insertFile(g, bytes, seg.pages, entries, blockBytes);
+        relocate(index, chosen, remap, g);
         for (const id of movedDefs) db.prepare('UPDATE checkpoints SET def_file = ? WHERE id = ?').run(g, id);
-        for (const f of chosen) doom(store, f);
-        store.bumpGeneration();
+        for (const f of chosen) doom(index, f);
+        index.bumpGeneration();
       });
     } catch (e) {
       seg.discard();
@@ -110,30 +113,30 @@ export function gcStore(store: SqliteStore, signal?: AbortSignal, onProgress?: P
     }
   } else {
     cancel();
-    db.transaction(() => { for (const f of chosen) doom(store, f); store.bumpGeneration(); }).immediate();
+    db.transaction(() => { for (const f of chosen) doom(index, f); index.bumpGeneration(); }).immediate();
   }
   let freed = 0;
   for (const f of chosen) {
     freed += files.find((x) => x.id === f)!.bytes;
-    store.reader.forget(f);
-    fs.rmSync(store.reader.pathOf(f), { force: true });
+    index.reader.forget(f);
+    fs.rmSync(index.reader.pathOf(f), { force: true });
   }
-  fsyncDir(store.segDir);
+  fsyncDir(index.segDir);
   db.transaction(() => { for (const f of chosen) db.prepare('DELETE FROM pending WHERE file = ?').run(f); }).immediate();
-  if (newFile) store.addDedup(moved.map((m) => ({ key: m.key, file: newFile!.id, page: m.page })), true);
+  if (newFile) index.addDedup(moved.map((m) => ({ key: m.key, file: newFile!.id, page: m.page })), true);
   prog.finish({ total: toCopy, unit: 'pages', phase: 'compacted' });
   return { bytesReclaimed: freed - (newFile?.bytes ?? 0), segmentsRewritten: chosen.size };
 }
 
 /** Drops a file from the index and marks it pending, so a crash before its unlink still removes it on open. */
-function doom(store: SqliteStore, f: number): void {
-  store.db.prepare('DELETE FROM files WHERE id = ?').run(f);
-  store.db.prepare('INSERT OR IGNORE INTO pending(file) VALUES (?)').run(f);
+function doom(index: GcIndex, f: number): void {
+  index.db.prepare('DELETE FROM files WHERE id = ?').run(f);
+  index.db.prepare('INSERT OR IGNORE INTO pending(file) VALUES (?)').run(f);
 }
 
 /** Points every extent that referenced a rewritten file at the page's new place. */
-function relocate(store: SqliteStore, chosen: Set<number>, remap: Map<number, { from: number; count: number; to: number }[]>, g: number): void {
-  const db = store.db;
+function relocate(index: GcIndex, chosen: Set<number>, remap: Map<number, { from: number; count: number; to: number }[]>, g: number): void {
+  const db = index.db;
   const upd = db.prepare('UPDATE extents SET file = ?, page = ? WHERE ckpt = ? AND vpn = ?');
   for (const f of chosen) {
     const list = remap.get(f) ?? [];

@@ -9,7 +9,10 @@ import { KIND_DATA, pushExtent, type Extent } from './extents';
 import { HASH_LEN, decodeRecords, parseSegmentName, type DefEntry, type Entry } from './format';
 import { hashKey } from './hash';
 import { scanSegment, type SegmentScan } from './segments';
-import type { SqliteStore } from './store';
+import type { StoreIndex } from './store-index';
+
+/** The parts of the index this module reads and writes. */
+export type ReindexIndex = Pick<StoreIndex, 'db' | 'dedup' | 'segDir' | 'reader' | 'meta' | 'setMeta' | 'insertFile' | 'applyDef' | 'bumpGeneration'>;
 
 export interface ReindexResult {
   checkpoints: number;
@@ -36,13 +39,13 @@ export function isEntry(e: unknown): e is Entry {
     && Number.isSafeInteger(x.recordsOffset) && Number.isSafeInteger(x.extents) && Number.isSafeInteger(x.dataPages);
 }
 
-export function reindexStore(store: SqliteStore): ReindexResult {
+export function reindexStore(index: ReindexIndex): ReindexResult {
   const problems: ReindexResult['problems'] = [];
-  const ids = fs.readdirSync(store.segDir).map(parseSegmentName).filter((x): x is number => x !== null).sort((a, b) => a - b);
+  const ids = fs.readdirSync(index.segDir).map(parseSegmentName).filter((x): x is number => x !== null).sort((a, b) => a - b);
   const scans: SegmentScan[] = [];
   const unreadable: { id: number; bytes: number }[] = [];
   for (const id of ids) {
-    const file = path.join(store.segDir, `${String(id).padStart(10, '0')}.seg`);
+    const file = path.join(index.segDir, `${String(id).padStart(10, '0')}.seg`);
     try {
       const s = scanSegment(file);
       if (s.fileId !== id) throw new Error(`its header names file ${s.fileId}`);
@@ -121,27 +124,27 @@ export function reindexStore(store: SqliteStore): ReindexResult {
       }
     }
   }
-  const db = store.db;
+  const db = index.db;
   db.transaction(() => {
     db.pragma('defer_foreign_keys = ON');
     // Targets stay: a target registered but not yet checkpointed exists nowhere in the segments.
     db.exec('DELETE FROM extents; DELETE FROM entries; DELETE FROM checkpoints; DELETE FROM files;');
-    for (const s of scans) store.insertFile(s.fileId, s.bytes, s.parts.pages, s.parts.entries.filter(isEntry), s.parts.blocks.reduce((n, b) => n + b.storedLen, 0));
+    for (const s of scans) index.insertFile(s.fileId, s.bytes, s.parts.pages, s.parts.entries.filter(isEntry), s.parts.blocks.reduce((n, b) => n + b.storedLen, 0));
     // Unreadable segments stay registered (never cleaned as leftovers) so a human can salvage them.
-    for (const u of unreadable) store.insertFile(u.id, u.bytes, 0, []);
+    for (const u of unreadable) index.insertFile(u.id, u.bytes, 0, []);
     for (const id of [...resolved.keys()].sort((a, b) => a - b)) {
       const c = resolved.get(id)!;
-      store.applyDef(c.def, c.file, c.extents);
+      index.applyDef(c.def, c.file, c.extents);
     }
-    store.bumpGeneration();
-    store.setMeta('next_ckpt', Math.max(store.meta('next_ckpt', 1), maxCkpt + 1));
-    store.setMeta('next_file', Math.max(store.meta('next_file', 1), (ids[ids.length - 1] ?? 0) + 1));
+    index.bumpGeneration();
+    index.setMeta('next_ckpt', Math.max(index.meta('next_ckpt', 1), maxCkpt + 1));
+    index.setMeta('next_file', Math.max(index.meta('next_file', 1), (ids[ids.length - 1] ?? 0) + 1));
   }).immediate();
-  store.dedup.transaction(() => {
-    store.dedup.exec('DELETE FROM pages');
-    const ins = store.dedup.prepare('INSERT OR IGNORE INTO pages(h, file, page) VALUES (?, ?, ?)');
+  index.dedup.transaction(() => {
+    index.dedup.exec('DELETE FROM pages');
+    const ins = index.dedup.prepare('INSERT OR IGNORE INTO pages(h, file, page) VALUES (?, ?, ?)');
     for (const [k, loc] of where) ins.run(hashKey(Buffer.from(k, 'latin1')), loc.file, loc.page);
   })();
-  store.reader.closeAll();
+  index.reader.closeAll();
   return { checkpoints: resolved.size, problems };
 }

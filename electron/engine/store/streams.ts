@@ -15,8 +15,13 @@ import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './form
 import { hashKey, hashPage } from './hash';
 import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE } from './segments';
-import type { SqliteStore } from './store';
+import type { StoreIndex } from './store-index';
+import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
+
+/** The parts of the index this module reads and writes. */
+export type StreamIndex = Pick<StoreIndex, 'dir' | 'db' | 'reader' | 'checkpointRow' | 'ownExtents' | 'chain' | 'treeMembers' | 'targetEntry' | 'get' | 'allocate' | 'newSegment' | 'lookupDedup' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup'>;
+type Views = Pick<ChainViews, 'view'>;
 
 const MAGIC = Buffer.from('STASSTR\0', 'latin1');
 const END = Buffer.from('STASSEND', 'latin1');
@@ -58,13 +63,13 @@ function bad(file: string, what: string): StasisError {
 }
 
 /** Which checkpoints an export carries for one checkpoint (a single process's). */
-function selectionOf(store: SqliteStore, id: number, how: ExportKind): number[] {
+function selectionOf(index: StreamIndex, id: number, how: ExportKind): number[] {
   if (how === 'flattened') return [id];
-  const chain = store.chain(id);
+  const chain = index.chain(id);
   if (how === 'one') return chain;
   const root = chain[0];
   const out = [root];
-  const kids = store.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id');
+  const kids = index.db.prepare('SELECT id FROM checkpoints WHERE parent_id = ? ORDER BY id');
   for (let i = 0; i < out.length; i++) for (const r of kids.all(out[i]) as { id: number }[]) out.push(r.id);
   return out;
 }
@@ -73,23 +78,23 @@ function selectionOf(store: SqliteStore, id: number, how: ExportKind): number[] 
  * Which checkpoints an export carries, parents before children. Every tree checkpoint it touches
  * comes whole: all its members, each with what its kind carries for one process.
  */
-function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
+function selection(index: StreamIndex, id: number, how: ExportKind): number[] {
   const picked = new Set<number>();
   const todo = [id];
   while (todo.length) {
     const c = todo.pop()!;
     if (picked.has(c)) continue;
-    for (const x of selectionOf(store, c, how)) {
+    for (const x of selectionOf(index, c, how)) {
       if (picked.has(x)) continue;
       picked.add(x);
-      for (const m of store.treeMembers(x)) if (!picked.has(m)) todo.push(m);
+      for (const m of index.treeMembers(x)) if (!picked.has(m)) todo.push(m);
     }
   }
   if (how === 'flattened') return [...picked].sort((a, b) => a - b);
   // Parents first (ids alone do not say it: a rebase can give a checkpoint a newer parent).
   const out: number[] = [];
   const done = new Set<number>();
-  const parentOf = (c: number): number | null => store.checkpointRow(c).parent_id;
+  const parentOf = (c: number): number | null => index.checkpointRow(c).parent_id;
   let left = [...picked].sort((a, b) => a - b);
   while (left.length) {
     const next = left.filter((c) => { const p = parentOf(c); return p === null || !picked.has(p) || done.has(p); });
@@ -100,32 +105,32 @@ function selection(store: SqliteStore, id: number, how: ExportKind): number[] {
   return out;
 }
 
-export function exportStream(store: SqliteStore, id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
+export function exportStream(index: StreamIndex, views: Views, id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
   const { signal, onProgress, continues } = opts;
   const prog = phases(progress(onProgress), ['checkpoints', 'pages']);
   // Nothing exists at file until the final rename, and a cancel before it removes the partial temp file.
   const cancel = (): void => throwIfCancelled(signal, 'The export', `no file was written at ${file}`);
-  const row = store.checkpointRow(id);
+  const row = index.checkpointRow(id);
   if (continues !== undefined) {
     if (how !== 'one' || row.parent_id === null || row.tree_root !== null) {
       throw new StasisError('INVALID_INPUT', `Checkpoint #${id} cannot be sent as a continuation: ${row.parent_id === null ? 'it is a full checkpoint (it has no parent to continue)' : row.tree_root !== null ? 'it belongs to a tree checkpoint' : `only kind 'one' continues a chain`}.`);
     }
   }
-  const ids = continues !== undefined ? [id] : selection(store, id, how);
+  const ids = continues !== undefined ? [id] : selection(index, id, how);
   const pageIndex = new Map<string, number>();
   const pageSrc: { file: number; page: number }[] = [];
   const checkpoints: Manifest['checkpoints'] = [];
   for (const [i, c] of ids.entries()) {
     cancel();
     prog.at('checkpoints', i, ids.length, 'steps');
-    const r = store.checkpointRow(c);
-    const records = how === 'flattened' ? store.view(c) : store.ownExtents(c);
-    const t = store.targetEntry(r.target_id);
+    const r = index.checkpointRow(c);
+    const records = how === 'flattened' ? views.view(c) : index.ownExtents(c);
+    const t = index.targetEntry(r.target_id);
     const recs: [number, number, number, number][] = [];
     for (const e of records) {
       if (e.kind !== KIND_DATA) { recs.push([e.vpn, e.count, e.kind, 0]); continue; }
       for (let i = 0; i < e.count; i++) {
-        const h = store.reader.hashOf(e.file, e.page + i).toString('latin1');
+        const h = index.reader.hashOf(e.file, e.page + i).toString('latin1');
         let sp = pageIndex.get(h);
         if (sp === undefined) { sp = pageSrc.length; pageIndex.set(h, sp); pageSrc.push({ file: e.file, page: e.page + i }); }
         const last = recs[recs.length - 1];
@@ -133,7 +138,7 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
         else recs.push([e.vpn + i, 1, KIND_DATA, sp]);
       }
     }
-    const state = (store.db.prepare('SELECT state FROM checkpoints WHERE id = ?').get(c) as { state: string }).state;
+    const state = (index.db.prepare('SELECT state FROM checkpoints WHERE id = ?').get(c) as { state: string }).state;
     checkpoints.push({
       ref: c, parent: how === 'flattened' ? null : r.parent_id && ids.includes(r.parent_id) ? r.parent_id : null,
       target: { pid: t.pid, startTime: t.startTime, exe: t.exe, cmdline: t.cmdline, name: t.name ?? null, createdAt: t.createdAt },
@@ -167,8 +172,8 @@ export function exportStream(store: SqliteStore, id: number, file: string, how: 
       const n = Math.min(256, pageSrc.length - i);
       for (let k = 0; k < n; k++) {
         const s = pageSrc[i + k];
-        store.reader.hashOf(s.file, s.page).copy(buf, k * ENTRY);
-        store.reader.readPages(s.file, s.page, 1, buf, k * ENTRY + HASH_LEN);
+        index.reader.hashOf(s.file, s.page).copy(buf, k * ENTRY);
+        index.reader.readPages(s.file, s.page, 1, buf, k * ENTRY + HASH_LEN);
       }
       put(buf.subarray(0, n * ENTRY));
     }
@@ -292,13 +297,13 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
   }
 }
 
-export function importStream(store: SqliteStore, file: string, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
+export function importStream(index: StreamIndex, file: string, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
   // Every check comes before the index transaction; a cancel discards the new segment like any failure.
   const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
   const prog = phases(progress(onProgress), IMPORT_PHASES);
   const { fd, manifest, pageCount, pagesAt } = validateStream(file, signal, prog);
   try {
-    const seg = store.newSegment();
+    const seg = index.newSegment();
     try {
       // Where each stream page lives in this store after import (deduplicated).
       const loc = new Array<{ file: number; page: number } | undefined>(pageCount);
@@ -313,7 +318,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
         fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
         const keys: bigint[] = [];
         for (let k = 0; k < n; k++) keys.push(hashKey(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN)));
-        const found = store.lookupDedup(keys);
+        const found = index.lookupDedup(keys);
         for (let k = 0; k < n; k++) {
           const h = Buffer.from(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN));
           h.copy(hashes, (i + k) * HASH_LEN);
@@ -323,7 +328,7 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
           const f = found.get(keys[k]);
           if (f) {
             let ok = false;
-            try { ok = store.reader.hashOf(f.file, f.page).equals(h); } catch (_e) { ok = false; }
+            try { ok = index.reader.hashOf(f.file, f.page).equals(h); } catch (_e) { ok = false; }
             if (ok) { loc[i + k] = f; continue; }
           }
           const p = seg.addPage(buf, k * ENTRY + HASH_LEN, h);
@@ -335,15 +340,15 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
       // A continuation attaches to a checkpoint of this store: it must be there, of the same process.
       for (const c of manifest.checkpoints) {
         if (c.continues === undefined) continue;
-        const base = store.get(c.continues);
-        const t = base ? store.targetEntry(base.targetId) : null;
+        const base = index.get(c.continues);
+        const t = base ? index.targetEntry(base.targetId) : null;
         if (!t || t.startTime !== c.target.startTime || t.pid !== c.target.pid) {
-          throw new StasisError('INVALID_INPUT', `The stream continues checkpoint #${c.continues} of process ${c.target.pid}, which ${t ? 'is of another process' : 'is not'} in ${store.dir}; nothing was imported. Send the chain from its full checkpoint again.`);
+          throw new StasisError('INVALID_INPUT', `The stream continues checkpoint #${c.continues} of process ${c.target.pid}, which ${t ? 'is of another process' : 'is not'} in ${index.dir}; nothing was imported. Send the chain from its full checkpoint again.`);
         }
       }
       const refMap = new Map<number, number>();
       // Ids first: a tree member names its root, which may come later in the stream.
-      for (const c of manifest.checkpoints) refMap.set(c.ref, store.allocate('next_ckpt'));
+      for (const c of manifest.checkpoints) refMap.set(c.ref, index.allocate('next_ckpt'));
       const defs: { def: DefEntry; extents: Extent[] }[] = [];
       const recBufs: Buffer[] = [];
       let recOff = 0;
@@ -374,11 +379,11 @@ export function importStream(store: SqliteStore, file: string, signal?: AbortSig
       const entries: Entry[] = defs.map((d) => d.def);
       cancel(); // last chance: after finish() the segment is no longer a temp file discard() removes
       const { bytes, pages, blockBytes } = seg.finish(entries, Buffer.concat(recBufs));
-      store.publish(seg.fileId, () => {
-        store.insertFile(seg.fileId, bytes, pages, entries, blockBytes);
-        for (const d of defs) store.applyDef(d.def, seg.fileId, d.extents);
+      index.publish(seg.fileId, () => {
+        index.insertFile(seg.fileId, bytes, pages, entries, blockBytes);
+        for (const d of defs) index.applyDef(d.def, seg.fileId, d.extents);
       });
-      store.addDedup(newPages);
+      index.addDedup(newPages);
       prog.finish('imported');
       return { ids: defs.map((d) => d.def.ckpt) };
     } catch (e) {

@@ -10,10 +10,8 @@ import type { CheckpointInfo, CheckpointStats, CheckpointWriter, TreeWriter } fr
 import { KIND_DATA, type Extent } from './extents';
 import { encodeRecords, type DefEntry } from './format';
 import type { SegmentWriter } from './segments';
-import type { SqliteStore } from './store';
+import type { CommitIndex, Sealed, ViewCache } from './commit';
 import type { WriterHost } from './writer';
-
-type Sealed = Parameters<WriterHost['commitCheckpoint']>[0];
 
 export class TreeCommit implements TreeWriter {
   writers: CheckpointWriter[] = [];
@@ -21,15 +19,15 @@ export class TreeCommit implements TreeWriter {
   private sealed: (Sealed | null)[];
   private done = false;
 
-  constructor(private readonly store: SqliteStore, readonly seg: SegmentWriter, private readonly ids: number[], private readonly release: () => void) {
+  constructor(private readonly index: CommitIndex, private readonly views: ViewCache, readonly seg: SegmentWriter, private readonly ids: number[], private readonly release: () => void) {
     this.sealed = ids.map(() => null);
   }
 
   /** What member i's Writer sees as its store: its commit only seals its records. */
   hostFor(i: number): WriterHost {
     return {
-      reader: this.store.reader,
-      lookupDedup: (keys) => this.store.lookupDedup(keys),
+      reader: this.index.reader,
+      lookupDedup: (keys) => this.index.lookupDedup(keys),
       commitCheckpoint: (w) => {
         this.sealed[i] = w;
         // Not visible yet: the tree's commit() publishes every member at once.
@@ -64,16 +62,16 @@ export class TreeCommit implements TreeWriter {
         return def;
       });
       const { bytes, pages, blockBytes: bb } = this.seg.finish(defs, Buffer.concat(recs));
-      this.store.publish(this.seg.fileId, () => {
-        this.store.insertFile(this.seg.fileId, bytes, pages, defs, bb);
-        defs.forEach((d, i) => this.store.applyDef(d, this.seg.fileId, all[i]!.records as Extent[]));
+      this.index.publish(this.seg.fileId, () => {
+        this.index.insertFile(this.seg.fileId, bytes, pages, defs, bb);
+        defs.forEach((d, i) => this.index.applyDef(d, this.seg.fileId, all[i]!.records as Extent[]));
       });
       this.done = true;
       this.release();
-      this.store.addDedup(all.flatMap((s) => s.newPages.map((p) => ({ key: this.seg.hashKeyOf(p), file: this.seg.fileId, page: p }))));
-      const gen = this.store.meta('generation', 0);
-      defs.forEach((d, i) => this.store.cacheView(d.ckpt, gen, all[i]!.view));
-      return defs.map((d) => this.store.get(d.ckpt)!);
+      this.index.addDedup(all.flatMap((s) => s.newPages.map((p) => ({ key: this.seg.hashKeyOf(p), file: this.seg.fileId, page: p }))));
+      const gen = this.index.meta('generation', 0);
+      defs.forEach((d, i) => this.views.cacheView(d.ckpt, gen, all[i]!.view));
+      return defs.map((d) => this.index.get(d.ckpt)!);
     } catch (e) {
       this.abort();
       throw e;

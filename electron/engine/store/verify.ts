@@ -11,14 +11,19 @@ import { KIND_DATA } from './extents';
 import { BLOCK_PAGES, parseSegmentName, segmentName } from './format';
 import { scanSegment } from './segments';
 import { isCancelled, throwIfCancelled } from './cancel';
-import type { SqliteStore } from './store';
+import type { StoreIndex } from './store-index';
+import type { ChainViews } from './views';
 import { phases, progress, type ProgressFn } from '../progress';
 
-export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress?: ProgressFn): { ok: boolean; problems: VerifyProblem[] } {
+/** The parts of the index this module reads and writes. */
+export type VerifyIndex = Pick<StoreIndex, 'db' | 'segDir'>;
+type Views = Pick<ChainViews, 'view'>;
+
+export function verifyStore(index: VerifyIndex, views: Views, signal?: AbortSignal, onProgress?: ProgressFn): { ok: boolean; problems: VerifyProblem[] } {
   const cancel = (): void => throwIfCancelled(signal, 'The verify', 'it stopped part-way, changed nothing and reports no result');
   const prog = phases(progress(onProgress), ['segments', 'checkpoints']);
   const problems: VerifyProblem[] = [];
-  const files = store.db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
+  const files = index.db.prepare('SELECT id, bytes, pages FROM files ORDER BY id').all() as { id: number; bytes: number; pages: number }[];
   /** Damaged page ranges per file (whole file when the trailer is unusable). */
   const damaged = new Map<number, { from: number; to: number; what: string; where: string }[]>();
   const deadFiles = new Set<number>();
@@ -29,7 +34,7 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress
     cancel();
     prog.at('segments', pagesChecked, allPages, 'pages');
     pagesChecked += f.pages;
-    const file = path.join(store.segDir, segmentName(f.id));
+    const file = path.join(index.segDir, segmentName(f.id));
     const where = `segments/${segmentName(f.id)}`;
     if (!fs.existsSync(file)) {
       deadFiles.add(f.id);
@@ -53,7 +58,7 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress
       damaged.set(f.id, [{ from: 0, to: Infinity, what: (e as Error).message, where }]);
     }
   }
-  const ids = (store.db.prepare('SELECT id, def_file FROM checkpoints ORDER BY id').all() as { id: number; def_file: number }[]);
+  const ids = (index.db.prepare('SELECT id, def_file FROM checkpoints ORDER BY id').all() as { id: number; def_file: number }[]);
   const hits = new Map<string, { what: string; where: string; affects: Set<number> }>();
   const note = (what: string, where: string, id: number): void => {
     const key = `${where}\n${what}`;
@@ -67,7 +72,7 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress
     if (deadFiles.has(def_file)) note(`the definition of checkpoint ${id} is in a damaged segment: reindex would lose it`, `segments/${segmentName(def_file)}`, id);
     let view;
     try {
-      view = store.view(id);
+      view = views.view(id);
     } catch (e) {
       note((e as Error).message, `checkpoint ${id}`, id);
       continue;
@@ -82,9 +87,9 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress
     }
   }
   // A tree checkpoint is restorable only whole: every member it counts must be there.
-  const trees = store.db.prepare('SELECT tree_root AS root, MAX(tree_size) AS size, COUNT(*) AS n FROM checkpoints WHERE tree_root IS NOT NULL GROUP BY tree_root').all() as { root: number; size: number; n: number }[];
+  const trees = index.db.prepare('SELECT tree_root AS root, MAX(tree_size) AS size, COUNT(*) AS n FROM checkpoints WHERE tree_root IS NOT NULL GROUP BY tree_root').all() as { root: number; size: number; n: number }[];
   for (const t of trees) {
-    const members = (store.db.prepare('SELECT id FROM checkpoints WHERE tree_root = ?').all(t.root) as { id: number }[]).map((r) => r.id);
+    const members = (index.db.prepare('SELECT id FROM checkpoints WHERE tree_root = ?').all(t.root) as { id: number }[]).map((r) => r.id);
     if (t.n !== t.size || !members.includes(t.root)) {
       for (const m of members) note(`tree checkpoint #${t.root} has ${t.n} of its ${t.size} processes${members.includes(t.root) ? '' : ' (its root is missing)'}: it cannot be restored; delete it with \`stasis rm ${members[0]}\``, `tree #${t.root}`, m);
     }
@@ -92,7 +97,7 @@ export function verifyStore(store: SqliteStore, signal?: AbortSignal, onProgress
   // Damage nobody references is still damage (it may hold pages a future dedup would trust).
   for (const [, list] of damaged) for (const d of list) if (![...hits.values()].some((h) => h.where === d.where)) hits.set(`${d.where}\n${d.what}`, { what: d.what, where: d.where, affects: new Set() });
   const known = new Set(files.map((f) => f.id));
-  for (const name of fs.readdirSync(store.segDir)) {
+  for (const name of fs.readdirSync(index.segDir)) {
     const id = parseSegmentName(name);
     if (id !== null && !known.has(id)) hits.set(`unindexed ${name}`, { what: 'segment file is not in the index; `stasis reindex` takes it in', where: `segments/${name}`, affects: new Set() });
   }

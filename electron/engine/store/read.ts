@@ -1,0 +1,105 @@
+/**
+ * Read path, pages: a checkpoint's pages in address order (materialize), what one checkpoint
+ * changed (changes), where its pages are stored (layout, readStored) and single pages (readPage).
+ * Read-only: it must never write the index or a segment.
+ */
+import { StasisError } from '../../../shared/errors';
+import type { PageRecord, PageRun, StoredExtent } from './api';
+import { KIND_ABSENT, KIND_DATA, type Extent } from './extents';
+import { PAGE } from './format';
+import type { StoreIndex } from './store-index';
+import type { ChainViews } from './views';
+
+/** Largest PageRun materialize yields: bounds memory whatever the checkpoint's size. */
+const MAX_RUN_PAGES = 256;
+
+type Views = Pick<ChainViews, 'view'>;
+type Pages = Pick<StoreIndex, 'reader'>;
+
+export function materialize(index: Pages, views: Views, id: number): Iterable<PageRun> {
+  const view = views.view(id).slice(); // runs() replaces elements of its copy as it splits long extents
+  return runs(index, view);
+}
+
+function* runs(index: Pages, view: Extent[]): Generator<PageRun> {
+  let i = 0;
+  while (i < view.length) {
+    const e = view[i];
+    if (e.kind !== KIND_DATA) {
+      yield { vaddr: BigInt(e.vpn) << 12n, pages: e.count, data: null };
+      i++;
+      continue;
+    }
+    // Gather address-contiguous data extents (possibly from several files) into one bounded run.
+    const start = e.vpn;
+    let pages = 0;
+    const parts: { file: number; page: number; count: number }[] = [];
+    let vpn = start;
+    let off = 0; // pages consumed from view[i] by a previous run
+    while (i < view.length && view[i].kind === KIND_DATA && view[i].vpn + off === vpn && pages < MAX_RUN_PAGES) {
+      const x = view[i];
+      const take = Math.min(x.count - off, MAX_RUN_PAGES - pages);
+      parts.push({ file: x.file, page: x.page + off, count: take });
+      pages += take;
+      vpn += take;
+      if (off + take === x.count) { i++; off = 0; } else { off += take; break; }
+    }
+    const data = Buffer.allocUnsafe(pages * PAGE);
+    let o = 0;
+    for (const p of parts) { index.reader.readPages(p.file, p.page, p.count, data, o); o += p.count * PAGE; }
+    if (off > 0) view[i] = { ...view[i], vpn: view[i].vpn + off, count: view[i].count - off, page: view[i].page + off };
+    yield { vaddr: BigInt(start) << 12n, pages, data };
+  }
+}
+
+export function changes(index: Pick<StoreIndex, 'reader' | 'checkpointRow' | 'ownExtents'>, id: number): { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] } {
+  index.checkpointRow(id);
+  const own = index.ownExtents(id);
+  return {
+    runs: runs(index, own.filter((e) => e.kind !== KIND_ABSENT)),
+    absent: own.filter((e) => e.kind === KIND_ABSENT).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count })),
+  };
+}
+
+export function records(index: Pick<StoreIndex, 'checkpointRow' | 'ownExtents'>, id: number): PageRecord[] {
+  index.checkpointRow(id);
+  const kinds = ['data', 'zero', 'absent'] as const;
+  return index.ownExtents(id).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count, kind: kinds[e.kind] }));
+}
+
+export function layout(views: Views, id: number): StoredExtent[] {
+  const out: StoredExtent[] = [];
+  for (const e of views.view(id)) {
+    const file = e.kind === KIND_DATA ? e.file : null;
+    const last = out[out.length - 1];
+    if (last && last.vpn + last.count === e.vpn && last.file === file && (file === null || last.page + last.count === e.page)) last.count += e.count;
+    else out.push({ vpn: e.vpn, count: e.count, file, page: file === null ? 0 : e.page });
+  }
+  return out;
+}
+
+export function readStored(index: Pages, file: number, page: number, count: number, out?: Buffer, outOffset = 0): Buffer {
+  if (!Number.isInteger(file) || !Number.isInteger(page) || !Number.isInteger(count) || count < 0) {
+    throw new StasisError('INVALID_INPUT', `Stored pages ${file}/${page} x ${count} are not a location layout() returned.`);
+  }
+  const buf = out ?? Buffer.allocUnsafe(count * PAGE);
+  if (outOffset < 0 || outOffset + count * PAGE > buf.length) throw new StasisError('INVALID_INPUT', `${count} pages do not fit at offset ${outOffset} of a ${buf.length}-byte buffer.`);
+  index.reader.readPages(file, page, count, buf, outOffset);
+  return buf;
+}
+
+export function readPage(index: Pick<StoreIndex, 'reader' | 'db' | 'chain'>, id: number, vaddr: bigint): Buffer | null {
+  const vpn = Number(vaddr >> 12n);
+  const ids = index.chain(id).reverse();
+  const q = index.db.prepare('SELECT vpn, count, kind, file, page FROM extents WHERE ckpt = ? AND vpn <= ? ORDER BY vpn DESC LIMIT 1');
+  for (const c of ids) {
+    const e = q.get(c, vpn) as Extent | undefined;
+    if (!e || e.vpn + e.count <= vpn) continue;
+    if (e.kind === KIND_ABSENT) return null;
+    if (e.kind !== KIND_DATA) return Buffer.alloc(PAGE);
+    const out = Buffer.allocUnsafe(PAGE);
+    index.reader.readPages(e.file, e.page + (vpn - e.vpn), 1, out, 0);
+    return out;
+  }
+  return null;
+}
