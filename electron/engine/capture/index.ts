@@ -97,6 +97,8 @@ export interface CheckpointResult {
 }
 
 export interface HeldProcess {
+  /** When (performance.now()) the freeze that still holds it began: its downtime runs from here, the commit included. */
+  frozenAt: number;
   /** Detaches and lets it run on as if nothing happened. */
   resume(): void;
   kill(): void;
@@ -388,7 +390,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     } else if (hold) {
       const frozen = t;
       t = null; // not released by the finally below
-      held = { resume: () => frozen.release(), kill: () => frozen.release({ kill: true }) };
+      held = { frozenAt: performance.now() - frozen.elapsedMs(), resume: () => frozen.release(), kill: () => frozen.release({ kill: true }) };
     }
     return {
       id: info.id,

@@ -60,7 +60,7 @@ export interface MigrateResult {
   };
   /** Freeze of the source to the destination's process running (not set for a dry run). */
   downtimeMs?: number;
-  /** Of the downtime: the final checkpoint's freeze to commit. */
+  /** Of the downtime: the final checkpoint's freeze to its commit done (the process stays frozen through the commit). */
   frozenMs?: number;
 }
 
@@ -151,7 +151,9 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     }
     const last = checkpoint(store, pid, { mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}) });
     held = last.held ?? null;
-    const frozenAt = performance.now() - last.frozenMs;
+    // From the freeze that holds it now: frozenMs stops before the commit, which it is frozen through too.
+    const frozenAt = held?.frozenAt ?? performance.now() - last.frozenMs;
+    const frozenMs = +(performance.now() - frozenAt).toFixed(1);
     const id = await send(last, 'final');
     await wr.send({ t: 'restore', id });
     const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string; prepared?: boolean; steps?: unknown }>('restored');
@@ -174,7 +176,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
         pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: restored.prepared === true, steps: restoreSteps(restored.steps),
         ...(prep.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep.reason ?? 'no reason given' }), ...(warning ? { warning } : {}),
       },
-      downtimeMs, frozenMs: last.frozenMs,
+      downtimeMs, frozenMs,
     };
   } catch (e) {
     const wasHeld = held !== null;
