@@ -261,3 +261,26 @@ test('a process with children is refused before anything is sent, naming them; t
     }
   });
 });
+
+test('a multi-threaded python3 migrates through the prepared restore: every thread counts on there, no step lost or repeated', async () => {
+  await withStore(async (_s, dir) => {
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached(['python3', join(root, 'test/fixtures/migrate-threads.py'), out], { cwd: dir });
+    let moved = 0;
+    try {
+      await waitFor('the threads to count', () => fileLines(out).length > 50, 10_000);
+      const r = await stasis(join(dir, 'src'), ['--json', 'migrate', String(t.pid), '--pipe', `${process.execPath} ${bin} --store ${join(dir, 'dst')} receive`]);
+      assert.equal(r.code, 0, r.stderr);
+      const m = JSON.parse(r.stdout) as MigrateJson;
+      moved = m.destination!.pid;
+      assert.equal(m.destination!.prepared, true, m.destination!.unprepared);
+      assert.equal(readFileSync(`/proc/${moved}/status`, 'utf8').match(/^Threads:\s+(\d+)/m)?.[1], '5');
+      await t.waitExit(10_000);
+      await countsGrow(out);
+      assertConsecutive(out);
+    } finally {
+      t.kill();
+      if (moved) killQuietly(moved);
+    }
+  });
+});
