@@ -243,3 +243,19 @@ test('a tree whose PIDs are taken is refused by restore, --check and the pre-fli
     }
   });
 });
+
+test('children that exit while the tree is being frozen are taken as the zombies they become, never a failed checkpoint', async () => {
+  await withStore(async (store, dir) => {
+    // A shell forking short-lived children without pause: some exit between the listing and their freeze.
+    const t = spawnDetached(['sh', '-c', 'while :; do /bin/true; done'], { cwd: dir });
+    try {
+      await sleep(100);
+      let members = 0;
+      for (let i = 0; i < 30; i++) members += checkpointTree(store, t.pid).members.length;
+      assert.ok(members >= 30, `every checkpoint holds at least the shell: ${members}`);
+      assert.ok(t.alive());
+    } finally {
+      t.kill();
+    }
+  });
+});

@@ -80,10 +80,13 @@ function freezeTree(pid: number, timeoutMs: number | undefined, zombies: Map<num
       for (const k of childProcesses(m.pid, m.t.tids)) {
         const b = readBasics(k.pid);
         if (!b) continue; // reaped meanwhile
-        if (b.state === 'Z' || b.state === 'X') {
+        const zombie = (comm: string): void => {
           let status = 0;
           try { status = readStat(k.pid).exitCode; } catch { /* reaped meanwhile */ }
-          zombies.set(m.pid, [...(zombies.get(m.pid) ?? []), { pid: k.pid, comm: b.comm, status }]);
+          zombies.set(m.pid, [...(zombies.get(m.pid) ?? []), { pid: k.pid, comm, status }]);
+        };
+        if (b.state === 'Z' || b.state === 'X') {
+          zombie(b.comm);
           continue;
         }
         if (b.tracerPid !== 0) {
@@ -93,13 +96,43 @@ function freezeTree(pid: number, timeoutMs: number | undefined, zombies: Map<num
         }
         if (pidNs(k.pid) !== ns) refuse(`Process ${k.pid} (${b.comm}), a descendant of ${pid}, runs in another PID namespace (a container or sandbox): its PIDs cannot be rebuilt. Checkpoint ${pid} alone with --no-tree (its children are then left out).`);
         if (sharesMemory(m.pid, k.pid)) refuse(`Process ${k.pid} (${b.comm}) is a vfork child of ${m.pid} that has not called exec yet (the parent waits for it, both share one address space). Try again in a moment, or checkpoint the parent alone with --no-tree.`);
-        members.push({ pid: k.pid, parent: m.pid, t: freeze(k.pid, { skipChecks: true, timeoutMs }), stoppedBefore: b.state === 'T' });
+        const kt = freezeChild(k.pid, timeoutMs);
+        if (kt) {
+          members.push({ pid: k.pid, parent: m.pid, t: kt, stoppedBefore: b.state === 'T' });
+          continue;
+        }
+        // It exited between the listing and its freeze: its frozen parent cannot reap it, so it
+        // is a zombie now (or gone, where the parent lets the kernel reap its children).
+        const z = readBasics(k.pid);
+        if (z && (z.state === 'Z' || z.state === 'X')) zombie(z.comm);
       }
     }
     return members;
   } catch (e) {
     for (const m of members) m.t.release();
     throw e;
+  }
+}
+
+/** The frozen child, or null when it exited before it could be frozen. */
+function freezeChild(pid: number, timeoutMs: number | undefined): Tracee | null {
+  try {
+    return freeze(pid, { skipChecks: true, timeoutMs });
+  } catch (e) {
+    if (e instanceof StasisError && e.code === 'PROCESS_GONE') return null;
+    // The kernel refuses to attach to a task that is exiting (EPERM): it is a zombie a moment later.
+    if (e instanceof StasisError && e.code === 'PERMISSION_DENIED' && becomesZombie(pid)) return null;
+    throw e;
+  }
+}
+
+function becomesZombie(pid: number): boolean {
+  const end = performance.now() + 100;
+  for (;;) {
+    const b = readBasics(pid);
+    if (!b || b.state === 'Z' || b.state === 'X') return true;
+    if (performance.now() > end) return false;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
   }
 }
 
