@@ -15,11 +15,12 @@ import {
   type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem,
 } from './api';
 import { KIND_ABSENT, KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
-import { encodeRecords, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
+import { encodeRecords, HASH_LEN, parseSegmentName, PAGE, type AttrsEntry, type DefEntry, type Entry } from './format';
 import { configure, migrateDedup, migrateIndex } from './schema';
 import { WriterLock } from './lock';
 import { FILE_MODE, SegmentReader, SegmentWriter, fsyncDir } from './segments';
 import { Writer, type WriterHost } from './writer';
+import { hashKey } from './hash';
 import { TreeCommit } from './tree-commit';
 import { computeDiff } from './diff';
 import { verifyStore } from './verify';
@@ -597,6 +598,20 @@ export class SqliteStore implements Store, WriterHost {
     if (outOffset < 0 || outOffset + count * PAGE > buf.length) throw new StasisError('INVALID_INPUT', `${count} pages do not fit at offset ${outOffset} of a ${buf.length}-byte buffer.`);
     this.reader.readPages(file, page, count, buf, outOffset);
     return buf;
+  }
+
+  locatePages(hashes: Buffer): ({ file: number; page: number } | null)[] {
+    this.open();
+    const n = Math.floor(hashes.length / HASH_LEN);
+    const keys: bigint[] = [];
+    for (let i = 0; i < n; i++) keys.push(hashKey(hashes.subarray(i * HASH_LEN, (i + 1) * HASH_LEN)));
+    const found = this.lookupDedup(keys);
+    return keys.map((k, i) => {
+      const f = found.get(k);
+      if (!f) return null;
+      // The dedup key is 8 bytes of the hash: the full hash in the segment decides.
+      try { return this.reader.hashOf(f.file, f.page).equals(hashes.subarray(i * HASH_LEN, (i + 1) * HASH_LEN)) ? f : null; } catch { return null; }
+    });
   }
 
   readPage(id: number, vaddr: bigint): Buffer | null {
