@@ -93,12 +93,13 @@ export class ReplicationServer {
     const r = await serveSync(rd, new FrameWriter(sock), {
       store: this.cli.store(),
       importFile: (file) => this.cli.call('checkpoints.import', { file }),
+      // Said as each one lands: a --follow session stays open for as long as the process runs.
+      onImported: (x) => process.stderr.write(`Imported checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}: ${x.pagesReceived} pages received, ${x.pagesHeld} already here${x.pagesResumed ? `, ${x.pagesResumed} resumed from the spool` : ''}.\n`),
     });
     sock.end();
     this.total.sessions++;
     this.total.ids.push(...r.ids);
     for (const k of ['pages', 'pagesReceived', 'pagesHeld', 'pagesResumed'] as const) this.total[k] += r[k];
-    if (r.ids.length) process.stderr.write(`Imported checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}: ${r.pagesReceived} pages received, ${r.pagesHeld} already here${r.pagesResumed ? `, ${r.pagesResumed} resumed from the spool` : ''}.\n`);
     if (r.complete) return !this.keep;
     if (r.refused) {
       process.stderr.write(`Refused the transfer: ${r.failure ?? 'no reason given'}\n`);

@@ -14,7 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 import { hostname } from 'node:os';
 import { StasisError, toErrorData } from '../../../shared/errors';
 import type { Store } from '../store/api';
-import { acceptStream, offerStream, type AcceptDeps } from './negotiate';
+import { acceptStream, offerStream, type AcceptDeps, type AcceptResult } from './negotiate';
 import { FrameReader, FrameWriter, SYNC_MAGIC } from './wire';
 
 const PROTO = 1;
@@ -209,7 +209,7 @@ function findHeld(store: Store, wanted: Identity[]): (number | null)[] {
 }
 
 /** Serves one replication session whose magic rd has read (FrameReader.magic(SYNC_MAGIC)), until bye or a break. */
-export async function serveSync(rd: FrameReader, wr: FrameWriter, deps: AcceptDeps): Promise<SyncServed> {
+export async function serveSync(rd: FrameReader, wr: FrameWriter, deps: AcceptDeps & { onImported?: (r: AcceptResult) => void }): Promise<SyncServed> {
   const out: SyncServed = { ids: [], complete: false, refused: false, pages: 0, pagesReceived: 0, pagesHeld: 0, pagesResumed: 0 };
   try {
     const hello = await rd.expect<{ proto?: unknown }>('hello');
@@ -241,6 +241,7 @@ export async function serveSync(rd: FrameReader, wr: FrameWriter, deps: AcceptDe
         out.pagesReceived += r.pagesReceived;
         out.pagesHeld += r.pagesHeld;
         out.pagesResumed += r.pagesResumed;
+        deps.onImported?.(r);
         await wr.send({ t: 'imported', ids: r.ids });
       } catch (e) {
         // A break is not a refusal: the sender comes back to resume.
