@@ -1,8 +1,9 @@
 // A TCP relay for transfer tests: counts the bytes each connection carries each way, and on its
-// first connection can cut the link (--cut N: both sockets destroyed once N bytes went up) or
-// damage it (--flip N: byte N going up is inverted) or stall it (--hold N: nothing more goes up
-// after N bytes, the connection stays open). Prints "listening PORT" once, then one line
-// per closed connection: "conn I up BYTES down BYTES". Runs inside a test's network namespace.
+// first connection can cut the link (--cut N: the sender's side reset once N bytes went up, the
+// receiver's side ended after them), damage it (--flip N: byte N going up is inverted) or stall
+// it (--hold N: nothing more goes up after N bytes, the connection stays open). Prints
+// "listening PORT" once, then one line per closed connection: "conn I up BYTES down BYTES".
+// Runs inside a test's network namespace.
 //   node cut-proxy.mjs LISTEN_HOST TO_HOST TO_PORT [--cut N] [--flip N] [--hold N]
 import * as net from 'node:net';
 
@@ -19,7 +20,9 @@ const server = net.createServer((client) => {
   let up = 0;
   let down = 0;
   const upstream = net.connect(Number(toPort), toHost);
-  const done = () => { client.destroy(); upstream.destroy(); };
+  // A cut delivers what went up before it (end, not destroy: the receiver sees its input stop there).
+  let cut = false;
+  const done = () => { client.destroy(); if (cut) upstream.end(); else upstream.destroy(); };
   let reported = false;
   const report = () => { if (!reported) { reported = true; process.stdout.write(`conn ${n} up ${up} down ${down}\n`); } };
   client.on('close', () => { done(); report(); });
@@ -40,6 +43,7 @@ const server = net.createServer((client) => {
     if (first && cutAt >= 0 && up + d.length >= cutAt) {
       upstream.write(chunk.subarray(0, cutAt - up));
       up = cutAt;
+      cut = true;
       done();
       return;
     }

@@ -317,3 +317,19 @@ test('send PID --follow: every checkpoint taken by hand reaches the receiver, ac
     l.child.kill();
   }
 });
+
+test('send --pipe (as through ssh): a receiver that dies mid-stream is respawned and resumes from its spool', async () => {
+  const dst = path.join(t.dir, 'dst-pipe');
+  const flag = path.join(t.dir, 'pipe-broke-once');
+  const recv = `${process.execPath} ${bin} --store ${dst} receive`;
+  // The first run's input ends after 48 reads of at most 64 KiB (like a dropped ssh); later runs are whole.
+  const cmd = `if [ -e ${flag} ]; then exec ${recv}; else touch ${flag}; dd bs=65536 count=48 2>/dev/null | ${recv}; fi`;
+  const a = await run(src, ['--json', 'send', '1', '--pipe', cmd], undefined);
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stderr, /broke off.*kept here/);
+  const j = JSON.parse(a.stdout) as { received: number[]; pagesSent: number; pagesResumed: number };
+  assert.ok(j.pagesResumed > 0, `resumed ${j.pagesResumed}`);
+  assert.equal(j.pagesSent + j.pagesResumed, PAGES, 'no page sent twice after it arrived');
+  assertSameView(viewOf(dst, j.received[0]!), view1, 'over a respawned pipe');
+  assert.deepEqual(fs.readdirSync(dst).filter((n) => n.startsWith('.')), []);
+});

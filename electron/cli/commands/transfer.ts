@@ -20,13 +20,14 @@ import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/t
 import { FrameReader, FrameWriter, SYNC_MAGIC } from '../../engine/migrate/wire';
 import { serveMigration, type DestinationResult } from '../../engine/migrate/destination';
 import { prepareRestore } from '../../engine/restore';
-import { ReplicationServer, replicate } from '../transfer/replicate';
+import { ReplicationServer, receivePiped, replicate, type Replicated } from '../transfer/replicate';
 
 /** What `receive` got: checkpoints (a plain stream) or a migration session's outcome. */
-type Received = { ids: number[] } | { migration: DestinationResult };
+type Received = { ids: number[] } | Replicated | { migration: DestinationResult };
 
 /** A plain stream is spooled and imported; a migration session (its magic first) is served to its end. */
 async function receiveAny(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Received> {
+  if (await rd.magic(SYNC_MAGIC)) return receivePiped(cli, rd, output);
   if (!(await rd.magic())) return spoolAndImport(cli, rd.detach());
   const migration = await serveMigration(rd, new FrameWriter(output), {
     spoolDir: cli.store().dir,
@@ -100,16 +101,19 @@ export default defineCommand('transfer', (program, cli) => {
     .option('--chain', 'the whole chain (every checkpoint sharing its root)')
     .option('--to <host:port>', 'send over TLS to `stasis receive --listen` there')
     .option('--token <token>', 'the pairing token that receiver printed (needed with --to)')
-    .option('--follow', 'the argument is a PID: send each new checkpoint of that process as soon as it is committed, until it exits or Ctrl-C (needs --to)')
-    .action(async (idArg: string, o: { flatten?: boolean; chain?: boolean; to?: string; token?: string; follow?: boolean }) => {
+    .option('--pipe <command>', 'send through a command whose stdin/stdout reach `stasis receive` there, e.g. \'ssh host stasis receive\' (two-way, unlike `send | ...`: only what the receiver lacks travels, a break respawns it and resumes)')
+    .option('--follow', 'the argument is a PID: send each new checkpoint of that process as soon as it is committed, until it exits or Ctrl-C (needs --to or --pipe)')
+    .action(async (idArg: string, o: { flatten?: boolean; chain?: boolean; to?: string; token?: string; follow?: boolean; pipe?: string }) => {
       if (o.flatten && o.chain) throw new StasisError('INVALID_INPUT', 'Give --flatten or --chain, not both.');
-      if (o.follow && (o.to === undefined || o.flatten || o.chain)) throw new StasisError('INVALID_INPUT', '--follow needs --to HOST:PORT --token T (the receiver answers which pages it lacks) and sends chains as they grow: no --flatten or --chain.');
+      if (o.pipe !== undefined && (o.to !== undefined || o.flatten || o.chain)) throw new StasisError('INVALID_INPUT', '--pipe goes without --to, --flatten or --chain.');
+      if (o.follow && ((o.to === undefined && o.pipe === undefined) || o.flatten || o.chain)) throw new StasisError('INVALID_INPUT', '--follow needs --to HOST:PORT --token T or --pipe CMD (the receiver answers which pages it lacks) and sends chains as they grow: no --flatten or --chain.');
       if (o.follow && !/^\d+$/.test(idArg)) throw new StasisError('INVALID_INPUT', `"${idArg}" is not a process id.`);
       const id = o.follow ? Number(idArg) : checkpointId(idArg);
       const link = o.to !== undefined ? { addr: parseAddress(o.to, false), key: tokenKey(o.token ?? '') } : null;
       if (!link && o.token !== undefined) throw new StasisError('INVALID_INPUT', '--token goes with --to HOST:PORT.');
       // Over the link the receiver says which pages it lacks; --flatten and --chain keep the plain stream.
-      if (link && !o.flatten && !o.chain) { await replicate(cli, id, link.addr, link.key, o.follow === true); return; }
+      if (o.pipe !== undefined) { await replicate(cli, id, { pipe: o.pipe }, o.follow === true); return; }
+      if (link && !o.flatten && !o.chain) { await replicate(cli, id, link, o.follow === true); return; }
       // Process memory must not scroll past on a screen: refuse before exporting anything.
       if (!link && process.stdout.isTTY) throw new StasisError('INVALID_INPUT', 'stdout is a terminal; pipe `stasis send` into `stasis receive` (directly or through ssh), redirect it to a file, or use --to HOST:PORT --token T.');
       const how = o.flatten ? 'flattened' : o.chain ? 'chain' : 'one';
@@ -157,7 +161,7 @@ export default defineCommand('transfer', (program, cli) => {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
         const r = await receiveAny(cli, new FrameReader(process.stdin), process.stdout);
         // In a session stdout carries the answers: the summary goes to stderr.
-        finishReceived(cli, r, 'migration' in r);
+        finishReceived(cli, r, 'migration' in r || 'sessions' in r);
         return;
       }
       const addr = parseAddress(o.listen, true);

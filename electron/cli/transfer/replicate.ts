@@ -1,14 +1,15 @@
 /**
- * The CLI ends of a replication session over the TLS-PSK link: `send ID --to` (one checkpoint,
- * negotiated by page hash, resumed after a break) and `send PID --follow --to` (every new
- * checkpoint of the process until it exits or Ctrl-C); and the receiving end's handling of such a
- * session inside `receive --listen`. Protocol logic lives in engine/migrate/{sync,negotiate,follow}.ts.
+ * The CLI ends of a replication session over the TLS-PSK link or a command's stdin/stdout (`--pipe
+ * 'ssh host stasis receive'`): `send ID --to|--pipe` (one checkpoint, negotiated by page hash,
+ * resumed after a break) and `send PID --follow` (every new checkpoint of the process until it
+ * exits or Ctrl-C); and the receiving end of such a session in `receive` (--listen or stdin). Protocol logic lives in engine/migrate/{sync,negotiate,follow}.ts.
  */
-import type { TLSSocket } from 'node:tls';
+import type { Writable } from 'node:stream';
 import type { CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { connect } from './tls-link';
+import { openLink } from '../commands/migrate';
 import { SyncSender, serveSync, type SentCheckpoint, type SyncLink, type SyncServed } from '../../engine/migrate/sync';
 import { follow } from '../../engine/migrate/follow';
 import type { FrameReader } from '../../engine/migrate/wire';
@@ -40,13 +41,17 @@ function totals(sent: SentCheckpoint[], wireBytes: number): Record<string, numbe
   return { pages: sum((s) => s.pages), pagesSent: sum((s) => s.pagesSent), pagesHeld: sum((s) => s.pagesHeld), pagesResumed: sum((s) => s.pagesResumed), wireBytes };
 }
 
-/** `send ID --to` (follow false) or `send PID --follow --to` (follow true). */
-export async function replicate(cli: CliRuntime, n: number, addr: Addr, key: Buffer, followIt: boolean): Promise<void> {
+/** Where a replication goes: a `receive --listen` (TLS), or a command running `stasis receive` (a pipe, respawned after a break). */
+export type Destination = { addr: Addr; key: Buffer } | { pipe: string };
+
+/** `send ID --to|--pipe` (follow false) or `send PID --follow` (follow true). */
+export async function replicate(cli: CliRuntime, n: number, dest: Destination, followIt: boolean): Promise<void> {
   const ac = new AbortController();
   const stop = (): void => { process.stderr.write('Stopping: the receiver keeps everything that fully arrived.\n'); ac.abort(); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const sender = new SyncSender(cli.store(), tlsLink(addr, key), {
+  const open = 'pipe' in dest ? () => openLink({ pipe: dest.pipe }) : tlsLink(dest.addr, dest.key);
+  const sender = new SyncSender(cli.store(), open, {
     signal: ac.signal,
     retryMs: followIt ? Infinity : 60_000,
     onRetry: (why, attempt) => process.stderr.write(`The connection broke (${why.slice(0, 200)}); reconnecting (attempt ${attempt + 1}) to resume.\n`),
@@ -89,7 +94,7 @@ export class ReplicationServer {
   constructor(private readonly cli: CliRuntime, private readonly keep: boolean) {}
 
   /** Serves one session; resolves true when the listener should close. */
-  async serve(rd: FrameReader, sock: TLSSocket): Promise<boolean> {
+  async serve(rd: FrameReader, sock: Writable): Promise<boolean> {
     const r = await serveSync(rd, new FrameWriter(sock), {
       store: this.cli.store(),
       importFile: (file) => this.cli.call('checkpoints.import', { file }),
@@ -109,4 +114,13 @@ export class ReplicationServer {
     process.stderr.write(`The connection broke off (${(r.failure ?? 'no reason given').slice(0, 200)}); what fully arrived is kept. Waiting for the sender to resume.\n`);
     return false;
   }
+}
+
+/** `stasis receive` on stdin/stdout (the far end of `send --pipe`): one session; a break keeps the spool for the next one. */
+export async function receivePiped(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Replicated> {
+  const server = new ReplicationServer(cli, false);
+  if (!(await server.serve(rd, output))) {
+    throw new StasisError('INVALID_INPUT', 'The session broke off before the sender finished; what fully arrived is kept here, and the next send of the same checkpoint resumes from it.');
+  }
+  return server.total;
 }

@@ -19,7 +19,7 @@ const DATA_FRAME = 0x44;
 export type Frame = { type: 'json'; msg: Record<string, unknown> & { t: string } } | { type: 'data'; data: Buffer };
 
 function broken(what: string): StasisError {
-  return new StasisError('INVALID_INPUT', `The migration session broke off: ${what}.`);
+  return new StasisError('INVALID_INPUT', `The session broke off: ${what}.`);
 }
 
 /** Reads frames from a byte stream; null once it ended cleanly between frames. */
