@@ -33,7 +33,9 @@ export class PageSpool {
     for (const name of fs.readdirSync(root)) {
       if (name === key) continue;
       const p = path.join(root, name);
-      try { if (Date.now() - fs.statSync(p).mtimeMs > STALE_MS) fs.rmSync(p, { recursive: true, force: true }); } catch { /* raced */ }
+      // The log's own time: appending to it does not touch the directory.
+      const touched = (): number => { try { return fs.statSync(path.join(p, 'pages')).mtimeMs; } catch { return fs.statSync(p).mtimeMs; } };
+      try { if (Date.now() - touched() > STALE_MS) fs.rmSync(p, { recursive: true, force: true }); } catch { /* raced */ }
     }
     return new PageSpool(path.join(root, key));
   }
