@@ -18,7 +18,7 @@ interface Opts { to?: string; token?: string; pipe?: string; dryRun?: boolean; m
 
 interface Link { input: Readable; output: Writable; close(): Promise<void> }
 
-async function openLink(o: Opts): Promise<Link> {
+export async function openLink(o: Opts): Promise<Link> {
   if ((o.to === undefined) === (o.pipe === undefined)) throw new StasisError('INVALID_INPUT', 'Give where to: --to HOST:PORT --token T (a `stasis receive --listen` there), or --pipe \'ssh HOST stasis receive\'.');
   if (o.to !== undefined) {
     const sock = await connect(parseAddress(o.to, false), tokenKey(o.token ?? ''));

@@ -17,16 +17,17 @@ import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { checkpointId } from './store-ids';
 import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/tls-link';
-import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
+import { FrameReader, FrameWriter, SYNC_MAGIC } from '../../engine/migrate/wire';
 import { serveMigration, type DestinationResult } from '../../engine/migrate/destination';
 import { prepareRestore } from '../../engine/restore';
+import { ReplicationServer, receivePiped, replicate, type Replicated } from '../transfer/replicate';
 
 /** What `receive` got: checkpoints (a plain stream) or a migration session's outcome. */
-type Received = { ids: number[] } | { migration: DestinationResult };
+type Received = { ids: number[] } | Replicated | { migration: DestinationResult };
 
 /** A plain stream is spooled and imported; a migration session (its magic first) is served to its end. */
-async function receiveAny(cli: CliRuntime, input: Readable, output: Writable): Promise<Received> {
-  const rd = new FrameReader(input);
+async function receiveAny(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Received> {
+  if (await rd.magic(SYNC_MAGIC)) return receivePiped(cli, rd, output);
   if (!(await rd.magic())) return spoolAndImport(cli, rd.detach());
   const migration = await serveMigration(rd, new FrameWriter(output), {
     spoolDir: cli.store().dir,
@@ -100,11 +101,19 @@ export default defineCommand('transfer', (program, cli) => {
     .option('--chain', 'the whole chain (every checkpoint sharing its root)')
     .option('--to <host:port>', 'send over TLS to `stasis receive --listen` there')
     .option('--token <token>', 'the pairing token that receiver printed (needed with --to)')
-    .action(async (idArg: string, o: { flatten?: boolean; chain?: boolean; to?: string; token?: string }) => {
+    .option('--pipe <command>', 'send through a command whose stdin/stdout reach `stasis receive` there, e.g. \'ssh host stasis receive\' (two-way, unlike `send | ...`: only what the receiver lacks travels, a break respawns it and resumes)')
+    .option('--follow', 'the argument is a PID: send each new checkpoint of that process as soon as it is committed, until it exits or Ctrl-C (needs --to or --pipe)')
+    .action(async (idArg: string, o: { flatten?: boolean; chain?: boolean; to?: string; token?: string; follow?: boolean; pipe?: string }) => {
       if (o.flatten && o.chain) throw new StasisError('INVALID_INPUT', 'Give --flatten or --chain, not both.');
-      const id = checkpointId(idArg);
+      if (o.pipe !== undefined && (o.to !== undefined || o.flatten || o.chain)) throw new StasisError('INVALID_INPUT', '--pipe goes without --to, --flatten or --chain.');
+      if (o.follow && ((o.to === undefined && o.pipe === undefined) || o.flatten || o.chain)) throw new StasisError('INVALID_INPUT', '--follow needs --to HOST:PORT --token T or --pipe CMD (the receiver answers which pages it lacks) and sends chains as they grow: no --flatten or --chain.');
+      if (o.follow && !/^\d+$/.test(idArg)) throw new StasisError('INVALID_INPUT', `"${idArg}" is not a process id.`);
+      const id = o.follow ? Number(idArg) : checkpointId(idArg);
       const link = o.to !== undefined ? { addr: parseAddress(o.to, false), key: tokenKey(o.token ?? '') } : null;
       if (!link && o.token !== undefined) throw new StasisError('INVALID_INPUT', '--token goes with --to HOST:PORT.');
+      // Over the link the receiver says which pages it lacks; --flatten and --chain keep the plain stream.
+      if (o.pipe !== undefined) { await replicate(cli, id, { pipe: o.pipe }, o.follow === true); return; }
+      if (link && !o.flatten && !o.chain) { await replicate(cli, id, link, o.follow === true); return; }
       // Process memory must not scroll past on a screen: refuse before exporting anything.
       if (!link && process.stdout.isTTY) throw new StasisError('INVALID_INPUT', 'stdout is a terminal; pipe `stasis send` into `stasis receive` (directly or through ssh), redirect it to a file, or use --to HOST:PORT --token T.');
       const how = o.flatten ? 'flattened' : o.chain ? 'chain' : 'one';
@@ -144,32 +153,52 @@ export default defineCommand('transfer', (program, cli) => {
   program
     .command('receive')
     .description('import a stream from stdin, or --listen for one `stasis send --to` or `stasis migrate --to`; nothing is imported unless the whole stream arrived intact')
-    .option('--listen <host:port>', 'accept one TLS connection there; prints the one-time pairing token on stderr')
-    .action(async (o: { listen?: string }) => {
+    .option('--listen <host:port>', 'accept one TLS connection there (a broken `send --to` may reconnect to resume); prints the one-time pairing token on stderr')
+    .option('--keep', 'with --listen: go on accepting `send --to` sessions with the same token until Ctrl-C')
+    .action(async (o: { listen?: string; keep?: boolean }) => {
+      if (o.keep && o.listen === undefined) throw new StasisError('INVALID_INPUT', '--keep goes with --listen HOST:PORT.');
       if (o.listen === undefined) {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
-        const r = await receiveAny(cli, process.stdin, process.stdout);
+        const r = await receiveAny(cli, new FrameReader(process.stdin), process.stdout);
         // In a session stdout carries the answers: the summary goes to stderr.
-        finishReceived(cli, r, 'migration' in r);
+        finishReceived(cli, r, 'migration' in r || 'sessions' in r);
         return;
       }
       const addr = parseAddress(o.listen, true);
       const { token, key } = newToken();
+      const repl = new ReplicationServer(cli, o.keep === true);
       const r = await new Promise<Received>((resolve, reject) => {
         let taken = false;
+        let busy = false;
+        const close = (): void => { server.then((s) => s.close(), () => undefined); };
+        const stop = (): void => { close(); resolve(repl.total); };
+        if (o.keep) process.once('SIGINT', stop);
         const server = listen(addr, key, (sock) => {
-          // One-time token: the first authenticated sender is the only one.
-          if (taken) { sock.destroy(); return; }
-          taken = true;
-          server.then((s) => s.close(), () => undefined);
-          receiveAny(cli, sock, sock).then((res) => {
-            if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
-            else sock.end();
-            resolve(res);
-          }, (e: unknown) => {
-            sock.end(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
-            reject(e as Error);
-          });
+          // One-time token: the first authenticated sender is the only one, but a replication
+          // session that broke off may come back with it to resume.
+          if (busy || (taken && repl.total.sessions === 0)) { sock.destroy(); return; }
+          busy = true;
+          const rd = new FrameReader(sock);
+          void rd.magic(SYNC_MAGIC).then(async (sync) => {
+            if (sync) {
+              const end = await repl.serve(rd, sock).catch((e: unknown) => { close(); reject(e as Error); return false; });
+              busy = false;
+              taken = true;
+              if (end) { process.off('SIGINT', stop); stop(); }
+              return;
+            }
+            if (taken) { sock.destroy(); return; }
+            taken = true;
+            close();
+            await receiveAny(cli, rd, sock).then((res) => {
+              if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
+              else sock.end();
+              resolve(res);
+            }, (e: unknown) => {
+              sock.end(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
+              reject(e as Error);
+            });
+          }, () => { busy = false; sock.destroy(); });
         }, (why) => process.stderr.write(`Refused a connection: its TLS handshake failed (wrong pairing token, or not a Stasis sender): ${why.trim().split('\n')[0].slice(0, 200)}\n`));
         server.then((s) => {
           const a = s.address();

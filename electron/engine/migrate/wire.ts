@@ -9,6 +9,8 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { StasisError } from '../../../shared/errors';
 
 export const SESSION_MAGIC = Buffer.from('STASMIG1', 'latin1');
+/** A replication session (`send --to`, `send --follow`): engine/migrate/sync.ts. */
+export const SYNC_MAGIC = Buffer.from('STASYNC1', 'latin1');
 const MAX_FRAME = 4 << 20;
 export const CHUNK = 1 << 20;
 const JSON_FRAME = 0x4a;
@@ -17,7 +19,7 @@ const DATA_FRAME = 0x44;
 export type Frame = { type: 'json'; msg: Record<string, unknown> & { t: string } } | { type: 'data'; data: Buffer };
 
 function broken(what: string): StasisError {
-  return new StasisError('INVALID_INPUT', `The migration session broke off: ${what}.`);
+  return new StasisError('INVALID_INPUT', `The session broke off: ${what}.`);
 }
 
 /** Reads frames from a byte stream; null once it ended cleanly between frames. */
@@ -39,6 +41,11 @@ export class FrameReader {
     src.on('end', () => { this.ended = true; this.poke(); });
     src.on('close', () => { this.ended = true; this.poke(); });
     src.on('error', (e: Error) => { this.failure = e; this.poke(); });
+  }
+
+  /** True once the input ended or failed: an error now is a broken link, not something to answer. */
+  get finished(): boolean {
+    return this.ended || this.failure !== null;
   }
 
   private poke(): void {
@@ -71,12 +78,12 @@ export class FrameReader {
   }
 
   /** The initiator's magic; false when the first bytes are something else (they stay unread). */
-  async magic(): Promise<boolean> {
+  async magic(expected = SESSION_MAGIC): Promise<boolean> {
     // Input shorter than the magic is not a session: the plain-stream path says what is wrong with it.
-    if (!(await this.need(SESSION_MAGIC.length, 'the session header', 'any'))) return false;
-    const head = (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)).subarray(0, SESSION_MAGIC.length);
-    if (!head.equals(SESSION_MAGIC)) return false;
-    this.take(SESSION_MAGIC.length);
+    if (!(await this.need(expected.length, 'the session header', 'any'))) return false;
+    const head = (this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)).subarray(0, expected.length);
+    if (!head.equals(expected)) return false;
+    this.take(expected.length);
     return true;
   }
 
@@ -124,6 +131,9 @@ export class FrameReader {
 
 /** Writes frames, waiting for the pipe to drain so a slow link holds memory bounded. */
 export class FrameWriter {
+  /** Every byte written so far, frame headers included (what the session cost on the wire). */
+  bytes = 0;
+
   constructor(private readonly dst: Writable) {}
 
   private async write(type: number, body: Buffer): Promise<void> {
@@ -131,6 +141,7 @@ export class FrameWriter {
     head.writeUInt32LE(body.length, 0);
     head[4] = type;
     if (this.dst.destroyed || this.dst.writableEnded) throw broken('the connection is closed');
+    this.bytes += head.length + body.length;
     const a = this.dst.write(head);
     const b = this.dst.write(body);
     if (!a || !b) await this.drained();
@@ -152,8 +163,9 @@ export class FrameWriter {
     });
   }
 
-  async magic(): Promise<void> {
-    if (!this.dst.write(SESSION_MAGIC)) await this.drained();
+  async magic(which = SESSION_MAGIC): Promise<void> {
+    this.bytes += which.length;
+    if (!this.dst.write(which)) await this.drained();
   }
 
   send(msg: { t: string } & Record<string, unknown>): Promise<void> {

@@ -237,6 +237,8 @@ export interface Store {
   layout(id: number): StoredExtent[];
   /** count stored pages starting at (file, page) as named by layout(); into out at outOffset when given (returned). */
   readStored(file: number, page: number, count: number, out?: Buffer, outOffset?: number): Buffer;
+  /** Where this store holds each page of hashes (32-byte content hashes, concatenated), readable with readStored; null where it holds none. */
+  locatePages(hashes: Buffer): ({ file: number; page: number } | null)[];
   /** Deletes any checkpoints; a member of a tree checkpoint takes the whole tree with it (children keep their contents: records are folded into them). Refuses a pinned one (CONFLICT); space comes back with gc(). */
   remove(ids: number[]): void;
   setPinned(id: number, pinned: boolean): void;

@@ -6,7 +6,8 @@
 import { StasisError } from '../../../shared/errors';
 import type { PageRecord, PageRun, StoredExtent } from './api';
 import { KIND_ABSENT, KIND_DATA, type Extent } from './extents';
-import { PAGE } from './format';
+import { HASH_LEN, PAGE } from './format';
+import { hashKey } from './hash';
 import type { StoreIndex } from './store-index';
 import type { ChainViews } from './views';
 
@@ -102,4 +103,18 @@ export function readPage(index: Pick<StoreIndex, 'reader' | 'db' | 'chain'>, id:
     return out;
   }
   return null;
+}
+
+/** Where the store holds each page of hashes (32-byte content hashes, concatenated); null where it holds none. */
+export function locatePages(index: Pick<StoreIndex, 'reader' | 'lookupDedup'>, hashes: Buffer): ({ file: number; page: number } | null)[] {
+  const n = Math.floor(hashes.length / HASH_LEN);
+  const keys: bigint[] = [];
+  for (let i = 0; i < n; i++) keys.push(hashKey(hashes.subarray(i * HASH_LEN, (i + 1) * HASH_LEN)));
+  const found = index.lookupDedup(keys);
+  return keys.map((k, i) => {
+    const f = found.get(k);
+    if (!f) return null;
+    // The dedup key is 8 bytes of the hash: the full hash in the segment decides.
+    try { return index.reader.hashOf(f.file, f.page).equals(hashes.subarray(i * HASH_LEN, (i + 1) * HASH_LEN)) ? f : null; } catch { return null; }
+  });
 }

@@ -237,6 +237,7 @@ export class SqliteStore implements Store {
     return read.readStored(this.index, file, page, count, out, outOffset);
   }
   readPage(id: number, vaddr: bigint): Buffer | null { this.open(); return read.readPage(this.index, id, vaddr); }
+  locatePages(hashes: Buffer): ({ file: number; page: number } | null)[] { this.open(); return read.locatePages(this.index, hashes); }
 
   remove(ids: number[]): void { this.withWriteLock(() => removeCheckpoints(this.index, ids)); }
   setPinned(id: number, pinned: boolean): void { this.withWriteLock(() => setAttrs(this.index, id, { pinned })); }

@@ -32,6 +32,9 @@ const HEADER = 32;
 const FOOTER = 40;
 const ENTRY = HASH_LEN + PAGE;
 const MAX_MANIFEST = 256 * 1024 * 1024;
+/** The stream file's fixed parts, for a sender that ships it in pieces (engine/migrate/negotiate.ts). */
+export const STREAM_LAYOUT = { header: HEADER, footer: FOOTER, entry: ENTRY, maxManifest: MAX_MANIFEST } as const;
+
 const MAX_VPN = 2 ** 45;
 
 const targetSchema = z.object({

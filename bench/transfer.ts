@@ -1,0 +1,120 @@
+/**
+ * Replication benchmark: bytes on the wire and time of `stasis send --to` (negotiated by page
+ * hash) against the plain stream (`send --to --flatten`, what crossed before negotiation), between
+ * two CLI processes and two stores on this machine over TLS on 127.0.0.1. A synthetic process of
+ * SIZE MiB of random pages (checkpoint 1) and an incremental with PCT% of them changed (2); a
+ * second process holding HELD% of checkpoint 1's pages (3) stands for what the receiver may
+ * already hold elsewhere. Cases, each into a fresh receiving store unless said:
+ *   plain        send 1 --flatten (the whole stream; no negotiation)
+ *   empty        send 1, the receiver holds nothing
+ *   held         send 1, the receiver holds checkpoint 3 (HELD% of the pages)
+ *   continuation send 2 after 1 (same store): only the changed pages
+ *   again        send 2 again: the receiver holds it, nothing sent
+ * wire/lacked = bytes the sender wrote / 4096 x pages the receiver lacked. Prints a table (medians
+ * of RUNS) and one JSON document. No CRIU column: CRIU has no transfer of its own.
+ *
+ *   node --import tsx bench/transfer.ts [--size-mb 256] [--pct 1] [--held 90] [--runs 3]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../electron/engine/store';
+import { mapping, randomPage, rng, writeComplete, type View } from '../test/store/model';
+import { formatTable, type Row } from './table';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
+}
+const sizeMb = Number(arg('size-mb', '256'));
+const pct = Number(arg('pct', '1'));
+const heldPct = Number(arg('held', '90'));
+const runs = Number(arg('runs', '3'));
+const bin = join(new URL('../', import.meta.url).pathname, 'bin/stasis.js');
+const log = (m: string): void => { process.stderr.write(`[bench] ${m}\n`); };
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+
+const dir = mkdtempSync(join(tmpdir(), 'stasis-bench-transfer-'));
+const src = join(dir, 'src');
+const pages = sizeMb * 256;
+const changed = Math.max(1, Math.round((pages * pct) / 100));
+const held = Math.round((pages * heldPct) / 100);
+
+function buildSource(): void {
+  const s = openStore(src);
+  const r = rng(7);
+  const t = s.upsertTarget({ pid: 31, startTime: '31', exe: '/bin/b', cmdline: ['b'] });
+  const v: View = new Map();
+  for (let i = 0; i < pages; i++) v.set(0x1000 + i, randomPage(r));
+  writeComplete(s, t.id, null, v, [mapping(0x1000, pages, '/b')]);
+  for (let i = 0; i < changed; i++) v.set(0x1000 + Math.floor((i * pages) / changed), randomPage(r));
+  writeComplete(s, t.id, 1, v, [mapping(0x1000, pages, '/b')]);
+  const o = s.upsertTarget({ pid: 32, startTime: '32', exe: '/bin/c', cmdline: ['c'] });
+  const part: View = new Map();
+  const r1 = rng(7);
+  for (let i = 0; i < held; i++) part.set(0x1000 + i, randomPage(r1));
+  writeComplete(s, o.id, null, part, [mapping(0x1000, held, '/c')]);
+  s.close();
+}
+
+function cli(store: string, args: string[]): { out: string; ms: number } {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [bin, '--store', store, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`stasis ${args.join(' ')}: ${r.stderr}`);
+  return { out: r.stdout, ms: performance.now() - t0 };
+}
+
+/** A `receive --listen --keep` on a store; resolves with its address and token, and a stop(). */
+async function receiver(store: string): Promise<{ addr: string; token: string; stop: () => Promise<void> }> {
+  const p = spawn(process.execPath, [bin, '--store', store, 'receive', '--listen', '127.0.0.1:0', '--keep'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const closed = new Promise<void>((resolve) => p.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (/Pairing token: \S+\n/.test(err)) resolve(); });
+    void closed.then(() => reject(new Error(err)));
+  });
+  return { addr: /Listening on (\S+)/.exec(err)![1]!, token: /Pairing token: (\S+)/.exec(err)![1]!, stop: async () => { p.kill('SIGINT'); await closed; } };
+}
+
+interface Sample { wire: number; lacked: number; ms: number }
+const samples = new Map<string, Sample[]>();
+const add = (k: string, s: Sample): void => { samples.set(k, [...(samples.get(k) ?? []), s]); };
+
+async function main(): Promise<void> {
+  log(`source: ${sizeMb} MiB (${pages} pages), ${changed} changed in #2, ${held} held by #3`);
+  buildSource();
+  const seed = join(dir, 'seed.stream');
+  cli(src, ['export', '3', '-o', seed]);
+  for (let run = 1; run <= runs; run++) {
+    for (const c of ['plain', 'empty', 'held'] as const) {
+      const dst = join(dir, `dst-${c}-${run}`);
+      if (c === 'held') cli(dst, ['import', seed]);
+      const l = await receiver(dst);
+      try {
+        const r = cli(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token, ...(c === 'plain' ? ['--flatten'] : [])]);
+        const j = JSON.parse(r.out) as { bytes: number; pagesSent?: number };
+        add(c, { wire: j.bytes, lacked: (c === 'held' ? pages - held : pages) * 4096, ms: r.ms });
+        if (c === 'empty') {
+          const b = cli(src, ['--json', 'send', '2', '--to', l.addr, '--token', l.token]);
+          add('continuation', { wire: (JSON.parse(b.out) as { bytes: number }).bytes, lacked: changed * 4096, ms: b.ms });
+          const a = cli(src, ['--json', 'send', '2', '--to', l.addr, '--token', l.token]);
+          add('again', { wire: (JSON.parse(a.out) as { bytes: number }).bytes, lacked: 0, ms: a.ms });
+        }
+      } finally {
+        await l.stop();
+        rmSync(dst, { recursive: true, force: true });
+      }
+    }
+    log(`run ${run} done`);
+  }
+  const rows: Row[] = [...samples].map(([k, xs]) => {
+    const wire = median(xs.map((x) => x.wire));
+    const lacked = xs[0]!.lacked;
+    return { case: k, 'lacked MiB': (lacked / 2 ** 20).toFixed(2), 'wire MiB': (wire / 2 ** 20).toFixed(2), 'wire/lacked': lacked ? (wire / lacked).toFixed(3) : '-', 'send s (CLI, incl. export + import)': (median(xs.map((x) => x.ms)) / 1000).toFixed(2) };
+  });
+  process.stdout.write(`${formatTable(rows, true)}\n`);
+  process.stdout.write(`${JSON.stringify({ sizeMb, pct, heldPct, runs, samples: Object.fromEntries(samples) })}\n`);
+}
+
+main().finally(() => rmSync(dir, { recursive: true, force: true })).catch((e: unknown) => { log((e as Error).message); process.exitCode = 1; });

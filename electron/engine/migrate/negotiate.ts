@@ -1,0 +1,228 @@
+/**
+ * Negotiation by content hash: a stream file (store/streams.ts) crosses the session in parts, and
+ * only the pages the receiver lacks travel. The sender offers the stream's header + manifest and
+ * the BLAKE3 hash of each of its pages; the receiver answers with a bitmap of the pages it holds
+ * neither in its store (anywhere: dedup is by content) nor in the resume spool of this transfer
+ * (spool.ts); the sender sends those pages; the receiver rebuilds the exact stream file from the
+ * three sources and imports it with every check of an import, the sender's whole-file SHA-256
+ * included, so a wrong rebuild cannot import. Pages are checked against their hash as they arrive
+ * and spooled, so a break loses nothing that fully arrived and a resend sends nothing twice.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { StasisError } from '../../../shared/errors';
+import { hashPage } from '../store/hash';
+import { STREAM_LAYOUT } from '../store/streams';
+import type { Store } from '../store/api';
+import { PageSpool } from './spool';
+import { CHUNK, type FrameReader, type FrameWriter } from './wire';
+
+const HASH = 32;
+const PAGE = 4096;
+const { header: HEADER, footer: FOOTER, entry: ENTRY } = STREAM_LAYOUT;
+/** Pages per data frame: 1 MiB. */
+const RUN = CHUNK / PAGE;
+const MAX_PAGES = 2 ** 28;
+
+export interface OfferResult {
+  /** Pages in the stream. */
+  pages: number;
+  /** Pages that crossed the wire in this offer. */
+  pagesSent: number;
+  /** Pages the receiver held in its store. */
+  pagesHeld: number;
+  /** Pages the receiver had spooled from an earlier, broken attempt. */
+  pagesResumed: number;
+  /** The receiver's ids of the imported checkpoints. */
+  ids: number[];
+}
+
+/** Sends data in frames of at most CHUNK bytes. */
+async function sendData(wr: FrameWriter, data: Buffer): Promise<void> {
+  for (let o = 0; o < data.length; o += CHUNK) await wr.data(data.subarray(o, Math.min(data.length, o + CHUNK)));
+}
+
+/** Reads exactly total bytes of data frames. */
+async function readData(rd: FrameReader, total: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let got = 0;
+  while (got < total) {
+    const f = await rd.next();
+    if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `${what} broke off after ${got} of ${total} bytes`);
+    if (got + f.data.length > total) throw new StasisError('INVALID_INPUT', `${what} is longer than the ${total} bytes announced`);
+    parts.push(f.data);
+    got += f.data.length;
+  }
+  return Buffer.concat(parts, total);
+}
+
+/**
+ * The transfer's identity for the resume spool: the manifest without its export time and the page
+ * hashes, so exporting the same checkpoints again (after the sender restarted) finds the spool.
+ */
+function transferKey(manifest: Buffer, hashes: Buffer): string {
+  const m = JSON.parse(manifest.toString('utf8')) as Record<string, unknown>;
+  delete m.exportedAt;
+  return createHash('sha256').update(JSON.stringify(m)).update(hashes).digest('hex');
+}
+
+/** The sender's side: offers the stream file, sends the pages asked for, returns the receiver's answer. */
+export async function offerStream(rd: FrameReader, wr: FrameWriter, file: string): Promise<OfferResult> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const h = Buffer.alloc(HEADER);
+    fs.readSync(fd, h, 0, HEADER, 0);
+    const mlen = Number(h.readBigUInt64LE(16));
+    const pages = Number(h.readBigUInt64LE(24));
+    const head = Buffer.alloc(HEADER + mlen);
+    fs.readSync(fd, head, 0, head.length, 0);
+    const hashes = Buffer.alloc(pages * HASH);
+    const buf = Buffer.allocUnsafe(RUN * ENTRY);
+    for (let i = 0; i < pages; i += RUN) {
+      const n = Math.min(RUN, pages - i);
+      fs.readSync(fd, buf, 0, n * ENTRY, head.length + i * ENTRY);
+      for (let k = 0; k < n; k++) buf.copy(hashes, (i + k) * HASH, k * ENTRY, k * ENTRY + HASH);
+    }
+    const footer = Buffer.alloc(FOOTER);
+    fs.readSync(fd, footer, 0, FOOTER, size - FOOTER);
+    await wr.send({ t: 'offer', key: transferKey(head.subarray(HEADER), hashes), headBytes: head.length, pages, footer: footer.toString('base64') });
+    await sendData(wr, head);
+    await sendData(wr, hashes);
+    const want = await rd.expect<{ held?: unknown; resumed?: unknown }>('want');
+    const bitmap = pages ? await readData(rd, Math.ceil(pages / 8), 'the list of wanted pages') : Buffer.alloc(0);
+    let sent = 0;
+    const out = Buffer.allocUnsafe(RUN * PAGE);
+    let n = 0;
+    for (let i = 0; i < pages; i++) {
+      if (!(bitmap[i >> 3]! & (1 << (i & 7)))) continue;
+      fs.readSync(fd, out, n * PAGE, PAGE, head.length + i * ENTRY + HASH);
+      if (++n === RUN) { await wr.data(Buffer.from(out)); sent += n; n = 0; }
+    }
+    if (n) { await wr.data(Buffer.from(out.subarray(0, n * PAGE))); sent += n; }
+    const ack = await rd.expect<{ ids: number[] }>('imported');
+    return { pages, pagesSent: sent, pagesHeld: Number(want.held) || 0, pagesResumed: Number(want.resumed) || 0, ids: ack.ids };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface AcceptDeps {
+  store: Store;
+  importFile(file: string): Promise<{ ids: number[] }>;
+}
+
+export interface AcceptResult { ids: number[]; pages: number; pagesReceived: number; pagesHeld: number; pagesResumed: number }
+
+function diskFull(e: unknown, dir: string): StasisError | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT'
+    ? new StasisError('INVALID_INPUT', `the destination's disk is full (${(e as Error).message}); nothing of this transfer was imported and its spool was deleted. Free space in ${dir} and send again`)
+    : null;
+}
+
+/**
+ * The receiver's side of one offer (its 'offer' message already read): asks for what it lacks,
+ * spools what arrives, rebuilds the stream and imports it. The spool survives a broken connection
+ * (it is what a resend resumes from) and is deleted once imported or when the disk is full.
+ */
+export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Record<string, unknown>, deps: AcceptDeps): Promise<AcceptResult> {
+  const { key, headBytes, pages, footer } = offer;
+  if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) throw new StasisError('INVALID_INPUT', 'the offer names no valid transfer key');
+  if (typeof headBytes !== 'number' || !Number.isInteger(headBytes) || headBytes <= HEADER || headBytes > HEADER + STREAM_LAYOUT.maxManifest) throw new StasisError('INVALID_INPUT', `an offer with a ${String(headBytes)}-byte head is out of range`);
+  if (typeof pages !== 'number' || !Number.isInteger(pages) || pages < 0 || pages > MAX_PAGES) throw new StasisError('INVALID_INPUT', `an offer of ${String(pages)} pages is out of range`);
+  const foot = typeof footer === 'string' ? Buffer.from(footer, 'base64') : Buffer.alloc(0);
+  if (foot.length !== FOOTER) throw new StasisError('INVALID_INPUT', 'the offer has no valid stream footer');
+  const head = await readData(rd, headBytes, 'the stream head');
+  const hashes = await readData(rd, pages * HASH, 'the page hashes');
+  let spool: PageSpool;
+  try {
+    spool = PageSpool.open(deps.store.dir, key);
+  } catch (e) {
+    throw diskFull(e, deps.store.dir) ?? new StasisError('INVALID_INPUT', `the destination cannot open its spool (${(e as Error).message}); nothing was imported`);
+  }
+  let done = false;
+  try {
+    const where = deps.store.locatePages(hashes);
+    const bitmap = Buffer.alloc(Math.ceil(pages / 8));
+    const wanted: number[] = [];
+    let held = 0;
+    let resumed = 0;
+    for (let i = 0; i < pages; i++) {
+      const h = hashes.subarray(i * HASH, (i + 1) * HASH);
+      if (where[i]) held++;
+      else if (spool.has(h)) resumed++;
+      else { bitmap[i >> 3]! |= 1 << (i & 7); wanted.push(i); }
+    }
+    await wr.send({ t: 'want', pages: wanted.length, held, resumed });
+    if (pages) await sendData(wr, bitmap);
+    // Every wanted page is read even after the disk filled, so the session stays in step and the sender hears why.
+    let spoolError: unknown = null;
+    for (let got = 0; got < wanted.length;) {
+      const f = await rd.next();
+      if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the transfer broke off after ${got} of the ${wanted.length} pages asked for; they are kept to resume from`);
+      if (f.data.length % PAGE || got + f.data.length / PAGE > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');
+      const entries: { hash: Buffer; page: Buffer }[] = [];
+      for (let o = 0; o < f.data.length; o += PAGE, got++) {
+        const i = wanted[got]!;
+        const page = f.data.subarray(o, o + PAGE);
+        const h = hashes.subarray(i * HASH, (i + 1) * HASH);
+        if (!hashPage(page).equals(h)) throw new StasisError('CORRUPT', `page ${i} of the stream does not match its hash (damaged in transit?); nothing of this transfer was imported, the pages before it are kept to resume from`);
+        entries.push({ hash: h, page });
+      }
+      if (spoolError === null) {
+        try { spool.append(entries); } catch (e) { spoolError = e; }
+      }
+    }
+    if (spoolError !== null) {
+      spool.remove();
+      done = true;
+      throw diskFull(spoolError, deps.store.dir) ?? new StasisError('INVALID_INPUT', `the destination cannot spool the pages (${(spoolError as Error).message}); nothing was imported`);
+    }
+    const file = path.join(spool.dir, 'stream');
+    try {
+      rebuild(file, head, hashes, where, spool, deps.store, foot);
+    } catch (e) {
+      spool.remove();
+      done = true;
+      throw diskFull(e, deps.store.dir) ?? e;
+    }
+    // Imported or refused, the spool has served: a refused stream would be refused again.
+    try {
+      const { ids } = await deps.importFile(file);
+      return { ids, pages, pagesReceived: wanted.length, pagesHeld: held, pagesResumed: resumed };
+    } finally {
+      spool.remove();
+      done = true;
+    }
+  } finally {
+    if (!done) spool.close();
+  }
+}
+
+/** Writes the stream file the sender exported: its head, each page from the store or the spool, its footer. */
+function rebuild(file: string, head: Buffer, hashes: Buffer, where: ({ file: number; page: number } | null)[], spool: PageSpool, store: Store, footer: Buffer): void {
+  const fd = fs.openSync(file, 'w', 0o600);
+  try {
+    let pos = 0;
+    const put = (b: Buffer): void => { let o = 0; while (o < b.length) o += fs.writeSync(fd, b, o, b.length - o, pos + o); pos += b.length; };
+    put(head);
+    const pages = where.length;
+    const buf = Buffer.allocUnsafe(RUN * ENTRY);
+    for (let i = 0; i < pages; i += RUN) {
+      const n = Math.min(RUN, pages - i);
+      for (let k = 0; k < n; k++) {
+        const h = hashes.subarray((i + k) * HASH, (i + k + 1) * HASH);
+        h.copy(buf, k * ENTRY);
+        const w = where[i + k];
+        if (w) store.readStored(w.file, w.page, 1, buf, k * ENTRY + HASH);
+        else if (!spool.read(h, buf, k * ENTRY + HASH)) throw new StasisError('INTERNAL', `page ${i + k} is neither in the store nor in the spool`);
+      }
+      put(buf.subarray(0, n * ENTRY));
+    }
+    put(footer);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

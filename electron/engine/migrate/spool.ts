@@ -1,0 +1,98 @@
+/**
+ * The receiver's resume spool: the pages of an unfinished transfer that fully arrived, kept in a
+ * private directory of the store keyed by the transfer (STORE/.sync/<key>/pages, an append-only
+ * log of 32-byte hash + 4096-byte page). A resend of the same transfer asks only for what is in
+ * neither the store nor here. The log is never trusted: on open every entry is checked against
+ * its hash and the log is cut at the first bad or partial one (a crash mid-write, a damaged
+ * disk). The spool is removed once its transfer imported, on a full disk, and after a week unused.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hashPage } from '../store/hash';
+
+const HASH = 32;
+const PAGE = 4096;
+const ENTRY = HASH + PAGE;
+const STALE_MS = 7 * 24 * 3600 * 1000;
+
+export class PageSpool {
+  private readonly at = new Map<string, number>();
+  private readonly fd: number;
+  private size = 0;
+
+  private constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.fd = fs.openSync(path.join(dir, 'pages'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    this.load();
+  }
+
+  /** The spool of transfer key in the store at storeDir (created empty when there is none); stale spools of other transfers go. */
+  static open(storeDir: string, key: string): PageSpool {
+    const root = path.join(storeDir, '.sync');
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    for (const name of fs.readdirSync(root)) {
+      if (name === key) continue;
+      const p = path.join(root, name);
+      // The log's own time: appending to it does not touch the directory.
+      const touched = (): number => { try { return fs.statSync(path.join(p, 'pages')).mtimeMs; } catch { return fs.statSync(p).mtimeMs; } };
+      try { if (Date.now() - touched() > STALE_MS) fs.rmSync(p, { recursive: true, force: true }); } catch { /* raced */ }
+    }
+    return new PageSpool(path.join(root, key));
+  }
+
+  private load(): void {
+    const total = fs.fstatSync(this.fd).size;
+    const buf = Buffer.allocUnsafe(256 * ENTRY);
+    let pos = 0;
+    outer: while (pos + ENTRY <= total) {
+      const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, Math.floor((total - pos) / ENTRY) * ENTRY), pos);
+      if (n < ENTRY) break;
+      for (let o = 0; o + ENTRY <= n; o += ENTRY) {
+        const h = buf.subarray(o, o + HASH);
+        if (!hashPage(buf.subarray(o + HASH, o + ENTRY)).equals(h)) break outer;
+        this.at.set(h.toString('latin1'), pos + HASH);
+        pos += ENTRY;
+      }
+    }
+    if (pos !== total) fs.ftruncateSync(this.fd, pos);
+    this.size = pos;
+  }
+
+  get pages(): number { return this.at.size; }
+
+  has(hash: Buffer): boolean { return this.at.has(hash.toString('latin1')); }
+
+  /** The page with this hash into out at offset; false when the spool does not hold it. */
+  read(hash: Buffer, out: Buffer, offset: number): boolean {
+    const p = this.at.get(hash.toString('latin1'));
+    if (p === undefined) return false;
+    return fs.readSync(this.fd, out, offset, PAGE, p) === PAGE;
+  }
+
+  /** Appends pages (the caller checked each against its hash); throws what the disk says (ENOSPC). */
+  append(entries: { hash: Buffer; page: Buffer }[]): void {
+    if (!entries.length) return;
+    const buf = Buffer.concat(entries.flatMap((e) => [e.hash, e.page]));
+    let off = 0;
+    try {
+      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off, this.size + off);
+    } catch (e) {
+      // A partial entry would be cut on the next open anyway; cut it now so the size stays whole.
+      try { fs.ftruncateSync(this.fd, this.size); } catch { /* the next open cuts it */ }
+      throw e;
+    }
+    for (const [i, e] of entries.entries()) this.at.set(e.hash.toString('latin1'), this.size + i * ENTRY + HASH);
+    this.size += buf.length;
+  }
+
+  close(): void {
+    try { fs.closeSync(this.fd); } catch { /* closed */ }
+  }
+
+  /** Closes and deletes the spool (its transfer is done, or cannot be resumed). */
+  remove(): void {
+    this.close();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    try { fs.rmdirSync(path.dirname(this.dir)); } catch { /* other transfers' spools remain */ }
+  }
+}
