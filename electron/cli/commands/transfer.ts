@@ -10,41 +10,35 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { defineCommand, type CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { checkpointId } from './store-ids';
-import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/tls-link';
-import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
-import { serveMigration, type DestinationResult } from '../../engine/migrate/destination';
+import { newToken, parseAddress, tokenKey } from '../../engine/transfer/tls-link';
+import { spoolDir } from '../../engine/transfer/spool';
+import { sendStreamFile } from '../../engine/transfer/send';
+import { answeredDryRun, listenForOne, migrationFailed, receiveAny, type ReceiveDeps, type Received } from '../../engine/transfer/receive';
 import { prepareRestore } from '../../engine/restore';
 
-/** What `receive` got: checkpoints (a plain stream) or a migration session's outcome. */
-type Received = { ids: number[] } | { migration: DestinationResult };
-
-/** A plain stream is spooled and imported; a migration session (its magic first) is served to its end. */
-async function receiveAny(cli: CliRuntime, input: Readable, output: Writable): Promise<Received> {
-  const rd = new FrameReader(input);
-  if (!(await rd.magic())) return spoolAndImport(cli, rd.detach());
-  const migration = await serveMigration(rd, new FrameWriter(output), {
-    spoolDir: cli.store().dir,
+/** The receiving end reaches the store through the same API calls as every client. */
+function receiveDeps(cli: CliRuntime): ReceiveDeps {
+  return {
+    storeDir: cli.storeDir(),
     importFile: (file) => cli.call('checkpoints.import', { file }),
     preflight: (id) => cli.call('restore.preflight', { id }),
     restore: (id) => cli.call('restore.run', { id }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(cli.store(), id),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
-  });
-  return { migration };
+  };
 }
 
 function describeReceived(r: Received): string {
   if ('ids' in r) return `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.`;
   const m = r.migration;
   if (m.restored) return `Migrated process ${m.sourcePid} runs here as pid ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, restored in ${m.restored.durationMs.toFixed(1)} ms).`;
-  if (m.dryRun && m.failure?.includes('dry run')) return `Dry run of the migration of process ${m.sourcePid}: pre-flight answered; what was received was discarded.`;
+  if (answeredDryRun(r)) return `Dry run of the migration of process ${m.sourcePid}: pre-flight answered; what was received was discarded.`;
   return `The migration of process ${m.sourcePid} did not complete: ${m.failure ?? 'no reason given'}.${m.discarded ? ' What was received was discarded.' : ''}`;
 }
 
@@ -52,43 +46,7 @@ function describeReceived(r: Received): string {
 function finishReceived(cli: CliRuntime, r: Received, toStderr: boolean): void {
   if (toStderr) process.stderr.write(cli.json() ? `${JSON.stringify(r)}\n` : `${describeReceived(r)}\n`);
   else cli.print(r, describeReceived);
-  if ('migration' in r && !r.migration.restored && !(r.migration.dryRun && r.migration.failure?.includes('dry run'))) cli.setExitCode(1);
-}
-
-/** A 0700 directory inside the store, so the spool holds process memory only where the store does and shares its disk. */
-function spoolDir(storeDir: string, what: string): string {
-  fs.mkdirSync(storeDir, { recursive: true, mode: 0o700 });
-  return fs.mkdtempSync(path.join(storeDir, `.${what}-`));
-}
-
-/** Spools input completely, then imports it; the spool is removed on every path. */
-async function spoolAndImport(cli: CliRuntime, input: Readable): Promise<{ ids: number[] }> {
-  const dir = spoolDir(cli.storeDir(), 'receive');
-  try {
-    const file = path.join(dir, 'stream');
-    try {
-      await pipeline(input, fs.createWriteStream(file, { mode: 0o600, flags: 'wx' }));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOSPC' || code === 'EDQUOT') throw new StasisError('INVALID_INPUT', `Cannot spool the incoming stream into ${cli.storeDir()} (${(e as Error).message}); nothing was imported. Free space there (or choose another --store) and send again.`);
-      throw new StasisError('INVALID_INPUT', `The incoming stream broke off (${(e as Error).message}); nothing was imported. Send again.`);
-    }
-    if (fs.statSync(file).size === 0) throw new StasisError('INVALID_INPUT', 'The incoming stream was empty (did `stasis send` fail on the other end?); nothing was imported.');
-    return await cli.call('checkpoints.import', { file });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Reads the receiver's one-line JSON answer after the stream was sent. */
-async function readAck(s: Readable): Promise<{ ok: boolean; ids?: number[]; error?: string }> {
-  let text = '';
-  for await (const chunk of s) { text += (chunk as Buffer).toString('utf8'); if (text.length > 1 << 16) break; }
-  try {
-    return JSON.parse(text.split('\n')[0]) as { ok: boolean; ids?: number[]; error?: string };
-  } catch (_e) {
-    throw new StasisError('INVALID_INPUT', 'The receiver closed the connection without confirming the import; check `stasis list` there before sending again.');
-  }
+  if (migrationFailed(r)) cli.setExitCode(1);
 }
 
 export default defineCommand('transfer', (program, cli) => {
@@ -114,16 +72,7 @@ export default defineCommand('transfer', (program, cli) => {
         const r = await cli.call('checkpoints.export', { id, file, how });
         let received: number[] | null = null;
         if (link) {
-          const sock = await connect(link.addr, link.key);
-          try {
-            await pipeline(fs.createReadStream(file), sock as Writable, { end: false });
-            sock.end();
-            const ack = await readAck(sock);
-            if (!ack.ok) throw new StasisError('INVALID_INPUT', `The receiver imported nothing: ${ack.error ?? 'no reason given'}`);
-            received = ack.ids ?? [];
-          } finally {
-            sock.destroy();
-          }
+          received = await sendStreamFile(link.addr, link.key, file);
         } else {
           try {
             await pipeline(fs.createReadStream(file), process.stdout, { end: false });
@@ -148,35 +97,19 @@ export default defineCommand('transfer', (program, cli) => {
     .action(async (o: { listen?: string }) => {
       if (o.listen === undefined) {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
-        const r = await receiveAny(cli, process.stdin, process.stdout);
+        const r = await receiveAny(process.stdin, process.stdout, receiveDeps(cli));
         // In a session stdout carries the answers: the summary goes to stderr.
         finishReceived(cli, r, 'migration' in r);
         return;
       }
       const addr = parseAddress(o.listen, true);
       const { token, key } = newToken();
-      const r = await new Promise<Received>((resolve, reject) => {
-        let taken = false;
-        const server = listen(addr, key, (sock) => {
-          // One-time token: the first authenticated sender is the only one.
-          if (taken) { sock.destroy(); return; }
-          taken = true;
-          server.then((s) => s.close(), () => undefined);
-          receiveAny(cli, sock, sock).then((res) => {
-            if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
-            else sock.end();
-            resolve(res);
-          }, (e: unknown) => {
-            sock.end(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
-            reject(e as Error);
-          });
-        }, (why) => process.stderr.write(`Refused a connection: its TLS handshake failed (wrong pairing token, or not a Stasis sender): ${why.trim().split('\n')[0].slice(0, 200)}\n`));
-        server.then((s) => {
-          const a = s.address();
-          const where = a && typeof a === 'object' ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : o.listen;
-          process.stderr.write(`Listening on ${where}\nPairing token: ${token}\nOn the sender: stasis send ID --to ${where} --token ${token}\n`);
-        }, reject);
+      const listener = await listenForOne(addr, key, receiveDeps(cli), {
+        onRefused: (why) => process.stderr.write(`Refused a connection: its TLS handshake failed (wrong pairing token, or not a Stasis sender): ${why.trim().split('\n')[0].slice(0, 200)}\n`),
       });
+      const where = listener.address;
+      process.stderr.write(`Listening on ${where}\nPairing token: ${token}\nOn the sender: stasis send ID --to ${where} --token ${token}\n`);
+      const r = await listener.done;
       finishReceived(cli, r, false);
     });
 });

@@ -1,0 +1,95 @@
+/**
+ * The app's receive listener (one per engine): started by transfer.listen with a fresh one-time
+ * pairing token, it takes one sender, or several in a row while they are only dry runs of a
+ * migration (so the real one can follow with the token the user already copied). What arrived is
+ * kept as arrivals and pushed as 'transfer.receiver' events; the token is returned to the caller
+ * only and kept nowhere else. The store is reached through the same API calls as every client.
+ */
+import { StasisError } from '../../shared/errors';
+import type { Arrival, ReceiverStatus } from '../../shared/contract/transfer';
+import type { CallName, CallInput, CallOutput } from '../../shared/contract';
+import { newToken, parseAddress } from '../engine/transfer/tls-link';
+import { answeredDryRun, listenForOne, type Listener, type Received } from '../engine/transfer/receive';
+import { prepareRestore } from '../engine/restore';
+import type { HandlerContext } from './context';
+import { invoke } from './invoke';
+
+const MAX_ARRIVALS = 50;
+
+let listener: Listener | null = null;
+let address: string | null = null;
+let error: string | null = null;
+const arrivals: Arrival[] = [];
+
+export function receiverStatus(): ReceiverStatus {
+  return { listening: listener !== null, address, arrivals: [...arrivals], error };
+}
+
+function describe(r: Received): Omit<Arrival, 'at'> {
+  if ('ids' in r) return { kind: 'checkpoints', checkpointIds: r.ids, pid: null, sourcePid: null, message: `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.` };
+  const m = r.migration;
+  const kept = m.discarded ? [] : m.checkpointIds;
+  if (m.restored) {
+    return { kind: 'migration', checkpointIds: kept, pid: m.restored.pid, sourcePid: m.sourcePid, message: `Process ${m.sourcePid} of the sender runs here as PID ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, ${m.restored.prepared ? 'prepared while it ran there' : 'restored from scratch'}).` };
+  }
+  if (answeredDryRun(r)) {
+    return { kind: 'dry-run', checkpointIds: kept, pid: null, sourcePid: m.sourcePid, message: `Dry run of the migration of process ${m.sourcePid}: pre-flight answered, what arrived was discarded. Still listening with the same token.` };
+  }
+  return { kind: 'failed', checkpointIds: kept, pid: null, sourcePid: m.sourcePid, message: `The migration of process ${m.sourcePid} did not complete: ${m.failure ?? 'no reason given'}.${m.discarded ? ' What arrived was discarded.' : ''}` };
+}
+
+function record(a: Omit<Arrival, 'at'>, ctx: HandlerContext): void {
+  arrivals.unshift({ at: new Date().toISOString(), ...a });
+  arrivals.length = Math.min(arrivals.length, MAX_ARRIVALS);
+  ctx.emit('transfer.receiver', receiverStatus());
+}
+
+export async function startReceiver(at: string, ctx: HandlerContext): Promise<ReceiverStatus & { token: string }> {
+  if (listener) throw new StasisError('CONFLICT', `Already listening on ${address}; stop that listener first.`);
+  // Sessions outlive the call that started the listener: no signal, no call id.
+  const base: HandlerContext = { storeDir: ctx.storeDir, store: ctx.store, emit: ctx.emit, ...(ctx.runtime ? { runtime: ctx.runtime } : {}) };
+  const call = async <N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> => {
+    const r = await invoke(name, input, base);
+    if (!r.ok) throw new StasisError(r.error.code, r.error.message, r.error.detail);
+    return r.value as CallOutput<N>;
+  };
+  const { token, key } = newToken();
+  const l = await listenForOne(parseAddress(at, true), key, {
+    storeDir: ctx.storeDir,
+    importFile: (file) => call('checkpoints.import', { file }),
+    preflight: (id) => call('restore.preflight', { id }),
+    restore: (id) => call('restore.run', { id }),
+    // Engine-direct: a half-built process cannot cross an API call.
+    prepare: async (id) => prepareRestore(ctx.store(), id),
+    remove: async (ids) => { await call('checkpoints.remove', { ids }); },
+  }, {
+    again: answeredDryRun,
+    onSession: (r) => { if (answeredDryRun(r)) record(describe(r), base); },
+  });
+  listener = l;
+  address = l.address;
+  error = null;
+  const mine = l;
+  // A session that was running when the user pressed Stop still reports what it brought.
+  const ended = (): void => { if (listener === mine) { listener = null; address = null; } };
+  l.done.then((r) => {
+    ended();
+    record(describe(r), base);
+  }, (e: unknown) => {
+    ended();
+    error = (e as Error).message;
+    record({ kind: 'failed', checkpointIds: [], pid: null, sourcePid: null, message: `A transfer failed: ${error}` }, base);
+  });
+  ctx.emit('transfer.receiver', receiverStatus());
+  return { ...receiverStatus(), token };
+}
+
+export function stopReceiver(ctx: HandlerContext): ReceiverStatus {
+  if (listener) {
+    listener.close();
+    listener = null;
+    address = null;
+    ctx.emit('transfer.receiver', receiverStatus());
+  }
+  return receiverStatus();
+}
