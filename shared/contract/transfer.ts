@@ -17,7 +17,9 @@ function hostPort(listening: boolean) {
   return z.string().trim().max(300)
     .regex(HOST_PORT, 'give HOST:PORT, for example 10.0.0.5:7411 or [::1]:7411')
     .refine((v) => {
-      const port = Number(HOST_PORT.exec(v)![3]);
+      // zod runs this after a failed regex too: that failure is already reported.
+      const m = HOST_PORT.exec(v);
+      const port = m ? Number(m[3]) : 1;
       return port <= 65535 && (listening || port > 0);
     }, listening ? 'the port must be 0 (any free port) to 65535' : 'the port must be 1 to 65535');
 }
