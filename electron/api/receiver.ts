@@ -5,6 +5,7 @@
  * kept as arrivals and pushed as 'transfer.receiver' events; the token is returned to the caller
  * only and kept nowhere else. The store is reached through the same API calls as every client.
  */
+import { networkInterfaces } from 'node:os';
 import { StasisError } from '../../shared/errors';
 import type { Arrival, ReceiverStatus } from '../../shared/contract/transfer';
 import type { CallName, CallInput, CallOutput } from '../../shared/contract';
@@ -21,8 +22,18 @@ let address: string | null = null;
 let error: string | null = null;
 const arrivals: Arrival[] = [];
 
+/** A wildcard listener is reached through the machine's own addresses: list them, so the user need not look them up. */
+function reachableAt(at: string | null): string[] {
+  const m = at ? /^(?:\[(.+)\]|(.+)):(\d+)$/.exec(at) : null;
+  if (!m || !['0.0.0.0', '::'].includes(m[1] ?? m[2]!)) return [];
+  const v6 = (m[1] ?? m[2]) === '::';
+  return Object.values(networkInterfaces()).flat()
+    .filter((i): i is NonNullable<typeof i> => !!i && !i.internal && (v6 || i.family === 'IPv4') && !i.address.startsWith('fe80:'))
+    .map((i) => (i.family === 'IPv6' ? `[${i.address}]:${m[3]}` : `${i.address}:${m[3]}`));
+}
+
 export function receiverStatus(): ReceiverStatus {
-  return { listening: listener !== null, address, arrivals: [...arrivals], error };
+  return { listening: listener !== null, address, reachableAt: reachableAt(address), arrivals: [...arrivals], error };
 }
 
 function describe(r: Received): Omit<Arrival, 'at'> {

@@ -48,6 +48,8 @@ export const receiverStatusSchema = z.object({
   listening: z.boolean(),
   /** HOST:PORT it listens on (the real port when 0 was asked for); null when not listening. */
   address: z.string().nullable(),
+  /** Listening on every interface (0.0.0.0 or ::): HOST:PORT for each of this machine's non-loopback addresses. */
+  reachableAt: z.array(z.string()),
   /** This engine's sessions, newest first (kept while the engine runs). */
   arrivals: z.array(arrivalSchema),
   /** Why the listener stopped on its own (a failed session), if it did. */

@@ -72,19 +72,18 @@ export function ReceivePage() {
       {loaded.state === 'loading' && !status ? <Busy>Asking the engine…</Busy> : null}
       {loaded.state === 'failed' ? <ErrorNote error={loaded.error} onRetry={reload} /> : null}
       {status && !status.listening ? (
-        <form className="form receive-form" onSubmit={start}>
+        <form className="inline-form receive-form" onSubmit={start}>
           <label>Listen on (HOST:PORT; port 0 picks a free one)
             <input name="listen-address" value={address} onChange={(e) => setAddress(e.target.value)} spellCheck={false} />
           </label>
-          <div className="dialog-actions">
-            <button type="submit" disabled={action.running}>Start listening</button>
-          </div>
+          <button type="submit" disabled={action.running}>Start listening</button>
         </form>
       ) : null}
       {status?.listening ? (
         <section className="receive-live" aria-label="Listening">
           <dl className="facts compact">
             <dt>Listening on</dt><dd data-testid="receive-address"><code>{status.address}</code></dd>
+            {status.reachableAt.length ? <><dt>Senders elsewhere use</dt><dd data-testid="receive-reachable">{status.reachableAt.map((x, n) => <span key={x}>{n ? ', ' : ''}<code>{x}</code></span>)}</dd></> : null}
             <dt>Pairing token</dt>
             <dd>
               {shownToken ? (
@@ -95,8 +94,8 @@ export function ReceivePage() {
               ) : <span className="muted">Shown only in the window that started listening, until it is left. Stop and listen again for a new token.</span>}
             </dd>
           </dl>
-          <p className="hint">On the sender: Send to machine… or Migrate… with <code>{status.address}</code> (or this machine’s address on that network, same port) and this token. From a terminal: <code>stasis send ID --to HOST:PORT --token TOKEN</code>.</p>
-          <div className="dialog-actions">
+          <p className="hint">On the sender: Send to machine… or Migrate… with this machine’s address on that network and this token. From a terminal: <code>stasis send ID --to HOST:PORT --token TOKEN</code> or <code>stasis migrate PID --to HOST:PORT --token TOKEN</code>.</p>
+          <div className="toolbar">
             <button type="button" className="danger" onClick={() => void stop()} disabled={action.running}>Stop listening</button>
           </div>
         </section>
