@@ -1,7 +1,7 @@
 /**
  * The app's receive listener (one per engine): started by transfer.listen with a fresh one-time
  * pairing token, it takes one sender, or several in a row while they are only dry runs of a
- * migration (so the real one can follow with the token the user already copied). What arrived is
+ * migration (answered or refused) (so the real one can follow with the token the user already copied). What arrived is
  * kept as arrivals and pushed as 'transfer.receiver' events; the token is returned to the caller
  * only and kept nowhere else. The store is reached through the same API calls as every client.
  */
@@ -16,6 +16,11 @@ import type { HandlerContext } from './context';
 import { invoke } from './invoke';
 
 const MAX_ARRIVALS = 50;
+
+/** A dry run never starts a process here, answered or refused: the user may fix what it said and check again, or migrate, with the same token. */
+function dryRun(r: Received): boolean {
+  return 'migration' in r && r.migration.dryRun && !r.migration.restored;
+}
 
 let listener: Listener | null = null;
 let address: string | null = null;
@@ -43,8 +48,9 @@ function describe(r: Received): Omit<Arrival, 'at'> {
   if (m.restored) {
     return { kind: 'migration', checkpointIds: kept, pid: m.restored.pid, sourcePid: m.sourcePid, message: `Process ${m.sourcePid} of the sender runs here as PID ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, ${m.restored.prepared ? 'prepared while it ran there' : 'restored from scratch'}).` };
   }
-  if (answeredDryRun(r)) {
-    return { kind: 'dry-run', checkpointIds: kept, pid: null, sourcePid: m.sourcePid, message: `Dry run of the migration of process ${m.sourcePid}: pre-flight answered, what arrived was discarded. Still listening with the same token.` };
+  if (dryRun(r)) {
+    const how = answeredDryRun(r) ? 'pre-flight answered' : m.failure?.includes('pre-flight refused') ? 'the pre-flight here refused it' : `it ended early (${m.failure ?? 'no reason given'})`;
+    return { kind: 'dry-run', checkpointIds: kept, pid: null, sourcePid: m.sourcePid, message: `Dry run of the migration of process ${m.sourcePid}: ${how}; what arrived was discarded. Still listening with the same token.` };
   }
   return { kind: 'failed', checkpointIds: kept, pid: null, sourcePid: m.sourcePid, message: `The migration of process ${m.sourcePid} did not complete: ${m.failure ?? 'no reason given'}.${m.discarded ? ' What arrived was discarded.' : ''}` };
 }
@@ -74,8 +80,8 @@ export async function startReceiver(at: string, ctx: HandlerContext): Promise<Re
     prepare: async (id) => prepareRestore(ctx.store(), id),
     remove: async (ids) => { await call('checkpoints.remove', { ids }); },
   }, {
-    again: answeredDryRun,
-    onSession: (r) => { if (answeredDryRun(r)) record(describe(r), base); },
+    again: dryRun,
+    onSession: (r) => { if (dryRun(r)) record(describe(r), base); },
   });
   listener = l;
   address = l.address;

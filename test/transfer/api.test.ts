@@ -8,7 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { invoke } from '../../electron/api/invoke';
 import type { HandlerContext } from '../../electron/api/context';
@@ -169,4 +169,56 @@ test('migrate.run: a dry run keeps the listener for the real run; a cancel mid-r
   } finally {
     t.kill();
   }
+});
+
+test('a refused dry run comes back as PREFLIGHT_FAILED with the checklist; nothing stopped, and the receiver keeps listening', async () => {
+  const gone = join(dir, 'cwd-gone');
+  mkdirSync(gone);
+  const out = join(dir, 'out-refused.txt');
+  const t = spawnDetached([buildFixture('migrate-counter'), out, '4', '200'], { cwd: gone });
+  try {
+    await waitFor('the counter to start', () => fileLines(out).length > 20, 10_000);
+    // Its working directory vanishes while it runs: the destination cannot give it back.
+    rmSync(gone, { recursive: true });
+    const dst = ctx('r-dst');
+    const l = await ok<{ address: string; token: string }>('transfer.listen', { address: '127.0.0.1:0' }, dst);
+    const e = await fails('migrate.run', { pid: t.pid, to: l.address, token: l.token, dryRun: true }, ctx('r-src'));
+    assert.equal(e.code, 'PREFLIGHT_FAILED');
+    const items = (e.detail as { items: { id: string; ok: boolean; reason: string }[] }).items;
+    assert.deepEqual(items.filter((i) => !i.ok).map((i) => i.id), ['cwd']);
+    assert.match(items.find((i) => i.id === 'cwd')!.reason, /no longer exists/);
+    assert.ok(t.alive());
+    const n = fileLines(out).length;
+    await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
+    await waitFor('the dry run arrival', () => dst.events.some((x) => x.event === 'transfer.receiver' && (x.payload as { arrivals: { kind: string; sourcePid: number }[] }).arrivals[0]?.sourcePid === t.pid));
+    const st = await ok<{ listening: boolean; arrivals: { kind: string; message: string }[] }>('transfer.receiver', {}, dst);
+    assert.equal(st.arrivals[0]!.kind, 'dry-run', st.arrivals[0]!.message);
+    assert.equal(st.listening, true, 'a refused dry run does not use the token up either');
+    assert.equal(dst.store().list().length, 0);
+  } finally {
+    t.kill();
+    await invoke('transfer.stop', {}, ctx('stop'));
+  }
+});
+
+test('a send cancelled mid-stream: CANCELLED, and the receiver imports nothing', async () => {
+  const src = ctx('c-src');
+  const dst = ctx('c-dst');
+  const r = rng(11);
+  const view: View = new Map();
+  // Random pages do not compress: 32 MiB is many chunks on the wire.
+  for (let i = 0; i < 8192; i++) view.set(0x1000 + i, randomPage(r));
+  const tg = src.store().upsertTarget({ pid: 14, startTime: '14', exe: '/bin/v', cmdline: ['v'] });
+  const id = writeComplete(src.store(), tg.id, null, view, [mapping(0x1000, 8192, '/v')]);
+  const l = await ok<{ address: string; token: string }>('transfer.listen', { address: '127.0.0.1:0' }, dst);
+  const abort = new AbortController();
+  const c = { ...src, signal: abort.signal, callId: 'send-c' };
+  let seen = 0;
+  c.emit = (event) => { if (event === 'op.progress' && ++seen === 1) abort.abort(); };
+  const e = await fails('transfer.send', { id, to: l.address, token: l.token }, c);
+  assert.equal(e.code, 'CANCELLED');
+  await waitFor('the failed arrival', () => dst.events.some((x) => x.event === 'transfer.receiver' && (x.payload as { arrivals: { kind: string }[] }).arrivals[0]?.kind === 'failed'), 20_000);
+  const st = await ok<{ listening: boolean; arrivals: { message: string }[] }>('transfer.receiver', {}, dst);
+  assert.match(st.arrivals[0]!.message, /broke off|nothing was imported/);
+  assert.equal(dst.store().list().length, 0, 'nothing imported');
 });
