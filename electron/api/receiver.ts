@@ -110,3 +110,10 @@ export function stopReceiver(ctx: HandlerContext): ReceiverStatus {
   }
   return receiverStatus();
 }
+
+/** The engine is shutting down: stop listening (no event: nobody is left to show it). */
+export function closeReceiver(): void {
+  listener?.close();
+  listener = null;
+  address = null;
+}
