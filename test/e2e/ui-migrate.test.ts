@@ -90,6 +90,21 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
+/** A's Processes page filtered to the counter; Refresh when its row is not there (a list read while other processes came and went). */
+async function counterRowOnA(): Promise<void> {
+  await a.goto(`${baseA}#/processes`);
+  await a.getByLabel('Search').fill(String(counter.pid));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await a.locator(`tr[data-pid="${counter.pid}"]`).waitFor({ timeout: 10_000 });
+      return;
+    } catch (e) {
+      if (attempt === 3) { mkdirSync(results, { recursive: true }); await a.screenshot({ path: join(results, 'ui-migrate-no-row.png') }); throw e; }
+      await a.getByRole('button', { name: 'Refresh' }).click();
+    }
+  }
+}
+
 /** B's Receive page: listen on 127.0.0.1 (any free port); returns the address and token it shows. */
 async function listenOnB(): Promise<{ address: string; token: string }> {
   await b.goto(`${baseB}#/receive`);
@@ -112,8 +127,7 @@ test('Send to machine…: a checkpoint taken on A arrives in B\'s store through 
   const l = await listenOnB();
   await shot(b, 'receive');
   // A checkpoint of the counter on A, from the Processes page.
-  await a.goto(`${baseA}#/processes`);
-  await a.getByLabel('Search').fill(String(counter.pid));
+  await counterRowOnA();
   await a.getByRole('button', { name: new RegExp(`Checkpoint .*PID ${counter.pid}\\) now`) }).click();
   await a.getByRole('button', { name: 'Checkpoint now', exact: true }).click();
   const id = Number((await a.getByTestId('checkpoint-id').innerText({ timeout: 60_000 })).replace('#', ''));
@@ -148,8 +162,7 @@ test('Send to machine…: a checkpoint taken on A arrives in B\'s store through 
 
 test('Migrate…: the dry run shows the destination\'s pre-flight while the process runs on here; then it moves to B and counts on there', async () => {
   const l = await listenOnB();
-  await a.goto(`${baseA}#/processes`);
-  await a.getByLabel('Search').fill(String(counter.pid));
+  await counterRowOnA();
   await a.getByRole('button', { name: `Migrate migrate-counter (PID ${counter.pid}) to another machine` }).click();
   const dialog = a.getByRole('dialog', { name: `Migrate migrate-counter (PID ${counter.pid}) to another machine` });
   await dialog.getByLabel('Receiver (HOST:PORT)').fill(l.address);
@@ -174,6 +187,15 @@ test('Migrate…: the dry run shows the destination\'s pre-flight while the proc
   assert.equal(await b.getByTestId('receive-token').inputValue(), l.token);
   await shot(a, 'migrate-preflight');
 
+  // Every rounds line the dialog shows while it runs, recorded in the page (rounds are quick).
+  await a.evaluate(`(() => {
+    const seen = [];
+    window.seenRounds = seen;
+    new MutationObserver(() => {
+      const el = document.querySelector('[data-testid="migrate-phases"]');
+      if (el && seen[seen.length - 1] !== el.textContent) seen.push(el.textContent);
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  })()`);
   await dialog.getByRole('button', { name: 'Migrate now' }).click();
   const result = a.getByTestId('migrate-result');
   await result.waitFor({ timeout: 120_000 });
@@ -183,6 +205,9 @@ test('Migrate…: the dry run shows the destination\'s pre-flight while the proc
   const rounds = await a.getByTestId('rounds').locator('tbody tr').allInnerTexts();
   assert.match(rounds[0]!, /^1\s+full/);
   assert.match(rounds.at(-1)!, /final/);
+  const seen = (await a.evaluate('window.seenRounds')) as string[];
+  assert.match(seen[0] ?? '', /^Rounds: round 1 \(full\)$/, JSON.stringify(seen));
+  assert.ok(seen.some((x) => /round \d+ \(final, process frozen\)$/.test(x)), JSON.stringify(seen));
   await shot(a, 'migrate-result');
 
   // Here it is gone; there it runs and counts on, no step lost or repeated, its memory intact.

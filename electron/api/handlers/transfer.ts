@@ -57,14 +57,19 @@ export const transferHandlers: HandlerMap<typeof transferCalls> = {
     const addr = parseAddress(to, false);
     const key = tokenKey(token);
     const sock = await connect(addr, key);
-    const p = progress(progressEvents(ctx, 'migrate'));
-    const wr = new GuardedWriter(sock, ctx.signal, (b) => p.report({
-      done: 0, total: 1, unit: 'steps', phase: `round ${b.round}${b.round === 1 ? ' (full)' : b.final ? ' (final, process frozen)' : ''}`,
-      within: { done: b.done, total: b.total, unit: 'bytes' },
-    }));
+    const emit = progressEvents(ctx, 'migrate');
+    // One throttle per round, so every round's first report gets through however short the round.
+    let round = { n: 0, p: progress(emit) };
+    const wr = new GuardedWriter(sock, ctx.signal, (b) => {
+      if (b.round !== round.n) round = { n: b.round, p: progress(emit) };
+      round.p.report({
+        done: 0, total: 1, unit: 'steps', phase: `round ${b.round}${b.round === 1 ? ' (full)' : b.final ? ' (final, process frozen)' : ''}`,
+        within: { done: b.done, total: b.total, unit: 'bytes' },
+      });
+    });
     try {
       const r = await migrate(ctx.store(), pid, new FrameReader(sock), wr, { dryRun, ...(maxRounds !== undefined ? { maxRounds } : {}) });
-      p.finish({ total: 1, unit: 'steps', phase: r.dryRun ? 'dry run answered' : 'migrated' });
+      progress(emit).finish({ total: 1, unit: 'steps', phase: r.dryRun ? 'dry run answered' : 'migrated' });
       return r;
     } finally {
       await closeGently(sock);
