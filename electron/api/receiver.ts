@@ -23,6 +23,8 @@ function dryRun(r: Received): boolean {
 }
 
 let listener: Listener | null = null;
+/** Set while a listen call awaits its socket: a second one must not start another listener meanwhile. */
+let starting = false;
 let address: string | null = null;
 let error: string | null = null;
 const arrivals: Arrival[] = [];
@@ -62,7 +64,7 @@ function record(a: Omit<Arrival, 'at'>, ctx: HandlerContext): void {
 }
 
 export async function startReceiver(at: string, ctx: HandlerContext): Promise<ReceiverStatus & { token: string }> {
-  if (listener) throw new StasisError('CONFLICT', `Already listening on ${address}; stop that listener first.`);
+  if (listener || starting) throw new StasisError('CONFLICT', `Already listening${address ? ` on ${address}` : ''}; stop that listener first.`);
   // Sessions outlive the call that started the listener: no signal, no call id.
   const base: HandlerContext = { storeDir: ctx.storeDir, store: ctx.store, emit: ctx.emit, ...(ctx.runtime ? { runtime: ctx.runtime } : {}) };
   const call = async <N extends CallName>(name: N, input: CallInput<N>): Promise<CallOutput<N>> => {
@@ -71,6 +73,7 @@ export async function startReceiver(at: string, ctx: HandlerContext): Promise<Re
     return r.value as CallOutput<N>;
   };
   const { token, key } = newToken();
+  starting = true;
   const l = await listenForOne(parseAddress(at, true), key, {
     storeDir: ctx.storeDir,
     importFile: (file) => call('checkpoints.import', { file }),
@@ -82,7 +85,7 @@ export async function startReceiver(at: string, ctx: HandlerContext): Promise<Re
   }, {
     again: dryRun,
     onSession: (r) => { if (dryRun(r)) record(describe(r), base); },
-  });
+  }).finally(() => { starting = false; });
   listener = l;
   address = l.address;
   error = null;

@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type * as tls from 'node:tls';
+import { StasisError } from '../../../shared/errors';
 import { FrameReader, FrameWriter } from '../migrate/wire';
 import { serveMigration, type DestinationDeps, type DestinationResult } from '../migrate/destination';
 import { spoolAndImport } from './spool';
@@ -81,6 +82,8 @@ export async function listenForOne(addr: { host: string; port: number }, key: Bu
     });
   };
   server = await listen(addr, key, onSocket, (why) => opts.onRefused?.(why));
+  // An error of a listening server (out of descriptors...) ends it; unhandled, it would end the process.
+  server.on('error', (e) => finish(new StasisError('INVALID_INPUT', `The listener stopped: ${e.message}`)));
   // A caller that only closes must not see an unhandled rejection.
   done.catch(() => undefined);
   return { address: listeningAddress(server), done, close: () => { server?.close(); } };
