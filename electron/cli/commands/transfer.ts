@@ -20,6 +20,7 @@ import { spoolDir } from '../../engine/transfer/spool';
 import { sendStreamFile } from '../../engine/transfer/send';
 import { answeredDryRun, listenForOne, migrationFailed, receiveAny, type ReceiveDeps, type Received } from '../../engine/transfer/receive';
 import { prepareRestore } from '../../engine/restore';
+import { FrameReader } from '../../engine/migrate/wire';
 
 /** The receiving end reaches the store through the same API calls as every client. */
 function receiveDeps(cli: CliRuntime): ReceiveDeps {
@@ -97,7 +98,7 @@ export default defineCommand('transfer', (program, cli) => {
     .action(async (o: { listen?: string }) => {
       if (o.listen === undefined) {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
-        const r = await receiveAny(process.stdin, process.stdout, receiveDeps(cli));
+        const r = await receiveAny(new FrameReader(process.stdin), process.stdout, receiveDeps(cli));
         // In a session stdout carries the answers: the summary goes to stderr.
         finishReceived(cli, r, 'migration' in r);
         return;

@@ -6,7 +6,7 @@
  * the real migration can follow with the same token). The store is reached only through deps.
  */
 import * as fs from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type * as tls from 'node:tls';
 import { StasisError } from '../../../shared/errors';
 import { FrameReader, FrameWriter } from '../migrate/wire';
@@ -29,8 +29,8 @@ export function migrationFailed(r: Received): boolean {
   return 'migration' in r && !r.migration.restored && !answeredDryRun(r);
 }
 
-export async function receiveAny(input: Readable, output: Writable, deps: ReceiveDeps): Promise<Received> {
-  const rd = new FrameReader(input);
+/** rd: the input not read yet (a caller that must look at the first bytes itself passes its own reader). */
+export async function receiveAny(rd: FrameReader, output: Writable, deps: ReceiveDeps): Promise<Received> {
   if (!(await rd.magic())) return spoolAndImport(deps.storeDir, rd.detach(), deps.importFile);
   const { storeDir, ...rest } = deps;
   // The session spools each round inside the store before the first import could create it.
@@ -70,7 +70,7 @@ export async function listenForOne(addr: { host: string; port: number }, key: Bu
     if (busy) { sock.destroy(); return; }
     busy = true;
     if (!opts.again) server?.close();
-    receiveAny(sock, sock, deps).then((res) => {
+    receiveAny(new FrameReader(sock), sock, deps).then((res) => {
       if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
       else sock.end();
       opts.onSession?.(res);
