@@ -63,7 +63,9 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
       const ph = pr.phase;
       if (ph) setPhases((ps) => (ps[ps.length - 1] === ph ? ps : [...ps, ph]));
     }));
-    if (r) { setResult(r); onDone(); }
+    if (r) { setResult(r); onDone(); return; }
+    // A migration session uses the token up (only dry runs do not): the next try needs a new one and a new check.
+    setChecked(null);
   };
   const finalRound = phase?.includes('final') ?? false;
 
@@ -120,7 +122,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
             : <button type="button" className="secondary" onClick={move.cancel}>Cancel migration</button>}
         </div>
       ) : null}
-      {move.cancelled ? <p role="status" data-testid="cancelled">Cancelled. Unless the destination had already started the process, it runs on here untouched and the destination discards what it received.</p> : null}
+      {move.cancelled ? <p role="status" data-testid="cancelled">Cancelled. Unless the destination had already started the process, it runs on here untouched and the destination discards what it received. The token is used up: start listening again on the destination, then check again with its new token.</p> : null}
       {move.error ? <ErrorNote error={move.error} /> : null}
       <div className="dialog-actions">
         <button type="button" className="secondary" onClick={onClose} disabled={move.running}>Close</button>
