@@ -91,12 +91,13 @@ after(async () => {
 });
 
 /** A's Processes page filtered to the counter; Refresh when its row is not there (a list read while other processes came and went). */
-async function counterRowOnA(): Promise<void> {
+async function counterRowOnA(pid = counter.pid): Promise<void> {
+  await a.goto(`${baseA}#/status`);
   await a.goto(`${baseA}#/processes`);
-  await a.getByLabel('Search').fill(String(counter.pid));
+  await a.getByLabel('Search').fill(String(pid));
   for (let attempt = 1; ; attempt++) {
     try {
-      await a.locator(`tr[data-pid="${counter.pid}"]`).waitFor({ timeout: 10_000 });
+      await a.locator(`tr[data-pid="${pid}"]`).waitFor({ timeout: 10_000 });
       return;
     } catch (e) {
       if (attempt === 3) { mkdirSync(results, { recursive: true }); await a.screenshot({ path: join(results, 'ui-migrate-no-row.png') }); throw e; }
@@ -107,6 +108,8 @@ async function counterRowOnA(): Promise<void> {
 
 /** B's Receive page: listen on 127.0.0.1 (any free port); returns the address and token it shows. */
 async function listenOnB(): Promise<{ address: string; token: string }> {
+  // From another page, so the Receive page starts afresh (with its default address).
+  await b.goto(`${baseB}#/status`);
   await b.goto(`${baseB}#/receive`);
   const field = b.getByLabel(/^Listen on/);
   assert.equal(await field.inputValue(), '0.0.0.0:7411', 'the default address');
@@ -209,6 +212,7 @@ test('Migrate…: the dry run shows the destination\'s pre-flight while the proc
   assert.match(seen[0] ?? '', /^Rounds: round 1 \(full\)$/, JSON.stringify(seen));
   assert.ok(seen.some((x) => /round \d+ \(final, process frozen\)$/.test(x)), JSON.stringify(seen));
   await shot(a, 'migrate-result');
+  await a.getByRole('button', { name: 'Close', exact: true }).last().click();
 
   // Here it is gone; there it runs and counts on, no step lost or repeated, its memory intact.
   await counter.waitExit(10_000);
@@ -226,4 +230,43 @@ test('Migrate…: the dry run shows the destination\'s pre-flight while the proc
   await shot(b, 'receive-arrived');
   // The browser logs the 400 replies of the three bad inputs (two listen addresses, one short token); nothing else.
   assert.deepEqual(pageErrors, Array(3).fill('console: Failed to load resource: the server responded with a status of 400 (Bad Request)'));
+});
+
+test('Migrate…: a dry run the destination refuses shows which check fails and why; Migrate now stays disabled and the process runs on', async () => {
+  const gone = join(tmp, 'cwd-gone');
+  mkdirSync(gone);
+  const out2 = join(tmp, 'out-refused.txt');
+  const other = spawnDetached([buildFixture('migrate-counter'), out2, '4', '200'], { cwd: gone });
+  try {
+    await waitFor('the second counter to start', () => fileLines(out2).length > 20, 30_000);
+    // Its working directory vanishes while it runs: the destination cannot give it back.
+    rmSync(gone, { recursive: true });
+    const l = await listenOnB();
+    await counterRowOnA(other.pid);
+    await a.getByRole('button', { name: `Migrate migrate-counter (PID ${other.pid}) to another machine` }).click();
+    const dialog = a.getByRole('dialog', { name: `Migrate migrate-counter (PID ${other.pid}) to another machine` });
+    await dialog.getByLabel('Receiver (HOST:PORT)').fill(l.address);
+    await dialog.getByLabel('Pairing token').fill(l.token);
+    await dialog.getByRole('button', { name: 'Check destination (dry run)' }).click();
+    const summary = dialog.getByTestId('migrate-preflight-summary');
+    await summary.waitFor({ timeout: 60_000 });
+    assert.equal(await summary.getAttribute('data-ok'), 'false');
+    assert.match(await summary.innerText(), /cannot restore it: 1 of \d+ checks fail\. Nothing was stopped/);
+    const failing = dialog.locator('[data-testid="preflight-item"][data-ok="false"]');
+    assert.equal(await failing.count(), 1);
+    assert.match(await failing.innerText(), /Working directory exists.*no longer exists.*Fix: Recreate the directory/s);
+    assert.equal(await dialog.getByRole('button', { name: 'Migrate now' }).isDisabled(), true);
+    assert.equal(other.alive(), true);
+    const n = fileLines(out2).length;
+    await waitFor('it to go on counting', () => fileLines(out2).length > n + 5, 10_000);
+    await shot(a, 'migrate-refused');
+    // B keeps listening with the same token after a refused dry run.
+    await b.getByTestId('arrival').first().waitFor();
+    assert.equal(await b.getByTestId('arrival').first().getAttribute('data-kind'), 'dry-run');
+    assert.equal(await b.getByTestId('receive-token').inputValue(), l.token);
+    await b.getByRole('button', { name: 'Stop listening' }).click();
+    await b.getByRole('button', { name: 'Start listening' }).waitFor();
+  } finally {
+    other.kill();
+  }
 });

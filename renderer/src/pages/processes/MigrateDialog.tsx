@@ -110,7 +110,8 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
           <p role="status" data-testid="migrate-preflight-summary" data-ok={shown.ok}>
             {shown.ok ? `The destination can restore it: all ${shown.items.length} checks pass. Nothing was stopped here.` : `The destination cannot restore it: ${shown.items.filter((i) => !i.ok).length} of ${shown.items.length} checks fail. Nothing was stopped; the process runs on here.`}
           </p>
-          <Checklist items={shown.items} label="Destination pre-flight checklist" />
+          {/* What fails first: that is what the user has to act on. */}
+          <Checklist items={[...shown.items].sort((x, y) => Number(x.ok) - Number(y.ok))} label="Destination pre-flight checklist" />
           {stale ? <p className="hint">The receiver or token changed since this check: check again before migrating.</p> : null}
         </section>
       ) : null}
