@@ -1,8 +1,8 @@
 /**
  * The app's receive listener (one per engine): started by transfer.listen with a fresh one-time
  * pairing token, it takes one sender, or several in a row while they are only dry runs of a
- * migration (answered or refused) (so the real one can follow with the token the user already copied). What arrived is
- * kept as arrivals and pushed as 'transfer.receiver' events; the token is returned to the caller
+ * migration, answered or refused (so the real one can follow with the token the user already
+ * copied). What arrived is kept as arrivals and pushed as 'transfer.receiver' events; the token is returned to the caller
  * only and kept nowhere else. The store is reached through the same API calls as every client.
  */
 import { networkInterfaces } from 'node:os';
