@@ -11,7 +11,7 @@ export function formatBytes(n: number): string {
 }
 
 /** The name of an engine operation as a person reads it. */
-export const OP_NAMES: Record<OpProgress['op'], string> = { checkpoint: 'Checkpoint', restore: 'Restore', export: 'Export', import: 'Import', verify: 'Verify', gc: 'Garbage collection', search: 'Search' };
+export const OP_NAMES: Record<OpProgress['op'], string> = { checkpoint: 'Checkpoint', restore: 'Restore', export: 'Export', import: 'Import', verify: 'Verify', gc: 'Garbage collection', search: 'Search', send: 'Send', migrate: 'Migrate' };
 
 function amount(n: number, total: number, unit: OpProgress['unit']): string {
   if (unit === 'bytes') return `${formatBytes(n)} of ${formatBytes(total)}`;

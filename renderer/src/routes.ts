@@ -6,6 +6,7 @@ import type { ComponentType } from 'react';
 import { ProcessesPage } from './pages/Processes';
 import { CheckpointsPage } from './pages/Checkpoints';
 import { SchedulesPage } from './pages/Schedules';
+import { ReceivePage } from './pages/Receive';
 import { StatusPage } from './pages/Status';
 
 export interface Route {
@@ -20,6 +21,7 @@ export const routes: Route[] = [
   { id: 'processes', title: 'Processes', component: ProcessesPage },
   { id: 'checkpoints', title: 'Checkpoints', component: CheckpointsPage },
   { id: 'schedules', title: 'Schedules', component: SchedulesPage },
+  { id: 'receive', title: 'Receive', component: ReceivePage },
   { id: 'status', title: 'Settings & Status', component: StatusPage },
 ];
 

@@ -49,7 +49,7 @@ export const progressUnitSchema = z.enum(['pages', 'bytes', 'steps']);
 export type ProgressUnit = z.output<typeof progressUnitSchema>;
 
 /** Which long operation an 'op.progress' event is about. */
-export const progressOpSchema = z.enum(['checkpoint', 'restore', 'export', 'import', 'verify', 'gc', 'search']);
+export const progressOpSchema = z.enum(['checkpoint', 'restore', 'export', 'import', 'verify', 'gc', 'search', 'send', 'migrate']);
 export type ProgressOp = z.output<typeof progressOpSchema>;
 
 export const opProgressSchema = z.object({

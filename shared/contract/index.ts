@@ -10,9 +10,10 @@ import { captureCalls, captureEvents } from './capture';
 import { restoreCalls, restoreEvents } from './restore';
 import { scheduleCalls, scheduleEvents } from './schedule';
 import { inspectCalls, inspectEvents } from './inspect';
+import { transferCalls, transferEvents } from './transfer';
 
-export const calls = { ...engineCalls, ...storeCalls, ...captureCalls, ...restoreCalls, ...scheduleCalls, ...inspectCalls };
-export const events = { ...engineEvents, ...storeEvents, ...captureEvents, ...restoreEvents, ...scheduleEvents, ...inspectEvents };
+export const calls = { ...engineCalls, ...storeCalls, ...captureCalls, ...restoreCalls, ...scheduleCalls, ...inspectCalls, ...transferCalls };
+export const events = { ...engineEvents, ...storeEvents, ...captureEvents, ...restoreEvents, ...scheduleEvents, ...inspectEvents, ...transferEvents };
 
 export type Calls = typeof calls;
 export type CallName = keyof Calls & string;

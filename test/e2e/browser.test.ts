@@ -84,7 +84,7 @@ test('the shell is keyboard navigable and its pages are reachable', async () => 
   assert.equal(await page.getByRole('link', { name: 'Processes' }).getAttribute('aria-current'), 'page');
   // The page heading takes focus, so a screen reader announces where we are.
   assert.equal(await page.locator(':focus').getAttribute('id'), 'page-title');
-  for (const name of ['Checkpoints', 'Schedules']) {
+  for (const name of ['Checkpoints', 'Schedules', 'Receive']) {
     await page.getByRole('link', { name }).click();
     await page.getByRole('heading', { level: 1, name }).waitFor();
   }

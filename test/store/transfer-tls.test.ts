@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../electron/engine/store';
-import { connect, parseAddress, tokenKey } from '../../electron/cli/transfer/tls-link';
+import { connect, parseAddress, tokenKey } from '../../electron/engine/transfer/tls-link';
 import { assertSameView, mapping, materializeToMap, randomPage, rng, tempDir, writeComplete, type View } from './model';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));

@@ -7,5 +7,6 @@ import { captureHandlers } from './capture';
 import { restoreHandlers } from './restore';
 import { scheduleHandlers } from './schedule';
 import { inspectHandlers } from './inspect';
+import { transferHandlers } from './transfer';
 
-export const handlers: HandlerMap<Calls> = { ...engineHandlers, ...storeHandlers, ...captureHandlers, ...restoreHandlers, ...scheduleHandlers, ...inspectHandlers };
+export const handlers: HandlerMap<Calls> = { ...engineHandlers, ...storeHandlers, ...captureHandlers, ...restoreHandlers, ...scheduleHandlers, ...inspectHandlers, ...transferHandlers };

@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { defineCommand } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
-import { connect, parseAddress, tokenKey } from '../transfer/tls-link';
+import { connect, parseAddress, tokenKey } from '../../engine/transfer/tls-link';
 import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
 import { migrate, type MigrateResult } from '../../engine/migrate/source';
 

@@ -10,42 +10,47 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { defineCommand, type CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { checkpointId } from './store-ids';
-import { connect, listen, newToken, parseAddress, tokenKey } from '../transfer/tls-link';
-import { FrameReader, FrameWriter, SYNC_MAGIC } from '../../engine/migrate/wire';
-import { serveMigration, type DestinationResult } from '../../engine/migrate/destination';
+import { listen, newToken, parseAddress, tokenKey } from '../../engine/transfer/tls-link';
+import { spoolDir } from '../../engine/transfer/spool';
+import { sendStreamFile } from '../../engine/transfer/send';
+import { answeredDryRun, migrationFailed, receiveAny, type ReceiveDeps, type Received as Arrived } from '../../engine/transfer/receive';
 import { prepareRestore } from '../../engine/restore';
+import { FrameReader, SYNC_MAGIC } from '../../engine/migrate/wire';
 import { ReplicationServer, receivePiped, replicate, type Replicated } from '../transfer/replicate';
 
-/** What `receive` got: checkpoints (a plain stream) or a migration session's outcome. */
-type Received = { ids: number[] } | Replicated | { migration: DestinationResult };
+/** What `receive` got: checkpoints (a plain stream or a replication session) or a migration session's outcome. */
+type Received = Arrived | Replicated;
 
-/** A plain stream is spooled and imported; a migration session (its magic first) is served to its end. */
-async function receiveAny(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Received> {
+/** A replication session (its magic first) is served here; anything else by the engine's receiving end. */
+async function receiveOne(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Received> {
   if (await rd.magic(SYNC_MAGIC)) return receivePiped(cli, rd, output);
-  if (!(await rd.magic())) return spoolAndImport(cli, rd.detach());
-  const migration = await serveMigration(rd, new FrameWriter(output), {
-    spoolDir: cli.store().dir,
+  return receiveAny(rd, output, receiveDeps(cli));
+}
+
+/** The receiving end reaches the store through the same API calls as every client. */
+function receiveDeps(cli: CliRuntime): ReceiveDeps {
+  return {
+    storeDir: cli.storeDir(),
     importFile: (file) => cli.call('checkpoints.import', { file }),
     preflight: (id) => cli.call('restore.preflight', { id }),
     restore: (id) => cli.call('restore.run', { id }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(cli.store(), id),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
-  });
-  return { migration };
+  };
 }
 
 function describeReceived(r: Received): string {
   if ('ids' in r) return `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.`;
   const m = r.migration;
   if (m.restored) return `Migrated process ${m.sourcePid} runs here as pid ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, restored in ${m.restored.durationMs.toFixed(1)} ms).`;
-  if (m.dryRun && m.failure?.includes('dry run')) return `Dry run of the migration of process ${m.sourcePid}: pre-flight answered; what was received was discarded.`;
+  if (answeredDryRun(r)) return `Dry run of the migration of process ${m.sourcePid}: pre-flight answered; what was received was discarded.`;
   return `The migration of process ${m.sourcePid} did not complete: ${m.failure ?? 'no reason given'}.${m.discarded ? ' What was received was discarded.' : ''}`;
 }
 
@@ -53,43 +58,7 @@ function describeReceived(r: Received): string {
 function finishReceived(cli: CliRuntime, r: Received, toStderr: boolean): void {
   if (toStderr) process.stderr.write(cli.json() ? `${JSON.stringify(r)}\n` : `${describeReceived(r)}\n`);
   else cli.print(r, describeReceived);
-  if ('migration' in r && !r.migration.restored && !(r.migration.dryRun && r.migration.failure?.includes('dry run'))) cli.setExitCode(1);
-}
-
-/** A 0700 directory inside the store, so the spool holds process memory only where the store does and shares its disk. */
-function spoolDir(storeDir: string, what: string): string {
-  fs.mkdirSync(storeDir, { recursive: true, mode: 0o700 });
-  return fs.mkdtempSync(path.join(storeDir, `.${what}-`));
-}
-
-/** Spools input completely, then imports it; the spool is removed on every path. */
-async function spoolAndImport(cli: CliRuntime, input: Readable): Promise<{ ids: number[] }> {
-  const dir = spoolDir(cli.storeDir(), 'receive');
-  try {
-    const file = path.join(dir, 'stream');
-    try {
-      await pipeline(input, fs.createWriteStream(file, { mode: 0o600, flags: 'wx' }));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOSPC' || code === 'EDQUOT') throw new StasisError('INVALID_INPUT', `Cannot spool the incoming stream into ${cli.storeDir()} (${(e as Error).message}); nothing was imported. Free space there (or choose another --store) and send again.`);
-      throw new StasisError('INVALID_INPUT', `The incoming stream broke off (${(e as Error).message}); nothing was imported. Send again.`);
-    }
-    if (fs.statSync(file).size === 0) throw new StasisError('INVALID_INPUT', 'The incoming stream was empty (did `stasis send` fail on the other end?); nothing was imported.');
-    return await cli.call('checkpoints.import', { file });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Reads the receiver's one-line JSON answer after the stream was sent. */
-async function readAck(s: Readable): Promise<{ ok: boolean; ids?: number[]; error?: string }> {
-  let text = '';
-  for await (const chunk of s) { text += (chunk as Buffer).toString('utf8'); if (text.length > 1 << 16) break; }
-  try {
-    return JSON.parse(text.split('\n')[0]) as { ok: boolean; ids?: number[]; error?: string };
-  } catch (_e) {
-    throw new StasisError('INVALID_INPUT', 'The receiver closed the connection without confirming the import; check `stasis list` there before sending again.');
-  }
+  if (migrationFailed(r)) cli.setExitCode(1);
 }
 
 export default defineCommand('transfer', (program, cli) => {
@@ -123,16 +92,7 @@ export default defineCommand('transfer', (program, cli) => {
         const r = await cli.call('checkpoints.export', { id, file, how });
         let received: number[] | null = null;
         if (link) {
-          const sock = await connect(link.addr, link.key);
-          try {
-            await pipeline(fs.createReadStream(file), sock as Writable, { end: false });
-            sock.end();
-            const ack = await readAck(sock);
-            if (!ack.ok) throw new StasisError('INVALID_INPUT', `The receiver imported nothing: ${ack.error ?? 'no reason given'}`);
-            received = ack.ids ?? [];
-          } finally {
-            sock.destroy();
-          }
+          received = await sendStreamFile(link.addr, link.key, file);
         } else {
           try {
             await pipeline(fs.createReadStream(file), process.stdout, { end: false });
@@ -159,7 +119,7 @@ export default defineCommand('transfer', (program, cli) => {
       if (o.keep && o.listen === undefined) throw new StasisError('INVALID_INPUT', '--keep goes with --listen HOST:PORT.');
       if (o.listen === undefined) {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
-        const r = await receiveAny(cli, new FrameReader(process.stdin), process.stdout);
+        const r = await receiveOne(cli, new FrameReader(process.stdin), process.stdout);
         // In a session stdout carries the answers: the summary goes to stderr.
         finishReceived(cli, r, 'migration' in r || 'sessions' in r);
         return;
@@ -190,7 +150,7 @@ export default defineCommand('transfer', (program, cli) => {
             if (taken) { sock.destroy(); return; }
             taken = true;
             close();
-            await receiveAny(cli, rd, sock).then((res) => {
+            await receiveOne(cli, rd, sock).then((res) => {
               if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
               else sock.end();
               resolve(res);

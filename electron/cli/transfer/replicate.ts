@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import type { CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
-import { connect } from './tls-link';
+import { connect } from '../../engine/transfer/tls-link';
 import { openLink } from '../commands/migrate';
 import { SyncSender, serveSync, type SentCheckpoint, type SyncLink, type SyncServed } from '../../engine/migrate/sync';
 import { follow } from '../../engine/migrate/follow';

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { invoke } from '../../api/invoke';
+import { closeReceiver } from '../../api/receiver';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol';
 import { lazyStore } from './store-access';
 import { startScheduler } from '../schedule';
@@ -78,6 +79,8 @@ port.on('message', (msg: ToWorker) => {
       inflight.get(msg.id)?.abort();
       break;
     case 'shutdown':
+      // A listening receiver would keep this thread alive past the store it imports into.
+      closeReceiver();
       // Let a run in progress finish and release the scheduler lock before the store closes.
       void (scheduler ? scheduler.stop() : Promise.resolve()).finally(() => {
         store.close();

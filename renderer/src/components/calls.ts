@@ -27,6 +27,11 @@ export const CALL = {
   mem: 'inspect.mem',
   details: 'inspect.details',
   grep: 'inspect.grep',
+  listen: 'transfer.listen',
+  receiver: 'transfer.receiver',
+  stopListening: 'transfer.stop',
+  send: 'transfer.send',
+  migrate: 'migrate.run',
 } as const;
 
 export const EVENT = {
@@ -36,6 +41,7 @@ export const EVENT = {
   scheduleDone: 'schedule.run.done',
   scheduleFailed: 'schedule.run.failed',
   searchHit: 'inspect.hit',
+  receiver: 'transfer.receiver',
 } as const;
 
 /** Every event after which the list of checkpoints may have changed. */

@@ -28,3 +28,7 @@ export type GrepResult = CallOutput<'inspect.grep'>;
 export type GrepMatch = GrepResult['matches'][number];
 /** A group of places a running search found (streamed before the merged result). */
 export type GrepHitEvent = EventPayload<'inspect.hit'>;
+export type ReceiverStatus = CallOutput<'transfer.receiver'>;
+export type Arrival = ReceiverStatus['arrivals'][number];
+export type SendResult = CallOutput<'transfer.send'>;
+export type MigrateResult = CallOutput<'migrate.run'>;

@@ -15,6 +15,7 @@ import { go, takeIntent } from '../components/nav';
 import type { CheckpointInfo, ProcessInfo, ScheduleSummary, TargetInfo } from '../components/types';
 import { LaunchDialog } from './processes/LaunchDialog';
 import { CheckpointDialog } from './processes/CheckpointDialog';
+import { MigrateDialog } from './processes/MigrateDialog';
 
 type Filter = 'all' | 'checkpointable' | 'blocked' | 'saved';
 
@@ -32,6 +33,7 @@ export function ProcessesPage() {
   const [filter, setFilter] = useState<Filter>('all');
   const [launching, setLaunching] = useState(false);
   const [target, setTarget] = useState<ProcessInfo | null>(null);
+  const [moving, setMoving] = useState<ProcessInfo | null>(null);
   useEngineEvents(CHECKPOINT_CHANGES, () => { reloadSaved(); reloadSchedules(); });
 
   const processes = list.value?.processes;
@@ -113,7 +115,10 @@ export function ProcessesPage() {
                       {lc ? <a href="#/checkpoints" onClick={(e) => { e.preventDefault(); go('checkpoints', { checkpointId: lc.id }); }}>#{lc.id} at {formatShortTime(lc.createdAt)}</a> : <span className="muted">no checkpoint</span>}
                       <div>{s ? scheduleText(s) : <a href="#/schedules" aria-label={`Add a schedule for PID ${p.pid}`} onClick={(e) => { e.preventDefault(); go('schedules', { search: String(p.pid) }); }}>add schedule</a>}</div>
                     </td>
-                    <td><button type="button" disabled={!p.checkpointable} aria-label={`Checkpoint ${p.comm} (PID ${p.pid}) now`} onClick={() => setTarget(p)}>Checkpoint…</button></td>
+                    <td className="row-actions">
+                      <button type="button" disabled={!p.checkpointable} aria-label={`Checkpoint ${p.comm} (PID ${p.pid}) now`} onClick={() => setTarget(p)}>Checkpoint…</button>
+                      <button type="button" className="secondary" disabled={!p.checkpointable} aria-label={`Migrate ${p.comm} (PID ${p.pid}) to another machine`} onClick={() => setMoving(p)}>Migrate…</button>
+                    </td>
                   </tr>
                 );
               })}
@@ -123,6 +128,7 @@ export function ProcessesPage() {
         </div>
       ) : null}
       {launching ? <LaunchDialog onClose={() => setLaunching(false)} onLaunched={(pid) => { setQuery(String(pid)); setFilter('all'); reload(); }} /> : null}
+      {moving ? <MigrateDialog process={moving} onClose={() => setMoving(null)} onDone={() => { reload(); reloadSaved(); }} /> : null}
       {target ? <CheckpointDialog process={target} onClose={() => setTarget(null)} onDone={reloadSaved} /> : null}
     </Page>
   );

@@ -11,10 +11,11 @@ import { RestoreWizard } from './RestoreWizard';
 import { DiffDialog } from './DiffDialog';
 import { EditDialog } from './EditDialog';
 import { ExportDialog } from './ExportDialog';
+import { SendDialog } from './SendDialog';
 import { DeleteDialog } from './DeleteDialog';
 import { PageViewer, type ViewRequest } from './PageViewer';
 
-type Open = null | 'restore' | 'diff' | 'edit' | 'export' | 'delete';
+type Open = null | 'restore' | 'diff' | 'edit' | 'export' | 'send' | 'delete';
 
 export function CheckpointDetailPanel({ checkpoint: c, timeline, target, onChanged }: { checkpoint: CheckpointInfo; timeline: CheckpointInfo[]; target: TargetInfo | null; onChanged: () => void }) {
   const [detail, reloadDetail] = useEngine<CheckpointDetail>(CALL.show, { id: c.id });
@@ -41,6 +42,7 @@ export function CheckpointDetailPanel({ checkpoint: c, timeline, target, onChang
           <button type="button" className="secondary" aria-pressed={c.pinned} onClick={togglePin} disabled={pin.running}>{c.pinned ? 'Unpin' : 'Pin'}</button>
           <button type="button" className="secondary" onClick={() => setOpen('edit')}>Label & notes…</button>
           <button type="button" className="secondary" onClick={() => setOpen('export')}>Export…</button>
+          <button type="button" className="secondary" onClick={() => setOpen('send')}>Send to machine…</button>
           <button type="button" className="danger" onClick={() => setOpen('delete')}>Delete…</button>
         </div>
       </header>
@@ -67,6 +69,7 @@ export function CheckpointDetailPanel({ checkpoint: c, timeline, target, onChang
       {open === 'diff' ? <DiffDialog timeline={timeline} initialB={c.id} onClose={close} /> : null}
       {open === 'edit' ? <EditDialog checkpoint={c} onClose={close} onSaved={changed} /> : null}
       {open === 'export' ? <ExportDialog checkpoint={c} onClose={close} /> : null}
+      {open === 'send' ? <SendDialog checkpoint={c} onClose={close} /> : null}
       {view ? <PageViewer request={view} checkpoints={timeline} onClose={() => setView(null)} /> : null}
       {open === 'delete' ? <DeleteDialog checkpoint={c} onClose={close} onDeleted={onChanged} /> : null}
     </section>

@@ -8,7 +8,8 @@ import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
 import { callEngine, useAction, useEngine } from '../../components/engine';
 import { CALL } from '../../components/calls';
-import { Busy, Progress, Running, YesNo } from '../../components/Status';
+import { Busy, Progress, Running } from '../../components/Status';
+import { Checklist } from '../../components/Checklist';
 import { formatMs, formatTime } from '../../components/format';
 import { go } from '../../components/nav';
 import type { CaptureResult, CheckpointInfo, PreflightResult, ProcessInfo, RestoreResult, TargetInfo } from '../../components/types';
@@ -89,14 +90,7 @@ export function RestoreWizard({ initial, timeline, target, onClose }: { initial:
           {check ? (
             <>
               <p role="status" data-testid="preflight-summary">{failing.length ? `Restore is blocked: ${failing.length} of ${check.items.length} checks fail. Fix them and check again.` : `All ${check.items.length} checks pass.`}</p>
-              <ul className="checklist" aria-label="Pre-flight checklist">
-                {check.items.map((i) => (
-                  <li key={i.id} className={i.ok ? 'ok' : 'fail'} data-testid="preflight-item">
-                    <YesNo ok={i.ok} yes="Pass" no="Fail" /> <strong>{i.label}</strong> <span className="reason">{i.reason}</span>
-                    {!i.ok && i.fix ? <div className="fix">Fix: {i.fix}</div> : null}
-                  </li>
-                ))}
-              </ul>
+              <Checklist items={check.items} />
             </>
           ) : null}
           <div className="dialog-actions">

@@ -3,8 +3,8 @@
  * being a one-time pairing token the receiver prints. Both ends prove they hold the token (mutual
  * authentication without certificates), ECDHE gives forward secrecy, and a recorded session cannot
  * be replayed to a new one. This module owns the token format and the TLS options; it never
- * accepts a plaintext or non-PSK connection and never logs the token anywhere but the receiver's
- * own terminal.
+ * accepts a plaintext or non-PSK connection and never logs the token: it shows only on the receiver's
+ * own terminal (`stasis receive --listen`) or the app panel that started the listener.
  */
 import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
@@ -66,4 +66,11 @@ export function connect(addr: { host: string; port: number }, key: Buffer): Prom
       reject(new StasisError('INVALID_INPUT', `Cannot send to ${addr.host}:${addr.port}: ${why}. Nothing was sent.`));
     });
   });
+}
+
+/** Where a listening server is, as HOST:PORT (IPv6 in brackets); the port is the real one when 0 was asked for. */
+export function listeningAddress(server: tls.Server): string {
+  const a = server.address();
+  if (!a || typeof a !== 'object') throw new StasisError('INTERNAL', 'The listener has no address.');
+  return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
 }

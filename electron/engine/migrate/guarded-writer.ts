@@ -1,0 +1,54 @@
+/**
+ * A FrameWriter for a migration that a user may cancel and watch: once the signal is aborted it
+ * refuses every frame that would carry the migration further (stream data, pre-flight, prepare,
+ * restore), so migrate() fails at that point and takes its own way out: the source resumes
+ * untouched and the destination is told to discard ('abort' still goes through). 'done' also goes
+ * through: once the destination restored the process and the source killed its own, the session
+ * must be finished, never dropped. It also reports each round's bytes as they are written.
+ */
+import { StasisError } from '../../../shared/errors';
+import { FrameWriter } from './wire';
+import type { Writable } from 'node:stream';
+
+export interface RoundBytes {
+  /** 1-based round number (one announced stream per round). */
+  round: number;
+  final: boolean;
+  done: number;
+  total: number;
+}
+
+const ALWAYS = new Set(['abort', 'done']);
+
+export class GuardedWriter extends FrameWriter {
+  private round = 0;
+  private final = false;
+  private done = 0;
+  private total = 0;
+
+  constructor(dst: Writable, private readonly signal?: AbortSignal, private readonly onBytes?: (p: RoundBytes) => void) {
+    super(dst);
+  }
+
+  private check(): void {
+    if (this.signal?.aborted) throw new StasisError('CANCELLED', 'cancelled by the user');
+  }
+
+  override send(msg: { t: string } & Record<string, unknown>): Promise<void> {
+    if (!ALWAYS.has(msg.t)) this.check();
+    if (msg.t === 'stream') {
+      this.round++;
+      this.final = msg.final === true;
+      this.done = 0;
+      this.total = typeof msg.bytes === 'number' ? msg.bytes : 0;
+    }
+    return super.send(msg);
+  }
+
+  override async data(chunk: Buffer): Promise<void> {
+    this.check();
+    await super.data(chunk);
+    this.done += chunk.length;
+    this.onBytes?.({ round: this.round, final: this.final, done: this.done, total: this.total });
+  }
+}

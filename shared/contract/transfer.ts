@@ -1,0 +1,123 @@
+/**
+ * Calls owned by transfers between two Stasis instances over the TLS-PSK link (docs/wire-protocol.md):
+ * a receive listener with its one-time pairing token, sending a checkpoint to one, and migrating a
+ * running process to one. The token is a secret: it is an input of send/migrate, and an output only
+ * of the transfer.listen reply (to the window that asked); no event carries it.
+ * Pure TypeScript (zod only); the handlers are in electron/api/handlers/transfer.ts.
+ */
+import { z } from 'zod';
+import { defineCall, type CallMap } from './define';
+import { preflightItemSchema } from './restore';
+
+const int = z.number().int();
+const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s/]+)):(\d{1,5})$/;
+
+/** HOST:PORT ([v6]:PORT too); port 0 only where listening (the system then picks a free one). */
+function hostPort(listening: boolean) {
+  return z.string().trim().max(300)
+    .regex(HOST_PORT, 'give HOST:PORT, for example 10.0.0.5:7411 or [::1]:7411')
+    .refine((v) => {
+      // zod runs this after a failed regex too: that failure is already reported.
+      const m = HOST_PORT.exec(v);
+      const port = m ? Number(m[3]) : 1;
+      return port <= 65535 && (listening || port > 0);
+    }, listening ? 'the port must be 0 (any free port) to 65535' : 'the port must be 1 to 65535');
+}
+
+/** What `stasis receive --listen` or the Receive panel shows: "stasis1-" and 43 base64url characters. */
+export const pairingTokenSchema = z.string().trim()
+  .regex(/^stasis1-[A-Za-z0-9_-]{43}$/, 'paste the whole pairing token the receiver shows (it starts with stasis1- and has 51 characters)');
+
+export const DEFAULT_LISTEN = '0.0.0.0:7411';
+
+/** One finished session of the receiver. */
+export const arrivalSchema = z.object({
+  at: z.string(),
+  kind: z.enum(['checkpoints', 'migration', 'dry-run', 'failed']),
+  /** Checkpoints of this store it imported (and kept). */
+  checkpointIds: z.array(int),
+  /** A migrated process: its pid here, and the pid it had on the sender. */
+  pid: int.nullable(),
+  sourcePid: int.nullable(),
+  /** One sentence for the user. */
+  message: z.string(),
+});
+export type Arrival = z.output<typeof arrivalSchema>;
+
+export const receiverStatusSchema = z.object({
+  listening: z.boolean(),
+  /** HOST:PORT it listens on (the real port when 0 was asked for); null when not listening. */
+  address: z.string().nullable(),
+  /** Listening on every interface (0.0.0.0 or ::): HOST:PORT for each of this machine's non-loopback addresses. */
+  reachableAt: z.array(z.string()),
+  /** This engine's sessions, newest first (kept while the engine runs). */
+  arrivals: z.array(arrivalSchema),
+  /** Why the listener stopped on its own (a failed session), if it did. */
+  error: z.string().nullable(),
+});
+export type ReceiverStatus = z.output<typeof receiverStatusSchema>;
+
+const roundSchema = z.object({
+  round: int, checkpointId: int, kind: z.enum(['full', 'incremental', 'final']),
+  pages: z.number(), bytes: z.number(), sendMs: z.number(), absorbed: z.boolean(),
+});
+
+export const migrateResultSchema = z.object({
+  pid: int,
+  dryRun: z.boolean(),
+  rounds: z.array(roundSchema),
+  bytesSent: z.number(),
+  /** The destination's pre-flight of the first round. */
+  preflight: z.object({ ok: z.boolean(), items: z.array(preflightItemSchema) }),
+  destination: z.object({
+    pid: int, checkpointId: int, restoreMs: z.number(), prepared: z.boolean(),
+    prepareMs: z.number().optional(), unprepared: z.string().optional(), warning: z.string().optional(),
+  }).optional(),
+  downtimeMs: z.number().optional(),
+  frozenMs: z.number().optional(),
+});
+export type MigrateResultInfo = z.output<typeof migrateResultSchema>;
+
+export const transferCalls = {
+  'transfer.listen': defineCall({
+    description: 'Starts listening for one sender (a checkpoint or a migration) on HOST:PORT with a new one-time pairing token; the reply is the only place the token appears.',
+    input: z.object({ address: hostPort(true).default(DEFAULT_LISTEN) }).strict(),
+    output: receiverStatusSchema.extend({ token: z.string() }),
+  }),
+  'transfer.receiver': defineCall({
+    description: 'Whether the receiver listens, where, and what arrived (never the token).',
+    input: z.object({}).strict(),
+    output: receiverStatusSchema,
+  }),
+  'transfer.stop': defineCall({
+    description: 'Stops listening (a session in progress runs to its end); the token no longer works.',
+    input: z.object({}).strict(),
+    output: receiverStatusSchema,
+  }),
+  'transfer.send': defineCall({
+    description: 'Sends a checkpoint (with the chain it needs) to a receiver on another Stasis; it imports it only once it arrived whole.',
+    input: z.object({
+      id: z.number().int().positive(),
+      to: hostPort(false),
+      token: pairingTokenSchema,
+      how: z.enum(['one', 'flattened', 'chain']).optional(),
+    }).strict(),
+    output: z.object({ checkpoints: z.array(int), pages: z.number(), bytes: z.number(), received: z.array(int) }),
+  }),
+  'migrate.run': defineCall({
+    description: 'Moves a running process to a receiver on another Stasis (pre-copy rounds, then a short freeze); a dry run sends the first round for the destination\'s pre-flight and stops nothing.',
+    input: z.object({
+      pid: z.number().int().positive(),
+      to: hostPort(false),
+      token: pairingTokenSchema,
+      dryRun: z.boolean().default(false),
+      maxRounds: z.number().int().min(1).max(100).optional(),
+    }).strict(),
+    output: migrateResultSchema,
+  }),
+} satisfies CallMap;
+
+export const transferEvents = {
+  /** The receiver started, stopped or finished a session (no token). */
+  'transfer.receiver': receiverStatusSchema,
+} satisfies Record<string, z.ZodType>;
