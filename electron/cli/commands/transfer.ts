@@ -47,7 +47,7 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
 }
 
 function describeReceived(r: Received): string {
-  if ('ids' in r) return `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.`;
+  if ('ids' in r) return r.ids.length ? `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.` : 'Received nothing new: this store already held what was sent.';
   const m = r.migration;
   if (m.restored) return `Migrated process ${m.sourcePid} runs here as pid ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, restored in ${m.restored.durationMs.toFixed(1)} ms).`;
   if (answeredDryRun(r)) return `Dry run of the migration of process ${m.sourcePid}: pre-flight answered; what was received was discarded.`;
