@@ -57,6 +57,9 @@ function migrate(db: Database.Database, migrations: string[], what: string): voi
   }
   for (let v = version; v < migrations.length; v++) {
     db.transaction(() => {
+      // Read again under the write lock: another process opening the same new store may have
+      // applied this step since (two openers both saw the old version).
+      if ((db.pragma('user_version', { simple: true }) as number) > v) return;
       db.exec(migrations[v]);
       db.pragma(`user_version = ${v + 1}`);
     }).immediate();
