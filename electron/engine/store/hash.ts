@@ -4,6 +4,7 @@
  * page, see docs/benchmarks.md). Must stay collision-resistant: a hash match makes the store
  * reference a page instead of writing it.
  */
+import { createRequire } from 'node:module';
 import { blake3 } from '@napi-rs/blake-hash';
 
 export const HASH_NAME = 'blake3';
@@ -33,13 +34,44 @@ export interface PageDigests {
   hashes: Buffer;
 }
 
+/** The page-hash addon (native/page-hash): zero test and BLAKE3 of every page of a chunk in one call. */
+interface BatchDigest { digest(data: Uint8Array, n: number, zero: Uint8Array, hashes: Uint8Array): void }
+
+/**
+ * The addon is optional: npm builds it with node-gyp at install and carries on without it when that
+ * fails (no compiler, say); the per-page binding then gives the same hashes, ~5x slower. The
+ * source-tree path serves a checkout whose node_modules predates the package (a shared one).
+ */
+function loadBatchDigest(): BatchDigest | null {
+  if (process.env.STASIS_PAGE_HASH === 'per-page') return null;
+  const require = createRequire(import.meta.url);
+  for (const id of ['@stasis/page-hash', new URL('../../../native/page-hash/build/Release/page_hash.node', import.meta.url).pathname]) {
+    try {
+      const m = require(id) as Partial<BatchDigest>;
+      if (typeof m.digest === 'function') return m as BatchDigest;
+    } catch (_e) { /* not built here: try the next, then the per-page binding */ }
+  }
+  return null;
+}
+
+const batch = loadBatchDigest();
+
+/** Which implementation digestPages uses: 'batch' (the addon) or 'per-page' (the @napi-rs binding). */
+export const PAGE_HASH_IMPL: 'batch' | 'per-page' = batch ? 'batch' : 'per-page';
+
 /**
  * Zero flags and hashes of the n pages of data (a page-aligned chunk), into out (sized for n): one
- * pass, no Buffer kept per page. A second thread hashing half of each chunk was measured and
- * dropped: 1.5x on hashing alone, but 5-6% on a whole 1 GiB capture for ~50% more CPU, because
- * the binding's ~3 µs fixed cost per call is only a third of a page's path (docs/benchmarks.md).
+ * pass, no Buffer kept per page. Through the per-page binding its ~3.5 µs fixed cost per call was
+ * most of a page's path, so a second thread hashing half of each chunk gained only 5-6% on a whole
+ * capture (docs/benchmarks.md); the addon hashes a whole chunk per call instead.
  */
 export function digestPages(data: Buffer, n: number, out: PageDigests): void {
+  if (batch) batch.digest(data, n, out.zero, out.hashes);
+  else digestPagesPerPage(data, n, out);
+}
+
+/** digestPages through the per-page binding (the fallback; tests compare the two). */
+export function digestPagesPerPage(data: Buffer, n: number, out: PageDigests): void {
   for (let i = 0; i < n; i++) {
     const o = i * 4096;
     if (isZeroAt(data, o)) { out.zero[i] = 1; continue; }
