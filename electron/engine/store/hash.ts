@@ -5,6 +5,7 @@
  * reference a page instead of writing it.
  */
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { blake3 } from '@napi-rs/blake-hash';
 
 export const HASH_NAME = 'blake3';
@@ -44,8 +45,10 @@ interface BatchDigest { digest(data: Uint8Array, n: number, zero: Uint8Array, ha
  */
 function loadBatchDigest(): BatchDigest | null {
   if (process.env.STASIS_PAGE_HASH === 'per-page') return null;
-  const require = createRequire(import.meta.url);
-  for (const id of ['@stasis/page-hash', new URL('../../../native/page-hash/build/Release/page_hash.node', import.meta.url).pathname]) {
+  // import.meta.url is undefined where this module is bundled as CommonJS (test children).
+  const self = (import.meta.url as string | undefined) ?? pathToFileURL(__filename).href;
+  const require = createRequire(self);
+  for (const id of ['@stasis/page-hash', new URL('../../../native/page-hash/build/Release/page_hash.node', self).pathname]) {
     try {
       const m = require(id) as Partial<BatchDigest>;
       if (typeof m.digest === 'function') return m as BatchDigest;
