@@ -9,6 +9,7 @@ import { StasisError } from '../../../shared/errors';
 import type { CheckpointInfo, CheckpointStats, CheckpointWriter, TreeWriter } from './api';
 import { KIND_DATA, type Extent } from './extents';
 import { encodeRecords, type DefEntry } from './format';
+import { PageSlots } from './page-slots';
 import type { SegmentWriter } from './segments';
 import type { SqliteStore } from './store';
 import type { WriterHost } from './writer';
@@ -17,7 +18,7 @@ type Sealed = Parameters<WriterHost['commitCheckpoint']>[0];
 
 export class TreeCommit implements TreeWriter {
   writers: CheckpointWriter[] = [];
-  readonly local = new Map<number, number>();
+  readonly local = new PageSlots();
   private sealed: (Sealed | null)[];
   private done = false;
 
