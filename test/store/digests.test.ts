@@ -28,7 +28,7 @@ test('page digests: zero flags for all-zero pages only (one byte set anywhere is
 test('page digests: the batch addon gives the per-page binding\'s zero flags and hashes for every chunk size (SIMD batches of 16/64 and their remainders)', () => {
   // Built by npm install (node-gyp); where it was, it must be the one in use, or a silent fallback
   // would hide a broken build behind the slow path.
-  const built = existsSync(new URL('../../native/page-hash/build/Release/page_hash.node', import.meta.url));
+  const built = existsSync(new URL('../../native/store-native/build/Release/store_native.node', import.meta.url));
   if (built) assert.equal(PAGE_HASH_IMPL, 'batch');
   const pages = 200;
   const data = randomFillSync(Buffer.alloc(pages * PAGE));

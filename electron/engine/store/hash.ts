@@ -4,9 +4,8 @@
  * page, see docs/benchmarks.md). Must stay collision-resistant: a hash match makes the store
  * reference a page instead of writing it.
  */
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { blake3 } from '@napi-rs/blake-hash';
+import { storeNative } from './native-addon';
 
 export const HASH_NAME = 'blake3';
 /** The id written in segment headers (docs/store-format.md). */
@@ -35,29 +34,7 @@ export interface PageDigests {
   hashes: Buffer;
 }
 
-/** The page-hash addon (native/page-hash): zero test and BLAKE3 of every page of a chunk in one call. */
-interface BatchDigest { digest(data: Uint8Array, n: number, zero: Uint8Array, hashes: Uint8Array): void }
-
-/**
- * The addon is optional: npm builds it with node-gyp at install and carries on without it when that
- * fails (no compiler, say); the per-page binding then gives the same hashes, ~5x slower. The
- * source-tree path serves a checkout whose node_modules predates the package (a shared one).
- */
-function loadBatchDigest(): BatchDigest | null {
-  if (process.env.STASIS_PAGE_HASH === 'per-page') return null;
-  // import.meta.url is undefined where this module is bundled as CommonJS (test children).
-  const self = (import.meta.url as string | undefined) ?? pathToFileURL(__filename).href;
-  const require = createRequire(self);
-  for (const id of ['@stasis/page-hash', new URL('../../../native/page-hash/build/Release/page_hash.node', self).pathname]) {
-    try {
-      const m = require(id) as Partial<BatchDigest>;
-      if (typeof m.digest === 'function') return m as BatchDigest;
-    } catch (_e) { /* not built here: try the next, then the per-page binding */ }
-  }
-  return null;
-}
-
-const batch = loadBatchDigest();
+const batch = storeNative;
 
 /** Which implementation digestPages uses: 'batch' (the addon) or 'per-page' (the @napi-rs binding). */
 export const PAGE_HASH_IMPL: 'batch' | 'per-page' = batch ? 'batch' : 'per-page';
@@ -69,6 +46,7 @@ export const PAGE_HASH_IMPL: 'batch' | 'per-page' = batch ? 'batch' : 'per-page'
  * capture (docs/benchmarks.md); the addon hashes a whole chunk per call instead.
  */
 export function digestPages(data: Buffer, n: number, out: PageDigests): void {
+  // Without the addon (native-addon.ts) the per-page binding gives the same hashes, ~5x slower.
   if (batch) batch.digest(data, n, out.zero, out.hashes);
   else digestPagesPerPage(data, n, out);
 }

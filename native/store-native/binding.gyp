@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "page_hash",
-      "sources": ["page_hash.c", "blake3/blake3.c", "blake3/blake3_dispatch.c", "blake3/blake3_portable.c"],
+      "target_name": "store_native",
+      "sources": ["addon.c", "page_hash.c", "write_behind.c", "crc32.c", "blake3/blake3.c", "blake3/blake3_dispatch.c", "blake3/blake3_portable.c"],
       "include_dirs": ["blake3"],
       "cflags": ["-O3"],
       "conditions": [

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "addon.h"
 #include "blake3_impl.h"
 
 #define PAGE 4096
@@ -61,20 +62,7 @@ static void hash_pages(const uint8_t *const *pages, size_t k, uint8_t *const *ou
   for (size_t i = 0; i < k; i++) memcpy(out[i], roots + i * HASH, HASH);
 }
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
-static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, (void **)data, &ab, &off) != napi_ok) return 0;
-  return type == napi_uint8_array;
-}
-
-static napi_value digest(napi_env env, napi_callback_info info) {
+napi_value page_hash_digest(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) return fail(env, "digest(data, n, zero, hashes) takes 4 arguments");
@@ -101,11 +89,4 @@ static napi_value digest(napi_env env, napi_callback_info info) {
   }
   if (k) hash_pages(batch, k, out);
   return NULL;
-}
-
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  if (napi_create_function(env, "digest", NAPI_AUTO_LENGTH, digest, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "digest", fn) != napi_ok) return NULL;
-  return exports;
 }
