@@ -29,8 +29,10 @@ function load(): StoreNative | null {
   // import.meta.url is undefined where this module is bundled as CommonJS (test children).
   const self = (import.meta.url as string | undefined) ?? pathToFileURL(__filename).href;
   const require = createRequire(self);
-  // The source-tree path serves a checkout whose node_modules predates the package (a shared one).
-  for (const id of ['@stasis/store-native', new URL('../../../native/store-native/build/Release/store_native.node', self).pathname]) {
+  // The checkout's own build serves a node_modules that predates the package (a shared one), from
+  // the sources (electron/engine/store/) or a dist/ bundle.
+  const built = 'native/store-native/build/Release/store_native.node';
+  for (const id of ['@stasis/store-native', new URL(`../../../${built}`, self).pathname, new URL(`../${built}`, self).pathname]) {
     try {
       const m = require(id) as Partial<StoreNative>;
       if (typeof m.digest === 'function' && typeof m.writeBehindOpen === 'function') return m as StoreNative;
