@@ -9,8 +9,13 @@
  * Also what durability costs, so the two are compared on equal terms: CRIU's dump followed by an
  * fsync of its images (Stasis commits only after its segment is fsynced), and the floor of this
  * machine's disk: Stasis's bytes written and fsynced by a plain loop (bench/floors).
- * Then a program that rewrites its memory without pause (heavyWriter), where pre-copy gives way.
- * Medians over RUNS runs. usage: npm run bench -- capture   (env: MIB=1024 RUNS=3 CRIU=path)
+ * Then a program that rewrites its memory without pause (heavyWriter), where pre-copy gives way,
+ * and the one-shot CLI (a fresh process per checkpoint, CLI_MIB MiB target) as shipped, without
+ * the rehearsal of the frozen path and without the store addon, alternating.
+ * The floor column: the same bytes written and fsynced by a plain loop right after each
+ * checkpoint; ratios are medians of the per-run ratios (both sides measured under the same load).
+ * The load average is printed at the start and the end.
+ * Medians over RUNS runs. usage: npm run bench -- capture   (env: MIB=1024 RUNS=3 CLI_MIB=256 CRIU=path)
  *
  * CRIU runs with CRIU_FAULT=130 (its own "no hardware breakpoints" path): in this VM the debug
  * registers its parasite cure relies on never fire and a plain `criu dump` hangs forever.
@@ -19,7 +24,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnDetached } from '../test/helpers/spawn';
 import { openStore } from '../electron/engine/store';
@@ -143,7 +148,52 @@ async function heavyWriter(criu: string | null): Promise<Row[]> {
   return rows;
 }
 
+const CLI_MIB = Number(process.env.CLI_MIB ?? 256);
+
+/**
+ * The one-shot CLI (a fresh engine each time, so its code is cold) on a CLI_MIB MiB target, full
+ * checkpoints: as shipped (the frozen path rehearsed first, the store addon), without the
+ * rehearsal (STASIS_REHEARSAL=0), and without the store addon (STASIS_STORE_NATIVE=0), alternating
+ * so that the three see the same load. Runs bin/stasis.js (the dist/ bundle when it is up to date).
+ */
+async function oneShotCli(): Promise<Row[]> {
+  const bin = join(work, 'capture-target');
+  const side = join(work, 'cli-target');
+  mkdirSync(side);
+  const target = spawnDetached(['setsid', bin, side, String(CLI_MIB)]);
+  const variants = [
+    { name: 'as shipped (rehearsed, store addon)', env: {} },
+    { name: 'no rehearsal (STASIS_REHEARSAL=0)', env: { STASIS_REHEARSAL: '0' } },
+    { name: 'no store addon (STASIS_STORE_NATIVE=0)', env: { STASIS_STORE_NATIVE: '0' } },
+  ];
+  const res = variants.map(() => ({ frozen: [] as number[], wall: [] as number[], floor: [] as number[] }));
+  try {
+    const pid = Number((await waitFile(join(side, 'ready'))).trim());
+    for (let run = 0; run < RUNS * 2; run++) {
+      for (const [i, v] of variants.entries()) {
+        const storeDir = join(work, `cli-store-${run}-${i}`);
+        const r = spawnSync(process.execPath, [join(here, '..', 'bin', 'stasis.js'), '--store', storeDir, 'checkpoint', String(pid), '--full', '--json'], { env: { ...process.env, ...v.env }, encoding: 'utf8', timeout: 300_000 });
+        rmSync(storeDir, { recursive: true, force: true });
+        if (r.status !== 0) throw new Error(`stasis checkpoint failed: ${r.stderr || r.stdout}`);
+        const out = JSON.parse(r.stdout) as { frozenMs: number; durationMs: number; bytesWritten: number };
+        res[i]!.frozen.push(out.frozenMs);
+        res[i]!.wall.push(out.durationMs);
+        res[i]!.floor.push(durableWriteSecs(work, out.bytesWritten) * 1000);
+        process.stderr.write(`cli run ${run + 1}, ${v.name}: frozen ${out.frozenMs.toFixed(1)} ms, wall ${out.durationMs.toFixed(0)} ms\n`);
+      }
+    }
+  } finally {
+    target.kill();
+    await target.waitExit(10_000).catch(() => undefined);
+  }
+  return variants.map((v, i) => {
+    const e = res[i]!;
+    return { variant: v.name, 'frozen ms': `${median(e.frozen).toFixed(1)} (${e.frozen.map((x) => x.toFixed(1)).join(', ')})`, 'wall ms': median(e.wall).toFixed(0), 'floor ms': median(e.floor).toFixed(0), 'wall/floor': median(e.wall.map((w, k) => w / e.floor[k]!)).toFixed(2) };
+  });
+}
+
 async function main(): Promise<void> {
+
   const bin = join(work, 'capture-target');
   const cc = spawnSync('cc', ['-O2', '-o', bin, join(here, 'capture-target.c')], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(cc.stderr);
@@ -165,6 +215,8 @@ async function main(): Promise<void> {
   let incTracking = '';
   let how = '';
   const floor: number[] = [];
+  const incFloor: number[] = [];
+  const load0 = loadavg()[0]!;
   const s = { fullWall: [] as number[], fullCommit: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incFrozen: [] as number[], incBytes: [] as number[], dirtyBytes: [] as number[] };
   const c = { fullWall: [] as number[], fullDurable: [] as number[], fullFrozen: [] as number[], fullBytes: [] as number[], incWall: [] as number[], incBytes: [] as number[], incError: '' };
   try {
@@ -187,6 +239,7 @@ async function main(): Promise<void> {
         s.incFrozen.push(inc.frozenMs);
         s.incBytes.push(inc.bytesWritten);
         s.dirtyBytes.push(pages * 4096);
+        incFloor.push(durableWriteSecs(work, inc.bytesWritten) * 1000);
         process.stderr.write(`run ${run + 1}: stasis full ${full.durationMs.toFixed(0)} ms (frozen ${full.frozenMs.toFixed(1)}), incremental (${inc.dirtyTracking}) ${inc.durationMs.toFixed(0)} ms, ${inc.bytesWritten} B for ${pages * 4096} B dirty\n`);
         if (inc.dirtyTracking !== 'hash') {
           // What a one-shot `stasis checkpoint` gets: no userfaultfd kept from the last checkpoint.
@@ -245,37 +298,45 @@ async function main(): Promise<void> {
   }
   const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
   const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : 'n/a');
+  /** Median of the per-run ratios a[i] / b[i] (the two measured in the same run, so under the same load). */
+  const pairRatio = (a: number[], b: number[]): string => {
+    const r = a.slice(0, b.length).map((x, i) => x / b[i]!).filter(Number.isFinite);
+    return r.length ? median(r).toFixed(2) : 'n/a';
+  };
+  const none = { floor: '', 'stasis/floor': '' };
   const rows: Row[] = [
-    { metric: 'full checkpoint wall (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullWall.length ? median(c.fullWall).toFixed(0) : 'n/a', 'stasis/criu': ratio(median(s.fullWall), median(c.fullWall)) },
-    { metric: 'full: of which commit, fsync + index (ms)', stasis: median(s.fullCommit).toFixed(0), criu: '', 'stasis/criu': '' },
-    { metric: 'full wall incl. fsync of the images (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullDurable.length ? median(c.fullDurable).toFixed(0) : 'n/a', 'stasis/criu': ratio(median(s.fullWall), median(c.fullDurable)) },
-    { metric: 'floor: write + fsync of the bytes Stasis wrote (ms)', stasis: median(floor).toFixed(0), criu: '', 'stasis/criu': ratio(median(floor), median(c.fullWall)) },
-    { metric: 'full: frozen (ms)', stasis: median(s.fullFrozen).toFixed(1), criu: c.fullFrozen.length ? median(c.fullFrozen).toFixed(1) : 'n/a', 'stasis/criu': ratio(median(s.fullFrozen), median(c.fullFrozen)) },
+    { metric: 'full checkpoint wall (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullWall.length ? median(c.fullWall).toFixed(0) : 'n/a', 'stasis/criu': pairRatio(s.fullWall, c.fullWall), floor: median(floor).toFixed(0), 'stasis/floor': pairRatio(s.fullWall, floor) },
+    { metric: 'full: of which commit, fsync + index (ms)', stasis: median(s.fullCommit).toFixed(0), criu: '', 'stasis/criu': '', ...none },
+    { metric: 'full wall vs criu dump + fsync of its images (ms)', stasis: median(s.fullWall).toFixed(0), criu: c.fullDurable.length ? median(c.fullDurable).toFixed(0) : 'n/a', 'stasis/criu': pairRatio(s.fullWall, c.fullDurable), floor: median(floor).toFixed(0), 'stasis/floor': pairRatio(s.fullWall, floor) },
+    { metric: 'floor: write + fsync of the bytes Stasis wrote (ms)', stasis: median(floor).toFixed(0), criu: '', 'stasis/criu': pairRatio(floor, c.fullDurable), ...none },
+    { metric: 'full: frozen (ms)', stasis: median(s.fullFrozen).toFixed(1), criu: c.fullFrozen.length ? median(c.fullFrozen).toFixed(1) : 'n/a', 'stasis/criu': ratio(median(s.fullFrozen), median(c.fullFrozen)), ...none },
     ...(fork.wall.length
       ? [
-          { metric: 'full wall, fork snapshot (ms)', stasis: median(fork.wall).toFixed(0), criu: '', 'stasis/criu': ratio(median(fork.wall), median(c.fullWall)) },
-          { metric: 'full frozen, fork snapshot (ms)', stasis: median(fork.frozen).toFixed(1), criu: '', 'stasis/criu': ratio(median(fork.frozen), median(c.fullFrozen)) },
+          { metric: 'full wall, fork snapshot (ms)', stasis: median(fork.wall).toFixed(0), criu: '', 'stasis/criu': pairRatio(fork.wall, c.fullDurable), floor: median(floor).toFixed(0), 'stasis/floor': pairRatio(fork.wall, floor) },
+          { metric: 'full frozen, fork snapshot (ms)', stasis: median(fork.frozen).toFixed(1), criu: '', 'stasis/criu': ratio(median(fork.frozen), median(c.fullFrozen)), ...none },
         ]
       : []),
-    { metric: 'full: bytes written (MiB)', stasis: mib(median(s.fullBytes)), criu: c.fullBytes.length ? mib(median(c.fullBytes)) : 'n/a', 'stasis/criu': ratio(median(s.fullBytes), median(c.fullBytes)) },
-    { metric: `incremental 1% dirty wall (ms), ${incTracking}`, stasis: median(s.incWall).toFixed(0), criu: c.incWall.length ? median(c.incWall).toFixed(0) : `n/a: ${c.incError.replace(/^\(\d+\.\d+\)\s*/, '').replace(/\|/g, '/')}`, 'stasis/criu': ratio(median(s.incWall), median(c.incWall)) },
-    { metric: 'incremental: frozen (ms)', stasis: median(s.incFrozen).toFixed(1), criu: 'n/a', 'stasis/criu': 'n/a' },
+    { metric: 'full: bytes written (MiB)', stasis: mib(median(s.fullBytes)), criu: c.fullBytes.length ? mib(median(c.fullBytes)) : 'n/a', 'stasis/criu': ratio(median(s.fullBytes), median(c.fullBytes)), ...none },
+    { metric: `incremental 1% dirty wall (ms), ${incTracking}`, stasis: median(s.incWall).toFixed(0), criu: c.incWall.length ? median(c.incWall).toFixed(0) : `n/a: ${c.incError.replace(/^\(\d+\.\d+\)\s*/, '').replace(/\|/g, '/')}`, 'stasis/criu': ratio(median(s.incWall), median(c.incWall)), floor: median(incFloor).toFixed(0), 'stasis/floor': pairRatio(s.incWall, incFloor) },
+    { metric: 'incremental: frozen (ms)', stasis: median(s.incFrozen).toFixed(1), criu: 'n/a', 'stasis/criu': 'n/a', ...none },
     ...(hashInc.wall.length
       ? [
-          { metric: `incremental 1% dirty wall (ms), ${hashInc.tracking} (one-shot CLI)`, stasis: median(hashInc.wall).toFixed(0), criu: '', 'stasis/criu': '' },
-          { metric: `incremental frozen (ms), ${hashInc.tracking}`, stasis: median(hashInc.frozen).toFixed(1), criu: '', 'stasis/criu': '' },
-          { metric: `incremental written / dirty bytes, ${hashInc.tracking}`, stasis: ratio(median(hashInc.bytes), median(hashInc.dirtyBytes)), criu: '', 'stasis/criu': '' },
+          { metric: `incremental 1% dirty wall (ms), ${hashInc.tracking} (one-shot CLI)`, stasis: median(hashInc.wall).toFixed(0), criu: '', 'stasis/criu': '', ...none },
+          { metric: `incremental frozen (ms), ${hashInc.tracking}`, stasis: median(hashInc.frozen).toFixed(1), criu: '', 'stasis/criu': '', ...none },
+          { metric: `incremental written / dirty bytes, ${hashInc.tracking}`, stasis: ratio(median(hashInc.bytes), median(hashInc.dirtyBytes)), criu: '', 'stasis/criu': '', ...none },
         ]
       : []),
-    { metric: 'incremental: bytes written (MiB)', stasis: mib(median(s.incBytes)), criu: c.incBytes.length ? mib(median(c.incBytes)) : 'n/a', 'stasis/criu': ratio(median(s.incBytes), median(c.incBytes)) },
-    { metric: 'incremental: written / dirty bytes', stasis: ratio(median(s.incBytes), median(s.dirtyBytes)), criu: c.incBytes.length ? ratio(median(c.incBytes), median(s.dirtyBytes)) : 'n/a', 'stasis/criu': '' },
+    { metric: 'incremental: bytes written (MiB)', stasis: mib(median(s.incBytes)), criu: c.incBytes.length ? mib(median(c.incBytes)) : 'n/a', 'stasis/criu': ratio(median(s.incBytes), median(c.incBytes)), ...none },
+    { metric: 'incremental: written / dirty bytes', stasis: ratio(median(s.incBytes), median(s.dirtyBytes)), criu: c.incBytes.length ? ratio(median(c.incBytes), median(s.dirtyBytes)) : 'n/a', 'stasis/criu': '', ...none },
   ];
   const writer = await heavyWriter(criu);
-  const header = `Capture: ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; Stasis default live mode: ${how}; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
+  const cli = await oneShotCli();
+  const header = `Capture: load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end; ${MIB} MiB target (30% zero pages, rest random), median of ${RUNS} runs; Stasis default live mode: ${how}; kernel ${features.kernel}, soft-dirty ${features.softDirty ? 'yes' : 'no'}, PAGEMAP_SCAN ${features.pagemapScan ? 'yes' : 'no'}; CRIU ${criu ? 'with CRIU_FAULT=130' : 'not available'}`;
   process.stdout.write(`${header}\n\n${formatTable(rows)}\n\n${formatTable(rows, true)}\n`);
+  process.stdout.write(`\nOne-shot CLI (\`stasis checkpoint PID --full\`, a fresh process each, ${CLI_MIB} MiB target, the variants alternating), median of ${RUNS * 2}:\n\n${formatTable(cli)}\n\n${formatTable(cli, true)}\n`);
   process.stdout.write(`\nA program rewriting its memory without pause (${process.env.WRITER_MIB ?? 300} MiB, capture-twins), full checkpoints, median of ${RUNS}:\n\n${formatTable(writer)}\n\n${formatTable(writer, true)}\n`);
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, floor, writer, fork, hashInc, criu: c }, null, 2));
+  writeFileSync(join(here, 'results', `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ header, stasis: s, floor, incFloor, writer, cli, fork, hashInc, criu: c }, null, 2));
 }
 
 main()

@@ -36,7 +36,7 @@ function isNative(name) {
   return hasAddon(dir, 4);
 }
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-const natives = Object.keys(pkg.dependencies ?? {}).filter(isNative);
+const natives = Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }).filter(isNative);
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });

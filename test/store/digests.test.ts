@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { openStore } from '../../electron/engine/store';
-import { digestPages, hashPage } from '../../electron/engine/store/hash';
+import { existsSync } from 'node:fs';
+import { PAGE_HASH_IMPL, digestPages, digestPagesPerPage, hashPage } from '../../electron/engine/store/hash';
 import { PAGE, makeState, mapping, materializeToMap, tempDir } from './model';
 
 const target = { pid: 100, startTime: '555', exe: '/bin/fixture', cmdline: ['fixture'] };
@@ -22,6 +23,32 @@ test('page digests: zero flags for all-zero pages only (one byte set anywhere is
     assert.equal(out.zero[i], isZero ? 1 : 0, `zero flag of page ${i}`);
     if (!isZero) assert.deepEqual(out.hashes.subarray(i * 32, (i + 1) * 32), hashPage(page), `hash of page ${i}`);
   }
+});
+
+test('page digests: the batch addon gives the per-page binding\'s zero flags and hashes for every chunk size (SIMD batches of 16/64 and their remainders)', () => {
+  // Built by npm install (node-gyp); where it was, it must be the one in use, or a silent fallback
+  // would hide a broken build behind the slow path.
+  const built = existsSync(new URL('../../native/store-native/build/Release/store_native.node', import.meta.url));
+  if (built) assert.equal(PAGE_HASH_IMPL, 'batch');
+  const pages = 200;
+  const data = randomFillSync(Buffer.alloc(pages * PAGE));
+  for (let i = 0; i < pages; i += 5) data.fill(0, i * PAGE, (i + 1) * PAGE);
+  data[13 * PAGE + 4095] = 0; // a data page that ends in a zero byte
+  for (const n of [1, 2, 15, 16, 17, 63, 64, 65, 129, 200]) {
+    const a = { zero: new Uint8Array(n), hashes: Buffer.alloc(n * 32) };
+    const b = { zero: new Uint8Array(n), hashes: Buffer.alloc(n * 32) };
+    const chunk = data.subarray(PAGE, PAGE + n * PAGE > data.length ? data.length : PAGE + n * PAGE);
+    const m = chunk.length / PAGE;
+    digestPages(chunk, m, a);
+    digestPagesPerPage(chunk, m, b);
+    assert.deepEqual(a.zero, b.zero, `zero flags, ${m} pages`);
+    for (let i = 0; i < m; i++) if (!a.zero[i]) assert.deepEqual(a.hashes.subarray(i * 32, (i + 1) * 32), b.hashes.subarray(i * 32, (i + 1) * 32), `hash of page ${i} of ${m}`);
+  }
+});
+
+test('page digests: a chunk shorter than the page count is refused, not read past its end', () => {
+  const out = { zero: new Uint8Array(4), hashes: Buffer.alloc(4 * 32) };
+  if (PAGE_HASH_IMPL === 'batch') assert.throws(() => digestPages(Buffer.alloc(3 * PAGE), 4, out), /shorter than n pages/);
 });
 
 test('dedup across store handles: a handle that already wrote a big checkpoint still dedups pages another handle stored later', () => {

@@ -31,6 +31,7 @@ import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyF
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import { copyPages } from './pages';
+import { rehearseOnce } from './rehearsal';
 import { capturePageProgress } from './page-count';
 import type { ProgressFn } from '../progress';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
@@ -186,6 +187,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   }
   // Also where pre-copy was possible but finds the memory taken by another userfaultfd.
   const forkOk = live && !hold && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
+  // Before the first freeze of a fresh engine, its frozen path runs once on a throwaway process.
+  if (live && !hold) rehearseOnce(checkpoint);
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });

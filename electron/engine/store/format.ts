@@ -73,14 +73,22 @@ export function decodeHeader(b: Buffer, where: string): { fileId: number } {
 
 export function encodeBlockHeader(firstPage: number, pages: number, comp: number, payload: Buffer): Buffer {
   const b = Buffer.alloc(BLOCK_HEADER_LEN);
-  BLOCK_MAGIC.copy(b, 0);
-  b.writeUInt32LE(firstPage, 4);
-  b.writeUInt32LE(pages, 8);
-  b.writeUInt32LE(comp, 12);
-  b.writeUInt32LE(payload.length, 16);
-  b.writeUInt32LE(crc32(payload), 20);
-  b.writeUInt32LE(crc32(b.subarray(0, 28)), 28);
+  encodeBlockHeaderFields(b, firstPage, pages, comp, payload.length);
+  b.writeUInt32LE(crc32(payload), BLOCK_CHECKSUMS.payloadAt);
+  b.writeUInt32LE(crc32(b.subarray(0, BLOCK_CHECKSUMS.headerLen)), BLOCK_CHECKSUMS.headerAt);
   return b;
+}
+
+/** Where a block header keeps its two CRC-32s: of the payload, then of the header's first headerLen bytes (which include the first). */
+export const BLOCK_CHECKSUMS = { payloadAt: 20, headerLen: 28, headerAt: 28 } as const;
+
+/** A block header without its checksums, into out[0, BLOCK_HEADER_LEN) (for a writer that computes them later, in BLOCK_CHECKSUMS order). */
+export function encodeBlockHeaderFields(out: Buffer, firstPage: number, pages: number, comp: number, storedLen: number): void {
+  BLOCK_MAGIC.copy(out, 0);
+  out.writeUInt32LE(firstPage, 4);
+  out.writeUInt32LE(pages, 8);
+  out.writeUInt32LE(comp, 12);
+  out.writeUInt32LE(storedLen, 16);
 }
 
 /** The stored form of a block of whole pages: compressed when the setting asks for it and it pays off, else raw. */

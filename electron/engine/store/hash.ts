@@ -5,6 +5,7 @@
  * reference a page instead of writing it.
  */
 import { blake3 } from '@napi-rs/blake-hash';
+import { storeNative } from './native-addon';
 
 export const HASH_NAME = 'blake3';
 /** The id written in segment headers (docs/store-format.md). */
@@ -33,13 +34,25 @@ export interface PageDigests {
   hashes: Buffer;
 }
 
+const batch = storeNative;
+
+/** Which implementation digestPages uses: 'batch' (the addon) or 'per-page' (the @napi-rs binding). */
+export const PAGE_HASH_IMPL: 'batch' | 'per-page' = batch ? 'batch' : 'per-page';
+
 /**
  * Zero flags and hashes of the n pages of data (a page-aligned chunk), into out (sized for n): one
- * pass, no Buffer kept per page. A second thread hashing half of each chunk was measured and
- * dropped: 1.5x on hashing alone, but 5-6% on a whole 1 GiB capture for ~50% more CPU, because
- * the binding's ~3 µs fixed cost per call is only a third of a page's path (docs/benchmarks.md).
+ * pass, no Buffer kept per page. Through the per-page binding its ~3.5 µs fixed cost per call was
+ * most of a page's path, so a second thread hashing half of each chunk gained only 5-6% on a whole
+ * capture (docs/benchmarks.md); the addon hashes a whole chunk per call instead.
  */
 export function digestPages(data: Buffer, n: number, out: PageDigests): void {
+  // Without the addon (native-addon.ts) the per-page binding gives the same hashes, ~5x slower.
+  if (batch) batch.digest(data, n, out.zero, out.hashes);
+  else digestPagesPerPage(data, n, out);
+}
+
+/** digestPages through the per-page binding (the fallback; tests compare the two). */
+export function digestPagesPerPage(data: Buffer, n: number, out: PageDigests): void {
   for (let i = 0; i < n; i++) {
     const o = i * 4096;
     if (isZeroAt(data, o)) { out.zero[i] = 1; continue; }

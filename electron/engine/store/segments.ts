@@ -9,11 +9,12 @@ import { crc32 } from 'node:zlib';
 import { StasisError } from '../../../shared/errors';
 import { startWriteback } from '../native/sys';
 import {
-  BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_COMPRESSED, HASH_LEN, HEADER_LEN, PAGE,
+  BLOCK_CHECKSUMS, BLOCK_HEADER_LEN, BLOCK_PAGES, COMP_NONE, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_COMPRESSED, HASH_LEN, HEADER_LEN, PAGE,
   corrupt, decodeBlockHeader, decodeBlockPayload, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader,
-  encodeBlockPayload, encodeHeader, encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
+  encodeBlockHeaderFields, encodeBlockPayload, encodeHeader, encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
 } from './format';
 import type { Compression } from './api';
+import { storeNative, type WriteBehind } from './native-addon';
 
 export const FILE_MODE = 0o600;
 const MAX_OPEN = 128;
@@ -23,6 +24,11 @@ const MAX_OPEN = 128;
  * 700 MB segment alone 0.39-0.49 s on this VM's disk).
  */
 const WRITEBACK_BYTES = 16 << 20;
+/**
+ * Blocks queued on the write-behind thread at most (each in its own buffer of the ring): enough
+ * to ride out a slow write while pages keep coming, small enough to stay in the CPU caches.
+ */
+const RING = 4;
 
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -46,14 +52,34 @@ export class SegmentWriter {
   private kicked = 0;
   /** Stored payload bytes of the blocks written so far (less than pages x 4096 when blocks were compressed). */
   blockBytes = 0;
+  /**
+   * Raw blocks go to the addon's write-behind thread (native-addon.ts), which also computes their
+   * checksums and starts writeback: writing and CRC-32 then run on the second core while the
+   * caller reads and hashes the next pages. Each block is assembled in place (header, then pages)
+   * in a ring buffer, and a buffer is reused only once its write is done.
+   */
+  private wb: WriteBehind | null = null;
+  private ring: Buffer[] = [];
+  private seqs: number[] = [];
+  private slot = 0;
 
-  /** compression: how this file's blocks are stored (the store's setting; each block may still fall back to raw). */
-  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none') {
+  /**
+   * compression: how this file's blocks are stored (the store's setting; each block may still fall
+   * back to raw). writeBehind: use the addon's writer thread for raw blocks where it is built (the
+   * same bytes either way; tests compare the two).
+   */
+  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none', writeBehind = true) {
     this.fileId = fileId;
     this.finalPath = path.join(segDir, segmentName(fileId));
     this.tmpPath = this.finalPath + '.tmp';
     this.fd = fs.openSync(this.tmpPath, 'wx', FILE_MODE);
     fs.writeSync(this.fd, encodeHeader(fileId, compression === 'none' ? FORMAT_VERSION : FORMAT_VERSION_COMPRESSED), 0, HEADER_LEN, 0);
+    if (writeBehind && storeNative && compression === 'none') {
+      this.ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(BLOCK_HEADER_LEN + BLOCK_PAGES * PAGE));
+      this.seqs = this.ring.map(() => -1);
+      this.pending = this.ring[0]!.subarray(BLOCK_HEADER_LEN);
+      this.wb = storeNative.writeBehindOpen(this.fd, WRITEBACK_BYTES, HEADER_LEN);
+    }
   }
 
   /** Appends one page (the 4096 bytes at offset of data) with its hash; returns its index in this file. */
@@ -87,6 +113,7 @@ export class SegmentWriter {
 
   private flushBlock(): void {
     if (this.pendingPages === 0) return;
+    if (this.wb) { this.queueBlock(this.wb); return; }
     const { comp, stored } = encodeBlockPayload(this.pending.subarray(0, this.pendingPages * PAGE), this.compression);
     const first = this.blocks.length * BLOCK_PAGES;
     // The block checksum covers the stored bytes: verify checks a compressed block without decompressing it first.
@@ -102,6 +129,31 @@ export class SegmentWriter {
     }
   }
 
+  /** flushBlock through the write-behind thread: the block's header and pages are already side by side in the current ring buffer. */
+  private queueBlock(wb: WriteBehind): void {
+    const native = storeNative!;
+    const len = this.pendingPages * PAGE;
+    const buf = this.ring[this.slot]!;
+    encodeBlockHeaderFields(buf, this.blocks.length * BLOCK_PAGES, this.pendingPages, COMP_NONE, len);
+    const c = BLOCK_CHECKSUMS;
+    this.seqs[this.slot] = native.writeBehindWrite(wb, buf, BLOCK_HEADER_LEN + len, this.pos, [BLOCK_HEADER_LEN, BLOCK_HEADER_LEN + len, c.payloadAt, 0, c.headerLen, c.headerAt]);
+    this.blocks.push({ offset: this.pos, storedLen: len, comp: COMP_NONE, pages: this.pendingPages });
+    this.pos += BLOCK_HEADER_LEN + len;
+    this.blockBytes += len;
+    this.pendingPages = 0;
+    this.slot = (this.slot + 1) % RING;
+    native.writeBehindWait(wb, this.seqs[this.slot]!);
+    this.pending = this.ring[this.slot]!.subarray(BLOCK_HEADER_LEN);
+  }
+
+  /** Waits for the write-behind thread to write everything queued and stops it (throws its first write error). */
+  private drain(): void {
+    const wb = this.wb;
+    if (!wb) return;
+    this.wb = null;
+    storeNative!.writeBehindClose(wb);
+  }
+
   /** Writes the last, partial block now (no page may be added after it); returns the stored block bytes of the file. */
   flushBlocks(): number {
     this.flushBlock();
@@ -111,6 +163,7 @@ export class SegmentWriter {
   /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory. */
   finish(entries: Entry[], records: Buffer): { bytes: number; pages: number; blockBytes: number } {
     this.flushBlock();
+    this.drain();
     const parts: TrailerParts = { pages: this.pages, hashes: this.hashes.subarray(0, this.pages * HASH_LEN), blocks: this.blocks, entries, records };
     const trailer = encodeTrailer(this.pos, parts);
     fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
@@ -126,6 +179,8 @@ export class SegmentWriter {
   /** Throws the half-written file away. Safe to call twice, and after finish() (then it does nothing). */
   discard(): void {
     if (this.fd !== null) {
+      // The writer thread must be done with the descriptor before it is closed (and its number reused).
+      try { this.drain(); } catch (_e) { /* the file is thrown away */ }
       try { fs.closeSync(this.fd); } catch (_e) { /* already closed */ }
       this.fd = null;
       fs.rmSync(this.tmpPath, { force: true });

@@ -9,13 +9,14 @@ import { StasisError } from '../../../shared/errors';
 import type { CheckpointInfo, CheckpointStats, CheckpointWriter, TreeWriter } from './api';
 import { KIND_DATA, type Extent } from './extents';
 import { encodeRecords, type DefEntry } from './format';
+import { PageSlots } from './page-slots';
 import type { SegmentWriter } from './segments';
 import type { CommitIndex, Sealed, ViewCache } from './commit';
 import type { WriterHost } from './writer';
 
 export class TreeCommit implements TreeWriter {
   writers: CheckpointWriter[] = [];
-  readonly local = new Map<number, number>();
+  readonly local = new PageSlots();
   private sealed: (Sealed | null)[];
   private done = false;
 

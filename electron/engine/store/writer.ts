@@ -14,6 +14,7 @@ import {
 } from './extents';
 import { HASH_LEN, PAGE, type DefEntry } from './format';
 import { digestPages, type PageDigests } from './hash';
+import { PageSlots } from './page-slots';
 import type { SegmentReader, SegmentWriter } from './segments';
 
 /** What the writer needs from the store that created it. */
@@ -46,10 +47,10 @@ export class Writer implements CheckpointWriter {
     private readonly seg: SegmentWriter,
     private readonly host: WriterHost,
     /**
-     * Pages written into seg so far, by the first 6 bytes of their hash (number keys: fast, no
-     * retained Buffers); shared by the members of a tree checkpoint, which write one segment.
+     * Pages written into seg so far, by the first 4 bytes of their hash; shared by the members of
+     * a tree checkpoint, which write one segment.
      */
-    private readonly local = new Map<number, number>(),
+    private readonly local = new PageSlots(),
   ) {}
 
   private live(): void {
@@ -140,7 +141,7 @@ export class Writer implements CheckpointWriter {
       const loc = found.get(hashes.readBigInt64LE(h));
       if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
       const page = this.seg.addPage(data, i * PAGE, hashes.subarray(h, h + HASH_LEN));
-      this.local.set(hashes.readUIntLE(h, 6), page);
+      this.local.set(hashes.readInt32LE(h), page);
       this.newPages.push(page);
       this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
     }
@@ -148,8 +149,8 @@ export class Writer implements CheckpointWriter {
 
   /** Index of a page with the hash at offset h of hashes already written by this checkpoint, or -1. */
   private mine(hashes: Buffer, h: number): number {
-    const p = this.local.get(hashes.readUIntLE(h, 6));
-    return p !== undefined && this.seg.hashOf(p).compare(hashes, h, h + HASH_LEN) === 0 ? p : -1;
+    const p = this.local.get(hashes.readInt32LE(h));
+    return p >= 0 && this.seg.hashOf(p).compare(hashes, h, h + HASH_LEN) === 0 ? p : -1;
   }
 
   /** The dedup table is an accelerator: a stale or colliding entry is simply not used. */

@@ -1,0 +1,44 @@
+/**
+ * The store's optional native addon (native/store-native, built by node-gyp at npm install): page
+ * hashes of a whole chunk in one call (hash.ts) and write-behind of segment blocks on a thread of
+ * its own (segments.ts). When it is missing (the build failed: no compiler, say) both callers fall
+ * back to what they did without it, with the same bytes on disk. STASIS_STORE_NATIVE=0 turns it
+ * off (benchmarks compare both).
+ */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+/** An open write-behind queue (opaque). */
+export type WriteBehind = { readonly __writeBehind: unique symbol };
+
+export interface StoreNative {
+  /** zero[i] = 1 for an all-zero page i of data (n pages), else 0 and hashes[32i..] = BLAKE3 of the page. */
+  digest(data: Uint8Array, n: number, zero: Uint8Array, hashes: Uint8Array): void;
+  /** Starts the writer thread for fd; it starts writeback each writebackBytes written past kickedFrom. */
+  writeBehindOpen(fd: number, writebackBytes: number, kickedFrom: number): WriteBehind;
+  /** Queues buf[0, len) for offset pos, after storing CRC-32 of buf[from, to) at `at` for each (from, to, at) of crcs; returns its sequence number. */
+  writeBehindWrite(wb: WriteBehind, buf: Uint8Array, len: number, pos: number, crcs: number[]): number;
+  /** Returns once write seq is on its way to the kernel (its buffer may be reused); throws the first write error. */
+  writeBehindWait(wb: WriteBehind, seq: number): void;
+  /** Waits for every write and stops the thread; throws the first write error. */
+  writeBehindClose(wb: WriteBehind): void;
+}
+
+function load(): StoreNative | null {
+  if (process.env.STASIS_STORE_NATIVE === '0') return null;
+  // import.meta.url is undefined where this module is bundled as CommonJS (test children).
+  const self = (import.meta.url as string | undefined) ?? pathToFileURL(__filename).href;
+  const require = createRequire(self);
+  // The checkout's own build serves a node_modules that predates the package (a shared one), from
+  // the sources (electron/engine/store/) or a dist/ bundle.
+  const built = 'native/store-native/build/Release/store_native.node';
+  for (const id of ['@stasis/store-native', new URL(`../../../${built}`, self).pathname, new URL(`../${built}`, self).pathname]) {
+    try {
+      const m = require(id) as Partial<StoreNative>;
+      if (typeof m.digest === 'function' && typeof m.writeBehindOpen === 'function') return m as StoreNative;
+    } catch (_e) { /* not built here: try the next */ }
+  }
+  return null;
+}
+
+export const storeNative = load();

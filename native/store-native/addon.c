@@ -1,0 +1,31 @@
+/* Entry point of the store's native addon: registers the functions of page_hash.c and write_behind.c. */
+#include "addon.h"
+
+napi_value fail(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, len, (void **)data, &ab, &off) != napi_ok) return 0;
+  return type == napi_uint8_array;
+}
+
+NAPI_MODULE_INIT() {
+  static const struct { const char *name; napi_callback cb; } fns[] = {
+    { "digest", page_hash_digest },
+    { "writeBehindOpen", write_behind_open },
+    { "writeBehindWrite", write_behind_write },
+    { "writeBehindWait", write_behind_wait },
+    { "writeBehindClose", write_behind_close },
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn) != napi_ok) return NULL;
+    if (napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return NULL;
+  }
+  return exports;
+}

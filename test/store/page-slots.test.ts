@@ -1,0 +1,21 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
+import { PageSlots } from '../../electron/engine/store/page-slots';
+
+test('page slots: every key set is found with its page through growth, unknown keys are -1, a key set again keeps the later page', () => {
+  const s = new PageSlots();
+  const n = 300_000; // several doublings past the initial 65,536 slots
+  const keys = new Int32Array(randomFillSync(new Uint8Array(n * 4)).buffer);
+  const want = new Map<number, number>();
+  for (let i = 0; i < n; i++) { s.set(keys[i]!, i); want.set(keys[i]!, i); }
+  for (const [k, page] of want) assert.equal(s.get(k), page);
+  // Keys that collide in the low bits, 0 and the extremes of int32.
+  for (const k of [0, -1, 2 ** 31 - 1, -(2 ** 31), 1 << 20, 2 << 20, 3 << 20]) {
+    if (!want.has(k)) assert.equal(s.get(k), -1, `key ${k} was never set`);
+    s.set(k, 7);
+    assert.equal(s.get(k), 7);
+  }
+  s.set(keys[5]!, 123_456_789);
+  assert.equal(s.get(keys[5]!), 123_456_789);
+});

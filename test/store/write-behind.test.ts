@@ -1,0 +1,103 @@
+/**
+ * The addon's write-behind (native/store-native/write_behind.c, used by segments.ts for raw blocks):
+ * its checksums equal node:zlib's, a segment written through it is byte for byte the one written
+ * without it, and a write error reaches the caller.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { storeNative } from '../../electron/engine/store/native-addon';
+import { SegmentWriter, scanSegment } from '../../electron/engine/store/segments';
+import { PAGE, tempDir } from './model';
+
+const skip = storeNative ? false : 'the store addon is not built here';
+
+test('write-behind: CRC-32 of every length 0..300 at unaligned offsets, and of whole blocks, equals zlib', { skip }, () => {
+  const native = storeNative!;
+  const { dir, cleanup } = tempDir();
+  const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+  try {
+    const src = randomFillSync(Buffer.alloc(300 + 3 + 64 * PAGE + 4));
+    const cases: [number, number][] = [];
+    for (let len = 0; len <= 300; len++) cases.push([len % 3, len]);
+    for (const len of [PAGE, 17 * PAGE, 64 * PAGE]) cases.push([1, len]);
+    const wb = native.writeBehindOpen(fd, 1 << 20, 0);
+    let pos = 0;
+    const want: { pos: number; crc: number; len: number }[] = [];
+    for (const [off, len] of cases) {
+      const buf = Buffer.alloc(len + 4);
+      src.copy(buf, 0, off, off + len);
+      native.writeBehindWait(wb, native.writeBehindWrite(wb, buf, len + 4, pos, [0, len, len]));
+      want.push({ pos, crc: crc32(src.subarray(off, off + len)), len });
+      pos += len + 4;
+    }
+    native.writeBehindClose(wb);
+    const file = fs.readFileSync(path.join(dir, 'f'));
+    for (const w of want) assert.equal(file.readUInt32LE(w.pos + w.len), w.crc, `crc of ${w.len} bytes`);
+  } finally {
+    fs.closeSync(fd);
+    cleanup();
+  }
+});
+
+test('write-behind: a segment written through the thread is byte for byte the one written without it, and verifies clean', { skip }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const pages = 64 * 9 + 13; // full blocks (more than the ring holds) and a partial last one
+    const data = randomFillSync(Buffer.alloc(pages * PAGE));
+    const hash = Buffer.alloc(32);
+    const files: Buffer[] = [];
+    for (const writeBehind of [true, false]) {
+      const segDir = path.join(dir, String(writeBehind));
+      fs.mkdirSync(segDir);
+      const seg = new SegmentWriter(segDir, 7, 'none', writeBehind);
+      for (let i = 0; i < pages; i++) { hash.writeUInt32LE(i); seg.addPage(data, i * PAGE, hash); }
+      seg.finish([], Buffer.alloc(0));
+      files.push(fs.readFileSync(seg.finalPath));
+      assert.deepEqual(scanSegment(seg.finalPath).badBlocks, [], `no bad block (write-behind ${writeBehind})`);
+    }
+    assert.ok(files[0]!.equals(files[1]!), 'same bytes on disk');
+  } finally {
+    cleanup();
+  }
+});
+
+test('write-behind: a failed write is thrown by the next wait, every later call and close', { skip }, () => {
+  const native = storeNative!;
+  const { dir, cleanup } = tempDir();
+  fs.writeFileSync(path.join(dir, 'ro'), '');
+  const fd = fs.openSync(path.join(dir, 'ro'), 'r'); // pwrite on it fails with EBADF
+  try {
+    const wb = native.writeBehindOpen(fd, 1 << 20, 0);
+    const seq = native.writeBehindWrite(wb, Buffer.alloc(PAGE), PAGE, 0, []);
+    assert.throws(() => native.writeBehindWait(wb, seq), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+    assert.throws(() => native.writeBehindWrite(wb, Buffer.alloc(PAGE), PAGE, PAGE, []), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+    assert.throws(() => native.writeBehindClose(wb), (e: NodeJS.ErrnoException) => e.code === 'EBADF');
+    assert.throws(() => native.writeBehindWait(wb, seq), /closed/);
+    assert.throws(() => native.writeBehindWrite(wb, Buffer.alloc(8), 8, 0, [0, 8, 4]), /closed/);
+  } finally {
+    fs.closeSync(fd);
+    cleanup();
+  }
+});
+
+test('write-behind: bad arguments are refused before anything is queued', { skip }, () => {
+  const native = storeNative!;
+  const { dir, cleanup } = tempDir();
+  const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+  try {
+    const wb = native.writeBehindOpen(fd, 1 << 20, 0);
+    assert.throws(() => native.writeBehindWrite(wb, Buffer.alloc(8), 9, 0, []), /len must fit/);
+    assert.throws(() => native.writeBehindWrite(wb, Buffer.alloc(8), 8, 0, [0, 9, 0]), /outside the write/);
+    assert.throws(() => native.writeBehindWrite(wb, Buffer.alloc(8), 8, 0, [0, 4, 5]), /outside the write/);
+    assert.throws(() => native.writeBehindWrite(wb, Buffer.alloc(8), 8, 0, [0, 4]), /triples/);
+    native.writeBehindClose(wb);
+    assert.equal(fs.fstatSync(fd).size, 0);
+  } finally {
+    fs.closeSync(fd);
+    cleanup();
+  }
+});
