@@ -13,7 +13,7 @@
  * more segments is re-flattened after its commit, as the engine does when idle (the bench yields to
  * the event loop after every commit and times those flattens apart from the commits).
  *
- *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--flatten 0,8] [--real] [--markdown]
+ *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--flatten 0,8] [--reps 3] [--real] [--markdown]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -41,6 +41,8 @@ const COMP = arg('compression', 'none').split(',').map((c) => {
   return c as Compression;
 });
 const FLATTEN = arg('flatten', '0').split(',').map(Number);
+/** Alternating materialize rounds per chain (each keeps its best): more rounds see through a busy machine. */
+const REPS = Number(arg('reps', '3'));
 const PAGE = 4096;
 const BASE_VPN = 0x100000;
 const log = (m: string): void => { process.stderr.write(`[bench store] ${m}\n`); };
@@ -161,12 +163,13 @@ async function chainBench(gib: number, chain: number, compression: Compression, 
     let matFirst = Infinity;
     let matLast = Infinity;
     let matFlat = Infinity;
-    for (let rep = 0; rep < 3; rep++) {
+    for (let rep = 0; rep < REPS; rep++) {
       matFirst = Math.min(matFirst, materializeSecs(store, full.id));
       matLast = Math.min(matLast, materializeSecs(store, last));
       matFlat = Math.min(matFlat, materializeSecs(flat, flatId));
     }
     // The kernel's own price for each checkpoint's read pattern: the same preads, replayed from C.
+    const readsFirst = recordReads(() => { for (const r of store.materialize(full.id)) void r; });
     const readsLast = recordReads(() => { for (const r of store.materialize(last)) void r; });
     const readsFlat = recordReads(() => { for (const r of flat.materialize(flatId)) void r; });
     const cLast = replayReadsMs(readsLast);
@@ -195,6 +198,7 @@ async function chainBench(gib: number, chain: number, compression: Compression, 
       'mat last GB/s': bytes / matLast / 1e9,
       'last/first': matLast / matFirst,
       'last/same full': matLast / matFlat,
+      'reads first': readsFirst.length,
       'reads last/full': `${readsLast.length}/${readsFlat.length}`,
       'C pread last/same full': cLast / cFlat,
       'index KB/GiB/ckpt': indexBytes / 1024 / gib / chain,

@@ -155,7 +155,11 @@ export class SqliteStore implements Store {
       const r = flattenCheckpoint(this.index, this.views, id);
       // The copies it superseded are garbage now: reclaimed at once, or every flatten would leave a
       // view's worth of bytes behind until someone runs gc.
-      if (r.file !== null) gcStore(this.index);
+      if (r.file !== null) {
+        gcStore(this.index);
+        const indexed = this.index.db.prepare('SELECT 1 FROM files WHERE id = ?');
+        this.views.keepIfFilesAlive(id, (f) => indexed.get(f) !== undefined);
+      }
       this.onFlatten?.(r);
     } catch (e) {
       this.onFlatten?.(e as Error);
