@@ -13,7 +13,11 @@
  * more segments is re-flattened after its commit, as the engine does when idle (the bench yields to
  * the event loop after every commit and times those flattens apart from the commits).
  *
- *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--flatten 0,8] [--real] [--markdown]
+ * --ab N builds one chain of N without flattening, copies the store and flattens the copy's last
+ * checkpoint, then reads the last checkpoint of both and the same image stored as one full,
+ * alternating --reps times: the three in the same moments of a busy machine (medians and bests).
+ *
+ *   node --import tsx bench/store.ts [--gib 1] [--chains 1,10,100|none] [--big-gib 8] [--compression none,lz4] [--flatten 0,8] [--reps 3] [--ab 100] [--skip-hash] [--real] [--markdown]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -41,6 +45,10 @@ const COMP = arg('compression', 'none').split(',').map((c) => {
   return c as Compression;
 });
 const FLATTEN = arg('flatten', '0').split(',').map(Number);
+/** Alternating materialize rounds per chain (each keeps its best): more rounds see through a busy machine. */
+const REPS = Number(arg('reps', '3'));
+/** --ab N: a chain of N, its last checkpoint read as it is and flattened (a copy of the store), against the same full. */
+const AB = Number(arg('ab', '0'));
 const PAGE = 4096;
 const BASE_VPN = 0x100000;
 const log = (m: string): void => { process.stderr.write(`[bench store] ${m}\n`); };
@@ -161,12 +169,13 @@ async function chainBench(gib: number, chain: number, compression: Compression, 
     let matFirst = Infinity;
     let matLast = Infinity;
     let matFlat = Infinity;
-    for (let rep = 0; rep < 3; rep++) {
+    for (let rep = 0; rep < REPS; rep++) {
       matFirst = Math.min(matFirst, materializeSecs(store, full.id));
       matLast = Math.min(matLast, materializeSecs(store, last));
       matFlat = Math.min(matFlat, materializeSecs(flat, flatId));
     }
     // The kernel's own price for each checkpoint's read pattern: the same preads, replayed from C.
+    const readsFirst = recordReads(() => { for (const r of store.materialize(full.id)) void r; });
     const readsLast = recordReads(() => { for (const r of store.materialize(last)) void r; });
     const readsFlat = recordReads(() => { for (const r of flat.materialize(flatId)) void r; });
     const cLast = replayReadsMs(readsLast);
@@ -195,6 +204,7 @@ async function chainBench(gib: number, chain: number, compression: Compression, 
       'mat last GB/s': bytes / matLast / 1e9,
       'last/first': matLast / matFirst,
       'last/same full': matLast / matFlat,
+      'reads first': readsFirst.length,
       'reads last/full': `${readsLast.length}/${readsFlat.length}`,
       'C pread last/same full': cLast / cFlat,
       'index KB/GiB/ckpt': indexBytes / 1024 / gib / chain,
@@ -205,6 +215,61 @@ async function chainBench(gib: number, chain: number, compression: Compression, 
       'comp x': st.compressionRatio,
       'reindex s': reindexSecs,
     };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function flattenAB(gib: number, chain: number, reps: number): Row {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-bench-ab-'));
+  try {
+    const pages = Math.round(gib * 262144);
+    const store = openStore(path.join(dir, 'chain'));
+    const tg = store.upsertTarget({ pid: 1, startTime: '1', exe: '/bench', cmdline: [] });
+    let last = fullCommit(store, tg.id, pages).id;
+    for (let k = 1; k < chain; k++) last = incrementalCommit(store, tg.id, last, pages, k).id;
+    const flatFile = path.join(dir, 'last.stream');
+    store.exportStream(last, flatFile, 'flattened');
+    const full = openStore(path.join(dir, 'full'));
+    const fullId = full.importStream(flatFile).ids[0];
+    fs.rmSync(flatFile);
+    store.close();
+    fs.cpSync(path.join(dir, 'chain'), path.join(dir, 'flat'), { recursive: true });
+    const chained = openStore(path.join(dir, 'chain'));
+    const flat = openStore(path.join(dir, 'flat'));
+    const t0 = now();
+    const fr = flat.flatten(last);
+    const flattenSecs = now() - t0;
+    flat.gc();
+    const once = (s: Store, id: number): number => {
+      const t = now();
+      let n = 0;
+      for (const r of s.materialize(id)) n += r.pages;
+      if (n === 0) throw new Error('nothing materialized');
+      return now() - t;
+    };
+    const a: number[] = [];
+    const b: number[] = [];
+    const f: number[] = [];
+    for (let i = 0; i < 2; i++) { once(chained, last); once(flat, last); once(full, fullId); } // page cache warm
+    for (let rep = 0; rep < reps; rep++) { a.push(once(chained, last)); b.push(once(flat, last)); f.push(once(full, fullId)); }
+    const reads = (s: Store, id: number): number => recordReads(() => { for (const r of s.materialize(id)) void r; }).length;
+    const row: Row = {
+      image: `${gib} GiB`, chain, reps, 'flatten s': flattenSecs, 'flatten MB': fr.bytes / 1048576,
+      'as is ms': median(a) * 1000, 'flattened ms': median(b) * 1000, 'same full ms': median(f) * 1000,
+      'as is/full': median(a) / median(f), 'flattened/full': median(b) / median(f),
+      'best as is/full': Math.min(...a) / Math.min(...f), 'best flattened/full': Math.min(...b) / Math.min(...f),
+      'reads as is/flattened/full': `${reads(chained, last)}/${reads(flat, last)}/${reads(full, fullId)}`,
+    };
+    chained.close();
+    flat.close();
+    full.close();
+    return row;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -289,9 +354,10 @@ function hashAndCompression(): Row[] {
 }
 
 log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`);
-const hc = hashAndCompression();
-console.log(formatTable(hc, MD));
-console.log('');
+if (!process.argv.includes('--skip-hash')) {
+  console.log(formatTable(hashAndCompression(), MD));
+  console.log('');
+}
 if (REAL) {
   const real = realMemory(256 << 20);
   const realRows: Row[] = [];
@@ -310,6 +376,12 @@ for (const comp of COMP) {
   }
   if (BIG) { log(`${BIG} GiB, chain of 1, compression ${comp}...`); rows.push(await chainBench(BIG, 1, comp)); }
 }
-console.log('');
-console.log(formatTable(rows, MD));
+if (AB) {
+  log(`${GIB} GiB, chain of ${AB}: as is vs flattened vs the same full, ${REPS} rounds...`);
+  console.log(formatTable([flattenAB(GIB, AB, REPS)], MD));
+}
+if (rows.length) {
+  console.log('');
+  console.log(formatTable(rows, MD));
+}
 log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -53,6 +53,7 @@ test('flatten puts a long chain tip in one segment in address order; every view 
 
     const r = store.flatten(tip);
     assert.ok(r.file !== null && r.pages > 0 && r.checkpointsRewritten >= 2, JSON.stringify(r));
+    assertSameView(materializeToMap(store, tip), views.get(tip)!, 'the flattened checkpoint (its view as flatten cached it)');
     assert.deepEqual([...dataFiles(store, tip)], [r.file], 'the tip reads from the new segment only');
     // Address order: the stored pages of the tip's distinct contents follow its addresses.
     const runs = store.layout(tip).filter((e) => e.file !== null);
@@ -118,9 +119,17 @@ test('with flattenAfter set, a commit whose checkpoint reads from too many segme
     assert.equal(outcomes.length, 1);
     const r = outcomes[0] as FlattenResult;
     assert.equal(r.id, ids[ids.length - 1]);
+    assertSameView(materializeToMap(store, r.id), views.get(r.id)!, 'the flattened checkpoint (its view as cached through the gc)');
     assert.deepEqual([...dataFiles(store, r.id)], [r.file]);
     assertAll(store, views, 'after the automatic flatten');
     assert.equal(store.gc().segmentsRewritten, 0, 'the superseded copies were already reclaimed');
+    // The chain goes on from the flattened checkpoint (its cached view is the flattened one).
+    const next = new Map(views.get(r.id)!);
+    next.set(BASE + 3, randomPage(rng(5)));
+    next.delete(BASE + 9);
+    const n = writeComplete(store, store.get(r.id)!.targetId, r.id, next, [mapping(BASE, PAGES)]);
+    assertSameView(materializeToMap(store, n), next, 'a commit on the flattened checkpoint');
+    assert.equal(dataFiles(store, n).size, 2);
     store.close();
   } finally {
     t.cleanup();

@@ -18,14 +18,14 @@ import type { ChainViews } from './views';
 import { progress, type ProgressFn } from '../progress';
 
 /** The parts of the index flatten reads and writes. */
-export type FlattenIndex = Pick<StoreIndex, 'db' | 'reader' | 'newSegment' | 'ownExtents' | 'dataHashes' | 'currentDef' | 'publish' | 'insertFile' | 'applyDef' | 'bumpGeneration' | 'addDedup'>;
-type Views = Pick<ChainViews, 'view'>;
+export type FlattenIndex = Pick<StoreIndex, 'db' | 'meta' | 'reader' | 'newSegment' | 'ownExtents' | 'dataHashes' | 'currentDef' | 'publish' | 'insertFile' | 'applyDef' | 'bumpGeneration' | 'addDedup'>;
+type Views = Pick<ChainViews, 'view' | 'cacheView'>;
 
 /** Pages copied per read. */
 const READ_PAGES = 256;
 
 /** The segment files checkpoint id's pages are read from. */
-export function viewFiles(views: Views, id: number): Set<number> {
+export function viewFiles(views: Pick<ChainViews, 'view'>, id: number): Set<number> {
   const files = new Set<number>();
   for (const e of views.view(id)) if (e.kind === KIND_DATA) files.add(e.file);
   return files;
@@ -93,6 +93,14 @@ export function flattenCheckpoint(index: FlattenIndex, views: Views, id: number,
       rewritten.forEach((r, i) => index.applyDef(entries[i], seg.fileId, r.records));
       index.bumpGeneration();
     });
+    // The same view, now in the new segment: the chain's next commit starts from it without
+    // overlaying the whole chain again.
+    const flat: Extent[] = [];
+    for (const e of view) {
+      if (e.kind !== KIND_DATA) { pushExtent(flat, e); continue; }
+      for (let v = e.vpn; v < e.vpn + e.count; v++) pushExtent(flat, at(moved, v));
+    }
+    views.cacheView(id, index.meta('generation', 0), flat);
     // New writes dedup against the new copies: the old ones are gc's to reclaim.
     index.addDedup(fresh.map((f) => ({ key: f.key, file: seg.fileId, page: f.page })), true);
     prog.finish({ total, unit: 'pages', phase: 'flattened' });

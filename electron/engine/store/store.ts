@@ -2,7 +2,7 @@
  * The store: segment files (the truth) + the SQLite index (the accelerator) under one directory.
  * The top of the store's layers: composes the index (store-index.ts, over segments.ts), the read
  * path (views.ts, read.ts), the write path (writer.ts, commit.ts, tree-commit.ts) and the
- * maintenance operations (edits, gc, verify, reindex, rebase, diff, streams) into the Store
+ * maintenance operations (edits, gc, verify, reindex, rebase, diff, streams, flatten) into the Store
  * interface, and owns what ties them to one handle: the writer lock, the writer in progress and
  * closing. Nothing below imports this file (test/lint/store-layers.test.ts checks it).
  */
@@ -155,7 +155,11 @@ export class SqliteStore implements Store {
       const r = flattenCheckpoint(this.index, this.views, id);
       // The copies it superseded are garbage now: reclaimed at once, or every flatten would leave a
       // view's worth of bytes behind until someone runs gc.
-      if (r.file !== null) gcStore(this.index);
+      if (r.file !== null) {
+        gcStore(this.index);
+        const indexed = this.index.db.prepare('SELECT 1 FROM files WHERE id = ?');
+        this.views.keepIfFilesAlive(id, (f) => indexed.get(f) !== undefined);
+      }
       this.onFlatten?.(r);
     } catch (e) {
       this.onFlatten?.(e as Error);

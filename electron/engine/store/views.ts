@@ -4,7 +4,7 @@
  * never changes, only where its pages live (gc, reindex, flatten), and those bump the store-wide
  * generation, also for other processes: a cached view is used only while the generation holds.
  */
-import { overlay, withoutAbsent, type Extent } from './extents';
+import { KIND_DATA, overlay, withoutAbsent, type Extent } from './extents';
 import type { StoreIndex } from './store-index';
 
 const VIEW_CACHE = 3;
@@ -42,6 +42,19 @@ export class ChainViews {
       this.cacheView(id, gen, v);
       return v;
     }).deferred();
+  }
+
+  /**
+   * After a write that bumped the generation without touching the files id's cached view reads
+   * from (a gc that rewrote other segments): the view is still right, so it stays cached.
+   * alive: whether a segment file is still indexed, asked in the same write transaction or lock.
+   */
+  keepIfFilesAlive(id: number, alive: (file: number) => boolean): void {
+    const hit = this.cache.get(id);
+    if (!hit) return;
+    const files = new Set<number>();
+    for (const e of hit.view) if (e.kind === KIND_DATA) files.add(e.file);
+    if ([...files].every(alive)) hit.gen = this.index.meta('generation', 0);
   }
 
   cacheView(id: number, gen: number, view: Extent[]): void {
