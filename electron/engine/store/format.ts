@@ -89,6 +89,9 @@ export function encodeBlockHeaderFields(out: Buffer, firstPage: number, pages: n
   out.writeUInt32LE(pages, 8);
   out.writeUInt32LE(comp, 12);
   out.writeUInt32LE(storedLen, 16);
+  // The checksums come later; the reserved word between them must not carry whatever the
+  // (reused) buffer held before: the header checksum covers it, and segments are deterministic.
+  out.fill(0, 20, BLOCK_HEADER_LEN);
 }
 
 /** The stored form of a block of whole pages: compressed when the setting asks for it and it pays off, else raw. */
