@@ -50,6 +50,26 @@ export function addFileStat(pid: number, m: MappingState): void {
   }
 }
 
+/**
+ * Mappings a fork child does not hold as the process does: MADV_DONTFORK ones are absent from it
+ * and MADV_WIPEONFORK ones read as zeros, so a fork snapshot would save them wrong.
+ */
+export function forkAltered(maps: readonly MapEntry[]): MapEntry[] {
+  return maps.filter((e) => e.vmFlags.includes('dc') || e.vmFlags.includes('wf'));
+}
+
+/** VmFlags a fork child never inherits (mlock): taken from the process itself for mappings read from its snapshot child. */
+const NOT_INHERITED = ['lo', 'lf'];
+
+export function keepOwnFlags(mappings: MappingState[], own: readonly MapEntry[]): void {
+  const byRange = new Map(own.map((e) => [`${e.start}-${e.end}`, e.vmFlags]));
+  for (const m of mappings) {
+    const flags = byRange.get(`${m.start}-${m.end}`);
+    if (!flags) continue;
+    m.vmFlags = [...m.vmFlags.filter((f) => !NOT_INHERITED.includes(f)), ...flags.filter((f) => NOT_INHERITED.includes(f))];
+  }
+}
+
 export function readMappings(pid: number): MappingState[] {
   return readSmaps(pid).map((e) => toMappingState(pid, e));
 }

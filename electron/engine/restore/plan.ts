@@ -6,6 +6,7 @@
  */
 import type { MappingState, ProcessState } from '../state/process-state';
 import { aliasFor } from './shared-aliases';
+import { adviceFor, type VmaAdvice } from './vma-advice';
 
 export interface Range { start: bigint; end: bigint }
 export interface LayoutEntry extends Range { name: string }
@@ -43,6 +44,8 @@ export interface MapStep extends Range {
    * mapping with mremap(aliasOf, 0, size, MAYMOVE|FIXED, start), so both share one object again.
    */
   aliasOf?: bigint;
+  /** madvise() flags and mlock to give again once the contents are in (absent: none). */
+  advice?: VmaAdvice;
 }
 
 export interface SpecialMove { kind: SpecialKind; from: Range; temp: bigint; to: bigint }
@@ -71,6 +74,12 @@ export function isRestorableMapping(m: MappingState): boolean {
 }
 
 export function mapStepFor(m: MappingState): MapStep {
+  const step = mapStepShape(m);
+  const advice = adviceFor(m);
+  return advice.advice.length || advice.lock !== 'none' ? { ...step, advice } : step;
+}
+
+function mapStepShape(m: MappingState): MapStep {
   const prot = protOf(m.perms);
   const shared = m.perms[3] === 's';
   const label = `${m.start.toString(16)}-${m.end.toString(16)} ${m.path || '[anon]'}`;

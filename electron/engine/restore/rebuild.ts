@@ -11,6 +11,7 @@ import type { RestorePlan } from './plan';
 import type { Remote } from './remote';
 import { mapAll, sealProtections, unmapStub, writePages } from './memory';
 import { moveSpecials } from './specials';
+import { applyAdvice } from './vma-advice';
 import { setMm } from './mm';
 import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
@@ -69,7 +70,8 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
 }
 
 /**
- * The memory half: "close inherited fds", "memory layout", "memory contents". With seal false the
+ * The memory half: "close inherited fds", "memory layout", "memory contents" (with the mappings'
+ * madvise flags and mlocks). With seal false the
  * shared read-only mappings stay writable, so later rounds can still be written in (a prepared
  * restore); sealProtections then comes before the rest.
  */
@@ -90,6 +92,8 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
     bytesWritten = w.bytes;
     writeMs = w.writeMs;
     if (seal) sealProtections(r, plan);
+    // Later rounds of a prepared restore write through /proc/PID/mem, which neither flag hinders.
+    applyAdvice(r, plan);
   });
   return { bytesWritten, writeMs };
 }
