@@ -10,6 +10,8 @@ import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
+import { lockConflicts, plannedLocks } from './file-locks';
+import { describeLock } from '../state/file-lock';
 
 export interface PreflightItem {
   id: string;
@@ -129,6 +131,8 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',
     fdFixes.size ? [...fdFixes].join(' ') : 'Make the missing files available again (or close those descriptors in the program before checkpointing).'));
 
+  items.push(locksItem(state));
+
   const cwdOk = existsSync(state.cwd) && statSync(state.cwd).isDirectory();
   items.push(item('cwd', 'Working directory exists', cwdOk,
     cwdOk ? `${state.cwd} exists.` : `The working directory ${state.cwd} no longer exists.`,
@@ -198,4 +202,24 @@ function capabilitiesItem(state: ProcessState, host: HostFacts): PreflightItem {
   return item('capabilities', 'Capabilities and sandbox', true,
     !state.threads[0]?.caps ? 'Capabilities were not saved in this checkpoint (an older one): the process gets Stasis\'s own.'
       : narrowed ? 'Each thread gets its saved capability sets (narrower than Stasis\'s own), no_new_privs as it was.' : 'Each thread gets its saved capability sets.');
+}
+
+/** File locks are taken again without waiting: one of another kind, or one someone holds now, is refused. */
+function locksItem(state: ProcessState): PreflightItem {
+  const planned = plannedLocks(state);
+  const label = 'File locks';
+  const odd = planned.filter((p) => p.lock.kind === 'lease' || p.lock.kind === 'other');
+  if (odd.length) {
+    return item('file-locks', label, false,
+      `${odd.map((p) => `fd ${p.fd.fd} (${p.fd.target}) holds a ${p.lock.name}`).join('; ')}: Stasis cannot take it again, and the process would run without it.`,
+      'Checkpoint the program when it holds no file lease.');
+  }
+  const busy = lockConflicts(state);
+  if (busy.length) {
+    return item('file-locks', label, false,
+      `${busy.map((b) => `the ${describeLock(b.lock)} on ${b.fd.target} (fd ${b.fd.fd}) is held now by ${b.holder.pid > 0 ? `process ${b.holder.pid}` : 'another open file'} (${describeLock(b.holder)})`).join('; ')}: the process cannot get it back, and must not run without it.`,
+      `End the process holding ${busy.length > 1 ? 'them' : 'it'} (the original, if it still runs), then restore again.`);
+  }
+  return item('file-locks', label, true, planned.length === 0 ? 'No file locks held.'
+    : `${planned.length} file lock${planned.length > 1 ? 's' : ''} (${planned.map((p) => `${describeLock(p.lock)} on ${p.fd.target}`).join('; ')}) taken again.`);
 }

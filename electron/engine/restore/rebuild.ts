@@ -17,6 +17,7 @@ import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
 import { closeInheritedFds, closeParked, restoreFds, takeForeground, type ParkedFds } from './fds';
 import { restoreTimers } from './timers';
+import { restoreLocks } from './file-locks';
 import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
 import { createThreads, mainThread, type ThreadMap } from './threads';
@@ -109,6 +110,7 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   step('signals', () => setSignalHandlers(r, state));
   step('fds', () => {
     restoreFds(r, state, redirect, ctx.tree?.parked);
+    restoreLocks(r, state);
     takeForeground(r, state, redirect);
     if (ctx.tree) closeParked(r, ctx.tree.from);
   });
