@@ -3,7 +3,8 @@
  * wizard shows ({id, label, ok, reason, fix} per item). Side-effect free: it reads the store, stats
  * files and reads /proc; it must never start, trace or change anything.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpusOf, parseCpuList } from '../state/sched-attrs';
 import type { ProcessState } from '../state/process-state';
 import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
@@ -132,6 +133,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     fdFixes.size ? [...fdFixes].join(' ') : 'Make the missing files available again (or close those descriptors in the program before checkpointing).'));
 
   items.push(locksItem(state));
+  items.push(affinityItem(state));
 
   const cwdOk = existsSync(state.cwd) && statSync(state.cwd).isDirectory();
   items.push(item('cwd', 'Working directory exists', cwdOk,
@@ -222,4 +224,24 @@ function locksItem(state: ProcessState): PreflightItem {
   }
   return item('file-locks', label, true, planned.length === 0 ? 'No file locks held.'
     : `${planned.length} file lock${planned.length > 1 ? 's' : ''} (${planned.map((p) => `${describeLock(p.lock)} on ${p.fd.target}`).join('; ')}) taken again.`);
+}
+
+function onlineCpus(): number[] | null {
+  try { return parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8')); } catch { return null; }
+}
+
+/** A thread pinned to CPUs this machine lacks would run on others (some of them) or not start (none). */
+function affinityItem(state: ProcessState, online: number[] | null = onlineCpus()): PreflightItem {
+  const label = 'CPU affinity';
+  const pinned = state.threads.filter((t) => t.sched && t.sched.affinity !== '');
+  if (!pinned.length || !online) {
+    return item('cpu-affinity', label, true, pinned.length ? 'The CPUs of this machine are unknown; each thread gets its saved CPU affinity.'
+      : state.threads.some((t) => t.sched) ? 'No thread was pinned to some CPUs: they run on any, as before.' : 'Not saved in this checkpoint (an older one): the threads may run on any CPU.');
+  }
+  const here = new Set(online);
+  const missing = pinned.map((t) => ({ tid: t.tid, lacks: cpusOf(t.sched!.affinity).filter((c) => !here.has(c)) })).filter((x) => x.lacks.length);
+  return item('cpu-affinity', label, missing.length === 0,
+    missing.length === 0 ? 'Each thread gets its saved CPU affinity, scheduling policy, nice value and I/O priority.'
+      : `Thread(s) ${missing.map((m) => `${m.tid} (CPUs ${m.lacks.slice(0, 8).join(', ')}${m.lacks.length > 8 ? ', ...' : ''})`).join('; ')} were allowed on CPUs this machine does not have online (${online.length} CPUs: ${online.length > 1 ? `0-${online.length - 1}` : '0'}): they would run elsewhere than the program chose.`,
+    'Restore on a machine with those CPUs online (or bring them online: /sys/devices/system/cpu/cpuN/online).');
 }

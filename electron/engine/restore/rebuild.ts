@@ -18,6 +18,7 @@ import { raisePending, setSignalHandlers } from './signals';
 import { closeInheritedFds, closeParked, restoreFds, takeForeground, type ParkedFds } from './fds';
 import { restoreTimers } from './timers';
 import { restoreLocks } from './file-locks';
+import { restoreControls } from './sched';
 import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
 import { createThreads, mainThread, type ThreadMap } from './threads';
@@ -117,7 +118,10 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   // The other threads share the main thread's memory, files and handlers, so they come after them.
   step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
   step('timers', () => restoreTimers(r, state, threads.tids));
-  step('thread state', () => restoreThreadState(r, th));
+  step('thread state', () => {
+    restoreThreadState(r, th);
+    restoreControls(r, state);
+  });
   step('pending signals', () => { warnings = raisePending(r, state, threads.tids); });
   step('registers', () => {
     dropTrampoline(r, plan.trampoline);

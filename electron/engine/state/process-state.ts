@@ -72,6 +72,40 @@ export interface ThreadState {
   noNewPrivs?: boolean;
   /** Seccomp mode (status "Seccomp:"): 0 none, 1 strict, 2 filter. */
   seccomp?: number;
+  /** Scheduling and per-thread prctl state (capture/sched.ts); absent in checkpoints taken before it was kept. */
+  sched?: ThreadSched;
+}
+
+/** sched_getattr(2) fields, CPU affinity, I/O priority, timer slack and parent-death signal of one thread. */
+export interface ThreadSched {
+  policy: number;
+  /** SCHED_FLAG_* (only RESET_ON_FORK is given back). */
+  flags: bigint;
+  nice: number;
+  priority: number;
+  /** SCHED_DEADLINE parameters, ns. */
+  runtime: bigint;
+  deadline: bigint;
+  period: bigint;
+  /**
+   * sched_getaffinity mask, hex, lowest CPU in the last digit (as /proc's Cpus_allowed without
+   * commas); '' when it held every CPU online at checkpoint time (not pinned: any CPU will do).
+   */
+  affinity: string;
+  /** ioprio_get value: class << 13 | data (0: none set). */
+  ioprio: number;
+  timerSlackNs: bigint;
+  /** PR_SET_PDEATHSIG signal, 0 for none. */
+  pdeathsig: number;
+}
+
+/** Process-wide prctl state and the OOM adjustment (capture/sched.ts). */
+export interface ProcessControls {
+  childSubreaper: boolean;
+  /** PR_GET_DUMPABLE: 0, 1 or 2. */
+  dumpable: number;
+  thpDisable: boolean;
+  oomScoreAdj: number;
 }
 
 export interface SignalHandlerState {
@@ -155,6 +189,8 @@ export interface ProcessState {
   root: string;
   umask: number;
   personality: number;
+  /** Absent in checkpoints taken before they were kept. */
+  controls?: ProcessControls;
   rlimits: { resource: number; name: string; cur: bigint; max: bigint }[];
   /** /proc/PID/stat fields 26..52 that PR_SET_MM_MAP needs, plus brk from an injected brk(0). */
   mm: {
