@@ -7,7 +7,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnDetached } from '../helpers/spawn';
-import { checkpoint, closeTrackers } from '../../electron/engine/capture';
+import { checkpoint, checkpointTree, closeTrackers } from '../../electron/engine/capture';
 import { restore } from '../../electron/engine/restore';
 import type { Store } from '../../electron/engine/store';
 import { fileLines, killQuietly, waitFor } from './helpers';
@@ -17,6 +17,8 @@ export interface ZdtmRun { lines: string[]; checkpointId: number; pid: number; f
 export interface ZdtmOptions {
   /** Extra arguments after OUT and DIR. */
   args?: string[];
+  /** Take the process and its children as one tree checkpoint. */
+  tree?: boolean;
   /** Checkpoint options (default: kill it; one that leaves it running is followed by a SIGKILL). */
   checkpoint?: Parameters<typeof checkpoint>[2];
 }
@@ -40,9 +42,13 @@ export async function runZdtm(store: Store, dir: string, bin: string, opts: Zdtm
   const t = await startZdtm(bin, dir, opts.args);
   let pid: number | undefined;
   try {
-    const c = checkpoint(store, t.pid, opts.checkpoint ?? { mode: 'kill' });
+    const copts = opts.checkpoint ?? { mode: 'kill' as const };
+    const c = opts.tree ? { ...checkpointTree(store, t.pid, copts), freeze: 'tree' } : checkpoint(store, t.pid, copts);
     if (opts.checkpoint && opts.checkpoint.mode !== 'kill') t.kill();
     await t.waitExit();
+    // A tree's children must be gone (reaped by init) before their PIDs can be given back.
+    const pids = 'members' in c ? c.members.map((m) => m.pid) : [];
+    await waitFor('the checkpointed processes to be reaped', () => pids.every((p) => !existsSync(`/proc/${p}`)), 10_000);
     const r = restore(store, c.id, { log: join(dir, 'restore.log') });
     pid = r.pid;
     if (existsSync(`${t.out}.go`)) throw new Error('OUT.go existed before the restore');

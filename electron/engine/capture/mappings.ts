@@ -25,6 +25,9 @@ export function mappingKind(e: MapEntry): MappingKind {
   if (e.path === '') return shared ? 'shared-anon' : 'anon';
   // /dev/zero and memfd/shmem mappings are shared anonymous memory as far as contents go.
   if (shared && (e.path === '/dev/zero' || e.path.startsWith('/memfd:') || e.path.startsWith('/SYSV'))) return 'shared-anon';
+  // A shared mapping of a file deleted since (a POSIX shm object unlinked after mmap): nothing can
+  // open it again, so its pages are saved and it comes back as shared memory of its own.
+  if (shared && e.deleted) return 'shared-anon';
   return shared ? 'file-shared' : 'file-private';
 }
 

@@ -106,3 +106,29 @@ const SYNC_FILE_RANGE_WRITE = 2;
 export function startWriteback(fd: number, offset: number, len: number): void {
   c.syncFileRange(fd, BigInt(offset), BigInt(len), SYNC_FILE_RANGE_WRITE);
 }
+
+const SEEK_DATA = 3, SEEK_HOLE = 4;
+const ENXIO = 6;
+
+/**
+ * The byte ranges of fd that hold data within [from, to) (lseek SEEK_DATA / SEEK_HOLE): for a shmem
+ * object, the pages that exist whether or not any process has them mapped.
+ */
+export function dataRanges(fd: number, from: bigint, to: bigint): { start: bigint; end: bigint }[] {
+  const out: { start: bigint; end: bigint }[] = [];
+  let pos = from;
+  while (pos < to) {
+    const d = BigInt(c.lseek(fd, pos, SEEK_DATA));
+    if (d < 0n) {
+      const e = errno();
+      if (e === ENXIO) break; // no data after pos
+      throw sysError('lseek(SEEK_DATA)', e);
+    }
+    if (d >= to) break;
+    const h = BigInt(c.lseek(fd, d, SEEK_HOLE));
+    if (h < 0n) throw sysError('lseek(SEEK_HOLE)', errno());
+    out.push({ start: d, end: h < to ? h : to });
+    pos = h;
+  }
+  return out;
+}

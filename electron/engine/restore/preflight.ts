@@ -11,6 +11,7 @@ import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
+import { currentSegments, isSysvShm, segmentProblem } from '../state/sysv-shm';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
 
@@ -94,9 +95,21 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     const p = fileChanged(m.path, { inode: m.inode, size: m.file?.size, mtimeNs: m.file?.mtimeNs });
     if (p) fileProblems.push(p);
   }
+  // A deleted file both mapped shared (restored as shared memory) and open (restored as a new unlinked file) would become two.
+  for (const m of state.mappings) {
+    if (m.kind !== 'shared-anon' || !m.deleted || !m.path.startsWith('/') || m.path === '/dev/zero' || m.path.startsWith('/memfd:') || m.path.startsWith('/SYSV')) continue;
+    const fd = state.fds.find((f) => f.inode === m.inode && f.target === `${m.path} (deleted)`);
+    if (fd) fileProblems.push(`${m.path} was deleted while mapped shared and open as fd ${fd.fd}: its mapping and its descriptor would come back as two different files`);
+  }
   items.push(item('mapped-files', 'Mapped files unchanged', fileProblems.length === 0,
     fileProblems.length === 0 ? `${seen.size} mapped files unchanged.` : fileProblems.join('; ') + '.',
     'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+
+  const segments = currentSegments();
+  const shmProblems = state.mappings.filter(isSysvShm).map((m) => segmentProblem(m, segments)).filter((x): x is string => x !== null);
+  items.push(item('sysv-shm', 'System V shared memory', shmProblems.length === 0,
+    shmProblems.length === 0 ? `${new Set(state.mappings.filter(isSysvShm).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
+    'A System V segment lives until it is removed (IPC_RMID, ipcrm) or the machine restarts: restore before that, or checkpoint the program when it has detached it.'));
 
   const aliases = sharedAliases(state.mappings);
   const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;

@@ -85,7 +85,7 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
   step('memory layout', () => {
     unmapStub(r, plan);
     moveSpecials(r, plan);
-    mapAll(r, plan);
+    mapAll(r, plan, ctx.tree?.parked);
   });
   step('memory contents', () => {
     // The checkpoint's size says how many pages the store will hand out (zero runs included).

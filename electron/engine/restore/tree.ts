@@ -26,6 +26,7 @@ import { rebuildSteps, throwIfCancelled, type StepFn } from './rebuild';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
 import type { RedirectOptions } from './fd-plan';
 import type { RestoreOptions, RestoreResult, RestoreStepTiming } from './index';
+import { parkSharedMemory, treeSharedMemory } from './tree-shm';
 import { NR, SIGSTOP } from './sysno';
 import { progress } from '../progress';
 
@@ -284,6 +285,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       parked = parkTreePipes(stub, treePipes(order), parkFrom);
       const next = parkTreeSockets(stub, treeSockets(order), parkFrom + parked.size, parked);
       parkSharedFiles(stub, sharedGroups(order), redirect, next, parked);
+      parkSharedMemory(stub, treeSharedMemory(order.map((n) => n.state)), Math.max(parkFrom - 1, ...parked.values()) + 1, parked);
       // Parents first: each child is a copy of its restored parent, leadership and pipes included.
       for (const n of order.slice(1)) {
         who = n.state.pid;
