@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import type { MappingKind, MappingState } from '../state/process-state';
 import { readSmaps, type MapEntry } from '../proc';
+import { markSysvMappings } from '../state/sysv-shm';
 
 export function mappingKind(e: MapEntry): MappingKind {
   const shared = e.perms[3] === 's';
@@ -74,7 +75,9 @@ export function keepOwnFlags(mappings: MappingState[], own: readonly MapEntry[])
 }
 
 export function readMappings(pid: number): MappingState[] {
-  return readSmaps(pid).map((e) => toMappingState(pid, e));
+  const out = readSmaps(pid).map((e) => toMappingState(pid, e));
+  markSysvMappings(out);
+  return out;
 }
 
 /**

@@ -10,6 +10,7 @@ import { STATE_VERSION, type ProcessState, type TimerState } from '../state/proc
 import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds, readTimers } from '../proc';
 import { controlsProbe } from './sched';
+import { markSysvMappings } from '../state/sysv-shm';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
@@ -160,6 +161,7 @@ export function fillMappingDetails(pid: number, mappings: MappingState[], read: 
     m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
     addFileStat(pid, m);
   }
+  markSysvMappings(mappings);
   const vdso = mappings.find((m) => m.kind === 'vdso');
   if (vdso) {
     const buf = Buffer.alloc(Number(vdso.end - vdso.start));

@@ -7,7 +7,7 @@
 import type { MappingState, ProcessState } from '../state/process-state';
 import { aliasFor } from './shared-aliases';
 import { adviceFor, type VmaAdvice } from './vma-advice';
-import { isSysvShm } from '../state/sysv-shm';
+import { attachesLive } from '../state/sysv-shm';
 import { shmObjectKey } from './tree-shm';
 
 const SHM_RDONLY = 0o10000, SHM_EXEC = 0o100000;
@@ -98,7 +98,7 @@ function mapStepShape(m: MappingState): MapStep {
       ? { ...base, kind: 'file-shared', flags: MAP_SHARED | MAP_FIXED, path: m.path, offset: m.offset, writeContents: false }
       : { ...base, kind: 'file-private', flags: MAP_PRIVATE | MAP_FIXED, path: m.path, offset: m.offset, writeContents: true };
   }
-  if (isSysvShm(m)) {
+  if (attachesLive(m)) {
     // A mapping that was never writable or executable gets an attach that can never become so either.
     const flags = (m.vmFlags.includes('mw') ? 0 : SHM_RDONLY) | (m.vmFlags.includes('me') ? SHM_EXEC : 0);
     return { ...base, kind: 'sysv-shm', flags: 0, offset: m.offset, shm: { shmid: m.inode, flags }, writeContents: false };

@@ -11,7 +11,7 @@ import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
-import { currentSegments, isSysvShm, segmentProblem } from '../state/sysv-shm';
+import { attachesLive, currentSegments, segmentProblem } from '../state/sysv-shm';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
 
@@ -106,9 +106,9 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
 
   const segments = currentSegments();
-  const shmProblems = state.mappings.filter(isSysvShm).map((m) => segmentProblem(m, segments)).filter((x): x is string => x !== null);
+  const shmProblems = state.mappings.filter(attachesLive).map((m) => segmentProblem(m, segments)).filter((x): x is string => x !== null);
   items.push(item('sysv-shm', 'System V shared memory', shmProblems.length === 0,
-    shmProblems.length === 0 ? `${new Set(state.mappings.filter(isSysvShm).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
+    shmProblems.length === 0 ? `${new Set(state.mappings.filter(attachesLive).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
     'A System V segment lives until it is removed (IPC_RMID, ipcrm) or the machine restarts: restore before that, or checkpoint the program when it has detached it.'));
 
   const aliases = sharedAliases(state.mappings);

@@ -7,7 +7,7 @@
  * Without it each process got its own copy: they silently stopped seeing each other's writes.
  */
 import type { MappingState, ProcessState } from '../state/process-state';
-import { isSysvShm } from '../state/sysv-shm';
+import { attachesLive } from '../state/sysv-shm';
 import type { ParkedFds } from './fds';
 import type { Remote } from './remote';
 import { NR } from './sysno';
@@ -15,8 +15,8 @@ import { NR } from './sysno';
 const F_DUPFD = 0n;
 
 /** A shmem object's identity, as the maps of every process that maps it show it. */
-export function shmObjectKey(m: Pick<MappingState, 'kind' | 'dev' | 'inode' | 'path' | 'perms'>): string | null {
-  if (m.kind !== 'shared-anon' || m.inode === 0 || isSysvShm(m)) return null;
+export function shmObjectKey(m: Pick<MappingState, 'kind' | 'dev' | 'inode' | 'path' | 'perms' | 'sysv'>): string | null {
+  if (m.kind !== 'shared-anon' || m.inode === 0 || attachesLive(m)) return null;
   return `shm:${m.dev}:${m.inode}`;
 }
 

@@ -37,6 +37,12 @@ export interface MappingState {
   kind: MappingKind;
   /** VmFlags from smaps (e.g. ["rd","wr","mr","mw","me","gd","ac"]). */
   vmFlags: string[];
+  /**
+   * System V shared memory: whether the segment was marked for removal (IPC_RMID: gone with its
+   * last attach, so restore recreates it as shared memory of the process's own). Absent in older
+   * checkpoints, which were restored that way too.
+   */
+  sysv?: { removed: boolean };
   /** For file-backed mappings: what the file looked like at capture, so restore can refuse a changed file. */
   file?: { size: number; mtimeNs: string; ctimeNs?: string; sha256?: string };
 }

@@ -11,6 +11,27 @@ export function isSysvShm(m: Pick<MappingState, 'path' | 'perms'>): boolean {
   return m.perms[3] === 's' && /^\/SYSV[0-9a-f]{8}$/i.test(m.path);
 }
 
+/** A segment that outlives the process, attached again by id at restore (else: a private copy). */
+export function attachesLive(m: Pick<MappingState, 'path' | 'perms' | 'sysv'>): boolean {
+  return isSysvShm(m) && m.sysv !== undefined && !m.sysv.removed;
+}
+
+const SHM_DEST = 0o1000;
+
+/** Marks SysV mappings with whether their segment was marked for removal (perms column of /proc/sysvipc/shm). */
+export function markSysvMappings(mappings: MappingState[]): void {
+  const sysv = mappings.filter(isSysvShm);
+  if (!sysv.length) return;
+  let text: string;
+  try { text = readFileSync('/proc/sysvipc/shm', 'utf8'); } catch { return; }
+  const perms = new Map<number, number>();
+  for (const f of text.split('\n').slice(1).map((l) => l.trim().split(/\s+/))) if (f.length >= 4) perms.set(Number(f[1]), parseInt(f[2]!, 8));
+  for (const m of sysv) {
+    const p = perms.get(m.inode);
+    m.sysv = { removed: p === undefined || (p & SHM_DEST) !== 0 };
+  }
+}
+
 export function sysvKey(m: Pick<MappingState, 'path'>): number {
   return parseInt(m.path.slice(5), 16) | 0;
 }
