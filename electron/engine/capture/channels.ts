@@ -12,7 +12,9 @@ import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, close
 import { unixSockets } from '../proc';
 
 const FIONREAD = 0x541b;
-const F_SETPIPE_SZ = 1031;
+const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
+/** What pipe2 gives (16 pages). */
+const DEFAULT_PIPE_SIZE = 65536;
 const SPLICE_F_NONBLOCK = 2n;
 const O_CLOEXEC = 0o2000000n;
 const MSG_PEEK = 2n;
@@ -33,6 +35,7 @@ function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
 /** Both kinds of channel; see the module comment. */
 export function captureChannels(pid: number, fds: FdState[], warnings: string[]): void {
   capturePipeContents(pid, fds, warnings);
+  captureFifoContents(pid, fds, warnings);
   captureSocketPairs(pid, fds, warnings);
   describeSockets(pid, fds);
 }
@@ -160,6 +163,24 @@ function capturePipeContents(pid: number, fds: FdState[], warnings: string[]): v
 }
 
 /**
+ * The bytes waiting in each named FIFO the process reads (info.pipeData on its first readable fd):
+ * when nothing else holds the FIFO at restore time its queue died with the process, and restore
+ * writes them back (restore/fds.ts).
+ */
+function captureFifoContents(pid: number, fds: FdState[], warnings: string[]): void {
+  const readers = new Map<string, FdState>();
+  for (const f of fds) if (f.kind === 'fifo' && (f.flags & 3) !== 1 && !readers.has(f.target)) readers.set(f.target, f);
+  if (readers.size === 0) return;
+  let pidfd = -1;
+  try {
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    for (const f of readers.values()) savePipeBytes(pidfd, f, warnings);
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+  }
+}
+
+/**
  * The bytes waiting in the pipe behind `reader` (a read end of the process behind pidfd), copied
  * with tee(2) without consuming them, into reader.info.pipeData (base64). Also used for pipes
  * between the processes of a tree checkpoint (capture/tree.ts).
@@ -171,6 +192,9 @@ export function savePipeBytes(pidfd: number, reader: FdState, warnings: string[]
   const local: number[] = [];
   try {
     ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(reader.fd), 0n], `pidfd_getfd of fd ${reader.fd}`));
+    // A program that raised its pipe's capacity may count on writing that much without blocking.
+    const size = Number(syscall(SYS.fcntl, [BigInt(ours), BigInt(F_GETPIPE_SZ)], 'fcntl(F_GETPIPE_SZ)'));
+    if (size !== DEFAULT_PIPE_SIZE) reader.info = { ...(reader.info ?? {}), pipeSize: size };
     const count = Buffer.alloc(4);
     if (ioctlErrno(ours, FIONREAD, count).ret !== 0) return;
     const n = count.readInt32LE(0);
