@@ -19,6 +19,7 @@ const SPLICE_F_NONBLOCK = 2n;
 const O_CLOEXEC = 0o2000000n;
 const MSG_PEEK = 2n;
 const MSG_DONTWAIT = 0x40n;
+const MSG_CTRUNC = 0x8;
 const SOCK_STREAM = 1;
 
 const readable = (f: FdState): boolean => (f.flags & 3) !== 1;
@@ -130,11 +131,29 @@ export function peekQueued(pidfd: number, f: FdState, type: number, warnings: st
     if (n <= 0) return null;
     if (type !== SOCK_STREAM) {
       warnings.push(`fd ${f.fd} (${f.target}): ${n} bytes of queued messages were not saved (only stream socketpairs keep theirs)`);
+      // The pre-flight refuses it: the messages would be gone after a restore (fd-plan.ts).
+      f.info = { ...(f.info ?? {}), lostMessages: n };
       return null;
     }
-    const mem = malloc(n);
+    // recvmsg without room for control data: MSG_CTRUNC says descriptors or credentials ride along
+    // (nothing is installed here), and a peek stops short where the ones attached to the bytes change.
+    const mem = malloc(n + 72);
     try {
-      const got = Number(syscall(SYS.recvfrom, [BigInt(ours), mem, BigInt(n), MSG_PEEK | MSG_DONTWAIT, 0n, 0n], `peeking at fd ${f.fd}`));
+      const iov = mem + BigInt(n), msg = iov + 16n;
+      const hdr = Buffer.alloc(56);
+      hdr.writeBigUInt64LE(iov, 16);
+      hdr.writeBigUInt64LE(1n, 24);
+      const vec = Buffer.alloc(16);
+      vec.writeBigUInt64LE(mem, 0);
+      vec.writeBigUInt64LE(BigInt(n), 8);
+      copyToAddr(iov, vec);
+      copyToAddr(msg, hdr);
+      const got = Number(syscall(SYS.recvmsg, [BigInt(ours), msg, MSG_PEEK | MSG_DONTWAIT], `peeking at fd ${f.fd}`));
+      copyFromAddr(hdr, msg);
+      if ((hdr.readInt32LE(48) & MSG_CTRUNC) !== 0 || got < n) {
+        warnings.push(`fd ${f.fd} (${f.target}): messages waiting in it carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save`);
+        f.info = { ...(f.info ?? {}), controlInFlight: true };
+      }
       const data = Buffer.alloc(got);
       copyFromAddr(data, mem);
       return data;

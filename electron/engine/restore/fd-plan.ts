@@ -77,6 +77,8 @@ function timespecField(v: unknown): bigint {
 const TERMINAL = /^\/dev\/(pts\/\d+|tty\w*|console)$/;
 
 /** `all`: every descriptor of the checkpoint (epoll needs to know which watched ones exist). */
+const SOCK_DGRAM = 2;
+
 export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] = [f]): FdAction {
   const cloexec = f.cloexec;
   const reopenFlags = (f.flags & ~CREATION_FLAGS & ~O_CLOEXEC) | O_LARGEFILE;
@@ -152,6 +154,17 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const peer = Number(f.info?.unixPeer ?? 0);
       const type = Number(f.info?.unixType ?? 0);
       if (ino !== 0 && peer !== 0 && all.some((x) => x.kind === 'socket' && x.target === `socket:[${peer}]` && Number(x.info?.unixPeer ?? 0) === ino)) {
+        // What capture could not save of what waited in it: a restore without it would not be exact.
+        const lost = all.find((x) => x.target === f.target && (x.info?.controlInFlight === true || typeof x.info?.lostMessages === 'number'));
+        if (lost) {
+          return {
+            fd: f.fd, action: 'refuse',
+            reason: lost.info?.controlInFlight === true
+              ? `fd ${f.fd} (${f.target}) of a UNIX socketpair had messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save: they would come back without them`
+              : `fd ${f.fd} (${f.target}) of a UNIX ${type === SOCK_DGRAM ? 'datagram' : 'seqpacket'} socketpair had messages waiting (the next one ${String(lost.info?.lostMessages)} bytes), which Stasis saves only for stream sockets: they would be lost`,
+            fix: 'Checkpoint the program when those messages have been read.',
+          };
+        }
         const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
         return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
       }
