@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store, TreeWriter } from '../store/api';
 import { socketInode, type FdState, type ProcessState } from '../state/process-state';
-import { kill, setSigmask } from '../native';
+import { setSigmask } from '../native';
 import { preflightState, type PreflightItem, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type Range } from './plan';
 import { Remote } from './remote';
@@ -27,7 +27,7 @@ import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host
 import type { RedirectOptions } from './fd-plan';
 import type { RestoreOptions, RestoreResult, RestoreStepTiming } from './index';
 import { parkSharedMemory, treeSharedMemory } from './tree-shm';
-import { NR, SIGSTOP } from './sysno';
+import { NR } from './sysno';
 import { progress } from '../progress';
 
 const ALL_BUT_TRAP = ~(1n << 4n) & 0xffffffffffffffffn;
@@ -336,8 +336,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
     step('detach', () => {
       for (const n of order) {
         const r = remotes.get(n)!;
-        r.detach();
-        if (n.state.stopped) kill(r.pid, SIGSTOP);
+        r.detach(n.state.stopped === true);
       }
     });
   } catch (e) {
