@@ -24,6 +24,7 @@ import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
 import { forkAltered, hasContents, keepOwnFlags, readable, toMappingState } from './mappings';
+import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import type { MappingState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
@@ -341,6 +342,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       }
     }
     writer ??= begin();
+    captureMappedGhosts(pid, state.mappings, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
     writer.setState(state);
     phase('pages', { pid, snapshotPid: memPid });
     let pagesScanned: number;

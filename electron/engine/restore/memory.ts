@@ -12,6 +12,7 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
 import { NR, PR_SET_VMA } from './sysno';
 import { O_RDWR } from './fd-plan';
 import { currentSegments } from '../state/sysv-shm';
+import { MappedGhostFiles } from './mapped-ghosts';
 
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 
@@ -31,6 +32,8 @@ export function unmapStub(r: Remote, plan: RestorePlan): void {
 /** Creates every mapping; files are opened once each inside the process and closed at the end. */
 export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string, number> = new Map()): void {
   const fds = new Map<string, bigint>();
+  // Deleted files mapped privately, recreated once per inode (the bytes are on one of its mappings).
+  const ghosts = new MappedGhostFiles(plan.steps.flatMap((s) => (s.ghost ? [s.ghost] : [])));
   // Shared memory one object for several processes of a tree: mapped from it, at its offset.
   const fromObject = (s: MapStep): number | undefined => (s.object !== undefined ? shared.get(s.object.key) : undefined);
   try {
@@ -46,12 +49,13 @@ export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string,
       }
       let fd = -1n;
       if (s.path !== undefined) {
-        const key = `${s.kind}:${s.path}`;
+        const path = s.ghost ? ghosts.pathFor(s.ghost) : s.path;
+        const key = `${s.kind}:${path}`;
         let f = fds.get(key);
         if (f === undefined) {
           r.resetScratch();
           const flags = (s.kind === 'file-shared' && (s.prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-          f = r.call(NR.open, [r.putString(s.path), BigInt(flags), 0n], `open(${s.path}) for its mapping`);
+          f = r.call(NR.open, [r.putString(path), BigInt(flags), 0n], `open(${s.path}${s.ghost ? ', recreated' : ''}) for its mapping`);
           fds.set(key, f);
         }
         fd = f;
@@ -77,6 +81,7 @@ export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string,
     }
   } finally {
     for (const fd of fds.values()) r.raw(NR.close, [fd]);
+    ghosts.close();
   }
 }
 

@@ -52,6 +52,8 @@ export interface MapStep extends Range {
   object?: { key: string; offset: bigint };
   /** sysv-shm: the segment to attach again (shmat) and SHM_* flags; its pages live in the segment. */
   shm?: { shmid: number; flags: number };
+  /** file-private of a file deleted at capture: the mapping whose saved bytes recreate it (mapped-ghosts.ts). */
+  ghost?: MappingState;
   /** madvise() flags and mlock to give again once the contents are in (absent: none). */
   advice?: VmaAdvice;
 }
@@ -93,6 +95,10 @@ function mapStepShape(m: MappingState): MapStep {
   const label = `${m.start.toString(16)}-${m.end.toString(16)} ${m.path || '[anon]'}`;
   const named = /^\[anon(?:_shmem)?:(.*)\]$/.exec(m.path);
   const base = { start: m.start, end: m.end, prot, offset: 0n, label, ...(named ? { anonName: named[1] } : {}) };
+  if (m.kind === 'file-private' && m.deleted && m.ghost) {
+    // The file is recreated from its saved bytes at restore (mapped-ghosts.ts); path set there.
+    return { ...base, kind: 'file-private', flags: MAP_PRIVATE | MAP_FIXED, path: m.path, offset: m.offset, writeContents: true, ghost: m };
+  }
   if ((m.kind === 'file-private' || m.kind === 'file-shared') && !m.deleted) {
     return shared
       ? { ...base, kind: 'file-shared', flags: MAP_SHARED | MAP_FIXED, path: m.path, offset: m.offset, writeContents: false }

@@ -11,6 +11,7 @@ import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
+import { planMappedGhost } from './mapped-ghosts';
 import { attachesLive, currentSegments, segmentProblem } from '../state/sysv-shm';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
@@ -87,11 +88,19 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.'));
 
   const fileProblems: string[] = [];
+  const ghostFixes = new Set<string>();
+  const recreated: string[] = [];
   const seen = new Set<string>();
   for (const m of state.mappings) {
     if ((m.kind !== 'file-private' && m.kind !== 'file-shared') || seen.has(m.path)) continue;
     seen.add(m.path);
-    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time: Stasis saves deleted files that are open as descriptors, not ones that are only mapped`); continue; }
+    if (m.deleted) {
+      // Shared ones are shared memory now (capture/mappings.ts); private ones are recreated from their saved bytes.
+      if (m.kind === 'file-shared') { fileProblems.push(`${m.path} was already deleted at checkpoint time and is mapped shared, which this checkpoint does not save (an older one)`); continue; }
+      const g = planMappedGhost(m, state.mappings);
+      if ('refuse' in g) { fileProblems.push(g.refuse); ghostFixes.add(g.fix); } else recreated.push(m.path);
+      continue;
+    }
     const p = fileChanged(m.path, { inode: m.inode, size: m.file?.size, mtimeNs: m.file?.mtimeNs });
     if (p) fileProblems.push(p);
   }
@@ -102,8 +111,8 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     if (fd) fileProblems.push(`${m.path} was deleted while mapped shared and open as fd ${fd.fd}: its mapping and its descriptor would come back as two different files`);
   }
   items.push(item('mapped-files', 'Mapped files unchanged', fileProblems.length === 0,
-    fileProblems.length === 0 ? `${seen.size} mapped files unchanged.` : fileProblems.join('; ') + '.',
-    'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+    fileProblems.length === 0 ? `${seen.size} mapped files unchanged.${recreated.length ? ` Deleted at checkpoint time and recreated from the checkpoint: ${recreated.join(', ')}.` : ''}` : fileProblems.join('; ') + '.',
+    ghostFixes.size ? [...ghostFixes].join(' ') : 'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
 
   const segments = currentSegments();
   const shmProblems = state.mappings.filter(attachesLive).map((m) => segmentProblem(m, segments)).filter((x): x is string => x !== null);

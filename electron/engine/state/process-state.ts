@@ -43,6 +43,8 @@ export interface MappingState {
    * checkpoints, which were restored that way too.
    */
   sysv?: { removed: boolean };
+  /** A private mapping of a file deleted at capture: its bytes (capture/ghost-files.ts captureMappedGhosts), to recreate it. */
+  ghost?: GhostInfo;
   /** For file-backed mappings: what the file looked like at capture, so restore can refuse a changed file. */
   file?: { size: number; mtimeNs: string; ctimeNs?: string; sha256?: string };
 }
