@@ -12,11 +12,14 @@ import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, close
 import { unixSockets } from '../proc';
 
 const FIONREAD = 0x541b;
-const F_SETPIPE_SZ = 1031;
+const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
+/** What pipe2 gives (16 pages). */
+const DEFAULT_PIPE_SIZE = 65536;
 const SPLICE_F_NONBLOCK = 2n;
 const O_CLOEXEC = 0o2000000n;
 const MSG_PEEK = 2n;
 const MSG_DONTWAIT = 0x40n;
+const MSG_CTRUNC = 0x8;
 const SOCK_STREAM = 1;
 
 const readable = (f: FdState): boolean => (f.flags & 3) !== 1;
@@ -33,6 +36,7 @@ function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
 /** Both kinds of channel; see the module comment. */
 export function captureChannels(pid: number, fds: FdState[], warnings: string[]): void {
   capturePipeContents(pid, fds, warnings);
+  captureFifoContents(pid, fds, warnings);
   captureSocketPairs(pid, fds, warnings);
   describeSockets(pid, fds);
 }
@@ -127,11 +131,29 @@ export function peekQueued(pidfd: number, f: FdState, type: number, warnings: st
     if (n <= 0) return null;
     if (type !== SOCK_STREAM) {
       warnings.push(`fd ${f.fd} (${f.target}): ${n} bytes of queued messages were not saved (only stream socketpairs keep theirs)`);
+      // The pre-flight refuses it: the messages would be gone after a restore (fd-plan.ts).
+      f.info = { ...(f.info ?? {}), lostMessages: n };
       return null;
     }
-    const mem = malloc(n);
+    // recvmsg without room for control data: MSG_CTRUNC says descriptors or credentials ride along
+    // (nothing is installed here), and a peek stops short where the ones attached to the bytes change.
+    const mem = malloc(n + 72);
     try {
-      const got = Number(syscall(SYS.recvfrom, [BigInt(ours), mem, BigInt(n), MSG_PEEK | MSG_DONTWAIT, 0n, 0n], `peeking at fd ${f.fd}`));
+      const iov = mem + BigInt(n), msg = iov + 16n;
+      const hdr = Buffer.alloc(56);
+      hdr.writeBigUInt64LE(iov, 16);
+      hdr.writeBigUInt64LE(1n, 24);
+      const vec = Buffer.alloc(16);
+      vec.writeBigUInt64LE(mem, 0);
+      vec.writeBigUInt64LE(BigInt(n), 8);
+      copyToAddr(iov, vec);
+      copyToAddr(msg, hdr);
+      const got = Number(syscall(SYS.recvmsg, [BigInt(ours), msg, MSG_PEEK | MSG_DONTWAIT], `peeking at fd ${f.fd}`));
+      copyFromAddr(hdr, msg);
+      if ((hdr.readInt32LE(48) & MSG_CTRUNC) !== 0 || got < n) {
+        warnings.push(`fd ${f.fd} (${f.target}): messages waiting in it carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save`);
+        f.info = { ...(f.info ?? {}), controlInFlight: true };
+      }
       const data = Buffer.alloc(got);
       copyFromAddr(data, mem);
       return data;
@@ -160,6 +182,24 @@ function capturePipeContents(pid: number, fds: FdState[], warnings: string[]): v
 }
 
 /**
+ * The bytes waiting in each named FIFO the process reads (info.pipeData on its first readable fd):
+ * when nothing else holds the FIFO at restore time its queue died with the process, and restore
+ * writes them back (restore/fds.ts).
+ */
+function captureFifoContents(pid: number, fds: FdState[], warnings: string[]): void {
+  const readers = new Map<string, FdState>();
+  for (const f of fds) if (f.kind === 'fifo' && (f.flags & 3) !== 1 && !readers.has(f.target)) readers.set(f.target, f);
+  if (readers.size === 0) return;
+  let pidfd = -1;
+  try {
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    for (const f of readers.values()) savePipeBytes(pidfd, f, warnings);
+  } finally {
+    if (pidfd >= 0) closeFd(pidfd);
+  }
+}
+
+/**
  * The bytes waiting in the pipe behind `reader` (a read end of the process behind pidfd), copied
  * with tee(2) without consuming them, into reader.info.pipeData (base64). Also used for pipes
  * between the processes of a tree checkpoint (capture/tree.ts).
@@ -171,6 +211,9 @@ export function savePipeBytes(pidfd: number, reader: FdState, warnings: string[]
   const local: number[] = [];
   try {
     ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(reader.fd), 0n], `pidfd_getfd of fd ${reader.fd}`));
+    // A program that raised its pipe's capacity may count on writing that much without blocking.
+    const size = Number(syscall(SYS.fcntl, [BigInt(ours), BigInt(F_GETPIPE_SZ)], 'fcntl(F_GETPIPE_SZ)'));
+    if (size !== DEFAULT_PIPE_SIZE) reader.info = { ...(reader.info ?? {}), pipeSize: size };
     const count = Buffer.alloc(4);
     if (ioctlErrno(ours, FIONREAD, count).ret !== 0) return;
     const n = count.readInt32LE(0);

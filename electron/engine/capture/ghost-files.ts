@@ -8,8 +8,8 @@
  * Only regular files: a deleted directory or device has no contents to save.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { FdState, GhostInfo } from '../state/process-state';
+import { readFileSync, statSync } from 'node:fs';
+import type { FdState, GhostInfo, MappingState } from '../state/process-state';
 
 /** Default limit per file (bytes); `checkpoint --ghost-limit BYTES` changes it. */
 export const DEFAULT_GHOST_LIMIT = 10 * 1024 * 1024;
@@ -43,5 +43,39 @@ export function captureGhostFiles(pid: number, fds: FdState[], limit: number, wa
     }
     if (!first) saved.set(key, ghost);
     f.info = { ...(f.info ?? {}), ghost };
+  }
+}
+
+/**
+ * Files deleted while mapped privately (a library replaced by an upgrade under a running program):
+ * their unmodified pages live only in the deleted file, so its bytes are saved like a ghost file's
+ * (MappingState.ghost, on the first mapping of each inode), read through /proc/PID/map_files.
+ */
+export function captureMappedGhosts(pid: number, mappings: MappingState[], limit: number, warnings: string[]): void {
+  const saved = new Map<string, GhostInfo>();
+  for (const m of mappings) {
+    if (m.kind !== 'file-private' || !m.deleted || m.inode === 0) continue;
+    const key = `${m.dev}:${m.inode}`;
+    const first = saved.get(key);
+    if (first) {
+      m.ghost = { size: first.size, mode: first.mode, ...(first.sha256 ? { sha256: first.sha256 } : {}), ...(first.skippedAbove !== undefined ? { skippedAbove: first.skippedAbove } : {}), ...(first.error ? { error: first.error } : {}) };
+      continue;
+    }
+    const at = `/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`;
+    let ghost: GhostInfo;
+    try {
+      const st = statSync(at);
+      if (st.size > limit) {
+        ghost = { size: st.size, mode: st.mode & 0o7777, skippedAbove: limit };
+        warnings.push(`the deleted file ${m.path} mapped at ${m.start.toString(16)} is ${st.size} bytes, above the ghost-file limit of ${limit} bytes: its contents were not saved`);
+      } else {
+        const data = readFileSync(at);
+        ghost = { size: data.length, mode: st.mode & 0o7777, sha256: createHash('sha256').update(data).digest('hex'), data: data.toString('base64') };
+      }
+    } catch (e) {
+      ghost = { size: 0, mode: 0o644, error: (e as Error).message };
+    }
+    saved.set(key, ghost);
+    m.ghost = ghost;
   }
 }

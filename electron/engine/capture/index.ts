@@ -22,8 +22,9 @@ import { StasisError } from '../../../shared/errors';
 import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../store/api';
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
-import { childProcesses, readCmdline, readMaps, readStatus, statusIds } from '../proc';
-import { hasContents, readable, toMappingState } from './mappings';
+import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
+import { forkAltered, hasContents, keepOwnFlags, readable, toMappingState } from './mappings';
+import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import type { MappingState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
@@ -186,7 +187,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     throw new StasisError('UNSUPPORTED', `A pre-copy checkpoint of process ${pid} is not possible here (it needs userfaultfd write-protect in async mode and PAGEMAP_SCAN, Linux 6.7+, no soft-dirty tracking, and a target without io_uring); use the default snapshot mode.`);
   }
   // Also where pre-copy was possible but finds the memory taken by another userfaultfd.
-  const forkOk = live && !hold && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
+  const forkCandidate = live && !hold && threadCount === 1 && opts.snapshot !== 'uffd' && opts.snapshot !== 'precopy';
+  // Read before the freeze (smaps walks the page tables): a fork snapshot would lose these mappings' contents.
+  const forkBlockers = forkCandidate ? forkAltered(readSmaps(pid)) : [];
+  const forkOk = forkCandidate && forkBlockers.length === 0;
+  if (opts.snapshot === 'fork' && forkBlockers.length) {
+    throw new StasisError('UNSUPPORTED', `A fork snapshot of process ${pid} would save ${forkBlockers.length} mapping(s) wrong (${forkBlockers.slice(0, 3).map((e) => `${e.start.toString(16)}-${e.end.toString(16)} ${e.vmFlags.includes('dc') ? 'MADV_DONTFORK' : 'MADV_WIPEONFORK'}`).join(', ')}): a fork child does not get their contents. Use the default snapshot mode.`);
+  }
   // Before the first freeze of a fresh engine, its frozen path runs once on a throwaway process.
   if (live && !hold) rehearseOnce(checkpoint);
 
@@ -329,11 +336,18 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
     } else {
       captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
-      if (child && state.mappings.length !== frozenMaps.length) {
-        warnings.push(`${frozenMaps.length - state.mappings.length} mapping(s) are not inherited by fork (MADV_DONTFORK) and were not saved`);
+      if (child) {
+        const own = readSmaps(pid);
+        // Set between the smaps read and the freeze: the snapshot lacks their contents, so nothing is saved.
+        const altered = forkAltered(own);
+        if (state.mappings.length !== frozenMaps.length || altered.length) {
+          throw new StasisError('CONFLICT', `Process ${pid} marked ${Math.max(altered.length, frozenMaps.length - state.mappings.length)} mapping(s) MADV_DONTFORK or MADV_WIPEONFORK while the checkpoint started, so its fork snapshot lacks their contents; nothing was saved. Checkpoint it again.`);
+        }
+        keepOwnFlags(state.mappings, own);
       }
     }
     writer ??= begin();
+    captureMappedGhosts(pid, state.mappings, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
     writer.setState(state);
     phase('pages', { pid, snapshotPid: memPid });
     let pagesScanned: number;

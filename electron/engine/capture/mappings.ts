@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import type { MappingKind, MappingState } from '../state/process-state';
 import { readSmaps, type MapEntry } from '../proc';
+import { markSysvMappings } from '../state/sysv-shm';
 
 export function mappingKind(e: MapEntry): MappingKind {
   const shared = e.perms[3] === 's';
@@ -25,6 +26,9 @@ export function mappingKind(e: MapEntry): MappingKind {
   if (e.path === '') return shared ? 'shared-anon' : 'anon';
   // /dev/zero and memfd/shmem mappings are shared anonymous memory as far as contents go.
   if (shared && (e.path === '/dev/zero' || e.path.startsWith('/memfd:') || e.path.startsWith('/SYSV'))) return 'shared-anon';
+  // A shared mapping of a file deleted since (a POSIX shm object unlinked after mmap): nothing can
+  // open it again, so its pages are saved and it comes back as shared memory of its own.
+  if (shared && e.deleted) return 'shared-anon';
   return shared ? 'file-shared' : 'file-private';
 }
 
@@ -50,8 +54,30 @@ export function addFileStat(pid: number, m: MappingState): void {
   }
 }
 
+/**
+ * Mappings a fork child does not hold as the process does: MADV_DONTFORK ones are absent from it
+ * and MADV_WIPEONFORK ones read as zeros, so a fork snapshot would save them wrong.
+ */
+export function forkAltered(maps: readonly MapEntry[]): MapEntry[] {
+  return maps.filter((e) => e.vmFlags.includes('dc') || e.vmFlags.includes('wf'));
+}
+
+/** VmFlags a fork child never inherits (mlock): taken from the process itself for mappings read from its snapshot child. */
+const NOT_INHERITED = ['lo', 'lf'];
+
+export function keepOwnFlags(mappings: MappingState[], own: readonly MapEntry[]): void {
+  const byRange = new Map(own.map((e) => [`${e.start}-${e.end}`, e.vmFlags]));
+  for (const m of mappings) {
+    const flags = byRange.get(`${m.start}-${m.end}`);
+    if (!flags) continue;
+    m.vmFlags = [...m.vmFlags.filter((f) => !NOT_INHERITED.includes(f)), ...flags.filter((f) => NOT_INHERITED.includes(f))];
+  }
+}
+
 export function readMappings(pid: number): MappingState[] {
-  return readSmaps(pid).map((e) => toMappingState(pid, e));
+  const out = readSmaps(pid).map((e) => toMappingState(pid, e));
+  markSysvMappings(out);
+  return out;
 }
 
 /**

@@ -10,7 +10,8 @@ import { StasisError } from '../../../shared/errors';
 import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
 import { openPagemap, closePagemap, scanRanges, type PageRange } from '../proc';
-import { vmRead, openMem, memRead, closeFd } from '../native';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { vmRead, openMem, memRead, closeFd, dataRanges } from '../native';
 import { hasContents, pagePolicy, readable } from './mappings';
 
 export interface PageCopyStats {
@@ -40,6 +41,45 @@ function wanted(m: MappingState, r: PageRange, softDirtyOnly: boolean): boolean 
   return true;
 }
 
+/**
+ * Shared memory from its object (/proc/PID/map_files: the shmem file behind the mapping): every
+ * page the object holds in the mapped range, found with SEEK_DATA, including pages this process
+ * never touched (written by a child, or with write() before the mmap) that pagemap does not show.
+ * Read with pread, so nothing is faulted into the process. False when the object cannot be opened
+ * (the caller falls back to pagemap).
+ */
+function copyObjectPages(writer: CheckpointWriter, m: MappingState, opts: PageCopyOptions, stats: PageCopyStats, buffer: Buffer): boolean {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${opts.sharedPagemapPid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const len = m.end - m.start;
+    stats.pagesScanned += Number(len / BigInt(PAGE_SIZE));
+    for (const r of dataRanges(fd, m.offset, m.offset + len)) {
+      const pageStart = r.start & ~BigInt(PAGE_SIZE - 1);
+      const pageEnd = (r.end + BigInt(PAGE_SIZE - 1)) & ~BigInt(PAGE_SIZE - 1);
+      stats.pagesGiven += Number((pageEnd - pageStart) / BigInt(PAGE_SIZE));
+      for (let off = pageStart; off < pageEnd; ) {
+        const n = Number(pageEnd - off) > buffer.length ? buffer.length : Number(pageEnd - off);
+        const buf = buffer.subarray(0, n);
+        const got = readSync(fd, buf, 0, n, off);
+        // Past the object's end (a mapping longer than its file): those pages do not exist.
+        if (got < n) buf.fill(0, got);
+        writer.addPages(m.start + (off - m.offset), buf);
+        stats.bytesRead += n;
+        off += BigInt(n);
+      }
+    }
+    opts.onPages?.(stats.pagesScanned);
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function copyPages(writer: CheckpointWriter, mappings: MappingState[], opts: PageCopyOptions): PageCopyStats {
   const stats: PageCopyStats = { pagesScanned: 0, pagesGiven: 0, zeroPages: 0, bytesRead: 0 };
   const chunk = opts.chunkBytes ?? 4 << 20;
@@ -52,6 +92,7 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
   try {
     for (const m of mappings) {
       if (pagePolicy(m) === 'none' || !hasContents(m)) continue;
+      if (m.perms[3] === 's' && copyObjectPages(writer, m, opts, stats, buffer)) continue;
       const forced = !readable(m);
       if (forced && memFd < 0) memFd = openMem(opts.memPid);
       const pm = m.perms[3] === 's' ? pmShared : pmSelf;

@@ -9,6 +9,8 @@ import { release } from 'node:os';
 import { STATE_VERSION, type ProcessState, type TimerState } from '../state/process-state';
 import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds, readTimers } from '../proc';
+import { controlsProbe } from './sched';
+import { markSysvMappings } from '../state/sysv-shm';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
@@ -70,7 +72,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   const sharedQueue = pendingQueue(pid, true, state.sharedPending, warnings);
   if (sharedQueue) state.sharedQueue = sharedQueue;
   // The main thread runs the process-wide calls too, in the same batch as its own.
-  const processWide = [timersProbe(pid, timers, warnings), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
+  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);
@@ -159,6 +161,7 @@ export function fillMappingDetails(pid: number, mappings: MappingState[], read: 
     m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
     addFileStat(pid, m);
   }
+  markSysvMappings(mappings);
   const vdso = mappings.find((m) => m.kind === 'vdso');
   if (vdso) {
     const buf = Buffer.alloc(Number(vdso.end - vdso.start));

@@ -11,6 +11,7 @@ import type { SignalHandlerState, ThreadState, TimerState } from '../state/proce
 import { REG, SYS, PR, getRseqConfig, peekSiginfo, syscall, malloc, free, copyFromAddr } from '../native';
 import { injectSyscalls, withScratch, type Tracee } from '../tracer';
 import { readStatus, statusMask, readTimers } from '../proc';
+import { schedProbe } from './sched';
 
 
 function neg(r: bigint): boolean {
@@ -153,7 +154,7 @@ export function captureThread(t: Tracee, tid: number, warnings: string[], extra:
       if (!neg(tidAddr!)) ts.clearChildTid = b.readBigUInt64LE(32);
     },
   };
-  runProbes(t, tid, [own, ...extra]);
+  runProbes(t, tid, [own, schedProbe(ts), ...extra]);
   return ts;
 }
 

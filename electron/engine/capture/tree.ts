@@ -19,6 +19,7 @@ import { probeKernelFeatures, syscall, closeFd, SYS, vmRead } from '../native';
 import { freeze, checkTraceable, readBasics, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readStat, unixSockets } from '../proc';
 import { captureFrozenState, captureMappings } from './state';
+import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
 import { peekQueued, savePipeBytes } from './channels';
 import type { CheckpointOptions } from './index';
@@ -280,6 +281,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       const z = zombies.get(m.pid);
       if (z?.length) state.zombies = z;
       captureMappings(state, m.pid, (a, b) => vmRead(m.pid, a, b));
+      captureMappedGhosts(m.pid, state.mappings, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, state.warnings);
       for (const w of state.warnings) warnings.push(`process ${m.pid}: ${w}`);
       m.state = state;
     }

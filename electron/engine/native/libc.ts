@@ -55,6 +55,7 @@ export const c = {
   execvp: fn('execvp', 'int', ['const char *', 'const char **']),
   setsid: fn('setsid', 'int', []),
   syncFileRange: fn('sync_file_range', 'int', ['int', 'int64_t', 'int64_t', 'unsigned int']),
+  lseek: fn('lseek', 'int64_t', ['int', 'int64_t', 'int']),
 };
 
 /** A libc function that older glibc versions lack (null there), bound once on first use. */

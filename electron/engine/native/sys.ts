@@ -14,7 +14,7 @@ export const SYS = {
   set_tid_address: 218, timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225,
   timer_delete: 226, exit_group: 231, tgkill: 234, waitid: 247, set_robust_list: 273, get_robust_list: 274,
   process_vm_readv: 310, process_vm_writev: 311, userfaultfd: 323, rseq: 334, pidfd_open: 434, pidfd_getfd: 438,
-  fcntl: 72, tee: 276, pipe2: 293, socket: 41, sendto: 44, recvfrom: 45, socketpair: 53, getsockopt: 55,
+  fcntl: 72, tee: 276, pipe2: 293, socket: 41, sendto: 44, recvfrom: 45, recvmsg: 47, socketpair: 53, getsockopt: 55,
 } as const;
 
 export const PR = {
@@ -105,4 +105,30 @@ const SYNC_FILE_RANGE_WRITE = 2;
  */
 export function startWriteback(fd: number, offset: number, len: number): void {
   c.syncFileRange(fd, BigInt(offset), BigInt(len), SYNC_FILE_RANGE_WRITE);
+}
+
+const SEEK_DATA = 3, SEEK_HOLE = 4;
+const ENXIO = 6;
+
+/**
+ * The byte ranges of fd that hold data within [from, to) (lseek SEEK_DATA / SEEK_HOLE): for a shmem
+ * object, the pages that exist whether or not any process has them mapped.
+ */
+export function dataRanges(fd: number, from: bigint, to: bigint): { start: bigint; end: bigint }[] {
+  const out: { start: bigint; end: bigint }[] = [];
+  let pos = from;
+  while (pos < to) {
+    const d = BigInt(c.lseek(fd, pos, SEEK_DATA));
+    if (d < 0n) {
+      const e = errno();
+      if (e === ENXIO) break; // no data after pos
+      throw sysError('lseek(SEEK_DATA)', e);
+    }
+    if (d >= to) break;
+    const h = BigInt(c.lseek(fd, d, SEEK_HOLE));
+    if (h < 0n) throw sysError('lseek(SEEK_HOLE)', errno());
+    out.push({ start: d, end: h < to ? h : to });
+    pos = h;
+  }
+  return out;
 }

@@ -25,7 +25,7 @@ export type FdAction =
   | { fd: number; action: 'open'; path: string; flags: number; pos: bigint; cloexec: boolean; note?: string }
   | { fd: number; action: 'redirect'; path: string; flags: number; cloexec: boolean; note: string }
   /** A named FIFO still at its path: opened there again (without blocking); `fallback` when a write end finds no reader. */
-  | { fd: number; action: 'fifo'; path: string; flags: number; cloexec: boolean; note: string; fallback: Extract<FdAction, { action: 'redirect' }> }
+  | { fd: number; action: 'fifo'; path: string; flags: number; cloexec: boolean; note: string; fallback: Extract<FdAction, { action: 'redirect' }>; data?: Buffer; size?: number }
   | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
@@ -42,7 +42,7 @@ export type FdAction =
   /** `dropped`: watches on files deleted since, that nothing in the checkpoint holds, in words. */
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean; dropped?: string[] }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
-  | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null }
+  | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null; size?: number }
   /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
   | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
   | { fd: number; action: 'refuse'; reason: string; fix: string };
@@ -77,6 +77,8 @@ function timespecField(v: unknown): bigint {
 const TERMINAL = /^\/dev\/(pts\/\d+|tty\w*|console)$/;
 
 /** `all`: every descriptor of the checkpoint (epoll needs to know which watched ones exist). */
+const SOCK_DGRAM = 2;
+
 export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] = [f]): FdAction {
   const cloexec = f.cloexec;
   const reopenFlags = (f.flags & ~CREATION_FLAGS & ~O_CLOEXEC) | O_LARGEFILE;
@@ -117,7 +119,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const ends = all.filter((x) => x.kind === 'pipe' && x.target === f.target);
       if (ends.some((x) => accessMode(x.flags) !== O_WRONLY) && ends.some((x) => accessMode(x.flags) !== 0)) {
         const data = ends.map((x) => x.info?.pipeData).find((d): d is string => typeof d === 'string');
-        return { fd: f.fd, action: 'pipe', pipe: f.target, end: accessMode(f.flags) === 0 ? 'read' : 'write', flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
+        const size = ends.map((x) => x.info?.pipeSize).find((n): n is number => typeof n === 'number');
+        return { fd: f.fd, action: 'pipe', pipe: f.target, end: accessMode(f.flags) === 0 ? 'read' : 'write', flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null, ...(size ? { size } : {}) };
       }
       return redirect(`${f.target} (${f.kind}) cannot be reattached: its other end was in another process`);
     }
@@ -127,7 +130,9 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       if (!isFifo) return redirect(`${f.target} (fifo) is no longer there`);
       const fallback = redirect(`${f.target} (fifo) has no reader at restore time`) as Extract<FdAction, { action: 'redirect' }>;
       const note = accessMode(f.flags) === 0 ? `${f.target} (fifo) is opened again by its path` : `${f.target} (fifo) is opened again by its path if it has a reader then; else ${fallback.note.replace(/^.*; /, '')}`;
-      return { fd: f.fd, action: 'fifo', path: f.target, flags: reopenFlags, cloexec, note, fallback };
+      const data = typeof f.info?.pipeData === 'string' ? Buffer.from(f.info.pipeData, 'base64') : undefined;
+      const size = typeof f.info?.pipeSize === 'number' ? f.info.pipeSize : undefined;
+      return { fd: f.fd, action: 'fifo', path: f.target, flags: reopenFlags, cloexec, note, fallback, ...(data ? { data } : {}), ...(size ? { size } : {}) };
     }
     case 'eventfd': {
       const count = hexField(f.info?.count ?? f.info?.['eventfd-count']);
@@ -149,6 +154,17 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const peer = Number(f.info?.unixPeer ?? 0);
       const type = Number(f.info?.unixType ?? 0);
       if (ino !== 0 && peer !== 0 && all.some((x) => x.kind === 'socket' && x.target === `socket:[${peer}]` && Number(x.info?.unixPeer ?? 0) === ino)) {
+        // What capture could not save of what waited in it: a restore without it would not be exact.
+        const lost = all.find((x) => x.target === f.target && (x.info?.controlInFlight === true || typeof x.info?.lostMessages === 'number'));
+        if (lost) {
+          return {
+            fd: f.fd, action: 'refuse',
+            reason: lost.info?.controlInFlight === true
+              ? `fd ${f.fd} (${f.target}) of a UNIX socketpair had messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save: they would come back without them`
+              : `fd ${f.fd} (${f.target}) of a UNIX ${type === SOCK_DGRAM ? 'datagram' : 'seqpacket'} socketpair had messages waiting (the next one ${String(lost.info?.lostMessages)} bytes), which Stasis saves only for stream sockets: they would be lost`,
+            fix: 'Checkpoint the program when those messages have been read.',
+          };
+        }
         const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
         return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
       }

@@ -4,10 +4,11 @@
  * from /dev/null), or rebuilt (eventfd) — as decided by fd-plan.ts. Runs inside the stub, whose own
  * inherited descriptors were closed first; must never open anything in the engine itself.
  */
+import { readdirSync, statSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
-import { O_APPEND, O_CLOEXEC, O_NONBLOCK, planFd, type FdAction, type RedirectOptions } from './fd-plan';
+import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
 
@@ -41,26 +42,74 @@ function recreateChannel(r: Remote, ends: ChannelEnd[], above: number): void {
   const fds: [bigint, bigint] = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))];
   // Which of the two new descriptors each saved end becomes, and where its waiting bytes are written.
   const sideOf = (e: ChannelEnd): 0 | 1 => (e.action === 'pipe' ? (e.end === 'read' ? 0 : 1) : e.side <= e.peer ? 0 : 1);
+  const size = first.action === 'pipe' ? ends.map((e) => (e.action === 'pipe' ? e.size : undefined)).find((n) => n !== undefined) : undefined;
+  if (size !== undefined) r.call(NR.fcntl, [fds[1], F_SETPIPE_SZ, BigInt(size)], `setting the capacity of ${name} to ${size} bytes`);
   for (const side of [0, 1] as const) {
-    const data = ends.find((e) => sideOf(e) === side && e.data)?.data;
+    // A pipe has one queue: every end carries it (fd-plan.ts), it goes in once, through the write end.
+    if (first.action === 'pipe' && side === 1) continue;
+    const data = (first.action === 'pipe' ? ends.find((e) => e.data) : ends.find((e) => sideOf(e) === side && e.data))?.data;
     if (!data || data.length === 0) continue;
     const into = fds[first.action === 'pipe' ? 1 : 1 - side]!;
-    if (first.action === 'pipe' && data.length > 65536) r.call(NR.fcntl, [into, F_SETPIPE_SZ, BigInt(data.length)], `sizing ${name} for its ${data.length} waiting bytes`);
+    if (first.action === 'pipe' && data.length > (size ?? 65536)) r.call(NR.fcntl, [into, F_SETPIPE_SZ, BigInt(data.length)], `sizing ${name} for its ${data.length} waiting bytes`);
+    // Non-blocking while refilled: bytes that do not fit fail the restore instead of hanging it (the saved flags are set below).
+    r.call(NR.fcntl, [into, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on ${name} while it is refilled`);
     for (let o = 0; o < data.length; o += CHUNK) {
       r.resetScratch();
       const part = data.subarray(o, o + CHUNK);
-      const n = r.call(NR.write, [into, r.put(part), BigInt(part.length)], `refilling ${name}`);
-      if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into ${name}.`);
+      const n = r.raw(NR.write, [into, r.put(part), BigInt(part.length)]);
+      if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n < 0n ? 0 : n} of ${part.length} bytes (at ${o} of ${data.length}) went back into ${name}${n < 0n ? ` (errno ${-n})` : ''}.`);
     }
   }
   const parked = fds.map((fd) => r.call(NR.fcntl, [fd, F_DUPFD_CLOEXEC, BigInt(above)], `parking ${name}`));
   for (const fd of fds) r.raw(NR.close, [fd]);
   for (const side of [0, 1] as const) {
     const mine = ends.filter((e) => sideOf(e) === side);
-    if (mine.some((e) => e.flags !== 0)) r.call(NR.fcntl, [parked[side]!, F_SETFL, BigInt(mine[0]!.flags)], `O_NONBLOCK on ${name}`);
+    // Always: the refill above may have left O_NONBLOCK on an end that had none.
+    r.call(NR.fcntl, [parked[side]!, F_SETFL, BigInt(mine[0]?.flags ?? 0)], `O_NONBLOCK on ${name}`);
     for (const e of mine) r.call(NR.dup3, [parked[side]!, BigInt(e.fd), BigInt(e.cloexec ? O_CLOEXEC : 0)], `dup3 to fd ${e.fd}`);
   }
   for (const fd of parked) r.raw(NR.close, [fd]);
+}
+
+/** Whether a process other than `except` holds `path` (a FIFO) open: then its queue outlived the checkpointed process. */
+function heldElsewhere(path: string, except: number): boolean {
+  let want: { dev: number; ino: number };
+  try { want = statSync(path); } catch { return false; }
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === except) continue;
+    let fds: string[];
+    try { fds = readdirSync(`/proc/${p}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try {
+        const st = statSync(`/proc/${p}/fd/${fd}`);
+        if (st.ino === want.ino && st.dev === want.dev) return true;
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return false;
+}
+
+/**
+ * A named FIFO's saved capacity and waiting bytes, written back through a write end opened for it,
+ * unless another process holds the FIFO: its queue then lived on with the bytes in it.
+ */
+function refillFifo(r: Remote, a: Extract<FdAction, { action: 'fifo' }>): void {
+  if (heldElsewhere(a.path, r.pid)) return;
+  r.resetScratch();
+  const w = r.call(NR.open, [r.putString(a.path), BigInt(O_WRONLY | O_NONBLOCK | O_CLOEXEC), 0n], `opening ${a.path} to put back its waiting bytes`);
+  try {
+    if (a.size) r.call(NR.fcntl, [w, F_SETPIPE_SZ, BigInt(a.size)], `setting the capacity of ${a.path} to ${a.size} bytes`);
+    const data = a.data ?? Buffer.alloc(0);
+    if (data.length > (a.size ?? 65536)) r.call(NR.fcntl, [w, F_SETPIPE_SZ, BigInt(data.length)], `sizing ${a.path} for its ${data.length} waiting bytes`);
+    for (let o = 0; o < data.length; o += CHUNK) {
+      r.resetScratch();
+      const part = data.subarray(o, o + CHUNK);
+      const n = r.raw(NR.write, [w, r.put(part), BigInt(part.length)]);
+      if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n < 0n ? 0 : n} of ${data.length} waiting bytes went back into ${a.path}.`);
+    }
+  } finally {
+    r.raw(NR.close, [w]);
+  }
 }
 
 /**
@@ -296,7 +345,10 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
         // Never blocks: a read end opens at once, a write end fails (ENXIO) when nobody reads.
         got = r.raw(NR.open, [r.putString(a.path), BigInt(a.flags | O_NONBLOCK) | cloexec, 0n]);
         if (got < 0n) got = r.call(NR.open, [r.putString(a.fallback.path), BigInt(a.fallback.flags) | cloexec, 0o644n], `reopening fd ${a.fd} (${a.fallback.path})`);
-        else if ((a.flags & O_NONBLOCK) === 0) r.call(NR.fcntl, [got, F_SETFL, BigInt(a.flags & O_APPEND)], `blocking mode of fd ${a.fd} (${a.path})`);
+        else {
+          if (a.data?.length || a.size) refillFifo(r, a);
+          if ((a.flags & O_NONBLOCK) === 0) r.call(NR.fcntl, [got, F_SETFL, BigInt(a.flags & O_APPEND)], `blocking mode of fd ${a.fd} (${a.path})`);
+        }
         break;
       case 'eventfd':
         got = r.call(NR.eventfd2, [a.count, BigInt(a.flags | (a.semaphore ? EFD_SEMAPHORE : 0)) | cloexec], `recreating eventfd ${a.fd}`);

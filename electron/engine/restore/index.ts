@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
 import type { ProcessState } from '../state/process-state';
-import { kill, setSigmask } from '../native';
+import { setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type LayoutEntry, type RestorePlan } from './plan';
 import { Remote } from './remote';
@@ -22,7 +22,6 @@ import type { ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
 import type { RedirectOptions } from './fd-plan';
 import { progress, type ProgressFn } from '../progress';
-import { SIGSTOP } from './sysno';
 
 export type { PreflightItem, PreflightResult } from './preflight';
 
@@ -276,9 +275,8 @@ class SingleRestore {
       this.sealed = true;
       const rest = rebuildRest(this.step, r, plan, state, this.ctx());
       this.step('detach', () => {
-        r.detach();
         // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
-        if (state.stopped) kill(r.pid, SIGSTOP);
+        r.detach(state.stopped === true);
       });
       return rest;
     });

@@ -8,10 +8,12 @@ import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import type { PageRun } from '../store/api';
 import type { Remote } from './remote';
-import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
 import { NR, PR_SET_VMA } from './sysno';
 import { O_RDWR } from './fd-plan';
 import { UffdFill } from './uffd-fill';
+import { currentSegments } from '../state/sysv-shm';
+import { MappedGhostFiles } from './mapped-ghosts';
 
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 
@@ -29,19 +31,32 @@ export function unmapStub(r: Remote, plan: RestorePlan): void {
 }
 
 /** Creates every mapping; files are opened once each inside the process and closed at the end. */
-export function mapAll(r: Remote, plan: RestorePlan): void {
+export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string, number> = new Map()): void {
   const fds = new Map<string, bigint>();
+  // Deleted files mapped privately, recreated once per inode (the bytes are on one of its mappings).
+  const ghosts = new MappedGhostFiles(plan.steps.flatMap((s) => (s.ghost ? [s.ghost] : [])));
+  // Shared memory one object for several processes of a tree: mapped from it, at its offset.
+  const fromObject = (s: MapStep): number | undefined => (s.object !== undefined ? shared.get(s.object.key) : undefined);
   try {
     for (const s of plan.steps) {
-      if (s.aliasOf !== undefined) continue; // after its primary exists (below)
+      if (s.aliasOf !== undefined && fromObject(s) === undefined) continue; // after its primary exists (below)
+      if (s.shm) { attachSegment(r, s, s.shm); continue; }
+      const obj = fromObject(s);
+      if (obj !== undefined) {
+        const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(MAP_SHARED | MAP_FIXED), BigInt(obj), s.object!.offset], `mmap of ${s.label} (shared by the tree)`);
+        if (got !== s.start) throw new StasisError('INTERNAL', `mmap of ${s.label} landed at 0x${got.toString(16)}.`);
+        nameMapping(r, s);
+        continue;
+      }
       let fd = -1n;
       if (s.path !== undefined) {
-        const key = `${s.kind}:${s.path}`;
+        const path = s.ghost ? ghosts.pathFor(s.ghost) : s.path;
+        const key = `${s.kind}:${path}`;
         let f = fds.get(key);
         if (f === undefined) {
           r.resetScratch();
           const flags = (s.kind === 'file-shared' && (s.prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-          f = r.call(NR.open, [r.putString(s.path), BigInt(flags), 0n], `open(${s.path}) for its mapping`);
+          f = r.call(NR.open, [r.putString(path), BigInt(flags), 0n], `open(${s.path}${s.ghost ? ', recreated' : ''}) for its mapping`);
           fds.set(key, f);
         }
         fd = f;
@@ -54,7 +69,7 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
       }
     }
     for (const s of plan.steps) {
-      if (s.aliasOf === undefined) continue;
+      if (s.aliasOf === undefined || fromObject(s) !== undefined) continue;
       // old_size 0: a second mapping of the same shmem pages, not a move.
       const got = r.call(NR.mremap, [s.aliasOf, 0n, s.end - s.start, BigInt(MREMAP_MAYMOVE | MREMAP_FIXED), s.start], `mremap (shared alias) of ${s.label}`);
       if (got !== s.start) throw new StasisError('INTERNAL', `The shared alias ${s.label} landed at 0x${got.toString(16)}.`);
@@ -67,10 +82,39 @@ export function mapAll(r: Remote, plan: RestorePlan): void {
     }
   } finally {
     for (const fd of fds.values()) r.raw(NR.close, [fd]);
+    ghosts.close();
   }
 }
 
 const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+
+function nameMapping(r: Remote, s: MapStep): void {
+  if (!s.anonName) return;
+  r.resetScratch();
+  r.call(NR.prctl, [BigInt(PR_SET_VMA), 0n /* PR_SET_VMA_ANON_NAME */, s.start, s.end - s.start, r.putString(s.anonName)], `naming ${s.label}`);
+}
+
+/**
+ * A System V segment attached again (the pre-flight checked it still exists): shmat anywhere, the
+ * saved part moved to its address with mremap (a mapping may hold only part of a segment), the
+ * rest of the attach dropped, the saved protection set.
+ */
+function attachSegment(r: Remote, s: MapStep, shm: { shmid: number; flags: number }): void {
+  const len = s.end - s.start;
+  const base = r.call(NR.shmat, [BigInt(shm.shmid), 0n, BigInt(shm.flags)], `shmat of System V segment ${shm.shmid} for ${s.label}`);
+  const got = r.call(NR.mremap, [base + s.offset, len, len, BigInt(MREMAP_MAYMOVE | MREMAP_FIXED), s.start], `mremap of System V segment ${shm.shmid} to ${s.label}`);
+  if (got !== s.start) throw new StasisError('INTERNAL', `System V segment ${shm.shmid} landed at 0x${got.toString(16)} instead of ${s.label}.`);
+  const size = segmentSize(shm.shmid);
+  if (s.offset > 0n) r.call(NR.munmap, [base, s.offset], `munmap of the rest of System V segment ${shm.shmid}`);
+  if (size > s.offset + len) r.call(NR.munmap, [base + s.offset + len, size - s.offset - len], `munmap of the rest of System V segment ${shm.shmid}`);
+  r.call(NR.mprotect, [s.start, len, BigInt(s.prot)], `mprotect of ${s.label}`);
+}
+
+/** The segment's size rounded up to pages (what shmat maps). */
+function segmentSize(shmid: number): bigint {
+  const seg = currentSegments().find((x) => x.shmid === shmid);
+  return seg ? (seg.size + 4095n) & ~4095n : 0n;
+}
 
 /**
  * /proc/PID/mem can force writes into read-only private pages (copy-on-write) but not into read-only

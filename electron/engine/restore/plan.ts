@@ -6,6 +6,11 @@
  */
 import type { MappingState, ProcessState } from '../state/process-state';
 import { aliasFor } from './shared-aliases';
+import { adviceFor, type VmaAdvice } from './vma-advice';
+import { attachesLive } from '../state/sysv-shm';
+import { shmObjectKey } from './tree-shm';
+
+const SHM_RDONLY = 0o10000, SHM_EXEC = 0o100000;
 
 export interface Range { start: bigint; end: bigint }
 export interface LayoutEntry extends Range { name: string }
@@ -26,7 +31,7 @@ export const MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_FIXED = 0x10, MAP_ANONYM
   MAP_GROWSDOWN = 0x100, MAP_NORESERVE = 0x4000, MAP_FIXED_NOREPLACE = 0x100000;
 
 export interface MapStep extends Range {
-  kind: 'anon' | 'shared-anon' | 'file-private' | 'file-shared';
+  kind: 'anon' | 'shared-anon' | 'file-private' | 'file-shared' | 'sysv-shm';
   prot: number;
   flags: number;
   /** File to map (file kinds only) and its page offset. */
@@ -45,6 +50,14 @@ export interface MapStep extends Range {
    * mapping with mremap(aliasOf, 0, size, MAYMOVE|FIXED, start), so both share one object again.
    */
   aliasOf?: bigint;
+  /** shared-anon: the shmem object's identity and this mapping's offset in it (restore/tree-shm.ts), to map a tree's one copy of it. */
+  object?: { key: string; offset: bigint };
+  /** sysv-shm: the segment to attach again (shmat) and SHM_* flags; its pages live in the segment. */
+  shm?: { shmid: number; flags: number };
+  /** file-private of a file deleted at capture: the mapping whose saved bytes recreate it (mapped-ghosts.ts). */
+  ghost?: MappingState;
+  /** madvise() flags and mlock to give again once the contents are in (absent: none). */
+  advice?: VmaAdvice;
 }
 
 export interface SpecialMove { kind: SpecialKind; from: Range; temp: bigint; to: bigint }
@@ -73,19 +86,35 @@ export function isRestorableMapping(m: MappingState): boolean {
 }
 
 export function mapStepFor(m: MappingState): MapStep {
+  const step = mapStepShape(m);
+  const advice = adviceFor(m);
+  return advice.advice.length || advice.lock !== 'none' ? { ...step, advice } : step;
+}
+
+function mapStepShape(m: MappingState): MapStep {
   const prot = protOf(m.perms);
   const shared = m.perms[3] === 's';
   const label = `${m.start.toString(16)}-${m.end.toString(16)} ${m.path || '[anon]'}`;
   const named = /^\[anon(?:_shmem)?:(.*)\]$/.exec(m.path);
   const hugepages = m.vmFlags.includes('hg') ? 'yes' as const : m.vmFlags.includes('nh') ? 'no' as const : undefined;
   const base = { start: m.start, end: m.end, prot, offset: 0n, label, ...(named ? { anonName: named[1] } : {}), ...(hugepages ? { hugepages } : {}) };
+  if (m.kind === 'file-private' && m.deleted && m.ghost) {
+    // The file is recreated from its saved bytes at restore (mapped-ghosts.ts); path set there.
+    return { ...base, kind: 'file-private', flags: MAP_PRIVATE | MAP_FIXED, path: m.path, offset: m.offset, writeContents: true, ghost: m };
+  }
   if ((m.kind === 'file-private' || m.kind === 'file-shared') && !m.deleted) {
     return shared
       ? { ...base, kind: 'file-shared', flags: MAP_SHARED | MAP_FIXED, path: m.path, offset: m.offset, writeContents: false }
       : { ...base, kind: 'file-private', flags: MAP_PRIVATE | MAP_FIXED, path: m.path, offset: m.offset, writeContents: true };
   }
+  if (attachesLive(m)) {
+    // A mapping that was never writable or executable gets an attach that can never become so either.
+    const flags = (m.vmFlags.includes('mw') ? 0 : SHM_RDONLY) | (m.vmFlags.includes('me') ? SHM_EXEC : 0);
+    return { ...base, kind: 'sysv-shm', flags: 0, offset: m.offset, shm: { shmid: m.inode, flags }, writeContents: false };
+  }
   if (m.kind === 'shared-anon' || shared) {
-    return { ...base, kind: 'shared-anon', flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, writeContents: true };
+    const object = shmObjectKey(m);
+    return { ...base, kind: 'shared-anon', flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, writeContents: true, ...(object ? { object: { key: object, offset: m.offset } } : {}) };
   }
   let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
   if (m.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;

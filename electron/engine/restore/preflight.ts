@@ -3,13 +3,18 @@
  * wizard shows ({id, label, ok, reason, fix} per item). Side-effect free: it reads the store, stats
  * files and reads /proc; it must never start, trace or change anything.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpusOf, parseCpuList } from '../state/sched-attrs';
 import type { ProcessState } from '../state/process-state';
 import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
+import { planMappedGhost } from './mapped-ghosts';
+import { attachesLive, currentSegments, segmentProblem } from '../state/sysv-shm';
+import { lockConflicts, plannedLocks } from './file-locks';
+import { describeLock } from '../state/file-lock';
 
 export interface PreflightItem {
   id: string;
@@ -83,17 +88,37 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.'));
 
   const fileProblems: string[] = [];
+  const ghostFixes = new Set<string>();
+  const recreated: string[] = [];
   const seen = new Set<string>();
   for (const m of state.mappings) {
     if ((m.kind !== 'file-private' && m.kind !== 'file-shared') || seen.has(m.path)) continue;
     seen.add(m.path);
-    if (m.deleted) { fileProblems.push(`${m.path} was already deleted at checkpoint time: Stasis saves deleted files that are open as descriptors, not ones that are only mapped`); continue; }
+    if (m.deleted) {
+      // Shared ones are shared memory now (capture/mappings.ts); private ones are recreated from their saved bytes.
+      if (m.kind === 'file-shared') { fileProblems.push(`${m.path} was already deleted at checkpoint time and is mapped shared, which this checkpoint does not save (an older one)`); continue; }
+      const g = planMappedGhost(m, state.mappings);
+      if ('refuse' in g) { fileProblems.push(g.refuse); ghostFixes.add(g.fix); } else recreated.push(m.path);
+      continue;
+    }
     const p = fileChanged(m.path, { inode: m.inode, size: m.file?.size, mtimeNs: m.file?.mtimeNs });
     if (p) fileProblems.push(p);
   }
+  // A deleted file both mapped shared (restored as shared memory) and open (restored as a new unlinked file) would become two.
+  for (const m of state.mappings) {
+    if (m.kind !== 'shared-anon' || !m.deleted || !m.path.startsWith('/') || m.path === '/dev/zero' || m.path.startsWith('/memfd:') || m.path.startsWith('/SYSV')) continue;
+    const fd = state.fds.find((f) => f.inode === m.inode && f.target === `${m.path} (deleted)`);
+    if (fd) fileProblems.push(`${m.path} was deleted while mapped shared and open as fd ${fd.fd}: its mapping and its descriptor would come back as two different files`);
+  }
   items.push(item('mapped-files', 'Mapped files unchanged', fileProblems.length === 0,
-    fileProblems.length === 0 ? `${seen.size} mapped files unchanged.` : fileProblems.join('; ') + '.',
-    'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+    fileProblems.length === 0 ? `${seen.size} mapped files unchanged.${recreated.length ? ` Deleted at checkpoint time and recreated from the checkpoint: ${recreated.join(', ')}.` : ''}` : fileProblems.join('; ') + '.',
+    ghostFixes.size ? [...ghostFixes].join(' ') : 'Restore the exact library and data files the process had mapped (e.g. undo a package upgrade), or take a new checkpoint.'));
+
+  const segments = currentSegments();
+  const shmProblems = state.mappings.filter(attachesLive).map((m) => segmentProblem(m, segments)).filter((x): x is string => x !== null);
+  items.push(item('sysv-shm', 'System V shared memory', shmProblems.length === 0,
+    shmProblems.length === 0 ? `${new Set(state.mappings.filter(attachesLive).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
+    'A System V segment lives until it is removed (IPC_RMID, ipcrm) or the machine restarts: restore before that, or checkpoint the program when it has detached it.'));
 
   const aliases = sharedAliases(state.mappings);
   const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;
@@ -128,6 +153,9 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
     fdRefusals.length === 0 ? `${state.fds.length} descriptors can be reopened.${fdNotes.length ? ' ' + fdNotes.join('; ') + '.' : ''}` : fdRefusals.join('; ') + '.',
     fdFixes.size ? [...fdFixes].join(' ') : 'Make the missing files available again (or close those descriptors in the program before checkpointing).'));
+
+  items.push(locksItem(state));
+  items.push(affinityItem(state));
 
   const cwdOk = existsSync(state.cwd) && statSync(state.cwd).isDirectory();
   items.push(item('cwd', 'Working directory exists', cwdOk,
@@ -198,4 +226,44 @@ function capabilitiesItem(state: ProcessState, host: HostFacts): PreflightItem {
   return item('capabilities', 'Capabilities and sandbox', true,
     !state.threads[0]?.caps ? 'Capabilities were not saved in this checkpoint (an older one): the process gets Stasis\'s own.'
       : narrowed ? 'Each thread gets its saved capability sets (narrower than Stasis\'s own), no_new_privs as it was.' : 'Each thread gets its saved capability sets.');
+}
+
+/** File locks are taken again without waiting: one of another kind, or one someone holds now, is refused. */
+function locksItem(state: ProcessState): PreflightItem {
+  const planned = plannedLocks(state);
+  const label = 'File locks';
+  const odd = planned.filter((p) => p.lock.kind === 'lease' || p.lock.kind === 'other');
+  if (odd.length) {
+    return item('file-locks', label, false,
+      `${odd.map((p) => `fd ${p.fd.fd} (${p.fd.target}) holds a ${p.lock.name}`).join('; ')}: Stasis cannot take it again, and the process would run without it.`,
+      'Checkpoint the program when it holds no file lease.');
+  }
+  const busy = lockConflicts(state);
+  if (busy.length) {
+    return item('file-locks', label, false,
+      `${busy.map((b) => `the ${describeLock(b.lock)} on ${b.fd.target} (fd ${b.fd.fd}) is held now by ${b.holder.pid > 0 ? `process ${b.holder.pid}` : 'another open file'} (${describeLock(b.holder)})`).join('; ')}: the process cannot get it back, and must not run without it.`,
+      `End the process holding ${busy.length > 1 ? 'them' : 'it'} (the original, if it still runs), then restore again.`);
+  }
+  return item('file-locks', label, true, planned.length === 0 ? 'No file locks held.'
+    : `${planned.length} file lock${planned.length > 1 ? 's' : ''} (${planned.map((p) => `${describeLock(p.lock)} on ${p.fd.target}`).join('; ')}) taken again.`);
+}
+
+function onlineCpus(): number[] | null {
+  try { return parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8')); } catch { return null; }
+}
+
+/** A thread pinned to CPUs this machine lacks would run on others (some of them) or not start (none). */
+function affinityItem(state: ProcessState, online: number[] | null = onlineCpus()): PreflightItem {
+  const label = 'CPU affinity';
+  const pinned = state.threads.filter((t) => t.sched && t.sched.affinity !== '');
+  if (!pinned.length || !online) {
+    return item('cpu-affinity', label, true, pinned.length ? 'The CPUs of this machine are unknown; each thread gets its saved CPU affinity.'
+      : state.threads.some((t) => t.sched) ? 'No thread was pinned to some CPUs: they run on any, as before.' : 'Not saved in this checkpoint (an older one): the threads may run on any CPU.');
+  }
+  const here = new Set(online);
+  const missing = pinned.map((t) => ({ tid: t.tid, lacks: cpusOf(t.sched!.affinity).filter((c) => !here.has(c)) })).filter((x) => x.lacks.length);
+  return item('cpu-affinity', label, missing.length === 0,
+    missing.length === 0 ? 'Each thread gets its saved CPU affinity, scheduling policy, nice value and I/O priority.'
+      : `Thread(s) ${missing.map((m) => `${m.tid} (CPUs ${m.lacks.slice(0, 8).join(', ')}${m.lacks.length > 8 ? ', ...' : ''})`).join('; ')} were allowed on CPUs this machine does not have online (${online.length} CPUs: ${online.length > 1 ? `0-${online.length - 1}` : '0'}): they would run elsewhere than the program chose.`,
+    'Restore on a machine with those CPUs online (or bring them online: /sys/devices/system/cpu/cpuN/online).');
 }

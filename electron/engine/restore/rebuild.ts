@@ -11,11 +11,14 @@ import type { RestorePlan } from './plan';
 import type { Remote } from './remote';
 import { mapAll, sealProtections, unmapStub, writePages } from './memory';
 import { moveSpecials } from './specials';
+import { applyAdvice } from './vma-advice';
 import { setMm } from './mm';
 import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
 import { closeInheritedFds, closeParked, restoreFds, takeForeground, type ParkedFds } from './fds';
 import { restoreTimers } from './timers';
+import { restoreLocks } from './file-locks';
+import { restoreControls } from './sched';
 import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
 import { createThreads, mainThread, type ThreadMap } from './threads';
@@ -69,7 +72,8 @@ export function rebuildSteps(step: StepFn, r: Remote, plan: RestorePlan, state: 
 }
 
 /**
- * The memory half: "close inherited fds", "memory layout", "memory contents". With seal false the
+ * The memory half: "close inherited fds", "memory layout", "memory contents" (with the mappings'
+ * madvise flags and mlocks). With seal false the
  * shared read-only mappings stay writable, so later rounds can still be written in (a prepared
  * restore); sealProtections then comes before the rest.
  */
@@ -81,7 +85,7 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
   step('memory layout', () => {
     unmapStub(r, plan);
     moveSpecials(r, plan);
-    mapAll(r, plan);
+    mapAll(r, plan, ctx.tree?.parked);
   });
   step('memory contents', () => {
     // The checkpoint's size says how many pages the store will hand out (zero runs included).
@@ -90,6 +94,8 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
     bytesWritten = w.bytes;
     writeMs = w.writeMs;
     if (seal) sealProtections(r, plan);
+    // Later rounds of a prepared restore write through /proc/PID/mem, which neither flag hinders.
+    applyAdvice(r, plan);
   });
   return { bytesWritten, writeMs };
 }
@@ -105,13 +111,17 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   step('signals', () => setSignalHandlers(r, state));
   step('fds', () => {
     restoreFds(r, state, redirect, ctx.tree?.parked);
+    restoreLocks(r, state);
     takeForeground(r, state, redirect);
     if (ctx.tree) closeParked(r, ctx.tree.from);
   });
   // The other threads share the main thread's memory, files and handlers, so they come after them.
   step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
   step('timers', () => restoreTimers(r, state, threads.tids));
-  step('thread state', () => restoreThreadState(r, th));
+  step('thread state', () => {
+    restoreThreadState(r, th);
+    restoreControls(r, state);
+  });
   step('pending signals', () => { warnings = raisePending(r, state, threads.tids); });
   step('registers', () => {
     dropTrampoline(r, plan.trampoline);

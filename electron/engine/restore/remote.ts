@@ -13,7 +13,7 @@ import {
 } from '../native';
 import { STUB_SYSCALL_ADDR, stubPath } from './stub-elf';
 import { SCRATCH_OFFSET, TRAMPOLINE_SIZE } from './plan';
-import { NR, SIGKILL } from './sysno';
+import { NR, SIGKILL, SIGSTOP } from './sysno';
 
 /** CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, as pthread_create. */
 const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x40000n;
@@ -294,9 +294,16 @@ export class Remote {
   }
 
   /** Final hand-over: the process keeps running without us (the other threads are let go first, the main thread last). */
-  detach(): void {
+  /**
+   * Lets the process run. `stopped`: it was checkpointed stopped (SIGSTOP, SIGTSTP) and must come
+   * back stopped: the SIGSTOP is queued while every thread is still in its ptrace stop, so none
+   * runs an instruction before the stop (sent after the detach, a stopped child of a tree was
+   * seen running on to its exit first).
+   */
+  detach(stopped = false): void {
     closeFd(this.memFd);
     this.memFd = -1;
+    if (stopped) tryKill(this._pid, SIGSTOP);
     for (const tid of this.extraTids) detach(tid, 0);
     detach(this._pid, 0);
     this.done = true;

@@ -7,6 +7,7 @@
  * (sharedAliases, pre-flight). Pure: reads the checkpoint's mapping list only.
  */
 import type { MappingState } from '../state/process-state';
+import { attachesLive } from '../state/sysv-shm';
 
 export interface SharedAlias {
   a: MappingState;
@@ -21,7 +22,8 @@ function group(mappings: readonly MappingState[]): Grouped {
   const byObject = new Map<string, MappingState[]>();
   for (const m of mappings) {
     // inode 0: no object identity to compare (never seen for shmem, which always has an inode).
-    if (m.kind !== 'shared-anon' || m.inode === 0) continue;
+    // SysV segments are attached again as themselves (restore/memory.ts), every address of them.
+    if (m.kind !== 'shared-anon' || m.inode === 0 || attachesLive(m)) continue;
     const key = `${m.dev}:${m.inode}`;
     const list = byObject.get(key);
     if (list) list.push(m);

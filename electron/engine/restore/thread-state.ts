@@ -3,12 +3,13 @@
  * glibc relies on that /proc does not show — clear_child_tid (set_tid_address), the robust futex
  * list, the rseq area (a new thread has none registered, so registering the checkpointed area is
  * enough), the alternate signal stack (clone with CLONE_VM clears it), and the thread's name.
- * Last, its credentials: no_new_privs and the capability sets, narrowed from the engine's (a root
+ * Then its scheduling (restore/sched.ts). Last, its credentials: no_new_privs and the capability sets, narrowed from the engine's (a root
  * program that dropped capabilities must not come back with all of them).
  */
 import type { ThreadState } from '../state/process-state';
 import type { Remote } from './remote';
 import { readFileSync } from 'node:fs';
+import { restoreSched } from './sched';
 import { NR, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_CAP_AMBIENT_RAISE, PR_CAPBSET_DROP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS } from './sysno';
 
 const SS_ONSTACK = 1, SS_DISABLE = 2;
@@ -32,6 +33,8 @@ export function restoreThreadState(r: Remote, th: ThreadState, tid = r.pid): voi
     r.resetScratch();
     r.call(NR.prctl, [BigInt(PR_SET_NAME), r.putString(th.comm.slice(0, 15)), 0n, 0n, 0n], 'prctl(PR_SET_NAME)', tid);
   }
+  // Before the capabilities: a higher priority or lower nice may need CAP_SYS_NICE the thread drops.
+  if (th.sched) restoreSched(r, th.sched, tid);
   restoreCapabilities(r, th, tid);
 }
 

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store, TreeWriter } from '../store/api';
 import { socketInode, type FdState, type ProcessState } from '../state/process-state';
-import { kill, setSigmask } from '../native';
+import { setSigmask } from '../native';
 import { preflightState, type PreflightItem, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type Range } from './plan';
 import { Remote } from './remote';
@@ -26,7 +26,8 @@ import { rebuildSteps, throwIfCancelled, type StepFn } from './rebuild';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
 import type { RedirectOptions } from './fd-plan';
 import type { RestoreOptions, RestoreResult, RestoreStepTiming } from './index';
-import { NR, SIGSTOP } from './sysno';
+import { parkSharedMemory, treeSharedMemory } from './tree-shm';
+import { NR } from './sysno';
 import { progress } from '../progress';
 
 const ALL_BUT_TRAP = ~(1n << 4n) & 0xffffffffffffffffn;
@@ -284,6 +285,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       parked = parkTreePipes(stub, treePipes(order), parkFrom);
       const next = parkTreeSockets(stub, treeSockets(order), parkFrom + parked.size, parked);
       parkSharedFiles(stub, sharedGroups(order), redirect, next, parked);
+      parkSharedMemory(stub, treeSharedMemory(order.map((n) => n.state)), Math.max(parkFrom - 1, ...parked.values()) + 1, parked);
       // Parents first: each child is a copy of its restored parent, leadership and pipes included.
       for (const n of order.slice(1)) {
         who = n.state.pid;
@@ -334,8 +336,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
     step('detach', () => {
       for (const n of order) {
         const r = remotes.get(n)!;
-        r.detach();
-        if (n.state.stopped) kill(r.pid, SIGSTOP);
+        r.detach(n.state.stopped === true);
       }
     });
   } catch (e) {

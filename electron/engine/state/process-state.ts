@@ -37,6 +37,14 @@ export interface MappingState {
   kind: MappingKind;
   /** VmFlags from smaps (e.g. ["rd","wr","mr","mw","me","gd","ac"]). */
   vmFlags: string[];
+  /**
+   * System V shared memory: whether the segment was marked for removal (IPC_RMID: gone with its
+   * last attach, so restore recreates it as shared memory of the process's own). Absent in older
+   * checkpoints, which were restored that way too.
+   */
+  sysv?: { removed: boolean };
+  /** A private mapping of a file deleted at capture: its bytes (capture/ghost-files.ts captureMappedGhosts), to recreate it. */
+  ghost?: GhostInfo;
   /** For file-backed mappings: what the file looked like at capture, so restore can refuse a changed file. */
   file?: { size: number; mtimeNs: string; ctimeNs?: string; sha256?: string };
 }
@@ -72,6 +80,40 @@ export interface ThreadState {
   noNewPrivs?: boolean;
   /** Seccomp mode (status "Seccomp:"): 0 none, 1 strict, 2 filter. */
   seccomp?: number;
+  /** Scheduling and per-thread prctl state (capture/sched.ts); absent in checkpoints taken before it was kept. */
+  sched?: ThreadSched;
+}
+
+/** sched_getattr(2) fields, CPU affinity, I/O priority, timer slack and parent-death signal of one thread. */
+export interface ThreadSched {
+  policy: number;
+  /** SCHED_FLAG_* (only RESET_ON_FORK is given back). */
+  flags: bigint;
+  nice: number;
+  priority: number;
+  /** SCHED_DEADLINE parameters, ns. */
+  runtime: bigint;
+  deadline: bigint;
+  period: bigint;
+  /**
+   * sched_getaffinity mask, hex, lowest CPU in the last digit (as /proc's Cpus_allowed without
+   * commas); '' when it held every CPU online at checkpoint time (not pinned: any CPU will do).
+   */
+  affinity: string;
+  /** ioprio_get value: class << 13 | data (0: none set). */
+  ioprio: number;
+  timerSlackNs: bigint;
+  /** PR_SET_PDEATHSIG signal, 0 for none. */
+  pdeathsig: number;
+}
+
+/** Process-wide prctl state and the OOM adjustment (capture/sched.ts). */
+export interface ProcessControls {
+  childSubreaper: boolean;
+  /** PR_GET_DUMPABLE: 0, 1 or 2. */
+  dumpable: number;
+  thpDisable: boolean;
+  oomScoreAdj: number;
 }
 
 export interface SignalHandlerState {
@@ -155,6 +197,8 @@ export interface ProcessState {
   root: string;
   umask: number;
   personality: number;
+  /** Absent in checkpoints taken before they were kept. */
+  controls?: ProcessControls;
   rlimits: { resource: number; name: string; cur: bigint; max: bigint }[];
   /** /proc/PID/stat fields 26..52 that PR_SET_MM_MAP needs, plus brk from an injected brk(0). */
   mm: {

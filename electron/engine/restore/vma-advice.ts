@@ -1,0 +1,42 @@
+/**
+ * Restore step "memory advice": the per-mapping properties a program sets after mmap and the kernel
+ * shows only as smaps VmFlags: mlock/mlock2(MLOCK_ONFAULT) ("lo", "lf"), MADV_DONTFORK ("dc"),
+ * MADV_WIPEONFORK ("wf"), MADV_DONTDUMP ("dd"), MADV_HUGEPAGE / MADV_NOHUGEPAGE ("hg", "nh").
+ * Without them a restored program forks children that see memory they must not (wipe-on-fork
+ * secrets, DONTFORK DMA buffers) and loses its locked pages. Applied after the contents are in
+ * (mlock would otherwise fault in pages only to have them overwritten).
+ */
+import type { MappingState } from '../state/process-state';
+import type { Remote } from './remote';
+import type { RestorePlan } from './plan';
+import { NR } from './sysno';
+
+export const MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_DONTFORK = 10, MADV_DONTDUMP = 16, MADV_WIPEONFORK = 18;
+const MLOCK_ONFAULT = 1;
+
+/** VmFlags mnemonic -> the madvise() that sets it. */
+const ADVICE: ReadonlyArray<[string, number, string]> = [
+  ['dc', MADV_DONTFORK, 'MADV_DONTFORK'],
+  ['wf', MADV_WIPEONFORK, 'MADV_WIPEONFORK'],
+  ['dd', MADV_DONTDUMP, 'MADV_DONTDUMP'],
+  ['hg', MADV_HUGEPAGE, 'MADV_HUGEPAGE'],
+  ['nh', MADV_NOHUGEPAGE, 'MADV_NOHUGEPAGE'],
+];
+
+export interface VmaAdvice { advice: { value: number; name: string }[]; lock: 'none' | 'lock' | 'onfault' }
+
+export function adviceFor(m: Pick<MappingState, 'vmFlags'>): VmaAdvice {
+  const advice = ADVICE.filter(([flag]) => m.vmFlags.includes(flag)).map(([, value, name]) => ({ value, name }));
+  const lock = !m.vmFlags.includes('lo') ? 'none' : m.vmFlags.includes('lf') ? 'onfault' : 'lock';
+  return { advice, lock };
+}
+
+export function applyAdvice(r: Remote, plan: RestorePlan): void {
+  for (const s of plan.steps) {
+    if (!s.advice) continue;
+    const len = s.end - s.start;
+    for (const a of s.advice.advice) r.call(NR.madvise, [s.start, len, BigInt(a.value)], `madvise(${a.name}) of ${s.label}`);
+    if (s.advice.lock === 'lock') r.call(NR.mlock, [s.start, len], `mlock of ${s.label} (raise RLIMIT_MEMLOCK or run as root)`);
+    else if (s.advice.lock === 'onfault') r.call(NR.mlock2, [s.start, len, BigInt(MLOCK_ONFAULT)], `mlock2(MLOCK_ONFAULT) of ${s.label} (raise RLIMIT_MEMLOCK or run as root)`);
+  }
+}
