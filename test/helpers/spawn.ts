@@ -82,6 +82,16 @@ export function spawnDetached(argv: string[], opts: SpawnOptions = {}): Detached
     sleepSync(1);
   }
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  // The subshell writes the pid right after its fork: wait until the child has exec'd the target
+  // (its command line is argv), so a caller never looks at, or checkpoints, the shell before exec.
+  const want = `${argv.join('\0')}\0`;
+  const execDeadline = Date.now() + 2000;
+  for (;;) {
+    let cmdline: string | null = null;
+    try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { /* exited already */ }
+    if (cmdline === null || cmdline === want || Date.now() > execDeadline) break;
+    sleepSync(1);
+  }
   const statusFile = join(dir, 'status');
   const readStatus = (): ExitStatus | null => {
     if (!existsSync(statusFile)) return null;
