@@ -65,7 +65,7 @@ test('python3 with four threads hashing, interrupted by a checkpoint, restored: 
 res = [None] * 4
 def work(i):
     h = hashlib.sha256(str(i).encode()).digest()
-    for k in range(700000):
+    for k in range(2000000):
         h = hashlib.sha256(h).digest()
     res[i] = h.hex()
 ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
@@ -73,7 +73,7 @@ for t in ts: t.start()
 for t in ts: t.join()
 print("\\n".join(res))
 `);
-    const r = await interrupted(dir, 'python3 work.py', 60, 5);
+    const r = await interrupted(dir, 'python3 work.py', 40, 5);
     assert.equal(r.got.toString(), r.ref.toString());
     assert.equal(r.ref.toString().trim().split('\n').length, 4);
   });
@@ -85,7 +85,7 @@ test('a Node.js script (several runtime threads, epoll, eventfds, pipes) interru
 let h = Buffer.from('seed'), k = 0;
 function step() {
   for (let j = 0; j < 2000; j++, k++) h = crypto.createHash('sha256').update(h).digest();
-  if (k < 1200000) setImmediate(step); else console.log(h.toString('hex'), k);
+  if (k < 2400000) setImmediate(step); else console.log(h.toString('hex'), k);
 }
 setTimeout(step, 10);
 `);
@@ -99,9 +99,9 @@ test('xz -T2 compressing, interrupted by a checkpoint, restored: byte-identical 
     // Compressible but not trivial text (random words: both runs read the same file), several 3 MiB blocks so both threads work.
     const words = Array.from({ length: 3000 }, () => randomBytes(1 + randomInt(5)).toString('hex'));
     const parts: string[] = [];
-    for (let i = 0; i < 600_000; i++) parts.push(words[randomInt(words.length)]! + (i % 12 ? ' ' : '\n'));
+    for (let i = 0; i < 1_800_000; i++) parts.push(words[randomInt(words.length)]! + (i % 12 ? ' ' : '\n'));
     writeFileSync(join(dir, 'in.txt'), parts.join(''));
-    const r = await interrupted(dir, 'xz -T2 -3 -c in.txt', 60, 2);
+    const r = await interrupted(dir, 'xz -T2 -3 -c in.txt', 40, 2);
     assert.ok(r.ref.length > 1000);
     assert.ok(r.got.equals(r.ref), `xz output differs (${r.got.length} vs ${r.ref.length} bytes)`);
   });
