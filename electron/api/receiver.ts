@@ -76,6 +76,8 @@ export async function startReceiver(at: string, ctx: HandlerContext): Promise<Re
   starting = true;
   const l = await listenForOne(parseAddress(at, true), key, {
     storeDir: ctx.storeDir,
+    // For pages negotiated by hash (a read of where pages are stored, beside the import call).
+    store: ctx.store(),
     importFile: (file) => call('checkpoints.import', { file }),
     preflight: (id) => call('restore.preflight', { id }),
     restore: (id) => call('restore.run', { id }),

@@ -59,7 +59,8 @@ export type ReceiverStatus = z.output<typeof receiverStatusSchema>;
 
 const roundSchema = z.object({
   round: int, checkpointId: int, kind: z.enum(['full', 'incremental', 'final']),
-  pages: z.number(), bytes: z.number(), sendMs: z.number(), absorbed: z.boolean(),
+  /** pages: the round's stream; pagesSent: those that crossed (a negotiated round leaves home what the destination holds). */
+  pages: z.number(), pagesSent: z.number(), bytes: z.number(), sendMs: z.number(), absorbed: z.boolean(),
 });
 
 export const migrateResultSchema = z.object({
@@ -72,6 +73,8 @@ export const migrateResultSchema = z.object({
   destination: z.object({
     pid: int, checkpointId: int, restoreMs: z.number(), prepared: z.boolean(),
     prepareMs: z.number().optional(), unprepared: z.string().optional(), warning: z.string().optional(),
+    /** The destination's restore steps inside the downtime. */
+    steps: z.array(z.object({ step: z.string(), ms: z.number() })),
   }).optional(),
   downtimeMs: z.number().optional(),
   frozenMs: z.number().optional(),

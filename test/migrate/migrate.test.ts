@@ -57,7 +57,7 @@ async function countsGrow(out: string): Promise<void> {
   await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
 }
 
-interface MigrateJson { pid: number; dryRun: boolean; rounds: { kind: string; pages: number; absorbed: boolean }[]; bytesSent: number; downtimeMs?: number; destination?: { pid: number; checkpointId: number; prepared: boolean; unprepared?: string } }
+interface MigrateJson { pid: number; dryRun: boolean; rounds: { kind: string; pages: number; pagesSent: number; bytes: number; absorbed: boolean }[]; bytesSent: number; downtimeMs?: number; destination?: { pid: number; checkpointId: number; prepared: boolean; unprepared?: string } }
 
 test('migrate --pipe: a counter writing its memory moves to another store and goes on counting there, no step lost, memory intact; the source is killed only after', async () => {
   await withStore(async (_s, dir) => {
@@ -277,6 +277,45 @@ test('a multi-threaded python3 migrates through the prepared restore: every thre
       assert.equal(readFileSync(`/proc/${moved}/status`, 'utf8').match(/^Threads:\s+(\d+)/m)?.[1], '5');
       await t.waitExit(10_000);
       await countsGrow(out);
+      assertConsecutive(out);
+    } finally {
+      t.kill();
+      if (moved) killQuietly(moved);
+    }
+  });
+});
+
+test('a destination that already holds the process\'s pages (a copy sent earlier) gets only the rest: round 1 is negotiated by page hash', async () => {
+  await withStore(async (_s, dir) => {
+    const out = join(dir, 'out.txt');
+    const src = join(dir, 'src');
+    const dst = join(dir, 'dst');
+    const t = spawnDetached([counter, out, '32', '50'], { cwd: dir });
+    let moved = 0;
+    try {
+      await waitFor('the counter to start', () => fileLines(out).length > 5);
+      // An earlier copy on the destination, as `send` or `send --follow` leaves there.
+      const c = await stasis(src, ['--json', 'checkpoint', String(t.pid)]);
+      assert.equal(c.code, 0, c.stderr);
+      const id = String((JSON.parse(c.stdout) as { id: number }).id);
+      const sent = await new Promise<number>((resolve) => {
+        const tx = spawn(process.execPath, [bin, '--store', src, 'send', id], { stdio: ['ignore', 'pipe', 'ignore'] });
+        const rx = spawn(process.execPath, [bin, '--store', dst, 'receive'], { stdio: ['pipe', 'ignore', 'ignore'] });
+        tx.stdout.pipe(rx.stdin);
+        rx.on('exit', (code) => resolve(code ?? 1));
+      });
+      assert.equal(sent, 0, 'the earlier copy arrived');
+      const r = await stasis(src, ['--json', 'migrate', String(t.pid), '--pipe', `${process.execPath} ${bin} --store ${dst} receive`]);
+      assert.equal(r.code, 0, r.stderr);
+      const m = JSON.parse(r.stdout) as MigrateJson;
+      moved = m.destination!.pid;
+      const first = m.rounds[0]!;
+      assert.ok(first.pages >= 32 * 256, `round 1 is the whole process: ${first.pages} pages`);
+      assert.ok(first.pagesSent < first.pages / 10, `only what the destination lacked crossed: ${first.pagesSent} of ${first.pages} pages`);
+      assert.ok(first.bytes < first.pages * 4096 / 5, `round 1 on the wire: ${first.bytes} bytes`);
+      await t.waitExit(10_000);
+      await countsGrow(out);
+      assert.match(await memCheck(moved, out), /mem=ok/);
       assertConsecutive(out);
     } finally {
       t.kill();

@@ -48,7 +48,7 @@ export async function openLink(o: Opts): Promise<Link> {
 }
 
 function describe(r: MigrateResult): string[] {
-  const rounds = r.rounds.map((x) => `  round ${x.round} (${x.kind}, checkpoint #${x.checkpointId}): ${x.pages} pages, ${formatBytes(x.bytes)} in ${x.sendMs.toFixed(0)} ms${x.absorbed ? ', applied to the prepared process' : ''}`);
+  const rounds = r.rounds.map((x) => `  round ${x.round} (${x.kind}, checkpoint #${x.checkpointId}): ${x.pagesSent < x.pages ? `${x.pagesSent} of ${x.pages} pages sent (the destination held the rest)` : `${x.pages} pages`}, ${formatBytes(x.bytes)} in ${x.sendMs.toFixed(0)} ms${x.absorbed ? ', applied to the prepared process' : ''}`);
   if (r.dryRun) {
     return [`Dry run: the destination's pre-flight for process ${r.pid} ${r.preflight.ok ? 'passes' : 'fails'}; nothing was stopped, and the destination discarded what it received.`, ...rounds,
       ...r.preflight.items.map((i) => `  [${i.ok ? 'ok' : 'NO'}] ${i.label}: ${i.reason}`)];

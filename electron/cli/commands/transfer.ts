@@ -37,6 +37,8 @@ async function receiveOne(cli: CliRuntime, rd: FrameReader, output: Writable): P
 function receiveDeps(cli: CliRuntime): ReceiveDeps {
   return {
     storeDir: cli.storeDir(),
+    // For pages negotiated by hash (a read of where pages are stored, beside the import call).
+    store: cli.store(),
     importFile: (file) => cli.call('checkpoints.import', { file }),
     preflight: (id) => cli.call('restore.preflight', { id }),
     restore: (id) => cli.call('restore.run', { id }),

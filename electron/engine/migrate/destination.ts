@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { hostname } from 'node:os';
 import { StasisError, toErrorData } from '../../../shared/errors';
 import type { FrameReader, FrameWriter } from './wire';
+import type { Store } from '../store/api';
+import { acceptStream } from './negotiate';
 
 interface RestoredProcess { pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[] }
 
@@ -34,6 +36,11 @@ export interface DestinationDeps {
   remove(ids: number[]): Promise<void>;
   /** A private directory (the store's) for spool files. */
   spoolDir: string;
+  /**
+   * This store, when the session may negotiate rounds by page hash (negotiate.ts: only the pages
+   * it holds nowhere travel); without it the source sends each round whole.
+   */
+  store?: Store;
   /** How long the restored process waits for the source's confirmation (default 30 s). */
   confirmMs?: number;
 }
@@ -65,7 +72,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
     throw new StasisError('INVALID_INPUT', `The sender speaks migration protocol ${String(hello.proto)}, this Stasis protocol 1.`);
   }
   const result: DestinationResult = { sourcePid: Number(hello.pid), dryRun: hello.dryRun === true, checkpointIds: [], discarded: false };
-  await wr.send({ t: 'hello', host: hostname() });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: deps.store !== undefined });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -107,10 +114,16 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
     if (f.type !== 'json') return fail('data arrived outside a stream');
     const m = f.msg;
     try {
-      if (m.t === 'stream') {
-        const bytes = m.bytes;
-        if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_STREAM) throw new StasisError('INVALID_INPUT', `a stream of ${String(bytes)} bytes was announced`);
-        const ids = await receiveStream(rd, bytes, deps);
+      if (m.t === 'stream' || m.t === 'offer') {
+        let ids: number[];
+        if (m.t === 'offer') {
+          if (!deps.store) throw new StasisError('INVALID_INPUT', 'this destination did not offer to negotiate pages');
+          ids = (await acceptStream(rd, wr, m, { store: deps.store, importFile: deps.importFile })).ids;
+        } else {
+          const bytes = m.bytes;
+          if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_STREAM) throw new StasisError('INVALID_INPUT', `a stream of ${String(bytes)} bytes was announced`);
+          ids = await receiveStream(rd, bytes, deps);
+        }
         result.checkpointIds.push(...ids);
         // A prepared process catches up with the round; if it cannot (the layout changed), it is
         // rebuilt from this round while the source still runs, but not from the last round: the

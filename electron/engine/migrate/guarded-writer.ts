@@ -11,7 +11,7 @@ import { FrameWriter } from './wire';
 import type { Writable } from 'node:stream';
 
 export interface RoundBytes {
-  /** 1-based round number (one announced stream per round). */
+  /** 1-based round number (one announced stream or offer per round). */
   round: number;
   final: boolean;
   done: number;
@@ -36,11 +36,13 @@ export class GuardedWriter extends FrameWriter {
 
   override send(msg: { t: string } & Record<string, unknown>): Promise<void> {
     if (!ALWAYS.has(msg.t)) this.check();
-    if (msg.t === 'stream') {
+    if (msg.t === 'stream' || msg.t === 'offer') {
       this.round++;
       this.final = msg.final === true;
       this.done = 0;
-      this.total = typeof msg.bytes === 'number' ? msg.bytes : 0;
+      // An offer's total is at most its head, its hashes and every page (those the destination holds stay home).
+      const offered = typeof msg.headBytes === 'number' && typeof msg.pages === 'number' ? msg.headBytes + msg.pages * (32 + 4096) : 0;
+      this.total = msg.t === 'stream' ? (typeof msg.bytes === 'number' ? msg.bytes : 0) : offered;
     }
     return super.send(msg);
   }

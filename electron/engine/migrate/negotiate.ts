@@ -36,6 +36,8 @@ export interface OfferResult {
   pagesResumed: number;
   /** The receiver's ids of the imported checkpoints. */
   ids: number[];
+  /** The receiver's whole 'imported' answer (a migration destination adds to it). */
+  ack: Record<string, unknown>;
 }
 
 /** Sends data in frames of at most CHUNK bytes. */
@@ -68,7 +70,7 @@ function transferKey(manifest: Buffer, hashes: Buffer): string {
 }
 
 /** The sender's side: offers the stream file, sends the pages asked for, returns the receiver's answer. */
-export async function offerStream(rd: FrameReader, wr: FrameWriter, file: string): Promise<OfferResult> {
+export async function offerStream(rd: FrameReader, wr: FrameWriter, file: string, extra: Record<string, unknown> = {}): Promise<OfferResult> {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -87,7 +89,7 @@ export async function offerStream(rd: FrameReader, wr: FrameWriter, file: string
     }
     const footer = Buffer.alloc(FOOTER);
     fs.readSync(fd, footer, 0, FOOTER, size - FOOTER);
-    await wr.send({ t: 'offer', key: transferKey(head.subarray(HEADER), hashes), headBytes: head.length, pages, footer: footer.toString('base64') });
+    await wr.send({ ...extra, t: 'offer', key: transferKey(head.subarray(HEADER), hashes), headBytes: head.length, pages, footer: footer.toString('base64') });
     await sendData(wr, head);
     await sendData(wr, hashes);
     const want = await rd.expect<{ held?: unknown; resumed?: unknown }>('want');
@@ -102,7 +104,7 @@ export async function offerStream(rd: FrameReader, wr: FrameWriter, file: string
     }
     if (n) { await wr.data(Buffer.from(out.subarray(0, n * PAGE))); sent += n; }
     const ack = await rd.expect<{ ids: number[] }>('imported');
-    return { pages, pagesSent: sent, pagesHeld: Number(want.held) || 0, pagesResumed: Number(want.resumed) || 0, ids: ack.ids };
+    return { pages, pagesSent: sent, pagesHeld: Number(want.held) || 0, pagesResumed: Number(want.resumed) || 0, ids: ack.ids, ack };
   } finally {
     fs.closeSync(fd);
   }

@@ -14,6 +14,7 @@ import type { Store } from '../store/api';
 import { checkpoint, type CheckpointResult, type HeldProcess } from '../capture';
 import { childProcesses } from '../proc';
 import { listThreads } from '../tracer';
+import { offerStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 
 export interface MigrateOptions {
@@ -32,6 +33,9 @@ export interface MigrateRound {
   checkpointId: number;
   kind: 'full' | 'incremental' | 'final';
   pages: number;
+  /** Of pages, those that crossed the wire (a negotiated round skips what the destination holds). */
+  pagesSent: number;
+  /** Bytes on the wire for this round. */
   bytes: number;
   sendMs: number;
   /** The destination wrote this round into its prepared process (else it is restored from scratch at the end). */
@@ -76,6 +80,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let held: HeldProcess | null = null;
   let remote: number | null = null;
   let lastSent: number | null = null;
+  let negotiate = false;
   /** Sends checkpoint id as one stream (continuing the destination's copy of its parent when it has it); returns the destination's id. */
   const send = async (c: CheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
     const file = path.join(spool, `round-${rounds.length + 1}`);
@@ -84,23 +89,36 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // Another checkpoint of the process taken meanwhile (a schedule) breaks the chain the destination holds: send it whole.
     const r = store.exportStream(c.id, file, continues === undefined && parent !== null ? 'flattened' : 'one', continues === undefined ? {} : { continues });
     const t0 = performance.now();
+    const wire0 = wr.bytes;
     try {
-      await wr.send({ t: 'stream', bytes: r.bytes, final: kind === 'final' });
-      const fd = fs.openSync(file, 'r');
-      try {
-        const buf = Buffer.allocUnsafe(CHUNK);
-        for (let pos = 0; pos < r.bytes;) {
-          const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, r.bytes - pos), pos);
-          await wr.data(Buffer.from(buf.subarray(0, n)));
-          pos += n;
+      let ack: { ids: number[]; absorbed?: unknown };
+      let pagesSent = r.pages;
+      // Negotiated by page hash where the destination can (the pages it holds anywhere stay
+      // home), except the last round: its pages are all new there, and the exchange would add a
+      // round trip to the downtime.
+      if (negotiate && kind !== 'final') {
+        const o = await offerStream(rd, wr, file, { final: false });
+        ack = o.ack as typeof ack;
+        pagesSent = o.pagesSent;
+      } else {
+        await wr.send({ t: 'stream', bytes: r.bytes, final: kind === 'final' });
+        const fd = fs.openSync(file, 'r');
+        try {
+          const buf = Buffer.allocUnsafe(CHUNK);
+          for (let pos = 0; pos < r.bytes;) {
+            const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, r.bytes - pos), pos);
+            await wr.data(Buffer.from(buf.subarray(0, n)));
+            pos += n;
+          }
+        } finally {
+          fs.closeSync(fd);
         }
-      } finally {
-        fs.closeSync(fd);
+        ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
       }
-      const ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
-      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, bytes: r.bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
+      const bytes = wr.bytes - wire0;
+      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
       rounds.push(round);
-      bytesSent += r.bytes;
+      bytesSent += bytes;
       opts.onRound?.(round);
       lastSent = c.id;
       remote = ack.ids[ack.ids.length - 1]!;
@@ -112,7 +130,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   try {
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, dryRun: opts.dryRun === true });
-    await rd.expect('hello');
+    negotiate = (await rd.expect<{ negotiate?: unknown }>('hello')).negotiate === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several
     // threads frozen for the whole read, which would stop a multi-threaded process every round.
     let snapshot: 'precopy' | undefined = 'precopy';

@@ -28,7 +28,7 @@ function Rounds({ r }: { r: MigrateResult }) {
       <thead><tr><th scope="col">Round</th><th scope="col">Kind</th><th scope="col" className="num">Pages</th><th scope="col" className="num">Bytes</th><th scope="col" className="num">Sent in</th><th scope="col">Applied there</th></tr></thead>
       <tbody>
         {r.rounds.map((x) => (
-          <tr key={x.round}><td>{x.round}</td><td>{x.kind}</td><td className="num">{x.pages}</td><td className="num">{formatBytes(x.bytes)}</td><td className="num">{formatMs(x.sendMs)}</td><td>{x.absorbed ? 'to the prepared process' : '—'}</td></tr>
+          <tr key={x.round}><td>{x.round}</td><td>{x.kind}</td><td className="num">{x.pagesSent < x.pages ? `${x.pagesSent} of ${x.pages}` : x.pages}</td><td className="num">{formatBytes(x.bytes)}</td><td className="num">{formatMs(x.sendMs)}</td><td>{x.absorbed ? 'to the prepared process' : '—'}</td></tr>
         ))}
       </tbody>
     </table>
