@@ -9,11 +9,21 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { buildFixture } from '../helpers/fixtures';
-import { spawnDetached, type DetachedProcess } from '../helpers/spawn';
+import { procState, spawnDetached, type DetachedProcess } from '../helpers/spawn';
 import { checkpoint } from '../../electron/engine/capture';
 import { freeze } from '../../electron/engine/tracer';
 import { StasisError } from '../../shared/errors';
 import { tempDir, tempStore, waitForFile, procStatus } from './common';
+
+function killAndWaitDead(pid: number): void {
+  process.kill(pid, 'SIGKILL');
+  const end = Date.now() + 5000;
+  for (;;) {
+    const state = procState(pid);
+    if (state === null || state === 'Z' || state === 'X' || Date.now() > end) return;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}
 
 function rejects(f: () => unknown, code: string, re: RegExp): void {
   assert.throws(f, (e: unknown) => {
@@ -83,7 +93,9 @@ describe('capture refuses with a clear error and writes nothing', () => {
     const victim = spawnDetached([buildFixture('capture-sleeper')]);
     try {
       rejects(
-        () => checkpoint(st.store, victim.pid, { snapshot: 'never', onPhase: (p) => { if (p === 'pages') process.kill(victim.pid, 'SIGKILL'); } }),
+        // Killed and dead (its memory gone) before the pages are read: a SIGKILL alone takes effect
+        // a moment later, and a fast read could still copy the memory of the frozen process.
+        () => checkpoint(st.store, victim.pid, { snapshot: 'never', onPhase: (p) => { if (p === 'pages') killAndWaitDead(victim.pid); } }),
         'PROCESS_GONE',
         /exited|changed|gone/,
       );
