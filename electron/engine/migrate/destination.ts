@@ -38,7 +38,8 @@ export interface DestinationDeps {
   spoolDir: string;
   /**
    * This store, when the session may negotiate rounds by page hash (negotiate.ts: only the pages
-   * it holds nowhere travel); without it the source sends each round whole.
+   * it holds nowhere travel); it offers to when it holds a copy of the process. Without it the
+   * source sends each round whole.
    */
   store?: Store;
   /** How long the restored process waits for the source's confirmation (default 30 s). */
@@ -66,13 +67,15 @@ function killQuietly(pid: number): void {
 
 /** Serves one session whose magic rd has already read (FrameReader.magic). */
 export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
-  const hello = await rd.expect<{ proto?: unknown; pid?: unknown; dryRun?: unknown }>('hello');
+  const hello = await rd.expect<{ proto?: unknown; pid?: unknown; startTime?: unknown; dryRun?: unknown }>('hello');
   if (hello.proto !== 1) {
     await wr.send({ t: 'error', message: `this Stasis speaks migration protocol 1, the sender ${String(hello.proto)}: update both to the same version` });
     throw new StasisError('INVALID_INPUT', `The sender speaks migration protocol ${String(hello.proto)}, this Stasis protocol 1.`);
   }
   const result: DestinationResult = { sourcePid: Number(hello.pid), dryRun: hello.dryRun === true, checkpointIds: [], discarded: false };
-  await wr.send({ t: 'hello', host: hostname(), negotiate: deps.store !== undefined });
+  // Negotiating pays only where this store holds a copy of the process (an earlier send or
+  // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime) });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -226,4 +229,10 @@ async function withTimeout<T>(p: Promise<T>, ms: number | null): Promise<T | 'ti
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether store holds a checkpoint of the source's process (same pid and start time: an import keeps both). */
+function holdsCopy(store: Store | undefined, pid: unknown, startTime: unknown): boolean {
+  if (!store || typeof pid !== 'number' || typeof startTime !== 'string') return false;
+  return store.listTargets().some((t) => t.pid === pid && t.startTime === startTime && store.list({ targetId: t.id }).length > 0);
 }

@@ -13,7 +13,7 @@ import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
 import { checkpoint, type CheckpointResult, type HeldProcess } from '../capture';
 import { childProcesses } from '../proc';
-import { listThreads } from '../tracer';
+import { listThreads, readBasics } from '../tracer';
 import { offerStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 
@@ -129,7 +129,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   };
   try {
     await wr.magic();
-    await wr.send({ t: 'hello', proto: 1, pid, dryRun: opts.dryRun === true });
+    await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true });
     negotiate = (await rd.expect<{ negotiate?: unknown }>('hello')).negotiate === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several
     // threads frozen for the whole read, which would stop a multi-threaded process every round.
