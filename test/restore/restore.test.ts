@@ -577,3 +577,22 @@ for (const sc of sleepCases) {
     });
   });
 }
+
+test('a working directory removed while the process was in it: the pre-flight says it was gone at checkpoint time, not "PATH (deleted) no longer exists"', async () => {
+  await withStore(async (store, dir) => {
+    const gone = join(dir, 'gone');
+    mkdirSync(gone);
+    const t = spawnDetached(['sleep', '60'], { cwd: gone });
+    try {
+      rmSync(gone, { recursive: true });
+      await waitFor('the cwd to read as deleted', () => readlinkSync(`/proc/${t.pid}/cwd`).endsWith(' (deleted)'));
+      const c = checkpoint(store, t.pid);
+      const item = preflight(store, c.id).items.find((i) => i.id === 'cwd')!;
+      assert.equal(item.ok, false);
+      assert.equal(item.reason, `The working directory ${gone} had already been deleted when the checkpoint was taken (the process was running in a removed directory).`);
+      assert.doesNotMatch(item.fix ?? '', /\(deleted\)/);
+    } finally {
+      t.kill();
+    }
+  });
+});

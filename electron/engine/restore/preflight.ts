@@ -158,9 +158,14 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(affinityItem(state));
 
   const cwdOk = existsSync(state.cwd) && statSync(state.cwd).isDirectory();
+  // The kernel names a directory deleted while the process was in it "PATH (deleted)".
+  const goneBefore = / \(deleted\)$/.exec(state.cwd) ? state.cwd.slice(0, -' (deleted)'.length) : null;
   items.push(item('cwd', 'Working directory exists', cwdOk,
-    cwdOk ? `${state.cwd} exists.` : `The working directory ${state.cwd} no longer exists.`,
-    `Recreate the directory ${state.cwd}.`));
+    cwdOk ? `${state.cwd} exists.`
+      : goneBefore ? `The working directory ${goneBefore} had already been deleted when the checkpoint was taken (the process was running in a removed directory).`
+        : `The working directory ${state.cwd} no longer exists.`,
+    goneBefore ? 'This checkpoint cannot come back where it was: its directory exists nowhere. Take a new checkpoint once the program works in a directory that exists.'
+      : `Recreate the directory ${state.cwd}.`));
 
   const root = host.euid === 0 || (hasCap(host, CAP_SYS_RESOURCE) && (hasCap(host, CAP_CHECKPOINT_RESTORE) || hasCap(host, CAP_SYS_ADMIN)));
   items.push(item('privileges', 'Privileges', root,
