@@ -254,7 +254,7 @@ test('Migrate…: a dry run the destination refuses shows which check fails and 
     assert.match(await summary.innerText(), /cannot restore it: 1 of \d+ checks fail\. Nothing was stopped/);
     const failing = dialog.locator('[data-testid="preflight-item"][data-ok="false"]');
     assert.equal(await failing.count(), 1);
-    assert.match(await failing.innerText(), /Working directory exists.*no longer exists.*Fix: Recreate the directory/s);
+    assert.match(await failing.innerText(), /Working directory exists.*had already been deleted when the checkpoint was taken.*Fix: This checkpoint cannot come back where it was/s);
     assert.equal(await dialog.getByRole('button', { name: 'Migrate now' }).isDisabled(), true);
     assert.equal(other.alive(), true);
     const n = fileLines(out2).length;

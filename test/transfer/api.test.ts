@@ -186,7 +186,7 @@ test('a refused dry run comes back as PREFLIGHT_FAILED with the checklist; nothi
     assert.equal(e.code, 'PREFLIGHT_FAILED');
     const items = (e.detail as { items: { id: string; ok: boolean; reason: string }[] }).items;
     assert.deepEqual(items.filter((i) => !i.ok).map((i) => i.id), ['cwd']);
-    assert.match(items.find((i) => i.id === 'cwd')!.reason, /no longer exists/);
+    assert.match(items.find((i) => i.id === 'cwd')!.reason, /had already been deleted when the checkpoint was taken/);
     assert.ok(t.alive());
     const n = fileLines(out).length;
     await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
