@@ -6,15 +6,12 @@
  * in a fault, which is why an engine that dies never leaves the target stuck.
  */
 import { StasisError } from '../../../shared/errors';
-import { SYS, syscall, ioctlErrno, closeFd, E, O } from '../native';
+import { SYS, ioctlErrno, E, O, takeFd, uffdHandshake, uffdRegister, UFFDIO_REGISTER_MODE } from '../native';
 import type { MappingState } from '../state/process-state';
 import { readable } from './mappings';
 import { injectSyscall, type Tracee } from '../tracer';
 
-const UFFDIO_API = 0xc018aa3f;
-const UFFDIO_REGISTER = 0xc020aa00;
 const UFFDIO_WRITEPROTECT = 0xc018aa06;
-const UFFDIO_REGISTER_MODE_WP = 2n;
 const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
 const UFFD_USER_MODE_ONLY = 1n;
 const O_CLOEXEC = BigInt(O.CLOEXEC);
@@ -48,32 +45,18 @@ export function createTargetUffd(t: Tracee, features: bigint, userModeOnly = fal
   if (failed(r)) return null; // EPERM (unprivileged_userfaultfd=0) or ENOSYS
   const targetFd = Number(r);
   let uffd: number;
-  let pidfd = -1;
   try {
-    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
-    uffd = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(targetFd), 0n], 'pidfd_getfd'));
+    uffd = takeFd(pid, targetFd);
   } finally {
-    if (pidfd >= 0) closeFd(pidfd);
     injectSyscall(t, pid, SYS.close, [BigInt(targetFd)]);
   }
-  const api = Buffer.alloc(24);
-  api.writeBigUInt64LE(0xaan, 0);
-  api.writeBigUInt64LE(features, 8);
-  if (ioctlErrno(uffd, UFFDIO_API, api).ret !== 0) {
-    closeFd(uffd);
-    return null;
-  }
+  if (!uffdHandshake(uffd, features)) return null;
   return uffd;
 }
 
 /** Registers [start, end) for write-protect; returns 0 or the errno (EBUSY: another userfaultfd has it). */
 export function registerWp(uffd: number, start: bigint, end: bigint): number {
-  const reg = Buffer.alloc(32);
-  reg.writeBigUInt64LE(start, 0);
-  reg.writeBigUInt64LE(end - start, 8);
-  reg.writeBigUInt64LE(UFFDIO_REGISTER_MODE_WP, 16);
-  const r = ioctlErrno(uffd, UFFDIO_REGISTER, reg);
-  return r.ret === 0 ? 0 : r.errno;
+  return uffdRegister(uffd, start, end, UFFDIO_REGISTER_MODE.WP);
 }
 
 /** (Un)protects [start, start+len). A range or target that went away meanwhile is not an error. */

@@ -10,3 +10,4 @@ export * from './memory';
 export * from './sys';
 export * from './spawn';
 export * from './probe';
+export * from './uffd';

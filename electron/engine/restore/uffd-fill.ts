@@ -7,16 +7,13 @@
  * before anything else touches those pages (a read of a missing page would wait for us).
  */
 import { readFileSync } from 'node:fs';
-import { closeFd, ioctlErrno, syscall, sysError, SYS } from '../native';
+import { closeFd, ioctlErrno, sysError, takeFd, uffdHandshake, uffdRegister, UFFDIO_REGISTER_MODE } from '../native';
 import { c, toBig } from '../native/libc';
 import type { Remote } from './remote';
 import { PROT_WRITE, type MapStep } from './plan';
 import { NR } from './sysno';
 
-const UFFDIO_API = 0xc018aa3f;
-const UFFDIO_REGISTER = 0xc020aa00;
 const UFFDIO_COPY = 0xc028aa03;
-const MODE_MISSING = 1n;
 const EEXIST = 17, EAGAIN = 11, PAGE = 4096;
 const O_CLOEXEC = 0o2000000n;
 const O_NONBLOCK = 0o4000n;
@@ -34,30 +31,15 @@ export class UffdFill {
     if (targets.length === 0) return null;
     const tfd = r.raw(NR.userfaultfd, [O_CLOEXEC | O_NONBLOCK]);
     if (tfd < 0n) return null;
-    const fd = (() => {
-      try {
-        const pidfd = Number(syscall(SYS.pidfd_open, [BigInt(r.pid), 0n], 'pidfd_open'));
-        try {
-          return Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), tfd, 0n], 'pidfd_getfd'));
-        } finally {
-          closeFd(pidfd);
-        }
-      } finally {
-        // Only we hold it from here on: the restored process never sees the descriptor.
-        r.raw(NR.close, [tfd]);
-      }
-    })();
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(0xaan, 0);
-    if (ioctlErrno(fd, UFFDIO_API, api).ret < 0) { closeFd(fd); return null; }
-    const ranges: { start: bigint; end: bigint }[] = [];
-    for (const s of targets) {
-      const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(s.start, 0);
-      reg.writeBigUInt64LE(s.end - s.start, 8);
-      reg.writeBigUInt64LE(MODE_MISSING, 16);
-      if (ioctlErrno(fd, UFFDIO_REGISTER, reg).ret === 0) ranges.push({ start: s.start, end: s.end });
+    let fd: number;
+    try {
+      fd = takeFd(r.pid, Number(tfd));
+    } finally {
+      // Only we hold it from here on: the restored process never sees the descriptor.
+      r.raw(NR.close, [tfd]);
     }
+    if (!uffdHandshake(fd, 0n)) return null;
+    const ranges = targets.filter((s) => uffdRegister(fd, s.start, s.end, UFFDIO_REGISTER_MODE.MISSING) === 0).map((s) => ({ start: s.start, end: s.end }));
     if (ranges.length === 0) { closeFd(fd); return null; }
     return new UffdFill(fd, ranges);
   }
