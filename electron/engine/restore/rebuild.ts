@@ -90,7 +90,7 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
   step('memory contents', () => {
     // The checkpoint's size says how many pages the store will hand out (zero runs included).
     const pages = Math.ceil((store.get(id)?.stats.logicalBytes ?? 0) / 4096);
-    const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
+    const w = writePages(r, plan, cancellable(store.materializeLocated(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
     bytesWritten = w.bytes;
     writeMs = w.writeMs;
     if (seal) sealProtections(r, plan);

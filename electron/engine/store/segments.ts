@@ -13,7 +13,7 @@ import {
   corrupt, decodeBlockHeader, decodeBlockPayload, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader,
   encodeBlockHeaderFields, encodeBlockPayload, encodeHeader, encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
 } from './format';
-import type { Compression } from './api';
+import type { Compression, LocatedPart } from './api';
 import { storeNative, type WriteBehind } from './native-addon';
 
 export const FILE_MODE = 0o600;
@@ -293,6 +293,28 @@ export class SegmentReader {
       p += n;
       o += len;
     }
+  }
+
+  /**
+   * Where count consecutive pages of a file are: raw blocks as offsets in the file, compressed ones
+   * decoded (a copy: the block cache moves on). Adjacent pieces of one kind are not merged.
+   */
+  locate(fileId: number, page: number, count: number): LocatedPart[] {
+    const s = this.get(fileId);
+    if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
+    const out: LocatedPart[] = [];
+    const file = this.pathOf(fileId);
+    let p = page;
+    while (p < page + count) {
+      const bi = Math.floor(p / BLOCK_PAGES);
+      const b = s.blocks[bi];
+      const slot = p % BLOCK_PAGES;
+      const n = Math.min(b.pages - slot, page + count - p);
+      if (b.comp === COMP_NONE) out.push({ pages: n, path: file, offset: b.offset + BLOCK_HEADER_LEN + slot * PAGE });
+      else out.push({ pages: n, data: Buffer.from(this.decodedBlock(s, bi).subarray(slot * PAGE, (slot + n) * PAGE)) });
+      p += n;
+    }
+    return out;
   }
 
   /** The pages of compressed block bi, checked against its header and checksum (a damaged one is CORRUPT, never garbage). */

@@ -13,7 +13,7 @@ import { StasisError } from '../../../shared/errors';
 import type { ProcessState } from '../state/process-state';
 import {
   COMPRESSIONS, type CancelOptions, type BeginOptions, type ExportKind, type ExportOptions, type PageRecord, type ExportResult, type CheckpointInfo,
-  type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
+  type CheckpointStats, type CheckpointWriter, type DiffResult, type LocatedRun, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
   type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem, type FlattenResult,
 } from './api';
 import { parseSegmentName, PAGE } from './format';
@@ -234,6 +234,7 @@ export class SqliteStore implements Store {
   records(id: number): PageRecord[] { this.open(); return read.records(this.index, id); }
 
   materialize(id: number): Iterable<PageRun> { this.open(); return read.materialize(this.index, this.views, id); }
+  materializeLocated(id: number): Iterable<LocatedRun> { this.open(); return read.materializeLocated(this.index, this.views, id); }
   changes(id: number): { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] } { this.open(); return read.changes(this.index, id); }
   layout(id: number): StoredExtent[] { this.open(); return read.layout(this.views, id); }
   readStored(file: number, page: number, count: number, out?: Buffer, outOffset = 0): Buffer {
