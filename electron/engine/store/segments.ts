@@ -190,6 +190,8 @@ export class SegmentWriter {
 
 interface OpenSegment {
   fd: number;
+  /** The file's path (locate hands it out once per piece: a deduplicated view names thousands). */
+  path: string;
   where: string;
   pages: number;
   blocks: BlockRef[];
@@ -246,7 +248,7 @@ export class SegmentReader {
     }
     try {
       const { parts } = readTrailer(fd, where);
-      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes), decoded: null }; // a copy: the rest of the trailer is not kept
+      s = { fd, path: this.pathOf(fileId), where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes), decoded: null }; // a copy: the rest of the trailer is not kept
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -303,7 +305,7 @@ export class SegmentReader {
     const s = this.get(fileId);
     if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
     const out: LocatedPart[] = [];
-    const file = this.pathOf(fileId);
+    const file = s.path;
     let p = page;
     while (p < page + count) {
       const bi = Math.floor(p / BLOCK_PAGES);
