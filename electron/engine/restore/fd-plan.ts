@@ -1,7 +1,8 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify, and pipes and UNIX socketpairs whose both ends the process held). One decision
+ * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, and TCP/UDP
+ * sockets that are not connections: inet-socket-plan.ts). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -10,6 +11,7 @@ import { socketInode, type FdState } from '../state/process-state';
 import { planInotify } from './inotify-plan';
 import { planGhost } from './ghost-plan';
 import { planEpoll } from './epoll-plan';
+import { planInetSocket, type InetSocketAction } from './inet-socket-plan';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -45,6 +47,7 @@ export type FdAction =
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null; size?: number }
   /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
   | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
+  | InetSocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -168,10 +171,12 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
         return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
       }
+      const inet = planInetSocket(f, f.flags & O_NONBLOCK, cloexec);
+      if (inet) return inet;
       return {
         fd: f.fd, action: 'refuse',
-        reason: `fd ${f.fd} is ${describeSocket(f)} (${f.target}): Stasis restores only UNIX socketpairs whose both ends the process holds`,
-        fix: 'Have the program close its sockets before the checkpoint and open them again afterwards, or restart it from scratch; restoring network sockets is not supported yet.',
+        reason: `fd ${f.fd} is ${describeSocket(f)} (${f.target}): Stasis restores UNIX socketpairs whose both ends the process holds, and TCP and UDP sockets that are not connections`,
+        fix: 'Have the program close its sockets before the checkpoint and open them again afterwards, or restart it from scratch.',
       };
     }
     default:

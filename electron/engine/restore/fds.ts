@@ -134,6 +134,39 @@ function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; 
 }
 
 /** `keepFrom`: a tree restore keeps the descriptors its root parked from there on (see ParkedFds). */
+/**
+ * A TCP/UDP socket made again (inet-socket-plan.ts): options first (SO_REUSEADDR and IPV6_V6ONLY
+ * decide what bind may do), then bind, connect (a connected UDP socket) and listen. SOCK_NONBLOCK
+ * and SOCK_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
+ */
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, SOCK_STREAM = 1;
+
+function makeInetSocket(r: Remote, a: Extract<FdAction, { action: 'inet-socket' }>, cloexec: bigint): bigint {
+  const what = `fd ${a.fd} (${a.note})`;
+  const got = r.call(NR.socket, [BigInt(a.domain), BigInt(a.type | a.flags) | cloexec, BigInt(a.protocol)], `recreating the socket of ${what}`);
+  for (const [level, name, value] of a.options) {
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(value, 0);
+    r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(v), 4n], `socket option ${level}:${name} of ${what}`);
+  }
+  if (a.local.readUInt16BE(2) !== 0) {
+    // As CRIU does: SO_REUSEADDR only while binding a TCP socket, so connections of the original
+    // left in TIME_WAIT on its port do not stop it (a listener there still does); then as it was.
+    const reuse = a.type === SOCK_STREAM ? (a.options.find(([l, n]) => l === SOL_SOCKET && n === SO_REUSEADDR)?.[2] ?? 0) : null;
+    const int = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32LE(v, 0); return b; };
+    if (reuse !== null) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(1)), 4n], `SO_REUSEADDR of ${what} while binding`);
+    r.call(NR.bind, [got, r.put(a.local), BigInt(a.local.length)], `binding ${what}`);
+    if (reuse !== null && reuse === 0) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(0)), 4n], `SO_REUSEADDR of ${what}`);
+  }
+  if (a.peer) {
+    const e = r.raw(NR.connect, [got, r.put(a.peer), BigInt(a.peer.length)]);
+    // A non-blocking UDP connect completes at once; EINPROGRESS is only for stream sockets.
+    if (e < 0n) throw new StasisError('INTERNAL', `Connecting ${what} failed: errno ${-e}.`);
+  }
+  if (a.listen) r.call(NR.listen, [got, BigInt(a.backlog)], `listening on ${what}`);
+  return got;
+}
+
 export function closeInheritedFds(r: Remote, keepFrom?: number): void {
   r.call(NR.close_range, [0n, keepFrom === undefined ? 0xffffffffn : BigInt(keepFrom - 1), 0n], 'close_range (dropping descriptors inherited from the engine)');
 }
@@ -162,6 +195,15 @@ export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState
   try {
     for (const g of groups) {
       const a = planFd(g.first, redirect, g.holderFds);
+      if (a.action === 'inet-socket') {
+        // A listening socket a pre-forking server's workers share: one socket, bound once.
+        r.resetScratch();
+        const got = makeInetSocket(r, a, 0n);
+        r.call(NR.dup3, [got, BigInt(next), 0n], `parking ${a.note}`);
+        r.raw(NR.close, [got]);
+        parked.set(`shared:${g.key}`, next++);
+        continue;
+      }
       if (a.action !== 'open' && a.action !== 'redirect' && a.action !== 'ghost') continue;
       r.resetScratch();
       const path = a.action === 'ghost' ? ghosts.pathFor(a) : a.path;
@@ -277,7 +319,7 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
   return parked;
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify']);
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'inet-socket']);
 
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
   const ghosts = new GhostFiles();
@@ -376,6 +418,9 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       case 'inotify':
         got = r.call(NR.inotify_init1, [BigInt(a.flags) | cloexec], `recreating inotify fd ${a.fd}`);
         inotifies.push(a);
+        break;
+      case 'inet-socket':
+        got = makeInetSocket(r, a, cloexec);
         break;
     }
     if (got !== BigInt(a.fd)) {
