@@ -276,15 +276,8 @@ export class SegmentReader {
 
   /** Reads count consecutive pages of a file into out at outOffset. */
   readPages(fileId: number, page: number, count: number, out: Buffer, outOffset: number): void {
-    const s = this.get(fileId);
-    if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
-    let p = page;
     let o = outOffset;
-    while (p < page + count) {
-      const bi = Math.floor(p / BLOCK_PAGES);
-      const b = s.blocks[bi];
-      const slot = p % BLOCK_PAGES;
-      const n = Math.min(b.pages - slot, page + count - p);
+    for (const { s, bi, b, slot, n } of this.pieces(fileId, page, count)) {
       const len = n * PAGE;
       if (b.comp === COMP_NONE) {
         const got = fs.readSync(s.fd, out, o, len, b.offset + BLOCK_HEADER_LEN + slot * PAGE);
@@ -292,7 +285,6 @@ export class SegmentReader {
       } else {
         this.decodedBlock(s, bi).copy(out, o, slot * PAGE, slot * PAGE + len);
       }
-      p += n;
       o += len;
     }
   }
@@ -302,21 +294,27 @@ export class SegmentReader {
    * decoded (a copy: the block cache moves on). Adjacent pieces of one kind are not merged.
    */
   locate(fileId: number, page: number, count: number): LocatedPart[] {
+    const out: LocatedPart[] = [];
+    for (const { s, bi, b, slot, n } of this.pieces(fileId, page, count)) {
+      if (b.comp === COMP_NONE) out.push({ pages: n, path: s.path, offset: b.offset + BLOCK_HEADER_LEN + slot * PAGE });
+      else out.push({ pages: n, data: Buffer.from(this.decodedBlock(s, bi).subarray(slot * PAGE, (slot + n) * PAGE)) });
+    }
+    return out;
+  }
+
+  /** count consecutive pages of a file, block by block: n pages from slot of block bi. */
+  private *pieces(fileId: number, page: number, count: number): Generator<{ s: OpenSegment; bi: number; b: BlockRef; slot: number; n: number }> {
     const s = this.get(fileId);
     if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
-    const out: LocatedPart[] = [];
-    const file = s.path;
     let p = page;
     while (p < page + count) {
       const bi = Math.floor(p / BLOCK_PAGES);
       const b = s.blocks[bi];
       const slot = p % BLOCK_PAGES;
       const n = Math.min(b.pages - slot, page + count - p);
-      if (b.comp === COMP_NONE) out.push({ pages: n, path: file, offset: b.offset + BLOCK_HEADER_LEN + slot * PAGE });
-      else out.push({ pages: n, data: Buffer.from(this.decodedBlock(s, bi).subarray(slot * PAGE, (slot + n) * PAGE)) });
+      yield { s, bi, b, slot, n };
       p += n;
     }
-    return out;
   }
 
   /** The pages of compressed block bi, checked against its header and checksum (a damaged one is CORRUPT, never garbage). */
