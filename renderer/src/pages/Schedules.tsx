@@ -18,7 +18,7 @@ import { takeIntent } from '../components/nav';
 import { AddScheduleDialog } from './schedules/AddScheduleDialog';
 import { HistoryDialog } from './schedules/HistoryDialog';
 
-const RUN_EVENTS = ['schedule.run.started', 'schedule.run.done', 'schedule.run.failed', 'schedule.run.skipped', 'schedule.ended', 'schedule.quota', 'schedule.retention.failed'];
+const RUN_EVENTS = ['schedule.send', 'schedule.run.started', 'schedule.run.done', 'schedule.run.failed', 'schedule.run.skipped', 'schedule.ended', 'schedule.quota', 'schedule.retention.failed'];
 
 export function timingText(s: Pick<ScheduleInfo, 'timing' | 'fullEvery'>): string {
   const t = s.timing;
@@ -33,6 +33,24 @@ function retentionText(s: ScheduleInfo): string {
     r.weekly ? `${r.weekly} weekly` : '', r.monthly ? `${r.monthly} monthly` : '', r.quotaBytes !== undefined ? `≤ ${formatBytes(r.quotaBytes)}` : '',
   ].filter(Boolean);
   return parts.length ? `keep ${parts.join(', ')}` : 'keep all';
+}
+
+/** Where the schedule also sends its checkpoints, and how its last send went. */
+function SendCell({ s }: { s: ScheduleInfo }) {
+  if (!s.sendTo) return <span className="muted">—</span>;
+  const l = s.lastSend;
+  return (
+    <>
+      <div><code>{s.sendTo.address}</code> <span className="muted">token {s.sendTo.tokenHint}</span></div>
+      <div data-testid="last-send" data-result={l?.result ?? 'none'} className={l?.result === 'failed' ? 'bad' : ''}>
+        {!l ? <span className="muted">nothing sent yet</span>
+          : l.result === 'sending' ? `sending #${l.checkpointId}…`
+            : l.result === 'ok' ? `sent #${l.checkpointId} at ${formatShortTime(l.at)} (#${l.remoteId ?? '?'} there, ${formatBytes(l.bytes)})`
+              : `send failed at ${formatShortTime(l.at)}`}
+      </div>
+      {l?.result === 'failed' && l.error ? <div className="reason clamp" title={l.error} data-testid="send-error">{l.error}</div> : null}
+    </>
+  );
 }
 
 export function SchedulesPage() {
@@ -79,7 +97,7 @@ export function SchedulesPage() {
           {value.schedules.length === 0 ? <p className="muted">No schedules yet.</p> : (
             <div className="table-wrap">
               <table className="grid" aria-label="Schedules">
-                <thead><tr><th scope="col">#</th><th scope="col">Target</th><th scope="col">When</th><th scope="col">Retention</th><th scope="col">State</th><th scope="col">Next, last run</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
+                <thead><tr><th scope="col">#</th><th scope="col">Target</th><th scope="col">When</th><th scope="col">Retention</th><th scope="col">State</th><th scope="col">Next, last run</th><th scope="col">Also sent to</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
                 <tbody>
                   {value.schedules.map((s) => (
                     <tr key={s.id} data-testid="schedule-row" data-id={s.id}>
@@ -93,6 +111,7 @@ export function SchedulesPage() {
                         <div data-testid="last-result" className={s.lastResult === 'failed' ? 'bad' : ''}>{s.lastRunAt ? `${s.lastResult ?? ''} at ${formatShortTime(s.lastRunAt)}` : <span className="muted">never ran</span>}</div>
                         {s.lastError ? <div className="reason clamp" title={s.lastError}>{s.lastError}</div> : null}
                       </td>
+                      <td className="saved"><SendCell s={s} /></td>
                       <td>
                         <div className="actions">
                           {s.state === 'active' ? <button type="button" className="secondary" onClick={() => void act(() => api.call('schedules.runNow', { id: s.id }))}>Run now</button> : null}
