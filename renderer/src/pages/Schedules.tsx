@@ -44,7 +44,7 @@ function SendCell({ s }: { s: ScheduleInfo }) {
       <div><code>{s.sendTo.address}</code> <span className="muted">token {s.sendTo.tokenHint}</span></div>
       <div data-testid="last-send" data-result={l?.result ?? 'none'} className={l?.result === 'failed' ? 'bad' : ''}>
         {!l ? <span className="muted">nothing sent yet</span>
-          : l.result === 'sending' ? `sending #${l.checkpointId}…`
+          : l.result === 'sending' ? `sending #${l.checkpointId}…${l.sentThrough !== null ? ` (it holds up to #${l.sentThrough})` : ''}`
             : l.result === 'ok' ? `sent #${l.checkpointId} at ${formatShortTime(l.at)} (#${l.remoteId ?? '?'} there, ${formatBytes(l.bytes)})`
               : `send failed at ${formatShortTime(l.at)}`}
       </div>
@@ -111,7 +111,7 @@ export function SchedulesPage() {
                         <div data-testid="last-result" className={s.lastResult === 'failed' ? 'bad' : ''}>{s.lastRunAt ? `${s.lastResult ?? ''} at ${formatShortTime(s.lastRunAt)}` : <span className="muted">never ran</span>}</div>
                         {s.lastError ? <div className="reason clamp" title={s.lastError}>{s.lastError}</div> : null}
                       </td>
-                      <td className="saved"><SendCell s={s} /></td>
+                      <td className="send-cell"><SendCell s={s} /></td>
                       <td>
                         <div className="actions">
                           {s.state === 'active' ? <button type="button" className="secondary" onClick={() => void act(() => api.call('schedules.runNow', { id: s.id }))}>Run now</button> : null}
