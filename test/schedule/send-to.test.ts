@@ -178,3 +178,26 @@ test('the receiver down: the checkpoint is still committed, the status says why,
   assert.deepEqual(got.ids, storeIds(dst));
   assert.equal(got.sessions, 2, 'one session per send that reached it');
 });
+
+test('the CLI names what is wrong with --send-to and --token before anything is stored, and never repeats the token', async () => {
+  const token = `stasis1-${Buffer.alloc(32, 6).toString('base64url')}`;
+  const cases: [string[], RegExp][] = [
+    [['--send-to', 'nohost', '--token', token], /"nohost" is not HOST:PORT/],
+    [['--send-to', '10.0.0.5:7411'], /--send-to needs --token T/],
+    [['--token', token], /--token goes with --send-to HOST:PORT/],
+    [['--send-to', '10.0.0.5:7411', '--token', 'stasis1-SECRETSECRETSECRET'], /is not a pairing token/],
+    [['--send-to', 'none'], /--send-to none only applies to `schedule edit`/],
+  ];
+  const before = new ScheduleDb(src);
+  const n = before.list().length;
+  before.close();
+  for (const [args, why] of cases) {
+    const r = await hosts.run(src, ['schedule', 'add', String(target.pid), '--manual', ...args]);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, why);
+    assert.ok(!r.stderr.includes('SECRETSECRETSECRET') && !r.stderr.includes(token.slice(8)), r.stderr);
+  }
+  const after = new ScheduleDb(src);
+  assert.equal(after.list().length, n, 'nothing was stored');
+  after.close();
+});
