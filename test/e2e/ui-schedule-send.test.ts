@@ -4,7 +4,8 @@
 // schedule dialog refuses a bad address with the contract's message, then creates a schedule of a
 // real process every 2 s that also sends to B with B's token: the row shows each send (ok, the id
 // there, bytes) and never the token; B lists the replicated checkpoints as they land. B stops
-// listening: A's runs go on committing, and the row shows the failed send with its reason.
+// listening: A's runs go on committing, and the row shows the failed send with its reason; Stop
+// sending clears the destination.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -118,6 +119,9 @@ test('Schedules: "also send to" another machine; each run\'s send and its failur
   assert.match(await row.getByTestId('last-result').innerText(), /^ok at /);
   await row.getByRole('button', { name: 'History' }).waitFor();
   await shot(a, 'schedule-send-failed');
+  // Stop sending: the checkpoints stay here, nothing more is sent.
+  await row.getByRole('button', { name: /^Stop sending schedule \d+'s checkpoints$/ }).click();
+  await row.getByTestId('send-none').waitFor();
   // The browser logs the 400 reply to the bad address; nothing else.
   assert.deepEqual(pageErrors, ['console: Failed to load resource: the server responded with a status of 400 (Bad Request)']);
 });

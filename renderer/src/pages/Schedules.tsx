@@ -5,7 +5,7 @@
  */
 import '../components/screens.css';
 import { useState } from 'react';
-import type { ScheduleInfo } from '../../../shared/contract/schedule';
+import type { ScheduleInfo, ScheduleLastSend } from '../../../shared/contract/schedule';
 import { toErrorData, type StasisErrorData } from '../../../shared/errors';
 import { Page } from '../Page';
 import { ErrorNote } from '../ErrorNote';
@@ -18,7 +18,7 @@ import { takeIntent } from '../components/nav';
 import { AddScheduleDialog } from './schedules/AddScheduleDialog';
 import { HistoryDialog } from './schedules/HistoryDialog';
 
-const RUN_EVENTS = ['schedule.send', 'schedule.run.started', 'schedule.run.done', 'schedule.run.failed', 'schedule.run.skipped', 'schedule.ended', 'schedule.quota', 'schedule.retention.failed'];
+const RUN_EVENTS = ['schedule.run.started', 'schedule.run.done', 'schedule.run.failed', 'schedule.run.skipped', 'schedule.ended', 'schedule.quota', 'schedule.retention.failed'];
 
 export function timingText(s: Pick<ScheduleInfo, 'timing' | 'fullEvery'>): string {
   const t = s.timing;
@@ -36,8 +36,8 @@ function retentionText(s: ScheduleInfo): string {
 }
 
 /** Where the schedule also sends its checkpoints, and how its last send went. */
-function SendCell({ s }: { s: ScheduleInfo }) {
-  if (!s.sendTo) return <span className="muted">—</span>;
+function SendCell({ s, onStop }: { s: ScheduleInfo; onStop: () => void }) {
+  if (!s.sendTo) return <span className="muted" data-testid="send-none">—</span>;
   const l = s.lastSend;
   return (
     <>
@@ -49,6 +49,7 @@ function SendCell({ s }: { s: ScheduleInfo }) {
               : `send failed at ${formatShortTime(l.at)}`}
       </div>
       {l?.result === 'failed' && l.error ? <div className="reason clamp" title={l.error} data-testid="send-error">{l.error}</div> : null}
+      <button type="button" className="secondary" aria-label={`Stop sending schedule ${s.id}'s checkpoints`} onClick={onStop}>Stop sending</button>
     </>
   );
 }
@@ -60,6 +61,12 @@ export function SchedulesPage() {
   const [history, setHistory] = useState<ScheduleInfo | null>(null);
   const [error, setError] = useState<StasisErrorData | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  // A send's progress is patched into its row from the event itself: a re-read per send would blank the table twice a run.
+  const [sends, setSends] = useState<Record<number, ScheduleLastSend>>({});
+  useEngineEvents(['schedule.send'], (_e, payload) => {
+    const p = payload as { scheduleId: number; lastSend: ScheduleLastSend };
+    setSends((m) => ({ ...m, [p.scheduleId]: p.lastSend }));
+  });
   useEngineEvents(RUN_EVENTS, (event, payload) => {
     if (event === 'schedule.run.failed') {
       const p = payload as { run: { scheduleId: number; error: string | null; willRetry: boolean } };
@@ -111,7 +118,7 @@ export function SchedulesPage() {
                         <div data-testid="last-result" className={s.lastResult === 'failed' ? 'bad' : ''}>{s.lastRunAt ? `${s.lastResult ?? ''} at ${formatShortTime(s.lastRunAt)}` : <span className="muted">never ran</span>}</div>
                         {s.lastError ? <div className="reason clamp" title={s.lastError}>{s.lastError}</div> : null}
                       </td>
-                      <td className="send-cell"><SendCell s={s} /></td>
+                      <td className="send-cell"><SendCell s={sends[s.id] && s.sendTo && (!s.lastSend || sends[s.id]!.at >= s.lastSend.at) ? { ...s, lastSend: sends[s.id]! } : s} onStop={() => void act(() => api.call('schedules.update', { id: s.id, sendTo: null }))} /></td>
                       <td>
                         <div className="actions">
                           {s.state === 'active' ? <button type="button" className="secondary" onClick={() => void act(() => api.call('schedules.runNow', { id: s.id }))}>Run now</button> : null}
