@@ -272,6 +272,8 @@ export interface Store {
    * the receiving store's checkpoint #continues, which holds id's parent (a migration round).
    */
   exportStream(id: number, file: string, how?: ExportKind, opts?: ExportOptions): ExportResult;
+  /** The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a migration's last round. */
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
 }

@@ -31,7 +31,7 @@ import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
 import { gcStore } from './gc';
 import { rebaseCheckpoint } from './rebase';
-import { exportStream, importStream } from './streams';
+import { exportStream, exportStreamBytes, importStream } from './streams';
 import { flattenCheckpoint, viewFiles } from './flatten';
 
 const LOCK_TIMEOUT_MS = 30_000;
@@ -260,6 +260,11 @@ export class SqliteStore implements Store {
   exportStream(id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
     this.open();
     return this.index.db.transaction(() => exportStream(this.index, this.views, id, file, how, opts)).deferred();
+  }
+
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
+    this.open();
+    return this.index.db.transaction(() => exportStreamBytes(this.index, this.views, id, how, opts)).deferred();
   }
 
   importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {
