@@ -90,6 +90,12 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let remote: number | null = null;
   let lastSent: number | null = null;
   let negotiate = false;
+  let deferred: { settle(): void; discard(): void } | null = null;
+  const settle = (): void => {
+    const d = deferred;
+    deferred = null;
+    d?.settle();
+  };
   /** Sends checkpoint id as one stream (continuing the destination's copy of its parent when it has it); returns the destination's id. */
   const send = async (c: CheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
     const file = path.join(spool, `round-${rounds.length + 1}`);
@@ -179,7 +185,13 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const marks: { phase: string; at: number }[] = [];
     const last = checkpoint(store, pid, {
       mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
-      onPhase: (p) => { marks.push({ phase: p, at: performance.now() }); },
+      onPhase: (p) => {
+        marks.push({ phase: p, at: performance.now() });
+        // The last round's commit skips its fsync and stays invisible to others until the
+        // destination runs the process (settled below); a crash meanwhile leaves the store as the
+        // earlier rounds left it. Only for a round that can go in memory (a continuation).
+        if (p === 'commit' && remote !== null && lastSent !== null) deferred = store.deferDurability();
+      },
     });
     held = last.held ?? null;
     const committedAt = performance.now();
@@ -194,6 +206,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // The last round in memory, restored at once there and stored (durably) only after `restored`;
     // one that does not continue what the destination holds, or too large, goes as every round.
     const r = remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
+    // Through spool files as every round: durable first, as before.
+    if (!r) settle();
     if (r) {
       exportedAt = performance.now();
       inMemory = true;
@@ -218,6 +232,9 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const cutover = cutoverSteps(frozenAt, marks, committedAt, inMemory ? exportedAt : null, restoredAt);
     held?.kill();
     held = null;
+    // Outside the downtime: the source's copy of the last round, durable now (the destination's is being stored meanwhile).
+    let unsettled: string | undefined;
+    try { settle(); } catch (e) { unsettled = `This store could not keep its copy of the last round (${(e as Error).message}).`; }
     // From here the process exists only there: a lost confirmation is a warning, not a failure to undo.
     let confirmed = true;
     let byeWarning: string | undefined;
@@ -231,7 +248,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     }
     const there = id === -1 ? 'its last checkpoint there (if it was stored)' : `its checkpoint #${id} there`;
     const lost = confirmed ? undefined : `The destination did not confirm that it keeps the process (the connection broke after the restore): if it is not running there (pid ${restored.pid}), restore ${there}, or #${last.id} here.`;
-    const warning = [restored.warning, byeWarning, lost].filter(Boolean).join(' ');
+    const warning = [restored.warning, byeWarning, lost, unsettled].filter(Boolean).join(' ');
     return {
       pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
       destination: {
@@ -243,6 +260,9 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   } catch (e) {
     const wasHeld = held !== null;
     held?.resume();
+    // A held process: its last round stays a valid checkpoint here (it runs on from it); if that
+    // cannot be made durable it goes. A capture that failed after its commit began keeps nothing.
+    if (wasHeld) { try { settle(); } catch { /* settle discarded it */ } }
     await wr.send({ t: 'abort', reason: (e as Error).message }).catch(() => undefined);
     if (e instanceof StasisError && e.code === 'PROCESS_GONE') {
       throw new StasisError('PROCESS_GONE', `${e.message} The migration stopped after ${rounds.length} round(s); the destination discards what it received and starts nothing.`);
@@ -252,6 +272,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     if (e instanceof StasisError && e.code === 'PREFLIGHT_FAILED') throw e;
     throw new StasisError(code, `Migration of process ${pid} failed: ${msg}${/\.$/.test(msg) ? '' : '.'} ${wasHeld ? 'The process was frozen for the last round and now runs on here untouched' : 'The process runs on here untouched'}; the destination discards what it received.`);
   } finally {
+    // A failure inside the capture itself (after its commit phase began) leaves nothing deferred behind.
+    (deferred as { discard(): void } | null)?.discard();
     fs.rmSync(spool, { recursive: true, force: true });
   }
 }
