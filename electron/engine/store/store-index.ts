@@ -106,6 +106,9 @@ export class StoreIndex {
     if (!d) return;
     this.deferred = null;
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    // The rollback also undid the deferred commit's release of the writer lock (a row in this
+    // index, released inside the transaction): release it again, or this process would hold it.
+    this.db.prepare('DELETE FROM writer_lock WHERE id = 1 AND pid = ?').run(process.pid);
     for (const f of d.files) {
       this.reader.forget(f.id);
       fs.rmSync(f.path, { force: true });
