@@ -127,8 +127,9 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
         const bytes = m.bytes;
         if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_MEMORY_ROUND) throw new StasisError('INVALID_INPUT', `a last round of ${String(bytes)} bytes was announced (at most ${MAX_MEMORY_ROUND} travel in memory)`);
+        const r0 = performance.now();
         const data = await receiveInMemory(rd, bytes);
-        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds);
+        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2));
         result.restored = { pid: restored.pid, checkpointId: restored.checkpointId, durationMs: restored.durationMs, prepared: restored.prepared, ...(restored.warning ? { warning: restored.warning } : {}) };
         continue;
       }
@@ -216,7 +217,7 @@ async function receiveInMemory(rd: FrameReader, bytes: number): Promise<Buffer> 
  * process cannot absorb (no prepared process, its layout changed) is imported first and restored
  * from scratch, as before. Throws before `restored` only (the source then resumes its process).
  */
-async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[]): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string }> {
+async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string }> {
   const t0 = performance.now();
   const delta = streamDelta('last round', data);
   const base = mine(delta.continues);
@@ -224,11 +225,14 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
   const ready = box.prepared?.checkpointId === base && box.prepared.absorbDelta ? box.prepared : null;
   box.prepared = null;
   let absorbed = false;
+  const a0 = performance.now();
   try {
     absorbed = ready !== null && ready.absorbDelta!(decodeState(delta.state), delta);
   } finally {
     if (!absorbed) ready?.abandon();
   }
+  // Of the downtime, what happened here before the restore's own steps (those start at the absorb's memory write).
+  const before = [{ step: 'receive last round', ms: receiveMs }, { step: 'validate last round', ms: validateMs }];
   if (!absorbed) {
     // The round imported first (inside the downtime, as before this path existed), then a restore from scratch.
     const ids = await importRound(data, deps);
@@ -236,11 +240,16 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
     imported.push(...ids);
     const id = ids[ids.length - 1]!;
     const r = await deps.restore(id);
-    await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: false, steps: [{ step: 'validate last round', ms: validateMs }, ...(r.steps ?? [])], ...(r.warning ? { warning: r.warning } : {}) });
+    await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: false, steps: [...before, ...(r.steps ?? [])], ...(r.warning ? { warning: r.warning } : {}) });
     return { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: false, ...(r.warning ? { warning: r.warning } : {}) };
   }
   const r = ready!.finish();
-  await wr.send({ t: 'restored', pid: r.pid, durationMs: +(r.durationMs + validateMs).toFixed(2), prepared: true, steps: [{ step: 'validate last round', ms: validateMs }, ...(r.steps ?? [])], ...(r.warning ? { warning: r.warning } : {}) });
+  const here = performance.now() - a0;
+  // What the restore's steps do not cover: the state decoded, the plan built and checked.
+  const other = here - (r.steps ?? []).reduce((n, x) => n + x.ms, 0);
+  const steps = [...before, { step: 'state, plan and pre-flight of the last round', ms: +Math.max(0, other).toFixed(2) }, ...(r.steps ?? [])];
+  const durationMs = +(receiveMs + validateMs + here).toFixed(2);
+  await wr.send({ t: 'restored', pid: r.pid, durationMs, prepared: true, steps, ...(r.warning ? { warning: r.warning } : {}) });
   // From here the process runs: what fails is said, nothing is undone (the source holds its own copy of the round).
   let ids: number[] = [];
   let warning = r.warning;
@@ -252,7 +261,7 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
   }
   const id = ids[ids.length - 1];
   if (id !== undefined) ready!.record(id);
-  return { pid: r.pid, checkpointId: id ?? base, durationMs: r.durationMs, prepared: true, ...(warning ? { warning } : {}) };
+  return { pid: r.pid, checkpointId: id ?? base, durationMs, prepared: true, ...(warning ? { warning } : {}) };
 }
 
 /** Imports a round held in memory through a private spool file (the same import call as every round). */
