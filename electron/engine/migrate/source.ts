@@ -297,7 +297,7 @@ function cutoverSteps(frozenAt: number, marks: { phase: string; at: number }[], 
     ['frozen copy of what changed during the live read', at('details')],
     ['mappings\' VmFlags (smaps)', at('pages')],
     ['pages into the checkpoint (frozen copy, shared and unreadable mappings)', at('commit')],
-    ['commit (fsync)', committedAt],
+    ['commit (index transaction; its fsync deferred when the round goes in memory)', committedAt],
     ...(exportedAt !== null ? [['export in memory', exportedAt] as [string, number]] : []),
     [exportedAt !== null ? 'send, validate, absorb and resume there' : 'export, send, import and restore there', restoredAt],
   ];
