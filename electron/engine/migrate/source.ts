@@ -90,6 +90,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let remote: number | null = null;
   let lastSent: number | null = null;
   let negotiate = false;
+  let memoryRound = false;
   let deferred: { settle(): void; discard(): void } | null = null;
   const settle = (): void => {
     const d = deferred;
@@ -145,7 +146,10 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   try {
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true });
-    negotiate = (await rd.expect<{ negotiate?: unknown }>('hello')).negotiate === true;
+    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown }>('hello');
+    negotiate = hi.negotiate === true;
+    // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
+    memoryRound = hi.memoryRound === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several
     // threads frozen for the whole read, which would stop a multi-threaded process every round.
     let snapshot: 'precopy' | undefined = 'precopy';
@@ -190,7 +194,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
         // The last round's commit skips its fsync and stays invisible to others until the
         // destination runs the process (settled below); a crash meanwhile leaves the store as the
         // earlier rounds left it. Only for a round that can go in memory (a continuation).
-        if (p === 'commit' && remote !== null && lastSent !== null) deferred = store.deferDurability();
+        if (p === 'commit' && memoryRound && remote !== null && lastSent !== null) deferred = store.deferDurability();
       },
     });
     held = last.held ?? null;
@@ -205,7 +209,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     let inMemory = false;
     // The last round in memory, restored at once there and stored (durably) only after `restored`;
     // one that does not continue what the destination holds, or too large, goes as every round.
-    const r = remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
+    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
     // Through spool files as every round: durable first, as before.
     if (!r) settle();
     if (r) {
