@@ -37,8 +37,12 @@ import { capturePageProgress } from './page-count';
 import type { ProgressFn } from '../progress';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
-/** 'live': pre-copy only, memory read while the target runs, before the freeze. */
-export type CapturePhase = 'live' | 'frozen' | 'resumed' | 'pages' | 'commit';
+/**
+ * 'live': pre-copy only, memory read while the target runs, before the freeze. 'details': a
+ * pre-copy or uffd capture is about to read the mappings' VmFlags (smaps), which walks the page
+ * tables; timed by a migration, whose last round reads them while the process is held.
+ */
+export type CapturePhase = 'live' | 'frozen' | 'resumed' | 'details' | 'pages' | 'commit';
 
 export interface CheckpointOptions {
   /**
@@ -332,6 +336,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
 
     if (uffd || frozenCopy || forkedScan) {
+      phase('details', { pid, snapshotPid: memPid });
       state.mappings = frozenMaps;
       fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
     } else {

@@ -294,6 +294,15 @@ export interface Store {
    * the receiving store's checkpoint #continues, which holds id's parent (a migration round).
    */
   exportStream(id: number, file: string, how?: ExportKind, opts?: ExportOptions): ExportResult;
+  /**
+   * Commits from now on (the checkpoint being written included) stay visible to this handle only
+   * and skip their fsyncs until settle() makes them durable and visible to all; discard(), a close
+   * or a crash throws them away whole (never half-visible). Meanwhile the handle writes nothing
+   * else (BUSY). A migration's last round, exported at once and made durable after the cut-over.
+   */
+  deferDurability(): { settle(): void; discard(): void };
+  /** The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a migration's last round. */
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
 }

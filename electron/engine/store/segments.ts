@@ -66,9 +66,10 @@ export class SegmentWriter {
   /**
    * compression: how this file's blocks are stored (the store's setting; each block may still fall
    * back to raw). writeBehind: use the addon's writer thread for raw blocks where it is built (the
-   * same bytes either way; tests compare the two).
+   * same bytes either way; tests compare the two). deferSync: asked at finish() whether the fsyncs
+   * wait for a later settle (StoreIndex.deferDurability); true takes them over.
    */
-  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none', writeBehind = true) {
+  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none', writeBehind = true, private readonly deferSync?: (fileId: number, file: string) => boolean) {
     this.fileId = fileId;
     this.finalPath = path.join(segDir, segmentName(fileId));
     this.tmpPath = this.finalPath + '.tmp';
@@ -160,7 +161,7 @@ export class SegmentWriter {
     return this.blockBytes;
   }
 
-  /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory. */
+  /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory (the fsyncs deferred: see deferSync). */
   finish(entries: Entry[], records: Buffer): { bytes: number; pages: number; blockBytes: number } {
     this.flushBlock();
     this.drain();
@@ -168,11 +169,12 @@ export class SegmentWriter {
     const trailer = encodeTrailer(this.pos, parts);
     fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
     const bytes = this.pos + trailer.length;
-    fs.fsyncSync(this.fd!);
+    const later = this.deferSync?.(this.fileId, this.finalPath) === true;
+    if (!later) fs.fsyncSync(this.fd!);
     fs.closeSync(this.fd!);
     this.fd = null;
     fs.renameSync(this.tmpPath, this.finalPath);
-    fsyncDir(path.dirname(this.finalPath));
+    if (!later) fsyncDir(path.dirname(this.finalPath));
     return { bytes, pages: this.pages, blockBytes: this.blockBytes };
   }
 
