@@ -11,6 +11,8 @@ import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds, readTimers } from '../proc';
 import { controlsProbe } from './sched';
 import { markSysvMappings } from '../state/sysv-shm';
+import { settleTimerfds } from './timerfds';
+import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
@@ -69,6 +71,9 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
     kernel: { release: release() },
     warnings,
   };
+  settleTimerfds(pid, state.fds);
+  // The instant the timers are read: a restore arms wall-clock timers for what is left of it.
+  timers.clock = timerClockNow();
   const sharedQueue = pendingQueue(pid, true, state.sharedPending, warnings);
   if (sharedQueue) state.sharedQueue = sharedQueue;
   // The main thread runs the process-wide calls too, in the same batch as its own.

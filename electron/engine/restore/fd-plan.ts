@@ -30,7 +30,7 @@ export type FdAction =
   | { fd: number; action: 'fifo'; path: string; flags: number; cloexec: boolean; note: string; fallback: Extract<FdAction, { action: 'redirect' }>; data?: Buffer; size?: number }
   | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
-  | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
+  | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; ticks: bigint; flags: number; cloexec: boolean }
   /**
    * `via`: the watch is on the file now at that fd, listed under the closed number tfd (restore puts
    * the file at tfd for the epoll_ctl). `dropped`: watches that cannot come back, in words.
@@ -146,7 +146,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       return { fd: f.fd, action: 'signalfd', mask: hexField(f.info?.sigmask), flags: f.flags & O_NONBLOCK, cloexec };
     case 'timerfd': {
       const clockid = Number(String(f.info?.clockid ?? '1').trim());
-      return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), flags: f.flags & O_NONBLOCK, cloexec };
+      const ticks = /^\d+$/.test(String(f.info?.ticks ?? '').trim()) ? BigInt(String(f.info?.ticks).trim()) : 0n;
+      return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), ticks, flags: f.flags & O_NONBLOCK, cloexec };
     }
     case 'epoll':
       return planEpoll(f, all, (x) => planFd(x, r, all));

@@ -11,12 +11,15 @@ import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
+import { elapsedSince, isWallClock, timerAfter } from '../state/timer-clock';
 
 const SEEK_SET = 0;
 const EFD_SEMAPHORE = 1;
 const F_DUPFD_CLOEXEC = 1030n;
 const F_SETFL = 4n;
 const F_SETPIPE_SZ = 1031n;
+/** _IOW('T', 0, u64): sets a timerfd's count of unread expirations. */
+const TFD_IOC_SET_TICKS = 0x40085400n;
 /** Bytes written into a recreated pipe or socket per injected write (the scratch area is 64 KiB). */
 const CHUNK = 32 * 1024;
 const AF_UNIX = 1n;
@@ -331,6 +334,7 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
 }
 
 function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles, parked: ParkedFds | undefined): void {
+  const elapsed = elapsedSince(state.timers.clock);
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
   const inotifies: Extract<FdAction, { action: 'inotify' }>[] = [];
@@ -403,11 +407,20 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       }
       case 'timerfd': {
         got = r.call(NR.timerfd_create, [BigInt(a.clockid), BigInt(a.flags) | cloexec], `recreating timerfd ${a.fd}`);
-        if (a.valueNs !== 0n || a.intervalNs !== 0n) {
+        // Wall-clock timers ran on while the process was checkpointed: the expirations that fell
+        // in between join the unread ones (TFD_IOC_SET_TICKS), and the next comes at its phase.
+        const left = a.valueNs === 0n && a.intervalNs !== 0n ? { valueNs: 1n, missed: 0n } : timerAfter(a.valueNs, a.intervalNs, isWallClock(a.clockid) ? elapsed : 0n);
+        if (left.valueNs !== 0n) {
           const spec = Buffer.alloc(32);
-          const v = a.valueNs === 0n ? 1n : a.valueNs;
+          const v = left.valueNs;
           [a.intervalNs / 1_000_000_000n, a.intervalNs % 1_000_000_000n, v / 1_000_000_000n, v % 1_000_000_000n].forEach((x, i) => spec.writeBigInt64LE(x, i * 8));
           r.call(NR.timerfd_settime, [got, 0n, r.put(spec), 0n], `arming timerfd ${a.fd}`);
+        }
+        const ticks = a.ticks + left.missed;
+        if (ticks > 0n) {
+          const b = Buffer.alloc(8);
+          b.writeBigUInt64LE(ticks, 0);
+          r.call(NR.ioctl, [got, TFD_IOC_SET_TICKS, r.put(b)], `expirations of timerfd ${a.fd}`);
         }
         break;
       }

@@ -7,6 +7,7 @@
  * (one small module per resource, both halves); never remove or repurpose a field, because old
  * checkpoints on users' disks keep the old shape. Bump STATE_VERSION on any incompatible change.
  */
+import type { TimerClock } from './timer-clock';
 export const STATE_VERSION = 1;
 
 export type MappingKind =
@@ -173,6 +174,8 @@ export function socketInode(f: Pick<FdState, 'target'>): number {
 export interface TimerState {
   itimers?: { which: 'real' | 'virtual' | 'prof'; intervalUs: bigint; valueUs: bigint }[];
   posix?: { id: number; clock: number; signo: number; notify: string; sigevValue: bigint; intervalNs: bigint; valueNs: bigint; overrun: number }[];
+  /** When the timers (and timerfds) were read; absent in older checkpoints. */
+  clock?: TimerClock;
 }
 
 export interface ProcessState {
