@@ -12,6 +12,7 @@ import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, read
 import { controlsProbe } from './sched';
 import { markSysvMappings } from '../state/sysv-shm';
 import { settleTimerfds } from './timerfds';
+import { captureInotifyQueues } from './inotify-queue';
 import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
@@ -83,6 +84,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   markSharedDescriptions(pid, state.fds);
   captureGhostFiles(pid, state.fds, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
   captureEpollSources(pid, state.fds);
+  captureInotifyQueues(pid, state.fds, warnings);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) readInherited(state, pid);
   return state;
