@@ -12,6 +12,7 @@ import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, read
 import { controlsProbe } from './sched';
 import { markSysvMappings } from '../state/sysv-shm';
 import { settleTimerfds } from './timerfds';
+import { mlockFutureProbe } from './mlock-future';
 import { captureInotifyQueues } from './inotify-queue';
 import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
@@ -78,7 +79,8 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   const sharedQueue = pendingQueue(pid, true, state.sharedPending, warnings);
   if (sharedQueue) state.sharedQueue = sharedQueue;
   // The main thread runs the process-wide calls too, in the same batch as its own.
-  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
+  const mlockFuture = mlockFutureProbe(pid, state, warnings);
+  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(mlockFuture ? [mlockFuture] : []), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);

@@ -17,6 +17,7 @@ export const SYS = {
   fcntl: 72, tee: 276, pipe2: 293, socket: 41, sendto: 44, recvfrom: 45, recvmsg: 47, socketpair: 53, getsockopt: 55,
   poll: 7, bind: 49, getsockname: 51, getpeername: 52, setsockopt: 54,
   timerfd_gettime: 287,
+  mincore: 27,
 } as const;
 
 export const PR = {

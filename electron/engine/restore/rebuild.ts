@@ -11,7 +11,7 @@ import type { RestorePlan } from './plan';
 import type { Remote } from './remote';
 import { mapAll, sealProtections, unmapStub, writePages } from './memory';
 import { moveSpecials } from './specials';
-import { applyAdvice } from './vma-advice';
+import { applyAdvice, restoreMlockFuture } from './vma-advice';
 import { setMm } from './mm';
 import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
@@ -121,6 +121,7 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   step('thread state', () => {
     restoreThreadState(r, th);
     restoreControls(r, state);
+    restoreMlockFuture(r, state);
   });
   step('pending signals', () => { warnings = raisePending(r, state, threads.tids); });
   step('registers', () => {

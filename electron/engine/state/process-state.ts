@@ -202,6 +202,8 @@ export interface ProcessState {
   personality: number;
   /** Absent in checkpoints taken before they were kept. */
   controls?: ProcessControls;
+  /** mlockall(MCL_FUTURE) in force (with MCL_ONFAULT: 'onfault'); absent when not, or in older checkpoints. */
+  mlockFuture?: 'lock' | 'onfault';
   rlimits: { resource: number; name: string; cur: bigint; max: bigint }[];
   /** /proc/PID/stat fields 26..52 that PR_SET_MM_MAP needs, plus brk from an injected brk(0). */
   mm: {
