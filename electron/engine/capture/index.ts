@@ -25,12 +25,13 @@ import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../trac
 import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
 import { forkAltered, hasContents, keepOwnFlags, readable, toMappingState } from './mappings';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
-import type { MappingState } from '../state/process-state';
+import type { MappingState, ProcessState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
+import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
 import { rehearseOnce } from './rehearsal';
 import { capturePageProgress } from './page-count';
@@ -223,6 +224,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
   let killed = false;
+  // A --kill capture applied the process's SEM_UNDO records: taken again if it is released alive.
+  let semTaken: ProcessState | null = null;
   let how: CheckpointResult['freeze'] = 'all-threads';
   const begin = (): CheckpointWriter => store.begin({
     targetId: target.id,
@@ -272,7 +275,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
-    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit });
+    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill' });
+    semTaken = state;
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
     if (!pc) putBackRestartedCalls(state.threads, parentRestarts);
@@ -446,6 +450,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   } finally {
     closePreCopy(pc);
     closeUffdSnapshot(uffd);
+    if (t && !killed && semTaken?.semUndo) putBackSemUndo(t, semTaken);
     t?.release();
     if (child) {
       disposeSnapshot(pid, child);

@@ -12,6 +12,7 @@ import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, read
 import { controlsProbe } from './sched';
 import { markSysvMappings } from '../state/sysv-shm';
 import { settleTimerfds } from './timerfds';
+import { captureSemUndo } from './sem-undo';
 import { mlockFutureProbe } from './mlock-future';
 import { captureInotifyQueues } from './inotify-queue';
 import { timerClockNow } from '../state/timer-clock';
@@ -38,7 +39,7 @@ function safe<T>(f: () => T, fallback: T): T {
  * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
  * downtime. Registers, signal state, fd positions and timers are always read here.
  */
-export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number } = {}): ProcessState {
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
@@ -89,6 +90,8 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   captureInotifyQueues(pid, state.fds, warnings);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) readInherited(state, pid);
+  // Last: it changes the process (its undo records are applied), which only a --kill checkpoint may.
+  if (opts.semUndo) captureSemUndo(t, state);
   return state;
 }
 

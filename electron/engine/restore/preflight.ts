@@ -13,6 +13,7 @@ import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
 import { planMappedGhost } from './mapped-ghosts';
 import { attachesLive, currentSegments, segmentProblem } from '../state/sysv-shm';
+import { semUndoProblem } from '../state/sysv-sem';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
 
@@ -119,6 +120,11 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(item('sysv-shm', 'System V shared memory', shmProblems.length === 0,
     shmProblems.length === 0 ? `${new Set(state.mappings.filter(attachesLive).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
     'A System V segment lives until it is removed (IPC_RMID, ipcrm) or the machine restarts: restore before that, or checkpoint the program when it has detached it.'));
+
+  const semProblem = state.semUndo?.length ? semUndoProblem(state.semUndo) : null;
+  items.push(item('sysv-sem', 'System V semaphores held (SEM_UNDO)', semProblem === null,
+    semProblem ?? (state.semUndo?.length ? `${state.semUndo.length} semaphore(s) the process held with SEM_UNDO are taken again.` : 'The process held no System V semaphore with SEM_UNDO (or the checkpoint was not taken with --kill, the only time that can be measured).'),
+    'Restore while the semaphore set exists and the semaphores the process held are free (the other processes using them may be holding them now).'));
 
   const aliases = sharedAliases(state.mappings);
   const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;

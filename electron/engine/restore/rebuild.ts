@@ -17,6 +17,7 @@ import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
 import { closeInheritedFds, closeParked, restoreFds, takeForeground, type ParkedFds } from './fds';
 import { restoreTimers } from './timers';
+import { restoreSemUndo } from './sem-undo';
 import { restoreLocks } from './file-locks';
 import { restoreControls } from './sched';
 import { restoreThreadState } from './thread-state';
@@ -118,6 +119,7 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   // The other threads share the main thread's memory, files and handlers, so they come after them.
   step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
   step('timers', () => restoreTimers(r, state, threads.tids));
+  if (state.semUndo?.length) step('semaphore undo', () => restoreSemUndo(r, state));
   step('thread state', () => {
     restoreThreadState(r, th);
     restoreControls(r, state);

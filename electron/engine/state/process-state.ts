@@ -8,6 +8,7 @@
  * checkpoints on users' disks keep the old shape. Bump STATE_VERSION on any incompatible change.
  */
 import type { TimerClock } from './timer-clock';
+import type { SemUndo } from './sysv-sem';
 export const STATE_VERSION = 1;
 
 export type MappingKind =
@@ -204,6 +205,8 @@ export interface ProcessState {
   controls?: ProcessControls;
   /** mlockall(MCL_FUTURE) in force (with MCL_ONFAULT: 'onfault'); absent when not, or in older checkpoints. */
   mlockFuture?: 'lock' | 'onfault';
+  /** SEM_UNDO records, measured in `--kill` checkpoints (capture/sem-undo.ts); taken again at restore. */
+  semUndo?: SemUndo[];
   rlimits: { resource: number; name: string; cur: bigint; max: bigint }[];
   /** /proc/PID/stat fields 26..52 that PR_SET_MM_MAP needs, plus brk from an injected brk(0). */
   mm: {
