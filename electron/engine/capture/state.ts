@@ -12,6 +12,7 @@ import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, read
 import { controlsProbe } from './sched';
 import { markSysvMappings } from '../state/sysv-shm';
 import { settleTimerfds } from './timerfds';
+import { captureMemfdSeals } from './memfd';
 import { captureSemUndo } from './sem-undo';
 import { mlockFutureProbe } from './mlock-future';
 import { captureInotifyQueues } from './inotify-queue';
@@ -86,6 +87,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);
   captureGhostFiles(pid, state.fds, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
+  captureMemfdSeals(pid, state.fds, warnings);
   captureEpollSources(pid, state.fds);
   captureInotifyQueues(pid, state.fds, warnings);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);

@@ -39,8 +39,9 @@ export type FdAction =
   /**
    * A deleted open file whose bytes the checkpoint holds: recreated unlinked in `dir` (named `name`
    * there until it is unlinked) and opened with the saved flags at `pos`; `inode` groups the fds of one file.
+   * `memfd`: a memfd instead, made again with memfd_create(name) and sealed with `seals` (dir and name unused).
    */
-  | { fd: number; action: 'ghost'; dir: string; name: string; inode: string; mode: number; data: Buffer; flags: number; pos: bigint; cloexec: boolean; note?: string }
+  | { fd: number; action: 'ghost'; dir: string; name: string; inode: string; mode: number; data: Buffer; flags: number; pos: bigint; cloexec: boolean; note?: string; memfd?: { name: string; seals: number } }
   /** `dropped`: watches on files deleted since, that nothing in the checkpoint holds, in words. */
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean; dropped?: string[] }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
@@ -117,6 +118,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     case 'tty':
       return redirect(`${f.target} is a terminal`);
     case 'deleted-file':
+    case 'memfd':
       return planGhost(f, all, reopenFlags);
     case 'pipe': {
       const ends = all.filter((x) => x.kind === 'pipe' && x.target === f.target);

@@ -11,6 +11,7 @@ import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
+import { remapMemfds } from './memfd-maps';
 import { elapsedSince, isWallClock, timerAfter } from '../state/timer-clock';
 
 const SEEK_SET = 0;
@@ -471,4 +472,6 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       } else r.raw(NR.close, [BigInt(it.tfd)]);
     }
   }
+  // A memfd also mapped: its mappings from the memfd now in place (they were plain shared memory).
+  remapMemfds(r, state.mappings, state.fds, plans);
 }

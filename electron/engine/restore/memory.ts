@@ -37,15 +37,35 @@ export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string,
   const fds = new Map<string, bigint>();
   // Deleted files mapped privately, recreated once per inode (the bytes are on one of its mappings).
   const ghosts = new MappedGhostFiles(plan.steps.flatMap((s) => (s.ghost ? [s.ghost] : [])));
-  // Shared memory one object for several processes of a tree: mapped from it, at its offset.
-  const fromObject = (s: MapStep): number | undefined => (s.object !== undefined ? shared.get(s.object.key) : undefined);
+  // Shared memory one object for several processes of a tree: mapped from it, at its offset. A
+  // memfd's mappings are mapped from a memfd of the same name made again here (maps shows
+  // "/memfd:NAME (deleted)" at the same offsets, not "/dev/zero (deleted)").
+  const memfds = new Map<string, bigint>();
+  const memfdFor = (s: MapStep): bigint => {
+    const key = s.object!.key;
+    let fd = memfds.get(key);
+    if (fd === undefined) {
+      const size = plan.steps.filter((x) => x.object?.key === key).reduce((n, x) => (x.object!.offset + (x.end - x.start) > n ? x.object!.offset + (x.end - x.start) : n), 0n);
+      r.resetScratch();
+      fd = r.call(NR.memfd_create, [r.putString(s.memfdName!), MFD_CLOEXEC], `memfd_create(${s.memfdName}) for ${s.label}`);
+      memfds.set(key, fd);
+      r.call(NR.ftruncate, [fd, size], `ftruncate of memfd ${s.memfdName} to ${size} bytes`);
+    }
+    return fd;
+  };
+  const fromObject = (s: MapStep): bigint | undefined => {
+    if (s.object === undefined) return undefined;
+    const parked = shared.get(s.object.key);
+    if (parked !== undefined) return BigInt(parked);
+    return s.memfdName !== undefined ? memfdFor(s) : undefined;
+  };
   try {
     for (const s of plan.steps) {
       if (s.aliasOf !== undefined && fromObject(s) === undefined) continue; // after its primary exists (below)
       if (s.shm) { attachSegment(r, s, s.shm); continue; }
       const obj = fromObject(s);
       if (obj !== undefined) {
-        const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(MAP_SHARED | MAP_FIXED), BigInt(obj), s.object!.offset], `mmap of ${s.label} (shared by the tree)`);
+        const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(MAP_SHARED | MAP_FIXED), obj, s.object!.offset], `mmap of ${s.label} (from its shared object)`);
         if (got !== s.start) throw new StasisError('INTERNAL', `mmap of ${s.label} landed at 0x${got.toString(16)}.`);
         nameMapping(r, s);
         continue;
@@ -83,12 +103,13 @@ export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string,
       }
     }
   } finally {
-    for (const fd of fds.values()) r.raw(NR.close, [fd]);
+    for (const fd of [...fds.values(), ...memfds.values()]) r.raw(NR.close, [fd]);
     ghosts.close();
   }
 }
 
 const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+const MFD_CLOEXEC = 1n;
 
 function nameMapping(r: Remote, s: MapStep): void {
   if (!s.anonName) return;

@@ -33,13 +33,14 @@ export function adviceFor(m: Pick<MappingState, 'vmFlags'>): VmaAdvice {
 }
 
 export function applyAdvice(r: Remote, plan: RestorePlan): void {
-  for (const s of plan.steps) {
-    if (!s.advice) continue;
-    const len = s.end - s.start;
-    for (const a of s.advice.advice) r.call(NR.madvise, [s.start, len, BigInt(a.value)], `madvise(${a.name}) of ${s.label}`);
-    if (s.advice.lock === 'lock') r.call(NR.mlock, [s.start, len], `mlock of ${s.label} (raise RLIMIT_MEMLOCK or run as root)`);
-    else if (s.advice.lock === 'onfault') r.call(NR.mlock2, [s.start, len, BigInt(MLOCK_ONFAULT)], `mlock2(MLOCK_ONFAULT) of ${s.label} (raise RLIMIT_MEMLOCK or run as root)`);
-  }
+  for (const s of plan.steps) if (s.advice) adviseRange(r, s.start, s.end, s.advice, s.label);
+}
+
+export function adviseRange(r: Remote, start: bigint, end: bigint, advice: VmaAdvice, label: string): void {
+  const len = end - start;
+  for (const a of advice.advice) r.call(NR.madvise, [start, len, BigInt(a.value)], `madvise(${a.name}) of ${label}`);
+  if (advice.lock === 'lock') r.call(NR.mlock, [start, len], `mlock of ${label} (raise RLIMIT_MEMLOCK or run as root)`);
+  else if (advice.lock === 'onfault') r.call(NR.mlock2, [start, len, BigInt(MLOCK_ONFAULT)], `mlock2(MLOCK_ONFAULT) of ${label} (raise RLIMIT_MEMLOCK or run as root)`);
 }
 
 /**
