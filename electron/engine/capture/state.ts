@@ -134,7 +134,10 @@ function inheritedProbes(state: ProcessState, src: Tracee): Probe[] {
 function readInherited(state: ProcessState, pid: number): void {
   const exe = safe(() => readlinkSync(`/proc/${pid}/exe`), '');
   state.exe = exe.replace(/ \(deleted\)$/, '');
-  if (exe.endsWith(' (deleted)')) state.warnings.push(`the executable ${state.exe} was deleted`);
+  if (exe.endsWith(' (deleted)')) {
+    state.exeDeleted = true;
+    state.warnings.push(`the executable ${state.exe} was deleted: it comes back from the bytes saved with its mapping (within the ghost-file limit)`);
+  }
   state.cmdline = safe(() => readCmdline(pid), []);
   const env = safe(() => readEnviron(pid), undefined);
   if (env) state.environ = env;

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpusOf, parseCpuList } from '../state/sched-attrs';
-import type { ProcessState } from '../state/process-state';
+import { deletedExeMapping, type ProcessState } from '../state/process-state';
 import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
@@ -82,11 +82,17 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'This checkpoint uses a kernel mapping Stasis cannot recreate; it cannot be restored yet.'));
 
   let exeProblem: string | null = null;
-  if (state.exeFile) exeProblem = fileChanged(state.exe, state.exeFile);
+  let exeFix = 'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.';
+  if (state.exeDeleted) {
+    // Deleted while it ran: it comes back from the bytes saved with its mapping, like a deleted library.
+    const m = deletedExeMapping(state);
+    const g = m ? planMappedGhost(m, state.mappings) : { refuse: `the executable ${state.exe} was deleted while the program ran and is not mapped, so its bytes are not in the checkpoint`, fix: exeFix };
+    if ('refuse' in g) { exeProblem = g.refuse; exeFix = g.fix; }
+  } else if (state.exeFile) exeProblem = fileChanged(state.exe, state.exeFile);
   else if (!existsSync(state.exe)) exeProblem = `${state.exe} no longer exists`;
   items.push(item('exe', 'Executable unchanged', exeProblem === null,
-    exeProblem ?? `${state.exe} is the file the process ran.`,
-    'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.'));
+    exeProblem ?? (state.exeDeleted ? `${state.exe} was deleted while the program ran: it comes back from the checkpoint, deleted again.` : `${state.exe} is the file the process ran.`),
+    exeFix));
 
   const fileProblems: string[] = [];
   const ghostFixes = new Set<string>();

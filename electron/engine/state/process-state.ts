@@ -195,6 +195,8 @@ export interface ProcessState {
   exe: string;
   /** Stat of the executable at capture. */
   exeFile?: { dev: number; inode: number; size: number; mtimeNs: string };
+  /** The executable was deleted while the program ran (an upgrade removed it): it comes back from its mapping's saved bytes. */
+  exeDeleted?: boolean;
   cmdline: string[];
   environ?: string[];
   cwd: string;
@@ -250,4 +252,9 @@ export function decodeState(json: string): ProcessState {
       ? BigInt((v as { $big: string }).$big)
       : v,
   ) as ProcessState;
+}
+
+/** The private mapping of a deleted executable, whose saved bytes bring the file back (MappingState.ghost). */
+export function deletedExeMapping(state: Pick<ProcessState, 'exe' | 'exeFile' | 'mappings'>): MappingState | undefined {
+  return state.mappings.find((m) => m.kind === 'file-private' && m.deleted && m.path === state.exe && (!state.exeFile || m.inode === state.exeFile.inode));
 }
