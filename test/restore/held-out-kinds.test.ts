@@ -1,0 +1,39 @@
+/**
+ * Breadth coverage of kinds that already come back (or are refused by name), so they stay that way:
+ * futexes (a PI mutex with a waiter in FUTEX_LOCK_PI, a robust mutex whose owner died, a pthread
+ * barrier), and UNIX stream sockets bound to a path (a listening socket with an accepted connection
+ * and one in its backlog: refused in pre-flight, each named, never restored half-way).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildFixture } from '../helpers/fixtures';
+import { checkpoint, closeTrackers } from '../../electron/engine/capture';
+import { preflight } from '../../electron/engine/restore';
+import { runZdtm, startZdtm } from './zdtm';
+import { withStore } from './helpers';
+
+const futexes = buildFixture('restore-futexes');
+const unixlisten = buildFixture('restore-unixlisten');
+
+test('PI futex with a waiter, robust futex of a dead owner and a barrier come back', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, futexes);
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a listening UNIX socket with its connections is refused in pre-flight, each socket named', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(unixlisten, dir);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is a listening stream socket \(UNIX\)/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
