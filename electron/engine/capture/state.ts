@@ -15,6 +15,7 @@ import { settleTimerfds } from './timerfds';
 import { captureMemfdSeals } from './memfd';
 import { captureSemUndo } from './sem-undo';
 import { mlockFutureProbe } from './mlock-future';
+import { captureNamespaces } from './namespaces';
 import { captureInotifyQueues } from './inotify-queue';
 import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
@@ -82,7 +83,8 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   if (sharedQueue) state.sharedQueue = sharedQueue;
   // The main thread runs the process-wide calls too, in the same batch as its own.
   const mlockFuture = mlockFutureProbe(pid, state, warnings);
-  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(mlockFuture ? [mlockFuture] : []), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
+  const uts = captureNamespaces(pid, state);
+  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(mlockFuture ? [mlockFuture] : []), ...(uts ? [uts] : []), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);

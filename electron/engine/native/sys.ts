@@ -18,6 +18,7 @@ export const SYS = {
   poll: 7, bind: 49, getsockname: 51, getpeername: 52, setsockopt: 54,
   timerfd_gettime: 287,
   mincore: 27,
+  uname: 63,
 } as const;
 
 export const PR = {

@@ -14,6 +14,7 @@ import { sharedAliases } from './shared-aliases';
 import { planMappedGhost } from './mapped-ghosts';
 import { attachesLive, currentSegments, segmentProblem } from '../state/sysv-shm';
 import { semUndoProblem } from '../state/sysv-sem';
+import { namespaceNote, namespaceProblem } from '../state/namespaces';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
 
@@ -126,6 +127,11 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   items.push(item('sysv-shm', 'System V shared memory', shmProblems.length === 0,
     shmProblems.length === 0 ? `${new Set(state.mappings.filter(attachesLive).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
     'A System V segment lives until it is removed (IPC_RMID, ipcrm) or the machine restarts: restore before that, or checkpoint the program when it has detached it.'));
+
+  const nsProblem = namespaceProblem(state.namespaces);
+  items.push(item('namespaces', 'Namespaces', nsProblem === null,
+    nsProblem ?? [state.namespaces?.kinds.includes('uts') ? `The process's own UTS namespace is made again with its host name ${state.namespaces.uts?.nodename ?? '?'}.` : 'The process ran in the same IPC, user, time and UTS namespaces as Stasis.', namespaceNote(state.namespaces)].filter(Boolean).join(' '),
+    'Run Stasis inside those namespaces for both the checkpoint and the restore (e.g. `nsenter --target PID --all stasis ...`), so the process is in the namespaces Stasis runs in.'));
 
   const semProblem = state.semUndo?.length ? semUndoProblem(state.semUndo) : null;
   items.push(item('sysv-sem', 'System V semaphores held (SEM_UNDO)', semProblem === null,

@@ -3,7 +3,7 @@
  * does not list. Owns only numbers.
  */
 export const NR = {
-  lseek: 8, ioctl: 16, capset: 126, setsid: 112, setpgid: 109, clone3: 435, mremap: 25, dup3: 292, fcntl: 72, chdir: 80, fchdir: 81, chroot: 161, prlimit64: 302,
+  lseek: 8, ioctl: 16, unshare: 272, sethostname: 170, setdomainname: 171, capset: 126, setsid: 112, setpgid: 109, clone3: 435, mremap: 25, dup3: 292, fcntl: 72, chdir: 80, fchdir: 81, chroot: 161, prlimit64: 302,
   eventfd2: 290, close_range: 436, rt_sigaction: 13, rt_sigprocmask: 14, sigaltstack: 131, setitimer: 38,
   open: 2, close: 3, mmap: 9, munmap: 11, mprotect: 10, umask: 95, personality: 135, prctl: 157,
   set_tid_address: 218, set_robust_list: 273, rseq: 334, kill: 62, tgkill: 234, getpid: 39,

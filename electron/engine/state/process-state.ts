@@ -9,6 +9,7 @@
  */
 import type { TimerClock } from './timer-clock';
 import type { SemUndo } from './sysv-sem';
+import type { OwnNamespaces } from './namespaces';
 export const STATE_VERSION = 1;
 
 export type MappingKind =
@@ -195,6 +196,8 @@ export interface ProcessState {
   exe: string;
   /** Stat of the executable at capture. */
   exeFile?: { dev: number; inode: number; size: number; mtimeNs: string };
+  /** Namespaces it ran in that were not the engine's (absent: all the engine's, or an older checkpoint). */
+  namespaces?: OwnNamespaces;
   /** The executable was deleted while the program ran (an upgrade removed it): it comes back from its mapping's saved bytes. */
   exeDeleted?: boolean;
   cmdline: string[];
