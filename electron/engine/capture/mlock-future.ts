@@ -7,7 +7,7 @@
  * by the mmap (locked at once) or not (MCL_ONFAULT). The page's neighbours are left free so it merges
  * with nothing.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import type { ProcessState } from '../state/process-state';
 import { SYS } from '../native/sys';
 import type { Probe } from './threads';
@@ -32,9 +32,26 @@ export function freeProbePage(maps: string): bigint | null {
   return null;
 }
 
+/**
+ * The first 4 KiB of /proc/PID/maps, whole lines only: the kernel formats only what is read, and
+ * the lowest gap (below the executable) is nearly always in it. A process with thousands of
+ * mappings would otherwise spend milliseconds of its freeze on this.
+ */
+function mapsHead(pid: number): string {
+  const fd = openSync(`/proc/${pid}/maps`, 'r');
+  try {
+    const b = Buffer.alloc(4096);
+    const n = readSync(fd, b, 0, b.length, null);
+    const text = b.subarray(0, n).toString('utf8');
+    return n < b.length ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function mlockFutureProbe(pid: number, state: ProcessState, warnings: string[]): Probe | null {
   let at: bigint | null = null;
-  try { at = freeProbePage(readFileSync(`/proc/${pid}/maps`, 'utf8')); } catch { /* gone: the capture fails elsewhere */ }
+  try { at = freeProbePage(mapsHead(pid)) ?? freeProbePage(readFileSync(`/proc/${pid}/maps`, 'utf8')); } catch { /* gone: the capture fails elsewhere */ }
   if (at === null) return null;
   const page = at;
   return {
