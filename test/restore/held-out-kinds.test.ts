@@ -2,7 +2,9 @@
  * Breadth coverage of kinds that already come back (or are refused by name), so they stay that way:
  * futexes (a PI mutex with a waiter in FUTEX_LOCK_PI, a robust mutex whose owner died, a pthread
  * barrier), and UNIX stream sockets bound to a path (a listening socket with an accepted connection
- * and one in its backlog: refused in pre-flight, each named, never restored half-way).
+ * and one in its backlog: refused in pre-flight, each named, never restored half-way). And a
+ * pseudo-terminal pair the program made (as script or tmux do): it used to come back as a new
+ * /dev/ptmx cut off from its /dev/pts side (the program hung reading it); now refused by name.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +16,7 @@ import { withStore } from './helpers';
 
 const futexes = buildFixture('restore-futexes');
 const unixlisten = buildFixture('restore-unixlisten');
+const ptymq = buildFixture('restore-ptymq');
 
 test('PI futex with a waiter, robust futex of a dead owner and a barrier come back', async () => {
   await withStore(async (store, dir) => {
@@ -31,6 +34,22 @@ test('a listening UNIX socket with its connections is refused in pre-flight, eac
       const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
       assert.equal(fds.ok, false);
       assert.match(fds.reason, /fd 3 is a listening stream socket \(UNIX\)/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a pseudo-terminal pair the program made is refused in pre-flight, naming both sides', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(ptymq, dir, ['pty']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the master side of a pseudo-terminal the program made \(\/dev\/ptmx; it also holds \/dev\/pts\/\d+\)/);
     } finally {
       t.kill();
       closeTrackers();

@@ -104,6 +104,16 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     case 'chr':
     case 'blk': {
       if (f.kind === 'chr' && TERMINAL.test(f.target)) return redirect(`${f.target} is a terminal`);
+      if (f.kind === 'chr' && f.target === '/dev/ptmx') {
+        // Opening /dev/ptmx makes a new pseudo-terminal pair: the program's other side (its
+        // /dev/pts/N, held here or by a child) would no longer be connected to it.
+        const slaves = [...new Set(all.filter((x) => /^\/dev\/pts\/\d+$/.test(x.target)).map((x) => x.target))];
+        return {
+          fd: f.fd, action: 'refuse',
+          reason: `fd ${f.fd} is the master side of a pseudo-terminal the program made (/dev/ptmx${slaves.length ? `; it also holds ${slaves.join(', ')}` : ''}): opening /dev/ptmx again would make another terminal pair, cut off from the program's other side`,
+          fix: 'Checkpoint the program when it has closed its pseudo-terminal (as script, tmux or expect hold one); restoring a pseudo-terminal pair is not supported yet.',
+        };
+      }
       let st;
       try { st = statSync(f.target, { bigint: true }); } catch (_e) {
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: ${f.target} no longer exists`, fix: `Put the file back at ${f.target}, or restore an earlier checkpoint.` };
