@@ -5,6 +5,9 @@
  * and one in its backlog: refused in pre-flight, each named, never restored half-way). And a
  * pseudo-terminal pair the program made (as script or tmux do): it used to come back as a new
  * /dev/ptmx cut off from its /dev/pts side (the program hung reading it); now refused by name.
+ * A POSIX message queue was refused ("/NAME no longer exists": looked up on the root file system);
+ * it is opened again by name while it exists, and refused once unlinked (it was taken for a deleted
+ * file: a plain file holding the queue's status text would have come back).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +53,26 @@ test('a pseudo-terminal pair the program made is refused in pre-flight, naming b
       const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
       assert.equal(fds.ok, false);
       assert.match(fds.reason, /fd 3 is the master side of a pseudo-terminal the program made \(\/dev\/ptmx; it also holds \/dev\/pts\/\d+\)/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a POSIX message queue comes back by name with its message; one unlinked is refused', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, ptymq, { args: ['mq'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(ptymq, dir, ['mqgone']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the POSIX message queue \/zdtm-mq-\d+: it was already removed \(mq_unlink\)/);
     } finally {
       t.kill();
       closeTrackers();

@@ -19,7 +19,7 @@ const S_IFMT = 0o170000, S_IFREG = 0o100000;
 
 /** A deleted regular file, or a memfd (never linked anywhere: its bytes exist only in memory). */
 export function isGhost(f: FdState): boolean {
-  return (f.kind === 'deleted-file' || f.kind === 'memfd') && f.mode !== undefined && (f.mode & S_IFMT) === S_IFREG;
+  return (f.kind === 'deleted-file' || f.kind === 'memfd') && f.info?.mqueue !== true && f.mode !== undefined && (f.mode & S_IFMT) === S_IFREG;
 }
 
 export function captureGhostFiles(pid: number, fds: FdState[], limit: number, warnings: string[]): void {

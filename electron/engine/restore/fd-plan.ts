@@ -10,6 +10,7 @@ import { statSync } from 'node:fs';
 import { socketInode, type FdState } from '../state/process-state';
 import { planInotify } from './inotify-plan';
 import { planGhost } from './ghost-plan';
+import { mqueueInode } from '../state/mqueue';
 import { planEpoll } from './epoll-plan';
 import { planInetSocket, type InetSocketAction } from './inet-socket-plan';
 
@@ -28,6 +29,8 @@ export type FdAction =
   | { fd: number; action: 'redirect'; path: string; flags: number; cloexec: boolean; note: string }
   /** A named FIFO still at its path: opened there again (without blocking); `fallback` when a write end finds no reader. */
   | { fd: number; action: 'fifo'; path: string; flags: number; cloexec: boolean; note: string; fallback: Extract<FdAction, { action: 'redirect' }>; data?: Buffer; size?: number }
+  /** A POSIX message queue that still exists: mq_open(name) again (its messages are the queue's). */
+  | { fd: number; action: 'mqueue'; name: string; flags: number; cloexec: boolean }
   | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
   | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; ticks: bigint; flags: number; cloexec: boolean }
@@ -98,6 +101,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     // Never its controlling terminal by accident: the terminal already belongs to the CLI's session.
     return { fd: f.fd, action: 'open', path: r.tty, flags: reopenFlags | O_NOCTTY, pos: 0n, cloexec, note: `${f.target} is attached to ${r.tty}` };
   }
+  if (f.info?.mqueue === true) return planMqueue(f, cloexec);
   switch (f.kind) {
     case 'file':
     case 'dir':
@@ -210,4 +214,15 @@ function describeSocket(f: FdState): string {
     : d.protocol === 6 ? 'TCP' : d.protocol === 17 ? 'UDP' : d.protocol === 1 || d.protocol === 58 ? 'ICMP (ping)' : d.type === 3 ? 'raw' : `type ${d.type}`;
   if (d.listening) return `a listening ${kind} socket (${family})`;
   return d.domain === 1 ? `a UNIX ${kind} socket connected to another process` : `${kind.startsWith('ICMP') ? 'an' : 'a'} ${kind} socket (${family})`;
+}
+
+/** A POSIX message queue (state/mqueue.ts): opened again by name while the same queue exists. */
+function planMqueue(f: FdState, cloexec: boolean): FdAction {
+  const name = f.target.replace(/ \(deleted\)$/, '');
+  const refuse = (why: string, fix: string): FdAction => ({ fd: f.fd, action: 'refuse', reason: `fd ${f.fd} is the POSIX message queue ${name}: ${why}`, fix });
+  if (f.target.endsWith(' (deleted)')) return refuse('it was already removed (mq_unlink), and Stasis does not save the messages of a queue', 'Checkpoint the program before it removes the queue, or restart it.');
+  const ino = mqueueInode(name);
+  if (ino === null) return refuse('it no longer exists (a queue lives until mq_unlink or a reboot)', `Create the queue ${name} again (or restore before it is removed).`);
+  if (f.inode !== undefined && f.inode !== 0 && ino !== f.inode) return refuse(`it was removed and made again since (inode ${ino}, was ${f.inode})`, 'Restore a checkpoint taken after the queue was made again.');
+  return { fd: f.fd, action: 'mqueue', name, flags: f.flags & (3 | O_NONBLOCK), cloexec }; // access mode and O_NONBLOCK: all mq_open takes
 }

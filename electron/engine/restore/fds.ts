@@ -323,7 +323,7 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
   return parked;
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'inet-socket']);
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'inet-socket']);
 
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
   const ghosts = new GhostFiles();
@@ -396,6 +396,9 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
           if (a.data?.length || a.size) refillFifo(r, a);
           if ((a.flags & O_NONBLOCK) === 0) r.call(NR.fcntl, [got, F_SETFL, BigInt(a.flags & O_APPEND)], `blocking mode of fd ${a.fd} (${a.path})`);
         }
+        break;
+      case 'mqueue':
+        got = r.call(NR.mq_open, [r.putString(a.name.replace(/^\//, '')), BigInt(a.flags) | cloexec, 0n, 0n], `mq_open(${a.name}) for fd ${a.fd}`);
         break;
       case 'eventfd':
         got = r.call(NR.eventfd2, [a.count, BigInt(a.flags | (a.semaphore ? EFD_SEMAPHORE : 0)) | cloexec], `recreating eventfd ${a.fd}`);
