@@ -28,7 +28,35 @@ test('PI futex with a waiter, robust futex of a dead owner and a barrier come ba
   });
 });
 
-test('a listening UNIX socket with its connections is refused in pre-flight, each socket named', async () => {
+test('listening UNIX sockets (a path with its mode, an abstract name with SO_PASSCRED) come back and accept; an accepted connection inside the process keeps its bytes', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, unixlisten, { args: ['clean'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a UNIX socket path or abstract name still bound (the original runs) is refused; once it is gone, its stale socket file is no obstacle', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(unixlisten, dir, ['clean']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'leave-running' });
+      const busy = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(busy.ok, false);
+      assert.match(busy.reason, /fd 3 \(listening UNIX stream socket on \/.*\/sock\) cannot be bound on this machine now: EADDRINUSE \(a socket is bound to/);
+      assert.match(busy.reason, /\(listening UNIX stream socket on @stasis-abstract-\d+\) cannot be bound on this machine now: EADDRINUSE/);
+      t.kill();
+      await t.waitExit();
+      const free = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(free.ok, true, free.reason);
+      assert.match(free.reason, /UNIX stream socket listening on \/.*\/sock again/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a listening UNIX socket with a connection waiting to be accepted is refused in pre-flight, each socket named', async () => {
   await withStore(async (store, dir) => {
     const t = await startZdtm(unixlisten, dir);
     try {
@@ -36,7 +64,8 @@ test('a listening UNIX socket with its connections is refused in pre-flight, eac
       await t.waitExit();
       const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
       assert.equal(fds.ok, false);
-      assert.match(fds.reason, /fd 3 is a listening stream socket \(UNIX\)/);
+      assert.match(fds.reason, /fd 3 \(listening UNIX stream socket on \/.*\/sock\) had connections waiting to be accepted: they would be lost/);
+      assert.match(fds.reason, /is a UNIX stream socket connected to another process/);
     } finally {
       t.kill();
       closeTrackers();

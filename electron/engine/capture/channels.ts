@@ -10,7 +10,7 @@
 import { socketInode, type FdState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
 import { unixSockets } from '../proc';
-import { inetDetails } from './inet-sockets';
+import { socketDetails } from './socket-details';
 
 const FIONREAD = 0x541b;
 const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
@@ -48,8 +48,8 @@ const SO = { TYPE: 3n, ACCEPTCONN: 30n, PROTOCOL: 38n, DOMAIN: 39n } as const;
 /**
  * For the sockets that are not socketpairs: what they are (info.socket: domain, type, protocol,
  * listening), read with getsockopt on a copy taken over with pidfd_getfd, so the restore's refusal
- * can say "a listening TCP socket" rather than guess; for TCP and UDP sockets also what making them
- * again needs (info.socket.inet, inet-sockets.ts).
+ * can say "a listening TCP socket" rather than guess; for sockets that are not connections also
+ * what making them again needs (info.socket.detail, socket-details.ts).
  */
 function describeSockets(pid: number, fds: FdState[]): void {
   const others = fds.filter((f) => f.kind === 'socket' && f.info?.unixPeer === undefined);
@@ -72,8 +72,8 @@ function describeSockets(pid: number, fds: FdState[]): void {
           return io.readInt32LE(0);
         };
         const d = { domain: get(SO.DOMAIN), type: get(SO.TYPE), protocol: get(SO.PROTOCOL), listening: get(SO.ACCEPTCONN) === 1 };
-        const inet = inetDetails(ours, d.domain, d.type, d.protocol, d.listening);
-        f.info = { ...(f.info ?? {}), socket: { ...d, ...(inet ? { inet } : {}) } };
+        const detail = socketDetails(pid, ours, d.domain, d.type, d.protocol, d.listening);
+        f.info = { ...(f.info ?? {}), socket: { ...d, ...(detail ? { detail } : {}) } };
       } catch {
         // No description: the restore refuses the socket.
       } finally {

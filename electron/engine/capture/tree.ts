@@ -231,9 +231,9 @@ function sameFile(a: number, fa: number, b: number, fb: number): boolean {
  * Pipes between members are handled whole by markTreePipes.
  */
 function markTreeShared(members: Member[]): number {
-  // TCP/UDP sockets too (a pre-forking server's listening socket): restore makes them once in the root.
-  const inet = (f: FdState): boolean => f.kind === 'socket' && (f.info?.socket as { inet?: unknown } | undefined)?.inet !== undefined;
-  const all = members.flatMap((m) => m.state!.fds.filter((f) => (SHAREABLE_ACROSS.has(f.kind) || inet(f)) && f.info?.treePipe !== true).map((f) => ({ pid: m.pid, f })));
+  // Sockets made again too (a pre-forking server's listening socket): restore makes them once in the root.
+  const remade = (f: FdState): boolean => f.kind === 'socket' && (f.info?.socket as { detail?: unknown } | undefined)?.detail !== undefined;
+  const all = members.flatMap((m) => m.state!.fds.filter((f) => (SHAREABLE_ACROSS.has(f.kind) || remade(f)) && f.info?.treePipe !== true).map((f) => ({ pid: m.pid, f })));
   let groups = 0;
   for (let i = 0; i < all.length; i++) {
     const a = all[i]!;

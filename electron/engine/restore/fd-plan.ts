@@ -2,7 +2,7 @@
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
  * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, and TCP/UDP
- * sockets that are not connections: inet-socket-plan.ts). One decision
+ * sockets that are not connections: socket-plan.ts). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -12,7 +12,7 @@ import { planInotify } from './inotify-plan';
 import { planGhost } from './ghost-plan';
 import { mqueueInode } from '../state/mqueue';
 import { planEpoll } from './epoll-plan';
-import { planInetSocket, type InetSocketAction } from './inet-socket-plan';
+import { planSocket, type SocketAction } from './socket-plan';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -51,7 +51,7 @@ export type FdAction =
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null; size?: number }
   /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
   | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
-  | InetSocketAction
+  | SocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -188,8 +188,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
         return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
       }
-      const inet = planInetSocket(f, f.flags & O_NONBLOCK, cloexec);
-      if (inet) return inet;
+      const remade = planSocket(f, f.flags & O_NONBLOCK, cloexec);
+      if (remade) return remade;
       return {
         fd: f.fd, action: 'refuse',
         reason: `fd ${f.fd} is ${describeSocket(f)} (${f.target}): Stasis restores UNIX socketpairs whose both ends the process holds, and TCP and UDP sockets that are not connections`,

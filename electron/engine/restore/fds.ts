@@ -4,7 +4,7 @@
  * from /dev/null), or rebuilt (eventfd) — as decided by fd-plan.ts. Runs inside the stub, whose own
  * inherited descriptors were closed first; must never open anything in the engine itself.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
 import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
@@ -138,37 +138,45 @@ function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; 
 }
 
 /** `keepFrom`: a tree restore keeps the descriptors its root parked from there on (see ParkedFds). */
-/**
- * A TCP/UDP socket made again (inet-socket-plan.ts): options first (SO_REUSEADDR and IPV6_V6ONLY
- * decide what bind may do), then bind, connect (a connected UDP socket) and listen. SOCK_NONBLOCK
- * and SOCK_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
- */
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, SOCK_STREAM = 1;
 
-function makeInetSocket(r: Remote, a: Extract<FdAction, { action: 'inet-socket' }>, cloexec: bigint): bigint {
+/**
+ * A socket made again (socket-plan.ts): options first (SO_REUSEADDR and IPV6_V6ONLY decide what
+ * bind may do), then bind, connect (a connected datagram socket) and listen. SOCK_NONBLOCK and
+ * SOCK_CLOEXEC are O_NONBLOCK and O_CLOEXEC. A UNIX socket's stale file (the plan checked nothing is
+ * bound to it) is removed first, and the new one gets the old one's mode and owner.
+ */
+function makeSocket(r: Remote, a: Extract<FdAction, { action: 'socket' }>, cloexec: bigint): bigint {
   const what = `fd ${a.fd} (${a.note})`;
   const got = r.call(NR.socket, [BigInt(a.domain), BigInt(a.type | a.flags) | cloexec, BigInt(a.protocol)], `recreating the socket of ${what}`);
-  for (const [level, name, value] of a.options) {
-    const v = Buffer.alloc(4);
-    v.writeInt32LE(value, 0);
-    r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(v), 4n], `socket option ${level}:${name} of ${what}`);
-  }
-  if (a.local.readUInt16BE(2) !== 0) {
+  const int = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32LE(v, 0); return b; };
+  for (const [level, name, value] of a.options) r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(int(value)), 4n], `socket option ${level}:${name} of ${what}`);
+  if (a.bind) {
     // As CRIU does: SO_REUSEADDR only while binding a TCP socket, so connections of the original
     // left in TIME_WAIT on its port do not stop it (a listener there still does); then as it was.
-    const reuse = a.type === SOCK_STREAM ? (a.options.find(([l, n]) => l === SOL_SOCKET && n === SO_REUSEADDR)?.[2] ?? 0) : null;
-    const int = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32LE(v, 0); return b; };
+    const reuse = BigInt(a.domain) !== AF_UNIX && a.type === SOCK_STREAM ? (a.options.find(([l, n]) => l === SOL_SOCKET && n === SO_REUSEADDR)?.[2] ?? 0) : null;
     if (reuse !== null) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(1)), 4n], `SO_REUSEADDR of ${what} while binding`);
+    if (a.unixFile) removeStaleSocketFile(a.unixFile.path);
     r.call(NR.bind, [got, r.put(a.local), BigInt(a.local.length)], `binding ${what}`);
-    if (reuse !== null && reuse === 0) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(0)), 4n], `SO_REUSEADDR of ${what}`);
+    if (reuse === 0) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(0)), 4n], `SO_REUSEADDR of ${what}`);
+    if (a.unixFile && a.unixFile.mode >= 0) {
+      chmodSync(a.unixFile.path, a.unixFile.mode);
+      chownSync(a.unixFile.path, a.unixFile.uid, a.unixFile.gid);
+    }
   }
   if (a.peer) {
     const e = r.raw(NR.connect, [got, r.put(a.peer), BigInt(a.peer.length)]);
-    // A non-blocking UDP connect completes at once; EINPROGRESS is only for stream sockets.
+    // A datagram connect completes at once (no EINPROGRESS).
     if (e < 0n) throw new StasisError('INTERNAL', `Connecting ${what} failed: errno ${-e}.`);
   }
   if (a.listen) r.call(NR.listen, [got, BigInt(a.backlog)], `listening on ${what}`);
   return got;
+}
+
+function removeStaleSocketFile(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch { /* already gone */ }
 }
 
 export function closeInheritedFds(r: Remote, keepFrom?: number): void {
@@ -199,10 +207,10 @@ export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState
   try {
     for (const g of groups) {
       const a = planFd(g.first, redirect, g.holderFds);
-      if (a.action === 'inet-socket') {
+      if (a.action === 'socket') {
         // A listening socket a pre-forking server's workers share: one socket, bound once.
         r.resetScratch();
-        const got = makeInetSocket(r, a, 0n);
+        const got = makeSocket(r, a, 0n);
         r.call(NR.dup3, [got, BigInt(next), 0n], `parking ${a.note}`);
         r.raw(NR.close, [got]);
         parked.set(`shared:${g.key}`, next++);
@@ -323,7 +331,7 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
   return parked;
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'inet-socket']);
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'socket']);
 
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
   const ghosts = new GhostFiles();
@@ -436,8 +444,8 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
         got = r.call(NR.inotify_init1, [BigInt(a.flags) | cloexec], `recreating inotify fd ${a.fd}`);
         inotifies.push(a);
         break;
-      case 'inet-socket':
-        got = makeInetSocket(r, a, cloexec);
+      case 'socket':
+        got = makeSocket(r, a, cloexec);
         break;
     }
     if (got !== BigInt(a.fd)) {
