@@ -31,6 +31,7 @@ import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './re
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
+import * as smapsAhead from './smaps-ahead';
 import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
 import { rehearseOnce } from './rehearsal';
@@ -201,6 +202,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   }
   // Before the first freeze of a fresh engine, its frozen path runs once on a throwaway process.
   if (live && !hold) rehearseOnce(checkpoint);
+  if (hold) smapsAhead.warm();
+  let smaps: smapsAhead.SmapsAhead | null;
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
@@ -271,6 +274,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
     if (live) warmFrozenPath(pid);
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
+    // Held: its VmFlags are read while it is held, on a worker while this thread copies its pages.
+    smaps = hold ? smapsAhead.readAhead(pid) : null;
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
@@ -342,7 +347,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (uffd || frozenCopy || forkedScan) {
       phase('details', { pid, snapshotPid: memPid });
       state.mappings = frozenMaps;
-      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
+      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state, smaps?.take());
     } else {
       captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
       if (child) {

@@ -25,7 +25,7 @@ import { captureChannels } from './channels';
 import { markSharedDescriptions } from './shared-fds';
 import { captureGhostFiles, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { captureEpollSources } from './epoll-sources';
-import { readSmaps } from '../proc';
+import { readSmaps, type MapEntry } from '../proc';
 import type { MappingState } from '../state/process-state';
 
 function safe<T>(f: () => T, fallback: T): T {
@@ -171,13 +171,14 @@ export function captureMappings(state: ProcessState, memPid: number, read: (addr
 }
 
 /**
- * For mappings listed while frozen (uffd-wp path): VmFlags from smaps (read after the resume;
- * smaps walks page tables and is too slow to read while frozen), the backing files' stat, and the
+ * For mappings listed while frozen (uffd-wp path): VmFlags from smaps (read after the resume, or
+ * given: smaps-ahead.ts read while a held process's pages were copied; smaps walks page tables
+ * and is too slow to read while frozen on this thread alone), the backing files' stat, and the
  * vdso fingerprint. The "uw" flag our own write-protect registration adds is left out.
  */
-export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState): void {
+export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState, smaps: MapEntry[] = readSmaps(pid)): void {
   const flags = new Map<bigint, string[]>();
-  for (const e of readSmaps(pid)) flags.set(e.start, e.vmFlags);
+  for (const e of smaps) flags.set(e.start, e.vmFlags);
   for (const m of mappings) {
     m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
     addFileStat(pid, m);
