@@ -7,6 +7,7 @@
  * sent as a stream continuing the destination's copy of its parent (store/streams.ts `continues`).
  * Owns the session's source end: the pipe is opened and closed by the caller.
  */
+import { warm as warmSmapsReader } from '../capture/smaps-ahead';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StasisError } from '../../../shared/errors';
@@ -78,6 +79,8 @@ export interface MigrateResult {
 const MEMORY_ROUND = 256 * 2 ** 20;
 
 export async function migrate(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
+  // The last round's smaps read runs on a worker thread (capture/smaps-ahead.ts): started now, it is up by then.
+  warmSmapsReader();
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
   const kids = childProcesses(pid, listThreads(pid));
   if (kids.length) {
