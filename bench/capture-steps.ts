@@ -7,7 +7,8 @@
  * bytes written, written and fsynced by a plain loop right after). Medians, the load average at
  * the start and the end.
  * usage: node --import tsx bench/capture-steps.ts [NAME=ENV=VALUE,ENV=VALUE ...]
- *   (env: MIB=1024 RUNS=3 CKPTS=2; no argument: the code as it is, 'default')
+ *   (env: MIB=1024 RUNS=3 CKPTS=2; no argument: the code as it is, 'default'; a variant with
+ *   STEPS_ROOT=DIR runs the checkout in DIR instead, e.g. `base=STEPS_ROOT=/tmp/main-copy`)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -90,7 +91,9 @@ async function main(): Promise<void> {
     for (let run = 0; run < RUNS; run++) {
       for (const [i, v] of variants.entries()) {
         const dir = join(work, `v${i}-${run}`);
-        const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', String(pid), dir, String(CKPTS), work], { env: { ...process.env, STASIS_REHEARSAL: '0', ...v.env }, encoding: 'utf8', timeout: 600_000 });
+        // STEPS_ROOT: another checkout (its own copy of this file), e.g. the code before a change.
+        const script = v.env.STEPS_ROOT ? join(v.env.STEPS_ROOT, 'bench', 'capture-steps.ts') : self;
+        const r = spawnSync(process.execPath, ['--import', 'tsx', script, '--child', String(pid), dir, String(CKPTS), work], { cwd: v.env.STEPS_ROOT ?? process.cwd(), env: { ...process.env, STASIS_REHEARSAL: '0', ...v.env }, encoding: 'utf8', timeout: 600_000 });
         rmSync(dir, { recursive: true, force: true });
         if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
         const got = JSON.parse(r.stdout) as Sample[];
