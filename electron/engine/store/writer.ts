@@ -174,7 +174,8 @@ export class Writer implements CheckpointWriter {
       // checkpoint, where almost every page is new, that cost a map lookup per page).
       const mine = this.mine(hashes, h);
       if (mine >= 0) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
-      const loc = found.get(hashes.readBigInt64LE(h));
+      // No BigInt key per page when nothing was found (a full checkpoint's usual case).
+      const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
       if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
       const page = this.seg.addPage(data, i * PAGE, hashes.subarray(h, h + HASH_LEN));
       this.local.set(hashes.readInt32LE(h), page);
