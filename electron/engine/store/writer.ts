@@ -177,7 +177,7 @@ export class Writer implements CheckpointWriter {
       // No BigInt key per page when nothing was found (a full checkpoint's usual case).
       const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
       if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
-      const page = this.seg.addPage(data, i * PAGE, hashes.subarray(h, h + HASH_LEN));
+      const page = this.seg.addPage(data, i * PAGE, hashes, h);
       this.local.set(hashes.readInt32LE(h), page);
       this.newPages.push(page);
       this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
