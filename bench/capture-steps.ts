@@ -98,7 +98,7 @@ async function main(): Promise<void> {
         if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
         const got = JSON.parse(r.stdout) as Sample[];
         res[i]!.push(...got);
-        for (const s of got) process.stderr.write(`run ${run + 1} ${v.name}: wall ${s.wall.toFixed(0)} (live ${s.live.toFixed(0)}, frozen part ${s.frozenPart.toFixed(0)}, pages ${s.pages.toFixed(0)}, commit ${s.commit.toFixed(0)}) cpu ${s.cpu.toFixed(0)} main ${s.mainCpu.toFixed(0)} floor ${s.floor.toFixed(0)}\n`);
+        for (const s of got) process.stderr.write(`run ${run + 1} ${v.name}: wall ${s.wall.toFixed(0)} (live ${s.live.toFixed(0)}, frozen part ${s.frozenPart.toFixed(0)}, pages ${s.pages.toFixed(0)}, commit ${s.commit.toFixed(0)}) frozen ${s.frozen.toFixed(1)} cpu ${s.cpu.toFixed(0)} main ${s.mainCpu.toFixed(0)} floor ${s.floor.toFixed(0)}\n`);
       }
     }
   } finally {
