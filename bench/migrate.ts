@@ -10,7 +10,10 @@
  *   Downtime: dump start to restore returning.
  * Each run then checks the moved process goes on counting. Prints per-run rows and one JSON document.
  *
- *   node --import tsx bench/migrate.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH]
+ *   node --import tsx bench/migrate.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH] [--baseline BIN]
+ * --baseline: another build's bin/stasis.js (e.g. /work/main/bin/stasis.js), run alternately with
+ * this one in the same run (A, B, A, B ...) so a change is compared under the same load.
+ * Also prints the downtime step by step (the source's `cutover` steps and the destination's).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -28,6 +31,7 @@ const sizeMb = Number(arg('size-mb', '1024'));
 const pct = Number(arg('pct', '1'));
 const runs = Number(arg('runs', '3'));
 const criu = arg('criu', join(homedir(), '.cache/criu4/criu'));
+const baseline = arg('baseline', '');
 const root = new URL('../', import.meta.url).pathname;
 const stasisBin = join(root, 'bin/stasis.js');
 // See bench/restore.ts: CRIU's breakpoint path hangs in this VM; 130 takes its other path.
@@ -87,16 +91,16 @@ function startTarget(tag: string): { t: DetachedProcess; out: string } {
   return { t, out };
 }
 
-interface StasisRun { downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
-function stasisRun(i: number): StasisRun {
+interface StasisRun { steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
+function stasisRun(i: number, bin = stasisBin): StasisRun {
   const { t, out } = startTarget(`stasis-${i}`);
   const src = join(work, `src-${i}`);
   const dst = join(work, `dst-${i}`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [stasisBin, '--store', src, '--json', 'migrate', String(t.pid), '--pipe', `${process.execPath} ${stasisBin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(process.execPath, [bin, '--store', src, '--json', 'migrate', String(t.pid), '--pipe', `${process.execPath} ${bin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
   const wallMs = performance.now() - t0;
   if (r.status !== 0) throw new Error(`stasis migrate failed: ${r.stderr}`);
-  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number } };
+  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number; steps?: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[] };
   waitCounting(out);
   killAndReap(m.destination.pid);
   t.kill();
@@ -104,8 +108,9 @@ function stasisRun(i: number): StasisRun {
   rmSync(dst, { recursive: true, force: true });
   const pages = m.rounds.reduce((a, x) => a + x.pages, 0);
   log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
+  const steps = [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...(m.destination.steps ?? []).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))];
   return {
-    downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
+    steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
     rounds: m.rounds.length, finalPages: m.rounds.at(-1)!.pages, wallMs, fullSendMs: m.rounds[0]!.sendMs, fullBytes: m.rounds[0]!.bytes,
   };
 }
@@ -165,8 +170,10 @@ try {
   let criuProblem: string | null = haveCriu ? null : `no CRIU at ${criu} (run /work/shared/tools/install-criu)`;
   const s: StasisRun[] = [];
   const c: CriuRun[] = [];
+  const b: StasisRun[] = [];
   for (let i = 0; i < runs; i++) {
     s.push(stasisRun(i));
+    if (baseline) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline)); }
     if (haveCriu && !criuProblem) {
       try { c.push(criuRun(i)); } catch (e) { criuProblem = (e as Error).message; log(criuProblem); }
     }
@@ -174,16 +181,25 @@ try {
   const ms = (xs: number[]): number => +median(xs).toFixed(1);
   const rows: Row[] = [
     { tool: 'stasis migrate (pipe)', 'downtime ms': ms(s.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(s.map((x) => x.frozenMs)), 'restore ms': ms(s.map((x) => x.restoreMs)), 'wire/lacked': +median(s.map((x) => x.bytesSent / x.lackedBytes)).toFixed(3), 'final round': `${median(s.map((x) => x.finalPages))} pages` },
+    ...(b.length ? [{ tool: `baseline ${baseline}`, 'downtime ms': ms(b.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(b.map((x) => x.frozenMs)), 'restore ms': ms(b.map((x) => x.restoreMs)), 'wire/lacked': +median(b.map((x) => x.bytesSent / x.lackedBytes)).toFixed(3), 'final round': `${median(b.map((x) => x.finalPages))} pages` }] : []),
     ...(c.length ? [{ tool: criuPreDump ? 'criu pre-dump + dump + cp + restore' : 'criu dump + cp + restore (no pre-dump here)', 'downtime ms': ms(c.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(c.map((x) => x.dumpMs)), 'restore ms': ms(c.map((x) => x.restoreMs)), 'wire/lacked': '-', 'final round': `${(median(c.map((x) => x.finalBytes)) / 2 ** 20).toFixed(1)} MiB images` }] : []),
   ];
   process.stderr.write(`\n${formatTable(rows)}\n\n`);
+  // The downtime step by step (medians over the runs that report the step).
+  const names = [...new Set(s.flatMap((x) => x.steps.map((y) => y.step)))];
+  const stepRows: Row[] = names.map((n) => {
+    const v = s.flatMap((x) => x.steps.filter((y) => y.step === n).map((y) => y.ms));
+    return { step: n, 'median ms': +median(v).toFixed(2), runs: `${v.map((x) => x.toFixed(1)).join(', ')}` };
+  });
+  if (stepRows.length) process.stderr.write(`${formatTable(stepRows)}\n\n`);
   const fullMBps = median(s.map((x) => x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)));
   console.log(JSON.stringify({
     sizeMb, pct, rate, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), criuProblem, criuNote,
-    stasis: s, criu: c,
+    stasis: s, baseline: b, criu: c,
     medians: { stasisDowntimeMs: ms(s.map((x) => x.downtimeMs)), criuDowntimeMs: c.length ? ms(c.map((x) => x.downtimeMs)) : null, fullSendMiBps: +fullMBps.toFixed(1) },
     ratioDowntimeToCriu: c.length ? +(median(s.map((x) => x.downtimeMs)) / median(c.map((x) => x.downtimeMs))).toFixed(3) : null,
     markdown: formatTable(rows, true),
+    stepsMarkdown: stepRows.length ? formatTable(stepRows, true) : null,
   }, null, 2));
 } finally {
   try { rmSync(work, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { log(`could not remove ${work}: ${(e as Error).message}`); }

@@ -8,8 +8,8 @@
  *   node --import tsx bench/restore.ts [--size-mb 1024] [--threads 1] [--runs 3] [--criu PATH]
  * With --threads N the target's memory is filled by N threads that stay alive (the issue-13 case: 8).
  * CRIU: /work/shared/tools/install-criu prints the wrapper path (default ~/.cache/criu4/criu); it runs
- * with CRIU_FAULT=130 (see below). The engine runs twice per round: filling memory with UFFDIO_COPY
- * (the default) and with STASIS_RESTORE_FILL=writev (process_vm_writev only), to compare in one run.
+ * with CRIU_FAULT=130 (see below). The engine runs three times per round (VARIANTS): as it is, with
+ * STASIS_RESTORE_FILL=writev (no UFFDIO_COPY) and with STASIS_RESTORE_THREADS=1 (page fill on one thread).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -38,6 +38,13 @@ const criuEnv = { ...process.env, CRIU_FAULT: process.env.CRIU_FAULT ?? '130' };
 // final step with the process still stopped under it (seen here with -v4: "Restored", then nothing).
 const criuRestoreEnv = criuEnv;
 const log = (m: string): void => { process.stderr.write(`[bench] ${m}\n`); };
+// The engine's default (UFFDIO_COPY where it applies, the addon's threads), then without UFFDIO_COPY,
+// then with the page fill on one thread (the path without the addon).
+const VARIANTS = [
+  { name: 'default', env: {} as Record<string, string> },
+  { name: 'writev', env: { STASIS_RESTORE_FILL: 'writev' } },
+  { name: 'one thread', env: { STASIS_RESTORE_THREADS: '1' } },
+];
 
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -135,10 +142,10 @@ try {
   await t.waitExit();
 
   const criuMs: number[] = [];
-  const stasisMs: number[] = [];
   const cliMs: number[] = [];
   const memMs: number[] = [];
-  const writevMs: number[] = [];
+  const engineMs: Record<string, number[]> = Object.fromEntries(VARIANTS.map((v) => [v.name, []]));
+  const stasisMs = engineMs[VARIANTS[0].name];
   for (let i = 0; i < runs; i++) {
     if (haveCriu) {
       const t0 = performance.now();
@@ -150,18 +157,18 @@ try {
       log(`criu restore: ${ms.toFixed(0)} ms`);
       killAndReap(t.pid);
     }
-    for (const fill of ['uffd', 'writev'] as const) {
-      // The same engine with UFFDIO_COPY filling (the default) and with process_vm_writev only.
-      if (fill === 'writev') process.env.STASIS_RESTORE_FILL = 'writev';
-      else delete process.env.STASIS_RESTORE_FILL;
+    for (const v of VARIANTS) {
+      // The same engine three ways in each round: the default, without UFFDIO_COPY, on one thread.
+      const saved = Object.fromEntries(Object.keys(v.env).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, v.env);
       const t0 = performance.now();
       const r = restore(store, c.id, { log: join(work, 'restore.log') });
       const ms = performance.now() - t0;
-      delete process.env.STASIS_RESTORE_FILL;
+      for (const [k, x] of Object.entries(saved)) { if (x === undefined) delete process.env[k]; else process.env[k] = x; }
       waitRunning(ready, r.pid);
-      (fill === 'uffd' ? stasisMs : writevMs).push(ms);
-      log(`stasis restore (engine, ${fill}): ${ms.toFixed(0)} ms (${r.steps.map((x) => `${x.step} ${x.ms}`).join(', ')}; writing pages ${r.writeMs} ms)`);
-      if (fill === 'uffd') memMs.push(r.steps.find((s) => s.step === 'memory contents')?.ms ?? NaN);
+      engineMs[v.name].push(ms);
+      log(`stasis restore (engine, ${v.name}): ${ms.toFixed(0)} ms (${r.steps.map((x) => `${x.step} ${x.ms}`).join(', ')}; writing pages ${r.writeMs} ms)`);
+      if (v.name === VARIANTS[0].name) memMs.push(r.steps.find((s) => s.step === 'memory contents')?.ms ?? NaN);
       killAndReap(r.pid);
     }
     {
@@ -184,7 +191,7 @@ try {
     criuProblem,
     criu: haveCriu ? { dumpMs: +criuDumpMs.toFixed(1), restoreMs: criuMs.map((x) => +x.toFixed(1)), medianMs: +median(criuMs).toFixed(1) } : null,
     stasisEngine: { restoreMs: stasisMs.map((x) => +x.toFixed(1)), medianMs: +median(stasisMs).toFixed(1), memoryContentsMs: memMs },
-    stasisEngineWritev: { restoreMs: writevMs.map((x) => +x.toFixed(1)), medianMs: +median(writevMs).toFixed(1) },
+    stasisEngineVariants: Object.fromEntries(VARIANTS.slice(1).map((v) => [v.name, { restoreMs: engineMs[v.name].map((x) => +x.toFixed(1)), medianMs: +median(engineMs[v.name]).toFixed(1) }])),
     stasisCli: { restoreMs: cliMs.map((x) => +x.toFixed(1)), medianMs: +median(cliMs).toFixed(1) },
     ratioEngineToCriu: haveCriu && criuMs.length ? +(median(stasisMs) / median(criuMs)).toFixed(3) : null,
     ratioCliToCriu: haveCriu && criuMs.length ? +(median(cliMs) / median(criuMs)).toFixed(3) : null,

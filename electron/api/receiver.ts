@@ -1,16 +1,19 @@
 /**
- * The app's receive listener (one per engine): started by transfer.listen with a fresh one-time
- * pairing token, it takes one sender, or several in a row while they are only dry runs of a
- * migration, answered or refused (so the real one can follow with the token the user already
- * copied). What arrived is kept as arrivals and pushed as 'transfer.receiver' events; the token is returned to the caller
- * only and kept nowhere else. The store is reached through the same API calls as every client.
+ * The app's receive listener (one per engine), the engine's startListener as `stasis receive
+ * --listen` uses it: started by transfer.listen with a fresh pairing token, it takes one sender, or
+ * several in a row while they are only dry runs of a migration (so the real one can follow with the
+ * token the user already copied) or replication sessions that broke off (their sender resumes), or
+ * every sender until stopped when asked to keep listening (`send PID --follow`, a schedule's "also
+ * send to"). Plain streams, replication sessions (`send --to`, each checkpoint as it lands) and
+ * migrations are kept as arrivals and pushed as 'transfer.receiver' events; the token is returned
+ * to the caller only and kept nowhere else. The store is reached through the same API calls as every client.
  */
 import { networkInterfaces } from 'node:os';
 import { StasisError } from '../../shared/errors';
 import type { Arrival, ReceiverStatus } from '../../shared/contract/transfer';
 import type { CallName, CallInput, CallOutput } from '../../shared/contract';
 import { newToken, parseAddress } from '../engine/transfer/tls-link';
-import { answeredDryRun, listenForOne, type Listener, type Received } from '../engine/transfer/receive';
+import { answeredDryRun, startListener, type Listener, type Received } from '../engine/transfer/receive';
 import { prepareRestore } from '../engine/restore';
 import type { HandlerContext } from './context';
 import { invoke } from './invoke';
@@ -26,6 +29,7 @@ let listener: Listener | null = null;
 /** Set while a listen call awaits its socket: a second one must not start another listener meanwhile. */
 let starting = false;
 let address: string | null = null;
+let keeping = false;
 let error: string | null = null;
 const arrivals: Arrival[] = [];
 
@@ -40,10 +44,20 @@ function reachableAt(at: string | null): string[] {
 }
 
 export function receiverStatus(): ReceiverStatus {
-  return { listening: listener !== null, address, reachableAt: reachableAt(address), arrivals: [...arrivals], error };
+  return { listening: listener !== null, address, keep: listener !== null && keeping, reachableAt: reachableAt(address), arrivals: [...arrivals], error };
 }
 
-function describe(r: Received): Omit<Arrival, 'at'> {
+/** A replication session is recorded as each checkpoint lands (onImported); at its end only when it did not end well. */
+function describeReplication(r: Extract<Received, { replication: unknown }>): Omit<Arrival, 'at'> | null {
+  const x = r.replication;
+  if (x.complete) return null;
+  // Without keep a refusal also ends the listener, which records it as its failure.
+  if (x.refused) return !keeping ? null : { kind: 'failed', checkpointIds: [], pid: null, sourcePid: null, message: `Refused a replication session: ${x.failure ?? 'no reason given'}.` };
+  return { kind: 'failed', checkpointIds: [], pid: null, sourcePid: null, message: `A replication session broke off (${(x.failure ?? 'no reason given').slice(0, 200)}); what fully arrived is kept, and the sender may resume with the same token.` };
+}
+
+function describe(r: Received): Omit<Arrival, 'at'> | null {
+  if ('replication' in r) return describeReplication(r);
   if ('ids' in r) return { kind: 'checkpoints', checkpointIds: r.ids, pid: null, sourcePid: null, message: `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.` };
   const m = r.migration;
   const kept = m.discarded ? [] : m.checkpointIds;
@@ -57,13 +71,14 @@ function describe(r: Received): Omit<Arrival, 'at'> {
   return { kind: 'failed', checkpointIds: kept, pid: null, sourcePid: m.sourcePid, message: `The migration of process ${m.sourcePid} did not complete: ${m.failure ?? 'no reason given'}.${m.discarded ? ' What arrived was discarded.' : ''}` };
 }
 
-function record(a: Omit<Arrival, 'at'>, ctx: HandlerContext): void {
+function record(a: Omit<Arrival, 'at'> | null, ctx: HandlerContext): void {
+  if (!a) return;
   arrivals.unshift({ at: new Date().toISOString(), ...a });
   arrivals.length = Math.min(arrivals.length, MAX_ARRIVALS);
   ctx.emit('transfer.receiver', receiverStatus());
 }
 
-export async function startReceiver(at: string, ctx: HandlerContext): Promise<ReceiverStatus & { token: string }> {
+export async function startReceiver(at: string, keep: boolean, ctx: HandlerContext): Promise<ReceiverStatus & { token: string }> {
   if (listener || starting) throw new StasisError('CONFLICT', `Already listening${address ? ` on ${address}` : ''}; stop that listener first.`);
   // Sessions outlive the call that started the listener: no signal, no call id.
   const base: HandlerContext = { storeDir: ctx.storeDir, store: ctx.store, emit: ctx.emit, ...(ctx.runtime ? { runtime: ctx.runtime } : {}) };
@@ -74,7 +89,7 @@ export async function startReceiver(at: string, ctx: HandlerContext): Promise<Re
   };
   const { token, key } = newToken();
   starting = true;
-  const l = await listenForOne(parseAddress(at, true), key, {
+  const l = await startListener(parseAddress(at, true), key, {
     storeDir: ctx.storeDir,
     // For pages negotiated by hash (a read of where pages are stored, beside the import call).
     store: ctx.store(),
@@ -84,19 +99,27 @@ export async function startReceiver(at: string, ctx: HandlerContext): Promise<Re
     // Engine-direct: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(ctx.store(), id),
     remove: async (ids) => { await call('checkpoints.remove', { ids }); },
+    onImported: (x) => record({
+      kind: 'replicated', checkpointIds: x.ids, pid: null, sourcePid: null,
+      message: `Replicated checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}: ${x.pagesReceived} pages received, ${x.pagesHeld} already here${x.pagesResumed ? `, ${x.pagesResumed} resumed from an earlier attempt` : ''}.`,
+    }, base),
   }, {
+    keep,
     again: dryRun,
-    onSession: (r) => { if (dryRun(r)) record(describe(r), base); },
+    onSession: (r) => record(describe(r), base),
+    onFailed: (e) => record({ kind: 'failed', checkpointIds: [], pid: null, sourcePid: null, message: `A transfer failed (still listening): ${e.message}` }, base),
   }).finally(() => { starting = false; });
   listener = l;
+  keeping = keep;
   address = l.address;
   error = null;
   const mine = l;
   // A session that was running when the user pressed Stop still reports what it brought.
   const ended = (): void => { if (listener === mine) { listener = null; address = null; } };
-  l.done.then((r) => {
+  // Every session was recorded as it ended (onSession); here only how the listener itself ended.
+  l.done.then(() => {
     ended();
-    record(describe(r), base);
+    ctx.emit('transfer.receiver', receiverStatus());
   }, (e: unknown) => {
     ended();
     error = (e as Error).message;

@@ -1,4 +1,4 @@
-/* Entry point of the store's native addon: registers the functions of page_hash.c and write_behind.c. */
+/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c and page_fill.c. */
 #include "addon.h"
 
 napi_value fail(napi_env env, const char *msg) {
@@ -21,6 +21,7 @@ NAPI_MODULE_INIT() {
     { "writeBehindWrite", write_behind_write },
     { "writeBehindWait", write_behind_wait },
     { "writeBehindClose", write_behind_close },
+    { "fill", page_fill },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

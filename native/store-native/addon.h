@@ -1,4 +1,5 @@
-/* The store's native helpers (one addon): page hashes (page_hash.c) and write-behind (write_behind.c). */
+/* Stasis's native helpers (one addon): page hashes (page_hash.c), write-behind (write_behind.c) and
+ * restore's threaded page fill (page_fill.c). */
 #ifndef STORE_NATIVE_ADDON_H
 #define STORE_NATIVE_ADDON_H
 #include <node_api.h>
@@ -10,6 +11,7 @@ napi_value write_behind_open(napi_env env, napi_callback_info info);
 napi_value write_behind_write(napi_env env, napi_callback_info info);
 napi_value write_behind_wait(napi_env env, napi_callback_info info);
 napi_value write_behind_close(napi_env env, napi_callback_info info);
+napi_value page_fill(napi_env env, napi_callback_info info);
 
 /* Throws a TypeError with msg; returns NULL for the caller to return. */
 napi_value fail(napi_env env, const char *msg);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { defineCall, type CallMap } from './define';
+import { hostPort, pairingTokenSchema } from './transfer';
 
 const hm = z.string().regex(/^\d{1,2}:\d{2}$/, 'a time of day as HH:MM');
 
@@ -32,6 +33,27 @@ export const scheduleTargetSchema = z.discriminatedUnion('kind', [
 ]);
 
 const iso = z.string();
+
+/** "Also send to": a receiver kept listening (`stasis receive --listen --keep`, or the app's Receive page) and its pairing token. */
+export const sendToInputSchema = z.object({ address: hostPort(false), token: pairingTokenSchema }).strict();
+
+export const lastSendSchema = z.object({
+  result: z.enum(['sending', 'ok', 'failed']),
+  /** When it started ('sending') or ended. */
+  at: iso,
+  /** The newest checkpoint of the schedule it was for, and the destination's id of it once it holds it. */
+  checkpointId: z.number().int(),
+  remoteId: z.number().int().nullable(),
+  /** The newest checkpoint of the schedule the destination confirmed holding; the next send starts after it. */
+  sentThrough: z.number().int().nullable(),
+  checkpoints: count,
+  pagesSent: count,
+  /** Bytes this send put on the wire. */
+  bytes: count,
+  error: z.string().nullable(),
+});
+export type ScheduleLastSend = z.output<typeof lastSendSchema>;
+
 export const scheduleSchema = z.object({
   id: z.number().int(),
   target: scheduleTargetSchema,
@@ -49,6 +71,9 @@ export const scheduleSchema = z.object({
   lastError: z.string().nullable(),
   incrementalsSinceFull: count,
   failures: count,
+  /** Where each committed checkpoint is also sent; the token is never given back, only its last 4 characters. */
+  sendTo: z.object({ address: z.string(), tokenHint: z.string() }).nullable(),
+  lastSend: lastSendSchema.nullable(),
 });
 export type ScheduleInfo = z.output<typeof scheduleSchema>;
 
@@ -94,7 +119,7 @@ export const scheduleCalls = {
     }),
   }),
   'schedules.add': defineCall({
-    description: 'Create a schedule for a running process (by pid) or for a program launched by Stasis (by name).',
+    description: 'Create a schedule for a running process (by pid) or for a program launched by Stasis (by name); optionally also send each checkpoint to another Stasis.',
     input: z.object({
       /** {pid}: this process until it exits; {name}: a program launched by Stasis, across restarts; {pid, name}: name this running process and follow it by that name. */
       target: z.union([
@@ -107,11 +132,13 @@ export const scheduleCalls = {
       quietHours: quietHoursSchema.nullable().default(null),
       retention: retentionSchema.default({}),
       label: z.string().nullable().default(null),
+      /** Also send each checkpoint it commits to this receiver, in the background (only the pages it lacks). */
+      sendTo: sendToInputSchema.nullable().default(null),
     }).strict(),
     output: scheduleSchema,
   }),
   'schedules.update': defineCall({
-    description: 'Change a schedule\'s timing, full-every, quiet hours, retention or label; the next run is recomputed when the timing changes.',
+    description: 'Change a schedule\'s timing, full-every, quiet hours, retention, label or destination; the next run is recomputed when the timing changes.',
     input: z.object({
       id: z.number().int().positive(),
       timing: scheduleTimingSchema.optional(),
@@ -119,6 +146,8 @@ export const scheduleCalls = {
       quietHours: quietHoursSchema.nullable().optional(),
       retention: retentionSchema.optional(),
       label: z.string().nullable().optional(),
+      /** null: stop sending. A new destination starts its send status over. */
+      sendTo: sendToInputSchema.nullable().optional(),
     }).strict(),
     output: scheduleSchema,
   }),
@@ -163,5 +192,7 @@ export const scheduleEvents = {
   'schedule.ended': z.object({ scheduleId: z.number().int(), reason: z.string() }),
   /** A quota was exceeded: `pruned` were removed to meet it; overQuota: still exceeded (pinned or newest checkpoints alone exceed it). */
   'schedule.quota': z.object({ scheduleId: z.number().int().nullable(), scope: z.enum(['target', 'global']), quotaBytes: count, totalBytes: count, keptBytes: count.optional(), pruned: z.array(z.number().int()), overQuota: z.boolean() }),
+  /** A background send of a schedule's checkpoints started or ended (never carries the token). */
+  'schedule.send': z.object({ scheduleId: z.number().int(), lastSend: lastSendSchema }),
   'schedule.retention.failed': z.object({ scheduleId: z.number().int(), error: z.object({ code: z.string(), message: z.string() }) }),
 } satisfies Record<string, z.ZodType>;

@@ -13,7 +13,7 @@ const int = z.number().int();
 const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s/]+)):(\d{1,5})$/;
 
 /** HOST:PORT ([v6]:PORT too); port 0 only where listening (the system then picks a free one). */
-function hostPort(listening: boolean) {
+export function hostPort(listening: boolean) {
   return z.string().trim().max(300)
     .regex(HOST_PORT, 'give HOST:PORT, for example 10.0.0.5:7411 or [::1]:7411')
     .refine((v) => {
@@ -33,7 +33,7 @@ export const DEFAULT_LISTEN = '0.0.0.0:7411';
 /** One finished session of the receiver. */
 export const arrivalSchema = z.object({
   at: z.string(),
-  kind: z.enum(['checkpoints', 'migration', 'dry-run', 'failed']),
+  kind: z.enum(['checkpoints', 'replicated', 'migration', 'dry-run', 'failed']),
   /** Checkpoints of this store it imported (and kept). */
   checkpointIds: z.array(int),
   /** A migrated process: its pid here, and the pid it had on the sender. */
@@ -48,6 +48,8 @@ export const receiverStatusSchema = z.object({
   listening: z.boolean(),
   /** HOST:PORT it listens on (the real port when 0 was asked for); null when not listening. */
   address: z.string().nullable(),
+  /** Keeps listening after each session, with the same token, until stopped. */
+  keep: z.boolean(),
   /** Listening on every interface (0.0.0.0 or ::): HOST:PORT for each of this machine's non-loopback addresses. */
   reachableAt: z.array(z.string()),
   /** This engine's sessions, newest first (kept while the engine runs). */
@@ -83,8 +85,11 @@ export type MigrateResultInfo = z.output<typeof migrateResultSchema>;
 
 export const transferCalls = {
   'transfer.listen': defineCall({
-    description: 'Starts listening for one sender (a checkpoint or a migration) on HOST:PORT with a new one-time pairing token; the reply is the only place the token appears.',
-    input: z.object({ address: hostPort(true).default(DEFAULT_LISTEN) }).strict(),
+    description: 'Starts listening on HOST:PORT with a new pairing token for one sender (a checkpoint, a replication session, a migration), or with keep for every sender until stopped (`send PID --follow`, a schedule\'s "also send to"); the reply is the only place the token appears.',
+    input: z.object({
+      address: hostPort(true).default(DEFAULT_LISTEN),
+      keep: z.boolean().default(false),
+    }).strict(),
     output: receiverStatusSchema.extend({ token: z.string() }),
   }),
   'transfer.receiver': defineCall({

@@ -3,8 +3,9 @@
 // receiver's side ended after them), damage it (--flip N: byte N going up is inverted) or stall
 // it (--hold N: nothing more goes up after N bytes, the connection stays open). Prints
 // "listening PORT" once, then one line per closed connection: "conn I up BYTES down BYTES".
+// --port P listens on P (default: any free port), so a relay stopped can come back on the same address.
 // Runs inside a test's network namespace.
-//   node cut-proxy.mjs LISTEN_HOST TO_HOST TO_PORT [--cut N] [--flip N] [--hold N]
+//   node cut-proxy.mjs LISTEN_HOST TO_HOST TO_PORT [--cut N] [--flip N] [--hold N] [--port P]
 import * as net from 'node:net';
 
 const [host, toHost, toPort, ...rest] = process.argv.slice(2);
@@ -52,4 +53,4 @@ const server = net.createServer((client) => {
   });
   upstream.on('data', (d) => { down += d.length; client.write(d); });
 });
-server.listen(0, host, () => process.stdout.write(`listening ${server.address().port}\n`));
+server.listen(Math.max(0, opt('--port')), host, () => process.stdout.write(`listening ${server.address().port}\n`));

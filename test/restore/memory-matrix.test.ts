@@ -29,16 +29,23 @@ async function ask(out: string, pid: number, sig: 'SIGUSR1' | 'SIGUSR2', want: R
   return fileLines(out)[0]!;
 }
 
-const modes: Array<{ name: string; opts: CheckpointOptions }> = [
+// The page fill copies on the addon's threads by default; `threads: 1` runs the same jobs one by one
+// here (the path without the addon), and an lz4 store hands it decoded blocks beside raw ones.
+const modes: Array<{ name: string; opts: CheckpointOptions; lz4?: boolean; threads?: string }> = [
   { name: 'pre-copy (default)', opts: {} },
   { name: 'fork snapshot', opts: { snapshot: 'fork' } },
   { name: 'uffd snapshot', opts: { snapshot: 'uffd' } },
   { name: 'frozen, --kill', opts: { mode: 'kill', snapshot: 'never' } },
+  { name: 'lz4 store', opts: {}, lz4: true },
+  { name: 'lz4 store, page fill on one thread', opts: {}, lz4: true, threads: '1' },
 ];
 
 for (const m of modes) {
   test(`every byte comes back: ${m.name}, full and incremental`, async () => {
+    const threads = process.env.STASIS_RESTORE_THREADS;
+    if (m.threads) process.env.STASIS_RESTORE_THREADS = m.threads;
     await withStore(async (store, dir) => {
+      if (m.lz4) store.setConfig({ compression: 'lz4' });
       const out = join(dir, 'mm.out');
       const t = spawnDetached([matrix, out], { cwd: dir });
       const pids: number[] = [];
@@ -50,6 +57,7 @@ for (const m of modes) {
         await ask(out, t.pid, 'SIGUSR2', /^changed/);
         const incr = checkpoint(store, t.pid, m.opts);
         assert.equal(store.get(incr.id)!.mode, 'incremental');
+        if (m.lz4) assert.ok(store.stats().compressionRatio > 1.05, `some blocks are stored compressed (ratio ${store.stats().compressionRatio})`);
         if (!kill) t.kill();
         await t.waitExit();
         for (const id of [incr.id, full.id]) {
@@ -66,6 +74,9 @@ for (const m of modes) {
         for (const p of pids) killQuietly(p);
         rmSync(`/dev/shm/stasis-memmatrix-${t.pid}`, { force: true });
       }
+    }).finally(() => {
+      if (threads === undefined) delete process.env.STASIS_RESTORE_THREADS;
+      else process.env.STASIS_RESTORE_THREADS = threads;
     });
   });
 }

@@ -133,7 +133,7 @@ test('pre-flight passes for an unchanged layout and names each failure with a fi
     fail(fdGone, 'fds', /fd 4: .*gone\.txt no longer exists/);
     const sock = base();
     sock.fds.push({ fd: 5, kind: 'socket', target: 'socket:[123]', flags: 2, pos: 0n, cloexec: false });
-    fail(sock, 'fds', /fd 5 is a socket connected outside the process .*only UNIX socketpairs/);
+    fail(sock, 'fds', /fd 5 is a socket connected outside the process .*UNIX socketpairs whose both ends the process holds, and TCP and UDP sockets that are not connections/);
     const del = base();
     del.fds.push({ fd: 6, kind: 'deleted-file', target: '/tmp/x (deleted)', flags: 2, pos: 0n, cloexec: false });
     fail(del, 'fds', /fd 6 is an open file that was already deleted/);

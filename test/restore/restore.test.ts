@@ -499,9 +499,18 @@ test('network sockets: the pre-flight says what each one is (listening TCP, UDP,
       const c = checkpoint(store, t.pid);
       const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
       assert.equal(fds.ok, false);
-      assert.match(fds.reason, new RegExp(`fd ${lfd} is a listening TCP socket \\(IPv4\\)`), fds.reason);
-      assert.match(fds.reason, new RegExp(`fd ${ufd} is a UDP socket \\(IPv6\\)`), fds.reason);
-      assert.match(fds.fix ?? '', /close its sockets before the checkpoint/);
+      // The original still holds the addresses: TCP and UDP sockets would come back, but not here and now.
+      assert.match(fds.reason, new RegExp(`fd ${lfd} \\(listening TCP socket on 127\\.0\\.0\\.1:\\d+\\) cannot be bound on this machine now: EADDRINUSE`), fds.reason);
+      assert.match(fds.reason, new RegExp(`fd ${ufd} \\(UDP socket on \\[::1\\]:\\d+\\) cannot be bound on this machine now: EADDRINUSE`), fds.reason);
+      assert.match(fds.fix ?? '', /Stop what uses TCP port \d+ here/);
+      t.kill();
+      await t.waitExit();
+      const after = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      // The UNIX socket (connected to /dev/log where there is one) is still refused.
+      assert.equal(after.ok, false);
+      assert.match(after.reason, /is a UNIX stream socket connected to another process/, after.reason);
+      assert.match(after.fix ?? '', /close its sockets before the checkpoint/);
+      assert.doesNotMatch(after.reason, /TCP socket on|UDP socket on/, 'the TCP and UDP sockets are restorable once their addresses are free');
     } finally {
       t.kill();
     }

@@ -21,6 +21,8 @@ export interface ZdtmOptions {
   tree?: boolean;
   /** Checkpoint options (default: kill it; one that leaves it running is followed by a SIGKILL). */
   checkpoint?: Parameters<typeof checkpoint>[2];
+  /** Runs between the checkpoint and the restore (e.g. to let time pass). */
+  beforeRestore?: () => Promise<void>;
 }
 
 /** Starts `bin OUT DIR ...` and waits until it says ready; returns its pid. */
@@ -49,6 +51,7 @@ export async function runZdtm(store: Store, dir: string, bin: string, opts: Zdtm
     // A tree's children must be gone (reaped by init) before their PIDs can be given back.
     const pids = 'members' in c ? c.members.map((m) => m.pid) : [];
     await waitFor('the checkpointed processes to be reaped', () => pids.every((p) => !existsSync(`/proc/${p}`)), 10_000);
+    await opts.beforeRestore?.();
     const r = restore(store, c.id, { log: join(dir, 'restore.log') });
     pid = r.pid;
     if (existsSync(`${t.out}.go`)) throw new Error('OUT.go existed before the restore');

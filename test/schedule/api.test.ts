@@ -86,3 +86,43 @@ test('schedules.* through invoke: add, list with the scheduler holder, update, p
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('schedules.add/update sendTo: bad addresses and tokens are INVALID_INPUT naming the field, never echoing the token; the token is never given back, only its end; null stops sending', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stasis-sched-api-'));
+  const target = spawnDetached([buildFixture('schedule-target')]);
+  const ctx: HandlerContext = { storeDir: dir, store: () => { throw new Error('the schedule handlers never open the store'); }, emit: () => {}, runtime: 'in-process' };
+  const call = async (name: string, input: unknown) => invoke(name, input, ctx);
+  const token = `stasis1-${Buffer.alloc(32, 5).toString('base64url')}`;
+  const secretish = 'stasis1-SECRETSECRETSECRETSECRETSECRETSECRETSECRET';
+  const base = { target: { pid: target.pid }, timing: { kind: 'manual' } };
+  try {
+    for (const [sendTo, field] of [
+      [{ address: '10.0.0.5', token }, /sendTo\.address: give HOST:PORT/],
+      [{ address: '10.0.0.5:0', token }, /sendTo\.address: the port must be 1 to 65535/],
+      [{ address: '10.0.0.5:7411', token: secretish }, /sendTo\.token: paste the whole pairing token/],
+      [{ address: '10.0.0.5:7411' }, /sendTo\.token/],
+    ] as const) {
+      const r = await call('schedules.add', { ...base, sendTo });
+      assert.equal(r.ok, false, JSON.stringify(sendTo));
+      if (r.ok) continue;
+      assert.equal(r.error.code, 'INVALID_INPUT');
+      assert.match(r.error.message, field);
+      assert.ok(!r.error.message.includes('SECRET') && !r.error.message.includes(token.slice(8)), r.error.message);
+    }
+    const added = await call('schedules.add', { ...base, sendTo: { address: '10.0.0.5:7411', token } });
+    assert.ok(added.ok, JSON.stringify(added));
+    const s = added.value as { id: number; sendTo: unknown; lastSend: unknown };
+    assert.deepEqual(s.sendTo, { address: '10.0.0.5:7411', tokenHint: `…${token.slice(-4)}` });
+    assert.equal(s.lastSend, null);
+    const listed = await call('schedules.list', {});
+    assert.ok(listed.ok && !JSON.stringify(listed.value).includes(token.slice(8, -4)), 'the token is in the list');
+    // Kept where the scheduler reads it.
+    assert.equal(scheduleDbFor(dir).require(s.id).sendTo?.token, token);
+    const stopped = await call('schedules.update', { id: s.id, sendTo: null });
+    assert.ok(stopped.ok && (stopped.value as { sendTo: unknown }).sendTo === null);
+  } finally {
+    target.kill();
+    scheduleDbFor(dir).close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -50,7 +50,7 @@ test('schedules and runs persist across reopen; WAL; migrations are versioned an
 
     const raw = new Database(join(dir, 'schedules.db'));
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(raw.pragma('user_version', { simple: true }), 4);
+    assert.equal(raw.pragma('user_version', { simple: true }), 5);
     raw.pragma('user_version = 99');
     raw.close();
     assert.throws(() => new ScheduleDb(dir), /newer Stasis/);

@@ -1,6 +1,7 @@
 /**
  * Child process for the crash tests: opens a store and loops over one kind of write (commit, gc,
- * flatten or import) until the parent kills it with SIGKILL. Prints "ready" once the store is open.
+ * flatten or import) until the parent kills it with SIGKILL ('deferred': one commit with its
+ * durability deferred, then it waits to be killed). Prints "ready" once the store is open.
  */
 import { openStore } from '../../electron/engine/store';
 import { mapping, randomPage, rng, writeComplete, type View } from './model';
@@ -39,6 +40,13 @@ for (let i = 0; ; i++) {
     if (i % 3 === 0) store.flatten(tip);
     else if (i % 3 === 1) writeComplete(store, a.id, tip, new Map([...someView(160)].map(([k, b]) => [k - 0x9000 + 0x100, b])), [mapping(0x100, 160)]);
     else store.gc();
+  } else if (mode === 'deferred') {
+    // A migration's last round: committed with its durability deferred, then the process dies before settle().
+    const latest = store.latest(tg.id);
+    const id = writeComplete(store, tg.id, latest ? latest.id : null, someView(64), [mapping(0x9000, 64)], () => store.deferDurability());
+    process.stdout.write(`committed ${id}\n`);
+    setInterval(() => undefined, 1000);
+    break;
   } else if (mode === 'import') {
     store.importStream(stream);
   } else {

@@ -81,7 +81,8 @@ export function assertSameView(actual: View, expected: View, what: string): void
 }
 
 /** Writes a checkpoint giving every page of view (complete coverage) with given mappings. */
-export function writeComplete(store: Store, targetId: number, parentId: number | null, view: View, mappings: MappingState[]): number {
+/** beforeCommit: runs between the last page and the commit (a migration defers durability there). */
+export function writeComplete(store: Store, targetId: number, parentId: number | null, view: View, mappings: MappingState[], beforeCommit?: () => void): number {
   const w = store.begin({ targetId, parentId, mode: parentId === null ? 'full' : 'incremental', dirtyTracking: 'hash', coverage: 'complete' });
   w.setState(makeState(mappings));
   const keys = [...view.keys()].sort((a, b) => a - b);
@@ -93,5 +94,6 @@ export function writeComplete(store: Store, targetId: number, parentId: number |
     w.addPages(BigInt(keys[i]) << 12n, buf);
     i = j + 1;
   }
+  beforeCommit?.();
   return w.commit().id;
 }

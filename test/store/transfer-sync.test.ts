@@ -7,20 +7,17 @@
 // sends each new checkpoint of a real process and ends when it exits.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openStore } from '../../electron/engine/store';
-import { assertSameView, mapping, materializeToMap, randomPage, rng, tempDir, type View } from './model';
+import { assertSameView, mapping, randomPage, rng, tempDir, type View } from './model';
 import { writeComplete } from './model';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
+import { bin, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
 import { fileLines, killQuietly, sleep, waitFor } from '../restore/helpers';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const bin = path.join(root, 'bin', 'stasis.js');
-const proxyScript = path.join(root, 'test', 'helpers', 'cut-proxy.mjs');
 const t = tempDir('stasis-transfer-sync-');
 const src = path.join(t.dir, 'src');
 const PAGES = 2000;
@@ -28,73 +25,11 @@ const view1: View = new Map();
 const view2: View = new Map();
 const CHANGED = 100;
 
-// The network: sender side A, receiver side B.
-const tag = `sy${process.pid % 100000}`;
-const nsA = `${tag}a`;
-const nsB = `${tag}b`;
-const octet = 1 + (process.pid % 250);
-let netns = false;
-const recvHost = (): string => (netns ? `10.99.${octet}.2` : '127.0.0.1');
-const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: 'ignore', timeout: 10_000 }); };
-
-function inNs(ns: string | undefined, argv: string[]): [string, string[]] {
-  return netns && ns ? ['ip', ['netns', 'exec', ns, ...argv]] : [argv[0]!, argv.slice(1)];
-}
-
-interface Run { code: number; stdout: string; stderr: string }
-function run(store: string, args: string[], ns = nsA): Promise<Run> {
-  return new Promise((resolve) => {
-    const [cmd, argv] = inNs(ns, [process.execPath, bin, '--store', store, ...args]);
-    execFile(cmd, argv, { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-interface Proc { child: ChildProcess; out: () => string; err: () => string; done: Promise<Run> }
-function start(cmd: string[], ns: string): Proc {
-  const [c, argv] = inNs(ns, cmd);
-  const child = spawn(c, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout: out, stderr: err })));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-  void done.then(() => clearTimeout(killer));
-  return { child, out: () => out, err: () => err, done };
-}
-
-interface Receiver extends Proc { addr: string; token: string }
-async function receiver(store: string, extra: string[] = []): Promise<Receiver> {
-  const p = start([process.execPath, bin, '--store', store, '--json', 'receive', '--listen', `${recvHost()}:0`, ...extra], nsB);
-  await waitFor('the receiver to listen', () => /Pairing token: \S+\n/.test(p.err()) || p.child.exitCode !== null, 30_000);
-  const a = /Listening on (\S+)\n/.exec(p.err());
-  const k = /Pairing token: (\S+)\n/.exec(p.err());
-  assert.ok(a && k, p.err());
-  return { ...p, addr: a[1]!, token: k[1]! };
-}
-
-interface Relay extends Proc { addr: string; up: () => number; connUp: (i: number) => number; conns: () => number }
-/** The relay in the sender's namespace, towards the receiver. */
-async function relay(to: string, extra: string[] = []): Promise<Relay> {
-  const [h, port] = to.split(':');
-  const p = start([process.execPath, proxyScript, '127.0.0.1', h!, port!, ...extra], nsA);
-  await waitFor('the relay to listen', () => /listening \d+/.test(p.out()), 10_000);
-  const lines = (): number[][] => [...p.out().matchAll(/conn (\d+) up (\d+) down (\d+)/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3])]);
-  return { ...p, addr: `127.0.0.1:${/listening (\d+)/.exec(p.out())![1]}`, up: () => lines().reduce((n, l) => n + l[1]!, 0), connUp: (i) => lines().find((l) => l[0] === i)?.[1] ?? 0, conns: () => lines().length };
-}
-
-function ids(store: string): number[] {
-  if (!fs.existsSync(path.join(store, 'index.sqlite'))) return [];
-  const s = openStore(store);
-  try { return s.list().map((c) => c.id); } finally { s.close(); }
-}
-
-function viewOf(store: string, id: number): View {
-  const s = openStore(store);
-  try { return materializeToMap(s, id); } finally { s.close(); }
-}
+// The network: sender side A, receiver side B (test/helpers/two-hosts.ts).
+const hosts = twoHosts('sy');
+const { nsA, run, start, receiver, relay } = hosts;
+const ids = storeIds;
+const viewOf = storeView;
 
 before(() => {
   const store = openStore(src);
@@ -110,24 +45,10 @@ before(() => {
   const part: View = new Map([...view1].slice(0, 1500));
   writeComplete(store, other.id, null, part, [mapping(0x900, 1500, '/w')]);
   store.close();
-  try {
-    ip('netns', 'add', nsA);
-    ip('netns', 'add', nsB);
-    ip('link', 'add', `${tag}x`, 'type', 'veth', 'peer', 'name', `${tag}y`);
-    ip('link', 'set', `${tag}x`, 'netns', nsA);
-    ip('link', 'set', `${tag}y`, 'netns', nsB);
-    ip('-n', nsA, 'addr', 'add', `10.99.${octet}.1/30`, 'dev', `${tag}x`);
-    ip('-n', nsB, 'addr', 'add', `10.99.${octet}.2/30`, 'dev', `${tag}y`);
-    for (const [ns, dev] of [[nsA, `${tag}x`], [nsB, `${tag}y`]] as const) { ip('-n', ns, 'link', 'set', dev, 'up'); ip('-n', ns, 'link', 'set', 'lo', 'up'); }
-    netns = true;
-  } catch (_e) {
-    for (const ns of [nsA, nsB]) { try { ip('netns', 'del', ns); } catch (_x) { /* not created */ } }
-    try { ip('link', 'del', `${tag}x`); } catch (_x) { /* not created */ }
-    process.stderr.write('# ip netns is not allowed here: the transfers run over 127.0.0.1\n');
-  }
+  hosts.setup();
 });
 after(() => {
-  if (netns) for (const ns of [nsA, nsB]) { try { ip('netns', 'del', ns); } catch (_x) { /* gone */ } }
+  hosts.teardown();
   t.cleanup();
 });
 

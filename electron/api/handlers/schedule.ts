@@ -6,14 +6,20 @@
 import type { HandlerMap } from '../handler-types';
 import type { scheduleCalls } from '../../../shared/contract/schedule';
 import {
-  addSchedule, getGlobalQuota, lockHolder, pauseSchedule, removeSchedule, resumeSchedule, runJson, runScheduleNow, scheduleDbFor, setGlobalQuota, updateSchedule,
+  addSchedule, getGlobalQuota, lastSendJson, lockHolder, pauseSchedule, removeSchedule, resumeSchedule, runJson, runScheduleNow, scheduleDbFor, setGlobalQuota, updateSchedule,
   type Schedule,
 } from '../../engine/schedule';
 
 const isoOrNull = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 export function scheduleJson(s: Schedule) {
-  return { ...s, createdAt: new Date(s.createdAt).toISOString(), nextRunAt: isoOrNull(s.nextRunAt), lastRunAt: isoOrNull(s.lastRunAt) };
+  const { sendTo, lastSend, ...rest } = s;
+  return {
+    ...rest, createdAt: new Date(s.createdAt).toISOString(), nextRunAt: isoOrNull(s.nextRunAt), lastRunAt: isoOrNull(s.lastRunAt),
+    // The token stays in schedules.db: only its end is shown, to tell two apart.
+    sendTo: sendTo && { address: sendTo.address, tokenHint: `…${sendTo.token.slice(-4)}` },
+    lastSend: lastSend && lastSendJson(lastSend),
+  };
 }
 
 export const scheduleHandlers: HandlerMap<typeof scheduleCalls> = {

@@ -31,7 +31,7 @@ function closeGently(sock: TLSSocket): Promise<void> {
 }
 
 export const transferHandlers: HandlerMap<typeof transferCalls> = {
-  'transfer.listen': ({ address }, ctx) => startReceiver(address, ctx),
+  'transfer.listen': ({ address, keep }, ctx) => startReceiver(address, keep, ctx),
   'transfer.receiver': () => receiverStatus(),
   'transfer.stop': (_i, ctx) => stopReceiver(ctx),
   'transfer.send': async ({ id, to, token, how }, ctx) => {

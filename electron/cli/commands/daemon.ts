@@ -32,6 +32,10 @@ function describeEvent(event: string, p: Record<string, unknown>): string {
       return `schedule #${String(p.scheduleId)}: ${String(p.reason)}`;
     case 'schedule.quota':
       return `${p.scope === 'global' ? 'global' : `schedule #${String(p.scheduleId)}`} quota of ${String(p.quotaBytes)} bytes exceeded: pruned ${(p.pruned as number[]).join(',') || 'nothing'}${p.overQuota ? '; still over quota (pinned or newest checkpoints alone exceed it)' : ''}`;
+    case 'schedule.send': {
+      const l = p.lastSend as { result: string; checkpointId: number; remoteId: number | null; bytes: number; error: string | null };
+      return `schedule #${String(p.scheduleId)}: send of checkpoint #${l.checkpointId} ${l.result === 'sending' ? 'started' : l.result === 'ok' ? `done (#${String(l.remoteId)} there, ${l.bytes} bytes on the wire)` : `failed (the next run's send catches up): ${String(l.error)}`}`;
+    }
     case 'schedule.retention.failed':
       return `schedule #${String(p.scheduleId)}: pruning failed (retried after the next run): ${String((p.error as { message?: string } | undefined)?.message)}`;
     default:

@@ -8,6 +8,7 @@ import { defineCommand, type CliRuntime } from '../command';
 import type { ScheduleInfo, ScheduleRun } from '../../../shared/contract/schedule';
 import { StasisError } from '../../../shared/errors';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../../engine/schedule/units';
+import { parseAddress, tokenKey } from '../../engine/transfer/tls-link';
 
 interface TimingOpts {
   every?: string;
@@ -22,6 +23,35 @@ interface TimingOpts {
   keepMonthly?: string;
   quota?: string;
   label?: string;
+  sendTo?: string;
+  token?: string;
+}
+
+/** --send-to HOST:PORT --token T (or --send-to none on edit); checked here so the error names the option. */
+function sendToOf(o: TimingOpts, adding: boolean): { address: string; token: string } | null | undefined {
+  if (o.sendTo === undefined) {
+    if (o.token !== undefined) throw new StasisError('INVALID_INPUT', '--token goes with --send-to HOST:PORT.');
+    return undefined;
+  }
+  if (o.sendTo === 'none') {
+    if (adding) throw new StasisError('INVALID_INPUT', '--send-to none only applies to `schedule edit` (to stop sending).');
+    if (o.token !== undefined) throw new StasisError('INVALID_INPUT', '--send-to none takes no --token.');
+    return null;
+  }
+  parseAddress(o.sendTo, false);
+  if (o.token === undefined) throw new StasisError('INVALID_INPUT', '--send-to needs --token T: the pairing token `stasis receive --listen HOST:PORT --keep` printed there.');
+  tokenKey(o.token);
+  return { address: o.sendTo, token: o.token };
+}
+
+function describeSend(s: ScheduleInfo): string[] {
+  if (!s.sendTo) return [];
+  const l = s.lastSend;
+  const last = !l ? 'nothing sent yet'
+    : l.result === 'sending' ? `sending #${l.checkpointId} since ${when(l.at)}`
+      : l.result === 'ok' ? `ok at ${when(l.at)}: #${l.checkpointId} there as #${l.remoteId ?? '?'}, ${l.checkpoints} checkpoint(s), ${l.pagesSent} pages, ${formatBytes(l.bytes)} on the wire`
+        : `failed at ${when(l.at)}: ${l.error ?? 'no reason given'}${l.sentThrough !== null ? ` (the destination holds up to #${l.sentThrough}; the next run's send catches up)` : ' (the next run\'s send tries again)'}`;
+  return [`    send to: ${s.sendTo.address} (token ${s.sendTo.tokenHint})   last send: ${last}`];
 }
 
 function count(name: string, v: string | undefined): number | undefined {
@@ -76,7 +106,9 @@ function addTimingOptions(c: Command): Command {
     .option('--keep-weekly <n>', 'keep the newest checkpoint of each of the last N weeks')
     .option('--keep-monthly <n>', 'keep the newest checkpoint of each of the last N months')
     .option('--quota <size>', 'storage quota for this target, e.g. 500M, 2G (oldest pruned first)')
-    .option('--label <text>', 'label for the checkpoints this schedule takes');
+    .option('--label <text>', 'label for the checkpoints this schedule takes')
+    .option('--send-to <host:port>', 'also send each checkpoint, in the background, to `stasis receive --listen HOST:PORT --keep` there (only the pages it lacks); "none" on edit stops it')
+    .option('--token <token>', 'the pairing token that receiver printed (with --send-to; kept in the store\'s schedules.db, readable by this user only)');
 }
 
 function idArg(v: string): number {
@@ -110,6 +142,7 @@ export function formatSchedule(s: ScheduleInfo): string[] {
     `    keep: ${describeRetention(s)}`,
     `    next: ${s.state === 'active' ? when(s.nextRunAt) : '-'}   last: ${s.lastResult ?? 'never'}${s.lastRunAt ? ` at ${when(s.lastRunAt)}` : ''}${s.failures ? ` (attempt ${s.failures} failed, retrying)` : ''}`,
   ];
+  lines.push(...describeSend(s));
   if (s.lastError) lines.push(`    error: ${s.lastError}`);
   if (s.endedReason) lines.push(`    ended: ${s.endedReason}`);
   return lines;
@@ -143,6 +176,7 @@ export default defineCommand('schedule', (program, cli) => {
         quietHours: quiet ?? null,
         retention: retentionOf(o) ?? {},
         label: o.label ?? null,
+        sendTo: sendToOf(o, true) ?? null,
       });
       const { scheduler } = cli.json() ? { scheduler: true } : await cli.call('schedules.list', {});
       cli.print(added, (v) => [
@@ -155,7 +189,7 @@ export default defineCommand('schedule', (program, cli) => {
     .description('change a schedule (only the options given; retention options replace the whole policy)')
     .action(async (id: string, o: TimingOpts) => {
       await showSchedule(cli, cli.call('schedules.update', {
-        id: idArg(id), timing: timingOf(o, false), fullEvery: count('full-every', o.fullEvery), quietHours: quietOf(o.quiet), retention: retentionOf(o), label: o.label,
+        id: idArg(id), timing: timingOf(o, false), fullEvery: count('full-every', o.fullEvery), quietHours: quietOf(o.quiet), retention: retentionOf(o), label: o.label, sendTo: sendToOf(o, false),
       }));
     });
 

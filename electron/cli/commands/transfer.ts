@@ -10,28 +10,22 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { defineCommand, type CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
 import { checkpointId } from './store-ids';
-import { listen, newToken, parseAddress, tokenKey } from '../../engine/transfer/tls-link';
+import { newToken, parseAddress, tokenKey } from '../../engine/transfer/tls-link';
 import { spoolDir } from '../../engine/transfer/spool';
 import { sendStreamFile } from '../../engine/transfer/send';
-import { answeredDryRun, migrationFailed, receiveAny, type ReceiveDeps, type Received as Arrived } from '../../engine/transfer/receive';
+import { answeredDryRun, migrationFailed, receiveAny, startListener, type ReceiveDeps, type Received as Arrived } from '../../engine/transfer/receive';
+import type { DestinationResult } from '../../engine/migrate/destination';
 import { prepareRestore } from '../../engine/restore';
-import { FrameReader, SYNC_MAGIC } from '../../engine/migrate/wire';
-import { ReplicationServer, receivePiped, replicate, type Replicated } from '../transfer/replicate';
+import { FrameReader } from '../../engine/migrate/wire';
+import { newTally, pipedOutcome, replicate, sayImported, tallySession, type Replicated } from '../transfer/replicate';
 
-/** What `receive` got: checkpoints (a plain stream or a replication session) or a migration session's outcome. */
-type Received = Arrived | Replicated;
-
-/** A replication session (its magic first) is served here; anything else by the engine's receiving end. */
-async function receiveOne(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Received> {
-  if (await rd.magic(SYNC_MAGIC)) return receivePiped(cli, rd, output);
-  return receiveAny(rd, output, receiveDeps(cli));
-}
+/** What `receive` got: one session's checkpoints or migration, or replication sessions' totals. */
+type Received = { ids: number[] } | { migration: DestinationResult } | Replicated;
 
 /** The receiving end reaches the store through the same API calls as every client. */
 function receiveDeps(cli: CliRuntime): ReceiveDeps {
@@ -45,10 +39,12 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(cli.store(), id),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
+    onImported: sayImported,
   };
 }
 
 function describeReceived(r: Received): string {
+  if ('ids' in r && 'sessions' in r && r.sessions > 1) return r.ids.length ? `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')} in ${r.sessions} sessions.` : `Received nothing new in ${r.sessions} sessions.`;
   if ('ids' in r) return r.ids.length ? `Received checkpoint(s) ${r.ids.map((i) => `#${i}`).join(', ')}.` : 'Received nothing new: this store already held what was sent.';
   const m = r.migration;
   if (m.restored) return `Migrated process ${m.sourcePid} runs here as pid ${m.restored.pid} (checkpoint #${m.restored.checkpointId}, restored in ${m.restored.durationMs.toFixed(1)} ms).`;
@@ -60,7 +56,7 @@ function describeReceived(r: Received): string {
 function finishReceived(cli: CliRuntime, r: Received, toStderr: boolean): void {
   if (toStderr) process.stderr.write(cli.json() ? `${JSON.stringify(r)}\n` : `${describeReceived(r)}\n`);
   else cli.print(r, describeReceived);
-  if (migrationFailed(r)) cli.setExitCode(1);
+  if ('migration' in r && migrationFailed(r)) cli.setExitCode(1);
 }
 
 export default defineCommand('transfer', (program, cli) => {
@@ -116,58 +112,41 @@ export default defineCommand('transfer', (program, cli) => {
     .command('receive')
     .description('import a stream from stdin, or --listen for one `stasis send --to` or `stasis migrate --to`; nothing is imported unless the whole stream arrived intact')
     .option('--listen <host:port>', 'accept one TLS connection there (a broken `send --to` may reconnect to resume); prints the one-time pairing token on stderr')
-    .option('--keep', 'with --listen: go on accepting `send --to` sessions with the same token until Ctrl-C')
+    .option('--keep', 'with --listen: go on accepting sessions with the same token until Ctrl-C (what `send PID --follow` and a schedule\'s --send-to need)')
     .action(async (o: { listen?: string; keep?: boolean }) => {
       if (o.keep && o.listen === undefined) throw new StasisError('INVALID_INPUT', '--keep goes with --listen HOST:PORT.');
       if (o.listen === undefined) {
         if (process.stdin.isTTY) throw new StasisError('INVALID_INPUT', 'stdin is a terminal; pipe `stasis send ID` into `stasis receive`, or use --listen HOST:PORT.');
-        const r = await receiveOne(cli, new FrameReader(process.stdin), process.stdout);
+        const got = await receiveAny(new FrameReader(process.stdin), process.stdout, receiveDeps(cli));
+        const r = 'replication' in got ? pipedOutcome(got.replication) : got;
         // In a session stdout carries the answers: the summary goes to stderr.
         finishReceived(cli, r, 'migration' in r || 'sessions' in r);
         return;
       }
       const addr = parseAddress(o.listen, true);
       const { token, key } = newToken();
-      const repl = new ReplicationServer(cli, o.keep === true);
-      const r = await new Promise<Received>((resolve, reject) => {
-        let taken = false;
-        let busy = false;
-        const close = (): void => { server.then((s) => s.close(), () => undefined); };
-        const stop = (): void => { close(); resolve(repl.total); };
-        if (o.keep) process.once('SIGINT', stop);
-        const server = listen(addr, key, (sock) => {
-          // One-time token: the first authenticated sender is the only one, but a replication
-          // session that broke off may come back with it to resume.
-          if (busy || (taken && repl.total.sessions === 0)) { sock.destroy(); return; }
-          busy = true;
-          const rd = new FrameReader(sock);
-          void rd.magic(SYNC_MAGIC).then(async (sync) => {
-            if (sync) {
-              const end = await repl.serve(rd, sock).catch((e: unknown) => { close(); reject(e as Error); return false; });
-              busy = false;
-              taken = true;
-              if (end) { process.off('SIGINT', stop); stop(); }
-              return;
-            }
-            if (taken) { sock.destroy(); return; }
-            taken = true;
-            close();
-            await receiveOne(cli, rd, sock).then((res) => {
-              if ('ids' in res) sock.end(`${JSON.stringify({ ok: true, ids: res.ids })}\n`);
-              else sock.end();
-              resolve(res);
-            }, (e: unknown) => {
-              sock.end(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
-              reject(e as Error);
-            });
-          }, () => { busy = false; sock.destroy(); });
-        }, (why) => process.stderr.write(`Refused a connection: its TLS handshake failed (wrong pairing token, or not a Stasis sender): ${why.trim().split('\n')[0].slice(0, 200)}\n`));
-        server.then((s) => {
-          const a = s.address();
-          const where = a && typeof a === 'object' ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : o.listen;
-          process.stderr.write(`Listening on ${where}\nPairing token: ${token}\nOn the sender: stasis send ID --to ${where} --token ${token}\n`);
-        }, reject);
+      const total = newTally();
+      const l = await startListener(addr, key, receiveDeps(cli), {
+        keep: o.keep === true,
+        onSession: (x) => {
+          if ('replication' in x) tallySession(total, x.replication);
+          else if (o.keep) process.stderr.write(`${describeReceived(x)}\n`);
+          if ('ids' in x) total.ids.push(...x.ids);
+        },
+        onFailed: (e) => process.stderr.write(`A transfer failed (still listening): ${e.message}\n`),
+        onRefused: (why) => process.stderr.write(`Refused a connection: its TLS handshake failed (wrong pairing token, or not a Stasis sender): ${why.trim().split('\n')[0]!.slice(0, 200)}\n`),
       });
+      process.stderr.write(`Listening on ${l.address}\nPairing token: ${token}\nOn the sender: stasis send ID --to ${l.address} --token ${token}\n`);
+      const stop = (): void => l.close();
+      if (o.keep) process.once('SIGINT', stop);
+      let end: Arrived | null;
+      try {
+        end = await l.done;
+      } finally {
+        process.off('SIGINT', stop);
+      }
+      // One plain stream or migration: its own outcome; otherwise what every session brought.
+      const r: Received = end && !('replication' in end) && !o.keep ? end : total;
       finishReceived(cli, r, false);
     });
 });

@@ -2,34 +2,18 @@
  * The CLI ends of a replication session over the TLS-PSK link or a command's stdin/stdout (`--pipe
  * 'ssh host stasis receive'`): `send ID --to|--pipe` (one checkpoint, negotiated by page hash,
  * resumed after a break) and `send PID --follow` (every new checkpoint of the process until it
- * exits or Ctrl-C); and the receiving end of such a session in `receive` (--listen or stdin). Protocol logic lives in engine/migrate/{sync,negotiate,follow}.ts.
+ * exits or Ctrl-C); and how `receive` reports such sessions (the listener itself is engine/transfer/receive.ts, shared with the app). Protocol logic lives in engine/migrate/{sync,negotiate,follow}.ts.
  */
-import type { Writable } from 'node:stream';
 import type { CliRuntime } from '../command';
 import { formatBytes } from '../../../shared/format';
 import { StasisError } from '../../../shared/errors';
-import { connect } from '../../engine/transfer/tls-link';
+import { syncLinkTo } from '../../engine/transfer/send';
 import { openLink } from '../commands/migrate';
-import { SyncSender, serveSync, type SentCheckpoint, type SyncLink, type SyncServed } from '../../engine/migrate/sync';
+import { SyncSender, type SentCheckpoint, type SyncServed } from '../../engine/migrate/sync';
+import type { AcceptResult } from '../../engine/migrate/negotiate';
 import { follow } from '../../engine/migrate/follow';
-import type { FrameReader } from '../../engine/migrate/wire';
-import { FrameWriter } from '../../engine/migrate/wire';
 
 type Addr = { host: string; port: number };
-
-function tlsLink(addr: Addr, key: Buffer): () => Promise<SyncLink> {
-  return async () => {
-    const sock = await connect(addr, key);
-    return {
-      input: sock, output: sock,
-      close: () => new Promise<void>((resolve) => {
-        const t = setTimeout(() => { sock.destroy(); resolve(); }, 5000);
-        sock.once('close', () => { clearTimeout(t); resolve(); });
-        sock.end();
-      }),
-    };
-  };
-}
 
 function line(s: SentCheckpoint): string {
   if (s.already) return `Checkpoint #${s.id}: the receiver already holds it (#${s.remote}); nothing sent.`;
@@ -50,7 +34,7 @@ export async function replicate(cli: CliRuntime, n: number, dest: Destination, f
   const stop = (): void => { process.stderr.write('Stopping: the receiver keeps everything that fully arrived.\n'); ac.abort(); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const open = 'pipe' in dest ? () => openLink({ pipe: dest.pipe }) : tlsLink(dest.addr, dest.key);
+  const open = 'pipe' in dest ? () => openLink({ pipe: dest.pipe }) : syncLinkTo(dest.addr, dest.key);
   const sender = new SyncSender(cli.store(), open, {
     signal: ac.signal,
     retryMs: followIt ? Infinity : 60_000,
@@ -80,47 +64,33 @@ export async function replicate(cli: CliRuntime, n: number, dest: Destination, f
   }
 }
 
-/** A replication session's outcome as `receive` reports it. */
+/** Replication sessions' outcome as `receive` reports it (summed over the sessions of a transfer that broke off and resumed, or of --keep). */
 export type Replicated = { ids: number[] } & Omit<SyncServed, 'ids' | 'complete' | 'refused' | 'failure'> & { sessions: number };
 
-/**
- * Serves sessions on a listener until the transfer is complete: a session that broke off leaves
- * the listener open (same token) for the sender to resume; a completed or refused one ends it,
- * unless keep (then Ctrl-C ends it).
- */
-export class ReplicationServer {
-  readonly total: Replicated = { ids: [], pages: 0, pagesReceived: 0, pagesHeld: 0, pagesResumed: 0, sessions: 0 };
+export function newTally(): Replicated {
+  return { ids: [], pages: 0, pagesReceived: 0, pagesHeld: 0, pagesResumed: 0, sessions: 0 };
+}
 
-  constructor(private readonly cli: CliRuntime, private readonly keep: boolean) {}
+/** Adds one session to the tally and says on stderr how it ended when it did not end well. */
+export function tallySession(total: Replicated, r: SyncServed): void {
+  total.sessions++;
+  total.ids.push(...r.ids);
+  for (const k of ['pages', 'pagesReceived', 'pagesHeld', 'pagesResumed'] as const) total[k] += r[k];
+  if (r.complete) return;
+  if (r.refused) process.stderr.write(`Refused the transfer: ${r.failure ?? 'no reason given'}\n`);
+  else process.stderr.write(`The connection broke off (${(r.failure ?? 'no reason given').slice(0, 200)}); what fully arrived is kept. Waiting for the sender to resume.\n`);
+}
 
-  /** Serves one session; resolves true when the listener should close. */
-  async serve(rd: FrameReader, sock: Writable): Promise<boolean> {
-    const r = await serveSync(rd, new FrameWriter(sock), {
-      store: this.cli.store(),
-      importFile: (file) => this.cli.call('checkpoints.import', { file }),
-      // Said as each one lands: a --follow session stays open for as long as the process runs.
-      onImported: (x) => process.stderr.write(`Imported checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}: ${x.pagesReceived} pages received, ${x.pagesHeld} already here${x.pagesResumed ? `, ${x.pagesResumed} resumed from the spool` : ''}.\n`),
-    });
-    sock.end();
-    this.total.sessions++;
-    this.total.ids.push(...r.ids);
-    for (const k of ['pages', 'pagesReceived', 'pagesHeld', 'pagesResumed'] as const) this.total[k] += r[k];
-    if (r.complete) return !this.keep;
-    if (r.refused) {
-      process.stderr.write(`Refused the transfer: ${r.failure ?? 'no reason given'}\n`);
-      if (!this.keep) throw new StasisError('INVALID_INPUT', `The transfer was refused: ${r.failure ?? 'no reason given'}`);
-      return false;
-    }
-    process.stderr.write(`The connection broke off (${(r.failure ?? 'no reason given').slice(0, 200)}); what fully arrived is kept. Waiting for the sender to resume.\n`);
-    return false;
-  }
+/** Said as each checkpoint of a replication session lands: a --follow session stays open for as long as the process runs. */
+export function sayImported(x: AcceptResult): void {
+  process.stderr.write(`Imported checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}: ${x.pagesReceived} pages received, ${x.pagesHeld} already here${x.pagesResumed ? `, ${x.pagesResumed} resumed from the spool` : ''}.\n`);
 }
 
 /** `stasis receive` on stdin/stdout (the far end of `send --pipe`): one session; a break keeps the spool for the next one. */
-export async function receivePiped(cli: CliRuntime, rd: FrameReader, output: Writable): Promise<Replicated> {
-  const server = new ReplicationServer(cli, false);
-  if (!(await server.serve(rd, output))) {
-    throw new StasisError('INVALID_INPUT', 'The session broke off before the sender finished; what fully arrived is kept here, and the next send of the same checkpoint resumes from it.');
-  }
-  return server.total;
+export function pipedOutcome(r: SyncServed): Replicated {
+  const total = newTally();
+  tallySession(total, r);
+  if (r.refused) throw new StasisError('INVALID_INPUT', `The transfer was refused: ${r.failure ?? 'no reason given'}`);
+  if (!r.complete) throw new StasisError('INVALID_INPUT', 'The session broke off before the sender finished; what fully arrived is kept here, and the next send of the same checkpoint resumes from it.');
+  return total;
 }

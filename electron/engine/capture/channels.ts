@@ -10,6 +10,7 @@
 import { socketInode, type FdState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
 import { unixSockets } from '../proc';
+import { inetDetails } from './inet-sockets';
 
 const FIONREAD = 0x541b;
 const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
@@ -45,9 +46,10 @@ const SOL_SOCKET = 1n;
 const SO = { TYPE: 3n, ACCEPTCONN: 30n, PROTOCOL: 38n, DOMAIN: 39n } as const;
 
 /**
- * For the sockets that are not socketpairs (which restore cannot recreate yet): what they are
- * (info.socket: domain, type, protocol, listening), read with getsockopt on a copy taken over with
- * pidfd_getfd, so the restore's refusal can say "a listening TCP socket" rather than guess.
+ * For the sockets that are not socketpairs: what they are (info.socket: domain, type, protocol,
+ * listening), read with getsockopt on a copy taken over with pidfd_getfd, so the restore's refusal
+ * can say "a listening TCP socket" rather than guess; for TCP and UDP sockets also what making them
+ * again needs (info.socket.inet, inet-sockets.ts).
  */
 function describeSockets(pid: number, fds: FdState[]): void {
   const others = fds.filter((f) => f.kind === 'socket' && f.info?.unixPeer === undefined);
@@ -69,9 +71,11 @@ function describeSockets(pid: number, fds: FdState[]): void {
           copyFromAddr(io, val);
           return io.readInt32LE(0);
         };
-        f.info = { ...(f.info ?? {}), socket: { domain: get(SO.DOMAIN), type: get(SO.TYPE), protocol: get(SO.PROTOCOL), listening: get(SO.ACCEPTCONN) === 1 } };
+        const d = { domain: get(SO.DOMAIN), type: get(SO.TYPE), protocol: get(SO.PROTOCOL), listening: get(SO.ACCEPTCONN) === 1 };
+        const inet = inetDetails(ours, d.domain, d.type, d.protocol, d.listening);
+        f.info = { ...(f.info ?? {}), socket: { ...d, ...(inet ? { inet } : {}) } };
       } catch {
-        // Only a description: the restore refuses the socket either way.
+        // No description: the restore refuses the socket.
       } finally {
         if (ours >= 0) closeFd(ours);
       }

@@ -5,7 +5,8 @@
  * the segment's checksum (docs/store-format.md). Read while the target is frozen, through
  * /proc/PID/fd/N: a new open of the same inode, so the target's own offset does not move. Several
  * descriptors of one inode (dup, or two opens before the unlink) carry the bytes once, on the lowest.
- * Only regular files: a deleted directory or device has no contents to save.
+ * Only regular files: a deleted directory or device has no contents to save. A memfd is saved the
+ * same way (with its seals, capture/memfd.ts).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -16,8 +17,9 @@ export const DEFAULT_GHOST_LIMIT = 10 * 1024 * 1024;
 
 const S_IFMT = 0o170000, S_IFREG = 0o100000;
 
+/** A deleted regular file, or a memfd (never linked anywhere: its bytes exist only in memory). */
 export function isGhost(f: FdState): boolean {
-  return f.kind === 'deleted-file' && f.mode !== undefined && (f.mode & S_IFMT) === S_IFREG;
+  return (f.kind === 'deleted-file' || f.kind === 'memfd') && f.info?.mqueue !== true && f.mode !== undefined && (f.mode & S_IFMT) === S_IFREG;
 }
 
 export function captureGhostFiles(pid: number, fds: FdState[], limit: number, warnings: string[]): void {

@@ -25,20 +25,25 @@ import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../trac
 import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
 import { forkAltered, hasContents, keepOwnFlags, readable, toMappingState } from './mappings';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
-import type { MappingState } from '../state/process-state';
+import type { MappingState, ProcessState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
+import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
 import { rehearseOnce } from './rehearsal';
 import { capturePageProgress } from './page-count';
 import type { ProgressFn } from '../progress';
 import { forkSnapshot, disposeSnapshot, recordPendingSnapshot, clearPendingSnapshot, reapLeftoverSnapshot, type SnapshotChild } from './snapshot';
 
-/** 'live': pre-copy only, memory read while the target runs, before the freeze. */
-export type CapturePhase = 'live' | 'frozen' | 'resumed' | 'pages' | 'commit';
+/**
+ * 'live': pre-copy only, memory read while the target runs, before the freeze. 'details': a
+ * pre-copy or uffd capture is about to read the mappings' VmFlags (smaps), which walks the page
+ * tables; timed by a migration, whose last round reads them while the process is held.
+ */
+export type CapturePhase = 'live' | 'frozen' | 'resumed' | 'details' | 'pages' | 'commit';
 
 export interface CheckpointOptions {
   /**
@@ -219,6 +224,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   let writer: CheckpointWriter | null = null;
   let frozenMs = 0;
   let killed = false;
+  // A --kill capture applied the process's SEM_UNDO records: taken again if it is released alive.
+  let semTaken: ProcessState | null = null;
   let how: CheckpointResult['freeze'] = 'all-threads';
   const begin = (): CheckpointWriter => store.begin({
     targetId: target.id,
@@ -268,7 +275,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
-    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit });
+    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill' });
+    semTaken = state;
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
     if (!pc) putBackRestartedCalls(state.threads, parentRestarts);
@@ -332,6 +340,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
 
     if (uffd || frozenCopy || forkedScan) {
+      phase('details', { pid, snapshotPid: memPid });
       state.mappings = frozenMaps;
       fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state);
     } else {
@@ -441,6 +450,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   } finally {
     closePreCopy(pc);
     closeUffdSnapshot(uffd);
+    if (t && !killed && semTaken?.semUndo) putBackSemUndo(t, semTaken);
     t?.release();
     if (child) {
       disposeSnapshot(pid, child);

@@ -11,6 +11,14 @@ import type { Tracee } from '../tracer';
 import { readStat, readStatus, statusMask, statusIds, readAuxv, readLimits, readCmdline, readEnviron, readFds, readTimers } from '../proc';
 import { controlsProbe } from './sched';
 import { markSysvMappings } from '../state/sysv-shm';
+import { settleTimerfds } from './timerfds';
+import { captureMemfdSeals } from './memfd';
+import { captureSemUndo } from './sem-undo';
+import { mlockFutureProbe } from './mlock-future';
+import { captureNamespaces } from './namespaces';
+import { markMqueues } from '../state/mqueue';
+import { captureInotifyQueues } from './inotify-queue';
+import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
@@ -34,7 +42,7 @@ function safe<T>(f: () => T, fallback: T): T {
  * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
  * downtime. Registers, signal state, fd positions and timers are always read here.
  */
-export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number } = {}): ProcessState {
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
@@ -69,17 +77,27 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
     kernel: { release: release() },
     warnings,
   };
+  settleTimerfds(pid, state.fds);
+  // The instant the timers are read: a restore arms wall-clock timers for what is left of it.
+  timers.clock = timerClockNow();
   const sharedQueue = pendingQueue(pid, true, state.sharedPending, warnings);
   if (sharedQueue) state.sharedQueue = sharedQueue;
   // The main thread runs the process-wide calls too, in the same batch as its own.
-  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
+  const mlockFuture = mlockFutureProbe(pid, state, warnings);
+  const uts = captureNamespaces(pid, state);
+  const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(mlockFuture ? [mlockFuture] : []), ...(uts ? [uts] : []), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);
+  markMqueues(pid, state.fds);
   captureGhostFiles(pid, state.fds, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
+  captureMemfdSeals(pid, state.fds, warnings);
   captureEpollSources(pid, state.fds);
+  captureInotifyQueues(pid, state.fds, warnings);
   for (const [tid, sig] of t.deferredSignals) warnings.push(`thread ${tid}: signal ${sig} arrived during the freeze; it was delivered after the checkpoint, not saved in it`);
   if (!opts.deferInherited) readInherited(state, pid);
+  // Last: it changes the process (its undo records are applied), which only a --kill checkpoint may.
+  if (opts.semUndo) captureSemUndo(t, state);
   return state;
 }
 
@@ -120,7 +138,10 @@ function inheritedProbes(state: ProcessState, src: Tracee): Probe[] {
 function readInherited(state: ProcessState, pid: number): void {
   const exe = safe(() => readlinkSync(`/proc/${pid}/exe`), '');
   state.exe = exe.replace(/ \(deleted\)$/, '');
-  if (exe.endsWith(' (deleted)')) state.warnings.push(`the executable ${state.exe} was deleted`);
+  if (exe.endsWith(' (deleted)')) {
+    state.exeDeleted = true;
+    state.warnings.push(`the executable ${state.exe} was deleted: it comes back from the bytes saved with its mapping (within the ghost-file limit)`);
+  }
   state.cmdline = safe(() => readCmdline(pid), []);
   const env = safe(() => readEnviron(pid), undefined);
   if (env) state.environ = env;

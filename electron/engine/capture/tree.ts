@@ -19,6 +19,7 @@ import { probeKernelFeatures, syscall, closeFd, SYS, vmRead } from '../native';
 import { freeze, checkTraceable, readBasics, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readStat, unixSockets } from '../proc';
 import { captureFrozenState, captureMappings } from './state';
+import { putBackSemUndo } from './sem-undo';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
 import { peekQueued, savePipeBytes } from './channels';
@@ -230,7 +231,9 @@ function sameFile(a: number, fa: number, b: number, fb: number): boolean {
  * Pipes between members are handled whole by markTreePipes.
  */
 function markTreeShared(members: Member[]): number {
-  const all = members.flatMap((m) => m.state!.fds.filter((f) => SHAREABLE_ACROSS.has(f.kind) && f.info?.treePipe !== true).map((f) => ({ pid: m.pid, f })));
+  // TCP/UDP sockets too (a pre-forking server's listening socket): restore makes them once in the root.
+  const inet = (f: FdState): boolean => f.kind === 'socket' && (f.info?.socket as { inet?: unknown } | undefined)?.inet !== undefined;
+  const all = members.flatMap((m) => m.state!.fds.filter((f) => (SHAREABLE_ACROSS.has(f.kind) || inet(f)) && f.info?.treePipe !== true).map((f) => ({ pid: m.pid, f })));
   let groups = 0;
   for (let i = 0; i < all.length; i++) {
     const a = all[i]!;
@@ -276,7 +279,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     if (!now || now.startTime !== basics.startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     const warnings: string[] = [];
     for (const m of members) {
-      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit });
+      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill' });
       if (m.stoppedBefore) state.stopped = true;
       const z = zombies.get(m.pid);
       if (z?.length) state.zombies = z;
@@ -333,6 +336,10 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Tree checkpoint of process ${pid} failed: ${(e as Error).message}. Nothing was saved.`);
   } finally {
-    for (const m of members) m.t.release();
+    for (const m of members) {
+      // A --kill capture applied SEM_UNDO records: taken again in a process released alive.
+      if (!killed && m.state?.semUndo) putBackSemUndo(m.t, m.state);
+      m.t.release();
+    }
   }
 }

@@ -14,6 +14,8 @@ import { StasisError, toErrorData } from '../../../shared/errors';
 import type { FrameReader, FrameWriter } from './wire';
 import type { Store } from '../store/api';
 import { acceptStream } from './negotiate';
+import { streamDelta, type StreamDelta } from '../store/streams';
+import { decodeState, type ProcessState } from '../state/process-state';
 
 interface RestoredProcess { pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[] }
 
@@ -21,9 +23,11 @@ interface RestoredProcess { pid: number; durationMs: number; warning?: string; s
 export interface PreparedProcess {
   readonly checkpointId: number;
   absorb(next: number): boolean;
+  /** Catches up with a round validated in memory, not imported yet (restore/index.ts PreparedRestore.absorbDelta). */
+  absorbDelta?(state: ProcessState, changes: StreamDelta): boolean;
   finish(): RestoredProcess;
-  /** Writes the restored process's timeline entry: called once the source knows it runs (not downtime). */
-  record(): unknown;
+  /** Writes the restored process's timeline entry: called once the source knows it runs (not downtime); asId names a round absorbed with absorbDelta once imported. */
+  record(asId?: number): unknown;
   abandon(): void;
 }
 
@@ -54,12 +58,14 @@ export interface DestinationResult {
   checkpointIds: number[];
   discarded: boolean;
   /** The migrated process running here (prepared: built from the earlier rounds, only the last one applied at the end). */
-  restored?: { pid: number; checkpointId: number; durationMs: number; prepared: boolean };
+  restored?: { pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string };
   /** Why the session ended without a migrated process. */
   failure?: string;
 }
 
 const MAX_STREAM = 2 ** 44;
+/** The last round travels in memory (stream `restore: true`): no larger than this. */
+export const MAX_MEMORY_ROUND = 512 * 2 ** 20;
 
 function killQuietly(pid: number): void {
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
@@ -75,7 +81,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   const result: DestinationResult = { sourcePid: Number(hello.pid), dryRun: hello.dryRun === true, checkpointIds: [], discarded: false };
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime) });
+  // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -117,6 +124,16 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
     if (f.type !== 'json') return fail('data arrived outside a stream');
     const m = f.msg;
     try {
+      if (m.t === 'stream' && m.restore === true) {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
+        const bytes = m.bytes;
+        if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_MEMORY_ROUND) throw new StasisError('INVALID_INPUT', `a last round of ${String(bytes)} bytes was announced (at most ${MAX_MEMORY_ROUND} travel in memory)`);
+        const r0 = performance.now();
+        const data = await receiveInMemory(rd, bytes);
+        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2));
+        result.restored = { pid: restored.pid, checkpointId: restored.checkpointId, durationMs: restored.durationMs, prepared: restored.prepared, ...(restored.warning ? { warning: restored.warning } : {}) };
+        continue;
+      }
       if (m.t === 'stream' || m.t === 'offer') {
         let ids: number[];
         if (m.t === 'offer') {
@@ -162,7 +179,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
       } else if (m.t === 'done') {
         if (!result.restored) return fail('the source ended the session before anything was restored');
         // The source learns that the process stays here: without this it cannot tell a kept process from a killed one.
-        await wr.send({ t: 'bye' }).catch(() => undefined);
+        await wr.send({ t: 'bye', checkpointId: result.restored.checkpointId, ...(result.restored.warning ? { warning: result.restored.warning } : {}) }).catch(() => undefined);
         unprepare();
         return result;
       } else if (m.t === 'abort') {
@@ -176,6 +193,87 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
       // A stream that did not import leaves the session usable (the source decides); anything else ends it.
       if (m.t !== 'stream' && m.t !== 'preflight') return fail(d.message);
     }
+  }
+}
+
+/** Reads exactly `bytes` of data frames into memory (the last round: at most MAX_MEMORY_ROUND). */
+async function receiveInMemory(rd: FrameReader, bytes: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(bytes);
+  for (let got = 0; got < bytes;) {
+    const f = await rd.next();
+    if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the last round broke off after ${got} of ${bytes} bytes; nothing of it was restored`);
+    if (got + f.data.length > bytes) throw new StasisError('INVALID_INPUT', `the last round is longer than the ${bytes} bytes announced; nothing of it was restored`);
+    f.data.copy(data, got);
+    got += f.data.length;
+  }
+  return data;
+}
+
+/**
+ * The last round (in memory, the source frozen meanwhile): validated with every check of an
+ * import, written into the prepared process, which then runs, and `restored` is sent; only then
+ * is the round imported durably (a spool file and deps.importFile, as every round) and the
+ * process's timeline entry written. Nothing of it is in the store before `restored`: a crash
+ * until the import's commit leaves the store as the earlier rounds left it. A round the prepared
+ * process cannot absorb (no prepared process, its layout changed) is imported first and restored
+ * from scratch, as before. Throws before `restored` only (the source then resumes its process).
+ */
+async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string }> {
+  const t0 = performance.now();
+  const delta = streamDelta('last round', data);
+  const base = mine(delta.continues);
+  const validateMs = +(performance.now() - t0).toFixed(2);
+  const ready = box.prepared?.checkpointId === base && box.prepared.absorbDelta ? box.prepared : null;
+  box.prepared = null;
+  let absorbed = false;
+  const a0 = performance.now();
+  try {
+    absorbed = ready !== null && ready.absorbDelta!(decodeState(delta.state), delta);
+  } finally {
+    if (!absorbed) ready?.abandon();
+  }
+  // Of the downtime, what happened here before the restore's own steps (those start at the absorb's memory write).
+  const before = [{ step: 'receive last round', ms: receiveMs }, { step: 'validate last round', ms: validateMs }];
+  if (!absorbed) {
+    // The round imported first (inside the downtime, as before this path existed), then a restore from scratch.
+    const ids = await importRound(data, deps);
+    // Discarded with the rest if the restore or the session fails.
+    imported.push(...ids);
+    const id = ids[ids.length - 1]!;
+    const r = await deps.restore(id);
+    await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: false, steps: [...before, ...(r.steps ?? [])], ...(r.warning ? { warning: r.warning } : {}) });
+    return { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: false, ...(r.warning ? { warning: r.warning } : {}) };
+  }
+  const r = ready!.finish();
+  const here = performance.now() - a0;
+  // What the restore's steps do not cover: the state decoded, the plan built and checked.
+  const other = here - (r.steps ?? []).reduce((n, x) => n + x.ms, 0);
+  const steps = [...before, { step: 'state, plan and pre-flight of the last round', ms: +Math.max(0, other).toFixed(2) }, ...(r.steps ?? [])];
+  const durationMs = +(receiveMs + validateMs + here).toFixed(2);
+  await wr.send({ t: 'restored', pid: r.pid, durationMs, prepared: true, steps, ...(r.warning ? { warning: r.warning } : {}) });
+  // From here the process runs: what fails is said, nothing is undone (the source holds its own copy of the round).
+  let ids: number[] = [];
+  let warning = r.warning;
+  try {
+    ids = await importRound(data, deps);
+    imported.push(...ids);
+  } catch (e) {
+    warning = [warning, `The process runs here, but its last checkpoint could not be stored (${(e as Error).message}); the source store keeps it.`].filter(Boolean).join(' ');
+  }
+  const id = ids[ids.length - 1];
+  if (id !== undefined) ready!.record(id);
+  return { pid: r.pid, checkpointId: id ?? base, durationMs, prepared: true, ...(warning ? { warning } : {}) };
+}
+
+/** Imports a round held in memory through a private spool file (the same import call as every round). */
+async function importRound(data: Buffer, deps: DestinationDeps): Promise<number[]> {
+  const dir = fs.mkdtempSync(path.join(deps.spoolDir, '.receive-'));
+  try {
+    const file = path.join(dir, 'stream');
+    fs.writeFileSync(file, data, { mode: 0o600, flag: 'wx' });
+    return (await deps.importFile(file)).ids;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

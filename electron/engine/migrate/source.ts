@@ -66,7 +66,16 @@ export interface MigrateResult {
   downtimeMs?: number;
   /** Of the downtime: the final checkpoint's freeze to its commit done (the process stays frozen through the commit). */
   frozenMs?: number;
+  /**
+   * The downtime step by step, from the freeze to `restored` (not set for a dry run): the source's
+   * capture phases, the export, then the destination's time as seen from here (transfer, its
+   * validation and restore steps: destination.steps).
+   */
+  cutover?: { step: string; ms: number }[];
 }
+
+/** The last round travels in memory when its stream is no larger (else through spool files, as every round). */
+const MEMORY_ROUND = 256 * 2 ** 20;
 
 export async function migrate(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
@@ -81,6 +90,13 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let remote: number | null = null;
   let lastSent: number | null = null;
   let negotiate = false;
+  let memoryRound = false;
+  let deferred: { settle(): void; discard(): void } | null = null;
+  const settle = (): void => {
+    const d = deferred;
+    deferred = null;
+    d?.settle();
+  };
   /** Sends checkpoint id as one stream (continuing the destination's copy of its parent when it has it); returns the destination's id. */
   const send = async (c: CheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
     const file = path.join(spool, `round-${rounds.length + 1}`);
@@ -130,7 +146,10 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   try {
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true });
-    negotiate = (await rd.expect<{ negotiate?: unknown }>('hello')).negotiate === true;
+    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown }>('hello');
+    negotiate = hi.negotiate === true;
+    // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
+    memoryRound = hi.memoryRound === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several
     // threads frozen for the whole read, which would stop a multi-threaded process every round.
     let snapshot: 'precopy' | undefined = 'precopy';
@@ -167,38 +186,87 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       if (now >= prev) break;
       prev = now;
     }
-    const last = checkpoint(store, pid, { mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}) });
+    const marks: { phase: string; at: number }[] = [];
+    const last = checkpoint(store, pid, {
+      mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
+      onPhase: (p) => {
+        marks.push({ phase: p, at: performance.now() });
+        // The last round's commit skips its fsync and stays invisible to others until the
+        // destination runs the process (settled below); a crash meanwhile leaves the store as the
+        // earlier rounds left it. Only for a round that can go in memory (a continuation).
+        if (p === 'commit' && memoryRound && remote !== null && lastSent !== null) deferred = store.deferDurability();
+      },
+    });
     held = last.held ?? null;
+    const committedAt = performance.now();
     // From the freeze that holds it now: frozenMs stops before the commit, which it is frozen through too.
     const frozenAt = held?.frozenAt ?? performance.now() - last.frozenMs;
-    const frozenMs = +(performance.now() - frozenAt).toFixed(1);
-    const id = await send(last, 'final');
-    await wr.send({ t: 'restore', id });
-    const restored = await rd.expect<{ pid: number; durationMs: number; warning?: string; prepared?: boolean; steps?: unknown }>('restored');
-    const downtimeMs = +(performance.now() - frozenAt).toFixed(1);
+    const frozenMs = +(committedAt - frozenAt).toFixed(1);
+    const parent = store.get(last.id)?.parentId ?? null;
+    let id: number;
+    let restored: { pid: number; durationMs: number; warning?: string; prepared?: boolean; steps?: unknown };
+    let exportedAt = committedAt;
+    let inMemory = false;
+    // The last round in memory, restored at once there and stored (durably) only after `restored`;
+    // one that does not continue what the destination holds, or too large, goes as every round.
+    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
+    // Through spool files as every round: durable first, as before.
+    if (!r) settle();
+    if (r) {
+      exportedAt = performance.now();
+      inMemory = true;
+      const t0 = performance.now();
+      const wire0 = wr.bytes;
+      await wr.send({ t: 'stream', bytes: r.bytes, final: true, restore: true });
+      for (let pos = 0; pos < r.bytes; pos += CHUNK) await wr.data(r.data.subarray(pos, Math.min(pos + CHUNK, r.bytes)));
+      restored = await rd.expect<typeof restored>('restored');
+      const bytes = wr.bytes - wire0;
+      const round: MigrateRound = { round: rounds.length + 1, checkpointId: last.id, kind: 'final', pages: r.pages, pagesSent: r.pages, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: restored.prepared === true };
+      rounds.push(round);
+      bytesSent += bytes;
+      opts.onRound?.(round);
+      id = -1; // the destination's id of it comes with `bye`, once it is stored there
+    } else {
+      id = await send(last, 'final');
+      await wr.send({ t: 'restore', id });
+      restored = await rd.expect<typeof restored>('restored');
+    }
+    const restoredAt = performance.now();
+    const downtimeMs = +(restoredAt - frozenAt).toFixed(1);
+    const cutover = cutoverSteps(frozenAt, marks, committedAt, inMemory ? exportedAt : null, restoredAt);
     held?.kill();
     held = null;
+    // Outside the downtime: the source's copy of the last round, durable now (the destination's is being stored meanwhile).
+    let unsettled: string | undefined;
+    try { settle(); } catch (e) { unsettled = `This store could not keep its copy of the last round (${(e as Error).message}).`; }
     // From here the process exists only there: a lost confirmation is a warning, not a failure to undo.
     let confirmed = true;
+    let byeWarning: string | undefined;
     try {
       await wr.send({ t: 'done' });
-      await rd.expect('bye');
+      const bye = await rd.expect<{ checkpointId?: unknown; warning?: unknown }>('bye');
+      if (id === -1 && typeof bye.checkpointId === 'number') id = bye.checkpointId;
+      if (typeof bye.warning === 'string' && bye.warning !== restored.warning) byeWarning = bye.warning.slice(0, 2000);
     } catch {
       confirmed = false;
     }
-    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the process (the connection broke after the restore): if it is not running there (pid ${restored.pid}), restore its checkpoint #${id} there, or #${last.id} here.`;
-    const warning = [restored.warning, lost].filter(Boolean).join(' ');
+    const there = id === -1 ? 'its last checkpoint there (if it was stored)' : `its checkpoint #${id} there`;
+    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the process (the connection broke after the restore): if it is not running there (pid ${restored.pid}), restore ${there}, or #${last.id} here.`;
+    const warning = [restored.warning, byeWarning, lost, unsettled].filter(Boolean).join(' ');
     return {
       pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
       destination: {
         pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: restored.prepared === true, steps: restoreSteps(restored.steps),
         ...(prep.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep.reason ?? 'no reason given' }), ...(warning ? { warning } : {}),
       },
-      downtimeMs, frozenMs,
+      downtimeMs, frozenMs, cutover,
     };
   } catch (e) {
     const wasHeld = held !== null;
     held?.resume();
+    // A held process: its last round stays a valid checkpoint here (it runs on from it); if that
+    // cannot be made durable it goes. A capture that failed after its commit began keeps nothing.
+    if (wasHeld) { try { settle(); } catch { /* settle discarded it */ } }
     await wr.send({ t: 'abort', reason: (e as Error).message }).catch(() => undefined);
     if (e instanceof StasisError && e.code === 'PROCESS_GONE') {
       throw new StasisError('PROCESS_GONE', `${e.message} The migration stopped after ${rounds.length} round(s); the destination discards what it received and starts nothing.`);
@@ -208,8 +276,43 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     if (e instanceof StasisError && e.code === 'PREFLIGHT_FAILED') throw e;
     throw new StasisError(code, `Migration of process ${pid} failed: ${msg}${/\.$/.test(msg) ? '' : '.'} ${wasHeld ? 'The process was frozen for the last round and now runs on here untouched' : 'The process runs on here untouched'}; the destination discards what it received.`);
   } finally {
+    // A failure inside the capture itself (after its commit phase began) leaves nothing deferred behind.
+    (deferred as { discard(): void } | null)?.discard();
     fs.rmSync(spool, { recursive: true, force: true });
   }
+}
+
+/** The last round as an in-memory continuation of the destination's #remote; null when it is larger than MEMORY_ROUND. */
+function exportInMemory(store: Store, id: number, remote: number): { bytes: number; pages: number; data: Buffer } | null {
+  const pages = store.records(id).reduce((n, x) => n + (x.kind === 'data' ? x.pages : 0), 0);
+  if (pages * 4128 > MEMORY_ROUND) return null;
+  return store.exportStreamBytes(id, 'one', { continues: remote, maxBytes: MEMORY_ROUND });
+}
+
+/**
+ * The downtime's steps as seen from the source: capture phases of the held checkpoint (marks),
+ * its commit, the in-memory export (exportedAt, null when the round went through spool files),
+ * and the rest up to `restored` (transfer and the destination's work).
+ */
+function cutoverSteps(frozenAt: number, marks: { phase: string; at: number }[], committedAt: number, exportedAt: number | null, restoredAt: number): { step: string; ms: number }[] {
+  const at = (p: string): number | undefined => marks.find((m) => m.phase === p)?.at;
+  const points: [string, number | undefined][] = [
+    ['freeze, registers and kernel state', at('frozen')],
+    ['frozen copy of what changed during the live read', at('details')],
+    ['mappings\' VmFlags (smaps)', at('pages')],
+    ['pages into the checkpoint (frozen copy, shared and unreadable mappings)', at('commit')],
+    ['commit (index transaction; its fsync deferred when the round goes in memory)', committedAt],
+    ...(exportedAt !== null ? [['export in memory', exportedAt] as [string, number]] : []),
+    [exportedAt !== null ? 'send, validate, absorb and resume there' : 'export, send, import and restore there', restoredAt],
+  ];
+  const out: { step: string; ms: number }[] = [];
+  let prev = frozenAt;
+  for (const [step, t] of points) {
+    if (t === undefined || t < prev) continue;
+    out.push({ step, ms: +(t - prev).toFixed(2) });
+    prev = t;
+  }
+  return out;
 }
 
 /** The destination's step timings, taken only as far as they have the expected shape (it is another machine's word). */

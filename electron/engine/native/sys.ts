@@ -15,6 +15,10 @@ export const SYS = {
   timer_delete: 226, exit_group: 231, tgkill: 234, waitid: 247, set_robust_list: 273, get_robust_list: 274,
   process_vm_readv: 310, process_vm_writev: 311, userfaultfd: 323, rseq: 334, pidfd_open: 434, pidfd_getfd: 438,
   fcntl: 72, tee: 276, pipe2: 293, socket: 41, sendto: 44, recvfrom: 45, recvmsg: 47, socketpair: 53, getsockopt: 55,
+  poll: 7, bind: 49, getsockname: 51, getpeername: 52, setsockopt: 54,
+  timerfd_gettime: 287,
+  mincore: 27,
+  uname: 63,
 } as const;
 
 export const PR = {

@@ -1,7 +1,8 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify, and pipes and UNIX socketpairs whose both ends the process held). One decision
+ * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, and TCP/UDP
+ * sockets that are not connections: inet-socket-plan.ts). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -9,7 +10,9 @@ import { statSync } from 'node:fs';
 import { socketInode, type FdState } from '../state/process-state';
 import { planInotify } from './inotify-plan';
 import { planGhost } from './ghost-plan';
+import { mqueueInode } from '../state/mqueue';
 import { planEpoll } from './epoll-plan';
+import { planInetSocket, type InetSocketAction } from './inet-socket-plan';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -26,9 +29,11 @@ export type FdAction =
   | { fd: number; action: 'redirect'; path: string; flags: number; cloexec: boolean; note: string }
   /** A named FIFO still at its path: opened there again (without blocking); `fallback` when a write end finds no reader. */
   | { fd: number; action: 'fifo'; path: string; flags: number; cloexec: boolean; note: string; fallback: Extract<FdAction, { action: 'redirect' }>; data?: Buffer; size?: number }
+  /** A POSIX message queue that still exists: mq_open(name) again (its messages are the queue's). */
+  | { fd: number; action: 'mqueue'; name: string; flags: number; cloexec: boolean }
   | { fd: number; action: 'eventfd'; count: bigint; semaphore: boolean; flags: number; cloexec: boolean }
   | { fd: number; action: 'signalfd'; mask: bigint; flags: number; cloexec: boolean }
-  | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; flags: number; cloexec: boolean }
+  | { fd: number; action: 'timerfd'; clockid: number; valueNs: bigint; intervalNs: bigint; ticks: bigint; flags: number; cloexec: boolean }
   /**
    * `via`: the watch is on the file now at that fd, listed under the closed number tfd (restore puts
    * the file at tfd for the epoll_ctl). `dropped`: watches that cannot come back, in words.
@@ -37,14 +42,16 @@ export type FdAction =
   /**
    * A deleted open file whose bytes the checkpoint holds: recreated unlinked in `dir` (named `name`
    * there until it is unlinked) and opened with the saved flags at `pos`; `inode` groups the fds of one file.
+   * `memfd`: a memfd instead, made again with memfd_create(name) and sealed with `seals` (dir and name unused).
    */
-  | { fd: number; action: 'ghost'; dir: string; name: string; inode: string; mode: number; data: Buffer; flags: number; pos: bigint; cloexec: boolean; note?: string }
+  | { fd: number; action: 'ghost'; dir: string; name: string; inode: string; mode: number; data: Buffer; flags: number; pos: bigint; cloexec: boolean; note?: string; memfd?: { name: string; seals: number } }
   /** `dropped`: watches on files deleted since, that nothing in the checkpoint holds, in words. */
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean; dropped?: string[] }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null; size?: number }
   /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
   | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
+  | InetSocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
 export const O_WRONLY = 0o1, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000,
@@ -94,12 +101,23 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     // Never its controlling terminal by accident: the terminal already belongs to the CLI's session.
     return { fd: f.fd, action: 'open', path: r.tty, flags: reopenFlags | O_NOCTTY, pos: 0n, cloexec, note: `${f.target} is attached to ${r.tty}` };
   }
+  if (f.info?.mqueue === true) return planMqueue(f, cloexec);
   switch (f.kind) {
     case 'file':
     case 'dir':
     case 'chr':
     case 'blk': {
       if (f.kind === 'chr' && TERMINAL.test(f.target)) return redirect(`${f.target} is a terminal`);
+      if (f.kind === 'chr' && f.target === '/dev/ptmx') {
+        // Opening /dev/ptmx makes a new pseudo-terminal pair: the program's other side (its
+        // /dev/pts/N, held here or by a child) would no longer be connected to it.
+        const slaves = [...new Set(all.filter((x) => /^\/dev\/pts\/\d+$/.test(x.target)).map((x) => x.target))];
+        return {
+          fd: f.fd, action: 'refuse',
+          reason: `fd ${f.fd} is the master side of a pseudo-terminal the program made (/dev/ptmx${slaves.length ? `; it also holds ${slaves.join(', ')}` : ''}): opening /dev/ptmx again would make another terminal pair, cut off from the program's other side`,
+          fix: 'Checkpoint the program when it has closed its pseudo-terminal (as script, tmux or expect hold one); restoring a pseudo-terminal pair is not supported yet.',
+        };
+      }
       let st;
       try { st = statSync(f.target, { bigint: true }); } catch (_e) {
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: ${f.target} no longer exists`, fix: `Put the file back at ${f.target}, or restore an earlier checkpoint.` };
@@ -114,6 +132,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     case 'tty':
       return redirect(`${f.target} is a terminal`);
     case 'deleted-file':
+    case 'memfd':
       return planGhost(f, all, reopenFlags);
     case 'pipe': {
       const ends = all.filter((x) => x.kind === 'pipe' && x.target === f.target);
@@ -143,7 +162,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       return { fd: f.fd, action: 'signalfd', mask: hexField(f.info?.sigmask), flags: f.flags & O_NONBLOCK, cloexec };
     case 'timerfd': {
       const clockid = Number(String(f.info?.clockid ?? '1').trim());
-      return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), flags: f.flags & O_NONBLOCK, cloexec };
+      const ticks = /^\d+$/.test(String(f.info?.ticks ?? '').trim()) ? BigInt(String(f.info?.ticks).trim()) : 0n;
+      return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), ticks, flags: f.flags & O_NONBLOCK, cloexec };
     }
     case 'epoll':
       return planEpoll(f, all, (x) => planFd(x, r, all));
@@ -168,10 +188,12 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
         return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
       }
+      const inet = planInetSocket(f, f.flags & O_NONBLOCK, cloexec);
+      if (inet) return inet;
       return {
         fd: f.fd, action: 'refuse',
-        reason: `fd ${f.fd} is ${describeSocket(f)} (${f.target}): Stasis restores only UNIX socketpairs whose both ends the process holds`,
-        fix: 'Have the program close its sockets before the checkpoint and open them again afterwards, or restart it from scratch; restoring network sockets is not supported yet.',
+        reason: `fd ${f.fd} is ${describeSocket(f)} (${f.target}): Stasis restores UNIX socketpairs whose both ends the process holds, and TCP and UDP sockets that are not connections`,
+        fix: 'Have the program close its sockets before the checkpoint and open them again afterwards, or restart it from scratch.',
       };
     }
     default:
@@ -192,4 +214,15 @@ function describeSocket(f: FdState): string {
     : d.protocol === 6 ? 'TCP' : d.protocol === 17 ? 'UDP' : d.protocol === 1 || d.protocol === 58 ? 'ICMP (ping)' : d.type === 3 ? 'raw' : `type ${d.type}`;
   if (d.listening) return `a listening ${kind} socket (${family})`;
   return d.domain === 1 ? `a UNIX ${kind} socket connected to another process` : `${kind.startsWith('ICMP') ? 'an' : 'a'} ${kind} socket (${family})`;
+}
+
+/** A POSIX message queue (state/mqueue.ts): opened again by name while the same queue exists. */
+function planMqueue(f: FdState, cloexec: boolean): FdAction {
+  const name = f.target.replace(/ \(deleted\)$/, '');
+  const refuse = (why: string, fix: string): FdAction => ({ fd: f.fd, action: 'refuse', reason: `fd ${f.fd} is the POSIX message queue ${name}: ${why}`, fix });
+  if (f.target.endsWith(' (deleted)')) return refuse('it was already removed (mq_unlink), and Stasis does not save the messages of a queue', 'Checkpoint the program before it removes the queue, or restart it.');
+  const ino = mqueueInode(name);
+  if (ino === null) return refuse('it no longer exists (a queue lives until mq_unlink or a reboot)', `Create the queue ${name} again (or restore before it is removed).`);
+  if (f.inode !== undefined && f.inode !== 0 && ino !== f.inode) return refuse(`it was removed and made again since (inode ${ino}, was ${f.inode})`, 'Restore a checkpoint taken after the queue was made again.');
+  return { fd: f.fd, action: 'mqueue', name, flags: f.flags & (3 | O_NONBLOCK), cloexec }; // access mode and O_NONBLOCK: all mq_open takes
 }

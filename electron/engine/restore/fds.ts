@@ -11,12 +11,16 @@ import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
+import { remapMemfds } from './memfd-maps';
+import { elapsedSince, isWallClock, timerAfter } from '../state/timer-clock';
 
 const SEEK_SET = 0;
 const EFD_SEMAPHORE = 1;
 const F_DUPFD_CLOEXEC = 1030n;
 const F_SETFL = 4n;
 const F_SETPIPE_SZ = 1031n;
+/** _IOW('T', 0, u64): sets a timerfd's count of unread expirations. */
+const TFD_IOC_SET_TICKS = 0x40085400n;
 /** Bytes written into a recreated pipe or socket per injected write (the scratch area is 64 KiB). */
 const CHUNK = 32 * 1024;
 const AF_UNIX = 1n;
@@ -134,6 +138,39 @@ function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; 
 }
 
 /** `keepFrom`: a tree restore keeps the descriptors its root parked from there on (see ParkedFds). */
+/**
+ * A TCP/UDP socket made again (inet-socket-plan.ts): options first (SO_REUSEADDR and IPV6_V6ONLY
+ * decide what bind may do), then bind, connect (a connected UDP socket) and listen. SOCK_NONBLOCK
+ * and SOCK_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
+ */
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, SOCK_STREAM = 1;
+
+function makeInetSocket(r: Remote, a: Extract<FdAction, { action: 'inet-socket' }>, cloexec: bigint): bigint {
+  const what = `fd ${a.fd} (${a.note})`;
+  const got = r.call(NR.socket, [BigInt(a.domain), BigInt(a.type | a.flags) | cloexec, BigInt(a.protocol)], `recreating the socket of ${what}`);
+  for (const [level, name, value] of a.options) {
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(value, 0);
+    r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(v), 4n], `socket option ${level}:${name} of ${what}`);
+  }
+  if (a.local.readUInt16BE(2) !== 0) {
+    // As CRIU does: SO_REUSEADDR only while binding a TCP socket, so connections of the original
+    // left in TIME_WAIT on its port do not stop it (a listener there still does); then as it was.
+    const reuse = a.type === SOCK_STREAM ? (a.options.find(([l, n]) => l === SOL_SOCKET && n === SO_REUSEADDR)?.[2] ?? 0) : null;
+    const int = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32LE(v, 0); return b; };
+    if (reuse !== null) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(1)), 4n], `SO_REUSEADDR of ${what} while binding`);
+    r.call(NR.bind, [got, r.put(a.local), BigInt(a.local.length)], `binding ${what}`);
+    if (reuse !== null && reuse === 0) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(0)), 4n], `SO_REUSEADDR of ${what}`);
+  }
+  if (a.peer) {
+    const e = r.raw(NR.connect, [got, r.put(a.peer), BigInt(a.peer.length)]);
+    // A non-blocking UDP connect completes at once; EINPROGRESS is only for stream sockets.
+    if (e < 0n) throw new StasisError('INTERNAL', `Connecting ${what} failed: errno ${-e}.`);
+  }
+  if (a.listen) r.call(NR.listen, [got, BigInt(a.backlog)], `listening on ${what}`);
+  return got;
+}
+
 export function closeInheritedFds(r: Remote, keepFrom?: number): void {
   r.call(NR.close_range, [0n, keepFrom === undefined ? 0xffffffffn : BigInt(keepFrom - 1), 0n], 'close_range (dropping descriptors inherited from the engine)');
 }
@@ -162,6 +199,15 @@ export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState
   try {
     for (const g of groups) {
       const a = planFd(g.first, redirect, g.holderFds);
+      if (a.action === 'inet-socket') {
+        // A listening socket a pre-forking server's workers share: one socket, bound once.
+        r.resetScratch();
+        const got = makeInetSocket(r, a, 0n);
+        r.call(NR.dup3, [got, BigInt(next), 0n], `parking ${a.note}`);
+        r.raw(NR.close, [got]);
+        parked.set(`shared:${g.key}`, next++);
+        continue;
+      }
       if (a.action !== 'open' && a.action !== 'redirect' && a.action !== 'ghost') continue;
       r.resetScratch();
       const path = a.action === 'ghost' ? ghosts.pathFor(a) : a.path;
@@ -277,7 +323,7 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
   return parked;
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify']);
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'inet-socket']);
 
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
   const ghosts = new GhostFiles();
@@ -289,6 +335,7 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
 }
 
 function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles, parked: ParkedFds | undefined): void {
+  const elapsed = elapsedSince(state.timers.clock);
   const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
   const inotifies: Extract<FdAction, { action: 'inotify' }>[] = [];
@@ -350,6 +397,9 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
           if ((a.flags & O_NONBLOCK) === 0) r.call(NR.fcntl, [got, F_SETFL, BigInt(a.flags & O_APPEND)], `blocking mode of fd ${a.fd} (${a.path})`);
         }
         break;
+      case 'mqueue':
+        got = r.call(NR.mq_open, [r.putString(a.name.replace(/^\//, '')), BigInt(a.flags) | cloexec, 0n, 0n], `mq_open(${a.name}) for fd ${a.fd}`);
+        break;
       case 'eventfd':
         got = r.call(NR.eventfd2, [a.count, BigInt(a.flags | (a.semaphore ? EFD_SEMAPHORE : 0)) | cloexec], `recreating eventfd ${a.fd}`);
         break;
@@ -361,11 +411,20 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       }
       case 'timerfd': {
         got = r.call(NR.timerfd_create, [BigInt(a.clockid), BigInt(a.flags) | cloexec], `recreating timerfd ${a.fd}`);
-        if (a.valueNs !== 0n || a.intervalNs !== 0n) {
+        // Wall-clock timers ran on while the process was checkpointed: the expirations that fell
+        // in between join the unread ones (TFD_IOC_SET_TICKS), and the next comes at its phase.
+        const left = a.valueNs === 0n && a.intervalNs !== 0n ? { valueNs: 1n, missed: 0n } : timerAfter(a.valueNs, a.intervalNs, isWallClock(a.clockid) ? elapsed : 0n);
+        if (left.valueNs !== 0n) {
           const spec = Buffer.alloc(32);
-          const v = a.valueNs === 0n ? 1n : a.valueNs;
+          const v = left.valueNs;
           [a.intervalNs / 1_000_000_000n, a.intervalNs % 1_000_000_000n, v / 1_000_000_000n, v % 1_000_000_000n].forEach((x, i) => spec.writeBigInt64LE(x, i * 8));
           r.call(NR.timerfd_settime, [got, 0n, r.put(spec), 0n], `arming timerfd ${a.fd}`);
+        }
+        const ticks = a.ticks + left.missed;
+        if (ticks > 0n) {
+          const b = Buffer.alloc(8);
+          b.writeBigUInt64LE(ticks, 0);
+          r.call(NR.ioctl, [got, TFD_IOC_SET_TICKS, r.put(b)], `expirations of timerfd ${a.fd}`);
         }
         break;
       }
@@ -376,6 +435,9 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       case 'inotify':
         got = r.call(NR.inotify_init1, [BigInt(a.flags) | cloexec], `recreating inotify fd ${a.fd}`);
         inotifies.push(a);
+        break;
+      case 'inet-socket':
+        got = makeInetSocket(r, a, cloexec);
         break;
     }
     if (got !== BigInt(a.fd)) {
@@ -413,4 +475,6 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       } else r.raw(NR.close, [BigInt(it.tfd)]);
     }
   }
+  // A memfd also mapped: its mappings from the memfd now in place (they were plain shared memory).
+  remapMemfds(r, state.mappings, state.fds, plans);
 }

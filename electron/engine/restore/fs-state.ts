@@ -4,6 +4,7 @@
  * Runs inside the stub through Remote; must run after "mm" (RLIMIT_DATA is checked by PR_SET_MM_MAP
  * against the limit in force then, and the stub's own limits are the engine's).
  */
+import { restoreUtsNamespace } from './namespaces';
 import type { ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { NR } from './sysno';
@@ -22,6 +23,7 @@ export function setFsState(r: Remote, state: ProcessState, opts: { session?: boo
   r.resetScratch();
   // A session (or process-group) leader leads its own again; otherwise it stays in the engine's.
   if (opts.session !== false) setLeadership(r, state);
+  restoreUtsNamespace(r, state);
   if (state.root && state.root !== '/') r.call(NR.chroot, [r.putString(state.root)], `chroot(${state.root})`);
   r.call(NR.chdir, [r.putString(state.cwd)], `chdir(${state.cwd})`);
   r.call(NR.umask, [BigInt(state.umask)], 'umask');

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
 import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
-import type { Store } from '../store/api';
+import type { PageRun, Store } from '../store/api';
 import type { ProcessState } from '../state/process-state';
 import { setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
@@ -119,12 +119,20 @@ export interface PreparedRestore {
    */
   absorb(next: number): boolean;
   /**
+   * Catches up with a child of checkpointId that is not in the store yet (a migration's last round,
+   * validated in memory and imported only once the process runs): the same as absorb, from the
+   * child's state and changes. false (nothing changed) when its layout differs. Then finish() runs
+   * from it, and record(id) names the child's id once it is imported.
+   */
+  absorbDelta(state: ProcessState, changes: { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] }): boolean;
+  /**
    * The remaining steps from checkpointId's state; the process runs afterwards. Its durationMs and
    * steps start at the last absorb. The restored process's timeline entry is not written yet
    * (branchCheckpointId null): record() writes it, once the caller has said the process runs.
    */
   finish(): RestoreResult;
-  record(): RecordedBranch;
+  /** asId: the imported id of a checkpoint absorbed with absorbDelta (the record's parent). */
+  record(asId?: number): RecordedBranch;
   /** Kills the half-built process. */
   abandon(): void;
 }
@@ -137,8 +145,9 @@ export function prepareRestore(store: Store, id: number, opts: RestoreOptions = 
     get checkpointId() { return s.id; },
     get pid() { return s.pid; },
     absorb: (next) => s.absorb(next),
+    absorbDelta: (state, changes) => s.absorbDelta(state, changes),
     finish: () => s.complete(true),
-    record: () => s.record(),
+    record: (asId) => s.record(asId),
     abandon: () => s.kill(),
   };
 }
@@ -236,8 +245,19 @@ class SingleRestore {
 
   absorb(next: number): boolean {
     const info = this.store.get(next);
-    if (!info || info.parentId !== this.id || info.tree || this.sealed || !this.remote || !this.plan) return false;
-    const state = this.store.getState(next);
+    if (!info || info.parentId !== this.id || info.tree) return false;
+    return this.absorbWith(next, () => this.store.getState(next), () => this.store.changes(next));
+  }
+
+  absorbDelta(state: ProcessState, changes: { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] }): boolean {
+    // Not in the store: its timeline entry waits for record(id) with the id it is imported as.
+    return this.absorbWith(null, () => state, () => changes);
+  }
+
+  /** Writes a child checkpoint's changes in when it keeps the same mappings (id null: not in the store yet). */
+  private absorbWith(next: number | null, stateOf: () => ProcessState, changesOf: () => { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] }): boolean {
+    if (this.sealed || !this.remote || !this.plan) return false;
+    const state = stateOf();
     const plan = buildRestorePlan(state, this.stubMaps, { trampoline: this.plan.trampoline });
     if (!sameLayout(this.plan, plan)) return false;
     const r = this.remote;
@@ -245,13 +265,16 @@ class SingleRestore {
       // The result's time and steps then cover what remains from this round on (a migration's downtime).
       this.t0 = performance.now();
       this.steps.length = 0;
-      this.id = next;
+      if (next !== null) {
+        this.id = next;
+        this.redirect = redirectFor(this.store, next, this.opts);
+      }
+      this.pendingId = next === null;
       this.state = state;
-      this.redirect = redirectFor(this.store, next, this.opts);
       this.check();
       this.step('memory changes', () => {
-        const ch = this.store.changes(next);
-        const w = writePages(r, plan, cancellable(ch.runs, this.opts.signal, next), { fresh: false });
+        const ch = changesOf();
+        const w = writePages(r, plan, cancellable(ch.runs, this.opts.signal, next ?? this.id), { fresh: false });
         dropPages(r, plan, ch.absent);
         this.bytesWritten += w.bytes;
         this.writeMs += w.writeMs;
@@ -260,6 +283,9 @@ class SingleRestore {
     });
     return true;
   }
+
+  /** The state absorbed last is not in the store yet (absorbDelta): record() needs its id. */
+  private pendingId = false;
 
   /**
    * The rest of the steps; the process runs when it returns. deferRecord leaves the restored
@@ -289,9 +315,10 @@ class SingleRestore {
     }
     if (written.warnings.length) warning = [warning, ...written.warnings].filter(Boolean).join(' ');
     const durationMs = +(performance.now() - this.t0).toFixed(2);
-    this.pendingRecord = () => {
+    this.pendingRecord = (asId) => {
       try {
-        return { branchCheckpointId: recordBranch(this.store, id, state, pid, threads.tids) };
+        if (this.pendingId && asId === undefined) return { branchCheckpointId: null, warning: 'The restored process runs, but its checkpoint is not in the store, so its timeline entry was not written.' };
+        return { branchCheckpointId: recordBranch(this.store, asId ?? id, state, pid, threads.tids) };
       } catch (e) {
         // The process runs; only the timeline entry is missing (e.g. a read-only store).
         return { branchCheckpointId: null, warning: `The restored process runs, but the store could not record it: ${(e as Error).message}` };
@@ -307,13 +334,13 @@ class SingleRestore {
     };
   }
 
-  private pendingRecord: (() => RecordedBranch) | null = null;
+  private pendingRecord: ((asId?: number) => RecordedBranch) | null = null;
 
-  /** Writes the restored process's timeline entry (once; complete() first). */
-  record(): RecordedBranch {
+  /** Writes the restored process's timeline entry (once; complete() first). asId: see PreparedRestore.record. */
+  record(asId?: number): RecordedBranch {
     const f = this.pendingRecord;
     this.pendingRecord = null;
-    return f ? f() : { branchCheckpointId: null };
+    return f ? f(asId) : { branchCheckpointId: null };
   }
 }
 

@@ -4,13 +4,19 @@
  * capture/ghost-files.ts) is added again on the recreated file, through /proc/self/fd/N of the
  * descriptor that gets it. A watch whose file was deleted and that nothing in the checkpoint holds
  * cannot watch anything again (no path leads to it): it is left out and pre-flight names it. A watch
- * whose file cannot be found for another reason (a mount not visible) is refused, as before.
+ * whose file cannot be found for another reason (a mount not visible) is refused, as before, and so
+ * is a descriptor holding unread events (capture/inotify-queue.ts): they cannot be queued again.
  */
 import type { FdState } from '../state/process-state';
 import type { FdAction } from './fd-plan';
 import { parseWatch } from './inotify-watch';
 
 export function planInotify(f: FdState, all: readonly FdState[], plan: (x: FdState) => FdAction): FdAction {
+  const queued = Number(f.info?.queuedBytes ?? 0);
+  if (queued > 0) {
+    return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd} (inotify): ${queued} bytes of events were waiting unread at the checkpoint, and a restore cannot queue them again (the program would never see them)`,
+      fix: 'Checkpoint again once the program has read its inotify events (they are usually read within milliseconds).' };
+  }
   const raw = Array.isArray(f.info?.watches) ? (f.info.watches as unknown[]).map(String) : [];
   const parsed = raw.map(parseWatch).sort((a, b) => a.wd - b.wd);
   const watches: { wd: number; mask: number; path: string }[] = [];

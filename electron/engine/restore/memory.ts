@@ -4,14 +4,16 @@
  * offset), and writing the saved pages into them. Runs only inside the stub through Remote; must
  * never write page contents into a MAP_SHARED file mapping (that would change the file on disk).
  */
-import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
-import type { PageRun } from '../store/api';
+import type { LocatedPart, LocatedRun, PageRun } from '../store/api';
+import { HASH_LEN } from '../store/format';
+import { hashPage } from '../store/hash';
 import type { Remote } from './remote';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
 import { NR, PR_SET_VMA } from './sysno';
 import { O_RDWR } from './fd-plan';
 import { UffdFill } from './uffd-fill';
+import { PageFill, type FillSource } from './page-fill';
 import { currentSegments } from '../state/sysv-shm';
 import { MappedGhostFiles } from './mapped-ghosts';
 
@@ -35,15 +37,35 @@ export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string,
   const fds = new Map<string, bigint>();
   // Deleted files mapped privately, recreated once per inode (the bytes are on one of its mappings).
   const ghosts = new MappedGhostFiles(plan.steps.flatMap((s) => (s.ghost ? [s.ghost] : [])));
-  // Shared memory one object for several processes of a tree: mapped from it, at its offset.
-  const fromObject = (s: MapStep): number | undefined => (s.object !== undefined ? shared.get(s.object.key) : undefined);
+  // Shared memory one object for several processes of a tree: mapped from it, at its offset. A
+  // memfd's mappings are mapped from a memfd of the same name made again here (maps shows
+  // "/memfd:NAME (deleted)" at the same offsets, not "/dev/zero (deleted)").
+  const memfds = new Map<string, bigint>();
+  const memfdFor = (s: MapStep): bigint => {
+    const key = s.object!.key;
+    let fd = memfds.get(key);
+    if (fd === undefined) {
+      const size = plan.steps.filter((x) => x.object?.key === key).reduce((n, x) => (x.object!.offset + (x.end - x.start) > n ? x.object!.offset + (x.end - x.start) : n), 0n);
+      r.resetScratch();
+      fd = r.call(NR.memfd_create, [r.putString(s.memfdName!), MFD_CLOEXEC], `memfd_create(${s.memfdName}) for ${s.label}`);
+      memfds.set(key, fd);
+      r.call(NR.ftruncate, [fd, size], `ftruncate of memfd ${s.memfdName} to ${size} bytes`);
+    }
+    return fd;
+  };
+  const fromObject = (s: MapStep): bigint | undefined => {
+    if (s.object === undefined) return undefined;
+    const parked = shared.get(s.object.key);
+    if (parked !== undefined) return BigInt(parked);
+    return s.memfdName !== undefined ? memfdFor(s) : undefined;
+  };
   try {
     for (const s of plan.steps) {
       if (s.aliasOf !== undefined && fromObject(s) === undefined) continue; // after its primary exists (below)
       if (s.shm) { attachSegment(r, s, s.shm); continue; }
       const obj = fromObject(s);
       if (obj !== undefined) {
-        const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(MAP_SHARED | MAP_FIXED), BigInt(obj), s.object!.offset], `mmap of ${s.label} (shared by the tree)`);
+        const got = r.call(NR.mmap, [s.start, s.end - s.start, BigInt(s.prot | (needsWritableWhileFilling(s) ? PROT_WRITE : 0)), BigInt(MAP_SHARED | MAP_FIXED), obj, s.object!.offset], `mmap of ${s.label} (from its shared object)`);
         if (got !== s.start) throw new StasisError('INTERNAL', `mmap of ${s.label} landed at 0x${got.toString(16)}.`);
         nameMapping(r, s);
         continue;
@@ -81,12 +103,13 @@ export function mapAll(r: Remote, plan: RestorePlan, shared: ReadonlyMap<string,
       }
     }
   } finally {
-    for (const fd of fds.values()) r.raw(NR.close, [fd]);
+    for (const fd of [...fds.values(), ...memfds.values()]) r.raw(NR.close, [fd]);
     ghosts.close();
   }
 }
 
 const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+const MFD_CLOEXEC = 1n;
 
 function nameMapping(r: Remote, s: MapStep): void {
   if (!s.anonName) return;
@@ -130,79 +153,95 @@ export function sealProtections(r: Remote, plan: RestorePlan): void {
   }
 }
 
-/** One page the self-check reads back after every page is in: where, in which mapping, what hash. */
-interface Sample { va: bigint; label: string; sha: string }
+/** One page the self-check reads back after every page is in: where, in which mapping, its content hash. */
+interface Sample { va: bigint; label: string; hash: Buffer }
 
-const sha = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
+const ZERO_HASH = hashPage(Buffer.alloc(4096));
 
 /**
- * Writes the materialized pages: into fresh private anonymous memory that no transparent huge page
- * can back with UFFDIO_COPY (restore/uffd-fill.ts: each page allocated and filled in one step, no
- * zeroing fault first), elsewhere with process_vm_writev or /proc/PID/mem. Zero runs are skipped where the mapping is anonymous (already
- * zero) but written into private file mappings (where zero differs from the file's bytes).
- * Self-check: the first page of every write and of every skipped zero run is hashed, and once all
- * pages are in each is read back from the new process; a page that differs (a write that landed in
- * the wrong place, a later run overwriting an earlier one, a mapping that was not fresh) fails the
- * step instead of handing back different bytes.
+ * Writes the checkpoint's pages (read ones, PageRun, or located ones, LocatedRun, which the page fill
+ * copies straight from the segment files): into fresh private anonymous memory that no transparent
+ * huge page can back with UFFDIO_COPY (restore/uffd-fill.ts: each page allocated and filled in one
+ * step, no zeroing fault first), elsewhere with process_vm_writev or /proc/PID/mem (page-fill.ts).
+ * Zero runs are skipped where the mapping is anonymous (already zero) but written into private file
+ * mappings (where zero differs from the file's bytes).
+ * Self-check: once all pages are in, the first page of every write and of every skipped zero run is
+ * read back from the new process and its content hash compared with the stored one; a page that
+ * differs (a write that landed in the wrong place, a later run overwriting an earlier one, a mapping
+ * that was not fresh) fails the step instead of handing back different bytes.
  */
-export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun>, opts: { fresh?: boolean } = {}): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
+export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun | LocatedRun>, opts: { fresh?: boolean } = {}): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
   // Over memory that already holds an earlier round's pages (a prepared restore), zero runs must be written too.
   const fresh = opts.fresh !== false;
   const steps = plan.steps;
   let si = 0;
   let bytes = 0;
-  let zero: Buffer | null = null;
-  let writeMs = 0;
   const samples: Sample[] = [];
-  const zeroSha = sha(Buffer.alloc(4096));
   // STASIS_RESTORE_FILL=writev turns UFFDIO_COPY off (bench/restore.ts compares both in one run).
-  const fill = fresh && process.env.STASIS_RESTORE_FILL !== 'writev' ? UffdFill.open(r, steps) : null;
+  const uffd = fresh && process.env.STASIS_RESTORE_FILL !== 'writev' ? UffdFill.open(r, steps) : null;
+  const fill = new PageFill(r, uffd);
   try {
-  for (const run of pages) {
-    const w0 = performance.now();
-    let va = run.vaddr;
-    const end = run.vaddr + BigInt(run.pages) * 4096n;
-    while (va < end) {
-      while (si < steps.length && steps[si].end <= va) si++;
-      const s: MapStep | undefined = steps[si];
-      if (!s || s.start > va) {
-        // Pages of no mapping we create: only the moved kernel mappings ([vdso]) may hold them.
-        const to = !s || s.start >= end ? end : s.start;
-        if (!inSpecial(plan, va, to)) throw new StasisError('INTERNAL', `The checkpoint holds pages at 0x${va.toString(16)}-0x${to.toString(16)} that lie in none of its mappings; the restore was abandoned rather than leaving them out (a Stasis bug: please report it).`);
-        va = to;
-        continue;
-      }
-      const stop = s.end < end ? s.end : end;
-      const len = Number(stop - va);
-      if (s.writeContents) {
-        if (run.data) {
-          const from = Number(va - run.vaddr);
-          const chunk = run.data.subarray(from, from + len);
-          if (fill?.covers(va, stop)) fill.copy(va, chunk, (at, page) => r.writeBulk(at, page));
-          else if ((s.prot & PROT_WRITE) || needsWritableWhileFilling(s)) r.writeBulk(va, chunk);
-          else r.write(va, run.data.subarray(from, from + len));
-          samples.push({ va, label: s.label, sha: sha(run.data.subarray(from, from + 4096)) });
-          bytes += len;
-        } else if (s.kind !== 'file-private' && fresh) {
-          samples.push({ va, label: s.label, sha: zeroSha });
-        } else {
-          if (!zero || zero.length < len) zero = Buffer.alloc(Math.max(len, 1 << 20));
-          for (let off = 0; off < len; off += zero.length) {
-            const n = Math.min(zero.length, len - off);
-            r.write(va + BigInt(off), zero.subarray(0, n));
-          }
-          bytes += len;
+    for (const run of pages) {
+      const parts = 'parts' in run ? run.parts : run.data ? [{ pages: run.pages, data: run.data }] : null;
+      let va = run.vaddr;
+      const end = run.vaddr + BigInt(run.pages) * 4096n;
+      while (va < end) {
+        while (si < steps.length && steps[si].end <= va) si++;
+        const s: MapStep | undefined = steps[si];
+        if (!s || s.start > va) {
+          // Pages of no mapping we create: only the moved kernel mappings ([vdso]) may hold them.
+          const to = !s || s.start >= end ? end : s.start;
+          if (!inSpecial(plan, va, to)) throw new StasisError('INTERNAL', `The checkpoint holds pages at 0x${va.toString(16)}-0x${to.toString(16)} that lie in none of its mappings; the restore was abandoned rather than leaving them out (a Stasis bug: please report it).`);
+          va = to;
+          continue;
         }
+        const stop = s.end < end ? s.end : end;
+        const len = Number(stop - va);
+        if (s.writeContents) {
+          if (parts) {
+            const first = Number(va - run.vaddr) / 4096;
+            const method = uffd?.covers(va, stop) ? 'uffd' : (s.prot & PROT_WRITE) || needsWritableWhileFilling(s) ? 'write' : 'mem';
+            for (const piece of slice(parts, first, len / 4096)) fill.add(va + BigInt(piece.at) * 4096n, piece.pages * 4096, method, piece.source);
+            const hash = 'hashes' in run ? run.hashes.subarray(first * HASH_LEN, (first + 1) * HASH_LEN) : hashPage(run.data!.subarray(first * 4096, (first + 1) * 4096));
+            samples.push({ va, label: s.label, hash });
+            bytes += len;
+          } else if (s.kind !== 'file-private' && fresh) {
+            samples.push({ va, label: s.label, hash: ZERO_HASH });
+          } else {
+            for (let off = 0; off < len; off += ZEROS.length) {
+              const n = Math.min(ZEROS.length, len - off);
+              fill.add(va + BigInt(off), n, (s.prot & PROT_WRITE) || needsWritableWhileFilling(s) ? 'write' : 'mem', { data: ZEROS, offset: 0 });
+            }
+            bytes += len;
+          }
+        }
+        va = stop;
       }
-      va = stop;
     }
-    writeMs += performance.now() - w0;
-  }
+    fill.flush();
   } finally {
-    fill?.close();
+    uffd?.close();
   }
   checkSamples(r, samples);
-  return { bytes, pages: bytes / 4096, writeMs, checkedPages: samples.length };
+  return { bytes, pages: bytes / 4096, writeMs: fill.ms, checkedPages: samples.length };
+}
+
+const ZEROS = Buffer.alloc(1 << 20);
+
+/** The pieces of parts covering pages [from, from + count) of their run: `at` counts pages from `from`. */
+function* slice(parts: readonly LocatedPart[], from: number, count: number): Generator<{ at: number; pages: number; source: FillSource }> {
+  let base = 0; // first page of the current part within the run
+  for (const p of parts) {
+    const lo = Math.max(from, base);
+    const hi = Math.min(from + count, base + p.pages);
+    if (lo < hi) {
+      const skip = (lo - base) * 4096;
+      const source: FillSource = 'path' in p ? { path: p.path, offset: p.offset + skip } : { data: p.data, offset: skip };
+      yield { at: lo - from, pages: hi - lo, source };
+    }
+    base += p.pages;
+    if (base >= from + count) return;
+  }
 }
 
 /**
@@ -233,7 +272,7 @@ function checkSamples(r: Remote, samples: Sample[]): void {
   const page = Buffer.alloc(4096);
   for (const x of samples) {
     const n = r.read(x.va, page);
-    if (n !== page.length || sha(page) !== x.sha) {
+    if (n !== page.length || !hashPage(page).equals(x.hash)) {
       throw new StasisError('INTERNAL', `Restore self-check: the page at 0x${x.va.toString(16)} (mapping ${x.label}) ${n !== page.length ? 'could not be read back' : 'holds different bytes than the checkpoint'} after all pages were written. The restore was abandoned rather than handing back wrong memory (a Stasis bug: please report it).`);
     }
   }

@@ -4,7 +4,8 @@
  * /proc/PID/exe pointing at the original executable), and the process name. Runs after every
  * mapping exists (the kernel validates the addresses against them).
  */
-import type { ProcessState } from '../state/process-state';
+import { StasisError } from '../../../shared/errors';
+import { deletedExeMapping, type ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { NR, PR_SET_MM, PR_SET_MM_MAP, PR_SET_MM_MAP_SIZE, PR_SET_NAME } from './sysno';
 
@@ -21,7 +22,11 @@ export function setMm(r: Remote, state: ProcessState): void {
   const auxv = Buffer.alloc(state.auxv.length * 8);
   state.auxv.forEach((v, i) => auxv.writeBigUInt64LE(BigInt.asUintN(64, v), i * 8));
   const auxvAddr = auxv.length ? r.put(auxv) : 0n;
-  const exeFd = r.call(NR.open, [r.putString(state.exe), BigInt(O_RDONLY | O_CLOEXEC), 0n], `open(${state.exe}) as the process's executable`);
+  // A deleted executable was recreated (deleted again) for its mapping: reached through that mapping.
+  const deleted = state.exeDeleted ? deletedExeMapping(state) : undefined;
+  if (state.exeDeleted && !deleted) throw new StasisError('UNSUPPORTED', `The executable ${state.exe} was deleted and is not mapped: nothing can stand for it.`);
+  const exePath = deleted ? `/proc/self/map_files/${deleted.start.toString(16)}-${deleted.end.toString(16)}` : state.exe;
+  const exeFd = r.call(NR.open, [r.putString(exePath), BigInt(O_RDONLY | O_CLOEXEC), 0n], `open(${exePath}) as the process's executable`);
   try {
     const m = state.mm;
     const map = Buffer.alloc(size);

@@ -52,6 +52,8 @@ export interface MapStep extends Range {
   aliasOf?: bigint;
   /** shared-anon: the shmem object's identity and this mapping's offset in it (restore/tree-shm.ts), to map a tree's one copy of it. */
   object?: { key: string; offset: bigint };
+  /** shared-anon of a memfd ("/memfd:NAME"): NAME, to make it again as a memfd of that name (memory.ts mapAll). */
+  memfdName?: string;
   /** sysv-shm: the segment to attach again (shmat) and SHM_* flags; its pages live in the segment. */
   shm?: { shmid: number; flags: number };
   /** file-private of a file deleted at capture: the mapping whose saved bytes recreate it (mapped-ghosts.ts). */
@@ -114,7 +116,8 @@ function mapStepShape(m: MappingState): MapStep {
   }
   if (m.kind === 'shared-anon' || shared) {
     const object = shmObjectKey(m);
-    return { ...base, kind: 'shared-anon', flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, writeContents: true, ...(object ? { object: { key: object, offset: m.offset } } : {}) };
+    const memfdName = object && m.path.startsWith('/memfd:') ? m.path.slice('/memfd:'.length) : undefined;
+    return { ...base, kind: 'shared-anon', flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, writeContents: true, ...(object ? { object: { key: object, offset: m.offset } } : {}), ...(memfdName !== undefined ? { memfdName } : {}) };
   }
   let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
   if (m.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;

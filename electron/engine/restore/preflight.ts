@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpusOf, parseCpuList } from '../state/sched-attrs';
-import type { ProcessState } from '../state/process-state';
+import { deletedExeMapping, type ProcessState } from '../state/process-state';
 import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
@@ -13,6 +13,8 @@ import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
 import { planMappedGhost } from './mapped-ghosts';
 import { attachesLive, currentSegments, segmentProblem } from '../state/sysv-shm';
+import { semUndoProblem } from '../state/sysv-sem';
+import { namespaceNote, namespaceProblem } from '../state/namespaces';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
 
@@ -81,11 +83,17 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'This checkpoint uses a kernel mapping Stasis cannot recreate; it cannot be restored yet.'));
 
   let exeProblem: string | null = null;
-  if (state.exeFile) exeProblem = fileChanged(state.exe, state.exeFile);
+  let exeFix = 'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.';
+  if (state.exeDeleted) {
+    // Deleted while it ran: it comes back from the bytes saved with its mapping, like a deleted library.
+    const m = deletedExeMapping(state);
+    const g = m ? planMappedGhost(m, state.mappings) : { refuse: `the executable ${state.exe} was deleted while the program ran and is not mapped, so its bytes are not in the checkpoint`, fix: exeFix };
+    if ('refuse' in g) { exeProblem = g.refuse; exeFix = g.fix; }
+  } else if (state.exeFile) exeProblem = fileChanged(state.exe, state.exeFile);
   else if (!existsSync(state.exe)) exeProblem = `${state.exe} no longer exists`;
   items.push(item('exe', 'Executable unchanged', exeProblem === null,
-    exeProblem ?? `${state.exe} is the file the process ran.`,
-    'Reinstall the exact program version the checkpoint was taken from, or restore a checkpoint taken with the current version.'));
+    exeProblem ?? (state.exeDeleted ? `${state.exe} was deleted while the program ran: it comes back from the checkpoint, deleted again.` : `${state.exe} is the file the process ran.`),
+    exeFix));
 
   const fileProblems: string[] = [];
   const ghostFixes = new Set<string>();
@@ -120,6 +128,16 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     shmProblems.length === 0 ? `${new Set(state.mappings.filter(attachesLive).map((m) => m.inode)).size} System V segment(s) attached again as they are now.` : `${shmProblems.join('; ')}: a private copy would no longer be shared with the other processes or found by its id.`,
     'A System V segment lives until it is removed (IPC_RMID, ipcrm) or the machine restarts: restore before that, or checkpoint the program when it has detached it.'));
 
+  const nsProblem = namespaceProblem(state.namespaces);
+  items.push(item('namespaces', 'Namespaces', nsProblem === null,
+    nsProblem ?? [state.namespaces?.kinds.includes('uts') ? `The process's own UTS namespace is made again with its host name ${state.namespaces.uts?.nodename ?? '?'}.` : 'The process ran in the same IPC, user, time and UTS namespaces as Stasis.', namespaceNote(state.namespaces)].filter(Boolean).join(' '),
+    'Run Stasis inside those namespaces for both the checkpoint and the restore (e.g. `nsenter --target PID --all stasis ...`), so the process is in the namespaces Stasis runs in.'));
+
+  const semProblem = state.semUndo?.length ? semUndoProblem(state.semUndo) : null;
+  items.push(item('sysv-sem', 'System V semaphores held (SEM_UNDO)', semProblem === null,
+    semProblem ?? (state.semUndo?.length ? `${state.semUndo.length} semaphore(s) the process held with SEM_UNDO are taken again.` : 'The process held no System V semaphore with SEM_UNDO (or the checkpoint was not taken with --kill, the only time that can be measured).'),
+    'Restore while the semaphore set exists and the semaphores the process held are free (the other processes using them may be holding them now).'));
+
   const aliases = sharedAliases(state.mappings);
   const hex = (m: { start: bigint; end: bigint }): string => `${m.start.toString(16)}-${m.end.toString(16)}`;
   items.push(item('shared-aliases', 'Shared memory at one address each', aliases.length === 0,
@@ -147,7 +165,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
       fdFixes.add(a.fix);
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost' || a.action === 'inet-socket') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if ((a.action === 'epoll' || a.action === 'inotify') && a.dropped) fdNotes.push(`fd ${a.fd} (${a.action}): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,

@@ -11,12 +11,13 @@ import type { RestorePlan } from './plan';
 import type { Remote } from './remote';
 import { mapAll, sealProtections, unmapStub, writePages } from './memory';
 import { moveSpecials } from './specials';
-import { applyAdvice } from './vma-advice';
+import { applyAdvice, restoreMlockFuture } from './vma-advice';
 import { setMm } from './mm';
 import { setFsState } from './fs-state';
 import { raisePending, setSignalHandlers } from './signals';
 import { closeInheritedFds, closeParked, restoreFds, takeForeground, type ParkedFds } from './fds';
 import { restoreTimers } from './timers';
+import { restoreSemUndo } from './sem-undo';
 import { restoreLocks } from './file-locks';
 import { restoreControls } from './sched';
 import { restoreThreadState } from './thread-state';
@@ -90,7 +91,7 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
   step('memory contents', () => {
     // The checkpoint's size says how many pages the store will hand out (zero runs included).
     const pages = Math.ceil((store.get(id)?.stats.logicalBytes ?? 0) / 4096);
-    const w = writePages(r, plan, cancellable(store.materialize(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
+    const w = writePages(r, plan, cancellable(store.materializeLocated(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
     bytesWritten = w.bytes;
     writeMs = w.writeMs;
     if (seal) sealProtections(r, plan);
@@ -118,9 +119,11 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   // The other threads share the main thread's memory, files and handlers, so they come after them.
   step('threads', () => { threads = createThreads(r, state, r.pid === state.pid); });
   step('timers', () => restoreTimers(r, state, threads.tids));
+  if (state.semUndo?.length) step('semaphore undo', () => restoreSemUndo(r, state));
   step('thread state', () => {
     restoreThreadState(r, th);
     restoreControls(r, state);
+    restoreMlockFuture(r, state);
   });
   step('pending signals', () => { warnings = raisePending(r, state, threads.tids); });
   step('registers', () => {

@@ -35,6 +35,11 @@ export class Remote {
   /** Number of system calls injected so far (for benchmarks and messages). */
   calls = 0;
 
+  /** The writable /proc/PID/mem descriptor of the current target (page fill copies through it on threads). */
+  get memDescriptor(): number {
+    return this.memFd;
+  }
+
   get pid(): number {
     return this._pid;
   }

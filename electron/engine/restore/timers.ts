@@ -1,12 +1,14 @@
 /**
  * Restore step "timers": interval timers (setitimer: real, virtual, prof) with their remaining time
  * and interval, and POSIX timers re-created with their original ids (PR_TIMER_CREATE_RESTORE_IDS,
- * Linux 6.16+) then armed. A timer that was due at checkpoint time fires right away.
+ * Linux 6.16+) then armed. Wall-clock timers are armed for what is left of them now (state/timer-clock.ts):
+ * one that came due while the process was checkpointed, or was due at checkpoint time, fires right away.
  */
 import { StasisError } from '../../../shared/errors';
 import type { ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { NR, PR_TIMER_CREATE_RESTORE_IDS } from './sysno';
+import { elapsedSince, isWallClock, timerAfter } from '../state/timer-clock';
 
 const WHICH = { real: 0, virtual: 1, prof: 2 } as const;
 const SIGEV_SIGNAL = 0, SIGEV_NONE = 1, SIGEV_THREAD_ID = 4;
@@ -18,13 +20,22 @@ function ts(ns: bigint): [bigint, bigint] {
   return [ns / 1_000_000_000n, ns % 1_000_000_000n];
 }
 
+/** What is left of a timer `elapsedNs` after the checkpoint; 1 ns (fire now) when it came due meanwhile. */
+function leftNow(valueNs: bigint, intervalNs: bigint, elapsedNs: bigint): bigint {
+  if (valueNs === 0n) return intervalNs === 0n ? 0n : 1n;
+  const after = timerAfter(valueNs, intervalNs, elapsedNs);
+  return after.missed > 0n ? 1n : after.valueNs;
+}
+
 /** `tids`: saved tid -> tid in the new process, for timers that signal one thread (SIGEV_THREAD_ID). */
 export function restoreTimers(r: Remote, state: ProcessState, tids: ReadonlyMap<number, number>): void {
+  const elapsed = elapsedSince(state.timers.clock);
   for (const t of state.timers.itimers ?? []) {
     if (t.valueUs === 0n && t.intervalUs === 0n) continue;
     r.resetScratch();
     const b = Buffer.alloc(32);
-    const value = t.valueUs === 0n ? 1n : t.valueUs;
+    // ITIMER_VIRTUAL and ITIMER_PROF count the process's CPU time, which stood still with it.
+    const value = (leftNow(t.valueUs * 1000n, t.intervalUs * 1000n, t.which === 'real' ? elapsed : 0n) + 999n) / 1000n;
     [...tv(t.intervalUs), ...tv(value)].forEach((v, i) => b.writeBigInt64LE(v, i * 8));
     r.call(NR.setitimer, [BigInt(WHICH[t.which]), r.put(b), 0n], `setitimer(${t.which})`);
   }
@@ -57,7 +68,7 @@ export function restoreTimers(r: Remote, state: ProcessState, tids: ReadonlyMap<
     if (got.readInt32LE(0) !== t.id) throw new StasisError('INTERNAL', `POSIX timer ${t.id} came back as ${got.readInt32LE(0)}.`);
     if (t.valueNs === 0n && t.intervalNs === 0n) continue;
     const spec = Buffer.alloc(32);
-    [...ts(t.intervalNs), ...ts(t.valueNs === 0n ? 1n : t.valueNs)].forEach((v, i) => spec.writeBigInt64LE(v, i * 8));
+    [...ts(t.intervalNs), ...ts(leftNow(t.valueNs, t.intervalNs, isWallClock(t.clock) ? elapsed : 0n))].forEach((v, i) => spec.writeBigInt64LE(v, i * 8));
     r.call(NR.timer_settime, [BigInt(t.id), 0n, r.put(spec), 0n], `timer_settime (POSIX timer ${t.id})`);
   }
   r.raw(NR.prctl, [BigInt(PR_TIMER_CREATE_RESTORE_IDS), 0n, 0n, 0n, 0n]);

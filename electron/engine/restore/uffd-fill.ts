@@ -44,6 +44,11 @@ export class UffdFill {
     return new UffdFill(fd, ranges);
   }
 
+  /** The userfaultfd (page-fill.ts hands it to the addon's threads). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
   covers(va: bigint, end: bigint): boolean {
     return this.fd >= 0 && this.ranges.some((x) => va >= x.start && end <= x.end);
   }

@@ -4,10 +4,10 @@
  * Owns only this file; must never open or touch the store's own index or segments.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
-import type { QuietHours, RetentionPolicy, RunRecord, RunResult, Schedule, ScheduleSpec, ScheduleState, ScheduleTarget, ScheduleTiming } from './types';
+import type { LastSend, SendTarget, QuietHours, RetentionPolicy, RunRecord, RunResult, Schedule, ScheduleSpec, ScheduleState, ScheduleTarget, ScheduleTiming } from './types';
 
 export const SCHEDULE_DB_FILE = 'schedules.db';
 
@@ -69,6 +69,9 @@ const migrations: string[] = [
   // checkpoints then count as the user's own (never pruned by any policy or quota).
   `CREATE TABLE schedule_checkpoints (checkpoint_id INTEGER PRIMARY KEY, schedule_id INTEGER NOT NULL);
    INSERT OR IGNORE INTO schedule_checkpoints (checkpoint_id, schedule_id) SELECT checkpoint_id, schedule_id FROM runs WHERE checkpoint_id IS NOT NULL;`,
+  // "Also send to": the destination with its pairing token (this file is 0600 in the 0700 store), and the last send's outcome.
+  `ALTER TABLE schedules ADD COLUMN send_to TEXT;
+   ALTER TABLE schedules ADD COLUMN last_send TEXT;`,
 ];
 
 /** Runs kept per schedule; older ones are trimmed (a 1-second schedule would otherwise add 86,400 a day). */
@@ -92,6 +95,8 @@ interface ScheduleRow {
   incrementals_since_full: number;
   failures: number;
   retry_slot_at: number | null;
+  send_to: string | null;
+  last_send: string | null;
 }
 
 interface RunRow {
@@ -133,6 +138,8 @@ function toSchedule(r: ScheduleRow): Schedule {
     incrementalsSinceFull: r.incrementals_since_full,
     failures: r.failures,
     retrySlotAt: r.retry_slot_at,
+    sendTo: r.send_to ? (JSON.parse(r.send_to) as SendTarget) : null,
+    lastSend: r.last_send ? (JSON.parse(r.last_send) as LastSend) : null,
   };
 }
 
@@ -176,8 +183,10 @@ const columnOf: Record<keyof ScheduleUpdate, string> = {
   incrementalsSinceFull: 'incrementals_since_full',
   failures: 'failures',
   retrySlotAt: 'retry_slot_at',
+  sendTo: 'send_to',
+  lastSend: 'last_send',
 };
-const jsonColumns = new Set(['target', 'timing', 'quietHours', 'retention']);
+const jsonColumns = new Set(['target', 'timing', 'quietHours', 'retention', 'sendTo', 'lastSend']);
 
 export class ScheduleDb {
   readonly db: Database.Database;
@@ -191,6 +200,10 @@ export class ScheduleDb {
       this.db = new Database(this.path);
     } catch (err) {
       throw new StasisError('PERMISSION_DENIED', `Cannot open the schedule database ${this.path} (${(err as Error).message}); check that the store directory is writable.`);
+    }
+    // It may hold a schedule's pairing token: readable by this user only (the WAL and shm files SQLite creates take this mode).
+    for (const f of [this.path, `${this.path}-wal`, `${this.path}-shm`]) {
+      try { chmodSync(f, 0o600); } catch { /* not created yet, or not ours to change: the 0700 directory still guards it */ }
     }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
@@ -219,9 +232,9 @@ export class ScheduleDb {
 
   add(spec: ScheduleSpec, now: number, nextRunAt: number | null): Schedule {
     const r = this.db
-      .prepare(`INSERT INTO schedules (target, timing, full_every, quiet_hours, retention, label, state, created_at, next_run_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)`)
-      .run(JSON.stringify(spec.target), JSON.stringify(spec.timing), spec.fullEvery, spec.quietHours ? JSON.stringify(spec.quietHours) : null, JSON.stringify(spec.retention), spec.label, now, nextRunAt);
+      .prepare(`INSERT INTO schedules (target, timing, full_every, quiet_hours, retention, label, state, created_at, next_run_at, send_to)
+                VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)`)
+      .run(JSON.stringify(spec.target), JSON.stringify(spec.timing), spec.fullEvery, spec.quietHours ? JSON.stringify(spec.quietHours) : null, JSON.stringify(spec.retention), spec.label, now, nextRunAt, spec.sendTo ? JSON.stringify(spec.sendTo) : null);
     return this.get(Number(r.lastInsertRowid))!;
   }
 

@@ -7,11 +7,13 @@ import type { Store } from '../store/api';
 import type { Clock } from './clock';
 import { ScheduleDb } from './db';
 import { Scheduler, type CaptureFn, type RetryPolicy } from './scheduler';
+import { ScheduleSendTo } from './send-to';
 
 export { ScheduleDb } from './db';
 export { Scheduler, DEFAULT_RETRY, runJson, type CaptureFn, type CaptureResult, type RetryPolicy } from './scheduler';
 export * from './service';
 export { lockHolder } from './lock';
+export { ScheduleSendTo, lastSendJson } from './send-to';
 export type * from './types';
 
 const open = new Map<string, ScheduleDb>();
@@ -53,12 +55,17 @@ export interface RunningScheduler {
 export function startScheduler(opts: StartSchedulerOptions): RunningScheduler {
   // A private handle: the loop's transactions must not interleave with the handlers' on one connection.
   const db = new ScheduleDb(opts.storeDir);
-  const scheduler = new Scheduler({ db, store: opts.store, capture: opts.capture, kind: opts.kind, clock: opts.clock, retry: opts.retry, emit: opts.emit, log: opts.log });
+  const sendTo = new ScheduleSendTo({ db, store: opts.store, emit: opts.emit });
+  const scheduler = new Scheduler({
+    db, store: opts.store, capture: opts.capture, kind: opts.kind, clock: opts.clock, retry: opts.retry, emit: opts.emit, log: opts.log,
+    onCommitted: (s) => { if (s.sendTo) sendTo.kick(s.id); },
+  });
   scheduler.start(opts.tickMs ?? 1000);
   return {
     scheduler,
     async stop() {
       await scheduler.stop();
+      await sendTo.stop();
       db.close();
     },
   };

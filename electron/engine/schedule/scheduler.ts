@@ -62,6 +62,8 @@ export interface SchedulerOptions {
   retry?: RetryPolicy;
   emit?: (event: string, payload: unknown) => void;
   log?: (line: string) => void;
+  /** After a run committed a checkpoint (and retention ran): starts background work such as "also send to"; must not throw or wait. */
+  onCommitted?: (s: Schedule) => void;
 }
 
 export interface TickReport {
@@ -206,6 +208,10 @@ export class Scheduler {
     }
     records.push(run);
     this.emit('schedule.run.done', { run: runJson(run) });
+    const now2 = this.db.get(s.id);
+    if (now2) {
+      try { this.opts.onCommitted?.(now2); } catch (err) { this.log(`after schedule #${s.id}'s run: ${toErrorData(err).message}`); }
+    }
     records.push(...this.advance(s, anchor, finishedAt, startedAt));
     return records;
   }

@@ -10,7 +10,8 @@ import { readTargetIdentity } from '../proc/identity';
 import { processStartTime } from './liveness';
 import { GLOBAL_QUOTA_SETTING } from './scheduler';
 import { firstSlot, validateQuietHours, validateTiming } from './timing';
-import type { QuietHours, RetentionPolicy, Schedule, ScheduleTiming } from './types';
+import type { QuietHours, RetentionPolicy, Schedule, ScheduleTiming, SendTarget } from './types';
+import { parseAddress, tokenKey } from '../transfer/tls-link';
 
 export interface AddInput {
   /** {pid, name}: follow the program by name, starting with this running process (registered under the name now). */
@@ -20,11 +21,20 @@ export interface AddInput {
   quietHours: QuietHours | null;
   retention: RetentionPolicy;
   label: string | null;
+  sendTo?: SendTarget | null;
+}
+
+/** A destination is checked here too (the CLI and tests call this without the contract): a clear error before anything is stored. */
+function validateSendTo(t: SendTarget | null | undefined): void {
+  if (!t) return;
+  parseAddress(t.address, false);
+  tokenKey(t.token);
 }
 
 export function addSchedule(db: ScheduleDb, input: AddInput, now: number, store?: () => Store): Schedule {
   validateTiming(input.timing);
   if (input.quietHours) validateQuietHours(input.quietHours);
+  validateSendTo(input.sendTo);
   let target: Schedule['target'];
   if ('pid' in input.target) {
     const pid = input.target.pid;
@@ -42,7 +52,7 @@ export function addSchedule(db: ScheduleDb, input: AddInput, now: number, store?
   } else {
     target = { kind: 'name', name: input.target.name };
   }
-  return db.add({ target, timing: input.timing, fullEvery: input.fullEvery, quietHours: input.quietHours, retention: input.retention, label: input.label }, now, firstSlot(input.timing, now));
+  return db.add({ target, timing: input.timing, fullEvery: input.fullEvery, quietHours: input.quietHours, retention: input.retention, label: input.label, sendTo: input.sendTo ?? null }, now, firstSlot(input.timing, now));
 }
 
 export interface UpdateInput {
@@ -51,13 +61,18 @@ export interface UpdateInput {
   quietHours?: QuietHours | null;
   retention?: RetentionPolicy;
   label?: string | null;
+  /** null: stop sending. */
+  sendTo?: SendTarget | null;
 }
 
 export function updateSchedule(db: ScheduleDb, id: number, input: UpdateInput, now: number): Schedule {
   const s = db.require(id);
   if (input.timing) validateTiming(input.timing);
   if (input.quietHours) validateQuietHours(input.quietHours);
+  validateSendTo(input.sendTo);
   const patch: Parameters<ScheduleDb['update']>[1] = { ...input };
+  // Another destination (or none) holds none of what the last one confirmed: its status starts over.
+  if (input.sendTo !== undefined) patch.lastSend = null;
   if (input.timing && s.state === 'active') patch.nextRunAt = firstSlot(input.timing, now);
   return db.update(id, patch);
 }

@@ -30,6 +30,30 @@ export interface RetentionPolicy {
   quotaBytes?: number;
 }
 
+/** "Also send to": a `stasis receive --listen --keep` (or the app's Receive page kept listening) and its pairing token (a secret: never logged, emitted or shown back whole). */
+export interface SendTarget {
+  address: string;
+  token: string;
+}
+
+/** The last background send of a schedule's checkpoints to its SendTarget. */
+export interface LastSend {
+  result: 'sending' | 'ok' | 'failed';
+  /** When it started ('sending') or ended. */
+  at: number;
+  /** The newest checkpoint of the schedule it was for. */
+  checkpointId: number;
+  /** The destination's id of checkpointId, once it holds it. */
+  remoteId: number | null;
+  /** The newest checkpoint of the schedule the destination confirmed holding (across sends): the next send starts after it. */
+  sentThrough: number | null;
+  /** Checkpoints, pages and wire bytes this send moved. */
+  checkpoints: number;
+  pagesSent: number;
+  bytes: number;
+  error: string | null;
+}
+
 export interface ScheduleSpec {
   target: ScheduleTarget;
   timing: ScheduleTiming;
@@ -38,6 +62,7 @@ export interface ScheduleSpec {
   quietHours: QuietHours | null;
   retention: RetentionPolicy;
   label: string | null;
+  sendTo?: SendTarget | null;
 }
 
 export type ScheduleState = 'active' | 'paused' | 'ended';
@@ -45,6 +70,7 @@ export type RunResult = 'ok' | 'failed' | 'skipped';
 
 export interface Schedule extends ScheduleSpec {
   id: number;
+  sendTo: SendTarget | null;
   state: ScheduleState;
   endedReason: string | null;
   createdAt: number;
@@ -58,6 +84,7 @@ export interface Schedule extends ScheduleSpec {
   failures: number;
   /** While retrying: the slot the failed run was due at, so retries never shift the regular slots. */
   retrySlotAt: number | null;
+  lastSend: LastSend | null;
 }
 
 export interface RunRecord {

@@ -7,6 +7,9 @@
  * (one small module per resource, both halves); never remove or repurpose a field, because old
  * checkpoints on users' disks keep the old shape. Bump STATE_VERSION on any incompatible change.
  */
+import type { TimerClock } from './timer-clock';
+import type { SemUndo } from './sysv-sem';
+import type { OwnNamespaces } from './namespaces';
 export const STATE_VERSION = 1;
 
 export type MappingKind =
@@ -173,6 +176,8 @@ export function socketInode(f: Pick<FdState, 'target'>): number {
 export interface TimerState {
   itimers?: { which: 'real' | 'virtual' | 'prof'; intervalUs: bigint; valueUs: bigint }[];
   posix?: { id: number; clock: number; signo: number; notify: string; sigevValue: bigint; intervalNs: bigint; valueNs: bigint; overrun: number }[];
+  /** When the timers (and timerfds) were read; absent in older checkpoints. */
+  clock?: TimerClock;
 }
 
 export interface ProcessState {
@@ -191,6 +196,10 @@ export interface ProcessState {
   exe: string;
   /** Stat of the executable at capture. */
   exeFile?: { dev: number; inode: number; size: number; mtimeNs: string };
+  /** Namespaces it ran in that were not the engine's (absent: all the engine's, or an older checkpoint). */
+  namespaces?: OwnNamespaces;
+  /** The executable was deleted while the program ran (an upgrade removed it): it comes back from its mapping's saved bytes. */
+  exeDeleted?: boolean;
   cmdline: string[];
   environ?: string[];
   cwd: string;
@@ -199,6 +208,10 @@ export interface ProcessState {
   personality: number;
   /** Absent in checkpoints taken before they were kept. */
   controls?: ProcessControls;
+  /** mlockall(MCL_FUTURE) in force (with MCL_ONFAULT: 'onfault'); absent when not, or in older checkpoints. */
+  mlockFuture?: 'lock' | 'onfault';
+  /** SEM_UNDO records, measured in `--kill` checkpoints (capture/sem-undo.ts); taken again at restore. */
+  semUndo?: SemUndo[];
   rlimits: { resource: number; name: string; cur: bigint; max: bigint }[];
   /** /proc/PID/stat fields 26..52 that PR_SET_MM_MAP needs, plus brk from an injected brk(0). */
   mm: {
@@ -242,4 +255,9 @@ export function decodeState(json: string): ProcessState {
       ? BigInt((v as { $big: string }).$big)
       : v,
   ) as ProcessState;
+}
+
+/** The private mapping of a deleted executable, whose saved bytes bring the file back (MappingState.ghost). */
+export function deletedExeMapping(state: Pick<ProcessState, 'exe' | 'exeFile' | 'mappings'>): MappingState | undefined {
+  return state.mappings.find((m) => m.kind === 'file-private' && m.deleted && m.path === state.exe && (!state.exeFile || m.inode === state.exeFile.inode));
 }

@@ -133,6 +133,22 @@ export interface PageRun {
 }
 
 /**
+ * Where some pages' bytes are, without reading them: `pages` pages at `offset` of the file at `path`
+ * (stored raw), or in `data` (decoded from a compressed block).
+ */
+export type LocatedPart = { pages: number; path: string; offset: number } | { pages: number; data: Buffer };
+
+/** A PageRun that says where its bytes are instead of holding them (materializeLocated). */
+export interface LocatedRun {
+  vaddr: bigint;
+  pages: number;
+  /** null: zero pages. Otherwise parts in address order, adding up to `pages`. */
+  parts: LocatedPart[] | null;
+  /** The stored content hash (BLAKE3, 32 bytes) of each page, concatenated; empty for zero pages. */
+  hashes: Buffer;
+}
+
+/**
  * A run of a checkpoint's pages with where their bytes are stored: `file`/`page` name `count`
  * consecutive stored pages (null file: zero pages). Pages are deduplicated by content, so runs of
  * any checkpoints that name the same stored page hold the same bytes: a reader that groups by it
@@ -222,6 +238,12 @@ export interface Store {
   latest(targetId: number): CheckpointInfo | null;
   /** Every stored page of checkpoint #id, in address order (absent pages are skipped). */
   materialize(id: number): Iterable<PageRun>;
+  /**
+   * The same runs as materialize, naming where the bytes are instead of reading them (raw pages as
+   * file offsets, compressed ones decoded), with each page's content hash: for a reader that copies
+   * straight from the files (restore's page fill).
+   */
+  materializeLocated(id: number): Iterable<LocatedRun>;
   readPage(id: number, vaddr: bigint): Buffer | null;
   /**
    * What checkpoint #id itself changed since its parent, with the bytes: data and zero runs
@@ -272,6 +294,15 @@ export interface Store {
    * the receiving store's checkpoint #continues, which holds id's parent (a migration round).
    */
   exportStream(id: number, file: string, how?: ExportKind, opts?: ExportOptions): ExportResult;
+  /**
+   * Commits from now on (the checkpoint being written included) stay visible to this handle only
+   * and skip their fsyncs until settle() makes them durable and visible to all; discard(), a close
+   * or a crash throws them away whole (never half-visible). Meanwhile the handle writes nothing
+   * else (BUSY). A migration's last round, exported at once and made durable after the cut-over.
+   */
+  deferDurability(): { settle(): void; discard(): void };
+  /** The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a migration's last round. */
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
 }

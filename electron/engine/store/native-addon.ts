@@ -1,9 +1,10 @@
 /**
- * The store's optional native addon (native/store-native, built by node-gyp at npm install): page
- * hashes of a whole chunk in one call (hash.ts) and write-behind of segment blocks on a thread of
- * its own (segments.ts). When it is missing (the build failed: no compiler, say) both callers fall
- * back to what they did without it, with the same bytes on disk. STASIS_STORE_NATIVE=0 turns it
- * off (benchmarks compare both).
+ * The optional native addon (native/store-native, built by node-gyp at npm install): page hashes of
+ * a whole chunk in one call (hash.ts), write-behind of segment blocks on a thread of its own
+ * (segments.ts), and restore's page fill on threads (restore/page-fill.ts). When it is missing (the
+ * build failed: no compiler, say) every caller falls back to what it did without it, with the same
+ * bytes on disk and in the restored process. STASIS_STORE_NATIVE=0 turns it off (benchmarks
+ * compare both).
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -22,6 +23,12 @@ export interface StoreNative {
   writeBehindWait(wb: WriteBehind, seq: number): void;
   /** Waits for every write and stops the thread; throws the first write error. */
   writeBehindClose(wb: WriteBehind): void;
+  /**
+   * Restore's page fill (page_fill.c) on `threads` threads: 6 u64 per job = destination address, length,
+   * method (0 UFFDIO_COPY on uffd, 1 process_vm_writev, 2 /proc/PID/mem on memFd), source kind (0
+   * fds[index], 1 buffers[index]), index, offset. Throws the first failure. Absent from an older build.
+   */
+  fill?(pid: number, uffd: number, memFd: number, jobs: BigUint64Array, buffers: Uint8Array[], fds: Int32Array, threads: number): void;
 }
 
 function load(): StoreNative | null {

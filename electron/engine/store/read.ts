@@ -4,7 +4,7 @@
  * Read-only: it must never write the index or a segment.
  */
 import { StasisError } from '../../../shared/errors';
-import type { PageRecord, PageRun, StoredExtent } from './api';
+import type { LocatedPart, LocatedRun, PageRecord, PageRun, StoredExtent } from './api';
 import { KIND_ABSENT, KIND_DATA, type Extent } from './extents';
 import { HASH_LEN, PAGE } from './format';
 import { hashKey } from './hash';
@@ -18,20 +18,53 @@ type Views = Pick<ChainViews, 'view'>;
 type Pages = Pick<StoreIndex, 'reader'>;
 
 export function materialize(index: Pages, views: Views, id: number): Iterable<PageRun> {
-  const view = views.view(id).slice(); // runs() replaces elements of its copy as it splits long extents
-  return runs(index, view);
+  return readRuns(index, stretches(views.view(id)));
 }
 
-function* runs(index: Pages, view: Extent[]): Generator<PageRun> {
+/** materialize's runs naming where their bytes are (raw pages as file offsets) and each page's hash. */
+export function materializeLocated(index: Pages, views: Views, id: number): Iterable<LocatedRun> {
+  return locateRuns(index, stretches(views.view(id)));
+}
+
+/** One bounded run of address-contiguous pages and the stored pieces that hold them (null: zero pages). */
+interface Stretch { vpn: number; pages: number; parts: { file: number; page: number; count: number }[] | null }
+
+function* readRuns(index: Pages, all: Iterable<Stretch>): Generator<PageRun> {
+  for (const x of all) {
+    if (!x.parts) { yield { vaddr: BigInt(x.vpn) << 12n, pages: x.pages, data: null }; continue; }
+    const data = Buffer.allocUnsafe(x.pages * PAGE);
+    let o = 0;
+    for (const p of x.parts) { index.reader.readPages(p.file, p.page, p.count, data, o); o += p.count * PAGE; }
+    yield { vaddr: BigInt(x.vpn) << 12n, pages: x.pages, data };
+  }
+}
+
+function* locateRuns(index: Pages, all: Iterable<Stretch>): Generator<LocatedRun> {
+  for (const x of all) {
+    if (!x.parts) { yield { vaddr: BigInt(x.vpn) << 12n, pages: x.pages, parts: null, hashes: Buffer.alloc(0) }; continue; }
+    const hashes = Buffer.allocUnsafe(x.pages * HASH_LEN);
+    const parts: LocatedPart[] = [];
+    let o = 0;
+    for (const p of x.parts) {
+      index.reader.copyHashes(p.file, p.page, p.count, hashes, o);
+      parts.push(...index.reader.locate(p.file, p.page, p.count));
+      o += p.count * HASH_LEN;
+    }
+    yield { vaddr: BigInt(x.vpn) << 12n, pages: x.pages, parts, hashes };
+  }
+}
+
+/** A view's extents as bounded stretches: zero extents whole, address-contiguous data gathered (possibly from several files) up to MAX_RUN_PAGES. */
+function* stretches(extents: readonly Extent[]): Generator<Stretch> {
+  const view = extents.slice(); // replaces elements of its copy as it splits long extents
   let i = 0;
   while (i < view.length) {
     const e = view[i];
     if (e.kind !== KIND_DATA) {
-      yield { vaddr: BigInt(e.vpn) << 12n, pages: e.count, data: null };
+      yield { vpn: e.vpn, pages: e.count, parts: null };
       i++;
       continue;
     }
-    // Gather address-contiguous data extents (possibly from several files) into one bounded run.
     const start = e.vpn;
     let pages = 0;
     const parts: { file: number; page: number; count: number }[] = [];
@@ -45,11 +78,8 @@ function* runs(index: Pages, view: Extent[]): Generator<PageRun> {
       vpn += take;
       if (off + take === x.count) { i++; off = 0; } else { off += take; break; }
     }
-    const data = Buffer.allocUnsafe(pages * PAGE);
-    let o = 0;
-    for (const p of parts) { index.reader.readPages(p.file, p.page, p.count, data, o); o += p.count * PAGE; }
     if (off > 0) view[i] = { ...view[i], vpn: view[i].vpn + off, count: view[i].count - off, page: view[i].page + off };
-    yield { vaddr: BigInt(start) << 12n, pages, data };
+    yield { vpn: start, pages, parts };
   }
 }
 
@@ -57,7 +87,7 @@ export function changes(index: Pick<StoreIndex, 'reader' | 'checkpointRow' | 'ow
   index.checkpointRow(id);
   const own = index.ownExtents(id);
   return {
-    runs: runs(index, own.filter((e) => e.kind !== KIND_ABSENT)),
+    runs: readRuns(index, stretches(own.filter((e) => e.kind !== KIND_ABSENT))),
     absent: own.filter((e) => e.kind === KIND_ABSENT).map((e) => ({ vaddr: BigInt(e.vpn) << 12n, pages: e.count })),
   };
 }

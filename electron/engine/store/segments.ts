@@ -13,7 +13,7 @@ import {
   corrupt, decodeBlockHeader, decodeBlockPayload, decodeFooter, decodeHeader, decodeTrailer, encodeBlockHeader,
   encodeBlockHeaderFields, encodeBlockPayload, encodeHeader, encodeTrailer, segmentName, type BlockRef, type Entry, type TrailerParts,
 } from './format';
-import type { Compression } from './api';
+import type { Compression, LocatedPart } from './api';
 import { storeNative, type WriteBehind } from './native-addon';
 
 export const FILE_MODE = 0o600;
@@ -66,9 +66,10 @@ export class SegmentWriter {
   /**
    * compression: how this file's blocks are stored (the store's setting; each block may still fall
    * back to raw). writeBehind: use the addon's writer thread for raw blocks where it is built (the
-   * same bytes either way; tests compare the two).
+   * same bytes either way; tests compare the two). deferSync: asked at finish() whether the fsyncs
+   * wait for a later settle (StoreIndex.deferDurability); true takes them over.
    */
-  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none', writeBehind = true) {
+  constructor(segDir: string, fileId: number, private readonly compression: Compression = 'none', writeBehind = true, private readonly deferSync?: (fileId: number, file: string) => boolean) {
     this.fileId = fileId;
     this.finalPath = path.join(segDir, segmentName(fileId));
     this.tmpPath = this.finalPath + '.tmp';
@@ -163,7 +164,7 @@ export class SegmentWriter {
     return this.blockBytes;
   }
 
-  /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory. */
+  /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory (the fsyncs deferred: see deferSync). */
   finish(entries: Entry[], records: Buffer): { bytes: number; pages: number; blockBytes: number } {
     this.flushBlock();
     this.drain();
@@ -171,11 +172,12 @@ export class SegmentWriter {
     const trailer = encodeTrailer(this.pos, parts);
     fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
     const bytes = this.pos + trailer.length;
-    fs.fsyncSync(this.fd!);
+    const later = this.deferSync?.(this.fileId, this.finalPath) === true;
+    if (!later) fs.fsyncSync(this.fd!);
     fs.closeSync(this.fd!);
     this.fd = null;
     fs.renameSync(this.tmpPath, this.finalPath);
-    fsyncDir(path.dirname(this.finalPath));
+    if (!later) fsyncDir(path.dirname(this.finalPath));
     return { bytes, pages: this.pages, blockBytes: this.blockBytes };
   }
 
@@ -193,6 +195,8 @@ export class SegmentWriter {
 
 interface OpenSegment {
   fd: number;
+  /** The file's path (locate hands it out once per piece: a deduplicated view names thousands). */
+  path: string;
   where: string;
   pages: number;
   blocks: BlockRef[];
@@ -249,7 +253,7 @@ export class SegmentReader {
     }
     try {
       const { parts } = readTrailer(fd, where);
-      s = { fd, where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes), decoded: null }; // a copy: the rest of the trailer is not kept
+      s = { fd, path: this.pathOf(fileId), where, pages: parts.pages, blocks: parts.blocks, hashes: Buffer.from(parts.hashes), decoded: null }; // a copy: the rest of the trailer is not kept
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -277,15 +281,8 @@ export class SegmentReader {
 
   /** Reads count consecutive pages of a file into out at outOffset. */
   readPages(fileId: number, page: number, count: number, out: Buffer, outOffset: number): void {
-    const s = this.get(fileId);
-    if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
-    let p = page;
     let o = outOffset;
-    while (p < page + count) {
-      const bi = Math.floor(p / BLOCK_PAGES);
-      const b = s.blocks[bi];
-      const slot = p % BLOCK_PAGES;
-      const n = Math.min(b.pages - slot, page + count - p);
+    for (const { s, bi, b, slot, n } of this.pieces(fileId, page, count)) {
       const len = n * PAGE;
       if (b.comp === COMP_NONE) {
         const got = fs.readSync(s.fd, out, o, len, b.offset + BLOCK_HEADER_LEN + slot * PAGE);
@@ -293,8 +290,35 @@ export class SegmentReader {
       } else {
         this.decodedBlock(s, bi).copy(out, o, slot * PAGE, slot * PAGE + len);
       }
-      p += n;
       o += len;
+    }
+  }
+
+  /**
+   * Where count consecutive pages of a file are: raw blocks as offsets in the file, compressed ones
+   * decoded (a copy: the block cache moves on). Adjacent pieces of one kind are not merged.
+   */
+  locate(fileId: number, page: number, count: number): LocatedPart[] {
+    const out: LocatedPart[] = [];
+    for (const { s, bi, b, slot, n } of this.pieces(fileId, page, count)) {
+      if (b.comp === COMP_NONE) out.push({ pages: n, path: s.path, offset: b.offset + BLOCK_HEADER_LEN + slot * PAGE });
+      else out.push({ pages: n, data: Buffer.from(this.decodedBlock(s, bi).subarray(slot * PAGE, (slot + n) * PAGE)) });
+    }
+    return out;
+  }
+
+  /** count consecutive pages of a file, block by block: n pages from slot of block bi. */
+  private *pieces(fileId: number, page: number, count: number): Generator<{ s: OpenSegment; bi: number; b: BlockRef; slot: number; n: number }> {
+    const s = this.get(fileId);
+    if (page < 0 || page + count > s.pages) throw corrupt(s.where, `pages ${page}..${page + count} are referenced but the file holds ${s.pages}`);
+    let p = page;
+    while (p < page + count) {
+      const bi = Math.floor(p / BLOCK_PAGES);
+      const b = s.blocks[bi];
+      const slot = p % BLOCK_PAGES;
+      const n = Math.min(b.pages - slot, page + count - p);
+      yield { s, bi, b, slot, n };
+      p += n;
     }
   }
 

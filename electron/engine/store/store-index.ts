@@ -14,7 +14,7 @@ import { COMPRESSIONS, type CheckpointInfo, type CheckpointStats, type Compressi
 import { KIND_DATA, type Extent } from './extents';
 import { encodeRecords, PAGE, type DefEntry, type Entry } from './format';
 import { configure, migrateDedup, migrateIndex } from './schema';
-import { FILE_MODE, SegmentReader, SegmentWriter } from './segments';
+import { FILE_MODE, fsyncDir, SegmentReader, SegmentWriter } from './segments';
 
 export const DIR_MODE = 0o700;
 /** Rows per multi-row INSERT into the dedup table (3 parameters each, far below SQLite's limit). */
@@ -70,7 +70,65 @@ export class StoreIndex {
     this.reader = new SegmentReader(this.segDir);
   }
 
+  /**
+   * Set between beginDeferred and settleDeferred / discardDeferred: one open index transaction
+   * holds what is committed meanwhile (visible to this connection only), the new segments wait for
+   * their fsync and their pages for the dedup table. A crash before settle rolls the transaction
+   * back (SQLite), and the segments, still pending, are removed on the next open: nothing of it is
+   * ever visible, every earlier checkpoint stays as it was.
+   */
+  private deferred: { files: { id: number; path: string }[]; dedup: { rows: DedupRow[] | (() => DedupRow[]); replace: boolean }[] } | null = null;
+
+  get deferring(): boolean { return this.deferred !== null; }
+
+  private deferSync(id: number, file: string): boolean {
+    if (!this.deferred) return false;
+    this.deferred.files.push({ id, path: file });
+    return true;
+  }
+
+  beginDeferred(): void {
+    if (this.deferred || this.db.inTransaction) throw new StasisError('BUSY', `The store at ${this.dir} is inside a transaction already; durability cannot be deferred now.`);
+    this.db.exec('BEGIN IMMEDIATE');
+    this.deferred = { files: [], dedup: [] };
+  }
+
+  /** fsyncs the deferred segments (and their directory), then commits the index transaction and adds their pages to the dedup table. */
+  settleDeferred(): void {
+    const d = this.deferred;
+    if (!d) return;
+    try {
+      for (const f of d.files) {
+        const fd = fs.openSync(f.path, 'r');
+        try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+      }
+      if (d.files.length) fsyncDir(this.segDir);
+      this.db.exec('COMMIT');
+    } catch (e) {
+      this.discardDeferred();
+      throw e;
+    }
+    this.deferred = null;
+    for (const x of d.dedup) this.addDedup(typeof x.rows === 'function' ? x.rows() : x.rows, x.replace);
+  }
+
+  /** Rolls the deferred commits back and removes their segments. */
+  discardDeferred(): void {
+    const d = this.deferred;
+    if (!d) return;
+    this.deferred = null;
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    // The rollback also undid the deferred commit's release of the writer lock (a row in this
+    // index, released inside the transaction): release it again, or this process would hold it.
+    this.db.prepare('DELETE FROM writer_lock WHERE id = 1 AND pid = ?').run(process.pid);
+    for (const f of d.files) {
+      this.reader.forget(f.id);
+      fs.rmSync(f.path, { force: true });
+    }
+  }
+
   close(): void {
+    this.discardDeferred();
     this.flushDedup();
     this.reader.closeAll();
     this.db.close();
@@ -101,7 +159,7 @@ export class StoreIndex {
   /** A writer for a new segment (pending until published) that stores blocks the way this store is set to. */
   newSegment(): SegmentWriter {
     const compression = this.compression();
-    return new SegmentWriter(this.segDir, this.allocateFile(), compression);
+    return new SegmentWriter(this.segDir, this.allocateFile(), compression, true, (id, file) => this.deferSync(id, file));
   }
 
   /** Next id from a counter that never goes back, also above anything on disk. */
@@ -294,7 +352,9 @@ export class StoreIndex {
   }
 
   addDedup(rows: DedupRow[], replace = false): void {
-    // Rows given later win over rows given earlier (replace): the deferred ones go in first.
+    // Nothing may deduplicate against a segment that is not durable yet (settleDeferred adds them).
+    if (this.deferred) { this.deferred.dedup.push({ rows, replace }); return; }
+    // Rows given later win over rows given earlier (replace): the ones left for later go in first.
     this.flushDedup();
     this.insertDedup(rows, replace);
   }
@@ -306,6 +366,8 @@ export class StoreIndex {
    * for its 130k-180k rows per GiB (0.14 s of a 1 GiB full checkpoint's commit on a quiet machine).
    */
   addDedupLater(rows: () => DedupRow[]): void {
+    // A commit whose durability is deferred: its rows wait for settleDeferred (and go with a discard).
+    if (this.deferred) { this.deferred.dedup.push({ rows, replace: false }); return; }
     this.laterDedup.push(rows);
   }
 

@@ -13,7 +13,7 @@ import { StasisError } from '../../../shared/errors';
 import type { ProcessState } from '../state/process-state';
 import {
   COMPRESSIONS, type CancelOptions, type BeginOptions, type ExportKind, type ExportOptions, type PageRecord, type ExportResult, type CheckpointInfo,
-  type CheckpointStats, type CheckpointWriter, type DiffResult, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
+  type CheckpointStats, type CheckpointWriter, type DiffResult, type LocatedRun, type PageRun, type Store, type StoreConfig, type StoreStats, type StoredExtent,
   type TargetIdentity, type TargetInfo, type TreeWriter, type VerifyProblem, type FlattenResult,
 } from './api';
 import { parseSegmentName, PAGE } from './format';
@@ -31,7 +31,7 @@ import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
 import { gcStore } from './gc';
 import { rebaseCheckpoint } from './rebase';
-import { exportStream, importStream } from './streams';
+import { exportStream, exportStreamBytes, importStream } from './streams';
 import { flattenCheckpoint, viewFiles } from './flatten';
 
 const LOCK_TIMEOUT_MS = 30_000;
@@ -89,6 +89,7 @@ export class SqliteStore implements Store {
   /** Runs fn holding the store-wide writer lock (fails with BUSY after the timeout). */
   private withWriteLock<T>(fn: () => T): T {
     this.open();
+    this.notDeferring();
     if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is being written through this store handle; commit or abort it first.`);
     this.lock.acquire(this.lockTimeoutMs);
     try {
@@ -165,6 +166,8 @@ export class SqliteStore implements Store {
   }
 
   private flattenPending(): void {
+    // Not inside deferred commits: settle() schedules it again.
+    if (this.index.deferring && !this.closed) return;
     const id = this.pendingFlatten;
     this.pendingFlatten = null;
     if (id === null || this.closed || this.writer || !this.index.get(id) || !this.lock.tryAcquire()) return;
@@ -189,6 +192,27 @@ export class SqliteStore implements Store {
     return this.index.meta('flatten_after', DEFAULT_FLATTEN_AFTER);
   }
 
+  /**
+   * Commits made from now on (the checkpoint being written included) become visible to this handle
+   * only, without their fsyncs, until settle() makes them durable and visible to all; discard(),
+   * closing the handle or a crash throws them away whole. Meanwhile this handle writes nothing else
+   * (begin, remove, gc ... fail with BUSY; a pending flatten waits). A migration's last round: the
+   * source's checkpoint of it is exported from here at once, made durable after the destination
+   * runs the process.
+   */
+  deferDurability(): { settle(): void; discard(): void } {
+    this.open();
+    this.index.beginDeferred();
+    return {
+      settle: () => { this.index.settleDeferred(); if (this.pendingFlatten !== null) setImmediate(() => this.flattenPending()); },
+      discard: () => this.index.discardDeferred(),
+    };
+  }
+
+  private notDeferring(): void {
+    if (this.index.deferring) throw new StasisError('BUSY', `The store at ${this.dir} is finishing a migration's last round; try again in a moment.`);
+  }
+
   close(): void {
     if (this.closed) return;
     this.writer?.abort();
@@ -204,6 +228,7 @@ export class SqliteStore implements Store {
 
   begin(opts: BeginOptions): CheckpointWriter {
     this.open();
+    this.notDeferring();
     if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is still being written through this store handle; commit or abort it first.`);
     const target = this.index.targetEntry(opts.targetId);
     this.lock.acquire(this.lockTimeoutMs);
@@ -251,6 +276,7 @@ export class SqliteStore implements Store {
   records(id: number): PageRecord[] { this.open(); return read.records(this.index, id); }
 
   materialize(id: number): Iterable<PageRun> { this.open(); return read.materialize(this.index, this.views, id); }
+  materializeLocated(id: number): Iterable<LocatedRun> { this.open(); return read.materializeLocated(this.index, this.views, id); }
   changes(id: number): { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] } { this.open(); return read.changes(this.index, id); }
   layout(id: number): StoredExtent[] { this.open(); return read.layout(this.views, id); }
   readStored(file: number, page: number, count: number, out?: Buffer, outOffset = 0): Buffer {
@@ -277,6 +303,11 @@ export class SqliteStore implements Store {
   exportStream(id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
     this.open();
     return this.index.db.transaction(() => exportStream(this.index, this.views, id, file, how, opts)).deferred();
+  }
+
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
+    this.open();
+    return this.index.db.transaction(() => exportStreamBytes(this.index, this.views, id, how, opts)).deferred();
   }
 
   importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {

@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { StasisError } from '../../../shared/errors';
-import type { ExportKind, ExportOptions, ExportResult } from './api';
-import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
+import type { ExportKind, ExportOptions, ExportResult, PageRun } from './api';
+import { KIND_ABSENT, KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
 import { hashKey, hashPage } from './hash';
 import { isCancelled, throwIfCancelled } from './cancel';
@@ -109,10 +109,52 @@ function selection(index: StreamIndex, id: number, how: ExportKind): number[] {
 }
 
 export function exportStream(index: StreamIndex, views: Views, id: number, file: string, how: ExportKind = 'one', opts: ExportOptions = {}): ExportResult {
-  const { signal, onProgress, continues } = opts;
-  const prog = phases(progress(onProgress), ['checkpoints', 'pages']);
+  const prog = phases(progress(opts.onProgress), ['checkpoints', 'pages']);
   // Nothing exists at file until the final rename, and a cancel before it removes the partial temp file.
-  const cancel = (): void => throwIfCancelled(signal, 'The export', `no file was written at ${file}`);
+  const cancel = (): void => throwIfCancelled(opts.signal, 'The export', `no file was written at ${file}`);
+  const plan = planStream(index, views, id, how, opts, cancel, prog);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', FILE_MODE);
+  let pos = 0;
+  try {
+    writeStream(index, plan, (b) => { fs.writeSync(fd, b, 0, b.length, pos); pos += b.length; }, cancel, prog);
+    fs.fsyncSync(fd);
+    cancel();
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.closeSync(fd); } catch (_e) { /* closed */ }
+    fs.rmSync(tmp, { force: true });
+    if (isCancelled(e)) throw e;
+    throw new StasisError('INVALID_INPUT', `Cannot write the stream to ${file} (${(e as Error).message}); choose a writable path.`);
+  }
+  prog.finish('written');
+  return { file, kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: pos };
+}
+
+/**
+ * The same stream as exportStream, in memory: nothing touches the disk (a migration's last round,
+ * sent while the process is frozen, needs no durable copy on the way). Refused above maxBytes.
+ */
+export function exportStreamBytes(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
+  const prog = phases(progress(opts.onProgress), ['checkpoints', 'pages']);
+  const cancel = (): void => throwIfCancelled(opts.signal, 'The export', 'nothing was sent');
+  const plan = planStream(index, views, id, how, opts, cancel, prog);
+  if (plan.pageSrc.length * ENTRY > opts.maxBytes) {
+    throw new StasisError('INVALID_INPUT', `Checkpoint #${id} as a stream holds ${plan.pageSrc.length} pages, more than the ${opts.maxBytes} bytes an in-memory export takes; export it to a file.`);
+  }
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  writeStream(index, plan, (b) => { parts.push(Buffer.from(b)); bytes += b.length; }, cancel, prog);
+  prog.finish('written');
+  return { file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes, data: Buffer.concat(parts, bytes) };
+}
+
+interface StreamPlan { ids: number[]; pageSrc: { file: number; page: number }[]; manifest: Buffer; version: number }
+
+/** What a stream of id carries: its checkpoints' manifest and where each distinct page is read from. */
+function planStream(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): StreamPlan {
+  const { continues } = opts;
   const row = index.checkpointRow(id);
   if (continues !== undefined) {
     if (how !== 'one' || row.parent_id === null || row.tree_root !== null) {
@@ -154,47 +196,35 @@ export function exportStream(index: StreamIndex, views: Views, id: number, file:
   }
   const version = continues !== undefined ? VERSION_CONTINUES : VERSION;
   const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version, kind: how, hash: 'blake3', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
+  return { ids, pageSrc, manifest, version };
+}
+
+/** Writes the stream of plan through put (header, manifest, hash + page entries, checksum footer). */
+function writeStream(index: StreamIndex, plan: StreamPlan, put0: (b: Buffer) => void, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): void {
+  const { pageSrc, manifest, version } = plan;
   const header = Buffer.alloc(HEADER);
   MAGIC.copy(header, 0);
   header.writeUInt32LE(version, 8);
   header.writeUInt32LE(PAGE, 12);
   header.writeBigUInt64LE(BigInt(manifest.length), 16);
   header.writeBigUInt64LE(BigInt(pageSrc.length), 24);
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', FILE_MODE);
   const sha = createHash('sha256');
-  let pos = 0;
-  const put = (b: Buffer): void => { sha.update(b); fs.writeSync(fd, b, 0, b.length, pos); pos += b.length; };
-  try {
-    put(header);
-    put(manifest);
-    const buf = Buffer.allocUnsafe(256 * ENTRY);
-    for (let i = 0; i < pageSrc.length; i += 256) {
-      cancel();
-      prog.at('pages', i, pageSrc.length, 'pages');
-      const n = Math.min(256, pageSrc.length - i);
-      for (let k = 0; k < n; k++) {
-        const s = pageSrc[i + k];
-        index.reader.hashOf(s.file, s.page).copy(buf, k * ENTRY);
-        index.reader.readPages(s.file, s.page, 1, buf, k * ENTRY + HASH_LEN);
-      }
-      put(buf.subarray(0, n * ENTRY));
-    }
-    const footer = Buffer.concat([sha.digest(), END]);
-    fs.writeSync(fd, footer, 0, footer.length, pos);
-    pos += footer.length;
-    fs.fsyncSync(fd);
+  const put = (b: Buffer): void => { sha.update(b); put0(b); };
+  put(header);
+  put(manifest);
+  const buf = Buffer.allocUnsafe(256 * ENTRY);
+  for (let i = 0; i < pageSrc.length; i += 256) {
     cancel();
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try { fs.closeSync(fd); } catch (_e) { /* closed */ }
-    fs.rmSync(tmp, { force: true });
-    if (isCancelled(e)) throw e;
-    throw new StasisError('INVALID_INPUT', `Cannot write the stream to ${file} (${(e as Error).message}); choose a writable path.`);
+    prog.at('pages', i, pageSrc.length, 'pages');
+    const n = Math.min(256, pageSrc.length - i);
+    for (let k = 0; k < n; k++) {
+      const s = pageSrc[i + k];
+      index.reader.hashOf(s.file, s.page).copy(buf, k * ENTRY);
+      index.reader.readPages(s.file, s.page, 1, buf, k * ENTRY + HASH_LEN);
+    }
+    put(buf.subarray(0, n * ENTRY));
   }
-  prog.finish('written');
-  return { file, kind: how, checkpoints: ids, pages: pageSrc.length, bytes: pos };
+  put0(Buffer.concat([sha.digest(), END]));
 }
 
 interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number }
@@ -203,8 +233,10 @@ interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number 
 export type ImportPhase = 'checksum' | 'page hashes' | 'importing';
 const IMPORT_PHASES: readonly ImportPhase[] = ['checksum', 'page hashes', 'importing'];
 
-export function validateStream(file: string, signal?: AbortSignal, prog?: Phases<ImportPhase>): ParsedStream & { fd: number } {
-  const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
+/** Where a stream's bytes are read from: a file, or a buffer (a migration's last round, never spooled). */
+interface ByteSource { name: string; size: number; read(buf: Buffer, off: number, len: number, pos: number): number; close(): void }
+
+function fileSource(file: string): ByteSource {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -213,9 +245,31 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
   }
   try {
     const size = fs.fstatSync(fd).size;
+    return { name: file, size, read: (buf, off, len, pos) => fs.readSync(fd, buf, off, len, pos), close: () => fs.closeSync(fd) };
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}
+
+function bufferSource(name: string, data: Buffer): ByteSource {
+  return { name, size: data.length, read: (buf, off, len, pos) => data.copy(buf, off, pos, Math.min(pos + len, data.length)), close: () => undefined };
+}
+
+export function validateStream(file: string, signal?: AbortSignal, prog?: Phases<ImportPhase>): ParsedStream & { src: ByteSource } {
+  return validateSource(fileSource(file), signal, prog);
+}
+
+/** Validates src completely (closed when it throws); bounded memory besides the source itself. */
+function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<ImportPhase>): ParsedStream & { src: ByteSource } {
+  const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
+  const file = src.name;
+  const fd = src;
+  try {
+    const size = src.size;
     if (size < HEADER + FOOTER) throw bad(file, `it is ${size} bytes, too short to be a stream`);
     const h = Buffer.alloc(HEADER);
-    fs.readSync(fd, h, 0, HEADER, 0);
+    fd.read(h, 0, HEADER, 0);
     if (!h.subarray(0, 8).equals(MAGIC)) throw bad(file, 'it does not start with the stream magic (is it a Stasis stream?)');
     const version = h.readUInt32LE(8);
     if (version !== VERSION && version !== VERSION_CONTINUES) throw bad(file, `it is stream version ${version}, this Stasis reads versions ${VERSION} and ${VERSION_CONTINUES}`);
@@ -232,17 +286,17 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
     for (let pos = 0; pos < size - FOOTER;) {
       cancel();
       prog?.at('checksum', pos, size - FOOTER, 'bytes');
-      const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - FOOTER - pos), pos);
+      const n = fd.read(chunk, 0, Math.min(chunk.length, size - FOOTER - pos), pos);
       if (n <= 0) throw bad(file, 'it ended early while being read');
       sha.update(chunk.subarray(0, n));
       pos += n;
     }
     const f = Buffer.alloc(FOOTER);
-    fs.readSync(fd, f, 0, FOOTER, size - FOOTER);
+    fd.read(f, 0, FOOTER, size - FOOTER);
     if (!f.subarray(32).equals(END)) throw bad(file, 'its footer magic is missing');
     if (!sha.digest().equals(f.subarray(0, 32))) throw bad(file, 'its checksum does not match (damaged in transit?)');
     const mbuf = Buffer.alloc(manifestLen);
-    fs.readSync(fd, mbuf, 0, manifestLen, HEADER);
+    fd.read(mbuf, 0, manifestLen, HEADER);
     let raw: unknown;
     try { raw = JSON.parse(mbuf.toString('utf8')); } catch (_e) { throw bad(file, 'its manifest is not JSON'); }
     const parsed = manifestSchema.safeParse(raw);
@@ -287,24 +341,68 @@ export function validateStream(file: string, signal?: AbortSignal, prog?: Phases
       cancel();
       prog?.at('page hashes', i, pageCount, 'pages');
       const n = Math.min(256, pageCount - i);
-      fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
+      fd.read(buf, 0, n * ENTRY, pagesAt + i * ENTRY);
       for (let k = 0; k < n; k++) {
         const o = k * ENTRY;
         if (!hashPage(buf.subarray(o + HASH_LEN, o + ENTRY)).equals(buf.subarray(o, o + HASH_LEN))) throw bad(file, `page ${i + k} does not match its hash`);
       }
     }
-    return { fd, manifest, pageCount, pagesAt };
+    return { src, manifest, pageCount, pagesAt };
   } catch (e) {
-    fs.closeSync(fd);
+    src.close();
     throw e;
   }
 }
 
+/** A continuation stream's one checkpoint, as what it changes on top of the receiver's #continues. */
+export interface StreamDelta {
+  continues: number;
+  /** The process state document (state/process-state.ts decodeState reads it). */
+  state: string;
+  runs: PageRun[];
+  absent: { vaddr: bigint; pages: number }[];
+}
+
+/**
+ * Validates a continuation stream held in memory with every check of an import and returns its
+ * changes, without touching a store: a migration's last round is written into the waiting process
+ * first and imported (durably) once that process runs.
+ */
+export function streamDelta(name: string, data: Buffer): StreamDelta {
+  const { src, manifest, pagesAt } = validateSource(bufferSource(name, data));
+  src.close();
+  const c = manifest.checkpoints[0]!;
+  if (manifest.checkpoints.length !== 1 || c.continues === undefined) throw bad(name, 'it is not a continuation of one checkpoint');
+  const runs: PageRun[] = [];
+  const absent: StreamDelta['absent'] = [];
+  for (const [vpn, n, kind, sp] of c.records) {
+    const vaddr = BigInt(vpn) << 12n;
+    if (kind === KIND_ABSENT) { absent.push({ vaddr, pages: n }); continue; }
+    if (kind !== KIND_DATA) { runs.push({ vaddr, pages: n, data: null }); continue; }
+    const out = Buffer.allocUnsafe(n * PAGE);
+    for (let i = 0; i < n; i++) {
+      const at = pagesAt + (sp + i) * ENTRY + HASH_LEN;
+      data.copy(out, i * PAGE, at, at + PAGE);
+    }
+    runs.push({ vaddr, pages: n, data: out });
+  }
+  return { continues: c.continues, state: c.state, runs, absent };
+}
+
 export function importStream(index: StreamIndex, file: string, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
+  return importSource(index, fileSource(file), signal, onProgress);
+}
+
+/** importStream of a stream held in memory (name: what errors call it). */
+export function importStreamBytes(index: StreamIndex, name: string, data: Buffer, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
+  return importSource(index, bufferSource(name, data), signal, onProgress);
+}
+
+function importSource(index: StreamIndex, source: ByteSource, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
   // Every check comes before the index transaction; a cancel discards the new segment like any failure.
   const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
   const prog = phases(progress(onProgress), IMPORT_PHASES);
-  const { fd, manifest, pageCount, pagesAt } = validateStream(file, signal, prog);
+  const { src: fd, manifest, pageCount, pagesAt } = validateSource(source, signal, prog);
   try {
     const seg = index.newSegment();
     try {
@@ -318,7 +416,7 @@ export function importStream(index: StreamIndex, file: string, signal?: AbortSig
         cancel();
         prog.at('importing', i, pageCount, 'pages');
         const n = Math.min(256, pageCount - i);
-        fs.readSync(fd, buf, 0, n * ENTRY, pagesAt + i * ENTRY);
+        fd.read(buf, 0, n * ENTRY, pagesAt + i * ENTRY);
         const keys: bigint[] = [];
         for (let k = 0; k < n; k++) keys.push(hashKey(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN)));
         const found = index.lookupDedup(keys);
@@ -394,6 +492,6 @@ export function importStream(index: StreamIndex, file: string, signal?: AbortSig
       throw e;
     }
   } finally {
-    fs.closeSync(fd);
+    fd.close();
   }
 }

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StasisError } from '../../../shared/errors';
+import type { SyncLink } from '../migrate/sync';
 import { connect } from './tls-link';
 
 export interface SendOptions {
@@ -54,4 +55,24 @@ export async function sendStreamFile(addr: { host: string; port: number }, key: 
     opts.signal?.removeEventListener('abort', cancelled);
     sock.destroy();
   }
+}
+
+/**
+ * Opens a replication link (migrate/sync.ts) to a listener. idleMs: a link on which nothing moves
+ * that long is cut, so a receiver that stalls without closing (a frozen host, a dropped route)
+ * ends in a break the sender retries or reports, instead of a wait without end.
+ */
+export function syncLinkTo(addr: { host: string; port: number }, key: Buffer, idleMs?: number): () => Promise<SyncLink> {
+  return async () => {
+    const sock = await connect(addr, key);
+    if (idleMs) sock.setTimeout(idleMs, () => sock.destroy(new Error(`nothing moved on the connection for ${Math.round(idleMs / 1000)} s`)));
+    return {
+      input: sock, output: sock,
+      close: () => new Promise<void>((resolve) => {
+        const t = setTimeout(() => { sock.destroy(); resolve(); }, 5000);
+        sock.once('close', () => { clearTimeout(t); resolve(); });
+        sock.end();
+      }),
+    };
+  };
 }

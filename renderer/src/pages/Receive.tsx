@@ -1,5 +1,6 @@
 /**
- * Receive: listen for another Stasis sending a checkpoint or migrating a process here. Starting
+ * Receive: listen for another Stasis sending a checkpoint, replicating a process's checkpoints
+ * (`send --to`, `send PID --follow`, a schedule's "also send to") or migrating a process here. Starting
  * shows where it listens and the one-time pairing token to copy to the sender; the token lives only
  * in this page's state (the engine returns it to this call alone and no event carries it), so it is
  * gone once the page is left: stop and listen again for a new one. Below: what arrived.
@@ -18,7 +19,7 @@ import type { Arrival, ReceiverStatus } from '../components/types';
 /** The engine's default (shared/contract/transfer.ts DEFAULT_LISTEN), not imported so zod stays out of the page bundle. */
 const DEFAULT_LISTEN = '0.0.0.0:7411';
 
-const KIND: Record<Arrival['kind'], string> = { checkpoints: 'Checkpoints', migration: 'Migrated process', 'dry-run': 'Dry run', failed: 'Failed' };
+const KIND: Record<Arrival['kind'], string> = { checkpoints: 'Checkpoints', replicated: 'Replicated', migration: 'Migrated process', 'dry-run': 'Dry run', failed: 'Failed' };
 
 function ArrivalRow({ a }: { a: Arrival }) {
   return (
@@ -39,6 +40,7 @@ export function ReceivePage() {
   const [loaded, reload] = useEngine<ReceiverStatus>(CALL.receiver);
   const [pushed, setPushed] = useState<ReceiverStatus | null>(null);
   const [address, setAddress] = useState(DEFAULT_LISTEN);
+  const [keep, setKeep] = useState(false);
   const [token, setToken] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
   const action = useAction();
@@ -49,7 +51,7 @@ export function ReceivePage() {
 
   const start = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
-    const r = await action.run(() => callEngine<ReceiverStatus & { token: string }>(CALL.listen, { address: address.trim() }));
+    const r = await action.run(() => callEngine<ReceiverStatus & { token: string }>(CALL.listen, { address: address.trim(), keep }));
     if (r) {
       const { token: t, ...rest } = r;
       setToken(t);
@@ -68,7 +70,7 @@ export function ReceivePage() {
 
   return (
     <Page title="Receive" actions={<button type="button" className="secondary" onClick={() => { setPushed(null); reload(); }}>Refresh</button>}>
-      <p className="hint">Another Stasis can send a checkpoint here (Checkpoints → Send to machine…) or move a running process here (Processes → Migrate…). It needs this machine’s address and the pairing token shown once listening. The link is TLS with the token as its key; the token works for one transfer (a migration’s dry run does not use it up).</p>
+      <p className="hint">Another Stasis can send a checkpoint here (Checkpoints → Send to machine…) or move a running process here (Processes → Migrate…). It needs this machine’s address and the pairing token shown once listening. The link is TLS with the token as its key; the token works for one transfer (a migration’s dry run does not use it up, nor a replication that broke off and resumes), or for every transfer until you stop when you keep listening: what a schedule’s “also send to” and <code>stasis send PID --follow</code> need.</p>
       {loaded.state === 'loading' && !status ? <Busy>Asking the engine…</Busy> : null}
       {loaded.state === 'failed' ? <ErrorNote error={loaded.error} onRetry={reload} /> : null}
       {status && !status.listening ? (
@@ -76,6 +78,7 @@ export function ReceivePage() {
           <label>Listen on (HOST:PORT; port 0 picks a free one)
             <input name="listen-address" value={address} onChange={(e) => setAddress(e.target.value)} spellCheck={false} />
           </label>
+          <label className="check"><input type="checkbox" name="listen-keep" checked={keep} onChange={(e) => setKeep(e.target.checked)} /> Keep listening after each transfer (schedules that also send here, <code>send PID --follow</code>)</label>
           <button type="submit" disabled={action.running}>Start listening</button>
         </form>
       ) : null}
@@ -84,6 +87,7 @@ export function ReceivePage() {
           <dl className="facts compact">
             <dt>Listening on</dt><dd data-testid="receive-address"><code>{status.address}</code></dd>
             {status.reachableAt.length ? <><dt>Senders elsewhere use</dt><dd data-testid="receive-reachable">{status.reachableAt.map((x, n) => <span key={x}>{n ? ', ' : ''}<code>{x}</code></span>)}</dd></> : null}
+            <dt>Sessions</dt><dd data-testid="receive-keep">{status.keep ? 'every sender with this token, until stopped' : 'one transfer with this token'}</dd>
             <dt>Pairing token</dt>
             <dd>
               {shownToken ? (
@@ -94,7 +98,7 @@ export function ReceivePage() {
               ) : <span className="muted">Shown only in the window that started listening, until it is left. Stop and listen again for a new token.</span>}
             </dd>
           </dl>
-          <p className="hint">On the sender: Send to machine… or Migrate… with this machine’s address on that network and this token. From a terminal: <code>stasis send ID --to HOST:PORT --token TOKEN</code> or <code>stasis migrate PID --to HOST:PORT --token TOKEN</code>.</p>
+          <p className="hint">On the sender: Send to machine… or Migrate… with this machine’s address on that network and this token. From a terminal: <code>stasis send ID --to HOST:PORT --token TOKEN</code>, <code>stasis send PID --follow --to HOST:PORT --token TOKEN</code>, <code>stasis schedule add PID --every 10m --send-to HOST:PORT --token TOKEN</code> or <code>stasis migrate PID --to HOST:PORT --token TOKEN</code>.</p>
           <div className="toolbar">
             <button type="button" className="danger" onClick={() => void stop()} disabled={action.running}>Stop listening</button>
           </div>

@@ -5,7 +5,7 @@
  */
 import '../components/screens.css';
 import { useState } from 'react';
-import type { ScheduleInfo } from '../../../shared/contract/schedule';
+import type { ScheduleInfo, ScheduleLastSend } from '../../../shared/contract/schedule';
 import { toErrorData, type StasisErrorData } from '../../../shared/errors';
 import { Page } from '../Page';
 import { ErrorNote } from '../ErrorNote';
@@ -35,6 +35,25 @@ function retentionText(s: ScheduleInfo): string {
   return parts.length ? `keep ${parts.join(', ')}` : 'keep all';
 }
 
+/** Where the schedule also sends its checkpoints, and how its last send went. */
+function SendCell({ s, onStop }: { s: ScheduleInfo; onStop: () => void }) {
+  if (!s.sendTo) return <span className="muted" data-testid="send-none">—</span>;
+  const l = s.lastSend;
+  return (
+    <>
+      <div><code>{s.sendTo.address}</code> <span className="muted">token {s.sendTo.tokenHint}</span></div>
+      <div data-testid="last-send" data-result={l?.result ?? 'none'} className={l?.result === 'failed' ? 'bad' : ''}>
+        {!l ? <span className="muted">nothing sent yet</span>
+          : l.result === 'sending' ? `sending #${l.checkpointId}…${l.sentThrough !== null ? ` (it holds up to #${l.sentThrough})` : ''}`
+            : l.result === 'ok' ? `sent #${l.checkpointId} at ${formatShortTime(l.at)} (#${l.remoteId ?? '?'} there, ${formatBytes(l.bytes)})`
+              : `send failed at ${formatShortTime(l.at)}`}
+      </div>
+      {l?.result === 'failed' && l.error ? <div className="reason clamp" title={l.error} data-testid="send-error">{l.error}</div> : null}
+      <button type="button" className="secondary" aria-label={`Stop sending schedule ${s.id}'s checkpoints`} onClick={onStop}>Stop sending</button>
+    </>
+  );
+}
+
 export function SchedulesPage() {
   const [intent] = useState(takeIntent);
   const [list, reload] = useCall('schedules.list', {});
@@ -42,6 +61,12 @@ export function SchedulesPage() {
   const [history, setHistory] = useState<ScheduleInfo | null>(null);
   const [error, setError] = useState<StasisErrorData | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  // A send's progress is patched into its row from the event itself: a re-read per send would blank the table twice a run.
+  const [sends, setSends] = useState<Record<number, ScheduleLastSend>>({});
+  useEngineEvents(['schedule.send'], (_e, payload) => {
+    const p = payload as { scheduleId: number; lastSend: ScheduleLastSend };
+    setSends((m) => ({ ...m, [p.scheduleId]: p.lastSend }));
+  });
   useEngineEvents(RUN_EVENTS, (event, payload) => {
     if (event === 'schedule.run.failed') {
       const p = payload as { run: { scheduleId: number; error: string | null; willRetry: boolean } };
@@ -79,7 +104,7 @@ export function SchedulesPage() {
           {value.schedules.length === 0 ? <p className="muted">No schedules yet.</p> : (
             <div className="table-wrap">
               <table className="grid" aria-label="Schedules">
-                <thead><tr><th scope="col">#</th><th scope="col">Target</th><th scope="col">When</th><th scope="col">Retention</th><th scope="col">State</th><th scope="col">Next, last run</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
+                <thead><tr><th scope="col">#</th><th scope="col">Target</th><th scope="col">When</th><th scope="col">Retention</th><th scope="col">State</th><th scope="col">Next, last run</th><th scope="col">Also sent to</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
                 <tbody>
                   {value.schedules.map((s) => (
                     <tr key={s.id} data-testid="schedule-row" data-id={s.id}>
@@ -93,6 +118,7 @@ export function SchedulesPage() {
                         <div data-testid="last-result" className={s.lastResult === 'failed' ? 'bad' : ''}>{s.lastRunAt ? `${s.lastResult ?? ''} at ${formatShortTime(s.lastRunAt)}` : <span className="muted">never ran</span>}</div>
                         {s.lastError ? <div className="reason clamp" title={s.lastError}>{s.lastError}</div> : null}
                       </td>
+                      <td className="send-cell"><SendCell s={sends[s.id] && s.sendTo && (!s.lastSend || sends[s.id]!.at >= s.lastSend.at) ? { ...s, lastSend: sends[s.id]! } : s} onStop={() => void act(() => api.call('schedules.update', { id: s.id, sendTo: null }))} /></td>
                       <td>
                         <div className="actions">
                           {s.state === 'active' ? <button type="button" className="secondary" onClick={() => void act(() => api.call('schedules.runNow', { id: s.id }))}>Run now</button> : null}

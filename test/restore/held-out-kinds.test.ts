@@ -1,0 +1,81 @@
+/**
+ * Breadth coverage of kinds that already come back (or are refused by name), so they stay that way:
+ * futexes (a PI mutex with a waiter in FUTEX_LOCK_PI, a robust mutex whose owner died, a pthread
+ * barrier), and UNIX stream sockets bound to a path (a listening socket with an accepted connection
+ * and one in its backlog: refused in pre-flight, each named, never restored half-way). And a
+ * pseudo-terminal pair the program made (as script or tmux do): it used to come back as a new
+ * /dev/ptmx cut off from its /dev/pts side (the program hung reading it); now refused by name.
+ * A POSIX message queue was refused ("/NAME no longer exists": looked up on the root file system);
+ * it is opened again by name while it exists, and refused once unlinked (it was taken for a deleted
+ * file: a plain file holding the queue's status text would have come back).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildFixture } from '../helpers/fixtures';
+import { checkpoint, closeTrackers } from '../../electron/engine/capture';
+import { preflight } from '../../electron/engine/restore';
+import { runZdtm, startZdtm } from './zdtm';
+import { withStore } from './helpers';
+
+const futexes = buildFixture('restore-futexes');
+const unixlisten = buildFixture('restore-unixlisten');
+const ptymq = buildFixture('restore-ptymq');
+
+test('PI futex with a waiter, robust futex of a dead owner and a barrier come back', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, futexes);
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a listening UNIX socket with its connections is refused in pre-flight, each socket named', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(unixlisten, dir);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is a listening stream socket \(UNIX\)/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a pseudo-terminal pair the program made is refused in pre-flight, naming both sides', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(ptymq, dir, ['pty']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the master side of a pseudo-terminal the program made \(\/dev\/ptmx; it also holds \/dev\/pts\/\d+\)/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a POSIX message queue comes back by name with its message; one unlinked is refused', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, ptymq, { args: ['mq'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(ptymq, dir, ['mqgone']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the POSIX message queue \/zdtm-mq-\d+: it was already removed \(mq_unlink\)/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
