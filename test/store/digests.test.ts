@@ -51,7 +51,7 @@ test('page digests: a chunk shorter than the page count is refused, not read pas
   if (PAGE_HASH_IMPL === 'batch') assert.throws(() => digestPages(Buffer.alloc(3 * PAGE), 4, out), /shorter than n pages/);
 });
 
-test('dedup across store handles: a handle that already wrote a big checkpoint still dedups pages another handle stored later', () => {
+test('dedup across store handles: a handle that already wrote a big checkpoint still dedups pages another handle stored later', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const a = openStore(dir);
@@ -71,6 +71,8 @@ test('dedup across store handles: a handle that already wrote a big checkpoint s
     w2.setState(makeState([mapping(0x900000, 2048)]));
     w2.addPages(BigInt(0x900000) << 12n, second);
     assert.equal(w2.commit().stats.pagesWritten, 2048);
+    // Its dedup rows go in once its engine is idle (StoreIndex.addDedupLater).
+    await new Promise((r) => setImmediate(r));
     const w3 = b.begin({ targetId: tb.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
     w3.setState(makeState([mapping(0x1000, pages), mapping(0x900000, 2048)]));
     for (let p = 0; p < pages; p += 1024) w3.addPages(BigInt(0x1000 + p) << 12n, first.subarray(p * PAGE, (p + 1024) * PAGE));

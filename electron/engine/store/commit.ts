@@ -1,7 +1,8 @@
 /**
  * Write path, the commit of one checkpoint: its def entry and records go into the segment the
  * writer filled, the segment is sealed (fsync, rename), and only then one index transaction makes
- * the checkpoint visible; its new pages join the dedup table after that.
+ * the checkpoint visible; its new pages join the dedup table after that, once the engine is idle
+ * (StoreIndex.addDedupLater: the table is an accelerator, the checkpoint is complete without it).
  */
 import type { CheckpointInfo } from './api';
 import { KIND_DATA } from './extents';
@@ -10,7 +11,7 @@ import type { StoreIndex } from './store-index';
 import type { WriterHost } from './writer';
 
 /** The index rows a commit writes. */
-export type CommitIndex = Pick<StoreIndex, 'publish' | 'insertFile' | 'applyDef' | 'addDedup' | 'meta' | 'get' | 'reader' | 'lookupDedup'>;
+export type CommitIndex = Pick<StoreIndex, 'publish' | 'insertFile' | 'applyDef' | 'addDedupLater' | 'meta' | 'get' | 'reader' | 'lookupDedup' | 'dedupEmpty'>;
 /** Where a committed checkpoint's view is kept for the next incremental (the read path's cache). */
 export interface ViewCache { cacheView(id: number, gen: number, view: Sealed['view']): void }
 export type Sealed = Parameters<WriterHost['commitCheckpoint']>[0];
@@ -25,7 +26,8 @@ export function commitCheckpoint(index: CommitIndex, views: ViewCache, w: Sealed
     index.insertFile(w.seg.fileId, bytes, pages, [def], blockBytes);
     index.applyDef(def, w.seg.fileId, w.records);
   });
-  index.addDedup(w.newPages.map((p) => ({ key: w.seg.hashKeyOf(p), file: w.seg.fileId, page: p })));
+  const { seg, newPages } = w;
+  index.addDedupLater(() => newPages.map((p) => ({ key: seg.hashKeyOf(p), file: seg.fileId, page: p })));
   views.cacheView(def.ckpt, index.meta('generation', 0), w.view); // the next incremental starts from it
   return index.get(def.ckpt)!;
 }

@@ -83,8 +83,11 @@ export class SegmentWriter {
     }
   }
 
-  /** Appends one page (the 4096 bytes at offset of data) with its hash; returns its index in this file. */
-  addPage(data: Buffer, offset: number, hash: Buffer): number {
+  /**
+   * Appends one page (the 4096 bytes at offset of data) with its hash (the 32 bytes at hashOffset
+   * of hash: a chunk's digests are passed without a view per page); returns its index in this file.
+   */
+  addPage(data: Buffer, offset: number, hash: Buffer, hashOffset = 0): number {
     data.copy(this.pending, this.pendingPages * PAGE, offset, offset + PAGE);
     this.pendingPages++;
     if ((this.pages + 1) * HASH_LEN > this.hashes.length) {
@@ -92,7 +95,7 @@ export class SegmentWriter {
       this.hashes.copy(bigger, 0, 0, this.pages * HASH_LEN);
       this.hashes = bigger;
     }
-    hash.copy(this.hashes, this.pages * HASH_LEN);
+    hash.copy(this.hashes, this.pages * HASH_LEN, hashOffset, hashOffset + HASH_LEN);
     if (this.pendingPages === BLOCK_PAGES) this.flushBlock();
     return this.pages++;
   }

@@ -54,6 +54,7 @@ export class SqliteStore implements Store {
   /** A checkpoint to flatten when the engine is next idle (see flattenLater). */
   private pendingFlatten: number | null = null;
   private closed = false;
+  private dedupScheduled = false;
   private readonly lockTimeoutMs: number;
   private readonly onFlatten: StoreOptions['onFlatten'];
   /** What a single checkpoint's Writer sees of the store. */
@@ -69,8 +70,10 @@ export class SqliteStore implements Store {
     this.host = {
       reader: this.index.reader,
       lookupDedup: (keys) => this.index.lookupDedup(keys),
+      dedupEmpty: () => this.index.dedupEmpty(),
       commitCheckpoint: (w) => {
         const info = commitCheckpoint(this.index, this.views, w);
+        this.dedupLater();
         this.flattenLater(info.id);
         return info;
       },
@@ -90,10 +93,24 @@ export class SqliteStore implements Store {
     if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is being written through this store handle; commit or abort it first.`);
     this.lock.acquire(this.lockTimeoutMs);
     try {
+      this.index.flushDedup(); // maintenance sees (and reindex rebuilds) a complete table
       return fn();
     } finally {
       this.lock.release();
     }
+  }
+
+  /**
+   * The dedup rows a commit left for later (StoreIndex.addDedupLater) go in once the caller has its
+   * result and the engine is idle, or at the next dedup look-up or close(), whichever comes first.
+   */
+  private dedupLater(): void {
+    if (this.dedupScheduled) return;
+    this.dedupScheduled = true;
+    setImmediate(() => {
+      this.dedupScheduled = false;
+      if (!this.closed) this.index.flushDedup();
+    });
   }
 
   private open(): void {
@@ -240,7 +257,7 @@ export class SqliteStore implements Store {
         return m.parentId === null ? [] : this.views.view(m.parentId);
       });
       const ids = members.map(() => this.index.allocate('next_ckpt'));
-      const tree = new TreeCommit(this.index, this.views, this.index.newSegment(), ids, () => { this.writer = null; this.lock.release(); });
+      const tree = new TreeCommit(this.index, this.views, this.index.newSegment(), ids, () => { this.writer = null; this.lock.release(); this.dedupLater(); });
       tree.writers = members.map((m, i) => new Writer(ids[i]!, m, targets[i]!, views[i]!, tree.seg, tree.hostFor(i), tree.local));
       this.writer = tree.writers[0] as Writer;
       return tree;

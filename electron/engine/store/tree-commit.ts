@@ -29,6 +29,7 @@ export class TreeCommit implements TreeWriter {
     return {
       reader: this.index.reader,
       lookupDedup: (keys) => this.index.lookupDedup(keys),
+      dedupEmpty: () => this.index.dedupEmpty(),
       commitCheckpoint: (w) => {
         this.sealed[i] = w;
         // Not visible yet: the tree's commit() publishes every member at once.
@@ -69,7 +70,8 @@ export class TreeCommit implements TreeWriter {
       });
       this.done = true;
       this.release();
-      this.index.addDedup(all.flatMap((s) => s.newPages.map((p) => ({ key: this.seg.hashKeyOf(p), file: this.seg.fileId, page: p }))));
+      const seg = this.seg;
+      this.index.addDedupLater(() => all.flatMap((s) => s.newPages.map((p) => ({ key: seg.hashKeyOf(p), file: seg.fileId, page: p }))));
       const gen = this.index.meta('generation', 0);
       defs.forEach((d, i) => this.views.cacheView(d.ckpt, gen, all[i]!.view));
       return defs.map((d) => this.index.get(d.ckpt)!);
