@@ -274,8 +274,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
     if (live) warmFrozenPath(pid);
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
-    // Held: its VmFlags are read while it is held, on a worker while this thread copies its pages.
-    smaps = hold ? smapsAhead.readAhead(pid) : null;
+    smaps = null;
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
@@ -289,6 +288,9 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (outran) warnings.push('the process wrote faster than its memory could be read while it ran: the checkpoint was taken again with a fork snapshot');
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
+    // Held: its VmFlags are read while it is held, on a worker while this thread copies its pages;
+    // not earlier: the walk holds the mmap lock that captureFrozenState's injected mmap/munmap wait for.
+    if (hold) smaps = smapsAhead.readAhead(pid);
     phase('frozen', { pid });
 
     let memPid = pid;
