@@ -19,7 +19,9 @@ export interface Extent {
   page: number;
 }
 
+/** e cut to [start, end); e itself when that is all of it (extents are never changed in place). */
 export function slice(e: Extent, start: number, end: number): Extent {
+  if (start === e.vpn && end === e.vpn + e.count) return e;
   return { vpn: start, count: end - start, kind: e.kind, file: e.file, page: e.kind === KIND_DATA ? e.page + (start - e.vpn) : 0 };
 }
 
@@ -29,12 +31,23 @@ export function continues(a: Extent, b: Extent): boolean {
   return a.kind !== KIND_DATA || (a.file === b.file && a.page + a.count === b.page);
 }
 
-/** Appends e to a sorted list, merging it with the last extent when it continues it. */
+/** Extents made by pushExtent's merges, with the list each was made for: only there may one grow in place. */
+const mergedFor = new WeakMap<Extent, Extent[]>();
+
+/**
+ * Appends e to a sorted list, merging it with the last extent when it continues it. Lists share
+ * their extent objects (a view passes most of its parent's through), so a merge grows in place
+ * only an extent an earlier merge made for this very list; any other last extent (maybe also in
+ * a cached view) is replaced by a new one.
+ */
 export function pushExtent(list: Extent[], e: Extent): void {
   if (e.count <= 0) return;
   const last = list[list.length - 1];
-  if (last && continues(last, e)) last.count += e.count;
-  else list.push({ ...e });
+  if (!last || !continues(last, e)) { list.push(e); return; }
+  if (mergedFor.get(last) === list) { last.count += e.count; return; }
+  const grown = { ...last, count: last.count + e.count };
+  mergedFor.set(grown, list);
+  list[list.length - 1] = grown;
 }
 
 /** Sorts by vpn, merges neighbours, and refuses overlaps (a page given twice). */
