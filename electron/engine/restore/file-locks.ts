@@ -33,10 +33,17 @@ export function plannedLocks(state: Pick<ProcessState, 'fds'>): { fd: FdState; l
   return out;
 }
 
-/** Locks held now (/proc/locks) that would keep a saved one from being taken again. */
-export function lockConflicts(state: Pick<ProcessState, 'fds'>, held: readonly FileLock[] = currentLocks()): { fd: FdState; lock: FileLock; holder: FileLock }[] {
+/**
+ * Locks held now (/proc/locks) that would keep a saved one from being taken again. /proc/locks is
+ * read only when the process held locks: the first read in a while costs the kernel an RCU grace
+ * period (12-16 ms here), which a migration's last round would wait for in its downtime.
+ */
+export function lockConflicts(state: Pick<ProcessState, 'fds'>, held?: readonly FileLock[]): { fd: FdState; lock: FileLock; holder: FileLock }[] {
   const out: { fd: FdState; lock: FileLock; holder: FileLock }[] = [];
-  for (const p of plannedLocks(state)) {
+  const planned = plannedLocks(state);
+  if (planned.length === 0) return out;
+  held ??= currentLocks();
+  for (const p of planned) {
     const holder = held.find((h) => h.inode === p.lock.inode && h.major === p.lock.major && h.minor === p.lock.minor && conflicts(h, p.lock));
     if (holder) out.push({ ...p, holder });
   }
