@@ -4,13 +4,15 @@
 // and an address in use on this machine now.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { checkpoint } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
 import { StasisError } from '../../shared/errors';
-import { withStore } from './helpers';
+import { waitFor, withStore } from './helpers';
+import { spawnDetached } from '../helpers/spawn';
 import { runZdtm, startZdtm } from './zdtm';
 
 const bin = buildFixture('restore-inet');
@@ -67,6 +69,35 @@ test('a listening socket whose port is in use now (the original still runs) is r
       assert.match(free.reason, /UDP socket on 127\.0\.0\.1:\d+ connected to 127\.0\.0\.1:\d+ made again/);
     } finally {
       t.kill();
+    }
+  });
+});
+
+test('a socket bound to a network interface (SO_BINDTODEVICE) this machine no longer has is refused, naming it', async (tt) => {
+  const dev = `stasisv${process.pid % 100000}`;
+  // A veth pair (the dummy driver is not in every kernel); deleting one end deletes both.
+  if (spawnSync('ip', ['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`]).status !== 0) { tt.skip('ip link add veth is not possible here'); return; }
+  await withStore(async (store, dir) => {
+    const ready = `${dir}/bound`;
+    const t = spawnDetached(['python3', '-c', `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"${dev}")
+s.bind(("0.0.0.0", 0))
+open(${JSON.stringify(ready)}, "w").close()
+time.sleep(1000)`]);
+    try {
+      await waitFor('the bound socket', () => existsSync(ready), 10_000);
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      assert.equal(preflight(store, c.id).items.find((i) => i.id === 'fds')!.ok, true, 'the interface is there: it comes back');
+      spawnSync('ip', ['link', 'del', dev]);
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, new RegExp(`is bound to the network interface ${dev} \\(SO_BINDTODEVICE\\), which this machine does not have`));
+      assert.match(fds.fix ?? '', new RegExp(`interface named ${dev}`));
+    } finally {
+      t.kill();
+      spawnSync('ip', ['link', 'del', dev]);
     }
   });
 });

@@ -2,8 +2,10 @@
  * What a TCP, UDP or UNIX socket that is not a connection needs to be made again, read from our own
  * copy of it (pidfd_getfd) while the target is frozen: its local address (getsockname), its peer for
  * a connected datagram socket (getpeername), the options a program sets and can observe
- * (SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, IPV6_V6ONLY, TCP_NODELAY,
- * TCP_DEFER_ACCEPT; SO_PASSCRED for UNIX), a UNIX socket file's absolute path and mode, and whether
+ * (SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_PRIORITY, SO_MARK, IP_TOS, IP_TTL,
+ * the multicast TTL/hops and loop, IPV6_V6ONLY, TCP_NODELAY, TCP_DEFER_ACCEPT, the TCP keepalive
+ * times, TCP_FASTOPEN; SO_PASSCRED for UNIX; as bytes: SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER,
+ * SO_BINDTODEVICE), a UNIX socket file's absolute path and mode, and whether
  * anything waits in it (a connection not yet accepted, a datagram not yet read): those cannot be
  * made again, so the restore refuses such a socket rather than lose them. A stream socket with a
  * peer (connected or connecting) gets no details: its connection lives in the other end too.
@@ -14,7 +16,7 @@ import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr } from
 
 export const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_SEQPACKET = 5;
-const IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
+const IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
 const SOL_SOCKET = 1;
 const FIONREAD = 0x541b;
 const POLLIN = 1;
@@ -22,10 +24,22 @@ const POLLIN = 1;
 /** [level, option] pairs saved and set again (int values). */
 const OPTIONS: readonly (readonly [number, number, string])[] = [
   [SOL_SOCKET, 2, 'SO_REUSEADDR'], [SOL_SOCKET, 15, 'SO_REUSEPORT'], [SOL_SOCKET, 9, 'SO_KEEPALIVE'], [SOL_SOCKET, 6, 'SO_BROADCAST'],
+  [SOL_SOCKET, 12, 'SO_PRIORITY'], [SOL_SOCKET, 36, 'SO_MARK'],
 ];
-const TCP_OPTIONS: readonly (readonly [number, number, string])[] = [[IPPROTO_TCP, 1, 'TCP_NODELAY'], [IPPROTO_TCP, 9, 'TCP_DEFER_ACCEPT']];
-const V6_OPTIONS: readonly (readonly [number, number, string])[] = [[IPPROTO_IPV6, 26, 'IPV6_V6ONLY']];
+const IP_OPTIONS: readonly (readonly [number, number, string])[] = [[IPPROTO_IP, 1, 'IP_TOS'], [IPPROTO_IP, 2, 'IP_TTL']];
+/** Datagram sockets only: the kernel refuses to set them on a stream socket (EINVAL). */
+const IP_DGRAM_OPTIONS: readonly (readonly [number, number, string])[] = [[IPPROTO_IP, 33, 'IP_MULTICAST_TTL'], [IPPROTO_IP, 34, 'IP_MULTICAST_LOOP']];
+const TCP_OPTIONS: readonly (readonly [number, number, string])[] = [
+  [IPPROTO_TCP, 1, 'TCP_NODELAY'], [IPPROTO_TCP, 9, 'TCP_DEFER_ACCEPT'], [IPPROTO_TCP, 4, 'TCP_KEEPIDLE'], [IPPROTO_TCP, 5, 'TCP_KEEPINTVL'],
+  [IPPROTO_TCP, 6, 'TCP_KEEPCNT'], [IPPROTO_TCP, 23, 'TCP_FASTOPEN'],
+];
+const V6_OPTIONS: readonly (readonly [number, number, string])[] = [[IPPROTO_IPV6, 26, 'IPV6_V6ONLY'], [IPPROTO_IPV6, 16, 'IPV6_UNICAST_HOPS']];
+const V6_DGRAM_OPTIONS: readonly (readonly [number, number, string])[] = [[IPPROTO_IPV6, 18, 'IPV6_MULTICAST_HOPS'], [IPPROTO_IPV6, 19, 'IPV6_MULTICAST_LOOP']];
 const UNIX_OPTIONS: readonly (readonly [number, number, string])[] = [[SOL_SOCKET, 16, 'SO_PASSCRED']];
+/** Options whose value is a struct or a string, saved as bytes: receive and send timeouts, linger, the interface it is bound to. */
+const STRUCT_OPTIONS: readonly (readonly [number, number, number, string])[] = [
+  [SOL_SOCKET, 20, 16, 'SO_RCVTIMEO'], [SOL_SOCKET, 21, 16, 'SO_SNDTIMEO'], [SOL_SOCKET, 13, 8, 'SO_LINGER'], [SOL_SOCKET, 25, 16, 'SO_BINDTODEVICE'],
+];
 
 export interface SocketDetails {
   /** sockaddr_in / sockaddr_in6 / sockaddr_un as the kernel gave it, hex. */
@@ -36,6 +50,8 @@ export interface SocketDetails {
   peer?: string;
   /** [level, option, value] of every saved option. */
   options: [number, number, number][];
+  /** [level, option, bytes (hex)] of the struct- and string-valued ones that are not all zero (set: not the default). */
+  structs?: [number, number, string][];
   /** A connection waiting to be accepted, or a datagram waiting to be read. */
   waiting: boolean;
 }
@@ -67,7 +83,10 @@ export function socketDetails(pid: number, ours: number, domain: number, type: n
     // A UNIX stream socket with a peer is a connection (a pair inside the process is a socketpair).
     if (unix && type !== SOCK_DGRAM && peer !== undefined) return null;
     const options: [number, number, number][] = [];
-    const wanted = unix ? UNIX_OPTIONS : [...OPTIONS, ...(type === SOCK_STREAM ? TCP_OPTIONS : []), ...(domain === AF_INET6 ? V6_OPTIONS : [])];
+    const wanted = unix ? UNIX_OPTIONS : [
+      ...OPTIONS, ...(domain === AF_INET ? IP_OPTIONS : V6_OPTIONS),
+      ...(type === SOCK_STREAM ? TCP_OPTIONS : domain === AF_INET ? IP_DGRAM_OPTIONS : V6_DGRAM_OPTIONS),
+    ];
     for (const [level, name] of wanted) {
       const io = Buffer.alloc(8);
       io.writeUInt32LE(4, 4);
@@ -79,6 +98,22 @@ export function socketDetails(pid: number, ours: number, domain: number, type: n
       }
       copyFromAddr(io, mem);
       options.push([level, name, io.readInt32LE(0)]);
+    }
+    const structs: [number, number, string][] = [];
+    for (const [level, name, size] of STRUCT_OPTIONS) {
+      const io = Buffer.alloc(8);
+      io.writeUInt32LE(size, 0);
+      copyToAddr(mem + 64n, io);
+      copyToAddr(mem, Buffer.alloc(size));
+      try {
+        syscall(SYS.getsockopt, [BigInt(ours), BigInt(level), BigInt(name), mem, mem + 64n], 'getsockopt');
+      } catch {
+        continue;
+      }
+      copyFromAddr(io, mem + 64n);
+      const v = Buffer.alloc(Math.min(io.readUInt32LE(0), size));
+      copyFromAddr(v, mem);
+      if (v.some((b) => b !== 0)) structs.push([level, name, v.toString('hex')]);
     }
     let waiting = false;
     if (listening) {
@@ -95,7 +130,7 @@ export function socketDetails(pid: number, ours: number, domain: number, type: n
       waiting = ioctlErrno(ours, FIONREAD, count).ret === 0 && count.readInt32LE(0) > 0;
     }
     const unixFile = unix ? socketFile(pid, local) : undefined;
-    return { local, ...(unixFile ? { unixFile } : {}), ...(peer !== undefined ? { peer } : {}), options, waiting };
+    return { local, ...(unixFile ? { unixFile } : {}), ...(peer !== undefined ? { peer } : {}), options, ...(structs.length ? { structs } : {}), waiting };
   } finally {
     free(mem);
   }

@@ -138,7 +138,7 @@ function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; 
 }
 
 /** `keepFrom`: a tree restore keeps the descriptors its root parked from there on (see ParkedFds). */
-const SOL_SOCKET = 1, SO_REUSEADDR = 2, SOCK_STREAM = 1;
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_MARK = 36, SOCK_STREAM = 1;
 
 /**
  * A socket made again (socket-plan.ts): options first (SO_REUSEADDR and IPV6_V6ONLY decide what
@@ -150,7 +150,16 @@ function makeSocket(r: Remote, a: Extract<FdAction, { action: 'socket' }>, cloex
   const what = `fd ${a.fd} (${a.note})`;
   const got = r.call(NR.socket, [BigInt(a.domain), BigInt(a.type | a.flags) | cloexec, BigInt(a.protocol)], `recreating the socket of ${what}`);
   const int = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32LE(v, 0); return b; };
-  for (const [level, name, value] of a.options) r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(int(value)), 4n], `socket option ${level}:${name} of ${what}`);
+  for (const [level, name, value] of a.options) {
+    // SO_MARK needs CAP_NET_ADMIN even to set the default: only a mark the program set is set again.
+    if (level === SOL_SOCKET && name === SO_MARK && value === 0) continue;
+    r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(int(value)), 4n], `socket option ${level}:${name} of ${what}`);
+  }
+  // Timeouts, linger and the interface it is bound to (before bind: the device decides what it may bind).
+  for (const [level, name, hex] of a.structs) {
+    const v = Buffer.from(hex, 'hex');
+    r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(v), BigInt(v.length)], `socket option ${level}:${name} of ${what}`);
+  }
   if (a.bind) {
     // As CRIU does: SO_REUSEADDR only while binding a TCP socket, so connections of the original
     // left in TIME_WAIT on its port do not stop it (a listener there still does); then as it was.

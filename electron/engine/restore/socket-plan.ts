@@ -8,7 +8,7 @@
  * socket whose peer is gone. Plan-time checks: a test socket bound to the address and closed at
  * once; for UNIX paths and peers, /proc/net/unix.
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import type { FdState } from '../state/process-state';
 import { SYS, syscall, malloc, free, copyToAddr, closeFd, SysError, errnoName } from '../native';
 import { AF_UNIX, formatSockaddr, type SocketDetails } from '../capture/socket-details';
@@ -24,6 +24,8 @@ export interface SocketAction {
   listen: boolean;
   backlog: number;
   options: [number, number, number][];
+  /** [level, option, bytes (hex)]: timeouts, linger, the interface it is bound to. */
+  structs: [number, number, string][];
   /** Whether to bind to local (false: an unbound socket). */
   bind: boolean;
   /** A UNIX socket bound to a path: its stale socket file is removed before the bind, and its mode and owner given back after. */
@@ -66,9 +68,14 @@ export function planSocket(f: FdState, flags: number, cloexec: boolean): SocketA
     const err = boundUnixNames().has(name) ? null : 'no socket is bound there';
     if (err !== null) return refuse(`(${proto} socket) was connected to ${formatSockaddr(x.peer!)}, which is not there now: ${err}`, `Start what listens on ${formatSockaddr(x.peer!)}, then restore.`);
   }
+  const structs = x.structs ?? [];
+  const device = boundDevice(structs);
+  if (device !== null && !existsSync(`/sys/class/net/${device}`)) {
+    return refuse(`(${proto} socket on ${where}) is bound to the network interface ${device} (SO_BINDTODEVICE), which this machine does not have`, `Restore on a machine with an interface named ${device}, or create it (e.g. a VLAN or bridge of that name).`);
+  }
   const bindable = unix ? local.length > 2 : local.length >= 4 && local.readUInt16BE(2) !== 0;
   if (bindable) {
-    const err = unix && x.unixFile ? checkSocketFile(x.unixFile.path, where) : testBind(d.domain, d.type, d.protocol, x.options, local);
+    const err = unix && x.unixFile ? checkSocketFile(x.unixFile.path, where) : testBind(d.domain, d.type, d.protocol, x.options, local, device);
     if (err !== null) {
       const port = unix ? 0 : local.readUInt16BE(2);
       return refuse(`(${d.listening ? 'listening ' : ''}${proto} socket on ${where}) cannot be bound on this machine now: ${err}`,
@@ -81,7 +88,7 @@ export function planSocket(f: FdState, flags: number, cloexec: boolean): SocketA
   const backlog = somaxconn();
   return {
     fd: f.fd, action: 'socket', domain: d.domain, type: d.type, protocol: d.protocol, local, peer,
-    listen: d.listening, backlog, options: x.options, bind: bindable, ...(x.unixFile ? { unixFile: x.unixFile } : {}), flags, cloexec,
+    listen: d.listening, backlog, options: x.options, structs, bind: bindable, ...(x.unixFile ? { unixFile: x.unixFile } : {}), flags, cloexec,
     note: d.listening
       ? `${proto} socket listening on ${where} again (backlog ${backlog}: the kernel does not show the program's own)`
       : `${proto} socket${bindable ? ` on ${where}` : ''}${peer ? ` connected to ${formatSockaddr(x.peer!)}` : ''} made again`,
@@ -89,8 +96,13 @@ export function planSocket(f: FdState, flags: number, cloexec: boolean): SocketA
 }
 
 /** null when a socket like the program's binds to local here now, else the errno and what it means. */
-function testBind(domain: number, type: number, protocol: number, options: readonly [number, number, number][], local: Buffer): string | null {
+function testBind(domain: number, type: number, protocol: number, options: readonly [number, number, number][], local: Buffer, device: string | null): string | null {
   return withTestSocket(domain, type, protocol, (fd, mem) => {
+    if (device !== null) {
+      const name = Buffer.from(`${device}\0`);
+      copyToAddr(mem, name);
+      syscall(SYS.setsockopt, [BigInt(fd), 1n, 25n, mem, BigInt(name.length)], 'setsockopt(SO_BINDTODEVICE)');
+    }
     for (const [level, name, saved] of options) {
       if (!BIND_OPTIONS.has(`${level}:${name}`)) continue;
       // The restore binds a TCP socket with SO_REUSEADDR on (fds.ts makeSocket), as here.
@@ -148,6 +160,17 @@ function withTestSocket(domain: number, type: number, protocol: number, use: (fd
     if (fd >= 0) closeFd(fd);
     free(mem);
   }
+}
+
+/** The interface name SO_BINDTODEVICE names, if the program set one. */
+function boundDevice(structs: readonly [number, number, string][]): string | null {
+  const hex = structs.find(([level, name]) => level === 1 && name === 25)?.[2];
+  if (!hex) return null;
+  const b = Buffer.from(hex, 'hex');
+  const end = b.indexOf(0);
+  const name = b.subarray(0, end < 0 ? b.length : end).toString();
+  // An interface name never holds a slash (it is a directory name under /sys/class/net).
+  return name && !name.includes('/') ? name : null;
 }
 
 function somaxconn(): number {
