@@ -10,7 +10,7 @@
 import { socketInode, type FdState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
 import { unixSockets } from '../proc';
-import { socketDetails } from './socket-details';
+import { intOption, socketDetails } from './socket-details';
 
 const FIONREAD = 0x541b;
 const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
@@ -63,13 +63,9 @@ function describeSockets(pid: number, fds: FdState[]): void {
       try {
         ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
         const get = (opt: bigint): number => {
-          // One int at val, its length (4) right after it: getsockopt reads and rewrites that length.
-          const io = Buffer.alloc(12);
-          io.writeUInt32LE(4, 8);
-          copyToAddr(val, io);
-          syscall(SYS.getsockopt, [BigInt(ours), SOL_SOCKET, opt, val, val + 8n, 0n], 'getsockopt');
-          copyFromAddr(io, val);
-          return io.readInt32LE(0);
+          const v = intOption(ours, Number(SOL_SOCKET), Number(opt), val);
+          if (v === null) throw new Error('getsockopt');
+          return v;
         };
         const d = { domain: get(SO.DOMAIN), type: get(SO.TYPE), protocol: get(SO.PROTOCOL), listening: get(SO.ACCEPTCONN) === 1 };
         const detail = socketDetails(pid, ours, d.domain, d.type, d.protocol, d.listening);

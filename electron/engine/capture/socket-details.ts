@@ -56,6 +56,20 @@ export interface SocketDetails {
   waiting: boolean;
 }
 
+/** An int socket option of fd (ours, in this process), through scratch memory mem (8 bytes); null when the socket has no such option. */
+export function intOption(fd: number, level: number, name: number, mem: bigint): number | null {
+  const io = Buffer.alloc(8);
+  io.writeUInt32LE(4, 4);
+  copyToAddr(mem, io);
+  try {
+    syscall(SYS.getsockopt, [BigInt(fd), BigInt(level), BigInt(name), mem, mem + 4n], 'getsockopt');
+  } catch {
+    return null;
+  }
+  copyFromAddr(io, mem);
+  return io.readInt32LE(0);
+}
+
 /** Reads the details of socket fd `ours` (a copy in this process of one of pid's) of the given domain/type/protocol. */
 export function socketDetails(pid: number, ours: number, domain: number, type: number, protocol: number, listening: boolean): SocketDetails | null {
   const inet = (domain === AF_INET || domain === AF_INET6) && ((type === SOCK_STREAM && protocol === IPPROTO_TCP) || (type === SOCK_DGRAM && protocol === IPPROTO_UDP));
@@ -88,16 +102,8 @@ export function socketDetails(pid: number, ours: number, domain: number, type: n
       ...(type === SOCK_STREAM ? TCP_OPTIONS : domain === AF_INET ? IP_DGRAM_OPTIONS : V6_DGRAM_OPTIONS),
     ];
     for (const [level, name] of wanted) {
-      const io = Buffer.alloc(8);
-      io.writeUInt32LE(4, 4);
-      copyToAddr(mem, io);
-      try {
-        syscall(SYS.getsockopt, [BigInt(ours), BigInt(level), BigInt(name), mem, mem + 4n], 'getsockopt');
-      } catch {
-        continue;
-      }
-      copyFromAddr(io, mem);
-      options.push([level, name, io.readInt32LE(0)]);
+      const v = intOption(ours, level, name, mem);
+      if (v !== null) options.push([level, name, v]);
     }
     const structs: [number, number, string][] = [];
     for (const [level, name, size] of STRUCT_OPTIONS) {

@@ -9,6 +9,7 @@ import { StasisError } from '../../../shared/errors';
 import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
+import { reusesWhileBinding } from './socket-plan';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
 import { remapMemfds } from './memfd-maps';
@@ -138,7 +139,7 @@ function addWatches(r: Remote, fd: bigint, watches: { wd: number; mask: number; 
 }
 
 /** `keepFrom`: a tree restore keeps the descriptors its root parked from there on (see ParkedFds). */
-const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_MARK = 36, SOCK_STREAM = 1;
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_MARK = 36;
 
 /**
  * A socket made again (socket-plan.ts): options first (SO_REUSEADDR and IPV6_V6ONLY decide what
@@ -161,9 +162,7 @@ function makeSocket(r: Remote, a: Extract<FdAction, { action: 'socket' }>, cloex
     r.call(NR.setsockopt, [got, BigInt(level), BigInt(name), r.put(v), BigInt(v.length)], `socket option ${level}:${name} of ${what}`);
   }
   if (a.bind) {
-    // As CRIU does: SO_REUSEADDR only while binding a TCP socket, so connections of the original
-    // left in TIME_WAIT on its port do not stop it (a listener there still does); then as it was.
-    const reuse = BigInt(a.domain) !== AF_UNIX && a.type === SOCK_STREAM ? (a.options.find(([l, n]) => l === SOL_SOCKET && n === SO_REUSEADDR)?.[2] ?? 0) : null;
+    const reuse = reusesWhileBinding(a.domain, a.type) ? (a.options.find(([l, n]) => l === SOL_SOCKET && n === SO_REUSEADDR)?.[2] ?? 0) : null;
     if (reuse !== null) r.call(NR.setsockopt, [got, BigInt(SOL_SOCKET), BigInt(SO_REUSEADDR), r.put(int(1)), 4n], `SO_REUSEADDR of ${what} while binding`);
     if (a.unixFile) removeStaleSocketFile(a.unixFile.path);
     r.call(NR.bind, [got, r.put(a.local), BigInt(a.local.length)], `binding ${what}`);

@@ -105,8 +105,8 @@ function testBind(domain: number, type: number, protocol: number, options: reado
     }
     for (const [level, name, saved] of options) {
       if (!BIND_OPTIONS.has(`${level}:${name}`)) continue;
-      // The restore binds a TCP socket with SO_REUSEADDR on (fds.ts makeSocket), as here.
-      const value = type === SOCK_STREAM && level === 1 && name === 2 ? 1 : saved;
+      // Bound as the restore binds it (fds.ts makeSocket): SO_REUSEADDR on while binding a TCP socket.
+      const value = level === 1 && name === 2 && reusesWhileBinding(domain, type) ? 1 : saved;
       const v = Buffer.alloc(4);
       v.writeInt32LE(value, 0);
       copyToAddr(mem, v);
@@ -160,6 +160,15 @@ function withTestSocket(domain: number, type: number, protocol: number, use: (fd
     if (fd >= 0) closeFd(fd);
     free(mem);
   }
+}
+
+/**
+ * Whether a socket is bound with SO_REUSEADDR on whatever the program set (then set back), as CRIU
+ * does: a TCP socket, so connections of the original left in TIME_WAIT on its port do not stop the
+ * bind (a listener there still does). The pre-flight's test bind and the restore both ask this.
+ */
+export function reusesWhileBinding(domain: number, type: number): boolean {
+  return domain !== AF_UNIX && type === SOCK_STREAM;
 }
 
 /** The interface name SO_BINDTODEVICE names, if the program set one. */
