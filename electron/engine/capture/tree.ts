@@ -22,7 +22,7 @@ import { captureFrozenState, captureMappings } from './state';
 import { putBackSemUndo } from './sem-undo';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
-import { peekQueued, savePipeBytes } from './channels';
+import { saveQueue, savePipeBytes } from './channels';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -198,12 +198,12 @@ function markTreeSockets(members: Member[], warnings: string[]): number {
     for (const [side, other, hs] of [[ino, d.peer, list], [d.peer, ino, peers]] as const) {
       for (const h of hs) h.f.info = { ...(h.f.info ?? {}), treeSocket: key, unixPeer: other, unixType: d.type };
       const first = hs[0]!;
-      if (typeof first.f.info?.socketData === 'string') continue; // saved by the member's own capture
+      const saved = first.f.info ?? {};
+      if (typeof saved.socketData === 'string' || saved.socketQueue !== undefined || saved.queueRefused !== undefined) continue; // saved by the member's own capture
       let pidfd = -1;
       try {
         pidfd = Number(syscall(SYS.pidfd_open, [BigInt(first.pid), 0n], 'pidfd_open'));
-        const data = peekQueued(pidfd, first.f, d.type, warnings);
-        if (data) first.f.info = { ...first.f.info, socketData: data.toString('base64') };
+        saveQueue(pidfd, first.f, d.type, warnings, null, null, null);
       } catch (e) {
         warnings.push(`socket:[${side}] between processes: the bytes waiting in it were not saved (${(e as Error).message})`);
       } finally {

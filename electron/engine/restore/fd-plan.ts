@@ -13,6 +13,8 @@ import { planGhost } from './ghost-plan';
 import { mqueueInode } from '../state/mqueue';
 import { planEpoll } from './epoll-plan';
 import { planSocket, type SocketAction } from './socket-plan';
+import { planQueue } from './queue-plan';
+import type { OutMessage } from './socket-queue';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -49,8 +51,13 @@ export type FdAction =
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean; dropped?: string[] }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null; size?: number }
-  /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
-  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
+  /**
+   * One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data:
+   * the bytes that waited to be read from it (a stream without descriptors in flight), queue: the
+   * messages (each sent again on its own, with the descriptors in flight at their spare numbers);
+   * passcred: SO_PASSCRED was on.
+   */
+  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null; queue?: OutMessage[]; passcred?: boolean }
   | SocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
@@ -84,7 +91,6 @@ function timespecField(v: unknown): bigint {
 const TERMINAL = /^\/dev\/(pts\/\d+|tty\w*|console)$/;
 
 /** `all`: every descriptor of the checkpoint (epoll needs to know which watched ones exist). */
-const SOCK_DGRAM = 2;
 
 export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] = [f]): FdAction {
   const cloexec = f.cloexec;
@@ -174,19 +180,10 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const peer = Number(f.info?.unixPeer ?? 0);
       const type = Number(f.info?.unixType ?? 0);
       if (ino !== 0 && peer !== 0 && all.some((x) => x.kind === 'socket' && x.target === `socket:[${peer}]` && Number(x.info?.unixPeer ?? 0) === ino)) {
-        // What capture could not save of what waited in it: a restore without it would not be exact.
-        const lost = all.find((x) => x.target === f.target && (x.info?.controlInFlight === true || typeof x.info?.lostMessages === 'number'));
-        if (lost) {
-          return {
-            fd: f.fd, action: 'refuse',
-            reason: lost.info?.controlInFlight === true
-              ? `fd ${f.fd} (${f.target}) of a UNIX socketpair had messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save: they would come back without them`
-              : `fd ${f.fd} (${f.target}) of a UNIX ${type === SOCK_DGRAM ? 'datagram' : 'seqpacket'} socketpair had messages waiting (the next one ${String(lost.info?.lostMessages)} bytes), which Stasis saves only for stream sockets: they would be lost`,
-            fix: 'Checkpoint the program when those messages have been read.',
-          };
-        }
-        const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
-        return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
+        const pair = `${Math.min(ino, peer)}-${Math.max(ino, peer)}`;
+        const queued = planQueue(f, all, (x) => planFd(x, r, all), type);
+        if ('reason' in queued) return { fd: f.fd, action: 'refuse', reason: queued.reason, fix: queued.fix };
+        return { fd: f.fd, action: 'socketpair', pair, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, ...queued };
       }
       const remade = planSocket(f, f.flags & O_NONBLOCK, cloexec);
       if (remade) return remade;

@@ -10,6 +10,8 @@ import { socketInode, type FdState, type ProcessState } from '../state/process-s
 import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { reusesWhileBinding } from './socket-plan';
+import { sendQueue, setPasscred } from './socket-queue';
+import { inFlightFds, socketQueue } from '../state/socket-queue';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
 import { remapMemfds } from './memfd-maps';
@@ -47,6 +49,9 @@ function recreateChannel(r: Remote, ends: ChannelEnd[], above: number): void {
   const fds: [bigint, bigint] = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))];
   // Which of the two new descriptors each saved end becomes, and where its waiting bytes are written.
   const sideOf = (e: ChannelEnd): 0 | 1 => (e.action === 'pipe' ? (e.end === 'read' ? 0 : 1) : e.side <= e.peer ? 0 : 1);
+  for (const side of [0, 1] as const) {
+    if (ends.some((e) => e.action === 'socketpair' && sideOf(e) === side && e.passcred)) setPasscred(r, fds[side], `${name}`);
+  }
   const size = first.action === 'pipe' ? ends.map((e) => (e.action === 'pipe' ? e.size : undefined)).find((n) => n !== undefined) : undefined;
   if (size !== undefined) r.call(NR.fcntl, [fds[1], F_SETPIPE_SZ, BigInt(size)], `setting the capacity of ${name} to ${size} bytes`);
   for (const side of [0, 1] as const) {
@@ -257,6 +262,17 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
     r.read(pairAddr, got);
     const fds = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))] as const;
     p.sides.forEach((side, i) => {
+      if (side.fds.some((f) => f.info?.socketPasscred === true)) setPasscred(r, fds[i]!, `socketpair ${p.key}`);
+    });
+    p.sides.forEach((side, i) => {
+      // Messages one by one (their boundaries); the pre-flight refused descriptors or credentials in flight here.
+      const queue = side.fds.map(socketQueue).find((q) => q !== undefined);
+      if (queue) {
+        r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on socketpair ${p.key} while its messages are sent`);
+        sendQueue(r, fds[1 - i]!, queue.map((m) => ({ data: Buffer.from(m.data, 'base64'), fds: [] })), `socketpair ${p.key}`);
+        r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, 0n], `blocking mode of socketpair ${p.key}`);
+        return;
+      }
       const data = side.fds.map((f) => f.info?.socketData).find((d): d is string => typeof d === 'string');
       const bytes = data ? Buffer.from(data, 'base64') : Buffer.alloc(0);
       for (let o = 0; o < bytes.length; o += CHUNK) {
@@ -350,9 +366,32 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
   }
 }
 
+/**
+ * The messages that waited in the socketpairs made again here (`made`: their pair keys), each
+ * queue sent from a descriptor of the other end, made non-blocking while it is sent (a queue that
+ * does not fit fails the restore instead of hanging it), then given its saved O_NONBLOCK again.
+ */
+function sendQueues(r: Remote, plans: ReadonlyMap<number, FdAction>, made: ReadonlySet<string>): void {
+  const ends = [...plans.values()].filter((x): x is Extract<FdAction, { action: 'socketpair' }> => x.action === 'socketpair' && made.has(x.pair));
+  const sent = new Set<number>();
+  for (const a of ends) {
+    if (!a.queue?.length || sent.has(a.side)) continue;
+    sent.add(a.side);
+    const from = ends.find((x) => x.side === a.peer);
+    if (!from) throw new StasisError('INTERNAL', `No descriptor of the other end of socketpair ${a.pair} to send its ${a.queue.length} waiting messages from.`);
+    const fd = BigInt(from.fd);
+    r.call(NR.fcntl, [fd, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on fd ${from.fd} while the messages of socketpair ${a.pair} are sent`);
+    sendQueue(r, fd, a.queue, `socketpair ${a.pair} (to fd ${a.fd})`);
+    r.call(NR.fcntl, [fd, F_SETFL, BigInt(from.flags)], `O_NONBLOCK on fd ${from.fd}`);
+  }
+}
+
 function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles, parked: ParkedFds | undefined): void {
   const elapsed = elapsedSince(state.timers.clock);
-  const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
+  // Descriptors in flight in socketpairs are made at spare numbers like any other, then sent and closed.
+  const flight = inFlightFds(state.fds);
+  const every = [...state.fds, ...flight];
+  const sorted = [...every].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
   const inotifies: Extract<FdAction, { action: 'inotify' }>[] = [];
   const above = (sorted.at(-1)?.fd ?? 2) + 1;
@@ -360,7 +399,7 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
   const channelOf = (x: FdAction): string | null => (x.action === 'pipe' ? x.pipe : x.action === 'socketpair' ? x.pair : null);
   // Planned once: a channel or a shared description looks at other fds' plans, and an epoll set's
   // plan looks at every watched fd (999 watches among 1400 fds took 12 s when re-planned each time).
-  const plans = new Map(state.fds.map((x) => [x.fd, planFd(x, redirect, state.fds)]));
+  const plans = new Map(every.map((x) => [x.fd, planFd(x, redirect, every)]));
   for (const f of sorted) {
     const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f))
       : f.kind === 'socket' && typeof f.info?.treeSocket === 'string' ? parked?.get(`sock:${socketInode(f)}`)
@@ -373,6 +412,7 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
     }
     const a = plans.get(f.fd)!;
     if (a.action === 'pipe' || a.action === 'socketpair') {
+      // Messages (and descriptors in flight with them) are sent once every descriptor is in place: below.
       const channel = channelOf(a)!;
       // The whole channel at its first descriptor: its other numbers are then taken for good.
       if (!channelsDone.has(channel)) {
@@ -385,7 +425,7 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
     // One open file description held by several fds: recreated at the lowest, dup'ed to the others
     // so that they keep sharing offset and status flags. Redirected and refused fds stay apart.
     if (f.sharesWith !== undefined && SHAREABLE.has(a.action)) {
-      const src = state.fds.find((x) => x.fd === f.sharesWith);
+      const src = every.find((x) => x.fd === f.sharesWith);
       if (src && plans.get(src.fd)?.action === a.action) {
         r.call(NR.dup3, [BigInt(src.fd), BigInt(a.fd), BigInt(a.action !== 'refuse' && a.cloexec ? O_CLOEXEC : 0)], `dup3 fd ${src.fd} to fd ${a.fd} (one open file description)`);
         continue;
@@ -465,6 +505,8 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       if (pos < 0n && (f.kind === 'file' || a.action === 'ghost')) throw new StasisError('INTERNAL', `Could not restore the position ${a.pos} of fd ${a.fd} (${a.action === 'open' ? a.path : f.target}): errno ${-pos}.`);
     }
   }
+  sendQueues(r, plans, channelsDone);
+  for (const x of flight) r.raw(NR.close, [BigInt(x.fd)]);
   // Watches last: every watched descriptor (a recreated deleted file, a watched fd) exists by now.
   for (const a of inotifies) addWatches(r, BigInt(a.fd), a.watches, a.fd);
   const saved = new Map(state.fds.map((x) => [x.fd, x]));

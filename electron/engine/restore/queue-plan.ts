@@ -1,0 +1,66 @@
+/**
+ * Whether what waited at one end of a socketpair can come back exactly, and how (fd-plan.ts):
+ * the bytes of a stream, or each message with its boundary, its descriptors in flight (each planned
+ * as a process descriptor is, and sent again only when it is of a kind that comes back whole) and
+ * its credentials. Anything capture could not read, or that would come back different, is refused
+ * with the reason: a message must never be dropped, split, reordered or sent without what rode
+ * along with it.
+ */
+import type { FdState } from '../state/process-state';
+import { socketQueue } from '../state/socket-queue';
+import type { FdAction } from './fd-plan';
+import type { OutMessage } from './socket-queue';
+
+export type QueuePlan = { data: Buffer | null; queue?: OutMessage[]; passcred?: boolean } | { reason: string; fix: string };
+
+const SOCK_DGRAM = 2;
+/** What a descriptor in flight may become: made again whole in the restored process, then sent. */
+const SENDABLE = new Set<FdAction['action']>(['open', 'pipe', 'eventfd', 'signalfd', 'timerfd']);
+const FIX = 'Checkpoint the program when those messages have been read.';
+
+/** `all`: the process's descriptors and those in flight (state/socket-queue.ts withInFlight). */
+export function planQueue(f: FdState, all: readonly FdState[], plan: (x: FdState) => FdAction, type: number): QueuePlan {
+  const ends = all.filter((x) => x.target === f.target);
+  const what = `fd ${f.fd} (${f.target}) of a UNIX socketpair`;
+  for (const x of ends) {
+    if (typeof x.info?.queueRefused === 'string') return { reason: `${what} has messages waiting that cannot come back exactly: ${x.info.queueRefused}`, fix: FIX };
+    // Checkpoints taken before the queues were saved message by message.
+    if (x.info?.controlInFlight === true) return { reason: `${what} had messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which this checkpoint did not save: they would come back without them`, fix: `${FIX} Or take the checkpoint again with this version of Stasis, which saves them.` };
+    if (typeof x.info?.lostMessages === 'number') return { reason: `${what} had messages waiting (the next one ${x.info.lostMessages} bytes) that this checkpoint did not save (${type === SOCK_DGRAM ? 'datagram' : 'seqpacket'}): they would be lost`, fix: `${FIX} Or take the checkpoint again with this version of Stasis, which saves them.` };
+  }
+  const passcred = ends.some((x) => x.info?.socketPasscred === true);
+  const data = ends.map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
+  const base = { data: data ? Buffer.from(data, 'base64') : null, ...(passcred ? { passcred } : {}) };
+  const saved = ends.map(socketQueue).find((q) => q !== undefined);
+  if (!saved) return base;
+  const queue: OutMessage[] = [];
+  for (const [i, m] of saved.entries()) {
+    for (const x of m.fds ?? []) {
+      const a = plan(x);
+      const carried = `message ${i + 1} of the ${saved.length} waiting in ${what} carries a descriptor (${x.kind} ${x.target})`;
+      if (a.action === 'refuse') return { reason: `${carried} that cannot come back: ${a.reason}`, fix: a.fix };
+      if (!SENDABLE.has(a.action)) {
+        return {
+          reason: `${carried} that would come back ${a.action === 'redirect' ? `as another file (${a.note})` : 'different'}: Stasis sends again regular files, directories, devices, pipes whose other end the process holds (or has in flight), eventfd, signalfd and timerfd`,
+          fix: FIX,
+        };
+      }
+    }
+    queue.push({ data: Buffer.from(m.data, 'base64'), fds: (m.fds ?? []).map((x) => x.fd), ...(m.creds ? { creds: { uid: m.creds.uid, gid: m.creds.gid } } : {}) });
+  }
+  return { ...base, queue };
+}
+
+/**
+ * A socketpair between the processes of a tree: the root sends its messages before forking
+ * (restore/fds.ts parkTreeSockets), so descriptors or credentials in flight cannot ride along yet.
+ */
+export function treeQueueRefusal(f: FdState, all: readonly FdState[], plan: (x: FdState) => FdAction): { reason: string; fix: string } | null {
+  const q = planQueue(f, all, plan, Number(f.info?.unixType ?? 0));
+  if ('reason' in q) return q;
+  if (!q.queue?.some((m) => m.fds.length || m.creds)) return null;
+  return {
+    reason: `fd ${f.fd} (${f.target}) of a UNIX socketpair between processes of the tree has messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis sends again only on socketpairs held by one process`,
+    fix: FIX,
+  };
+}

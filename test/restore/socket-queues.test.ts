@@ -1,0 +1,89 @@
+/**
+ * Messages waiting in UNIX socketpairs come back exactly (issue 13): datagrams and seqpacket
+ * messages each with its boundary and in order, in one process and between parent and child;
+ * descriptors in flight (SCM_RIGHTS) as the same kind of file at the same offset, one open file
+ * with a descriptor the process also holds; credentials (SO_PASSCRED) naming the restored process.
+ * Before, the pre-flight refused every one of them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { buildFixture } from '../helpers/fixtures';
+import { checkpoint, closeTrackers } from '../../electron/engine/capture';
+import { preflight, restore } from '../../electron/engine/restore';
+import { withStore } from './helpers';
+import { runZdtm, startZdtm, verdict } from './zdtm';
+
+const sockqueue = buildFixture('restore-sockqueue');
+const unixmsg = buildFixture('restore-unixmsg');
+
+test('datagram and seqpacket socketpairs: every waiting message (empty, 100 KB) comes back with its boundary, in order, both ways', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, sockqueue, { args: ['dgram'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a seqpacket socketpair between parent and child (tree): the messages waiting at both ends come back', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, sockqueue, { args: ['tree'], tree: true });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('descriptors in flight: a file at offset 1234, a pipe end in the middle of a stream, a file also held (one offset)', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, sockqueue, { args: ['rights'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('SO_PASSCRED: datagrams the process sent itself come back naming the restored process', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, sockqueue, { args: ['creds'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a descriptor in flight over a stream socketpair (/dev/null) and two queued datagrams come back', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, unixmsg);
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a checkpoint that leaves the process running leaves its queues as they were (the stream ones are taken out and put back)', async () => {
+  await withStore(async (store, dir) => {
+    for (const mode of ['rights', 'dgram'] as const) {
+      const t = await startZdtm(sockqueue, dir, [mode]);
+      try {
+        checkpoint(store, t.pid, { mode: 'leave-running' });
+        assert.deepEqual(await verdict(t.out), ['done pass'], mode);
+        await t.waitExit();
+      } finally {
+        t.kill();
+        closeTrackers();
+        rmSync(t.out, { force: true });
+        rmSync(`${t.out}.go`, { force: true });
+      }
+    }
+  });
+});
+
+test('a descriptor in flight that cannot come back (a UNIX socket connected elsewhere) is refused in pre-flight, named', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(sockqueue, dir, ['unsendable']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /message 1 of the 1 waiting in fd \d+ \(socket:\[\d+\]\) of a UNIX socketpair carries a descriptor \(socket socket:\[\d+\]\) that cannot come back/);
+      assert.throws(() => restore(store, c.id, { log: join(dir, 'r.log') }), /cannot be restored/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
