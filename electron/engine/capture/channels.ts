@@ -134,6 +134,7 @@ function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): Fd
  * What waits to be read at the socketpair end of `f` (a descriptor of the process behind pidfd),
  * on f.info: socketData (base64) for a stream without descriptors or credentials in flight, else
  * socketQueue (each message, capture/socket-queue.ts); socketPasscred when SO_PASSCRED is on;
+ * socketOptions: its buffer sizes and peek offset;
  * queueRefused when the queue cannot be sent again exactly (the pre-flight refuses it).
  * `flight`, `pid`: null between the processes of a tree (walkQueue); `peerFd`: a descriptor of the
  * other end in the same process.
@@ -146,6 +147,7 @@ export function saveQueue(pidfd: number, f: FdState, type: number, warnings: str
     const q = walkQueue(ours, type, flight, pid, peer >= 0 ? peer : null);
     const info: Record<string, unknown> = { ...(f.info ?? {}) };
     if (q.passcred) info.socketPasscred = true;
+    info.socketOptions = q.options;
     if (q.refused) {
       info.queueRefused = q.refused;
       warnings.push(`fd ${f.fd} (${f.target}): the messages waiting in it cannot be restored exactly: ${q.refused}`);

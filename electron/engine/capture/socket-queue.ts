@@ -19,7 +19,7 @@ import { intOption } from './socket-details';
 import { savePipeBytes } from './channels';
 
 const FIONREAD = 0x541b;
-const SOL_SOCKET = 1, SO_PEEK_OFF = 42, SO_PASSCRED = 16;
+const SOL_SOCKET = 1, SO_PEEK_OFF = 42, SO_PASSCRED = 16, SO_SNDBUF = 7, SO_RCVBUF = 8;
 const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
 const MSG_PEEK = 2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_CTRUNC = 0x8;
 const SOCK_STREAM = 1;
@@ -88,6 +88,8 @@ export interface WalkedQueue {
   messages: QueuedMessage[];
   /** SO_PASSCRED on this end (the kernel then attaches credentials to what it receives). */
   passcred: boolean;
+  /** SO_SNDBUF and SO_RCVBUF as getsockopt reads them, and SO_PEEK_OFF (-1: off). */
+  options: { sndbuf: number; rcvbuf: number; peekOff: number };
   /** Why the queue cannot be sent again exactly, if it cannot. */
   refused?: string;
 }
@@ -156,18 +158,23 @@ export function walkQueue(sock: number, type: number, flight: InFlight | null, o
   const mem = malloc(8);
   let saved: number | null;
   let passcred: boolean;
+  let sndbuf: number | null, rcvbuf: number | null;
   try {
     saved = intOption(sock, SOL_SOCKET, SO_PEEK_OFF, mem);
     passcred = intOption(sock, SOL_SOCKET, SO_PASSCRED, mem) === 1;
+    sndbuf = intOption(sock, SOL_SOCKET, SO_SNDBUF, mem);
+    rcvbuf = intOption(sock, SOL_SOCKET, SO_RCVBUF, mem);
   } finally {
     free(mem);
   }
   if (saved === null) throw new Error('SO_PEEK_OFF is not supported on this kernel');
+  if (sndbuf === null || rcvbuf === null) throw new Error('its buffer sizes could not be read');
+  const options = { sndbuf, rcvbuf, peekOff: saved };
   const count = Buffer.alloc(4);
   const total = ioctlErrno(sock, FIONREAD, count).ret === 0 ? count.readInt32LE(0) : 0;
   const stream = type === SOCK_STREAM;
   // A stream with nothing waiting has no messages; a datagram queue may hold empty datagrams.
-  if (stream && total <= 0) return { messages: [], passcred };
+  if (stream && total <= 0) return { messages: [], passcred, options };
   const messages: QueuedMessage[] = [];
   const problems: string[] = [];
   const describe = (fds: number[], where: string): FdState[] | undefined => {
@@ -231,7 +238,7 @@ export function walkQueue(sock: number, type: number, flight: InFlight | null, o
   } finally {
     setPeekOff(sock, saved);
   }
-  return { messages: exact ?? messages, passcred, ...(problems.length ? { refused: problems.join('; ') } : {}) };
+  return { messages: exact ?? messages, passcred, options, ...(problems.length ? { refused: problems.join('; ') } : {}) };
 }
 
 const opt = (fds: FdState[] | undefined): { fds?: FdState[] } => (fds && fds.length ? { fds } : {});
@@ -289,7 +296,7 @@ function takeOut(sock: number, len: number): boolean {
   return fds;
 }
 
-const SO_SNDBUF = 7, SO_SNDBUFFORCE = 32, MSG_NOSIGNAL = 0x4000, NR_SENDMSG = 46;
+const SO_SNDBUFFORCE = 32, MSG_NOSIGNAL = 0x4000, NR_SENDMSG = 46;
 
 /** Sends `data` (with `fds` as SCM_RIGHTS) from our copy `peer` of the other end. */
 function putBack(peer: number, data: Buffer, fds: number[]): void {

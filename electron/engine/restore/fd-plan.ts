@@ -13,7 +13,7 @@ import { planGhost } from './ghost-plan';
 import { mqueueInode } from '../state/mqueue';
 import { planEpoll } from './epoll-plan';
 import { planSocket, type SocketAction } from './socket-plan';
-import { planQueue } from './queue-plan';
+import { planQueue, type PairOptions } from './queue-plan';
 import type { OutMessage } from './socket-queue';
 
 export interface RedirectOptions {
@@ -55,9 +55,9 @@ export type FdAction =
    * One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data:
    * the bytes that waited to be read from it (a stream without descriptors in flight), queue: the
    * messages (each sent again on its own, with the descriptors in flight at their spare numbers);
-   * passcred: SO_PASSCRED was on.
+   * passcred: SO_PASSCRED was on; options: buffer sizes and peek offset (set again once the messages are in).
    */
-  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null; queue?: OutMessage[]; passcred?: boolean }
+  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null; queue?: OutMessage[]; passcred?: boolean; options?: PairOptions }
   | SocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 

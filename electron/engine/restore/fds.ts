@@ -10,7 +10,7 @@ import { socketInode, type FdState, type ProcessState } from '../state/process-s
 import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { reusesWhileBinding } from './socket-plan';
-import { sendQueue, setPasscred } from './socket-queue';
+import { sendQueue, setPairOptions, setPasscred } from './socket-queue';
 import { inFlightFds, socketQueue } from '../state/socket-queue';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
@@ -283,6 +283,8 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
       }
     });
     p.sides.forEach((side, i) => {
+      const o = side.fds.map((f) => f.info?.socketOptions as Parameters<typeof setPairOptions>[2] | undefined).find((x) => x !== undefined);
+      if (o) setPairOptions(r, fds[i]!, o, `socket:[${side.ino}]`);
       const at = r.call(NR.dup3, [fds[i]!, BigInt(next), 0n], `parking socketpair ${p.key}`);
       const flags = (side.fds[0]?.flags ?? 0) & O_NONBLOCK;
       if (flags) r.call(NR.fcntl, [at, F_SETFL, BigInt(flags)], `O_NONBLOCK on socket:[${side.ino}]`);
@@ -369,7 +371,8 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
 /**
  * The messages that waited in the socketpairs made again here (`made`: their pair keys), each
  * queue sent from a descriptor of the other end, made non-blocking while it is sent (a queue that
- * does not fit fails the restore instead of hanging it), then given its saved O_NONBLOCK again.
+ * does not fit fails the restore instead of hanging it), then given its saved O_NONBLOCK again;
+ * then each end's buffer sizes and peek offset.
  */
 function sendQueues(r: Remote, plans: ReadonlyMap<number, FdAction>, made: ReadonlySet<string>): void {
   const ends = [...plans.values()].filter((x): x is Extract<FdAction, { action: 'socketpair' }> => x.action === 'socketpair' && made.has(x.pair));
@@ -383,6 +386,12 @@ function sendQueues(r: Remote, plans: ReadonlyMap<number, FdAction>, made: Reado
     r.call(NR.fcntl, [fd, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on fd ${from.fd} while the messages of socketpair ${a.pair} are sent`);
     sendQueue(r, fd, a.queue, `socketpair ${a.pair} (to fd ${a.fd})`);
     r.call(NR.fcntl, [fd, F_SETFL, BigInt(from.flags)], `O_NONBLOCK on fd ${from.fd}`);
+  }
+  const set = new Set<number>();
+  for (const a of ends) {
+    if (!a.options || set.has(a.side)) continue;
+    set.add(a.side);
+    setPairOptions(r, BigInt(a.fd), a.options, `fd ${a.fd} (socketpair ${a.pair})`);
   }
 }
 

@@ -11,7 +11,8 @@ import { socketQueue } from '../state/socket-queue';
 import type { FdAction } from './fd-plan';
 import type { OutMessage } from './socket-queue';
 
-export type QueuePlan = { data: Buffer | null; queue?: OutMessage[]; passcred?: boolean } | { reason: string; fix: string };
+export interface PairOptions { sndbuf: number; rcvbuf: number; peekOff: number }
+export type QueuePlan = { data: Buffer | null; queue?: OutMessage[]; passcred?: boolean; options?: PairOptions } | { reason: string; fix: string };
 
 const SOCK_DGRAM = 2;
 /** What a descriptor in flight may become: made again whole in the restored process, then sent. */
@@ -30,7 +31,8 @@ export function planQueue(f: FdState, all: readonly FdState[], plan: (x: FdState
   }
   const passcred = ends.some((x) => x.info?.socketPasscred === true);
   const data = ends.map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
-  const base = { data: data ? Buffer.from(data, 'base64') : null, ...(passcred ? { passcred } : {}) };
+  const options = ends.map((x) => x.info?.socketOptions as PairOptions | undefined).find((o) => o !== undefined);
+  const base = { data: data ? Buffer.from(data, 'base64') : null, ...(passcred ? { passcred } : {}), ...(options ? { options } : {}) };
   const saved = ends.map(socketQueue).find((q) => q !== undefined);
   if (!saved) return base;
   const queue: OutMessage[] = [];

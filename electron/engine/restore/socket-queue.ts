@@ -13,7 +13,7 @@ import { NR } from './sysno';
 
 export interface OutMessage { data: Buffer; fds: number[]; creds?: { uid: number; gid: number } }
 
-const SOL_SOCKET = 1n, SO_SNDBUF = 7n, SO_SNDBUFFORCE = 32n, SO_PASSCRED = 16n;
+const SOL_SOCKET = 1n, SO_SNDBUF = 7n, SO_RCVBUF = 8n, SO_SNDBUFFORCE = 32n, SO_RCVBUFFORCE = 33n, SO_PASSCRED = 16n, SO_PEEK_OFF = 42n;
 const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
 const MSG_DONTWAIT = 0x40n, MSG_NOSIGNAL = 0x4000n;
 const EAGAIN = 11n;
@@ -117,4 +117,16 @@ export function sendQueue(r: Remote, into: bigint, msgs: readonly OutMessage[], 
     // The kernel doubles what is set (SO_SNDBUF reads back doubled): half of it gives the same value back.
     if (raisedFrom !== null) setIntOpt(r, into, SO_SNDBUFFORCE, raisedFrom >> 1, `SO_SNDBUF of ${what} set back`);
   }
+}
+
+/**
+ * A recreated end's send and receive buffer sizes (when they differ from what the new socket got:
+ * the FORCE options need CAP_NET_ADMIN, and half the value read, which the kernel doubles) and its
+ * peek offset, once its messages are in (sending does not move the receiver's offset).
+ */
+export function setPairOptions(r: Remote, fd: bigint, o: { sndbuf: number; rcvbuf: number; peekOff: number }, what: string): void {
+  for (const [get, force, want, name] of [[SO_SNDBUF, SO_SNDBUFFORCE, o.sndbuf, 'SO_SNDBUF'], [SO_RCVBUF, SO_RCVBUFFORCE, o.rcvbuf, 'SO_RCVBUF']] as const) {
+    if (intOpt(r, fd, get, `${name} of ${what}`) !== want) setIntOpt(r, fd, force, want >> 1, `${name} of ${what} (${want})`);
+  }
+  if (o.peekOff >= 0) setIntOpt(r, fd, SO_PEEK_OFF, o.peekOff, `SO_PEEK_OFF of ${what}`);
 }
