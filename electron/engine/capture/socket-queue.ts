@@ -50,7 +50,7 @@ export class InFlight {
     const earlier = proc ? undefined : this.ours.find((o) => same(o.state) && kcmp(process.pid, o.fd, process.pid, ours));
     const shares = proc?.fd ?? earlier?.state.fd;
     if (st.kind === 'pipe' && (st.flags & 3) !== 1) st.info = { ...(st.info ?? {}), ...pipeBytes(ours) };
-    const out: FdState = { ...st, fd: this.next++, cloexec: false, ...(shares !== undefined && st.kind !== 'pipe' ? { sharesWith: shares } : {}) };
+    const out: FdState = { ...st, fd: this.next++, cloexec: false, info: { ...(st.info ?? {}), inFlight: true }, ...(shares !== undefined && st.kind !== 'pipe' ? { sharesWith: shares } : {}) };
     this.ours.push({ fd: ours, state: out });
     return out;
   }

@@ -171,10 +171,11 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const ticks = /^\d+$/.test(String(f.info?.ticks ?? '').trim()) ? BigInt(String(f.info?.ticks).trim()) : 0n;
       return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), ticks, flags: f.flags & O_NONBLOCK, cloexec };
     }
+    // Watches name the process's own descriptor numbers: never one of the spare numbers of descriptors in flight.
     case 'epoll':
-      return planEpoll(f, all, (x) => planFd(x, r, all));
+      return planEpoll(f, all.filter((x) => x.info?.inFlight !== true), (x) => planFd(x, r, all));
     case 'inotify':
-      return planInotify(f, all, (x) => planFd(x, r, all));
+      return planInotify(f, all.filter((x) => x.info?.inFlight !== true), (x) => planFd(x, r, all));
     case 'socket': {
       const ino = socketInode(f);
       const peer = Number(f.info?.unixPeer ?? 0);

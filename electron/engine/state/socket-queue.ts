@@ -11,7 +11,7 @@ import type { FdState } from './process-state';
 export interface QueuedMessage {
   /** base64 */
   data: string;
-  /** Descriptors in flight with this message (their `fd` is a number no process descriptor uses). */
+  /** Descriptors in flight with this message (their `fd` is a number no process descriptor uses; info.inFlight is set). */
   fds?: FdState[];
   /** SCM_CREDENTIALS the kernel attached (the receiver has SO_PASSCRED). */
   creds?: { pid: number; uid: number; gid: number };
