@@ -39,6 +39,13 @@ test('descriptors in flight: a file at offset 1234, a pipe end in the middle of 
   });
 });
 
+test('one end of a socketpair in flight, with a message waiting at it: it comes back connected to the end the process kept', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, sockqueue, { args: ['sockend'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
 test('SO_PASSCRED: datagrams the process sent itself come back naming the restored process', async () => {
   await withStore(async (store, dir) => {
     const r = await runZdtm(store, dir, sockqueue, { args: ['creds'] });
@@ -71,7 +78,7 @@ test('a checkpoint that leaves the process running leaves its queues as they wer
   });
 });
 
-test('a descriptor in flight that cannot come back (a UNIX socket connected elsewhere) is refused in pre-flight, named', async () => {
+test('a descriptor in flight that Stasis does not send again (inotify) is refused in pre-flight, named', async () => {
   await withStore(async (store, dir) => {
     const t = await startZdtm(sockqueue, dir, ['unsendable']);
     try {
@@ -79,7 +86,7 @@ test('a descriptor in flight that cannot come back (a UNIX socket connected else
       await t.waitExit();
       const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
       assert.equal(fds.ok, false);
-      assert.match(fds.reason, /message 1 of the 1 waiting in fd \d+ \(socket:\[\d+\]\) of a UNIX socketpair carries a descriptor \(socket socket:\[\d+\]\) that cannot come back/);
+      assert.match(fds.reason, /message 1 of the 1 waiting in fd \d+ \(socket:\[\d+\]\) of a UNIX socketpair carries a descriptor \(inotify anon_inode:inotify\), which Stasis does not send again/);
       assert.throws(() => restore(store, c.id, { log: join(dir, 'r.log') }), /cannot be restored/);
     } finally {
       t.kill();

@@ -113,16 +113,27 @@ function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): Fd
   const flight = new InFlight(pid, fds);
   let pidfd = -1;
   try {
-    for (const f of mine) {
-      const ino = socketInode(f);
-      const d = diag.get(ino);
-      if (!d || d.peer === 0 || !inodes.has(d.peer)) continue;
-      f.info = { ...(f.info ?? {}), unixPeer: d.peer, unixType: d.type };
-      if (withData.has(ino)) continue;
-      withData.add(ino);
-      if (pidfd < 0) pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
-      saveQueue(pidfd, f, d.type, warnings, flight, pid, mine.find((x) => socketInode(x) === d.peer)?.fd ?? null);
-    }
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    const take = (f: FdState): number => flight.copyOf(f) ?? Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
+    const pairUp = (ends: readonly FdState[], within: ReadonlySet<number>, nested: InFlight | null): void => {
+      for (const f of ends) {
+        const ino = socketInode(f);
+        const d = diag.get(ino);
+        if (f.info?.unixPeer !== undefined || !d || d.peer === 0 || !within.has(d.peer)) continue;
+        f.info = { ...(f.info ?? {}), unixPeer: d.peer, unixType: d.type };
+        for (const x of ends) if (x !== f && socketInode(x) === ino) x.info = { ...(x.info ?? {}), unixPeer: d.peer, unixType: d.type };
+        if (withData.has(ino)) continue;
+        withData.add(ino);
+        const peerEnd = ends.find((x) => socketInode(x) === d.peer);
+        saveQueue(take, f, peerEnd ?? null, d.type, warnings, f.info.inFlight === true ? null : nested, pid);
+      }
+    };
+    pairUp(mine, inodes, flight);
+    // Ends of socketpairs in flight themselves (one end sent over another pair): such a pair is
+    // whole when its other end is the process's or in flight too. Their own queues may not carry
+    // descriptors in turn (refused).
+    const sent = inFlightFds(fds).filter((x) => x.kind === 'socket' && socketInode(x) !== 0);
+    if (sent.length) pairUp([...mine, ...sent], new Set([...inodes, ...sent.map(socketInode)]), flight);
   } finally {
     if (pidfd >= 0) closeFd(pidfd);
     flight.close();
@@ -131,20 +142,19 @@ function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): Fd
 }
 
 /**
- * What waits to be read at the socketpair end of `f` (a descriptor of the process behind pidfd),
- * on f.info: socketData (base64) for a stream without descriptors or credentials in flight, else
- * socketQueue (each message, capture/socket-queue.ts); socketPasscred when SO_PASSCRED is on;
- * socketOptions: its buffer sizes and peek offset;
- * queueRefused when the queue cannot be sent again exactly (the pre-flight refuses it).
- * `flight`, `pid`: null between the processes of a tree (walkQueue); `peerFd`: a descriptor of the
- * other end in the same process.
+ * What waits to be read at the socketpair end of `f`, on f.info: socketData (base64) for a stream
+ * without descriptors or credentials in flight, else socketQueue (each message,
+ * capture/socket-queue.ts); socketPasscred when SO_PASSCRED is on; socketOptions: its buffer sizes
+ * and peek offset; queueRefused when the queue cannot be sent again exactly (the pre-flight
+ * refuses it). `take` gives our copy of a descriptor (closed here unless `flight` owns it), `peer`
+ * is a descriptor of the other end if the process holds it; `flight`, `pid`: null between the
+ * processes of a tree (walkQueue).
  */
-export function saveQueue(pidfd: number, f: FdState, type: number, warnings: string[], flight: InFlight | null, pid: number | null, peerFd: number | null): void {
-  let ours = -1, peer = -1;
+export function saveQueue(take: (f: FdState) => number, f: FdState, peer: FdState | null, type: number, warnings: string[], flight: InFlight | null, pid: number | null): void {
+  const taken: number[] = [];
+  const own = (x: FdState): number => { const n = take(x); if (x.info?.inFlight !== true) taken.push(n); return n; };
   try {
-    ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
-    if (peerFd !== null) peer = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(peerFd), 0n], `pidfd_getfd of fd ${peerFd}`));
-    const q = walkQueue(ours, type, flight, pid, peer >= 0 ? peer : null);
+    const q = walkQueue(own(f), type, flight, pid, peer ? own(peer) : null);
     const info: Record<string, unknown> = { ...(f.info ?? {}) };
     if (q.passcred) info.socketPasscred = true;
     info.socketOptions = q.options;
@@ -160,9 +170,13 @@ export function saveQueue(pidfd: number, f: FdState, type: number, warnings: str
     warnings.push(`fd ${f.fd} (${f.target}): the messages waiting in it were not saved (${(e as Error).message})`);
     f.info = { ...(f.info ?? {}), queueRefused: `its waiting messages could not be read (${(e as Error).message})` };
   } finally {
-    if (ours >= 0) closeFd(ours);
-    if (peer >= 0) closeFd(peer);
+    for (const n of taken) closeFd(n);
   }
+}
+
+/** saveQueue for a descriptor of the process behind pidfd. */
+export function saveProcessQueue(pidfd: number, f: FdState, type: number, warnings: string[]): void {
+  saveQueue((x) => Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(x.fd), 0n], `pidfd_getfd of fd ${x.fd}`)), f, null, type, warnings, null, null);
 }
 
 /** Adds info.pipeData (base64) to the first read end the process holds of every internal pipe that holds bytes. */

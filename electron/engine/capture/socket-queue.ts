@@ -55,6 +55,11 @@ export class InFlight {
     return out;
   }
 
+  /** Our copy of the descriptor in flight `state` (open until close()). */
+  copyOf(state: FdState): number | undefined {
+    return this.ours.find((o) => o.state === state)?.fd;
+  }
+
   close(): void {
     for (const o of this.ours) closeFd(o.fd);
     this.ours.length = 0;

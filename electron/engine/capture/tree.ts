@@ -22,7 +22,7 @@ import { captureFrozenState, captureMappings } from './state';
 import { putBackSemUndo } from './sem-undo';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
-import { saveQueue, savePipeBytes } from './channels';
+import { saveProcessQueue, savePipeBytes } from './channels';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -203,7 +203,7 @@ function markTreeSockets(members: Member[], warnings: string[]): number {
       let pidfd = -1;
       try {
         pidfd = Number(syscall(SYS.pidfd_open, [BigInt(first.pid), 0n], 'pidfd_open'));
-        saveQueue(pidfd, first.f, d.type, warnings, null, null, null);
+        saveProcessQueue(pidfd, first.f, d.type, warnings);
       } catch (e) {
         warnings.push(`socket:[${side}] between processes: the bytes waiting in it were not saved (${(e as Error).message})`);
       } finally {

@@ -16,7 +16,7 @@ export type QueuePlan = { data: Buffer | null; queue?: OutMessage[]; passcred?: 
 
 const SOCK_DGRAM = 2;
 /** What a descriptor in flight may become: made again whole in the restored process, then sent. */
-const SENDABLE = new Set<FdAction['action']>(['open', 'pipe', 'eventfd', 'signalfd', 'timerfd']);
+const SENDABLE = new Set<FdAction['action']>(['open', 'pipe', 'socketpair', 'eventfd', 'signalfd', 'timerfd']);
 const FIX = 'Checkpoint the program when those messages have been read.';
 
 /** `all`: the process's descriptors and those in flight (state/socket-queue.ts withInFlight). */
@@ -43,7 +43,7 @@ export function planQueue(f: FdState, all: readonly FdState[], plan: (x: FdState
       if (a.action === 'refuse') return { reason: `${carried} that cannot come back: ${a.reason}`, fix: a.fix };
       if (!SENDABLE.has(a.action)) {
         return {
-          reason: `${carried} that would come back ${a.action === 'redirect' ? `as another file (${a.note})` : 'different'}: Stasis sends again regular files, directories, devices, pipes whose other end the process holds (or has in flight), eventfd, signalfd and timerfd`,
+          reason: `${carried}, which Stasis does not send again${a.action === 'redirect' ? ` (it would come back as another file: ${a.note})` : ''}: it sends regular files, directories, devices, pipes and UNIX socketpairs whose other end the process holds (or has in flight), eventfd, signalfd and timerfd`,
           fix: FIX,
         };
       }
