@@ -94,3 +94,19 @@ test('a descriptor in flight that Stasis does not send again (inotify) is refuse
     }
   });
 });
+
+test('an empty datagram with a descriptor that the program had peeked at (a walk of the queue skips it) is refused, not dropped', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(sockqueue, dir, ['peeked']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /has messages waiting that cannot come back exactly: the kernel counts 1 descriptors in flight in it, and the walk found 0/);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});

@@ -22,7 +22,7 @@ const FIONREAD = 0x541b;
 const SOL_SOCKET = 1, SO_PEEK_OFF = 42, SO_PASSCRED = 16, SO_SNDBUF = 7, SO_RCVBUF = 8;
 const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
 const MSG_PEEK = 2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_CTRUNC = 0x8;
-const SOCK_STREAM = 1;
+const SOCK_STREAM = 1, SOCK_SEQPACKET = 5;
 const NR_KCMP = 312;
 const KCMP_FILE = 0n;
 /** Room for SCM_MAX_FD (253) descriptors and credentials. */
@@ -186,7 +186,7 @@ export function walkQueue(sock: number, type: number, flight: InFlight | null, o
     if (fds.length === 0) return undefined;
     if (!flight) {
       for (const fd of fds) closeFd(fd);
-      problems.push(`${where} carries ${fds.length} descriptor(s) (SCM_RIGHTS) on a socketpair between processes of the tree, which Stasis does not send again yet`);
+      problems.push(`${where} carries ${fds.length} descriptor(s) (SCM_RIGHTS), which Stasis does not send again yet on a socketpair between processes of a tree or at a socketpair end that is itself in flight`);
       return undefined;
     }
     const out: FdState[] = [];
@@ -206,6 +206,7 @@ export function walkQueue(sock: number, type: number, flight: InFlight | null, o
   // Stream messages with descriptors -> our copies of them (kept open by flight).
   const raw = new Map<number, number[]>();
   let exact: QueuedMessage[] | null = null;
+  let fdsFound = 0;
   try {
     setPeekOff(sock, 0);
     while (messages.length < MAX_MESSAGES) {
@@ -227,6 +228,7 @@ export function walkQueue(sock: number, type: number, flight: InFlight | null, o
         problems.push(`${where} carries the credentials (SCM_CREDENTIALS, the receiver has SO_PASSCRED) of process ${p.creds.pid} (uid ${p.creds.uid}), ${ownPid === null ? 'on a socketpair between processes of the tree, which Stasis does not send again yet' : 'not of this process: sent again by the restored process, the message would name it instead'}`);
       }
       const creds = p.creds ? { creds: p.creds } : {};
+      fdsFound += p.fds.length;
       const fds = p.fds.slice();
       const m: QueuedMessage = { data: p.data.toString('base64'), ...creds, ...opt(describe(p.fds, where)) };
       if (stream && m.fds) raw.set(messages.length, fds);
@@ -235,6 +237,11 @@ export function walkQueue(sock: number, type: number, flight: InFlight | null, o
       setPeekOff(sock, off);
     }
     if (messages.length >= MAX_MESSAGES) problems.push(`more than ${MAX_MESSAGES} messages wait`);
+    // What the kernel counts against what the walk found: a message a peek skipped must not go unnoticed.
+    const fdsQueued = Number(readFd(process.pid, sock)?.info?.scm_fds ?? fdsFound);
+    if (fdsFound !== fdsQueued) problems.push(`the kernel counts ${fdsQueued} descriptors in flight in it, and the walk found ${fdsFound}`);
+    const bytes = messages.reduce((n, m) => n + Buffer.from(m.data, 'base64').length, 0);
+    if (type === SOCK_SEQPACKET && bytes !== total) problems.push(`the kernel counts ${total} bytes waiting in it, and the walk found ${bytes}`);
     if (raw.size > 0 && problems.length === 0) {
       if (peer === null) problems.push('descriptors wait in flight on a stream socketpair whose other end Stasis could not take over');
       else if (passcred) problems.push('descriptors wait in flight on a stream socketpair with SO_PASSCRED on, whose bytes Stasis cannot take out and put back with their credentials');
