@@ -208,7 +208,7 @@ function describeSocket(f: FdState): string {
   const d = f.info?.socket as { domain?: number; type?: number; protocol?: number; listening?: boolean } | undefined;
   if (!d) return 'a socket connected outside the process';
   const family = ({ 1: 'UNIX', 2: 'IPv4', 10: 'IPv6', 16: 'netlink', 17: 'packet' } as Record<number, string>)[d.domain ?? -1] ?? `family ${d.domain}`;
-  const kind = d.domain === 1 ? (d.type === 2 ? 'datagram' : 'stream')
+  const kind = d.domain === 1 ? (d.type === 2 ? 'datagram' : d.type === 5 ? 'seqpacket' : 'stream')
     : d.protocol === 6 ? 'TCP' : d.protocol === 17 ? 'UDP' : d.protocol === 1 || d.protocol === 58 ? 'ICMP (ping)' : d.type === 3 ? 'raw' : `type ${d.type}`;
   if (d.listening) return `a listening ${kind} socket (${family})`;
   return d.domain === 1 ? `a UNIX ${kind} socket connected to another process` : `${kind.startsWith('ICMP') ? 'an' : 'a'} ${kind} socket (${family})`;
