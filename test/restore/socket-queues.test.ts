@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { buildFixture } from '../helpers/fixtures';
-import { checkpoint, closeTrackers } from '../../electron/engine/capture';
+import { checkpoint, checkpointTree, closeTrackers } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
 import { withStore } from './helpers';
 import { runZdtm, startZdtm, verdict } from './zdtm';
@@ -29,6 +29,27 @@ test('a seqpacket socketpair between parent and child (tree): the messages waiti
   await withStore(async (store, dir) => {
     const r = await runZdtm(store, dir, sockqueue, { args: ['tree'], tree: true });
     assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a file in flight from parent to child (tree) comes back at its offset; one the parent also holds is refused, named', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, sockqueue, { args: ['treefd'], tree: true });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(sockqueue, dir, ['treefd', 'keep']);
+    try {
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      // The child is the receiving end's holder: its own fds item says why.
+      const fds = preflight(store, c.id).items.find((i) => i.id.startsWith('fds@') && !i.ok)!;
+      assert.ok(fds, 'a member\'s fds item refuses');
+      assert.match(fds.reason, new RegExp(`message 1 of the 1 waiting in fd \\d+ \\(socket:\\[\\d+\\]\\) of a UNIX socketpair between processes of the tree carries a descriptor \\(file .*tree-passed.bin\\) that process ${t.pid} also holds \\(fd \\d+\\)`));
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
   });
 });
 

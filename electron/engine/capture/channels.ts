@@ -174,11 +174,6 @@ export function saveQueue(take: (f: FdState) => number, f: FdState, peer: FdStat
   }
 }
 
-/** saveQueue for a descriptor of the process behind pidfd. */
-export function saveProcessQueue(pidfd: number, f: FdState, type: number, warnings: string[]): void {
-  saveQueue((x) => Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(x.fd), 0n], `pidfd_getfd of fd ${x.fd}`)), f, null, type, warnings, null, null);
-}
-
 /** Adds info.pipeData (base64) to the first read end the process holds of every internal pipe that holds bytes. */
 function capturePipeContents(pid: number, fds: FdState[], flight: readonly FdState[], warnings: string[]): void {
   const pipes = internalPipes(fds, flight);

@@ -35,8 +35,12 @@ export class InFlight {
   private readonly ours: { fd: number; state: FdState }[] = [];
   private next: number;
 
-  /** `pid`, `fds`: the checkpointed process and its descriptors. */
-  constructor(private readonly pid: number, private readonly fds: readonly FdState[]) {
+  /**
+   * `pid`, `fds`: the process whose queues these are and its descriptors; `others`: the other
+   * processes of a tree checkpoint (a descriptor in flight that one of them also holds is marked
+   * info.sharedWith = "PID:FD", and every descriptor described info.treeChecked).
+   */
+  constructor(private readonly pid: number, private readonly fds: readonly FdState[], private readonly others?: readonly { pid: number; fds: readonly FdState[] }[]) {
     this.next = fds.reduce((m, f) => Math.max(m, f.fd), 2) + 1;
   }
 
@@ -50,7 +54,13 @@ export class InFlight {
     const earlier = proc ? undefined : this.ours.find((o) => same(o.state) && kcmp(process.pid, o.fd, process.pid, ours));
     const shares = proc?.fd ?? earlier?.state.fd;
     if (st.kind === 'pipe' && (st.flags & 3) !== 1) st.info = { ...(st.info ?? {}), ...pipeBytes(ours) };
-    const out: FdState = { ...st, fd: this.next++, cloexec: false, info: { ...(st.info ?? {}), inFlight: true }, ...(shares !== undefined && st.kind !== 'pipe' ? { sharesWith: shares } : {}) };
+    let elsewhere: string | undefined;
+    for (const o of this.others ?? []) {
+      const g = o.fds.find((x) => same(x) && kcmp(o.pid, x.fd, process.pid, ours));
+      if (g) { elsewhere = `${o.pid}:${g.fd}`; break; }
+    }
+    const tree = this.others ? { treeChecked: true, ...(elsewhere ? { sharedWith: elsewhere } : {}) } : {};
+    const out: FdState = { ...st, fd: this.next++, cloexec: false, info: { ...(st.info ?? {}), inFlight: true, ...tree }, ...(shares !== undefined && st.kind !== 'pipe' ? { sharesWith: shares } : {}) };
     this.ours.push({ fd: ours, state: out });
     return out;
   }

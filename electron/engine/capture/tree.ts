@@ -22,7 +22,8 @@ import { captureFrozenState, captureMappings } from './state';
 import { putBackSemUndo } from './sem-undo';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
-import { saveProcessQueue, savePipeBytes } from './channels';
+import { saveQueue, savePipeBytes } from './channels';
+import { InFlight } from './socket-queue';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -200,14 +201,25 @@ function markTreeSockets(members: Member[], warnings: string[]): number {
       const first = hs[0]!;
       const saved = first.f.info ?? {};
       if (typeof saved.socketData === 'string' || saved.socketQueue !== undefined || saved.queueRefused !== undefined) continue; // saved by the member's own capture
-      let pidfd = -1;
+      const peer = (side === ino ? peers : list)[0] ?? null;
+      const pidfds = new Map<number, number>();
+      const mine = members.find((m) => m.pid === first.pid)!;
+      const flight = new InFlight(first.pid, mine.state!.fds, members.filter((m) => m !== mine).map((m) => ({ pid: m.pid, fds: m.state!.fds })));
+      const pidOf = new Map<FdState, number>([[first.f, first.pid], ...(peer ? [[peer.f, peer.pid] as const] : [])]);
+      const take = (x: FdState): number => {
+        const copy = flight.copyOf(x);
+        if (copy !== undefined) return copy;
+        const pid = pidOf.get(x)!;
+        if (!pidfds.has(pid)) pidfds.set(pid, Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open')));
+        return Number(syscall(SYS.pidfd_getfd, [BigInt(pidfds.get(pid)!), BigInt(x.fd), 0n], `pidfd_getfd of fd ${x.fd} of ${pid}`));
+      };
       try {
-        pidfd = Number(syscall(SYS.pidfd_open, [BigInt(first.pid), 0n], 'pidfd_open'));
-        saveProcessQueue(pidfd, first.f, d.type, warnings);
+        saveQueue(take, first.f, peer?.f ?? null, d.type, warnings, flight, null);
       } catch (e) {
         warnings.push(`socket:[${side}] between processes: the bytes waiting in it were not saved (${(e as Error).message})`);
       } finally {
-        if (pidfd >= 0) closeFd(pidfd);
+        for (const fd of pidfds.values()) closeFd(fd);
+        flight.close();
       }
     }
   }

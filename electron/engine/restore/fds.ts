@@ -249,7 +249,8 @@ export interface TreeSocketPair { key: string; type: number; sides: [{ ino: numb
 
 /**
  * In the root of a tree restore, before any fork: one socketpair per pair between members, the
- * bytes that waited at each end written into the other one, each end parked (key `sock:INO`) with
+ * bytes or messages that waited at each end sent into the other one (files in flight opened to be
+ * sent with theirs), each end parked (key `sock:INO`) with
  * the saved O_NONBLOCK of its first descriptor. Adds to `parked`; returns the next free number.
  */
 export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], from: number, parked: ParkedFds): number {
@@ -268,9 +269,16 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
       // Messages one by one (their boundaries); the pre-flight refused descriptors or credentials in flight here.
       const queue = side.fds.map(socketQueue).find((q) => q !== undefined);
       if (queue) {
-        r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on socketpair ${p.key} while its messages are sent`);
-        sendQueue(r, fds[1 - i]!, queue.map((m) => ({ data: Buffer.from(m.data, 'base64'), fds: [] })), `socketpair ${p.key}`);
-        r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, 0n], `blocking mode of socketpair ${p.key}`);
+        // Files in flight opened here, at their offsets, for as long as their messages are sent.
+        const opened: bigint[] = [];
+        try {
+          const out = queue.map((m) => ({ data: Buffer.from(m.data, 'base64'), fds: (m.fds ?? []).map((x) => Number(openInFlight(r, x, p.key, opened))) }));
+          r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on socketpair ${p.key} while its messages are sent`);
+          sendQueue(r, fds[1 - i]!, out, `socketpair ${p.key}`);
+          r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, 0n], `blocking mode of socketpair ${p.key}`);
+        } finally {
+          for (const fd of opened) r.raw(NR.close, [fd]);
+        }
         return;
       }
       const data = side.fds.map((f) => f.info?.socketData).find((d): d is string => typeof d === 'string');
@@ -293,6 +301,20 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
     for (const fd of fds) r.raw(NR.close, [fd]);
   }
   return next;
+}
+
+/** A file in flight on a socketpair between members, opened in the root as planned (pre-flight: treeQueueRefusal). */
+function openInFlight(r: Remote, x: FdState, key: string, opened: bigint[]): bigint {
+  const a = planFd(x, { log: '/dev/null' }, [x]);
+  if (a.action !== 'open') throw new StasisError('INTERNAL', `A descriptor in flight on socketpair ${key} (${x.target}) cannot be opened to be sent again.`);
+  r.resetScratch();
+  const fd = r.call(NR.open, [r.putString(a.path), BigInt(a.flags | O_CLOEXEC), 0n], `opening ${a.path} (in flight on socketpair ${key})`);
+  opened.push(fd);
+  if (a.pos !== 0n) {
+    const pos = r.raw(NR.lseek, [fd, a.pos, BigInt(SEEK_SET)]);
+    if (pos < 0n && x.kind === 'file') throw new StasisError('INTERNAL', `Could not restore the position ${a.pos} of ${a.path} (in flight on socketpair ${key}): errno ${-pos}.`);
+  }
+  return fd;
 }
 
 const TIOCSPGRP = 0x5410n;

@@ -55,14 +55,26 @@ export function planQueue(f: FdState, all: readonly FdState[], plan: (x: FdState
 
 /**
  * A socketpair between the processes of a tree: the root sends its messages before forking
- * (restore/fds.ts parkTreeSockets), so descriptors or credentials in flight cannot ride along yet.
+ * (restore/fds.ts parkTreeSockets), so it can open files, directories and devices to send with
+ * them, but cannot hand over another process's descriptors or name a member's pid yet: a
+ * descriptor in flight that a member also holds (one open file: it would be split in two), of
+ * another kind, or credentials are refused.
  */
 export function treeQueueRefusal(f: FdState, all: readonly FdState[], plan: (x: FdState) => FdAction): { reason: string; fix: string } | null {
   const q = planQueue(f, all, plan, Number(f.info?.unixType ?? 0));
   if ('reason' in q) return q;
-  if (!q.queue?.some((m) => m.fds.length || m.creds)) return null;
-  return {
-    reason: `fd ${f.fd} (${f.target}) of a UNIX socketpair between processes of the tree has messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis sends again only on socketpairs held by one process`,
-    fix: FIX,
-  };
+  const saved = all.filter((x) => x.target === f.target).map(socketQueue).find((m) => m !== undefined) ?? [];
+  const what = `fd ${f.fd} (${f.target}) of a UNIX socketpair between processes of the tree`;
+  for (const [i, m] of saved.entries()) {
+    const at = `message ${i + 1} of the ${saved.length} waiting in ${what}`;
+    if (m.creds) return { reason: `${at} carries credentials (SCM_CREDENTIALS), which Stasis sends again only on socketpairs held by one process`, fix: FIX };
+    for (const x of m.fds ?? []) {
+      const carried = `${at} carries a descriptor (${x.kind} ${x.target})`;
+      if (x.info?.treeChecked !== true || x.sharesWith !== undefined || typeof x.info?.sharedWith === 'string') {
+        return { reason: `${carried} that ${typeof x.info?.sharedWith === 'string' ? `process ${x.info.sharedWith.split(':')[0]} also holds (fd ${x.info.sharedWith.split(':')[1]})` : 'a process of the tree may also hold'}: sent again it would be another open file, with its own offset`, fix: FIX };
+      }
+      if (plan(x).action !== 'open') return { reason: `${carried}: between processes of a tree Stasis sends again files, directories and devices`, fix: FIX };
+    }
+  }
+  return null;
 }
