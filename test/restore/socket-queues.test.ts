@@ -45,7 +45,23 @@ test('a file in flight from parent to child (tree) comes back at its offset; one
       // The child is the receiving end's holder: its own fds item says why.
       const fds = preflight(store, c.id).items.find((i) => i.id.startsWith('fds@') && !i.ok)!;
       assert.ok(fds, 'a member\'s fds item refuses');
-      assert.match(fds.reason, new RegExp(`message 1 of the 1 waiting in fd \\d+ \\(socket:\\[\\d+\\]\\) of a UNIX socketpair between processes of the tree carries a descriptor \\(file .*tree-passed.bin\\) that process ${t.pid} also holds \\(fd \\d+\\)`));
+      assert.match(fds.reason, new RegExp(`message 1 of the 1 waiting in fd \\d+ \\(socket:\\[\\d+\\]\\) of a UNIX socketpair carries a descriptor \\(file .*tree-passed.bin\\) that process ${t.pid} also holds \\(fd \\d+\\)`));
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a file a child sent itself over its own socketpair that its parent holds too (tree) is refused, naming the parent', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(sockqueue, dir, ['treeown']);
+    try {
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      await t.waitExit();
+      const fds = preflight(store, c.id).items.find((i) => i.id.startsWith('fds@') && !i.ok);
+      assert.ok(fds, 'a member\'s fds item refuses');
+      assert.match(fds.reason, new RegExp(`carries a descriptor \\(file .*tree-own.bin\\) that process ${t.pid} of the tree may hold as the same open file \\(fd \\d+\\)`));
     } finally {
       t.kill();
       closeTrackers();

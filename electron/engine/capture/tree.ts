@@ -24,6 +24,7 @@ import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
 import { saveQueue, savePipeBytes } from './channels';
 import { InFlight } from './socket-queue';
+import { inFlightFds } from '../state/socket-queue';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -223,7 +224,26 @@ function markTreeSockets(members: Member[], warnings: string[]): number {
       }
     }
   }
+  markFlightHeldElsewhere(members);
   return pairs;
+}
+
+/**
+ * Descriptors in flight in a member's own socketpairs were compared (kcmp) with that member's
+ * descriptors only, and the copies are closed by now: one whose file another member holds as well
+ * may be one open file with it, which the restore would split in two. Marked info.sharedWith =
+ * "PID:FD" (the pre-flight refuses it, restore/queue-plan.ts), erring on the side of refusing.
+ */
+function markFlightHeldElsewhere(members: Member[]): void {
+  for (const m of members) {
+    for (const x of inFlightFds(m.state!.fds)) {
+      if (x.info?.treeChecked === true || x.kind === 'pipe' || x.kind === 'socket') continue;
+      for (const o of members) {
+        const g = o === m ? undefined : o.state!.fds.find((y) => y.target === x.target && y.dev === x.dev && y.inode === x.inode);
+        if (g) { x.info = { ...(x.info ?? {}), sharedWith: `${o.pid}:${g.fd}` }; break; }
+      }
+    }
+  }
 }
 
 function sameFile(a: number, fa: number, b: number, fb: number): boolean {

@@ -40,6 +40,11 @@ export function planQueue(f: FdState, all: readonly FdState[], plan: (x: FdState
     for (const x of m.fds ?? []) {
       const a = plan(x);
       const carried = `message ${i + 1} of the ${saved.length} waiting in ${what} carries a descriptor (${x.kind} ${x.target})`;
+      if (typeof x.info?.sharedWith === 'string') {
+        const [pid, fd] = x.info.sharedWith.split(':');
+        const holds = x.info?.treeChecked === true ? `that process ${pid} also holds (fd ${fd})` : `that process ${pid} of the tree may hold as the same open file (fd ${fd})`;
+        return { reason: `${carried} ${holds}: sent again it would be another open file, with its own offset`, fix: FIX };
+      }
       if (a.action === 'refuse') return { reason: `${carried} that cannot come back: ${a.reason}`, fix: a.fix };
       if (!SENDABLE.has(a.action)) {
         return {
