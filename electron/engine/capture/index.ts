@@ -23,14 +23,14 @@ import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
-import { forkAltered, hasContents, keepOwnFlags, readable, toMappingState } from './mappings';
+import { forkAltered, hasContents, keepOwnFlags, mayBeDeviceMemory, pagePolicy, readable, toMappingState } from './mappings';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import type { MappingState, ProcessState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
-import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
+import { captureFrozenState, captureInherited, applyVmFlags, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import * as smapsAhead from './smaps-ahead';
 import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
@@ -204,6 +204,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   if (live && !hold) rehearseOnce(checkpoint);
   if (hold) smapsAhead.warm();
   let smaps: smapsAhead.SmapsAhead | null;
+  let lateFlags: smapsAhead.SmapsAhead | null = null;
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
@@ -349,7 +350,14 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (uffd || frozenCopy || forkedScan) {
       phase('details', { pid, snapshotPid: memPid });
       state.mappings = frozenMaps;
-      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state, smaps?.take());
+      // Held: the smaps walk goes on while the pages are copied; its flags are applied before the
+      // commit, or before the copy when a mapping only they can tell from device memory is there.
+      lateFlags = hold ? smaps : null;
+      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state, lateFlags ? 'later' : smaps?.take());
+      if (lateFlags && state.mappings.some((m) => pagePolicy(m) !== 'none' && mayBeDeviceMemory(m))) {
+        applyVmFlags(state.mappings, lateFlags.take());
+        lateFlags = null;
+      }
     } else {
       captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
       if (child) {
@@ -397,6 +405,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       frozenMs += disposeSnapshot(pid, child);
       clearPendingSnapshot(store.dir, pid, basics.startTime);
       child = null;
+    }
+    if (lateFlags) {
+      applyVmFlags(state.mappings, lateFlags.take());
+      lateFlags = null;
     }
     phase('commit', { pid });
     if (how === 'all-threads' || hold) frozenMs += t.elapsedMs();

@@ -170,19 +170,23 @@ export function captureMappings(state: ProcessState, memPid: number, read: (addr
   }
 }
 
+/** VmFlags from smaps entries onto the mappings of the same start, without the "uw" our own write-protect registration adds. */
+export function applyVmFlags(mappings: MappingState[], smaps: MapEntry[]): void {
+  const flags = new Map<bigint, string[]>();
+  for (const e of smaps) flags.set(e.start, e.vmFlags);
+  for (const m of mappings) m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
+}
+
 /**
  * For mappings listed while frozen (uffd-wp path): VmFlags from smaps (read after the resume, or
  * given: smaps-ahead.ts read while a held process's pages were copied; smaps walks page tables
  * and is too slow to read while frozen on this thread alone), the backing files' stat, and the
- * vdso fingerprint. The "uw" flag our own write-protect registration adds is left out.
+ * vdso fingerprint. 'later': the caller applies the VmFlags itself (applyVmFlags) once its
+ * smaps read is done, and until then copies only what mayBeDeviceMemory allows.
  */
-export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState, smaps: MapEntry[] = readSmaps(pid)): void {
-  const flags = new Map<bigint, string[]>();
-  for (const e of smaps) flags.set(e.start, e.vmFlags);
-  for (const m of mappings) {
-    m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
-    addFileStat(pid, m);
-  }
+export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState, smaps: MapEntry[] | 'later' = readSmaps(pid)): void {
+  if (smaps !== 'later') applyVmFlags(mappings, smaps);
+  for (const m of mappings) addFileStat(pid, m);
   markSysvMappings(mappings);
   const vdso = mappings.find((m) => m.kind === 'vdso');
   if (vdso) {
