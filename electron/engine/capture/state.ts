@@ -37,12 +37,13 @@ function safe<T>(f: () => T, fallback: T): T {
 }
 
 /**
- * Everything but mappings, read while every thread is stopped. With `deferInherited`, what a fork
+ * Everything but mappings, read while every thread is stopped. `afterInjected` runs once the
+ * injected system calls are done (the rest reads /proc and descriptors). With `deferInherited`, what a fork
  * child inherits unchanged (handlers, brk, cmdline/environ, cwd/root, limits, auxv, personality,
  * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
  * downtime. Registers, signal state, fd positions and timers are always read here.
  */
-export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean } = {}): ProcessState {
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean; afterInjected?: () => void } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
@@ -87,6 +88,9 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   const uts = captureNamespaces(pid, state);
   const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(mlockFuture ? [mlockFuture] : []), ...(uts ? [uts] : []), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
+  // Nothing injected from here on (a --kill capture's SEM_UNDO aside): what must not wait behind
+  // the mmap lock the injected mmap takes (a held capture's smaps walk) may start now.
+  opts.afterInjected?.();
   captureChannels(pid, state.fds, warnings);
   markSharedDescriptions(pid, state.fds);
   markMqueues(pid, state.fds);
