@@ -88,3 +88,22 @@ test('a round that changed the memory layout is not absorbed; the prepared resto
     }
   });
 });
+
+test('the self-check compares pages given in memory byte for byte: a later run that overwrites an earlier one fails the absorb', async () => {
+  await withStore(async (store, dir) => {
+    const { first, second } = await twoRounds(store, dir, false);
+    const p = prepareRestore(store, first, { samePid: false });
+    const state = store.getState(second);
+    const anon = state.mappings.find((m) => m.kind === 'anon' && m.perms.startsWith('rw') && m.end - m.start >= 8192n)!;
+    // Two runs for one page (a broken delta): the first run's bytes are no longer there once both are written.
+    const runs = [
+      { vaddr: anon.start, pages: 1, data: Buffer.alloc(4096, 0x61) },
+      { vaddr: anon.start, pages: 2, data: Buffer.alloc(8192, 0x62) },
+    ];
+    try {
+      assert.throws(() => p.absorbDelta(state, { runs, absent: [] }), /Restore self-check: the page at 0x[0-9a-f]+ .*holds different bytes/);
+    } finally {
+      p.abandon();
+    }
+  });
+});
