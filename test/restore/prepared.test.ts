@@ -107,3 +107,39 @@ test('the self-check compares pages given in memory byte for byte: a later run t
     }
   });
 });
+
+test('a round whose mappings\' advice changed (MADV_DONTFORK, MADV_DONTDUMP, mlock since the first round) is not absorbed: the prepared memory holds the first round\'s advice', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'advice.out');
+    const script = [
+      'import mmap, os, signal, time',
+      'm = mmap.mmap(-1, 1 << 20)',
+      'm[::4096] = b"a" * 256',
+      'go = []',
+      'signal.signal(signal.SIGUSR1, lambda *a: go.append(1))',
+      `open(${JSON.stringify(out)}, "w").write("ready1\\n")`,
+      'while not go: time.sleep(0.02)',
+      'm.madvise(mmap.MADV_DONTDUMP)',
+      `open(${JSON.stringify(out)}, "a").write("ready2\\n")`,
+      'time.sleep(60)',
+    ].join('\n');
+    const t = spawnDetached(['python3', '-c', script], { cwd: dir });
+    try {
+      await waitFor('first round', () => fileLines(out).includes('ready1'));
+      const first = checkpoint(store, t.pid).id;
+      t.kill('SIGUSR1');
+      await waitFor('the advice', () => fileLines(out).includes('ready2'));
+      const second = checkpoint(store, t.pid, { mode: 'kill' }).id;
+      const advised = store.getState(second).mappings.find((m) => m.vmFlags.includes('dd') && m.end - m.start === 1n << 20n);
+      assert.ok(advised, 'the second round saved the MADV_DONTDUMP flag');
+      const p = prepareRestore(store, first, { samePid: false });
+      try {
+        assert.equal(p.absorb(second), false, 'the advice changed: restored from scratch, not absorbed');
+      } finally {
+        p.abandon();
+      }
+    } finally {
+      t.kill();
+    }
+  });
+});
