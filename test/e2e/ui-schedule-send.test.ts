@@ -133,6 +133,8 @@ test('Schedules: "also send to" another machine; each run\'s send and its failur
   await dialog.getByLabel('Pairing token').fill(token2);
   await dialog.getByRole('button', { name: 'Save' }).click();
   await dialog.waitFor({ state: 'detached' });
+  // The list is read again after the save: until then the row shows the old destination.
+  await row.getByText(address2, { exact: true }).waitFor();
   assert.match(await row.innerText(), new RegExp(`${address2.replace(/[.[\]]/g, '\\$&')}\\s+token …${token2.slice(-4).replace(/[-]/g, '\\-')}`));
   await row.locator('[data-testid="last-send"][data-result="ok"]').waitFor({ timeout: 90_000 });
   // Stop sending: the checkpoints stay here, nothing more is sent; a destination can be given again.
