@@ -1,0 +1,93 @@
+/**
+ * Pseudo-terminal pairs the program made itself (script, expect, a tmux-like server, a harness
+ * driving a child through a pty) come back as a new pair with the same settings and the bytes that
+ * waited in it (they used to be refused: "restoring a pseudo-terminal pair is not supported yet").
+ * Fixture test/fixtures/restore-pty.c checks itself; a real `script` drives a shell counter.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
+import { checkpoint, checkpointTree, closeTrackers } from '../../electron/engine/capture';
+import { preflight, restore } from '../../electron/engine/restore';
+import { runZdtm, startZdtm } from './zdtm';
+import { killQuietly, sleep, waitFor, withStore } from './helpers';
+
+const pty = buildFixture('restore-pty');
+
+test('one process with its own pty pair: termios, 33x101 window, lock, packet mode, exclusive and the bytes waiting both ways come back, and the pair connects', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, pty, { args: ['one'] });
+    assert.deepEqual(r.lines, ['done pass']);
+    const fds = preflight(store, r.checkpointId).items.find((i) => i.id === 'fds')!;
+    assert.match(fds.reason, /pseudo-terminal \/dev\/pts\/\d+ is made again with its settings and the 5 bytes for the master and 3 bytes for the slave side that waited \(another number: ttyname\(\) differs\)/);
+  });
+});
+
+test('the script(1) shape as a tree: the parent reads a counter the child writes through the slave it made its controlling terminal; no step lost, the new slave is the child\'s controlling terminal with its group in front', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, pty, { args: ['tree'], tree: true, beforeRestore: () => sleep(300) });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
+test('a complete line waiting at the slave side in canonical mode is refused in pre-flight (it cannot be read without taking it)', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(pty, dir, ['canon']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'leave-running' });
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the master side of a pseudo-terminal the program made \(\/dev\/ptmx, \/dev\/pts\/\d+; it also holds \/dev\/pts\/\d+\): 11 bytes of complete lines wait to be read at its slave side \(canonical mode\)/);
+      assert.match(fds.fix ?? '', /Checkpoint the program when it has read them/);
+      // The checkpoint left the line where it was: the program still reads it.
+      t.kill();
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a checkpoint that leaves the program running puts the waiting bytes back: it reads them itself afterwards', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(pty, dir, ['one']);
+    try {
+      checkpoint(store, t.pid, { mode: 'leave-running' });
+      const { verdict } = await import('./zdtm');
+      assert.deepEqual(await verdict(t.out), ['done pass']);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
+test('a real program: script(1) driving a shell counter, checkpointed as a tree with --kill and restored, goes on counting with no line lost or repeated', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'script.out');
+    const cmd = 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "n=$i"; sleep 0.02; done';
+    const t = spawnDetached(['script', '-qfc', cmd, '/dev/null'], { cwd: dir, log: out });
+    let restored: number[] = [];
+    try {
+      const count = (): number[] => (existsSync(out) ? [...readFileSync(out, 'utf8').matchAll(/n=(\d+)\r?\n/g)].map((m) => Number(m[1])) : []);
+      await waitFor('script to print 10 lines', () => count().length >= 10, 10_000);
+      const c = checkpointTree(store, t.pid, { mode: 'kill' });
+      assert.ok(c.members.length >= 2, `script and its shell (and its sleep): ${c.members.map((m) => m.comm).join(', ')}`);
+      await t.waitExit();
+      await waitFor('the checkpointed processes to be reaped', () => c.members.every((m) => !existsSync(`/proc/${m.pid}`)), 10_000);
+      const before = count().length;
+      const r = restore(store, c.id, { stdout: out, log: join(dir, 'restore.log') });
+      restored = 'members' in r ? (r as { members: { pid: number }[] }).members.map((m) => m.pid) : [r.pid];
+      await waitFor('the restored script to print 20 more lines', () => count().length >= before + 20, 10_000);
+      const n = count();
+      assert.deepEqual(n, n.map((_v, i) => i + 1), 'the counter goes on from where it was, each line once');
+    } finally {
+      t.kill();
+      for (const p of restored.reverse()) killQuietly(p);
+      closeTrackers();
+    }
+  });
+});
