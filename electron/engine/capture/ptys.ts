@@ -13,10 +13,10 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import type { FdState, ProcessState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
-import { TIOC, TERMIOS2_SIZE, isCanonical, ptsIndex, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
+import { TIOC, TERMIOS2_SIZE, canonicalReplay, isCanonical, lineEnds, nonCanonical, ptsIndex, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
 
 const O_RDWR = 2, O_NOCTTY = 0o400, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
-const POLLHUP = 0x10;
+const POLLIN = 0x1, POLLHUP = 0x10;
 const EAGAIN = 11;
 
 function sleepMs(ms: number): void {
@@ -112,6 +112,85 @@ function pollHangup(fd: number): boolean {
   }
 }
 
+/** One read of at most 4096 bytes (a canonical read returns one line; an end-of-file line, 0 bytes); null when nothing waits. */
+function readOnce(fd: number): Buffer | null {
+  const mem = malloc(4096);
+  try {
+    const got = Number(syscall(SYS.read, [BigInt(fd), mem, 4096n], 'read'));
+    const b = Buffer.alloc(got);
+    copyFromAddr(b, mem);
+    return b;
+  } catch (e) {
+    if ((e as { errno?: number }).errno === EAGAIN) return null;
+    throw e;
+  } finally {
+    free(mem);
+  }
+}
+
+function pollIn(fd: number): boolean {
+  const mem = malloc(8);
+  try {
+    const p = Buffer.alloc(8);
+    p.writeInt32LE(fd, 0);
+    p.writeInt16LE(POLLIN, 4);
+    copyToAddr(mem, p);
+    syscall(SYS.poll, [mem, 1n, 0n], 'poll');
+    copyFromAddr(p, mem);
+    return (p.readInt16LE(6) & POLLIN) !== 0;
+  } finally {
+    free(mem);
+  }
+}
+
+/**
+ * Canonical mode: the complete lines waiting at the slave side (`s`, our own non-blocking opening
+ * of it), one read each, then the unfinished line (seen only once the terminal is briefly made
+ * non-canonical, after the complete lines are out, so no line boundary is lost); all typed back
+ * in at once with canonicalReplay, each line with the character that ended it. A line that held
+ * one of those characters as data (typed after ^V) could not be typed back alike: info.error.
+ */
+function saveLines(m: number, s: number, termios: Buffer, info: PtyInfo): void {
+  const { eof, eol, eol2 } = lineEnds(termios);
+  const ends = (c: number | undefined): boolean => c === 10 || (eol !== 0 && c === eol) || (eol2 !== 0 && c === eol2);
+  const special = (b: Buffer): boolean => b.some((c) => ends(c) || (eof !== 0 && c === eof));
+  const typed: Buffer[] = [];
+  let complete = 0;
+  let odd = false;
+  for (let i = 0; i < 4096 && pollIn(s); i++) {
+    const line = readOnce(s);
+    if (line === null) break;
+    const delimited = ends(line[line.length - 1]);
+    const body = delimited ? line.subarray(0, -1) : line;
+    if (special(body) || (!delimited && eof === 0)) odd = true;
+    typed.push(delimited ? line : Buffer.concat([line, Buffer.from([eof])]));
+    complete += line.length;
+  }
+  setTermios(m, nonCanonical(termios));
+  let partial: Buffer;
+  try {
+    partial = drain(s);
+  } finally {
+    setTermios(m, canonicalReplay(termios));
+  }
+  if (special(partial)) odd = true;
+  const data = Buffer.concat([...typed, partial]);
+  try {
+    if (data.length) {
+      writeAll(m, data, 'putting back the lines waiting at the slave side');
+      if (!waitQueued(s, complete)) throw new Error(`the ${complete} bytes of lines waiting at the slave side did not all come back`);
+      // The unfinished line and end-of-file marks are not counted: they came in the same write as the lines, give them a moment more.
+      if (data.length > complete) sleepMs(5);
+    }
+  } finally {
+    setTermios(m, termios);
+  }
+  if (data.length === 0) return;
+  info.toSlave = data.toString('base64');
+  info.toSlaveLines = complete;
+  if (odd) info.error = 'a line waiting at its slave side holds a line-ending character as data (typed after ^V), which cannot be typed back in alike';
+}
+
 /**
  * One pair, through `m` (our copy of the master); `slaveHeld`: a descriptor of the checkpoint holds
  * the slave side (one held only outside it, or never opened, is left alone).
@@ -157,7 +236,7 @@ function describePair(m: number, slaveHeld: boolean): PtyInfo {
       if (!waitQueued(m, data.length)) throw new Error(`the ${data.length} bytes waiting at the master did not all come back`);
     }
     const toSlave = s >= 0 ? queued(s) : 0;
-    if (toSlave > 0 && isCanonical(termios)) info.linesWaiting = toSlave;
+    if (s >= 0 && isCanonical(termios)) saveLines(m, s, termios, info);
     else if (toSlave > 0) {
       const data = drain(s);
       info.toSlave = data.toString('base64');

@@ -207,8 +207,8 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
 
 /**
  * A pseudo-terminal master the program made: made again from what capture saved (capture/ptys.ts),
- * unless that is missing (a checkpoint from before, or unreadable) or not exact (lines waiting in
- * canonical mode, which a tty cannot show without taking them).
+ * unless that is missing (a checkpoint from before, or unreadable) or could not be saved exactly
+ * (PtyInfo.error: bytes waiting in packet mode, a line holding a line-ending character as data).
  */
 function planPtyMaster(f: FdState, all: readonly FdState[], flags: number): FdAction {
   const p = f.info?.pty as Partial<PtyInfo> | undefined;
@@ -220,10 +220,6 @@ function planPtyMaster(f: FdState, all: readonly FdState[], flags: number): FdAc
       'Checkpoint the program again with this Stasis version, or when it has closed its pseudo-terminal.');
   }
   if (p.error) return refuse(p.error, 'Checkpoint the program again when that has changed.');
-  if (p.linesWaiting) {
-    return refuse(`${p.linesWaiting} bytes of complete lines wait to be read at its slave side (canonical mode): a terminal's queue cannot be read without taking them, so they would be lost`,
-      'Checkpoint the program when it has read them.');
-  }
   const queued = [p.toMaster ? `${Buffer.from(p.toMaster, 'base64').length} bytes for the master` : '', p.toSlave ? `${Buffer.from(p.toSlave, 'base64').length} bytes for the slave side` : ''].filter(Boolean);
   return {
     fd: f.fd, action: 'pty-master', index: p.index, pty: p as PtyInfo, flags, cloexec: f.cloexec,

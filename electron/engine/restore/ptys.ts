@@ -10,7 +10,7 @@
  */
 import { StasisError } from '../../../shared/errors';
 import type { FdState, ProcessState } from '../state/process-state';
-import { TIOC, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
+import { TIOC, canonicalReplay, isCanonical, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
 import type { FdAction } from './fd-plan';
 import type { Remote } from './remote';
 import { NR } from './sysno';
@@ -80,7 +80,14 @@ export function makePty(r: Remote, p: PtyInfo, flags: number): bigint {
         writeAll(r, s, toMaster, `the bytes ${what} had for its master`);
         waitQueued(r, m, toMaster.length, `the bytes ${what} had for its master`);
       }
-      if (toSlave) {
+      if (toSlave && isCanonical(termios)) {
+        // Lines typed in again as they were (capture/ptys.ts saveLines), then the unfinished one.
+        ioctl(r, m, TIOC.TCSETS2, canonicalReplay(termios), `plain canonical input on ${what}`);
+        writeAll(r, m, toSlave, `the lines ${what} had for its slave side`);
+        waitQueued(r, s, p.toSlaveLines ?? 0, `the lines ${what} had for its slave side`);
+        // End-of-file marks and the unfinished line are not counted; they came in the same write.
+        if (toSlave.length > (p.toSlaveLines ?? 0)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      } else if (toSlave) {
         ioctl(r, m, TIOC.TCSETS2, rawInput(termios), `raw input on ${what}`);
         writeAll(r, m, toSlave, `the bytes ${what} had for its slave side`);
         waitQueued(r, s, toSlave.length, `the bytes ${what} had for its slave side`);

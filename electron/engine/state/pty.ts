@@ -23,10 +23,14 @@ export interface PtyInfo {
   hangup: boolean;
   /** Bytes the master would read next (base64), written by the slave side and already processed by it. */
   toMaster?: string;
-  /** Bytes the slave side would read next (base64; non-canonical mode only), already processed by the line discipline. */
+  /**
+   * Bytes the slave side would read next (base64), already processed by the line discipline. In
+   * canonical mode: the lines as they are typed again with input processing off (an end-of-file
+   * line with its VEOF), then the unfinished line.
+   */
   toSlave?: string;
-  /** Complete lines waiting at the slave side in canonical mode (bytes): not saved, the restore is refused. */
-  linesWaiting?: number;
+  /** Canonical mode: the bytes of complete lines among toSlave as FIONREAD counts them (end-of-file marks excluded). */
+  toSlaveLines?: number;
   /** What could not be saved, in words: the restore is refused with it. */
   error?: string;
 }
@@ -66,6 +70,35 @@ export function isCanonical(termios: Buffer): boolean {
 export function withoutOutputProcessing(termios: Buffer): Buffer {
   const t = Buffer.from(termios);
   t.writeUInt32LE(t.readUInt32LE(4) & ~OPOST, 4);
+  return t;
+}
+
+const V = { ERASE: 2, KILL: 3, EOF: 4, EOL: 11, EOL2: 16 } as const;
+const CC = 17;
+
+/** The characters that end a line in canonical mode (0 = disabled). */
+export function lineEnds(termios: Buffer): { eof: number; eol: number; eol2: number } {
+  return { eof: termios[CC + V.EOF]!, eol: termios[CC + V.EOL]!, eol2: termios[CC + V.EOL2]! };
+}
+
+/** Non-canonical, otherwise the same: what waits at the slave side shows as bytes, the unfinished line too. */
+export function nonCanonical(termios: Buffer): Buffer {
+  const t = Buffer.from(termios);
+  t.writeUInt32LE(t.readUInt32LE(12) & ~ICANON, 12);
+  return t;
+}
+
+/**
+ * Canonical with nothing else: no input mapping, echo, signals or extensions, no erase or kill
+ * character. Lines written to the master with it wait at the slave side as typed, each ended by
+ * its newline, VEOL, VEOL2 or VEOF as before.
+ */
+export function canonicalReplay(termios: Buffer): Buffer {
+  const t = Buffer.from(termios);
+  t.writeUInt32LE(0, 0);
+  t.writeUInt32LE(ICANON, 12);
+  t[CC + V.ERASE] = 0;
+  t[CC + V.KILL] = 0;
   return t;
 }
 
