@@ -16,7 +16,7 @@ import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, close
 import { TIOC, TERMIOS2_SIZE, canonicalReplay, isCanonical, lineEnds, nonCanonical, ptsIndex, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
 
 const O_RDWR = 2, O_NOCTTY = 0o400, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
-const POLLIN = 0x1, POLLHUP = 0x10;
+const POLLIN = 0x1, POLLPRI = 0x2, POLLHUP = 0x10;
 const EAGAIN = 11;
 
 function sleepMs(ms: number): void {
@@ -97,16 +97,17 @@ export function waitQueued(fd: number, want: number): boolean {
   return false;
 }
 
-function pollHangup(fd: number): boolean {
+/** Whether poll() reports any of `events` (or POLLHUP, which is always reported) on fd now. */
+function polled(fd: number, events: number): boolean {
   const mem = malloc(8);
   try {
     const p = Buffer.alloc(8);
     p.writeInt32LE(fd, 0);
-    p.writeInt16LE(0, 4);
+    p.writeInt16LE(events, 4);
     copyToAddr(mem, p);
     syscall(SYS.poll, [mem, 1n, 0n], 'poll');
     copyFromAddr(p, mem);
-    return (p.readInt16LE(6) & POLLHUP) !== 0;
+    return (p.readInt16LE(6) & events) !== 0;
   } finally {
     free(mem);
   }
@@ -128,21 +129,6 @@ function readOnce(fd: number): Buffer | null {
   }
 }
 
-function pollIn(fd: number): boolean {
-  const mem = malloc(8);
-  try {
-    const p = Buffer.alloc(8);
-    p.writeInt32LE(fd, 0);
-    p.writeInt16LE(POLLIN, 4);
-    copyToAddr(mem, p);
-    syscall(SYS.poll, [mem, 1n, 0n], 'poll');
-    copyFromAddr(p, mem);
-    return (p.readInt16LE(6) & POLLIN) !== 0;
-  } finally {
-    free(mem);
-  }
-}
-
 /**
  * Canonical mode: the complete lines waiting at the slave side (`s`, our own non-blocking opening
  * of it), one read each, then the unfinished line (seen only once the terminal is briefly made
@@ -157,7 +143,7 @@ function saveLines(m: number, s: number, termios: Buffer, info: PtyInfo): void {
   const typed: Buffer[] = [];
   let complete = 0;
   let odd = false;
-  for (let i = 0; i < 4096 && pollIn(s); i++) {
+  for (let i = 0; i < 4096 && polled(s, POLLIN); i++) {
     const line = readOnce(s);
     if (line === null) break;
     const delimited = ends(line[line.length - 1]);
@@ -208,13 +194,32 @@ function describePair(m: number, slaveHeld: boolean): PtyInfo {
     winsize: bufIoctl(m, TIOC.TIOCGWINSZ, 8, 'TIOCGWINSZ').toString('hex'),
     session: intIoctl(m, TIOC.TIOCGSID) ?? 0,
     foreground: intIoctl(m, TIOC.TIOCGPGRP) ?? 0,
-    hangup: pollHangup(m),
+    hangup: polled(m, POLLHUP),
   };
-  const toMaster = queued(m);
-  if (toMaster > 0 && info.packet) {
-    info.error = `${toMaster} bytes wait to be read from it in packet mode (TIOCPKT), which Stasis does not save`;
-    return info;
+  if (info.packet) {
+    // A status change (flush, stop, start) waiting for the master cannot be made again; without one,
+    // packet mode is off while the queues are handled (a termios change would post one) and on again.
+    if (polled(m, POLLPRI)) {
+      info.error = 'a packet-mode status change (TIOCPKT) waits to be read from it, which Stasis cannot make again';
+      return info;
+    }
+    ioctlErrno(m, TIOC.TIOCPKT, Buffer.alloc(4));
   }
+  try {
+    saveQueues(m, info, termios, slaveHeld);
+  } finally {
+    if (info.packet) {
+      const on = Buffer.alloc(4);
+      on.writeInt32LE(1, 0);
+      ioctlErrno(m, TIOC.TIOCPKT, on);
+    }
+  }
+  return info;
+}
+
+/** The bytes waiting both ways (see the module comment); `m` is not in packet mode now. */
+function saveQueues(m: number, info: PtyInfo, termios: Buffer, slaveHeld: boolean): void {
+  const toMaster = queued(m);
   // Opening the slave side when nothing holds it would change the pair (the last close of a slave
   // hangs up the master): then only the master's side is looked at.
   const s = slaveHeld && !info.hangup && !info.locked ? Number(ioctlErrno(m, TIOC.TIOCGPTPEER, BigInt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)).ret) : -1;
@@ -251,7 +256,6 @@ function describePair(m: number, slaveHeld: boolean): PtyInfo {
   } finally {
     if (s >= 0) closeFd(s);
   }
-  return info;
 }
 
 /**
