@@ -84,23 +84,27 @@ test('a checkpoint that leaves the program running puts the waiting bytes back: 
   });
 });
 
-test('a real program: script(1) driving a shell counter, checkpointed as a tree with --kill and restored, goes on counting with no line lost or repeated', async () => {
+/**
+ * Starts `argv` (a pty-driving program running a shell counter), checkpoints its tree with --kill
+ * after 10 lines, restores it and checks the counter goes on with each line once.
+ */
+async function counterAcrossRestore(argv: (cmd: string) => string[]): Promise<void> {
   await withStore(async (store, dir) => {
-    const out = join(dir, 'script.out');
+    const out = join(dir, 'counter.out');
     const cmd = 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "n=$i"; sleep 0.02; done';
-    const t = spawnDetached(['script', '-qfc', cmd, '/dev/null'], { cwd: dir, log: out });
+    const t = spawnDetached(argv(cmd), { cwd: dir, log: out });
     let restored: number[] = [];
     try {
       const count = (): number[] => (existsSync(out) ? [...readFileSync(out, 'utf8').matchAll(/n=(\d+)\r?\n/g)].map((m) => Number(m[1])) : []);
-      await waitFor('script to print 10 lines', () => count().length >= 10, 10_000);
+      await waitFor('10 lines', () => count().length >= 10, 10_000);
       const c = checkpointTree(store, t.pid, { mode: 'kill' });
-      assert.ok(c.members.length >= 2, `script and its shell (and its sleep): ${c.members.map((m) => m.comm).join(', ')}`);
+      assert.ok(c.members.length >= 2, `the driver and its shell (and its sleep): ${c.members.map((m) => m.comm).join(', ')}`);
       await t.waitExit();
       await waitFor('the checkpointed processes to be reaped', () => c.members.every((m) => !existsSync(`/proc/${m.pid}`)), 10_000);
       const before = count().length;
       const r = restore(store, c.id, { stdout: out, log: join(dir, 'restore.log') });
       restored = 'members' in r ? (r as { members: { pid: number }[] }).members.map((m) => m.pid) : [r.pid];
-      await waitFor('the restored script to print 20 more lines', () => count().length >= before + 20, 10_000);
+      await waitFor('the restored counter to print 20 more lines', () => count().length >= before + 20, 10_000);
       const n = count();
       assert.deepEqual(n, n.map((_v, i) => i + 1), 'the counter goes on from where it was, each line once');
     } finally {
@@ -109,4 +113,12 @@ test('a real program: script(1) driving a shell counter, checkpointed as a tree 
       closeTrackers();
     }
   });
+}
+
+test('a real program: script(1) driving a shell counter, checkpointed as a tree with --kill and restored, goes on counting with no line lost or repeated', async () => {
+  await counterAcrossRestore((cmd) => ['script', '-qfc', cmd, '/dev/null']);
+});
+
+test('a real program: python3 pty.spawn driving a shell counter, checkpointed as a tree with --kill and restored, goes on counting', async () => {
+  await counterAcrossRestore((cmd) => ['python3', '-c', 'import pty, sys; pty.spawn(["sh", "-c", sys.argv[1]])', cmd]);
 });
