@@ -33,6 +33,13 @@ test('the script(1) shape as a tree: the parent reads a counter the child writes
   });
 });
 
+test('one process in its own session with its own pair as controlling terminal: the new slave is its controlling terminal again, its group in front', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, pty, { args: ['ctty'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
 test('canonical mode: a complete line, a line ended by ^D and an unfinished one wait at the slave side, their echo at the master; all come back, the unfinished line still editable', async () => {
   await withStore(async (store, dir) => {
     const r = await runZdtm(store, dir, pty, { args: ['canon'] });
