@@ -40,6 +40,13 @@ test('one process in its own session with its own pair as controlling terminal: 
   });
 });
 
+test('a pair whose slave side was closed after writing (a child that exited): the master reads its last output, then EIO, as before', async () => {
+  await withStore(async (store, dir) => {
+    const r = await runZdtm(store, dir, pty, { args: ['hup'] });
+    assert.deepEqual(r.lines, ['done pass']);
+  });
+});
+
 test('canonical mode: a complete line, a line ended by ^D and an unfinished one wait at the slave side, their echo at the master; all come back, the unfinished line still editable', async () => {
   await withStore(async (store, dir) => {
     const r = await runZdtm(store, dir, pty, { args: ['canon'] });
