@@ -1,8 +1,9 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, and TCP/UDP
- * sockets that are not connections: socket-plan.ts). One decision
+ * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, TCP/UDP
+ * sockets that are not connections: socket-plan.ts, and pseudo-terminal pairs the program made:
+ * ptys.ts). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */

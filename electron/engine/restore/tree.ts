@@ -6,7 +6,8 @@
  * session / process-group leadership (children inherit it, as they did originally); members that
  * joined a group led by another member join it once everyone exists. Pipes between members are
  * made once in the root before any fork, refilled, and inherited by all (restore/fds.ts
- * parkTreePipes). Zombie children are forked too and exit at once with their saved wait status.
+ * parkTreePipes); so are pseudo-terminal pairs a member made (restore/ptys.ts), and a session
+ * leader takes its terminal again before forking its children. Zombie children are forked too and exit at once with their saved wait status.
  * Then every member runs the same per-process steps as a single restore (rebuild.ts), and all are
  * detached together. Any failure kills every process made so far. Owns only the processes it forks.
  */
