@@ -85,6 +85,22 @@ test('packet mode: bytes waiting for the master come back as one data packet; a 
   });
 });
 
+test('a pair locked again after its slave side was opened is refused in pre-flight by name', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(pty, dir, ['relock']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'leave-running' });
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the master side of a pseudo-terminal the program made \(\/dev\/ptmx, \/dev\/pts\/\d+; it also holds \/dev\/pts\/\d+\): it was locked again \(TIOCSPTLCK\) after its slave side was opened/);
+      assert.deepEqual(await verdict(t.out), ['done pass']);
+    } finally {
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
 test('a checkpoint that leaves the program running puts the waiting bytes back: it reads them itself afterwards', async () => {
   await withStore(async (store, dir) => {
     const t = await startZdtm(pty, dir, ['one']);

@@ -196,6 +196,11 @@ function describePair(m: number, slaveHeld: boolean): PtyInfo {
     foreground: intIoctl(m, TIOC.TIOCGPGRP) ?? 0,
     hangup: polled(m, POLLHUP),
   };
+  if (info.locked && slaveHeld) {
+    // Locked again after its slave side was opened: a new pair locked at once could not be opened for it.
+    info.error = 'it was locked again (TIOCSPTLCK) after its slave side was opened, which Stasis does not make again';
+    return info;
+  }
   if (info.packet) {
     // A status change (flush, stop, start) waiting for the master cannot be made again; without one,
     // packet mode is off while the queues are handled (a termios change would post one) and on again.
