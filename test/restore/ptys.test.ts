@@ -101,6 +101,26 @@ test('a pair locked again after its slave side was opened is refused in pre-flig
   });
 });
 
+test('a master whose slave side a process left out of the checkpoint holds (the tree shape checkpointed without --tree) is refused in pre-flight, naming that process', async () => {
+  await withStore(async (store, dir) => {
+    const t = await startZdtm(pty, dir, ['tree']);
+    try {
+      const c = checkpoint(store, t.pid, { mode: 'leave-running' });
+      const fds = preflight(store, c.id).items.find((i) => i.id === 'fds')!;
+      assert.equal(fds.ok, false);
+      assert.match(fds.reason, /fd 3 is the master side of a pseudo-terminal the program made \(\/dev\/ptmx, \/dev\/pts\/\d+\): its slave side \/dev\/pts\/\d+ is held by process \d+ \(restore-pty\), which is not in the checkpoint/);
+      assert.match(fds.fix ?? '', /stasis checkpoint PID --tree/);
+    } finally {
+      // Its child (the counter) holds the slave side; the fixture ends it on hang-up too.
+      let kids: string[] = [];
+      try { kids = readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').split(' ').filter(Boolean); } catch { /* gone */ }
+      for (const k of kids) killQuietly(Number(k));
+      t.kill();
+      closeTrackers();
+    }
+  });
+});
+
 test('a checkpoint that leaves the program running puts the waiting bytes back: it reads them itself afterwards', async () => {
   await withStore(async (store, dir) => {
     const t = await startZdtm(pty, dir, ['one']);

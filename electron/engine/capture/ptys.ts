@@ -10,7 +10,7 @@
  * no line structure to lose). Complete lines waiting in canonical mode are counted, not read: the
  * restore refuses them.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { FdState, ProcessState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
 import { TIOC, TERMIOS2_SIZE, canonicalReplay, isCanonical, lineEnds, nonCanonical, ptsIndex, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
@@ -283,7 +283,14 @@ export function capturePtys(pid: number, fds: FdState[], warnings: string[], sla
         const index = intIoctl(ours, TIOC.TIOCGPTN);
         let info = index === null ? undefined : byIndex.get(index);
         if (!info && index !== null) {
-          info = describePair(ours, ownSlaves.has(index) || slaveHeldElsewhere.has(index));
+          const held = ownSlaves.has(index) || slaveHeldElsewhere.has(index);
+          info = describePair(ours, held);
+          // Not hung up and not held in the checkpoint: never opened, or held by a process left out.
+          const outside = !held && !info.hangup && !info.error ? holderOf(index) : null;
+          if (outside) {
+            info.error = `its slave side /dev/pts/${index} is held by process ${outside.pid} (${outside.comm}), which is not in the checkpoint: that process would stay on the old pair, cut off from the restored program`;
+            info.fix = 'Checkpoint both as one tree: `stasis checkpoint PID --tree` with the PID of a process both descend from.';
+          }
           byIndex.set(index, info);
         }
         if (info) f.info = { ...(f.info ?? {}), pty: info };
@@ -324,6 +331,25 @@ export function ptySlavesHeld(pids: readonly number[]): Set<number> {
     }
   }
   return out;
+}
+
+/** A process (not this one) holding /dev/pts/N open, by a scan of /proc; null when none does. */
+function holderOf(index: number): { pid: number; comm: string } | null {
+  const want = `/dev/pts/${index}`;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    let fds: string[];
+    try { fds = readdirSync(`/proc/${p}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      let link = '';
+      try { link = readlinkSync(`/proc/${p}/fd/${fd}`); } catch { /* closed meanwhile */ }
+      if (link !== want) continue;
+      let comm = '?';
+      try { comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { /* exited */ }
+      return { pid: Number(p), comm };
+    }
+  }
+  return null;
 }
 
 /** Tree checkpoints: every member's descriptors of the slave side of a pair some member made. */

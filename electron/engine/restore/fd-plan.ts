@@ -220,7 +220,7 @@ function planPtyMaster(f: FdState, all: readonly FdState[], flags: number): FdAc
     return refuse(p?.error ?? 'the checkpoint holds nothing of it (made by an older Stasis): opening /dev/ptmx again would make another terminal pair, cut off from the program\'s other side',
       'Checkpoint the program again with this Stasis version, or when it has closed its pseudo-terminal.');
   }
-  if (p.error) return refuse(p.error, 'Checkpoint the program again when that has changed.');
+  if (p.error) return refuse(p.error, p.fix ?? 'Checkpoint the program again when that has changed.');
   const queued = [p.toMaster ? `${Buffer.from(p.toMaster, 'base64').length} bytes for the master` : '', p.toSlave ? `${Buffer.from(p.toSlave, 'base64').length} bytes for the slave side` : ''].filter(Boolean);
   return {
     fd: f.fd, action: 'pty-master', index: p.index, pty: p as PtyInfo, flags, cloexec: f.cloexec,

@@ -33,6 +33,8 @@ export interface PtyInfo {
   toSlaveLines?: number;
   /** What could not be saved, in words: the restore is refused with it. */
   error?: string;
+  /** What to do about `error`, when something better than checkpointing again later can be said. */
+  fix?: string;
 }
 
 export const TIOC = {
