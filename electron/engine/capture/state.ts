@@ -22,6 +22,7 @@ import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
+import { capturePtys } from './ptys';
 import { markSharedDescriptions } from './shared-fds';
 import { captureGhostFiles, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { captureEpollSources } from './epoll-sources';
@@ -43,7 +44,7 @@ function safe<T>(f: () => T, fallback: T): T {
  * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
  * downtime. Registers, signal state, fd positions and timers are always read here.
  */
-export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean; afterInjected?: () => void } = {}): ProcessState {
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean; ptySlavesHeld?: ReadonlySet<number>; afterInjected?: () => void } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
@@ -92,6 +93,7 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   // the mmap lock the injected mmap takes (a held capture's smaps walk) may start now.
   opts.afterInjected?.();
   captureChannels(pid, state.fds, warnings);
+  capturePtys(pid, state.fds, warnings, opts.ptySlavesHeld);
   markSharedDescriptions(pid, state.fds);
   markMqueues(pid, state.fds);
   captureGhostFiles(pid, state.fds, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
