@@ -25,6 +25,7 @@ import { copyPages } from './pages';
 import { saveQueue, savePipeBytes } from './channels';
 import { InFlight } from './socket-queue';
 import { inFlightFds } from '../state/socket-queue';
+import { markTreePtys, ptySlavesHeld } from './ptys';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -310,8 +311,9 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     const warnings: string[] = [];
+    const slaves = ptySlavesHeld(members.map((m) => m.pid));
     for (const m of members) {
-      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill' });
+      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill', ptySlavesHeld: slaves });
       if (m.stoppedBefore) state.stopped = true;
       const z = zombies.get(m.pid);
       if (z?.length) state.zombies = z;
@@ -322,6 +324,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     }
     markTreePipes(members, warnings);
     markTreeSockets(members, warnings);
+    markTreePtys(members.map((m) => m.state!));
     markTreeShared(members);
     opts.onPhase?.('frozen', { pid });
     cancelled();

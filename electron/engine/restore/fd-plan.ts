@@ -1,8 +1,9 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, and TCP/UDP
- * sockets that are not connections: socket-plan.ts). One decision
+ * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, TCP/UDP
+ * sockets that are not connections: socket-plan.ts, and pseudo-terminal pairs the program made:
+ * ptys.ts). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -15,6 +16,7 @@ import { planEpoll } from './epoll-plan';
 import { planSocket, type SocketAction } from './socket-plan';
 import { planQueue, type PairOptions } from './queue-plan';
 import type { OutMessage } from './socket-queue';
+import type { PtyInfo } from '../state/pty';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -58,6 +60,10 @@ export type FdAction =
    * passcred: SO_PASSCRED was on; options: buffer sizes and peek offset (set again once the messages are in).
    */
   | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null; queue?: OutMessage[]; passcred?: boolean; options?: PairOptions }
+  /** The master of a pseudo-terminal pair the program made (restore/ptys.ts): made again as `pty` says. */
+  | { fd: number; action: 'pty-master'; index: number; pty: PtyInfo; flags: number; cloexec: boolean; note: string }
+  /** A slave side of such a pair (its /dev/pts number at the checkpoint): opened from the new master. */
+  | { fd: number; action: 'pty-slave'; index: number; flags: number; cloexec: boolean; note: string }
   | SocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
@@ -103,6 +109,10 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     const path = outputPathFor(f.fd, r);
     return { fd: f.fd, action: 'redirect', path, flags: O_WRONLY | O_CREAT | O_APPEND | (f.flags & O_NONBLOCK), cloexec, note: `${why}; output goes to ${path}` };
   };
+  // Before --attach: this slave's master is in the checkpoint, so it belongs to the program's own pair.
+  if (typeof f.info?.ptySlave === 'number') {
+    return { fd: f.fd, action: 'pty-slave', index: f.info.ptySlave, flags: reopenFlags & ~O_LARGEFILE, cloexec, note: `${f.target} comes back as the slave side of the pair made again (another number: ttyname() differs)` };
+  }
   if (r.tty && (f.kind === 'tty' || (f.kind === 'chr' && TERMINAL.test(f.target)))) {
     // Never its controlling terminal by accident: the terminal already belongs to the CLI's session.
     return { fd: f.fd, action: 'open', path: r.tty, flags: reopenFlags | O_NOCTTY, pos: 0n, cloexec, note: `${f.target} is attached to ${r.tty}` };
@@ -114,16 +124,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     case 'chr':
     case 'blk': {
       if (f.kind === 'chr' && TERMINAL.test(f.target)) return redirect(`${f.target} is a terminal`);
-      if (f.kind === 'chr' && f.target === '/dev/ptmx') {
-        // Opening /dev/ptmx makes a new pseudo-terminal pair: the program's other side (its
-        // /dev/pts/N, held here or by a child) would no longer be connected to it.
-        const slaves = [...new Set(all.filter((x) => /^\/dev\/pts\/\d+$/.test(x.target)).map((x) => x.target))];
-        return {
-          fd: f.fd, action: 'refuse',
-          reason: `fd ${f.fd} is the master side of a pseudo-terminal the program made (/dev/ptmx${slaves.length ? `; it also holds ${slaves.join(', ')}` : ''}): opening /dev/ptmx again would make another terminal pair, cut off from the program's other side`,
-          fix: 'Checkpoint the program when it has closed its pseudo-terminal (as script, tmux or expect hold one); restoring a pseudo-terminal pair is not supported yet.',
-        };
-      }
+      if (f.kind === 'chr' && f.target === '/dev/ptmx') return planPtyMaster(f, all, reopenFlags & ~O_LARGEFILE);
       let st;
       try { st = statSync(f.target, { bigint: true }); } catch (_e) {
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: ${f.target} no longer exists`, fix: `Put the file back at ${f.target}, or restore an earlier checkpoint.` };
@@ -201,6 +202,28 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
         fix: 'Close it in the program before checkpointing, or wait for a Stasis version that restores it.',
       };
   }
+}
+
+/**
+ * A pseudo-terminal master the program made: made again from what capture saved (capture/ptys.ts),
+ * unless that is missing (a checkpoint from before, or unreadable) or could not be saved exactly
+ * (PtyInfo.error: bytes waiting in packet mode, a line holding a line-ending character as data).
+ */
+function planPtyMaster(f: FdState, all: readonly FdState[], flags: number): FdAction {
+  const p = f.info?.pty as Partial<PtyInfo> | undefined;
+  const slaves = [...new Set(all.filter((x) => /^\/dev\/pts\/\d+$/.test(x.target)).map((x) => x.target))];
+  const what = `fd ${f.fd} is the master side of a pseudo-terminal the program made (/dev/ptmx${typeof p?.index === 'number' ? `, /dev/pts/${p.index}` : ''}${slaves.length ? `; it also holds ${slaves.join(', ')}` : ''})`;
+  const refuse = (why: string, fix: string): FdAction => ({ fd: f.fd, action: 'refuse', reason: `${what}: ${why}`, fix });
+  if (!p || typeof p.index !== 'number' || typeof p.termios !== 'string') {
+    return refuse(p?.error ?? 'the checkpoint holds nothing of it (made by an older Stasis): opening /dev/ptmx again would make another terminal pair, cut off from the program\'s other side',
+      'Checkpoint the program again with this Stasis version, or when it has closed its pseudo-terminal.');
+  }
+  if (p.error) return refuse(p.error, p.fix ?? 'Checkpoint the program again when that has changed.');
+  const queued = [p.toMaster ? `${Buffer.from(p.toMaster, 'base64').length} bytes for the master` : '', p.toSlave ? `${Buffer.from(p.toSlave, 'base64').length} bytes for the slave side` : ''].filter(Boolean);
+  return {
+    fd: f.fd, action: 'pty-master', index: p.index, pty: p as PtyInfo, flags, cloexec: f.cloexec,
+    note: `pseudo-terminal /dev/pts/${p.index} is made again with its settings${queued.length ? ` and the ${queued.join(' and ')} that waited` : ''} (another number: ttyname() differs)`,
+  };
 }
 
 /** What capture found out about a socket that is not a socketpair (capture/channels.ts), in words. */

@@ -16,6 +16,7 @@ import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
 import { remapMemfds } from './memfd-maps';
 import { elapsedSince, isWallClock, timerAfter } from '../state/timer-clock';
+import { openSlave, placePtyMasters } from './ptys';
 
 const SEEK_SET = 0;
 const EFD_SEMAPHORE = 1;
@@ -229,6 +230,14 @@ export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState
         parked.set(`shared:${g.key}`, next++);
         continue;
       }
+      if (a.action === 'pty-slave' && parked.has(`pty:${a.index}`)) {
+        // A slave side several members share (a shell's stdio and its commands'): one description from the parked master.
+        const got = openSlave(r, BigInt(parked.get(`pty:${a.index}`)!), a.flags, `/dev/pts/${a.index} (shared by several processes)`);
+        r.call(NR.dup3, [got, BigInt(next), 0n], `parking /dev/pts/${a.index}`);
+        r.raw(NR.close, [got]);
+        parked.set(`shared:${g.key}`, next++);
+        continue;
+      }
       if (a.action !== 'open' && a.action !== 'redirect' && a.action !== 'ghost') continue;
       r.resetScratch();
       const path = a.action === 'ghost' ? ghosts.pathFor(a) : a.path;
@@ -379,7 +388,7 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
   return parked;
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'socket']);
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'socket', 'pty-slave']);
 
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
   const ghosts = new GhostFiles();
@@ -431,6 +440,8 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
   // Planned once: a channel or a shared description looks at other fds' plans, and an epoll set's
   // plan looks at every watched fd (999 watches among 1400 fds took 12 s when re-planned each time).
   const plans = new Map(every.map((x) => [x.fd, planFd(x, redirect, every)]));
+  // Pseudo-terminal masters first, at their numbers: the slave sides are opened from them.
+  const ptyMasters = placePtyMasters(r, plans.values(), parked);
   for (const f of sorted) {
     const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f))
       : f.kind === 'socket' && typeof f.info?.treeSocket === 'string' ? parked?.get(`sock:${socketInode(f)}`)
@@ -442,6 +453,7 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       continue;
     }
     const a = plans.get(f.fd)!;
+    if (a.action === 'pty-master') continue;
     if (a.action === 'pipe' || a.action === 'socketpair') {
       // Messages (and descriptors in flight with them) are sent once every descriptor is in place: below.
       const channel = channelOf(a)!;
@@ -526,6 +538,13 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       case 'socket':
         got = makeSocket(r, a, cloexec);
         break;
+      case 'pty-slave': {
+        const m = ptyMasters.get(a.index);
+        if (m === undefined) throw new StasisError('INTERNAL', `fd ${a.fd}: the master of /dev/pts/${a.index} was not made again.`);
+        got = openSlave(r, BigInt(m), a.flags, `/dev/pts/${a.index} for fd ${a.fd}`);
+        if (!a.cloexec && got === BigInt(a.fd)) r.call(NR.fcntl, [got, 2n /* F_SETFD */, 0n], `close-on-exec bit of fd ${a.fd}`);
+        break;
+      }
     }
     if (got !== BigInt(a.fd)) {
       r.call(NR.dup3, [got, BigInt(a.fd), cloexec], `dup3 to fd ${a.fd}`);

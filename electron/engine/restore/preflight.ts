@@ -172,7 +172,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
       fdFixes.add(a.fix);
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost' || a.action === 'socket') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost' || a.action === 'socket' || a.action === 'pty-master' || a.action === 'pty-slave') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if ((a.action === 'epoll' || a.action === 'inotify') && a.dropped) fdNotes.push(`fd ${a.fd} (${a.action}): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,
