@@ -171,7 +171,7 @@ const ZERO_HASH = hashPage(Buffer.alloc(4096));
  * differs (a write that landed in the wrong place, a later run overwriting an earlier one, a mapping
  * that was not fresh) fails the step instead of handing back different bytes.
  */
-export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun | LocatedRun>, opts: { fresh?: boolean } = {}): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
+export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun | LocatedRun>, opts: { fresh?: boolean; onWritten?: (pages: number) => void } = {}): { bytes: number; pages: number; writeMs: number; checkedPages: number } {
   // Over memory that already holds an earlier round's pages (a prepared restore), zero runs must be written too.
   const fresh = opts.fresh !== false;
   const steps = plan.steps;
@@ -181,6 +181,9 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
   // STASIS_RESTORE_FILL=writev turns UFFDIO_COPY off (bench/restore.ts compares both in one run).
   const uffd = fresh && process.env.STASIS_RESTORE_FILL !== 'writev' ? UffdFill.open(r, steps) : null;
   const fill = new PageFill(r, uffd);
+  // Progress: the pages of the runs whose every byte is in (or needs none), counted after each batch.
+  let runsDone = 0;
+  if (opts.onWritten) fill.onFlushed = () => opts.onWritten!(runsDone);
   try {
     for (const run of pages) {
       const parts = 'parts' in run ? run.parts : run.data ? [{ pages: run.pages, data: run.data }] : null;
@@ -220,8 +223,10 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
         }
         va = stop;
       }
+      runsDone += run.pages;
     }
     fill.flush();
+    opts.onWritten?.(runsDone);
   } finally {
     uffd?.close();
   }
