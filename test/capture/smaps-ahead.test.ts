@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { answered, readAhead, warm } from '../../electron/engine/capture/smaps-ahead';
+import { answered, arm, readAhead, warm } from '../../electron/engine/capture/smaps-ahead';
 import { readSmaps } from '../../electron/engine/proc';
 import { checkpoint } from '../../electron/engine/capture';
 import { probeKernelFeatures, vmWrite } from '../../electron/engine/native';
@@ -57,5 +57,24 @@ test('a held pre-copy checkpoint saves the VmFlags of the held process (applied 
   } finally {
     child.kill('SIGKILL');
     st.cleanup();
+  }
+});
+
+// A read armed before a freeze that never came (the capture failed first) must free the worker:
+// the next read is the worker's, at once, not the fallback after its 5 s wait.
+test('an armed read that is cancelled frees the worker for the next one', async () => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    warm();
+    await new Promise((r) => setTimeout(r, 300));
+    arm().cancel();
+    const before = answered.count;
+    const t0 = performance.now();
+    const got = readAhead(child.pid!).take();
+    assert.ok(got.length > 0);
+    assert.equal(answered.count, before + 1, 'the worker answered');
+    assert.ok(performance.now() - t0 < 4000, 'without waiting for the fallback');
+  } finally {
+    child.kill('SIGKILL');
   }
 });

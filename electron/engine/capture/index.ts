@@ -202,7 +202,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   }
   // Before the first freeze of a fresh engine, its frozen path runs once on a throwaway process.
   if (live && !hold) rehearseOnce(checkpoint);
-  if (hold) smapsAhead.warm();
+  // Armed now, started once frozen (smaps-ahead.ts): starting it then costs one atomic store.
+  const armed = hold ? smapsAhead.arm() : null;
   // A held capture's smaps read on the worker (smaps-ahead.ts), until its VmFlags are applied.
   const late: { flags: smapsAhead.SmapsAhead | null } = { flags: null };
 
@@ -283,7 +284,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     // before the injected calls: the walk holds the mmap lock that their mmap/munmap wait for.
     const state = captureFrozenState(t, {
       deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill',
-      ...(hold ? { afterInjected: () => { late.flags = smapsAhead.readAhead(pid); } } : {}),
+      ...(hold ? { afterInjected: () => { late.flags = armed!.go(pid); } } : {}),
     });
     semTaken = state;
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
@@ -467,6 +468,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Checkpoint of process ${pid} failed: ${(e as Error).message}`);
   } finally {
+    armed?.cancel();
     closePreCopy(pc);
     closeUffdSnapshot(uffd);
     if (t && !killed && semTaken?.semUndo) putBackSemUndo(t, semTaken);
