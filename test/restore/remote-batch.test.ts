@@ -34,3 +34,19 @@ test('a batch of system calls in the stub: results in order, errors in place, me
     r.kill();
   }
 });
+
+test('callAll throws the first failing call of a batch by its name, after running the batch', () => {
+  const r = Remote.spawnStub();
+  try {
+    setUpTrampoline(r, { trampoline: 0x100000000000n } as RestorePlan);
+    r.resetScratch();
+    assert.throws(() => r.callAll([
+      { nr: NR.getpid, args: [], what: 'getpid' },
+      { nr: NR.close, args: [9999n], what: 'closing fd 9999' },
+      { nr: NR.close, args: [9998n], what: 'closing fd 9998' },
+    ]), /^.*closing fd 9999 failed: EBADF/);
+    assert.deepEqual(r.callAll([{ nr: NR.getpid, args: [], what: 'getpid' }]), [BigInt(r.pid)]);
+  } finally {
+    r.kill();
+  }
+});

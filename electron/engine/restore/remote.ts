@@ -198,6 +198,15 @@ export class Remote {
     return calls.map((_, i) => done.readBigInt64LE(i * 64 + 56));
   }
 
+  /** batch() of calls that must all succeed: the first failure throws, named by its `what`, as call() does. */
+  callAll(calls: readonly { nr: number; args: readonly bigint[]; what: string }[]): bigint[] {
+    const rets = this.batch(calls);
+    rets.forEach((r, i) => {
+      if (r < 0n && r > -4096n) throw new RemoteError('INTERNAL', `${calls[i]!.what} failed: ${errnoName(Number(-r))}.`, { errno: errnoName(Number(-r)) });
+    });
+    return rets;
+  }
+
   /** Like raw(), but a -errno result throws an error naming `what`. */
   call(nr: number, args: readonly bigint[], what: string, tid = this._pid): bigint {
     const r = this.raw(nr, args, tid);
