@@ -9,7 +9,7 @@
 import { StasisError } from '../../../shared/errors';
 import {
   closeFd, cont, detach, getEventMsg, getRegs, memRead, memWrite, openMem, posixSpawn, PTRACE_O, REG, seize, interrupt, setOptions, setRegs,
-  singlestep, tryKill, waitTid, errnoName, vmWrite,
+  singlestep, syscallTable, tableResults, tryKill, waitTid, errnoName, vmWrite,
 } from '../native';
 import { STUB_SYSCALL_ADDR, stubPath } from './stub-elf';
 import { SCRATCH_OFFSET, TRAMPOLINE_LOOP, TRAMPOLINE_SIZE } from './plan';
@@ -171,12 +171,7 @@ export class Remote {
   batch(calls: readonly { nr: number; args: readonly bigint[] }[]): bigint[] {
     if (calls.length === 0) return [];
     if (this.insn === STUB_SYSCALL_ADDR) return calls.map((c) => this.raw(c.nr, c.args));
-    const table = Buffer.alloc(calls.length * 64 + 8);
-    calls.forEach((c, i) => {
-      table.writeBigInt64LE(BigInt(c.nr), i * 64);
-      for (let k = 0; k < 6; k++) table.writeBigUInt64LE(BigInt.asUintN(64, c.args[k] ?? 0n), i * 64 + 8 + k * 8);
-    });
-    table.writeBigInt64LE(-1n, calls.length * 64);
+    const table = syscallTable(calls);
     const at = this.put(table);
     const r = [...this.base];
     r[REG.rip] = this.insn + TRAMPOLINE_LOOP;
@@ -195,7 +190,7 @@ export class Remote {
     }
     const done = Buffer.alloc(table.length);
     if (this.read(at, done) !== done.length) throw new StasisError('INTERNAL', 'Could not read the results of a batch of system calls in the new process.');
-    return calls.map((_, i) => done.readBigInt64LE(i * 64 + 56));
+    return tableResults(done, calls.length);
   }
 
   /** batch() of calls that must all succeed: the first failure throws, named by its `what`, as call() does. */
