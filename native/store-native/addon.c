@@ -1,4 +1,4 @@
-/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c and page_fill.c. */
+/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c, page_fill.c and page_read.c. */
 #include "addon.h"
 
 napi_value fail(napi_env env, const char *msg) {
@@ -22,11 +22,16 @@ NAPI_MODULE_INIT() {
     { "writeBehindWait", write_behind_wait },
     { "writeBehindClose", write_behind_close },
     { "fill", page_fill },
+    { "readPages", page_read },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return NULL;
   }
+  /* Older builds took 4: callers size their jobs by it (segments.ts). */
+  napi_value max_crc;
+  if (napi_create_uint32(env, WRITE_BEHIND_MAX_CRC, &max_crc) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "writeBehindMaxChecksums", max_crc) != napi_ok) return NULL;
   return exports;
 }

@@ -33,7 +33,7 @@
 #endif
 
 #define QUEUE 8
-#define MAX_CRC 4
+#define MAX_CRC WRITE_BEHIND_MAX_CRC
 
 typedef struct {
   uint8_t *data;
@@ -184,7 +184,7 @@ napi_value write_behind_write(napi_env env, napi_callback_info info) {
   if (!bytes_of(env, argv[1], &data, &cap)) return fail(env, "writeBehindWrite: buf must be a Uint8Array");
   if (napi_get_value_int64(env, argv[2], &len) != napi_ok || len < 0 || (uint64_t)len > cap) return fail(env, "writeBehindWrite: len must fit in buf");
   if (napi_get_value_int64(env, argv[3], &pos) != napi_ok || pos < 0) return fail(env, "writeBehindWrite: pos must be a file offset");
-  if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[4], &ncrc) != napi_ok || ncrc % 3 || ncrc / 3 > MAX_CRC) return fail(env, "writeBehindWrite: crcs must be [from, to, at, ...] (at most 4 triples)");
+  if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[4], &ncrc) != napi_ok || ncrc % 3 || ncrc / 3 > MAX_CRC) return fail(env, "writeBehindWrite: crcs must be [from, to, at, ...] (at most writeBehindMaxChecksums triples)");
   job_t j = { .data = data, .len = (size_t)len, .pos = pos, .ncrc = ncrc / 3, .ref = NULL };
   for (uint32_t i = 0; i < ncrc; i++) {
     napi_value v;

@@ -25,10 +25,18 @@ const MAX_OPEN = 128;
  */
 const WRITEBACK_BYTES = 16 << 20;
 /**
- * Blocks queued on the write-behind thread at most (each in its own buffer of the ring): enough
+ * Jobs queued on the write-behind thread at most (each in its own buffer of the ring): enough
  * to ride out a slow write while pages keep coming, small enough to stay in the CPU caches.
  */
-const RING = 4;
+const RING = Number(process.env.STASIS_WB_RING ?? 4);
+/**
+ * Blocks per write-behind job (side by side in one ring buffer, as they are in the file: one
+ * pwrite and one wake-up of the thread for them all). One job per block woke the thread ~4000
+ * times per GiB, and ~110 of those wake-ups stalled the reader by 1 ms or more.
+ */
+const JOB_BLOCKS = Number(process.env.STASIS_WB_JOB_BLOCKS ?? 4);
+/** A full block as it is in the file: header, then its pages. */
+const BLOCK_BYTES = BLOCK_HEADER_LEN + BLOCK_PAGES * PAGE;
 
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -62,6 +70,12 @@ export class SegmentWriter {
   private ring: Buffer[] = [];
   private seqs: number[] = [];
   private slot = 0;
+  /** Blocks per job (JOB_BLOCKS, fewer with an older addon that takes fewer checksums per write). */
+  private jobBlocks = 1;
+  /** Blocks assembled in the current ring buffer, not queued yet; the file offset of its first. */
+  private jobBlocksIn = 0;
+  private jobPos = 0;
+  private jobCrcs: number[] = [];
 
   /**
    * compression: how this file's blocks are stored (the store's setting; each block may still fall
@@ -76,9 +90,12 @@ export class SegmentWriter {
     this.fd = fs.openSync(this.tmpPath, 'wx', FILE_MODE);
     fs.writeSync(this.fd, encodeHeader(fileId, compression === 'none' ? FORMAT_VERSION : FORMAT_VERSION_COMPRESSED), 0, HEADER_LEN, 0);
     if (writeBehind && storeNative && compression === 'none') {
-      this.ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(BLOCK_HEADER_LEN + BLOCK_PAGES * PAGE));
+      // Two checksums per block.
+      this.jobBlocks = Math.max(1, Math.min(JOB_BLOCKS, Math.floor((storeNative.writeBehindMaxChecksums ?? 4) / 2)));
+      this.ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(this.jobBlocks * BLOCK_BYTES));
       this.seqs = this.ring.map(() => -1);
-      this.pending = this.ring[0]!.subarray(BLOCK_HEADER_LEN);
+      this.pending = this.ring[0]!.subarray(BLOCK_HEADER_LEN, BLOCK_BYTES);
+      this.jobPos = this.pos;
       this.wb = storeNative.writeBehindOpen(this.fd, WRITEBACK_BYTES, HEADER_LEN);
     }
   }
@@ -89,6 +106,33 @@ export class SegmentWriter {
    */
   addPage(data: Buffer, offset: number, hash: Buffer, hashOffset = 0): number {
     data.copy(this.pending, this.pendingPages * PAGE, offset, offset + PAGE);
+    return this.appended(hash, hashOffset);
+  }
+
+  /**
+   * Where pages can be read in place (no copy: they are already where the block is assembled):
+   * the next free page slots of the current block, from page slot `first` of buf, `pages` of them.
+   * Null when blocks are not assembled in place (no write-behind: compression, or no addon).
+   * Pages read there are part of the file only once kept (keepReadPage).
+   */
+  readRoom(): { buf: Buffer; first: number; pages: number } | null {
+    if (!this.wb) return null;
+    return { buf: this.pending, first: this.pendingPages, pages: BLOCK_PAGES - this.pendingPages };
+  }
+
+  /**
+   * Appends the page read in place at page slot `slot` of the current block (readRoom), moving it
+   * down over the pages read before it that were not kept. Slots must be kept in increasing order,
+   * each at most once; returns its index in this file.
+   */
+  keepReadPage(slot: number, hash: Buffer, hashOffset: number): number {
+    if (slot < this.pendingPages || slot >= BLOCK_PAGES) throw new Error(`keepReadPage: slot ${slot} is not a page read in place (block holds ${this.pendingPages})`);
+    if (slot !== this.pendingPages) this.pending.copyWithin(this.pendingPages * PAGE, slot * PAGE, (slot + 1) * PAGE);
+    return this.appended(hash, hashOffset);
+  }
+
+  /** The page just put at the end of the current block becomes the file's next page. */
+  private appended(hash: Buffer, hashOffset: number): number {
     this.pendingPages++;
     if ((this.pages + 1) * HASH_LEN > this.hashes.length) {
       const bigger = Buffer.allocUnsafe(this.hashes.length * 2);
@@ -116,8 +160,8 @@ export class SegmentWriter {
   }
 
   private flushBlock(): void {
-    if (this.pendingPages === 0) return;
     if (this.wb) { this.queueBlock(this.wb); return; }
+    if (this.pendingPages === 0) return;
     const { comp, stored } = encodeBlockPayload(this.pending.subarray(0, this.pendingPages * PAGE), this.compression);
     const first = this.blocks.length * BLOCK_PAGES;
     // The block checksum covers the stored bytes: verify checks a compressed block without decompressing it first.
@@ -133,21 +177,40 @@ export class SegmentWriter {
     }
   }
 
-  /** flushBlock through the write-behind thread: the block's header and pages are already side by side in the current ring buffer. */
+  /**
+   * flushBlock through the write-behind thread: the block's header and pages are already side by
+   * side in the current ring buffer, after the job's earlier blocks, as they will be in the file.
+   * The job is queued once it holds jobBlocks blocks or ends with a partial block (the last: only
+   * full blocks sit before another in a job), or when nothing is pending (flushBlocks, finish).
+   */
   private queueBlock(wb: WriteBehind): void {
-    const native = storeNative!;
-    const len = this.pendingPages * PAGE;
     const buf = this.ring[this.slot]!;
-    encodeBlockHeaderFields(buf, this.blocks.length * BLOCK_PAGES, this.pendingPages, COMP_NONE, len);
-    const c = BLOCK_CHECKSUMS;
-    this.seqs[this.slot] = native.writeBehindWrite(wb, buf, BLOCK_HEADER_LEN + len, this.pos, [BLOCK_HEADER_LEN, BLOCK_HEADER_LEN + len, c.payloadAt, 0, c.headerLen, c.headerAt]);
-    this.blocks.push({ offset: this.pos, storedLen: len, comp: COMP_NONE, pages: this.pendingPages });
-    this.pos += BLOCK_HEADER_LEN + len;
-    this.blockBytes += len;
-    this.pendingPages = 0;
+    const base = this.jobBlocksIn * BLOCK_BYTES;
+    const pages = this.pendingPages;
+    if (pages > 0) {
+      const len = pages * PAGE;
+      encodeBlockHeaderFields(buf.subarray(base), this.blocks.length * BLOCK_PAGES, pages, COMP_NONE, len);
+      const c = BLOCK_CHECKSUMS;
+      this.jobCrcs.push(base + BLOCK_HEADER_LEN, base + BLOCK_HEADER_LEN + len, base + c.payloadAt, base, base + c.headerLen, base + c.headerAt);
+      this.blocks.push({ offset: this.pos, storedLen: len, comp: COMP_NONE, pages });
+      this.pos += BLOCK_HEADER_LEN + len;
+      this.blockBytes += len;
+      this.pendingPages = 0;
+      this.jobBlocksIn++;
+    }
+    if (this.jobBlocksIn === 0) return;
+    if (this.jobBlocksIn < this.jobBlocks && pages === BLOCK_PAGES) {
+      this.pending = buf.subarray(base + BLOCK_BYTES + BLOCK_HEADER_LEN, base + 2 * BLOCK_BYTES);
+      return;
+    }
+    const native = storeNative!;
+    this.seqs[this.slot] = native.writeBehindWrite(wb, buf, this.pos - this.jobPos, this.jobPos, this.jobCrcs);
+    this.jobCrcs = [];
+    this.jobBlocksIn = 0;
+    this.jobPos = this.pos;
     this.slot = (this.slot + 1) % RING;
     native.writeBehindWait(wb, this.seqs[this.slot]!);
-    this.pending = this.ring[this.slot]!.subarray(BLOCK_HEADER_LEN);
+    this.pending = this.ring[this.slot]!.subarray(BLOCK_HEADER_LEN, BLOCK_BYTES);
   }
 
   /** Waits for the write-behind thread to write everything queued and stops it (throws its first write error). */

@@ -7,7 +7,7 @@
 import { StasisError } from '../../../shared/errors';
 import type { ProcessState } from '../state/process-state';
 import { encodeState } from '../state/process-state';
-import type { BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter } from './api';
+import type { BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter, PageRead } from './api';
 import {
   KIND_ABSENT, KIND_DATA, KIND_ZERO, continues, findExtent, intersect, normalize, overlay, pageCount, pushExtent,
   subtract, subtractIntervals, unionIntervals, window, withoutAbsent, type Extent,
@@ -29,6 +29,9 @@ export interface WriterHost {
   /** Releases the writer lock and forgets this writer. */
   finishWriter(): void;
 }
+
+/** Pages per read of addPagesRead when it reads into its own buffer. */
+const SCRATCH_PAGES = 1024;
 
 const NOTHING_STORED: ReadonlyMap<bigint, { file: number; page: number }> = new Map();
 
@@ -139,16 +142,59 @@ export class Writer implements CheckpointWriter {
     if (n > 0) this.addRuns(list, data, n);
   }
 
+  /** Read buffer of addPagesRead when the segment does not assemble blocks in place (compression). */
+  private scratch: Buffer | null = null;
+
+  addPagesRead(vaddr: bigint, pages: number, read: PageRead): number {
+    this.live();
+    const vpn0 = Writer.vpnOf(vaddr);
+    if (!Number.isSafeInteger(pages) || pages < 0) throw new StasisError('INVALID_INPUT', `Page count ${pages} is not a non-negative integer.`);
+    let done = 0;
+    while (done < pages) {
+      // In place: straight into the block the segment writes, in pieces of its free slots; the
+      // pages not kept (zero, unchanged, stored elsewhere) are overwritten by the next ones.
+      const room = this.seg.readRoom();
+      const want = Math.min(pages - done, room ? room.pages : SCRATCH_PAGES);
+      const d = this.digests(want);
+      let dst: Buffer;
+      let first = 0;
+      if (room) {
+        dst = room.buf;
+        first = room.first;
+      } else {
+        this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH_PAGES * PAGE);
+        dst = this.scratch;
+      }
+      const got = Math.floor(Math.max(read(vaddr + BigInt(done * PAGE), want, dst, first * PAGE, d.zero, d.hashes), 0) / PAGE);
+      if (got > 0) {
+        const run = [{ vpn: vpn0 + done, count: got }];
+        if (room) this.storeRuns(run, got, d, (i, h) => this.seg.keepReadPage(first + i, d.hashes, h));
+        else this.storeRuns(run, got, d, (i, h) => this.seg.addPage(dst, i * PAGE, d.hashes, h));
+      }
+      done += got;
+      if (got < want) break;
+    }
+    return done;
+  }
+
   /** The n pages of data belong to runs, in order (one batch: one digest pass, one dedup query). */
   private addRuns(runs: { vpn: number; count: number }[], data: Buffer, n: number): void {
+    const d = this.digests(n);
+    digestPages(data, n, d);
+    this.storeRuns(runs, n, d, (i, h) => this.seg.addPage(data, i * PAGE, d.hashes, h));
+  }
+
+  /**
+   * The n pages of runs, digested in d: records them, and hands the ones to write to write(index
+   * in the batch, offset of its hash in d.hashes), in increasing order; it returns the page's index in the segment.
+   */
+  private storeRuns(runs: { vpn: number; count: number }[], n: number, d: PageDigests, write: (i: number, h: number) => number): void {
     const vpns = new Float64Array(n);
     let k = 0;
     for (const r of runs) {
       this.given.push(r);
       for (let j = 0; j < r.count; j++) vpns[k++] = r.vpn + j;
     }
-    const d = this.digests(n);
-    digestPages(data, n, d);
     const hashes = d.hashes;
     // First pass: zero pages and pages unchanged since the parent. Pages are named by their index
     // in the chunk; their hashes stay in the digest buffer (no Buffer per page).
@@ -177,7 +223,7 @@ export class Writer implements CheckpointWriter {
       // No BigInt key per page when nothing was found (a full checkpoint's usual case).
       const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
       if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
-      const page = this.seg.addPage(data, i * PAGE, hashes, h);
+      const page = write(i, h);
       this.local.set(hashes.readInt32LE(h), page);
       this.newPages.push(page);
       this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
