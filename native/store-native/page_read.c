@@ -7,11 +7,14 @@
  * readPages(pid, memFd, addr, dst, dstOffset, pages, zero, hashes) -> bytes read
  *   memFd < 0: process_vm_readv of pid; else pread of that /proc/PID/mem descriptor (mappings
  *   without PROT_READ, which only mem's forced access reads). The whole pages read are digested as
- *   digest() does (zero[i], hashes[32i..]). Short at an unmapped hole (0 when addr itself is
- *   unmapped); a negative errno for any other failure (the caller names it).
+ *   digest() does (zero[i], hashes[32i..]), and the all-zero ones squeezed out: dst then holds the
+ *   other pages back to back, in order. Returns the bytes read (zero pages included): short at an
+ *   unmapped hole (0 when addr itself is unmapped); a negative errno for any other failure (the
+ *   caller names it).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -62,8 +65,23 @@ napi_value page_read(napi_env env, napi_callback_info info) {
   size_t pages = (size_t)n;
   if ((uint64_t)dst_off > dst_len || (dst_len - (size_t)dst_off) / PAGE < pages || zero_len < pages || hashes_len / HASH < pages) return fail(env, "readPages: a buffer is shorter than the pages need");
 
-  int64_t got = read_remote(pid, mem_fd, addr, dst + dst_off, pages * PAGE);
-  if (got > 0) digest_pages(dst + dst_off, (size_t)got / PAGE, zero, hashes);
+  uint8_t *at = dst + dst_off;
+  int64_t got = read_remote(pid, mem_fd, addr, at, pages * PAGE);
+  if (got > 0) {
+    size_t whole = (size_t)got / PAGE;
+    digest_pages(at, whole, zero, hashes);
+    /* Zero pages are never stored (zero records): the others move down over them now, while
+     * they are in the cache, one memmove per run of them. */
+    size_t w = 0;
+    for (size_t i = 0; i < whole; ) {
+      if (zero[i]) { i++; continue; }
+      size_t j = i;
+      while (j < whole && !zero[j]) j++;
+      if (w != i) memmove(at + w * PAGE, at + i * PAGE, (j - i) * PAGE);
+      w += j - i;
+      i = j;
+    }
+  }
   napi_value out;
   napi_create_int64(env, got, &out);
   return out;

@@ -133,8 +133,9 @@ export interface CheckpointWriter {
 
 /**
  * Reads `pages` pages at vaddr into dst from byte dstOffset and digests the whole pages read as
- * hash.ts digestPages does (zero[i], hashes[32i..]); returns the bytes read (short: the range ends
- * there) or throws.
+ * hash.ts digestPages does (zero[i], hashes[32i..]), leaving in dst only the pages that are not
+ * zero, back to back and in order; returns the bytes read, zero pages included (short: the range
+ * ends there), or throws.
  */
 export type PageRead = (vaddr: bigint, pages: number, dst: Buffer, dstOffset: number, zero: Uint8Array, hashes: Buffer) => number;
 

@@ -32,8 +32,9 @@ export interface StoreNative {
   /**
    * Capture's fused read (page_read.c): `pages` pages of process pid at addr (process_vm_readv, or
    * pread of memFd, a /proc/PID/mem descriptor, when memFd >= 0) straight into dst at dstOffset,
-   * the whole pages read digested as digest() does. Returns the bytes read (short at an unmapped
-   * hole), or a negative errno. Absent from an older build.
+   * the whole pages read digested as digest() does and the all-zero ones squeezed out (the others
+   * back to back from dstOffset, in order). Returns the bytes read, zero pages included (short at
+   * an unmapped hole), or a negative errno. Absent from an older build.
    */
   readPages?(pid: number, memFd: number, addr: bigint, dst: Uint8Array, dstOffset: number, pages: number, zero: Uint8Array, hashes: Uint8Array): number;
   /** Checksum triples one writeBehindWrite takes at most; absent from an older build, which took 4. */

@@ -167,9 +167,17 @@ export class Writer implements CheckpointWriter {
       }
       const got = Math.floor(Math.max(read(vaddr + BigInt(done * PAGE), want, dst, first * PAGE, d.zero, d.hashes), 0) / PAGE);
       if (got > 0) {
+        // The read left the non-zero pages back to back: page i is at slot `at` (only pages
+        // that are not zero are written, in increasing order).
+        let next = 0;
+        let at = first;
+        const slotOf = (i: number): number => {
+          for (; next < i; next++) if (d.zero[next] !== 1) at++;
+          return at;
+        };
         const run = [{ vpn: vpn0 + done, count: got }];
-        if (room) this.storeRuns(run, got, d, (i, h) => this.seg.keepReadPage(first + i, d.hashes, h));
-        else this.storeRuns(run, got, d, (i, h) => this.seg.addPage(dst, i * PAGE, d.hashes, h));
+        if (room) this.storeRuns(run, got, d, (i, h) => this.seg.keepReadPage(slotOf(i), d.hashes, h));
+        else this.storeRuns(run, got, d, (i, h) => this.seg.addPage(dst, slotOf(i) * PAGE, d.hashes, h));
       }
       done += got;
       if (got < want) break;
