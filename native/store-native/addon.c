@@ -19,6 +19,7 @@ NAPI_MODULE_INIT() {
     { "digest", page_hash_digest },
     { "writeBehindOpen", write_behind_open },
     { "writeBehindWrite", write_behind_write },
+    { "writeBehindWriteBlocks", write_behind_write_blocks },
     { "writeBehindWait", write_behind_wait },
     { "writeBehindClose", write_behind_close },
     { "fill", page_fill },
@@ -29,9 +30,6 @@ NAPI_MODULE_INIT() {
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return NULL;
   }
-  /* Older builds took 4: callers size their jobs by it (segments.ts). */
-  napi_value max_crc;
-  if (napi_create_uint32(env, WRITE_BEHIND_MAX_CRC, &max_crc) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "writeBehindMaxChecksums", max_crc) != napi_ok) return NULL;
+
   return exports;
 }

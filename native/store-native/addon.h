@@ -9,6 +9,7 @@
 napi_value page_hash_digest(napi_env env, napi_callback_info info);
 napi_value write_behind_open(napi_env env, napi_callback_info info);
 napi_value write_behind_write(napi_env env, napi_callback_info info);
+napi_value write_behind_write_blocks(napi_env env, napi_callback_info info);
 napi_value write_behind_wait(napi_env env, napi_callback_info info);
 napi_value write_behind_close(napi_env env, napi_callback_info info);
 napi_value page_fill(napi_env env, napi_callback_info info);
@@ -21,9 +22,6 @@ int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len);
 
 /* zero[i] and hashes[32i..] of the n pages at data, as digest() gives them (page_hash.c). */
 void digest_pages(const uint8_t *data, size_t n, uint8_t *zero, uint8_t *hashes);
-/* Checksum instructions one write-behind job takes at most (write_behind.c). */
-#define WRITE_BEHIND_MAX_CRC 64
-
 /* CRC-32 as zlib computes it (crc32.c): crc32_update(0, p, n) = zlib crc32(0, p, n). */
 uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n);
 #endif

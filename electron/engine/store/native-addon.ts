@@ -37,8 +37,14 @@ export interface StoreNative {
    * an unmapped hole), or a negative errno. Absent from an older build.
    */
   readPages?(pid: number, memFd: number, addr: bigint, dst: Uint8Array, dstOffset: number, pages: number, zero: Uint8Array, hashes: Uint8Array): number;
-  /** Checksum triples one writeBehindWrite takes at most; absent from an older build, which took 4. */
-  writeBehindMaxChecksums?: number;
+  /**
+   * Queues blocks (at most 32) for offset pos: their headers, layout[0] bytes each, back to back in
+   * headers; their payloads, lens[i] bytes each, back to back in payload. Before the write, each
+   * header gets the CRC-32 of its payload at layout[1], then the CRC-32 of its bytes [0, layout[2])
+   * at layout[3]; the file gets header 0, payload 0, header 1, ... Returns its sequence number (as
+   * writeBehindWrite). Absent from an older build.
+   */
+  writeBehindWriteBlocks?(wb: WriteBehind, headers: Uint8Array, payload: Uint8Array, lens: number[], pos: number, layout: number[]): number;
 }
 
 function load(): StoreNative | null {

@@ -25,18 +25,18 @@ const MAX_OPEN = 128;
  */
 const WRITEBACK_BYTES = 16 << 20;
 /**
- * Jobs queued on the write-behind thread at most (each in its own buffer of the ring): enough
+ * Jobs queued on the write-behind thread at most (each in its own buffers of the ring): enough
  * to ride out a slow write while pages keep coming, small enough to stay in the CPU caches.
  */
 const RING = Number(process.env.STASIS_WB_RING ?? 4);
 /**
- * Blocks per write-behind job (side by side in one ring buffer, as they are in the file: one
- * pwrite and one wake-up of the thread for them all). One job per block woke the thread ~4000
- * times per GiB, and ~110 of those wake-ups stalled the reader by 1 ms or more.
+ * Blocks per write-behind job (one pwritev and one wake-up of the thread for them all; at most 32,
+ * write_behind.c MAX_BLOCKS). One job per block woke the thread ~4000 times per GiB, and ~110 of
+ * those wake-ups stalled the reader by 1 ms or more.
  */
-const JOB_BLOCKS = Number(process.env.STASIS_WB_JOB_BLOCKS ?? 4);
-/** A full block as it is in the file: header, then its pages. */
-const BLOCK_BYTES = BLOCK_HEADER_LEN + BLOCK_PAGES * PAGE;
+const JOB_BLOCKS = Math.min(32, Math.max(1, Number(process.env.STASIS_WB_JOB_BLOCKS ?? 4)));
+/** The block header's layout for writeBehindWriteBlocks: its size, then where its checksums go (BLOCK_CHECKSUMS). */
+const HEADER_LAYOUT = [BLOCK_HEADER_LEN, BLOCK_CHECKSUMS.payloadAt, BLOCK_CHECKSUMS.headerLen, BLOCK_CHECKSUMS.headerAt];
 
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -63,19 +63,18 @@ export class SegmentWriter {
   /**
    * Raw blocks go to the addon's write-behind thread (native-addon.ts), which also computes their
    * checksums and starts writeback: writing and CRC-32 then run on the second core while the
-   * caller reads and hashes the next pages. Each block is assembled in place (header, then pages)
-   * in a ring buffer, and a buffer is reused only once its write is done.
+   * caller reads and hashes the next pages. A job's blocks are assembled in a ring slot: their
+   * pages back to back in one buffer (so a read can fill several blocks at once: readRoom), their
+   * headers in another; a slot is reused only once its write is done.
    */
   private wb: WriteBehind | null = null;
-  private ring: Buffer[] = [];
+  private ring: { pages: Buffer; headers: Buffer }[] = [];
   private seqs: number[] = [];
   private slot = 0;
-  /** Blocks per job (JOB_BLOCKS, fewer with an older addon that takes fewer checksums per write). */
-  private jobBlocks = 1;
-  /** Blocks assembled in the current ring buffer, not queued yet; the file offset of its first. */
+  /** Blocks of the current slot done (their headers written), not queued yet; the file offset of its first; their payload lengths. */
   private jobBlocksIn = 0;
   private jobPos = 0;
-  private jobCrcs: number[] = [];
+  private jobLens: number[] = [];
 
   /**
    * compression: how this file's blocks are stored (the store's setting; each block may still fall
@@ -89,12 +88,11 @@ export class SegmentWriter {
     this.tmpPath = this.finalPath + '.tmp';
     this.fd = fs.openSync(this.tmpPath, 'wx', FILE_MODE);
     fs.writeSync(this.fd, encodeHeader(fileId, compression === 'none' ? FORMAT_VERSION : FORMAT_VERSION_COMPRESSED), 0, HEADER_LEN, 0);
-    if (writeBehind && storeNative && compression === 'none') {
-      // Two checksums per block.
-      this.jobBlocks = Math.max(1, Math.min(JOB_BLOCKS, Math.floor((storeNative.writeBehindMaxChecksums ?? 4) / 2)));
-      this.ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(this.jobBlocks * BLOCK_BYTES));
+    // An older addon build lacks writeBehindWriteBlocks: blocks are then written here, the same bytes.
+    if (writeBehind && storeNative?.writeBehindWriteBlocks && compression === 'none') {
+      this.ring = Array.from({ length: RING }, () => ({ pages: Buffer.allocUnsafeSlow(JOB_BLOCKS * BLOCK_PAGES * PAGE), headers: Buffer.allocUnsafeSlow(JOB_BLOCKS * BLOCK_HEADER_LEN) }));
       this.seqs = this.ring.map(() => -1);
-      this.pending = this.ring[0]!.subarray(BLOCK_HEADER_LEN, BLOCK_BYTES);
+      this.pending = this.ring[0]!.pages.subarray(0, BLOCK_PAGES * PAGE);
       this.jobPos = this.pos;
       this.wb = storeNative.writeBehindOpen(this.fd, WRITEBACK_BYTES, HEADER_LEN);
     }
@@ -110,24 +108,27 @@ export class SegmentWriter {
   }
 
   /**
-   * Where pages can be read in place (no copy: they are already where the block is assembled):
-   * the next free page slots of the current block, from page slot `first` of buf, `pages` of them.
-   * Null when blocks are not assembled in place (no write-behind: compression, or no addon).
-   * Pages read there are part of the file only once kept (keepReadPage).
+   * Where pages can be read in place (no copy: they are already where the blocks are assembled):
+   * the free page slots of the current ring slot, from page slot `first` of buf, `pages` of them
+   * (the current block's and those of the job's next blocks). Null when blocks are not assembled
+   * in place (no write-behind: compression, or no addon). Pages read there are part of the file
+   * only once kept (keepReadPage).
    */
   readRoom(): { buf: Buffer; first: number; pages: number } | null {
     if (!this.wb) return null;
-    return { buf: this.pending, first: this.pendingPages, pages: BLOCK_PAGES - this.pendingPages };
+    const first = this.jobBlocksIn * BLOCK_PAGES + this.pendingPages;
+    return { buf: this.ring[this.slot]!.pages, first, pages: JOB_BLOCKS * BLOCK_PAGES - first };
   }
 
   /**
-   * Appends the page read in place at page slot `slot` of the current block (readRoom), moving it
-   * down over the pages read before it that were not kept. Slots must be kept in increasing order,
-   * each at most once; returns its index in this file.
+   * Appends the page read in place at page slot `slot` of readRoom's buf, moving it down over the
+   * pages read before it that were not kept. Slots must be kept in increasing order, each at most
+   * once, before the next readRoom; returns its index in this file.
    */
   keepReadPage(slot: number, hash: Buffer, hashOffset: number): number {
-    if (slot < this.pendingPages || slot >= BLOCK_PAGES) throw new Error(`keepReadPage: slot ${slot} is not a page read in place (block holds ${this.pendingPages})`);
-    if (slot !== this.pendingPages) this.pending.copyWithin(this.pendingPages * PAGE, slot * PAGE, (slot + 1) * PAGE);
+    const at = this.jobBlocksIn * BLOCK_PAGES + this.pendingPages;
+    if (!this.wb || slot < at || slot >= JOB_BLOCKS * BLOCK_PAGES) throw new Error(`keepReadPage: slot ${slot} is not a page read in place (next free slot ${at})`);
+    if (slot !== at) this.ring[this.slot]!.pages.copyWithin(at * PAGE, slot * PAGE, (slot + 1) * PAGE);
     return this.appended(hash, hashOffset);
   }
 
@@ -178,20 +179,18 @@ export class SegmentWriter {
   }
 
   /**
-   * flushBlock through the write-behind thread: the block's header and pages are already side by
-   * side in the current ring buffer, after the job's earlier blocks, as they will be in the file.
-   * The job is queued once it holds jobBlocks blocks or ends with a partial block (the last: only
-   * full blocks sit before another in a job), or when nothing is pending (flushBlocks, finish).
+   * flushBlock through the write-behind thread: the block's pages are already in the current ring
+   * slot, after the job's earlier blocks; its header goes beside the others. The job is queued
+   * once it holds JOB_BLOCKS blocks or ends with a partial block (the last: only full blocks sit
+   * before another in a job), or when nothing is pending (flushBlocks, finish).
    */
   private queueBlock(wb: WriteBehind): void {
-    const buf = this.ring[this.slot]!;
-    const base = this.jobBlocksIn * BLOCK_BYTES;
+    const { pages: buf, headers } = this.ring[this.slot]!;
     const pages = this.pendingPages;
     if (pages > 0) {
       const len = pages * PAGE;
-      encodeBlockHeaderFields(buf.subarray(base), this.blocks.length * BLOCK_PAGES, pages, COMP_NONE, len);
-      const c = BLOCK_CHECKSUMS;
-      this.jobCrcs.push(base + BLOCK_HEADER_LEN, base + BLOCK_HEADER_LEN + len, base + c.payloadAt, base, base + c.headerLen, base + c.headerAt);
+      encodeBlockHeaderFields(headers.subarray(this.jobBlocksIn * BLOCK_HEADER_LEN), this.blocks.length * BLOCK_PAGES, pages, COMP_NONE, len);
+      this.jobLens.push(len);
       this.blocks.push({ offset: this.pos, storedLen: len, comp: COMP_NONE, pages });
       this.pos += BLOCK_HEADER_LEN + len;
       this.blockBytes += len;
@@ -199,18 +198,18 @@ export class SegmentWriter {
       this.jobBlocksIn++;
     }
     if (this.jobBlocksIn === 0) return;
-    if (this.jobBlocksIn < this.jobBlocks && pages === BLOCK_PAGES) {
-      this.pending = buf.subarray(base + BLOCK_BYTES + BLOCK_HEADER_LEN, base + 2 * BLOCK_BYTES);
+    if (this.jobBlocksIn < JOB_BLOCKS && pages === BLOCK_PAGES) {
+      this.pending = buf.subarray(this.jobBlocksIn * BLOCK_PAGES * PAGE, (this.jobBlocksIn + 1) * BLOCK_PAGES * PAGE);
       return;
     }
     const native = storeNative!;
-    this.seqs[this.slot] = native.writeBehindWrite(wb, buf, this.pos - this.jobPos, this.jobPos, this.jobCrcs);
-    this.jobCrcs = [];
+    this.seqs[this.slot] = native.writeBehindWriteBlocks!(wb, headers, buf, this.jobLens, this.jobPos, HEADER_LAYOUT);
+    this.jobLens = [];
     this.jobBlocksIn = 0;
     this.jobPos = this.pos;
     this.slot = (this.slot + 1) % RING;
     native.writeBehindWait(wb, this.seqs[this.slot]!);
-    this.pending = this.ring[this.slot]!.subarray(BLOCK_HEADER_LEN, BLOCK_BYTES);
+    this.pending = this.ring[this.slot]!.pages.subarray(0, BLOCK_PAGES * PAGE);
   }
 
   /** Waits for the write-behind thread to write everything queued and stops it (throws its first write error). */
