@@ -30,6 +30,11 @@ export interface WriterHost {
   finishWriter(): void;
 }
 
+/** storeRuns' decision per page. */
+const SKIP = 0;
+const ZERO_RECORD = 1;
+const UNRESOLVED = 2;
+
 /** Pages per read of addPagesRead when it reads into its own buffer. */
 const SCRATCH_PAGES = 1024;
 
@@ -206,36 +211,57 @@ export class Writer implements CheckpointWriter {
     const hashes = d.hashes;
     // First pass: zero pages and pages unchanged since the parent. Pages are named by their index
     // in the chunk; their hashes stay in the digest buffer (no Buffer per page).
+    const what = this.decisions(n);
     const unresolved: number[] = [];
     for (let i = 0; i < n; i++) {
       const vpn = vpns[i]!;
       const p = this.parentAt(vpn);
       if (d.zero[i] === 1) {
-        if (!p || p.kind !== KIND_ZERO) this.record({ vpn, count: 1, kind: KIND_ZERO, file: 0, page: 0 });
+        what[i] = !p || p.kind !== KIND_ZERO ? ZERO_RECORD : SKIP;
         continue;
       }
-      if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).compare(hashes, i * HASH_LEN, (i + 1) * HASH_LEN) === 0) continue;
+      if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).compare(hashes, i * HASH_LEN, (i + 1) * HASH_LEN) === 0) { what[i] = SKIP; continue; }
+      what[i] = UNRESOLVED;
       unresolved.push(i);
     }
-    if (unresolved.length === 0) return;
-    // Second pass: pages already stored anywhere in the store are referenced, the rest written.
+    // Second pass, in page order (the records come out sorted and merged into runs: a record
+    // object per page, and a sort at commit when zero and data pages alternate, cost ~0.1 s per
+    // GiB): pages already stored anywhere in the store are referenced, the rest written.
     this.noDedup ??= this.host.dedupEmpty();
-    const found = this.noDedup ? NOTHING_STORED : this.host.lookupDedup(unresolved.map((i) => hashes.readBigInt64LE(i * HASH_LEN)));
-    for (const i of unresolved) {
+    const found = unresolved.length === 0 || this.noDedup ? NOTHING_STORED : this.host.lookupDedup(unresolved.map((i) => hashes.readBigInt64LE(i * HASH_LEN)));
+    let run: Extent | null = null;
+    const add = (vpn: number, kind: number, file: number, page: number): void => {
+      if (run && run.vpn + run.count === vpn && run.kind === kind && (kind !== KIND_DATA || (run.file === file && run.page + run.count === page))) { run.count++; return; }
+      if (run) this.record(run);
+      run = { vpn, count: 1, kind, file, page } as Extent;
+    };
+    for (let i = 0; i < n; i++) {
+      const w = what[i]!;
+      if (w === SKIP) continue;
       const vpn = vpns[i]!;
+      if (w === ZERO_RECORD) { add(vpn, KIND_ZERO, 0, 0); continue; }
       const h = i * HASH_LEN;
       // Pages this checkpoint already wrote (checked here, not in the first pass: for a full
       // checkpoint, where almost every page is new, that cost a map lookup per page).
       const mine = this.mine(hashes, h);
-      if (mine >= 0) { this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page: mine }); continue; }
+      if (mine >= 0) { add(vpn, KIND_DATA, this.seg.fileId, mine); continue; }
       // No BigInt key per page when nothing was found (a full checkpoint's usual case).
       const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
-      if (loc && this.storedHashMatches(loc, hashes, h)) { this.record({ vpn, count: 1, kind: KIND_DATA, file: loc.file, page: loc.page }); continue; }
+      if (loc && this.storedHashMatches(loc, hashes, h)) { add(vpn, KIND_DATA, loc.file, loc.page); continue; }
       const page = write(i, h);
       this.local.set(hashes.readInt32LE(h), page);
       this.newPages.push(page);
-      this.record({ vpn, count: 1, kind: KIND_DATA, file: this.seg.fileId, page });
+      add(vpn, KIND_DATA, this.seg.fileId, page);
     }
+    if (run) this.record(run);
+  }
+
+  private decisionBuf = new Uint8Array(0);
+
+  /** A per-page scratch of storeRuns for n pages (reused across calls). */
+  private decisions(n: number): Uint8Array {
+    if (this.decisionBuf.length < n) this.decisionBuf = new Uint8Array(n);
+    return this.decisionBuf;
   }
 
   /** Index of a page with the hash at offset h of hashes already written by this checkpoint, or -1. */
