@@ -20,7 +20,24 @@ export const TASK_SIZE = 0x7ffffffff000n;
 export const PAGE = 4096n;
 /** Trampoline: page 0 holds `syscall; int3`, the rest is scratch memory for syscall arguments. */
 export const TRAMPOLINE_SIZE = 16n * PAGE;
-export const TRAMPOLINE_CODE = Buffer.from([0x0f, 0x05, 0xcc]);
+/**
+ * At 0: `syscall; int3`, the single-stepped call. At TRAMPOLINE_LOOP: a loop that runs the calls
+ * of a table at rbx (8 u64 each: nr, six arguments, the result written back; nr -1 ends it) and
+ * traps (Remote.batch):
+ *   loop: mov rax,[rbx]; cmp rax,-1; je done; mov rdi,[rbx+8]; mov rsi,[rbx+16]; mov rdx,[rbx+24]
+ *         mov r10,[rbx+32]; mov r8,[rbx+40]; mov r9,[rbx+48]; syscall; mov [rbx+56],rax
+ *         add rbx,64; jmp loop
+ *   done: int3
+ */
+export const TRAMPOLINE_LOOP = 8n;
+export const TRAMPOLINE_CODE = Buffer.from([
+  0x0f, 0x05, 0xcc, 0x90, 0x90, 0x90, 0x90, 0x90,
+  0x48, 0x8b, 0x03, 0x48, 0x83, 0xf8, 0xff, 0x74, 0x24,
+  0x48, 0x8b, 0x7b, 0x08, 0x48, 0x8b, 0x73, 0x10, 0x48, 0x8b, 0x53, 0x18,
+  0x4c, 0x8b, 0x53, 0x20, 0x4c, 0x8b, 0x43, 0x28, 0x4c, 0x8b, 0x4b, 0x30,
+  0x0f, 0x05, 0x48, 0x89, 0x43, 0x38, 0x48, 0x83, 0xc3, 0x40, 0xeb, 0xd3,
+  0xcc,
+]);
 export const SCRATCH_OFFSET = 64n;
 
 export const SPECIAL_KINDS = ['vvar', 'vvar_vclock', 'vdso'] as const;

@@ -24,6 +24,7 @@ import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
 import { createThreads, mainThread, type ThreadMap } from './threads';
 import type { RedirectOptions } from './fd-plan';
+import { claimOwnPty } from './ptys';
 
 /** The options of a restore this module reads (RestoreOptions in index.ts). */
 interface StepOptions { signal?: AbortSignal }
@@ -112,6 +113,8 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   step('signals', () => setSignalHandlers(r, state));
   step('fds', () => {
     restoreFds(r, state, redirect, ctx.tree?.parked);
+    // A tree's session leaders took their terminals at fork time (tree.ts), before their children.
+    if (!ctx.tree) claimOwnPty(r, state);
     restoreLocks(r, state);
     takeForeground(r, state, redirect);
     if (ctx.tree) closeParked(r, ctx.tree.from);

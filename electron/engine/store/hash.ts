@@ -60,3 +60,30 @@ export function digestPagesPerPage(data: Buffer, n: number, out: PageDigests): v
     hashPage(new Uint8Array(data.buffer, data.byteOffset + o, 4096)).copy(out.hashes, i * 32);
   }
 }
+
+const ZERO_PAGE_HASH = hashPage(ZERO);
+const CHECK_BATCH = 256;
+let checkScratch: { pages: Buffer; digests: PageDigests } | null = null;
+
+/**
+ * Index of the first of n entries of buf (each a 32-byte hash followed by its 4096-byte page, as
+ * streams and spools hold them) whose page does not have that hash, or -1: hashed 256 pages per
+ * call (digestPages) rather than one call per page, which cost 3-15 us each.
+ */
+export function firstMismatch(buf: Buffer, n: number): number {
+  const entry = 32 + 4096;
+  checkScratch ??= { pages: Buffer.allocUnsafe(CHECK_BATCH * 4096), digests: { zero: new Uint8Array(CHECK_BATCH), hashes: Buffer.allocUnsafe(CHECK_BATCH * 32) } };
+  const { pages, digests } = checkScratch;
+  for (let i = 0; i < n; i += CHECK_BATCH) {
+    const m = Math.min(CHECK_BATCH, n - i);
+    for (let k = 0; k < m; k++) buf.copy(pages, k * 4096, (i + k) * entry + 32, (i + k + 1) * entry);
+    digestPages(pages, m, digests);
+    for (let k = 0; k < m; k++) {
+      const at = (i + k) * entry;
+      const want = digests.zero[k] === 1 ? ZERO_PAGE_HASH : digests.hashes;
+      const from = digests.zero[k] === 1 ? 0 : k * 32;
+      if (want.compare(buf, at, at + 32, from, from + 32) !== 0) return i + k;
+    }
+  }
+  return -1;
+}

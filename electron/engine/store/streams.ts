@@ -12,7 +12,7 @@ import { StasisError } from '../../../shared/errors';
 import type { ExportKind, ExportOptions, ExportResult, PageRun } from './api';
 import { KIND_ABSENT, KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
-import { hashKey, hashPage } from './hash';
+import { firstMismatch, hashKey } from './hash';
 import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE } from './segments';
 import type { StoreIndex } from './store-index';
@@ -342,10 +342,8 @@ function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<Imp
       prog?.at('page hashes', i, pageCount, 'pages');
       const n = Math.min(256, pageCount - i);
       fd.read(buf, 0, n * ENTRY, pagesAt + i * ENTRY);
-      for (let k = 0; k < n; k++) {
-        const o = k * ENTRY;
-        if (!hashPage(buf.subarray(o + HASH_LEN, o + ENTRY)).equals(buf.subarray(o, o + HASH_LEN))) throw bad(file, `page ${i + k} does not match its hash`);
-      }
+      const k = firstMismatch(buf, n);
+      if (k >= 0) throw bad(file, `page ${i + k} does not match its hash`);
     }
     return { src, manifest, pageCount, pagesAt };
   } catch (e) {

@@ -10,7 +10,7 @@ import { encodeState } from '../state/process-state';
 import type { BeginOptions, CheckpointInfo, CheckpointStats, CheckpointWriter, PageRead } from './api';
 import {
   KIND_ABSENT, KIND_DATA, KIND_ZERO, continues, findExtent, intersect, normalize, overlay, pageCount, pushExtent,
-  subtract, subtractIntervals, unionIntervals, window, withoutAbsent, type Extent,
+  outside, subtract, subtractIntervals, unionIntervals, window, withoutAbsent, type Extent,
 } from './extents';
 import { HASH_LEN, PAGE, type DefEntry } from './format';
 import { digestPages, type PageDigests } from './hash';
@@ -378,16 +378,16 @@ export class Writer implements CheckpointWriter {
       const parentPresent = this.parentView;
       let gone: Extent[];
       if (this.opts.coverage === 'complete') {
-        gone = subtract(parentPresent, given);
+        gone = outside(parentPresent, given);
       } else {
         const maps = unionIntervals(this.state.mappings.map((m) => ({ vpn: Number(m.start >> 12n), count: Number((m.end - m.start) >> 12n) })));
-        gone = subtract(subtract(parentPresent, maps), given);
+        gone = subtract(outside(parentPresent, maps), given);
       }
       if (gone.length) {
         records = normalize([...records, ...gone.map((e) => ({ vpn: e.vpn, count: e.count, kind: KIND_ABSENT, file: 0, page: 0 } as Extent))]);
       }
       // A root's view is its records (shared: neither list is changed after this).
-      const view = withoutAbsent(parentPresent.length === 0 ? records : overlay(parentPresent, records));
+      const view = parentPresent.length === 0 ? withoutAbsent(records) : overlay(parentPresent, records, true);
       const seg = this.seg;
       const info = this.host.commitCheckpoint({
         seg,
