@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
-import { REG, setRegs, singlestep, waitTid, getRegs, interrupt, cont, SYS, PROT, MAP, type WaitStatus } from '../native';
+import { REG, setRegs, singlestep, waitTid, getRegs, interrupt, cont, SYS, PROT, MAP, SYSCALL_LOOP, syscallTable, tableResults, type WaitStatus } from '../native';
 import type { Tracee } from './freeze';
 
 const SIGTRAP = 5;
@@ -72,6 +72,10 @@ export function injectSyscall(
  * longer in total than with one park per call.
  */
 export function injectSyscalls(t: Tracee, tid: number, calls: readonly { nr: number; args?: readonly bigint[] }[], onEvent?: (e: InjectEvent) => void): bigint[] {
+  if (calls.length >= LOOP_MIN && !onEvent) {
+    const looped = runLooped(t, tid, calls);
+    if (looped) return looped;
+  }
   const insn = findSyscallInsn(t);
   const orig = t.beginRegChange(tid);
   const out: bigint[] = [];
@@ -105,6 +109,59 @@ export function injectSyscalls(t: Tracee, tid: number, calls: readonly { nr: num
   } finally {
     t.restoreRegs(tid);
     park(t, tid);
+  }
+}
+
+/** Batches at least this long run through the loop (its page costs two single-stepped calls of its own). */
+const LOOP_MIN = 16;
+/** Batches that ran through the loop (a test tells them from the single-stepped fallback). */
+export const loopStats = { batches: 0 };
+/** SIGILL, SIGTRAP aside, SIGBUS, SIGFPE, SIGSEGV: what the loop's own instructions could raise. */
+const FAULTS = new Set([4, 7, 8, 11]);
+
+/**
+ * Runs calls through native/syscall-loop.ts's loop in a page mapped in the frozen process for the
+ * purpose (code and table; unmapped right after): one trip through the target for all of them
+ * (a capture's frozen-state batch has ~70: the 64 signal dispositions among them). Null when the
+ * page cannot be had (no PROT_EXEC allowed, the memory lock limit under mlockall): the caller
+ * single-steps them. Calls that stop the thread (fork, clone, exec) must not be in it.
+ */
+function runLooped(t: Tracee, tid: number, calls: readonly { nr: number; args?: readonly bigint[] }[]): bigint[] | null {
+  const table = syscallTable(calls);
+  const len = BigInt((64 + table.length + 4095) & ~4095);
+  const m = injectSyscall(t, tid, SYS.mmap, [0n, len, BigInt(PROT.READ | PROT.WRITE | PROT.EXEC), BigInt(MAP.PRIVATE | MAP.ANONYMOUS), 0xffffffffffffffffn, 0n]);
+  if (m < 0n && m > -4096n) return null;
+  const page = BigInt.asUintN(64, m);
+  try {
+    if (t.write(page, SYSCALL_LOOP) !== SYSCALL_LOOP.length || t.write(page + 64n, table) !== table.length) return null;
+    const orig = t.beginRegChange(tid);
+    try {
+      const r = [...orig];
+      r[REG.rip] = page;
+      r[REG.rbx] = page + 64n;
+      r[REG.orig_rax] = 0xffffffffffffffffn;
+      setRegs(tid, r);
+      cont(tid, 0);
+      for (;;) {
+        const st = waitTid(tid);
+        if (!st) continue;
+        if (!st.stopped) throw new StasisError('PROCESS_GONE', `Thread ${tid} ended while running ${calls.length} injected system calls.`);
+        if (st.event === 0 && st.stopSig === SIGTRAP) break;
+        // A fault of the loop itself would come back at once, forever.
+        if (st.event === 0 && st.stopSig !== null && FAULTS.has(st.stopSig)) throw new StasisError('INTERNAL', `Thread ${tid} got signal ${st.stopSig} while running ${calls.length} injected system calls.`);
+        // Another signal arrived meanwhile: keep it for detach and go on.
+        if (st.event === 0 && st.stopSig !== null) t.deferredSignals.set(tid, st.stopSig);
+        cont(tid, 0);
+      }
+    } finally {
+      t.restoreRegs(tid);
+    }
+    const done = Buffer.alloc(table.length);
+    if (t.read(page + 64n, done) !== done.length) throw new StasisError('INTERNAL', `Could not read the results of ${calls.length} injected system calls in process ${t.pid}.`);
+    loopStats.batches++;
+    return tableResults(done, calls.length);
+  } finally {
+    injectSyscall(t, tid, SYS.munmap, [page, len]);
   }
 }
 
