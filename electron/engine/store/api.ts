@@ -305,9 +305,23 @@ export interface Store {
   exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
+  /**
+   * The stream of exportStream without a file: its size now, its bytes from chunks() as they are
+   * asked for (read from the segments then; at most 1 MiB each). What a send puts on the wire.
+   */
+  openExport(id: number, how: ExportKind, opts?: ExportOptions): ExportResult & { chunks(): Generator<Buffer> };
+  /**
+   * Imports a stream of total bytes as it arrives (push its bytes in order, then finish()): every
+   * check of importStream, pages written as they come, nothing visible before finish() succeeded.
+   * Holds the store's writer lock until finish() or abort() (other writers wait, as for a commit).
+   */
+  beginImport(total: number, opts?: CancelOptions & { name?: string }): StreamImport;
 }
 
 /** For the store's long operations: a cancelled one throws CANCELLED and leaves the store as it was. */
+export type { StreamImport } from './stream-import';
+import type { StreamImport } from './stream-import';
+
 export interface CancelOptions {
   /** Read synchronously at natural boundaries (per checkpoint, segment or block of pages). */
   signal?: AbortSignal;
