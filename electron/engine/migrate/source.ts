@@ -102,49 +102,45 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   };
   /** Sends checkpoint id as one stream (continuing the destination's copy of its parent when it has it); returns the destination's id. */
   const send = async (c: CheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
-    const file = path.join(spool, `round-${rounds.length + 1}`);
     const parent = store.get(c.id)?.parentId ?? null;
     const continues = remote !== null && parent !== null && parent === lastSent ? remote : undefined;
     // Another checkpoint of the process taken meanwhile (a schedule) breaks the chain the destination holds: send it whole.
-    const r = store.exportStream(c.id, file, continues === undefined && parent !== null ? 'flattened' : 'one', continues === undefined ? {} : { continues });
+    const how = continues === undefined && parent !== null ? 'flattened' : 'one';
+    const exportOpts = continues === undefined ? {} : { continues };
     const t0 = performance.now();
     const wire0 = wr.bytes;
-    try {
-      let ack: { ids: number[]; absorbed?: unknown };
-      let pagesSent = r.pages;
-      // Negotiated by page hash where the destination can (the pages it holds anywhere stay
-      // home), except the last round: its pages are all new there, and the exchange would add a
-      // round trip to the downtime.
-      if (negotiate && kind !== 'final') {
+    let ack: { ids: number[]; absorbed?: unknown };
+    let pages: number;
+    let pagesSent: number;
+    // Negotiated by page hash where the destination can (the pages it holds anywhere stay
+    // home), except the last round: its pages are all new there, and the exchange would add a
+    // round trip to the downtime.
+    if (negotiate && kind !== 'final') {
+      const file = path.join(spool, `round-${rounds.length + 1}`);
+      try {
+        pages = store.exportStream(c.id, file, how, exportOpts).pages;
         const o = await offerStream(rd, wr, file, { final: false });
         ack = o.ack as typeof ack;
         pagesSent = o.pagesSent;
-      } else {
-        await wr.send({ t: 'stream', bytes: r.bytes, final: kind === 'final' });
-        const fd = fs.openSync(file, 'r');
-        try {
-          const buf = Buffer.allocUnsafe(CHUNK);
-          for (let pos = 0; pos < r.bytes;) {
-            const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, r.bytes - pos), pos);
-            await wr.data(Buffer.from(buf.subarray(0, n)));
-            pos += n;
-          }
-        } finally {
-          fs.closeSync(fd);
-        }
-        ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
+      } finally {
+        fs.rmSync(file, { force: true });
       }
-      const bytes = wr.bytes - wire0;
-      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
-      rounds.push(round);
-      bytesSent += bytes;
-      opts.onRound?.(round);
-      lastSent = c.id;
-      remote = ack.ids[ack.ids.length - 1]!;
-      return remote;
-    } finally {
-      fs.rmSync(file, { force: true });
+    } else {
+      // Straight from the segments into the wire: no stream file (the destination imports it as it arrives).
+      const x = store.openExport(c.id, how, exportOpts);
+      pages = pagesSent = x.pages;
+      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
+      for (const chunk of x.chunks()) await wr.data(chunk);
+      ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
     }
+    const bytes = wr.bytes - wire0;
+    const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
+    rounds.push(round);
+    bytesSent += bytes;
+    opts.onRound?.(round);
+    lastSent = c.id;
+    remote = ack.ids[ack.ids.length - 1]!;
+    return remote;
   };
   try {
     await wr.magic();
