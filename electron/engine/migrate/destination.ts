@@ -88,7 +88,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
   // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -144,7 +144,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         let ids: number[];
         if (m.t === 'offer') {
           if (!deps.store) throw new StasisError('INVALID_INPUT', 'this destination did not offer to negotiate pages');
-          ids = (await acceptStream(rd, wr, m, { store: deps.store, importFile: deps.importFile })).ids;
+          ids = (await acceptStream(rd, wr, m, { store: deps.store, importFile: deps.importFile, ...(deps.beginImport ? { beginImport: deps.beginImport } : {}) })).ids;
         } else {
           const bytes = m.bytes;
           if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_STREAM) throw new StasisError('INVALID_INPUT', `a stream of ${String(bytes)} bytes was announced`);

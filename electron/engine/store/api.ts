@@ -309,7 +309,7 @@ export interface Store {
    * The stream of exportStream without a file: its size now, its bytes from chunks() as they are
    * asked for (read from the segments then; at most 1 MiB each). What a send puts on the wire.
    */
-  openExport(id: number, how: ExportKind, opts?: ExportOptions): ExportResult & { chunks(): Generator<Buffer> };
+  openExport(id: number, how: ExportKind, opts?: ExportOptions): StreamExport;
   /**
    * Imports a stream of total bytes as it arrives (push its bytes in order, then finish()): every
    * check of importStream, pages written as they come, nothing visible before finish() succeeded.
@@ -321,6 +321,8 @@ export interface Store {
 /** For the store's long operations: a cancelled one throws CANCELLED and leaves the store as it was. */
 export type { StreamImport } from './stream-import';
 import type { StreamImport } from './stream-import';
+export type { StreamExport } from './streams';
+import type { StreamExport } from './streams';
 
 export interface CancelOptions {
   /** Read synchronously at natural boundaries (per checkpoint, segment or block of pages). */

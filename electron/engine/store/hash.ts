@@ -60,3 +60,20 @@ export function digestPagesPerPage(data: Buffer, n: number, out: PageDigests): v
     hashPage(new Uint8Array(data.buffer, data.byteOffset + o, 4096)).copy(out.hashes, i * 32);
   }
 }
+
+const ZERO_HASH = hashPage(ZERO);
+
+/**
+ * Checks n pages of data (page-aligned, side by side) against the hashes expected(k) in one batch
+ * through digestPages; returns the first page that does not match, or -1. digests: reusable
+ * buffers sized for at least n pages.
+ */
+export function firstMismatch(data: Buffer, n: number, expected: (k: number) => Buffer, digests?: PageDigests): number {
+  const d = digests ?? { zero: new Uint8Array(n), hashes: Buffer.allocUnsafe(n * 32) };
+  digestPages(data, n, d);
+  for (let k = 0; k < n; k++) {
+    const got = d.zero[k] ? ZERO_HASH : d.hashes.subarray(k * 32, (k + 1) * 32);
+    if (!got.equals(expected(k))) return k;
+  }
+  return -1;
+}

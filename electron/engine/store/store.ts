@@ -31,7 +31,7 @@ import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
 import { gcStore } from './gc';
 import { rebaseCheckpoint } from './rebase';
-import { exportStream, exportStreamBytes, importStream, openExport } from './streams';
+import { exportStream, exportStreamBytes, importStream, openExport, type StreamExport } from './streams';
 import { beginStreamImport, type StreamImport } from './stream-import';
 import { flattenCheckpoint, viewFiles } from './flatten';
 
@@ -311,7 +311,7 @@ export class SqliteStore implements Store {
     return this.index.db.transaction(() => exportStreamBytes(this.index, this.views, id, how, opts)).deferred();
   }
 
-  openExport(id: number, how: ExportKind, opts: ExportOptions = {}): ExportResult & { chunks(): Generator<Buffer> } {
+  openExport(id: number, how: ExportKind, opts: ExportOptions = {}): StreamExport {
     this.open();
     // The plan reads one snapshot of the index; the pages are read later from segments it names (a stored checkpoint's pages do not change).
     return this.index.db.transaction(() => openExport(this.index, this.views, id, how, opts)).deferred();

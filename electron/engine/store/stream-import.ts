@@ -15,7 +15,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
-import { digestPages, hashKey, hashPage, type PageDigests } from './hash';
+import { firstMismatch, hashKey, type PageDigests } from './hash';
 import { throwIfCancelled } from './cancel';
 import type { SegmentWriter } from './segments';
 import { END, ENTRY, FOOTER, HEADER, bad, parseManifest, readHeader, type Manifest } from './stream-format';
@@ -24,7 +24,6 @@ import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
 /** Pages checked and written per batch (1 MiB of pages). */
 const BATCH = 256;
-const ZERO_HASH = hashPage(new Uint8Array(PAGE));
 
 export interface StreamImport {
   /** The next bytes of the stream, in order (a chunk may end anywhere). verified: the caller already checked these bytes' pages against their hashes. */
@@ -57,13 +56,7 @@ export interface StreamImportOptions {
 export function firstBadEntry(buf: Buffer, off: number, n: number, scratch?: { pages: Buffer; digests: PageDigests }): number {
   const s = scratch ?? newScratch(n);
   for (let k = 0; k < n; k++) buf.copy(s.pages, k * PAGE, off + k * ENTRY + HASH_LEN, off + (k + 1) * ENTRY);
-  digestPages(s.pages, n, s.digests);
-  for (let k = 0; k < n; k++) {
-    const want = buf.subarray(off + k * ENTRY, off + k * ENTRY + HASH_LEN);
-    const got = s.digests.zero[k] ? ZERO_HASH : s.digests.hashes.subarray(k * HASH_LEN, (k + 1) * HASH_LEN);
-    if (!got.equals(want)) return k;
-  }
-  return -1;
+  return firstMismatch(s.pages, n, (k) => buf.subarray(off + k * ENTRY, off + k * ENTRY + HASH_LEN), s.digests);
 }
 
 function newScratch(n: number): { pages: Buffer; digests: PageDigests } {

@@ -92,19 +92,34 @@ export function exportStream(index: StreamIndex, views: Views, id: number, file:
   return { file, kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: pos };
 }
 
+/** A stream produced while it is sent (openExport). */
+export interface StreamExport extends ExportResult {
+  /** Its header and manifest: the first bytes of chunks(). */
+  head: Buffer;
+  /** Its pages' BLAKE3 hashes, concatenated in stream order (from the segments' trailers: no page is read). */
+  hashes(): Buffer;
+  /** Its bytes in order, at most STREAM_CHUNK each (fresh buffers): the head, then whole hash + page entries, then the footer alone. */
+  chunks(): Generator<Buffer>;
+}
+
 /**
  * The same stream as exportStream, produced while it is sent: the plan (manifest, which pages) is
  * made now, its size is known at once, and chunks() reads the pages from the segments only as the
  * consumer asks for them (no stream file: a migration's rounds and a send go straight into the
  * wire). Each chunk is a fresh buffer of at most STREAM_CHUNK bytes the consumer may keep.
  */
-export function openExport(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions = {}): ExportResult & { chunks(): Generator<Buffer> } {
+export function openExport(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions = {}): StreamExport {
   const prog = phases(progress(opts.onProgress), ['checkpoints', 'pages']);
   const cancel = (): void => throwIfCancelled(opts.signal, 'The export', 'the stream was cut short (the receiver imports nothing of it)');
   const plan = planStream(index, views, id, how, opts, cancel, prog);
-  const bytes = HEADER + plan.manifest.length + plan.pageSrc.length * ENTRY + FOOTER;
+  const head = Buffer.concat([writeHeader(plan.version, plan.manifest.length, plan.pageSrc.length), plan.manifest]);
   return {
-    file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes,
+    file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: head.length + plan.pageSrc.length * ENTRY + FOOTER, head,
+    hashes() {
+      const out = Buffer.allocUnsafe(plan.pageSrc.length * HASH_LEN);
+      for (const [i, s] of plan.pageSrc.entries()) index.reader.hashOf(s.file, s.page).copy(out, i * HASH_LEN);
+      return out;
+    },
     *chunks() {
       yield* streamChunks(index, plan, cancel, prog);
       prog.finish('written');
