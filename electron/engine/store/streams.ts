@@ -202,7 +202,7 @@ const PER_CHUNK = Math.floor(STREAM_CHUNK / ENTRY);
 /**
  * The stream of plan in order (header, manifest, hash + page entries, checksum footer), one fresh
  * buffer of at most STREAM_CHUNK bytes at a time. Runs of consecutive stored pages are read with
- * one call each.
+ * one readv per block, straight into their entries.
  */
 function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): Generator<Buffer> {
   const { pageSrc, manifest, version } = plan;
@@ -210,7 +210,6 @@ function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void,
   const head = Buffer.concat([writeHeader(version, manifest.length, pageSrc.length), manifest]);
   sha.update(head);
   for (let o = 0; o < head.length; o += STREAM_CHUNK) yield head.subarray(o, Math.min(head.length, o + STREAM_CHUNK));
-  const run = Buffer.allocUnsafe(PER_CHUNK * PAGE);
   for (let i = 0; i < pageSrc.length; i += PER_CHUNK) {
     cancel();
     prog.at('pages', i, pageSrc.length, 'pages');
@@ -220,11 +219,8 @@ function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void,
       const s = pageSrc[i + k]!;
       let r = 1;
       while (k + r < n && pageSrc[i + k + r]!.file === s.file && pageSrc[i + k + r]!.page === s.page + r) r++;
-      index.reader.readPages(s.file, s.page, r, run, 0);
-      for (let j = 0; j < r; j++) {
-        index.reader.hashOf(s.file, s.page + j).copy(buf, (k + j) * ENTRY);
-        run.copy(buf, (k + j) * ENTRY + HASH_LEN, j * PAGE, (j + 1) * PAGE);
-      }
+      const first = k;
+      index.reader.readEntries(s.file, s.page, r, buf, (j) => (first + j) * ENTRY);
       k += r;
     }
     sha.update(buf);
