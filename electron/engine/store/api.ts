@@ -319,10 +319,32 @@ export interface Store {
 }
 
 /** For the store's long operations: a cancelled one throws CANCELLED and leaves the store as it was. */
-export type { StreamImport } from './stream-import';
-import type { StreamImport } from './stream-import';
-export type { StreamExport } from './streams';
-import type { StreamExport } from './streams';
+/** A stream produced while it is sent (Store.openExport). */
+export interface StreamExport extends ExportResult {
+  /** Its header and manifest: the first bytes of chunks(). */
+  head: Buffer;
+  /** Its pages' BLAKE3 hashes, concatenated in stream order (from the segments' trailers: no page is read). */
+  hashes(): Buffer;
+  /** Its bytes in order, at most 1 MiB each (fresh buffers): the head, then whole hash + page entries, then the footer alone. */
+  chunks(): Generator<Buffer>;
+}
+
+/** A stream imported as its bytes arrive (Store.beginImport). */
+export interface StreamImport {
+  /** The next bytes of the stream, in order (a chunk may end anywhere). verified: the caller already checked these bytes' pages against their hashes. */
+  push(chunk: Buffer, verified?: boolean): void;
+  /** Bytes pushed so far. */
+  readonly received: number;
+  /** The first problem found so far (finish() throws it, or a worse one); pushing on is harmless. */
+  readonly failure: Error | null;
+  /** True when the rest of the stream cannot change the verdict (its header is wrong): a reader may stop. */
+  readonly hopeless: boolean;
+  /** Checks the whole stream, then publishes its checkpoints at once; throws (leaving nothing) otherwise. */
+  finish(): { ids: number[] };
+  /** Throws away what was written; safe after finish() and twice. */
+  abort(): void;
+}
+
 
 export interface CancelOptions {
   /** Read synchronously at natural boundaries (per checkpoint, segment or block of pages). */

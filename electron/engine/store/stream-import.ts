@@ -19,26 +19,16 @@ import { firstMismatch, hashKey, type PageDigests } from './hash';
 import { throwIfCancelled } from './cancel';
 import type { SegmentWriter } from './segments';
 import { END, ENTRY, FOOTER, HEADER, bad, parseManifest, readHeader, type Manifest } from './stream-format';
-import type { StreamIndex } from './streams';
+import type { StreamImport } from './api';
+import type { StoreIndex } from './store-index';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
+
+export type { StreamImport };
+/** The parts of the index an import reads and writes. */
+type ImportIndex = Pick<StoreIndex, 'dir' | 'reader' | 'get' | 'targetEntry' | 'allocate' | 'newSegment' | 'lookupDedup' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup'>;
 
 /** Pages checked and written per batch (1 MiB of pages). */
 const BATCH = 256;
-
-export interface StreamImport {
-  /** The next bytes of the stream, in order (a chunk may end anywhere). verified: the caller already checked these bytes' pages against their hashes. */
-  push(chunk: Buffer, verified?: boolean): void;
-  /** Bytes pushed so far. */
-  readonly received: number;
-  /** The first problem found so far (finish() throws it, or a worse one); pushing on is harmless. */
-  readonly failure: Error | null;
-  /** True when the rest of the stream cannot change the verdict (its header is wrong): a reader may stop. */
-  readonly hopeless: boolean;
-  /** Checks the whole stream, then publishes its checkpoints at once; throws (leaving nothing) otherwise. */
-  finish(): { ids: number[] };
-  /** Throws away what was written; safe after finish() and twice. */
-  abort(): void;
-}
 
 export interface StreamImportOptions {
   /** What errors call the stream. */
@@ -64,7 +54,7 @@ function newScratch(n: number): { pages: Buffer; digests: PageDigests } {
 }
 
 /** An import of a stream of `total` bytes into index (the caller holds the store's writer lock). */
-export function beginStreamImport(index: StreamIndex, total: number, opts: StreamImportOptions): StreamImport {
+export function beginStreamImport(index: ImportIndex, total: number, opts: StreamImportOptions): StreamImport {
   return new Importer(index, total, opts);
 }
 
@@ -93,7 +83,7 @@ class Importer implements StreamImport {
   private readonly scratch = newScratch(BATCH);
   private ended = false;
 
-  constructor(private readonly index: StreamIndex, private readonly total: number, private readonly opts: StreamImportOptions) {
+  constructor(private readonly index: ImportIndex, private readonly total: number, private readonly opts: StreamImportOptions) {
     this.prog = phases(progress(opts.onProgress), ['importing']);
     try {
       if (!Number.isSafeInteger(total) || total < HEADER + FOOTER) readHeader(opts.name, Buffer.alloc(HEADER), Math.max(0, total));
@@ -316,7 +306,7 @@ class Importer implements StreamImport {
 }
 
 /** A continuation must continue a checkpoint of this store, of the same process. */
-function checkContinuations(index: StreamIndex, manifest: Manifest): void {
+function checkContinuations(index: ImportIndex, manifest: Manifest): void {
   for (const c of manifest.checkpoints) {
     if (c.continues === undefined) continue;
     const base = index.get(c.continues);

@@ -7,7 +7,9 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
-import type { ExportKind, ExportOptions, ExportResult, PageRun } from './api';
+import type { ExportKind, ExportOptions, ExportResult, PageRun, StreamExport } from './api';
+
+export type { StreamExport };
 import { KIND_ABSENT, KIND_DATA } from './extents';
 import { HASH_LEN, PAGE } from './format';
 import { isCancelled, throwIfCancelled } from './cancel';
@@ -90,16 +92,6 @@ export function exportStream(index: StreamIndex, views: Views, id: number, file:
   }
   prog.finish('written');
   return { file, kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: pos };
-}
-
-/** A stream produced while it is sent (openExport). */
-export interface StreamExport extends ExportResult {
-  /** Its header and manifest: the first bytes of chunks(). */
-  head: Buffer;
-  /** Its pages' BLAKE3 hashes, concatenated in stream order (from the segments' trailers: no page is read). */
-  hashes(): Buffer;
-  /** Its bytes in order, at most STREAM_CHUNK each (fresh buffers): the head, then whole hash + page entries, then the footer alone. */
-  chunks(): Generator<Buffer>;
 }
 
 /**
