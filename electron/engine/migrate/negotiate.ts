@@ -170,9 +170,10 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       try { imp = deps.beginImport(headBytes + pages * ENTRY + FOOTER); imp.push(head); } catch (e) { importError = e; }
     }
     const feed = imp ? streamFeeder(imp, hashes, where, spool, deps.store, bitmap) : null;
-    feed?.upTo(wanted[0] ?? pages);
     await wr.send({ t: 'want', pages: wanted.length, held, resumed });
     if (pages) await sendData(wr, bitmap);
+    // The pages held before the first wanted one, while the sender starts on its answer.
+    feed?.upTo(wanted[0] ?? pages);
     // Every wanted page is read even after the disk filled, so the session stays in step and the sender hears why.
     let spoolError: unknown = null;
     const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
