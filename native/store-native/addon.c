@@ -1,4 +1,4 @@
-/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c and page_fill.c. */
+/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c, page_fill.c and page_read.c. */
 #include "addon.h"
 
 napi_value fail(napi_env env, const char *msg) {
@@ -19,14 +19,17 @@ NAPI_MODULE_INIT() {
     { "digest", page_hash_digest },
     { "writeBehindOpen", write_behind_open },
     { "writeBehindWrite", write_behind_write },
+    { "writeBehindWriteBlocks", write_behind_write_blocks },
     { "writeBehindWait", write_behind_wait },
     { "writeBehindClose", write_behind_close },
     { "fill", page_fill },
+    { "readPages", page_read },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, fn) != napi_ok) return NULL;
   }
+
   return exports;
 }

@@ -62,6 +62,21 @@ static void hash_pages(const uint8_t *const *pages, size_t k, uint8_t *const *ou
   for (size_t i = 0; i < k; i++) memcpy(out[i], roots + i * HASH, HASH);
 }
 
+void digest_pages(const uint8_t *data, size_t pages, uint8_t *zero, uint8_t *hashes) {
+  const uint8_t *batch[BATCH];
+  uint8_t *out[BATCH];
+  size_t k = 0;
+  for (size_t i = 0; i < pages; i++) {
+    const uint8_t *p = data + i * PAGE;
+    if (page_is_zero(p)) { zero[i] = 1; continue; }
+    zero[i] = 0;
+    batch[k] = p;
+    out[k] = hashes + i * HASH;
+    if (++k == BATCH) { hash_pages(batch, k, out); k = 0; }
+  }
+  if (k) hash_pages(batch, k, out);
+}
+
 napi_value page_hash_digest(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -76,17 +91,6 @@ napi_value page_hash_digest(napi_env env, napi_callback_info info) {
   size_t pages = (size_t)n;
   if (data_len / PAGE < pages || zero_len < pages || hashes_len / HASH < pages) return fail(env, "digest: a buffer is shorter than n pages need");
 
-  const uint8_t *batch[BATCH];
-  uint8_t *out[BATCH];
-  size_t k = 0;
-  for (size_t i = 0; i < pages; i++) {
-    const uint8_t *p = data + i * PAGE;
-    if (page_is_zero(p)) { zero[i] = 1; continue; }
-    zero[i] = 0;
-    batch[k] = p;
-    out[k] = hashes + i * HASH;
-    if (++k == BATCH) { hash_pages(batch, k, out); k = 0; }
-  }
-  if (k) hash_pages(batch, k, out);
+  digest_pages(data, pages, zero, hashes);
   return NULL;
 }

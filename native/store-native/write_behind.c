@@ -11,6 +11,12 @@
  *
  *   writeBehindOpen(fd, writebackBytes, kickedFrom) -> handle
  *   writeBehindWrite(handle, buf, len, pos, crcs)   -> sequence number (blocks while QUEUE writes are pending)
+ *   writeBehindWriteBlocks(handle, headers, payload, lens, pos, layout) -> sequence number, likewise:
+ *     blocks whose headers (layout[0] bytes each) sit in one buffer and whose payloads (lens[i]
+ *     bytes) sit back to back in another, written interleaved (header 0, payload 0, header 1, ...)
+ *     with one pwritev, after storing in each header the CRC-32 of its payload at layout[1] and
+ *     then the CRC-32 of its bytes [0, layout[2]) at layout[3]. Payloads back to back let a
+ *     capture read pages across block boundaries in one call (segments.ts readRoom).
  *   writeBehindWait(handle, seq)                     waits until write seq is done (its buffer may be reused)
  *   writeBehindClose(handle)                         waits for every write, stops the thread
  * Every call throws the first write error (code = errno name), and so does each later call.
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "addon.h"
@@ -34,6 +41,8 @@
 
 #define QUEUE 8
 #define MAX_CRC 4
+/* Blocks one writeBehindWriteBlocks job takes at most. */
+#define MAX_BLOCKS 32
 
 typedef struct {
   uint8_t *data;
@@ -42,6 +51,14 @@ typedef struct {
   uint32_t ncrc;
   uint32_t crc[MAX_CRC][3];
   napi_ref ref;
+  /* writeBehindWriteBlocks: nblocks headers of hlen bytes at hdr, block i's payload plen[i] bytes,
+   * back to back in data; the file gets header 0, payload 0, header 1, ... (len = the payloads). */
+  uint8_t *hdr;
+  uint32_t hlen;
+  uint32_t nblocks;
+  uint32_t plen[MAX_BLOCKS];
+  uint32_t at[3]; /* payload CRC at, header CRC over [0, at[1]), stored at at[2] */
+  napi_ref href;
 } job_t;
 
 typedef struct {
@@ -61,6 +78,19 @@ typedef struct {
   int closed;
 } sink_t;
 
+/* pwritev of every byte of iov at pos (a short write goes on where it stopped); 0 or an errno. */
+static int write_all(int fd, struct iovec *iov, int cnt, int64_t pos) {
+  while (cnt > 0) {
+    ssize_t n = pwritev(fd, iov, cnt, pos);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    pos += n;
+    while (cnt > 0 && (size_t)n >= iov->iov_len) { n -= (ssize_t)iov->iov_len; iov++; cnt--; }
+    if (cnt > 0) { iov->iov_base = (uint8_t *)iov->iov_base + n; iov->iov_len -= (size_t)n; }
+  }
+  return 0;
+}
+
 static void *run(void *arg) {
   sink_t *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -76,14 +106,27 @@ static void *run(void *arg) {
         uint32_t c = crc32_update(0, j->data + j->crc[k][0], j->crc[k][1] - j->crc[k][0]);
         memcpy(j->data + j->crc[k][2], &c, 4);
       }
-      size_t off = 0;
-      while (off < j->len) {
-        ssize_t n = pwrite(s->fd, j->data + off, j->len - off, j->pos + (int64_t)off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { e = n < 0 ? errno : EIO; break; }
-        off += (size_t)n;
+      size_t total = j->len;
+      if (j->nblocks) {
+        struct iovec iov[2 * MAX_BLOCKS];
+        size_t off = 0;
+        for (uint32_t b = 0; b < j->nblocks; b++) {
+          uint8_t *h = j->hdr + (size_t)b * j->hlen;
+          uint32_t c = crc32_update(0, j->data + off, j->plen[b]);
+          memcpy(h + j->at[0], &c, 4);
+          c = crc32_update(0, h, j->at[1]);
+          memcpy(h + j->at[2], &c, 4);
+          iov[2 * b] = (struct iovec){ h, j->hlen };
+          iov[2 * b + 1] = (struct iovec){ j->data + off, j->plen[b] };
+          off += j->plen[b];
+        }
+        total += (size_t)j->nblocks * j->hlen;
+        e = write_all(s->fd, iov, 2 * (int)j->nblocks, j->pos);
+      } else {
+        struct iovec one = { j->data, j->len };
+        e = write_all(s->fd, &one, 1, j->pos);
       }
-      int64_t end = j->pos + (int64_t)j->len;
+      int64_t end = j->pos + (int64_t)total;
       if (!e && end - s->kicked >= s->writeback_bytes) {
         /* Advice only: a failure here leaves the work to the final fsync. */
         (void)sync_file_range(s->fd, s->kicked, end - s->kicked, SYNC_FILE_RANGE_WRITE);
@@ -112,6 +155,7 @@ static void release_done(napi_env env, sink_t *s) {
   while (s->released < s->done) {
     job_t *j = &s->q[s->released % QUEUE];
     if (j->ref) { napi_delete_reference(env, j->ref); j->ref = NULL; }
+    if (j->href) { napi_delete_reference(env, j->href); j->href = NULL; }
     s->released++;
   }
 }
@@ -170,6 +214,8 @@ napi_value write_behind_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value enqueue(napi_env env, sink_t *s, job_t *j);
+
 napi_value write_behind_write(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -196,23 +242,65 @@ napi_value write_behind_write(napi_env env, napi_callback_info info) {
     if (j.crc[k][0] > j.crc[k][1] || j.crc[k][1] > len || (uint64_t)j.crc[k][2] + 4 > (uint64_t)len) return fail(env, "writeBehindWrite: a checksum range is outside the write");
   }
   if (napi_create_reference(env, argv[1], 1, &j.ref) != napi_ok) return fail(env, "writeBehindWrite: cannot hold the buffer");
+  return enqueue(env, s, &j);
+}
+
+/* Queues j (its references taken) once the queue has room; returns its sequence number. */
+static napi_value enqueue(napi_env env, sink_t *s, job_t *j) {
   pthread_mutex_lock(&s->mu);
   while (s->head - s->done >= QUEUE && !s->err) pthread_cond_wait(&s->job_done, &s->mu);
   release_done(env, s);
   if (s->err) {
     int e = s->err;
     pthread_mutex_unlock(&s->mu);
-    napi_delete_reference(env, j.ref);
+    if (j->ref) napi_delete_reference(env, j->ref);
+    if (j->href) napi_delete_reference(env, j->href);
     return throw_errno(env, e, "write");
   }
   uint64_t seq = s->head;
-  s->q[seq % QUEUE] = j;
+  s->q[seq % QUEUE] = *j;
   s->head++;
   pthread_cond_signal(&s->has_job);
   pthread_mutex_unlock(&s->mu);
   napi_value out;
   napi_create_double(env, (double)seq, &out);
   return out;
+}
+
+napi_value write_behind_write_blocks(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) return fail(env, "writeBehindWriteBlocks(handle, headers, payload, lens, pos, layout) takes 6 arguments");
+  sink_t *s = sink_of(env, argv[0]);
+  if (!s) return NULL;
+  uint8_t *hdr, *data;
+  size_t hcap, dcap;
+  int64_t pos;
+  uint32_t nblocks, nlayout;
+  bool is_array;
+  if (!bytes_of(env, argv[1], &hdr, &hcap)) return fail(env, "writeBehindWriteBlocks: headers must be a Uint8Array");
+  if (!bytes_of(env, argv[2], &data, &dcap)) return fail(env, "writeBehindWriteBlocks: payload must be a Uint8Array");
+  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &nblocks) != napi_ok || nblocks == 0 || nblocks > MAX_BLOCKS) return fail(env, "writeBehindWriteBlocks: lens must be 1 to 32 payload lengths");
+  if (napi_get_value_int64(env, argv[4], &pos) != napi_ok || pos < 0) return fail(env, "writeBehindWriteBlocks: pos must be a file offset");
+  if (napi_is_array(env, argv[5], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[5], &nlayout) != napi_ok || nlayout != 4) return fail(env, "writeBehindWriteBlocks: layout must be [headerBytes, payloadCrcAt, headerCrcOver, headerCrcAt]");
+  uint32_t layout[4];
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[5], i, &v) != napi_ok || napi_get_value_uint32(env, v, &layout[i]) != napi_ok) return fail(env, "writeBehindWriteBlocks: layout must hold offsets");
+  }
+  if (layout[0] == 0 || layout[1] + 4 > layout[0] || layout[2] > layout[0] || layout[3] + 4 > layout[0] || (uint64_t)layout[0] * nblocks > hcap) return fail(env, "writeBehindWriteBlocks: the header layout does not fit");
+  job_t j = { .data = data, .pos = pos, .ncrc = 0, .hdr = hdr, .hlen = layout[0], .nblocks = nblocks, .at = { layout[1], layout[2], layout[3] } };
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < nblocks; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_get_value_uint32(env, v, &j.plen[i]) != napi_ok) return fail(env, "writeBehindWriteBlocks: lens must hold lengths");
+    total += j.plen[i];
+  }
+  if (total > dcap) return fail(env, "writeBehindWriteBlocks: the payloads are longer than payload");
+  j.len = (size_t)total;
+  if (napi_create_reference(env, argv[1], 1, &j.href) != napi_ok) return fail(env, "writeBehindWriteBlocks: cannot hold the headers");
+  if (napi_create_reference(env, argv[2], 1, &j.ref) != napi_ok) { napi_delete_reference(env, j.href); return fail(env, "writeBehindWriteBlocks: cannot hold the payload"); }
+  return enqueue(env, s, &j);
 }
 
 napi_value write_behind_wait(napi_env env, napi_callback_info info) {

@@ -21,6 +21,8 @@ export function useCall<N extends CallName>(name: N, input: CallInput<N>): [Call
     );
     return () => { live = false; };
   }, [name, key, generation]);
-  const reload = useCallback(() => { setResult({ state: 'loading' }); setGeneration((g) => g + 1); }, []);
+  // A value already shown stays until the new one arrives: a page re-read on every engine event
+  // (a schedule's runs and sends) would otherwise blank its table, and its buttons, each time.
+  const reload = useCallback(() => { setResult((r) => (r.state === 'done' ? r : { state: 'loading' })); setGeneration((g) => g + 1); }, []);
   return [result, reload];
 }

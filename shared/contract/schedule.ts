@@ -36,6 +36,7 @@ const iso = z.string();
 
 /** "Also send to": a receiver kept listening (`stasis receive --listen --keep`, or the app's Receive page) and its pairing token. */
 export const sendToInputSchema = z.object({ address: hostPort(false), token: pairingTokenSchema }).strict();
+export type SendToInput = z.input<typeof sendToInputSchema>;
 
 export const lastSendSchema = z.object({
   result: z.enum(['sending', 'ok', 'failed']),

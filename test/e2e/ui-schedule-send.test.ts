@@ -4,8 +4,9 @@
 // schedule dialog refuses a bad address with the contract's message, then creates a schedule of a
 // real process every 2 s that also sends to B with B's token: the row shows each send (ok, the id
 // there, bytes) and never the token; B lists the replicated checkpoints as they land. B stops
-// listening: A's runs go on committing, and the row shows the failed send with its reason; Stop
-// sending clears the destination.
+// listening: A's runs go on committing, and the row shows the failed send with its reason. B
+// listens again with a new token, which the row's Change… dialog gives the schedule: sends
+// succeed again. Stop sending clears the destination.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -119,9 +120,27 @@ test('Schedules: "also send to" another machine; each run\'s send and its failur
   assert.match(await row.getByTestId('last-result').innerText(), /^ok at /);
   await row.getByRole('button', { name: 'History' }).waitFor();
   await shot(a, 'schedule-send-failed');
-  // Stop sending: the checkpoints stay here, nothing more is sent.
+  // B listens again: a new address and a new token, given to the schedule from its row.
+  await b.getByRole('button', { name: 'Start listening' }).click();
+  const address2 = (await b.getByTestId('receive-address').innerText()).trim();
+  const token2 = await b.getByTestId('receive-token').inputValue();
+  assert.notEqual(token2, token);
+  await row.getByRole('button', { name: /^Change where schedule \d+ sends its checkpoints$/ }).click();
+  const dialog = a.getByRole('dialog');
+  assert.equal(await dialog.getByLabel('Address (HOST:PORT)').inputValue(), address, 'the address is kept, the token is not shown');
+  assert.equal(await dialog.getByLabel('Pairing token').inputValue(), '');
+  await dialog.getByLabel('Address (HOST:PORT)').fill(address2);
+  await dialog.getByLabel('Pairing token').fill(token2);
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  // The list is read again after the save: until then the row shows the old destination.
+  await row.getByText(address2, { exact: true }).waitFor();
+  assert.match(await row.innerText(), new RegExp(`${address2.replace(/[.[\]]/g, '\\$&')}\\s+token …${token2.slice(-4).replace(/[-]/g, '\\-')}`));
+  await row.locator('[data-testid="last-send"][data-result="ok"]').waitFor({ timeout: 90_000 });
+  // Stop sending: the checkpoints stay here, nothing more is sent; a destination can be given again.
   await row.getByRole('button', { name: /^Stop sending schedule \d+'s checkpoints$/ }).click();
   await row.getByTestId('send-none').waitFor();
+  await row.getByRole('button', { name: /^Send schedule \d+'s checkpoints to another machine$/ }).waitFor();
   // The browser logs the 400 reply to the bad address; nothing else.
   assert.deepEqual(pageErrors, ['console: Failed to load resource: the server responded with a status of 400 (Bad Request)']);
 });

@@ -88,3 +88,58 @@ test('a round that changed the memory layout is not absorbed; the prepared resto
     }
   });
 });
+
+test('the self-check compares pages given in memory byte for byte: a later run that overwrites an earlier one fails the absorb', async () => {
+  await withStore(async (store, dir) => {
+    const { first, second } = await twoRounds(store, dir, false);
+    const p = prepareRestore(store, first, { samePid: false });
+    const state = store.getState(second);
+    const anon = state.mappings.find((m) => m.kind === 'anon' && m.perms.startsWith('rw') && m.end - m.start >= 8192n)!;
+    // Two runs for one page (a broken delta): the first run's bytes are no longer there once both are written.
+    const runs = [
+      { vaddr: anon.start, pages: 1, data: Buffer.alloc(4096, 0x61) },
+      { vaddr: anon.start, pages: 2, data: Buffer.alloc(8192, 0x62) },
+    ];
+    try {
+      assert.throws(() => p.absorbDelta(state, { runs, absent: [] }), /Restore self-check: the page at 0x[0-9a-f]+ .*holds different bytes/);
+    } finally {
+      p.abandon();
+    }
+  });
+});
+
+test('a round whose mappings\' advice changed (MADV_DONTFORK, MADV_DONTDUMP, mlock since the first round) is not absorbed: the prepared memory holds the first round\'s advice', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'advice.out');
+    const script = [
+      'import mmap, os, signal, time',
+      'm = mmap.mmap(-1, 1 << 20)',
+      'm[::4096] = b"a" * 256',
+      'go = []',
+      'signal.signal(signal.SIGUSR1, lambda *a: go.append(1))',
+      `open(${JSON.stringify(out)}, "w").write("ready1\\n")`,
+      'while not go: time.sleep(0.02)',
+      'm.madvise(mmap.MADV_DONTDUMP)',
+      `open(${JSON.stringify(out)}, "a").write("ready2\\n")`,
+      'time.sleep(60)',
+    ].join('\n');
+    const t = spawnDetached(['python3', '-c', script], { cwd: dir });
+    try {
+      await waitFor('first round', () => fileLines(out).includes('ready1'));
+      const first = checkpoint(store, t.pid).id;
+      t.kill('SIGUSR1');
+      await waitFor('the advice', () => fileLines(out).includes('ready2'));
+      const second = checkpoint(store, t.pid, { mode: 'kill' }).id;
+      const advised = store.getState(second).mappings.find((m) => m.vmFlags.includes('dd') && m.end - m.start === 1n << 20n);
+      assert.ok(advised, 'the second round saved the MADV_DONTDUMP flag');
+      const p = prepareRestore(store, first, { samePid: false });
+      try {
+        assert.equal(p.absorb(second), false, 'the advice changed: restored from scratch, not absorbed');
+      } finally {
+        p.abandon();
+      }
+    } finally {
+      t.kill();
+    }
+  });
+});

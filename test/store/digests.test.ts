@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { openStore } from '../../electron/engine/store';
 import { existsSync } from 'node:fs';
-import { PAGE_HASH_IMPL, digestPages, digestPagesPerPage, hashPage } from '../../electron/engine/store/hash';
+import { PAGE_HASH_IMPL, digestPages, digestPagesPerPage, firstMismatch, hashPage } from '../../electron/engine/store/hash';
 import { PAGE, makeState, mapping, materializeToMap, tempDir } from './model';
 
 const target = { pid: 100, startTime: '555', exe: '/bin/fixture', cmdline: ['fixture'] };
@@ -86,5 +86,24 @@ test('dedup across store handles: a handle that already wrote a big checkpoint s
     b.close();
   } finally {
     cleanup();
+  }
+});
+
+test('firstMismatch finds the first entry whose page does not have its hash, zero pages and batch edges included', () => {
+  const n = 600; // three batches of 256, the last one short
+  const buf = Buffer.alloc(n * 4128);
+  for (let i = 0; i < n; i++) {
+    const page = buf.subarray(i * 4128 + 32, (i + 1) * 4128);
+    if (i % 5 !== 0) randomFillSync(page); // every fifth page stays zero
+    hashPage(page).copy(buf, i * 4128);
+  }
+  assert.equal(firstMismatch(buf, n), -1);
+  for (const bad of [0, 255, 256, 300, 599]) {
+    const copy = Buffer.from(buf);
+    copy[bad * 4128 + 32 + 4000] ^= 1; // a zero page made non-zero, or a byte of a random one
+    assert.equal(firstMismatch(copy, n), bad, `page ${bad} changed`);
+    const hashBad = Buffer.from(buf);
+    hashBad[bad * 4128 + 7] ^= 0x80;
+    assert.equal(firstMismatch(hashBad, n), bad, `hash of page ${bad} changed`);
   }
 });

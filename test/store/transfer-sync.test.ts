@@ -151,7 +151,8 @@ test('a sender killed mid-transfer: a new send resumes from the spool, and a dam
   };
   try {
     const s = start([process.execPath, bin, '--store', src, 'send', '1', '--to', px.addr, '--token', l.token], nsA);
-    await waitFor('pages to be spooled', () => log() !== '' && fs.statSync(log()).size >= 400 * 4128, 30_000);
+    // The spool's directory is made before its log file: wait for the file itself.
+    await waitFor('pages to be spooled', () => log() !== '' && (fs.statSync(log(), { throwIfNoEntry: false })?.size ?? 0) >= 400 * 4128, 30_000);
     s.child.kill('SIGKILL');
     await s.done;
     await waitFor('the receiver to see the break', () => /broke off/.test(l.err()), 30_000);

@@ -101,3 +101,58 @@ test('write-behind: bad arguments are refused before anything is queued', { skip
     cleanup();
   }
 });
+
+test('write-behind: pages read in place into the block (readRoom), some not kept, give the bytes of the kept pages added one by one', { skip }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const pages = 64 * 21 + 7; // more blocks than a job and the ring hold, and a partial last one
+    const data = randomFillSync(Buffer.alloc(pages * PAGE));
+    // Not kept: runs of 1-3 pages at varied places, the first and last page of a read among them.
+    const dropped = (i: number): boolean => i % 13 === 0 || i % 29 < 3 || i % 64 === 63;
+    const hash = Buffer.alloc(32);
+    const files: Buffer[] = [];
+    for (const inPlace of [true, false]) {
+      const segDir = path.join(dir, String(inPlace));
+      fs.mkdirSync(segDir);
+      const seg = new SegmentWriter(segDir, 7, 'none', inPlace);
+      let next = 0;
+      while (next < pages) {
+        if (!inPlace) {
+          if (!dropped(next)) { hash.writeUInt32LE(next); seg.addPage(data, next * PAGE, hash); }
+          next++;
+          continue;
+        }
+        const room = seg.readRoom()!;
+        // Reads of varied sizes, as a capture's ranges give them, many across a block's end.
+        const n = Math.min(room.pages, pages - next, 1 + (next % 150));
+        data.copy(room.buf, room.first * PAGE, next * PAGE, (next + n) * PAGE);
+        for (let k = 0; k < n; k++) {
+          if (dropped(next + k)) continue;
+          hash.writeUInt32LE(next + k);
+          seg.keepReadPage(room.first + k, hash, 0);
+        }
+        next += n;
+      }
+      seg.finish([], Buffer.alloc(0));
+      files.push(fs.readFileSync(seg.finalPath));
+      assert.deepEqual(scanSegment(seg.finalPath).badBlocks, [], `no bad block (in place ${inPlace})`);
+    }
+    assert.ok(files[0]!.equals(files[1]!), 'same bytes on disk');
+  } finally {
+    cleanup();
+  }
+});
+
+test('write-behind: keepReadPage refuses a slot that was not read in place', { skip }, () => {
+  const { dir, cleanup } = tempDir();
+  const seg = new SegmentWriter(dir, 1, 'none', true);
+  try {
+    const room = seg.readRoom()!;
+    seg.keepReadPage(room.first + 2, Buffer.alloc(32), 0);
+    assert.throws(() => seg.keepReadPage(0, Buffer.alloc(32), 0), /not a page read in place/);
+    assert.throws(() => seg.keepReadPage(room.first + room.pages, Buffer.alloc(32), 0), /not a page read in place/);
+  } finally {
+    seg.discard();
+    cleanup();
+  }
+});

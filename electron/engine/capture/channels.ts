@@ -3,14 +3,17 @@
  * through one) and UNIX socketpairs (Python's asyncio, for one, keeps a socketpair for that). The
  * restore recreates them, so the bytes waiting in them at the freeze belong to the checkpoint. They
  * are copied, not consumed: the descriptor is taken over with pidfd_getfd (the same open pipe or
- * socket) and tee(2)'d into a pipe of our own, or read with MSG_PEEK, so the target never notices.
+ * socket) and tee(2)'d into a pipe of our own, or walked with MSG_PEEK (capture/socket-queue.ts), so the
+ * target never notices.
  * Runs while the target is frozen. Channels with one end elsewhere are not touched (the restore
  * redirects pipes and refuses sockets of that kind).
  */
 import { socketInode, type FdState } from '../state/process-state';
-import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
+import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, closeFd } from '../native';
 import { unixSockets } from '../proc';
 import { intOption, socketDetails } from './socket-details';
+import { InFlight, walkQueue } from './socket-queue';
+import { inFlightFds } from '../state/socket-queue';
 
 const FIONREAD = 0x541b;
 const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
@@ -18,27 +21,32 @@ const F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
 const DEFAULT_PIPE_SIZE = 65536;
 const SPLICE_F_NONBLOCK = 2n;
 const O_CLOEXEC = 0o2000000n;
-const MSG_PEEK = 2n;
-const MSG_DONTWAIT = 0x40n;
-const MSG_CTRUNC = 0x8;
 const SOCK_STREAM = 1;
 
 const readable = (f: FdState): boolean => (f.flags & 3) !== 1;
 const writable = (f: FdState): boolean => (f.flags & 3) !== 0;
 
-/** Pipe target ("pipe:[ino]") -> its descriptors, for pipes with a read end and a write end in fds. */
-function internalPipes(fds: readonly FdState[]): Map<string, FdState[]> {
+/**
+ * Pipe target ("pipe:[ino]") -> its descriptors in fds, for pipes with a read end and a write end
+ * among fds and `flight` (descriptors in flight in the process's socketpairs).
+ */
+function internalPipes(fds: readonly FdState[], flight: readonly FdState[]): Map<string, FdState[]> {
   const byPipe = new Map<string, FdState[]>();
   for (const f of fds) if (f.kind === 'pipe') byPipe.set(f.target, [...(byPipe.get(f.target) ?? []), f]);
-  for (const [k, ends] of byPipe) if (!ends.some(readable) || !ends.some(writable)) byPipe.delete(k);
+  const all = [...fds, ...flight];
+  for (const k of [...byPipe.keys()]) {
+    const every = all.filter((x) => x.kind === 'pipe' && x.target === k);
+    if (!every.some(readable) || !every.some(writable)) byPipe.delete(k);
+  }
   return byPipe;
 }
 
 /** Both kinds of channel; see the module comment. */
 export function captureChannels(pid: number, fds: FdState[], warnings: string[]): void {
-  capturePipeContents(pid, fds, warnings);
+  // Socketpairs first: a pipe end in flight in one of them makes the pipe one the process holds whole.
+  const flight = captureSocketPairs(pid, fds, warnings);
+  capturePipeContents(pid, fds, flight, warnings);
   captureFifoContents(pid, fds, warnings);
-  captureSocketPairs(pid, fds, warnings);
   describeSockets(pid, fds);
 }
 
@@ -86,96 +94,95 @@ function describeSockets(pid: number, fds: FdState[]): void {
 
 /**
  * Marks the descriptors of UNIX socketpairs whose both ends the process holds (info.unixPeer = the
- * peer's inode, info.unixType = the socket type) and adds info.socketData (base64: what waits to be
- * read from that end) to the first descriptor of each end of a stream pair.
+ * peer's inode, info.unixType = the socket type) and saves what waits to be read at each end on its
+ * first descriptor (saveQueue). Returns the descriptors found in flight in those queues.
  */
-function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): void {
+function captureSocketPairs(pid: number, fds: FdState[], warnings: string[]): FdState[] {
   const mine = fds.filter((f) => f.kind === 'socket' && socketInode(f) !== 0);
   const inodes = new Set(mine.map(socketInode));
   // A pair needs two sockets; the netlink dump (all UNIX sockets of the system) runs while frozen.
-  if (inodes.size < 2) return;
+  if (inodes.size < 2) return [];
   let diag;
   try {
     diag = unixSockets();
   } catch (e) {
     warnings.push(`UNIX sockets could not be listed (${(e as Error).message}): socketpairs will not be restorable`);
-    return;
+    return [];
   }
   const withData = new Set<number>();
+  const flight = new InFlight(pid, fds);
   let pidfd = -1;
   try {
-    for (const f of mine) {
-      const ino = socketInode(f);
-      const d = diag.get(ino);
-      if (!d || d.peer === 0 || !inodes.has(d.peer)) continue;
-      f.info = { ...(f.info ?? {}), unixPeer: d.peer, unixType: d.type };
-      if (withData.has(ino)) continue;
-      withData.add(ino);
-      if (pidfd < 0) pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
-      const data = peekQueued(pidfd, f, d.type, warnings);
-      if (data) f.info.socketData = data.toString('base64');
-    }
+    pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
+    const take = (f: FdState): number => flight.copyOf(f) ?? Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
+    const pairUp = (ends: readonly FdState[], within: ReadonlySet<number>, nested: InFlight | null): void => {
+      for (const f of ends) {
+        const ino = socketInode(f);
+        const d = diag.get(ino);
+        if (f.info?.unixPeer !== undefined || !d || d.peer === 0 || !within.has(d.peer)) continue;
+        f.info = { ...(f.info ?? {}), unixPeer: d.peer, unixType: d.type };
+        for (const x of ends) if (x !== f && socketInode(x) === ino) x.info = { ...(x.info ?? {}), unixPeer: d.peer, unixType: d.type };
+        if (withData.has(ino)) continue;
+        withData.add(ino);
+        const peerEnd = ends.find((x) => socketInode(x) === d.peer);
+        saveQueue(take, f, peerEnd ?? null, d.type, warnings, f.info.inFlight === true ? null : nested, pid);
+      }
+    };
+    pairUp(mine, inodes, flight);
+    // Ends of socketpairs in flight themselves (one end sent over another pair): such a pair is
+    // whole when its other end is the process's or in flight too. Their own queues may not carry
+    // descriptors in turn (refused).
+    const sent = inFlightFds(fds).filter((x) => x.kind === 'socket' && socketInode(x) !== 0);
+    if (sent.length) pairUp([...mine, ...sent], new Set([...inodes, ...sent.map(socketInode)]), flight);
   } finally {
     if (pidfd >= 0) closeFd(pidfd);
+    flight.close();
   }
+  return inFlightFds(fds);
 }
 
-/** What waits to be read from the socket at fd (stream sockets; for others a warning if anything waits). */
-export function peekQueued(pidfd: number, f: FdState, type: number, warnings: string[]): Buffer | null {
-  let ours = -1;
+/**
+ * What waits to be read at the socketpair end of `f`, on f.info: socketData (base64) for a stream
+ * without descriptors or credentials in flight, else socketQueue (each message,
+ * capture/socket-queue.ts); socketPasscred when SO_PASSCRED is on; socketOptions: its buffer sizes
+ * and peek offset; queueRefused when the queue cannot be sent again exactly (the pre-flight
+ * refuses it). `take` gives our copy of a descriptor (closed here unless `flight` owns it), `peer`
+ * is a descriptor of the other end if the process holds it; `flight`, `pid`: null between the
+ * processes of a tree (walkQueue).
+ */
+export function saveQueue(take: (f: FdState) => number, f: FdState, peer: FdState | null, type: number, warnings: string[], flight: InFlight | null, pid: number | null): void {
+  const taken: number[] = [];
+  const own = (x: FdState): number => { const n = take(x); if (x.info?.inFlight !== true) taken.push(n); return n; };
   try {
-    ours = Number(syscall(SYS.pidfd_getfd, [BigInt(pidfd), BigInt(f.fd), 0n], `pidfd_getfd of fd ${f.fd}`));
-    const count = Buffer.alloc(4);
-    if (ioctlErrno(ours, FIONREAD, count).ret !== 0) return null;
-    const n = count.readInt32LE(0);
-    if (n <= 0) return null;
-    if (type !== SOCK_STREAM) {
-      warnings.push(`fd ${f.fd} (${f.target}): ${n} bytes of queued messages were not saved (only stream socketpairs keep theirs)`);
-      // The pre-flight refuses it: the messages would be gone after a restore (fd-plan.ts).
-      f.info = { ...(f.info ?? {}), lostMessages: n };
-      return null;
+    const q = walkQueue(own(f), type, flight, pid, peer ? own(peer) : null);
+    const info: Record<string, unknown> = { ...(f.info ?? {}) };
+    if (q.passcred) info.socketPasscred = true;
+    info.socketOptions = q.options;
+    if (q.refused) {
+      info.queueRefused = q.refused;
+      warnings.push(`fd ${f.fd} (${f.target}): the messages waiting in it cannot be restored exactly: ${q.refused}`);
     }
-    // recvmsg without room for control data: MSG_CTRUNC says descriptors or credentials ride along
-    // (nothing is installed here), and a peek stops short where the ones attached to the bytes change.
-    const mem = malloc(n + 72);
-    try {
-      const iov = mem + BigInt(n), msg = iov + 16n;
-      const hdr = Buffer.alloc(56);
-      hdr.writeBigUInt64LE(iov, 16);
-      hdr.writeBigUInt64LE(1n, 24);
-      const vec = Buffer.alloc(16);
-      vec.writeBigUInt64LE(mem, 0);
-      vec.writeBigUInt64LE(BigInt(n), 8);
-      copyToAddr(iov, vec);
-      copyToAddr(msg, hdr);
-      const got = Number(syscall(SYS.recvmsg, [BigInt(ours), msg, MSG_PEEK | MSG_DONTWAIT], `peeking at fd ${f.fd}`));
-      copyFromAddr(hdr, msg);
-      if ((hdr.readInt32LE(48) & MSG_CTRUNC) !== 0 || got < n) {
-        warnings.push(`fd ${f.fd} (${f.target}): messages waiting in it carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save`);
-        f.info = { ...(f.info ?? {}), controlInFlight: true };
-      }
-      const data = Buffer.alloc(got);
-      copyFromAddr(data, mem);
-      return data;
-    } finally {
-      free(mem);
-    }
+    const plain = type === SOCK_STREAM && q.messages.every((m) => !m.fds && !m.creds);
+    if (plain && q.messages.length) info.socketData = Buffer.concat(q.messages.map((m) => Buffer.from(m.data, 'base64'))).toString('base64');
+    else if (!plain && q.messages.length) info.socketQueue = q.messages;
+    f.info = info;
   } catch (e) {
-    warnings.push(`fd ${f.fd} (${f.target}): the bytes waiting in it were not saved (${(e as Error).message})`);
-    return null;
+    warnings.push(`fd ${f.fd} (${f.target}): the messages waiting in it were not saved (${(e as Error).message})`);
+    f.info = { ...(f.info ?? {}), queueRefused: `its waiting messages could not be read (${(e as Error).message})` };
   } finally {
-    if (ours >= 0) closeFd(ours);
+    for (const n of taken) closeFd(n);
   }
 }
 
-/** Adds info.pipeData (base64) to the first read end of every internal pipe that holds bytes. */
-function capturePipeContents(pid: number, fds: FdState[], warnings: string[]): void {
-  const pipes = internalPipes(fds);
+/** Adds info.pipeData (base64) to the first read end the process holds of every internal pipe that holds bytes. */
+function capturePipeContents(pid: number, fds: FdState[], flight: readonly FdState[], warnings: string[]): void {
+  const pipes = internalPipes(fds, flight);
   if (pipes.size === 0) return;
   let pidfd = -1;
   try {
     pidfd = Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open'));
-    for (const ends of pipes.values()) savePipeBytes(pidfd, ends.find(readable)!, warnings);
+    // A read end only in flight had its bytes saved when it was described (capture/socket-queue.ts).
+    for (const ends of pipes.values()) { const r = ends.find(readable); if (r) savePipeBytes(pidfd, r, warnings); }
   } finally {
     if (pidfd >= 0) closeFd(pidfd);
   }

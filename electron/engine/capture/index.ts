@@ -23,14 +23,14 @@ import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
-import { forkAltered, hasContents, keepOwnFlags, readable, toMappingState } from './mappings';
+import { forkAltered, hasContents, keepOwnFlags, mayBeDeviceMemory, pagePolicy, readable, toMappingState } from './mappings';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import type { MappingState, ProcessState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
-import { captureFrozenState, captureInherited, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
+import { captureFrozenState, captureInherited, applyVmFlags, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import * as smapsAhead from './smaps-ahead';
 import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
@@ -202,8 +202,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   }
   // Before the first freeze of a fresh engine, its frozen path runs once on a throwaway process.
   if (live && !hold) rehearseOnce(checkpoint);
-  if (hold) smapsAhead.warm();
-  let smaps: smapsAhead.SmapsAhead | null;
+  // Armed now, started once frozen (smaps-ahead.ts): starting it then costs one atomic store.
+  const armed = hold ? smapsAhead.arm() : null;
+  // A held capture's smaps read on the worker (smaps-ahead.ts), until its VmFlags are applied.
+  const late: { flags: smapsAhead.SmapsAhead | null } = { flags: null };
 
   // Store look-ups happen before the freeze: every millisecond while frozen is the target's downtime.
   const target = store.upsertTarget({ pid, startTime: basics.startTime, exe, cmdline: readCmdline(pid), ...(opts.name ? { name: opts.name } : {}) });
@@ -274,12 +276,16 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
     if (live) warmFrozenPath(pid);
     t = freeze(pid, { skipChecks: true, timeoutMs: opts.timeoutMs });
-    smaps = null;
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) {
       throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     }
-    const state = captureFrozenState(t, { deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill' });
+    // Held: its VmFlags are read while it is held, on a worker while this thread goes on; not
+    // before the injected calls: the walk holds the mmap lock that their mmap/munmap wait for.
+    const state = captureFrozenState(t, {
+      deferInherited: forkOk && !tryUffd && !pc, ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill',
+      ...(hold ? { afterInjected: () => { late.flags = armed!.go(pid); } } : {}),
+    });
     semTaken = state;
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
@@ -288,9 +294,6 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (outran) warnings.push('the process wrote faster than its memory could be read while it ran: the checkpoint was taken again with a fork snapshot');
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');
     const frozenMaps = readMaps(pid).map((e) => toMappingState(pid, e, false));
-    // Held: its VmFlags are read while it is held, on a worker while this thread copies its pages;
-    // not earlier: the walk holds the mmap lock that captureFrozenState's injected mmap/munmap wait for.
-    if (hold) smaps = smapsAhead.readAhead(pid);
     phase('frozen', { pid });
 
     let memPid = pid;
@@ -349,7 +352,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (uffd || frozenCopy || forkedScan) {
       phase('details', { pid, snapshotPid: memPid });
       state.mappings = frozenMaps;
-      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state, smaps?.take());
+      // Held: the smaps walk goes on while the pages are copied; its flags are applied before the
+      // commit, or before the copy when a mapping only they can tell from device memory is there.
+      fillMappingDetails(pid, state.mappings, (a, b) => vmRead(pid, a, b), state, late.flags ? 'later' : undefined);
+      if (late.flags && state.mappings.some((m) => pagePolicy(m) !== 'none' && mayBeDeviceMemory(m))) {
+        applyVmFlags(state.mappings, late.flags.take());
+        late.flags = null;
+      }
     } else {
       captureMappings(state, memPid, (a, b) => vmRead(memPid, a, b));
       if (child) {
@@ -397,6 +406,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       frozenMs += disposeSnapshot(pid, child);
       clearPendingSnapshot(store.dir, pid, basics.startTime);
       child = null;
+    }
+    if (late.flags) {
+      applyVmFlags(state.mappings, late.flags.take());
+      late.flags = null;
     }
     phase('commit', { pid });
     if (how === 'all-threads' || hold) frozenMs += t.elapsedMs();
@@ -455,6 +468,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Checkpoint of process ${pid} failed: ${(e as Error).message}`);
   } finally {
+    armed?.cancel();
     closePreCopy(pc);
     closeUffdSnapshot(uffd);
     if (t && !killed && semTaken?.semUndo) putBackSemUndo(t, semTaken);

@@ -42,12 +42,16 @@ export function toMappingState(pid: number, e: MapEntry, withFile = true): Mappi
 }
 
 /** What the backing file looked like (for restore to refuse a changed file). */
+/** Mappings addFileStat found backed by a regular file (not saved: this capture's knowledge only). */
+const regularFiles = new WeakSet<MappingState>();
+
 export function addFileStat(pid: number, m: MappingState): void {
   if ((m.kind === 'file-private' || m.kind === 'file-shared') && m.inode !== 0) {
     try {
       // map_files works for deleted files too (needs the same privileges as ptrace).
       const st = statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, { bigint: true });
       m.file = { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString() };
+      if (st.isFile()) regularFiles.add(m);
     } catch {
       // unreadable: restore will check by path
     }
@@ -118,4 +122,18 @@ export function readable(m: MappingState): boolean {
  */
 export function hasContents(m: MappingState): boolean {
   return !m.vmFlags.includes('io') && !m.vmFlags.includes('pf');
+}
+
+/**
+ * Whether only its VmFlags can tell if a mapping is io/pfn memory (hasContents false): a driver's
+ * or a device's. The kernel's own kinds (anonymous memory, shmem, the vdso) and mappings of regular
+ * files (addFileStat) never are, so a held capture copies them before its smaps walk is done.
+ */
+export function mayBeDeviceMemory(m: MappingState): boolean {
+  switch (m.kind) {
+    case 'anon': case 'heap': case 'stack': case 'shared-anon': case 'vdso':
+      return false;
+    default:
+      return !regularFiles.has(m);
+  }
 }

@@ -11,8 +11,9 @@ import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState } from '../state/process-state';
 import { openPagemap, closePagemap, scanRanges, type PageRange } from '../proc';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { vmRead, openMem, memRead, closeFd, dataRanges } from '../native';
+import { openMem, closeFd, dataRanges } from '../native';
 import { hasContents, pagePolicy, readable } from './mappings';
+import { fusedRead, givePages } from './page-read';
 
 export interface PageCopyStats {
   pagesScanned: number;
@@ -89,12 +90,17 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
   const pmSelf = openPagemap(opts.memPid);
   const pmShared = opts.sharedPagemapPid === opts.memPid ? pmSelf : openPagemap(opts.sharedPagemapPid);
   let memFd = -1;
+  const read = fusedRead({ pid: opts.memPid, memFd: -1 });
+  let readMem: ReturnType<typeof fusedRead> = null;
   try {
     for (const m of mappings) {
       if (pagePolicy(m) === 'none' || !hasContents(m)) continue;
       if (m.perms[3] === 's' && copyObjectPages(writer, m, opts, stats, buffer)) continue;
       const forced = !readable(m);
-      if (forced && memFd < 0) memFd = openMem(opts.memPid);
+      if (forced && memFd < 0) {
+        memFd = openMem(opts.memPid);
+        readMem = fusedRead({ pid: opts.memPid, memFd });
+      }
       const pm = m.perms[3] === 's' ? pmShared : pmSelf;
       const ranges = scanRanges(pm, m.start, m.end, opts.useScan);
       for (const r of ranges) {
@@ -113,12 +119,10 @@ export function copyPages(writer: CheckpointWriter, mappings: MappingState[], op
         }
         for (let a = start; a < end; ) {
           const len = Number(end - a) > chunk ? chunk : Number(end - a);
-          const buf = buffer.subarray(0, len);
-          const n = forced ? memRead(memFd, a, buf) : vmRead(opts.memPid, a, buf);
+          const n = givePages(writer, { pid: opts.memPid, memFd: forced ? memFd : -1 }, forced ? readMem : read, buffer, a, len);
           if (n !== len) {
             throw new StasisError('PROCESS_GONE', `Could not read ${len} bytes at 0x${a.toString(16)} of process ${opts.memPid} (got ${n}): the process changed or exited during the capture. Nothing was saved.`);
           }
-          writer.addPages(a, buf);
           stats.bytesRead += len;
           a += BigInt(len);
           opts.onPages?.(stats.pagesScanned - Number((end - a) / BigInt(PAGE_SIZE)));

@@ -42,6 +42,7 @@ import { subtractIntervals, unionIntervals } from '../store/extents';
 import { pagePolicy, readable } from './mappings';
 import { createTargetUffd, registerWp, writeProtect, isWpMapping, UFFD_FEATURE } from './uffd';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
+import { fusedRead, givePages } from './page-read';
 
 const PAGE = BigInt(PAGE_SIZE);
 /** Stop the live rounds once this few pages are left to copy while frozen (~1 ms of reading). */
@@ -145,12 +146,12 @@ export function openPreCopy(pid: number, startTime: string, timeoutMs?: number):
 /** Reads [start, end) of the running target into the writer; returns the pages read (a range unmapped meanwhile ends the read early). */
 function readLive(pc: PreCopy, writer: CheckpointWriter, buffer: Buffer, start: bigint, end: bigint): number {
   let pages = 0;
+  const src = { pid: pc.pid, memFd: -1 };
+  const read = fusedRead(src);
   for (let a = start; a < end; ) {
     const len = Number(end - a) > buffer.length ? buffer.length : Number(end - a);
-    const n = vmRead(pc.pid, a, buffer.subarray(0, len));
-    const whole = Math.floor(Math.max(n, 0) / PAGE_SIZE) * PAGE_SIZE;
+    const whole = givePages(writer, src, read, buffer, a, len);
     if (whole > 0) {
-      writer.addPages(a, buffer.subarray(0, whole));
       pc.given.push({ vpn: Number(a / PAGE), count: whole / PAGE_SIZE });
       pages += whole / PAGE_SIZE;
     }

@@ -22,6 +22,7 @@ import { timerClockNow } from '../state/timer-clock';
 import { captureThread, pendingQueue, sigactionsProbe, brkProbe, timersProbe, runProbes, type Probe } from './threads';
 import { readMappings, addFileStat } from './mappings';
 import { captureChannels } from './channels';
+import { capturePtys } from './ptys';
 import { markSharedDescriptions } from './shared-fds';
 import { captureGhostFiles, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { captureEpollSources } from './epoll-sources';
@@ -37,12 +38,13 @@ function safe<T>(f: () => T, fallback: T): T {
 }
 
 /**
- * Everything but mappings, read while every thread is stopped. With `deferInherited`, what a fork
+ * Everything but mappings, read while every thread is stopped. `afterInjected` runs once the
+ * injected system calls are done (the rest reads /proc and descriptors). With `deferInherited`, what a fork
  * child inherits unchanged (handlers, brk, cmdline/environ, cwd/root, limits, auxv, personality,
  * exe) is left for `captureInherited` on the snapshot child, after the target runs again: less
  * downtime. Registers, signal state, fd positions and timers are always read here.
  */
-export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean } = {}): ProcessState {
+export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; ghostLimit?: number; semUndo?: boolean; ptySlavesHeld?: ReadonlySet<number>; afterInjected?: () => void } = {}): ProcessState {
   const pid = t.pid;
   const warnings: string[] = [];
   const stat = readStat(pid);
@@ -87,7 +89,11 @@ export function captureFrozenState(t: Tracee, opts: { deferInherited?: boolean; 
   const uts = captureNamespaces(pid, state);
   const processWide = [timersProbe(pid, timers, warnings), controlsProbe(pid, state), ...(mlockFuture ? [mlockFuture] : []), ...(uts ? [uts] : []), ...(opts.deferInherited ? [] : inheritedProbes(state, t))];
   state.threads = t.tids.map((tid) => captureThread(t, tid, warnings, tid === pid ? processWide : []));
+  // Nothing injected from here on (a --kill capture's SEM_UNDO aside): what must not wait behind
+  // the mmap lock the injected mmap takes (a held capture's smaps walk) may start now.
+  opts.afterInjected?.();
   captureChannels(pid, state.fds, warnings);
+  capturePtys(pid, state.fds, warnings, opts.ptySlavesHeld);
   markSharedDescriptions(pid, state.fds);
   markMqueues(pid, state.fds);
   captureGhostFiles(pid, state.fds, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, warnings);
@@ -170,19 +176,23 @@ export function captureMappings(state: ProcessState, memPid: number, read: (addr
   }
 }
 
+/** VmFlags from smaps entries onto the mappings of the same start, without the "uw" our own write-protect registration adds. */
+export function applyVmFlags(mappings: MappingState[], smaps: MapEntry[]): void {
+  const flags = new Map<bigint, string[]>();
+  for (const e of smaps) flags.set(e.start, e.vmFlags);
+  for (const m of mappings) m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
+}
+
 /**
  * For mappings listed while frozen (uffd-wp path): VmFlags from smaps (read after the resume, or
  * given: smaps-ahead.ts read while a held process's pages were copied; smaps walks page tables
  * and is too slow to read while frozen on this thread alone), the backing files' stat, and the
- * vdso fingerprint. The "uw" flag our own write-protect registration adds is left out.
+ * vdso fingerprint. 'later': the caller applies the VmFlags itself (applyVmFlags) once its
+ * smaps read is done, and until then copies only what mayBeDeviceMemory allows.
  */
-export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState, smaps: MapEntry[] = readSmaps(pid)): void {
-  const flags = new Map<bigint, string[]>();
-  for (const e of smaps) flags.set(e.start, e.vmFlags);
-  for (const m of mappings) {
-    m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
-    addFileStat(pid, m);
-  }
+export function fillMappingDetails(pid: number, mappings: MappingState[], read: (addr: bigint, buf: Buffer) => number, state: ProcessState, smaps: MapEntry[] | 'later' = readSmaps(pid)): void {
+  if (smaps !== 'later') applyVmFlags(mappings, smaps);
+  for (const m of mappings) addFileStat(pid, m);
   markSysvMappings(mappings);
   const vdso = mappings.find((m) => m.kind === 'vdso');
   if (vdso) {

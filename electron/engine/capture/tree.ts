@@ -22,7 +22,10 @@ import { captureFrozenState, captureMappings } from './state';
 import { putBackSemUndo } from './sem-undo';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
-import { peekQueued, savePipeBytes } from './channels';
+import { saveQueue, savePipeBytes } from './channels';
+import { InFlight } from './socket-queue';
+import { inFlightFds } from '../state/socket-queue';
+import { markTreePtys, ptySlavesHeld } from './ptys';
 import type { CheckpointOptions } from './index';
 
 const NR_KCMP = 312;
@@ -198,20 +201,50 @@ function markTreeSockets(members: Member[], warnings: string[]): number {
     for (const [side, other, hs] of [[ino, d.peer, list], [d.peer, ino, peers]] as const) {
       for (const h of hs) h.f.info = { ...(h.f.info ?? {}), treeSocket: key, unixPeer: other, unixType: d.type };
       const first = hs[0]!;
-      if (typeof first.f.info?.socketData === 'string') continue; // saved by the member's own capture
-      let pidfd = -1;
+      const saved = first.f.info ?? {};
+      if (typeof saved.socketData === 'string' || saved.socketQueue !== undefined || saved.queueRefused !== undefined) continue; // saved by the member's own capture
+      const peer = (side === ino ? peers : list)[0] ?? null;
+      const pidfds = new Map<number, number>();
+      const mine = members.find((m) => m.pid === first.pid)!;
+      const flight = new InFlight(first.pid, mine.state!.fds, members.filter((m) => m !== mine).map((m) => ({ pid: m.pid, fds: m.state!.fds })));
+      const pidOf = new Map<FdState, number>([[first.f, first.pid], ...(peer ? [[peer.f, peer.pid] as const] : [])]);
+      const take = (x: FdState): number => {
+        const copy = flight.copyOf(x);
+        if (copy !== undefined) return copy;
+        const pid = pidOf.get(x)!;
+        if (!pidfds.has(pid)) pidfds.set(pid, Number(syscall(SYS.pidfd_open, [BigInt(pid), 0n], 'pidfd_open')));
+        return Number(syscall(SYS.pidfd_getfd, [BigInt(pidfds.get(pid)!), BigInt(x.fd), 0n], `pidfd_getfd of fd ${x.fd} of ${pid}`));
+      };
       try {
-        pidfd = Number(syscall(SYS.pidfd_open, [BigInt(first.pid), 0n], 'pidfd_open'));
-        const data = peekQueued(pidfd, first.f, d.type, warnings);
-        if (data) first.f.info = { ...first.f.info, socketData: data.toString('base64') };
+        saveQueue(take, first.f, peer?.f ?? null, d.type, warnings, flight, null);
       } catch (e) {
         warnings.push(`socket:[${side}] between processes: the bytes waiting in it were not saved (${(e as Error).message})`);
       } finally {
-        if (pidfd >= 0) closeFd(pidfd);
+        for (const fd of pidfds.values()) closeFd(fd);
+        flight.close();
       }
     }
   }
+  markFlightHeldElsewhere(members);
   return pairs;
+}
+
+/**
+ * Descriptors in flight in a member's own socketpairs were compared (kcmp) with that member's
+ * descriptors only, and the copies are closed by now: one whose file another member holds as well
+ * may be one open file with it, which the restore would split in two. Marked info.sharedWith =
+ * "PID:FD" (the pre-flight refuses it, restore/queue-plan.ts), erring on the side of refusing.
+ */
+function markFlightHeldElsewhere(members: Member[]): void {
+  for (const m of members) {
+    for (const x of inFlightFds(m.state!.fds)) {
+      if (x.info?.treeChecked === true || x.kind === 'pipe' || x.kind === 'socket') continue;
+      for (const o of members) {
+        const g = o === m ? undefined : o.state!.fds.find((y) => y.target === x.target && y.dev === x.dev && y.inode === x.inode);
+        if (g) { x.info = { ...(x.info ?? {}), sharedWith: `${o.pid}:${g.fd}` }; break; }
+      }
+    }
+  }
 }
 
 function sameFile(a: number, fa: number, b: number, fb: number): boolean {
@@ -278,8 +311,9 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
     const warnings: string[] = [];
+    const slaves = ptySlavesHeld(members.map((m) => m.pid));
     for (const m of members) {
-      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill' });
+      const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill', ptySlavesHeld: slaves });
       if (m.stoppedBefore) state.stopped = true;
       const z = zombies.get(m.pid);
       if (z?.length) state.zombies = z;
@@ -290,6 +324,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     }
     markTreePipes(members, warnings);
     markTreeSockets(members, warnings);
+    markTreePtys(members.map((m) => m.state!));
     markTreeShared(members);
     opts.onPhase?.('frozen', { pid });
     cancelled();

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
-import { firstMismatch } from '../store/hash';
+import { pagesMismatch } from '../store/hash';
 import { STREAM_LAYOUT, type StreamExport } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import type { Store } from '../store/api';
@@ -183,7 +183,7 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       const n = f.data.length / PAGE;
       if (f.data.length % PAGE || n > RUN || got + n > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');
       const hashOf = (k: number): Buffer => hashes.subarray(wanted[got + k]! * HASH, (wanted[got + k]! + 1) * HASH);
-      const badAt = firstMismatch(f.data, n, hashOf, digests);
+      const badAt = pagesMismatch(f.data, n, hashOf, digests);
       if (badAt >= 0) {
         // What arrived before it in this frame is good: kept to resume from.
         if (spoolError === null && badAt > 0) { try { spool.append(entriesOf(f.data, badAt, hashOf)); } catch { /* the next attempt asks again */ } }

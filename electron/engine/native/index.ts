@@ -11,3 +11,4 @@ export * from './sys';
 export * from './spawn';
 export * from './probe';
 export * from './uffd';
+export * from './syscall-loop';

@@ -1,8 +1,9 @@
 /**
  * How each saved file descriptor comes back: reopened from its path, redirected (ttys and pipes that
  * no longer exist go to the user's log file, stdin to /dev/null), or rebuilt (eventfd, signalfd,
- * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, and TCP/UDP
- * sockets that are not connections: socket-plan.ts). One decision
+ * timerfd, epoll, inotify, pipes and UNIX socketpairs whose both ends the process held, TCP/UDP
+ * sockets that are not connections: socket-plan.ts, and pseudo-terminal pairs the program made:
+ * ptys.ts). One decision
  * shared by pre-flight (which reports it) and the fds restore step (which executes it). Reads only
  * (stat, and O_PATH opens of inotify file handles); must never change anything.
  */
@@ -13,6 +14,9 @@ import { planGhost } from './ghost-plan';
 import { mqueueInode } from '../state/mqueue';
 import { planEpoll } from './epoll-plan';
 import { planSocket, type SocketAction } from './socket-plan';
+import { planQueue, type PairOptions } from './queue-plan';
+import type { OutMessage } from './socket-queue';
+import type { PtyInfo } from '../state/pty';
 
 export interface RedirectOptions {
   stdin?: string;
@@ -49,8 +53,17 @@ export type FdAction =
   | { fd: number; action: 'inotify'; watches: { wd: number; mask: number; path: string }[]; flags: number; cloexec: boolean; dropped?: string[] }
   /** One end of a pipe whose both ends the process holds: recreated, with the bytes that were waiting in it. */
   | { fd: number; action: 'pipe'; pipe: string; end: 'read' | 'write'; flags: number; cloexec: boolean; data: Buffer | null; size?: number }
-  /** One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data: what waited to be read from it. */
-  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null }
+  /**
+   * One end (side: its socket inode) of a UNIX socketpair whose both ends the process holds; data:
+   * the bytes that waited to be read from it (a stream without descriptors in flight), queue: the
+   * messages (each sent again on its own, with the descriptors in flight at their spare numbers);
+   * passcred: SO_PASSCRED was on; options: buffer sizes and peek offset (set again once the messages are in).
+   */
+  | { fd: number; action: 'socketpair'; pair: string; side: number; peer: number; type: number; flags: number; cloexec: boolean; data: Buffer | null; queue?: OutMessage[]; passcred?: boolean; options?: PairOptions }
+  /** The master of a pseudo-terminal pair the program made (restore/ptys.ts): made again as `pty` says. */
+  | { fd: number; action: 'pty-master'; index: number; pty: PtyInfo; flags: number; cloexec: boolean; note: string }
+  /** A slave side of such a pair (its /dev/pts number at the checkpoint): opened from the new master. */
+  | { fd: number; action: 'pty-slave'; index: number; flags: number; cloexec: boolean; note: string }
   | SocketAction
   | { fd: number; action: 'refuse'; reason: string; fix: string };
 
@@ -84,7 +97,6 @@ function timespecField(v: unknown): bigint {
 const TERMINAL = /^\/dev\/(pts\/\d+|tty\w*|console)$/;
 
 /** `all`: every descriptor of the checkpoint (epoll needs to know which watched ones exist). */
-const SOCK_DGRAM = 2;
 
 export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] = [f]): FdAction {
   const cloexec = f.cloexec;
@@ -97,6 +109,10 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     const path = outputPathFor(f.fd, r);
     return { fd: f.fd, action: 'redirect', path, flags: O_WRONLY | O_CREAT | O_APPEND | (f.flags & O_NONBLOCK), cloexec, note: `${why}; output goes to ${path}` };
   };
+  // Before --attach: this slave's master is in the checkpoint, so it belongs to the program's own pair.
+  if (typeof f.info?.ptySlave === 'number') {
+    return { fd: f.fd, action: 'pty-slave', index: f.info.ptySlave, flags: reopenFlags & ~O_LARGEFILE, cloexec, note: `${f.target} comes back as the slave side of the pair made again (another number: ttyname() differs)` };
+  }
   if (r.tty && (f.kind === 'tty' || (f.kind === 'chr' && TERMINAL.test(f.target)))) {
     // Never its controlling terminal by accident: the terminal already belongs to the CLI's session.
     return { fd: f.fd, action: 'open', path: r.tty, flags: reopenFlags | O_NOCTTY, pos: 0n, cloexec, note: `${f.target} is attached to ${r.tty}` };
@@ -108,16 +124,7 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
     case 'chr':
     case 'blk': {
       if (f.kind === 'chr' && TERMINAL.test(f.target)) return redirect(`${f.target} is a terminal`);
-      if (f.kind === 'chr' && f.target === '/dev/ptmx') {
-        // Opening /dev/ptmx makes a new pseudo-terminal pair: the program's other side (its
-        // /dev/pts/N, held here or by a child) would no longer be connected to it.
-        const slaves = [...new Set(all.filter((x) => /^\/dev\/pts\/\d+$/.test(x.target)).map((x) => x.target))];
-        return {
-          fd: f.fd, action: 'refuse',
-          reason: `fd ${f.fd} is the master side of a pseudo-terminal the program made (/dev/ptmx${slaves.length ? `; it also holds ${slaves.join(', ')}` : ''}): opening /dev/ptmx again would make another terminal pair, cut off from the program's other side`,
-          fix: 'Checkpoint the program when it has closed its pseudo-terminal (as script, tmux or expect hold one); restoring a pseudo-terminal pair is not supported yet.',
-        };
-      }
+      if (f.kind === 'chr' && f.target === '/dev/ptmx') return planPtyMaster(f, all, reopenFlags & ~O_LARGEFILE);
       let st;
       try { st = statSync(f.target, { bigint: true }); } catch (_e) {
         return { fd: f.fd, action: 'refuse', reason: `fd ${f.fd}: ${f.target} no longer exists`, fix: `Put the file back at ${f.target}, or restore an earlier checkpoint.` };
@@ -165,28 +172,20 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
       const ticks = /^\d+$/.test(String(f.info?.ticks ?? '').trim()) ? BigInt(String(f.info?.ticks).trim()) : 0n;
       return { fd: f.fd, action: 'timerfd', clockid, valueNs: timespecField(f.info?.value), intervalNs: timespecField(f.info?.interval), ticks, flags: f.flags & O_NONBLOCK, cloexec };
     }
+    // Watches name the process's own descriptor numbers: never one of the spare numbers of descriptors in flight.
     case 'epoll':
-      return planEpoll(f, all, (x) => planFd(x, r, all));
+      return planEpoll(f, all.filter((x) => x.info?.inFlight !== true), (x) => planFd(x, r, all));
     case 'inotify':
-      return planInotify(f, all, (x) => planFd(x, r, all));
+      return planInotify(f, all.filter((x) => x.info?.inFlight !== true), (x) => planFd(x, r, all));
     case 'socket': {
       const ino = socketInode(f);
       const peer = Number(f.info?.unixPeer ?? 0);
       const type = Number(f.info?.unixType ?? 0);
       if (ino !== 0 && peer !== 0 && all.some((x) => x.kind === 'socket' && x.target === `socket:[${peer}]` && Number(x.info?.unixPeer ?? 0) === ino)) {
-        // What capture could not save of what waited in it: a restore without it would not be exact.
-        const lost = all.find((x) => x.target === f.target && (x.info?.controlInFlight === true || typeof x.info?.lostMessages === 'number'));
-        if (lost) {
-          return {
-            fd: f.fd, action: 'refuse',
-            reason: lost.info?.controlInFlight === true
-              ? `fd ${f.fd} (${f.target}) of a UNIX socketpair had messages waiting that carry descriptors or credentials (SCM_RIGHTS, SCM_CREDENTIALS), which Stasis cannot save: they would come back without them`
-              : `fd ${f.fd} (${f.target}) of a UNIX ${type === SOCK_DGRAM ? 'datagram' : 'seqpacket'} socketpair had messages waiting (the next one ${String(lost.info?.lostMessages)} bytes), which Stasis saves only for stream sockets: they would be lost`,
-            fix: 'Checkpoint the program when those messages have been read.',
-          };
-        }
-        const data = all.filter((x) => x.target === f.target).map((x) => x.info?.socketData).find((d): d is string => typeof d === 'string');
-        return { fd: f.fd, action: 'socketpair', pair: `${Math.min(ino, peer)}-${Math.max(ino, peer)}`, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, data: data ? Buffer.from(data, 'base64') : null };
+        const pair = `${Math.min(ino, peer)}-${Math.max(ino, peer)}`;
+        const queued = planQueue(f, all, (x) => planFd(x, r, all), type);
+        if ('reason' in queued) return { fd: f.fd, action: 'refuse', reason: queued.reason, fix: queued.fix };
+        return { fd: f.fd, action: 'socketpair', pair, side: ino, peer, type, flags: f.flags & O_NONBLOCK, cloexec, ...queued };
       }
       const remade = planSocket(f, f.flags & O_NONBLOCK, cloexec);
       if (remade) return remade;
@@ -205,12 +204,34 @@ export function planFd(f: FdState, r: RedirectOptions, all: readonly FdState[] =
   }
 }
 
+/**
+ * A pseudo-terminal master the program made: made again from what capture saved (capture/ptys.ts),
+ * unless that is missing (a checkpoint from before, or unreadable) or could not be saved exactly
+ * (PtyInfo.error: bytes waiting in packet mode, a line holding a line-ending character as data).
+ */
+function planPtyMaster(f: FdState, all: readonly FdState[], flags: number): FdAction {
+  const p = f.info?.pty as Partial<PtyInfo> | undefined;
+  const slaves = [...new Set(all.filter((x) => /^\/dev\/pts\/\d+$/.test(x.target)).map((x) => x.target))];
+  const what = `fd ${f.fd} is the master side of a pseudo-terminal the program made (/dev/ptmx${typeof p?.index === 'number' ? `, /dev/pts/${p.index}` : ''}${slaves.length ? `; it also holds ${slaves.join(', ')}` : ''})`;
+  const refuse = (why: string, fix: string): FdAction => ({ fd: f.fd, action: 'refuse', reason: `${what}: ${why}`, fix });
+  if (!p || typeof p.index !== 'number' || typeof p.termios !== 'string') {
+    return refuse(p?.error ?? 'the checkpoint holds nothing of it (made by an older Stasis): opening /dev/ptmx again would make another terminal pair, cut off from the program\'s other side',
+      'Checkpoint the program again with this Stasis version, or when it has closed its pseudo-terminal.');
+  }
+  if (p.error) return refuse(p.error, p.fix ?? 'Checkpoint the program again when that has changed.');
+  const queued = [p.toMaster ? `${Buffer.from(p.toMaster, 'base64').length} bytes for the master` : '', p.toSlave ? `${Buffer.from(p.toSlave, 'base64').length} bytes for the slave side` : ''].filter(Boolean);
+  return {
+    fd: f.fd, action: 'pty-master', index: p.index, pty: p as PtyInfo, flags, cloexec: f.cloexec,
+    note: `pseudo-terminal /dev/pts/${p.index} is made again with its settings${queued.length ? ` and the ${queued.join(' and ')} that waited` : ''} (another number: ttyname() differs)`,
+  };
+}
+
 /** What capture found out about a socket that is not a socketpair (capture/channels.ts), in words. */
 function describeSocket(f: FdState): string {
   const d = f.info?.socket as { domain?: number; type?: number; protocol?: number; listening?: boolean } | undefined;
   if (!d) return 'a socket connected outside the process';
   const family = ({ 1: 'UNIX', 2: 'IPv4', 10: 'IPv6', 16: 'netlink', 17: 'packet' } as Record<number, string>)[d.domain ?? -1] ?? `family ${d.domain}`;
-  const kind = d.domain === 1 ? (d.type === 2 ? 'datagram' : 'stream')
+  const kind = d.domain === 1 ? (d.type === 2 ? 'datagram' : d.type === 5 ? 'seqpacket' : 'stream')
     : d.protocol === 6 ? 'TCP' : d.protocol === 17 ? 'UDP' : d.protocol === 1 || d.protocol === 58 ? 'ICMP (ping)' : d.type === 3 ? 'raw' : `type ${d.type}`;
   if (d.listening) return `a listening ${kind} socket (${family})`;
   return d.domain === 1 ? `a UNIX ${kind} socket connected to another process` : `${kind.startsWith('ICMP') ? 'an' : 'a'} ${kind} socket (${family})`;

@@ -10,10 +10,13 @@ import { socketInode, type FdState, type ProcessState } from '../state/process-s
 import type { Remote } from './remote';
 import { O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY, planFd, type FdAction, type RedirectOptions } from './fd-plan';
 import { reusesWhileBinding } from './socket-plan';
+import { sendQueue, setPairOptions, setPasscred } from './socket-queue';
+import { inFlightFds, socketQueue } from '../state/socket-queue';
 import { NR } from './sysno';
 import { GhostFiles } from './ghost-files';
 import { remapMemfds } from './memfd-maps';
 import { elapsedSince, isWallClock, timerAfter } from '../state/timer-clock';
+import { openSlave, placePtyMasters } from './ptys';
 
 const SEEK_SET = 0;
 const EFD_SEMAPHORE = 1;
@@ -47,6 +50,9 @@ function recreateChannel(r: Remote, ends: ChannelEnd[], above: number): void {
   const fds: [bigint, bigint] = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))];
   // Which of the two new descriptors each saved end becomes, and where its waiting bytes are written.
   const sideOf = (e: ChannelEnd): 0 | 1 => (e.action === 'pipe' ? (e.end === 'read' ? 0 : 1) : e.side <= e.peer ? 0 : 1);
+  for (const side of [0, 1] as const) {
+    if (ends.some((e) => e.action === 'socketpair' && sideOf(e) === side && e.passcred)) setPasscred(r, fds[side], `${name}`);
+  }
   const size = first.action === 'pipe' ? ends.map((e) => (e.action === 'pipe' ? e.size : undefined)).find((n) => n !== undefined) : undefined;
   if (size !== undefined) r.call(NR.fcntl, [fds[1], F_SETPIPE_SZ, BigInt(size)], `setting the capacity of ${name} to ${size} bytes`);
   for (const side of [0, 1] as const) {
@@ -224,6 +230,14 @@ export function parkSharedFiles(r: Remote, groups: { key: string; first: FdState
         parked.set(`shared:${g.key}`, next++);
         continue;
       }
+      if (a.action === 'pty-slave' && parked.has(`pty:${a.index}`)) {
+        // A slave side several members share (a shell's stdio and its commands'): one description from the parked master.
+        const got = openSlave(r, BigInt(parked.get(`pty:${a.index}`)!), a.flags, `/dev/pts/${a.index} (shared by several processes)`);
+        r.call(NR.dup3, [got, BigInt(next), 0n], `parking /dev/pts/${a.index}`);
+        r.raw(NR.close, [got]);
+        parked.set(`shared:${g.key}`, next++);
+        continue;
+      }
       if (a.action !== 'open' && a.action !== 'redirect' && a.action !== 'ghost') continue;
       r.resetScratch();
       const path = a.action === 'ghost' ? ghosts.pathFor(a) : a.path;
@@ -244,7 +258,8 @@ export interface TreeSocketPair { key: string; type: number; sides: [{ ino: numb
 
 /**
  * In the root of a tree restore, before any fork: one socketpair per pair between members, the
- * bytes that waited at each end written into the other one, each end parked (key `sock:INO`) with
+ * bytes or messages that waited at each end sent into the other one (files in flight opened to be
+ * sent with theirs), each end parked (key `sock:INO`) with
  * the saved O_NONBLOCK of its first descriptor. Adds to `parked`; returns the next free number.
  */
 export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], from: number, parked: ParkedFds): number {
@@ -257,6 +272,24 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
     r.read(pairAddr, got);
     const fds = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))] as const;
     p.sides.forEach((side, i) => {
+      if (side.fds.some((f) => f.info?.socketPasscred === true)) setPasscred(r, fds[i]!, `socketpair ${p.key}`);
+    });
+    p.sides.forEach((side, i) => {
+      // Messages one by one (their boundaries); the pre-flight refused descriptors or credentials in flight here.
+      const queue = side.fds.map(socketQueue).find((q) => q !== undefined);
+      if (queue) {
+        // Files in flight opened here, at their offsets, for as long as their messages are sent.
+        const opened: bigint[] = [];
+        try {
+          const out = queue.map((m) => ({ data: Buffer.from(m.data, 'base64'), fds: (m.fds ?? []).map((x) => Number(openInFlight(r, x, p.key, opened))) }));
+          r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on socketpair ${p.key} while its messages are sent`);
+          sendQueue(r, fds[1 - i]!, out, `socketpair ${p.key}`);
+          r.call(NR.fcntl, [fds[1 - i]!, F_SETFL, 0n], `blocking mode of socketpair ${p.key}`);
+        } finally {
+          for (const fd of opened) r.raw(NR.close, [fd]);
+        }
+        return;
+      }
       const data = side.fds.map((f) => f.info?.socketData).find((d): d is string => typeof d === 'string');
       const bytes = data ? Buffer.from(data, 'base64') : Buffer.alloc(0);
       for (let o = 0; o < bytes.length; o += CHUNK) {
@@ -267,6 +300,8 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
       }
     });
     p.sides.forEach((side, i) => {
+      const o = side.fds.map((f) => f.info?.socketOptions as Parameters<typeof setPairOptions>[2] | undefined).find((x) => x !== undefined);
+      if (o) setPairOptions(r, fds[i]!, o, `socket:[${side.ino}]`);
       const at = r.call(NR.dup3, [fds[i]!, BigInt(next), 0n], `parking socketpair ${p.key}`);
       const flags = (side.fds[0]?.flags ?? 0) & O_NONBLOCK;
       if (flags) r.call(NR.fcntl, [at, F_SETFL, BigInt(flags)], `O_NONBLOCK on socket:[${side.ino}]`);
@@ -275,6 +310,20 @@ export function parkTreeSockets(r: Remote, pairs: readonly TreeSocketPair[], fro
     for (const fd of fds) r.raw(NR.close, [fd]);
   }
   return next;
+}
+
+/** A file in flight on a socketpair between members, opened in the root as planned (pre-flight: treeQueueRefusal). */
+function openInFlight(r: Remote, x: FdState, key: string, opened: bigint[]): bigint {
+  const a = planFd(x, { log: '/dev/null' }, [x]);
+  if (a.action !== 'open') throw new StasisError('INTERNAL', `A descriptor in flight on socketpair ${key} (${x.target}) cannot be opened to be sent again.`);
+  r.resetScratch();
+  const fd = r.call(NR.open, [r.putString(a.path), BigInt(a.flags | O_CLOEXEC), 0n], `opening ${a.path} (in flight on socketpair ${key})`);
+  opened.push(fd);
+  if (a.pos !== 0n) {
+    const pos = r.raw(NR.lseek, [fd, a.pos, BigInt(SEEK_SET)]);
+    if (pos < 0n && x.kind === 'file') throw new StasisError('INTERNAL', `Could not restore the position ${a.pos} of ${a.path} (in flight on socketpair ${key}): errno ${-pos}.`);
+  }
+  return fd;
 }
 
 const TIOCSPGRP = 0x5410n;
@@ -339,7 +388,7 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
   return parked;
 }
 
-const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'socket']);
+const SHAREABLE = new Set<FdAction['action']>(['open', 'ghost', 'mqueue', 'eventfd', 'signalfd', 'timerfd', 'epoll', 'inotify', 'socket', 'pty-slave']);
 
 export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOptions, parked?: ParkedFds): void {
   const ghosts = new GhostFiles();
@@ -350,9 +399,39 @@ export function restoreFds(r: Remote, state: ProcessState, redirect: RedirectOpt
   }
 }
 
+/**
+ * The messages that waited in the socketpairs made again here (`made`: their pair keys), each
+ * queue sent from a descriptor of the other end, made non-blocking while it is sent (a queue that
+ * does not fit fails the restore instead of hanging it), then given its saved O_NONBLOCK again;
+ * then each end's buffer sizes and peek offset.
+ */
+function sendQueues(r: Remote, plans: ReadonlyMap<number, FdAction>, made: ReadonlySet<string>): void {
+  const ends = [...plans.values()].filter((x): x is Extract<FdAction, { action: 'socketpair' }> => x.action === 'socketpair' && made.has(x.pair));
+  const sent = new Set<number>();
+  for (const a of ends) {
+    if (!a.queue?.length || sent.has(a.side)) continue;
+    sent.add(a.side);
+    const from = ends.find((x) => x.side === a.peer);
+    if (!from) throw new StasisError('INTERNAL', `No descriptor of the other end of socketpair ${a.pair} to send its ${a.queue.length} waiting messages from.`);
+    const fd = BigInt(from.fd);
+    r.call(NR.fcntl, [fd, F_SETFL, BigInt(O_NONBLOCK)], `O_NONBLOCK on fd ${from.fd} while the messages of socketpair ${a.pair} are sent`);
+    sendQueue(r, fd, a.queue, `socketpair ${a.pair} (to fd ${a.fd})`);
+    r.call(NR.fcntl, [fd, F_SETFL, BigInt(from.flags)], `O_NONBLOCK on fd ${from.fd}`);
+  }
+  const set = new Set<number>();
+  for (const a of ends) {
+    if (!a.options || set.has(a.side)) continue;
+    set.add(a.side);
+    setPairOptions(r, BigInt(a.fd), a.options, `fd ${a.fd} (socketpair ${a.pair})`);
+  }
+}
+
 function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, ghosts: GhostFiles, parked: ParkedFds | undefined): void {
   const elapsed = elapsedSince(state.timers.clock);
-  const sorted = [...state.fds].sort((a, b) => a.fd - b.fd);
+  // Descriptors in flight in socketpairs are made at spare numbers like any other, then sent and closed.
+  const flight = inFlightFds(state.fds);
+  const every = [...state.fds, ...flight];
+  const sorted = [...every].sort((a, b) => a.fd - b.fd);
   const epolls: Extract<FdAction, { action: 'epoll' }>[] = [];
   const inotifies: Extract<FdAction, { action: 'inotify' }>[] = [];
   const above = (sorted.at(-1)?.fd ?? 2) + 1;
@@ -360,7 +439,9 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
   const channelOf = (x: FdAction): string | null => (x.action === 'pipe' ? x.pipe : x.action === 'socketpair' ? x.pair : null);
   // Planned once: a channel or a shared description looks at other fds' plans, and an epoll set's
   // plan looks at every watched fd (999 watches among 1400 fds took 12 s when re-planned each time).
-  const plans = new Map(state.fds.map((x) => [x.fd, planFd(x, redirect, state.fds)]));
+  const plans = new Map(every.map((x) => [x.fd, planFd(x, redirect, every)]));
+  // Pseudo-terminal masters first, at their numbers: the slave sides are opened from them.
+  const ptyMasters = placePtyMasters(r, plans.values(), parked);
   for (const f of sorted) {
     const inherited = f.kind === 'pipe' && f.info?.treePipe === true ? parked?.get(parkedKey(f))
       : f.kind === 'socket' && typeof f.info?.treeSocket === 'string' ? parked?.get(`sock:${socketInode(f)}`)
@@ -372,7 +453,9 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       continue;
     }
     const a = plans.get(f.fd)!;
+    if (a.action === 'pty-master') continue;
     if (a.action === 'pipe' || a.action === 'socketpair') {
+      // Messages (and descriptors in flight with them) are sent once every descriptor is in place: below.
       const channel = channelOf(a)!;
       // The whole channel at its first descriptor: its other numbers are then taken for good.
       if (!channelsDone.has(channel)) {
@@ -385,7 +468,7 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
     // One open file description held by several fds: recreated at the lowest, dup'ed to the others
     // so that they keep sharing offset and status flags. Redirected and refused fds stay apart.
     if (f.sharesWith !== undefined && SHAREABLE.has(a.action)) {
-      const src = state.fds.find((x) => x.fd === f.sharesWith);
+      const src = every.find((x) => x.fd === f.sharesWith);
       if (src && plans.get(src.fd)?.action === a.action) {
         r.call(NR.dup3, [BigInt(src.fd), BigInt(a.fd), BigInt(a.action !== 'refuse' && a.cloexec ? O_CLOEXEC : 0)], `dup3 fd ${src.fd} to fd ${a.fd} (one open file description)`);
         continue;
@@ -455,6 +538,13 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       case 'socket':
         got = makeSocket(r, a, cloexec);
         break;
+      case 'pty-slave': {
+        const m = ptyMasters.get(a.index);
+        if (m === undefined) throw new StasisError('INTERNAL', `fd ${a.fd}: the master of /dev/pts/${a.index} was not made again.`);
+        got = openSlave(r, BigInt(m), a.flags, `/dev/pts/${a.index} for fd ${a.fd}`);
+        if (!a.cloexec && got === BigInt(a.fd)) r.call(NR.fcntl, [got, 2n /* F_SETFD */, 0n], `close-on-exec bit of fd ${a.fd}`);
+        break;
+      }
     }
     if (got !== BigInt(a.fd)) {
       r.call(NR.dup3, [got, BigInt(a.fd), cloexec], `dup3 to fd ${a.fd}`);
@@ -465,6 +555,8 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
       if (pos < 0n && (f.kind === 'file' || a.action === 'ghost')) throw new StasisError('INTERNAL', `Could not restore the position ${a.pos} of fd ${a.fd} (${a.action === 'open' ? a.path : f.target}): errno ${-pos}.`);
     }
   }
+  sendQueues(r, plans, channelsDone);
+  for (const x of flight) r.raw(NR.close, [BigInt(x.fd)]);
   // Watches last: every watched descriptor (a recreated deleted file, a watched fd) exists by now.
   for (const a of inotifies) addWatches(r, BigInt(a.fd), a.watches, a.fd);
   const saved = new Map(state.fds.map((x) => [x.fd, x]));

@@ -24,15 +24,18 @@ export function setFsState(r: Remote, state: ProcessState, opts: { session?: boo
   // A session (or process-group) leader leads its own again; otherwise it stays in the engine's.
   if (opts.session !== false) setLeadership(r, state);
   restoreUtsNamespace(r, state);
-  if (state.root && state.root !== '/') r.call(NR.chroot, [r.putString(state.root)], `chroot(${state.root})`);
-  r.call(NR.chdir, [r.putString(state.cwd)], `chdir(${state.cwd})`);
-  r.call(NR.umask, [BigInt(state.umask)], 'umask');
-  r.call(NR.personality, [BigInt(state.personality >>> 0)], 'personality');
+  r.resetScratch();
+  // One batch, in this order (chroot before chdir): one trip through the new process, not ~20.
+  const calls: { nr: number; args: bigint[]; what: string }[] = [];
+  if (state.root && state.root !== '/') calls.push({ nr: NR.chroot, args: [r.putString(state.root)], what: `chroot(${state.root})` });
+  calls.push({ nr: NR.chdir, args: [r.putString(state.cwd)], what: `chdir(${state.cwd})` });
+  calls.push({ nr: NR.umask, args: [BigInt(state.umask)], what: 'umask' });
+  calls.push({ nr: NR.personality, args: [BigInt(state.personality >>> 0)], what: 'personality' });
   for (const l of state.rlimits) {
-    r.resetScratch();
     const b = Buffer.alloc(16);
     b.writeBigUInt64LE(l.cur < 0n ? RLIM_INFINITY : BigInt.asUintN(64, l.cur), 0);
     b.writeBigUInt64LE(l.max < 0n ? RLIM_INFINITY : BigInt.asUintN(64, l.max), 8);
-    r.call(NR.prlimit64, [0n, BigInt(l.resource), r.put(b), 0n], `setting RLIMIT_${RLIMIT_NAMES[l.resource] ?? l.resource}`);
+    calls.push({ nr: NR.prlimit64, args: [0n, BigInt(l.resource), r.put(b), 0n], what: `setting RLIMIT_${RLIMIT_NAMES[l.resource] ?? l.resource}` });
   }
+  r.callAll(calls);
 }

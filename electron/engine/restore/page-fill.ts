@@ -33,6 +33,9 @@ export class PageFill {
   /** Time spent copying, for the restore's step report. */
   ms = 0;
 
+  /** Called after each batch is in the process (the restore's progress: most of its time is spent here, not in handing out pages). */
+  onFlushed: (() => void) | null = null;
+
   /** threads: how many copy at once with the addon (default: the cores, at most 4); STASIS_RESTORE_THREADS overrides. */
   constructor(private readonly r: Remote, private readonly uffd: UffdFill | null, private readonly threads = fillThreads()) {}
 
@@ -66,6 +69,7 @@ export class PageFill {
       for (const fd of fds) fs.closeSync(fd);
       this.ms += performance.now() - t0;
     }
+    this.onFlushed?.();
   }
 
   private runNative(jobs: Job[], paths: string[], fds: number[]): void {

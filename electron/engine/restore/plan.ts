@@ -9,6 +9,7 @@ import { aliasFor } from './shared-aliases';
 import { adviceFor, type VmaAdvice } from './vma-advice';
 import { attachesLive } from '../state/sysv-shm';
 import { shmObjectKey } from './tree-shm';
+import { SYSCALL_LOOP } from '../native/syscall-loop';
 
 const SHM_RDONLY = 0o10000, SHM_EXEC = 0o100000;
 
@@ -20,7 +21,12 @@ export const TASK_SIZE = 0x7ffffffff000n;
 export const PAGE = 4096n;
 /** Trampoline: page 0 holds `syscall; int3`, the rest is scratch memory for syscall arguments. */
 export const TRAMPOLINE_SIZE = 16n * PAGE;
-export const TRAMPOLINE_CODE = Buffer.from([0x0f, 0x05, 0xcc]);
+/**
+ * At 0: `syscall; int3`, the single-stepped call. At TRAMPOLINE_LOOP: native/syscall-loop.ts's
+ * loop, for batches of calls (Remote.batch).
+ */
+export const TRAMPOLINE_LOOP = 8n;
+export const TRAMPOLINE_CODE = Buffer.concat([Buffer.from([0x0f, 0x05, 0xcc, 0x90, 0x90, 0x90, 0x90, 0x90]), SYSCALL_LOOP]);
 export const SCRATCH_OFFSET = 64n;
 
 export const SPECIAL_KINDS = ['vvar', 'vvar_vclock', 'vdso'] as const;

@@ -8,6 +8,8 @@ import { cpusOf, parseCpuList } from '../state/sched-attrs';
 import { deletedExeMapping, type ProcessState } from '../state/process-state';
 import { checkCredentials } from './creds';
 import { planFd, type RedirectOptions } from './fd-plan';
+import { treeQueueRefusal } from './queue-plan';
+import { withInFlight } from '../state/socket-queue';
 import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, hasCap, hostFacts, type HostFacts } from './host-facts';
 import { TASK_SIZE, isSpecial } from './plan';
 import { sharedAliases } from './shared-aliases';
@@ -153,19 +155,24 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
   const fdRefusals: string[] = [];
   const fdFixes = new Set<string>();
   const fdNotes: string[] = [];
+  const every = withInFlight(state.fds);
   for (const f of state.fds) {
     // A pipe or socketpair to another process of a tree checkpoint: the tree restore reattaches it (restore/tree.ts).
     if ((f.kind === 'pipe' && f.info?.treePipe === true) || (f.kind === 'socket' && typeof f.info?.treeSocket === 'string')) {
-      fdNotes.push(`fd ${f.fd}: ${f.target} is reattached to the other processes of the tree that hold it`);
+      const refused = f.kind === 'socket' ? treeQueueRefusal(f, every, (x) => planFd(x, redirect, every)) : null;
+      if (refused) {
+        fdRefusals.push(refused.reason);
+        fdFixes.add(refused.fix);
+      } else fdNotes.push(`fd ${f.fd}: ${f.target} is reattached to the other processes of the tree that hold it`);
       continue;
     }
-    const a = planFd(f, redirect, state.fds);
+    const a = planFd(f, redirect, every);
     if (a.action === 'refuse') {
       fdRefusals.push(a.reason);
       fdFixes.add(a.fix);
     }
     else if (a.action === 'redirect') fdNotes.push(`fd ${a.fd}: ${a.note}`);
-    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost' || a.action === 'socket') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
+    else if ((a.action === 'open' || a.action === 'fifo' || a.action === 'ghost' || a.action === 'socket' || a.action === 'pty-master' || a.action === 'pty-slave') && a.note) fdNotes.push(`fd ${a.fd}: ${a.note}`);
     else if ((a.action === 'epoll' || a.action === 'inotify') && a.dropped) fdNotes.push(`fd ${a.fd} (${a.action}): ${a.dropped.join('; ')}`);
   }
   items.push(item('fds', 'File descriptors reopenable', fdRefusals.length === 0,

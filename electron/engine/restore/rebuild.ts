@@ -24,6 +24,7 @@ import { restoreThreadState } from './thread-state';
 import { dropTrampoline, setRegisters } from './registers';
 import { createThreads, mainThread, type ThreadMap } from './threads';
 import type { RedirectOptions } from './fd-plan';
+import { claimOwnPty } from './ptys';
 
 /** The options of a restore this module reads (RestoreOptions in index.ts). */
 interface StepOptions { signal?: AbortSignal }
@@ -32,13 +33,11 @@ export function throwIfCancelled(signal: AbortSignal | undefined, id: number): v
   if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
 }
 
-/** Page runs from the store, with a cancellation check between runs (the longest step) and the pages handed out so far. */
-export function* cancellable<T extends { pages: number }>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number, onPages?: (pages: number) => void): Generator<T> {
-  let pages = 0;
+/** Page runs from the store, with a cancellation check between runs (the longest step). */
+export function* cancellable<T extends { pages: number }>(runs: Iterable<T>, signal: AbortSignal | undefined, id: number): Generator<T> {
   for (const run of runs) {
     throwIfCancelled(signal, id);
     yield run;
-    onPages?.(pages += run.pages);
   }
 }
 
@@ -91,7 +90,7 @@ export function rebuildMemory(step: StepFn, r: Remote, plan: RestorePlan, ctx: R
   step('memory contents', () => {
     // The checkpoint's size says how many pages the store will hand out (zero runs included).
     const pages = Math.ceil((store.get(id)?.stats.logicalBytes ?? 0) / 4096);
-    const w = writePages(r, plan, cancellable(store.materializeLocated(id), opts.signal, id, (n) => ctx.report?.(n, pages)));
+    const w = writePages(r, plan, cancellable(store.materializeLocated(id), opts.signal, id), { onWritten: (n) => ctx.report?.(n, pages) });
     bytesWritten = w.bytes;
     writeMs = w.writeMs;
     if (seal) sealProtections(r, plan);
@@ -112,6 +111,8 @@ export function rebuildRest(step: StepFn, r: Remote, plan: RestorePlan, state: P
   step('signals', () => setSignalHandlers(r, state));
   step('fds', () => {
     restoreFds(r, state, redirect, ctx.tree?.parked);
+    // A tree's session leaders took their terminals at fork time (tree.ts), before their children.
+    if (!ctx.tree) claimOwnPty(r, state);
     restoreLocks(r, state);
     takeForeground(r, state, redirect);
     if (ctx.tree) closeParked(r, ctx.tree.from);

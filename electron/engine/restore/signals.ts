@@ -13,10 +13,12 @@ import { NR, SIGKILL, SIGSTOP } from './sysno';
 
 export function setSignalHandlers(r: Remote, state: ProcessState): void {
   const saved = new Map(state.sigactions.map((a) => [a.signo, a]));
+  r.resetScratch();
+  // All 62 in one batch: one trip through the new process instead of one each.
+  const calls: { signo: number; nr: number; args: bigint[] }[] = [];
   for (let signo = 1; signo <= 64; signo++) {
     if (signo === SIGKILL || signo === SIGSTOP) continue;
     const a = saved.get(signo);
-    r.resetScratch();
     const act = Buffer.alloc(32);
     if (a) {
       act.writeBigUInt64LE(BigInt.asUintN(64, a.handler), 0);
@@ -24,10 +26,16 @@ export function setSignalHandlers(r: Remote, state: ProcessState): void {
       act.writeBigUInt64LE(BigInt.asUintN(64, a.restorer), 16);
       act.writeBigUInt64LE(BigInt.asUintN(64, a.mask), 24);
     }
-    const ret = r.raw(NR.rt_sigaction, [BigInt(signo), r.put(act), 0n, 8n]);
-    // 32/33 are glibc-internal and may be refused on some kernels only when invalid; anything else is real.
-    if (ret < 0n && a) r.call(NR.rt_sigaction, [BigInt(signo), r.put(act), 0n, 8n], `rt_sigaction(${signo})`);
+    calls.push({ signo, nr: NR.rt_sigaction, args: [BigInt(signo), r.put(act), 0n, 8n] });
   }
+  const rets = r.batch(calls);
+  calls.forEach((c, i) => {
+    const ret = rets[i]!;
+    // 32/33 are glibc-internal and may be refused on some kernels only when invalid; anything else is real.
+    if (ret < 0n && ret > -4096n && saved.has(c.signo)) {
+      throw new StasisError('INTERNAL', `rt_sigaction(${c.signo}) failed: ${errnoName(Number(-ret))}.`, { errno: errnoName(Number(-ret)) });
+    }
+  });
 }
 
 /**

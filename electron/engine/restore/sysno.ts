@@ -9,7 +9,7 @@ export const NR = {
   set_tid_address: 218, set_robust_list: 273, rseq: 334, kill: 62, tgkill: 234, getpid: 39,
   timer_create: 222, signalfd4: 289, timerfd_create: 283, timerfd_settime: 286, epoll_create1: 291, epoll_ctl: 233, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255, timer_settime: 223, madvise: 28, mlock: 149, mlock2: 325, flock: 73, shmat: 30, memfd_create: 319, ftruncate: 77, userfaultfd: 323,
   restart_syscall: 219, pipe2: 293, write: 1, socketpair: 53, socket: 41, bind: 49, connect: 42, listen: 50, setsockopt: 54, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, rt_tgsigqueueinfo: 297,
-  mlockall: 151, mq_open: 240,
+  mlockall: 151, mq_open: 240, sendmsg: 46, getsockopt: 55,
 } as const;
 
 export const SIGKILL = 9, SIGSTOP = 19;

@@ -6,7 +6,8 @@
  * session / process-group leadership (children inherit it, as they did originally); members that
  * joined a group led by another member join it once everyone exists. Pipes between members are
  * made once in the root before any fork, refilled, and inherited by all (restore/fds.ts
- * parkTreePipes). Zombie children are forked too and exit at once with their saved wait status.
+ * parkTreePipes); so are pseudo-terminal pairs a member made (restore/ptys.ts), and a session
+ * leader takes its terminal again before forking its children. Zombie children are forked too and exit at once with their saved wait status.
  * Then every member runs the same per-process steps as a single restore (rebuild.ts), and all are
  * detached together. Any failure kills every process made so far. Owns only the processes it forks.
  */
@@ -27,6 +28,7 @@ import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host
 import type { RedirectOptions } from './fd-plan';
 import type { RestoreOptions, RestoreResult, RestoreStepTiming } from './index';
 import { parkSharedMemory, treeSharedMemory } from './tree-shm';
+import { claimControllingPty, parkTreePtys, ptysOf, restorePtyForeground } from './ptys';
 import { NR } from './sysno';
 import { progress } from '../progress';
 
@@ -284,7 +286,12 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
       setLeadership(stub, root.state);
       parked = parkTreePipes(stub, treePipes(order), parkFrom);
       const next = parkTreeSockets(stub, treeSockets(order), parkFrom + parked.size, parked);
-      parkSharedFiles(stub, sharedGroups(order), redirect, next, parked);
+      // Pseudo-terminal pairs the members made: inherited by all, before the slaves shared by several are opened from them.
+      const ptys = ptysOf(order.map((n) => n.state));
+      const afterPtys = parkTreePtys(stub, ptys, next, parked);
+      const ptyMasters = new Map(ptys.map((p) => [p.pty.index, parked.get(`pty:${p.pty.index}`)!]));
+      claimControllingPty(stub, root.state, ptys, ptyMasters);
+      parkSharedFiles(stub, sharedGroups(order), redirect, afterPtys, parked);
       parkSharedMemory(stub, treeSharedMemory(order.map((n) => n.state)), Math.max(parkFrom - 1, ...parked.values()) + 1, parked);
       // Parents first: each child is a copy of its restored parent, leadership and pipes included.
       for (const n of order.slice(1)) {
@@ -293,6 +300,8 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
         const r = forkMember(p, n.state.pid, `process ${n.state.pid}`);
         remotes.set(n, r);
         setLeadership(r, n.state);
+        // Before its own children are forked: they inherit the controlling terminal.
+        claimControllingPty(r, n.state, ptys, ptyMasters);
       }
       // Groups led by another member (a pipeline's second process joins the first one's group).
       const newPid = new Map(order.map((n) => [n.state.pid, remotes.get(n)!.pid]));
@@ -301,6 +310,7 @@ export function restoreTree(store: Store, id: number, opts: RestoreOptions = {})
         if (s.pgid === s.pid || s.pgid === n.parent!.state.pgid || !newPid.has(s.pgid)) continue;
         remotes.get(n)!.call(NR.setpgid, [0n, BigInt(newPid.get(s.pgid)!)], `setpgid (process ${s.pid} joins group ${s.pgid})`);
       }
+      for (const n of order) restorePtyForeground(remotes.get(n)!, n.state, ptys, ptyMasters, (old) => newPid.get(old));
       // Exited, unreaped children: forked from their parent, then they exit with their old status.
       for (const n of order) {
         for (const z of n.state.zombies ?? []) {

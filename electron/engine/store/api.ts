@@ -103,6 +103,12 @@ export interface CheckpointWriter {
   addPages(vaddr: bigint, data: Buffer): void;
   /** Pages of several runs, their data back to back in `data` (in the order of the runs). */
   addPageRuns(runs: { vaddr: bigint; pages: number }[], data: Buffer): void;
+  /**
+   * `pages` pages at vaddr, read by `read` straight into where the writer keeps them (the segment
+   * block being assembled, when it can: no copy through the caller), in pieces. Returns the pages
+   * given: fewer when a read came back short (the pages after it are not given).
+   */
+  addPagesRead(vaddr: bigint, pages: number, read: PageRead): number;
   addZeroPages(vaddr: bigint, count: number): void;
   /** Pages that exist in a mapping but hold nothing to save (e.g. file-backed and unmodified). */
   addAbsentPages(vaddr: bigint, count: number): void;
@@ -124,6 +130,14 @@ export interface CheckpointWriter {
   /** Removes everything written; nothing becomes visible. Safe to call twice. */
   abort(): void;
 }
+
+/**
+ * Reads `pages` pages at vaddr into dst from byte dstOffset and digests the whole pages read as
+ * hash.ts digestPages does (zero[i], hashes[32i..]), leaving in dst only the pages that are not
+ * zero, back to back and in order; returns the bytes read, zero pages included (short: the range
+ * ends there), or throws.
+ */
+export type PageRead = (vaddr: bigint, pages: number, dst: Buffer, dstOffset: number, zero: Uint8Array, hashes: Buffer) => number;
 
 export interface PageRun {
   vaddr: bigint;

@@ -113,10 +113,62 @@ export function mergeDisjoint(a: Extent[], b: Extent[]): Extent[] {
   return out;
 }
 
-/** The records of top win over base wherever top has a record (absent records included). */
-export function overlay(base: Extent[], top: Extent[]): Extent[] {
-  if (top.length === 0) return base.map((e) => ({ ...e }));
-  return mergeDisjoint(subtract(base, top), top);
+/**
+ * The records of top win over base wherever top has a record (absent records included). dropAbsent:
+ * the result without absent extents, for a base that has none (a view): only the windows the
+ * records touch are filtered.
+ */
+export function overlay(base: Extent[], top: Extent[], dropAbsent = false): Extent[] {
+  const present = (list: Extent[]): Extent[] => (dropAbsent ? withoutAbsent(list) : list);
+  if (top.length === 0) return base.slice();
+  // Few records over a large view (every incremental, and a migration's last round): only the
+  // windows of base the records touch are worked through; the stretches between are copied as
+  // they are (native slices), which keeps the downtime's commit off a walk of the whole view. A
+  // window takes one neighbour on each side, so merges across its edges are the ones a full walk
+  // makes (base is normalized: its own neighbours never continue each other).
+  if (top.length * 8 > base.length) return present(mergeDisjoint(subtract(base, top), top));
+  const pieces: Extent[][] = [];
+  let i = 0;
+  for (let t = 0; t < top.length;) {
+    const lo = Math.max(i, firstEndingAfter(base, top[t].vpn, i) - 1);
+    let hi = firstStartingAt(base, top[t].vpn + top[t].count, lo) + 1;
+    let u = t + 1;
+    // Records whose windows meet this one's go in the same window.
+    while (u < top.length && firstEndingAfter(base, top[u].vpn, lo) - 1 <= hi) {
+      hi = Math.max(hi, firstStartingAt(base, top[u].vpn + top[u].count, lo) + 1);
+      u++;
+    }
+    hi = Math.min(hi, base.length);
+    pieces.push(base.slice(i, lo));
+    const records = top.slice(t, u);
+    pieces.push(present(mergeDisjoint(subtract(base.slice(lo, hi), records), records)));
+    i = hi;
+    t = u;
+  }
+  pieces.push(base.slice(i));
+  return ([] as Extent[]).concat(...pieces);
+}
+
+/** Index of the first extent of a sorted list (from index `from`) that ends after vpn (list.length if none). */
+function firstEndingAfter(list: Extent[], vpn: number, from: number): number {
+  let a = from;
+  let b = list.length;
+  while (a < b) {
+    const mid = (a + b) >> 1;
+    if (list[mid].vpn + list[mid].count <= vpn) a = mid + 1; else b = mid;
+  }
+  return a;
+}
+
+/** Index of the first extent of a sorted list (from index `from`) that starts at or after vpn (list.length if none). */
+function firstStartingAt(list: Extent[], vpn: number, from: number): number {
+  let a = from;
+  let b = list.length;
+  while (a < b) {
+    const mid = (a + b) >> 1;
+    if (list[mid].vpn < vpn) a = mid + 1; else b = mid;
+  }
+  return a;
 }
 
 export function withoutAbsent(list: Extent[]): Extent[] {
@@ -163,6 +215,22 @@ const asIntervals = (list: Extent[]): Interval[] => list.map((e) => ({ vpn: e.vp
 /** Pages in a but not in b, for plain page intervals (any order, overlaps allowed). */
 export function subtractIntervals(a: Interval[], b: Interval[]): Interval[] {
   return asIntervals(subtract(asExtents(unionIntervals(a)), unionIntervals(b)));
+}
+
+/**
+ * The pages of a sorted list outside every interval of cover (sorted, merged): subtract(list,
+ * cover) found through the gaps between covers by binary search, for a cover that holds nearly
+ * all of a large list (a view against the process's mappings) and leaves little or nothing.
+ */
+export function outside(list: Extent[], cover: Interval[]): Extent[] {
+  const out: Extent[] = [];
+  for (let k = 0; k <= cover.length; k++) {
+    const lo = k === 0 ? 0 : cover[k - 1].vpn + cover[k - 1].count;
+    const hi = k === cover.length ? Number.MAX_SAFE_INTEGER : cover[k].vpn;
+    if (hi <= lo) continue;
+    for (const e of intersect(window(list, lo, hi), [{ vpn: lo, count: hi - lo }])) out.push(e);
+  }
+  return out;
 }
 
 /** Pages in both a and b, for plain page intervals (any order, overlaps allowed). */

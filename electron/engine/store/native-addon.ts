@@ -29,6 +29,22 @@ export interface StoreNative {
    * fds[index], 1 buffers[index]), index, offset. Throws the first failure. Absent from an older build.
    */
   fill?(pid: number, uffd: number, memFd: number, jobs: BigUint64Array, buffers: Uint8Array[], fds: Int32Array, threads: number): void;
+  /**
+   * Capture's fused read (page_read.c): `pages` pages of process pid at addr (process_vm_readv, or
+   * pread of memFd, a /proc/PID/mem descriptor, when memFd >= 0) straight into dst at dstOffset,
+   * the whole pages read digested as digest() does and the all-zero ones squeezed out (the others
+   * back to back from dstOffset, in order). Returns the bytes read, zero pages included (short at
+   * an unmapped hole), or a negative errno. Absent from an older build.
+   */
+  readPages?(pid: number, memFd: number, addr: bigint, dst: Uint8Array, dstOffset: number, pages: number, zero: Uint8Array, hashes: Uint8Array): number;
+  /**
+   * Queues blocks (at most 32) for offset pos: their headers, layout[0] bytes each, back to back in
+   * headers; their payloads, lens[i] bytes each, back to back in payload. Before the write, each
+   * header gets the CRC-32 of its payload at layout[1], then the CRC-32 of its bytes [0, layout[2])
+   * at layout[3]; the file gets header 0, payload 0, header 1, ... Returns its sequence number (as
+   * writeBehindWrite). Absent from an older build.
+   */
+  writeBehindWriteBlocks?(wb: WriteBehind, headers: Uint8Array, payload: Uint8Array, lens: number[], pos: number, layout: number[]): number;
 }
 
 function load(): StoreNative | null {
@@ -36,10 +52,11 @@ function load(): StoreNative | null {
   // import.meta.url is undefined where this module is bundled as CommonJS (test children).
   const self = (import.meta.url as string | undefined) ?? pathToFileURL(__filename).href;
   const require = createRequire(self);
-  // The checkout's own build serves a node_modules that predates the package (a shared one), from
-  // the sources (electron/engine/store/) or a dist/ bundle.
+  // The checkout's own build first (from the sources, electron/engine/store/, or a dist/ bundle):
+  // node_modules may be shared with another checkout whose addon lacks this one's functions or
+  // differs in them; the installed package is the fallback.
   const built = 'native/store-native/build/Release/store_native.node';
-  for (const id of ['@stasis/store-native', new URL(`../../../${built}`, self).pathname, new URL(`../${built}`, self).pathname]) {
+  for (const id of [new URL(`../../../${built}`, self).pathname, new URL(`../${built}`, self).pathname, '@stasis/store-native']) {
     try {
       const m = require(id) as Partial<StoreNative>;
       if (typeof m.digest === 'function' && typeof m.writeBehindOpen === 'function') return m as StoreNative;

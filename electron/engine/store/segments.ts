@@ -25,10 +25,18 @@ const MAX_OPEN = 128;
  */
 const WRITEBACK_BYTES = 16 << 20;
 /**
- * Blocks queued on the write-behind thread at most (each in its own buffer of the ring): enough
+ * Jobs queued on the write-behind thread at most (each in its own buffers of the ring): enough
  * to ride out a slow write while pages keep coming, small enough to stay in the CPU caches.
  */
-const RING = 4;
+const RING = Number(process.env.STASIS_WB_RING ?? 4);
+/**
+ * Blocks per write-behind job (one pwritev and one wake-up of the thread for them all; at most 32,
+ * write_behind.c MAX_BLOCKS). One job per block woke the thread ~4000 times per GiB, and ~110 of
+ * those wake-ups stalled the reader by 1 ms or more.
+ */
+const JOB_BLOCKS = Math.min(32, Math.max(1, Number(process.env.STASIS_WB_JOB_BLOCKS ?? 4)));
+/** The block header's layout for writeBehindWriteBlocks: its size, then where its checksums go (BLOCK_CHECKSUMS). */
+const HEADER_LAYOUT = [BLOCK_HEADER_LEN, BLOCK_CHECKSUMS.payloadAt, BLOCK_CHECKSUMS.headerLen, BLOCK_CHECKSUMS.headerAt];
 
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -55,13 +63,18 @@ export class SegmentWriter {
   /**
    * Raw blocks go to the addon's write-behind thread (native-addon.ts), which also computes their
    * checksums and starts writeback: writing and CRC-32 then run on the second core while the
-   * caller reads and hashes the next pages. Each block is assembled in place (header, then pages)
-   * in a ring buffer, and a buffer is reused only once its write is done.
+   * caller reads and hashes the next pages. A job's blocks are assembled in a ring slot: their
+   * pages back to back in one buffer (so a read can fill several blocks at once: readRoom), their
+   * headers in another; a slot is reused only once its write is done.
    */
   private wb: WriteBehind | null = null;
-  private ring: Buffer[] = [];
+  private ring: { pages: Buffer; headers: Buffer }[] = [];
   private seqs: number[] = [];
   private slot = 0;
+  /** Blocks of the current slot done (their headers written), not queued yet; the file offset of its first; their payload lengths. */
+  private jobBlocksIn = 0;
+  private jobPos = 0;
+  private jobLens: number[] = [];
 
   /**
    * compression: how this file's blocks are stored (the store's setting; each block may still fall
@@ -75,10 +88,12 @@ export class SegmentWriter {
     this.tmpPath = this.finalPath + '.tmp';
     this.fd = fs.openSync(this.tmpPath, 'wx', FILE_MODE);
     fs.writeSync(this.fd, encodeHeader(fileId, compression === 'none' ? FORMAT_VERSION : FORMAT_VERSION_COMPRESSED), 0, HEADER_LEN, 0);
-    if (writeBehind && storeNative && compression === 'none') {
-      this.ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(BLOCK_HEADER_LEN + BLOCK_PAGES * PAGE));
+    // An older addon build lacks writeBehindWriteBlocks: blocks are then written here, the same bytes.
+    if (writeBehind && storeNative?.writeBehindWriteBlocks && compression === 'none') {
+      this.ring = Array.from({ length: RING }, () => ({ pages: Buffer.allocUnsafeSlow(JOB_BLOCKS * BLOCK_PAGES * PAGE), headers: Buffer.allocUnsafeSlow(JOB_BLOCKS * BLOCK_HEADER_LEN) }));
       this.seqs = this.ring.map(() => -1);
-      this.pending = this.ring[0]!.subarray(BLOCK_HEADER_LEN);
+      this.pending = this.ring[0]!.pages.subarray(0, BLOCK_PAGES * PAGE);
+      this.jobPos = this.pos;
       this.wb = storeNative.writeBehindOpen(this.fd, WRITEBACK_BYTES, HEADER_LEN);
     }
   }
@@ -89,6 +104,36 @@ export class SegmentWriter {
    */
   addPage(data: Buffer, offset: number, hash: Buffer, hashOffset = 0): number {
     data.copy(this.pending, this.pendingPages * PAGE, offset, offset + PAGE);
+    return this.appended(hash, hashOffset);
+  }
+
+  /**
+   * Where pages can be read in place (no copy: they are already where the blocks are assembled):
+   * the free page slots of the current ring slot, from page slot `first` of buf, `pages` of them
+   * (the current block's and those of the job's next blocks). Null when blocks are not assembled
+   * in place (no write-behind: compression, or no addon). Pages read there are part of the file
+   * only once kept (keepReadPage).
+   */
+  readRoom(): { buf: Buffer; first: number; pages: number } | null {
+    if (!this.wb) return null;
+    const first = this.jobBlocksIn * BLOCK_PAGES + this.pendingPages;
+    return { buf: this.ring[this.slot]!.pages, first, pages: JOB_BLOCKS * BLOCK_PAGES - first };
+  }
+
+  /**
+   * Appends the page read in place at page slot `slot` of readRoom's buf, moving it down over the
+   * pages read before it that were not kept. Slots must be kept in increasing order, each at most
+   * once, before the next readRoom; returns its index in this file.
+   */
+  keepReadPage(slot: number, hash: Buffer, hashOffset: number): number {
+    const at = this.jobBlocksIn * BLOCK_PAGES + this.pendingPages;
+    if (!this.wb || slot < at || slot >= JOB_BLOCKS * BLOCK_PAGES) throw new Error(`keepReadPage: slot ${slot} is not a page read in place (next free slot ${at})`);
+    if (slot !== at) this.ring[this.slot]!.pages.copyWithin(at * PAGE, slot * PAGE, (slot + 1) * PAGE);
+    return this.appended(hash, hashOffset);
+  }
+
+  /** The page just put at the end of the current block becomes the file's next page. */
+  private appended(hash: Buffer, hashOffset: number): number {
     this.pendingPages++;
     if ((this.pages + 1) * HASH_LEN > this.hashes.length) {
       const bigger = Buffer.allocUnsafe(this.hashes.length * 2);
@@ -116,8 +161,8 @@ export class SegmentWriter {
   }
 
   private flushBlock(): void {
-    if (this.pendingPages === 0) return;
     if (this.wb) { this.queueBlock(this.wb); return; }
+    if (this.pendingPages === 0) return;
     const { comp, stored } = encodeBlockPayload(this.pending.subarray(0, this.pendingPages * PAGE), this.compression);
     const first = this.blocks.length * BLOCK_PAGES;
     // The block checksum covers the stored bytes: verify checks a compressed block without decompressing it first.
@@ -133,21 +178,38 @@ export class SegmentWriter {
     }
   }
 
-  /** flushBlock through the write-behind thread: the block's header and pages are already side by side in the current ring buffer. */
+  /**
+   * flushBlock through the write-behind thread: the block's pages are already in the current ring
+   * slot, after the job's earlier blocks; its header goes beside the others. The job is queued
+   * once it holds JOB_BLOCKS blocks or ends with a partial block (the last: only full blocks sit
+   * before another in a job), or when nothing is pending (flushBlocks, finish).
+   */
   private queueBlock(wb: WriteBehind): void {
+    const { pages: buf, headers } = this.ring[this.slot]!;
+    const pages = this.pendingPages;
+    if (pages > 0) {
+      const len = pages * PAGE;
+      encodeBlockHeaderFields(headers.subarray(this.jobBlocksIn * BLOCK_HEADER_LEN), this.blocks.length * BLOCK_PAGES, pages, COMP_NONE, len);
+      this.jobLens.push(len);
+      this.blocks.push({ offset: this.pos, storedLen: len, comp: COMP_NONE, pages });
+      this.pos += BLOCK_HEADER_LEN + len;
+      this.blockBytes += len;
+      this.pendingPages = 0;
+      this.jobBlocksIn++;
+    }
+    if (this.jobBlocksIn === 0) return;
+    if (this.jobBlocksIn < JOB_BLOCKS && pages === BLOCK_PAGES) {
+      this.pending = buf.subarray(this.jobBlocksIn * BLOCK_PAGES * PAGE, (this.jobBlocksIn + 1) * BLOCK_PAGES * PAGE);
+      return;
+    }
     const native = storeNative!;
-    const len = this.pendingPages * PAGE;
-    const buf = this.ring[this.slot]!;
-    encodeBlockHeaderFields(buf, this.blocks.length * BLOCK_PAGES, this.pendingPages, COMP_NONE, len);
-    const c = BLOCK_CHECKSUMS;
-    this.seqs[this.slot] = native.writeBehindWrite(wb, buf, BLOCK_HEADER_LEN + len, this.pos, [BLOCK_HEADER_LEN, BLOCK_HEADER_LEN + len, c.payloadAt, 0, c.headerLen, c.headerAt]);
-    this.blocks.push({ offset: this.pos, storedLen: len, comp: COMP_NONE, pages: this.pendingPages });
-    this.pos += BLOCK_HEADER_LEN + len;
-    this.blockBytes += len;
-    this.pendingPages = 0;
+    this.seqs[this.slot] = native.writeBehindWriteBlocks!(wb, headers, buf, this.jobLens, this.jobPos, HEADER_LAYOUT);
+    this.jobLens = [];
+    this.jobBlocksIn = 0;
+    this.jobPos = this.pos;
     this.slot = (this.slot + 1) % RING;
     native.writeBehindWait(wb, this.seqs[this.slot]!);
-    this.pending = this.ring[this.slot]!.subarray(BLOCK_HEADER_LEN);
+    this.pending = this.ring[this.slot]!.pages.subarray(0, BLOCK_PAGES * PAGE);
   }
 
   /** Waits for the write-behind thread to write everything queued and stops it (throws its first write error). */

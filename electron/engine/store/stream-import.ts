@@ -14,8 +14,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
-import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
-import { firstMismatch, hashKey, type PageDigests } from './hash';
+import { HASH_LEN, encodeRecords, type DefEntry, type Entry } from './format';
+import { firstMismatch, hashKey } from './hash';
 import { throwIfCancelled } from './cancel';
 import type { SegmentWriter } from './segments';
 import { END, ENTRY, FOOTER, HEADER, bad, parseManifest, readHeader, type Manifest } from './stream-format';
@@ -37,20 +37,6 @@ export interface StreamImportOptions {
   onProgress?: ProgressFn;
   /** Called once, when the import ends either way (the store releases its writer lock). */
   onEnd?: () => void;
-}
-
-/**
- * Checks n stream entries (hash + page) at buf[off..] against their hashes in one batch; returns
- * the index of the first page that does not match, or -1.
- */
-export function firstBadEntry(buf: Buffer, off: number, n: number, scratch?: { pages: Buffer; digests: PageDigests }): number {
-  const s = scratch ?? newScratch(n);
-  for (let k = 0; k < n; k++) buf.copy(s.pages, k * PAGE, off + k * ENTRY + HASH_LEN, off + (k + 1) * ENTRY);
-  return firstMismatch(s.pages, n, (k) => buf.subarray(off + k * ENTRY, off + k * ENTRY + HASH_LEN), s.digests);
-}
-
-function newScratch(n: number): { pages: Buffer; digests: PageDigests } {
-  return { pages: Buffer.allocUnsafe(n * PAGE), digests: { zero: new Uint8Array(n), hashes: Buffer.allocUnsafe(n * HASH_LEN) } };
 }
 
 /** An import of a stream of `total` bytes into index (the caller holds the store's writer lock). */
@@ -80,7 +66,6 @@ class Importer implements StreamImport {
   private readonly local = new Map<string, number>();
   private newPages: { key: bigint; file: number; page: number }[] = [];
   private footer = Buffer.alloc(0);
-  private readonly scratch = newScratch(BATCH);
   private ended = false;
 
   constructor(private readonly index: ImportIndex, private readonly total: number, private readonly opts: StreamImportOptions) {
@@ -199,7 +184,7 @@ class Importer implements StreamImport {
   private entries(buf: Buffer, off: number, n: number, verified: boolean): void {
     const base = this.pagesDone;
     if (!verified) {
-      const badAt = firstBadEntry(buf, off, n, this.scratch);
+      const badAt = firstMismatch(off === 0 && buf.length === n * ENTRY ? buf : buf.subarray(off, off + n * ENTRY), n);
       if (badAt >= 0) throw bad(this.opts.name, `page ${base + badAt} does not match its hash`);
     }
     const keys: bigint[] = new Array<bigint>(n);

@@ -15,7 +15,8 @@ import { HASH_LEN, PAGE } from './format';
 import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE } from './segments';
 import { END, ENTRY, FOOTER, HEADER, MAX_MANIFEST, VERSION, VERSION_CONTINUES, bad, parseManifest, readHeader, writeHeader, type Manifest } from './stream-format';
-import { beginStreamImport, firstBadEntry } from './stream-import';
+import { beginStreamImport } from './stream-import';
+import { firstMismatch } from './hash';
 import type { StoreIndex } from './store-index';
 import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
@@ -289,7 +290,7 @@ function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<Imp
       prog?.at('page hashes', i, pageCount, 'pages');
       const n = Math.min(256, pageCount - i);
       fd.read(buf, 0, n * ENTRY, pagesAt + i * ENTRY);
-      const k = firstBadEntry(buf, 0, n);
+      const k = firstMismatch(buf, n);
       if (k >= 0) throw bad(file, `page ${i + k} does not match its hash`);
     }
     return { src, manifest, pageCount, pagesAt };

@@ -17,6 +17,7 @@ import { formatBytes, formatShortTime } from '../components/format';
 import { takeIntent } from '../components/nav';
 import { AddScheduleDialog } from './schedules/AddScheduleDialog';
 import { HistoryDialog } from './schedules/HistoryDialog';
+import { SendToDialog } from './schedules/SendToDialog';
 
 const RUN_EVENTS = ['schedule.run.started', 'schedule.run.done', 'schedule.run.failed', 'schedule.run.skipped', 'schedule.ended', 'schedule.quota', 'schedule.retention.failed'];
 
@@ -36,11 +37,24 @@ function retentionText(s: ScheduleInfo): string {
 }
 
 /** Where the schedule also sends its checkpoints, and how its last send went. */
-function SendCell({ s, onStop }: { s: ScheduleInfo; onStop: () => void }) {
-  if (!s.sendTo) return <span className="muted" data-testid="send-none">—</span>;
+function SendCell({ s, onStop, onChange }: { s: ScheduleInfo; onStop: () => void; onChange: () => void }) {
+  if (!s.sendTo) {
+    return (
+      <>
+        <div className="actions"><button type="button" className="secondary" aria-label={`Send schedule ${s.id}'s checkpoints to another machine`} onClick={onChange}>Send to…</button></div>
+        <div className="muted" data-testid="send-none">—</div>
+      </>
+    );
+  }
   const l = s.lastSend;
+  // Buttons first and the column a fixed width: the status below changes with every send, and
+  // buttons that moved with it could not be clicked while a schedule runs every few seconds.
   return (
     <>
+      <div className="actions">
+        <button type="button" className="secondary" aria-label={`Change where schedule ${s.id} sends its checkpoints`} onClick={onChange}>Change…</button>
+        <button type="button" className="secondary" aria-label={`Stop sending schedule ${s.id}'s checkpoints`} onClick={onStop}>Stop sending</button>
+      </div>
       <div><code>{s.sendTo.address}</code> <span className="muted">token {s.sendTo.tokenHint}</span></div>
       <div data-testid="last-send" data-result={l?.result ?? 'none'} className={l?.result === 'failed' ? 'bad' : ''}>
         {!l ? <span className="muted">nothing sent yet</span>
@@ -49,7 +63,6 @@ function SendCell({ s, onStop }: { s: ScheduleInfo; onStop: () => void }) {
               : `send failed at ${formatShortTime(l.at)}`}
       </div>
       {l?.result === 'failed' && l.error ? <div className="reason clamp" title={l.error} data-testid="send-error">{l.error}</div> : null}
-      <button type="button" className="secondary" aria-label={`Stop sending schedule ${s.id}'s checkpoints`} onClick={onStop}>Stop sending</button>
     </>
   );
 }
@@ -59,6 +72,7 @@ export function SchedulesPage() {
   const [list, reload] = useCall('schedules.list', {});
   const [adding, setAdding] = useState(intent.search !== undefined);
   const [history, setHistory] = useState<ScheduleInfo | null>(null);
+  const [sendTo, setSendTo] = useState<ScheduleInfo | null>(null);
   const [error, setError] = useState<StasisErrorData | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   // A send's progress is patched into its row from the event itself: a re-read per send would blank the table twice a run.
@@ -118,7 +132,7 @@ export function SchedulesPage() {
                         <div data-testid="last-result" className={s.lastResult === 'failed' ? 'bad' : ''}>{s.lastRunAt ? `${s.lastResult ?? ''} at ${formatShortTime(s.lastRunAt)}` : <span className="muted">never ran</span>}</div>
                         {s.lastError ? <div className="reason clamp" title={s.lastError}>{s.lastError}</div> : null}
                       </td>
-                      <td className="send-cell"><SendCell s={sends[s.id] && s.sendTo && (!s.lastSend || sends[s.id]!.at >= s.lastSend.at) ? { ...s, lastSend: sends[s.id]! } : s} onStop={() => void act(() => api.call('schedules.update', { id: s.id, sendTo: null }))} /></td>
+                      <td className="send-cell"><SendCell s={sends[s.id] && s.sendTo && (!s.lastSend || sends[s.id]!.at >= s.lastSend.at) ? { ...s, lastSend: sends[s.id]! } : s} onStop={() => void act(() => api.call('schedules.update', { id: s.id, sendTo: null }))} onChange={() => setSendTo(s)} /></td>
                       <td>
                         <div className="actions">
                           {s.state === 'active' ? <button type="button" className="secondary" onClick={() => void act(() => api.call('schedules.runNow', { id: s.id }))}>Run now</button> : null}
@@ -138,6 +152,7 @@ export function SchedulesPage() {
       ) : null}
       {adding ? <AddScheduleDialog initialPid={intent.search} onClose={() => setAdding(false)} onAdded={reload} /> : null}
       {history ? <HistoryDialog schedule={history} onClose={() => setHistory(null)} /> : null}
+      {sendTo ? <SendToDialog schedule={sendTo} onClose={() => setSendTo(null)} onSaved={reload} /> : null}
     </Page>
   );
 }

@@ -4,6 +4,7 @@ import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
 import { api } from '../../api';
 import { useAction } from '../../components/engine';
+import { SendToFields, sendToInput, type SendToValue } from './SendToFields';
 
 type Timing = 'interval' | 'cron' | 'manual';
 
@@ -16,8 +17,7 @@ export function AddScheduleDialog({ initialPid, onClose, onAdded }: { initialPid
   const [fullEvery, setFullEvery] = useState('0');
   const [keepLast, setKeepLast] = useState('10');
   const [label, setLabel] = useState('');
-  const [sendTo, setSendTo] = useState('');
-  const [sendToken, setSendToken] = useState('');
+  const [sendTo, setSendTo] = useState<SendToValue>({ address: '', token: '' });
   const action = useAction();
 
   const submit = async (e: React.FormEvent): Promise<void> => {
@@ -28,8 +28,7 @@ export function AddScheduleDialog({ initialPid, onClose, onAdded }: { initialPid
       fullEvery: Number(fullEvery) || 0,
       retention: keepLast.trim() ? { keepLast: Number(keepLast) } : {},
       label: label.trim() || null,
-      // Both empty: no destination; anything else goes to the contract, which names what is wrong.
-      sendTo: sendTo.trim() || sendToken.trim() ? { address: sendTo.trim(), token: sendToken.trim() } : null,
+      sendTo: sendToInput(sendTo),
     }));
     if (r) { onAdded(); onClose(); }
   };
@@ -53,12 +52,7 @@ export function AddScheduleDialog({ initialPid, onClose, onAdded }: { initialPid
         <label>A full checkpoint every N runs (0: only the first)<input type="number" min={0} value={fullEvery} onChange={(e) => setFullEvery(e.target.value)} /></label>
         <label>Keep the last N checkpoints (empty: keep all)<input type="number" min={0} value={keepLast} onChange={(e) => setKeepLast(e.target.value)} /></label>
         <label>Label (optional)<input value={label} onChange={(e) => setLabel(e.target.value)} /></label>
-        <fieldset>
-          <legend>Also send to another machine (optional)</legend>
-          <p className="hint">Each checkpoint is sent in the background to a Stasis kept listening there (Receive → Keep listening, or <code>stasis receive --listen HOST:PORT --keep</code>); only the pages it lacks travel. A failed send never fails the checkpoint: the next one catches up.</p>
-          <label>Address (HOST:PORT)<input name="send-to" value={sendTo} onChange={(e) => setSendTo(e.target.value)} spellCheck={false} placeholder="10.0.0.5:7411" /></label>
-          <label>Pairing token<input name="send-token" type="password" autoComplete="off" value={sendToken} onChange={(e) => setSendToken(e.target.value)} spellCheck={false} placeholder="stasis1-…" /></label>
-        </fieldset>
+        <SendToFields legend="Also send to another machine (optional)" value={sendTo} onChange={setSendTo} />
         {action.error ? <ErrorNote error={action.error} /> : null}
         <div className="dialog-actions">
           <button type="button" className="secondary" onClick={onClose}>Cancel</button>
