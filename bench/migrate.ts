@@ -14,6 +14,15 @@
  * --baseline: another build's bin/stasis.js (e.g. /work/main/bin/stasis.js), run alternately with
  * this one in the same run (A, B, A, B ...) so a change is compared under the same load.
  * Also prints the downtime step by step (the source's `cutover` steps and the destination's).
+ *
+ * Full round (issue 14: within 1.5x of the slower of the disk and the link): round 1's bytes over
+ * its sendMs as the source reports it, beside two floors measured in the same run, before each
+ * run: the durable-write speed of the disk the stores are on (bench/floors, 1 MiB writes + fsync,
+ * SIZE MiB), and the link's raw throughput (SIZE MiB from one node process into another through a
+ * pipe, as the migration's `--pipe` carries it). CPU per side from /usr/bin/time around each CLI
+ * (the receiving one wrapped inside the --pipe command; the source's own = its total minus it).
+ * A build before the streamed rounds (a --baseline from then) starts sendMs after its export to a
+ * spool file: its full round MiB/s leaves that pass out (favours it); wall s is the whole migrate.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -22,6 +31,7 @@ import { join } from 'node:path';
 import { spawnDetached, type DetachedProcess } from '../test/helpers/spawn';
 import { prctl, PR, waitTid } from '../electron/engine/native';
 import { formatTable, type Row } from './table';
+import { durableWriteSecs } from './floors';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -91,15 +101,20 @@ function startTarget(tag: string): { t: DetachedProcess; out: string } {
   return { t, out };
 }
 
-interface StasisRun { steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
+interface StasisRun { srcCpuMs: number; dstCpuMs: number; steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
 function stasisRun(i: number, bin = stasisBin): StasisRun {
   const { t, out } = startTarget(`stasis-${i}`);
   const src = join(work, `src-${i}`);
   const dst = join(work, `dst-${i}`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [bin, '--store', src, '--json', 'migrate', String(t.pid), '--pipe', `${process.execPath} ${bin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
+  const srcTime = join(work, `time-src-${i}`);
+  const dstTime = join(work, `time-dst-${i}`);
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', srcTime, process.execPath, bin, '--store', src, '--json', 'migrate', String(t.pid), '--pipe', `/usr/bin/time -f '%U %S' -o ${dstTime} ${process.execPath} ${bin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
   const wallMs = performance.now() - t0;
   if (r.status !== 0) throw new Error(`stasis migrate failed: ${r.stderr}`);
+  // The source's rusage includes the receiving command it waited for.
+  const dstCpuMs = cpuMs(dstTime);
+  const srcCpuMs = cpuMs(srcTime) - dstCpuMs;
   const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number; steps?: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[] };
   waitCounting(out);
   killAndReap(m.destination.pid);
@@ -110,9 +125,35 @@ function stasisRun(i: number, bin = stasisBin): StasisRun {
   log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
   const steps = [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...(m.destination.steps ?? []).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))];
   return {
-    steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
+    srcCpuMs, dstCpuMs, steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
     rounds: m.rounds.length, finalPages: m.rounds.at(-1)!.pages, wallMs, fullSendMs: m.rounds[0]!.sendMs, fullBytes: m.rounds[0]!.bytes,
   };
+}
+
+/** User + system ms from a /usr/bin/time -f '%U %S' output file. */
+function cpuMs(file: string): number {
+  const [u, sys] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  return ((u ?? NaN) + (sys ?? NaN)) * 1000;
+}
+
+/** MiB/s of durable writes (1 MiB writes, then fsync) of SIZE MiB into the directory the stores use. */
+function diskFloor(): number {
+  return sizeMb / durableWriteSecs(work, sizeMb * 2 ** 20);
+}
+
+/**
+ * MiB/s of SIZE MiB of random bytes from one node process into another through a pipe (what the
+ * migration's --pipe carries), from the reader's first byte to its last; with each side's CPU.
+ */
+function pipeLink(): { mibps: number; writerCpuMs: number; readerCpuMs: number } {
+  const writer = `const b=require('crypto').randomBytes(1<<20);let i=0;const go=()=>{while(i<${sizeMb}){i++;if(!process.stdout.write(b)){process.stdout.once('drain',go);return;}}process.stdout.end();const u=process.cpuUsage();require('fs').writeSync(2,JSON.stringify({cpu:(u.user+u.system)/1000}));};go();`;
+  const reader = `let n=0,t0=0;process.stdin.on('data',(d)=>{if(!n)t0=performance.now();n+=d.length;});process.stdin.on('end',()=>{const u=process.cpuUsage();process.stdout.write(JSON.stringify({n,ms:performance.now()-t0,cpu:(u.user+u.system)/1000}));});`;
+  const r = spawnSync('/bin/sh', ['-c', `${process.execPath} -e "${writer}" | ${process.execPath} -e "${reader}"`], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`pipe link measurement failed: ${r.stderr}`);
+  const got = JSON.parse(r.stdout) as { n: number; ms: number; cpu: number };
+  const w = JSON.parse(r.stderr.trim().split('\n').pop()!) as { cpu: number };
+  if (got.n !== sizeMb * 2 ** 20) throw new Error(`the pipe carried ${got.n} bytes`);
+  return { mibps: got.n / 2 ** 20 / (got.ms / 1000), writerCpuMs: w.cpu, readerCpuMs: got.cpu };
 }
 
 let criuPreDump = true;
@@ -171,9 +212,16 @@ try {
   const s: StasisRun[] = [];
   const c: CriuRun[] = [];
   const b: StasisRun[] = [];
+  const floors: { disk: number; link: number; linkCpu: string }[] = [];
   for (let i = 0; i < runs; i++) {
+    const disk = diskFloor();
+    const l = pipeLink();
+    floors.push({ disk, link: l.mibps, linkCpu: `${(l.writerCpuMs / 1000).toFixed(2)} + ${(l.readerCpuMs / 1000).toFixed(2)}` });
+    log(`floors: disk ${disk.toFixed(0)} MiB/s durable, pipe ${l.mibps.toFixed(0)} MiB/s (cpu s writer ${(l.writerCpuMs / 1000).toFixed(2)}, reader ${(l.readerCpuMs / 1000).toFixed(2)}); load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+    // A and B alternate, in a different order each run.
+    if (baseline && i % 2 === 1) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline)); }
     s.push(stasisRun(i));
-    if (baseline) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline)); }
+    if (baseline && i % 2 === 0) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline)); }
     if (haveCriu && !criuProblem) {
       try { c.push(criuRun(i)); } catch (e) { criuProblem = (e as Error).message; log(criuProblem); }
     }
@@ -193,9 +241,24 @@ try {
   });
   if (stepRows.length) process.stderr.write(`${formatTable(stepRows)}\n\n`);
   const fullMBps = median(s.map((x) => x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)));
+  // The full round against the floors measured in this run (the target: slower floor / full round <= 1.5).
+  const disk = median(floors.map((f) => f.disk));
+  const link = median(floors.map((f) => f.link));
+  const fullRow = (tool: string, xs: StasisRun[]): Row => {
+    const mibps = median(xs.map((x) => x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)));
+    return {
+      tool, 'full round MiB/s': +mibps.toFixed(1), 'runs MiB/s': xs.map((x) => (x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)).toFixed(0)).join(', '),
+      'disk floor MiB/s': +disk.toFixed(0), 'pipe MiB/s': +link.toFixed(0), 'slower floor / full round': +(Math.min(disk, link) / mibps).toFixed(2),
+      'cpu s source / dest': `${(median(xs.map((x) => x.srcCpuMs)) / 1000).toFixed(2)} / ${(median(xs.map((x) => x.dstCpuMs)) / 1000).toFixed(2)}`,
+      'wall s': +(median(xs.map((x) => x.wallMs)) / 1000).toFixed(2),
+    };
+  };
+  const fullRows: Row[] = [fullRow('stasis migrate (pipe)', s), ...(b.length ? [fullRow(`baseline ${baseline}`, b)] : [])];
+  process.stderr.write(`${formatTable(fullRows)}\n(floors per run: ${floors.map((f) => `disk ${f.disk.toFixed(0)}, pipe ${f.link.toFixed(0)} (cpu s ${f.linkCpu})`).join('; ')})\n\n`);
   console.log(JSON.stringify({
     sizeMb, pct, rate, runs, kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), criuProblem, criuNote,
-    stasis: s, baseline: b, criu: c,
+    stasis: s, baseline: b, criu: c, floors,
+    fullRoundMarkdown: formatTable(fullRows, true),
     medians: { stasisDowntimeMs: ms(s.map((x) => x.downtimeMs)), criuDowntimeMs: c.length ? ms(c.map((x) => x.downtimeMs)) : null, fullSendMiBps: +fullMBps.toFixed(1) },
     ratioDowntimeToCriu: c.length ? +(median(s.map((x) => x.downtimeMs)) / median(c.map((x) => x.downtimeMs))).toFixed(3) : null,
     markdown: formatTable(rows, true),

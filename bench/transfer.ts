@@ -13,10 +13,14 @@
  * wire/lacked = bytes the sender wrote / 4096 x pages the receiver lacked. Prints a table (medians
  * of RUNS) and one JSON document. No CRIU column: CRIU has no transfer of its own.
  *
- *   node --import tsx bench/transfer.ts [--size-mb 256] [--pct 1] [--held 90] [--runs 3]
+ *   node --import tsx bench/transfer.ts [--size-mb 256] [--pct 1] [--held 90] [--runs 3] [--baseline BIN]
+ * --baseline: another build's bin/stasis.js (e.g. a checkout from before a change): its `send 1
+ * --to` into an empty receiver (its own `receive`) runs beside this one's in each run ('empty
+ * (baseline)'). 'full send MiB/s' = the stream's pages over the send's wall time less the CLI's
+ * start (`stasis --version` of the same build, median of 3 in each run).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../electron/engine/store';
@@ -31,6 +35,7 @@ const sizeMb = Number(arg('size-mb', '256'));
 const pct = Number(arg('pct', '1'));
 const heldPct = Number(arg('held', '90'));
 const runs = Number(arg('runs', '3'));
+const baseline = arg('baseline', '');
 const bin = join(new URL('../', import.meta.url).pathname, 'bin/stasis.js');
 const log = (m: string): void => { process.stderr.write(`[bench] ${m}\n`); };
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
@@ -58,16 +63,16 @@ function buildSource(): void {
   s.close();
 }
 
-function cli(store: string, args: string[]): { out: string; ms: number } {
+function cli(store: string, args: string[], which = bin): { out: string; ms: number } {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [bin, '--store', store, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [which, '--store', store, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`stasis ${args.join(' ')}: ${r.stderr}`);
   return { out: r.stdout, ms: performance.now() - t0 };
 }
 
 /** A `receive --listen --keep` on a store; resolves with its address and token, and a stop(). */
-async function receiver(store: string): Promise<{ addr: string; token: string; stop: () => Promise<void> }> {
-  const p = spawn(process.execPath, [bin, '--store', store, 'receive', '--listen', '127.0.0.1:0', '--keep'], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function receiver(store: string, which = bin): Promise<{ addr: string; token: string; stop: () => Promise<void> }> {
+  const p = spawn(process.execPath, [which, '--store', store, 'receive', '--listen', '127.0.0.1:0', '--keep'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const closed = new Promise<void>((resolve) => p.on('close', () => resolve()));
   await new Promise<void>((resolve, reject) => {
@@ -80,6 +85,12 @@ async function receiver(store: string): Promise<{ addr: string; token: string; s
 interface Sample { wire: number; lacked: number; ms: number }
 const samples = new Map<string, Sample[]>();
 const add = (k: string, s: Sample): void => { samples.set(k, [...(samples.get(k) ?? []), s]); };
+/** Wall ms of a CLI start (median of 3): what each send's time includes besides the transfer. */
+const startMs = new Map<string, number[]>();
+function measureStart(which: string): void {
+  const xs = [0, 1, 2].map(() => cli(join(dir, 'start'), ['--version'], which).ms);
+  startMs.set(which, [...(startMs.get(which) ?? []), median(xs)]);
+}
 
 async function main(): Promise<void> {
   log(`source: ${sizeMb} MiB (${pages} pages), ${changed} changed in #2, ${held} held by #3`);
@@ -87,6 +98,19 @@ async function main(): Promise<void> {
   const seed = join(dir, 'seed.stream');
   cli(src, ['export', '3', '-o', seed]);
   for (let run = 1; run <= runs; run++) {
+    measureStart(bin);
+    if (baseline) {
+      measureStart(baseline);
+      const dst = join(dir, `dst-base-${run}`);
+      const l = await receiver(dst, baseline);
+      try {
+        const r = cli(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token], baseline);
+        add('empty (baseline)', { wire: (JSON.parse(r.out) as { bytes: number }).bytes, lacked: pages * 4096, ms: r.ms });
+      } finally {
+        await l.stop();
+        rmSync(dst, { recursive: true, force: true });
+      }
+    }
     for (const c of ['plain', 'empty', 'held'] as const) {
       const dst = join(dir, `dst-${c}-${run}`);
       if (c === 'held') cli(dst, ['import', seed]);
@@ -111,9 +135,11 @@ async function main(): Promise<void> {
   const rows: Row[] = [...samples].map(([k, xs]) => {
     const wire = median(xs.map((x) => x.wire));
     const lacked = xs[0]!.lacked;
-    return { case: k, 'lacked MiB': (lacked / 2 ** 20).toFixed(2), 'wire MiB': (wire / 2 ** 20).toFixed(2), 'wire/lacked': lacked ? (wire / lacked).toFixed(3) : '-', 'send s (CLI, incl. export + import)': (median(xs.map((x) => x.ms)) / 1000).toFixed(2) };
+    const start = median(startMs.get(k.includes('baseline') ? baseline : bin) ?? [0]);
+    const full = k === 'empty' || k === 'empty (baseline)' ? (sizeMb / ((median(xs.map((x) => x.ms)) - start) / 1000)).toFixed(0) : '-';
+    return { case: k, 'lacked MiB': (lacked / 2 ** 20).toFixed(2), 'wire MiB': (wire / 2 ** 20).toFixed(2), 'wire/lacked': lacked ? (wire / lacked).toFixed(3) : '-', 'send s (CLI, incl. export + import)': (median(xs.map((x) => x.ms)) / 1000).toFixed(2), 'full send MiB/s': full };
   });
-  process.stdout.write(`${formatTable(rows, true)}\n`);
+  process.stdout.write(`${formatTable(rows, true)}\n(CLI start ms: ${[...startMs].map(([b, xs]) => `${b === bin ? 'this' : 'baseline'} ${median(xs).toFixed(0)}`).join(', ')}; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`);
   process.stdout.write(`${JSON.stringify({ sizeMb, pct, heldPct, runs, samples: Object.fromEntries(samples) })}\n`);
 }
 

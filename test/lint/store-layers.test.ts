@@ -12,12 +12,12 @@ const storeDir = fileURLToPath(new URL('../../electron/engine/store', import.met
 
 /** Lowest first: [level, group, modules]. Same level, different group: neither may import the other. */
 const LAYERS: [number, string, string[]][] = [
-  [0, 'base', ['api', 'cancel', 'extents', 'hash', 'format', 'schema', 'lock', 'native-addon', 'page-slots']],
+  [0, 'base', ['api', 'cancel', 'extents', 'hash', 'format', 'stream-format', 'schema', 'lock', 'native-addon', 'page-slots']],
   [1, 'segments', ['segments']],
   [2, 'index', ['store-index']],
   [3, 'read path', ['views', 'read']],
   [3, 'write path', ['writer', 'commit', 'tree-commit']],
-  [4, 'maintenance', ['edits', 'gc', 'verify', 'reindex', 'rebase', 'diff', 'streams', 'flatten']],
+  [4, 'maintenance', ['edits', 'gc', 'verify', 'reindex', 'rebase', 'diff', 'streams', 'stream-import', 'flatten']],
   [5, 'store', ['store', 'index', 'detail']],
 ];
 

@@ -106,7 +106,8 @@ test('a cancelled import imports nothing at any of its checks, and the same file
     } finally {
       probeDir.cleanup();
     }
-    assert.ok(n >= 8, `import checked its signal only ${n} times`);
+    // One pass over the file (stream-import.ts): a check per MiB read and one before publishing.
+    assert.ok(n >= 5, `import checked its signal only ${n} times`);
     for (let k = 0; k < n; k++) {
       assertCancelled(() => store.importStream(file, { signal: abortAfter(k) }), `import cancelled after ${k} checks`);
       assert.equal(JSON.stringify(store.list()), listBefore, `import cancelled after ${k} checks changed the checkpoints`);

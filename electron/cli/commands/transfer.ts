@@ -34,6 +34,8 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     // For pages negotiated by hash (a read of where pages are stored, beside the import call).
     store: cli.store(),
     importFile: (file) => cli.call('checkpoints.import', { file }),
+    // Engine-direct: a migration's rounds are imported as their frames arrive (no spool file).
+    beginImport: (total) => cli.store().beginImport(total, { name: 'incoming round' }),
     preflight: (id) => cli.call('restore.preflight', { id }),
     restore: (id) => cli.call('restore.run', { id }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.

@@ -15,6 +15,7 @@ import type { FrameReader, FrameWriter } from './wire';
 import type { Store } from '../store/api';
 import { acceptStream } from './negotiate';
 import { streamDelta, type StreamDelta } from '../store/streams';
+import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 
 interface RestoredProcess { pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[] }
@@ -33,6 +34,11 @@ export interface PreparedProcess {
 
 export interface DestinationDeps {
   importFile(file: string): Promise<{ ids: number[] }>;
+  /**
+   * Imports a round as its bytes arrive (store Store.beginImport): no spool file, one pass. Without
+   * it each round is spooled to a file and imported with importFile once complete.
+   */
+  beginImport?(total: number): StreamImport;
   preflight(id: number): Promise<{ ok: boolean; items: unknown[] }>;
   restore(id: number): Promise<RestoredProcess>;
   /** Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds only the last round). */
@@ -82,7 +88,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
   // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -138,7 +144,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         let ids: number[];
         if (m.t === 'offer') {
           if (!deps.store) throw new StasisError('INVALID_INPUT', 'this destination did not offer to negotiate pages');
-          ids = (await acceptStream(rd, wr, m, { store: deps.store, importFile: deps.importFile })).ids;
+          ids = (await acceptStream(rd, wr, m, { store: deps.store, importFile: deps.importFile, ...(deps.beginImport ? { beginImport: deps.beginImport } : {}) })).ids;
         } else {
           const bytes = m.bytes;
           if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_STREAM) throw new StasisError('INVALID_INPUT', `a stream of ${String(bytes)} bytes was announced`);
@@ -265,8 +271,17 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
   return { pid: r.pid, checkpointId: id ?? base, durationMs, prepared: true, ...(warning ? { warning } : {}) };
 }
 
-/** Imports a round held in memory through a private spool file (the same import call as every round). */
+/** Imports a round held in memory (at once when the store imports as bytes arrive, else through a private spool file, as every round). */
 async function importRound(data: Buffer, deps: DestinationDeps): Promise<number[]> {
+  if (deps.beginImport) {
+    const imp = deps.beginImport(data.length);
+    try {
+      imp.push(data);
+      return imp.finish().ids;
+    } finally {
+      imp.abort();
+    }
+  }
   const dir = fs.mkdtempSync(path.join(deps.spoolDir, '.receive-'));
   try {
     const file = path.join(dir, 'stream');
@@ -277,12 +292,53 @@ async function importRound(data: Buffer, deps: DestinationDeps): Promise<number[
   }
 }
 
+/** A full disk said in the words a user acts on; null for any other failure. */
+function diskFull(e: unknown, dir: string): StasisError | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT' || /ENOSPC|EDQUOT|No space left/.test((e as Error).message ?? '');
+  return full ? new StasisError('INVALID_INPUT', `the destination's disk is full (${(e as Error).message}); nothing of this round was imported. Free space in ${dir} and migrate again`) : null;
+}
+
+/**
+ * Imports exactly `bytes` of data frames as they arrive (deps.beginImport): each frame is checked
+ * and written into the new segment before the next is read, and the round becomes visible only
+ * once the whole stream checked out. Whatever fails on the way, the rest of the round is still
+ * read, so the session stays in step and the source hears why.
+ */
+async function importAsItArrives(rd: FrameReader, bytes: number, deps: DestinationDeps & { beginImport(total: number): StreamImport }): Promise<number[]> {
+  let imp: StreamImport | null = null;
+  let openError: unknown = null;
+  try {
+    imp = deps.beginImport(bytes);
+  } catch (e) {
+    openError = e;
+  }
+  try {
+    for (let got = 0; got < bytes;) {
+      const f = await rd.next();
+      if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the stream broke off after ${got} of ${bytes} bytes; nothing of it was imported`);
+      if (got + f.data.length > bytes) throw new StasisError('INVALID_INPUT', `the stream is longer than the ${bytes} bytes announced; nothing of it was imported`);
+      imp?.push(f.data);
+      got += f.data.length;
+    }
+    if (!imp) throw diskFull(openError, deps.spoolDir) ?? openError;
+    try {
+      return imp.finish().ids;
+    } catch (e) {
+      throw diskFull(e, deps.spoolDir) ?? e;
+    }
+  } finally {
+    imp?.abort();
+  }
+}
+
 /**
  * Spools exactly `bytes` of data frames into a private file, then imports it; the file is removed
  * on every path. Whatever fails while spooling (no space, no directory), the rest of the stream is
  * still read, so the session stays in step and the source hears why.
  */
 async function receiveStream(rd: FrameReader, bytes: number, deps: DestinationDeps): Promise<number[]> {
+  if (deps.beginImport) return importAsItArrives(rd, bytes, { ...deps, beginImport: deps.beginImport });
   let dir: string | null = null;
   let fd: number | null = null;
   let spoolError: Error | null = null;

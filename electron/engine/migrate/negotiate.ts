@@ -12,8 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
-import { hashPage } from '../store/hash';
-import { STREAM_LAYOUT } from '../store/streams';
+import { pagesMismatch } from '../store/hash';
+import { STREAM_LAYOUT, type StreamExport } from '../store/streams';
+import type { StreamImport } from '../store/stream-import';
 import type { Store } from '../store/api';
 import { PageSpool } from './spool';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
@@ -69,50 +70,52 @@ function transferKey(manifest: Buffer, hashes: Buffer): string {
   return createHash('sha256').update(JSON.stringify(m)).update(hashes).digest('hex');
 }
 
-/** The sender's side: offers the stream file, sends the pages asked for, returns the receiver's answer. */
-export async function offerStream(rd: FrameReader, wr: FrameWriter, file: string, extra: Record<string, unknown> = {}): Promise<OfferResult> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const h = Buffer.alloc(HEADER);
-    fs.readSync(fd, h, 0, HEADER, 0);
-    const mlen = Number(h.readBigUInt64LE(16));
-    const pages = Number(h.readBigUInt64LE(24));
-    const head = Buffer.alloc(HEADER + mlen);
-    fs.readSync(fd, head, 0, head.length, 0);
-    const hashes = Buffer.alloc(pages * HASH);
-    const buf = Buffer.allocUnsafe(RUN * ENTRY);
-    for (let i = 0; i < pages; i += RUN) {
-      const n = Math.min(RUN, pages - i);
-      fs.readSync(fd, buf, 0, n * ENTRY, head.length + i * ENTRY);
-      for (let k = 0; k < n; k++) buf.copy(hashes, (i + k) * HASH, k * ENTRY, k * ENTRY + HASH);
-    }
-    const footer = Buffer.alloc(FOOTER);
-    fs.readSync(fd, footer, 0, FOOTER, size - FOOTER);
-    await wr.send({ ...extra, t: 'offer', key: transferKey(head.subarray(HEADER), hashes), headBytes: head.length, pages, footer: footer.toString('base64') });
-    await sendData(wr, head);
-    await sendData(wr, hashes);
-    const want = await rd.expect<{ held?: unknown; resumed?: unknown }>('want');
-    const bitmap = pages ? await readData(rd, Math.ceil(pages / 8), 'the list of wanted pages') : Buffer.alloc(0);
-    let sent = 0;
-    const out = Buffer.allocUnsafe(RUN * PAGE);
-    let n = 0;
-    for (let i = 0; i < pages; i++) {
+/**
+ * The sender's side: offers the stream x (produced from the store as it goes: no stream file),
+ * sends the pages asked for, returns the receiver's answer. footerLast: the receiver takes the
+ * stream's checksum footer after the pages (its hello said so), so the pages are read once; an
+ * older receiver needs it in the offer, which costs a first pass over the pages here.
+ */
+export async function offerStream(rd: FrameReader, wr: FrameWriter, x: StreamExport, extra: Record<string, unknown> = {}, footerLast = true): Promise<OfferResult> {
+  const { head, pages } = x;
+  const hashes = x.hashes();
+  let footer: Buffer | null = null;
+  if (!footerLast) for (const c of x.chunks()) footer = c;
+  await wr.send({ ...extra, t: 'offer', key: transferKey(head.subarray(HEADER), hashes), headBytes: head.length, pages, ...(footer ? { footer: footer.toString('base64') } : { footerLast: true }) });
+  await sendData(wr, head);
+  await sendData(wr, hashes);
+  const want = await rd.expect<{ held?: unknown; resumed?: unknown }>('want');
+  const bitmap = pages ? await readData(rd, Math.ceil(pages / 8), 'the list of wanted pages') : Buffer.alloc(0);
+  let sent = 0;
+  let out = Buffer.allocUnsafe(RUN * PAGE);
+  let n = 0;
+  // The chunks are the head, whole entries, then the footer alone (store/streams.ts openExport).
+  let pos = 0;
+  const pagesEnd = head.length + pages * ENTRY;
+  for (const c of x.chunks()) {
+    const at = pos;
+    pos += c.length;
+    if (at < head.length) continue;
+    if (at >= pagesEnd) { footer = c; continue; }
+    const first = (at - head.length) / ENTRY;
+    for (let k = 0; k < c.length / ENTRY; k++) {
+      const i = first + k;
       if (!(bitmap[i >> 3]! & (1 << (i & 7)))) continue;
-      fs.readSync(fd, out, n * PAGE, PAGE, head.length + i * ENTRY + HASH);
-      if (++n === RUN) { await wr.data(Buffer.from(out)); sent += n; n = 0; }
+      c.copy(out, n * PAGE, k * ENTRY + HASH, (k + 1) * ENTRY);
+      if (++n === RUN) { await wr.data(out); out = Buffer.allocUnsafe(RUN * PAGE); sent += n; n = 0; }
     }
-    if (n) { await wr.data(Buffer.from(out.subarray(0, n * PAGE))); sent += n; }
-    const ack = await rd.expect<{ ids: number[] }>('imported');
-    return { pages, pagesSent: sent, pagesHeld: Number(want.held) || 0, pagesResumed: Number(want.resumed) || 0, ids: ack.ids, ack };
-  } finally {
-    fs.closeSync(fd);
   }
+  if (n) { await wr.data(out.subarray(0, n * PAGE)); sent += n; }
+  if (footerLast) await wr.send({ t: 'footer', footer: footer!.toString('base64') });
+  const ack = await rd.expect<{ ids: number[] }>('imported');
+  return { pages, pagesSent: sent, pagesHeld: Number(want.held) || 0, pagesResumed: Number(want.resumed) || 0, ids: ack.ids, ack };
 }
 
 export interface AcceptDeps {
   store: Store;
   importFile(file: string): Promise<{ ids: number[] }>;
+  /** Imports the stream as its pages arrive (Store.beginImport): no rebuilt stream file. */
+  beginImport?(total: number): StreamImport;
 }
 
 export interface AcceptResult { ids: number[]; pages: number; pagesReceived: number; pagesHeld: number; pagesResumed: number }
@@ -126,16 +129,19 @@ function diskFull(e: unknown, dir: string): StasisError | null {
 
 /**
  * The receiver's side of one offer (its 'offer' message already read): asks for what it lacks,
- * spools what arrives, rebuilds the stream and imports it. The spool survives a broken connection
- * (it is what a resend resumes from) and is deleted once imported or when the disk is full.
+ * checks each page that arrives against its hash (in batches) and spools it, then imports the
+ * stream: as the pages arrive (deps.beginImport: the pages it holds taken from its store and spool
+ * in stream order, the verified hashes reused for dedup), or by rebuilding the stream file and
+ * importing that. The spool survives a broken connection (it is what a resend resumes from) and is
+ * deleted once imported or refused, or when the disk is full.
  */
 export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Record<string, unknown>, deps: AcceptDeps): Promise<AcceptResult> {
-  const { key, headBytes, pages, footer } = offer;
+  const { key, headBytes, pages, footer, footerLast } = offer;
   if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) throw new StasisError('INVALID_INPUT', 'the offer names no valid transfer key');
   if (typeof headBytes !== 'number' || !Number.isInteger(headBytes) || headBytes <= HEADER || headBytes > HEADER + STREAM_LAYOUT.maxManifest) throw new StasisError('INVALID_INPUT', `an offer with a ${String(headBytes)}-byte head is out of range`);
   if (typeof pages !== 'number' || !Number.isInteger(pages) || pages < 0 || pages > MAX_PAGES) throw new StasisError('INVALID_INPUT', `an offer of ${String(pages)} pages is out of range`);
-  const foot = typeof footer === 'string' ? Buffer.from(footer, 'base64') : Buffer.alloc(0);
-  if (foot.length !== FOOTER) throw new StasisError('INVALID_INPUT', 'the offer has no valid stream footer');
+  let foot = typeof footer === 'string' ? Buffer.from(footer, 'base64') : Buffer.alloc(0);
+  if (footerLast !== true && foot.length !== FOOTER) throw new StasisError('INVALID_INPUT', 'the offer has no valid stream footer');
   const head = await readData(rd, headBytes, 'the stream head');
   const hashes = await readData(rd, pages * HASH, 'the page hashes');
   let spool: PageSpool;
@@ -145,6 +151,7 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
     throw diskFull(e, deps.store.dir) ?? new StasisError('INVALID_INPUT', `the destination cannot open its spool (${(e as Error).message}); nothing was imported`);
   }
   let done = false;
+  let imp: StreamImport | null = null;
   try {
     const where = deps.store.locatePages(hashes);
     const bitmap = Buffer.alloc(Math.ceil(pages / 8));
@@ -157,30 +164,63 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       else if (spool.has(h)) resumed++;
       else { bitmap[i >> 3]! |= 1 << (i & 7); wanted.push(i); }
     }
+    // Whatever keeps the import from starting (the store busy) is said after the pages were read, as a full disk is.
+    let importError: unknown = null;
+    if (deps.beginImport) {
+      try { imp = deps.beginImport(headBytes + pages * ENTRY + FOOTER); imp.push(head); } catch (e) { importError = e; }
+    }
+    const feed = imp ? streamFeeder(imp, hashes, where, spool, deps.store, bitmap) : null;
     await wr.send({ t: 'want', pages: wanted.length, held, resumed });
     if (pages) await sendData(wr, bitmap);
+    // The pages held before the first wanted one, while the sender starts on its answer.
+    feed?.upTo(wanted[0] ?? pages);
     // Every wanted page is read even after the disk filled, so the session stays in step and the sender hears why.
     let spoolError: unknown = null;
+    const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
     for (let got = 0; got < wanted.length;) {
       const f = await rd.next();
       if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the transfer broke off after ${got} of the ${wanted.length} pages asked for; they are kept to resume from`);
-      if (f.data.length % PAGE || got + f.data.length / PAGE > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');
-      const entries: { hash: Buffer; page: Buffer }[] = [];
-      for (let o = 0; o < f.data.length; o += PAGE, got++) {
-        const i = wanted[got]!;
-        const page = f.data.subarray(o, o + PAGE);
-        const h = hashes.subarray(i * HASH, (i + 1) * HASH);
-        if (!hashPage(page).equals(h)) throw new StasisError('CORRUPT', `page ${i} of the stream does not match its hash (damaged in transit?); nothing of this transfer was imported, the pages before it are kept to resume from`);
-        entries.push({ hash: h, page });
+      const n = f.data.length / PAGE;
+      if (f.data.length % PAGE || n > RUN || got + n > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');
+      const hashOf = (k: number): Buffer => hashes.subarray(wanted[got + k]! * HASH, (wanted[got + k]! + 1) * HASH);
+      const badAt = pagesMismatch(f.data, n, hashOf, digests);
+      if (badAt >= 0) {
+        // What arrived before it in this frame is good: kept to resume from.
+        if (spoolError === null && badAt > 0) { try { spool.append(entriesOf(f.data, badAt, hashOf)); } catch { /* the next attempt asks again */ } }
+        throw new StasisError('CORRUPT', `page ${wanted[got + badAt]!} of the stream does not match its hash (damaged in transit?); nothing of this transfer was imported, the pages before it are kept to resume from`);
       }
       if (spoolError === null) {
-        try { spool.append(entries); } catch (e) { spoolError = e; }
+        try { spool.append(entriesOf(f.data, n, hashOf)); } catch (e) { spoolError = e; }
       }
+      if (feed && spoolError === null) {
+        for (let k = 0; k < n; k++) feed.arrived(wanted[got + k]!, f.data, k * PAGE, wanted[got + k + 1] ?? pages);
+      }
+      got += n;
+    }
+    if (footerLast === true) {
+      const m = await rd.expect<{ footer?: unknown }>('footer');
+      foot = typeof m.footer === 'string' ? Buffer.from(m.footer, 'base64') : Buffer.alloc(0);
+      if (foot.length !== FOOTER) throw new StasisError('INVALID_INPUT', 'the stream\'s footer is not valid');
     }
     if (spoolError !== null) {
       spool.remove();
       done = true;
       throw diskFull(spoolError, deps.store.dir) ?? new StasisError('INVALID_INPUT', `the destination cannot spool the pages (${(spoolError as Error).message}); nothing was imported`);
+    }
+    if (deps.beginImport) {
+      // Imported or refused, the spool has served: a refused stream would be refused again.
+      try {
+        if (!imp) throw importError;
+        feed!.flush();
+        imp.push(foot);
+        const { ids } = imp.finish();
+        return { ids, pages, pagesReceived: wanted.length, pagesHeld: held, pagesResumed: resumed };
+      } catch (e) {
+        throw diskFull(e, deps.store.dir) ?? e;
+      } finally {
+        spool.remove();
+        done = true;
+      }
     }
     const file = path.join(spool.dir, 'stream');
     try {
@@ -199,8 +239,55 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       done = true;
     }
   } finally {
+    imp?.abort();
     if (!done) spool.close();
   }
+}
+
+function entriesOf(data: Buffer, n: number, hashOf: (k: number) => Buffer): { hash: Buffer; page: Buffer }[] {
+  const out: { hash: Buffer; page: Buffer }[] = [];
+  for (let k = 0; k < n; k++) out.push({ hash: hashOf(k), page: data.subarray(k * PAGE, (k + 1) * PAGE) });
+  return out;
+}
+
+/**
+ * Feeds an import the stream in order while the wanted pages arrive: each arrived page, then the
+ * pages up to the next wanted one from the store or the spool (all already checked: the store's by
+ * their stored hash, the spool's when it was opened, the arrived ones in their batch).
+ */
+function streamFeeder(imp: StreamImport, hashes: Buffer, where: ({ file: number; page: number } | null)[], spool: PageSpool, store: Store, bitmap: Buffer) {
+  const out = Buffer.allocUnsafe(RUN * ENTRY);
+  let n = 0;
+  let next = 0;
+  const flush = (): void => { if (n) { imp.push(out.subarray(0, n * ENTRY), true); n = 0; } };
+  const entry = (i: number): number => {
+    hashes.copy(out, n * ENTRY, i * HASH, (i + 1) * HASH);
+    return n * ENTRY + HASH;
+  };
+  const taken = (): void => { if (++n === RUN) flush(); };
+  /** The held pages from next up to (not including) end. */
+  const upTo = (end: number): void => {
+    for (; next < end; next++) {
+      if (bitmap[next >> 3]! & (1 << (next & 7))) throw new StasisError('INTERNAL', `page ${next} is wanted but was skipped`);
+      const at = entry(next);
+      const w = where[next];
+      if (w) store.readStored(w.file, w.page, 1, out, at);
+      else if (!spool.read(hashes.subarray(next * HASH, (next + 1) * HASH), out, at)) throw new StasisError('INTERNAL', `page ${next} is neither in the store nor in the spool`);
+      taken();
+    }
+  };
+  return {
+    upTo,
+    flush,
+    /** Wanted page i arrived at data[off..]; then the held ones up to nextWanted. */
+    arrived(i: number, data: Buffer, off: number, nextWanted: number): void {
+      if (i !== next) throw new StasisError('INTERNAL', `page ${i} arrived where page ${next} was expected`);
+      data.copy(out, entry(i), off, off + PAGE);
+      taken();
+      next = i + 1;
+      upTo(nextWanted);
+    },
+  };
 }
 
 /** Writes the stream file the sender exported: its head, each page from the store or the spool, its footer. */

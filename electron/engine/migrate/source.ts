@@ -9,7 +9,6 @@
  */
 import { warm as warmSmapsReader } from '../capture/smaps-ahead';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { Store } from '../store/api';
 import { checkpoint, type CheckpointResult, type HeldProcess } from '../capture';
@@ -86,13 +85,13 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   if (kids.length) {
     throw new StasisError('UNSUPPORTED', `Process ${pid} has ${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}): \`stasis migrate\` moves a single process, and a tree moved without its children would come back unable to wait for them. Nothing was sent. Checkpoint the tree and send it (\`stasis checkpoint ${pid}\`, then \`stasis send ID --to ...\`) and restore it there.`);
   }
-  const spool = fs.mkdtempSync(path.join(store.dir, '.migrate-'));
   const rounds: MigrateRound[] = [];
   let bytesSent = 0;
   let held: HeldProcess | null = null;
   let remote: number | null = null;
   let lastSent: number | null = null;
   let negotiate = false;
+  let footerLast = false;
   let memoryRound = false;
   let deferred: { settle(): void; discard(): void } | null = null;
   const settle = (): void => {
@@ -102,55 +101,48 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   };
   /** Sends checkpoint id as one stream (continuing the destination's copy of its parent when it has it); returns the destination's id. */
   const send = async (c: CheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
-    const file = path.join(spool, `round-${rounds.length + 1}`);
     const parent = store.get(c.id)?.parentId ?? null;
     const continues = remote !== null && parent !== null && parent === lastSent ? remote : undefined;
     // Another checkpoint of the process taken meanwhile (a schedule) breaks the chain the destination holds: send it whole.
-    const r = store.exportStream(c.id, file, continues === undefined && parent !== null ? 'flattened' : 'one', continues === undefined ? {} : { continues });
+    const how = continues === undefined && parent !== null ? 'flattened' : 'one';
+    const exportOpts = continues === undefined ? {} : { continues };
     const t0 = performance.now();
     const wire0 = wr.bytes;
-    try {
-      let ack: { ids: number[]; absorbed?: unknown };
-      let pagesSent = r.pages;
-      // Negotiated by page hash where the destination can (the pages it holds anywhere stay
-      // home), except the last round: its pages are all new there, and the exchange would add a
-      // round trip to the downtime.
-      if (negotiate && kind !== 'final') {
-        const o = await offerStream(rd, wr, file, { final: false });
-        ack = o.ack as typeof ack;
-        pagesSent = o.pagesSent;
-      } else {
-        await wr.send({ t: 'stream', bytes: r.bytes, final: kind === 'final' });
-        const fd = fs.openSync(file, 'r');
-        try {
-          const buf = Buffer.allocUnsafe(CHUNK);
-          for (let pos = 0; pos < r.bytes;) {
-            const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, r.bytes - pos), pos);
-            await wr.data(Buffer.from(buf.subarray(0, n)));
-            pos += n;
-          }
-        } finally {
-          fs.closeSync(fd);
-        }
-        ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
-      }
-      const bytes = wr.bytes - wire0;
-      const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: r.pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
-      rounds.push(round);
-      bytesSent += bytes;
-      opts.onRound?.(round);
-      lastSent = c.id;
-      remote = ack.ids[ack.ids.length - 1]!;
-      return remote;
-    } finally {
-      fs.rmSync(file, { force: true });
+    let ack: { ids: number[]; absorbed?: unknown };
+    let pages: number;
+    let pagesSent: number;
+    // Negotiated by page hash where the destination can (the pages it holds anywhere stay
+    // home), except the last round: its pages are all new there, and the exchange would add a
+    // round trip to the downtime.
+    if (negotiate && kind !== 'final') {
+      const x = store.openExport(c.id, how, exportOpts);
+      pages = x.pages;
+      const o = await offerStream(rd, wr, x, { final: false }, footerLast);
+      ack = o.ack as typeof ack;
+      pagesSent = o.pagesSent;
+    } else {
+        // Straight from the segments into the wire: no stream file (the destination imports it as it arrives).
+      const x = store.openExport(c.id, how, exportOpts);
+      pages = pagesSent = x.pages;
+      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
+      for (const chunk of x.chunks()) await wr.data(chunk);
+      ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
     }
+    const bytes = wr.bytes - wire0;
+    const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
+    rounds.push(round);
+    bytesSent += bytes;
+    opts.onRound?.(round);
+    lastSent = c.id;
+    remote = ack.ids[ack.ids.length - 1]!;
+    return remote;
   };
   try {
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true });
-    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown }>('hello');
+    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown }>('hello');
     negotiate = hi.negotiate === true;
+    footerLast = hi.footerLast === true;
     // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
     memoryRound = hi.memoryRound === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several
@@ -281,7 +273,6 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   } finally {
     // A failure inside the capture itself (after its commit phase began) leaves nothing deferred behind.
     (deferred as { discard(): void } | null)?.discard();
-    fs.rmSync(spool, { recursive: true, force: true });
   }
 }
 

@@ -69,20 +69,25 @@ export class PageSpool {
     return fs.readSync(this.fd, out, offset, PAGE, p) === PAGE;
   }
 
-  /** Appends pages (the caller checked each against its hash); throws what the disk says (ENOSPC). */
+  /** Appends pages (the caller checked each against its hash) with one gathered write, no copy; throws what the disk says (ENOSPC). */
   append(entries: { hash: Buffer; page: Buffer }[]): void {
     if (!entries.length) return;
-    const buf = Buffer.concat(entries.flatMap((e) => [e.hash, e.page]));
+    const parts = entries.flatMap((e) => [e.hash, e.page]);
+    const total = entries.length * ENTRY;
     let off = 0;
     try {
-      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off, this.size + off);
+      while (off < total) {
+        // A short write (rare) is finished from the bytes it left.
+        const rest = off === 0 ? parts : [Buffer.concat(parts).subarray(off)];
+        off += fs.writevSync(this.fd, rest, this.size + off);
+      }
     } catch (e) {
       // A partial entry would be cut on the next open anyway; cut it now so the size stays whole.
       try { fs.ftruncateSync(this.fd, this.size); } catch { /* the next open cuts it */ }
       throw e;
     }
     for (const [i, e] of entries.entries()) this.at.set(e.hash.toString('latin1'), this.size + i * ENTRY + HASH);
-    this.size += buf.length;
+    this.size += total;
   }
 
   close(): void {

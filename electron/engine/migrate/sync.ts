@@ -8,8 +8,6 @@
  * what fully arrived); imports stay all-or-nothing per stream, so the receiver's store is always
  * a valid prefix of the chain. Owns the session, not the link: `open` gives a fresh one.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { hostname } from 'node:os';
 import { StasisError, toErrorData } from '../../../shared/errors';
@@ -77,11 +75,10 @@ export class SyncSender {
   private session: { rd: FrameReader; wr: FrameWriter; link: SyncLink } | null = null;
   /** Retries are for a link that broke: a receiver never reached is a clear error at once. */
   private reached = false;
-  private readonly spool: string;
+  /** The receiver takes each stream's footer after its pages (a receiver from before it did not). */
+  private footerLast = false;
 
   constructor(private readonly store: Store, private readonly open: () => Promise<SyncLink>, private readonly opts: SenderOptions = {}) {
-    fs.mkdirSync(store.dir, { recursive: true, mode: 0o700 });
-    this.spool = fs.mkdtempSync(path.join(store.dir, '.send-'));
   }
 
   private async connected(): Promise<{ rd: FrameReader; wr: FrameWriter }> {
@@ -93,7 +90,8 @@ export class SyncSender {
     this.session = { rd, wr, link };
     await wr.magic(SYNC_MAGIC);
     await wr.send({ t: 'hello', proto: PROTO });
-    await rd.expect('hello');
+    const hi = await rd.expect<{ footerLast?: unknown }>('hello');
+    this.footerLast = hi.footerLast === true;
     return this.session;
   }
 
@@ -149,27 +147,23 @@ export class SyncSender {
     const todo: { id: number }[] = k < 0 || info.tree ? [{ id }] : chain.slice(k + 1).map((c) => ({ id: c }));
     let remote = k >= 0 && !info.tree ? ids[k] as number : undefined;
     for (const step of todo) {
-      const file = path.join(this.spool, 'stream');
-      const x = this.store.exportStream(step.id, file, 'one', remote === undefined ? {} : { continues: remote });
+      // Straight from the segments into the wire: no stream file.
+      const x = this.store.openExport(step.id, 'one', remote === undefined ? {} : { continues: remote });
       out.checkpoints.push(...x.checkpoints);
-      try {
-        const r = await offerStream(rd, wr, file);
-        out.streams++;
-        out.pages += r.pages;
-        out.pagesSent += r.pagesSent;
-        out.pagesHeld += r.pagesHeld;
-        out.pagesResumed += r.pagesResumed;
-        out.imported.push(...r.ids);
-        remote = r.ids[r.ids.length - 1]!;
-      } finally {
-        fs.rmSync(file, { force: true });
-      }
+      const r = await offerStream(rd, wr, x, {}, this.footerLast);
+      out.streams++;
+      out.pages += r.pages;
+      out.pagesSent += r.pagesSent;
+      out.pagesHeld += r.pagesHeld;
+      out.pagesResumed += r.pagesResumed;
+      out.imported.push(...r.ids);
+      remote = r.ids[r.ids.length - 1]!;
     }
     out.remote = remote!;
     return out;
   }
 
-  /** Ends the session politely (the receiver then knows the transfer is complete) and removes the export spool. */
+  /** Ends the session politely (the receiver then knows the transfer is complete). */
   async close(): Promise<void> {
     try {
       if (this.session) {
@@ -178,7 +172,6 @@ export class SyncSender {
       }
     } catch { /* the receiver is gone: nothing to end */ } finally {
       await this.drop();
-      fs.rmSync(this.spool, { recursive: true, force: true });
     }
   }
 }
@@ -217,7 +210,8 @@ export async function serveSync(rd: FrameReader, wr: FrameWriter, deps: AcceptDe
       await wr.send({ t: 'error', message: `this Stasis speaks replication protocol ${PROTO}, the sender ${String(hello.proto)}: update both to the same version` });
       throw new StasisError('INVALID_INPUT', `The sender speaks replication protocol ${String(hello.proto)}, this Stasis protocol ${PROTO}.`);
     }
-    await wr.send({ t: 'hello', host: hostname() });
+    // footerLast: each stream's checksum footer may come after its pages (the sender reads them once).
+    await wr.send({ t: 'hello', host: hostname(), footerLast: true });
     for (;;) {
       const f = await rd.next();
       if (!f) { out.failure = 'the connection closed before the sender finished'; return out; }

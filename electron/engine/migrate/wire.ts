@@ -54,12 +54,25 @@ export class FrameReader {
     w?.();
   }
 
+  /** The next n bytes (n <= size): a view of one piece when it holds them all, else one copy of just those bytes. */
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.size = rest.length;
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift(); else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let o = 0;
+      while (o < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - o);
+        c.copy(out, o, 0, k);
+        o += k;
+        if (k === c.length) this.chunks.shift(); else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.size -= n;
     if (this.size <= MAX_FRAME) this.src.resume();
     return out;
   }
@@ -109,7 +122,8 @@ export class FrameReader {
     const len = head.readUInt32LE(0);
     if (len > MAX_FRAME) throw broken(`a frame of ${len} bytes is larger than the ${MAX_FRAME} allowed`);
     await this.need(len, 'a message');
-    const body = Buffer.from(this.take(len));
+    // The pieces the input gave are never reused by it: a view of them is the frame's own.
+    const body = len ? this.take(len) : Buffer.alloc(0);
     if (head[4] === DATA_FRAME) return { type: 'data', data: body };
     if (head[4] !== JSON_FRAME) throw broken(`unknown frame type ${head[4]}`);
     let msg: unknown;

@@ -319,9 +319,47 @@ export interface Store {
   exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
+  /**
+   * The stream of exportStream without a file: its size now, its bytes from chunks() as they are
+   * asked for (read from the segments then; at most 1 MiB each). What a send puts on the wire.
+   */
+  openExport(id: number, how: ExportKind, opts?: ExportOptions): StreamExport;
+  /**
+   * Imports a stream of total bytes as it arrives (push its bytes in order, then finish()): every
+   * check of importStream, pages written as they come, nothing visible before finish() succeeded.
+   * Holds the store's writer lock until finish() or abort() (other writers wait, as for a commit).
+   */
+  beginImport(total: number, opts?: CancelOptions & { name?: string }): StreamImport;
 }
 
 /** For the store's long operations: a cancelled one throws CANCELLED and leaves the store as it was. */
+/** A stream produced while it is sent (Store.openExport). */
+export interface StreamExport extends ExportResult {
+  /** Its header and manifest: the first bytes of chunks(). */
+  head: Buffer;
+  /** Its pages' BLAKE3 hashes, concatenated in stream order (from the segments' trailers: no page is read). */
+  hashes(): Buffer;
+  /** Its bytes in order, at most 1 MiB each (fresh buffers): the head, then whole hash + page entries, then the footer alone. */
+  chunks(): Generator<Buffer>;
+}
+
+/** A stream imported as its bytes arrive (Store.beginImport). */
+export interface StreamImport {
+  /** The next bytes of the stream, in order (a chunk may end anywhere). verified: the caller already checked these bytes' pages against their hashes. */
+  push(chunk: Buffer, verified?: boolean): void;
+  /** Bytes pushed so far. */
+  readonly received: number;
+  /** The first problem found so far (finish() throws it, or a worse one); pushing on is harmless. */
+  readonly failure: Error | null;
+  /** True when the rest of the stream cannot change the verdict (its header is wrong): a reader may stop. */
+  readonly hopeless: boolean;
+  /** Checks the whole stream, then publishes its checkpoints at once; throws (leaving nothing) otherwise. */
+  finish(): { ids: number[] };
+  /** Throws away what was written; safe after finish() and twice. */
+  abort(): void;
+}
+
+
 export interface CancelOptions {
   /** Read synchronously at natural boundaries (per checkpoint, segment or block of pages). */
   signal?: AbortSignal;

@@ -87,3 +87,18 @@ export function firstMismatch(buf: Buffer, n: number): number {
   }
   return -1;
 }
+
+/**
+ * Index of the first of n pages of data (side by side, page-aligned: a frame of pages that
+ * arrived) whose hash is not expected(k), or -1: one digestPages call for the lot. digests:
+ * reusable buffers sized for at least n pages.
+ */
+export function pagesMismatch(data: Buffer, n: number, expected: (k: number) => Buffer, digests?: PageDigests): number {
+  const d = digests ?? { zero: new Uint8Array(n), hashes: Buffer.allocUnsafe(n * 32) };
+  digestPages(data, n, d);
+  for (let k = 0; k < n; k++) {
+    const got = d.zero[k] === 1 ? ZERO_PAGE_HASH : d.hashes.subarray(k * 32, (k + 1) * 32);
+    if (!got.equals(expected(k))) return k;
+  }
+  return -1;
+}

@@ -1,8 +1,10 @@
 /**
  * The store-wide writer lock: one writer (commit, remove, gc, import, reindex) at a time across all
  * processes sharing a store. A row in the index names the holder by pid + start time, so a holder
- * killed with SIGKILL is recognised as gone and its lock taken over. Must never be held across an
- * await (the store is synchronous) and never be taken by readers.
+ * killed with SIGKILL is recognised as gone and its lock taken over. Never taken by readers, and
+ * never held across an await (the store is synchronous), with one exception: an import fed from a
+ * link (Store.beginImport) holds it until the stream's end, so other writers of the store wait
+ * meanwhile (through the same handle they get BUSY).
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';

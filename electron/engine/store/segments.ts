@@ -357,6 +357,27 @@ export class SegmentReader {
   }
 
   /**
+   * Reads count consecutive pages of a file with their hashes, each page k's hash to out at at(k)
+   * and the page right after it (a stream's hash + page entries): one readv per raw block straight
+   * into the entries, no copy in between.
+   */
+  readEntries(fileId: number, page: number, count: number, out: Buffer, at: (k: number) => number): void {
+    let k = 0;
+    for (const { s, bi, b, slot, n } of this.pieces(fileId, page, count)) {
+      for (let j = 0; j < n; j++) s.hashes.copy(out, at(k + j), (bi * BLOCK_PAGES + slot + j) * HASH_LEN, (bi * BLOCK_PAGES + slot + j + 1) * HASH_LEN);
+      if (b.comp === COMP_NONE) {
+        const views: Buffer[] = [];
+        for (let j = 0; j < n; j++) views.push(out.subarray(at(k + j) + HASH_LEN, at(k + j) + HASH_LEN + PAGE));
+        if (fs.readvSync(s.fd, views, b.offset + BLOCK_HEADER_LEN + slot * PAGE) !== n * PAGE) throw corrupt(s.where, `block ${bi} is truncated`);
+      } else {
+        const d = this.decodedBlock(s, bi);
+        for (let j = 0; j < n; j++) d.copy(out, at(k + j) + HASH_LEN, (slot + j) * PAGE, (slot + j + 1) * PAGE);
+      }
+      k += n;
+    }
+  }
+
+  /**
    * Where count consecutive pages of a file are: raw blocks as offsets in the file, compressed ones
    * decoded (a copy: the block cache moves on). Adjacent pieces of one kind are not merged.
    */

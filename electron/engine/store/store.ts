@@ -31,7 +31,8 @@ import { verifyStore } from './verify';
 import { reindexStore, type ReindexResult } from './reindex';
 import { gcStore } from './gc';
 import { rebaseCheckpoint } from './rebase';
-import { exportStream, exportStreamBytes, importStream } from './streams';
+import { exportStream, exportStreamBytes, importStream, openExport, type StreamExport } from './streams';
+import { beginStreamImport, type StreamImport } from './stream-import';
 import { flattenCheckpoint, viewFiles } from './flatten';
 
 const LOCK_TIMEOUT_MS = 30_000;
@@ -308,6 +309,26 @@ export class SqliteStore implements Store {
   exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
     this.open();
     return this.index.db.transaction(() => exportStreamBytes(this.index, this.views, id, how, opts)).deferred();
+  }
+
+  openExport(id: number, how: ExportKind, opts: ExportOptions = {}): StreamExport {
+    this.open();
+    // The plan reads one snapshot of the index; the pages are read later from segments it names (a stored checkpoint's pages do not change).
+    return this.index.db.transaction(() => openExport(this.index, this.views, id, how, opts)).deferred();
+  }
+
+  beginImport(total: number, opts: CancelOptions & { name?: string } = {}): StreamImport {
+    this.open();
+    this.notDeferring();
+    if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is being written through this store handle; commit or abort it first.`);
+    this.lock.acquire(this.lockTimeoutMs);
+    try {
+      this.index.flushDedup();
+      return beginStreamImport(this.index, total, { name: opts.name ?? 'incoming stream', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), onEnd: () => this.lock.release() });
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
   }
 
   importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {

@@ -5,16 +5,18 @@
  * segment and one index transaction: never a crash, a hang, a huge allocation or a half import.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { StasisError } from '../../../shared/errors';
-import type { ExportKind, ExportOptions, ExportResult, PageRun } from './api';
-import { KIND_ABSENT, KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
-import { HASH_LEN, PAGE, encodeRecords, type DefEntry, type Entry } from './format';
-import { firstMismatch, hashKey } from './hash';
+import type { ExportKind, ExportOptions, ExportResult, PageRun, StreamExport } from './api';
+
+export type { StreamExport };
+import { KIND_ABSENT, KIND_DATA } from './extents';
+import { HASH_LEN, PAGE } from './format';
 import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE } from './segments';
+import { END, ENTRY, FOOTER, HEADER, MAX_MANIFEST, VERSION, VERSION_CONTINUES, bad, parseManifest, readHeader, writeHeader, type Manifest } from './stream-format';
+import { beginStreamImport } from './stream-import';
+import { firstMismatch } from './hash';
 import type { StoreIndex } from './store-index';
 import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
@@ -23,47 +25,8 @@ import { phases, progress, type Phases, type ProgressFn } from '../progress';
 export type StreamIndex = Pick<StoreIndex, 'dir' | 'db' | 'reader' | 'checkpointRow' | 'ownExtents' | 'chain' | 'treeMembers' | 'targetEntry' | 'get' | 'allocate' | 'newSegment' | 'lookupDedup' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup'>;
 type Views = Pick<ChainViews, 'view'>;
 
-const MAGIC = Buffer.from('STASSTR\0', 'latin1');
-const END = Buffer.from('STASSEND', 'latin1');
-const VERSION = 1;
-/** A continuation (a checkpoint whose parent the receiver already holds): version 1 readers would take it for a whole chain, so they must refuse it. */
-const VERSION_CONTINUES = 2;
-const HEADER = 32;
-const FOOTER = 40;
-const ENTRY = HASH_LEN + PAGE;
-const MAX_MANIFEST = 256 * 1024 * 1024;
 /** The stream file's fixed parts, for a sender that ships it in pieces (engine/migrate/negotiate.ts). */
 export const STREAM_LAYOUT = { header: HEADER, footer: FOOTER, entry: ENTRY, maxManifest: MAX_MANIFEST } as const;
-
-const MAX_VPN = 2 ** 45;
-
-const targetSchema = z.object({
-  pid: z.number().int().nonnegative(), startTime: z.string().max(64), exe: z.string().max(4096),
-  cmdline: z.array(z.string().max(1 << 20)).max(1 << 16), name: z.string().max(4096).nullable().optional(), createdAt: z.string().max(64),
-});
-const ckptSchema = z.object({
-  ref: z.number().int().positive(),
-  parent: z.number().int().positive().nullable(),
-  target: targetSchema,
-  createdAt: z.string().max(64), label: z.string().max(1 << 16).nullable(), notes: z.string().max(1 << 20).nullable(), pinned: z.boolean(),
-  mode: z.enum(['full', 'incremental']), dirtyTracking: z.enum(['soft-dirty', 'hash', 'uffd-wp', 'none']),
-  restoredFrom: z.number().int().nullable(), stats: z.record(z.string(), z.number()),
-  state: z.string(),
-  records: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive(), z.number().int().min(0).max(2), z.number().int().nonnegative()])),
-  /** Version 2: the receiving store's id of this checkpoint's parent (it is not in the stream). */
-  continues: z.number().int().positive().optional(),
-  /** Member of a tree checkpoint: the root member's ref and the number of members (all in the stream). */
-  tree: z.object({ root: z.number().int().positive(), size: z.number().int().positive().max(100_000) }).nullable().optional(),
-});
-const manifestSchema = z.object({
-  format: z.literal('stasis-stream'), version: z.union([z.literal(VERSION), z.literal(VERSION_CONTINUES)]), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
-  exportedAt: z.string(), checkpoints: z.array(ckptSchema).min(1).max(100_000),
-});
-type Manifest = z.infer<typeof manifestSchema>;
-
-function bad(file: string, what: string): StasisError {
-  return new StasisError('CORRUPT', `The stream ${path.basename(file)} is not valid: ${what}. Nothing was imported; export it again from the source store.`);
-}
 
 /** Which checkpoints an export carries for one checkpoint (a single process's). */
 function selectionOf(index: StreamIndex, id: number, how: ExportKind): number[] {
@@ -117,7 +80,7 @@ export function exportStream(index: StreamIndex, views: Views, id: number, file:
   const fd = fs.openSync(tmp, 'w', FILE_MODE);
   let pos = 0;
   try {
-    writeStream(index, plan, (b) => { fs.writeSync(fd, b, 0, b.length, pos); pos += b.length; }, cancel, prog);
+    for (const b of streamChunks(index, plan, cancel, prog)) { fs.writeSync(fd, b, 0, b.length, pos); pos += b.length; }
     fs.fsyncSync(fd);
     cancel();
     fs.closeSync(fd);
@@ -133,6 +96,31 @@ export function exportStream(index: StreamIndex, views: Views, id: number, file:
 }
 
 /**
+ * The same stream as exportStream, produced while it is sent: the plan (manifest, which pages) is
+ * made now, its size is known at once, and chunks() reads the pages from the segments only as the
+ * consumer asks for them (no stream file: a migration's rounds and a send go straight into the
+ * wire). Each chunk is a fresh buffer of at most STREAM_CHUNK bytes the consumer may keep.
+ */
+export function openExport(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions = {}): StreamExport {
+  const prog = phases(progress(opts.onProgress), ['checkpoints', 'pages']);
+  const cancel = (): void => throwIfCancelled(opts.signal, 'The export', 'the stream was cut short (the receiver imports nothing of it)');
+  const plan = planStream(index, views, id, how, opts, cancel, prog);
+  const head = Buffer.concat([writeHeader(plan.version, plan.manifest.length, plan.pageSrc.length), plan.manifest]);
+  return {
+    file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: head.length + plan.pageSrc.length * ENTRY + FOOTER, head,
+    hashes() {
+      const out = Buffer.allocUnsafe(plan.pageSrc.length * HASH_LEN);
+      for (const [i, s] of plan.pageSrc.entries()) index.reader.hashOf(s.file, s.page).copy(out, i * HASH_LEN);
+      return out;
+    },
+    *chunks() {
+      yield* streamChunks(index, plan, cancel, prog);
+      prog.finish('written');
+    },
+  };
+}
+
+/**
  * The same stream as exportStream, in memory: nothing touches the disk (a migration's last round,
  * sent while the process is frozen, needs no durable copy on the way). Refused above maxBytes.
  */
@@ -145,7 +133,7 @@ export function exportStreamBytes(index: StreamIndex, views: Views, id: number, 
   }
   const parts: Buffer[] = [];
   let bytes = 0;
-  writeStream(index, plan, (b) => { parts.push(Buffer.from(b)); bytes += b.length; }, cancel, prog);
+  for (const b of streamChunks(index, plan, cancel, prog)) { parts.push(b); bytes += b.length; }
   prog.finish('written');
   return { file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes, data: Buffer.concat(parts, bytes) };
 }
@@ -199,39 +187,45 @@ function planStream(index: StreamIndex, views: Views, id: number, how: ExportKin
   return { ids, pageSrc, manifest, version };
 }
 
-/** Writes the stream of plan through put (header, manifest, hash + page entries, checksum footer). */
-function writeStream(index: StreamIndex, plan: StreamPlan, put0: (b: Buffer) => void, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): void {
+/** Bytes per chunk of a produced stream (a wire data frame carries one). */
+export const STREAM_CHUNK = 1 << 20;
+/** Entries per chunk of pages. */
+const PER_CHUNK = Math.floor(STREAM_CHUNK / ENTRY);
+
+/**
+ * The stream of plan in order (header, manifest, hash + page entries, checksum footer), one fresh
+ * buffer of at most STREAM_CHUNK bytes at a time. Runs of consecutive stored pages are read with
+ * one readv per block, straight into their entries.
+ */
+function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): Generator<Buffer> {
   const { pageSrc, manifest, version } = plan;
-  const header = Buffer.alloc(HEADER);
-  MAGIC.copy(header, 0);
-  header.writeUInt32LE(version, 8);
-  header.writeUInt32LE(PAGE, 12);
-  header.writeBigUInt64LE(BigInt(manifest.length), 16);
-  header.writeBigUInt64LE(BigInt(pageSrc.length), 24);
   const sha = createHash('sha256');
-  const put = (b: Buffer): void => { sha.update(b); put0(b); };
-  put(header);
-  put(manifest);
-  const buf = Buffer.allocUnsafe(256 * ENTRY);
-  for (let i = 0; i < pageSrc.length; i += 256) {
+  const head = Buffer.concat([writeHeader(version, manifest.length, pageSrc.length), manifest]);
+  sha.update(head);
+  for (let o = 0; o < head.length; o += STREAM_CHUNK) yield head.subarray(o, Math.min(head.length, o + STREAM_CHUNK));
+  for (let i = 0; i < pageSrc.length; i += PER_CHUNK) {
     cancel();
     prog.at('pages', i, pageSrc.length, 'pages');
-    const n = Math.min(256, pageSrc.length - i);
-    for (let k = 0; k < n; k++) {
-      const s = pageSrc[i + k];
-      index.reader.hashOf(s.file, s.page).copy(buf, k * ENTRY);
-      index.reader.readPages(s.file, s.page, 1, buf, k * ENTRY + HASH_LEN);
+    const n = Math.min(PER_CHUNK, pageSrc.length - i);
+    const buf = Buffer.allocUnsafe(n * ENTRY);
+    for (let k = 0; k < n;) {
+      const s = pageSrc[i + k]!;
+      let r = 1;
+      while (k + r < n && pageSrc[i + k + r]!.file === s.file && pageSrc[i + k + r]!.page === s.page + r) r++;
+      const first = k;
+      index.reader.readEntries(s.file, s.page, r, buf, (j) => (first + j) * ENTRY);
+      k += r;
     }
-    put(buf.subarray(0, n * ENTRY));
+    sha.update(buf);
+    yield buf;
   }
-  put0(Buffer.concat([sha.digest(), END]));
+  yield Buffer.concat([sha.digest(), END]);
 }
 
 interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number }
 
 /** Checks a stream completely without writing anything; bounded memory (the manifest plus 1 MiB). */
 export type ImportPhase = 'checksum' | 'page hashes' | 'importing';
-const IMPORT_PHASES: readonly ImportPhase[] = ['checksum', 'page hashes', 'importing'];
 
 /** Where a stream's bytes are read from: a file, or a buffer (a migration's last round, never spooled). */
 interface ByteSource { name: string; size: number; read(buf: Buffer, off: number, len: number, pos: number): number; close(): void }
@@ -267,19 +261,9 @@ function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<Imp
   const fd = src;
   try {
     const size = src.size;
-    if (size < HEADER + FOOTER) throw bad(file, `it is ${size} bytes, too short to be a stream`);
     const h = Buffer.alloc(HEADER);
-    fd.read(h, 0, HEADER, 0);
-    if (!h.subarray(0, 8).equals(MAGIC)) throw bad(file, 'it does not start with the stream magic (is it a Stasis stream?)');
-    const version = h.readUInt32LE(8);
-    if (version !== VERSION && version !== VERSION_CONTINUES) throw bad(file, `it is stream version ${version}, this Stasis reads versions ${VERSION} and ${VERSION_CONTINUES}`);
-    if (h.readUInt32LE(12) !== PAGE) throw bad(file, `its page size is ${h.readUInt32LE(12)}, not ${PAGE}`);
-    const mlen = h.readBigUInt64LE(16);
-    const count = h.readBigUInt64LE(24);
-    if (mlen > BigInt(MAX_MANIFEST) || mlen === 0n) throw bad(file, `its manifest length ${mlen} is out of range`);
-    if (BigInt(HEADER) + mlen + count * BigInt(ENTRY) + BigInt(FOOTER) !== BigInt(size)) throw bad(file, 'its size does not match its header (truncated or padded)');
-    const manifestLen = Number(mlen);
-    const pageCount = Number(count);
+    if (size >= HEADER) fd.read(h, 0, HEADER, 0);
+    const { version, manifestLen, pageCount } = readHeader(file, h, size);
     // Whole-file checksum first: later checks then read bytes that are known to be what was exported.
     const sha = createHash('sha256');
     const chunk = Buffer.allocUnsafe(1 << 20);
@@ -297,43 +281,7 @@ function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<Imp
     if (!sha.digest().equals(f.subarray(0, 32))) throw bad(file, 'its checksum does not match (damaged in transit?)');
     const mbuf = Buffer.alloc(manifestLen);
     fd.read(mbuf, 0, manifestLen, HEADER);
-    let raw: unknown;
-    try { raw = JSON.parse(mbuf.toString('utf8')); } catch (_e) { throw bad(file, 'its manifest is not JSON'); }
-    const parsed = manifestSchema.safeParse(raw);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw bad(file, `its manifest is malformed at ${i.path.join('.') || '(root)'}: ${i.message}`);
-    }
-    const manifest = parsed.data;
-    if (manifest.version !== version) throw bad(file, `its header says version ${version}, its manifest ${manifest.version}`);
-    const seen = new Set<number>();
-    for (const c of manifest.checkpoints) {
-      if (seen.has(c.ref)) throw bad(file, `checkpoint ${c.ref} appears twice`);
-      if (c.continues !== undefined && (version !== VERSION_CONTINUES || c.parent !== null || c.mode !== 'incremental' || c.tree)) throw bad(file, `checkpoint ${c.ref} continues another store's checkpoint but is not a version 2 incremental without a parent in the stream`);
-      if (c.parent !== null && !seen.has(c.parent)) throw bad(file, `checkpoint ${c.ref} names parent ${c.parent}, which does not precede it in the stream`);
-      seen.add(c.ref);
-      let prevEnd = -1;
-      for (const [vpn, n, kind, sp] of c.records) {
-        if (vpn < prevEnd) throw bad(file, `the records of checkpoint ${c.ref} overlap or are not sorted`);
-        if (vpn + n > MAX_VPN) throw bad(file, `a record of checkpoint ${c.ref} lies beyond the address space`);
-        if (kind === KIND_DATA && sp + n > pageCount) throw bad(file, `a record of checkpoint ${c.ref} points past the ${pageCount} pages in the stream`);
-        prevEnd = vpn + n;
-      }
-      try {
-        const st = JSON.parse(c.state) as { mappings?: unknown };
-        if (!st || typeof st !== 'object' || !Array.isArray(st.mappings)) throw new Error('no mappings');
-      } catch (_e) {
-        throw bad(file, `the process state of checkpoint ${c.ref} is not a valid state document`);
-      }
-    }
-    // Tree checkpoints must be whole: their root and every member they count.
-    const treeMembers = new Map<number, number>();
-    for (const c of manifest.checkpoints) if (c.tree) treeMembers.set(c.tree.root, (treeMembers.get(c.tree.root) ?? 0) + 1);
-    for (const c of manifest.checkpoints) {
-      if (!c.tree) continue;
-      const root = manifest.checkpoints.find((x) => x.ref === c.tree!.root);
-      if (!root || root.tree?.root !== c.tree.root || treeMembers.get(c.tree.root) !== c.tree.size) throw bad(file, `tree checkpoint ${c.tree.root} is not whole in the stream (checkpoint ${c.ref} is one of its ${c.tree.size} processes)`);
-    }
+    const manifest = parseManifest(file, mbuf, version, pageCount);
     // Every page must be what its hash says.
     const pagesAt = HEADER + manifestLen;
     const buf = Buffer.allocUnsafe(256 * ENTRY);
@@ -396,100 +344,23 @@ export function importStreamBytes(index: StreamIndex, name: string, data: Buffer
   return importSource(index, bufferSource(name, data), signal, onProgress);
 }
 
-function importSource(index: StreamIndex, source: ByteSource, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
-  // Every check comes before the index transaction; a cancel discards the new segment like any failure.
-  const cancel = (): void => throwIfCancelled(signal, 'The import', 'nothing was imported');
-  const prog = phases(progress(onProgress), IMPORT_PHASES);
-  const { src: fd, manifest, pageCount, pagesAt } = validateSource(source, signal, prog);
+/**
+ * Imports a whole stream from src through the incremental importer (stream-import.ts): one pass,
+ * every check of the format, nothing visible unless all of them passed.
+ */
+function importSource(index: StreamIndex, src: ByteSource, signal?: AbortSignal, onProgress?: ProgressFn): { ids: number[] } {
+  const imp = beginStreamImport(index, src.size, { name: src.name, ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) });
   try {
-    const seg = index.newSegment();
-    try {
-      // Where each stream page lives in this store after import (deduplicated).
-      const loc = new Array<{ file: number; page: number } | undefined>(pageCount);
-      const hashes = Buffer.alloc(pageCount * HASH_LEN);
-      const newPages: { key: bigint; file: number; page: number }[] = [];
-      const local = new Map<string, number>();
-      const buf = Buffer.allocUnsafe(256 * ENTRY);
-      for (let i = 0; i < pageCount; i += 256) {
-        cancel();
-        prog.at('importing', i, pageCount, 'pages');
-        const n = Math.min(256, pageCount - i);
-        fd.read(buf, 0, n * ENTRY, pagesAt + i * ENTRY);
-        const keys: bigint[] = [];
-        for (let k = 0; k < n; k++) keys.push(hashKey(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN)));
-        const found = index.lookupDedup(keys);
-        for (let k = 0; k < n; k++) {
-          const h = Buffer.from(buf.subarray(k * ENTRY, k * ENTRY + HASH_LEN));
-          h.copy(hashes, (i + k) * HASH_LEN);
-          const hs = h.toString('latin1');
-          const mine = local.get(hs);
-          if (mine !== undefined) { loc[i + k] = { file: seg.fileId, page: mine }; continue; }
-          const f = found.get(keys[k]);
-          if (f) {
-            let ok = false;
-            try { ok = index.reader.hashOf(f.file, f.page).equals(h); } catch (_e) { ok = false; }
-            if (ok) { loc[i + k] = f; continue; }
-          }
-          const p = seg.addPage(buf, k * ENTRY + HASH_LEN, h);
-          local.set(hs, p);
-          newPages.push({ key: keys[k], file: seg.fileId, page: p });
-          loc[i + k] = { file: seg.fileId, page: p };
-        }
-      }
-      // A continuation attaches to a checkpoint of this store: it must be there, of the same process.
-      for (const c of manifest.checkpoints) {
-        if (c.continues === undefined) continue;
-        const base = index.get(c.continues);
-        const t = base ? index.targetEntry(base.targetId) : null;
-        if (!t || t.startTime !== c.target.startTime || t.pid !== c.target.pid) {
-          throw new StasisError('INVALID_INPUT', `The stream continues checkpoint #${c.continues} of process ${c.target.pid}, which ${t ? 'is of another process' : 'is not'} in ${index.dir}; nothing was imported. Send the chain from its full checkpoint again.`);
-        }
-      }
-      const refMap = new Map<number, number>();
-      // Ids first: a tree member names its root, which may come later in the stream.
-      for (const c of manifest.checkpoints) refMap.set(c.ref, index.allocate('next_ckpt'));
-      const defs: { def: DefEntry; extents: Extent[] }[] = [];
-      const recBufs: Buffer[] = [];
-      let recOff = 0;
-      for (const c of manifest.checkpoints) {
-        cancel();
-        const id = refMap.get(c.ref)!;
-        const extents: Extent[] = [];
-        const dataHashes: Buffer[] = [];
-        for (const [vpn, n, kind, sp] of c.records) {
-          if (kind !== KIND_DATA) { pushExtent(extents, { vpn, count: n, kind: kind as ExtentKind, file: 0, page: 0 }); continue; }
-          for (let i = 0; i < n; i++) {
-            const l = loc[sp + i]!;
-            pushExtent(extents, { vpn: vpn + i, count: 1, kind: KIND_DATA, file: l.file, page: l.page });
-            dataHashes.push(hashes.subarray((sp + i) * HASH_LEN, (sp + i + 1) * HASH_LEN));
-          }
-        }
-        const rb = encodeRecords(extents.map((e) => ({ vpn: e.vpn, count: e.count, kind: e.kind })), Buffer.concat(dataHashes));
-        const def: DefEntry = {
-          type: 'def', ckpt: id, target: { ...c.target, name: c.target.name ?? null }, parent: c.continues ?? (c.parent === null ? null : refMap.get(c.parent)!),
-          createdAt: c.createdAt, label: c.label, notes: c.notes, pinned: c.pinned, mode: c.mode, dirtyTracking: c.dirtyTracking,
-          restoredFrom: null, stats: c.stats, state: c.state, recordsOffset: recOff, extents: extents.length, dataPages: dataHashes.length,
-          ...(c.tree ? { tree: { root: refMap.get(c.tree.root)!, size: c.tree.size } } : {}),
-        };
-        recBufs.push(rb);
-        recOff += rb.length;
-        defs.push({ def, extents });
-      }
-      const entries: Entry[] = defs.map((d) => d.def);
-      cancel(); // last chance: after finish() the segment is no longer a temp file discard() removes
-      const { bytes, pages, blockBytes } = seg.finish(entries, Buffer.concat(recBufs));
-      index.publish(seg.fileId, () => {
-        index.insertFile(seg.fileId, bytes, pages, entries, blockBytes);
-        for (const d of defs) index.applyDef(d.def, seg.fileId, d.extents);
-      });
-      index.addDedup(newPages);
-      prog.finish('imported');
-      return { ids: defs.map((d) => d.def.ckpt) };
-    } catch (e) {
-      seg.discard();
-      throw e;
+    const buf = Buffer.allocUnsafe(STREAM_CHUNK);
+    for (let pos = 0; pos < src.size && !imp.hopeless;) {
+      const n = src.read(buf, 0, Math.min(buf.length, src.size - pos), pos);
+      if (n <= 0) break;
+      imp.push(buf.subarray(0, n));
+      pos += n;
     }
+    return imp.finish();
   } finally {
-    fd.close();
+    imp.abort();
+    src.close();
   }
 }

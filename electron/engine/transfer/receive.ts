@@ -49,7 +49,7 @@ export function migrationFailed(r: Received): boolean {
 /** rd: the input not read yet (a caller that must look at the first bytes itself passes its own reader). */
 export async function receiveAny(rd: FrameReader, output: Writable, deps: ReceiveDeps): Promise<Received> {
   if (await rd.magic(SYNC_MAGIC)) {
-    const r = await serveSync(rd, new FrameWriter(output), { store: deps.store, importFile: deps.importFile, ...(deps.onImported ? { onImported: deps.onImported } : {}) });
+    const r = await serveSync(rd, new FrameWriter(output), { store: deps.store, importFile: deps.importFile, ...(deps.beginImport ? { beginImport: deps.beginImport } : {}), ...(deps.onImported ? { onImported: deps.onImported } : {}) });
     return { replication: r };
   }
   if (!(await rd.magic())) return spoolAndImport(deps.storeDir, rd.detach(), deps.importFile);
