@@ -7,17 +7,15 @@
  * rounds; CPU is process.cpuUsage (only this thread works here), medians.
  * usage: MIB=1024 ROUNDS=5 node --import tsx bench/capture-read.ts
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnDetached } from '../test/helpers/spawn';
 import { storeNative } from '../electron/engine/store/native-addon';
 import { digestPages, type PageDigests } from '../electron/engine/store/hash';
 import { vmRead } from '../electron/engine/native';
+import { buildCaptureTarget, startCaptureTarget } from './capture-target';
 import { formatTable, type Row } from './table';
 
-const here = new URL('.', import.meta.url).pathname;
 const PAGE = 4096;
 const BLOCK = 64;
 /** Pages of a write-behind job's slot (segments.ts JOB_BLOCKS blocks): how far one fused read may reach. */
@@ -123,17 +121,12 @@ async function main(): Promise<void> {
   const ROUNDS = Number(process.env.ROUNDS ?? 5);
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'stasis-bench-read-'));
   const load0 = loadavg()[0]!;
-  const bin = join(work, 'capture-target');
-  const cc = spawnSync('cc', ['-O2', '-o', bin, join(here, 'capture-target.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(cc.stderr);
-  const side = join(work, 'target');
-  mkdirSync(side);
-  const target = spawnDetached(['setsid', bin, side, String(MIB)]);
+  const started = startCaptureTarget(buildCaptureTarget(work), join(work, 'target'), MIB);
+  const target = started.target;
   const variants: [string, Variant][] = [['separate read, digest, copy', separate], ['fused read, up to a job (256 pages)', fused], ['fused read, up to a block (64 pages)', fusedPerBlock], ['fused read, moves in JS', fusedMovesInJs], ['fused read alone, 64 pages per call', fusedOnly]];
   const res = variants.map(() => ({ cpu: [] as number[], wall: [] as number[] }));
   try {
-    while (!existsSync(join(side, 'ready'))) await new Promise((r) => setTimeout(r, 20));
-    const pid = Number(readFileSync(join(side, 'ready'), 'utf8').trim());
+    const pid = await started.ready();
     const { start, pages } = bigMapping(pid);
     for (const [, v] of variants) v(pid, start, Math.min(pages, 4096)); // warm-up
     for (let r = 0; r < ROUNDS; r++) {

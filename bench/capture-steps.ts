@@ -11,16 +11,15 @@
  *   STEPS_ROOT=DIR runs the checkout in DIR instead, e.g. `base=STEPS_ROOT=/tmp/main-copy`)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnDetached } from '../test/helpers/spawn';
 import { openStore } from '../electron/engine/store';
 import { checkpoint, type CapturePhase } from '../electron/engine/capture';
 import { durableWriteSecs } from './floors';
+import { buildCaptureTarget, startCaptureTarget } from './capture-target';
 import { formatTable, type Row } from './table';
 
-const here = new URL('.', import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
 
 interface Sample { wall: number; live: number; frozenPart: number; pages: number; commit: number; frozen: number; cpu: number; mainCpu: number; floor: number; bytes: number }
@@ -78,16 +77,11 @@ async function main(): Promise<void> {
   });
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'stasis-bench-steps-'));
   const load0 = loadavg()[0]!;
-  const bin = join(work, 'capture-target');
-  const cc = spawnSync('cc', ['-O2', '-o', bin, join(here, 'capture-target.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(cc.stderr);
-  const side = join(work, 'target');
-  mkdirSync(side);
-  const target = spawnDetached(['setsid', bin, side, String(MIB)]);
+  const started = startCaptureTarget(buildCaptureTarget(work), join(work, 'target'), MIB);
+  const target = started.target;
   const res = variants.map(() => [] as Sample[]);
   try {
-    while (!existsSync(join(side, 'ready'))) await new Promise((r) => setTimeout(r, 20));
-    const pid = Number(readFileSync(join(side, 'ready'), 'utf8').trim());
+    const pid = await started.ready();
     for (let run = 0; run < RUNS; run++) {
       for (const [i, v] of variants.entries()) {
         const dir = join(work, `v${i}-${run}`);

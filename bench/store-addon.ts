@@ -7,16 +7,15 @@
  * load average at the start and the end. usage: npm run bench -- store-addon   (env: MIB=1024 RUNS=5)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnDetached } from '../test/helpers/spawn';
 import { openStore } from '../electron/engine/store';
 import { checkpoint } from '../electron/engine/capture';
 import { durableWriteSecs } from './floors';
+import { buildCaptureTarget, startCaptureTarget } from './capture-target';
 import { formatTable, type Row } from './table';
 
-const here = new URL('.', import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
 
 function median(xs: number[]): number {
@@ -42,17 +41,12 @@ async function main(): Promise<void> {
   const RUNS = Number(process.env.RUNS ?? 5);
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'stasis-bench-addon-'));
   const load0 = loadavg()[0]!;
-  const bin = join(work, 'capture-target');
-  const cc = spawnSync('cc', ['-O2', '-o', bin, join(here, 'capture-target.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) throw new Error(cc.stderr);
-  const side = join(work, 'target');
-  mkdirSync(side);
-  const target = spawnDetached(['setsid', bin, side, String(MIB)]);
+  const started = startCaptureTarget(buildCaptureTarget(work), join(work, 'target'), MIB);
+  const target = started.target;
   const arms = [{ name: 'store addon (default)', env: '1' }, { name: 'without it (STASIS_STORE_NATIVE=0)', env: '0' }];
   const res = arms.map(() => ({ wall: [] as number[], cpu: [] as number[], ratio: [] as number[], floor: [] as number[] }));
   try {
-    while (!existsSync(join(side, 'ready'))) await new Promise((r) => setTimeout(r, 20));
-    const pid = Number(readFileSync(join(side, 'ready'), 'utf8').trim());
+    const pid = await started.ready();
     for (let run = 0; run < RUNS; run++) {
       for (const [i, arm] of arms.entries()) {
         const dir = join(work, `store-${run}-${i}`);
