@@ -4,11 +4,15 @@
 // batch is single-stepped, with the same results.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { freeze, injectSyscalls, loopStats, withScratch } from '../../electron/engine/tracer';
 import { SYS } from '../../electron/engine/native';
 import { waitFor } from './common';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
 
 test('a long injected batch runs through the loop: results in order, the page unmapped after, the process untouched', async () => {
   const child = spawn('python3', ['-c', 'import time\nwhile True:\n    time.sleep(0.01)'], { stdio: 'ignore' });
@@ -51,5 +55,27 @@ test('a long injected batch runs through the loop: results in order, the page un
     assert.match(readFileSync(`/proc/${pid}/stat`, 'utf8'), /\) [SR] /, 'it runs on');
   } finally {
     child.kill('SIGKILL');
+  }
+});
+
+// A W^X seccomp policy may kill the process for the loop's writable and executable page: under
+// any filter the batch is single-stepped, with the same results.
+test('under a seccomp filter a long batch is single-stepped, not looped', async () => {
+  const out = join(tmpdir(), `stasis-inject-seccomp-${process.pid}.txt`);
+  const child = spawnDetached([buildFixture('restore-caps'), 'seccomp'], { log: out });
+  try {
+    await waitFor('the filter', () => { try { return readFileSync(out, 'utf8').includes('ready'); } catch { return false; } });
+    const t = freeze(child.pid);
+    try {
+      const before = loopStats.batches;
+      const r = injectSyscalls(t, child.pid, Array.from({ length: 20 }, () => ({ nr: SYS.getpid, args: [] })));
+      assert.deepEqual(r, Array.from({ length: 20 }, () => BigInt(child.pid)));
+      assert.equal(loopStats.batches, before, 'no loop page under seccomp');
+    } finally {
+      t.release();
+    }
+  } finally {
+    child.kill();
+    rmSync(out, { force: true });
   }
 });
