@@ -6,7 +6,7 @@
  */
 import { restoreUtsNamespace } from './namespaces';
 import type { ProcessState } from '../state/process-state';
-import type { Remote } from './remote';
+import type { Call, Remote } from './remote';
 import { NR } from './sysno';
 
 /** setsid for a session leader, setpgid(0, 0) for a process-group leader; nothing for the others. */
@@ -26,7 +26,7 @@ export function setFsState(r: Remote, state: ProcessState, opts: { session?: boo
   restoreUtsNamespace(r, state);
   r.resetScratch();
   // One batch, in this order (chroot before chdir): one trip through the new process, not ~20.
-  const calls: { nr: number; args: bigint[]; what: string }[] = [];
+  const calls: Call[] = [];
   if (state.root && state.root !== '/') calls.push({ nr: NR.chroot, args: [r.putString(state.root)], what: `chroot(${state.root})` });
   calls.push({ nr: NR.chdir, args: [r.putString(state.cwd)], what: `chdir(${state.cwd})` });
   calls.push({ nr: NR.umask, args: [BigInt(state.umask)], what: 'umask' });

@@ -22,6 +22,9 @@ const SIGTRAP = 5;
 
 export class RemoteError extends StasisError {}
 
+/** One call of a batch that must succeed (Remote.callAll): `what` names it in the error. */
+export interface Call { nr: number; args: readonly bigint[]; what: string }
+
 export class Remote {
   private _pid: number;
   private memFd = -1;
@@ -162,15 +165,15 @@ export class Remote {
   }
 
   /**
-   * Runs several system calls in the main thread in one trip: the trampoline's loop (plan.ts
+   * Runs several system calls in thread tid (default: the main thread) in one trip: the trampoline's loop (plan.ts
    * TRAMPOLINE_CODE) takes them from a table in scratch memory and traps once after the last. A
    * single-stepped call costs a round trip through this tracer (~30 us here), the loop one for all.
    * Only for calls that do not stop the thread (no fork, clone or exec) and that need nothing but
    * scratch memory put before; before the trampoline exists they run one by one. Returns each rax.
    */
-  batch(calls: readonly { nr: number; args: readonly bigint[] }[]): bigint[] {
+  batch(calls: readonly { nr: number; args: readonly bigint[] }[], tid = this._pid): bigint[] {
     if (calls.length === 0) return [];
-    if (this.insn === STUB_SYSCALL_ADDR) return calls.map((c) => this.raw(c.nr, c.args));
+    if (this.insn === STUB_SYSCALL_ADDR) return calls.map((c) => this.raw(c.nr, c.args, tid));
     const table = syscallTable(calls);
     const at = this.put(table);
     const r = [...this.base];
@@ -178,11 +181,11 @@ export class Remote {
     r[REG.rbx] = at;
     r[REG.orig_rax] = 0xffffffffffffffffn;
     r[REG.rsp] = 0n;
-    setRegs(this._pid, r);
-    cont(this._pid, 0);
+    setRegs(tid, r);
+    cont(tid, 0);
     this.calls += calls.length;
     for (;;) {
-      const st = waitTid(this._pid);
+      const st = waitTid(tid);
       if (!st) continue;
       if (!st.stopped) throw new StasisError('PROCESS_GONE', `The new process ended while running ${calls.length} system calls (the first ${calls[0]!.nr})${st.termSig ? ` (signal ${st.termSig})` : ''}.`);
       if (st.event === 0 && st.stopSig === SIGTRAP) break;
@@ -194,8 +197,8 @@ export class Remote {
   }
 
   /** batch() of calls that must all succeed: the first failure throws, named by its `what`, as call() does. */
-  callAll(calls: readonly { nr: number; args: readonly bigint[]; what: string }[]): bigint[] {
-    const rets = this.batch(calls);
+  callAll(calls: readonly Call[], tid = this._pid): bigint[] {
+    const rets = this.batch(calls, tid);
     rets.forEach((r, i) => {
       if (r < 0n && r > -4096n) throw new RemoteError('INTERNAL', `${calls[i]!.what} failed: ${errnoName(Number(-r))}.`, { errno: errnoName(Number(-r)) });
     });
