@@ -14,6 +14,12 @@ const PREFIX = 'stasis1-';
 const IDENTITY = 'stasis-pair';
 const KEY_BYTES = 32;
 const OPTS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
+/**
+ * TCP keepalive after this long idle, on both ends: a `send --follow` session or a kept listener
+ * waits between checkpoints, and a peer gone without a word (a machine off, a cable out) would
+ * otherwise be noticed only by the next write.
+ */
+export const KEEPALIVE_MS = 15_000;
 
 export function newToken(): { token: string; key: Buffer } {
   const key = randomBytes(KEY_BYTES);
@@ -42,7 +48,7 @@ export function listen(addr: { host: string; port: number }, key: Buffer, onSock
     // The receiver answers with an ack after the sender has finished writing.
     allowHalfOpen: true,
     pskCallback: (_s, identity) => (identity === IDENTITY ? key : null),
-  }, onSocket);
+  }, (s) => { s.setKeepAlive(true, KEEPALIVE_MS); onSocket(s); });
   // A wrong token fails the handshake (the MACs of the Finished messages differ); that is not fatal to the listener.
   server.on('tlsClientError', (e) => onRefused(e.message));
   return new Promise((resolve, reject) => {
@@ -58,7 +64,7 @@ export function connect(addr: { host: string; port: number }, key: Buffer): Prom
       // The PSK authenticates the receiver; there is no certificate whose name could be checked.
       checkServerIdentity: () => undefined,
       pskCallback: () => ({ psk: key, identity: IDENTITY }),
-    }, () => { s.removeAllListeners('error'); resolve(s); });
+    }, () => { s.removeAllListeners('error'); s.setKeepAlive(true, KEEPALIVE_MS); resolve(s); });
     s.once('error', (e: NodeJS.ErrnoException) => {
       const why = /alert|decrypt|bad record mac|handshake/i.test(e.message)
         ? 'the receiver refused the pairing token (wrong or already used token?); start `stasis receive --listen` again and use the token it prints'
