@@ -117,6 +117,22 @@ export function twoHosts(prefix: string): TwoHosts {
   };
 }
 
+/**
+ * The receiver's resume spool log (STORE/.sync/<transfer>/pages) of the one transfer in flight, or
+ * '' while there is none; its directory is made before the log file, so bytes() reads 0 until both are there.
+ */
+export function spoolLog(store: string): { path: string; bytes(): number } {
+  const find = (): string => {
+    const d = path.join(store, '.sync');
+    const k = fs.existsSync(d) ? fs.readdirSync(d) : [];
+    return k.length ? path.join(d, k[0]!, 'pages') : '';
+  };
+  return {
+    get path() { return find(); },
+    bytes: () => { const p = find(); return p ? fs.statSync(p, { throwIfNoEntry: false })?.size ?? 0 : 0; },
+  };
+}
+
 export function storeIds(store: string): number[] {
   if (!fs.existsSync(path.join(store, 'index.sqlite'))) return [];
   const s = openStore(store);

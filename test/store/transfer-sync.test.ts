@@ -15,7 +15,7 @@ import { assertSameView, mapping, randomPage, rng, tempDir, type View } from './
 import { writeComplete } from './model';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
-import { bin, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
+import { bin, spoolLog, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
 import { fileLines, killQuietly, sleep, waitFor } from '../restore/helpers';
 
 const t = tempDir('stasis-transfer-sync-');
@@ -144,15 +144,11 @@ test('a sender killed mid-transfer: a new send resumes from the spool, and a dam
   const dst = path.join(t.dir, 'dst-killed');
   const l = await receiver(dst);
   const px = await relay(l.addr, ['--hold', String(3 << 20)]);
-  const log = (): string => {
-    const d = path.join(dst, '.sync');
-    const k = fs.existsSync(d) ? fs.readdirSync(d) : [];
-    return k.length ? path.join(d, k[0]!, 'pages') : '';
-  };
+  const spool = spoolLog(dst);
+  const log = (): string => spool.path;
   try {
     const s = start([process.execPath, bin, '--store', src, 'send', '1', '--to', px.addr, '--token', l.token], nsA);
-    // The spool's directory is made before its log file: wait for the file itself.
-    await waitFor('pages to be spooled', () => log() !== '' && (fs.statSync(log(), { throwIfNoEntry: false })?.size ?? 0) >= 400 * 4128, 30_000);
+    await waitFor('pages to be spooled', () => spool.bytes() >= 400 * 4128, 30_000);
     s.child.kill('SIGKILL');
     await s.done;
     await waitFor('the receiver to see the break', () => /broke off/.test(l.err()), 30_000);

@@ -13,7 +13,7 @@ import { openStore } from '../../electron/engine/store';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { connect, parseAddress, tokenKey } from '../../electron/engine/transfer/tls-link';
 import { assertSameView, mapping, randomPage, rng, tempDir, writeComplete, type View } from '../store/model';
-import { bin, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
+import { bin, spoolLog, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
 import { waitFor } from '../restore/helpers';
 
 const t = tempDir('stasis-streamed-');
@@ -55,12 +55,8 @@ test('a replication cut mid-stream: nothing of it is visible on the receiver mea
   const px = await relay(l.addr, ['--hold', String(6 << 20)]);
   try {
     const s = start([process.execPath, bin, '--store', src, 'send', '1', '--to', px.addr, '--token', l.token], nsA);
-    const spoolLog = (): string => {
-      const d = path.join(dst, '.sync');
-      const k = fs.existsSync(d) ? fs.readdirSync(d) : [];
-      return k.length ? path.join(d, k[0]!, 'pages') : '';
-    };
-    await waitFor('pages to arrive', () => spoolLog() !== '' && fs.statSync(spoolLog()).size >= 1000 * 4128, 60_000);
+    const spool = spoolLog(dst);
+    await waitFor('pages to arrive', () => spool.bytes() >= 1000 * 4128, 60_000);
     // Half the pages were imported into a segment being written: none of it may be visible.
     assert.deepEqual(storeIds(dst), [], 'no checkpoint before the stream checked out whole');
     assert.deepEqual(segments(dst), [], 'no published segment mid-stream');
