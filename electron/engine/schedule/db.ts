@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { LastSend, SendTarget, QuietHours, RetentionPolicy, RunRecord, RunResult, Schedule, ScheduleSpec, ScheduleState, ScheduleTarget, ScheduleTiming } from './types';
+import { useWal } from '../store/schema';
 
 export const SCHEDULE_DB_FILE = 'schedules.db';
 
@@ -205,8 +206,7 @@ export class ScheduleDb {
     for (const f of [this.path, `${this.path}-wal`, `${this.path}-shm`]) {
       try { chmodSync(f, 0o600); } catch { /* not created yet, or not ours to change: the 0700 directory still guards it */ }
     }
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 5000');
+    useWal(this.db, 5000);
     this.db.pragma('foreign_keys = ON');
     this.migrate();
   }

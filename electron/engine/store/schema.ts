@@ -67,10 +67,33 @@ function migrate(db: Database.Database, migrations: string[], what: string): voi
 }
 
 export function configure(db: Database.Database): void {
-  db.pragma('journal_mode = WAL');
+  useWal(db, 15_000);
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 15000');
+}
+
+/**
+ * busy_timeout, then WAL mode. Turning a new database to WAL needs it to itself, and SQLite breaks
+ * a race of several new connections for that by failing one at once (SQLITE_BUSY without its busy
+ * handler): processes creating one new store together (a daemon and a CLI) got "database is
+ * locked". Retried for as long as the busy timeout.
+ */
+export function useWal(db: Database.Database, busyMs: number): void {
+  db.pragma(`busy_timeout = ${busyMs}`);
+  untilNotBusy(() => db.pragma('journal_mode = WAL'), busyMs);
+}
+
+function untilNotBusy<T>(fn: () => T, ms: number): T {
+  const end = Date.now() + ms;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() > end) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+    }
+  }
 }
 
 export function migrateIndex(db: Database.Database): void {
