@@ -7,7 +7,7 @@
 import { StasisError } from '../../../shared/errors';
 import type { LocatedPart, LocatedRun, PageRun } from '../store/api';
 import { HASH_LEN } from '../store/format';
-import { digestPages, hashPage, type PageDigests } from '../store/hash';
+import { digestPages, ZERO_PAGE_HASH, type PageDigests } from '../store/hash';
 import { vmReadScatter } from '../native';
 import type { Remote } from './remote';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE, TRAMPOLINE_CODE, TRAMPOLINE_SIZE, type MapStep, type RestorePlan } from './plan';
@@ -157,7 +157,6 @@ export function sealProtections(r: Remote, plan: RestorePlan): void {
 /** One page the self-check reads back after every page is in: where, in which mapping, and its content hash or (pages given in memory) its bytes. */
 type Sample = { va: bigint; label: string } & ({ hash: Buffer } | { bytes: Buffer });
 
-const ZERO_HASH = hashPage(Buffer.alloc(4096));
 
 /**
  * Writes the checkpoint's pages (read ones, PageRun, or located ones, LocatedRun, which the page fill
@@ -212,7 +211,7 @@ export function writePages(r: Remote, plan: RestorePlan, pages: Iterable<PageRun
               : { va, label: s.label, bytes: run.data!.subarray(first * 4096, (first + 1) * 4096) });
             bytes += len;
           } else if (s.kind !== 'file-private' && fresh) {
-            samples.push({ va, label: s.label, hash: ZERO_HASH });
+            samples.push({ va, label: s.label, hash: ZERO_PAGE_HASH });
           } else {
             for (let off = 0; off < len; off += ZEROS.length) {
               const n = Math.min(ZEROS.length, len - off);
@@ -295,7 +294,7 @@ function checkSamples(r: Remote, samples: Sample[]): void {
     part.forEach((x, k) => {
       const same = 'bytes' in x
         ? x.bytes.compare(buf, k * 4096, (k + 1) * 4096) === 0
-        : x.hash.equals(ZERO_HASH) ? digests.zero[k] === 1 : digests.zero[k] === 0 && digests.hashes.subarray(k * HASH_LEN, (k + 1) * HASH_LEN).equals(x.hash);
+        : x.hash.equals(ZERO_PAGE_HASH) ? digests.zero[k] === 1 : digests.zero[k] === 0 && digests.hashes.subarray(k * HASH_LEN, (k + 1) * HASH_LEN).equals(x.hash);
       if (!same) selfCheckFailed(x, 'holds different bytes than the checkpoint');
     });
   }

@@ -61,14 +61,16 @@ export function digestPagesPerPage(data: Buffer, n: number, out: PageDigests): v
   }
 }
 
-const ZERO_PAGE_HASH = hashPage(ZERO);
+/** The hash of an all-zero page (digestPages leaves a zero page's hash slot undefined). */
+export const ZERO_PAGE_HASH = hashPage(ZERO);
 const CHECK_BATCH = 256;
 let checkScratch: { pages: Buffer; digests: PageDigests } | null = null;
 
 /**
  * Index of the first of n entries of buf (each a 32-byte hash followed by its 4096-byte page, as
- * streams and spools hold them) whose page does not have that hash, or -1: hashed 256 pages per
- * call (digestPages) rather than one call per page, which cost 3-15 us each.
+ * streams and spools hold them) whose page does not have that hash, or -1: the pages are copied
+ * side by side 256 at a time and checked with pagesMismatch (one digestPages call each), rather
+ * than one hash call per page, which cost 3-15 us each.
  */
 export function firstMismatch(buf: Buffer, n: number): number {
   const entry = 32 + 4096;
@@ -77,13 +79,8 @@ export function firstMismatch(buf: Buffer, n: number): number {
   for (let i = 0; i < n; i += CHECK_BATCH) {
     const m = Math.min(CHECK_BATCH, n - i);
     for (let k = 0; k < m; k++) buf.copy(pages, k * 4096, (i + k) * entry + 32, (i + k + 1) * entry);
-    digestPages(pages, m, digests);
-    for (let k = 0; k < m; k++) {
-      const at = (i + k) * entry;
-      const want = digests.zero[k] === 1 ? ZERO_PAGE_HASH : digests.hashes;
-      const from = digests.zero[k] === 1 ? 0 : k * 32;
-      if (want.compare(buf, at, at + 32, from, from + 32) !== 0) return i + k;
-    }
+    const bad = pagesMismatch(pages, m, (k) => buf.subarray((i + k) * entry, (i + k) * entry + 32), digests);
+    if (bad >= 0) return i + bad;
   }
   return -1;
 }
