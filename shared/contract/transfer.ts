@@ -119,13 +119,26 @@ export const transferCalls = {
       to: hostPort(false),
       token: pairingTokenSchema,
       dryRun: z.boolean().default(false),
+      /**
+       * Pause after the destination's pre-flight of round 1 passed (the process runs on): the answer
+       * comes as a 'migrate.preflight' event of this call, and `migrate.confirm` goes on in the same
+       * session (round 1 is not sent again) or ends it as a dry run. Needs the call's id.
+       */
+      confirm: z.boolean().default(false),
       maxRounds: z.number().int().min(1).max(100).optional(),
     }).strict(),
     output: migrateResultSchema,
+  }),
+  'migrate.confirm': defineCall({
+    description: 'Answers a migrate.run that waits after its pre-flight (confirm): go on with the migration, or end it as a dry run.',
+    input: z.object({ callId: z.string().min(1).max(200), go: z.boolean() }).strict(),
+    output: z.object({ go: z.boolean() }),
   }),
 } satisfies CallMap;
 
 export const transferEvents = {
   /** The receiver started, stopped or finished a session (no token). */
   'transfer.receiver': receiverStatusSchema,
+  /** A migrate.run with confirm: the destination's pre-flight passed and the call waits for migrate.confirm. */
+  'migrate.preflight': z.object({ callId: z.string(), preflight: z.object({ ok: z.boolean(), items: z.array(preflightItemSchema) }) }),
 } satisfies Record<string, z.ZodType>;

@@ -3,8 +3,9 @@
 // localhost so the two session cookies do not collide). B's Receive page listens on 127.0.0.1 and
 // shows its address and pairing token; A's page sends a checkpoint of a real counter process
 // (test/fixtures/migrate-counter.c) with that token, and B lists it as arrived. Then B listens
-// again; A's Migrate… first runs a dry run whose destination pre-flight shows while the counter
-// still runs here, then migrates it: the counter goes on counting on B as a new PID with no step
+// again; A's Migrate… first checks the destination, whose pre-flight shows while the counter
+// still runs here (Not now ends that as a dry run; B keeps its token), then checks again and
+// migrates it from that session's first round: the counter goes on counting on B as a new PID with no step
 // lost or repeated and its memory intact, and the process here is gone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ import { launchChromium, stopServer, waitForUrl } from './browser-helpers';
 import { buildFixture } from '../helpers/fixtures';
 import { procState, spawnDetached, type DetachedProcess } from '../helpers/spawn';
 import { fileLines, isAlive, killQuietly, waitFor } from '../restore/helpers';
+import { openStore } from '../../electron/engine/store';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const results = join(root, 'test-results');
@@ -163,17 +165,18 @@ test('Send to machine…: a checkpoint taken on A arrives in B\'s store through 
   await b.getByRole('heading', { name: new RegExp(`^Checkpoint #${received[0]}`) }).waitFor();
 });
 
-test('Migrate…: the dry run shows the destination\'s pre-flight while the process runs on here; then it moves to B and counts on there', async () => {
+test('Migrate…: the check shows the destination\'s pre-flight while the process runs on here; Not now ends it as a dry run; checked again, Migrate now goes on from that first round, and it counts on at B', async () => {
   const l = await listenOnB();
   await counterRowOnA();
   await a.getByRole('button', { name: `Migrate migrate-counter (PID ${counter.pid}) to another machine` }).click();
   const dialog = a.getByRole('dialog', { name: `Migrate migrate-counter (PID ${counter.pid}) to another machine` });
   await dialog.getByLabel('Receiver (HOST:PORT)').fill(l.address);
   await dialog.getByLabel('Pairing token').fill(l.token);
-  assert.equal(await dialog.getByRole('button', { name: 'Migrate now' }).isDisabled(), true, 'no migration before the dry run');
-  await dialog.getByRole('button', { name: 'Check destination (dry run)' }).click();
+  assert.equal(await dialog.getByRole('button', { name: 'Migrate now' }).isDisabled(), true, 'no migration before the check');
+  await dialog.getByRole('button', { name: 'Check destination' }).click();
   const summary = dialog.getByTestId('migrate-preflight-summary');
   await summary.waitFor({ timeout: 60_000 });
+  await dialog.getByTestId('migrate-waiting').waitFor();
   // The pre-flight is there and the process was never stopped: it runs (not 'T') and counts on.
   assert.equal(counter.alive(), true);
   assert.notEqual(procState(counter.pid), 'T');
@@ -183,12 +186,22 @@ test('Migrate…: the dry run shows the destination\'s pre-flight while the proc
   assert.ok(await items.count() > 3);
   for (let i = 0; i < await items.count(); i++) assert.equal(await items.nth(i).getAttribute('data-ok'), 'true', await items.nth(i).innerText());
   assert.match(await dialog.innerText(), /Working directory exists/);
-  // B saw a dry run and keeps listening with the same token.
+  await shot(a, 'migrate-preflight');
+
+  // Not now: the session ends as a dry run; B keeps listening with the same token.
+  await dialog.getByRole('button', { name: 'Not now' }).click();
+  await dialog.getByTestId('migrate-not-now').waitFor();
+  assert.equal(await dialog.getByRole('button', { name: 'Migrate now' }).isDisabled(), true);
   const dry = b.getByTestId('arrival').first();
-  await dry.waitFor();
+  await b.waitForFunction(`document.querySelector('[data-testid="arrival"]')?.getAttribute('data-kind') === 'dry-run'`);
   assert.equal(await dry.getAttribute('data-kind'), 'dry-run');
   assert.equal(await b.getByTestId('receive-token').inputValue(), l.token);
-  await shot(a, 'migrate-preflight');
+  assert.equal(counter.alive(), true);
+
+  // Checked again: this time the session goes on.
+  await dialog.getByRole('button', { name: 'Check destination' }).click();
+  await dialog.getByTestId('migrate-waiting').waitFor({ timeout: 60_000 });
+  assert.equal(await summary.getAttribute('data-ok'), 'true');
 
   // Every rounds line the dialog shows while it runs, recorded in the page (rounds are quick).
   await a.evaluate(`(() => {
@@ -208,6 +221,14 @@ test('Migrate…: the dry run shows the destination\'s pre-flight while the proc
   const rounds = await a.getByTestId('rounds').locator('tbody tr').allInnerTexts();
   assert.match(rounds[0]!, /^1\s+full/);
   assert.match(rounds.at(-1)!, /final/);
+  // One full round per check and none more: Migrate now went on from the second check's round 1.
+  const st = openStore(join(tmp, 'store-a'));
+  try {
+    const fulls = st.list().filter((c) => c.label === 'migration: full');
+    assert.equal(fulls.length, 2, JSON.stringify(st.list().map((c) => [c.id, c.label])));
+  } finally {
+    st.close();
+  }
   const seen = (await a.evaluate('window.seenRounds')) as string[];
   assert.match(seen[0] ?? '', /^Rounds: round 1 \(full\)$/, JSON.stringify(seen));
   assert.ok(seen.some((x) => /round \d+ \(final, process frozen\)$/.test(x)), JSON.stringify(seen));
@@ -247,7 +268,7 @@ test('Migrate…: a dry run the destination refuses shows which check fails and 
     const dialog = a.getByRole('dialog', { name: `Migrate migrate-counter (PID ${other.pid}) to another machine` });
     await dialog.getByLabel('Receiver (HOST:PORT)').fill(l.address);
     await dialog.getByLabel('Pairing token').fill(l.token);
-    await dialog.getByRole('button', { name: 'Check destination (dry run)' }).click();
+    await dialog.getByRole('button', { name: 'Check destination' }).click();
     const summary = dialog.getByTestId('migrate-preflight-summary');
     await summary.waitFor({ timeout: 60_000 });
     assert.equal(await summary.getAttribute('data-ok'), 'false');

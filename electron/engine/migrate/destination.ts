@@ -88,7 +88,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
   // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, proceed: true });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -169,6 +169,12 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         const t0 = performance.now();
         const p = await prepare(mine(m.id));
         await wr.send({ t: 'prepared', ...p, ms: +(performance.now() - t0).toFixed(1) });
+      } else if (m.t === 'proceed') {
+        // A dry run the user confirmed after its pre-flight: the same session goes on as a migration.
+        if (!result.dryRun) throw new StasisError('INVALID_INPUT', 'only a dry run can proceed');
+        if (!result.checkpointIds.length) throw new StasisError('INVALID_INPUT', 'nothing was received to proceed from');
+        result.dryRun = false;
+        await wr.send({ t: 'proceeding' });
       } else if (m.t === 'preflight') {
         const p = await deps.preflight(mine(m.id));
         await wr.send({ t: 'preflight', ok: p.ok, items: p.items });

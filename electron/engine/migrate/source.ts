@@ -25,6 +25,14 @@ export interface MigrateOptions {
   /** A round this small (pages) is the last one sent while the process runs (default 256, 1 MiB). */
   smallRound?: number;
   onRound?: (r: MigrateRound) => void;
+  /**
+   * Asked once the destination's pre-flight of round 1 passed, while the process runs on: true
+   * goes on with the same session (round 1 is not sent again), false ends it as a dry run. The
+   * session starts as a dry run (a receiver keeps its token for another try) and becomes a
+   * migration only on true. A destination too old to turn a dry run into a migration ends it as
+   * a dry run before asking: the result then says `proceedUnsupported`.
+   */
+  confirm?: (preflight: PreflightAnswer) => Promise<boolean>;
 }
 
 export interface MigrateRound {
@@ -47,6 +55,8 @@ export interface PreflightAnswer { ok: boolean; items: { id: string; label: stri
 export interface MigrateResult {
   pid: number;
   dryRun: boolean;
+  /** Asked to confirm, but the destination cannot turn a dry run into a migration: a new session has to send round 1 again. */
+  proceedUnsupported?: boolean;
   rounds: MigrateRound[];
   bytesSent: number;
   /** The destination's pre-flight of the first round. */
@@ -139,8 +149,10 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   };
   try {
     await wr.magic();
-    await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true });
-    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown }>('hello');
+    const asking = opts.confirm !== undefined && opts.dryRun !== true;
+    await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true || asking });
+    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown; proceed?: unknown }>('hello');
+    const proceedUnsupported = asking && hi.proceed !== true;
     negotiate = hi.negotiate === true;
     footerLast = hi.footerLast === true;
     // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
@@ -159,12 +171,17 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     })();
     await wr.send({ t: 'preflight', id: await send(first, 'full') });
     const preflight = await rd.expect<PreflightAnswer>('preflight');
-    if (!preflight.ok || opts.dryRun) {
-      await wr.send({ t: 'abort', reason: opts.dryRun ? 'dry run' : 'the pre-flight refused' });
+    const stopHere = !preflight.ok || opts.dryRun === true || proceedUnsupported || (asking && !(await opts.confirm!(preflight)));
+    if (stopHere) {
+      await wr.send({ t: 'abort', reason: opts.dryRun || asking ? 'dry run' : 'the pre-flight refused' });
       if (!preflight.ok) {
         throw new StasisError('PREFLIGHT_FAILED', `The destination cannot restore process ${pid}: ${preflight.items.filter((i) => !i.ok).map((i) => `${i.label}: ${i.reason}${i.fix ? ` (${i.fix})` : ''}`).join(' ')} Nothing was stopped: the process runs on here.`, { items: preflight.items });
       }
-      return { pid, dryRun: true, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items } };
+      return { pid, dryRun: true, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items }, ...(proceedUnsupported ? { proceedUnsupported } : {}) };
+    }
+    if (asking) {
+      await wr.send({ t: 'proceed' });
+      await rd.expect('proceeding');
     }
     // The destination builds the process from round 1 while this one runs on; it then absorbs
     // every later round, so the downtime holds only the last one.

@@ -32,6 +32,7 @@ export const CALL = {
   stopListening: 'transfer.stop',
   send: 'transfer.send',
   migrate: 'migrate.run',
+  migrateConfirm: 'migrate.confirm',
 } as const;
 
 export const EVENT = {
@@ -42,6 +43,7 @@ export const EVENT = {
   scheduleFailed: 'schedule.run.failed',
   searchHit: 'inspect.hit',
   receiver: 'transfer.receiver',
+  migratePreflight: 'migrate.preflight',
 } as const;
 
 /** Every event after which the list of checkpoints may have changed. */

@@ -32,3 +32,4 @@ export type ReceiverStatus = CallOutput<'transfer.receiver'>;
 export type Arrival = ReceiverStatus['arrivals'][number];
 export type SendResult = CallOutput<'transfer.send'>;
 export type MigrateResult = CallOutput<'migrate.run'>;
+export type MigratePreflightEvent = EventPayload<'migrate.preflight'>;

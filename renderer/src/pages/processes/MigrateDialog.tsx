@@ -1,20 +1,24 @@
 /**
- * "Migrate…": move a running process to a Receive listener on another Stasis. First a dry run: the
- * first round goes over and the destination answers its pre-flight, shown here (pass / fail with
- * the reason) while the process runs on untouched. Only then "Migrate now": pre-copy rounds with
- * their progress, the short freeze, and the result (downtime, rounds, bytes, the PID there,
- * warnings). Cancel before the destination has the process leaves it running here untouched; the
- * button goes away once the final round is on its way. The token stays in this dialog's state only.
+ * "Migrate…": move a running process to a Receive listener on another Stasis, in one session.
+ * "Check destination" sends the first round while the process runs on, and the destination
+ * answers its pre-flight, shown here (pass / fail with the reason). The session then waits:
+ * "Migrate now" goes on from there (round 1 is not sent again) with pre-copy rounds and their
+ * progress, the short freeze and the result (downtime, rounds, bytes, the PID there, warnings);
+ * "Not now" ends it as a dry run, and the receiver keeps its token. Cancel before the destination
+ * has the process leaves it running here untouched; the button goes away once the final round is
+ * on its way. The token stays in this dialog's state only.
  */
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../ErrorNote';
-import { callEngine, useAction } from '../../components/engine';
-import { CALL } from '../../components/calls';
+import { callEngine, useAction, useEngineEvents } from '../../components/engine';
+import { CALL, EVENT } from '../../components/calls';
+import { newCallId } from '../../api';
+import { toErrorData, type StasisErrorData } from '../../../../shared/errors';
 import { formatBytes, formatMs, plural } from '../../components/format';
 import { Busy, OpProgressBar } from '../../components/Status';
 import { Checklist } from '../../components/Checklist';
-import type { MigrateResult, PreflightItem, ProcessInfo } from '../../components/types';
+import type { MigratePreflightEvent, MigrateResult, PreflightItem, ProcessInfo } from '../../components/types';
 
 /** A refused pre-flight comes back as an error whose detail holds the checklist. */
 function refusedItems(detail: unknown): PreflightItem[] | null {
@@ -38,35 +42,64 @@ function Rounds({ r }: { r: MigrateResult }) {
 export function MigrateDialog({ process: p, onClose, onDone }: { process: ProcessInfo; onClose: () => void; onDone: () => void }) {
   const [to, setTo] = useState('');
   const [token, setToken] = useState('');
-  const [checked, setChecked] = useState<{ to: string; token: string; ok: boolean; items: PreflightItem[] } | null>(null);
+  // The pre-flight of the session in progress (or of the last one), and the receiver it was for.
+  const [asked, setAsked] = useState<{ to: string; token: string; ok: boolean; items: PreflightItem[] } | null>(null);
+  const [going, setGoing] = useState(false);
+  const [endedDry, setEndedDry] = useState(false);
+  const [answerError, setAnswerError] = useState<StasisErrorData | null>(null);
   const [result, setResult] = useState<MigrateResult | null>(null);
   const [phases, setPhases] = useState<string[]>([]);
-  const check = useAction();
-  const move = useAction();
-  const phase = move.progress?.phase;
+  const session = useAction();
+  const callId = useRef<string | null>(null);
+  const sent = useRef({ to: '', token: '' });
+  const phase = session.progress?.phase;
+
+  useEngineEvents([EVENT.migratePreflight], (_e, payload) => {
+    const q = payload as MigratePreflightEvent;
+    if (q.callId !== callId.current) return;
+    setAsked({ ...sent.current, ok: q.preflight.ok, items: q.preflight.items });
+  });
 
   const input = { pid: p.pid, to: to.trim(), token: token.trim() };
-  const stale = checked !== null && (checked.to !== input.to || checked.token !== input.token);
-  const dryRun = async (e: React.FormEvent): Promise<void> => {
+  const waiting = session.running && asked !== null && !going;
+  const stale = asked !== null && (asked.to !== input.to || asked.token !== input.token);
+  const check = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
-    setChecked(null);
-    move.clear();
-    const r = await check.run((signal, onProgress) => callEngine<MigrateResult>(CALL.migrate, { ...input, dryRun: true }, signal, onProgress));
-    if (r) setChecked({ to: input.to, token: input.token, ok: r.preflight.ok, items: r.preflight.items });
-  };
-  const refused = check.error ? refusedItems(check.error.detail) : null;
-  const shown = checked ?? (refused ? { to: input.to, token: input.token, ok: false, items: refused } : null);
-  const go = async (): Promise<void> => {
+    setAsked(null);
+    setGoing(false);
+    setEndedDry(false);
+    setAnswerError(null);
     setPhases([]);
-    const r = await move.run((signal, onProgress) => callEngine<MigrateResult>(CALL.migrate, { ...input, dryRun: false }, signal, (pr) => {
+    const id = newCallId();
+    callId.current = id;
+    sent.current = { to: input.to, token: input.token };
+    const r = await session.run((signal, onProgress) => callEngine<MigrateResult>(CALL.migrate, { ...input, confirm: true }, signal, (pr) => {
       onProgress(pr);
       const ph = pr.phase;
       if (ph) setPhases((ps) => (ps[ps.length - 1] === ph ? ps : [...ps, ph]));
-    }));
-    if (r) { setResult(r); onDone(); return; }
-    // A migration session uses the token up (only dry runs do not): the next try needs a new one and a new check.
-    setChecked(null);
+    }, id));
+    callId.current = null;
+    setGoing(false);
+    if (r?.destination) { setResult(r); onDone(); return; }
+    if (r) {
+      setAsked({ ...sent.current, ok: r.preflight.ok, items: r.preflight.items });
+      setEndedDry(true);
+    }
   };
+  const answer = async (go: boolean): Promise<void> => {
+    const id = callId.current;
+    if (!id) return;
+    setAnswerError(null);
+    if (go) setGoing(true);
+    try {
+      await callEngine(CALL.migrateConfirm, { callId: id, go });
+    } catch (err) {
+      setGoing(false);
+      setAnswerError(toErrorData(err));
+    }
+  };
+  const refused = session.error ? refusedItems(session.error.detail) : null;
+  const shown = asked ?? (refused ? { to: input.to, token: input.token, ok: false, items: refused } : null);
   const finalRound = phase?.includes('final') ?? false;
 
   if (result?.destination) {
@@ -88,22 +121,21 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
 
   return (
     <Dialog title={`Migrate ${p.comm} (PID ${p.pid}) to another machine`} onClose={onClose} wide>
-      <form className="form" onSubmit={dryRun}>
-        <p className="hint">On the other machine open Receive, start listening, and copy its address and pairing token here. First a dry run: the destination checks whether it can restore this process, and nothing here is stopped.</p>
-        <label>Receiver (HOST:PORT)<input name="migrate-to" required value={to} onChange={(e) => setTo(e.target.value)} placeholder="10.0.0.5:7411" spellCheck={false} autoFocus disabled={move.running} /></label>
-        <label>Pairing token<input name="migrate-token" required value={token} onChange={(e) => setToken(e.target.value)} placeholder="stasis1-…" spellCheck={false} autoComplete="off" disabled={move.running} /></label>
+      <form className="form" onSubmit={check}>
+        <p className="hint">On the other machine open Receive, start listening, and copy its address and pairing token here. First the destination checks whether it can restore this process: its first copy is sent while the process runs on, and nothing here is stopped. Then Migrate now goes on from that copy.</p>
+        <label>Receiver (HOST:PORT)<input name="migrate-to" required value={to} onChange={(e) => setTo(e.target.value)} placeholder="10.0.0.5:7411" spellCheck={false} autoFocus disabled={session.running} /></label>
+        <label>Pairing token<input name="migrate-token" required value={token} onChange={(e) => setToken(e.target.value)} placeholder="stasis1-…" spellCheck={false} autoComplete="off" disabled={session.running} /></label>
         <div className="dialog-actions">
-          <button type="submit" className={shown?.ok ? 'secondary' : undefined} disabled={check.running || move.running}>Check destination (dry run)</button>
+          <button type="submit" className={shown?.ok ? 'secondary' : undefined} disabled={session.running}>Check destination</button>
         </div>
       </form>
-      {check.running ? (
+      {session.running && !asked ? (
         <div className="running">
-          {check.progress ? <OpProgressBar progress={check.progress} /> : <Busy>Connecting…</Busy>}
-          <button type="button" className="secondary" onClick={check.cancel}>Cancel operation</button>
+          {session.progress ? <OpProgressBar progress={session.progress} /> : <Busy>Connecting…</Busy>}
+          <button type="button" className="secondary" onClick={session.cancel}>Cancel</button>
         </div>
       ) : null}
-      {check.cancelled ? <p role="status">Dry run cancelled; the process runs on here.</p> : null}
-      {check.error && !refused ? <ErrorNote error={check.error} /> : null}
+      {session.error && !refused ? <ErrorNote error={session.error} /> : null}
       {shown ? (
         <section aria-label="Destination pre-flight">
           <h3>Destination pre-flight</h3>
@@ -112,22 +144,24 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
           </p>
           {/* What fails first: that is what the user has to act on. */}
           <Checklist items={[...shown.items].sort((x, y) => Number(x.ok) - Number(y.ok))} label="Destination pre-flight checklist" />
+          {waiting ? <p className="hint" data-testid="migrate-waiting">The destination holds the first copy and waits: Migrate now sends only what changed since.</p> : null}
           {stale ? <p className="hint">The receiver or token changed since this check: check again before migrating.</p> : null}
+          {endedDry ? <p role="status" data-testid="migrate-not-now">Not migrated: the session ended as a dry run, and the destination keeps listening with the same token. Check again to migrate.</p> : null}
         </section>
       ) : null}
-      {move.running ? (
+      {answerError ? <ErrorNote error={answerError} /> : null}
+      {session.running && going ? (
         <div className="running">
-          {move.progress ? <OpProgressBar progress={move.progress} /> : <Busy>Starting the migration…</Busy>}
+          {session.progress ? <OpProgressBar progress={session.progress} /> : <Busy>Going on with the migration…</Busy>}
           {phases.length ? <p className="muted" data-testid="migrate-phases">Rounds: {phases.join(' → ')}</p> : null}
           {finalRound ? <span className="muted">The process is frozen for the last round; it can no longer be cancelled.</span>
-            : <button type="button" className="secondary" onClick={move.cancel}>Cancel migration</button>}
+            : <button type="button" className="secondary" onClick={session.cancel}>Cancel migration</button>}
         </div>
       ) : null}
-      {move.cancelled ? <p role="status" data-testid="cancelled">Cancelled. Unless the destination had already started the process, it runs on here untouched and the destination discards what it received. The token is used up: start listening again on the destination, then check again with its new token.</p> : null}
-      {move.error ? <ErrorNote error={move.error} /> : null}
+      {session.cancelled ? <p role="status" data-testid="cancelled">{phases.some((x) => !/round 1 \(full\)/.test(x)) ? 'Cancelled. Unless the destination had already started the process, it runs on here untouched and the destination discards what it received. The token is used up: start listening again on the destination, then check again with its new token.' : 'Cancelled before anything was stopped: the process runs on here, and the destination discards what it received.'}</p> : null}
       <div className="dialog-actions">
-        <button type="button" className="secondary" onClick={onClose} disabled={move.running}>Close</button>
-        <button type="button" disabled={!shown?.ok || stale || check.running || move.running} onClick={() => void go()}>Migrate now</button>
+        <button type="button" className="secondary" onClick={waiting ? () => void answer(false) : onClose} disabled={session.running && !waiting}>{waiting ? 'Not now' : 'Close'}</button>
+        <button type="button" disabled={!waiting || !shown?.ok || stale} onClick={() => void answer(true)}>Migrate now</button>
       </div>
     </Dialog>
   );
