@@ -94,8 +94,8 @@ export async function startReceiver(at: string, keep: boolean, ctx: HandlerConte
     // For pages negotiated by hash (a read of where pages are stored, beside the import call).
     store: ctx.store(),
     importFile: (file) => call('checkpoints.import', { file }),
-    preflight: (id) => call('restore.preflight', { id }),
-    restore: (id) => call('restore.run', { id }),
+    preflight: (id, how) => call('restore.preflight', { id, ...how }),
+    restore: (id, how) => call('restore.run', { id, ...how }),
     // Engine-direct: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(ctx.store(), id),
     remove: async (ids) => { await call('checkpoints.remove', { ids }); },

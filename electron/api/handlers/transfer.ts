@@ -53,7 +53,7 @@ export const transferHandlers: HandlerMap<typeof transferCalls> = {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
-  'migrate.run': async ({ pid, to, token, dryRun, maxRounds }, ctx) => {
+  'migrate.run': async ({ pid, to, token, dryRun, maxRounds, samePid }, ctx) => {
     const addr = parseAddress(to, false);
     const key = tokenKey(token);
     const sock = await connect(addr, key);
@@ -68,7 +68,7 @@ export const transferHandlers: HandlerMap<typeof transferCalls> = {
       });
     });
     try {
-      const r = await migrate(ctx.store(), pid, new FrameReader(sock), wr, { dryRun, ...(maxRounds !== undefined ? { maxRounds } : {}) });
+      const r = await migrate(ctx.store(), pid, new FrameReader(sock), wr, { dryRun, ...(maxRounds !== undefined ? { maxRounds } : {}), ...(samePid === false ? { samePid } : {}) });
       progress(emit).finish({ total: 1, unit: 'steps', phase: r.dryRun ? 'dry run answered' : 'migrated' });
       return r;
     } finally {

@@ -36,8 +36,8 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     importFile: (file) => cli.call('checkpoints.import', { file }),
     // Engine-direct: a migration's rounds are imported as their frames arrive (no spool file).
     beginImport: (total) => cli.store().beginImport(total, { name: 'incoming round' }),
-    preflight: (id) => cli.call('restore.preflight', { id }),
-    restore: (id) => cli.call('restore.run', { id }),
+    preflight: (id, how) => cli.call('restore.preflight', { id, ...how }),
+    restore: (id, how) => cli.call('restore.run', { id, ...how }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(cli.store(), id),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },

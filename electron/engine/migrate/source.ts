@@ -16,6 +16,7 @@ import { childProcesses } from '../proc';
 import { listThreads, readBasics } from '../tracer';
 import { offerStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
+import { migrateTree } from './tree-source';
 
 export interface MigrateOptions {
   /** Stop after the first round and the destination's pre-flight; nothing is frozen or started. */
@@ -25,6 +26,12 @@ export interface MigrateOptions {
   /** A round this small (pages) is the last one sent while the process runs (default 256, 1 MiB). */
   smallRound?: number;
   onRound?: (r: MigrateRound) => void;
+  /**
+   * A tree only (tree-source.ts): false gives its processes new PIDs on the destination
+   * (`--no-pid`). By default a tree must get its own PIDs back there (its processes know each
+   * other by them: restore/tree.ts), and the destination's pre-flight refuses it when they are taken.
+   */
+  samePid?: boolean;
 }
 
 export interface MigrateRound {
@@ -72,6 +79,8 @@ export interface MigrateResult {
    * validation and restore steps: destination.steps).
    */
   cutover?: { step: string; ms: number }[];
+  /** A migrated tree (tree-source.ts): every process of it, root first, with its PID on the destination (null for a dry run). */
+  tree?: { members: { pid: number; comm: string; destinationPid: number | null }[] };
 }
 
 /** The last round travels in memory when its stream is no larger (else through spool files, as every round). */
@@ -81,10 +90,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   // The last round's smaps read runs on a worker thread (capture/smaps-ahead.ts): started now, it is up by then.
   warmSmapsReader();
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
-  const kids = childProcesses(pid, listThreads(pid));
-  if (kids.length) {
-    throw new StasisError('UNSUPPORTED', `Process ${pid} has ${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}): \`stasis migrate\` moves a single process, and a tree moved without its children would come back unable to wait for them. Nothing was sent. Checkpoint the tree and send it (\`stasis checkpoint ${pid}\`, then \`stasis send ID --to ...\`) and restore it there.`);
-  }
+  // A process with children moves with them, as a tree (a parent moved alone could not wait for them).
+  if (childProcesses(pid, listThreads(pid)).length) return migrateTree(store, pid, rd, wr, opts);
   const rounds: MigrateRound[] = [];
   let bytesSent = 0;
   let held: HeldProcess | null = null;
@@ -310,7 +317,7 @@ function cutoverSteps(frozenAt: number, marks: { phase: string; at: number }[], 
 }
 
 /** The destination's step timings, taken only as far as they have the expected shape (it is another machine's word). */
-function restoreSteps(x: unknown): { step: string; ms: number }[] {
+export function restoreSteps(x: unknown): { step: string; ms: number }[] {
   if (!Array.isArray(x)) return [];
   return x.slice(0, 64).flatMap((e: unknown) => {
     const o = e as { step?: unknown; ms?: unknown } | null;
