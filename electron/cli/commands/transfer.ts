@@ -21,6 +21,7 @@ import { sendStreamFile } from '../../engine/transfer/send';
 import { answeredDryRun, migrationFailed, receiveAny, startListener, type ReceiveDeps, type Received as Arrived } from '../../engine/transfer/receive';
 import type { DestinationResult } from '../../engine/migrate/destination';
 import { prepareRestore } from '../../engine/restore';
+import { groupAsTree } from '../../engine/migrate/tree-group';
 import { FrameReader } from '../../engine/migrate/wire';
 import { newTally, pipedOutcome, replicate, sayImported, tallySession, type Replicated } from '../transfer/replicate';
 
@@ -40,6 +41,8 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     restore: (id, how) => cli.call('restore.run', { id, ...how }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(cli.store(), id),
+    // Engine-direct too: one index transaction grouping a tree's members received one by one.
+    groupTree: async (ids) => groupAsTree(cli.store(), ids),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
     onImported: sayImported,
   };

@@ -48,6 +48,12 @@ export interface DestinationDeps {
   beginImport?(total: number): StreamImport;
   preflight(id: number, how?: RestoreHow): Promise<{ ok: boolean; items: unknown[] }>;
   restore(id: number, how?: RestoreHow): Promise<RestoredProcess>;
+  /**
+   * Groups checkpoints received in the session (a tree's members, each sent alone as its process's
+   * continuation; root first) into one tree checkpoint, returning its id (tree-group.ts). Without
+   * it a tree's later rounds come whole (flattened, offered by page hash).
+   */
+  groupTree?(ids: number[]): Promise<number>;
   /** Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds only the last round). */
   prepare?(id: number): Promise<PreparedProcess>;
   remove(ids: number[]): Promise<void>;
@@ -106,8 +112,9 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
   // trees: this end restores a migrated tree and kills all of it if the session fails (an older one
   // would kill only its root); offers: it takes any round as an offer by page hash (a tree's later
-  // rounds, which cannot travel as continuations).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, trees: true, offers: deps.store !== undefined });
+  // rounds when they cannot travel as continuations); memberRounds: it groups a tree's members
+  // sent one by one as continuations (`group`), so a tree's later rounds carry only what changed.
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined });
   // Only ever narrows what the restore may do: new PIDs for a tree whose own ones are taken here.
   const how: RestoreHow | undefined = hello.samePid === false ? { samePid: false } : undefined;
   const mine = (id: unknown): number => {
@@ -185,6 +192,14 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
           }
         }
         await wr.send({ t: 'imported', ids, absorbed });
+      } else if (m.t === 'group') {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
+        if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
+        if (!Array.isArray(m.ids) || m.ids.length < 1 || m.ids.length > 4096) throw new StasisError('INVALID_INPUT', 'a tree to group needs its members\' ids');
+        const id = await deps.groupTree(m.ids.map(mine));
+        // Discarded with the rest if the session fails before the restore.
+        result.checkpointIds.push(id);
+        await wr.send({ t: 'grouped', id });
       } else if (m.t === 'prepare') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();

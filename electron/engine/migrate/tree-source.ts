@@ -6,9 +6,13 @@
  * prepared restore takes one process), and only once the destination says the whole tree runs are
  * the members here killed, children first. Any failure before that resumes every member untouched
  * and tells the destination to discard what it received.
- * A tree round cannot travel as a continuation of the destination's copy (the stream format keeps
- * continuations to one process), so a later round goes flattened as an offer by page hash
- * (negotiate.ts): only the pages the destination holds nowhere cross the wire.
+ * A later round goes member by member, each as its process's continuation of that member's copy
+ * there (only what changed travels; a stream's continuation is one process's), and the
+ * destination groups the last round's members into a tree again before the restore
+ * (tree-group.ts). A round with a member the destination has no copy of (a new child), or a
+ * destination that does not group, sends the whole tree flattened as an offer by page hash
+ * (negotiate.ts): only the pages it holds nowhere cross the wire, but every page is read, hashed
+ * and rebuilt on both sides.
  * Members are compared round to round: one that exited since round 1 (its pre-flight ran on a tree
  * with it) stops the migration; a new child is simply part of the next round.
  */
@@ -21,7 +25,7 @@ import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRoun
 import type { FrameReader, FrameWriter } from './wire';
 
 /** What a destination says in its hello about trees (older ones say nothing and are refused). */
-interface TreeHello { negotiate?: unknown; footerLast?: unknown; trees?: unknown; offers?: unknown }
+interface TreeHello { negotiate?: unknown; footerLast?: unknown; trees?: unknown; offers?: unknown; memberRounds?: unknown }
 
 interface Restored { pid: number; durationMs: number; warning?: string; steps?: unknown; members?: unknown }
 
@@ -33,7 +37,39 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
   let negotiate = false;
   let offers = false;
   let footerLast = false;
-  /** Sends tree checkpoint c; returns the destination's id of its root. */
+  let memberRounds = false;
+  /** This store's member checkpoints sent so far -> the destination's ids of them. */
+  const remoteOf = new Map<number, number>();
+  const record = (c: TreeCheckpointResult, kind: MigrateRound['kind'], pages: number, pagesSent: number, bytes: number, t0: number): void => {
+    const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: false };
+    rounds.push(round);
+    bytesSent += bytes;
+    opts.onRound?.(round);
+  };
+  /**
+   * Sends each member of c alone, continuing its previous checkpoint there; returns the
+   * destination's ids (root first), or null when a member has no copy there to continue.
+   */
+  const sendMembers = async (c: TreeCheckpointResult, kind: MigrateRound['kind']): Promise<number[] | null> => {
+    const bases = c.members.map((m) => remoteOf.get(store.get(m.id)?.parentId ?? 0));
+    if (!memberRounds || bases.some((b) => b === undefined)) return null;
+    const t0 = performance.now();
+    const wire0 = wr.bytes;
+    let pages = 0;
+    const ids: number[] = [];
+    for (const [i, m] of c.members.entries()) {
+      const x = store.openExport(m.id, 'one', { continues: bases[i]!, memberAlone: true });
+      pages += x.pages;
+      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
+      for (const chunk of x.chunks()) await wr.data(chunk);
+      const id = (await rd.expect<{ ids: number[] }>('imported')).ids[0]!;
+      remoteOf.set(m.id, id);
+      ids.push(id);
+    }
+    record(c, kind, pages, pages, wr.bytes - wire0, t0);
+    return ids;
+  };
+  /** Sends tree checkpoint c whole; returns the destination's id of its root. */
   const send = async (c: TreeCheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
     // A full tree goes as it is; a later one as one full per member (the destination holds most of its pages).
     const how: ExportKind = c.mode === 'full' ? 'one' : 'flattened';
@@ -51,12 +87,10 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
       for (const chunk of x.chunks()) await wr.data(chunk);
       ids = (await rd.expect<{ ids: number[] }>('imported')).ids;
     }
-    const bytes = wr.bytes - wire0;
-    const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages: x.pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: false };
-    rounds.push(round);
-    bytesSent += bytes;
-    opts.onRound?.(round);
-    // The root comes first in the stream of a tree, so its id on the destination comes first too.
+    record(c, kind, x.pages, pagesSent, wr.bytes - wire0, t0);
+    // The stream carries the members in id order (the root's first), and the destination answers in stream order.
+    const local = c.members.map((m) => m.id).sort((a, b) => a - b);
+    if (ids.length === local.length) local.forEach((id, i) => remoteOf.set(id, ids[i]!));
     return ids[0]!;
   };
   try {
@@ -69,6 +103,7 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     negotiate = hi.negotiate === true;
     offers = hi.offers === true;
     footerLast = hi.footerLast === true;
+    memberRounds = hi.memberRounds === true;
     // Whatever the tree capture refuses (a member traced by another program, in another PID
     // namespace, a vfork child) is refused here, before anything is sent and with every member released.
     first = checkpointTree(store, pid, { full: true, label: 'migration: full' });
@@ -83,12 +118,12 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     }
     const max = Math.max(1, opts.maxRounds ?? 8);
     const small = opts.smallRound ?? 256;
-    // Without offers every round would carry the whole tree again: the full round and the last one only.
+    // With neither, every round would carry the whole tree again: the full round and the last one only.
     let prev = rounds[0]!.pagesSent;
-    while (offers && rounds.length < max && prev > small) {
+    while ((memberRounds || offers) && rounds.length < max && prev > small) {
       const c = checkpointTree(store, pid, { label: `migration: round ${rounds.length + 1}` });
       stillWhole(first, c, rounds.length);
-      await send(c, 'incremental');
+      if (!(await sendMembers(c, 'incremental'))) await send(c, 'incremental');
       const now = rounds[rounds.length - 1]!.pagesSent;
       // The dirty set stopped shrinking: more rounds would not shorten the freeze.
       if (now >= prev) break;
@@ -100,7 +135,12 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     const committedAt = performance.now();
     const frozenAt = held?.frozenAt ?? committedAt - last.frozenMs;
     stillWhole(first, last, rounds.length);
-    const id = await send(last, 'final');
+    const members = await sendMembers(last, 'final');
+    let id: number;
+    if (members) {
+      await wr.send({ t: 'group', ids: members });
+      id = (await rd.expect<{ id: number }>('grouped')).id;
+    } else id = await send(last, 'final');
     await wr.send({ t: 'restore', id });
     const restored = await rd.expect<Restored>('restored');
     const restoredAt = performance.now();
