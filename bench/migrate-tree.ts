@@ -68,6 +68,12 @@ function reap(pids: number[]): void {
   }
 }
 function duBytes(dir: string): number { return Number(spawnSync('du', ['-sb', dir], { encoding: 'utf8' }).stdout.split(/\s/)[0]); }
+/** The destination's tree restore steps ("memory contents (PID)" per member) summed per step over the members, largest first. */
+function byStep(steps: { step: string; ms: number }[]): { step: string; ms: number }[] {
+  const sum = new Map<string, number>();
+  for (const x of steps) { const k = `${x.step.replace(/ \(\d+\)$/, '')} (all members)`; sum.set(k, (sum.get(k) ?? 0) + x.ms); }
+  return [...sum].map(([step, ms]) => ({ step, ms: +ms.toFixed(2) })).sort((a, b) => b.ms - a.ms);
+}
 function cpuMs(file: string): number {
   const [u, sys] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
   return ((u ?? NaN) + (sys ?? NaN)) * 1000;
@@ -110,7 +116,7 @@ function stasisRun(i: number): StasisRun {
     return {
       downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, rounds: m.rounds.length, finalSent: m.rounds.at(-1)!.pagesSent,
       srcCpuMs: cpuMs(srcTime) - dstCpuMs, dstCpuMs, wallMs,
-      steps: [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...[...m.destination.steps].sort((a, b) => b.ms - a.ms).slice(0, 6).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))],
+      steps: [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...byStep(m.destination.steps).slice(0, 6).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))],
     };
   } finally {
     killTree(pids);

@@ -236,7 +236,8 @@ test('a tree whose member is traced by another program is refused with the reaso
     const src = await startTree(dir);
     const log = join(dir, 'tracer.log');
     const kid = src.kids[0]!;
-    const tracer = spawnDetached([buildFixture('schedule-tracer'), String(kid), '5000'], { log });
+    // Held until killed below (long enough for a loaded machine).
+    const tracer = spawnDetached([buildFixture('schedule-tracer'), String(kid), '120000'], { log });
     const dst = join(dir, 'dst');
     try {
       await waitFor('the tracer to attach', () => fileLines(log).includes('seized'));

@@ -60,7 +60,7 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     for (const [i, m] of c.members.entries()) {
       const x = store.openExport(m.id, 'one', { continues: bases[i]!, memberAlone: true });
       pages += x.pages;
-      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
+      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final', member: i });
       for (const chunk of x.chunks()) await wr.data(chunk);
       const id = (await rd.expect<{ ids: number[] }>('imported')).ids[0]!;
       remoteOf.set(m.id, id);
@@ -171,7 +171,7 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
       cutover: [
         { step: 'freeze every member, registers and kernel state', ms: +(at('frozen') - frozenAt).toFixed(2) },
         { step: 'pages of every member into the checkpoint, commit', ms: +(committedAt - at('frozen')).toFixed(2) },
-        { step: 'export, offer and send, import and restore the tree there', ms: +(restoredAt - committedAt).toFixed(2) },
+        { step: 'send the last round (member by member, or whole), import, group and restore the tree there', ms: +(restoredAt - committedAt).toFixed(2) },
       ],
       tree: { members: last.members.map((m) => ({ pid: m.pid, comm: m.comm, destinationPid: there.get(m.pid) ?? null })) },
     };

@@ -5,6 +5,8 @@
  * their progress, the short freeze, and the result (downtime, rounds, bytes, the PID there,
  * warnings). Cancel before the destination has the process leaves it running here untouched; the
  * button goes away once the final round is on its way. The token stays in this dialog's state only.
+ * A process with children moves as a tree (every process, restored together there); "New PIDs
+ * there" asks the destination to give them new PIDs when their own are taken (its pre-flight says so).
  */
 import { useState } from 'react';
 import { Dialog } from '../../components/Dialog';
@@ -38,24 +40,25 @@ function Rounds({ r }: { r: MigrateResult }) {
 export function MigrateDialog({ process: p, onClose, onDone }: { process: ProcessInfo; onClose: () => void; onDone: () => void }) {
   const [to, setTo] = useState('');
   const [token, setToken] = useState('');
-  const [checked, setChecked] = useState<{ to: string; token: string; ok: boolean; items: PreflightItem[] } | null>(null);
+  const [newPids, setNewPids] = useState(false);
+  const [checked, setChecked] = useState<{ to: string; token: string; newPids: boolean; ok: boolean; items: PreflightItem[] } | null>(null);
   const [result, setResult] = useState<MigrateResult | null>(null);
   const [phases, setPhases] = useState<string[]>([]);
   const check = useAction();
   const move = useAction();
   const phase = move.progress?.phase;
 
-  const input = { pid: p.pid, to: to.trim(), token: token.trim() };
-  const stale = checked !== null && (checked.to !== input.to || checked.token !== input.token);
+  const input = { pid: p.pid, to: to.trim(), token: token.trim(), ...(newPids ? { samePid: false } : {}) };
+  const stale = checked !== null && (checked.to !== input.to || checked.token !== input.token || checked.newPids !== newPids);
   const dryRun = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     setChecked(null);
     move.clear();
     const r = await check.run((signal, onProgress) => callEngine<MigrateResult>(CALL.migrate, { ...input, dryRun: true }, signal, onProgress));
-    if (r) setChecked({ to: input.to, token: input.token, ok: r.preflight.ok, items: r.preflight.items });
+    if (r) setChecked({ to: input.to, token: input.token, newPids, ok: r.preflight.ok, items: r.preflight.items });
   };
   const refused = check.error ? refusedItems(check.error.detail) : null;
-  const shown = checked ?? (refused ? { to: input.to, token: input.token, ok: false, items: refused } : null);
+  const shown = checked ?? (refused ? { to: input.to, token: input.token, newPids, ok: false, items: refused } : null);
   const go = async (): Promise<void> => {
     setPhases([]);
     const r = await move.run((signal, onProgress) => callEngine<MigrateResult>(CALL.migrate, { ...input, dryRun: false }, signal, (pr) => {
@@ -73,7 +76,15 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
     const d = result.destination;
     return (
       <Dialog title={`Migrated ${p.comm} (PID ${p.pid})`} onClose={onClose} wide>
-        <p role="status" data-testid="migrate-result" data-destination-pid={d.pid}>It runs on the destination as <strong>PID {d.pid}</strong> (its checkpoint #{d.checkpointId}); the process here was ended.</p>
+        {result.tree
+          ? <p role="status" data-testid="migrate-result" data-destination-pid={d.pid}>The tree of {plural(result.tree.members.length, 'process', 'processes')} runs on the destination, its root as <strong>PID {d.pid}</strong> (its checkpoint #{d.checkpointId}); every process here was ended.</p>
+          : <p role="status" data-testid="migrate-result" data-destination-pid={d.pid}>It runs on the destination as <strong>PID {d.pid}</strong> (its checkpoint #{d.checkpointId}); the process here was ended.</p>}
+        {result.tree ? (
+          <table className="grid" aria-label="Processes of the tree" data-testid="migrate-members">
+            <thead><tr><th scope="col">Here</th><th scope="col">Command</th><th scope="col">There</th></tr></thead>
+            <tbody>{result.tree.members.map((m) => <tr key={m.pid}><td>{m.pid}</td><td>{m.comm}</td><td>{m.destinationPid ?? '—'}</td></tr>)}</tbody>
+          </table>
+        ) : null}
         <dl className="facts compact">
           <dt>Downtime</dt><dd data-testid="downtime">{formatMs(result.downtimeMs)} (frozen {formatMs(result.frozenMs)} for the last checkpoint, restore {formatMs(d.restoreMs)} there)</dd>
           <dt>Rounds</dt><dd>{plural(result.rounds.length, 'round')}, {formatBytes(result.bytesSent)} sent</dd>
@@ -92,6 +103,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
         <p className="hint">On the other machine open Receive, start listening, and copy its address and pairing token here. First a dry run: the destination checks whether it can restore this process, and nothing here is stopped.</p>
         <label>Receiver (HOST:PORT)<input name="migrate-to" required value={to} onChange={(e) => setTo(e.target.value)} placeholder="10.0.0.5:7411" spellCheck={false} autoFocus disabled={move.running} /></label>
         <label>Pairing token<input name="migrate-token" required value={token} onChange={(e) => setToken(e.target.value)} placeholder="stasis1-…" spellCheck={false} autoComplete="off" disabled={move.running} /></label>
+        <label className="check"><input type="checkbox" name="migrate-new-pids" checked={newPids} onChange={(e) => setNewPids(e.target.checked)} disabled={move.running} /> New PIDs there (a process with children whose PIDs are taken on the destination; only for a program that never waits for or signals its processes by PID)</label>
         <div className="dialog-actions">
           <button type="submit" className={shown?.ok ? 'secondary' : undefined} disabled={check.running || move.running}>Check destination (dry run)</button>
         </div>
