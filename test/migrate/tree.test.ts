@@ -22,6 +22,7 @@ import { preflight, restore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
 import { serveMigration } from '../../electron/engine/migrate/destination';
+import { groupAsTree } from '../../electron/engine/migrate/tree-group';
 import { StasisError } from '../../shared/errors';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -255,6 +256,49 @@ test('a tree whose member is traced by another program is refused with the reaso
       tracer.kill();
       src.t.kill();
       for (const k of src.kids) killQuietly(k);
+    }
+  });
+});
+
+test('a destination whose session breaks after it restored the tree (no \'done\') kills every process of it, not just the root; the checkpoints stay', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir);
+    const dst = openStore(join(dir, 'dst'));
+    let there: number[] = [];
+    try {
+      const toDst = new PassThrough();
+      const toSrc = new PassThrough();
+      const dstReader = new FrameReader(toDst);
+      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
+        spoolDir: dst.dir, store: dst,
+        importFile: async (file) => dst.importStream(file),
+        beginImport: (total) => dst.beginImport(total, { name: 'incoming round' }),
+        preflight: async (id, how) => preflight(dst, id, how),
+        restore: async (id, how) => restore(dst, id, how),
+        groupTree: async (ids) => groupAsTree(dst, ids),
+        remove: async (ids) => dst.remove(ids),
+      }));
+      // The link breaks right where the source would confirm.
+      class CutBeforeDone extends FrameWriter {
+        override send(msg: { t: string } & Record<string, unknown>): Promise<void> {
+          if (msg.t === 'done') { toDst.end(); return Promise.reject(new Error('link cut')); }
+          return super.send(msg);
+        }
+      }
+      const m = await migrate(srcStore, src.t.pid, new FrameReader(toSrc), new CutBeforeDone(toDst), { samePid: false });
+      assert.match(m.destination!.warning ?? '', /did not confirm that it keeps the tree/);
+      assert.ok(m.rounds.length >= 2 && m.rounds.slice(1).every((x) => x.pages < m.rounds[0]!.pages / 4), JSON.stringify(m.rounds));
+      const res = await served;
+      there = res.restored!.members!.map((x) => x.pid);
+      assert.equal(there.length, 3);
+      assert.match(res.failure ?? '', /connection closed before the source confirmed/);
+      for (const p of there) await waitFor(`restored process ${p} to be killed`, () => /^[ZX]?$/.test(stateOf(p) ?? ''), 5000);
+      assert.ok(dst.list().length > 0, 'the checkpoints are kept (restorable)');
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const p of there.reverse()) killQuietly(p);
+      dst.close();
     }
   });
 });
