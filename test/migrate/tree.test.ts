@@ -302,3 +302,39 @@ test('a destination whose session breaks after it restored the tree (no \'done\'
     }
   });
 });
+
+test('a destination of an older Stasis (its hello does not say trees) is refused before anything is frozen or saved; the tree runs on', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir);
+    try {
+      const toDst = new PassThrough();
+      const toSrc = new PassThrough();
+      const rd = new FrameReader(toDst);
+      const wr = new FrameWriter(toSrc);
+      // What an older destination answers: no `trees`, so it would kill only the root after a failure.
+      const old = (async () => {
+        await rd.magic();
+        const hello = await rd.expect<{ tree?: unknown }>('hello');
+        await wr.send({ t: 'hello', host: 'old', negotiate: false, memoryRound: true, footerLast: true });
+        const next = await rd.next();
+        return { hello, next: next && next.type === 'json' ? next.msg : null };
+      })();
+      await assert.rejects(migrate(srcStore, src.t.pid, new FrameReader(toSrc), new FrameWriter(toDst), { samePid: false }), (e: unknown) => {
+        assert.ok(e instanceof StasisError);
+        assert.equal(e.code, 'UNSUPPORTED');
+        assert.match(e.message, /does not take process trees .*Nothing was frozen.*The tree runs on here untouched/s);
+        return true;
+      });
+      const seen = await old;
+      assert.equal(seen.hello.tree, true, 'the source said it sends a tree');
+      assert.equal(seen.next?.t, 'abort');
+      assert.equal(srcStore.list().length, 0, 'no checkpoint was taken');
+      for (const p of [src.t.pid, ...src.kids]) assert.match(stateOf(p) ?? 'gone', /^[RS]$/);
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+    }
+  });
+});
