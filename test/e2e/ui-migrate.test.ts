@@ -5,7 +5,9 @@
 // (test/fixtures/migrate-counter.c) with that token, and B lists it as arrived. Then B listens
 // again; A's Migrate… first runs a dry run whose destination pre-flight shows while the counter
 // still runs here, then migrates it: the counter goes on counting on B as a new PID with no step
-// lost or repeated and its memory intact, and the process here is gone.
+// lost or repeated and its memory intact, and the process here is gone. A process tree
+// (test/fixtures/tree-counter.c) fails the dry run on its PIDs taken here, passes with "New PIDs
+// there", and moves whole: the result lists its three processes with their PIDs on B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
