@@ -15,6 +15,7 @@ import type { CallName, CallInput, CallOutput } from '../../shared/contract';
 import { newToken, parseAddress } from '../engine/transfer/tls-link';
 import { answeredDryRun, startListener, type Listener, type Received } from '../engine/transfer/receive';
 import { prepareRestore } from '../engine/restore';
+import { groupAsTree } from '../engine/migrate/tree-group';
 import type { HandlerContext } from './context';
 import { invoke } from './invoke';
 
@@ -94,10 +95,12 @@ export async function startReceiver(at: string, keep: boolean, ctx: HandlerConte
     // For pages negotiated by hash (a read of where pages are stored, beside the import call).
     store: ctx.store(),
     importFile: (file) => call('checkpoints.import', { file }),
-    preflight: (id) => call('restore.preflight', { id }),
-    restore: (id) => call('restore.run', { id }),
+    preflight: (id, how) => call('restore.preflight', { id, ...how }),
+    restore: (id, how) => call('restore.run', { id, ...how }),
     // Engine-direct: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(ctx.store(), id),
+    // Engine-direct too: one index transaction grouping a tree's members received one by one.
+    groupTree: async (ids) => groupAsTree(ctx.store(), ids),
     remove: async (ids) => { await call('checkpoints.remove', { ids }); },
     onImported: (x) => record({
       kind: 'replicated', checkpointIds: x.ids, pid: null, sourcePid: null,

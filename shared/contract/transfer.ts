@@ -80,6 +80,8 @@ export const migrateResultSchema = z.object({
   }).optional(),
   downtimeMs: z.number().optional(),
   frozenMs: z.number().optional(),
+  /** A migrated tree: every process, root first, with its PID on the destination (null for a dry run). */
+  tree: z.object({ members: z.array(z.object({ pid: int, comm: z.string(), destinationPid: int.nullable() })) }).optional(),
 });
 export type MigrateResultInfo = z.output<typeof migrateResultSchema>;
 
@@ -126,6 +128,8 @@ export const transferCalls = {
        */
       confirm: z.boolean().default(false),
       maxRounds: z.number().int().min(1).max(100).optional(),
+      /** A process tree: false gives its processes new PIDs on the destination (else their own, refused there when taken). */
+      samePid: z.boolean().optional(),
     }).strict(),
     output: migrateResultSchema,
   }),

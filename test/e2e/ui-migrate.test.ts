@@ -5,12 +5,14 @@
 // (test/fixtures/migrate-counter.c) with that token, and B lists it as arrived. Then B listens
 // again; A's Migrate… first checks the destination, whose pre-flight shows while the counter
 // still runs here (Not now ends that as a dry run; B keeps its token), then checks again and
-// migrates it from that session's first round: the counter goes on counting on B as a new PID with no step
-// lost or repeated and its memory intact, and the process here is gone.
+// migrates it from that session's first round: the counter goes on counting on B as a new PID with
+// no step lost or repeated and its memory intact, and the process here is gone. A process tree
+// (test/fixtures/tree-counter.c) fails the check on its PIDs taken here, passes with "New PIDs
+// there", and moves whole: the result lists its three processes with their PIDs on B.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -289,5 +291,63 @@ test('Migrate…: a dry run the destination refuses shows which check fails and 
     await b.getByRole('button', { name: 'Start listening' }).waitFor();
   } finally {
     other.kill();
+  }
+});
+
+test('Migrate… of a process tree: the check names the PIDs taken there; with "New PIDs there" it passes, and Migrate now moves all three processes, listed in the result', async () => {
+  const out3 = join(tmp, 'out-tree.txt');
+  const tree = spawnDetached([buildFixture('tree-counter'), out3, '4', '100'], { cwd: tmp });
+  const kids = (): number[] => {
+    try { return readFileSync(`/proc/${tree.pid}/task/${tree.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
+  };
+  const there: number[] = [];
+  let here: number[] = [];
+  try {
+    await waitFor('the tree to count', () => fileLines(out3).length > 20, 30_000);
+    here = kids();
+    // The refused test leaves its dialog open: start from a fresh page.
+    await a.reload();
+    const l = await listenOnB();
+    await counterRowOnA(tree.pid);
+    await a.getByRole('button', { name: `Migrate tree-counter (PID ${tree.pid}) to another machine` }).click();
+    const dialog = a.getByRole('dialog', { name: `Migrate tree-counter (PID ${tree.pid}) to another machine` });
+    await dialog.getByLabel('Receiver (HOST:PORT)').fill(l.address);
+    await dialog.getByLabel('Pairing token').fill(l.token);
+    await dialog.getByRole('button', { name: 'Check destination' }).click();
+    const summary = dialog.getByTestId('migrate-preflight-summary');
+    await summary.waitFor({ timeout: 60_000 });
+    // Both stores are on this machine: the tree's own PIDs are taken there.
+    assert.equal(await summary.getAttribute('data-ok'), 'false', await summary.innerText());
+    assert.match(await dialog.locator('[data-testid="preflight-item"][data-ok="false"]').first().innerText(), new RegExp(`PIDs of the tree.*PID ${tree.pid} is taken`, 's'));
+    assert.equal(await dialog.getByRole('button', { name: 'Migrate now' }).isDisabled(), true);
+    await dialog.getByLabel(/New PIDs there/).check();
+    await dialog.getByRole('button', { name: 'Check destination' }).click();
+    await dialog.locator('[data-testid="migrate-preflight-summary"][data-ok="true"]').waitFor({ timeout: 60_000 });
+    await dialog.getByTestId('migrate-waiting').waitFor();
+    assert.match(await dialog.innerText(), /New PIDs were asked for/);
+    // The tree runs on while the dialog waits for the answer.
+    assert.ok(isAlive(tree.pid) && here.every((p) => isAlive(p)));
+    await dialog.getByRole('button', { name: 'Migrate now' }).click();
+    const result = a.getByTestId('migrate-result');
+    await result.waitFor({ timeout: 120_000 });
+    assert.match(await result.innerText(), /The tree of 3 processes runs on the destination, its root as PID \d+/);
+    const rows = await a.getByTestId('migrate-members').locator('tbody tr').allInnerTexts();
+    assert.equal(rows.length, 3);
+    for (const [i, r] of rows.entries()) {
+      const m = /^(\d+)\s+tree-counter\s+(\d+)$/.exec(r.trim());
+      assert.ok(m, r);
+      assert.equal(Number(m[1]), [tree.pid, ...here][i]);
+      there.push(Number(m[2]));
+    }
+    await shot(a, 'migrate-tree-result');
+    await a.getByRole('button', { name: 'Close', exact: true }).last().click();
+    await tree.waitExit(10_000);
+    for (const p of here) await waitFor(`source child ${p} to be gone`, () => !isAlive(p), 10_000);
+    assert.ok(there.every((p) => isAlive(p)));
+    const n = fileLines(out3).length;
+    await waitFor('the tree to count on there', () => fileLines(out3).length > n + 20, 15_000);
+  } finally {
+    tree.kill();
+    for (const p of [...here, ...there.reverse()]) killQuietly(p);
   }
 });

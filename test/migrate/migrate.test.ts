@@ -243,25 +243,6 @@ test('a continuation stream of a checkpoint the receiver does not hold imports n
   });
 });
 
-test('a process with children is refused before anything is sent, naming them; the tree runs on', async () => {
-  await withStore(async (_s, dir) => {
-    const out = join(dir, 'out.txt');
-    const t = spawnDetached([buildFixture('tree-family'), 'wait', out], { cwd: dir });
-    try {
-      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
-      const dst = join(dir, 'dst');
-      const r = await stasis(join(dir, 'src'), ['migrate', String(t.pid), '--pipe', `${process.execPath} ${bin} --store ${dst} receive`]);
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`Process ${t.pid} has 2 child processes \\(\\d+ tree-family, \\d+ tree-family\\).*Nothing was sent`));
-      assert.ok(t.alive());
-      const src = openStore(join(dir, 'src'));
-      try { assert.equal(src.list().length, 0, 'no checkpoint was taken'); } finally { src.close(); }
-    } finally {
-      t.kill();
-    }
-  });
-});
-
 test('a multi-threaded python3 migrates through the prepared restore: every thread counts on there, no step lost or repeated', async () => {
   await withStore(async (_s, dir) => {
     const out = join(dir, 'out.txt');

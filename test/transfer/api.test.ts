@@ -222,3 +222,33 @@ test('a send cancelled mid-stream: CANCELLED, and the receiver imports nothing',
   assert.match(st.arrivals[0]!.message, /broke off|nothing was imported/);
   assert.equal(dst.store().list().length, 0, 'nothing imported');
 });
+
+test('migrate.run of a process tree with samePid false: each progress round is a round (not a member), the result names every process with its PID there, and the tree counts on there', async () => {
+  const out = join(dir, 'tree-out.txt');
+  const t = spawnDetached([buildFixture('tree-counter'), out, '4', '100'], { cwd: dir });
+  const moved: number[] = [];
+  try {
+    await waitFor('the tree to count', () => fileLines(out).length > 20, 10_000);
+    await invoke('transfer.stop', {}, ctx('t-dst'));
+    const dst = ctx('t-dst');
+    const l = await ok<{ address: string; token: string }>('transfer.listen', { address: '127.0.0.1:0' }, dst);
+    const src = ctx('t-src', { callId: 'mig-tree' });
+    const phases: string[] = [];
+    src.emit = (event, payload) => { if (event === 'op.progress') phases.push((payload as { phase?: string }).phase ?? ''); };
+    const r = await ok<{ rounds: unknown[]; destination: { pid: number }; tree: { members: { pid: number; comm: string; destinationPid: number | null }[] } }>('migrate.run', { pid: t.pid, to: l.address, token: l.token, samePid: false }, src);
+    moved.push(...r.tree.members.map((m) => m.destinationPid!));
+    assert.equal(r.tree.members.length, 3);
+    assert.equal(r.tree.members[0]!.pid, t.pid);
+    assert.equal(r.tree.members[0]!.destinationPid, r.destination.pid);
+    assert.ok(r.tree.members.every((m) => m.comm === 'tree-counter' && m.destinationPid !== null && m.destinationPid !== m.pid), JSON.stringify(r.tree));
+    const numbers = phases.map((p) => Number(/^round (\d+)/.exec(p)?.[1] ?? 0)).filter((n) => n > 0);
+    assert.equal(Math.max(...numbers), r.rounds.length, `progress rounds ${JSON.stringify([...new Set(phases)])} for ${r.rounds.length} rounds`);
+    assert.ok(phases.some((p) => /\(final, process frozen\)/.test(p)));
+    await t.waitExit(10_000);
+    const n = fileLines(out).length;
+    await waitFor('the tree to count on there', () => fileLines(out).length > n + 20, 15_000);
+  } finally {
+    t.kill();
+    for (const p of moved.reverse()) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  }
+});

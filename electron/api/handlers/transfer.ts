@@ -77,7 +77,7 @@ export const transferHandlers: HandlerMap<typeof transferCalls> = {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
-  'migrate.run': async ({ pid, to, token, dryRun, confirm, maxRounds }, ctx) => {
+  'migrate.run': async ({ pid, to, token, dryRun, confirm, maxRounds, samePid }, ctx) => {
     const addr = parseAddress(to, false);
     const key = tokenKey(token);
     let ask: ((pf: PreflightAnswer) => Promise<boolean>) | undefined;
@@ -85,7 +85,7 @@ export const transferHandlers: HandlerMap<typeof transferCalls> = {
       if (!ctx.callId) throw new StasisError('INVALID_INPUT', 'confirm needs the call\'s id: migrate.confirm names the waiting call by it.');
       ask = askCaller(ctx, ctx.callId);
     }
-    const opts: MigrateOptions = { dryRun, ...(ask ? { confirm: ask } : {}), ...(maxRounds !== undefined ? { maxRounds } : {}) };
+    const opts: MigrateOptions = { dryRun, ...(ask ? { confirm: ask } : {}), ...(maxRounds !== undefined ? { maxRounds } : {}), ...(samePid === false ? { samePid } : {}) };
     const first = await migrateOnce(pid, addr, key, opts, ctx);
     // A destination that cannot go on from a dry run: asked all the same, then a new session (round 1 sent again).
     if (first.proceedUnsupported && ask && await ask(first.preflight)) return migrateOnce(pid, addr, key, { ...opts, dryRun: false, confirm: undefined }, ctx);

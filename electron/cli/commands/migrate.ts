@@ -14,7 +14,7 @@ import { connect, parseAddress, tokenKey } from '../../engine/transfer/tls-link'
 import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
 import { migrate, type MigrateResult } from '../../engine/migrate/source';
 
-interface Opts { to?: string; token?: string; pipe?: string; dryRun?: boolean; maxRounds?: string }
+interface Opts { to?: string; token?: string; pipe?: string; dryRun?: boolean; maxRounds?: string; pid?: boolean }
 
 interface Link { input: Readable; output: Writable; close(): Promise<void> }
 
@@ -54,10 +54,14 @@ function describe(r: MigrateResult): string[] {
       ...r.preflight.items.map((i) => `  [${i.ok ? 'ok' : 'NO'}] ${i.label}: ${i.reason}`)];
   }
   const d = r.destination!;
+  const members = r.tree?.members ?? [];
   return [
-    `Migrated process ${r.pid}: it runs on the destination as pid ${d.pid} (its checkpoint #${d.checkpointId}); the process here was killed.`,
+    members.length
+      ? `Migrated the tree of process ${r.pid} (${members.length} processes): it runs on the destination, its root as pid ${d.pid} (its checkpoint #${d.checkpointId}); every process here was killed.`
+      : `Migrated process ${r.pid}: it runs on the destination as pid ${d.pid} (its checkpoint #${d.checkpointId}); the process here was killed.`,
+    ...members.map((m) => `  ${m.pid} ${m.comm} -> ${m.destinationPid ?? '?'}`),
     `Downtime ${r.downtimeMs!.toFixed(1)} ms (frozen ${r.frozenMs!.toFixed(1)} ms for the last checkpoint, restore ${d.restoreMs.toFixed(1)} ms there); ${r.rounds.length} rounds, ${formatBytes(r.bytesSent)} sent.`,
-    d.prepared ? `The destination built the process from round 1 while it ran here (${(d.prepareMs ?? 0).toFixed(0)} ms) and applied the later rounds to it.`
+    members.length ? 'The destination restored the tree from scratch in the downtime (a prepared restore takes one process).' : d.prepared ? `The destination built the process from round 1 while it ran here (${(d.prepareMs ?? 0).toFixed(0)} ms) and applied the later rounds to it.`
       : `The destination restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ' (the memory layout changed in the last round)'}.`,
     ...(d.steps.length ? [`  restore there: ${[...d.steps].sort((a, b) => b.ms - a.ms).slice(0, 5).map((x) => `${x.step} ${x.ms.toFixed(0)} ms`).join(', ')}`] : []),
     ...rounds,
@@ -75,6 +79,7 @@ export default defineCommand('migrate', (program, cli) => {
     .option('--pipe <command>', 'a command whose stdin/stdout reach `stasis receive` there, e.g. \'ssh host stasis receive\'')
     .option('--dry-run', 'send the first round and run the destination\'s pre-flight only; nothing is stopped')
     .option('--max-rounds <n>', 'pre-copy rounds at most, the full one included (default 8)')
+    .option('--no-pid', 'a process tree: give its processes new PIDs on the destination (default: their own, refused there when taken)')
     .action(async (pidArg: string, o: Opts) => {
       const pid = Number(pidArg);
       if (!/^\d+$/.test(pidArg) || pid <= 0) throw new StasisError('INVALID_INPUT', `"${pidArg}" is not a process id.`);
@@ -86,7 +91,7 @@ export default defineCommand('migrate', (program, cli) => {
       try {
         const progress = !cli.json() && process.stderr.isTTY;
         r = await migrate(store, pid, new FrameReader(link.input), new FrameWriter(link.output), {
-          dryRun: o.dryRun === true, ...(maxRounds !== undefined ? { maxRounds } : {}),
+          dryRun: o.dryRun === true, ...(maxRounds !== undefined ? { maxRounds } : {}), ...(o.pid === false ? { samePid: false } : {}),
           ...(progress ? { onRound: (x) => process.stderr.write(`round ${x.round} (${x.kind}): ${x.pages} pages sent\n`) } : {}),
         });
       } finally {

@@ -21,6 +21,7 @@ import { sendStreamFile } from '../../engine/transfer/send';
 import { answeredDryRun, migrationFailed, receiveAny, startListener, type ReceiveDeps, type Received as Arrived } from '../../engine/transfer/receive';
 import type { DestinationResult } from '../../engine/migrate/destination';
 import { prepareRestore } from '../../engine/restore';
+import { groupAsTree } from '../../engine/migrate/tree-group';
 import { FrameReader } from '../../engine/migrate/wire';
 import { newTally, pipedOutcome, replicate, sayImported, tallySession, type Replicated } from '../transfer/replicate';
 
@@ -36,10 +37,12 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     importFile: (file) => cli.call('checkpoints.import', { file }),
     // Engine-direct: a migration's rounds are imported as their frames arrive (no spool file).
     beginImport: (total) => cli.store().beginImport(total, { name: 'incoming round' }),
-    preflight: (id) => cli.call('restore.preflight', { id }),
-    restore: (id) => cli.call('restore.run', { id }),
+    preflight: (id, how) => cli.call('restore.preflight', { id, ...how }),
+    restore: (id, how) => cli.call('restore.run', { id, ...how }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
     prepare: async (id) => prepareRestore(cli.store(), id),
+    // Engine-direct too: one index transaction grouping a tree's members received one by one.
+    groupTree: async (ids) => groupAsTree(cli.store(), ids),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },
     onImported: sayImported,
   };

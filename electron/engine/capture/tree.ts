@@ -26,7 +26,7 @@ import { saveQueue, savePipeBytes } from './channels';
 import { InFlight } from './socket-queue';
 import { inFlightFds } from '../state/socket-queue';
 import { markTreePtys, ptySlavesHeld } from './ptys';
-import type { CheckpointOptions } from './index';
+import type { CheckpointOptions, HeldProcess } from './index';
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0n;
@@ -49,6 +49,8 @@ export interface TreeCheckpointResult {
   bytesWritten: number;
   killed: boolean;
   warnings: string[];
+  /** Mode 'hold' only: every member, still frozen. Call exactly one of them (resume or kill applies to all). */
+  held?: HeldProcess;
 }
 
 interface Member { pid: number; parent: number | null; t: Tracee; state?: ProcessState; stoppedBefore: boolean }
@@ -307,6 +309,8 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
   const members = freezeTree(pid, opts.timeoutMs, zombies);
   let tree: TreeWriter | null = null;
   let killed = false;
+  // Mode 'hold' (a migration's last round): the members stay frozen after the commit until the caller decides.
+  let heldMembers: Member[] | null = null;
   try {
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
@@ -353,6 +357,18 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       for (const m of [...members].reverse()) m.t.release({ kill: true });
       killed = true;
     }
+    let held: HeldProcess | undefined;
+    if (opts.mode === 'hold') {
+      heldMembers = members;
+      held = {
+        // From the first member's freeze (the root's): the downtime runs from there, the commit included.
+        frozenAt: performance.now() - Math.max(...members.map((m) => m.t.elapsedMs())),
+        // Parents first, as an ordinary tree checkpoint releases them.
+        resume: () => { for (const m of members) m.t.release(); },
+        // Children first: a parent killed first would have them re-parented for an instant.
+        kill: () => { for (const m of [...members].reverse()) m.t.release({ kill: true }); },
+      };
+    }
     return {
       id: infos[0]!.id,
       pid,
@@ -365,16 +381,21 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       bytesWritten: infos.reduce((n, x) => n + x.stats.bytesWritten, 0),
       killed,
       warnings,
+      ...(held ? { held } : {}),
     };
   } catch (e) {
+    heldMembers = null;
     tree?.abort();
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Tree checkpoint of process ${pid} failed: ${(e as Error).message}. Nothing was saved.`);
   } finally {
-    for (const m of members) {
-      // A --kill capture applied SEM_UNDO records: taken again in a process released alive.
-      if (!killed && m.state?.semUndo) putBackSemUndo(m.t, m.state);
-      m.t.release();
+    // Held members are released (or killed) by the caller through result.held.
+    if (!heldMembers) {
+      for (const m of members) {
+        // A --kill capture applied SEM_UNDO records: taken again in a process released alive.
+        if (!killed && m.state?.semUndo) putBackSemUndo(m.t, m.state);
+        m.t.release();
+      }
     }
   }
 }

@@ -18,7 +18,14 @@ import { streamDelta, type StreamDelta } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 
-interface RestoredProcess { pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[] }
+interface RestoredProcess {
+  pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[];
+  /** A tree checkpoint: every process restored, root first (pid is the root's). */
+  members?: readonly { pid: number; originalPid: number }[];
+}
+
+/** How the source asks the tree's PIDs to be given (its hello's samePid: false = `migrate --no-pid`). */
+export interface RestoreHow { samePid?: boolean }
 
 /** A restore built up to its memory while the source still runs (restore/index.ts PreparedRestore). */
 export interface PreparedProcess {
@@ -39,8 +46,14 @@ export interface DestinationDeps {
    * it each round is spooled to a file and imported with importFile once complete.
    */
   beginImport?(total: number): StreamImport;
-  preflight(id: number): Promise<{ ok: boolean; items: unknown[] }>;
-  restore(id: number): Promise<RestoredProcess>;
+  preflight(id: number, how?: RestoreHow): Promise<{ ok: boolean; items: unknown[] }>;
+  restore(id: number, how?: RestoreHow): Promise<RestoredProcess>;
+  /**
+   * Groups checkpoints received in the session (a tree's members, each sent alone as its process's
+   * continuation; root first) into one tree checkpoint, returning its id (tree-group.ts). Without
+   * it a tree's later rounds come whole (flattened, offered by page hash).
+   */
+  groupTree?(ids: number[]): Promise<number>;
   /** Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds only the last round). */
   prepare?(id: number): Promise<PreparedProcess>;
   remove(ids: number[]): Promise<void>;
@@ -64,7 +77,11 @@ export interface DestinationResult {
   checkpointIds: number[];
   discarded: boolean;
   /** The migrated process running here (prepared: built from the earlier rounds, only the last one applied at the end). */
-  restored?: { pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string };
+  restored?: {
+    pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string;
+    /** A migrated tree: every process of it here, root first (killed together if the session fails). */
+    members?: { pid: number; originalPid: number }[];
+  };
   /** Why the session ended without a migrated process. */
   failure?: string;
 }
@@ -77,9 +94,14 @@ function killQuietly(pid: number): void {
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
+/** The restored process, or every process of a restored tree (children first, so no parent runs on to see one die). */
+function killRestored(r: NonNullable<DestinationResult['restored']>): void {
+  for (const m of r.members ? [...r.members].reverse() : [{ pid: r.pid }]) killQuietly(m.pid);
+}
+
 /** Serves one session whose magic rd has already read (FrameReader.magic). */
 export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
-  const hello = await rd.expect<{ proto?: unknown; pid?: unknown; startTime?: unknown; dryRun?: unknown }>('hello');
+  const hello = await rd.expect<{ proto?: unknown; pid?: unknown; startTime?: unknown; dryRun?: unknown; samePid?: unknown }>('hello');
   if (hello.proto !== 1) {
     await wr.send({ t: 'error', message: `this Stasis speaks migration protocol 1, the sender ${String(hello.proto)}: update both to the same version` });
     throw new StasisError('INVALID_INPUT', `The sender speaks migration protocol ${String(hello.proto)}, this Stasis protocol 1.`);
@@ -88,7 +110,14 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
   // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, proceed: true });
+  // trees: this end restores a migrated tree and kills all of it if the session fails (an older one
+  // would kill only its root); offers: it takes any round as an offer by page hash (a tree's later
+  // rounds when they cannot travel as continuations); memberRounds: it groups a tree's members
+  // sent one by one as continuations (`group`), so a tree's later rounds carry only what changed.
+  // proceed: a dry run can turn into the migration after its pre-flight (migrate/confirm.ts).
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
+  // Only ever narrows what the restore may do: new PIDs for a tree whose own ones are taken here.
+  const how: RestoreHow | undefined = hello.samePid === false ? { samePid: false } : undefined;
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;
@@ -113,7 +142,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   };
   const fail = async (why: string): Promise<DestinationResult> => {
     unprepare();
-    if (result.restored) killQuietly(result.restored.pid);
+    if (result.restored) killRestored(result.restored);
     await discard();
     result.failure = why;
     return result;
@@ -164,6 +193,14 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
           }
         }
         await wr.send({ t: 'imported', ids, absorbed });
+      } else if (m.t === 'group') {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
+        if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
+        if (!Array.isArray(m.ids) || m.ids.length < 1 || m.ids.length > 4096) throw new StasisError('INVALID_INPUT', 'a tree to group needs its members\' ids');
+        const id = await deps.groupTree(m.ids.map(mine));
+        // Discarded with the rest if the session fails before the restore.
+        result.checkpointIds.push(id);
+        await wr.send({ t: 'grouped', id });
       } else if (m.t === 'prepare') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();
@@ -176,7 +213,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         result.dryRun = false;
         await wr.send({ t: 'proceeding' });
       } else if (m.t === 'preflight') {
-        const p = await deps.preflight(mine(m.id));
+        const p = await deps.preflight(mine(m.id), how);
         await wr.send({ t: 'preflight', ok: p.ok, items: p.items });
       } else if (m.t === 'restore') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
@@ -184,9 +221,10 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         const ready = box.prepared?.checkpointId === id ? box.prepared : null;
         if (!ready) unprepare();
         box.prepared = null;
-        const r = ready ? ready.finish() : await deps.restore(id);
-        result.restored = { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: ready !== null };
-        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, steps: r.steps ?? [], ...(r.warning ? { warning: r.warning } : {}) });
+        const r = ready ? ready.finish() : await deps.restore(id, how);
+        const members = r.members?.map((x) => ({ pid: x.pid, originalPid: x.originalPid }));
+        result.restored = { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: ready !== null, ...(members ? { members } : {}) };
+        await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, steps: r.steps ?? [], ...(r.warning ? { warning: r.warning } : {}), ...(members ? { members } : {}) });
         ready?.record();
       } else if (m.t === 'done') {
         if (!result.restored) return fail('the source ended the session before anything was restored');

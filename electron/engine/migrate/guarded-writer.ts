@@ -36,7 +36,10 @@ export class GuardedWriter extends FrameWriter {
 
   override send(msg: { t: string } & Record<string, unknown>): Promise<void> {
     if (!ALWAYS.has(msg.t)) this.check();
-    if (msg.t === 'stream' || msg.t === 'offer') {
+    // A tree's round sent member by member (migrate/tree-source.ts) is one round: its later members say member > 0.
+    if (msg.t === 'stream' && typeof msg.member === 'number' && msg.member > 0) {
+      this.total += typeof msg.bytes === 'number' ? msg.bytes : 0;
+    } else if (msg.t === 'stream' || msg.t === 'offer') {
       this.round++;
       this.final = msg.final === true;
       this.done = 0;

@@ -16,6 +16,10 @@ import { childProcesses } from '../proc';
 import { listThreads, readBasics } from '../tracer';
 import { offerStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
+import { migrateTree } from './tree-source';
+import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
+
+export type { PreflightAnswer } from './confirm';
 
 export interface MigrateOptions {
   /** Stop after the first round and the destination's pre-flight; nothing is frozen or started. */
@@ -26,13 +30,19 @@ export interface MigrateOptions {
   smallRound?: number;
   onRound?: (r: MigrateRound) => void;
   /**
-   * Asked once the destination's pre-flight of round 1 passed, while the process runs on: true
-   * goes on with the same session (round 1 is not sent again), false ends it as a dry run. The
-   * session starts as a dry run (a receiver keeps its token for another try) and becomes a
-   * migration only on true. A destination too old to turn a dry run into a migration ends it as
-   * a dry run before asking: the result then says `proceedUnsupported`.
+   * Asked once the destination's pre-flight of round 1 passed, while the process (or tree) runs
+   * on: true goes on with the same session (round 1 is not sent again), false ends it as a dry
+   * run. The session starts as a dry run (a receiver keeps its token for another try) and becomes
+   * a migration only on true (confirm.ts). A destination too old to turn a dry run into a
+   * migration ends it as a dry run before asking: the result then says `proceedUnsupported`.
    */
   confirm?: (preflight: PreflightAnswer) => Promise<boolean>;
+  /**
+   * A tree only (tree-source.ts): false gives its processes new PIDs on the destination
+   * (`--no-pid`). By default a tree must get its own PIDs back there (its processes know each
+   * other by them: restore/tree.ts), and the destination's pre-flight refuses it when they are taken.
+   */
+  samePid?: boolean;
 }
 
 export interface MigrateRound {
@@ -50,7 +60,6 @@ export interface MigrateRound {
   absorbed: boolean;
 }
 
-export interface PreflightAnswer { ok: boolean; items: { id: string; label: string; ok: boolean; reason: string; fix: string | null }[] }
 
 export interface MigrateResult {
   pid: number;
@@ -82,6 +91,8 @@ export interface MigrateResult {
    * validation and restore steps: destination.steps).
    */
   cutover?: { step: string; ms: number }[];
+  /** A migrated tree (tree-source.ts): every process of it, root first, with its PID on the destination (null for a dry run). */
+  tree?: { members: { pid: number; comm: string; destinationPid: number | null }[] };
 }
 
 /** The last round travels in memory when its stream is no larger (else through spool files, as every round). */
@@ -91,10 +102,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   // The last round's smaps read runs on a worker thread (capture/smaps-ahead.ts): started now, it is up by then.
   warmSmapsReader();
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
-  const kids = childProcesses(pid, listThreads(pid));
-  if (kids.length) {
-    throw new StasisError('UNSUPPORTED', `Process ${pid} has ${kids.length} child process${kids.length > 1 ? 'es' : ''} (${kids.slice(0, 5).map((k) => `${k.pid} ${k.comm}`).join(', ')}): \`stasis migrate\` moves a single process, and a tree moved without its children would come back unable to wait for them. Nothing was sent. Checkpoint the tree and send it (\`stasis checkpoint ${pid}\`, then \`stasis send ID --to ...\`) and restore it there.`);
-  }
+  // A process with children moves with them, as a tree (a parent moved alone could not wait for them).
+  if (childProcesses(pid, listThreads(pid)).length) return migrateTree(store, pid, rd, wr, opts);
   const rounds: MigrateRound[] = [];
   let bytesSent = 0;
   let held: HeldProcess | null = null;
@@ -149,10 +158,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   };
   try {
     await wr.magic();
-    const asking = opts.confirm !== undefined && opts.dryRun !== true;
-    await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: opts.dryRun === true || asking });
+    await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: helloDryRun(opts) });
     const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown; proceed?: unknown }>('hello');
-    const proceedUnsupported = asking && hi.proceed !== true;
     negotiate = hi.negotiate === true;
     footerLast = hi.footerLast === true;
     // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
@@ -171,17 +178,12 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     })();
     await wr.send({ t: 'preflight', id: await send(first, 'full') });
     const preflight = await rd.expect<PreflightAnswer>('preflight');
-    const stopHere = !preflight.ok || opts.dryRun === true || proceedUnsupported || (asking && !(await opts.confirm!(preflight)));
-    if (stopHere) {
-      await wr.send({ t: 'abort', reason: opts.dryRun || asking ? 'dry run' : 'the pre-flight refused' });
+    const { go, proceedUnsupported } = await goOnAfterPreflight(rd, wr, preflight, opts, hi);
+    if (!go) {
       if (!preflight.ok) {
         throw new StasisError('PREFLIGHT_FAILED', `The destination cannot restore process ${pid}: ${preflight.items.filter((i) => !i.ok).map((i) => `${i.label}: ${i.reason}${i.fix ? ` (${i.fix})` : ''}`).join(' ')} Nothing was stopped: the process runs on here.`, { items: preflight.items });
       }
       return { pid, dryRun: true, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items }, ...(proceedUnsupported ? { proceedUnsupported } : {}) };
-    }
-    if (asking) {
-      await wr.send({ t: 'proceed' });
-      await rd.expect('proceeding');
     }
     // The destination builds the process from round 1 while this one runs on; it then absorbs
     // every later round, so the downtime holds only the last one.
@@ -327,7 +329,7 @@ function cutoverSteps(frozenAt: number, marks: { phase: string; at: number }[], 
 }
 
 /** The destination's step timings, taken only as far as they have the expected shape (it is another machine's word). */
-function restoreSteps(x: unknown): { step: string; ms: number }[] {
+export function restoreSteps(x: unknown): { step: string; ms: number }[] {
   if (!Array.isArray(x)) return [];
   return x.slice(0, 64).flatMap((e: unknown) => {
     const o = e as { step?: unknown; ms?: unknown } | null;

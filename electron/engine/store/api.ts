@@ -378,6 +378,12 @@ export type ExportKind = 'one' | 'flattened' | 'chain';
 export interface ExportOptions extends CancelOptions {
   /** The receiving store's id of id's parent: the stream carries id alone, continuing it. */
   continues?: number;
+  /**
+   * With continues: id may be a member of a tree checkpoint, sent alone as one process's
+   * continuation (a tree migration's round, member by member; the receiver groups the members
+   * into a tree again: migrate/tree-group.ts).
+   */
+  memberAlone?: boolean;
 }
 
 export interface ExportResult {

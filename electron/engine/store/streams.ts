@@ -145,7 +145,7 @@ function planStream(index: StreamIndex, views: Views, id: number, how: ExportKin
   const { continues } = opts;
   const row = index.checkpointRow(id);
   if (continues !== undefined) {
-    if (how !== 'one' || row.parent_id === null || row.tree_root !== null) {
+    if (how !== 'one' || row.parent_id === null || (row.tree_root !== null && opts.memberAlone !== true)) {
       throw new StasisError('INVALID_INPUT', `Checkpoint #${id} cannot be sent as a continuation: ${row.parent_id === null ? 'it is a full checkpoint (it has no parent to continue)' : row.tree_root !== null ? 'it belongs to a tree checkpoint' : `only kind 'one' continues a chain`}.`);
     }
   }
@@ -178,7 +178,7 @@ function planStream(index: StreamIndex, views: Views, id: number, how: ExportKin
       createdAt: r.created_at, label: r.label, notes: r.notes, pinned: r.pinned === 1,
       mode: how === 'flattened' ? 'full' : (r.mode as 'full' | 'incremental'), dirtyTracking: r.dirty_tracking as Manifest['checkpoints'][number]['dirtyTracking'],
       restoredFrom: r.restored_from, stats: JSON.parse(r.stats) as Record<string, number>, state, records: recs,
-      ...(r.tree_root !== null ? { tree: { root: r.tree_root, size: r.tree_size ?? 1 } } : {}),
+      ...(r.tree_root !== null && continues === undefined ? { tree: { root: r.tree_root, size: r.tree_size ?? 1 } } : {}),
       ...(continues !== undefined ? { continues } : {}),
     });
   }

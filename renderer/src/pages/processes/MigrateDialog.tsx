@@ -7,6 +7,8 @@
  * "Not now" ends it as a dry run, and the receiver keeps its token. Cancel before the destination
  * has the process leaves it running here untouched; the button goes away once the final round is
  * on its way. The token stays in this dialog's state only.
+ * A process with children moves as a tree (every process, restored together there); "New PIDs
+ * there" asks the destination to give them new PIDs when their own are taken (its pre-flight says so).
  */
 import { useRef, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
@@ -43,7 +45,8 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
   const [to, setTo] = useState('');
   const [token, setToken] = useState('');
   // The pre-flight of the session in progress (or of the last one), and the receiver it was for.
-  const [asked, setAsked] = useState<{ to: string; token: string; ok: boolean; items: PreflightItem[] } | null>(null);
+  const [asked, setAsked] = useState<{ to: string; token: string; newPids: boolean; ok: boolean; items: PreflightItem[] } | null>(null);
+  const [newPids, setNewPids] = useState(false);
   const [going, setGoing] = useState(false);
   const [endedDry, setEndedDry] = useState(false);
   const [answerError, setAnswerError] = useState<StasisErrorData | null>(null);
@@ -51,7 +54,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
   const [phases, setPhases] = useState<string[]>([]);
   const session = useAction();
   const callId = useRef<string | null>(null);
-  const sent = useRef({ to: '', token: '' });
+  const sent = useRef({ to: '', token: '', newPids: false });
   const phase = session.progress?.phase;
 
   useEngineEvents([EVENT.migratePreflight], (_e, payload) => {
@@ -60,9 +63,9 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
     setAsked({ ...sent.current, ok: q.preflight.ok, items: q.preflight.items });
   });
 
-  const input = { pid: p.pid, to: to.trim(), token: token.trim() };
+  const input = { pid: p.pid, to: to.trim(), token: token.trim(), ...(newPids ? { samePid: false } : {}) };
   const waiting = session.running && asked !== null && !going;
-  const stale = asked !== null && (asked.to !== input.to || asked.token !== input.token);
+  const stale = asked !== null && (asked.to !== input.to || asked.token !== input.token || asked.newPids !== newPids);
   const check = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     setAsked(null);
@@ -72,7 +75,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
     setPhases([]);
     const id = newCallId();
     callId.current = id;
-    sent.current = { to: input.to, token: input.token };
+    sent.current = { to: input.to, token: input.token, newPids };
     const r = await session.run((signal, onProgress) => callEngine<MigrateResult>(CALL.migrate, { ...input, confirm: true }, signal, (pr) => {
       onProgress(pr);
       const ph = pr.phase;
@@ -99,18 +102,26 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
     }
   };
   const refused = session.error ? refusedItems(session.error.detail) : null;
-  const shown = asked ?? (refused ? { to: input.to, token: input.token, ok: false, items: refused } : null);
+  const shown = asked ?? (refused ? { to: input.to, token: input.token, newPids, ok: false, items: refused } : null);
   const finalRound = phase?.includes('final') ?? false;
 
   if (result?.destination) {
     const d = result.destination;
     return (
       <Dialog title={`Migrated ${p.comm} (PID ${p.pid})`} onClose={onClose} wide>
-        <p role="status" data-testid="migrate-result" data-destination-pid={d.pid}>It runs on the destination as <strong>PID {d.pid}</strong> (its checkpoint #{d.checkpointId}); the process here was ended.</p>
+        {result.tree
+          ? <p role="status" data-testid="migrate-result" data-destination-pid={d.pid}>The tree of {plural(result.tree.members.length, 'process', 'processes')} runs on the destination, its root as <strong>PID {d.pid}</strong> (its checkpoint #{d.checkpointId}); every process here was ended.</p>
+          : <p role="status" data-testid="migrate-result" data-destination-pid={d.pid}>It runs on the destination as <strong>PID {d.pid}</strong> (its checkpoint #{d.checkpointId}); the process here was ended.</p>}
+        {result.tree ? (
+          <table className="grid" aria-label="Processes of the tree" data-testid="migrate-members">
+            <thead><tr><th scope="col">Here</th><th scope="col">Command</th><th scope="col">There</th></tr></thead>
+            <tbody>{result.tree.members.map((m) => <tr key={m.pid}><td>{m.pid}</td><td>{m.comm}</td><td>{m.destinationPid ?? '—'}</td></tr>)}</tbody>
+          </table>
+        ) : null}
         <dl className="facts compact">
           <dt>Downtime</dt><dd data-testid="downtime">{formatMs(result.downtimeMs)} (frozen {formatMs(result.frozenMs)} for the last checkpoint, restore {formatMs(d.restoreMs)} there)</dd>
           <dt>Rounds</dt><dd>{plural(result.rounds.length, 'round')}, {formatBytes(result.bytesSent)} sent</dd>
-          <dt>Destination</dt><dd>{d.prepared ? `built the process from round 1 while it ran here (${formatMs(d.prepareMs)}) and applied the later rounds to it` : `restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ''}`}</dd>
+          <dt>Destination</dt><dd>{result.tree ? 'restored the tree from scratch in the downtime (a prepared restore takes one process)' : d.prepared ? `built the process from round 1 while it ran here (${formatMs(d.prepareMs)}) and applied the later rounds to it` : `restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ''}`}</dd>
         </dl>
         <Rounds r={result} />
         {d.warning ? <ul className="warnings"><li>{d.warning}</li></ul> : null}
@@ -125,6 +136,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
         <p className="hint">On the other machine open Receive, start listening, and copy its address and pairing token here. First the destination checks whether it can restore this process: its first copy is sent while the process runs on, and nothing here is stopped. Then Migrate now goes on from that copy.</p>
         <label>Receiver (HOST:PORT)<input name="migrate-to" required value={to} onChange={(e) => setTo(e.target.value)} placeholder="10.0.0.5:7411" spellCheck={false} autoFocus disabled={session.running} /></label>
         <label>Pairing token<input name="migrate-token" required value={token} onChange={(e) => setToken(e.target.value)} placeholder="stasis1-…" spellCheck={false} autoComplete="off" disabled={session.running} /></label>
+        <label className="check"><input type="checkbox" name="migrate-new-pids" checked={newPids} onChange={(e) => setNewPids(e.target.checked)} disabled={session.running} /> New PIDs there (a process with children whose PIDs are taken on the destination; only for a program that never waits for or signals its processes by PID)</label>
         <div className="dialog-actions">
           <button type="submit" className={shown?.ok ? 'secondary' : undefined} disabled={session.running}>Check destination</button>
         </div>

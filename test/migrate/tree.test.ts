@@ -1,0 +1,340 @@
+/**
+ * Live migration of a process tree with real parts: test/fixtures/tree-counter.c (a parent and two
+ * children counting and talking through one pipe, each checking its own memory), two real stores,
+ * two Stasis processes joined by a pipe (`--pipe 'stasis receive'`) or by TLS between two network
+ * namespaces (test/helpers/two-hosts.ts). Both stores are on this machine, where the source tree's
+ * PIDs are taken until it is killed, so the moves ask for new PIDs (`--no-pid`, which this fixture
+ * does not mind) and the dry run without it shows the destination refusing exactly that.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { buildFixture } from '../helpers/fixtures';
+import { spawnDetached } from '../helpers/spawn';
+import { twoHosts, storeIds } from '../helpers/two-hosts';
+import { fileLines, isAlive, killQuietly, waitFor, withStore } from '../restore/helpers';
+import { openStore } from '../../electron/engine/store';
+import { preflight, restore } from '../../electron/engine/restore';
+import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
+import { migrate } from '../../electron/engine/migrate/source';
+import { serveMigration } from '../../electron/engine/migrate/destination';
+import { groupAsTree } from '../../electron/engine/migrate/tree-group';
+import { StasisError } from '../../shared/errors';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const bin = join(root, 'bin', 'stasis.js');
+const fixture = buildFixture('tree-counter');
+const hosts = twoHosts('mt');
+before(() => hosts.setup());
+after(() => hosts.teardown());
+
+interface Run { code: number; stdout: string; stderr: string }
+function stasis(store: string, args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, '--store', store, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+interface MigrateJson {
+  rounds: { kind: string; pages: number; pagesSent: number; bytes: number }[]; bytesSent: number; downtimeMs?: number;
+  destination?: { pid: number; prepared: boolean }; tree?: { members: { pid: number; comm: string; destinationPid: number | null }[] };
+}
+
+/** The parent's lines "C N TOTAL F P", checked: each child's steps and the parent's total consecutive, every memory check k. */
+function assertIntact(out: string): { a: number; b: number; total: number } {
+  const seen = { A: 0, B: 0 } as Record<string, number>;
+  let total = 0;
+  for (const l of fileLines(out)) {
+    if (l === 'ready') continue;
+    const m = /^([AB]) (\d+) (\d+) ([kx]) ([kx])$/.exec(l);
+    assert.ok(m, `a line the tree did not write whole: "${l}"`);
+    const [, who, n, t, child, parent] = m;
+    assert.equal(Number(n), seen[who!]! + 1, `child ${who} step ${seen[who!]! + 1} is ${n}: a step was lost or repeated (in the pipe or in its memory)`);
+    assert.equal(Number(t), total + 1, `the parent's total ${total + 1} is ${t}`);
+    assert.equal(child, 'k', `child ${who}'s memory check failed at step ${n}`);
+    assert.equal(parent, 'k', `the parent's memory check failed at total ${t}`);
+    seen[who!] = Number(n);
+    total = Number(t);
+  }
+  return { a: seen.A!, b: seen.B!, total };
+}
+
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Process state letter (R, S, t, T, Z...), or null when gone. */
+function stateOf(pid: number): string | null {
+  try { return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? null; } catch { return null; }
+}
+
+async function goesOn(out: string, by = 20): Promise<void> {
+  const n = fileLines(out).length;
+  await waitFor('the tree to go on counting', () => fileLines(out).length > n + by, 15_000);
+}
+
+async function startTree(dir: string, mib = 4, rate = 100): Promise<{ t: ReturnType<typeof spawnDetached>; out: string; kids: number[] }> {
+  const out = join(dir, 'out.txt');
+  const t = spawnDetached([fixture, out, String(mib), String(rate)], { cwd: dir });
+  await waitFor('the tree to count', () => fileLines(out).length > 20);
+  return { t, out, kids: childrenOf(t.pid) };
+}
+
+/** The moved tree: the source's processes all killed, the destination's three counting on with nothing lost. */
+async function checkMoved(m: MigrateJson, src: { t: ReturnType<typeof spawnDetached>; out: string; kids: number[] }): Promise<void> {
+  assert.equal(m.rounds[0]!.kind, 'full');
+  assert.equal(m.rounds.at(-1)!.kind, 'final');
+  assert.ok(typeof m.downtimeMs === 'number' && m.downtimeMs > 0);
+  const members = m.tree!.members;
+  assert.deepEqual(members.map((x) => x.pid).sort(), [src.t.pid, ...src.kids].sort());
+  assert.ok(members.every((x) => x.destinationPid !== null && isAlive(x.destinationPid)), JSON.stringify(members));
+  const gone = await src.t.waitExit(10_000);
+  assert.equal(gone.signal, 9, 'the source root was killed');
+  for (const k of src.kids) await waitFor(`source child ${k} to be gone`, () => stateOf(k) === null, 5000);
+  const before = assertIntact(src.out);
+  await goesOn(src.out);
+  const now = assertIntact(src.out);
+  assert.ok(now.a > before.a && now.b > before.b, `both children count on there: ${JSON.stringify([before, now])}`);
+}
+
+test('migrate --pipe of a tree: a parent and two children talking through a pipe move to another store and count on, no step lost, the source tree gone', async () => {
+  await withStore(async (_s, dir) => {
+    const src = await startTree(dir, 8, 100);
+    const dst = join(dir, 'dst');
+    let moved: number[] = [];
+    try {
+      const r = await stasis(join(dir, 'src'), ['--json', 'migrate', String(src.t.pid), '--no-pid', '--pipe', `${process.execPath} ${bin} --store ${dst} receive`]);
+      assert.equal(r.code, 0, r.stderr);
+      const m = JSON.parse(r.stdout) as MigrateJson;
+      moved = m.tree!.members.map((x) => x.destinationPid!);
+      assert.ok(m.rounds.length >= 2, JSON.stringify(m.rounds));
+      const full = m.rounds[0]!;
+      assert.ok(full.pages >= 3 * 8 * 256, `the full round carries the three buffers: ${full.pages} pages`);
+      // Each member's later rounds continue its copy there: only what changed is read, sent and imported.
+      assert.ok(m.rounds.slice(1).every((x) => x.pages < full.pages / 4), `later rounds carry only what changed: ${JSON.stringify(m.rounds)}`);
+      assert.equal(m.destination!.prepared, false);
+      assert.match(r.stderr, /Migrated process \d+ runs here as pid \d+/);
+      await checkMoved(m, src);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const p of moved.reverse()) killQuietly(p);
+    }
+  });
+});
+
+test('migrate --to of a tree over TLS between two network namespaces (127.0.0.1 without them): it counts on there, the source tree gone', async () => {
+  await withStore(async (_s, dir) => {
+    const src = await startTree(dir);
+    let moved: number[] = [];
+    try {
+      const rx = await hosts.receiver(join(dir, 'dst'));
+      const r = await hosts.run(join(dir, 'src'), ['--json', 'migrate', String(src.t.pid), '--no-pid', '--to', rx.addr, '--token', rx.token]);
+      assert.equal(r.code, 0, r.stderr);
+      const m = JSON.parse(r.stdout) as MigrateJson;
+      moved = m.tree!.members.map((x) => x.destinationPid!);
+      const recv = await rx.done;
+      assert.equal(recv.code, 0, recv.stderr);
+      const got = JSON.parse(recv.stdout) as { migration: { restored: { pid: number; members: { pid: number }[] } } };
+      assert.deepEqual(got.migration.restored.members.map((x) => x.pid).sort(), [...moved].sort());
+      if (hosts.netns) {
+        // The restored tree lives in the receiver's network namespace.
+        assert.equal(readFileSync(`/proc/${moved[0]}/net/dev`, 'utf8').includes(`${hosts.nsB.slice(0, -1)}y`), true);
+      }
+      await checkMoved(m, src);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const p of moved.reverse()) killQuietly(p);
+    }
+  });
+});
+
+test('migrate --dry-run of a tree runs the destination\'s pre-flight of the whole tree: its PIDs taken there are refused with the reason, --no-pid passes; nothing stops, the destination keeps nothing', async () => {
+  await withStore(async (_s, dir) => {
+    const src = await startTree(dir);
+    const dst = join(dir, 'dst');
+    try {
+      const pipe = `${process.execPath} ${bin} --store ${dst} receive`;
+      const taken = await stasis(join(dir, 'src'), ['migrate', String(src.t.pid), '--dry-run', '--pipe', pipe]);
+      assert.equal(taken.code, 1, taken.stdout);
+      assert.match(taken.stderr, new RegExp(`cannot restore the tree of process ${src.t.pid} \\(3 processes\\): PIDs of the tree: .*PID ${src.t.pid} is taken.*--no-pid.*the tree runs on here`, 's'));
+      const ok = await stasis(join(dir, 'src'), ['migrate', String(src.t.pid), '--dry-run', '--no-pid', '--pipe', pipe]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /Dry run: the destination's pre-flight for process \d+ passes/);
+      assert.match(ok.stdout, /\[ok\] PIDs of the tree: New PIDs were asked for/);
+      assert.match(ok.stdout, /\[ok\] Working directory exists \(process \d+, tree-counter\)/);
+      for (const p of [src.t.pid, ...src.kids]) assert.match(stateOf(p) ?? 'gone', /^[RS]$/, `process ${p} runs on`);
+      await goesOn(src.out);
+      assertIntact(src.out);
+      assert.deepEqual(storeIds(dst), [], 'the destination discarded both dry runs');
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+    }
+  });
+});
+
+test('a member that exits mid-migration: the held last round is refused, every other process resumes untouched and the destination discards everything', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir);
+    const dst = openStore(join(dir, 'dst'));
+    const victim = src.kids[1]!;
+    try {
+      const toDst = new PassThrough();
+      const toSrc = new PassThrough();
+      const dstReader = new FrameReader(toDst);
+      // No store for offers: the full round, then straight to the held last round, which finds the member gone.
+      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
+        spoolDir: dst.dir,
+        importFile: async (file) => dst.importStream(file),
+        preflight: async (id, how) => preflight(dst, id, how),
+        restore: async (id, how) => restore(dst, id, how),
+        remove: async (ids) => dst.remove(ids),
+      }));
+      await assert.rejects(migrate(srcStore, src.t.pid, new FrameReader(toSrc), new FrameWriter(toDst), {
+        samePid: false,
+        onRound: (x) => {
+          if (x.round !== 1) return;
+          process.kill(victim, 'SIGKILL');
+          const end = Date.now() + 5000;
+          while (stateOf(victim) !== 'Z' && Date.now() < end) { /* its parent never reaps it */ }
+        },
+      }), (e: unknown) => {
+        assert.ok(e instanceof StasisError, String(e));
+        assert.equal(e.code, 'PROCESS_GONE');
+        assert.match(e.message, new RegExp(`process ${victim} \\(tree-counter\\) of the tree exited during the migration.*Every process was frozen for the last round and now runs on here untouched; the destination discards`, 's'));
+        return true;
+      });
+      const res = await served;
+      assert.equal(res.restored, undefined);
+      assert.equal(res.discarded, true);
+      assert.equal(dst.list().length, 0, 'nothing of the session is visible on the destination');
+      // The rest of the tree was released, not left stopped: it counts on.
+      for (const p of [src.t.pid, src.kids[0]!]) assert.match(stateOf(p) ?? 'gone', /^[RS]$/, `process ${p} runs on`);
+      const tracer = (p: number): string => /TracerPid:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? '?';
+      assert.equal(tracer(src.t.pid), '0');
+      assert.equal(tracer(src.kids[0]!), '0');
+      const n = fileLines(src.out).filter((l) => l.startsWith('A ')).length;
+      await waitFor('child A to go on counting', () => fileLines(src.out).filter((l) => l.startsWith('A ')).length > n + 10, 10_000);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      dst.close();
+    }
+  });
+});
+
+test('a tree whose member is traced by another program is refused with the reason before anything is frozen for good; it runs on and nothing is sent', async () => {
+  await withStore(async (_s, dir) => {
+    const src = await startTree(dir);
+    const log = join(dir, 'tracer.log');
+    const kid = src.kids[0]!;
+    // Held until killed below (long enough for a loaded machine).
+    const tracer = spawnDetached([buildFixture('schedule-tracer'), String(kid), '120000'], { log });
+    const dst = join(dir, 'dst');
+    try {
+      await waitFor('the tracer to attach', () => fileLines(log).includes('seized'));
+      const r = await stasis(join(dir, 'src'), ['migrate', String(src.t.pid), '--no-pid', '--pipe', `${process.execPath} ${bin} --store ${dst} receive`]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, new RegExp(`Process ${kid} \\(tree-counter\\), a child of ${src.t.pid}, is traced by process ${tracer.pid} \\(schedule-tracer\\).*The tree runs on here untouched; the destination discards`, 's'));
+      assert.deepEqual(storeIds(join(dir, 'src')), [], 'no checkpoint was kept here');
+      assert.deepEqual(storeIds(dst), []);
+      tracer.kill();
+      await waitFor('the tracer to let go', () => !isAlive(tracer.pid), 5000);
+      for (const p of [src.t.pid, ...src.kids]) await waitFor(`process ${p} to run`, () => /^[RS]$/.test(stateOf(p) ?? ''), 5000);
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      tracer.kill();
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+    }
+  });
+});
+
+test('a destination whose session breaks after it restored the tree (no \'done\') kills every process of it, not just the root; the checkpoints stay', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir);
+    const dst = openStore(join(dir, 'dst'));
+    let there: number[] = [];
+    try {
+      const toDst = new PassThrough();
+      const toSrc = new PassThrough();
+      const dstReader = new FrameReader(toDst);
+      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
+        spoolDir: dst.dir, store: dst,
+        importFile: async (file) => dst.importStream(file),
+        beginImport: (total) => dst.beginImport(total, { name: 'incoming round' }),
+        preflight: async (id, how) => preflight(dst, id, how),
+        restore: async (id, how) => restore(dst, id, how),
+        groupTree: async (ids) => groupAsTree(dst, ids),
+        remove: async (ids) => dst.remove(ids),
+      }));
+      // The link breaks right where the source would confirm.
+      class CutBeforeDone extends FrameWriter {
+        override send(msg: { t: string } & Record<string, unknown>): Promise<void> {
+          if (msg.t === 'done') { toDst.end(); return Promise.reject(new Error('link cut')); }
+          return super.send(msg);
+        }
+      }
+      const m = await migrate(srcStore, src.t.pid, new FrameReader(toSrc), new CutBeforeDone(toDst), { samePid: false });
+      assert.match(m.destination!.warning ?? '', /did not confirm that it keeps the tree/);
+      assert.ok(m.rounds.length >= 2 && m.rounds.slice(1).every((x) => x.pages < m.rounds[0]!.pages / 4), JSON.stringify(m.rounds));
+      const res = await served;
+      there = res.restored!.members!.map((x) => x.pid);
+      assert.equal(there.length, 3);
+      assert.match(res.failure ?? '', /connection closed before the source confirmed/);
+      for (const p of there) await waitFor(`restored process ${p} to be killed`, () => /^[ZX]?$/.test(stateOf(p) ?? ''), 5000);
+      assert.ok(dst.list().length > 0, 'the checkpoints are kept (restorable)');
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const p of there.reverse()) killQuietly(p);
+      dst.close();
+    }
+  });
+});
+
+test('a destination of an older Stasis (its hello does not say trees) is refused before anything is frozen or saved; the tree runs on', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir);
+    try {
+      const toDst = new PassThrough();
+      const toSrc = new PassThrough();
+      const rd = new FrameReader(toDst);
+      const wr = new FrameWriter(toSrc);
+      // What an older destination answers: no `trees`, so it would kill only the root after a failure.
+      const old = (async () => {
+        await rd.magic();
+        const hello = await rd.expect<{ tree?: unknown }>('hello');
+        await wr.send({ t: 'hello', host: 'old', negotiate: false, memoryRound: true, footerLast: true });
+        const next = await rd.next();
+        return { hello, next: next && next.type === 'json' ? next.msg : null };
+      })();
+      await assert.rejects(migrate(srcStore, src.t.pid, new FrameReader(toSrc), new FrameWriter(toDst), { samePid: false }), (e: unknown) => {
+        assert.ok(e instanceof StasisError);
+        assert.equal(e.code, 'UNSUPPORTED');
+        assert.match(e.message, /does not take process trees .*Nothing was frozen.*The tree runs on here untouched/s);
+        return true;
+      });
+      const seen = await old;
+      assert.equal(seen.hello.tree, true, 'the source said it sends a tree');
+      assert.equal(seen.next?.t, 'abort');
+      assert.equal(srcStore.list().length, 0, 'no checkpoint was taken');
+      for (const p of [src.t.pid, ...src.kids]) assert.match(stateOf(p) ?? 'gone', /^[RS]$/);
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+    }
+  });
+});
