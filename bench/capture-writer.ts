@@ -14,7 +14,7 @@ import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
 import type { Store } from '../electron/engine/store/api';
 import type { MappingState } from '../electron/engine/state/process-state';
 import { formatTable, type Row } from './table';
@@ -29,9 +29,12 @@ function mainThreadMs(): number {
   return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
 }
 
-async function child(root: string, mib: number, dir: string): Promise<void> {
-  const { openStore } = (await import(pathToFileURL(join(root, 'electron/engine/store/index.ts')).href)) as { openStore(d: string): Store };
-  const { makeState } = (await import(pathToFileURL(join(root, 'test/store/model.ts')).href)) as { makeState(m: MappingState[]): never };
+function child(root: string, mib: number, dir: string): void {
+  // Loaded as the benches and the engine's own imports load them (CommonJS through tsx), not as ES
+  // modules: the module system decides how an imported constant is read.
+  const load = createRequire(join(root, 'bench', 'x.ts'));
+  const { openStore } = load(join(root, 'electron/engine/store/index.ts')) as { openStore(d: string): Store };
+  const { makeState } = load(join(root, 'test/store/model.ts')) as { makeState(m: MappingState[]): never };
   const pages = mib * 256;
   const call = 256;
   const zeroAll = new Uint8Array(pages);
@@ -109,10 +112,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3]!, Number(process.argv[4]), process.argv[5]!).catch((e: unknown) => {
-    process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 1;
-  });
+  child(process.argv[3]!, Number(process.argv[4]), process.argv[5]!);
 } else {
   main().catch((e: unknown) => {
     process.stderr.write(`bench/capture-writer failed: ${(e as Error).stack ?? String(e)}\n`);
