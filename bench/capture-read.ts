@@ -23,7 +23,7 @@ import { formatTable, type Row } from './table';
 const PAGE = 4096;
 const BLOCK = 64;
 /** Pages of a write-behind job's slot (segments.ts JOB_BLOCKS blocks): how far one fused read may reach. */
-const SLOT = 4 * BLOCK;
+const SLOT = 8 * BLOCK;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   const started = startCaptureTarget(buildCaptureTarget(work), join(work, 'target'), MIB);
   const target = started.target;
-  const variants: [string, Variant][] = [['separate read, digest, copy', separate], ['fused read, up to a job (256 pages)', fused], ['fused read, up to a block (64 pages)', fusedPerBlock], ['fused read, moves in JS', fusedMovesInJs], ['fused read alone, 64 pages per call', fusedOnly]];
+  const variants: [string, Variant][] = [['separate read, digest, copy', separate], ['fused read, up to a job (512 pages)', fused], ['fused read, up to a block (64 pages)', fusedPerBlock], ['fused read, moves in JS', fusedMovesInJs], ['fused read alone, 64 pages per call', fusedOnly]];
   if (process.env.BASE_ADDON) {
     const base = createRequire(import.meta.url)(process.env.BASE_ADDON) as StoreNative;
     variants.splice(2, 0, [`fused read, up to a job, addon ${process.env.BASE_ADDON}`, (pid, start, pages) => fusedInto(pid, start, pages, SLOT, base)]);
