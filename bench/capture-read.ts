@@ -4,10 +4,9 @@
  * straight into a segment block and digest there) takes per GiB against the separate steps it
  * replaces (process_vm_readv into a 4 MiB buffer, digest, one copy per kept page into the block).
  * Target: bench/capture-target.c (30% zero pages, the rest random). Variants alternate, ROUNDS
- * rounds; CPU is process.cpuUsage (every thread: the addon's read takes a helper thread for half of
- * each call), main-thread CPU from /proc/self/task/PID/schedstat, medians.
- * BASE_ADDON=path/to/store_native.node adds the fused read of another build (e.g. one without the
- * helper thread) to compare against.
+ * rounds; CPU is process.cpuUsage (every thread of the process), main-thread CPU from
+ * /proc/self/task/PID/schedstat, medians. BASE_ADDON=path/to/store_native.node adds the fused
+ * read of another build of the addon to compare against.
  * usage: MIB=1024 ROUNDS=5 [BASE_ADDON=...] node --import tsx bench/capture-read.ts
  */
 import { createRequire } from 'node:module';
@@ -23,7 +22,7 @@ import { formatTable, type Row } from './table';
 const PAGE = 4096;
 const BLOCK = 64;
 /** Pages of a write-behind job's slot (segments.ts JOB_BLOCKS blocks): how far one fused read may reach. */
-const SLOT = 8 * BLOCK;
+const SLOT = 4 * BLOCK;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -131,7 +130,7 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   const started = startCaptureTarget(buildCaptureTarget(work), join(work, 'target'), MIB);
   const target = started.target;
-  const variants: [string, Variant][] = [['separate read, digest, copy', separate], ['fused read, up to a job (512 pages)', fused], ['fused read, up to a block (64 pages)', fusedPerBlock], ['fused read, moves in JS', fusedMovesInJs], ['fused read alone, 64 pages per call', fusedOnly]];
+  const variants: [string, Variant][] = [['separate read, digest, copy', separate], ['fused read, up to a job (256 pages)', fused], ['fused read, up to a block (64 pages)', fusedPerBlock], ['fused read, moves in JS', fusedMovesInJs], ['fused read alone, 64 pages per call', fusedOnly]];
   if (process.env.BASE_ADDON) {
     const base = createRequire(import.meta.url)(process.env.BASE_ADDON) as StoreNative;
     variants.splice(2, 0, [`fused read, up to a job, addon ${process.env.BASE_ADDON}`, (pid, start, pages) => fusedInto(pid, start, pages, SLOT, base)]);

@@ -11,20 +11,9 @@
  *   other pages back to back, in order. Returns the bytes read (zero pages included): short at an
  *   unmapped hole (0 when addr itself is unmapped); a negative errno for any other failure (the
  *   caller names it).
- *
- * Two cores: a call's two halves are taken in turn by the calling thread and one helper thread
- * (started at the first call, kept for the process's life), each half read and digested by the
- * thread that took it. Reading and hashing were ~380-430 ms/GiB on the main thread, the largest
- * serial stage of a full checkpoint, while the second core only wrote blocks (docs/benchmarks.md
- * "Capture"). The caller never waits for a helper that has not started on the call: it takes
- * both halves itself and closes the call (a helper that is busy elsewhere or descheduled costs
- * nothing but its share). The result is the same as one read: the halves are counted in order up
- * to the first short one. The squeeze of the zero pages stays on the calling thread, after both.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -33,14 +22,6 @@
 
 #define PAGE 4096
 #define HASH 32
-/*
- * A call is cut in two halves (of a multiple of 16 pages: whole AVX-512 hash batches), one per
- * thread, when it has at least MIN_SPLIT pages. Finer units balanced the threads better but each
- * process_vm_readv has a fixed cost: 32-page units took 23% more CPU per GiB than one read per
- * call, halves 5% (docs/benchmarks.md "Capture").
- */
-#define MIN_SPLIT 32
-#define MAX_UNITS 2
 
 static int64_t read_remote(int32_t pid, int32_t mem_fd, uint64_t addr, uint8_t *dst, size_t len) {
   if (mem_fd < 0) {
@@ -61,106 +42,6 @@ static int64_t read_remote(int32_t pid, int32_t mem_fd, uint64_t addr, uint8_t *
     done += (size_t)n;
   }
   return (int64_t)done;
-}
-
-/* One call's range, shared by the two threads. */
-typedef struct {
-  int32_t pid, mem_fd;
-  uint64_t addr;
-  uint8_t *dst, *zero, *hashes;
-  size_t pages, unit, units;
-  atomic_size_t next;
-  int64_t got[MAX_UNITS];
-} call_t;
-
-/* Reads and digests the units of c not taken yet. */
-static void take_units(call_t *c) {
-  for (;;) {
-    size_t u = atomic_fetch_add(&c->next, 1);
-    if (u >= c->units) return;
-    size_t first = u * c->unit;
-    size_t n = c->pages - first < c->unit ? c->pages - first : c->unit;
-    int64_t got = read_remote(c->pid, c->mem_fd, c->addr + (uint64_t)first * PAGE, c->dst + first * PAGE, n * PAGE);
-    if (got > 0) digest_pages(c->dst + first * PAGE, (size_t)got / PAGE, c->zero + first, c->hashes + first * HASH);
-    c->got[u] = got;
-  }
-}
-
-/* The helper: IDLE (nothing to do, or the call was closed before it came), POSTED (a call waits
- * for it), JOINED (it works on the call; the caller waits for it to leave). */
-enum { IDLE, POSTED, JOINED };
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t posted, left;
-  int state;
-  call_t *call;
-  int started;
-} helper = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, IDLE, NULL, 0 };
-
-static void *helper_run(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&helper.mu);
-  for (;;) {
-    while (helper.state != POSTED) pthread_cond_wait(&helper.posted, &helper.mu);
-    helper.state = JOINED;
-    call_t *c = helper.call;
-    pthread_mutex_unlock(&helper.mu);
-    take_units(c);
-    pthread_mutex_lock(&helper.mu);
-    helper.state = IDLE;
-    pthread_cond_broadcast(&helper.left);
-  }
-  return NULL;
-}
-
-/* Whether the helper thread runs (started here on first use; 0 if it cannot be: one thread then).
- * Call with helper.mu held. */
-static int helper_ready(void) {
-  if (helper.started) return helper.started > 0;
-  pthread_attr_t attr;
-  pthread_t t;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  helper.started = pthread_create(&t, &attr, helper_run, NULL) == 0 ? 1 : -1;
-  pthread_attr_destroy(&attr);
-  return helper.started > 0;
-}
-
-/* Reads and digests pages at addr into dst on both threads; the bytes read, or -errno, as read_remote. */
-static int64_t read_digest(int32_t pid, int32_t mem_fd, uint64_t addr, uint8_t *dst, size_t pages, uint8_t *zero, uint8_t *hashes) {
-  call_t c = { .pid = pid, .mem_fd = mem_fd, .addr = addr, .dst = dst, .zero = zero, .hashes = hashes, .pages = pages };
-  /* The first half rounded up to whole hash batches: never more than MAX_UNITS units. */
-  c.unit = pages < MIN_SPLIT ? pages : ((pages + 1) / 2 + 15) / 16 * 16;
-  c.units = pages == 0 ? 0 : (pages + c.unit - 1) / c.unit;
-  atomic_init(&c.next, 0);
-  int shared = 0;
-  if (c.units > 1) {
-    pthread_mutex_lock(&helper.mu);
-    /* Another thread's call (worker threads share the addon) keeps the helper: this one reads alone. */
-    if (helper.state == IDLE && helper_ready()) {
-      helper.call = &c;
-      helper.state = POSTED;
-      shared = 1;
-      pthread_cond_signal(&helper.posted);
-    }
-    pthread_mutex_unlock(&helper.mu);
-  }
-  take_units(&c);
-  if (shared) {
-    pthread_mutex_lock(&helper.mu);
-    if (helper.state == POSTED && helper.call == &c) helper.state = IDLE; /* it never came: nothing of c is in its hands */
-    while (helper.state == JOINED && helper.call == &c) pthread_cond_wait(&helper.left, &helper.mu);
-    pthread_mutex_unlock(&helper.mu);
-  }
-  int64_t total = 0;
-  for (size_t u = 0; u < c.units; u++) {
-    int64_t want = (int64_t)((c.pages - u * c.unit < c.unit ? c.pages - u * c.unit : c.unit) * PAGE);
-    if (c.got[u] < 0) return total > 0 ? total : c.got[u];
-    /* A unit read short stops the range there, as one read would (the pages after are not counted). */
-    total += c.got[u];
-    if (c.got[u] < want) return total;
-  }
-  return total;
 }
 
 napi_value page_read(napi_env env, napi_callback_info info) {
@@ -185,9 +66,10 @@ napi_value page_read(napi_env env, napi_callback_info info) {
   if ((uint64_t)dst_off > dst_len || (dst_len - (size_t)dst_off) / PAGE < pages || zero_len < pages || hashes_len / HASH < pages) return fail(env, "readPages: a buffer is shorter than the pages need");
 
   uint8_t *at = dst + dst_off;
-  int64_t got = read_digest(pid, mem_fd, addr, at, pages, zero, hashes);
+  int64_t got = read_remote(pid, mem_fd, addr, at, pages * PAGE);
   if (got > 0) {
     size_t whole = (size_t)got / PAGE;
+    digest_pages(at, whole, zero, hashes);
     /* Zero pages are never stored (zero records): the others move down over them now, while
      * they are in the cache, one memmove per run of them. */
     size_t w = 0;

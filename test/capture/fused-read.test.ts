@@ -6,8 +6,8 @@
  * random pages, present zero pages and duplicates (pages read in place and then not kept), across
  * block and write-behind job boundaries, and a PROT_NONE mapping only /proc/PID/mem reads. And a
  * process killed in the middle of the read fails the capture with PROCESS_GONE, saving nothing.
- * The read itself, which splits a call over two threads, gives for every call size what one read
- * and one digest give, including reads cut short by an unreadable page in either half.
+ * The read itself gives for every call size what one read and one digest give, including reads
+ * cut short by an unreadable page anywhere in the call.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -109,7 +109,7 @@ function expected(pid: number, addr: bigint, n: number): { got: number; zero: Ui
 }
 
 describe('fused read', { skip }, () => {
-  test('readPages (halves on two threads): every call size 1-300 as one read and digest, and reads cut short in either half', async () => {
+  test('readPages: every call size 1-300 as one read and digest, and reads cut short anywhere in the call', async () => {
     const t = tempDir('fused-sizes');
     const target = spawnDetached([fixture, t.dir]);
     try {

@@ -32,11 +32,9 @@ const RING = 4;
 /**
  * Blocks per write-behind job (one pwritev and one wake-up of the thread for them all; at most 32,
  * write_behind.c MAX_BLOCKS). One job per block woke the thread ~4000 times per GiB, and ~110 of
- * those wake-ups stalled the reader by 1 ms or more. 8 rather than 4: a fused read fills up to a
- * job's free slots in one call, so larger jobs mean fewer calls, each split over two threads
- * (page_read.c); 6% less process CPU for a full checkpoint (docs/benchmarks.md "Capture").
+ * those wake-ups stalled the reader by 1 ms or more.
  */
-const JOB_BLOCKS = 8;
+const JOB_BLOCKS = 4;
 /** The block header's layout for writeBehindWriteBlocks: its size, then where its checksums go (BLOCK_CHECKSUMS). */
 const HEADER_LAYOUT = [BLOCK_HEADER_LEN, BLOCK_CHECKSUMS.payloadAt, BLOCK_CHECKSUMS.headerLen, BLOCK_CHECKSUMS.headerAt];
 
