@@ -4,13 +4,16 @@
  * straight into a segment block and digest there) takes per GiB against the separate steps it
  * replaces (process_vm_readv into a 4 MiB buffer, digest, one copy per kept page into the block).
  * Target: bench/capture-target.c (30% zero pages, the rest random). Variants alternate, ROUNDS
- * rounds; CPU is process.cpuUsage (only this thread works here), medians.
- * usage: MIB=1024 ROUNDS=5 node --import tsx bench/capture-read.ts
+ * rounds; CPU is process.cpuUsage (every thread of the process), main-thread CPU from
+ * /proc/self/task/PID/schedstat, medians. BASE_ADDON=path/to/store_native.node adds the fused
+ * read of another build of the addon to compare against.
+ * usage: MIB=1024 ROUNDS=5 [BASE_ADDON=...] node --import tsx bench/capture-read.ts
  */
+import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { storeNative } from '../electron/engine/store/native-addon';
+import { storeNative, type StoreNative } from '../electron/engine/store/native-addon';
 import { digestPages, type PageDigests } from '../electron/engine/store/hash';
 import { vmRead } from '../electron/engine/native';
 import { buildCaptureTarget, startCaptureTarget } from './capture-target';
@@ -68,8 +71,7 @@ const fused: Variant = (pid, start, pages) => fusedInto(pid, start, pages, SLOT)
 /** The same with reads that stop at the end of each block (the first version: ~5 reads per block with 30% zero pages). */
 const fusedPerBlock: Variant = (pid, start, pages) => fusedInto(pid, start, pages, BLOCK);
 
-function fusedInto(pid: number, start: bigint, pages: number, window: number): number {
-  const native = storeNative!;
+function fusedInto(pid: number, start: bigint, pages: number, window: number, native: StoreNative = storeNative!): number {
   let kept = 0;
   let fill = 0;
   for (let p = 0; p < pages; ) {
@@ -115,6 +117,11 @@ const fusedOnly: Variant = (pid, start, pages) => {
   return 0;
 };
 
+/** CPU time of this thread (the main thread), ms. */
+function mainThreadMs(): number {
+  return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+}
+
 async function main(): Promise<void> {
   if (!storeNative?.readPages) throw new Error('the store addon here has no readPages: build native/store-native');
   const MIB = Number(process.env.MIB ?? 1024);
@@ -124,7 +131,11 @@ async function main(): Promise<void> {
   const started = startCaptureTarget(buildCaptureTarget(work), join(work, 'target'), MIB);
   const target = started.target;
   const variants: [string, Variant][] = [['separate read, digest, copy', separate], ['fused read, up to a job (256 pages)', fused], ['fused read, up to a block (64 pages)', fusedPerBlock], ['fused read, moves in JS', fusedMovesInJs], ['fused read alone, 64 pages per call', fusedOnly]];
-  const res = variants.map(() => ({ cpu: [] as number[], wall: [] as number[] }));
+  if (process.env.BASE_ADDON) {
+    const base = createRequire(import.meta.url)(process.env.BASE_ADDON) as StoreNative;
+    variants.splice(2, 0, [`fused read, up to a job, addon ${process.env.BASE_ADDON}`, (pid, start, pages) => fusedInto(pid, start, pages, SLOT, base)]);
+  }
+  const res = variants.map(() => ({ cpu: [] as number[], main: [] as number[], wall: [] as number[] }));
   try {
     const pid = await started.ready();
     const { start, pages } = bigMapping(pid);
@@ -132,10 +143,12 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (const [i, [, v]] of variants.entries()) {
         const c0 = process.cpuUsage();
+        const m0 = mainThreadMs();
         const t0 = performance.now();
         v(pid, start, pages);
         const t1 = performance.now();
         const c = process.cpuUsage(c0);
+        res[i]!.main.push((mainThreadMs() - m0) / (pages / 262144));
         res[i]!.cpu.push((c.user + c.system) / 1000 / (pages / 262144));
         res[i]!.wall.push((t1 - t0) / (pages / 262144));
       }
@@ -146,7 +159,7 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
   const rows: Row[] = variants.map(([name], i) => ({
-    variant: name, 'CPU ms/GiB': `${median(res[i]!.cpu).toFixed(0)} (${res[i]!.cpu.map((x) => x.toFixed(0)).join(', ')})`, 'wall ms/GiB': median(res[i]!.wall).toFixed(0),
+    variant: name, 'CPU ms/GiB': `${median(res[i]!.cpu).toFixed(0)} (${res[i]!.cpu.map((x) => x.toFixed(0)).join(', ')})`, 'main-thread CPU ms/GiB': median(res[i]!.main).toFixed(0), 'wall ms/GiB': median(res[i]!.wall).toFixed(0),
   }));
   process.stdout.write(`capture read stage: ${MIB} MiB target, ${ROUNDS} rounds, load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end\n\n${formatTable(rows)}\n\n${formatTable(rows, true)}\n`);
 }

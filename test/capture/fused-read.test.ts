@@ -6,6 +6,8 @@
  * random pages, present zero pages and duplicates (pages read in place and then not kept), across
  * block and write-behind job boundaries, and a PROT_NONE mapping only /proc/PID/mem reads. And a
  * process killed in the middle of the read fails the capture with PROCESS_GONE, saving nothing.
+ * The read itself gives for every call size what one read and one digest give, including reads
+ * cut short by an unreadable page anywhere in the call.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +23,8 @@ import { scanSegment } from '../../electron/engine/store/segments';
 import { BLOCK_HEADER_LEN, decodeRecords, type DefEntry } from '../../electron/engine/store/format';
 import { KIND_DATA } from '../../electron/engine/store/extents';
 import { StasisError } from '../../shared/errors';
+import { vmRead } from '../../electron/engine/native';
+import { digestPages } from '../../electron/engine/store/hash';
 import { tempDir, waitForFile } from './common';
 
 const fixture = buildFixture('capture-fused');
@@ -93,7 +97,53 @@ function killAndWaitDead(pid: number): void {
   }
 }
 
+/** What readPages must give for the n pages at addr of pid: the bytes one read gets, digested, the zero pages squeezed out. */
+function expected(pid: number, addr: bigint, n: number): { got: number; zero: Uint8Array; hashes: Buffer; kept: Buffer } {
+  const buf = Buffer.alloc(n * 4096);
+  const got = Math.max(vmRead(pid, addr, buf), 0);
+  const whole = Math.floor(got / 4096);
+  const d = { zero: new Uint8Array(whole), hashes: Buffer.alloc(whole * 32) };
+  digestPages(buf, whole, d);
+  const kept = Buffer.concat(Array.from({ length: whole }, (_, i) => i).filter((i) => d.zero[i] === 0).map((i) => buf.subarray(i * 4096, (i + 1) * 4096)));
+  return { got, zero: d.zero, hashes: d.hashes, kept };
+}
+
 describe('fused read', { skip }, () => {
+  test('readPages: every call size 1-300 as one read and digest, and reads cut short anywhere in the call', async () => {
+    const t = tempDir('fused-sizes');
+    const target = spawnDetached([fixture, t.dir]);
+    try {
+      const [, , b, c, pagesC] = (await waitForFile(join(t.dir, 'info.txt'))).trim().split(' ');
+      const cStart = BigInt(`0x${c}`);
+      const cEnd = cStart + BigInt(Number(pagesC) * 4096);
+      assert.equal(cEnd, BigInt(`0x${b}`), 'the PROT_NONE region follows region c (mmap places them next to each other)');
+      const native = storeNative!;
+      const dst = Buffer.alloc(320 * 4096);
+      const zero = new Uint8Array(320);
+      const hashes = Buffer.alloc(320 * 32);
+      const check = (addr: bigint, n: number, what: string): number => {
+        const want = expected(target.pid, addr, n);
+        dst.fill(0xee);
+        const got = native.readPages!(target.pid, -1, addr, dst, 4096, n, zero, hashes);
+        assert.equal(got, want.got, `${what}: bytes read`);
+        const whole = Math.floor(got / 4096);
+        assert.deepEqual(zero.subarray(0, whole), want.zero, `${what}: zero flags`);
+        for (let i = 0; i < whole; i++) if (!want.zero[i]) assert.ok(hashes.subarray(i * 32, (i + 1) * 32).equals(want.hashes.subarray(i * 32, (i + 1) * 32)), `${what}: hash of page ${i}`);
+        assert.ok(dst.subarray(4096, 4096 + want.kept.length).equals(want.kept), `${what}: the non-zero pages back to back`);
+        return whole;
+      };
+      // Region c has a zero page every 97 and a duplicate every 89: offsets that move them across the halves.
+      for (let n = 1; n <= 300; n++) check(cStart + BigInt(((n * 37) % 1500) * 4096), n, `${n} pages`);
+      // Up to the end of c, then into the PROT_NONE region: short at c's end, wherever it falls.
+      for (const [k, n] of [[1, 60], [17, 67], [40, 90], [100, 150], [255, 300], [0, 40]] as const) {
+        assert.equal(check(cEnd - BigInt(k * 4096), n, `${k} readable pages of ${n}`), k, `${k} readable pages of ${n}`);
+      }
+    } finally {
+      target.kill();
+      t.cleanup();
+    }
+  });
+
   // pre-copy reads the running target (precopy.ts readLive); 'never' reads it frozen (pages.ts copyPages, the PROT_NONE mapping through mem).
   for (const snapshot of [undefined, 'never'] as const) {
     test(`same ${snapshot === 'never' ? 'segment' : 'image'} as the separate read and digest, and as no addon at all (${snapshot ?? 'pre-copy'})`, async () => {

@@ -30,6 +30,14 @@ export interface WriterHost {
   finishWriter(): void;
 }
 
+/**
+ * The constants storeRuns uses per page, as this module's own: read through the imported names they
+ * cost a getter call per access where the module system makes them (tsx: benches, tests).
+ */
+const HASH = HASH_LEN;
+const DATA = KIND_DATA;
+const ZERO = KIND_ZERO;
+
 /** storeRuns' decision per page. */
 const SKIP = 0;
 const ZERO_RECORD = 1;
@@ -213,14 +221,15 @@ export class Writer implements CheckpointWriter {
     // in the chunk; their hashes stay in the digest buffer (no Buffer per page).
     const what = this.decisions(n);
     const unresolved: number[] = [];
+    const root = this.parentView.length === 0;
     for (let i = 0; i < n; i++) {
       const vpn = vpns[i]!;
-      const p = this.parentAt(vpn);
+      const p = root ? null : this.parentAt(vpn);
       if (d.zero[i] === 1) {
-        what[i] = !p || p.kind !== KIND_ZERO ? ZERO_RECORD : SKIP;
+        what[i] = !p || p.kind !== ZERO ? ZERO_RECORD : SKIP;
         continue;
       }
-      if (p && p.kind === KIND_DATA && this.parentHash(p, vpn).compare(hashes, i * HASH_LEN, (i + 1) * HASH_LEN) === 0) { what[i] = SKIP; continue; }
+      if (p && p.kind === DATA && this.parentHash(p, vpn).compare(hashes, i * HASH, (i + 1) * HASH) === 0) { what[i] = SKIP; continue; }
       what[i] = UNRESOLVED;
       unresolved.push(i);
     }
@@ -228,10 +237,10 @@ export class Writer implements CheckpointWriter {
     // object per page, and a sort at commit when zero and data pages alternate, cost ~0.1 s per
     // GiB): pages already stored anywhere in the store are referenced, the rest written.
     this.noDedup ??= this.host.dedupEmpty();
-    const found = unresolved.length === 0 || this.noDedup ? NOTHING_STORED : this.host.lookupDedup(unresolved.map((i) => hashes.readBigInt64LE(i * HASH_LEN)));
+    const found = unresolved.length === 0 || this.noDedup ? NOTHING_STORED : this.host.lookupDedup(unresolved.map((i) => hashes.readBigInt64LE(i * HASH)));
     let run: Extent | null = null;
     const add = (vpn: number, kind: number, file: number, page: number): void => {
-      if (run && run.vpn + run.count === vpn && run.kind === kind && (kind !== KIND_DATA || (run.file === file && run.page + run.count === page))) { run.count++; return; }
+      if (run && run.vpn + run.count === vpn && run.kind === kind && (kind !== DATA || (run.file === file && run.page + run.count === page))) { run.count++; return; }
       if (run) this.record(run);
       run = { vpn, count: 1, kind, file, page } as Extent;
     };
@@ -239,19 +248,19 @@ export class Writer implements CheckpointWriter {
       const w = what[i]!;
       if (w === SKIP) continue;
       const vpn = vpns[i]!;
-      if (w === ZERO_RECORD) { add(vpn, KIND_ZERO, 0, 0); continue; }
-      const h = i * HASH_LEN;
+      if (w === ZERO_RECORD) { add(vpn, ZERO, 0, 0); continue; }
+      const h = i * HASH;
       // Pages this checkpoint already wrote (checked here, not in the first pass: for a full
       // checkpoint, where almost every page is new, that cost a map lookup per page).
       const mine = this.mine(hashes, h);
-      if (mine >= 0) { add(vpn, KIND_DATA, this.seg.fileId, mine); continue; }
+      if (mine >= 0) { add(vpn, DATA, this.seg.fileId, mine); continue; }
       // No BigInt key per page when nothing was found (a full checkpoint's usual case).
       const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
-      if (loc && this.storedHashMatches(loc, hashes, h)) { add(vpn, KIND_DATA, loc.file, loc.page); continue; }
+      if (loc && this.storedHashMatches(loc, hashes, h)) { add(vpn, DATA, loc.file, loc.page); continue; }
       const page = write(i, h);
       this.local.set(hashes.readInt32LE(h), page);
       this.newPages.push(page);
-      add(vpn, KIND_DATA, this.seg.fileId, page);
+      add(vpn, DATA, this.seg.fileId, page);
     }
     if (run) this.record(run);
   }
@@ -267,13 +276,13 @@ export class Writer implements CheckpointWriter {
   /** Index of a page with the hash at offset h of hashes already written by this checkpoint, or -1. */
   private mine(hashes: Buffer, h: number): number {
     const p = this.local.get(hashes.readInt32LE(h));
-    return p >= 0 && this.seg.hashOf(p).compare(hashes, h, h + HASH_LEN) === 0 ? p : -1;
+    return p >= 0 && this.seg.hashOf(p).compare(hashes, h, h + HASH) === 0 ? p : -1;
   }
 
   /** The dedup table is an accelerator: a stale or colliding entry is simply not used. */
   private storedHashMatches(loc: { file: number; page: number }, hashes: Buffer, h: number): boolean {
     try {
-      return this.host.reader.hashOf(loc.file, loc.page).compare(hashes, h, h + HASH_LEN) === 0;
+      return this.host.reader.hashOf(loc.file, loc.page).compare(hashes, h, h + HASH) === 0;
     } catch (_e) {
       return false;
     }
