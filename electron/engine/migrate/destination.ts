@@ -88,7 +88,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
   // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, hashChecksum: true });
   const mine = (id: unknown): number => {
     if (typeof id !== 'number' || !result.checkpointIds.includes(id)) throw new StasisError('INVALID_INPUT', `checkpoint ${String(id)} was not received in this session`);
     return id;

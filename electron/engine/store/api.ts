@@ -378,6 +378,13 @@ export type ExportKind = 'one' | 'flattened' | 'chain';
 export interface ExportOptions extends CancelOptions {
   /** The receiving store's id of id's parent: the stream carries id alone, continuing it. */
   continues?: number;
+  /**
+   * What the stream's footer checksum covers (docs/store-format.md, "Stream file"): 'hashes'
+   * (stream versions 3 and 4, the default: the pages are bound by their hashes, which every reader
+   * checks) or 'bytes' (versions 1 and 2, for a receiver from before them; exportStreamBytes's
+   * default, as its small in-memory rounds go to receivers of either age).
+   */
+  checksum?: 'hashes' | 'bytes';
 }
 
 export interface ExportResult {

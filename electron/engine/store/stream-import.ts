@@ -11,14 +11,13 @@
  * incomplete stream, then its footer and checksum, then what the bytes say), so a stream damaged
  * in transit is called that rather than by the first page the damage hit.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, encodeRecords, type DefEntry, type Entry } from './format';
 import { firstMismatch, hashKey } from './hash';
 import { throwIfCancelled } from './cancel';
 import type { SegmentWriter } from './segments';
-import { END, ENTRY, FOOTER, HEADER, bad, parseManifest, readHeader, type Manifest } from './stream-format';
+import { END, ENTRY, FOOTER, HEADER, StreamChecksum, bad, parseManifest, readHeader, type Manifest } from './stream-format';
 import type { StreamImport } from './api';
 import type { StoreIndex } from './store-index';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
@@ -47,7 +46,7 @@ export function beginStreamImport(index: ImportIndex, total: number, opts: Strea
 class Importer implements StreamImport {
   received = 0;
   failure: Error | null = null;
-  private readonly sha: Hash = createHash('sha256');
+  private readonly sum: StreamChecksum;
   private readonly prog: Phases<'importing'>;
   /** Bytes of an unfinished part (header, manifest, entry, footer) carried to the next push. */
   private carry: Buffer[] = [];
@@ -70,6 +69,7 @@ class Importer implements StreamImport {
 
   constructor(private readonly index: ImportIndex, private readonly total: number, private readonly opts: StreamImportOptions) {
     this.prog = phases(progress(opts.onProgress), ['importing']);
+    this.sum = new StreamChecksum(total);
     try {
       if (!Number.isSafeInteger(total) || total < HEADER + FOOTER) readHeader(opts.name, Buffer.alloc(HEADER), Math.max(0, total));
     } catch (e) {
@@ -88,8 +88,7 @@ class Importer implements StreamImport {
       this.fail(bad(this.opts.name, `it is longer than the ${this.total} bytes announced`));
       chunk = chunk.subarray(0, this.total - this.received);
     }
-    const shaEnd = this.total - FOOTER;
-    if (this.received < shaEnd) this.sha.update(chunk.subarray(0, Math.min(chunk.length, shaEnd - this.received)));
+    this.sum.update(chunk);
     this.received += chunk.length;
     this.prog.at('importing', this.received, this.total, 'bytes');
     if (this.failure) {
@@ -222,7 +221,7 @@ class Importer implements StreamImport {
       // The header said what the size means; a stream too short for one was refused at once.
       if (this.failure && this.manifestLen === 0) throw this.failure;
       if (this.footer.length !== FOOTER || !this.footer.subarray(32).equals(END)) throw bad(name, 'its footer magic is missing');
-      if (!this.sha.digest().equals(this.footer.subarray(0, 32))) throw bad(name, 'its checksum does not match (damaged in transit?)');
+      if (!this.sum.digest().equals(this.footer.subarray(0, 32))) throw bad(name, 'its checksum does not match (damaged in transit?)');
       if (this.failure) throw this.failure;
       return this.publish();
     } catch (e) {
