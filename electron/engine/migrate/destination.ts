@@ -14,7 +14,7 @@ import { StasisError, toErrorData } from '../../../shared/errors';
 import type { FrameReader, FrameWriter } from './wire';
 import type { Store } from '../store/api';
 import { acceptStream } from './negotiate';
-import { streamDelta, type StreamDelta } from '../store/streams';
+import { STREAM_CHUNK, streamDelta, type StreamDelta } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 
@@ -314,8 +314,10 @@ async function importAsItArrives(rd: FrameReader, bytes: number, deps: Destinati
     openError = e;
   }
   try {
+    // The importer is done with each frame when push returns: one buffer joins them all (a sender's data frames are at most STREAM_CHUNK).
+    const scratch = Buffer.allocUnsafe(STREAM_CHUNK);
     for (let got = 0; got < bytes;) {
-      const f = await rd.next();
+      const f = await rd.next(scratch);
       if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the stream broke off after ${got} of ${bytes} bytes; nothing of it was imported`);
       if (got + f.data.length > bytes) throw new StasisError('INVALID_INPUT', `the stream is longer than the ${bytes} bytes announced; nothing of it was imported`);
       imp?.push(f.data);

@@ -177,8 +177,10 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
     // Every wanted page is read even after the disk filled, so the session stays in step and the sender hears why.
     let spoolError: unknown = null;
     const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
+    // Each frame is checked, spooled and fed before the next is read: one buffer joins them all.
+    const scratch = Buffer.allocUnsafe(RUN * PAGE);
     for (let got = 0; got < wanted.length;) {
-      const f = await rd.next();
+      const f = await rd.next(scratch);
       if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the transfer broke off after ${got} of the ${wanted.length} pages asked for; they are kept to resume from`);
       const n = f.data.length / PAGE;
       if (f.data.length % PAGE || n > RUN || got + n > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');

@@ -54,15 +54,18 @@ export class FrameReader {
     w?.();
   }
 
-  /** The next n bytes (n <= size): a view of one piece when it holds them all, else one copy of just those bytes. */
-  private take(n: number): Buffer {
+  /**
+   * The next n bytes (n <= size): a view of one piece when it holds them all, else one copy of just
+   * those bytes, into scratch when it is given and large enough.
+   */
+  private take(n: number, scratch?: Buffer): Buffer {
     const first = this.chunks[0]!;
     let out: Buffer;
     if (first.length >= n) {
       out = first.subarray(0, n);
       if (first.length === n) this.chunks.shift(); else this.chunks[0] = first.subarray(n);
     } else {
-      out = Buffer.allocUnsafe(n);
+      out = scratch && scratch.length >= n ? scratch.subarray(0, n) : Buffer.allocUnsafe(n);
       let o = 0;
       while (o < n) {
         const c = this.chunks[0]!;
@@ -116,14 +119,20 @@ export class FrameReader {
     return out;
   }
 
-  async next(): Promise<Frame | null> {
+  /**
+   * The next frame. scratch: where a body that arrived in pieces is joined (a data frame of 1 MiB
+   * from a pipe comes in 64 KiB pieces), for a caller that is done with the body before its next
+   * call; a fresh 1 MiB per frame cost more in page faults than the copy (the stream rounds'
+   * receiver: docs/benchmarks.md, "Full round"). Without it the body is the caller's to keep.
+   */
+  async next(scratch?: Buffer): Promise<Frame | null> {
     if (!(await this.need(5, 'the next message', 'empty'))) return null;
     const head = this.take(5);
     const len = head.readUInt32LE(0);
     if (len > MAX_FRAME) throw broken(`a frame of ${len} bytes is larger than the ${MAX_FRAME} allowed`);
     await this.need(len, 'a message');
     // The pieces the input gave are never reused by it: a view of them is the frame's own.
-    const body = len ? this.take(len) : Buffer.alloc(0);
+    const body = len ? this.take(len, head[4] === DATA_FRAME ? scratch : undefined) : Buffer.alloc(0);
     if (head[4] === DATA_FRAME) return { type: 'data', data: body };
     if (head[4] !== JSON_FRAME) throw broken(`unknown frame type ${head[4]}`);
     let msg: unknown;
