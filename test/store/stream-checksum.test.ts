@@ -139,3 +139,34 @@ test('an in-memory export keeps version 1 or 2 unless asked (a receiver of eithe
     t.cleanup();
   }
 });
+
+test('openExport: chunks(true) refills one buffer and gives the bytes of chunks() and of the file export', () => {
+  const t = tempDir();
+  try {
+    const src = openStore(path.join(t.dir, 'src'));
+    const tg = src.upsertTarget(target);
+    const r = rng(33);
+    const v: View = new Map();
+    for (let i = 0; i < 600; i++) v.set(0x700 + i, randomPage(r)); // 600 pages: three chunks of entries
+    const id = writeComplete(src, tg.id, null, v, [mapping(0x700, 600)]);
+    const x = src.openExport(id, 'one');
+    const reused: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    let entryChunks = 0;
+    for (const c of x.chunks(true)) {
+      reused.push(Buffer.from(c));
+      if (c.length % ENTRY === 0 && c.length >= ENTRY) { entryChunks++; buffers.add(c.buffer); }
+    }
+    assert.equal(entryChunks, 3);
+    assert.equal(buffers.size, 1, 'every chunk of entries is the one buffer');
+    const fresh = Buffer.concat([...src.openExport(id, 'one').chunks()]);
+    const file = fs.readFileSync(src.exportStream(id, path.join(t.dir, 'x.stream')).file);
+    // Same bytes but the manifest's export time.
+    const body = (b: Buffer): Buffer => b.subarray(32 + Number(b.readBigUInt64LE(16)), b.length - 40);
+    assert.deepEqual(body(Buffer.concat(reused)), body(fresh));
+    assert.deepEqual(body(fresh), body(file));
+    src.close();
+  } finally {
+    t.cleanup();
+  }
+});

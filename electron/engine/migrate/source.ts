@@ -126,7 +126,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       const x = store.openExport(c.id, how, exportOpts);
       pages = pagesSent = x.pages;
       await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
-      for (const chunk of x.chunks()) await wr.data(chunk);
+      // One buffer for every chunk: each is on the link before the next is read into it.
+      for (const chunk of x.chunks(true)) await wr.dataReusable(chunk);
       ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
     }
     const bytes = wr.bytes - wire0;

@@ -159,13 +159,18 @@ export class FrameWriter {
 
   constructor(private readonly dst: Writable) {}
 
-  private async write(type: number, body: Buffer): Promise<void> {
+  private async write(type: number, body: Buffer, settled = false): Promise<void> {
     const head = Buffer.alloc(5);
     head.writeUInt32LE(body.length, 0);
     head[4] = type;
     if (this.dst.destroyed || this.dst.writableEnded) throw broken('the connection is closed');
     this.bytes += head.length + body.length;
     const a = this.dst.write(head);
+    if (settled) {
+      // Written out whole (or failed) before this returns: the caller's buffer is free again.
+      await new Promise<void>((resolve, reject) => { this.dst.write(body, (e) => { if (e) reject(broken(e.message)); else resolve(); }); });
+      return;
+    }
     const b = this.dst.write(body);
     if (!a || !b) await this.drained();
   }
@@ -197,5 +202,10 @@ export class FrameWriter {
 
   data(chunk: Buffer): Promise<void> {
     return this.write(DATA_FRAME, chunk);
+  }
+
+  /** data(), resolving only once chunk was handed to the link whole: the caller may then fill it again. */
+  dataReusable(chunk: Buffer): Promise<void> {
+    return this.write(DATA_FRAME, chunk, true);
   }
 }

@@ -339,8 +339,13 @@ export interface StreamExport extends ExportResult {
   head: Buffer;
   /** Its pages' BLAKE3 hashes, concatenated in stream order (from the segments' trailers: no page is read). */
   hashes(): Buffer;
-  /** Its bytes in order, at most 1 MiB each (fresh buffers): the head, then whole hash + page entries, then the footer alone. */
-  chunks(): Generator<Buffer>;
+  /**
+   * Its bytes in order, at most 1 MiB each: the head, then whole hash + page entries, then the
+   * footer alone. Fresh buffers the consumer may keep, or with reuse one buffer for every chunk of
+   * entries, for a consumer done with each chunk before it asks for the next (a fresh 1 MiB per
+   * chunk cost its page faults).
+   */
+  chunks(reuse?: boolean): Generator<Buffer>;
 }
 
 /** A stream imported as its bytes arrive (Store.beginImport). */

@@ -112,8 +112,8 @@ export function openExport(index: StreamIndex, views: Views, id: number, how: Ex
       for (const [i, s] of plan.pageSrc.entries()) index.reader.hashOf(s.file, s.page).copy(out, i * HASH_LEN);
       return out;
     },
-    *chunks() {
-      yield* streamChunks(index, plan, cancel, prog);
+    *chunks(reuse = false) {
+      yield* streamChunks(index, plan, cancel, prog, reuse);
       prog.finish('written');
     },
   };
@@ -193,20 +193,22 @@ const PER_CHUNK = Math.floor(STREAM_CHUNK / ENTRY);
 
 /**
  * The stream of plan in order (header, manifest, hash + page entries, checksum footer), one fresh
- * buffer of at most STREAM_CHUNK bytes at a time. Runs of consecutive stored pages are read with
- * one readv per block, straight into their entries.
+ * buffer of at most STREAM_CHUNK bytes at a time (with reuse, one buffer for every chunk of
+ * entries: the consumer is done with each before it asks for the next). Runs of consecutive stored
+ * pages are read with one readv per block, straight into their entries.
  */
-function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): Generator<Buffer> {
+function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>, reuse = false): Generator<Buffer> {
   const { pageSrc, manifest, version } = plan;
   const head = Buffer.concat([writeHeader(version, manifest.length, pageSrc.length), manifest]);
   const sum = new StreamChecksum(head.length + pageSrc.length * ENTRY + FOOTER);
   sum.update(head);
   for (let o = 0; o < head.length; o += STREAM_CHUNK) yield head.subarray(o, Math.min(head.length, o + STREAM_CHUNK));
+  const shared = reuse && pageSrc.length ? Buffer.allocUnsafe(Math.min(PER_CHUNK, pageSrc.length) * ENTRY) : null;
   for (let i = 0; i < pageSrc.length; i += PER_CHUNK) {
     cancel();
     prog.at('pages', i, pageSrc.length, 'pages');
     const n = Math.min(PER_CHUNK, pageSrc.length - i);
-    const buf = Buffer.allocUnsafe(n * ENTRY);
+    const buf = shared ? shared.subarray(0, n * ENTRY) : Buffer.allocUnsafe(n * ENTRY);
     for (let k = 0; k < n;) {
       const s = pageSrc[i + k]!;
       let r = 1;
