@@ -167,8 +167,24 @@ export class FrameWriter {
     this.bytes += head.length + body.length;
     const a = this.dst.write(head);
     if (settled) {
-      // Written out whole (or failed) before this returns: the caller's buffer is free again.
-      await new Promise<void>((resolve, reject) => { this.dst.write(body, (e) => { if (e) reject(broken(e.message)); else resolve(); }); });
+      // Written out whole (or failed) before this returns: the caller's buffer is free again. The
+      // link's error is listened to meanwhile, as drained() does (unheard, it would end the process).
+      await new Promise<void>((resolve, reject) => {
+        let over = false;
+        const done = (e?: Error | null): void => {
+          if (over) return;
+          over = true;
+          this.dst.off('close', closed);
+          // A failed write's 'error' event follows its callback: the listener stays to take it.
+          if (e) { reject(broken(e.message)); return; }
+          this.dst.off('error', done);
+          resolve();
+        };
+        const closed = (): void => done(new Error('the connection closed'));
+        this.dst.once('error', done);
+        this.dst.once('close', closed);
+        this.dst.write(body, done);
+      });
       return;
     }
     const b = this.dst.write(body);
@@ -201,11 +217,16 @@ export class FrameWriter {
   }
 
   data(chunk: Buffer): Promise<void> {
-    return this.write(DATA_FRAME, chunk);
+    return this.dataFrame(chunk, false);
   }
 
   /** data(), resolving only once chunk was handed to the link whole: the caller may then fill it again. */
   dataReusable(chunk: Buffer): Promise<void> {
-    return this.write(DATA_FRAME, chunk, true);
+    return this.dataFrame(chunk, true);
+  }
+
+  /** Every data frame goes through here (a subclass that watches or stops them overrides this). */
+  protected dataFrame(chunk: Buffer, settled: boolean): Promise<void> {
+    return this.write(DATA_FRAME, chunk, settled);
   }
 }
