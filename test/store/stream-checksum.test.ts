@@ -170,3 +170,25 @@ test('openExport: chunks(true) refills one buffer and gives the bytes of chunks(
     t.cleanup();
   }
 });
+
+test('a stream of a version this Stasis does not read is refused by its version, not called short (the reader stops at its header)', () => {
+  const t = tempDir();
+  try {
+    const src = openStore(path.join(t.dir, 'src'));
+    const tg = src.upsertTarget(target);
+    const r = rng(35);
+    const v: View = new Map();
+    for (let i = 0; i < 400; i++) v.set(0x800 + i, randomPage(r)); // more than the 1 MiB an import reads at a time
+    const id = writeComplete(src, tg.id, null, v, [mapping(0x800, 400)]);
+    const bytes = Buffer.from(fs.readFileSync(src.exportStream(id, path.join(t.dir, 'x.stream')).file));
+    assert.ok(bytes.length > 1 << 20);
+    bytes.writeUInt32LE(5, 8);
+    const dst = openStore(path.join(t.dir, 'dst'));
+    refuses(dst, path.join(t.dir, 'v5'), bytes, /it is stream version 5, this Stasis reads versions 1, 2, 3, 4/, 'version 5');
+    assert.equal(dst.list().length, 0);
+    src.close();
+    dst.close();
+  } finally {
+    t.cleanup();
+  }
+});

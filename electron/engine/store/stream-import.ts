@@ -224,9 +224,10 @@ class Importer implements StreamImport {
     if (this.ended) throw new StasisError('INTERNAL', 'an import finished twice');
     try {
       const name = this.opts.name;
-      if (this.received < this.total) throw bad(name, `it ended early, after ${this.received} of its ${this.total} bytes`);
-      // The header said what the size means; a stream too short for one was refused at once.
+      // A header that does not parse (another version, not a stream) is the verdict: a reader stops
+      // there (hopeless), so the stream would otherwise be called short.
       if (this.failure && this.manifestLen === 0) throw this.failure;
+      if (this.received < this.total) throw bad(name, `it ended early, after ${this.received} of its ${this.total} bytes`);
       if (this.footer.length !== FOOTER || !this.footer.subarray(32).equals(END)) throw bad(name, 'its footer magic is missing');
       if (!this.sum.digest().equals(this.footer.subarray(0, 32))) throw bad(name, 'its checksum does not match (damaged in transit?)');
       if (this.failure) throw this.failure;
