@@ -52,6 +52,10 @@ export const lastSendSchema = z.object({
   /** Bytes this send put on the wire. */
   bytes: count,
   error: z.string().nullable(),
+  /** Failed sends in a row; 0 after an ok one. */
+  failures: count.default(0),
+  /** A failed send: when it is tried again (a run committed before then sends sooner). */
+  retryAt: iso.nullable().default(null),
 });
 export type ScheduleLastSend = z.output<typeof lastSendSchema>;
 

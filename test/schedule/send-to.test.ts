@@ -31,7 +31,8 @@ before(async () => {
   openStore(src).close();
   new ScheduleDb(src).close();
   target = spawnDetached([buildFixture('schedule-target')]);
-  daemon = hosts.start([process.execPath, bin, '--store', src, 'daemon', '--tick', '200ms'], hosts.nsA);
+  // A failed send is tried again after 1 s, 2 s, 4 s... (the default starts at 5 s).
+  daemon = hosts.start([process.execPath, bin, '--store', src, 'daemon', '--tick', '200ms', '--retry-delay', '1s'], hosts.nsA);
   await waitFor('the daemon to act', () => /acting scheduler/.test(daemon.err()), 30_000);
 });
 
@@ -139,7 +140,7 @@ test('a schedule with a destination sends each checkpoint it commits: the receiv
   assert.equal(r.code, 0, r.stderr);
 });
 
-test('the receiver down: the checkpoint is still committed, the status says why, and the next send catches up with what it missed', async () => {
+test('the receiver down: the checkpoint is still committed, the status says why and when it is tried again, and the retry catches up with what it missed without waiting for a run', async () => {
   const dst = path.join(dir, 'dst-2');
   const l = await hosts.receiver(dst, ['--keep']);
   let px = await hosts.relay(l.addr);
@@ -148,6 +149,7 @@ test('the receiver down: the checkpoint is still committed, the status says why,
     const id = await addSchedule(px.addr, l.token);
     const first = await runOnce(id, 1);
     assert.equal(first.s.lastSend!.result, 'ok', first.s.lastSend!.error ?? '');
+    assert.equal(first.s.lastSend!.failures, 0);
 
     // The way to the receiver is gone.
     px.child.kill();
@@ -161,18 +163,38 @@ test('the receiver down: the checkpoint is still committed, the status says why,
     const st = openStore(src);
     assert.ok(st.get(second.checkpoint) !== null, 'the checkpoint is committed');
     st.close();
-    assert.equal(second.s.lastSend!.result, 'failed');
-    assert.match(second.s.lastSend!.error!, /Cannot send to 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
-    assert.equal(second.s.lastSend!.sentThrough, first.checkpoint, 'the destination holds up to the first');
+    const failed = second.s.lastSend!;
+    assert.equal(failed.result, 'failed');
+    assert.match(failed.error!, /Cannot send to 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+    assert.equal(failed.sentThrough, first.checkpoint, 'the destination holds up to the first');
+    assert.ok(failed.retryAt != null && failed.retryAt > failed.at && failed.retryAt - failed.at <= 1_000 * 2 ** ((failed.failures ?? 1) - 1) + 50, `retry at ${String(failed.retryAt)} after a failure at ${failed.at}`);
     const human = await hosts.run(src, ['schedule', 'ls']);
-    assert.match(human.stdout, /last send: failed at .*ECONNREFUSED.*the next run's send catches up/);
+    assert.match(human.stdout, /last send: failed at .*ECONNREFUSED.*the destination holds up to #\d+; tried again at .* or at the next run/);
 
-    // Back on the same address: the next run sends both.
+    // Still down: the retries fail too, each one waiting longer.
+    let down = schedule(id);
+    await waitFor('a second failed send', () => (down = schedule(id)).lastSend!.failures! >= 2 && down.lastSend!.result === 'failed', 30_000);
+    const d = down.lastSend!;
+    assert.ok(d.retryAt! - d.at >= 1_900, `the second retry waits twice as long (${d.retryAt! - d.at} ms)`);
+    assert.match(daemon.err(), /send of checkpoint #\d+ failed \(tried again at .*, or at the next run\)/);
+
+    // Back on the same address: the retry sends what it missed, with no run in between.
     px = await hosts.relay(l.addr, ['--port', String(port)]);
+    let back = schedule(id);
+    await waitFor('the retried send', () => (back = schedule(id)).lastSend!.result === 'ok', 60_000);
+    assert.equal(back.lastSend!.sentThrough, second.checkpoint);
+    assert.equal(back.lastSend!.checkpoints, 1, 'the missed checkpoint');
+    assert.equal(back.lastSend!.failures, 0);
+    assert.equal(back.lastSend!.retryAt, null);
+    const h2 = new ScheduleDb(src);
+    assert.equal(h2.history(id).length, 2, 'no run was taken for it');
+    h2.close();
+    assertReplicated(dst, [first.checkpoint, second.checkpoint]);
+
     const third = await runOnce(id, 3);
     assert.equal(third.s.lastSend!.result, 'ok', third.s.lastSend!.error ?? '');
     assert.equal(third.s.lastSend!.sentThrough, third.checkpoint);
-    assert.equal(third.s.lastSend!.checkpoints, 2, 'the missed checkpoint and the new one');
+    assert.equal(third.s.lastSend!.checkpoints, 1, 'only the new one');
     assertReplicated(dst, [first.checkpoint, second.checkpoint, third.checkpoint]);
   } finally {
     l.child.kill('SIGINT');
@@ -183,7 +205,7 @@ test('the receiver down: the checkpoint is still committed, the status says why,
   // The first send brought the chain the checkpoint needs (the first test's checkpoints of the same process, too).
   const got = JSON.parse(r.stdout) as { ids: number[]; sessions: number };
   assert.deepEqual(got.ids, storeIds(dst));
-  assert.equal(got.sessions, 2, 'one session per send that reached it');
+  assert.equal(got.sessions, 3, 'one session per send that reached it: the first, the retry, the third');
 });
 
 test('the CLI names what is wrong with --send-to and --token before anything is stored, and never repeats the token', async () => {

@@ -33,8 +33,8 @@ function describeEvent(event: string, p: Record<string, unknown>): string {
     case 'schedule.quota':
       return `${p.scope === 'global' ? 'global' : `schedule #${String(p.scheduleId)}`} quota of ${String(p.quotaBytes)} bytes exceeded: pruned ${(p.pruned as number[]).join(',') || 'nothing'}${p.overQuota ? '; still over quota (pinned or newest checkpoints alone exceed it)' : ''}`;
     case 'schedule.send': {
-      const l = p.lastSend as { result: string; checkpointId: number; remoteId: number | null; bytes: number; error: string | null };
-      return `schedule #${String(p.scheduleId)}: send of checkpoint #${l.checkpointId} ${l.result === 'sending' ? 'started' : l.result === 'ok' ? `done (#${String(l.remoteId)} there, ${l.bytes} bytes on the wire)` : `failed (the next run's send catches up): ${String(l.error)}`}`;
+      const l = p.lastSend as { result: string; checkpointId: number; remoteId: number | null; bytes: number; error: string | null; retryAt: string | null };
+      return `schedule #${String(p.scheduleId)}: send of checkpoint #${l.checkpointId} ${l.result === 'sending' ? 'started' : l.result === 'ok' ? `done (#${String(l.remoteId)} there, ${l.bytes} bytes on the wire)` : `failed (${l.retryAt ? `tried again at ${l.retryAt}, or at the next run` : 'the next run\'s send catches up'}): ${String(l.error)}`}`;
     }
     case 'schedule.retention.failed':
       return `schedule #${String(p.scheduleId)}: pruning failed (retried after the next run): ${String((p.error as { message?: string } | undefined)?.message)}`;
@@ -49,7 +49,7 @@ export default defineCommand('daemon', (program, cli) => {
     .description('run the schedules headless (systemd user unit / autostart); one scheduler acts per store')
     .option('--tick <duration>', 'longest time between checks for due runs and changed schedules', '1s')
     .option('--retries <n>', 'retries of a failed run before waiting for the next slot', String(DEFAULT_RETRY.max))
-    .option('--retry-delay <duration>', 'first retry delay; doubles each retry (capped at 5m)', `${DEFAULT_RETRY.baseMs / 1000}s`)
+    .option('--retry-delay <duration>', 'first retry delay of a failed run or send; doubles each retry (capped at 5m)', `${DEFAULT_RETRY.baseMs / 1000}s`)
     .action(async (o: { tick: string; retries: string; retryDelay: string }) => {
       if (!/^\d+$/.test(o.retries)) throw new StasisError('INVALID_INPUT', `--retries takes a whole number, not "${o.retries}".`);
       const dir = cli.storeDir();

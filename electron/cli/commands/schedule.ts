@@ -50,7 +50,7 @@ function describeSend(s: ScheduleInfo): string[] {
   const last = !l ? 'nothing sent yet'
     : l.result === 'sending' ? `sending #${l.checkpointId} since ${when(l.at)}`
       : l.result === 'ok' ? `ok at ${when(l.at)}: #${l.checkpointId} there as #${l.remoteId ?? '?'}, ${l.checkpoints} checkpoint(s), ${l.pagesSent} pages, ${formatBytes(l.bytes)} on the wire`
-        : `failed at ${when(l.at)}: ${l.error ?? 'no reason given'}${l.sentThrough !== null ? ` (the destination holds up to #${l.sentThrough}; the next run's send catches up)` : ' (the next run\'s send tries again)'}`;
+        : `failed at ${when(l.at)}: ${l.error ?? 'no reason given'} (${l.sentThrough !== null ? `the destination holds up to #${l.sentThrough}; ` : ''}${l.retryAt ? `tried again at ${when(l.retryAt)} or at the next run` : 'the next run\'s send tries again'}${l.failures > 1 ? `; ${l.failures} failures in a row` : ''})`;
   return [`    send to: ${s.sendTo.address} (token ${s.sendTo.tokenHint})   last send: ${last}`];
 }
 

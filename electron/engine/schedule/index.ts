@@ -6,7 +6,7 @@
 import type { Store } from '../store/api';
 import type { Clock } from './clock';
 import { ScheduleDb } from './db';
-import { Scheduler, type CaptureFn, type RetryPolicy } from './scheduler';
+import { DEFAULT_RETRY, Scheduler, type CaptureFn, type RetryPolicy } from './scheduler';
 import { ScheduleSendTo } from './send-to';
 
 export { ScheduleDb } from './db';
@@ -55,10 +55,12 @@ export interface RunningScheduler {
 export function startScheduler(opts: StartSchedulerOptions): RunningScheduler {
   // A private handle: the loop's transactions must not interleave with the handlers' on one connection.
   const db = new ScheduleDb(opts.storeDir);
-  const sendTo = new ScheduleSendTo({ db, store: opts.store, emit: opts.emit });
+  const sendTo = new ScheduleSendTo({ db, store: opts.store, emit: opts.emit, retry: opts.retry ?? DEFAULT_RETRY });
   const scheduler = new Scheduler({
     db, store: opts.store, capture: opts.capture, kind: opts.kind, clock: opts.clock, retry: opts.retry, emit: opts.emit, log: opts.log,
     onCommitted: (s) => { if (s.sendTo) sendTo.kick(s.id); },
+    // Wall-clock time: a send's times (at, retryAt) are taken from it, not from the scheduler's clock.
+    onTick: () => sendTo.retryDue(Date.now()),
   });
   scheduler.start(opts.tickMs ?? 1000);
   return {

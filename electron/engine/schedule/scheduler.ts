@@ -64,6 +64,8 @@ export interface SchedulerOptions {
   log?: (line: string) => void;
   /** After a run committed a checkpoint (and retention ran): starts background work such as "also send to"; must not throw or wait. */
   onCommitted?: (s: Schedule) => void;
+  /** Each tick while acting, after the due runs: background work that waits for its moment (a failed send's retry); must not throw or wait. */
+  onTick?: () => void;
 }
 
 export interface TickReport {
@@ -133,6 +135,9 @@ export class Scheduler {
       }
       if (s.nextRunAt === null || now < s.nextRunAt) continue;
       runs.push(...(await this.runDue(s)));
+    }
+    if (!this.stopped) {
+      try { this.opts.onTick?.(); } catch (err) { this.log(`after a tick: ${toErrorData(err).message}`); }
     }
     return { acting: true, holder: attempt.holder, runs };
   }

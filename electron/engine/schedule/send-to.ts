@@ -4,7 +4,11 @@
  * replication session (migrate/sync.ts: only the pages the destination lacks, by hash; a break is
  * reconnected and resumed from its spool). The run never waits for it and never fails because of
  * it: the checkpoint is committed first, and a failed send is only recorded in the schedule's
- * lastSend; the next run's send catches up (from the last checkpoint the destination confirmed).
+ * lastSend, with when it is tried again: the acting scheduler's tick sends again at retryAt
+ * (backing off like a failed run: the RetryPolicy's base doubled per failure up to its cap, without
+ * a limit on attempts), and a run committed before then sends sooner. Either way it catches up from
+ * the last checkpoint the destination confirmed. A send recorded as in progress that this process
+ * is not running (the process that ran it died) is taken up again at the next tick.
  * One send per schedule at a time; a run committed meanwhile is sent when that send ends.
  * The token is read from schedules.db and never logged, emitted or put in an error.
  */
@@ -15,6 +19,7 @@ import { parseAddress, tokenKey } from '../transfer/tls-link';
 import { syncLinkTo } from '../transfer/send';
 import type { ScheduleDb } from './db';
 import type { LastSend, SendTarget } from './types';
+import type { RetryPolicy } from './scheduler';
 
 export interface SendToOptions {
   db: ScheduleDb;
@@ -24,12 +29,14 @@ export interface SendToOptions {
   retryMs?: number;
   /** A link with nothing moving this long counts as broken (default 60 s). */
   idleMs?: number;
+  /** When a failed send is tried again: base doubled per failure in a row, up to cap (max is not used: sends never give up). */
+  retry: Pick<RetryPolicy, 'baseMs' | 'capMs'>;
   /** Tests: how a link is opened (default TLS to the target's address). */
   open?: (to: SendTarget) => () => Promise<SyncLink>;
 }
 
 export function lastSendJson(l: LastSend) {
-  return { ...l, at: new Date(l.at).toISOString() };
+  return { ...l, at: new Date(l.at).toISOString(), failures: l.failures ?? 0, retryAt: l.retryAt ? new Date(l.retryAt).toISOString() : null };
 }
 
 export class ScheduleSendTo {
@@ -48,6 +55,19 @@ export class ScheduleSendTo {
       if (this.again.delete(id)) this.kick(id);
     });
     this.running.set(id, p);
+  }
+
+  /**
+   * The acting scheduler's tick: sends again each failed send whose retryAt has come, and each one
+   * recorded as in progress that no send of this process is running (its process died mid-send).
+   */
+  retryDue(now: number): void {
+    if (this.ac.signal.aborted) return;
+    for (const s of this.opts.db.list()) {
+      const l = s.lastSend;
+      if (!s.sendTo || !l || this.running.has(s.id)) continue;
+      if ((l.result === 'failed' && l.retryAt != null && l.retryAt <= now) || l.result === 'sending') this.kick(s.id);
+    }
   }
 
   /** Resolves when no send is in progress (tests, and shutdown after stop()). */
@@ -83,9 +103,17 @@ export class ScheduleSendTo {
     // The first send (a destination just set) starts with the newest; after that, each one in order,
     // so a chain restarted by a full checkpoint leaves none of the older chain's unsent ones behind.
     const todo = through === null ? ours.slice(-1) : ours.filter((c) => c > through);
-    if (todo.length === 0) return;
+    if (todo.length === 0) {
+      // Nothing left to send (pruned meanwhile): a failed or cut-off send stops being retried.
+      const l = s.lastSend;
+      if (l && l.result !== 'ok' && (l.result === 'sending' || l.retryAt != null)) {
+        this.record(id, { ...l, result: 'failed', error: l.error ?? 'The send was cut off (the process running it ended).', retryAt: null, at: Date.now() });
+      }
+      return;
+    }
     const newest = todo[todo.length - 1]!;
-    const base: Omit<LastSend, 'result' | 'at'> = { checkpointId: newest, remoteId: null, sentThrough: through, checkpoints: 0, pagesSent: 0, bytes: 0, error: null };
+    const failures = s.lastSend?.failures ?? 0;
+    const base: Omit<LastSend, 'result' | 'at'> = { checkpointId: newest, remoteId: null, sentThrough: through, checkpoints: 0, pagesSent: 0, bytes: 0, error: null, failures, retryAt: null };
     this.record(id, { ...base, result: 'sending', at: Date.now() });
     let sender: SyncSender | null = null;
     const out = { ...base };
@@ -108,11 +136,14 @@ export class ScheduleSendTo {
         if (c === newest) out.remoteId = r.remote;
       }
       await sender.close();
-      this.record(id, { ...out, bytes: sender.wireBytes, result: 'ok', at: Date.now() });
+      this.record(id, { ...out, bytes: sender.wireBytes, result: 'ok', at: Date.now(), failures: 0 });
     } catch (e) {
       await sender?.close().catch(() => undefined);
       const why = toErrorData(e).message;
-      this.record(id, { ...out, bytes: sender?.wireBytes ?? 0, result: 'failed', at: Date.now(), error: why });
+      const at = Date.now();
+      const n = failures + 1;
+      const { baseMs, capMs } = this.opts.retry;
+      this.record(id, { ...out, bytes: sender?.wireBytes ?? 0, result: 'failed', at, error: why, failures: n, retryAt: at + Math.min(capMs, baseMs * 2 ** (n - 1)) });
     }
   }
 }

@@ -52,6 +52,10 @@ export interface LastSend {
   pagesSent: number;
   bytes: number;
   error: string | null;
+  /** Failed sends in a row (this one included when it failed); 0 after an ok one. Absent in rows written before retries. */
+  failures?: number;
+  /** A failed send: when the acting scheduler sends again if no run has kicked it before. */
+  retryAt?: number | null;
 }
 
 export interface ScheduleSpec {

@@ -60,7 +60,7 @@ function SendCell({ s, onStop, onChange }: { s: ScheduleInfo; onStop: () => void
         {!l ? <span className="muted">nothing sent yet</span>
           : l.result === 'sending' ? `sending #${l.checkpointId}…${l.sentThrough !== null ? ` (it holds up to #${l.sentThrough})` : ''}`
             : l.result === 'ok' ? `sent #${l.checkpointId} at ${formatShortTime(l.at)} (#${l.remoteId ?? '?'} there, ${formatBytes(l.bytes)})`
-              : `send failed at ${formatShortTime(l.at)}`}
+              : `send failed at ${formatShortTime(l.at)}${l.retryAt ? `; tried again at ${formatShortTime(l.retryAt)}` : ''}`}
       </div>
       {l?.result === 'failed' && l.error ? <div className="reason clamp" title={l.error} data-testid="send-error">{l.error}</div> : null}
     </>

@@ -7,7 +7,7 @@ export function SendToFields({ value, onChange, legend }: { value: SendToValue; 
   return (
     <fieldset>
       <legend>{legend}</legend>
-      <p className="hint">Each checkpoint is sent in the background to a Stasis kept listening there (Receive → Keep listening, or <code>stasis receive --listen HOST:PORT --keep</code>); only the pages it lacks travel. A failed send never fails the checkpoint: the next one catches up.</p>
+      <p className="hint">Each checkpoint is sent in the background to a Stasis kept listening there (Receive → Keep listening, or <code>stasis receive --listen HOST:PORT --keep</code>); only the pages it lacks travel. A failed send never fails the checkpoint: it is tried again on its own, and catches up.</p>
       <label>Address (HOST:PORT)<input name="send-to" value={value.address} onChange={(e) => onChange({ ...value, address: e.target.value })} spellCheck={false} placeholder="10.0.0.5:7411" /></label>
       <label>Pairing token<input name="send-token" type="password" autoComplete="off" value={value.token} onChange={(e) => onChange({ ...value, token: e.target.value })} spellCheck={false} placeholder="stasis1-…" /></label>
     </fieldset>
