@@ -17,7 +17,11 @@
  * --baseline: another build's bin/stasis.js (e.g. a checkout from before a change): its `send 1
  * --to` into an empty receiver (its own `receive`) runs beside this one's in each run ('empty
  * (baseline)'). 'full send MiB/s' = the stream's pages over the send's wall time less the CLI's
- * start (`stasis --version` of the same build, median of 3 in each run).
+ * start (`stasis --version` of the same build, median of 3 in each run), beside two floors measured
+ * in each run (medians): the TLS link's own throughput (bench/tls-link.ts: SIZE MiB between two
+ * node processes over the same link and cipher on 127.0.0.1) and the durable-write speed of the
+ * disk the stores are on (bench/floors); 'slower floor / full send' is issue 14's ratio (target
+ * 1.5).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -26,6 +30,7 @@ import { join } from 'node:path';
 import { openStore } from '../electron/engine/store';
 import { mapping, randomPage, rng, writeComplete, type View } from '../test/store/model';
 import { formatTable, type Row } from './table';
+import { durableWriteSecs } from './floors';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -92,12 +97,22 @@ function measureStart(which: string): void {
   startMs.set(which, [...(startMs.get(which) ?? []), median(xs)]);
 }
 
+/** The TLS link's floor (bench/tls-link.ts, two processes). */
+function tlsLink(): { mibps: number; readerCpuMs: number; writerCpuMs: number } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL('tls-link.ts', import.meta.url).pathname, '--size-mb', String(sizeMb)], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`TLS link measurement failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { mibps: number; readerCpuMs: number; writerCpuMs: number };
+}
+const floors: { link: number; linkCpu: string; disk: number }[] = [];
+
 async function main(): Promise<void> {
   log(`source: ${sizeMb} MiB (${pages} pages), ${changed} changed in #2, ${held} held by #3`);
   buildSource();
   const seed = join(dir, 'seed.stream');
   cli(src, ['export', '3', '-o', seed]);
   for (let run = 1; run <= runs; run++) {
+    const link = tlsLink();
+    floors.push({ link: link.mibps, linkCpu: `${(link.writerCpuMs / 1000).toFixed(2)} + ${(link.readerCpuMs / 1000).toFixed(2)}`, disk: sizeMb / durableWriteSecs(dir, sizeMb * 2 ** 20) });
     measureStart(bin);
     if (baseline) {
       measureStart(baseline);
@@ -136,11 +151,17 @@ async function main(): Promise<void> {
     const wire = median(xs.map((x) => x.wire));
     const lacked = xs[0]!.lacked;
     const start = median(startMs.get(k.includes('baseline') ? baseline : bin) ?? [0]);
-    const full = k === 'empty' || k === 'empty (baseline)' ? (sizeMb / ((median(xs.map((x) => x.ms)) - start) / 1000)).toFixed(0) : '-';
-    return { case: k, 'lacked MiB': (lacked / 2 ** 20).toFixed(2), 'wire MiB': (wire / 2 ** 20).toFixed(2), 'wire/lacked': lacked ? (wire / lacked).toFixed(3) : '-', 'send s (CLI, incl. export + import)': (median(xs.map((x) => x.ms)) / 1000).toFixed(2), 'full send MiB/s': full };
+    const isFull = k === 'empty' || k === 'empty (baseline)';
+    const full = isFull ? sizeMb / ((median(xs.map((x) => x.ms)) - start) / 1000) : 0;
+    const slower = Math.min(median(floors.map((f) => f.link)), median(floors.map((f) => f.disk)));
+    return {
+      case: k, 'lacked MiB': (lacked / 2 ** 20).toFixed(2), 'wire MiB': (wire / 2 ** 20).toFixed(2), 'wire/lacked': lacked ? (wire / lacked).toFixed(3) : '-',
+      'send s (CLI, incl. export + import)': (median(xs.map((x) => x.ms)) / 1000).toFixed(2), 'full send MiB/s': isFull ? full.toFixed(0) : '-',
+      'slower floor / full send': isFull ? (slower / full).toFixed(2) : '-',
+    };
   });
-  process.stdout.write(`${formatTable(rows, true)}\n(CLI start ms: ${[...startMs].map(([b, xs]) => `${b === bin ? 'this' : 'baseline'} ${median(xs).toFixed(0)}`).join(', ')}; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`);
-  process.stdout.write(`${JSON.stringify({ sizeMb, pct, heldPct, runs, samples: Object.fromEntries(samples) })}\n`);
+  process.stdout.write(`${formatTable(rows, true)}\n(floors, median of ${floors.length}: TLS link ${median(floors.map((f) => f.link)).toFixed(0)} MiB/s, disk ${median(floors.map((f) => f.disk)).toFixed(0)} MiB/s; per run: ${floors.map((f) => `link ${f.link.toFixed(0)} (cpu s ${f.linkCpu}), disk ${f.disk.toFixed(0)}`).join('; ')})\n(CLI start ms: ${[...startMs].map(([b, xs]) => `${b === bin ? 'this' : 'baseline'} ${median(xs).toFixed(0)}`).join(', ')}; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`);
+  process.stdout.write(`${JSON.stringify({ sizeMb, pct, heldPct, runs, samples: Object.fromEntries(samples), floors })}\n`);
 }
 
 main().finally(() => rmSync(dir, { recursive: true, force: true })).catch((e: unknown) => { log((e as Error).message); process.exitCode = 1; });

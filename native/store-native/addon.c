@@ -1,4 +1,4 @@
-/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c, page_fill.c and page_read.c. */
+/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c, page_fill.c, page_read.c and entry_check.c. */
 #include "addon.h"
 
 napi_value fail(napi_env env, const char *msg) {
@@ -24,6 +24,7 @@ NAPI_MODULE_INIT() {
     { "writeBehindClose", write_behind_close },
     { "fill", page_fill },
     { "readPages", page_read },
+    { "firstEntryMismatch", entry_check_first_mismatch },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

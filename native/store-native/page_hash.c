@@ -34,8 +34,8 @@ static int page_is_zero(const uint8_t *p) {
   return acc == 0;
 }
 
-/* BLAKE3 of k (<= BATCH) whole pages into out[i] (32 bytes each). */
-static void hash_pages(const uint8_t *const *pages, size_t k, uint8_t *const *out) {
+/* BLAKE3 of k (<= BATCH) whole pages into out[i] (32 bytes each); entry_check.c uses it too. */
+void hash_pages(const uint8_t *const *pages, size_t k, uint8_t *const *out) {
   const uint8_t *inputs[BATCH * 2];
   uint8_t chunk_cvs[CHUNKS_PER_PAGE][BATCH * HASH];
   uint8_t parents[BATCH * 2 * BLAKE3_BLOCK_LEN];

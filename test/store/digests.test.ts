@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { openStore } from '../../electron/engine/store';
 import { existsSync } from 'node:fs';
-import { PAGE_HASH_IMPL, digestPages, digestPagesPerPage, firstMismatch, hashPage } from '../../electron/engine/store/hash';
+import { PAGE_HASH_IMPL, digestPages, digestPagesPerPage, firstMismatch, firstMismatchCopied, hashPage } from '../../electron/engine/store/hash';
+import { storeNative } from '../../electron/engine/store/native-addon';
 import { PAGE, makeState, mapping, materializeToMap, tempDir } from './model';
 
 const target = { pid: 100, startTime: '555', exe: '/bin/fixture', cmdline: ['fixture'] };
@@ -89,21 +90,30 @@ test('dedup across store handles: a handle that already wrote a big checkpoint s
   }
 });
 
-test('firstMismatch finds the first entry whose page does not have its hash, zero pages and batch edges included', () => {
-  const n = 600; // three batches of 256, the last one short
+test('firstMismatch finds the first entry whose page does not have its hash, zero pages and batch edges included (in place through the addon, and copied)', () => {
+  // The checkout's addon build checks entries in place (the copying path is the fallback without
+  // it); where it was built it must have the function, or a stale build hides behind the fallback.
+  if (existsSync(new URL('../../native/store-native/build/Release/store_native.node', import.meta.url))) {
+    assert.equal(typeof storeNative?.firstEntryMismatch, 'function', 'rebuild native/store-native (npm_config_nodedir=/usr npx node-gyp rebuild)');
+  }
+  const n = 600; // batches of 64 (in place) and 256 (copied), the last ones short
   const buf = Buffer.alloc(n * 4128);
   for (let i = 0; i < n; i++) {
     const page = buf.subarray(i * 4128 + 32, (i + 1) * 4128);
     if (i % 5 !== 0) randomFillSync(page); // every fifth page stays zero
     hashPage(page).copy(buf, i * 4128);
   }
-  assert.equal(firstMismatch(buf, n), -1);
-  for (const bad of [0, 255, 256, 300, 599]) {
-    const copy = Buffer.from(buf);
-    copy[bad * 4128 + 32 + 4000] ^= 1; // a zero page made non-zero, or a byte of a random one
-    assert.equal(firstMismatch(copy, n), bad, `page ${bad} changed`);
-    const hashBad = Buffer.from(buf);
-    hashBad[bad * 4128 + 7] ^= 0x80;
-    assert.equal(firstMismatch(hashBad, n), bad, `hash of page ${bad} changed`);
+  for (const check of [firstMismatch, firstMismatchCopied]) {
+    assert.equal(check(buf, n), -1, check.name);
+    for (const bad of [0, 5, 63, 64, 255, 256, 300, 599]) {
+      const copy = Buffer.from(buf);
+      copy[bad * 4128 + 32 + 4000] ^= 1; // a zero page made non-zero, or a byte of a random one
+      assert.equal(check(copy, n), bad, `${check.name}: page ${bad} changed`);
+      const hashBad = Buffer.from(buf);
+      hashBad[bad * 4128 + 7] ^= 0x80;
+      assert.equal(check(hashBad, n), bad, `${check.name}: hash of page ${bad} changed`);
+      // Only the first n entries are looked at.
+      assert.equal(check(copy, bad), -1, `${check.name}: ${bad} entries before the bad one`);
+    }
   }
 });

@@ -14,7 +14,7 @@ import { StasisError, toErrorData } from '../../../shared/errors';
 import type { FrameReader, FrameWriter } from './wire';
 import type { Store } from '../store/api';
 import { acceptStream } from './negotiate';
-import { streamDelta, type StreamDelta } from '../store/streams';
+import { STREAM_CHUNK, streamDelta, type StreamDelta } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 
@@ -114,8 +114,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // would kill only its root); offers: it takes any round as an offer by page hash (a tree's later
   // rounds when they cannot travel as continuations); memberRounds: it groups a tree's members
   // sent one by one as continuations (`group`), so a tree's later rounds carry only what changed.
-  // proceed: a dry run can turn into the migration after its pre-flight (migrate/confirm.ts).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
+  // hashChecksum: it reads streams of versions 3 and 4. proceed: a dry run can turn into the migration after its pre-flight (migrate/confirm.ts).
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
   // Only ever narrows what the restore may do: new PIDs for a tree whose own ones are taken here.
   const how: RestoreHow | undefined = hello.samePid === false ? { samePid: false } : undefined;
   const mine = (id: unknown): number => {
@@ -358,8 +358,10 @@ async function importAsItArrives(rd: FrameReader, bytes: number, deps: Destinati
     openError = e;
   }
   try {
+    // The importer is done with each frame when push returns: one buffer joins them all (a sender's data frames are at most STREAM_CHUNK).
+    const scratch = Buffer.allocUnsafe(STREAM_CHUNK);
     for (let got = 0; got < bytes;) {
-      const f = await rd.next();
+      const f = await rd.next(scratch);
       if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the stream broke off after ${got} of ${bytes} bytes; nothing of it was imported`);
       if (got + f.data.length > bytes) throw new StasisError('INVALID_INPUT', `the stream is longer than the ${bytes} bytes announced; nothing of it was imported`);
       imp?.push(f.data);

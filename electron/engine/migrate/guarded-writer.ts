@@ -50,9 +50,9 @@ export class GuardedWriter extends FrameWriter {
     return super.send(msg);
   }
 
-  override async data(chunk: Buffer): Promise<void> {
+  protected override async dataFrame(chunk: Buffer, settled: boolean): Promise<void> {
     this.check();
-    await super.data(chunk);
+    await super.dataFrame(chunk, settled);
     this.done += chunk.length;
     this.onBytes?.({ round: this.round, final: this.final, done: this.done, total: this.total });
   }

@@ -80,19 +80,21 @@ export async function offerStream(rd: FrameReader, wr: FrameWriter, x: StreamExp
   const { head, pages } = x;
   const hashes = x.hashes();
   let footer: Buffer | null = null;
-  if (!footerLast) for (const c of x.chunks()) footer = c;
+  if (!footerLast) for (const c of x.chunks(true)) footer = c;
   await wr.send({ ...extra, t: 'offer', key: transferKey(head.subarray(HEADER), hashes), headBytes: head.length, pages, ...(footer ? { footer: footer.toString('base64') } : { footerLast: true }) });
   await sendData(wr, head);
   await sendData(wr, hashes);
   const want = await rd.expect<{ held?: unknown; resumed?: unknown }>('want');
   const bitmap = pages ? await readData(rd, Math.ceil(pages / 8), 'the list of wanted pages') : Buffer.alloc(0);
   let sent = 0;
-  let out = Buffer.allocUnsafe(RUN * PAGE);
+  const out = Buffer.allocUnsafe(RUN * PAGE);
   let n = 0;
-  // The chunks are the head, whole entries, then the footer alone (store/streams.ts openExport).
+  // The chunks are the head, whole entries, then the footer alone (store/streams.ts openExport);
+  // each is done with before the next is asked for, and each frame of pages is on the link before
+  // out is filled again: one buffer each.
   let pos = 0;
   const pagesEnd = head.length + pages * ENTRY;
-  for (const c of x.chunks()) {
+  for (const c of x.chunks(true)) {
     const at = pos;
     pos += c.length;
     if (at < head.length) continue;
@@ -102,10 +104,10 @@ export async function offerStream(rd: FrameReader, wr: FrameWriter, x: StreamExp
       const i = first + k;
       if (!(bitmap[i >> 3]! & (1 << (i & 7)))) continue;
       c.copy(out, n * PAGE, k * ENTRY + HASH, (k + 1) * ENTRY);
-      if (++n === RUN) { await wr.data(out); out = Buffer.allocUnsafe(RUN * PAGE); sent += n; n = 0; }
+      if (++n === RUN) { await wr.dataReusable(out); sent += n; n = 0; }
     }
   }
-  if (n) { await wr.data(out.subarray(0, n * PAGE)); sent += n; }
+  if (n) { await wr.dataReusable(out.subarray(0, n * PAGE)); sent += n; }
   if (footerLast) await wr.send({ t: 'footer', footer: footer!.toString('base64') });
   const ack = await rd.expect<{ ids: number[] }>('imported');
   return { pages, pagesSent: sent, pagesHeld: Number(want.held) || 0, pagesResumed: Number(want.resumed) || 0, ids: ack.ids, ack };
@@ -177,8 +179,10 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
     // Every wanted page is read even after the disk filled, so the session stays in step and the sender hears why.
     let spoolError: unknown = null;
     const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
+    // Each frame is checked, spooled and fed before the next is read: one buffer joins them all.
+    const scratch = Buffer.allocUnsafe(RUN * PAGE);
     for (let got = 0; got < wanted.length;) {
-      const f = await rd.next();
+      const f = await rd.next(scratch);
       if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the transfer broke off after ${got} of the ${wanted.length} pages asked for; they are kept to resume from`);
       const n = f.data.length / PAGE;
       if (f.data.length % PAGE || n > RUN || got + n > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');

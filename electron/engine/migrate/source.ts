@@ -111,6 +111,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let lastSent: number | null = null;
   let negotiate = false;
   let footerLast = false;
+  let checksum: 'hashes' | 'bytes' = 'bytes';
   let memoryRound = false;
   let deferred: { settle(): void; discard(): void } | null = null;
   const settle = (): void => {
@@ -124,7 +125,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const continues = remote !== null && parent !== null && parent === lastSent ? remote : undefined;
     // Another checkpoint of the process taken meanwhile (a schedule) breaks the chain the destination holds: send it whole.
     const how = continues === undefined && parent !== null ? 'flattened' : 'one';
-    const exportOpts = continues === undefined ? {} : { continues };
+    const exportOpts = { checksum, ...(continues === undefined ? {} : { continues }) };
     const t0 = performance.now();
     const wire0 = wr.bytes;
     let ack: { ids: number[]; absorbed?: unknown };
@@ -144,7 +145,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       const x = store.openExport(c.id, how, exportOpts);
       pages = pagesSent = x.pages;
       await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
-      for (const chunk of x.chunks()) await wr.data(chunk);
+      // One buffer for every chunk: each is on the link before the next is read into it.
+      for (const chunk of x.chunks(true)) await wr.dataReusable(chunk);
       ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
     }
     const bytes = wr.bytes - wire0;
@@ -159,9 +161,11 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   try {
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: helloDryRun(opts) });
-    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown; proceed?: unknown }>('hello');
+    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown; hashChecksum?: unknown; proceed?: unknown }>('hello');
     negotiate = hi.negotiate === true;
     footerLast = hi.footerLast === true;
+    // Streams of versions 3 and 4 (checksum over the page hashes) to a destination that reads them.
+    checksum = hi.hashChecksum === true ? 'hashes' : 'bytes';
     // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
     memoryRound = hi.memoryRound === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several

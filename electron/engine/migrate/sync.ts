@@ -77,6 +77,8 @@ export class SyncSender {
   private reached = false;
   /** The receiver takes each stream's footer after its pages (a receiver from before it did not). */
   private footerLast = false;
+  /** The receiver reads streams of versions 3 and 4 (checksum over the page hashes); one from before them gets 1 and 2. */
+  private checksum: 'hashes' | 'bytes' = 'bytes';
 
   constructor(private readonly store: Store, private readonly open: () => Promise<SyncLink>, private readonly opts: SenderOptions = {}) {
   }
@@ -90,8 +92,9 @@ export class SyncSender {
     this.session = { rd, wr, link };
     await wr.magic(SYNC_MAGIC);
     await wr.send({ t: 'hello', proto: PROTO });
-    const hi = await rd.expect<{ footerLast?: unknown }>('hello');
+    const hi = await rd.expect<{ footerLast?: unknown; hashChecksum?: unknown }>('hello');
     this.footerLast = hi.footerLast === true;
+    this.checksum = hi.hashChecksum === true ? 'hashes' : 'bytes';
     return this.session;
   }
 
@@ -148,7 +151,7 @@ export class SyncSender {
     let remote = k >= 0 && !info.tree ? ids[k] as number : undefined;
     for (const step of todo) {
       // Straight from the segments into the wire: no stream file.
-      const x = this.store.openExport(step.id, 'one', remote === undefined ? {} : { continues: remote });
+      const x = this.store.openExport(step.id, 'one', { checksum: this.checksum, ...(remote === undefined ? {} : { continues: remote }) });
       out.checkpoints.push(...x.checkpoints);
       const r = await offerStream(rd, wr, x, {}, this.footerLast);
       out.streams++;
@@ -210,8 +213,9 @@ export async function serveSync(rd: FrameReader, wr: FrameWriter, deps: AcceptDe
       await wr.send({ t: 'error', message: `this Stasis speaks replication protocol ${PROTO}, the sender ${String(hello.proto)}: update both to the same version` });
       throw new StasisError('INVALID_INPUT', `The sender speaks replication protocol ${String(hello.proto)}, this Stasis protocol ${PROTO}.`);
     }
-    // footerLast: each stream's checksum footer may come after its pages (the sender reads them once).
-    await wr.send({ t: 'hello', host: hostname(), footerLast: true });
+    // footerLast: each stream's checksum footer may come after its pages (the sender reads them once);
+    // hashChecksum: streams of versions 3 and 4 are read (their checksum covers the page hashes).
+    await wr.send({ t: 'hello', host: hostname(), footerLast: true, hashChecksum: true });
     for (;;) {
       const f = await rd.next();
       if (!f) { out.failure = 'the connection closed before the sender finished'; return out; }

@@ -54,15 +54,18 @@ export class FrameReader {
     w?.();
   }
 
-  /** The next n bytes (n <= size): a view of one piece when it holds them all, else one copy of just those bytes. */
-  private take(n: number): Buffer {
+  /**
+   * The next n bytes (n <= size): a view of one piece when it holds them all, else one copy of just
+   * those bytes, into scratch when it is given and large enough.
+   */
+  private take(n: number, scratch?: Buffer): Buffer {
     const first = this.chunks[0]!;
     let out: Buffer;
     if (first.length >= n) {
       out = first.subarray(0, n);
       if (first.length === n) this.chunks.shift(); else this.chunks[0] = first.subarray(n);
     } else {
-      out = Buffer.allocUnsafe(n);
+      out = scratch && scratch.length >= n ? scratch.subarray(0, n) : Buffer.allocUnsafe(n);
       let o = 0;
       while (o < n) {
         const c = this.chunks[0]!;
@@ -116,14 +119,20 @@ export class FrameReader {
     return out;
   }
 
-  async next(): Promise<Frame | null> {
+  /**
+   * The next frame. scratch: where a body that arrived in pieces is joined (a data frame of 1 MiB
+   * from a pipe comes in 64 KiB pieces), for a caller that is done with the body before its next
+   * call; a fresh 1 MiB per frame cost more in page faults than the copy (the stream rounds'
+   * receiver: docs/benchmarks.md, "Full round"). Without it the body is the caller's to keep.
+   */
+  async next(scratch?: Buffer): Promise<Frame | null> {
     if (!(await this.need(5, 'the next message', 'empty'))) return null;
     const head = this.take(5);
     const len = head.readUInt32LE(0);
     if (len > MAX_FRAME) throw broken(`a frame of ${len} bytes is larger than the ${MAX_FRAME} allowed`);
     await this.need(len, 'a message');
     // The pieces the input gave are never reused by it: a view of them is the frame's own.
-    const body = len ? this.take(len) : Buffer.alloc(0);
+    const body = len ? this.take(len, head[4] === DATA_FRAME ? scratch : undefined) : Buffer.alloc(0);
     if (head[4] === DATA_FRAME) return { type: 'data', data: body };
     if (head[4] !== JSON_FRAME) throw broken(`unknown frame type ${head[4]}`);
     let msg: unknown;
@@ -150,13 +159,34 @@ export class FrameWriter {
 
   constructor(private readonly dst: Writable) {}
 
-  private async write(type: number, body: Buffer): Promise<void> {
+  private async write(type: number, body: Buffer, settled = false): Promise<void> {
     const head = Buffer.alloc(5);
     head.writeUInt32LE(body.length, 0);
     head[4] = type;
     if (this.dst.destroyed || this.dst.writableEnded) throw broken('the connection is closed');
     this.bytes += head.length + body.length;
     const a = this.dst.write(head);
+    if (settled) {
+      // Written out whole (or failed) before this returns: the caller's buffer is free again. The
+      // link's error is listened to meanwhile, as drained() does (unheard, it would end the process).
+      await new Promise<void>((resolve, reject) => {
+        let over = false;
+        const done = (e?: Error | null): void => {
+          if (over) return;
+          over = true;
+          this.dst.off('close', closed);
+          // A failed write's 'error' event follows its callback: the listener stays to take it.
+          if (e) { reject(broken(e.message)); return; }
+          this.dst.off('error', done);
+          resolve();
+        };
+        const closed = (): void => done(new Error('the connection closed'));
+        this.dst.once('error', done);
+        this.dst.once('close', closed);
+        this.dst.write(body, done);
+      });
+      return;
+    }
     const b = this.dst.write(body);
     if (!a || !b) await this.drained();
   }
@@ -187,6 +217,16 @@ export class FrameWriter {
   }
 
   data(chunk: Buffer): Promise<void> {
-    return this.write(DATA_FRAME, chunk);
+    return this.dataFrame(chunk, false);
+  }
+
+  /** data(), resolving only once chunk was handed to the link whole: the caller may then fill it again. */
+  dataReusable(chunk: Buffer): Promise<void> {
+    return this.dataFrame(chunk, true);
+  }
+
+  /** Every data frame goes through here (a subclass that watches or stops them overrides this). */
+  protected dataFrame(chunk: Buffer, settled: boolean): Promise<void> {
+    return this.write(DATA_FRAME, chunk, settled);
   }
 }

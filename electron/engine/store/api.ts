@@ -339,8 +339,13 @@ export interface StreamExport extends ExportResult {
   head: Buffer;
   /** Its pages' BLAKE3 hashes, concatenated in stream order (from the segments' trailers: no page is read). */
   hashes(): Buffer;
-  /** Its bytes in order, at most 1 MiB each (fresh buffers): the head, then whole hash + page entries, then the footer alone. */
-  chunks(): Generator<Buffer>;
+  /**
+   * Its bytes in order, at most 1 MiB each: the head, then whole hash + page entries, then the
+   * footer alone. Fresh buffers the consumer may keep, or with reuse one buffer for every chunk of
+   * entries, for a consumer done with each chunk before it asks for the next (a fresh 1 MiB per
+   * chunk cost its page faults).
+   */
+  chunks(reuse?: boolean): Generator<Buffer>;
 }
 
 /** A stream imported as its bytes arrive (Store.beginImport). */
@@ -384,6 +389,13 @@ export interface ExportOptions extends CancelOptions {
    * into a tree again: migrate/tree-group.ts).
    */
   memberAlone?: boolean;
+  /**
+   * What the stream's footer checksum covers (docs/store-format.md, "Stream file"): 'hashes'
+   * (stream versions 3 and 4, the default: the pages are bound by their hashes, which every reader
+   * checks) or 'bytes' (versions 1 and 2, for a receiver from before them; exportStreamBytes's
+   * default, as its small in-memory rounds go to receivers of either age).
+   */
+  checksum?: 'hashes' | 'bytes';
 }
 
 export interface ExportResult {

@@ -45,6 +45,12 @@ export interface StoreNative {
    * writeBehindWrite). Absent from an older build.
    */
   writeBehindWriteBlocks?(wb: WriteBehind, headers: Uint8Array, payload: Uint8Array, lens: number[], pos: number, layout: number[]): number;
+  /**
+   * The index of the first of the n stream entries at buf (a 32-byte hash, then its page) whose
+   * page does not hash to it, or -1; the pages hashed where they lie (entry_check.c). Absent from
+   * an older build.
+   */
+  firstEntryMismatch?(buf: Uint8Array, n: number): number;
 }
 
 function load(): StoreNative | null {

@@ -324,7 +324,7 @@ export class SqliteStore implements Store {
     this.lock.acquire(this.lockTimeoutMs);
     try {
       this.index.flushDedup();
-      return beginStreamImport(this.index, total, { name: opts.name ?? 'incoming stream', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), onEnd: () => this.lock.release() });
+      return beginStreamImport(this.index, total, { name: opts.name ?? 'incoming stream', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), onEnd: () => { this.lock.release(); this.dedupLater(); } });
     } catch (e) {
       this.lock.release();
       throw e;
@@ -332,7 +332,9 @@ export class SqliteStore implements Store {
   }
 
   importStream(file: string, opts: CancelOptions = {}): { ids: number[] } {
-    return this.withWriteLock(() => importStream(this.index, file, opts.signal, opts.onProgress));
+    const r = this.withWriteLock(() => importStream(this.index, file, opts.signal, opts.onProgress));
+    this.dedupLater();
+    return r;
   }
 
   diff(a: number, b: number): DiffResult {

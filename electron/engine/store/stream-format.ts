@@ -5,6 +5,7 @@
  * format with one set of checks.
  */
 import * as path from 'node:path';
+import { createHash, type Hash } from 'node:crypto';
 import { z } from 'zod';
 import { StasisError } from '../../../shared/errors';
 import { KIND_DATA } from './extents';
@@ -12,9 +13,30 @@ import { HASH_LEN, PAGE } from './format';
 
 export const MAGIC = Buffer.from('STASSTR\0', 'latin1');
 export const END = Buffer.from('STASSEND', 'latin1');
-export const VERSION = 1;
+export const VERSION = 1 as const;
 /** A continuation (a checkpoint whose parent the receiver already holds): version 1 readers would take it for a whole chain, so they must refuse it. */
-export const VERSION_CONTINUES = 2;
+export const VERSION_CONTINUES = 2 as const;
+/**
+ * Versions 3 and 4 are 1 and 2 with the footer's SHA-256 taken over the header, the manifest and
+ * each entry's page hash, not over the page bytes: every reader checks every page against its
+ * hash anyway, so the checksum binds the same content with one pass less over the pages at each
+ * end. Readers of versions 1 and 2 refuse them by their version.
+ */
+export const VERSION_HASHED = 3 as const;
+export const VERSION_HASHED_CONTINUES = 4 as const;
+const VERSIONS: readonly number[] = [VERSION, VERSION_CONTINUES, VERSION_HASHED, VERSION_HASHED_CONTINUES];
+/** What a stream's footer checksum covers: 'hashes' (versions 3, 4) or every byte before it ('bytes': 1, 2). */
+export type StreamChecksumKind = 'hashes' | 'bytes';
+
+/** The version an exporter writes for a stream of that kind. */
+export function versionFor(continuation: boolean, checksum: StreamChecksumKind): 1 | 2 | 3 | 4 {
+  if (checksum === 'hashes') return continuation ? VERSION_HASHED_CONTINUES : VERSION_HASHED;
+  return continuation ? VERSION_CONTINUES : VERSION;
+}
+
+export function isContinuationVersion(version: number): boolean {
+  return version === VERSION_CONTINUES || version === VERSION_HASHED_CONTINUES;
+}
 export const HEADER = 32;
 export const FOOTER = 40;
 export const ENTRY = HASH_LEN + PAGE;
@@ -40,7 +62,7 @@ const ckptSchema = z.object({
   tree: z.object({ root: z.number().int().positive(), size: z.number().int().positive().max(100_000) }).nullable().optional(),
 });
 export const manifestSchema = z.object({
-  format: z.literal('stasis-stream'), version: z.union([z.literal(VERSION), z.literal(VERSION_CONTINUES)]), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
+  format: z.literal('stasis-stream'), version: z.union([z.literal(VERSION), z.literal(VERSION_CONTINUES), z.literal(VERSION_HASHED), z.literal(VERSION_HASHED_CONTINUES)]), kind: z.enum(['one', 'flattened', 'chain']), hash: z.literal('blake3'),
   exportedAt: z.string(), checkpoints: z.array(ckptSchema).min(1).max(100_000),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
@@ -54,7 +76,7 @@ export function readHeader(file: string, h: Buffer, size: number): { version: nu
   if (size < HEADER + FOOTER) throw bad(file, `it is ${size} bytes, too short to be a stream`);
   if (!h.subarray(0, 8).equals(MAGIC)) throw bad(file, 'it does not start with the stream magic (is it a Stasis stream?)');
   const version = h.readUInt32LE(8);
-  if (version !== VERSION && version !== VERSION_CONTINUES) throw bad(file, `it is stream version ${version}, this Stasis reads versions ${VERSION} and ${VERSION_CONTINUES}`);
+  if (!VERSIONS.includes(version)) throw bad(file, `it is stream version ${version}, this Stasis reads versions ${VERSIONS.join(', ')}`);
   if (h.readUInt32LE(12) !== PAGE) throw bad(file, `its page size is ${h.readUInt32LE(12)}, not ${PAGE}`);
   const mlen = h.readBigUInt64LE(16);
   const count = h.readBigUInt64LE(24);
@@ -88,7 +110,7 @@ export function parseManifest(file: string, mbuf: Buffer, version: number, pageC
   const seen = new Set<number>();
   for (const c of manifest.checkpoints) {
     if (seen.has(c.ref)) throw bad(file, `checkpoint ${c.ref} appears twice`);
-    if (c.continues !== undefined && (version !== VERSION_CONTINUES || c.parent !== null || c.mode !== 'incremental' || c.tree)) throw bad(file, `checkpoint ${c.ref} continues another store's checkpoint but is not a version 2 incremental without a parent in the stream`);
+    if (c.continues !== undefined && (!isContinuationVersion(version) || c.parent !== null || c.mode !== 'incremental' || c.tree)) throw bad(file, `checkpoint ${c.ref} continues another store's checkpoint but is not a continuation (version 2 or 4) incremental without a parent in the stream`);
     if (c.parent !== null && !seen.has(c.parent)) throw bad(file, `checkpoint ${c.ref} names parent ${c.parent}, which does not precede it in the stream`);
     seen.add(c.ref);
     let prevEnd = -1;
@@ -114,4 +136,71 @@ export function parseManifest(file: string, mbuf: Buffer, version: number, pageC
     if (!root || root.tree?.root !== c.tree.root || treeMembers.get(c.tree.root) !== c.tree.size) throw bad(file, `tree checkpoint ${c.tree.root} is not whole in the stream (checkpoint ${c.ref} is one of its ${c.tree.size} processes)`);
   }
   return manifest;
+}
+
+/**
+ * The footer's SHA-256 of a stream of total bytes, fed its bytes in order in pieces of any size
+ * (the footer's own bytes are ignored). The header says what it covers: every byte (versions 1
+ * and 2), or the header, the manifest and the 32-byte hash of each entry (3 and 4), gathered
+ * so the digest sees them in one piece per 1024 entries. Exporter and importers share it, so both
+ * ends compute one definition. A header that does not parse leaves the digest meaningless; the
+ * readers refuse such a stream for its header first.
+ */
+export class StreamChecksum {
+  private readonly sha: Hash = createHash('sha256');
+  private readonly end: number;
+  private pos = 0;
+  private readonly head = Buffer.alloc(HEADER);
+  /** Where the entries begin when only their hashes count (-1: not known yet, or every byte counts). */
+  private pagesAt = -1;
+  private readonly gathered = Buffer.allocUnsafe(1024 * HASH_LEN);
+  private held = 0;
+
+  constructor(total: number) {
+    this.end = Math.max(0, total - FOOTER);
+  }
+
+  update(chunk: Buffer): void {
+    const start = this.pos;
+    const stop = Math.min(this.end, start + chunk.length);
+    this.pos += chunk.length;
+    let p = start;
+    if (p < HEADER && p < stop) {
+      const n = Math.min(HEADER, stop) - p;
+      chunk.copy(this.head, p, 0, n);
+      this.sha.update(chunk.subarray(0, n));
+      p += n;
+      if (p === HEADER) this.modeFromHeader();
+    }
+    if (p >= stop) return;
+    if (this.pagesAt < 0 || p + (stop - p) <= this.pagesAt) { this.sha.update(chunk.subarray(p - start, stop - start)); return; }
+    if (p < this.pagesAt) { this.sha.update(chunk.subarray(p - start, this.pagesAt - start)); p = this.pagesAt; }
+    // Entries: only bytes [0, HASH_LEN) of each count.
+    while (p < stop) {
+      const w = (p - this.pagesAt) % ENTRY;
+      if (w >= HASH_LEN) { p += Math.min(ENTRY - w, stop - p); continue; }
+      const n = Math.min(HASH_LEN - w, stop - p);
+      if (this.held + n > this.gathered.length) this.drain();
+      chunk.copy(this.gathered, this.held, p - start, p - start + n);
+      this.held += n;
+      p += n;
+    }
+  }
+
+  digest(): Buffer {
+    this.drain();
+    return this.sha.digest();
+  }
+
+  private drain(): void {
+    if (this.held) this.sha.update(this.gathered.subarray(0, this.held));
+    this.held = 0;
+  }
+
+  private modeFromHeader(): void {
+    const v = this.head.readUInt32LE(8);
+    if (v !== VERSION_HASHED && v !== VERSION_HASHED_CONTINUES) return;
+    const mlen = this.head.readBigUInt64LE(16);
+    if (mlen <= BigInt(MAX_MANIFEST)) this.pagesAt = HEADER + Number(mlen);
+  }
 }

@@ -11,21 +11,20 @@
  * incomplete stream, then its footer and checksum, then what the bytes say), so a stream damaged
  * in transit is called that rather than by the first page the damage hit.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, encodeRecords, type DefEntry, type Entry } from './format';
-import { firstMismatch, hashKey } from './hash';
+import { firstMismatch } from './hash';
 import { throwIfCancelled } from './cancel';
 import type { SegmentWriter } from './segments';
-import { END, ENTRY, FOOTER, HEADER, bad, parseManifest, readHeader, type Manifest } from './stream-format';
+import { END, ENTRY, FOOTER, HEADER, StreamChecksum, bad, parseManifest, readHeader, type Manifest } from './stream-format';
 import type { StreamImport } from './api';
 import type { StoreIndex } from './store-index';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
 export type { StreamImport };
 /** The parts of the index an import reads and writes. */
-type ImportIndex = Pick<StoreIndex, 'dir' | 'reader' | 'get' | 'targetEntry' | 'allocate' | 'newSegment' | 'lookupDedup' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup'>;
+type ImportIndex = Pick<StoreIndex, 'dir' | 'reader' | 'get' | 'targetEntry' | 'allocate' | 'newSegment' | 'lookupDedup' | 'dedupEmpty' | 'publish' | 'insertFile' | 'applyDef' | 'addDedupLater'>;
 
 /** Pages checked and written per batch (1 MiB of pages). */
 const BATCH = 256;
@@ -47,7 +46,7 @@ export function beginStreamImport(index: ImportIndex, total: number, opts: Strea
 class Importer implements StreamImport {
   received = 0;
   failure: Error | null = null;
-  private readonly sha: Hash = createHash('sha256');
+  private readonly sum: StreamChecksum;
   private readonly prog: Phases<'importing'>;
   /** Bytes of an unfinished part (header, manifest, entry, footer) carried to the next push. */
   private carry: Buffer[] = [];
@@ -63,13 +62,17 @@ class Importer implements StreamImport {
   private locFile = new Int32Array(0);
   private locPage = new Int32Array(0);
   private hashes = Buffer.alloc(0);
-  private readonly local = new Map<string, number>();
+  /** The first stream page with each hash key written into the new segment (its full hash is in hashes). */
+  private readonly local = new Map<bigint, number>();
+  /** Nothing stored to find: a fresh receiver's full skips the look-ups (a missing dedup row only stores a page again). */
+  private noDedup = false;
   private newPages: { key: bigint; file: number; page: number }[] = [];
   private footer = Buffer.alloc(0);
   private ended = false;
 
   constructor(private readonly index: ImportIndex, private readonly total: number, private readonly opts: StreamImportOptions) {
     this.prog = phases(progress(opts.onProgress), ['importing']);
+    this.sum = new StreamChecksum(total);
     try {
       if (!Number.isSafeInteger(total) || total < HEADER + FOOTER) readHeader(opts.name, Buffer.alloc(HEADER), Math.max(0, total));
     } catch (e) {
@@ -88,8 +91,7 @@ class Importer implements StreamImport {
       this.fail(bad(this.opts.name, `it is longer than the ${this.total} bytes announced`));
       chunk = chunk.subarray(0, this.total - this.received);
     }
-    const shaEnd = this.total - FOOTER;
-    if (this.received < shaEnd) this.sha.update(chunk.subarray(0, Math.min(chunk.length, shaEnd - this.received)));
+    this.sum.update(chunk);
     this.received += chunk.length;
     this.prog.at('importing', this.received, this.total, 'bytes');
     if (this.failure) {
@@ -158,6 +160,7 @@ class Importer implements StreamImport {
         this.locFile = new Int32Array(this.pageCount);
         this.locPage = new Int32Array(this.pageCount);
         this.hashes = Buffer.allocUnsafe(this.pageCount * HASH_LEN);
+        this.noDedup = this.index.dedupEmpty();
         this.seg = this.index.newSegment();
         continue;
       }
@@ -188,26 +191,29 @@ class Importer implements StreamImport {
       if (badAt >= 0) throw bad(this.opts.name, `page ${base + badAt} does not match its hash`);
     }
     const keys: bigint[] = new Array<bigint>(n);
-    for (let k = 0; k < n; k++) keys[k] = hashKey(buf.subarray(off + k * ENTRY, off + k * ENTRY + 8));
-    const found = this.index.lookupDedup(keys);
+    for (let k = 0; k < n; k++) keys[k] = buf.readBigInt64LE(off + k * ENTRY);
+    const found = this.noDedup ? null : this.index.lookupDedup(keys);
     const seg = this.seg!;
+    const hashes = this.hashes;
     for (let k = 0; k < n; k++) {
       const i = base + k;
       const o = off + k * ENTRY;
-      buf.copy(this.hashes, i * HASH_LEN, o, o + HASH_LEN);
-      const h = this.hashes.subarray(i * HASH_LEN, (i + 1) * HASH_LEN);
-      const hs = h.toString('latin1');
-      const mine = this.local.get(hs);
-      if (mine !== undefined) { this.locFile[i] = seg.fileId; this.locPage[i] = mine; continue; }
-      const f = found.get(keys[k]!);
+      const at = i * HASH_LEN;
+      buf.copy(hashes, at, o, o + HASH_LEN);
+      const key = keys[k]!;
+      const first = this.local.get(key);
+      if (first !== undefined && hashes.compare(hashes, first * HASH_LEN, (first + 1) * HASH_LEN, at, at + HASH_LEN) === 0) {
+        this.locFile[i] = seg.fileId; this.locPage[i] = this.locPage[first]!; continue;
+      }
+      const f = found?.get(key);
       if (f) {
         let ok: boolean;
-        try { ok = this.index.reader.hashOf(f.file, f.page).equals(h); } catch (_e) { ok = false; }
+        try { ok = this.index.reader.hashOf(f.file, f.page).compare(hashes, at, at + HASH_LEN) === 0; } catch (_e) { ok = false; }
         if (ok) { this.locFile[i] = f.file; this.locPage[i] = f.page; continue; }
       }
-      const p = seg.addPage(buf, o + HASH_LEN, h);
-      this.local.set(hs, p);
-      this.newPages.push({ key: keys[k]!, file: seg.fileId, page: p });
+      const p = seg.addPage(buf, o + HASH_LEN, hashes, at);
+      if (first === undefined) this.local.set(key, i);
+      this.newPages.push({ key, file: seg.fileId, page: p });
       this.locFile[i] = seg.fileId;
       this.locPage[i] = p;
     }
@@ -218,11 +224,12 @@ class Importer implements StreamImport {
     if (this.ended) throw new StasisError('INTERNAL', 'an import finished twice');
     try {
       const name = this.opts.name;
-      if (this.received < this.total) throw bad(name, `it ended early, after ${this.received} of its ${this.total} bytes`);
-      // The header said what the size means; a stream too short for one was refused at once.
+      // A header that does not parse (another version, not a stream) is the verdict: a reader stops
+      // there (hopeless), so the stream would otherwise be called short.
       if (this.failure && this.manifestLen === 0) throw this.failure;
+      if (this.received < this.total) throw bad(name, `it ended early, after ${this.received} of its ${this.total} bytes`);
       if (this.footer.length !== FOOTER || !this.footer.subarray(32).equals(END)) throw bad(name, 'its footer magic is missing');
-      if (!this.sha.digest().equals(this.footer.subarray(0, 32))) throw bad(name, 'its checksum does not match (damaged in transit?)');
+      if (!this.sum.digest().equals(this.footer.subarray(0, 32))) throw bad(name, 'its checksum does not match (damaged in transit?)');
       if (this.failure) throw this.failure;
       return this.publish();
     } catch (e) {
@@ -284,7 +291,10 @@ class Importer implements StreamImport {
       index.insertFile(seg.fileId, bytes, pages, entries, blockBytes);
       for (const d of defs) index.applyDef(d.def, seg.fileId, d.extents);
     });
-    index.addDedup(this.newPages);
+    // As a commit's: the table is an accelerator, and inserting a full's rows (0.4 s per 512 MiB)
+    // would hold the receiver's answer; they go in when the engine is next idle (StoreIndex.addDedupLater).
+    const rows = this.newPages;
+    index.addDedupLater(() => rows);
     this.prog.finish('imported');
     return { ids: defs.map((d) => d.def.ckpt) };
   }

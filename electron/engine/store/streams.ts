@@ -5,7 +5,6 @@
  * segment and one index transaction: never a crash, a hang, a huge allocation or a half import.
  */
 import * as fs from 'node:fs';
-import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
 import type { ExportKind, ExportOptions, ExportResult, PageRun, StreamExport } from './api';
 
@@ -14,7 +13,7 @@ import { KIND_ABSENT, KIND_DATA } from './extents';
 import { HASH_LEN, PAGE } from './format';
 import { isCancelled, throwIfCancelled } from './cancel';
 import { FILE_MODE } from './segments';
-import { END, ENTRY, FOOTER, HEADER, MAX_MANIFEST, VERSION, VERSION_CONTINUES, bad, parseManifest, readHeader, writeHeader, type Manifest } from './stream-format';
+import { END, ENTRY, FOOTER, HEADER, MAX_MANIFEST, StreamChecksum, bad, parseManifest, readHeader, versionFor, writeHeader, type Manifest } from './stream-format';
 import { beginStreamImport } from './stream-import';
 import { firstMismatch } from './hash';
 import type { StoreIndex } from './store-index';
@@ -22,7 +21,7 @@ import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
 /** The parts of the index this module reads and writes. */
-export type StreamIndex = Pick<StoreIndex, 'dir' | 'db' | 'reader' | 'checkpointRow' | 'ownExtents' | 'chain' | 'treeMembers' | 'targetEntry' | 'get' | 'allocate' | 'newSegment' | 'lookupDedup' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup'>;
+export type StreamIndex = Pick<StoreIndex, 'dir' | 'db' | 'reader' | 'checkpointRow' | 'ownExtents' | 'chain' | 'treeMembers' | 'targetEntry' | 'get' | 'allocate' | 'newSegment' | 'lookupDedup' | 'dedupEmpty' | 'publish' | 'insertFile' | 'applyDef' | 'addDedupLater'>;
 type Views = Pick<ChainViews, 'view'>;
 
 /** The stream file's fixed parts, for a sender that ships it in pieces (engine/migrate/negotiate.ts). */
@@ -113,8 +112,8 @@ export function openExport(index: StreamIndex, views: Views, id: number, how: Ex
       for (const [i, s] of plan.pageSrc.entries()) index.reader.hashOf(s.file, s.page).copy(out, i * HASH_LEN);
       return out;
     },
-    *chunks() {
-      yield* streamChunks(index, plan, cancel, prog);
+    *chunks(reuse = false) {
+      yield* streamChunks(index, plan, cancel, prog, reuse);
       prog.finish('written');
     },
   };
@@ -127,7 +126,7 @@ export function openExport(index: StreamIndex, views: Views, id: number, how: Ex
 export function exportStreamBytes(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
   const prog = phases(progress(opts.onProgress), ['checkpoints', 'pages']);
   const cancel = (): void => throwIfCancelled(opts.signal, 'The export', 'nothing was sent');
-  const plan = planStream(index, views, id, how, opts, cancel, prog);
+  const plan = planStream(index, views, id, how, { checksum: 'bytes', ...opts }, cancel, prog);
   if (plan.pageSrc.length * ENTRY > opts.maxBytes) {
     throw new StasisError('INVALID_INPUT', `Checkpoint #${id} as a stream holds ${plan.pageSrc.length} pages, more than the ${opts.maxBytes} bytes an in-memory export takes; export it to a file.`);
   }
@@ -182,7 +181,7 @@ function planStream(index: StreamIndex, views: Views, id: number, how: ExportKin
       ...(continues !== undefined ? { continues } : {}),
     });
   }
-  const version = continues !== undefined ? VERSION_CONTINUES : VERSION;
+  const version = versionFor(continues !== undefined, opts.checksum ?? 'hashes');
   const manifest = Buffer.from(JSON.stringify({ format: 'stasis-stream', version, kind: how, hash: 'blake3', exportedAt: new Date().toISOString(), checkpoints } satisfies Manifest), 'utf8');
   return { ids, pageSrc, manifest, version };
 }
@@ -194,20 +193,22 @@ const PER_CHUNK = Math.floor(STREAM_CHUNK / ENTRY);
 
 /**
  * The stream of plan in order (header, manifest, hash + page entries, checksum footer), one fresh
- * buffer of at most STREAM_CHUNK bytes at a time. Runs of consecutive stored pages are read with
- * one readv per block, straight into their entries.
+ * buffer of at most STREAM_CHUNK bytes at a time (with reuse, one buffer for every chunk of
+ * entries: the consumer is done with each before it asks for the next). Runs of consecutive stored
+ * pages are read with one readv per block, straight into their entries.
  */
-function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): Generator<Buffer> {
+function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>, reuse = false): Generator<Buffer> {
   const { pageSrc, manifest, version } = plan;
-  const sha = createHash('sha256');
   const head = Buffer.concat([writeHeader(version, manifest.length, pageSrc.length), manifest]);
-  sha.update(head);
+  const sum = new StreamChecksum(head.length + pageSrc.length * ENTRY + FOOTER);
+  sum.update(head);
   for (let o = 0; o < head.length; o += STREAM_CHUNK) yield head.subarray(o, Math.min(head.length, o + STREAM_CHUNK));
+  const shared = reuse && pageSrc.length ? Buffer.allocUnsafe(Math.min(PER_CHUNK, pageSrc.length) * ENTRY) : null;
   for (let i = 0; i < pageSrc.length; i += PER_CHUNK) {
     cancel();
     prog.at('pages', i, pageSrc.length, 'pages');
     const n = Math.min(PER_CHUNK, pageSrc.length - i);
-    const buf = Buffer.allocUnsafe(n * ENTRY);
+    const buf = shared ? shared.subarray(0, n * ENTRY) : Buffer.allocUnsafe(n * ENTRY);
     for (let k = 0; k < n;) {
       const s = pageSrc[i + k]!;
       let r = 1;
@@ -216,10 +217,10 @@ function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void,
       index.reader.readEntries(s.file, s.page, r, buf, (j) => (first + j) * ENTRY);
       k += r;
     }
-    sha.update(buf);
+    sum.update(buf);
     yield buf;
   }
-  yield Buffer.concat([sha.digest(), END]);
+  yield Buffer.concat([sum.digest(), END]);
 }
 
 interface ParsedStream { manifest: Manifest; pageCount: number; pagesAt: number }
@@ -264,21 +265,22 @@ function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<Imp
     const h = Buffer.alloc(HEADER);
     if (size >= HEADER) fd.read(h, 0, HEADER, 0);
     const { version, manifestLen, pageCount } = readHeader(file, h, size);
-    // Whole-file checksum first: later checks then read bytes that are known to be what was exported.
-    const sha = createHash('sha256');
+    // Whole-file checksum first: later checks then read bytes that are known to be what was exported
+    // (their metadata and page hashes; the pages themselves are checked against those below).
+    const sum = new StreamChecksum(size);
     const chunk = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; pos < size - FOOTER;) {
       cancel();
       prog?.at('checksum', pos, size - FOOTER, 'bytes');
       const n = fd.read(chunk, 0, Math.min(chunk.length, size - FOOTER - pos), pos);
       if (n <= 0) throw bad(file, 'it ended early while being read');
-      sha.update(chunk.subarray(0, n));
+      sum.update(chunk.subarray(0, n));
       pos += n;
     }
     const f = Buffer.alloc(FOOTER);
     fd.read(f, 0, FOOTER, size - FOOTER);
     if (!f.subarray(32).equals(END)) throw bad(file, 'its footer magic is missing');
-    if (!sha.digest().equals(f.subarray(0, 32))) throw bad(file, 'its checksum does not match (damaged in transit?)');
+    if (!sum.digest().equals(f.subarray(0, 32))) throw bad(file, 'its checksum does not match (damaged in transit?)');
     const mbuf = Buffer.alloc(manifestLen);
     fd.read(mbuf, 0, manifestLen, HEADER);
     const manifest = parseManifest(file, mbuf, version, pageCount);
