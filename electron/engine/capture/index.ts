@@ -32,6 +32,7 @@ import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyF
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, applyVmFlags, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import * as smapsAhead from './smaps-ahead';
+import { guessVmFlags, vmFlagsDifferences } from './vmflags-guess';
 import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
 import { rehearseOnce } from './rehearsal';
@@ -79,6 +80,13 @@ export interface CheckpointOptions {
   onProgress?: ProgressFn;
   /** Deleted open files up to this many bytes each have their contents saved (default 10 MiB; capture/ghost-files.ts). */
   ghostLimit?: number;
+  /**
+   * Mode 'hold' only: commit with the parent's VmFlags (vmflags-guess.ts) instead of waiting for
+   * the smaps walk, where the mappings are the parent's; the result's `guessedVmFlags` then says
+   * whether that was exact. Only for a caller that keeps the commit invisible (Store.deferDurability)
+   * and the process from running anywhere until it is confirmed (a migration's last round).
+   */
+  guessVmFlags?: boolean;
 }
 
 export interface CheckpointResult {
@@ -102,6 +110,12 @@ export interface CheckpointResult {
   warnings: string[];
   /** Mode 'hold' only: the frozen process. Call exactly one of them. */
   held?: HeldProcess;
+  /**
+   * Set when the commit holds guessed VmFlags (guessVmFlags): confirm() waits for the exact smaps
+   * read (taken while the process was frozen, as it still is) and lists the mappings whose flags
+   * differ; [] means the checkpoint is exact. Until then it must not become visible.
+   */
+  guessedVmFlags?: { confirm(): string[] };
 }
 
 export interface HeldProcess {
@@ -215,7 +229,9 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   const markerPath = softDirty ? softDirtyMarker(store, pid, basics.startTime) : null;
   const delta = !!(softDirty && parent && parent.dirtyTracking === 'soft-dirty' && markerPath && existsSync(markerPath) && readFileSync(markerPath, 'utf8').trim() === String(parent.id));
   // Waits the parent checkpoint's stop turned into restart_syscall get their call back (restarts.ts).
-  const parentRestarts = parent ? restartedCalls(store.getState(parent.id).threads) : new Map() as RestartedCalls;
+  const parentState = parent ? store.getState(parent.id) : null;
+  const parentRestarts = parentState ? restartedCalls(parentState.threads) : new Map() as RestartedCalls;
+  let guessed: { confirm(): string[] } | undefined;
 
   let t: Tracee | null = null;
   let child: SnapshotChild | null = null;
@@ -408,7 +424,12 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       child = null;
     }
     if (late.flags) {
-      applyVmFlags(state.mappings, late.flags.take());
+      // The walk is waited for after the commit instead, by the caller (guessedVmFlags).
+      if (hold && opts.guessVmFlags && parentState && guessVmFlags(state.mappings, parentState.mappings)) {
+        const ahead = late.flags;
+        const mappings = state.mappings;
+        guessed = { confirm: () => vmFlagsDifferences(mappings, ahead.take()) };
+      } else applyVmFlags(state.mappings, late.flags.take());
       late.flags = null;
     }
     phase('commit', { pid });
@@ -453,6 +474,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       killed,
       warnings,
       ...(held ? { held } : {}),
+      ...(guessed ? { guessedVmFlags: guessed } : {}),
     };
   } catch (e) {
     writer?.abort();
