@@ -317,8 +317,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       keepRestartedCalls(pc, state.threads, parentRestarts);
       const fdTargets = state.fds.map((f) => f.target);
       const scan = scanAtFreeze(pc, frozenMaps);
-      // Protect again what was written, so the next checkpoint can start from this freeze.
-      rebase(pc, scan, fdTargets);
+      // Protect again what was written, so the next checkpoint can start from this freeze. Not for
+      // a held process (a second walk of its page tables while frozen): it is killed once it runs
+      // elsewhere, and resumed without tracking (held.resume closes the tracker).
+      if (!hold) rebase(pc, scan, fdTargets);
       how = 'pre-copy';
       // What the program wrote during the live read: from a fork snapshot when that stops it for
       // less; the scan's meaning is then worked out after the release.
@@ -437,9 +439,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
+    // Held: not protected again at the freeze, so of no use to a next checkpoint; closed once the
+    // process is killed or, before it runs on, resumed (closing it walks the page tables too).
+    let untracked: PreCopy | null = null;
     if (pc) {
       // Kept for the next checkpoint, unless an io_uring appeared (nothing it protects can be trusted).
-      if (trackable) {
+      if (hold) untracked = pc;
+      else if (trackable) {
         pc.base = info.id;
         keepTracker(store.dir, pc);
       } else closePreCopy(pc);
@@ -457,7 +463,12 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     } else if (hold) {
       const frozen = t;
       t = null; // not released by the finally below
-      held = { frozenAt: performance.now() - frozen.elapsedMs(), resume: () => frozen.release(), kill: () => frozen.release({ kill: true }) };
+      const tracker = untracked;
+      held = {
+        frozenAt: performance.now() - frozen.elapsedMs(),
+        resume: () => { closePreCopy(tracker); frozen.release(); },
+        kill: () => { frozen.release({ kill: true }); closePreCopy(tracker); },
+      };
     }
     return {
       id: info.id,
