@@ -101,7 +101,7 @@ function startTarget(tag: string): { t: DetachedProcess; out: string } {
   return { t, out };
 }
 
-interface StasisRun { srcCpuMs: number; dstCpuMs: number; steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
+interface StasisRun { vmFlags: string; srcCpuMs: number; dstCpuMs: number; steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
 function stasisRun(i: number, bin = stasisBin): StasisRun {
   const { t, out } = startTarget(`stasis-${i}`);
   const src = join(work, `src-${i}`);
@@ -115,17 +115,17 @@ function stasisRun(i: number, bin = stasisBin): StasisRun {
   // The source's rusage includes the receiving command it waited for.
   const dstCpuMs = cpuMs(dstTime);
   const srcCpuMs = cpuMs(srcTime) - dstCpuMs;
-  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number; steps?: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[] };
+  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number; steps?: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[]; vmFlags?: string };
   waitCounting(out);
   killAndReap(m.destination.pid);
   t.kill();
   rmSync(src, { recursive: true, force: true });
   rmSync(dst, { recursive: true, force: true });
   const pages = m.rounds.reduce((a, x) => a + x.pages, 0);
-  log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
+  log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}; VmFlags ${m.vmFlags ?? 'read'}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
   const steps = [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...(m.destination.steps ?? []).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))];
   return {
-    srcCpuMs, dstCpuMs, steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
+    vmFlags: m.vmFlags ?? 'read', srcCpuMs, dstCpuMs, steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
     rounds: m.rounds.length, finalPages: m.rounds.at(-1)!.pages, wallMs, fullSendMs: m.rounds[0]!.sendMs, fullBytes: m.rounds[0]!.bytes,
   };
 }

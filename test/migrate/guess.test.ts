@@ -101,7 +101,7 @@ test('the last round travels before its VmFlags are checked: a counter moved to 
     let moved = 0;
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
-      const m = await migrate(srcStore, t.pid, new FrameReader(rx.stdout), new FrameWriter(rx.stdin), { smallRound: 0, maxRounds: 3 });
+      const m = await migrate(srcStore, t.pid, new FrameReader(rx.stdout), new FrameWriter(rx.stdin), { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' });
       moved = m.destination!.pid;
       rx.stdin.end();
       assert.equal(m.vmFlags, 'guessed', 'the flags were guessed and confirmed');
@@ -141,7 +141,7 @@ test('a mapping\'s VmFlags change between the rounds: the guess is retracted, th
       await waitFor('the counter to start', () => fileLines(out).length > 20);
       let addr = '';
       const { migrated, served } = await session(srcStore, dst, t.pid, {
-        smallRound: 0, maxRounds: 2,
+        smallRound: 0, maxRounds: 2, guessVmFlags: 'always',
         // After round 2, the last one sent while it runs: the program marks a mapping MADV_DONTDUMP.
         onRound: (x) => {
           if (x.round !== 2) return;
@@ -190,7 +190,7 @@ test('the destination fails while it builds the process from a round sent before
     let built = false;
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
-      const { migrated, served } = await session(srcStore, dst, t.pid, { smallRound: 0, maxRounds: 3 }, {
+      const { migrated, served } = await session(srcStore, dst, t.pid, { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' }, {
         prepared: (p) => ({
           get checkpointId() { return p.checkpointId; },
           absorb: (next) => p.absorb(next),
@@ -245,7 +245,7 @@ test('an older destination (no confirmRun in its hello) gets the last round with
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
       const seen: string[] = [];
-      const { migrated, served } = await session(srcStore, dst, t.pid, { smallRound: 0, maxRounds: 3 }, {
+      const { migrated, served } = await session(srcStore, dst, t.pid, { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' }, {
         hello: (h) => {
           const { confirmRun: _drop, ...older } = h;
           return older;

@@ -85,8 +85,10 @@ export interface CheckpointOptions {
    * the smaps walk, where the mappings are the parent's; the result's `guessedVmFlags` then says
    * whether that was exact. Only for a caller that keeps the commit invisible (Store.deferDurability)
    * and the process from running anywhere until it is confirmed (a migration's last round).
+   * 'if-waiting': only when the walk is still running once the pages are copied (a small
+   * process's is done by then, and its exact flags cost nothing); 'always' (tests).
    */
-  guessVmFlags?: boolean;
+  guessVmFlags?: 'if-waiting' | 'always';
 }
 
 export interface CheckpointResult {
@@ -427,7 +429,8 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     }
     if (late.flags) {
       // The walk is waited for after the commit instead, by the caller (guessedVmFlags).
-      if (hold && opts.guessVmFlags && parentState && guessVmFlags(state.mappings, parentState.mappings)) {
+      const guess = opts.guessVmFlags === 'always' || (opts.guessVmFlags === 'if-waiting' && !late.flags.ready());
+      if (hold && guess && parentState && guessVmFlags(state.mappings, parentState.mappings)) {
         const ahead = late.flags;
         const mappings = state.mappings;
         guessed = { confirm: () => vmFlagsDifferences(mappings, ahead.take()) };

@@ -25,6 +25,13 @@ export interface MigrateOptions {
   /** A round this small (pages) is the last one sent while the process runs (default 256, 1 MiB). */
   smallRound?: number;
   onRound?: (r: MigrateRound) => void;
+  /**
+   * The last round's VmFlags guessed from the round before and checked while the round travels
+   * (docs/wire-protocol.md, "VmFlags checked after the send"), where the destination allows it:
+   * 'auto' (default) when the smaps walk is still running once the pages are copied, 'always'
+   * (tests), 'never'.
+   */
+  guessVmFlags?: 'auto' | 'always' | 'never';
 }
 
 export interface MigrateRound {
@@ -181,7 +188,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const marks: { phase: string; at: number }[] = [];
     const last = checkpoint(store, pid, {
       mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
-      guessVmFlags: guess && memoryRound && remote !== null && lastSent !== null,
+      ...(guess && memoryRound && remote !== null && lastSent !== null && opts.guessVmFlags !== 'never' ? { guessVmFlags: opts.guessVmFlags === 'always' ? 'always' as const : 'if-waiting' as const } : {}),
       onPhase: (p) => {
         marks.push({ phase: p, at: performance.now() });
         // The last round's commit skips its fsync and stays invisible to others until the
