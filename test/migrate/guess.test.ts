@@ -5,7 +5,8 @@
  * flags match. These tests run it with real processes and stores: a counter moved that way (no
  * step lost), a program that changes a mapping's flags between the rounds (the guess retracted, the
  * round taken again, the flags exact there), a destination failing while it builds (the source
- * runs on untouched, nothing kept there), and an older destination that does not hold the process
+ * runs on untouched, nothing kept there), the link cut before `run` (the destination kills what it
+ * built), and an older destination that does not hold the process
  * (the flags are read first, as before).
  */
 import { test } from 'node:test';
@@ -264,6 +265,65 @@ test('an older destination (no confirmRun in its hello) gets the last round with
     } finally {
       t.kill();
       if (moved) killQuietly(moved);
+      dst.close();
+    }
+  });
+});
+
+test('the link breaks while the destination holds the process built from a round sent before its flags were checked: it kills that process and keeps nothing; the source runs on untouched', async () => {
+  await withStore(async (srcStore, dir) => {
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([counter, out, '8', '200'], { cwd: dir });
+    const dst = openStore(join(dir, 'dst'));
+    let built = 0;
+    try {
+      await waitFor('the counter to start', () => fileLines(out).length > 20);
+      const toDst = new PassThrough();
+      const toSrc = new PassThrough();
+      const dstReader = new FrameReader(toDst);
+      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
+        spoolDir: dst.dir,
+        importFile: async (file) => dst.importStream(file),
+        beginImport: (total) => dst.beginImport(total),
+        preflight: async (id) => preflight(dst, id),
+        restore: async (id) => restore(dst, id),
+        remove: async (ids) => dst.remove(ids),
+        prepare: async (id) => {
+          const p = prepareRestore(dst, id);
+          return {
+            get checkpointId() { return p.checkpointId; },
+            absorb: (next) => p.absorb(next),
+            absorbDelta: (state, changes) => p.absorbDelta(state, changes),
+            finish: () => p.finish(),
+            finishHeld: () => { const h = p.finishHeld(); built = p.pid; return h; },
+            record: (asId) => p.record(asId),
+            abandon: () => p.abandon(),
+          };
+        },
+      }));
+      // The source's end of the link: the `run` never arrives, the link is cut instead.
+      const srcWriter = new FrameWriter(toDst);
+      const send = srcWriter.send.bind(srcWriter);
+      srcWriter.send = async (m) => {
+        if (m.t !== 'run') return send(m);
+        toDst.destroy();
+        throw new Error('injected: the link broke before run');
+      };
+      await assert.rejects(migrate(srcStore, t.pid, new FrameReader(toSrc), srcWriter, { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' }), /injected: the link broke before run.*now runs on here untouched/s);
+      const res = await served;
+      assert.equal(res.restored, undefined);
+      assert.ok(built > 0, 'the destination had built the held process');
+      await waitFor('the held process there to be gone', () => { try { return readFileSync(`/proc/${built}/stat`, 'utf8').split(') ')[1]![0] === 'Z'; } catch { return true; } });
+      assert.equal(res.discarded, true);
+      assert.equal(dst.list().length, 0, 'the destination keeps nothing of the session');
+      assert.deepEqual(dst.verify().problems, []);
+      assert.ok(t.alive());
+      await countsGrow(out);
+      assert.match(await memCheck(t.pid, out), /mem=ok/);
+      assertConsecutive(out);
+      assert.deepEqual(srcStore.verify().problems, []);
+    } finally {
+      t.kill();
       dst.close();
     }
   });
