@@ -6,8 +6,7 @@
  * step lost), a program that changes a mapping's flags between the rounds (the guess retracted, the
  * round taken again, the flags exact there), a destination failing while it builds (the source
  * runs on untouched, nothing kept there), the link cut before `run` (the destination kills what it
- * built), and an older destination that does not hold the process
- * (the flags are read first, as before).
+ * built), and an older destination (no `confirmRun`: the flags are read first, as before).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
