@@ -101,7 +101,7 @@ function startTarget(tag: string): { t: DetachedProcess; out: string } {
   return { t, out };
 }
 
-interface StasisRun { srcCpuMs: number; dstCpuMs: number; steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
+interface StasisRun { vmFlags: string; srcCpuMs: number; dstCpuMs: number; steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
 function stasisRun(i: number, bin = stasisBin): StasisRun {
   const { t, out } = startTarget(`stasis-${i}`);
   const src = join(work, `src-${i}`);
@@ -115,17 +115,17 @@ function stasisRun(i: number, bin = stasisBin): StasisRun {
   // The source's rusage includes the receiving command it waited for.
   const dstCpuMs = cpuMs(dstTime);
   const srcCpuMs = cpuMs(srcTime) - dstCpuMs;
-  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number; steps?: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[] };
+  const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pages: number; bytes: number; sendMs: number }[]; destination: { pid: number; restoreMs: number; steps?: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[]; vmFlags?: string };
   waitCounting(out);
   killAndReap(m.destination.pid);
   t.kill();
   rmSync(src, { recursive: true, force: true });
   rmSync(dst, { recursive: true, force: true });
   const pages = m.rounds.reduce((a, x) => a + x.pages, 0);
-  log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
+  log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}; VmFlags ${m.vmFlags ?? 'read'}), rounds ${m.rounds.map((x) => x.pages).join('/')} pages, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB sent, wall ${wallMs.toFixed(0)} ms`);
   const steps = [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...(m.destination.steps ?? []).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))];
   return {
-    srcCpuMs, dstCpuMs, steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
+    vmFlags: m.vmFlags ?? 'read', srcCpuMs, dstCpuMs, steps, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, lackedBytes: pages * 4096,
     rounds: m.rounds.length, finalPages: m.rounds.at(-1)!.pages, wallMs, fullSendMs: m.rounds[0]!.sendMs, fullBytes: m.rounds[0]!.bytes,
   };
 }
@@ -233,13 +233,15 @@ try {
     ...(c.length ? [{ tool: criuPreDump ? 'criu pre-dump + dump + cp + restore' : 'criu dump + cp + restore (no pre-dump here)', 'downtime ms': ms(c.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(c.map((x) => x.dumpMs)), 'restore ms': ms(c.map((x) => x.restoreMs)), 'wire/lacked': '-', 'final round': `${(median(c.map((x) => x.finalBytes)) / 2 ** 20).toFixed(1)} MiB images` }] : []),
   ];
   process.stderr.write(`\n${formatTable(rows)}\n\n`);
-  // The downtime step by step (medians over the runs that report the step).
-  const names = [...new Set(s.flatMap((x) => x.steps.map((y) => y.step)))];
-  const stepRows: Row[] = names.map((n) => {
-    const v = s.flatMap((x) => x.steps.filter((y) => y.step === n).map((y) => y.ms));
+  // The downtime step by step (medians over the runs that report the step), this build's, then the baseline's.
+  const stepTable = (xs: StasisRun[]): Row[] => [...new Set(xs.flatMap((x) => x.steps.map((y) => y.step)))].map((n) => {
+    const v = xs.flatMap((x) => x.steps.filter((y) => y.step === n).map((y) => y.ms));
     return { step: n, 'median ms': +median(v).toFixed(2), runs: `${v.map((x) => x.toFixed(1)).join(', ')}` };
   });
+  const stepRows = stepTable(s);
   if (stepRows.length) process.stderr.write(`${formatTable(stepRows)}\n\n`);
+  const baseStepRows = stepTable(b);
+  if (baseStepRows.length) process.stderr.write(`baseline ${baseline}, step by step:\n${formatTable(baseStepRows)}\n\n`);
   const fullMBps = median(s.map((x) => x.fullBytes / 2 ** 20 / (x.fullSendMs / 1000)));
   // The full round against the floors measured in this run (the target: slower floor / full round <= 1.5).
   const disk = median(floors.map((f) => f.disk));
@@ -263,6 +265,7 @@ try {
     ratioDowntimeToCriu: c.length ? +(median(s.map((x) => x.downtimeMs)) / median(c.map((x) => x.downtimeMs))).toFixed(3) : null,
     markdown: formatTable(rows, true),
     stepsMarkdown: stepRows.length ? formatTable(stepRows, true) : null,
+    baselineStepsMarkdown: baseStepRows.length ? formatTable(baseStepRows, true) : null,
   }, null, 2));
 } finally {
   try { rmSync(work, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { log(`could not remove ${work}: ${(e as Error).message}`); }

@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -141,5 +142,40 @@ test('a round whose mappings\' advice changed (MADV_DONTFORK, MADV_DONTDUMP, mlo
     } finally {
       t.kill();
     }
+  });
+});
+
+/** The /proc/PID/stat state letter ('t': stopped under a tracer). */
+function procState(pid: number): string {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return s.slice(s.lastIndexOf(')') + 2)[0]!;
+}
+
+test('finishHeld runs every step but the last and keeps the process stopped until run(); abandon() instead kills it', async () => {
+  await withStore(async (store, dir) => {
+    const { first, second, out } = await twoRounds(store, dir, false);
+    const p = prepareRestore(store, first, { samePid: false });
+    let pid = 0;
+    try {
+      assert.equal(p.absorb(second), true);
+      const h = p.finishHeld();
+      pid = p.pid;
+      // Built, and stopped under our trace: it has not run a single instruction of its own yet.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(procState(pid), 't');
+      assert.equal(fileLines(out).filter((l) => l.startsWith(`check pid=${pid} `)).length, 0);
+      const r = h.run();
+      assert.equal(r.pid, pid);
+      assert.ok(r.steps.some((s) => s.step === 'detach') && r.steps.some((s) => s.step === 'mm'), 'the result has every step');
+      assert.match(await phaseOf(pid, out), /phase=2 first=-$/);
+    } finally {
+      if (pid) killQuietly(pid); else p.abandon();
+    }
+    // Abandoned while held: nothing is left running.
+    const q = prepareRestore(store, first, { samePid: false });
+    q.finishHeld();
+    const held = q.pid;
+    q.abandon();
+    await waitFor('the held process to be gone', () => { try { return procState(held) === 'Z'; } catch { return true; } });
   });
 });

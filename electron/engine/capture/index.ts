@@ -32,6 +32,7 @@ import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyF
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, applyVmFlags, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
 import * as smapsAhead from './smaps-ahead';
+import { guessVmFlags, vmFlagsDifferences } from './vmflags-guess';
 import { putBackSemUndo } from './sem-undo';
 import { copyPages } from './pages';
 import { rehearseOnce } from './rehearsal';
@@ -79,6 +80,15 @@ export interface CheckpointOptions {
   onProgress?: ProgressFn;
   /** Deleted open files up to this many bytes each have their contents saved (default 10 MiB; capture/ghost-files.ts). */
   ghostLimit?: number;
+  /**
+   * Mode 'hold' only: commit with the parent's VmFlags (vmflags-guess.ts) instead of waiting for
+   * the smaps walk, where the mappings are the parent's; the result's `guessedVmFlags` then says
+   * whether that was exact. Only for a caller that keeps the commit invisible (Store.deferDurability)
+   * and the process from running anywhere until it is confirmed (a migration's last round).
+   * 'if-waiting': only when the walk is still running once the pages are copied (a small
+   * process's is done by then, and its exact flags cost nothing); 'always' (tests).
+   */
+  guessVmFlags?: 'if-waiting' | 'always';
 }
 
 export interface CheckpointResult {
@@ -102,6 +112,12 @@ export interface CheckpointResult {
   warnings: string[];
   /** Mode 'hold' only: the frozen process. Call exactly one of them. */
   held?: HeldProcess;
+  /**
+   * Set when the commit holds guessed VmFlags (guessVmFlags): confirm() waits for the exact smaps
+   * read (taken while the process was frozen, as it still is) and lists the mappings whose flags
+   * differ; [] means the checkpoint is exact. Until then it must not become visible.
+   */
+  guessedVmFlags?: { confirm(): string[] };
 }
 
 export interface HeldProcess {
@@ -215,7 +231,9 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   const markerPath = softDirty ? softDirtyMarker(store, pid, basics.startTime) : null;
   const delta = !!(softDirty && parent && parent.dirtyTracking === 'soft-dirty' && markerPath && existsSync(markerPath) && readFileSync(markerPath, 'utf8').trim() === String(parent.id));
   // Waits the parent checkpoint's stop turned into restart_syscall get their call back (restarts.ts).
-  const parentRestarts = parent ? restartedCalls(store.getState(parent.id).threads) : new Map() as RestartedCalls;
+  const parentState = parent ? store.getState(parent.id) : null;
+  const parentRestarts = parentState ? restartedCalls(parentState.threads) : new Map() as RestartedCalls;
+  let guessed: { confirm(): string[] } | undefined;
 
   let t: Tracee | null = null;
   let child: SnapshotChild | null = null;
@@ -301,8 +319,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       keepRestartedCalls(pc, state.threads, parentRestarts);
       const fdTargets = state.fds.map((f) => f.target);
       const scan = scanAtFreeze(pc, frozenMaps);
-      // Protect again what was written, so the next checkpoint can start from this freeze.
-      rebase(pc, scan, fdTargets);
+      // Protect again what was written, so the next checkpoint can start from this freeze. Not for
+      // a held process (a second walk of its page tables while frozen): it is killed once it runs
+      // elsewhere, and resumed without tracking (held.resume closes the tracker).
+      if (!hold) rebase(pc, scan, fdTargets);
       how = 'pre-copy';
       // What the program wrote during the live read: from a fork snapshot when that stops it for
       // less; the scan's meaning is then worked out after the release.
@@ -408,7 +428,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       child = null;
     }
     if (late.flags) {
-      applyVmFlags(state.mappings, late.flags.take());
+      // The walk is waited for after the commit instead, by the caller (guessedVmFlags).
+      const guess = opts.guessVmFlags === 'always' || (opts.guessVmFlags === 'if-waiting' && !late.flags.ready());
+      if (hold && guess && parentState && guessVmFlags(state.mappings, parentState.mappings)) {
+        const ahead = late.flags;
+        const mappings = state.mappings;
+        guessed = { confirm: () => vmFlagsDifferences(mappings, ahead.take()) };
+      } else applyVmFlags(state.mappings, late.flags.take());
       late.flags = null;
     }
     phase('commit', { pid });
@@ -416,9 +442,13 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const durationMs = performance.now() - t0;
     const info = writer.commit({ pagesScanned, frozenMs: round(frozenMs), durationMs: round(durationMs) });
     writer = null;
+    // Held: not protected again at the freeze, so of no use to a next checkpoint; closed once the
+    // process is killed or, before it runs on, resumed (closing it walks the page tables too).
+    let untracked: PreCopy | null = null;
     if (pc) {
       // Kept for the next checkpoint, unless an io_uring appeared (nothing it protects can be trusted).
-      if (trackable) {
+      if (hold) untracked = pc;
+      else if (trackable) {
         pc.base = info.id;
         keepTracker(store.dir, pc);
       } else closePreCopy(pc);
@@ -436,7 +466,12 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     } else if (hold) {
       const frozen = t;
       t = null; // not released by the finally below
-      held = { frozenAt: performance.now() - frozen.elapsedMs(), resume: () => frozen.release(), kill: () => frozen.release({ kill: true }) };
+      const tracker = untracked;
+      held = {
+        frozenAt: performance.now() - frozen.elapsedMs(),
+        resume: () => { closePreCopy(tracker); frozen.release(); },
+        kill: () => { frozen.release({ kill: true }); closePreCopy(tracker); },
+      };
     }
     return {
       id: info.id,
@@ -453,6 +488,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
       killed,
       warnings,
       ...(held ? { held } : {}),
+      ...(guessed ? { guessedVmFlags: guessed } : {}),
     };
   } catch (e) {
     writer?.abort();

@@ -52,14 +52,15 @@ export function warm(): void {
   }
 }
 
-export interface SmapsAhead { take(): MapEntry[] }
+/** take(): the entries (waits for the read); ready(): whether take() would not wait. */
+export interface SmapsAhead { take(): MapEntry[]; ready(): boolean }
 export interface ArmedSmaps { go(pid: number): SmapsAhead; cancel(): void }
 
 /** A read of some process's smaps, ready to start (see the module comment); read here if the worker is unavailable. */
 export function arm(): ArmedSmaps {
   warm();
   const w = worker;
-  if (!w) return { go: (pid) => ({ take: () => readSmaps(pid) }), cancel: () => undefined };
+  if (!w) return { go: (pid) => ({ take: () => readSmaps(pid), ready: () => true }), cancel: () => undefined };
   const flag = new SharedArrayBuffer(8);
   const f = new Int32Array(flag);
   const { port1, port2 } = new MessageChannel();
@@ -71,7 +72,7 @@ export function arm(): ArmedSmaps {
       Atomics.store(f, 1, pid);
       Atomics.store(f, 0, 1);
       Atomics.notify(f, 0);
-      return { take: () => collect(pid, port1, f) };
+      return { take: () => collect(pid, port1, f), ready: () => Atomics.load(f, 0) === 2 };
     },
     cancel: () => {
       if (started) return;

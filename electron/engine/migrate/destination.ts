@@ -34,6 +34,8 @@ export interface PreparedProcess {
   /** Catches up with a round validated in memory, not imported yet (restore/index.ts PreparedRestore.absorbDelta). */
   absorbDelta?(state: ProcessState, changes: StreamDelta): boolean;
   finish(): RestoredProcess;
+  /** finish() up to the process running, which waits for run() (restore/index.ts PreparedRestore.finishHeld); without it the wait comes before finish(). */
+  finishHeld?(): { run(): RestoredProcess };
   /** Writes the restored process's timeline entry: called once the source knows it runs (not downtime); asId names a round absorbed with absorbDelta once imported. */
   record(asId?: number): unknown;
   abandon(): void;
@@ -109,13 +111,14 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   const result: DestinationResult = { sourcePid: Number(hello.pid), dryRun: hello.dryRun === true, checkpointIds: [], discarded: false };
   // Negotiating pays only where this store holds a copy of the process (an earlier send or
   // --follow): otherwise every page is new here, and the exchange costs throughput for nothing.
-  // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound).
+  // memoryRound: this end takes the last round in memory (`stream {restore: true}`, restoreLastRound);
+  // confirmRun: it also holds such a round's process stopped until `run` (`stream {confirm: true}`).
   // trees: this end restores a migrated tree and kills all of it if the session fails (an older one
   // would kill only its root); offers: it takes any round as an offer by page hash (a tree's later
   // rounds when they cannot travel as continuations); memberRounds: it groups a tree's members
   // sent one by one as continuations (`group`), so a tree's later rounds carry only what changed.
   // hashChecksum: it reads streams of versions 3 and 4. proceed: a dry run can turn into the migration after its pre-flight (migrate/confirm.ts).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, confirmRun: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
   // Only ever narrows what the restore may do: new PIDs for a tree whose own ones are taken here.
   const how: RestoreHow | undefined = hello.samePid === false ? { samePid: false } : undefined;
   const mine = (id: unknown): number => {
@@ -165,7 +168,10 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_MEMORY_ROUND) throw new StasisError('INVALID_INPUT', `a last round of ${String(bytes)} bytes was announced (at most ${MAX_MEMORY_ROUND} travel in memory)`);
         const r0 = performance.now();
         const data = await receiveInMemory(rd, bytes);
-        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2));
+        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2), m.confirm === true ? rd : null);
+        // The source found its round inexact (and sends it again) or gave up.
+        if ('retracted' in restored) continue;
+        if ('aborted' in restored) return fail(`the source stopped the migration: ${restored.aborted}`);
         result.restored = { pid: restored.pid, checkpointId: restored.checkpointId, durationMs: restored.durationMs, prepared: restored.prepared, ...(restored.warning ? { warning: restored.warning } : {}) };
         continue;
       }
@@ -232,6 +238,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         await wr.send({ t: 'bye', checkpointId: result.restored.checkpointId, ...(result.restored.warning ? { warning: result.restored.warning } : {}) }).catch(() => undefined);
         unprepare();
         return result;
+      } else if (m.t === 'run' || m.t === 'retract') {
+        // The word on a held last round that failed here (the source hears `error`): nothing waits for it.
       } else if (m.t === 'abort') {
         return fail(`the source stopped the migration: ${typeof m.reason === 'string' ? m.reason.slice(0, 2000) : 'no reason given'}`);
       } else {
@@ -267,8 +275,13 @@ async function receiveInMemory(rd: FrameReader, bytes: number): Promise<Buffer> 
  * until the import's commit leaves the store as the earlier rounds left it. A round the prepared
  * process cannot absorb (no prepared process, its layout changed) is imported first and restored
  * from scratch, as before. Throws before `restored` only (the source then resumes its process).
+ *
+ * held (the round came with `confirm: true`): the source sent it before it knew that its VmFlags
+ * are exact. Everything that does not let the process run is done meanwhile; the process runs,
+ * and anything of the round is stored, only after the source's `run`. `retract` (the round was
+ * not exact: the source sends another) kills what was built and stores nothing; so does `abort`.
  */
-async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string }> {
+async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number, held: FrameReader | null): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string } | { retracted: true } | { aborted: string }> {
   const t0 = performance.now();
   const delta = streamDelta('last round', data);
   const base = mine(delta.continues);
@@ -284,21 +297,52 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
   }
   // Of the downtime, what happened here before the restore's own steps (those start at the absorb's memory write).
   const before = [{ step: 'receive last round', ms: receiveMs }, { step: 'validate last round', ms: validateMs }];
+  const waited: { step: string; ms: number }[] = [];
+  /** The source's word on a held round: null to go on, else what to return. */
+  const verdict = async (): Promise<{ retracted: true } | { aborted: string } | null> => {
+    if (!held) return null;
+    const w0 = performance.now();
+    const f = await held.next();
+    waited.push({ step: 'waited for the source\'s run', ms: +(performance.now() - w0).toFixed(2) });
+    if (f?.type === 'json' && f.msg.t === 'run') return null;
+    if (f?.type === 'json' && f.msg.t === 'retract') return { retracted: true };
+    if (f?.type === 'json' && f.msg.t === 'abort') return { aborted: typeof f.msg.reason === 'string' ? f.msg.reason.slice(0, 2000) : 'no reason given' };
+    throw new StasisError('INVALID_INPUT', f ? `"${f.type === 'json' ? f.msg.t.slice(0, 40) : 'data'}" arrived where the source's run was expected` : 'the connection closed before the source said whether to run the process');
+  };
   if (!absorbed) {
+    // Nothing of a held round is stored before the source confirmed it.
+    const v = await verdict();
+    if (v) return v;
     // The round imported first (inside the downtime, as before this path existed), then a restore from scratch.
     const ids = await importRound(data, deps);
     // Discarded with the rest if the restore or the session fails.
     imported.push(...ids);
     const id = ids[ids.length - 1]!;
     const r = await deps.restore(id);
-    await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: false, steps: [...before, ...(r.steps ?? [])], ...(r.warning ? { warning: r.warning } : {}) });
+    await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: false, steps: [...before, ...waited, ...(r.steps ?? [])], ...(r.warning ? { warning: r.warning } : {}) });
     return { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: false, ...(r.warning ? { warning: r.warning } : {}) };
   }
-  const r = ready!.finish();
+  let r: RestoredProcess;
+  if (held && ready!.finishHeld) {
+    const h = ready!.finishHeld();
+    let v: Awaited<ReturnType<typeof verdict>>;
+    try {
+      v = await verdict();
+    } catch (e) {
+      ready!.abandon();
+      throw e;
+    }
+    if (v) { ready!.abandon(); return v; }
+    r = h.run();
+  } else {
+    const v = await verdict();
+    if (v) { ready!.abandon(); return v; }
+    r = ready!.finish();
+  }
   const here = performance.now() - a0;
   // What the restore's steps do not cover: the state decoded, the plan built and checked.
-  const other = here - (r.steps ?? []).reduce((n, x) => n + x.ms, 0);
-  const steps = [...before, { step: 'state, plan and pre-flight of the last round', ms: +Math.max(0, other).toFixed(2) }, ...(r.steps ?? [])];
+  const other = here - (r.steps ?? []).reduce((n, x) => n + x.ms, 0) - waited.reduce((n, x) => n + x.ms, 0);
+  const steps = [...before, { step: 'state, plan and pre-flight of the last round', ms: +Math.max(0, other).toFixed(2) }, ...(r.steps ?? []), ...waited];
   const durationMs = +(receiveMs + validateMs + here).toFixed(2);
   await wr.send({ t: 'restored', pid: r.pid, durationMs, prepared: true, steps, ...(r.warning ? { warning: r.warning } : {}) });
   // From here the process runs: what fails is said, nothing is undone (the source holds its own copy of the round).

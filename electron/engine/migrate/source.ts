@@ -43,6 +43,13 @@ export interface MigrateOptions {
    * other by them: restore/tree.ts), and the destination's pre-flight refuses it when they are taken.
    */
   samePid?: boolean;
+  /**
+   * The last round's VmFlags guessed from the round before and checked while the round travels
+   * (docs/wire-protocol.md, "VmFlags checked after the send"), where the destination allows it:
+   * 'auto' (default) when the smaps walk is still running once the pages are copied, 'always'
+   * (tests), 'never'.
+   */
+  guessVmFlags?: 'auto' | 'always' | 'never';
 }
 
 export interface MigrateRound {
@@ -93,6 +100,31 @@ export interface MigrateResult {
   cutover?: { step: string; ms: number }[];
   /** A migrated tree (tree-source.ts): every process of it, root first, with its PID on the destination (null for a dry run). */
   tree?: { members: { pid: number; comm: string; destinationPid: number | null }[] };
+  /**
+   * How the last round's VmFlags were had (not set for a dry run): 'read' (the smaps walk waited
+   * for before the commit) or 'guessed' (from the round before, sent at once, checked against
+   * the walk before the destination ran the process).
+   */
+  vmFlags?: 'read' | 'guessed';
+  /** A guess that was wrong (the mappings whose VmFlags differed): that round was thrown away, the process resumed and the last round taken again. */
+  retracted?: string[];
+}
+
+type Restored = { pid: number; durationMs: number; warning?: string; prepared?: boolean; steps?: unknown };
+
+/** One attempt at the last round (migrate's finalRound): done, or retracted (retract: the VmFlags that differed; nothing else set). */
+interface FinalRound {
+  retract?: string[];
+  last: CheckpointResult;
+  /** The destination's id of the round, -1 until its `bye` names it. */
+  id: number;
+  frozenAt: number;
+  frozenMs: number;
+  restored: Restored;
+  restoredAt: number;
+  cutover: { step: string; ms: number }[];
+  /** The round travelled with guessed VmFlags, confirmed before the destination ran it. */
+  guessed: boolean;
 }
 
 /** The last round travels in memory when its stream is no larger (else through spool files, as every round). */
@@ -114,6 +146,14 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let checksum: 'hashes' | 'bytes' = 'bytes';
   let memoryRound = false;
   let deferred: { settle(): void; discard(): void } | null = null;
+  let snapshot: 'precopy' | undefined = 'precopy';
+  /** The last round's guessed VmFlags, until they are checked against the exact read. */
+  let guessed: { confirm(): string[] } | null = null;
+  const confirmGuess = (): string[] => {
+    const g = guessed;
+    guessed = null;
+    return g ? g.confirm() : [];
+  };
   const settle = (): void => {
     const d = deferred;
     deferred = null;
@@ -158,19 +198,99 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     remote = ack.ids[ack.ids.length - 1]!;
     return remote;
   };
+  /**
+   * Takes the last round (held) and has the destination run it; guess: commit it with VmFlags
+   * guessed from its parent (vmflags-guess.ts) and send it at once, the destination building the
+   * process meanwhile and running it only on `run`, which follows once the exact flags (still
+   * read while frozen) match. When they do not, the commit is thrown away, the destination told
+   * to `retract`, the process resumed: `retract` says what differed and the caller takes it again.
+   */
+  const finalRound = async (guess: boolean): Promise<FinalRound> => {
+    const marks: { phase: string; at: number }[] = [];
+    const last = checkpoint(store, pid, {
+      mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
+      ...(guess && memoryRound && remote !== null && lastSent !== null && opts.guessVmFlags !== 'never' ? { guessVmFlags: opts.guessVmFlags === 'always' ? 'always' as const : 'if-waiting' as const } : {}),
+      onPhase: (p) => {
+        marks.push({ phase: p, at: performance.now() });
+        // The last round's commit skips its fsync and stays invisible to others until the
+        // destination runs the process (settled below); a crash meanwhile leaves the store as the
+        // earlier rounds left it. Only for a round that can go in memory (a continuation).
+        if (p === 'commit' && memoryRound && remote !== null && lastSent !== null) deferred = store.deferDurability();
+      },
+    });
+    held = last.held ?? null;
+    guessed = last.guessedVmFlags ?? null;
+    const committedAt = performance.now();
+    // From the freeze that holds it now: frozenMs stops before the commit, which it is frozen through too.
+    const frozenAt = held?.frozenAt ?? performance.now() - last.frozenMs;
+    const frozenMs = +(committedAt - frozenAt).toFixed(1);
+    const parent = store.get(last.id)?.parentId ?? null;
+    const retract = async (differ: string[], tell: boolean): Promise<FinalRound> => {
+      const d = deferred;
+      deferred = null;
+      d?.discard();
+      held!.resume();
+      held = null;
+      if (tell) await wr.send({ t: 'retract', reason: `VmFlags changed since the round before: ${differ.slice(0, 3).join('; ')}` });
+      return { retract: differ } as FinalRound;
+    };
+    let id: number;
+    let restored: Restored;
+    let viaGuess = false;
+    const points: [string, number][] = [];
+    // The last round in memory, restored at once there and stored (durably) only after `restored`;
+    // one that does not continue what the destination holds, or too large, goes as every round.
+    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
+    if (!r) {
+      // Through spool files as every round: exact and durable first, as before.
+      const differ = confirmGuess();
+      if (differ.length) return retract(differ, false);
+      settle();
+      id = await send(last, 'final');
+      await wr.send({ t: 'restore', id });
+      restored = await rd.expect<Restored>('restored');
+      points.push(['export, send, import and restore there', performance.now()]);
+    } else {
+      points.push(['export in memory', performance.now()]);
+      const t0 = performance.now();
+      const wire0 = wr.bytes;
+      const confirm = guessed !== null;
+      await wr.send({ t: 'stream', bytes: r.bytes, final: true, restore: true, ...(confirm ? { confirm: true } : {}) });
+      for (let pos = 0; pos < r.bytes; pos += CHUNK) await wr.data(r.data.subarray(pos, Math.min(pos + CHUNK, r.bytes)));
+      if (confirm) {
+        points.push(['send the last round', performance.now()]);
+        const differ = confirmGuess();
+        points.push(['the rest of the smaps walk, its VmFlags checked (the destination builds the process meanwhile)', performance.now()]);
+        if (differ.length) return retract(differ, true);
+        await wr.send({ t: 'run' });
+        viaGuess = true;
+      }
+      restored = await rd.expect<Restored>('restored');
+      points.push([confirm ? 'then there: the rest of its restore and the process run' : 'send, validate, absorb and resume there', performance.now()]);
+      const bytes = wr.bytes - wire0;
+      const round: MigrateRound = { round: rounds.length + 1, checkpointId: last.id, kind: 'final', pages: r.pages, pagesSent: r.pages, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: restored.prepared === true };
+      rounds.push(round);
+      bytesSent += bytes;
+      opts.onRound?.(round);
+      id = -1; // the destination's id of it comes with `bye`, once it is stored there
+    }
+    const restoredAt = points[points.length - 1]![1];
+    return { last, id, frozenAt, frozenMs, restored, restoredAt, cutover: cutoverSteps(frozenAt, marks, committedAt, points), guessed: viaGuess };
+  };
   try {
     await wr.magic();
     await wr.send({ t: 'hello', proto: 1, pid, startTime: readBasics(pid)?.startTime ?? null, dryRun: helloDryRun(opts) });
-    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; footerLast?: unknown; hashChecksum?: unknown; proceed?: unknown }>('hello');
+    const hi = await rd.expect<{ negotiate?: unknown; memoryRound?: unknown; confirmRun?: unknown; footerLast?: unknown; hashChecksum?: unknown; proceed?: unknown }>('hello');
     negotiate = hi.negotiate === true;
     footerLast = hi.footerLast === true;
     // Streams of versions 3 and 4 (checksum over the page hashes) to a destination that reads them.
     checksum = hi.hashChecksum === true ? 'hashes' : 'bytes';
     // A destination that says so takes the last round in memory (`stream {restore: true}`); an older one gets it as every round.
     memoryRound = hi.memoryRound === true;
+    // A destination that holds the last round's process until `run` lets that round travel before its VmFlags are checked.
+    const confirmRun = memoryRound && hi.confirmRun === true;
     // Pre-copy for any number of threads where the kernel allows: the default keeps several
     // threads frozen for the whole read, which would stop a multi-threaded process every round.
-    let snapshot: 'precopy' | undefined = 'precopy';
     const first = (() => {
       try {
         return checkpoint(store, pid, { full: true, label: 'migration: full', snapshot });
@@ -204,55 +324,21 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       if (now >= prev) break;
       prev = now;
     }
-    const marks: { phase: string; at: number }[] = [];
-    const last = checkpoint(store, pid, {
-      mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
-      onPhase: (p) => {
-        marks.push({ phase: p, at: performance.now() });
-        // The last round's commit skips its fsync and stays invisible to others until the
-        // destination runs the process (settled below); a crash meanwhile leaves the store as the
-        // earlier rounds left it. Only for a round that can go in memory (a continuation).
-        if (p === 'commit' && memoryRound && remote !== null && lastSent !== null) deferred = store.deferDurability();
-      },
-    });
-    held = last.held ?? null;
-    const committedAt = performance.now();
-    // From the freeze that holds it now: frozenMs stops before the commit, which it is frozen through too.
-    const frozenAt = held?.frozenAt ?? performance.now() - last.frozenMs;
-    const frozenMs = +(committedAt - frozenAt).toFixed(1);
-    const parent = store.get(last.id)?.parentId ?? null;
-    let id: number;
-    let restored: { pid: number; durationMs: number; warning?: string; prepared?: boolean; steps?: unknown };
-    let exportedAt = committedAt;
-    let inMemory = false;
-    // The last round in memory, restored at once there and stored (durably) only after `restored`;
-    // one that does not continue what the destination holds, or too large, goes as every round.
-    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
-    // Through spool files as every round: durable first, as before.
-    if (!r) settle();
-    if (r) {
-      exportedAt = performance.now();
-      inMemory = true;
-      const t0 = performance.now();
-      const wire0 = wr.bytes;
-      await wr.send({ t: 'stream', bytes: r.bytes, final: true, restore: true });
-      for (let pos = 0; pos < r.bytes; pos += CHUNK) await wr.data(r.data.subarray(pos, Math.min(pos + CHUNK, r.bytes)));
-      restored = await rd.expect<typeof restored>('restored');
-      const bytes = wr.bytes - wire0;
-      const round: MigrateRound = { round: rounds.length + 1, checkpointId: last.id, kind: 'final', pages: r.pages, pagesSent: r.pages, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: restored.prepared === true };
-      rounds.push(round);
-      bytesSent += bytes;
-      opts.onRound?.(round);
-      id = -1; // the destination's id of it comes with `bye`, once it is stored there
-    } else {
-      id = await send(last, 'final');
-      await wr.send({ t: 'restore', id });
-      restored = await rd.expect<typeof restored>('restored');
+    // The last round. Its VmFlags may be guessed from the round before (a destination that holds
+    // the process until `run`, and a commit kept invisible): it then travels while the smaps walk
+    // finishes, and the destination builds the process meanwhile; an inexact guess is retracted and
+    // the round taken again with the exact flags (finalRound).
+    let attempt: FinalRound;
+    let retracted: string[] | undefined;
+    for (;;) {
+      attempt = await finalRound(retracted === undefined && confirmRun);
+      if (!attempt.retract) break;
+      retracted = attempt.retract;
     }
-    const restoredAt = performance.now();
+    const { last, frozenAt, frozenMs, restored, restoredAt, cutover } = attempt;
+    let id = attempt.id;
     const downtimeMs = +(restoredAt - frozenAt).toFixed(1);
-    const cutover = cutoverSteps(frozenAt, marks, committedAt, inMemory ? exportedAt : null, restoredAt);
-    held?.kill();
+    (held as HeldProcess | null)?.kill();
     held = null;
     // Outside the downtime: the source's copy of the last round, durable now (the destination's is being stored meanwhile).
     let unsettled: string | undefined;
@@ -278,13 +364,22 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
         ...(prep.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep.reason ?? 'no reason given' }), ...(warning ? { warning } : {}),
       },
       downtimeMs, frozenMs, cutover,
+      vmFlags: attempt.guessed ? 'guessed' : 'read',
+      ...(retracted ? { retracted } : {}),
     };
   } catch (e) {
-    const wasHeld = held !== null;
-    held?.resume();
+    // Assigned in finalRound (a closure flow analysis does not follow).
+    const h = held as HeldProcess | null;
+    const wasHeld = h !== null;
+    h?.resume();
     // A held process: its last round stays a valid checkpoint here (it runs on from it); if that
     // cannot be made durable it goes. A capture that failed after its commit began keeps nothing.
-    if (wasHeld) { try { settle(); } catch { /* settle discarded it */ } }
+    if (wasHeld) {
+      // Guessed VmFlags that turn out inexact make it a wrong checkpoint: thrown away instead.
+      if (confirmGuess().length) (deferred as { discard(): void } | null)?.discard();
+      else { try { settle(); } catch { /* settle discarded it */ } }
+      deferred = null;
+    }
     await wr.send({ t: 'abort', reason: (e as Error).message }).catch(() => undefined);
     if (e instanceof StasisError && e.code === 'PROCESS_GONE') {
       throw new StasisError('PROCESS_GONE', `${e.message} The migration stopped after ${rounds.length} round(s); the destination discards what it received and starts nothing.`);
@@ -308,19 +403,18 @@ function exportInMemory(store: Store, id: number, remote: number): { bytes: numb
 
 /**
  * The downtime's steps as seen from the source: capture phases of the held checkpoint (marks),
- * its commit, the in-memory export (exportedAt, null when the round went through spool files),
- * and the rest up to `restored` (transfer and the destination's work).
+ * its commit, then the named points after it up to `restored` (the last one): the export, the
+ * send, the wait for the VmFlags, the destination's work.
  */
-function cutoverSteps(frozenAt: number, marks: { phase: string; at: number }[], committedAt: number, exportedAt: number | null, restoredAt: number): { step: string; ms: number }[] {
+function cutoverSteps(frozenAt: number, marks: { phase: string; at: number }[], committedAt: number, after: [string, number][]): { step: string; ms: number }[] {
   const at = (p: string): number | undefined => marks.find((m) => m.phase === p)?.at;
   const points: [string, number | undefined][] = [
     ['freeze, registers and kernel state', at('frozen')],
     ['frozen copy of what changed during the live read', at('details')],
     ['mappings\' files and vdso', at('pages')],
-    ['pages into the checkpoint (frozen copy, shared and unreadable mappings), then the rest of the smaps walk (VmFlags)', at('commit')],
+    ['pages into the checkpoint (frozen copy, shared and unreadable mappings), then the rest of the smaps walk (VmFlags) unless they were guessed', at('commit')],
     ['commit (index transaction; its fsync deferred when the round goes in memory)', committedAt],
-    ...(exportedAt !== null ? [['export in memory', exportedAt] as [string, number]] : []),
-    [exportedAt !== null ? 'send, validate, absorb and resume there' : 'export, send, import and restore there', restoredAt],
+    ...after,
   ];
   const out: { step: string; ms: number }[] = [];
   let prev = frozenAt;

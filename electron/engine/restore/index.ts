@@ -131,6 +131,12 @@ export interface PreparedRestore {
    * (branchCheckpointId null): record() writes it, once the caller has said the process runs.
    */
   finish(): RestoreResult;
+  /**
+   * finish() but for its last step: every step runs, and the process stays stopped until run()
+   * detaches it (a migration waits there for the source's word that the round was exact);
+   * abandon() instead kills it.
+   */
+  finishHeld(): { run(): RestoreResult };
   /** asId: the imported id of a checkpoint absorbed with absorbDelta (the record's parent). */
   record(asId?: number): RecordedBranch;
   /** Kills the half-built process. */
@@ -147,6 +153,10 @@ export function prepareRestore(store: Store, id: number, opts: RestoreOptions = 
     absorb: (next) => s.absorb(next),
     absorbDelta: (state, changes) => s.absorbDelta(state, changes),
     finish: () => s.complete(true),
+    finishHeld: () => {
+      s.buildRest();
+      return { run: () => s.run(true) };
+    },
     record: (asId) => s.record(asId),
     abandon: () => s.kill(),
   };
@@ -293,19 +303,33 @@ class SingleRestore {
    * the source that the process runs: the entry is no part of the downtime.
    */
   complete(deferRecord = false): RestoreResult {
+    this.buildRest();
+    return this.run(deferRecord);
+  }
+
+  private rest: ReturnType<typeof rebuildRest> | null = null;
+
+  /** Every step after the memory but the detach: the process is whole and still stopped. */
+  buildRest(): void {
     const r = this.remote!;
     const plan = this.plan!;
-    const state = this.state;
-    const written = this.guarded(() => {
+    this.rest = this.guarded(() => {
       if (!this.sealed) this.step('seal protections', () => sealProtections(r, plan));
       this.sealed = true;
-      const rest = rebuildRest(this.step, r, plan, state, this.ctx());
-      this.step('detach', () => {
-        // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
-        r.detach(state.stopped === true);
-      });
-      return rest;
+      return rebuildRest(this.step, r, plan, this.state, this.ctx());
     });
+  }
+
+  /** Lets the process built by buildRest() run. See complete(). */
+  run(deferRecord: boolean): RestoreResult {
+    const r = this.remote!;
+    const state = this.state;
+    const written = this.rest!;
+    this.rest = null;
+    this.guarded(() => this.step('detach', () => {
+      // A process checkpointed while stopped (SIGSTOP/SIGTSTP) comes back stopped; SIGCONT resumes it.
+      r.detach(state.stopped === true);
+    }));
     const pid = r.pid;
     const id = this.id;
     let warning: string | undefined;
