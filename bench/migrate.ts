@@ -10,9 +10,11 @@
  *   Downtime: dump start to restore returning.
  * Each run then checks the moved process goes on counting. Prints per-run rows and one JSON document.
  *
- *   node --import tsx bench/migrate.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH] [--baseline BIN]
+ *   node --import tsx bench/migrate.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH] [--baseline BIN] [--guess never|auto]
  * --baseline: another build's bin/stasis.js (e.g. /work/main/bin/stasis.js), run alternately with
  * this one in the same run (A, B, A, B ...) so a change is compared under the same load.
+ * --guess MODE: this build's runs pass `migrate --guess-vmflags MODE` (the baseline's do not):
+ * `--guess never --baseline bin/stasis.js` is an A/B of the guessed VmFlags in one build.
  * Also prints the downtime step by step (the source's `cutover` steps and the destination's).
  *
  * Full round (issue 14: within 1.5x of the slower of the disk and the link): round 1's bytes over
@@ -44,6 +46,7 @@ const criu = arg('criu', join(homedir(), '.cache/criu4/criu'));
 const baseline = arg('baseline', '');
 const root = new URL('../', import.meta.url).pathname;
 const stasisBin = join(root, 'bin/stasis.js');
+const guessMode = arg('guess', '');
 // See bench/restore.ts: CRIU's breakpoint path hangs in this VM; 130 takes its other path.
 const criuEnv = { ...process.env, CRIU_FAULT: process.env.CRIU_FAULT ?? '130' };
 const log = (m: string): void => { process.stderr.write(`[bench] ${m}\n`); };
@@ -102,14 +105,16 @@ function startTarget(tag: string): { t: DetachedProcess; out: string } {
 }
 
 interface StasisRun { vmFlags: string; srcCpuMs: number; dstCpuMs: number; steps: { step: string; ms: number }[]; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; lackedBytes: number; rounds: number; finalPages: number; wallMs: number; fullSendMs: number; fullBytes: number }
-function stasisRun(i: number, bin = stasisBin): StasisRun {
+function stasisRun(i: number, bin = stasisBin, guessVm = guessMode): StasisRun {
   const { t, out } = startTarget(`stasis-${i}`);
   const src = join(work, `src-${i}`);
   const dst = join(work, `dst-${i}`);
   const t0 = performance.now();
   const srcTime = join(work, `time-src-${i}`);
   const dstTime = join(work, `time-dst-${i}`);
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', srcTime, process.execPath, bin, '--store', src, '--json', 'migrate', String(t.pid), '--pipe', `/usr/bin/time -f '%U %S' -o ${dstTime} ${process.execPath} ${bin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
+  // --guess MODE: this build's runs only (`migrate --guess-vmflags`), so a --baseline of the same build is the other mode.
+  const guess = guessVm ? ['--guess-vmflags', guessVm] : [];
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', srcTime, process.execPath, bin, '--store', src, '--json', 'migrate', String(t.pid), ...guess, '--pipe', `/usr/bin/time -f '%U %S' -o ${dstTime} ${process.execPath} ${bin} --store ${dst} receive`], { encoding: 'utf8', timeout: 600_000 });
   const wallMs = performance.now() - t0;
   if (r.status !== 0) throw new Error(`stasis migrate failed: ${r.stderr}`);
   // The source's rusage includes the receiving command it waited for.
@@ -219,9 +224,9 @@ try {
     floors.push({ disk, link: l.mibps, linkCpu: `${(l.writerCpuMs / 1000).toFixed(2)} + ${(l.readerCpuMs / 1000).toFixed(2)}` });
     log(`floors: disk ${disk.toFixed(0)} MiB/s durable, pipe ${l.mibps.toFixed(0)} MiB/s (cpu s writer ${(l.writerCpuMs / 1000).toFixed(2)}, reader ${(l.readerCpuMs / 1000).toFixed(2)}); load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
     // A and B alternate, in a different order each run.
-    if (baseline && i % 2 === 1) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline)); }
+    if (baseline && i % 2 === 1) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline, '')); }
     s.push(stasisRun(i));
-    if (baseline && i % 2 === 0) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline)); }
+    if (baseline && i % 2 === 0) { log(`baseline ${baseline}:`); b.push(stasisRun(100 + i, baseline, '')); }
     if (haveCriu && !criuProblem) {
       try { c.push(criuRun(i)); } catch (e) { criuProblem = (e as Error).message; log(criuProblem); }
     }

@@ -14,7 +14,7 @@ import { connect, parseAddress, tokenKey } from '../../engine/transfer/tls-link'
 import { FrameReader, FrameWriter } from '../../engine/migrate/wire';
 import { migrate, type MigrateResult } from '../../engine/migrate/source';
 
-interface Opts { to?: string; token?: string; pipe?: string; dryRun?: boolean; maxRounds?: string; pid?: boolean }
+interface Opts { to?: string; token?: string; pipe?: string; dryRun?: boolean; maxRounds?: string; pid?: boolean; guessVmflags?: string }
 
 interface Link { input: Readable; output: Writable; close(): Promise<void> }
 
@@ -80,10 +80,13 @@ export default defineCommand('migrate', (program, cli) => {
     .option('--pipe <command>', 'a command whose stdin/stdout reach `stasis receive` there, e.g. \'ssh host stasis receive\'')
     .option('--dry-run', 'send the first round and run the destination\'s pre-flight only; nothing is stopped')
     .option('--max-rounds <n>', 'pre-copy rounds at most, the full one included (default 8)')
+    .option('--guess-vmflags <when>', 'the last round sent with its mappings\' flags guessed from the round before and checked while it travels: auto (default: when the smaps walk is still running), never')
     .option('--no-pid', 'a process tree: give its processes new PIDs on the destination (default: their own, refused there when taken)')
     .action(async (pidArg: string, o: Opts) => {
       const pid = Number(pidArg);
       if (!/^\d+$/.test(pidArg) || pid <= 0) throw new StasisError('INVALID_INPUT', `"${pidArg}" is not a process id.`);
+      const guess = o.guessVmflags;
+      if (guess !== undefined && guess !== 'never' && guess !== 'auto') throw new StasisError('INVALID_INPUT', `--guess-vmflags ${guess}: give never or auto.`);
       const maxRounds = o.maxRounds === undefined ? undefined : Number(o.maxRounds);
       if (maxRounds !== undefined && (!Number.isInteger(maxRounds) || maxRounds < 1 || maxRounds > 100)) throw new StasisError('INVALID_INPUT', `--max-rounds ${o.maxRounds}: give a whole number from 1 to 100.`);
       const store = cli.store();
@@ -92,7 +95,7 @@ export default defineCommand('migrate', (program, cli) => {
       try {
         const progress = !cli.json() && process.stderr.isTTY;
         r = await migrate(store, pid, new FrameReader(link.input), new FrameWriter(link.output), {
-          dryRun: o.dryRun === true, ...(maxRounds !== undefined ? { maxRounds } : {}), ...(o.pid === false ? { samePid: false } : {}),
+          dryRun: o.dryRun === true, ...(maxRounds !== undefined ? { maxRounds } : {}), ...(o.pid === false ? { samePid: false } : {}), ...(guess ? { guessVmFlags: guess } : {}),
           ...(progress ? { onRound: (x) => process.stderr.write(`round ${x.round} (${x.kind}): ${x.pages} pages sent\n`) } : {}),
         });
       } finally {

@@ -46,8 +46,9 @@ export interface MigrateOptions {
   /**
    * The last round's VmFlags guessed from the round before and checked while the round travels
    * (docs/wire-protocol.md, "VmFlags checked after the send"), where the destination allows it:
-   * 'auto' (default) when the smaps walk is still running once the pages are copied, 'always'
-   * (tests), 'never'.
+   * 'auto' (the default) when the smaps walk is still running once the pages are copied,
+   * 'always' (tests), or 'never'. On this 2-core machine the destination's build competes with the
+   * walk for the cores, so the gain is smaller than the walk and noisy (docs/benchmarks.md).
    */
   guessVmFlags?: 'auto' | 'always' | 'never';
 }
@@ -209,7 +210,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const marks: { phase: string; at: number }[] = [];
     const last = checkpoint(store, pid, {
       mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
-      ...(guess && memoryRound && remote !== null && lastSent !== null && opts.guessVmFlags !== 'never' ? { guessVmFlags: opts.guessVmFlags === 'always' ? 'always' as const : 'if-waiting' as const } : {}),
+      ...(guess && memoryRound && remote !== null && lastSent !== null && (opts.guessVmFlags ?? 'auto') !== 'never' ? { guessVmFlags: opts.guessVmFlags === 'always' ? 'always' as const : 'if-waiting' as const } : {}),
       onPhase: (p) => {
         marks.push({ phase: p, at: performance.now() });
         // The last round's commit skips its fsync and stays invisible to others until the
