@@ -9,24 +9,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
 import { procState, spawnDetached } from '../helpers/spawn';
 import { fileLines, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
-import { preflight, restore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate, type PreflightAnswer } from '../../electron/engine/migrate/source';
-import { serveMigration } from '../../electron/engine/migrate/destination';
+import { crossedSession, editHello } from '../helpers/crossed-session';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin', 'stasis.js');
 const counter = buildFixture('migrate-counter');
-
-function receiver(dstDir: string): ChildProcess {
-  return spawn(process.execPath, [bin, '--store', dstDir, '--json', 'receive'], { stdio: ['pipe', 'pipe', 'pipe'] });
-}
 
 /** How the receiver ended (its stdout is the session's wire: only stderr is read here). */
 async function ended(rx: ChildProcess): Promise<{ code: number | null; err: string }> {
@@ -36,6 +30,23 @@ async function ended(rx: ChildProcess): Promise<{ code: number | null; err: stri
   return { code, err };
 }
 
+/** A counter writing its memory, counting, and a `stasis receive` over pipes into DIR/dst. */
+async function counterAndReceiver(dir: string) {
+  const out = join(dir, 'out.txt');
+  const dstDir = join(dir, 'dst');
+  const t = spawnDetached([counter, out, '8', '200'], { cwd: dir });
+  const rx = spawn(process.execPath, [bin, '--store', dstDir, '--json', 'receive'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const done = ended(rx);
+  try {
+    await waitFor('the counter to start', () => fileLines(out).length > 20);
+  } catch (e) {
+    t.kill();
+    rx.kill('SIGKILL');
+    throw e;
+  }
+  return { out, dstDir, t, rx, done };
+}
+
 const fulls = (dir: string): number => {
   const s = openStore(dir);
   try { return s.list().filter((c) => c.label === 'migration: full').length; } finally { s.close(); }
@@ -43,14 +54,9 @@ const fulls = (dir: string): number => {
 
 test('confirm says yes: the same session goes on from round 1 (sent once) and the counter moves, no step lost', async () => {
   await withStore(async (srcStore, dir) => {
-    const out = join(dir, 'out.txt');
-    const dstDir = join(dir, 'dst');
-    const t = spawnDetached([counter, out, '8', '200'], { cwd: dir });
-    const rx = receiver(dstDir);
-    const done = ended(rx);
+    const { out, t, rx, done } = await counterAndReceiver(dir);
     let moved = 0;
     try {
-      await waitFor('the counter to start', () => fileLines(out).length > 20);
       const asked: PreflightAnswer[] = [];
       const m = await migrate(srcStore, t.pid, new FrameReader(rx.stdout!), new FrameWriter(rx.stdin!), {
         smallRound: 0, maxRounds: 3,
@@ -88,13 +94,8 @@ test('confirm says yes: the same session goes on from round 1 (sent once) and th
 
 test('confirm says no: the session ends as a dry run, the destination keeps nothing, the process runs on untouched', async () => {
   await withStore(async (srcStore, dir) => {
-    const out = join(dir, 'out.txt');
-    const dstDir = join(dir, 'dst');
-    const t = spawnDetached([counter, out, '8', '200'], { cwd: dir });
-    const rx = receiver(dstDir);
-    const done = ended(rx);
+    const { out, t, rx, done, dstDir } = await counterAndReceiver(dir);
     try {
-      await waitFor('the counter to start', () => fileLines(out).length > 20);
       const m = await migrate(srcStore, t.pid, new FrameReader(rx.stdout!), new FrameWriter(rx.stdin!), { confirm: () => Promise.resolve(false) });
       rx.stdin!.end();
       assert.equal(m.dryRun, true);
@@ -122,22 +123,10 @@ test('a destination that cannot go on from a dry run is not asked: the session e
     const dst = openStore(join(dir, 'dst'));
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
-      const toDst = new PassThrough();
-      const toSrc = new PassThrough();
-      const dstReader = new FrameReader(toDst);
       // An older destination: its hello does not offer `proceed`.
-      const dstWriter = new FrameWriter(toSrc);
-      const send = dstWriter.send.bind(dstWriter);
-      dstWriter.send = (msg) => send(msg.t === 'hello' ? { ...msg, proceed: undefined } : msg);
-      const served = dstReader.magic().then(() => serveMigration(dstReader, dstWriter, {
-        spoolDir: dst.dir,
-        importFile: async (file) => dst.importStream(file),
-        preflight: async (id) => preflight(dst, id),
-        restore: async (id) => restore(dst, id),
-        remove: async (ids) => dst.remove(ids),
-      }));
+      const { rd, wr, served } = crossedSession(dst, {}, editHello((h) => ({ ...h, proceed: undefined })));
       let asked = 0;
-      const m = await migrate(srcStore, t.pid, new FrameReader(toSrc), new FrameWriter(toDst), { confirm: () => { asked++; return Promise.resolve(true); } });
+      const m = await migrate(srcStore, t.pid, rd, wr, { confirm: () => { asked++; return Promise.resolve(true); } });
       assert.equal(asked, 0);
       assert.equal(m.dryRun, true);
       assert.equal(m.proceedUnsupported, true);

@@ -10,16 +10,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
+import { crossedSession } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { fileLines, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
 import { preflight, prepareRestore, restore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
-import { serveMigration } from '../../electron/engine/migrate/destination';
 import { StasisError } from '../../shared/errors';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -50,16 +49,8 @@ test('the destination fails after the last round was sent: the source process ru
     let again = 0;
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
-      const toDst = new PassThrough();
-      const toSrc = new PassThrough();
-      const dstReader = new FrameReader(toDst);
       let lastRoundArrived = false;
-      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
-        spoolDir: dst.dir,
-        importFile: async (file) => dst.importStream(file),
-        preflight: async (id) => preflight(dst, id),
-        restore: async (id) => restore(dst, id),
-        remove: async (ids) => dst.remove(ids),
+      const { rd, wr, served } = crossedSession(dst, {
         // A real prepared restore whose resume breaks once the last round was written into it.
         prepare: async (id) => {
           const p = prepareRestore(dst, id);
@@ -72,8 +63,8 @@ test('the destination fails after the last round was sent: the source process ru
             abandon: () => p.abandon(),
           };
         },
-      }));
-      await assert.rejects(migrate(srcStore, t.pid, new FrameReader(toSrc), new FrameWriter(toDst), { smallRound: 0, maxRounds: 3 }), (e: unknown) => {
+      });
+      await assert.rejects(migrate(srcStore, t.pid, rd, wr, { smallRound: 0, maxRounds: 3 }), (e: unknown) => {
         assert.ok(e instanceof StasisError);
         assert.match(e.message, /injected: the destination failed.*frozen for the last round and now runs on here untouched/s);
         return true;

@@ -13,17 +13,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
+import { crossedSession, editHello } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { fileLines, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
 import type { Store } from '../../electron/engine/store/api';
-import { preflight, prepareRestore, restore, type PreparedRestore } from '../../electron/engine/restore';
+import { preflight, prepareRestore, type PreparedRestore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate, type MigrateOptions } from '../../electron/engine/migrate/source';
-import { serveMigration, type DestinationDeps, type PreparedProcess } from '../../electron/engine/migrate/destination';
+import { serveMigration, type PreparedProcess } from '../../electron/engine/migrate/destination';
 import { StasisError } from '../../shared/errors';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,29 +67,15 @@ function sleepMs(ms: number): void {
  * prepared: wraps the real prepared restore.
  */
 async function session(src: Store, dst: Store, pid: number, opts: MigrateOptions, edit: { hello?: (m: Record<string, unknown>) => Record<string, unknown>; prepared?: (p: PreparedRestore) => PreparedProcess } = {}): Promise<{ migrated: Promise<Awaited<ReturnType<typeof migrate>>>; served: ReturnType<typeof serveMigration> }> {
-  const toDst = new PassThrough();
-  const toSrc = new PassThrough();
-  const dstReader = new FrameReader(toDst);
-  const dstWriter = new FrameWriter(toSrc);
-  if (edit.hello) {
-    const send = dstWriter.send.bind(dstWriter);
-    dstWriter.send = (m) => send(m.t === 'hello' ? { ...edit.hello!(m), t: 'hello' } : m);
-  }
-  const deps: DestinationDeps = {
-    spoolDir: dst.dir,
-    importFile: async (file) => dst.importStream(file),
+  const { rd, wr, served } = crossedSession(dst, {
     beginImport: (total) => dst.beginImport(total),
-    preflight: async (id) => preflight(dst, id),
-    restore: async (id) => restore(dst, id),
-    remove: async (ids) => dst.remove(ids),
     prepare: async (id) => {
       const p = prepareRestore(dst, id);
       return edit.prepared ? edit.prepared(p) : p;
     },
-  };
+  }, edit.hello ? editHello(edit.hello) : undefined);
   await Promise.resolve();
-  const served = dstReader.magic().then(() => serveMigration(dstReader, dstWriter, deps));
-  return { migrated: migrate(src, pid, new FrameReader(toSrc), new FrameWriter(toDst), opts), served };
+  return { migrated: migrate(src, pid, rd, wr, opts), served };
 }
 
 test('the last round travels before its VmFlags are checked: a counter moved to another Stasis process goes on counting there, no step lost, memory intact', async () => {
@@ -277,16 +263,8 @@ test('the link breaks while the destination holds the process built from a round
     let built = 0;
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
-      const toDst = new PassThrough();
-      const toSrc = new PassThrough();
-      const dstReader = new FrameReader(toDst);
-      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
-        spoolDir: dst.dir,
-        importFile: async (file) => dst.importStream(file),
+      const { rd, served, toDst } = crossedSession(dst, {
         beginImport: (total) => dst.beginImport(total),
-        preflight: async (id) => preflight(dst, id),
-        restore: async (id) => restore(dst, id),
-        remove: async (ids) => dst.remove(ids),
         prepare: async (id) => {
           const p = prepareRestore(dst, id);
           return {
@@ -299,7 +277,7 @@ test('the link breaks while the destination holds the process built from a round
             abandon: () => p.abandon(),
           };
         },
-      }));
+      });
       // The source's end of the link: the `run` never arrives, the link is cut instead.
       const srcWriter = new FrameWriter(toDst);
       const send = srcWriter.send.bind(srcWriter);
@@ -308,7 +286,7 @@ test('the link breaks while the destination holds the process built from a round
         toDst.destroy();
         throw new Error('injected: the link broke before run');
       };
-      await assert.rejects(migrate(srcStore, t.pid, new FrameReader(toSrc), srcWriter, { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' }), /injected: the link broke before run.*now runs on here untouched/s);
+      await assert.rejects(migrate(srcStore, t.pid, rd, srcWriter, { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' }), /injected: the link broke before run.*now runs on here untouched/s);
       const res = await served;
       assert.equal(res.restored, undefined);
       assert.ok(built > 0, 'the destination had built the held process');

@@ -12,17 +12,14 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
+import { crossedSession } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { fileLines, killQuietly, sleep, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
 import { checkpoint } from '../../electron/engine/capture';
-import { preflight, restore } from '../../electron/engine/restore';
-import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
-import { serveMigration } from '../../electron/engine/migrate/destination';
 import { StasisError } from '../../shared/errors';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -176,17 +173,8 @@ test('a source process that exits mid-migration: a clear error, and the destinat
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
       // Two crossed pipes: the source's writes are the destination's reads and back.
-      const toDst = new PassThrough();
-      const toSrc = new PassThrough();
-      const dstReader = new FrameReader(toDst);
-      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
-        spoolDir: dst.dir,
-        importFile: async (file) => dst.importStream(file),
-        preflight: async (id) => preflight(dst, id),
-        restore: async (id) => restore(dst, id),
-        remove: async (ids) => dst.remove(ids),
-      }));
-      await assert.rejects(migrate(srcStore, t.pid, new FrameReader(toSrc), new FrameWriter(toDst), {
+      const { rd, wr, served } = crossedSession(dst);
+      await assert.rejects(migrate(srcStore, t.pid, rd, wr, {
         // The counter dies right after the first round arrived, before the next checkpoint.
         onRound: (x) => { if (x.round === 1) { t.kill(); spawnSyncWait(t.pid); } },
         smallRound: 0,

@@ -14,14 +14,13 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
+import { crossedSession } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { twoHosts, storeIds } from '../helpers/two-hosts';
 import { fileLines, isAlive, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
-import { preflight, restore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
-import { serveMigration } from '../../electron/engine/migrate/destination';
 import { groupAsTree } from '../../electron/engine/migrate/tree-group';
 import { StasisError } from '../../shared/errors';
 
@@ -187,18 +186,9 @@ test('a member that exits mid-migration: the held last round is refused, every o
     const dst = openStore(join(dir, 'dst'));
     const victim = src.kids[1]!;
     try {
-      const toDst = new PassThrough();
-      const toSrc = new PassThrough();
-      const dstReader = new FrameReader(toDst);
       // No store for offers: the full round, then straight to the held last round, which finds the member gone.
-      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
-        spoolDir: dst.dir,
-        importFile: async (file) => dst.importStream(file),
-        preflight: async (id, how) => preflight(dst, id, how),
-        restore: async (id, how) => restore(dst, id, how),
-        remove: async (ids) => dst.remove(ids),
-      }));
-      await assert.rejects(migrate(srcStore, src.t.pid, new FrameReader(toSrc), new FrameWriter(toDst), {
+      const { rd, wr, served } = crossedSession(dst);
+      await assert.rejects(migrate(srcStore, src.t.pid, rd, wr, {
         samePid: false,
         onRound: (x) => {
           if (x.round !== 1) return;
@@ -266,18 +256,11 @@ test('a destination whose session breaks after it restored the tree (no \'done\'
     const dst = openStore(join(dir, 'dst'));
     let there: number[] = [];
     try {
-      const toDst = new PassThrough();
-      const toSrc = new PassThrough();
-      const dstReader = new FrameReader(toDst);
-      const served = dstReader.magic().then(() => serveMigration(dstReader, new FrameWriter(toSrc), {
-        spoolDir: dst.dir, store: dst,
-        importFile: async (file) => dst.importStream(file),
+      const { rd, served, toDst } = crossedSession(dst, {
+        store: dst,
         beginImport: (total) => dst.beginImport(total, { name: 'incoming round' }),
-        preflight: async (id, how) => preflight(dst, id, how),
-        restore: async (id, how) => restore(dst, id, how),
         groupTree: async (ids) => groupAsTree(dst, ids),
-        remove: async (ids) => dst.remove(ids),
-      }));
+      });
       // The link breaks right where the source would confirm.
       class CutBeforeDone extends FrameWriter {
         override send(msg: { t: string } & Record<string, unknown>): Promise<void> {
@@ -285,7 +268,7 @@ test('a destination whose session breaks after it restored the tree (no \'done\'
           return super.send(msg);
         }
       }
-      const m = await migrate(srcStore, src.t.pid, new FrameReader(toSrc), new CutBeforeDone(toDst), { samePid: false });
+      const m = await migrate(srcStore, src.t.pid, rd, new CutBeforeDone(toDst), { samePid: false });
       assert.match(m.destination!.warning ?? '', /did not confirm that it keeps the tree/);
       assert.ok(m.rounds.length >= 2 && m.rounds.slice(1).every((x) => x.pages < m.rounds[0]!.pages / 4), JSON.stringify(m.rounds));
       const res = await served;

@@ -1,0 +1,45 @@
+/**
+ * A migration session between a source and a destination in this process: two crossed pipes (the
+ * source's writes are the destination's reads and back), the destination served into store `dst`
+ * with the real store, pre-flight and restore. Tests give what they change (a prepared restore
+ * that fails, negotiation, grouping) and hook the destination's frames (an older hello, a cut link).
+ */
+import { PassThrough } from 'node:stream';
+import type { Store } from '../../electron/engine/store/api';
+import { preflight, restore } from '../../electron/engine/restore';
+import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
+import { serveMigration, type DestinationDeps, type DestinationResult } from '../../electron/engine/migrate/destination';
+
+export interface CrossedSession {
+  /** The source's ends, to hand to migrate(). */
+  rd: FrameReader;
+  wr: FrameWriter;
+  /** The pipe into the destination (a test ends it to cut the link). */
+  toDst: PassThrough;
+  served: Promise<DestinationResult>;
+}
+
+export function crossedSession(dst: Store, deps: Partial<DestinationDeps> = {}, dstWriter?: (w: FrameWriter) => FrameWriter): CrossedSession {
+  const toDst = new PassThrough();
+  const toSrc = new PassThrough();
+  const dstReader = new FrameReader(toDst);
+  const w = new FrameWriter(toSrc);
+  const served = dstReader.magic().then(() => serveMigration(dstReader, dstWriter ? dstWriter(w) : w, {
+    spoolDir: dst.dir,
+    importFile: async (file) => dst.importStream(file),
+    preflight: async (id, how) => preflight(dst, id, how),
+    restore: async (id, how) => restore(dst, id, how),
+    remove: async (ids) => dst.remove(ids),
+    ...deps,
+  }));
+  return { rd: new FrameReader(toSrc), wr: new FrameWriter(toDst), toDst, served };
+}
+
+/** A destination writer whose hello is edited (an older destination that lacks a capability). */
+export function editHello(edit: (hello: { t: string } & Record<string, unknown>) => Record<string, unknown>): (w: FrameWriter) => FrameWriter {
+  return (w) => {
+    const send = w.send.bind(w);
+    w.send = (m) => send(m.t === 'hello' ? { ...edit(m), t: 'hello' } : m);
+    return w;
+  };
+}
