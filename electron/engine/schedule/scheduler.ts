@@ -50,6 +50,11 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { max: 3, baseMs: 5_000, capMs: 5 * 60_000 };
+
+/** The wait before retry number `attempt` (1-based): the base doubled per attempt, up to the cap. */
+export function backoffMs(policy: Pick<RetryPolicy, 'baseMs' | 'capMs'>, attempt: number): number {
+  return Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1));
+}
 export const GLOBAL_QUOTA_SETTING = 'globalQuotaBytes';
 const GC_EVERY_MS = 60_000;
 
@@ -226,7 +231,7 @@ export class Scheduler {
     const error = toErrorData(err);
     const gone = error.code === 'PROCESS_GONE' || (s.target.kind === 'pid' && !isSameProcess(s.target.pid, s.target.startTime));
     const regular = nextSlot(s.timing, r.anchor);
-    const retryAt = finishedAt + Math.min(this.retry.capMs, this.retry.baseMs * 2 ** (r.attempt - 1));
+    const retryAt = finishedAt + backoffMs(this.retry, r.attempt);
     // Past the retries, or when the next regular slot comes first, the regular slot takes over.
     const willRetry = !gone && r.attempt <= this.retry.max && (regular === null || retryAt < regular);
     const run = this.db.recordRun({

@@ -19,7 +19,7 @@ import { parseAddress, tokenKey } from '../transfer/tls-link';
 import { syncLinkTo } from '../transfer/send';
 import type { ScheduleDb } from './db';
 import type { LastSend, SendTarget } from './types';
-import type { RetryPolicy } from './scheduler';
+import { backoffMs, type RetryPolicy } from './scheduler';
 
 export interface SendToOptions {
   db: ScheduleDb;
@@ -141,9 +141,7 @@ export class ScheduleSendTo {
       await sender?.close().catch(() => undefined);
       const why = toErrorData(e).message;
       const at = Date.now();
-      const n = failures + 1;
-      const { baseMs, capMs } = this.opts.retry;
-      this.record(id, { ...out, bytes: sender?.wireBytes ?? 0, result: 'failed', at, error: why, failures: n, retryAt: at + Math.min(capMs, baseMs * 2 ** (n - 1)) });
+      this.record(id, { ...out, bytes: sender?.wireBytes ?? 0, result: 'failed', at, error: why, failures: failures + 1, retryAt: at + backoffMs(this.opts.retry, failures + 1) });
     }
   }
 }
