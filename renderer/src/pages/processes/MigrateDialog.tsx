@@ -82,7 +82,6 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
       if (ph) setPhases((ps) => (ps[ps.length - 1] === ph ? ps : [...ps, ph]));
     }, id));
     callId.current = null;
-    setGoing(false);
     if (r?.destination) { setResult(r); onDone(); return; }
     if (r) {
       setAsked({ ...sent.current, ok: r.preflight.ok, items: r.preflight.items });
@@ -170,7 +169,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
             : <button type="button" className="secondary" onClick={session.cancel}>Cancel migration</button>}
         </div>
       ) : null}
-      {session.cancelled ? <p role="status" data-testid="cancelled">{phases.some((x) => !/round 1 \(full\)/.test(x)) ? 'Cancelled. Unless the destination had already started the process, it runs on here untouched and the destination discards what it received. The token is used up: start listening again on the destination, then check again with its new token.' : 'Cancelled before anything was stopped: the process runs on here, and the destination discards what it received.'}</p> : null}
+      {session.cancelled ? <p role="status" data-testid="cancelled">{going ? 'Cancelled. Unless the destination had already started the process, it runs on here untouched and the destination discards what it received. The token is used up: start listening again on the destination, then check again with its new token.' : 'Cancelled before anything was stopped: the process runs on here, and the destination discards what it received.'}</p> : null}
       <div className="dialog-actions">
         <button type="button" className="secondary" onClick={waiting ? () => void answer(false) : onClose} disabled={session.running && !waiting}>{waiting ? 'Not now' : 'Close'}</button>
         <button type="button" disabled={!waiting || !shown?.ok || stale} onClick={() => void answer(true)}>Migrate now</button>
