@@ -71,6 +71,17 @@ function transferKey(manifest: Buffer, hashes: Buffer): string {
 }
 
 /**
+ * Sends stream x whole, straight from the segments into the wire (the receiver imports it as it
+ * arrives), and returns the receiver's answer. One buffer for every chunk: each is on the link
+ * before the next is read into it. extra goes into the `stream` message (final, member).
+ */
+export async function sendStream<A extends { ids: number[] }>(rd: FrameReader, wr: FrameWriter, x: StreamExport, extra: Record<string, unknown> = {}): Promise<A> {
+  await wr.send({ t: 'stream', bytes: x.bytes, ...extra });
+  for (const chunk of x.chunks(true)) await wr.dataReusable(chunk);
+  return rd.expect<A>('imported');
+}
+
+/**
  * The sender's side: offers the stream x (produced from the store as it goes: no stream file),
  * sends the pages asked for, returns the receiver's answer. footerLast: the receiver takes the
  * stream's checksum footer after the pages (its hello said so), so the pages are read once; an

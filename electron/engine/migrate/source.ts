@@ -14,7 +14,7 @@ import type { Store } from '../store/api';
 import { checkpoint, type CheckpointResult, type HeldProcess } from '../capture';
 import { childProcesses } from '../proc';
 import { listThreads, readBasics } from '../tracer';
-import { offerStream } from './negotiate';
+import { offerStream, sendStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 import { migrateTree } from './tree-source';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
@@ -132,11 +132,11 @@ interface FinalRound {
 const MEMORY_ROUND = 256 * 2 ** 20;
 
 export async function migrate(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
-  // The last round's smaps read runs on a worker thread (capture/smaps-ahead.ts): started now, it is up by then.
-  warmSmapsReader();
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
   // A process with children moves with them, as a tree (a parent moved alone could not wait for them).
   if (childProcesses(pid, listThreads(pid)).length) return migrateTree(store, pid, rd, wr, opts);
+  // The last round's smaps read runs on a worker thread (capture/smaps-ahead.ts): started now, it is up by then.
+  warmSmapsReader();
   const rounds: MigrateRound[] = [];
   let bytesSent = 0;
   let held: HeldProcess | null = null;
@@ -182,13 +182,9 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       ack = o.ack as typeof ack;
       pagesSent = o.pagesSent;
     } else {
-        // Straight from the segments into the wire: no stream file (the destination imports it as it arrives).
       const x = store.openExport(c.id, how, exportOpts);
       pages = pagesSent = x.pages;
-      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
-      // One buffer for every chunk: each is on the link before the next is read into it.
-      for (const chunk of x.chunks(true)) await wr.dataReusable(chunk);
-      ack = await rd.expect<{ ids: number[]; absorbed?: boolean }>('imported');
+      ack = await sendStream<{ ids: number[]; absorbed?: boolean }>(rd, wr, x, { final: kind === 'final' });
     }
     const bytes = wr.bytes - wire0;
     const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: ack.absorbed === true };
@@ -372,12 +368,15 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // Assigned in finalRound (a closure flow analysis does not follow).
     const h = held as HeldProcess | null;
     const wasHeld = h !== null;
+    // Guessed VmFlags are checked before the process runs again: the walk must finish on the
+    // frozen process. Inexact (or unreadable) ones make the held round a wrong checkpoint.
+    let inexact = false;
+    if (wasHeld) { try { inexact = confirmGuess().length > 0; } catch { inexact = true; } }
     h?.resume();
     // A held process: its last round stays a valid checkpoint here (it runs on from it); if that
     // cannot be made durable it goes. A capture that failed after its commit began keeps nothing.
     if (wasHeld) {
-      // Guessed VmFlags that turn out inexact make it a wrong checkpoint: thrown away instead.
-      if (confirmGuess().length) (deferred as { discard(): void } | null)?.discard();
+      if (inexact) (deferred as { discard(): void } | null)?.discard();
       else { try { settle(); } catch { /* settle discarded it */ } }
       deferred = null;
     }

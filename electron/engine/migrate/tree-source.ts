@@ -20,13 +20,13 @@ import { StasisError } from '../../../shared/errors';
 import type { ExportKind, Store } from '../store/api';
 import { checkpointTree, type HeldProcess, type TreeCheckpointResult } from '../capture';
 import { readBasics } from '../tracer';
-import { offerStream } from './negotiate';
+import { offerStream, sendStream } from './negotiate';
 import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './source';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 import type { FrameReader, FrameWriter } from './wire';
 
 /** What a destination says in its hello about trees (older ones say nothing and are refused). */
-interface TreeHello { negotiate?: unknown; footerLast?: unknown; trees?: unknown; offers?: unknown; memberRounds?: unknown; proceed?: unknown }
+interface TreeHello { negotiate?: unknown; footerLast?: unknown; hashChecksum?: unknown; trees?: unknown; offers?: unknown; memberRounds?: unknown; proceed?: unknown }
 
 interface Restored { pid: number; durationMs: number; warning?: string; steps?: unknown; members?: unknown }
 
@@ -37,6 +37,7 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
   let first: TreeCheckpointResult | null = null;
   let negotiate = false;
   let offers = false;
+  let checksum: 'hashes' | 'bytes' = 'bytes';
   let footerLast = false;
   let memberRounds = false;
   /** This store's member checkpoints sent so far -> the destination's ids of them. */
@@ -59,11 +60,9 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     let pages = 0;
     const ids: number[] = [];
     for (const [i, m] of c.members.entries()) {
-      const x = store.openExport(m.id, 'one', { continues: bases[i]!, memberAlone: true });
+      const x = store.openExport(m.id, 'one', { continues: bases[i]!, memberAlone: true, checksum });
       pages += x.pages;
-      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final', member: i });
-      for (const chunk of x.chunks()) await wr.data(chunk);
-      const id = (await rd.expect<{ ids: number[] }>('imported')).ids[0]!;
+      const id = (await sendStream(rd, wr, x, { final: kind === 'final', member: i })).ids[0]!;
       remoteOf.set(m.id, id);
       ids.push(id);
     }
@@ -74,7 +73,7 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
   const send = async (c: TreeCheckpointResult, kind: MigrateRound['kind']): Promise<number> => {
     // A full tree goes as it is; a later one as one full per member (the destination holds most of its pages).
     const how: ExportKind = c.mode === 'full' ? 'one' : 'flattened';
-    const x = store.openExport(c.id, how);
+    const x = store.openExport(c.id, how, { checksum });
     const t0 = performance.now();
     const wire0 = wr.bytes;
     let ids: number[];
@@ -84,9 +83,7 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
       ids = o.ids;
       pagesSent = o.pagesSent;
     } else {
-      await wr.send({ t: 'stream', bytes: x.bytes, final: kind === 'final' });
-      for (const chunk of x.chunks()) await wr.data(chunk);
-      ids = (await rd.expect<{ ids: number[] }>('imported')).ids;
+      ids = (await sendStream(rd, wr, x, { final: kind === 'final' })).ids;
     }
     record(c, kind, x.pages, pagesSent, wr.bytes - wire0, t0);
     // The stream carries the members in id order (the root's first), and the destination answers in stream order.
@@ -104,6 +101,8 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     negotiate = hi.negotiate === true;
     offers = hi.offers === true;
     footerLast = hi.footerLast === true;
+    // Streams of versions 3 and 4 (checksum over the page hashes) only to a destination that reads them.
+    checksum = hi.hashChecksum === true ? 'hashes' : 'bytes';
     memberRounds = hi.memberRounds === true;
     // Whatever the tree capture refuses (a member traced by another program, in another PID
     // namespace, a vfork child) is refused here, before anything is sent and with every member released.
