@@ -4,7 +4,7 @@
  * with the real store, pre-flight and restore. Tests give what they change (a prepared restore
  * that fails, negotiation, grouping) and hook the destination's frames (an older hello, a cut link).
  */
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import type { Store } from '../../electron/engine/store/api';
 import { preflight, restore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
@@ -15,12 +15,15 @@ export interface CrossedSession {
   rd: FrameReader;
   wr: FrameWriter;
   /** The pipe into the destination (a test ends it to cut the link). */
-  toDst: PassThrough;
+  toDst: Transform;
   served: Promise<DestinationResult>;
 }
 
 export function crossedSession(dst: Store, deps: Partial<DestinationDeps> = {}, dstWriter?: (w: FrameWriter) => FrameWriter): CrossedSession {
-  const toDst = new PassThrough();
+  // A copy of each write, as a socket or pipe makes: the source refills one buffer for every chunk
+  // (FrameWriter.dataReusable) once its write is done, and a PassThrough hands the reader that very
+  // memory.
+  const toDst = new Transform({ transform(chunk: Buffer, _enc, cb) { cb(null, Buffer.from(chunk)); } });
   const toSrc = new PassThrough();
   const dstReader = new FrameReader(toDst);
   const w = new FrameWriter(toSrc);

@@ -28,7 +28,17 @@ export function helloDryRun(opts: Asking): boolean {
 export async function goOnAfterPreflight(rd: FrameReader, wr: FrameWriter, preflight: PreflightAnswer, opts: Asking, hello: { proceed?: unknown }): Promise<{ go: boolean; proceedUnsupported: boolean }> {
   const asking = opts.confirm !== undefined && opts.dryRun !== true;
   const proceedUnsupported = asking && hello.proceed !== true;
-  const stop = !preflight.ok || opts.dryRun === true || proceedUnsupported || (asking && !(await opts.confirm!(preflight)));
+  let declined = false;
+  if (asking && preflight.ok && !proceedUnsupported) {
+    try {
+      declined = !(await opts.confirm!(preflight));
+    } catch (e) {
+      // Cancelled while asked: still a dry run for the receiver, which keeps its token.
+      await wr.send({ t: 'abort', reason: 'dry run (cancelled)' }).catch(() => undefined);
+      throw e;
+    }
+  }
+  const stop = !preflight.ok || opts.dryRun === true || proceedUnsupported || declined;
   if (stop) {
     await wr.send({ t: 'abort', reason: opts.dryRun || asking ? 'dry run' : 'the pre-flight refused' });
     return { go: false, proceedUnsupported };

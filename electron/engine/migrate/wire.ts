@@ -220,7 +220,11 @@ export class FrameWriter {
     return this.dataFrame(chunk, false);
   }
 
-  /** data(), resolving only once chunk was handed to the link whole: the caller may then fill it again. */
+  /**
+   * data(), resolving only once chunk was handed to the link whole: the caller may then fill it
+   * again. Only for links that copy the bytes out by then (sockets and pipes do; an in-process
+   * PassThrough hands the reader the same memory).
+   */
   dataReusable(chunk: Buffer): Promise<void> {
     return this.dataFrame(chunk, true);
   }
