@@ -176,11 +176,17 @@ export function captureMappings(state: ProcessState, memPid: number, read: (addr
   }
 }
 
-/** VmFlags from smaps entries onto the mappings of the same start, without the "uw" our own write-protect registration adds. */
-export function applyVmFlags(mappings: MappingState[], smaps: MapEntry[]): void {
+/** The VmFlags of smaps entries by their start, without the "uw" our own write-protect registration adds. */
+export function vmFlagsByStart(smaps: readonly MapEntry[]): Map<bigint, string[]> {
   const flags = new Map<bigint, string[]>();
-  for (const e of smaps) flags.set(e.start, e.vmFlags);
-  for (const m of mappings) m.vmFlags = (flags.get(m.start) ?? []).filter((f) => f !== 'uw');
+  for (const e of smaps) flags.set(e.start, e.vmFlags.filter((f) => f !== 'uw'));
+  return flags;
+}
+
+/** VmFlags from smaps entries onto the mappings of the same start (vmFlagsByStart). */
+export function applyVmFlags(mappings: MappingState[], smaps: MapEntry[]): void {
+  const flags = vmFlagsByStart(smaps);
+  for (const m of mappings) m.vmFlags = flags.get(m.start) ?? [];
 }
 
 /**

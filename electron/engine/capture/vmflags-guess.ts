@@ -9,6 +9,7 @@
  */
 import type { MapEntry } from '../proc/maps';
 import type { MappingState } from '../state/process-state';
+import { vmFlagsByStart } from './state';
 
 const key = (m: Pick<MappingState, 'start' | 'end' | 'perms' | 'offset' | 'inode' | 'path'>): string => `${m.start}-${m.end} ${m.perms} ${m.offset} ${m.inode} ${m.path}`;
 
@@ -27,8 +28,7 @@ export function guessVmFlags(mappings: MappingState[], parent: readonly MappingS
 
 /** The mappings whose exact VmFlags (smaps, without our own "uw", as applyVmFlags takes them) differ from what they hold; [] when the guess was exact. */
 export function vmFlagsDifferences(mappings: readonly MappingState[], smaps: readonly MapEntry[]): string[] {
-  const exact = new Map<bigint, string[]>();
-  for (const e of smaps) exact.set(e.start, e.vmFlags.filter((f) => f !== 'uw'));
+  const exact = vmFlagsByStart(smaps);
   const out: string[] = [];
   for (const m of mappings) {
     const real = exact.get(m.start) ?? [];

@@ -173,7 +173,7 @@ export class StreamChecksum {
       if (p === HEADER) this.modeFromHeader();
     }
     if (p >= stop) return;
-    if (this.pagesAt < 0 || p + (stop - p) <= this.pagesAt) { this.sha.update(chunk.subarray(p - start, stop - start)); return; }
+    if (this.pagesAt < 0 || stop <= this.pagesAt) { this.sha.update(chunk.subarray(p - start, stop - start)); return; }
     if (p < this.pagesAt) { this.sha.update(chunk.subarray(p - start, this.pagesAt - start)); p = this.pagesAt; }
     // Entries: only bytes [0, HASH_LEN) of each count.
     while (p < stop) {
