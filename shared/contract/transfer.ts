@@ -82,6 +82,10 @@ export const migrateResultSchema = z.object({
   frozenMs: z.number().optional(),
   /** A migrated tree: every process, root first, with its PID on the destination (null for a dry run). */
   tree: z.object({ members: z.array(z.object({ pid: int, comm: z.string(), destinationPid: int.nullable() })) }).optional(),
+  /** How the last round's VmFlags were had: read before the commit, or guessed and checked before the destination ran it. */
+  vmFlags: z.enum(['read', 'guessed']).optional(),
+  /** A guess that was wrong (the mappings that differed): that round was thrown away and the last round taken again. */
+  retracted: z.array(z.string()).optional(),
 });
 export type MigrateResultInfo = z.output<typeof migrateResultSchema>;
 

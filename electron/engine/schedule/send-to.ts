@@ -8,7 +8,7 @@
  * (backing off like a failed run: the RetryPolicy's base doubled per failure up to its cap, without
  * a limit on attempts), and a run committed before then sends sooner. Either way it catches up from
  * the last checkpoint the destination confirmed. A send recorded as in progress that this process
- * is not running (the process that ran it died) is taken up again at the next tick.
+ * is not running (the process that ran it died) is taken up again when a scheduler starts acting.
  * One send per schedule at a time; a run committed meanwhile is sent when that send ends.
  * The token is read from schedules.db and never logged, emitted or put in an error.
  */
@@ -43,6 +43,7 @@ export class ScheduleSendTo {
   private readonly running = new Map<number, Promise<void>>();
   private readonly again = new Set<number>();
   private readonly ac = new AbortController();
+  private adopted = false;
 
   constructor(private readonly opts: SendToOptions) {}
 
@@ -58,15 +59,20 @@ export class ScheduleSendTo {
   }
 
   /**
-   * The acting scheduler's tick: sends again each failed send whose retryAt has come, and each one
-   * recorded as in progress that no send of this process is running (its process died mid-send).
+   * The acting scheduler's tick: sends again each failed send whose retryAt has come, and, on its
+   * first tick, each one recorded as in progress that no send of this process runs (its process
+   * died mid-send).
    */
   retryDue(now: number): void {
     if (this.ac.signal.aborted) return;
+    // Sends left 'sending' are taken up once, when this scheduler starts acting: later, one could
+    // be another process's still running (it acted before this one took the lock over).
+    const adopt = !this.adopted;
+    this.adopted = true;
     for (const s of this.opts.db.list()) {
       const l = s.lastSend;
       if (!s.sendTo || !l || this.running.has(s.id)) continue;
-      if ((l.result === 'failed' && l.retryAt != null && l.retryAt <= now) || l.result === 'sending') this.kick(s.id);
+      if ((l.result === 'failed' && l.retryAt != null && l.retryAt <= now) || (adopt && l.result === 'sending')) this.kick(s.id);
     }
   }
 

@@ -48,6 +48,8 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
   const [asked, setAsked] = useState<{ to: string; token: string; newPids: boolean; ok: boolean; items: PreflightItem[] } | null>(null);
   const [newPids, setNewPids] = useState(false);
   const [going, setGoing] = useState(false);
+  // The question was answered (either way): its buttons are done until the call returns.
+  const [answered, setAnswered] = useState(false);
   const [endedDry, setEndedDry] = useState(false);
   const [answerError, setAnswerError] = useState<StasisErrorData | null>(null);
   const [result, setResult] = useState<MigrateResult | null>(null);
@@ -64,12 +66,13 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
   });
 
   const input = { pid: p.pid, to: to.trim(), token: token.trim(), ...(newPids ? { samePid: false } : {}) };
-  const waiting = session.running && asked !== null && !going;
+  const waiting = session.running && asked !== null && !going && !answered;
   const stale = asked !== null && (asked.to !== input.to || asked.token !== input.token || asked.newPids !== newPids);
   const check = async (e: React.FormEvent): Promise<void> => {
     e.preventDefault();
     setAsked(null);
     setGoing(false);
+    setAnswered(false);
     setEndedDry(false);
     setAnswerError(null);
     setPhases([]);
@@ -92,11 +95,13 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
     const id = callId.current;
     if (!id) return;
     setAnswerError(null);
+    setAnswered(true);
     if (go) setGoing(true);
     try {
       await callEngine(CALL.migrateConfirm, { callId: id, go });
     } catch (err) {
       setGoing(false);
+      setAnswered(false);
       setAnswerError(toErrorData(err));
     }
   };
@@ -120,6 +125,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
         <dl className="facts compact">
           <dt>Downtime</dt><dd data-testid="downtime">{formatMs(result.downtimeMs)} (frozen {formatMs(result.frozenMs)} for the last checkpoint, restore {formatMs(d.restoreMs)} there)</dd>
           <dt>Rounds</dt><dd>{plural(result.rounds.length, 'round')}, {formatBytes(result.bytesSent)} sent</dd>
+          {result.retracted?.length ? <><dt>Last round</dt><dd>taken again: the process changed its mappings' flags while the first try travelled ({result.retracted.length} mapping{result.retracted.length > 1 ? 's' : ''}), so it was restored there from scratch</dd></> : null}
           <dt>Destination</dt><dd>{result.tree ? 'restored the tree from scratch in the downtime (a prepared restore takes one process)' : d.prepared ? `built the process from round 1 while it ran here (${formatMs(d.prepareMs)}) and applied the later rounds to it` : `restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ''}`}</dd>
         </dl>
         <Rounds r={result} />
