@@ -14,7 +14,7 @@ import { preflight, restore } from '../../electron/engine/restore';
 import { StasisError } from '../../shared/errors';
 import { REG } from '../../electron/engine/native';
 import { openStore, type Store } from '../../electron/engine/store';
-import { fields, fileLines, isAlive, killQuietly, liveChildren, sleep, waitFor, withStore } from './helpers';
+import { fields, fileLines, isAlive, isZombie, killQuietly, liveChildren, sleep, spawnUnderLateReaper, waitFor, withStore } from './helpers';
 
 const fidelity = buildFixture('restore-fidelity');
 
@@ -329,6 +329,29 @@ test('same PID when it is free and we are privileged (clone3 with set_tid); a ne
       assert.ok(lines.every((l) => l.pid === t.pid && l.ymm === 1));
     } finally {
       t.kill();
+      killQuietly(pid);
+    }
+  });
+});
+
+test('a process killed right before its restore and not reaped yet still gets its PID back: the restore waits a moment for the zombie to go', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'fid.out');
+    const late = await spawnUnderLateReaper([fidelity, out], dir);
+    let pid: number | undefined;
+    try {
+      await waitFor('the target to write', () => fileLines(out).length >= 4);
+      const c = checkpoint(store, late.pid, { mode: 'kill' });
+      await waitFor('the original to be a zombie', () => isZombie(late.pid));
+      late.reap();
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      pid = r.pid;
+      assert.equal(r.samePid, true, 'the zombie was reaped meanwhile, so its PID is given back');
+      assert.equal(r.pid, late.pid);
+      const n = fileLines(out).length;
+      await waitFor('the restored process to write', () => fileLines(out).length >= n + 2);
+    } finally {
+      late.reaper.kill();
       killQuietly(pid);
     }
   });

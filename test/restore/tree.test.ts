@@ -16,7 +16,7 @@ import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
 import { checkpointTree } from '../../electron/engine/capture';
 import { preflight, restore } from '../../electron/engine/restore';
-import { fields, fileLines, killQuietly, sleep, waitFor, withStore } from './helpers';
+import { fields, fileLines, isZombie, killQuietly, sleep, spawnUnderLateReaper, waitFor, withStore } from './helpers';
 
 const fixture = buildFixture('tree-family');
 
@@ -239,6 +239,32 @@ test('a tree whose PIDs are taken is refused by restore, --check and the pre-fli
       assert.match(res.warning ?? '', new RegExp(`process ${kid} came back as ${res.members[1]!.pid}`));
     } finally {
       t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+});
+
+test('killed right before the restore, the tree\'s processes are still zombies: the restore waits for their reaping instead of refusing', async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'out.txt');
+    const late = await spawnUnderLateReaper([fixture, 'wait', out], dir);
+    const restored: number[] = [];
+    try {
+      await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
+      const c = checkpointTree(store, late.pid, { mode: 'kill' });
+      const pids = c.members.map((m) => m.pid);
+      await waitFor('every member to be a zombie', () => pids.every(isZombie));
+      late.reap();
+      const pf = preflight(store, c.id, { log: join(dir, 'restore.log') });
+      assert.equal(pf.ok, true, JSON.stringify(pf.items.filter((i) => !i.ok)));
+      const r = restore(store, c.id, { log: join(dir, 'restore.log') });
+      restored.push(...(r.members ?? []).flatMap((m) => [m.pid, ...m.zombies]));
+      assert.ok(r.members!.every((m) => m.samePid), `same PIDs: ${JSON.stringify(r.members)}`);
+      process.kill(r.pid, 'SIGUSR1');
+      await waitFor('the restored tree\'s checks', () => fileLines(out).some((l) => l.startsWith(`pid=${r.pid} `)), 10_000);
+      assert.equal(fields(fileLines(out).find((l) => l.startsWith(`pid=${r.pid} `))!).reaped, 2);
+    } finally {
+      late.reaper.kill();
       for (const p of restored) killQuietly(p);
     }
   });

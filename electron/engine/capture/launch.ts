@@ -15,7 +15,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import { posixSpawn, waitTid, seize, interrupt, detach, SYS, PR, PR_SET_PTRACER_ANY, tryKill, WAIT } from '../native';
-import { Tracee, injectSyscall, sleepMs } from '../tracer';
+import { Tracee, injectSyscall } from '../tracer';
+import { sleepMs } from '../sleep-sync';
 
 export interface LaunchOptions {
   argv: string[];

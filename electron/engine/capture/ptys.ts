@@ -14,14 +14,11 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { FdState, ProcessState } from '../state/process-state';
 import { SYS, syscall, ioctlErrno, malloc, free, copyFromAddr, copyToAddr, closeFd } from '../native';
 import { TIOC, TERMIOS2_SIZE, canonicalReplay, isCanonical, lineEnds, nonCanonical, ptsIndex, rawInput, withoutOutputProcessing, type PtyInfo } from '../state/pty';
+import { sleepMs } from '../sleep-sync';
 
 const O_RDWR = 2, O_NOCTTY = 0o400, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const POLLIN = 0x1, POLLPRI = 0x2, POLLHUP = 0x10;
 const EAGAIN = 11;
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 function intIoctl(fd: number, req: number): number | null {
   const b = Buffer.alloc(4);

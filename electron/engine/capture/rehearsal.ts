@@ -17,6 +17,7 @@ import type { Store } from '../store/api';
 import { posixSpawn, waitTid } from '../native';
 import { readBasics } from '../tracer';
 import type { CapturePhase } from './index';
+import { sleepMs } from '../sleep-sync';
 
 type Checkpoint = (store: Store, pid: number, opts: { full: boolean; signal: AbortSignal; onPhase: (p: CapturePhase) => void }) => unknown;
 
@@ -42,8 +43,7 @@ export function rehearseOnce(checkpoint: Checkpoint): void {
   try {
     pid = posixSpawn({ file: '/bin/sleep', argv: ['sleep', '60'] });
     // posix_spawn returns once the child has exec'd; wait until sleep is asleep (its loader done).
-    const pause = new Int32Array(new SharedArrayBuffer(4));
-    for (let i = 0; i < 500 && readBasics(pid)?.state !== 'S'; i++) Atomics.wait(pause, 0, 0, 1);
+    for (let i = 0; i < 500 && readBasics(pid)?.state !== 'S'; i++) sleepMs(1);
     dir = mkdtempSync(join(tmpdir(), 'stasis-rehearsal-'));
     store = openStore(dir);
     const stop = new AbortController();

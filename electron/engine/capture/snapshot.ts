@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import { SYS, PTRACE_EVENT, PTRACE_O, getEventMsg, setOptions, waitTid, tryKill } from '../native';
-import { freeze, injectSyscall, sleepMs, type Tracee } from '../tracer';
+import { freeze, injectSyscall, type Tracee } from '../tracer';
+import { sleepMs } from '../sleep-sync';
 
 export interface SnapshotChild {
   pid: number;

@@ -27,6 +27,7 @@ import { InFlight } from './socket-queue';
 import { inFlightFds } from '../state/socket-queue';
 import { markTreePtys, ptySlavesHeld } from './ptys';
 import type { CheckpointOptions, HeldProcess } from './index';
+import { sleepMs } from '../sleep-sync';
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0n;
@@ -139,7 +140,7 @@ function becomesZombie(pid: number): boolean {
     const b = readBasics(pid);
     if (!b || b.state === 'Z' || b.state === 'X') return true;
     if (performance.now() > end) return false;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+    sleepMs(2);
   }
 }
 

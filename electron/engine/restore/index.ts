@@ -5,8 +5,8 @@
  * stub; a failure at any step kills the stub (nothing half-restored is left running) and reports
  * the step. Owns the order of the steps; must never trace or signal any process but its own stub.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { canTakePid } from './pid-free';
 import { dirname, join } from 'node:path';
 import { StasisError } from '../../../shared/errors';
 import type { PageRun, Store } from '../store/api';
@@ -45,12 +45,6 @@ export interface RestoreOptions {
 
 /** How many steps restore() runs (the step() calls below; result.steps has one entry each). */
 export const RESTORE_STEPS = 17;
-
-/** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free PID. */
-function canTakePid(pid: number): boolean {
-  const h = hostFacts();
-  return (h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN)) && !existsSync(`/proc/${pid}`);
-}
 
 export interface RestoreStepTiming { step: string; ms: number }
 

@@ -19,6 +19,7 @@ import { semUndoProblem } from '../state/sysv-sem';
 import { namespaceNote, namespaceProblem } from '../state/namespaces';
 import { lockConflicts, plannedLocks } from './file-locks';
 import { describeLock } from '../state/file-lock';
+import { afterReaping, mayTakePids } from './pid-free';
 
 export interface PreflightItem {
   id: string;
@@ -213,8 +214,8 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     tooHigh.length === 0 ? `${state.rlimits.length} resource limits can be set again.` : `The process had higher hard limits than Stasis runs with, and raising them needs CAP_SYS_RESOURCE: ${tooHigh.map((l) => `${l.name || `RLIMIT ${l.resource}`} ${l.max < 0n ? 'unlimited' : l.max} > ${host.hardLimits[l.resource]}`).join(', ')}.`,
     'Run Stasis with CAP_SYS_RESOURCE, or with hard limits at least as high as the process had (ulimit -H).'));
 
-  const pidBusy = existsSync(`/proc/${state.pid}`);
-  const pidPriv = host.euid === 0 || hasCap(host, CAP_CHECKPOINT_RESTORE) || hasCap(host, CAP_SYS_ADMIN);
+  const pidBusy = afterReaping([state.pid]).length > 0;
+  const pidPriv = mayTakePids();
   // Not a refusal: most programs never look at their PID again, but some remember it (Python's
   // asyncio ignores its running loop under another PID, and PID and lock files name it).
   const newPid = ' A program that remembers its PID (Python asyncio, PID or lock files) may not recognise itself under a new one: end the original (and let it be reaped) first to get the PID back.';

@@ -14,6 +14,7 @@ import { TIOC, canonicalReplay, isCanonical, rawInput, withoutOutputProcessing, 
 import type { FdAction } from './fd-plan';
 import type { Remote } from './remote';
 import { NR } from './sysno';
+import { sleepMs } from '../sleep-sync';
 
 const O_RDWR = 2, O_NOCTTY = 0o400, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const CHUNK = 32 * 1024;
@@ -51,7 +52,7 @@ function waitQueued(r: Remote, fd: bigint, want: number, what: string): void {
     const b = Buffer.alloc(4);
     r.read(at, b);
     if (b.readInt32LE(0) >= target) return;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepMs(1);
   }
   throw new StasisError('INTERNAL', `${what}: the ${want} bytes written back did not arrive.`);
 }
@@ -86,7 +87,7 @@ export function makePty(r: Remote, p: PtyInfo, flags: number): bigint {
         writeAll(r, m, toSlave, `the lines ${what} had for its slave side`);
         waitQueued(r, s, p.toSlaveLines ?? 0, `the lines ${what} had for its slave side`);
         // End-of-file marks and the unfinished line are not counted; they came in the same write.
-        if (toSlave.length > (p.toSlaveLines ?? 0)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        if (toSlave.length > (p.toSlaveLines ?? 0)) sleepMs(5);
       } else if (toSlave) {
         ioctl(r, m, TIOC.TCSETS2, rawInput(termios), `raw input on ${what}`);
         writeAll(r, m, toSlave, `the bytes ${what} had for its slave side`);

@@ -24,7 +24,7 @@ import { setUpTrampoline } from './memory';
 import { setLeadership } from './fs-state';
 import { closeInheritedFds, parkSharedFiles, parkTreePipes, parkTreeSockets, type TreeSocketPair } from './fds';
 import { rebuildSteps, throwIfCancelled, type StepFn } from './rebuild';
-import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
+import { afterReaping, canTakePid, mayTakePids, pidHolder } from './pid-free';
 import type { RedirectOptions } from './fd-plan';
 import type { RestoreOptions, RestoreResult, RestoreStepTiming } from './index';
 import { parkSharedMemory, treeSharedMemory } from './tree-shm';
@@ -50,27 +50,6 @@ export interface TreeRestoreMember {
 export interface TreeRestoreResult extends RestoreResult { members: TreeRestoreMember[] }
 
 interface Node { id: number; state: ProcessState; parent: Node | null; children: Node[] }
-
-function mayTakePids(): boolean {
-  const h = hostFacts();
-  return h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN);
-}
-
-function canTakePid(pid: number): boolean {
-  return mayTakePids() && !existsSync(`/proc/${pid}`);
-}
-
-/** Who holds a PID now, for a refusal the user can act on ("sleep, a zombie its parent 1 has not reaped"). */
-function pidHolder(pid: number): string {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-    const [state, ppid] = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return state === 'Z' ? `${comm}, a zombie its parent ${ppid} has not reaped yet` : `${comm}, running`;
-  } catch {
-    return 'a process that has just ended';
-  }
-}
 
 /** The members of tree checkpoint #id as a tree, parents first (BFS); refuses an incomplete or inconsistent tree. */
 function loadTree(store: Store, id: number): Node[] {
@@ -143,7 +122,7 @@ function pidsItem(order: Node[], samePid: boolean): PreflightItem {
       reason: `The ${kept.length} processes must get their PIDs back (they know each other by those), and taking a PID needs CAP_CHECKPOINT_RESTORE.`,
       fix: 'Run the restore as root (or with cap_checkpoint_restore), or accept new PIDs with `stasis restore ID --no-pid` if the program never waits for, signals or checks its processes by PID.' };
   }
-  const busy = kept.filter((pid) => existsSync(`/proc/${pid}`));
+  const busy = afterReaping(kept);
   if (busy.length === 0) return { id: 'tree-pids', label, ok: true, fix: null, reason: `The ${kept.length} processes get their original PIDs back (${kept.join(', ')}).` };
   return { id: 'tree-pids', label, ok: false,
     reason: `The processes of the tree must get their PIDs back (they know each other by those), but ${busy.map((pid) => `PID ${pid} is taken (${pidHolder(pid)})`).join('; ')}.`,

@@ -10,11 +10,8 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
+import { sleepMs } from '../sleep-sync';
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-export function sleepMs(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
-}
 
 export function processStartTime(pid: number): string | null {
   try {

@@ -6,6 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import { StasisError } from '../../../shared/errors';
+import { sleepMs } from '../sleep-sync';
 
 const indexMigrations: string[] = [
   `CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,7 +92,7 @@ function untilNotBusy<T>(fn: () => T, ms: number): T {
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() > end) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+      sleepMs(wait);
     }
   }
 }

@@ -20,6 +20,7 @@ import {
   SysError, E, vmRead, vmWrite, openMem, memWrite, closeFd, type WaitStatus,
 } from '../native';
 import { checkTraceable } from './preflight';
+import { sleepMs } from '../sleep-sync';
 
 export interface FreezeOptions {
   /** Give up (and release everything) if a thread has not stopped after this long. Default 2000 ms. */
@@ -30,11 +31,6 @@ export interface FreezeOptions {
   skipChecks?: boolean;
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-/** Blocks the thread without yielding to the event loop (a ptrace conversation must not). */
-export function sleepMs(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
-}
 
 export function listThreads(pid: number): number[] {
   try {
