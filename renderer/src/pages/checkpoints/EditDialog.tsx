@@ -1,7 +1,7 @@
 /** Label and notes of one checkpoint. */
 import { useState } from 'react';
 import { Dialog } from '../../components/Dialog';
-import { ErrorNote } from '../../ErrorNote';
+import { FormFooter } from '../../components/FormFooter';
 import { callEngine, useAction } from '../../components/engine';
 import { CALL } from '../../components/calls';
 import type { CheckpointInfo } from '../../components/types';
@@ -24,11 +24,7 @@ export function EditDialog({ checkpoint: c, onClose, onSaved }: { checkpoint: Ch
       <form className="form" onSubmit={submit}>
         <label>Label<input autoFocus value={label} onChange={(e) => setLabel(e.target.value)} /></label>
         <label>Notes<textarea rows={5} value={notes} onChange={(e) => setNotes(e.target.value)} /></label>
-        {action.error ? <ErrorNote error={action.error} /> : null}
-        <div className="dialog-actions">
-          <button type="button" className="secondary" onClick={onClose}>Cancel</button>
-          <button type="submit" disabled={action.running}>Save</button>
-        </div>
+        <FormFooter action={action} submit="Save" onCancel={onClose} />
       </form>
     </Dialog>
   );

@@ -1,7 +1,7 @@
 /** A new schedule: target (PID or launched name), timing, full-every, retention, label, and "also send to" another machine (address + pairing token, kept only in this dialog's state until created). */
 import { useState } from 'react';
 import { Dialog } from '../../components/Dialog';
-import { ErrorNote } from '../../ErrorNote';
+import { FormFooter } from '../../components/FormFooter';
 import { api } from '../../api';
 import { useAction } from '../../components/engine';
 import { SendToFields, sendToInput, type SendToValue } from './SendToFields';
@@ -53,11 +53,7 @@ export function AddScheduleDialog({ initialPid, onClose, onAdded }: { initialPid
         <label>Keep the last N checkpoints (empty: keep all)<input type="number" min={0} value={keepLast} onChange={(e) => setKeepLast(e.target.value)} /></label>
         <label>Label (optional)<input value={label} onChange={(e) => setLabel(e.target.value)} /></label>
         <SendToFields legend="Also send to another machine (optional)" value={sendTo} onChange={setSendTo} />
-        {action.error ? <ErrorNote error={action.error} /> : null}
-        <div className="dialog-actions">
-          <button type="button" className="secondary" onClick={onClose}>Cancel</button>
-          <button type="submit" disabled={action.running}>Create</button>
-        </div>
+        <FormFooter action={action} submit="Create" onCancel={onClose} />
       </form>
     </Dialog>
   );

@@ -6,7 +6,7 @@
 import { useState } from 'react';
 import type { ScheduleInfo } from '../../../../shared/contract/schedule';
 import { Dialog } from '../../components/Dialog';
-import { ErrorNote } from '../../ErrorNote';
+import { FormFooter } from '../../components/FormFooter';
 import { api } from '../../api';
 import { useAction } from '../../components/engine';
 import { SendToFields, sendToInput, type SendToValue } from './SendToFields';
@@ -26,11 +26,7 @@ export function SendToDialog({ schedule, onClose, onSaved }: { schedule: Schedul
       <form className="form" onSubmit={submit}>
         <SendToFields legend={schedule.sendTo ? 'A new destination or pairing token' : 'Another machine'} value={value} onChange={setValue} />
         {schedule.sendTo ? <p className="hint">The send status starts over; the next run sends what the receiver lacks.</p> : null}
-        {action.error ? <ErrorNote error={action.error} /> : null}
-        <div className="dialog-actions">
-          <button type="button" className="secondary" onClick={onClose}>Cancel</button>
-          <button type="submit" disabled={action.running}>Save</button>
-        </div>
+        <FormFooter action={action} submit="Save" onCancel={onClose} />
       </form>
     </Dialog>
   );
