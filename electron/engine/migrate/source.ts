@@ -237,7 +237,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const points: [string, number][] = [];
     // The last round in memory, restored at once there and stored (durably) only after `restored`;
     // one that does not continue what the destination holds, or too large, goes as every round.
-    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
+    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote, checksum) : null;
     if (!r) {
       // Through spool files as every round: exact and durable first, as before.
       const differ = confirmGuess();
@@ -394,11 +394,16 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   }
 }
 
-/** The last round as an in-memory continuation of the destination's #remote; null when it is larger than MEMORY_ROUND. */
-function exportInMemory(store: Store, id: number, remote: number): { bytes: number; pages: number; data: Buffer } | null {
+/**
+ * The last round as an in-memory continuation of the destination's #remote; null when it is larger
+ * than MEMORY_ROUND. checksum 'hashes' (the destination's hello said hashChecksum): stream version 4,
+ * whose footer covers the page hashes only, so neither end hashes the pages' bytes with SHA-256
+ * inside the downtime (the destination checks each page against its BLAKE3 hash all the same).
+ */
+function exportInMemory(store: Store, id: number, remote: number, checksum: 'hashes' | 'bytes'): { bytes: number; pages: number; data: Buffer } | null {
   const pages = store.records(id).reduce((n, x) => n + (x.kind === 'data' ? x.pages : 0), 0);
   if (pages * 4128 > MEMORY_ROUND) return null;
-  return store.exportStreamBytes(id, 'one', { continues: remote, maxBytes: MEMORY_ROUND });
+  return store.exportStreamBytes(id, 'one', { continues: remote, maxBytes: MEMORY_ROUND, checksum });
 }
 
 /**
