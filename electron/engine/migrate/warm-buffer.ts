@@ -9,8 +9,8 @@
 
 /** Never more than this is held ready (a larger last round takes fresh memory, as before). */
 export const MAX_WARM = 32 * 2 ** 20;
-/** Enough for a last round of 2000 pages (the bench's 1 GiB writing 1% a second needs 100-400), held before any round sizes it. */
-export const MIN_WARM = 8 * 2 ** 20;
+/** Enough for a last round of 1000 pages (the bench's 1 GiB writing 1% a second leaves 100-400), held before any round sizes it. */
+export const MIN_WARM = 4 * 2 ** 20;
 
 export class WarmBuffer {
   private buf: Buffer | null = null;
