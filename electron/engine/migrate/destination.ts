@@ -17,6 +17,7 @@ import { acceptStream } from './negotiate';
 import { STREAM_CHUNK, streamDelta, type StreamDelta } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
+import { WarmBuffer } from './warm-buffer';
 
 interface RestoredProcess {
   pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[];
@@ -89,6 +90,8 @@ export interface DestinationResult {
 }
 
 const MAX_STREAM = 2 ** 44;
+/** Bytes of one page in a stream (its hash, then the page). */
+const STREAM_ENTRY = 32 + 4096;
 /** The last round travels in memory (stream `restore: true`): no larger than this. */
 export const MAX_MEMORY_ROUND = 512 * 2 ** 20;
 
@@ -132,6 +135,14 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   };
   // In a box: the closures below assign it, which flow analysis does not follow.
   const box: { prepared: PreparedProcess | null } = { prepared: null };
+  // Memory for the last round (its bytes as received, and its pages side by side for the absorb),
+  // faulted in while the source still runs (warm-buffer.ts): only for a prepared process.
+  const warm = { stream: new WarmBuffer(), pages: new WarmBuffer() };
+  const warmFor = (bytes: number): void => {
+    if (!box.prepared) return;
+    warm.stream.reserve(bytes);
+    warm.pages.reserve(bytes);
+  };
   const unprepare = (): void => { box.prepared?.abandon(); box.prepared = null; };
   const prepare = async (id: number): Promise<{ ok: boolean; reason?: string }> => {
     unprepare();
@@ -167,8 +178,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         const bytes = m.bytes;
         if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_MEMORY_ROUND) throw new StasisError('INVALID_INPUT', `a last round of ${String(bytes)} bytes was announced (at most ${MAX_MEMORY_ROUND} travel in memory)`);
         const r0 = performance.now();
-        const data = await receiveInMemory(rd, bytes);
-        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2), m.confirm === true ? rd : null);
+        const data = await receiveInMemory(rd, bytes, warm.stream.take(bytes));
+        const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2), m.confirm === true ? rd : null, warm.pages);
         // The source found its round inexact (and sends it again) or gave up.
         if ('retracted' in restored) continue;
         if ('aborted' in restored) return fail(`the source stopped the migration: ${restored.aborted}`);
@@ -199,6 +210,9 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
           }
         }
         await wr.send({ t: 'imported', ids, absorbed });
+        // The last round is about the size of this one: room for twice that (its pages, as announced).
+        const roundBytes = m.t === 'offer' ? Number(m.pages) * STREAM_ENTRY : Number(m.bytes);
+        if (m.final !== true && Number.isFinite(roundBytes)) warmFor(2 * roundBytes + 2 ** 20);
       } else if (m.t === 'group') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
         if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
@@ -212,6 +226,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         const t0 = performance.now();
         const p = await prepare(mine(m.id));
         await wr.send({ t: 'prepared', ...p, ms: +(performance.now() - t0).toFixed(1) });
+        warmFor(0);
       } else if (m.t === 'proceed') {
         // A dry run the user confirmed after its pre-flight: the same session goes on as a migration.
         if (!result.dryRun) throw new StasisError('INVALID_INPUT', 'only a dry run can proceed');
@@ -254,14 +269,17 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   }
 }
 
-/** Reads exactly `bytes` of data frames into memory (the last round: at most MAX_MEMORY_ROUND). */
-async function receiveInMemory(rd: FrameReader, bytes: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(bytes);
+/**
+ * Reads exactly `bytes` of data frames into memory (the last round: at most MAX_MEMORY_ROUND): into
+ * warm when given (exactly `bytes` long), where a frame that arrived in pieces is joined in place.
+ */
+async function receiveInMemory(rd: FrameReader, bytes: number, warm: Buffer | null): Promise<Buffer> {
+  const data = warm ?? Buffer.allocUnsafe(bytes);
   for (let got = 0; got < bytes;) {
-    const f = await rd.next();
+    const f = await rd.next(data.subarray(got));
     if (!f || f.type !== 'data') throw new StasisError('INVALID_INPUT', `the last round broke off after ${got} of ${bytes} bytes; nothing of it was restored`);
     if (got + f.data.length > bytes) throw new StasisError('INVALID_INPUT', `the last round is longer than the ${bytes} bytes announced; nothing of it was restored`);
-    f.data.copy(data, got);
+    if (f.data.buffer !== data.buffer || f.data.byteOffset !== data.byteOffset + got) f.data.copy(data, got);
     got += f.data.length;
   }
   return data;
@@ -281,9 +299,9 @@ async function receiveInMemory(rd: FrameReader, bytes: number): Promise<Buffer> 
  * and anything of the round is stored, only after the source's `run`. `retract` (the round was
  * not exact: the source sends another) kills what was built and stores nothing; so does `abort`.
  */
-async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number, held: FrameReader | null): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string } | { retracted: true } | { aborted: string }> {
+async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number, held: FrameReader | null, warmPages: WarmBuffer): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string } | { retracted: true } | { aborted: string }> {
   const t0 = performance.now();
-  const delta = streamDelta('last round', data);
+  const delta = streamDelta('last round', data, warmPages.takeAll() ?? undefined);
   const base = mine(delta.continues);
   const validateMs = +(performance.now() - t0).toFixed(2);
   const ready = box.prepared?.checkpointId === base && box.prepared.absorbDelta ? box.prepared : null;

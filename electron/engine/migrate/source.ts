@@ -17,6 +17,7 @@ import { listThreads, readBasics } from '../tracer';
 import { offerStream, sendStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 import { migrateTree } from './tree-source';
+import { WarmBuffer } from './warm-buffer';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 
 export type { PreflightAnswer } from './confirm';
@@ -130,6 +131,8 @@ interface FinalRound {
 
 /** The last round travels in memory when its stream is no larger (else through spool files, as every round). */
 const MEMORY_ROUND = 256 * 2 ** 20;
+/** Bytes of one page in a stream (its hash, then the page). */
+const STREAM_ENTRY = 32 + 4096;
 
 export async function migrate(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('PROCESS_GONE', `There is no process ${pid}; nothing was sent.`);
@@ -148,6 +151,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   let memoryRound = false;
   let deferred: { settle(): void; discard(): void } | null = null;
   let snapshot: 'precopy' | undefined = 'precopy';
+  /** Where the last round is exported in memory, faulted in while the process runs (warm-buffer.ts). */
+  const warm = new WarmBuffer();
   /** The last round's guessed VmFlags, until they are checked against the exact read. */
   let guessed: { confirm(): string[] } | null = null;
   const confirmGuess = (): string[] => {
@@ -237,7 +242,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const points: [string, number][] = [];
     // The last round in memory, restored at once there and stored (durably) only after `restored`;
     // one that does not continue what the destination holds, or too large, goes as every round.
-    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote) : null;
+    const r = memoryRound && remote !== null && parent !== null && parent === lastSent ? exportInMemory(store, last.id, remote, checksum, warm) : null;
     if (!r) {
       // Through spool files as every round: exact and durable first, as before.
       const differ = confirmGuess();
@@ -309,6 +314,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // The destination builds the process from round 1 while this one runs on; it then absorbs
     // every later round, so the downtime holds only the last one.
     await wr.send({ t: 'prepare', id: remote! });
+    // While the destination builds the process: memory for the last round, faulted in now.
+    if (memoryRound) warm.reserve(0);
     const prep = await rd.expect<{ ok: boolean; reason?: string; ms?: number }>('prepared');
     const max = Math.max(1, opts.maxRounds ?? 8);
     const small = opts.smallRound ?? 256;
@@ -317,6 +324,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       const c = checkpoint(store, pid, { label: `migration: round ${rounds.length + 1}`, ...(snapshot ? { snapshot } : {}) });
       await send(c, 'incremental');
       const now = rounds[rounds.length - 1]!.pages;
+      // The last round is about the size of the one before it: room for twice that, its head included.
+      if (memoryRound) warm.reserve(2 * now * STREAM_ENTRY + 2 ** 20);
       // The dirty set stopped shrinking: more rounds would not shorten the freeze.
       if (now >= prev) break;
       prev = now;
@@ -394,11 +403,17 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   }
 }
 
-/** The last round as an in-memory continuation of the destination's #remote; null when it is larger than MEMORY_ROUND. */
-function exportInMemory(store: Store, id: number, remote: number): { bytes: number; pages: number; data: Buffer } | null {
+/**
+ * The last round as an in-memory continuation of the destination's #remote; null when it is larger
+ * than MEMORY_ROUND. checksum 'hashes' (the destination's hello said hashChecksum): stream version 4,
+ * whose footer covers the page hashes only, so neither end hashes the pages' bytes with SHA-256
+ * inside the downtime (the destination checks each page against its BLAKE3 hash all the same).
+ */
+function exportInMemory(store: Store, id: number, remote: number, checksum: 'hashes' | 'bytes', warm: WarmBuffer): { bytes: number; pages: number; data: Buffer } | null {
   const pages = store.records(id).reduce((n, x) => n + (x.kind === 'data' ? x.pages : 0), 0);
-  if (pages * 4128 > MEMORY_ROUND) return null;
-  return store.exportStreamBytes(id, 'one', { continues: remote, maxBytes: MEMORY_ROUND });
+  if (pages * STREAM_ENTRY > MEMORY_ROUND) return null;
+  const into = warm.takeAll();
+  return store.exportStreamBytes(id, 'one', { continues: remote, maxBytes: MEMORY_ROUND, checksum, ...(into ? { into } : {}) });
 }
 
 /**

@@ -315,8 +315,12 @@ export interface Store {
    * else (BUSY). A migration's last round, exported at once and made durable after the cut-over.
    */
   deferDurability(): { settle(): void; discard(): void };
-  /** The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a migration's last round. */
-  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
+  /**
+   * The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a
+   * migration's last round. into: written there (data is a view of it) when the stream fits, else
+   * into fresh memory.
+   */
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number; into?: Buffer }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
   importStream(file: string, opts?: CancelOptions): { ids: number[] };
   /**

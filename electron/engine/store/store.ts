@@ -306,7 +306,7 @@ export class SqliteStore implements Store {
     return this.index.db.transaction(() => exportStream(this.index, this.views, id, file, how, opts)).deferred();
   }
 
-  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
+  exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number; into?: Buffer }): ExportResult & { data: Buffer } {
     this.open();
     return this.index.db.transaction(() => exportStreamBytes(this.index, this.views, id, how, opts)).deferred();
   }

@@ -123,18 +123,32 @@ export function openExport(index: StreamIndex, views: Views, id: number, how: Ex
  * The same stream as exportStream, in memory: nothing touches the disk (a migration's last round,
  * sent while the process is frozen, needs no durable copy on the way). Refused above maxBytes.
  */
-export function exportStreamBytes(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer } {
+export function exportStreamBytes(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number; into?: Buffer }): ExportResult & { data: Buffer } {
   const prog = phases(progress(opts.onProgress), ['checkpoints', 'pages']);
   const cancel = (): void => throwIfCancelled(opts.signal, 'The export', 'nothing was sent');
   const plan = planStream(index, views, id, how, { checksum: 'bytes', ...opts }, cancel, prog);
   if (plan.pageSrc.length * ENTRY > opts.maxBytes) {
     throw new StasisError('INVALID_INPUT', `Checkpoint #${id} as a stream holds ${plan.pageSrc.length} pages, more than the ${opts.maxBytes} bytes an in-memory export takes; export it to a file.`);
   }
+  const total = HEADER + plan.manifest.length + plan.pageSrc.length * ENTRY + FOOTER;
+  const result = { file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: total };
+  // Into the caller's memory when it fits: its pages are already there (a migration's last round is
+  // exported while the process is frozen, and each fresh page costs a fault: docs/benchmarks.md).
+  if (opts.into && opts.into.length >= total) {
+    const out = opts.into;
+    let pos = 0;
+    for (const b of streamChunks(index, plan, cancel, prog, false, out)) {
+      if (b.buffer !== out.buffer || b.byteOffset !== out.byteOffset + pos) b.copy(out, pos);
+      pos += b.length;
+    }
+    prog.finish('written');
+    return { ...result, data: out.subarray(0, total) };
+  }
   const parts: Buffer[] = [];
   let bytes = 0;
   for (const b of streamChunks(index, plan, cancel, prog)) { parts.push(b); bytes += b.length; }
   prog.finish('written');
-  return { file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes, data: Buffer.concat(parts, bytes) };
+  return { ...result, bytes, data: Buffer.concat(parts, bytes) };
 }
 
 interface StreamPlan { ids: number[]; pageSrc: { file: number; page: number }[]; manifest: Buffer; version: number }
@@ -197,7 +211,7 @@ const PER_CHUNK = Math.floor(STREAM_CHUNK / ENTRY);
  * entries: the consumer is done with each before it asks for the next). Runs of consecutive stored
  * pages are read with one readv per block, straight into their entries.
  */
-function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>, reuse = false): Generator<Buffer> {
+function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>, reuse = false, into?: Buffer): Generator<Buffer> {
   const { pageSrc, manifest, version } = plan;
   const head = Buffer.concat([writeHeader(version, manifest.length, pageSrc.length), manifest]);
   const sum = new StreamChecksum(head.length + pageSrc.length * ENTRY + FOOTER);
@@ -208,7 +222,9 @@ function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void,
     cancel();
     prog.at('pages', i, pageSrc.length, 'pages');
     const n = Math.min(PER_CHUNK, pageSrc.length - i);
-    const buf = shared ? shared.subarray(0, n * ENTRY) : Buffer.allocUnsafe(n * ENTRY);
+    // into: the entries are read straight into where the whole stream goes (exportStreamBytes).
+    const at = head.length + i * ENTRY;
+    const buf = into ? into.subarray(at, at + n * ENTRY) : shared ? shared.subarray(0, n * ENTRY) : Buffer.allocUnsafe(n * ENTRY);
     for (let k = 0; k < n;) {
       const s = pageSrc[i + k]!;
       let r = 1;
@@ -302,6 +318,31 @@ function validateSource(src: ByteSource, signal?: AbortSignal, prog?: Phases<Imp
   }
 }
 
+/**
+ * validateSource's checks on a stream held in memory, read where it lies: the checksum and the page
+ * hashes run over data itself (no copy into fresh buffers, whose page faults cost more than the
+ * checks on a migration's last round).
+ */
+function validateBuffer(name: string, data: Buffer): ParsedStream {
+  const size = data.length;
+  const h = Buffer.alloc(HEADER);
+  data.copy(h, 0, 0, Math.min(HEADER, size));
+  const { version, manifestLen, pageCount } = readHeader(name, h, size);
+  const sum = new StreamChecksum(size);
+  sum.update(data.subarray(0, size - FOOTER));
+  const f = data.subarray(size - FOOTER);
+  if (!f.subarray(32).equals(END)) throw bad(name, 'its footer magic is missing');
+  if (!sum.digest().equals(f.subarray(0, 32))) throw bad(name, 'its checksum does not match (damaged in transit?)');
+  const manifest = parseManifest(name, data.subarray(HEADER, HEADER + manifestLen), version, pageCount);
+  const pagesAt = HEADER + manifestLen;
+  for (let i = 0; i < pageCount; i += 256) {
+    const n = Math.min(256, pageCount - i);
+    const k = firstMismatch(data.subarray(pagesAt + i * ENTRY, pagesAt + (i + n) * ENTRY), n);
+    if (k >= 0) throw bad(name, `page ${i + k} does not match its hash`);
+  }
+  return { manifest, pageCount, pagesAt };
+}
+
 /** A continuation stream's one checkpoint, as what it changes on top of the receiver's #continues. */
 export interface StreamDelta {
   continues: number;
@@ -316,18 +357,22 @@ export interface StreamDelta {
  * changes, without touching a store: a migration's last round is written into the waiting process
  * first and imported (durably) once that process runs.
  */
-export function streamDelta(name: string, data: Buffer): StreamDelta {
-  const { src, manifest, pagesAt } = validateSource(bufferSource(name, data));
-  src.close();
+export function streamDelta(name: string, data: Buffer, scratch?: Buffer): StreamDelta {
+  const { manifest, pagesAt } = validateBuffer(name, data);
   const c = manifest.checkpoints[0]!;
   if (manifest.checkpoints.length !== 1 || c.continues === undefined) throw bad(name, 'it is not a continuation of one checkpoint');
   const runs: PageRun[] = [];
   const absent: StreamDelta['absent'] = [];
+  // The runs' pages go side by side into scratch when it holds them all (memory already faulted in: a
+  // migration's last round is read here inside the downtime), else each into a fresh buffer.
+  const dataPages = c.records.reduce((k, r) => k + (r[2] === KIND_DATA ? r[1] : 0), 0);
+  let free = scratch && scratch.length >= dataPages * PAGE ? scratch : null;
   for (const [vpn, n, kind, sp] of c.records) {
     const vaddr = BigInt(vpn) << 12n;
     if (kind === KIND_ABSENT) { absent.push({ vaddr, pages: n }); continue; }
     if (kind !== KIND_DATA) { runs.push({ vaddr, pages: n, data: null }); continue; }
-    const out = Buffer.allocUnsafe(n * PAGE);
+    let out: Buffer;
+    if (free) { out = free.subarray(0, n * PAGE); free = free.subarray(n * PAGE); } else out = Buffer.allocUnsafe(n * PAGE);
     for (let i = 0; i < n; i++) {
       const at = pagesAt + (sp + i) * ENTRY + HASH_LEN;
       data.copy(out, i * PAGE, at, at + PAGE);
