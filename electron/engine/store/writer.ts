@@ -252,13 +252,16 @@ export class Writer implements CheckpointWriter {
       const h = i * HASH;
       // Pages this checkpoint already wrote (checked here, not in the first pass: for a full
       // checkpoint, where almost every page is new, that cost a map lookup per page).
-      const mine = this.mine(hashes, h);
+      // The page's key in `local`: its first 4 hash bytes as readInt32LE gives them (that call cost
+      // ~0.1 s per GiB in a full checkpoint's profile; the bytes are read once here for both uses).
+      const key = hashes[h]! | (hashes[h + 1]! << 8) | (hashes[h + 2]! << 16) | (hashes[h + 3]! << 24);
+      const mine = this.mine(key, hashes, h);
       if (mine >= 0) { add(vpn, DATA, this.seg.fileId, mine); continue; }
       // No BigInt key per page when nothing was found (a full checkpoint's usual case).
       const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
       if (loc && this.storedHashMatches(loc, hashes, h)) { add(vpn, DATA, loc.file, loc.page); continue; }
       const page = write(i, h);
-      this.local.set(hashes.readInt32LE(h), page);
+      this.local.set(key, page);
       this.newPages.push(page);
       add(vpn, DATA, this.seg.fileId, page);
     }
@@ -273,9 +276,9 @@ export class Writer implements CheckpointWriter {
     return this.decisionBuf;
   }
 
-  /** Index of a page with the hash at offset h of hashes already written by this checkpoint, or -1. */
-  private mine(hashes: Buffer, h: number): number {
-    const p = this.local.get(hashes.readInt32LE(h));
+  /** Index of a page with the hash at offset h of hashes (key: its first 4 bytes) already written by this checkpoint, or -1. */
+  private mine(key: number, hashes: Buffer, h: number): number {
+    const p = this.local.get(key);
     return p >= 0 && this.seg.hashOf(p).compare(hashes, h, h + HASH) === 0 ? p : -1;
   }
 
