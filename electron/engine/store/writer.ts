@@ -73,6 +73,41 @@ function normalized(list: Extent[]): Extent[] {
   return list;
 }
 
+/** Whether list is sorted by vpn with no overlap (neighbours that merge allowed). */
+function sortedRun(list: Extent[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i - 1]!.vpn + list[i - 1]!.count > list[i]!.vpn) return false;
+  return true;
+}
+
+/**
+ * normalize() of the chunks' records together. A pre-copy round drops a few pages and gives them
+ * again, so the records are one large sorted chunk and small ones after it: those are sorted alone
+ * and merged into the large one in one pass (sorting all ~52k records of 1 GiB again cost
+ * ~0.03 s of every pre-copy full commit).
+ */
+function merged(chunks: Extent[][]): Extent[] {
+  let big = 0;
+  for (let j = 1; j < chunks.length; j++) if (chunks[j]!.length > chunks[big]!.length) big = j;
+  const head = chunks[big]!;
+  const rest: Extent[] = [];
+  for (let j = 0; j < chunks.length; j++) if (j !== big) for (const e of chunks[j]!) rest.push(e);
+  if (rest.length === 0) return normalized(head);
+  if (!sortedRun(head)) return normalize([...head, ...rest]);
+  const tail = normalize(rest);
+  const out: Extent[] = [];
+  let i = 0;
+  let k = 0;
+  while (i < head.length || k < tail.length) {
+    const e = k >= tail.length || (i < head.length && head[i]!.vpn <= tail[k]!.vpn) ? head[i++]! : tail[k++]!;
+    if (e.count <= 0) continue;
+    const last = out[out.length - 1];
+    // The same refusal as normalize()'s, which names the page.
+    if (last && last.vpn + last.count > e.vpn) return normalize([...head, ...rest]);
+    pushExtent(out, e);
+  }
+  return out;
+}
+
 export class Writer implements CheckpointWriter {
   private state: ProcessState | null = null;
   private records: Extent[] = [];
@@ -358,7 +393,6 @@ export class Writer implements CheckpointWriter {
    */
   private settledRecords(): Extent[] {
     if (this.drops.length === 0) return normalized(this.records);
-    const out: Extent[] = [];
     let later: { vpn: number; count: number }[] = []; // covers of the drops after the current chunk
     let end = this.records.length;
     const chunks: Extent[][] = [];
@@ -375,9 +409,7 @@ export class Writer implements CheckpointWriter {
       end = start;
       if (j > 0) later = unionIntervals([...later, ...this.drops[j - 1]!.cover]);
     }
-    // In the order given (chunks were collected last first): usually sorted already.
-    for (let j = chunks.length - 1; j >= 0; j--) for (const e of chunks[j]!) out.push(e);
-    return normalized(out);
+    return merged(chunks);
   }
 
   commit(stats?: Partial<CheckpointStats>): CheckpointInfo {
