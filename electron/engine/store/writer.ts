@@ -134,10 +134,17 @@ export class Writer implements CheckpointWriter {
     private readonly host: WriterHost,
     /**
      * Pages written into seg so far, by the first 4 bytes of their hash; shared by the members of
-     * a tree checkpoint, which write one segment.
+     * a tree checkpoint, which write one segment (the tree's then; else this writer's, given back
+     * when it is done).
      */
-    private readonly local = new PageSlots(),
-  ) {}
+    shared?: PageSlots,
+  ) {
+    this.local = shared ?? PageSlots.take();
+    this.ownsLocal = !shared;
+  }
+
+  private readonly local: PageSlots;
+  private readonly ownsLocal: boolean;
 
   private live(): void {
     if (this.done) throw new StasisError('INVALID_INPUT', `Checkpoint ${this.id} was already committed or aborted; begin a new one.`);
@@ -464,6 +471,7 @@ export class Writer implements CheckpointWriter {
         view,
       });
       this.done = true;
+      if (this.ownsLocal) this.local.give();
       this.host.finishWriter();
       return info;
     } catch (e) {
@@ -490,6 +498,7 @@ export class Writer implements CheckpointWriter {
     if (this.done) return;
     this.done = true;
     this.seg.discard();
+    if (this.ownsLocal) this.local.give();
     this.host.finishWriter();
   }
 }
