@@ -41,3 +41,16 @@ test('page slots: a table given back is taken again empty, at the size it grew t
   big.give();
   assert.notEqual(PageSlots.take(), big);
 });
+
+test('page slots: claim returns the page a key holds, or records the page given for a new key, through growth', () => {
+  const s = new PageSlots();
+  const n = 200_000;
+  const keys = new Int32Array(randomFillSync(new Uint8Array(n * 4)).buffer);
+  const want = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    assert.equal(s.claim(k, i), want.has(k) ? want.get(k)! : -1);
+    if (!want.has(k)) want.set(k, i);
+  }
+  for (const [k, page] of want) assert.equal(s.get(k), page);
+});

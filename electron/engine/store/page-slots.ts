@@ -45,6 +45,20 @@ export class PageSlots {
     }
   }
 
+  /**
+   * get(key), and when the key is not there, set(key, page) in the same probe (a page about to be
+   * written: one probe of the table per new page instead of two).
+   */
+  claim(key: number, page: number): number {
+    if ((this.count + 1) * 2 > this.keys.length) this.grow();
+    const mask = this.keys.length - 1;
+    for (let i = PageSlots.slot(key, mask); ; i = (i + 1) & mask) {
+      const v = this.vals[i]!;
+      if (v === 0) { this.keys[i] = key; this.vals[i] = page + 1; this.count++; return -1; }
+      if (this.keys[i] === key) return v - 1;
+    }
+  }
+
   set(key: number, page: number): void {
     if ((this.count + 1) * 2 > this.keys.length) this.grow();
     const mask = this.keys.length - 1;

@@ -297,13 +297,19 @@ export class Writer implements CheckpointWriter {
       // The page's key in `local`: its first 4 hash bytes as readInt32LE gives them (that call cost
       // ~0.1 s per GiB in a full checkpoint's profile; the bytes are read once here for both uses).
       const key = hashes[h]! | (hashes[h + 1]! << 8) | (hashes[h + 2]! << 16) | (hashes[h + 3]! << 24);
-      const mine = this.mine(key, hashes, h);
-      if (mine >= 0) { add(vpn, DATA, this.seg.fileId, mine); continue; }
-      // No BigInt key per page when nothing was found (a full checkpoint's usual case).
-      const loc = found.size === 0 ? undefined : found.get(hashes.readBigInt64LE(h));
-      if (loc && this.storedHashMatches(loc, hashes, h)) { add(vpn, DATA, loc.file, loc.page); continue; }
+      // With nothing stored elsewhere (a full checkpoint's usual case), a page this checkpoint
+      // does not hold yet is written next: one probe of the table both asks and records it as the
+      // segment's next page. Otherwise it is only asked: the page may be found elsewhere, and the
+      // table must never name a page this checkpoint has not written.
+      const next = this.seg.pages;
+      const held = found.size === 0 ? this.local.claim(key, next) : this.local.get(key);
+      if (held >= 0 && this.seg.hashOf(held).compare(hashes, h, h + HASH) === 0) { add(vpn, DATA, this.seg.fileId, held); continue; }
+      if (found.size > 0) {
+        const loc = found.get(hashes.readBigInt64LE(h));
+        if (loc && this.storedHashMatches(loc, hashes, h)) { add(vpn, DATA, loc.file, loc.page); continue; }
+      }
       const page = write(i, h);
-      this.local.set(key, page);
+      if (found.size > 0 || held >= 0 || page !== next) this.local.set(key, page);
       this.newPages.push(page);
       add(vpn, DATA, this.seg.fileId, page);
     }
@@ -316,12 +322,6 @@ export class Writer implements CheckpointWriter {
   private decisions(n: number): Uint8Array {
     if (this.decisionBuf.length < n) this.decisionBuf = new Uint8Array(n);
     return this.decisionBuf;
-  }
-
-  /** Index of a page with the hash at offset h of hashes (key: its first 4 bytes) already written by this checkpoint, or -1. */
-  private mine(key: number, hashes: Buffer, h: number): number {
-    const p = this.local.get(key);
-    return p >= 0 && this.seg.hashOf(p).compare(hashes, h, h + HASH) === 0 ? p : -1;
   }
 
   /** The dedup table is an accelerator: a stale or colliding entry is simply not used. */
