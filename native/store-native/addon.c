@@ -20,6 +20,7 @@ NAPI_MODULE_INIT() {
     { "writeBehindOpen", write_behind_open },
     { "writeBehindWrite", write_behind_write },
     { "writeBehindWriteBlocks", write_behind_write_blocks },
+    { "writeBehindSync", write_behind_sync },
     { "writeBehindWait", write_behind_wait },
     { "writeBehindClose", write_behind_close },
     { "fill", page_fill },

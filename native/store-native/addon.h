@@ -11,6 +11,7 @@ napi_value page_hash_digest(napi_env env, napi_callback_info info);
 napi_value write_behind_open(napi_env env, napi_callback_info info);
 napi_value write_behind_write(napi_env env, napi_callback_info info);
 napi_value write_behind_write_blocks(napi_env env, napi_callback_info info);
+napi_value write_behind_sync(napi_env env, napi_callback_info info);
 napi_value write_behind_wait(napi_env env, napi_callback_info info);
 napi_value write_behind_close(napi_env env, napi_callback_info info);
 napi_value page_fill(napi_env env, napi_callback_info info);

@@ -17,6 +17,8 @@
  *     with one pwritev, after storing in each header the CRC-32 of its payload at layout[1] and
  *     then the CRC-32 of its bytes [0, layout[2]) at layout[3]. Payloads back to back let a
  *     capture read pages across block boundaries in one call (segments.ts readRoom).
+ *   writeBehindSync(handle)                          -> sequence number: an fsync(2) of the file, queued after
+ *     the writes before it (a commit's index rows go in meanwhile: docs/store-format.md, "Segment file")
  *   writeBehindWait(handle, seq)                     waits until write seq is done (its buffer may be reused)
  *   writeBehindClose(handle)                         waits for every write, stops the thread
  * Every call throws the first write error (code = errno name), and so does each later call.
@@ -59,6 +61,7 @@ typedef struct {
   uint32_t plen[MAX_BLOCKS];
   uint32_t at[3]; /* payload CRC at, header CRC over [0, at[1]), stored at at[2] */
   napi_ref href;
+  int sync; /* writeBehindSync: no bytes, an fsync of the file */
 } job_t;
 
 typedef struct {
@@ -101,7 +104,11 @@ static void *run(void *arg) {
     int failed = s->err;
     pthread_mutex_unlock(&s->mu);
     int e = 0;
-    if (!failed) {
+    if (!failed && j->sync) {
+      while (fsync(s->fd) < 0) {
+        if (errno != EINTR) { e = errno; break; }
+      }
+    } else if (!failed) {
       for (uint32_t k = 0; k < j->ncrc; k++) {
         uint32_t c = crc32_update(0, j->data + j->crc[k][0], j->crc[k][1] - j->crc[k][0]);
         memcpy(j->data + j->crc[k][2], &c, 4);
@@ -300,6 +307,16 @@ napi_value write_behind_write_blocks(napi_env env, napi_callback_info info) {
   j.len = (size_t)total;
   if (napi_create_reference(env, argv[1], 1, &j.href) != napi_ok) return fail(env, "writeBehindWriteBlocks: cannot hold the headers");
   if (napi_create_reference(env, argv[2], 1, &j.ref) != napi_ok) { napi_delete_reference(env, j.href); return fail(env, "writeBehindWriteBlocks: cannot hold the payload"); }
+  return enqueue(env, s, &j);
+}
+
+napi_value write_behind_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) return fail(env, "writeBehindSync(handle) takes 1 argument");
+  sink_t *s = sink_of(env, argv[0]);
+  if (!s) return NULL;
+  job_t j = { .sync = 1 };
   return enqueue(env, s, &j);
 }
 

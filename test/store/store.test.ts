@@ -202,6 +202,54 @@ test('bad writer input gets clear errors', () => {
   }
 });
 
+test('pre-copy rounds: pages taken back and given again in later rounds, over many records, commit sorted and merged and materialize exactly', () => {
+  const t = tempDir();
+  try {
+    const store = openStore(t.dir);
+    const tg = store.upsertTarget(target);
+    const r = rng(11);
+    const start = 0x4000;
+    const pages = 3000;
+    const v = baseView(r, start, pages); // zero, duplicate and distinct pages mixed: ~1500 records
+    const w = store.begin({ targetId: tg.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
+    w.setState(makeState([mapping(start, pages)]));
+    for (let p = 0; p < pages; p += 100) w.addPages(BigInt(start + p) << 12n, Buffer.concat([...Array(100).keys()].map((i) => v.get(start + p + i)!)));
+    for (let round = 0; round < 4; round++) {
+      // A round's dirty pages: scattered runs taken back; most given again, some not (unmapped meanwhile).
+      const runs: { vpn: number; count: number }[] = [];
+      for (let vpn = start + Math.floor(r() * 40); vpn < start + pages; vpn += 20 + Math.floor(r() * 200)) runs.push({ vpn, count: 1 + Math.floor(r() * 5) });
+      w.dropPages(runs.map((x) => ({ vaddr: BigInt(x.vpn) << 12n, pages: x.count })));
+      for (const x of runs) {
+        if (r() < 0.2) { for (let i = 0; i < x.count; i++) v.delete(x.vpn + i); continue; }
+        const data = Buffer.concat([...Array(x.count).keys()].map(() => (r() < 0.3 ? Buffer.alloc(PAGE) : randomPage(r))));
+        for (let i = 0; i < x.count; i++) v.set(x.vpn + i, data.subarray(i * PAGE, (i + 1) * PAGE));
+        w.addPages(BigInt(x.vpn) << 12n, data);
+      }
+    }
+    const id = w.commit().id;
+    assertSameView(materializeToMap(store, id), v, 'after 4 rounds');
+    const db = (store as unknown as { db: { prepare(q: string): { all(...a: unknown[]): unknown[] } } }).db;
+    const rows = db.prepare('SELECT vpn, count, kind, file, page FROM extents WHERE ckpt = ? ORDER BY vpn').all(id) as { vpn: number; count: number; kind: number; file: number | null; page: number | null }[];
+    for (let i = 1; i < rows.length; i++) {
+      const a = rows[i - 1]!;
+      const b = rows[i]!;
+      assert.ok(a.vpn + a.count <= b.vpn, `no overlap at ${i}`);
+      const continues = a.vpn + a.count === b.vpn && a.kind === b.kind && (a.file === null || (a.file === b.file && a.page! + a.count === b.page));
+      assert.ok(!continues, `neighbours merged at ${i}`);
+    }
+    // A page given again without being taken back is still refused, by its address.
+    const w2 = store.begin({ targetId: tg.id, parentId: null, mode: 'full', dirtyTracking: 'hash', coverage: 'complete' });
+    w2.setState(makeState([mapping(start, pages)]));
+    w2.addPages(BigInt(start) << 12n, Buffer.concat([randomPage(r), randomPage(r), randomPage(r)]));
+    w2.dropPages([{ vaddr: BigInt(start + 1) << 12n, pages: 1 }]);
+    w2.addPages(BigInt(start + 2) << 12n, randomPage(r));
+    assert.throws(() => w2.commit(), (e: unknown) => e instanceof StasisError && e.code === 'INVALID_INPUT' && /0x4002000 was given twice/.test(e.message));
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a live capture can give scattered runs, take pages back, and keep pages unchanged since the parent', () => {
   const t = tempDir();
   try {

@@ -1,16 +1,20 @@
 /**
  * The addon's write-behind (native/store-native/write_behind.c, used by segments.ts for raw blocks):
  * its checksums equal node:zlib's, a segment written through it is byte for byte the one written
- * without it, and a write error reaches the caller.
+ * without it, a write or fsync error reaches the caller, and a segment sealed on the thread while
+ * its index rows go in (seal, publish, place) is the one finish() writes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { storeNative } from '../../electron/engine/store/native-addon';
+import Database from 'better-sqlite3';
 import { SegmentWriter, scanSegment } from '../../electron/engine/store/segments';
+import { StoreIndex } from '../../electron/engine/store/store-index';
 import { PAGE, tempDir } from './model';
 
 const skip = storeNative ? false : 'the store addon is not built here';
@@ -153,6 +157,119 @@ test('write-behind: keepReadPage refuses a slot that was not read in place', { s
     assert.throws(() => seg.keepReadPage(room.first + room.pages, Buffer.alloc(32), 0), /not a page read in place/);
   } finally {
     seg.discard();
+    cleanup();
+  }
+});
+
+test('write-behind: writeBehindSync fsyncs after the writes queued before it, and its failure is thrown as a write\'s is', { skip }, () => {
+  const native = storeNative!;
+  const { dir, cleanup } = tempDir();
+  const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+  const [rd, wr] = pipeFds();
+  try {
+    assert.equal(typeof native.writeBehindSync, 'function', 'this build has writeBehindSync');
+    const wb = native.writeBehindOpen(fd, 1 << 20, 0);
+    const data = randomFillSync(Buffer.alloc(3 * PAGE));
+    native.writeBehindWrite(wb, data, data.length, 0, []);
+    native.writeBehindWait(wb, native.writeBehindSync!(wb));
+    native.writeBehindClose(wb);
+    assert.ok(fs.readFileSync(path.join(dir, 'f')).equals(data));
+    // fsync(2) of a pipe fails with EINVAL: the thread really calls it, and the caller hears of it.
+    const bad = native.writeBehindOpen(wr, 1 << 20, 0);
+    const seq = native.writeBehindSync!(bad);
+    assert.throws(() => native.writeBehindWait(bad, seq), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+    assert.throws(() => native.writeBehindClose(bad), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+  } finally {
+    for (const x of [fd, rd, wr]) fs.closeSync(x);
+    cleanup();
+  }
+});
+
+/** Two descriptors of one pipe (node:fs has no pipe()): a FIFO opened read-write does not block. */
+function pipeFds(): [number, number] {
+  const { dir } = tempDir();
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const rd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  const wr = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return [rd, wr];
+}
+
+test('write-behind: seal() then place() give finish()\'s bytes; the file keeps its temporary name until place()', { skip }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const pages = 64 * 9 + 13;
+    const data = randomFillSync(Buffer.alloc(pages * PAGE));
+    const hash = Buffer.alloc(32);
+    const records = randomFillSync(Buffer.alloc(1000));
+    const files: Buffer[] = [];
+    for (const split of [true, false]) {
+      const segDir = path.join(dir, String(split));
+      fs.mkdirSync(segDir);
+      const seg = new SegmentWriter(segDir, 7, 'none', split);
+      for (let i = 0; i < pages; i++) { hash.writeUInt32LE(i); seg.addPage(data, i * PAGE, hash); }
+      if (split) {
+        const sealed = seg.seal([], records);
+        assert.equal(fs.existsSync(seg.finalPath), false, 'not in place before place()');
+        assert.ok(fs.existsSync(seg.tmpPath));
+        seg.place();
+        assert.equal(fs.statSync(seg.finalPath).size, sealed.bytes);
+      } else {
+        seg.finish([], records);
+      }
+      assert.equal(fs.existsSync(seg.tmpPath), false);
+      files.push(fs.readFileSync(seg.finalPath));
+      assert.deepEqual(scanSegment(seg.finalPath).badBlocks, []);
+    }
+    assert.ok(files[0]!.equals(files[1]!), 'same bytes on disk');
+  } finally {
+    cleanup();
+  }
+});
+
+test('publish with place: the rows go in before the segment is in place, and no other connection sees them until both are done', () => {
+  const { dir, cleanup } = tempDir();
+  const index = new StoreIndex(dir);
+  const other = new Database(path.join(dir, 'index.sqlite'), { readonly: true });
+  try {
+    const seen = (id: number): boolean => other.prepare('SELECT 1 FROM files WHERE id = ?').get(id) !== undefined;
+    const data = randomFillSync(Buffer.alloc(100 * PAGE));
+    const hash = Buffer.alloc(32);
+    const seg = index.newSegment();
+    for (let i = 0; i < 100; i++) { hash.writeUInt32LE(i); seg.addPage(data, i * PAGE, hash); }
+    const { bytes, pages, blockBytes } = seg.seal([], Buffer.alloc(0));
+    const steps: string[] = [];
+    index.publish(seg.fileId, () => {
+      index.insertFile(seg.fileId, bytes, pages, [], blockBytes);
+      steps.push('rows');
+    }, () => {
+      assert.equal(fs.existsSync(seg.finalPath), false, 'the rows went in before the file was placed');
+      seg.place();
+      assert.ok(fs.existsSync(seg.finalPath));
+      assert.equal(seen(seg.fileId), false, 'not visible before the commit');
+      steps.push('placed');
+    });
+    assert.deepEqual(steps, ['rows', 'placed']);
+    assert.equal(seen(seg.fileId), true, 'visible after it');
+    assert.equal(other.prepare('SELECT 1 FROM pending WHERE file = ?').get(seg.fileId), undefined);
+    assert.equal(index.reader.pagesIn(seg.fileId), 100);
+
+    // The rows fail: nothing is visible, the file never reached its name, and the writer's abort removes it.
+    const seg2 = index.newSegment();
+    seg2.addPage(data, 0, hash);
+    const s2 = seg2.seal([], Buffer.alloc(0));
+    assert.throws(() => index.publish(seg2.fileId, () => {
+      index.insertFile(seg2.fileId, s2.bytes, s2.pages, [], s2.blockBytes);
+      index.insertFile(seg2.fileId, s2.bytes, s2.pages, [], s2.blockBytes); // the same id twice
+    }, () => seg2.place()), /UNIQUE/);
+    seg2.discard();
+    assert.equal(seen(seg2.fileId), false);
+    assert.equal(fs.existsSync(seg2.finalPath), false);
+    assert.equal(fs.existsSync(seg2.tmpPath), false);
+  } finally {
+    other.close();
+    index.close();
     cleanup();
   }
 });

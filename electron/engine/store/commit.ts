@@ -1,7 +1,8 @@
 /**
  * Write path, the commit of one checkpoint: its def entry and records go into the segment the
- * writer filled, the segment is sealed (fsync, rename), and only then one index transaction makes
- * the checkpoint visible; its new pages join the dedup table after that, once the engine is idle
+ * writer filled, the segment is sealed (trailer, fsync) while one index transaction inserts the
+ * checkpoint's rows, and that transaction commits, making the checkpoint visible, only once the
+ * segment is durable and renamed into place; its new pages join the dedup table after that, once the engine is idle
  * (StoreIndex.addDedupLater: the table is an accelerator, the checkpoint is complete without it).
  */
 import type { CheckpointInfo } from './api';
@@ -21,11 +22,12 @@ export function commitCheckpoint(index: CommitIndex, views: ViewCache, w: Sealed
   const dataPages = w.records.reduce((n, e) => n + (e.kind === KIND_DATA ? e.count : 0), 0);
   // bytesWritten: stored block bytes, so a compressed checkpoint shows what it really cost.
   const def: DefEntry = { ...w.def, stats: { ...w.def.stats, bytesWritten: w.seg.flushBlocks() }, recordsOffset: 0, extents: w.records.length, dataPages };
-  const { bytes, pages, blockBytes } = w.seg.finish([def], encodeRecords(wire, w.hashes));
+  // The rows go in while the trailer and the fsync are written on the write-behind thread.
+  const { bytes, pages, blockBytes } = w.seg.seal([def], encodeRecords(wire, w.hashes));
   index.publish(w.seg.fileId, () => {
     index.insertFile(w.seg.fileId, bytes, pages, [def], blockBytes);
     index.applyDef(def, w.seg.fileId, w.records);
-  });
+  }, () => w.seg.place());
   const { seg, newPages } = w;
   index.addDedupLater(() => newPages.map((p) => ({ key: seg.hashKeyOf(p), file: seg.fileId, page: p })));
   views.cacheView(def.ckpt, index.meta('generation', 0), w.view); // the next incremental starts from it

@@ -46,6 +46,11 @@ export interface StoreNative {
    */
   writeBehindWriteBlocks?(wb: WriteBehind, headers: Uint8Array, payload: Uint8Array, lens: number[], pos: number, layout: number[]): number;
   /**
+   * Queues an fsync of the file after the writes queued before it; returns its sequence number (its
+   * error, like a write's, is thrown by the next call). Absent from an older build.
+   */
+  writeBehindSync?(wb: WriteBehind): number;
+  /**
    * The index of the first of the n stream entries at buf (a 32-byte hash, then its page) whose
    * page does not hash to it, or -1; the pages hashed where they lie (entry_check.c). Absent from
    * an older build.

@@ -240,19 +240,57 @@ export class SegmentWriter {
 
   /** Seals the file (trailer + footer), fsyncs it, renames it into place and fsyncs the directory (the fsyncs deferred: see deferSync). */
   finish(entries: Entry[], records: Buffer): { bytes: number; pages: number; blockBytes: number } {
+    const out = this.seal(entries, records);
+    this.place();
+    return out;
+  }
+
+  /** Set by seal(): whether place() fsyncs (false when deferSync took the fsyncs over). */
+  private syncs = true;
+
+  /**
+   * finish() in two steps, so that a commit's index rows go in while the file reaches the disk:
+   * seal() writes the trailer + footer and starts the fsync, on the write-behind thread when there
+   * is one (the trailer is encoded while the thread still writes the last blocks); place() waits
+   * for both, then renames the file into place and fsyncs the directory. Nothing is visible to a
+   * reader before place() returned, and an index transaction that names the file must commit only
+   * after it (StoreIndex.publish).
+   */
+  seal(entries: Entry[], records: Buffer): { bytes: number; pages: number; blockBytes: number } {
     this.flushBlock();
-    this.drain();
     const parts: TrailerParts = { pages: this.pages, hashes: this.hashes.subarray(0, this.pages * HASH_LEN), blocks: this.blocks, entries, records };
     const trailer = encodeTrailer(this.pos, parts);
-    fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
     const bytes = this.pos + trailer.length;
-    const later = this.deferSync?.(this.fileId, this.finalPath) === true;
-    if (!later) fs.fsyncSync(this.fd!);
+    this.syncs = this.deferSync?.(this.fileId, this.finalPath) !== true;
+    const native = storeNative;
+    if (this.wb && native?.writeBehindSync) {
+      native.writeBehindWrite(this.wb, trailer, trailer.length, this.pos, []);
+      if (this.syncs) native.writeBehindSync(this.wb);
+    } else {
+      this.drain();
+      fs.writeSync(this.fd!, trailer, 0, trailer.length, this.pos);
+      if (this.syncs) fs.fsyncSync(this.fd!);
+    }
+    return { bytes, pages: this.pages, blockBytes: this.blockBytes };
+  }
+
+  /** The second step of finish() (see seal): throws the first write or fsync error, the file then discarded. */
+  place(): void {
+    try {
+      this.drain();
+    } catch (e) {
+      this.discard();
+      throw e;
+    }
     fs.closeSync(this.fd!);
     this.fd = null;
-    fs.renameSync(this.tmpPath, this.finalPath);
-    if (!later) fsyncDir(path.dirname(this.finalPath));
-    return { bytes, pages: this.pages, blockBytes: this.blockBytes };
+    try {
+      fs.renameSync(this.tmpPath, this.finalPath);
+    } catch (e) {
+      fs.rmSync(this.tmpPath, { force: true });
+      throw e;
+    }
+    if (this.syncs) fsyncDir(path.dirname(this.finalPath));
   }
 
   /** Throws the half-written file away. Safe to call twice, and after finish() (then it does nothing). */

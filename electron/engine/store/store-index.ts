@@ -319,12 +319,19 @@ export class StoreIndex {
     }
   }
 
-  /** Runs an index transaction that makes an already-durable segment visible; removes the segment if it fails. */
-  publish(fileId: number, fn: () => void): void {
+  /**
+   * Runs an index transaction that makes an already-durable segment visible; removes the segment if
+   * it fails. place: what makes the segment durable and puts it in place (SegmentWriter.place after
+   * seal), run inside the transaction after fn so that the rows go in while the file's fsync runs on
+   * the write-behind thread; the transaction commits only after it returned (a crash before that
+   * leaves the file pending, removed at the next open, and no row).
+   */
+  publish(fileId: number, fn: () => void, place?: () => void): void {
     try {
       this.db.transaction(() => {
         fn();
         this.db.prepare('DELETE FROM pending WHERE file = ?').run(fileId);
+        place?.();
       }).immediate();
     } catch (e) {
       this.reader.forget(fileId);

@@ -63,11 +63,11 @@ export class TreeCommit implements TreeWriter {
         off += buf.length;
         return def;
       });
-      const { bytes, pages, blockBytes: bb } = this.seg.finish(defs, Buffer.concat(recs));
+      const { bytes, pages, blockBytes: bb } = this.seg.seal(defs, Buffer.concat(recs));
       this.index.publish(this.seg.fileId, () => {
         this.index.insertFile(this.seg.fileId, bytes, pages, defs, bb);
         defs.forEach((d, i) => this.index.applyDef(d, this.seg.fileId, all[i]!.records as Extent[]));
-      });
+      }, () => this.seg.place());
       this.done = true;
       this.release();
       const seg = this.seg;
