@@ -315,6 +315,12 @@ export interface Store {
    * else (BUSY). A migration's last round, exported at once and made durable after the cut-over.
    */
   deferDurability(): { settle(): void; discard(): void };
+  /**
+   * Work this handle does when the event loop is idle (a commit's deferred dedup rows, a pending
+   * flatten) waits until the returned release() (then runs when idle again): for a caller whose
+   * idle loop is not idle (a round streaming out). Look-ups and close() still flush first.
+   */
+  holdIdleWork(): () => void;
   /** The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a migration's last round. */
   exportStreamBytes(id: number, how: ExportKind, opts: ExportOptions & { maxBytes: number }): ExportResult & { data: Buffer };
   /** Validates a stream file completely, then imports it atomically (deduplicating); returns the new ids. */
