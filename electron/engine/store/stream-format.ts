@@ -181,7 +181,9 @@ export class StreamChecksum {
       if (w >= HASH_LEN) { p += Math.min(ENTRY - w, stop - p); continue; }
       const n = Math.min(HASH_LEN - w, stop - p);
       if (this.held + n > this.gathered.length) this.drain();
-      chunk.copy(this.gathered, this.held, p - start, p - start + n);
+      // A loop, not chunk.copy: a 32-byte copy through Buffer.copy's binding costs ~0.5 µs, 0.13 s per GiB.
+      const g = this.gathered, from = p - start;
+      for (let k = 0; k < n; k++) g[this.held + k] = chunk[from + k]!;
       this.held += n;
       p += n;
     }

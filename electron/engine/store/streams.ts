@@ -16,6 +16,7 @@ import { FILE_MODE } from './segments';
 import { END, ENTRY, FOOTER, HEADER, MAX_MANIFEST, StreamChecksum, bad, parseManifest, readHeader, versionFor, writeHeader, type Manifest } from './stream-format';
 import { beginStreamImport } from './stream-import';
 import { firstMismatch } from './hash';
+import { HashSlots, copyHash } from './hash-slots';
 import type { StoreIndex } from './store-index';
 import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
@@ -140,57 +141,19 @@ interface StreamPlan { ids: number[]; pageSrc: PageList; manifest: Buffer; versi
 /**
  * The distinct pages of a stream in stream order: where each is read from (segment file, page)
  * and its hash. A page whose hash is already listed is not listed again (the stream carries each
- * content once). Found through an open-addressing table of typed arrays keyed by the hash's first
- * 32 bits (no string, object or Map entry per page: 1 GiB is 262144 pages), the full hash compared
- * on a key match.
+ * content once); found by hash through HashSlots, no string or object per page.
  */
 class PageList {
   length = 0;
   file = new Int32Array(1024);
   page = new Int32Array(1024);
   hashes = Buffer.allocUnsafe(1024 * HASH_LEN);
-  /** Slot -> the hash key, and 1 + the page's index (0: empty). */
-  private keys = new Int32Array(4096);
-  private slots = new Int32Array(4096);
+  private readonly slots = new HashSlots();
 
   /** The index of the page with the hash at h[at..at+32] (listed from file/page when it is new). */
   place(h: Buffer, at: number, file: number, page: number): number {
-    const key = h.readInt32LE(at);
-    const mask = this.slots.length - 1;
-    for (let s = key & mask; ; s = (s + 1) & mask) {
-      const v = this.slots[s]!;
-      if (v === 0) {
-        const sp = this.push(h, at, file, page);
-        this.keys[s] = key;
-        this.slots[s] = sp + 1;
-        if (this.length * 2 > this.slots.length) this.rehash();
-        return sp;
-      }
-      if (this.keys[s] === key && this.sameHash(v - 1, h, at)) return v - 1;
-    }
-  }
-
-  private sameHash(sp: number, h: Buffer, at: number): boolean {
-    const o = sp * HASH_LEN;
-    for (let k = 0; k < HASH_LEN; k++) if (this.hashes[o + k] !== h[at + k]) return false;
-    return true;
-  }
-
-  private rehash(): void {
-    const n = this.slots.length * 2, mask = n - 1;
-    const keys = new Int32Array(n), slots = new Int32Array(n);
-    for (let i = 0; i < this.length; i++) {
-      const key = this.hashes.readInt32LE(i * HASH_LEN);
-      let s = key & mask;
-      while (slots[s] !== 0) s = (s + 1) & mask;
-      keys[s] = key;
-      slots[s] = i + 1;
-    }
-    this.keys = keys;
-    this.slots = slots;
-  }
-
-  private push(h: Buffer, at: number, file: number, page: number): number {
+    const sp = this.slots.findOrAdd(this.hashes, h, at, this.length);
+    if (sp >= 0) return sp;
     if (this.length === this.file.length) {
       const n = this.length * 2;
       const f = new Int32Array(n); f.set(this.file); this.file = f;
@@ -199,9 +162,7 @@ class PageList {
     }
     this.file[this.length] = file;
     this.page[this.length] = page;
-    // A loop, not h.copy: 32 bytes through Buffer.copy's binding cost ~0.5 µs a page.
-    const out = this.hashes, o = this.length * HASH_LEN;
-    for (let k = 0; k < HASH_LEN; k++) out[o + k] = h[at + k]!;
+    copyHash(h, at, this.hashes, this.length * HASH_LEN);
     return this.length++;
   }
 }
