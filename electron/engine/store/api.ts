@@ -352,6 +352,17 @@ export interface StreamExport extends ExportResult {
    * chunk cost its page faults).
    */
   chunks(reuse?: boolean): Generator<Buffer>;
+  /**
+   * Its footer from the head and the hashes alone, when its checksum covers no page byte (stream
+   * versions 3 and 4); null otherwise (the footer then comes from chunks()).
+   */
+  footerFromHashes(): Buffer | null;
+  /**
+   * The bytes of the pages wanted(i) says yes to, in stream order, packed into out (reused: each
+   * yield is the number of pages now at its start; the consumer is done with them before the next):
+   * the other pages are not read (a receiver holds them).
+   */
+  wantedPages(wanted: (i: number) => boolean, out: Buffer): Generator<number>;
 }
 
 /** A stream imported as its bytes arrive (Store.beginImport). */

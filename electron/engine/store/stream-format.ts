@@ -189,6 +189,23 @@ export class StreamChecksum {
     }
   }
 
+  /**
+   * The entries' part of a stream whose checksum covers only their hashes (versions 3 and 4), from
+   * the hashes alone (concatenated, in order): what update() would take from those entries. Only
+   * at the first entry, after the head went through update().
+   */
+  updateHashesOnly(hashes: Buffer): void {
+    if (this.pagesAt < 0 || this.pos !== this.pagesAt) throw new StasisError('INTERNAL', 'updateHashesOnly: not a hashed stream at its first entry');
+    this.drain();
+    this.sha.update(hashes);
+    this.pos += (hashes.length / HASH_LEN) * ENTRY;
+  }
+
+  /** Whether the checksum covers the entries' hashes only (known once the header went through update()). */
+  get hashesOnly(): boolean {
+    return this.pagesAt >= 0;
+  }
+
   digest(): Buffer {
     this.drain();
     return this.sha.digest();

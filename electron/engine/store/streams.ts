@@ -115,6 +115,32 @@ export function openExport(index: StreamIndex, views: Views, id: number, how: Ex
       yield* streamChunks(index, plan, cancel, prog, reuse);
       prog.finish('written');
     },
+    footerFromHashes() {
+      const n = plan.pageSrc.length;
+      const sum = new StreamChecksum(head.length + n * ENTRY + FOOTER);
+      sum.update(head);
+      if (!sum.hashesOnly) return null;
+      sum.updateHashesOnly(plan.pageSrc.hashes.subarray(0, n * HASH_LEN));
+      return Buffer.concat([sum.digest(), END]);
+    },
+    *wantedPages(wanted, out) {
+      const { file, page, length } = plan.pageSrc;
+      const room = Math.floor(out.length / PAGE);
+      let n = 0;
+      for (let i = 0; i < length;) {
+        if (!wanted(i)) { i++; continue; }
+        cancel();
+        // A run of wanted pages stored one after another: one read.
+        let r = 1;
+        while (n + r < room && i + r < length && wanted(i + r) && file[i + r] === file[i] && page[i + r] === page[i]! + r) r++;
+        index.reader.readPages(file[i]!, page[i]!, r, out, n * PAGE);
+        n += r;
+        i += r;
+        if (n === room) { prog.at('pages', i, length, 'pages'); yield n; n = 0; }
+      }
+      if (n) yield n;
+      prog.finish('written');
+    },
   };
 }
 
