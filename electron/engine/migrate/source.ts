@@ -175,9 +175,11 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // Negotiated by page hash where the destination can (the pages it holds anywhere stay
     // home), except the last round: its pages are all new there, and the exchange would add a
     // round trip to the downtime.
-    // The capture's deferred dedup rows (0.3 s for 1 GiB) would go in at the send's first await and
-    // stall the link: they wait for the destination's turn (its pre-flight and build of the process).
-    const release = store.holdIdleWork();
+    // The full capture's deferred dedup rows (0.3 s for 1 GiB) would go in at the send's first
+    // await and stall the link: they wait for the destination's turn (its pre-flight and build of
+    // the process). Not for later rounds: rows still pending when the next capture looks up would
+    // be inserted inside it, and for the last round that is while the process is frozen.
+    const release = kind === 'full' ? store.holdIdleWork() : () => undefined;
     try {
       if (negotiate && kind !== 'final') {
         const x = store.openExport(c.id, how, exportOpts);
