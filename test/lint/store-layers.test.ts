@@ -12,7 +12,7 @@ const storeDir = fileURLToPath(new URL('../../electron/engine/store', import.met
 
 /** Lowest first: [level, group, modules]. Same level, different group: neither may import the other. */
 const LAYERS: [number, string, string[]][] = [
-  [0, 'base', ['api', 'cancel', 'extents', 'hash', 'format', 'stream-format', 'schema', 'lock', 'native-addon', 'page-slots']],
+  [0, 'base', ['api', 'cancel', 'extents', 'hash', 'format', 'stream-format', 'schema', 'lock', 'native-addon', 'page-slots', 'hash-slots']],
   [1, 'segments', ['segments']],
   [2, 'index', ['store-index']],
   [3, 'read path', ['views', 'read']],

@@ -70,3 +70,29 @@ test('close() inserts the dedup rows a commit left, so another handle dedups aga
     t.cleanup();
   }
 });
+
+test('holdIdleWork: the deferred dedup rows wait while a send holds the idle work, and go in at the next idle moment after its release', async () => {
+  const t = tempDir();
+  try {
+    const store = openStore(t.dir);
+    const release = store.holdIdleWork();
+    const id = writeComplete(store, store.upsertTarget(target).id, null, randomView(4, 0x2000, 200), [mapping(0x2000, 200)]);
+    const written = store.get(id)!.stats.pagesWritten;
+    // What a send's awaits look like to the store: turns of the event loop.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(dedupRows(t.dir), 0, 'no dedup insert while the idle work is held');
+    release();
+    release(); // twice is once
+    assert.equal(dedupRows(t.dir), 0, 'not inside the release itself: at the next idle moment');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(dedupRows(t.dir), written);
+    // A look-up while held still flushes first (the table must be complete for dedup).
+    const again = store.holdIdleWork();
+    const id2 = writeComplete(store, store.upsertTarget({ ...target, pid: 303 }).id, null, randomView(4, 0x2000, 200), [mapping(0x2000, 200)]);
+    assert.equal(store.get(id2)!.stats.pagesWritten, 0, 'deduplicated against the first while held');
+    again();
+    store.close();
+  } finally {
+    t.cleanup();
+  }
+});

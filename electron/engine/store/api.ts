@@ -316,6 +316,12 @@ export interface Store {
    */
   deferDurability(): { settle(): void; discard(): void };
   /**
+   * Work this handle does when the event loop is idle (a commit's deferred dedup rows, a pending
+   * flatten) waits until the returned release() (then runs when idle again): for a caller whose
+   * idle loop is not idle (a round streaming out). Look-ups and close() still flush first.
+   */
+  holdIdleWork(): () => void;
+  /**
    * The same stream in memory (nothing written, no fsync), refused above opts.maxBytes of pages: a
    * migration's last round. into: written there (data is a view of it) when the stream fits, else
    * into fresh memory.
@@ -350,6 +356,17 @@ export interface StreamExport extends ExportResult {
    * chunk cost its page faults).
    */
   chunks(reuse?: boolean): Generator<Buffer>;
+  /**
+   * Its footer from the head and the hashes alone, when its checksum covers no page byte (stream
+   * versions 3 and 4); null otherwise (the footer then comes from chunks()).
+   */
+  footerFromHashes(): Buffer | null;
+  /**
+   * The bytes of the pages wanted(i) says yes to, in stream order, packed into out (reused: each
+   * yield is the number of pages now at its start; the consumer is done with them before the next):
+   * the other pages are not read (a receiver holds them).
+   */
+  wantedPages(wanted: (i: number) => boolean, out: Buffer): Generator<number>;
 }
 
 /** A stream imported as its bytes arrive (Store.beginImport). */

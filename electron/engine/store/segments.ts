@@ -414,7 +414,11 @@ export class SegmentReader {
   readEntries(fileId: number, page: number, count: number, out: Buffer, at: (k: number) => number): void {
     let k = 0;
     for (const { s, bi, b, slot, n } of this.pieces(fileId, page, count)) {
-      for (let j = 0; j < n; j++) s.hashes.copy(out, at(k + j), (bi * BLOCK_PAGES + slot + j) * HASH_LEN, (bi * BLOCK_PAGES + slot + j + 1) * HASH_LEN);
+      // A loop per hash, not Buffer.copy: its binding costs ~0.5 µs a call, 0.13 s per GiB sent.
+      for (let j = 0; j < n; j++) {
+        const from = (bi * BLOCK_PAGES + slot + j) * HASH_LEN, to = at(k + j), hs = s.hashes;
+        for (let b = 0; b < HASH_LEN; b++) out[to + b] = hs[from + b]!;
+      }
       if (b.comp === COMP_NONE) {
         const views: Buffer[] = [];
         for (let j = 0; j < n; j++) views.push(out.subarray(at(k + j) + HASH_LEN, at(k + j) + HASH_LEN + PAGE));

@@ -56,6 +56,9 @@ export class SqliteStore implements Store {
   private pendingFlatten: number | null = null;
   private closed = false;
   private dedupScheduled = false;
+  /** holdIdleWork holders, and whether idle work came due meanwhile. */
+  private idleHeld = 0;
+  private idleMissed = false;
   private readonly lockTimeoutMs: number;
   private readonly onFlatten: StoreOptions['onFlatten'];
   /** What a single checkpoint's Writer sees of the store. */
@@ -110,8 +113,27 @@ export class SqliteStore implements Store {
     this.dedupScheduled = true;
     setImmediate(() => {
       this.dedupScheduled = false;
+      if (this.idleHeld > 0) { this.idleMissed = true; return; }
       if (!this.closed) this.index.flushDedup();
     });
+  }
+
+  /**
+   * Idle work (the deferred dedup rows, a pending flatten) waits until release(): the caller is
+   * busy although its event loop looks idle (a stream being sent: 0.3 s of dedup inserts of a
+   * 1 GiB capture would stall the link). A dedup look-up or close() still flushes first.
+   */
+  holdIdleWork(): () => void {
+    this.idleHeld++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.idleHeld > 0 || !this.idleMissed) return;
+      this.idleMissed = false;
+      if (this.index.hasDedupLater()) this.dedupLater();
+      if (this.pendingFlatten !== null) setImmediate(() => this.flattenPending());
+    };
   }
 
   private open(): void {
@@ -169,6 +191,8 @@ export class SqliteStore implements Store {
   private flattenPending(): void {
     // Not inside deferred commits: settle() schedules it again.
     if (this.index.deferring && !this.closed) return;
+    // Not while idle work is held: the release schedules it again.
+    if (this.idleHeld > 0 && !this.closed) { this.idleMissed = true; return; }
     const id = this.pendingFlatten;
     this.pendingFlatten = null;
     if (id === null || this.closed || this.writer || !this.index.get(id) || !this.lock.tryAcquire()) return;

@@ -181,10 +181,29 @@ export class StreamChecksum {
       if (w >= HASH_LEN) { p += Math.min(ENTRY - w, stop - p); continue; }
       const n = Math.min(HASH_LEN - w, stop - p);
       if (this.held + n > this.gathered.length) this.drain();
-      chunk.copy(this.gathered, this.held, p - start, p - start + n);
+      // A loop, not chunk.copy: a 32-byte copy through Buffer.copy's binding costs ~0.5 µs, 0.13 s per GiB.
+      const g = this.gathered, from = p - start;
+      for (let k = 0; k < n; k++) g[this.held + k] = chunk[from + k]!;
       this.held += n;
       p += n;
     }
+  }
+
+  /**
+   * The entries' part of a stream whose checksum covers only their hashes (versions 3 and 4), from
+   * the hashes alone (concatenated, in order): what update() would take from those entries. Only
+   * at the first entry, after the head went through update().
+   */
+  updateHashesOnly(hashes: Buffer): void {
+    if (this.pagesAt < 0 || this.pos !== this.pagesAt) throw new StasisError('INTERNAL', 'updateHashesOnly: not a hashed stream at its first entry');
+    this.drain();
+    this.sha.update(hashes);
+    this.pos += (hashes.length / HASH_LEN) * ENTRY;
+  }
+
+  /** Whether the checksum covers the entries' hashes only (known once the header went through update()). */
+  get hashesOnly(): boolean {
+    return this.pagesAt >= 0;
   }
 
   digest(): Buffer {

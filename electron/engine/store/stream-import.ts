@@ -15,6 +15,7 @@ import { StasisError } from '../../../shared/errors';
 import { KIND_DATA, pushExtent, type Extent, type ExtentKind } from './extents';
 import { HASH_LEN, encodeRecords, type DefEntry, type Entry } from './format';
 import { firstMismatch } from './hash';
+import { HashSlots, copyHash } from './hash-slots';
 import { throwIfCancelled } from './cancel';
 import type { SegmentWriter } from './segments';
 import { END, ENTRY, FOOTER, HEADER, StreamChecksum, bad, parseManifest, readHeader, type Manifest } from './stream-format';
@@ -62,11 +63,12 @@ class Importer implements StreamImport {
   private locFile = new Int32Array(0);
   private locPage = new Int32Array(0);
   private hashes = Buffer.alloc(0);
-  /** The first stream page with each hash key written into the new segment (its full hash is in hashes). */
-  private readonly local = new Map<bigint, number>();
+  /** The first stream page with each hash (its full hash is in hashes), placed in the new segment or found in the store. */
+  private readonly local = new HashSlots();
   /** Nothing stored to find: a fresh receiver's full skips the look-ups (a missing dedup row only stores a page again). */
   private noDedup = false;
-  private newPages: { key: bigint; file: number; page: number }[] = [];
+  /** The stream pages written into the new segment: their dedup rows, built once inserted. */
+  private newPages: number[] = [];
   private footer = Buffer.alloc(0);
   private ended = false;
 
@@ -190,30 +192,31 @@ class Importer implements StreamImport {
       const badAt = firstMismatch(off === 0 && buf.length === n * ENTRY ? buf : buf.subarray(off, off + n * ENTRY), n);
       if (badAt >= 0) throw bad(this.opts.name, `page ${base + badAt} does not match its hash`);
     }
-    const keys: bigint[] = new Array<bigint>(n);
-    for (let k = 0; k < n; k++) keys[k] = buf.readBigInt64LE(off + k * ENTRY);
-    const found = this.noDedup ? null : this.index.lookupDedup(keys);
+    // The dedup table's keys only when it is looked up (a fresh receiver's full skips it).
+    let found: Map<bigint, { file: number; page: number }> | null = null;
+    if (!this.noDedup) {
+      const keys: bigint[] = new Array<bigint>(n);
+      for (let k = 0; k < n; k++) keys[k] = buf.readBigInt64LE(off + k * ENTRY);
+      found = this.index.lookupDedup(keys);
+    }
     const seg = this.seg!;
     const hashes = this.hashes;
     for (let k = 0; k < n; k++) {
       const i = base + k;
       const o = off + k * ENTRY;
       const at = i * HASH_LEN;
-      buf.copy(hashes, at, o, o + HASH_LEN);
-      const key = keys[k]!;
-      const first = this.local.get(key);
-      if (first !== undefined && hashes.compare(hashes, first * HASH_LEN, (first + 1) * HASH_LEN, at, at + HASH_LEN) === 0) {
-        this.locFile[i] = seg.fileId; this.locPage[i] = this.locPage[first]!; continue;
-      }
-      const f = found?.get(key);
+      copyHash(buf, o, hashes, at);
+      // The stream carried this content before: where that page went (the new segment or the store).
+      const first = this.local.findOrAdd(hashes, hashes, at, i);
+      if (first >= 0) { this.locFile[i] = this.locFile[first]!; this.locPage[i] = this.locPage[first]!; continue; }
+      const f = found?.get(hashes.readBigInt64LE(at));
       if (f) {
         let ok: boolean;
         try { ok = this.index.reader.hashOf(f.file, f.page).compare(hashes, at, at + HASH_LEN) === 0; } catch (_e) { ok = false; }
         if (ok) { this.locFile[i] = f.file; this.locPage[i] = f.page; continue; }
       }
       const p = seg.addPage(buf, o + HASH_LEN, hashes, at);
-      if (first === undefined) this.local.set(key, i);
-      this.newPages.push({ key, file: seg.fileId, page: p });
+      this.newPages.push(i);
       this.locFile[i] = seg.fileId;
       this.locPage[i] = p;
     }
@@ -293,8 +296,8 @@ class Importer implements StreamImport {
     });
     // As a commit's: the table is an accelerator, and inserting a full's rows (0.4 s per 512 MiB)
     // would hold the receiver's answer; they go in when the engine is next idle (StoreIndex.addDedupLater).
-    const rows = this.newPages;
-    index.addDedupLater(() => rows);
+    const { newPages, hashes, locPage } = this;
+    index.addDedupLater(() => newPages.map((i) => ({ key: hashes.readBigInt64LE(i * HASH_LEN), file: seg.fileId, page: locPage[i]! })));
     this.prog.finish('imported');
     return { ids: defs.map((d) => d.def.ckpt) };
   }

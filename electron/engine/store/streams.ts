@@ -16,6 +16,7 @@ import { FILE_MODE } from './segments';
 import { END, ENTRY, FOOTER, HEADER, MAX_MANIFEST, StreamChecksum, bad, parseManifest, readHeader, versionFor, writeHeader, type Manifest } from './stream-format';
 import { beginStreamImport } from './stream-import';
 import { firstMismatch } from './hash';
+import { HashSlots, copyHash } from './hash-slots';
 import type { StoreIndex } from './store-index';
 import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
@@ -108,12 +109,36 @@ export function openExport(index: StreamIndex, views: Views, id: number, how: Ex
   return {
     file: '', kind: how, checkpoints: plan.ids, pages: plan.pageSrc.length, bytes: head.length + plan.pageSrc.length * ENTRY + FOOTER, head,
     hashes() {
-      const out = Buffer.allocUnsafe(plan.pageSrc.length * HASH_LEN);
-      for (const [i, s] of plan.pageSrc.entries()) index.reader.hashOf(s.file, s.page).copy(out, i * HASH_LEN);
-      return out;
+      return Buffer.from(plan.pageSrc.hashes.subarray(0, plan.pageSrc.length * HASH_LEN));
     },
     *chunks(reuse = false) {
       yield* streamChunks(index, plan, cancel, prog, reuse);
+      prog.finish('written');
+    },
+    footerFromHashes() {
+      const n = plan.pageSrc.length;
+      const sum = new StreamChecksum(head.length + n * ENTRY + FOOTER);
+      sum.update(head);
+      if (!sum.hashesOnly) return null;
+      sum.updateHashesOnly(plan.pageSrc.hashes.subarray(0, n * HASH_LEN));
+      return Buffer.concat([sum.digest(), END]);
+    },
+    *wantedPages(wanted, out) {
+      const { file, page, length } = plan.pageSrc;
+      const room = Math.floor(out.length / PAGE);
+      let n = 0;
+      for (let i = 0; i < length;) {
+        if (!wanted(i)) { i++; continue; }
+        cancel();
+        // A run of wanted pages stored one after another: one read.
+        let r = 1;
+        while (n + r < room && i + r < length && wanted(i + r) && file[i + r] === file[i] && page[i + r] === page[i]! + r) r++;
+        index.reader.readPages(file[i]!, page[i]!, r, out, n * PAGE);
+        n += r;
+        i += r;
+        if (n === room) { prog.at('pages', i, length, 'pages'); yield n; n = 0; }
+      }
+      if (n) yield n;
       prog.finish('written');
     },
   };
@@ -151,7 +176,36 @@ export function exportStreamBytes(index: StreamIndex, views: Views, id: number, 
   return { ...result, bytes, data: Buffer.concat(parts, bytes) };
 }
 
-interface StreamPlan { ids: number[]; pageSrc: { file: number; page: number }[]; manifest: Buffer; version: number }
+interface StreamPlan { ids: number[]; pageSrc: PageList; manifest: Buffer; version: number }
+
+/**
+ * The distinct pages of a stream in stream order: where each is read from (segment file, page)
+ * and its hash. A page whose hash is already listed is not listed again (the stream carries each
+ * content once); found by hash through HashSlots, no string or object per page.
+ */
+class PageList {
+  length = 0;
+  file = new Int32Array(1024);
+  page = new Int32Array(1024);
+  hashes = Buffer.allocUnsafe(1024 * HASH_LEN);
+  private readonly slots = new HashSlots();
+
+  /** The index of the page with the hash at h[at..at+32] (listed from file/page when it is new). */
+  place(h: Buffer, at: number, file: number, page: number): number {
+    const sp = this.slots.findOrAdd(this.hashes, h, at, this.length);
+    if (sp >= 0) return sp;
+    if (this.length === this.file.length) {
+      const n = this.length * 2;
+      const f = new Int32Array(n); f.set(this.file); this.file = f;
+      const p = new Int32Array(n); p.set(this.page); this.page = p;
+      const hs = Buffer.allocUnsafe(n * HASH_LEN); this.hashes.copy(hs, 0, 0, this.length * HASH_LEN); this.hashes = hs;
+    }
+    this.file[this.length] = file;
+    this.page[this.length] = page;
+    copyHash(h, at, this.hashes, this.length * HASH_LEN);
+    return this.length++;
+  }
+}
 
 /** What a stream of id carries: its checkpoints' manifest and where each distinct page is read from. */
 function planStream(index: StreamIndex, views: Views, id: number, how: ExportKind, opts: ExportOptions, cancel: () => void, prog: Phases<'checkpoints' | 'pages'>): StreamPlan {
@@ -163,9 +217,10 @@ function planStream(index: StreamIndex, views: Views, id: number, how: ExportKin
     }
   }
   const ids = continues !== undefined ? [id] : selection(index, id, how);
-  const pageIndex = new Map<string, number>();
-  const pageSrc: { file: number; page: number }[] = [];
+  const pageSrc = new PageList();
   const checkpoints: Manifest['checkpoints'] = [];
+  // An extent's hashes, copied once per extent (not a view and a lookup per page).
+  let scratch = Buffer.allocUnsafe(256 * HASH_LEN);
   for (const [i, c] of ids.entries()) {
     cancel();
     prog.at('checkpoints', i, ids.length, 'steps');
@@ -175,10 +230,10 @@ function planStream(index: StreamIndex, views: Views, id: number, how: ExportKin
     const recs: [number, number, number, number][] = [];
     for (const e of records) {
       if (e.kind !== KIND_DATA) { recs.push([e.vpn, e.count, e.kind, 0]); continue; }
+      if (scratch.length < e.count * HASH_LEN) scratch = Buffer.allocUnsafe(e.count * HASH_LEN);
+      index.reader.copyHashes(e.file, e.page, e.count, scratch, 0);
       for (let i = 0; i < e.count; i++) {
-        const h = index.reader.hashOf(e.file, e.page + i).toString('latin1');
-        let sp = pageIndex.get(h);
-        if (sp === undefined) { sp = pageSrc.length; pageIndex.set(h, sp); pageSrc.push({ file: e.file, page: e.page + i }); }
+        const sp = pageSrc.place(scratch, i * HASH_LEN, e.file, e.page + i);
         const last = recs[recs.length - 1];
         if (last && last[2] === KIND_DATA && last[0] + last[1] === e.vpn + i && last[3] + last[1] === sp) last[1]++;
         else recs.push([e.vpn + i, 1, KIND_DATA, sp]);
@@ -225,12 +280,13 @@ function* streamChunks(index: StreamIndex, plan: StreamPlan, cancel: () => void,
     // into: the entries are read straight into where the whole stream goes (exportStreamBytes).
     const at = head.length + i * ENTRY;
     const buf = into ? into.subarray(at, at + n * ENTRY) : shared ? shared.subarray(0, n * ENTRY) : Buffer.allocUnsafe(n * ENTRY);
+    const { file, page } = pageSrc;
     for (let k = 0; k < n;) {
-      const s = pageSrc[i + k]!;
+      const f = file[i + k]!, p = page[i + k]!;
       let r = 1;
-      while (k + r < n && pageSrc[i + k + r]!.file === s.file && pageSrc[i + k + r]!.page === s.page + r) r++;
+      while (k + r < n && file[i + k + r] === f && page[i + k + r] === p + r) r++;
       const first = k;
-      index.reader.readEntries(s.file, s.page, r, buf, (j) => (first + j) * ENTRY);
+      index.reader.readEntries(f, p, r, buf, (j) => (first + j) * ENTRY);
       k += r;
     }
     sum.update(buf);
