@@ -210,10 +210,12 @@ test('a tree whose PIDs are taken is refused by restore, --check and the pre-fli
     const out = join(dir, 'out.txt');
     const t = spawnDetached([fixture, 'wait', out], { cwd: dir });
     const restored: number[] = [];
+    const originals: number[] = [];
     try {
       await waitFor('the tree to be built', () => fileLines(out).includes('ready'));
       // Left running: the originals hold every PID of the checkpoint.
       const c = checkpointTree(store, t.pid);
+      originals.push(...c.members.slice(1).map((m) => m.pid));
       const kid = c.members[1]!.pid;
       const pf = preflight(store, c.id, { log: join(dir, 'restore.log') });
       const item = pf.items.find((i) => i.id === 'tree-pids');
@@ -238,6 +240,8 @@ test('a tree whose PIDs are taken is refused by restore, --check and the pre-fli
       assert.ok(res.members.every((m) => !m.samePid && m.pid !== m.originalPid), JSON.stringify(res.members));
       assert.match(res.warning ?? '', new RegExp(`process ${kid} came back as ${res.members[1]!.pid}`));
     } finally {
+      // The original children too: left running on purpose, they outlive their parent's kill.
+      for (const k of originals) killQuietly(k);
       t.kill();
       for (const p of restored) killQuietly(p);
     }
