@@ -21,7 +21,7 @@ import type { ExportKind, Store } from '../store/api';
 import { checkpointTree, type HeldProcess, type TreeCheckpointResult } from '../capture';
 import { readBasics } from '../tracer';
 import { offerStream, sendStream } from './negotiate';
-import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './source';
+import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './session';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 import type { FrameReader, FrameWriter } from './wire';
 
