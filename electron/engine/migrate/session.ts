@@ -84,7 +84,15 @@ export interface MigrateResult {
    */
   cutover?: { step: string; ms: number }[];
   /** A migrated tree (tree-source.ts): every process of it, root first, with its PID on the destination (null for a dry run). */
-  tree?: { members: { pid: number; comm: string; destinationPid: number | null }[] };
+  tree?: {
+    members: { pid: number; comm: string; destinationPid: number | null }[];
+    /**
+     * Not set for a dry run: pages the last round read while the tree was held frozen (with
+     * pre-copy per member, only what each wrote since its live read: capture/tree-live.ts), and
+     * how many members had pre-copy.
+     */
+    frozenPages?: number; preCopied?: number;
+  };
   /**
    * How the last round's VmFlags were had (not set for a dry run): 'read' (the smaps walk waited
    * for before the commit) or 'guessed' (from the round before, sent at once, checked against
