@@ -1,8 +1,10 @@
 /**
  * Tree checkpoints: `checkpointTree(store, pid, opts)` saves a process and all its descendants as
  * one checkpoint of one instant. Every member is frozen (parent before its children are listed,
- * so none can fork unseen) before any is read, and all stay frozen until the commit: a pipe's
- * bytes, a shared file offset and the parent/child links are then one consistent picture. Each
+ * so none can fork unseen) before any is read, and all stay frozen until every one is read (until
+ * the commit for 'kill' and 'hold'): a pipe's bytes, a shared file offset and the parent/child
+ * links are then one consistent picture. Before that freeze each member's private memory is read
+ * while the tree runs (pre-copy, tree-live.ts), so the freeze reads only what it wrote since. Each
  * member is stored as a per-process checkpoint of its own target (incrementals work per process);
  * the store commits them in one segment and one transaction (store.beginTree).
  * Zombie children are recorded in their parent's state (their wait status); pipes between members
@@ -414,6 +416,9 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     opts.onPhase?.('commit', { pid });
     cancelled();
     const frozenMs = Math.max(...members.map((m, i) => m.t.elapsedMs() + (pcs[i]?.frozenMs ?? 0)));
+    // Everything of the instant is read: a tree that runs on need not wait for the commit's fsync
+    // (a failed commit saves nothing, as before). 'kill' and 'hold' keep it until after the commit.
+    if (!opts.mode || opts.mode === 'leave-running') for (const m of members) m.t.release();
     const durationMs = performance.now() - t0;
     const infos = tree.commit(members.map((_m, i) => ({ pagesScanned: scanned[i], frozenMs: +frozenMs.toFixed(3), durationMs: +durationMs.toFixed(3) })));
     tree = null;
