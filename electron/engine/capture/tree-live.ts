@@ -15,7 +15,7 @@ import { readlinkSync } from 'node:fs';
 import type { BeginOptions, Store, TreeWriter } from '../store/api';
 import { readMaps, childProcesses } from '../proc';
 import { listThreads, readBasics } from '../tracer';
-import { openPreCopy, protectLive, copyLive, closePreCopy, hasIoUring, type PreCopy } from './precopy';
+import { openPreCopy, protectLive, copyLive, catchUpLive, closePreCopy, hasIoUring, type PreCopy } from './precopy';
 import { restartedCalls, type RestartedCalls } from './restarts';
 import { takeTracker } from './tracking';
 import { toMappingState } from './mappings';
@@ -119,6 +119,8 @@ export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions
       if (m.pc.base !== null) m.parentPresent = w.parentPresent();
       opts.onPhase?.('live', { pid: m.pid });
     }
+    // Each member wrote on while the ones after it were read: one more round each, just before the freeze.
+    if (members.length > 1) members.forEach((m, i) => { if (m.pc && plans[i]) catchUpLive(m.pc, tree!.writers[i]!, plans[i]!); });
     return { members, tree, begins };
   } catch (e) {
     abandonLive({ members, tree: tree ?? { writers: [], commit: () => [], abort: () => undefined }, begins: [] });
