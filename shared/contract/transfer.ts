@@ -81,7 +81,11 @@ export const migrateResultSchema = z.object({
   downtimeMs: z.number().optional(),
   frozenMs: z.number().optional(),
   /** A migrated tree: every process, root first, with its PID on the destination (null for a dry run). */
-  tree: z.object({ members: z.array(z.object({ pid: int, comm: z.string(), destinationPid: int.nullable() })) }).optional(),
+  tree: z.object({
+    members: z.array(z.object({ pid: int, comm: z.string(), destinationPid: int.nullable() })),
+    /** Pages the held last round read while the tree was frozen, and the members that had pre-copy (not for a dry run). */
+    frozenPages: int.optional(), preCopied: int.optional(),
+  }).optional(),
   /** How the last round's VmFlags were had: read before the commit, or guessed and checked before the destination ran it. */
   vmFlags: z.enum(['read', 'guessed']).optional(),
   /** A guess that was wrong (the mappings that differed): that round was thrown away and the last round taken again. */

@@ -42,7 +42,7 @@ function stasis(store: string, args: string[]): Promise<Run> {
 
 interface MigrateJson {
   rounds: { kind: string; pages: number; pagesSent: number; bytes: number }[]; bytesSent: number; downtimeMs?: number;
-  destination?: { pid: number; prepared: boolean }; tree?: { members: { pid: number; comm: string; destinationPid: number | null }[] };
+  destination?: { pid: number; prepared: boolean }; tree?: { members: { pid: number; comm: string; destinationPid: number | null }[]; frozenPages?: number; preCopied?: number };
 }
 
 /** The parent's lines "C N TOTAL F P", checked: each child's steps and the parent's total consecutive, every memory check k. */
@@ -118,6 +118,9 @@ test('migrate --pipe of a tree: a parent and two children talking through a pipe
       // Each member's later rounds continue its copy there: only what changed is read, sent and imported.
       assert.ok(m.rounds.slice(1).every((x) => x.pages < full.pages / 4), `later rounds carry only what changed: ${JSON.stringify(m.rounds)}`);
       assert.equal(m.destination!.prepared, false);
+      // Pre-copy per member: the held last round read only what the tree wrote since its live read.
+      assert.equal(m.tree!.preCopied, 3);
+      assert.ok(m.tree!.frozenPages! < full.pages / 4, `pages read while the tree was held: ${m.tree!.frozenPages} of ${full.pages}`);
       assert.match(r.stderr, /Migrated process \d+ runs here as pid \d+/);
       await checkMoved(m, src);
     } finally {

@@ -15,7 +15,8 @@ import { preflight } from '../../engine/restore';
 function treeResult(r: TreeCheckpointResult): CheckpointResultInfo {
   return {
     id: r.id, pid: r.pid, mode: r.mode, dirtyTracking: 'hash', frozenMs: r.frozenMs, durationMs: r.durationMs,
-    pagesScanned: r.pagesScanned, pagesWritten: r.pagesWritten, bytesWritten: r.bytesWritten, freeze: 'all-threads',
+    // 'pre-copy' only when every member had it (tree-live.ts); one read whole while frozen sets the downtime.
+    pagesScanned: r.pagesScanned, pagesWritten: r.pagesWritten, bytesWritten: r.bytesWritten, freeze: r.members.every((m) => m.freeze === 'pre-copy') ? 'pre-copy' : 'all-threads',
     threads: r.members.length, killed: r.killed, warnings: r.warnings, members: r.members,
   };
 }
@@ -25,7 +26,7 @@ export const captureHandlers: HandlerMap<typeof captureCalls> = {
     const asTree = wantsTree(pid, tree);
     if (asTree && snapshot && snapshot !== 'auto' && snapshot !== 'never') {
       const why = tree ? 'A tree checkpoint' : `Process ${pid} has child processes, so its checkpoint takes them too (a parent restored without its children cannot wait for them); a tree checkpoint`;
-      throw new StasisError('INVALID_INPUT', `${why} keeps every process frozen for the whole capture; --snapshot ${snapshot} applies to single-process checkpoints only${tree ? '' : ' (--no-tree takes this process alone)'}.`);
+      throw new StasisError('INVALID_INPUT', `${why} reads each process's memory while the tree runs where it can (pre-copy), else while every process is frozen; --snapshot ${snapshot} applies to single-process checkpoints only${tree ? '' : ' (--no-tree takes this process alone)'}.`);
     }
     const opts = {
       ...(mode ? { mode } : {}),

@@ -23,9 +23,9 @@ import type { CheckpointMode, CheckpointWriter, DirtyTracking, Store } from '../
 import { probeKernelFeatures, vmRead, errnoName, SysError, E } from '../native';
 import { freeze, checkTraceable, readBasics, listThreads, Tracee } from '../tracer';
 import { childProcesses, readCmdline, readMaps, readSmaps, readStatus, statusIds } from '../proc';
-import { forkAltered, hasContents, keepOwnFlags, mayBeDeviceMemory, pagePolicy, readable, toMappingState } from './mappings';
+import { forkAltered, keepOwnFlags, mayBeDeviceMemory, pagePolicy, toMappingState, unreadablePrivate } from './mappings';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
-import type { MappingState, ProcessState } from '../state/process-state';
+import type { ProcessState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
@@ -133,16 +133,6 @@ const SOFT_DIRTY_DIR = 'capture-soft-dirty';
 /** Which checkpoint the soft-dirty bits of pid were last cleared for (per store). */
 function softDirtyMarker(store: Store, pid: number, startTime: string): string {
   return join(store.dir, SOFT_DIRTY_DIR, `${pid}-${startTime}`);
-}
-
-/**
- * Private mappings without PROT_READ that can hold data: pre-copy and the uffd snapshot read only
- * readable memory (process_vm_readv, uffd-wp), so these are read here through /proc/PID/mem. In
- * those two modes the target already runs again: a program that mprotects such a page writable,
- * changes it and protects it again during the capture is saved with the newer bytes.
- */
-function unreadablePrivate(mappings: MappingState[]): MappingState[] {
-  return mappings.filter((m) => m.perms[3] === 'p' && !readable(m) && hasContents(m));
 }
 
 function round(ms: number): number {

@@ -137,3 +137,13 @@ export function mayBeDeviceMemory(m: MappingState): boolean {
       return !regularFiles.has(m);
   }
 }
+
+/**
+ * Private mappings without PROT_READ that can hold data: pre-copy and the uffd snapshot read only
+ * readable memory (process_vm_readv, uffd-wp), so these are read here through /proc/PID/mem. In
+ * those two modes the target already runs again: a program that mprotects such a page writable,
+ * changes it and protects it again during the capture is saved with the newer bytes.
+ */
+export function unreadablePrivate(mappings: MappingState[]): MappingState[] {
+  return mappings.filter((m) => m.perms[3] === 'p' && !readable(m) && hasContents(m));
+}

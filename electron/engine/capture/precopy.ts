@@ -294,6 +294,28 @@ export function copyLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan, 
   return { given, lastRound };
 }
 
+/**
+ * One more of copyLive's rounds, for a freeze that comes well after its own rounds ended (a tree:
+ * the other members were read live meanwhile, and this one wrote on): what it wrote since is
+ * taken back and read again, so the freeze finds only what it writes from now on. Reads through
+ * copyLive's touched buffer (pc.scratch: still scratch until the frozen read).
+ */
+export function catchUpLive(pc: PreCopy, writer: CheckpointWriter, plan: LivePlan): void {
+  const buffer = pc.scratch;
+  if (!buffer) return;
+  const pm = openPagemap(pc.pid);
+  try {
+    const written: PageRange[] = [];
+    for (const m of plan.registered) written.push(...scanWritten(pm, m.start, m.end, true));
+    if (written.length === 0) return;
+    writer.dropPages(written.map((r) => ({ vaddr: r.start, pages: Number((r.end - r.start) / PAGE) })));
+    pc.given = subtractIntervals(pc.given, written.map((r) => ({ vpn: Number(r.start / PAGE), count: Number((r.end - r.start) / PAGE) })));
+    giveScattered(pc, writer, buffer, written);
+  } finally {
+    closePagemap(pm);
+  }
+}
+
 /** What the live read found: pages given in its first pass, and pages written again during its last round. */
 export interface LiveCopy {
   given: number;

@@ -1,8 +1,10 @@
 /**
  * Tree checkpoints: `checkpointTree(store, pid, opts)` saves a process and all its descendants as
  * one checkpoint of one instant. Every member is frozen (parent before its children are listed,
- * so none can fork unseen) before any is read, and all stay frozen until the commit: a pipe's
- * bytes, a shared file offset and the parent/child links are then one consistent picture. Each
+ * so none can fork unseen) before any is read, and all stay frozen until every one is read (until
+ * the commit for 'kill' and 'hold'): a pipe's bytes, a shared file offset and the parent/child
+ * links are then one consistent picture. Before that freeze each member's private memory is read
+ * while the tree runs (pre-copy, tree-live.ts), so the freeze reads only what it wrote since. Each
  * member is stored as a per-process checkpoint of its own target (incrementals work per process);
  * the store commits them in one segment and one transaction (store.beginTree).
  * Zombie children are recorded in their parent's state (their wait status); pipes between members
@@ -13,7 +15,7 @@
  */
 import { readlinkSync, readFileSync } from 'node:fs';
 import { StasisError } from '../../../shared/errors';
-import type { BeginOptions, Store, TreeWriter } from '../store/api';
+import { PAGE_SIZE, type BeginOptions, type CheckpointWriter, type Store, type TreeWriter } from '../store/api';
 import { socketInode, type FdState, type ProcessState } from '../state/process-state';
 import { probeKernelFeatures, syscall, closeFd, SYS, vmRead } from '../native';
 import { freeze, checkTraceable, readBasics, Tracee } from '../tracer';
@@ -22,6 +24,10 @@ import { captureFrozenState, captureMappings } from './state';
 import { putBackSemUndo } from './sem-undo';
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import { copyPages } from './pages';
+import { unreadablePrivate } from './mappings';
+import { scanAtFreeze, copyFrozen, readFrozenCopy, applyFrozenCopy, rebase, keepRestartedCalls, closePreCopy, type PreCopy } from './precopy';
+import { keepTracker } from './tracking';
+import { abandonLive, dropTreeTrackers, sameMembers, startLiveTree, type LiveMember, type LiveTree } from './tree-live';
 import { saveQueue, savePipeBytes } from './channels';
 import { InFlight } from './socket-queue';
 import { inFlightFds } from '../state/socket-queue';
@@ -35,7 +41,13 @@ const KCMP_VM = 1n;
 /** Kinds whose open file description restore can open once and hand to several processes. */
 const SHAREABLE_ACROSS = new Set<FdState['kind']>(['file', 'dir', 'chr', 'blk', 'tty', 'pipe']);
 
-export interface TreeMemberResult { pid: number; id: number; comm: string; parentPid: number | null; zombies: number[] }
+export interface TreeMemberResult {
+  pid: number; id: number; comm: string; parentPid: number | null; zombies: number[];
+  /** 'pre-copy': its private memory was read while it ran, only what it wrote since at the freeze (tree-live.ts). */
+  freeze: 'pre-copy' | 'all-threads';
+  /** Pages read while the tree was frozen (the memory's share of the downtime). */
+  frozenPages: number;
+}
 
 export interface TreeCheckpointResult {
   /** The tree's id: the root process's checkpoint. */
@@ -298,6 +310,21 @@ function markTreeShared(members: Member[]): number {
   return groups;
 }
 
+/**
+ * Pre-copy for a tree (tree-live.ts) where it can work: the kernel has uffd-wp async and
+ * PAGEMAP_SCAN (and no soft-dirty, which plays with the same bits), and the tree runs on after
+ * the checkpoint ('kill' keeps everyone frozen throughout: no downtime to save).
+ */
+function treePreCopy(opts: CheckpointOptions): boolean {
+  const f = probeKernelFeatures();
+  return opts.mode !== 'kill' && opts.snapshot !== 'never' && f.uffdWpAsync && f.pagemapScan && !f.softDirty;
+}
+
+/** VmFlags without the "uw" our own registration adds (a member with pre-copy). */
+function withoutOurWp(state: ProcessState): void {
+  for (const m of state.mappings) m.vmFlags = m.vmFlags.filter((f) => f !== 'uw');
+}
+
 export function checkpointTree(store: Store, pid: number, opts: CheckpointOptions = {}): TreeCheckpointResult {
   const t0 = performance.now();
   const cancelled = (): void => {
@@ -306,23 +333,59 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
   const basics = checkTraceable(pid, opts.expectStartTime);
   const features = probeKernelFeatures();
   if (!features.ptrace.usable) throw new StasisError('PERMISSION_DENIED', `ptrace is not usable here: ${features.ptrace.reason ?? 'unknown reason'}.`);
+  const targetOf = (p: number, startTime: string, i: number, exe: string): BeginOptions => {
+    const target = store.upsertTarget({ pid: p, startTime, exe, cmdline: readCmdline(p), ...(i === 0 && opts.name ? { name: opts.name } : {}) });
+    const parent = opts.full ? null : store.latest(target.id);
+    return { targetId: target.id, parentId: parent?.id ?? null, mode: parent ? 'incremental' : 'full', dirtyTracking: 'hash', coverage: 'complete', label: i === 0 ? opts.label ?? null : null };
+  };
+  const exeOf = (p: number): string => {
+    try { return readlinkSync(`/proc/${p}/exe`).replace(/ \(deleted\)$/, ''); } catch { return ''; }
+  };
+  let live: LiveTree | null = null;
+  const liveWarnings: string[] = [];
+  if (treePreCopy(opts)) {
+    try {
+      live = startLiveTree(store, pid, opts, (m, i) => targetOf(m.pid, m.startTime, i, exeOf(m.pid)));
+    } catch (e) {
+      // A member exited while it was read live, most often: the frozen tree decides what it is.
+      liveWarnings.push(`the memory could not be read while the tree ran (${(e as Error).message.replace(/\.$/, '')}): every process was read while frozen`);
+    }
+  } else dropTreeTrackers(store, pid);
   const zombies = new Map<number, { pid: number; comm: string; status: number }[]>();
-  const members = freezeTree(pid, opts.timeoutMs, zombies);
-  let tree: TreeWriter | null = null;
+  let members: Member[];
+  try {
+    members = freezeTree(pid, opts.timeoutMs, zombies);
+  } catch (e) {
+    if (live) abandonLive(live);
+    throw e;
+  }
+  if (live && !sameMembers(live, members)) {
+    // A process forked or exited between the listing and the freeze: its writers do not match the tree.
+    abandonLive(live);
+    live = null;
+    liveWarnings.push('the tree changed while its memory was read live (a process started or exited): every process was read while frozen');
+  }
+  let tree: TreeWriter | null = live?.tree ?? null;
   let killed = false;
   // Mode 'hold' (a migration's last round): the members stay frozen after the commit until the caller decides.
   let heldMembers: Member[] | null = null;
+  const pcs: (PreCopy | null)[] = members.map((_m, i) => live?.members[i]!.pc ?? null);
   try {
     const now = readBasics(pid);
     if (!now || now.startTime !== basics.startTime) throw new StasisError('PROCESS_GONE', `Process ${pid} exited and its PID was reused while Stasis was attaching. Nothing was captured.`);
-    const warnings: string[] = [];
+    const warnings: string[] = [...liveWarnings];
+    for (const m of live?.members ?? []) if (m.fallback) warnings.push(`process ${m.pid}: its memory was read while the tree was frozen, not live: ${m.fallback}`);
     const slaves = ptySlavesHeld(members.map((m) => m.pid));
-    for (const m of members) {
+    for (const [i, m] of members.entries()) {
       const state = captureFrozenState(m.t, { ghostLimit: opts.ghostLimit, semUndo: opts.mode === 'kill', ptySlavesHeld: slaves });
       if (m.stoppedBefore) state.stopped = true;
       const z = zombies.get(m.pid);
       if (z?.length) state.zombies = z;
+      const pc = pcs[i];
+      // The brief freeze that made its userfaultfd may have interrupted a wait (restarts.ts).
+      if (pc) keepRestartedCalls(pc, state.threads, live!.members[i]!.parentRestarts);
       captureMappings(state, m.pid, (a, b) => vmRead(m.pid, a, b));
+      if (pc) withoutOurWp(state);
       captureMappedGhosts(m.pid, state.mappings, opts.ghostLimit ?? DEFAULT_GHOST_LIMIT, state.warnings);
       for (const w of state.warnings) warnings.push(`process ${m.pid}: ${w}`);
       m.state = state;
@@ -333,26 +396,45 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     markTreeShared(members);
     opts.onPhase?.('frozen', { pid });
     cancelled();
-    const begins: BeginOptions[] = members.map((m, i) => {
-      let exe = m.state!.exe;
-      if (!exe) try { exe = readlinkSync(`/proc/${m.pid}/exe`).replace(/ \(deleted\)$/, ''); } catch { /* empty */ }
-      const target = store.upsertTarget({ pid: m.pid, startTime: m.state!.startTime, exe, cmdline: readCmdline(m.pid), ...(i === 0 && opts.name ? { name: opts.name } : {}) });
-      const parent = opts.full ? null : store.latest(target.id);
-      return { targetId: target.id, parentId: parent?.id ?? null, mode: parent ? 'incremental' : 'full', dirtyTracking: 'hash', coverage: 'complete', label: i === 0 ? opts.label ?? null : null };
-    });
-    tree = store.beginTree(begins);
+    const begins: BeginOptions[] = live?.begins ?? members.map((m, i) => targetOf(m.pid, m.state!.startTime, i, m.state!.exe || exeOf(m.pid)));
+    tree ??= store.beginTree(begins);
     const scanned: number[] = [];
+    const frozenPages: number[] = [];
+    const trusted: boolean[] = [];
     members.forEach((m, i) => {
       const w = tree!.writers[i]!;
       w.setState(m.state!);
-      scanned.push(copyPages(w, m.state!.mappings, { memPid: m.pid, sharedPagemapPid: m.pid, useScan: features.pagemapScan, softDirtyOnly: false }).pagesScanned);
+      const pc = pcs[i];
+      if (!pc) {
+        const n = copyPages(w, m.state!.mappings, { memPid: m.pid, sharedPagemapPid: m.pid, useScan: features.pagemapScan, softDirtyOnly: false }).pagesScanned;
+        scanned.push(n);
+        frozenPages.push(n);
+        trusted.push(false);
+        return;
+      }
+      scanned.push(frozenMemory(m, pc, live!.members[i]!, w, opts.mode === 'hold', frozenPages, trusted));
     });
     opts.onPhase?.('commit', { pid });
     cancelled();
-    const frozenMs = Math.max(...members.map((m) => m.t.elapsedMs()));
+    const frozenMs = Math.max(...members.map((m, i) => m.t.elapsedMs() + (pcs[i]?.frozenMs ?? 0)));
+    // Everything of the instant is read: a tree that runs on need not wait for the commit's fsync
+    // (a failed commit saves nothing, as before). 'kill' and 'hold' keep it until after the commit.
+    if (!opts.mode || opts.mode === 'leave-running') for (const m of members) m.t.release();
     const durationMs = performance.now() - t0;
     const infos = tree.commit(members.map((_m, i) => ({ pagesScanned: scanned[i], frozenMs: +frozenMs.toFixed(3), durationMs: +durationMs.toFixed(3) })));
     tree = null;
+    // Held: not protected again at the freeze, so of no use to a next checkpoint; closed once the
+    // members are killed or resumed. Otherwise kept per member for its next checkpoint (tracking.ts).
+    const untracked: PreCopy[] = [];
+    pcs.forEach((pc, i) => {
+      if (!pc) return;
+      if (opts.mode === 'hold') untracked.push(pc);
+      else if (trusted[i]) {
+        pc.base = infos[i]!.id;
+        keepTracker(store.dir, pc);
+      } else closePreCopy(pc);
+      pcs[i] = null;
+    });
     if (opts.mode === 'kill') {
       // Children first: a parent killed first would have them re-parented for an instant.
       for (const m of [...members].reverse()) m.t.release({ kill: true });
@@ -361,19 +443,23 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     let held: HeldProcess | undefined;
     if (opts.mode === 'hold') {
       heldMembers = members;
+      const closeAll = (): void => { for (const pc of untracked) closePreCopy(pc); };
       held = {
         // From the first member's freeze (the root's): the downtime runs from there, the commit included.
         frozenAt: performance.now() - Math.max(...members.map((m) => m.t.elapsedMs())),
         // Parents first, as an ordinary tree checkpoint releases them.
-        resume: () => { for (const m of members) m.t.release(); },
+        resume: () => { closeAll(); for (const m of members) m.t.release(); },
         // Children first: a parent killed first would have them re-parented for an instant.
-        kill: () => { for (const m of [...members].reverse()) m.t.release({ kill: true }); },
+        kill: () => { for (const m of [...members].reverse()) m.t.release({ kill: true }); closeAll(); },
       };
     }
     return {
       id: infos[0]!.id,
       pid,
-      members: members.map((m, i) => ({ pid: m.pid, id: infos[i]!.id, comm: m.state!.comm, parentPid: m.parent, zombies: (m.state!.zombies ?? []).map((z) => z.pid) })),
+      members: members.map((m, i) => ({
+        pid: m.pid, id: infos[i]!.id, comm: m.state!.comm, parentPid: m.parent, zombies: (m.state!.zombies ?? []).map((z) => z.pid),
+        freeze: live?.members[i]!.pc ? 'pre-copy' as const : 'all-threads' as const, frozenPages: frozenPages[i]!,
+      })),
       mode: begins[0]!.mode,
       frozenMs: +frozenMs.toFixed(3),
       durationMs: +(performance.now() - t0).toFixed(3),
@@ -390,6 +476,7 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     if (e instanceof StasisError) throw e;
     throw new StasisError('INTERNAL', `Tree checkpoint of process ${pid} failed: ${(e as Error).message}. Nothing was saved.`);
   } finally {
+    for (const pc of pcs) closePreCopy(pc);
     // Held members are released (or killed) by the caller through result.held.
     if (!heldMembers) {
       for (const m of members) {
@@ -399,4 +486,27 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       }
     }
   }
+}
+
+/**
+ * A pre-copied member at the common freeze (precopy.ts step 4): what it wrote since the live read,
+ * its shared mappings whole (one instant for every member that maps them) and what is not readable
+ * through process_vm_readv. Returns the pages scanned; pushes the pages read frozen and whether its
+ * userfaultfd may be kept for tracking.
+ */
+function frozenMemory(m: Member, pc: PreCopy, lm: LiveMember, w: CheckpointWriter, hold: boolean, frozenPages: number[], trusted: boolean[]): number {
+  const mappings = m.state!.mappings;
+  const fdTargets = m.state!.fds.map((f) => f.target);
+  const scan = scanAtFreeze(pc, mappings);
+  // Not for a held tree: a second walk of its page tables while frozen, for tracking it never uses.
+  if (!hold) rebase(pc, scan, fdTargets);
+  const c = copyFrozen(pc, scan, fdTargets, lm.parentPresent);
+  readFrozenCopy(pc, c, m.pid);
+  const read = c.data.reduce((n, d) => n + d.data.length / PAGE_SIZE, 0);
+  applyFrozenCopy(w, c);
+  const shared = copyPages(w, mappings.filter((x) => x.perms[3] === 's'), { memPid: m.pid, sharedPagemapPid: m.pid, useScan: true, softDirtyOnly: false });
+  const forced = copyPages(w, unreadablePrivate(mappings), { memPid: m.pid, sharedPagemapPid: m.pid, useScan: true, softDirtyOnly: false });
+  frozenPages.push(read + shared.pagesScanned + forced.pagesScanned);
+  trusted.push(c.trusted);
+  return c.pagesScanned + shared.pagesScanned + forced.pagesScanned;
 }

@@ -1,7 +1,9 @@
 /**
  * Live migration of a process tree, the source side (`stasis migrate PID` of a process with
  * children; source.ts sends a single process). Each round is a tree checkpoint (capture/tree.ts:
- * every member frozen while it is read), sent while the tree runs; the last one is taken with every
+ * each member's memory read while the tree runs, then what it wrote since read with every member
+ * frozen at once; from round 2 on only what it wrote since its previous round: the userfaultfds
+ * are kept between rounds, tracking.ts), sent while the tree runs; the last one is taken with every
  * member held frozen ('hold'), sent and restored on the destination as a tree (from scratch: the
  * prepared restore takes one process), and only once the destination says the whole tree runs are
  * the members here killed, children first. Any failure before that resumes every member untouched
@@ -21,7 +23,7 @@ import type { ExportKind, Store } from '../store/api';
 import { checkpointTree, type HeldProcess, type TreeCheckpointResult } from '../capture';
 import { readBasics } from '../tracer';
 import { offerStream, sendStream } from './negotiate';
-import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './source';
+import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './session';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 import type { FrameReader, FrameWriter } from './wire';
 
@@ -170,10 +172,13 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
       frozenMs: +(committedAt - frozenAt).toFixed(1),
       cutover: [
         { step: 'freeze every member, registers and kernel state', ms: +(at('frozen') - frozenAt).toFixed(2) },
-        { step: 'pages of every member into the checkpoint, commit', ms: +(committedAt - at('frozen')).toFixed(2) },
+        { step: 'pages of every member into the checkpoint (with pre-copy: what each wrote since its live read), commit', ms: +(committedAt - at('frozen')).toFixed(2) },
         { step: 'send the last round (member by member, or whole), import, group and restore the tree there', ms: +(restoredAt - committedAt).toFixed(2) },
       ],
-      tree: { members: last.members.map((m) => ({ pid: m.pid, comm: m.comm, destinationPid: there.get(m.pid) ?? null })) },
+      tree: {
+        members: last.members.map((m) => ({ pid: m.pid, comm: m.comm, destinationPid: there.get(m.pid) ?? null })),
+        frozenPages: last.members.reduce((n, m) => n + m.frozenPages, 0), preCopied: last.members.filter((m) => m.freeze === 'pre-copy').length,
+      },
     };
   } catch (e) {
     const wasHeld = held !== null;
