@@ -18,9 +18,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnDetached, type DetachedProcess } from '../test/helpers/spawn';
 import { prctl, PR, waitTid } from '../electron/engine/native';
 import { formatTable, type Row } from './table';
+import { killTree, startTreeCounter } from './tree-target';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -52,12 +52,6 @@ function waitCounting(out: string, timeoutMs = 20_000): void {
     sleepMs(5);
   }
 }
-function kids(pid: number): number[] {
-  try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
-}
-function killTree(pids: number[]): void {
-  for (const p of [...pids].reverse()) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
-}
 /** Reaps the processes of a tree that died (orphans come to this subreaper), so their PIDs are free again. */
 function reap(pids: number[]): void {
   for (const p of pids) {
@@ -86,14 +80,7 @@ const bin = join(work, 'tree-counter');
 const cc = spawnSync('cc', ['-O2', '-o', bin, join(root, 'test/fixtures/tree-counter.c')], { encoding: 'utf8' });
 if (cc.status !== 0) throw new Error(cc.stderr);
 
-function startTree(tag: string): { t: DetachedProcess; out: string; pids: number[] } {
-  const out = join(work, `${tag}.out`);
-  const t = spawnDetached([bin, out, String(perProcess), String(rate), '0'], { cwd: work });
-  const end = Date.now() + 120_000;
-  while (!readFileSync(out, { encoding: 'utf8', flag: 'a+' }).includes('ready\n')) { if (Date.now() > end) throw new Error('tree did not start'); sleepMs(20); }
-  sleepMs(1000);
-  return { t, out, pids: [t.pid, ...kids(t.pid)] };
-}
+const startTree = (tag: string): ReturnType<typeof startTreeCounter> => startTreeCounter(bin, work, tag, perProcess, rate);
 
 interface StasisRun { downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; rounds: number; finalSent: number; srcCpuMs: number; dstCpuMs: number; wallMs: number; steps: { step: string; ms: number }[] }
 function stasisRun(i: number): StasisRun {

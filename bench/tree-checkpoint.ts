@@ -16,10 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnDetached, type DetachedProcess } from '../test/helpers/spawn';
 import { checkpointTree, closeTrackers, type TreeCheckpointResult } from '../electron/engine/capture';
 import { openStore } from '../electron/engine/store';
 import { formatTable, type Row } from './table';
+import { killTree, startTreeCounter } from './tree-target';
+import { sleepMs } from '../electron/engine/sleep-sync';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -37,7 +38,6 @@ const perProcess = Math.max(1, Math.floor(sizeMb / 3));
 // Pages written per second: each child RATE, the parent 2 x RATE (one per record).
 const rate = Math.max(1, Math.round((sizeMb * 256 * pct) / 100 / 4));
 
-function sleepMs(ms: number): void { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : NaN;
@@ -48,14 +48,7 @@ const bin = join(work, 'tree-counter');
 const cc = spawnSync('cc', ['-O2', '-o', bin, join(root, 'test/fixtures/tree-counter.c')], { encoding: 'utf8' });
 if (cc.status !== 0) throw new Error(cc.stderr);
 
-function startTree(tag: string): DetachedProcess {
-  const out = join(work, `${tag}.out`);
-  const t = spawnDetached([bin, out, String(perProcess), String(rate), '0'], { cwd: work });
-  const end = Date.now() + 120_000;
-  while (!readFileSync(out, { encoding: 'utf8', flag: 'a+' }).includes('ready\n')) { if (Date.now() > end) throw new Error('tree did not start'); sleepMs(20); }
-  sleepMs(1000);
-  return t;
-}
+const startTree = (tag: string): ReturnType<typeof startTreeCounter> => startTreeCounter(bin, work, tag, perProcess, rate);
 
 /** pagesMs: of frozenMs, the part from the state read to the pages read (the rest is freezing and reading state and mappings). */
 interface Take { frozenMs: number; pagesMs: number; durationMs: number; cpuMs: number; frozenPages: number; pagesWritten: number; preCopied: number }
@@ -75,7 +68,7 @@ function take(store: ReturnType<typeof openStore>, pid: number, snapshot: 'auto'
 
 function stasisRun(i: number, snapshot: 'auto' | 'never'): StasisRun {
   const mode = snapshot === 'auto' ? 'pre-copy' : 'frozen read';
-  const t = startTree(`stasis-${i}-${snapshot}`);
+  const { t, pids } = startTree(`stasis-${i}-${snapshot}`);
   const dir = join(work, `store-${i}-${snapshot}`);
   const store = openStore(dir);
   try {
@@ -90,6 +83,7 @@ function stasisRun(i: number, snapshot: 'auto' | 'never'): StasisRun {
   } finally {
     closeTrackers();
     store.close();
+    killTree(pids);
     t.kill();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -97,7 +91,7 @@ function stasisRun(i: number, snapshot: 'auto' | 'never'): StasisRun {
 
 interface CriuRun { dumpMs: number; imageBytes: number }
 function criuRun(i: number): CriuRun {
-  const t = startTree(`criu-${i}`);
+  const { t, pids } = startTree(`criu-${i}`);
   const dir = join(work, `criu-${i}`);
   mkdirSync(dir);
   try {
@@ -109,6 +103,7 @@ function criuRun(i: number): CriuRun {
     log(`criu run ${i}: dump --leave-running ${dumpMs.toFixed(0)} ms, images ${(imageBytes / 2 ** 20).toFixed(1)} MiB`);
     return { dumpMs, imageBytes };
   } finally {
+    killTree(pids);
     t.kill();
     rmSync(dir, { recursive: true, force: true });
   }
