@@ -4,13 +4,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { sleepMs } from '../sleep-sync';
-import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts } from './host-facts';
+import { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, hasCap, hostFacts, type HostFacts } from './host-facts';
 
 const REAP_WAIT_MS = 1000;
 
-/** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN). */
-export function mayTakePids(): boolean {
-  const h = hostFacts();
+/** clone3 with set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN); h: this machine's facts, or another's (a pre-flight for it). */
+export function mayTakePids(h: HostFacts = hostFacts()): boolean {
   return h.euid === 0 || hasCap(h, CAP_CHECKPOINT_RESTORE) || hasCap(h, CAP_SYS_ADMIN);
 }
 

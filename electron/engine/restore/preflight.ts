@@ -215,7 +215,7 @@ export function preflightState(state: ProcessState, redirect: RedirectOptions, h
     'Run Stasis with CAP_SYS_RESOURCE, or with hard limits at least as high as the process had (ulimit -H).'));
 
   const pidBusy = afterReaping([state.pid]).length > 0;
-  const pidPriv = mayTakePids();
+  const pidPriv = mayTakePids(host);
   // Not a refusal: most programs never look at their PID again, but some remember it (Python's
   // asyncio ignores its running loop under another PID, and PID and lock files name it).
   const newPid = ' A program that remembers its PID (Python asyncio, PID or lock files) may not recognise itself under a new one: end the original (and let it be reaped) first to get the PID back.';
