@@ -22,6 +22,7 @@ import { buildFixture } from '../helpers/fixtures';
 import { procState, spawnDetached, type DetachedProcess } from '../helpers/spawn';
 import { fileLines, isAlive, killQuietly, waitFor } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
+import { assertConsecutive, countsGrow } from '../migrate/counter-checks';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const results = join(root, 'test-results');
@@ -51,17 +52,6 @@ function startServer(store: string): ChildProcess {
 }
 
 /** The counts the counter wrote, checked to be 1, 2, 3, ... with nothing lost or repeated. */
-function assertConsecutive(): number {
-  const counts = fileLines(out).filter((l) => /^\d+$/.test(l)).map(Number);
-  counts.forEach((n, i) => assert.equal(n, i + 1, `step ${i + 1} is ${n}: a step was lost or repeated around it`));
-  return counts.length;
-}
-
-async function countsGrow(): Promise<void> {
-  const n = fileLines(out).length;
-  await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
-}
-
 before(async () => {
   assert.equal(spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: 'inherit' }).status, 0, 'build failed');
   tmp = mkdtempSync(join(tmpdir(), 'stasis-e2e-migrate-'));
@@ -182,7 +172,7 @@ test('Migrate…: the check shows the destination\'s pre-flight while the proces
   // The pre-flight is there and the process was never stopped: it runs (not 'T') and counts on.
   assert.equal(counter.alive(), true);
   assert.notEqual(procState(counter.pid), 'T');
-  await countsGrow();
+  await countsGrow(out);
   assert.equal(await summary.getAttribute('data-ok'), 'true', await summary.innerText());
   const items = dialog.getByTestId('preflight-item');
   assert.ok(await items.count() > 3);
@@ -240,11 +230,11 @@ test('Migrate…: the check shows the destination\'s pre-flight while the proces
   // Here it is gone; there it runs and counts on, no step lost or repeated, its memory intact.
   await counter.waitExit(10_000);
   assert.ok(isAlive(moved));
-  await countsGrow();
+  await countsGrow(out);
   process.kill(moved, 'SIGUSR1');
   await waitFor('the memory check', () => fileLines(out).some((x) => x.startsWith(`check pid=${moved} `)), 10_000);
   assert.match(fileLines(out).find((x) => x.startsWith(`check pid=${moved} `))!, /mem=ok/);
-  assert.ok(assertConsecutive() > 40);
+  assert.ok(assertConsecutive(out) > 40);
 
   const arrival = b.getByTestId('arrival').first();
   // Page code as a string: this file is type-checked without the DOM library.

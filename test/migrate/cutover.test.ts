@@ -20,26 +20,11 @@ import { preflight, prepareRestore, restore } from '../../electron/engine/restor
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
 import { StasisError } from '../../shared/errors';
+import { assertConsecutive, countsGrow, memCheck } from './counter-checks';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin', 'stasis.js');
 const counter = buildFixture('migrate-counter');
-
-function assertConsecutive(out: string): void {
-  const counts = fileLines(out).filter((l) => /^\d+$/.test(l)).map(Number);
-  counts.forEach((n, i) => assert.equal(n, i + 1, `step ${i + 1} is ${n}: a step was lost or repeated around it`));
-}
-
-async function memCheck(pid: number, out: string): Promise<string> {
-  process.kill(pid, 'SIGUSR1');
-  await waitFor('the memory check', () => fileLines(out).some((l) => l.startsWith(`check pid=${pid} `)), 10_000);
-  return fileLines(out).find((l) => l.startsWith(`check pid=${pid} `))!;
-}
-
-async function countsGrow(out: string): Promise<void> {
-  const n = fileLines(out).length;
-  await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
-}
 
 test('the destination fails after the last round was sent: the source process runs on untouched, its checkpoints verify and restore, the destination keeps nothing', async () => {
   await withStore(async (srcStore, dir) => {

@@ -25,28 +25,12 @@ import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate, type MigrateOptions } from '../../electron/engine/migrate/source';
 import { serveMigration, type PreparedProcess } from '../../electron/engine/migrate/destination';
 import { StasisError } from '../../shared/errors';
+import { assertConsecutive, countsGrow, memCheck } from './counter-checks';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin', 'stasis.js');
 const counter = buildFixture('migrate-counter');
 const advising = buildFixture('migrate-advise');
-
-function assertConsecutive(out: string): void {
-  const counts = fileLines(out).filter((l) => /^\d+$/.test(l)).map(Number);
-  assert.ok(counts.length > 20);
-  counts.forEach((n, i) => assert.equal(n, i + 1, `step ${i + 1} is ${n}: a step was lost or repeated around it`));
-}
-
-async function memCheck(pid: number, out: string): Promise<string> {
-  process.kill(pid, 'SIGUSR1');
-  await waitFor('the memory check', () => fileLines(out).some((l) => l.startsWith(`check pid=${pid} `)), 10_000);
-  return fileLines(out).find((l) => l.startsWith(`check pid=${pid} `))!;
-}
-
-async function countsGrow(out: string): Promise<void> {
-  const n = fileLines(out).length;
-  await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
-}
 
 /** The VmFlags of pid's mapping that starts at addr (hex), from its smaps. */
 function flagsAt(pid: number, addr: string): string[] {
@@ -99,7 +83,7 @@ test('the last round travels before its VmFlags are checked: a counter moved to 
       assert.equal(rx.exitCode, 0);
       await countsGrow(out);
       assert.match(await memCheck(moved, out), /mem=ok/);
-      assertConsecutive(out);
+      assertConsecutive(out, 20);
       // Both stores keep the last round with the exact flags: the source's copy settled, the destination's imported.
       const d = openStore(dstDir);
       try {
@@ -150,7 +134,7 @@ test('a mapping\'s VmFlags change between the rounds: the guess is retracted, th
       assert.equal(m.vmFlags, 'read', 'the round taken again read its flags');
       await countsGrow(out);
       assert.match(await memCheck(moved, out), /mem=ok/);
-      assertConsecutive(out);
+      assertConsecutive(out, 20);
       // The retracted round is gone from the source store: one final round, with the exact flags.
       const finals = srcStore.list().filter((c) => c.label === 'migration: final');
       assert.equal(finals.length, 1);
@@ -207,7 +191,7 @@ test('the destination fails while it builds the process from a round sent before
       assert.ok(t.alive());
       await countsGrow(out);
       assert.match(await memCheck(t.pid, out), /mem=ok/);
-      assertConsecutive(out);
+      assertConsecutive(out, 20);
       // Its last round was confirmed exact before `run`: kept, durable, restorable.
       const again = openStore(srcStore.dir);
       try {
@@ -246,7 +230,7 @@ test('an older destination (no confirmRun in its hello) gets the last round with
       assert.ok((await served).restored);
       await countsGrow(out);
       assert.match(await memCheck(moved, out), /mem=ok/);
-      assertConsecutive(out);
+      assertConsecutive(out, 20);
     } finally {
       t.kill();
       if (moved) killQuietly(moved);
@@ -297,7 +281,7 @@ test('the link breaks while the destination holds the process built from a round
       assert.ok(t.alive());
       await countsGrow(out);
       assert.match(await memCheck(t.pid, out), /mem=ok/);
-      assertConsecutive(out);
+      assertConsecutive(out, 20);
       assert.deepEqual(srcStore.verify().problems, []);
     } finally {
       t.kill();

@@ -14,25 +14,9 @@ import { fileLines, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
 import { prepareRestore } from '../../electron/engine/restore';
 import { migrate } from '../../electron/engine/migrate/source';
+import { assertConsecutive, countsGrow, memCheck } from './counter-checks';
 
 const counter = buildFixture('migrate-counter');
-
-function assertConsecutive(out: string): void {
-  const counts = fileLines(out).filter((l) => /^\d+$/.test(l)).map(Number);
-  assert.ok(counts.length > 20);
-  counts.forEach((n, i) => assert.equal(n, i + 1, `step ${i + 1} is ${n}: a step was lost or repeated around it`));
-}
-
-async function memCheck(pid: number, out: string): Promise<string> {
-  process.kill(pid, 'SIGUSR1');
-  await waitFor('the memory check', () => fileLines(out).some((l) => l.startsWith(`check pid=${pid} `)), 10_000);
-  return fileLines(out).find((l) => l.startsWith(`check pid=${pid} `))!;
-}
-
-async function countsGrow(out: string): Promise<void> {
-  const n = fileLines(out).length;
-  await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
-}
 
 for (const older of [false, true]) {
   const name = older
@@ -65,7 +49,7 @@ for (const older of [false, true]) {
         assert.ok(res.restored);
         await countsGrow(out);
         assert.match(await memCheck(moved, out), /mem=ok/);
-        assertConsecutive(out);
+        assertConsecutive(out, 20);
         // Both stores hold the last round, and verify.
         await waitFor('the destination to store the last round', () => dst.list().some((c) => c.label === 'migration: final'), 10_000);
         assert.ok(srcStore.list().some((c) => c.label === 'migration: final'));

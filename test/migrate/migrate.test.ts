@@ -21,6 +21,7 @@ import { openStore } from '../../electron/engine/store';
 import { checkpoint } from '../../electron/engine/capture';
 import { migrate } from '../../electron/engine/migrate/source';
 import { StasisError } from '../../shared/errors';
+import { assertConsecutive, countsGrow, memCheck } from './counter-checks';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin', 'stasis.js');
@@ -36,24 +37,7 @@ function stasis(store: string, args: string[]): Promise<Run> {
 }
 
 /** The counts the counter wrote, checked to be 1, 2, 3, ... with nothing lost or repeated. */
-function assertConsecutive(out: string): number {
-  const counts = fileLines(out).filter((l) => /^\d+$/.test(l)).map(Number);
-  counts.forEach((n, i) => assert.equal(n, i + 1, `step ${i + 1} is ${n}: a step was lost or repeated around it`));
-  return counts.length;
-}
-
 /** Asks the process to check its memory; returns its check line. */
-async function memCheck(pid: number, out: string): Promise<string> {
-  process.kill(pid, 'SIGUSR1');
-  await waitFor('the memory check', () => fileLines(out).some((l) => l.startsWith(`check pid=${pid} `)), 10_000);
-  return fileLines(out).find((l) => l.startsWith(`check pid=${pid} `))!;
-}
-
-async function countsGrow(out: string): Promise<void> {
-  const n = fileLines(out).length;
-  await waitFor('the counter to go on counting', () => fileLines(out).length > n + 5, 10_000);
-}
-
 interface MigrateJson { pid: number; dryRun: boolean; rounds: { kind: string; pages: number; pagesSent: number; bytes: number; absorbed: boolean }[]; bytesSent: number; downtimeMs?: number; destination?: { pid: number; checkpointId: number; prepared: boolean; unprepared?: string } }
 
 test('migrate --pipe: a counter writing its memory moves to another store and goes on counting there, no step lost, memory intact; the source is killed only after', async () => {
