@@ -408,25 +408,28 @@ test('calls the kernel restarts through a restart block (poll, nanosleep with a 
     const out = join(dir, 'waiters.out');
     const t = spawnDetached([buildFixture('restore-waiters'), out, '300'], { cwd: dir });
     const restored: number[] = [];
+    const other = openStore(join(dir, 'other'));
     try {
       await waitFor('the target to tick', () => fileLines(out).length >= 1);
       // Checkpoints in pairs: each lands in poll or in nanosleep (the program spends its time
       // there); the second of a pair, a few ms after the first released the target, lands in
       // restart_syscall: the kernel's restart of the call the first one's freeze interrupted.
-      const ids: number[] = [];
+      // The second goes to another store, which knows nothing of the first (in the same one the
+      // capture puts the call back from it), so the restore meets restart_syscall itself.
+      const ids: { s: Store; id: number }[] = [];
       for (let i = 0; i < 3; i++) {
-        ids.push(checkpoint(store, t.pid, { full: true }).id);
-        ids.push(checkpoint(store, t.pid, { full: true }).id);
+        ids.push({ s: store, id: checkpoint(store, t.pid, { full: true }).id });
+        ids.push({ s: other, id: checkpoint(other, t.pid, { full: true }).id });
         await sleep(120);
       }
       t.kill();
       await t.waitExit();
-      const interrupted = ids.map((id) => store.getState(id).threads[0]!).filter((th) => BigInt.asIntN(64, th.regs[REG.rax]!) === -516n);
+      const interrupted = ids.map(({ s, id }) => s.getState(id).threads[0]!).filter((th) => BigInt.asIntN(64, th.regs[REG.rax]!) === -516n);
       assert.ok(interrupted.length >= 1, 'at least one checkpoint caught the program inside a restartable wait');
       tc.diagnostic(`interrupted calls: ${interrupted.map((th) => String(th.regs[REG.orig_rax])).join(', ')} (219 = restart_syscall)`);
       assert.ok(interrupted.some((th) => th.regs[REG.orig_rax] === 219n), 'at least one checkpoint caught a call already restarted once');
-      for (const id of ids) {
-        const r = restore(store, id, { log: join(dir, `restore-${id}.log`), samePid: false });
+      for (const [k, { s, id }] of ids.entries()) {
+        const r = restore(s, id, { log: join(dir, `restore-${k}.log`), samePid: false });
         restored.push(r.pid);
         await waitFor(`restored ${r.pid} to tick`, () => fileLines(out).filter((l) => l.endsWith(` pid ${r.pid}`)).length >= 2);
         assert.ok(isAlive(r.pid), `restored ${r.pid} still runs`);
@@ -436,6 +439,28 @@ test('calls the kernel restarts through a restart block (poll, nanosleep with a 
     } finally {
       t.kill();
       for (const p of restored) killQuietly(p);
+      other.close();
+    }
+  });
+});
+
+test('a full checkpoint (--full, --kill) of a sleep an earlier checkpoint interrupted saves the sleep, not restart_syscall: the restored sleep goes on', async () => {
+  await withStore(async (store, dir) => {
+    const t = spawnDetached(['sleep', '1000'], { cwd: dir });
+    let pid: number | undefined;
+    try {
+      await sleep(200);
+      checkpoint(store, t.pid);
+      const c = checkpoint(store, t.pid, { full: true, mode: 'kill' });
+      assert.notEqual(store.getState(c.id).threads[0]!.regs[REG.orig_rax], 219n, 'the call itself, not restart_syscall');
+      await t.waitExit();
+      const r = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false });
+      pid = r.pid;
+      await sleep(1500);
+      assert.ok(isAlive(r.pid), 'the restored sleep 1000 still sleeps');
+    } finally {
+      t.kill();
+      killQuietly(pid);
     }
   });
 });

@@ -274,6 +274,54 @@ test('killed right before the restore, the tree\'s processes are still zombies: 
   });
 });
 
+/**
+ * A `sleep 1000` child, stopped once by an earlier freeze, waits on in restart_syscall; the
+ * checkpoint must save the call itself (restarts.ts), or the restored sleep ends at once. take:
+ * the checkpoint(s) of the running tree, the last one taken with the tree killed.
+ */
+async function sleepSurvives(script: string, take: (store: Parameters<typeof checkpointTree>[0], pid: number) => ReturnType<typeof checkpointTree>): Promise<void> {
+  await withStore(async (store, dir) => {
+    const t = spawnDetached(['bash', '-c', script], { cwd: dir });
+    const restored: number[] = [];
+    try {
+      await sleep(300);
+      const c = take(store, t.pid);
+      const sleeper = c.members.find((m) => m.comm === 'sleep');
+      assert.ok(sleeper, `a member is the sleep: ${JSON.stringify(c.members)}`);
+      const pids = c.members.map((m) => m.pid);
+      for (const p of pids) killQuietly(p);
+      await waitFor('the original tree to be gone', () => pids.every((p) => !existsSync(`/proc/${p}`)), 20_000);
+      const r = restore(store, c.id, { log: join(dir, 'restore.log'), samePid: false });
+      restored.push(...(r.members ?? []).flatMap((m) => [m.pid, ...m.zombies]));
+      const again = r.members!.find((m) => m.originalPid === sleeper.pid)!;
+      await sleep(1500);
+      assert.ok(existsSync(`/proc/${again.pid}`) && !/\) Z /.test(readFileSync(`/proc/${again.pid}/stat`, 'utf8')), 'the restored sleep 1000 still sleeps');
+    } finally {
+      t.kill();
+      for (const p of restored) killQuietly(p);
+    }
+  });
+}
+
+test('a tree taken with --kill after a live checkpoint: a child\'s sleep the first checkpoint interrupted is saved as the sleep and goes on after restore', async () => {
+  await sleepSurvives('sleep 1000 & wait', (store, pid) => {
+    checkpointTree(store, pid);
+    return checkpointTree(store, pid, { mode: 'kill' });
+  });
+});
+
+test('a tree that forks while its memory is read live is read whole at the freeze, and a child\'s sleep that the pre-copy\'s brief freeze interrupted still goes on after restore', async () => {
+  await sleepSurvives('sleep 1000 & while :; do /bin/true; done', (store, pid) => {
+    for (let i = 0; ; i++) {
+      const c = checkpointTree(store, pid, { full: true });
+      if (c.warnings.some((w) => /while the tree ran|tree changed while its memory was read live/.test(w)) || i === 9) {
+        assert.ok(c.warnings.some((w) => /while the tree ran|tree changed while its memory was read live/.test(w)), `the live phase was given up: ${c.warnings.join('; ')}`);
+        return c;
+      }
+    }
+  });
+});
+
 test('children that exit while the tree is being frozen are taken as the zombies they become, never a failed checkpoint', async () => {
   await withStore(async (store, dir) => {
     // A shell forking short-lived children without pause: some exit between the listing and their freeze.

@@ -27,7 +27,7 @@ import { forkAltered, keepOwnFlags, mayBeDeviceMemory, pagePolicy, toMappingStat
 import { captureMappedGhosts, DEFAULT_GHOST_LIMIT } from './ghost-files';
 import type { ProcessState } from '../state/process-state';
 import { setupUffdSnapshot, streamUffdSnapshot, closeUffdSnapshot, type UffdSnapshot } from './uffd-snapshot';
-import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
+import { putBackRestartedCalls, latestRestarts, type RestartedCalls } from './restarts';
 import { openPreCopy, protectLive, copyLive, outrunsPreCopy, scanAtFreeze, copyFrozen, readFrozenCopy, readsBetterFromFork, rebase, applyFrozenCopy, closePreCopy, hasIoUring, keepRestartedCalls, type PreCopy, type FrozenCopy, type FrozenScan } from './precopy';
 import { takeTracker, keepTracker } from './tracking';
 import { captureFrozenState, captureInherited, applyVmFlags, captureMappings, fillMappingDetails, warmFrozenPath } from './state';
@@ -222,8 +222,10 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
   const delta = !!(softDirty && parent && parent.dirtyTracking === 'soft-dirty' && markerPath && existsSync(markerPath) && readFileSync(markerPath, 'utf8').trim() === String(parent.id));
   // Waits the parent checkpoint's stop turned into restart_syscall get their call back (restarts.ts).
   const parentState = parent ? store.getState(parent.id) : null;
-  const parentRestarts = parentState ? restartedCalls(parentState.threads) : new Map() as RestartedCalls;
+  const parentRestarts = latestRestarts(store, target.id);
   let guessed: { confirm(): string[] } | undefined;
+  // Calls the brief freeze of a pre-copy given up on (refused, outrun) turned into restart_syscall.
+  let briefRestarts: RestartedCalls = new Map();
 
   let t: Tracee | null = null;
   let child: SnapshotChild | null = null;
@@ -260,6 +262,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     const plan = pc ? protectLive(pc, running) : null;
     if (pc) frozenMs += pc.frozenMs;
     if (pc && plan?.refused) {
+      briefRestarts = pc.restarts;
       closePreCopy(pc);
       pc = null;
       dirtyTracking = softDirty ? 'soft-dirty' : 'hash';
@@ -275,6 +278,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
         // It writes faster than it can be read live: the fork snapshot stops it for less (precopy.ts).
         writer.abort();
         writer = null;
+        briefRestarts = pc.restarts;
         closePreCopy(pc);
         pc = null;
         dirtyTracking = softDirty ? 'soft-dirty' : 'hash';
@@ -297,7 +301,7 @@ export function checkpoint(store: Store, pid: number, opts: CheckpointOptions = 
     semTaken = state;
     // Read before the freeze: our own stop shows as 't', a job-control stop as 'T'.
     if (basics.state === 'T') state.stopped = true;
-    if (!pc) putBackRestartedCalls(state.threads, parentRestarts);
+    if (!pc) putBackRestartedCalls(state.threads, parentRestarts, briefRestarts);
     const warnings = state.warnings;
     if (outran) warnings.push('the process wrote faster than its memory could be read while it ran: the checkpoint was taken again with a fork snapshot');
     if (reapLeftoverSnapshot(t, store.dir, basics.startTime)) warnings.push('reaped a snapshot child left behind by an earlier, interrupted checkpoint');

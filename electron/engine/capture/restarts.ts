@@ -11,6 +11,7 @@
  */
 import { REG } from '../native';
 import type { ThreadState } from '../state/process-state';
+import type { Store } from '../store/api';
 
 export interface RestartedCall {
   nr: bigint;
@@ -49,4 +50,13 @@ export function putBackRestartedCalls(threads: ThreadState[], ...known: Restarte
       }
     }
   }
+}
+
+/**
+ * The calls known from the newest checkpoint of the target (a full one taken now still needs what
+ * the stop of any earlier checkpoint of the same process interrupted).
+ */
+export function latestRestarts(store: Store, targetId: number): RestartedCalls {
+  const latest = store.latest(targetId);
+  return latest ? restartedCalls(store.getState(latest.id).threads) : new Map();
 }

@@ -16,7 +16,7 @@ import type { BeginOptions, Store, TreeWriter } from '../store/api';
 import { readMaps, childProcesses } from '../proc';
 import { listThreads, readBasics } from '../tracer';
 import { openPreCopy, protectLive, copyLive, catchUpLive, closePreCopy, hasIoUring, type PreCopy } from './precopy';
-import { restartedCalls, type RestartedCalls } from './restarts';
+import { latestRestarts, type RestartedCalls } from './restarts';
 import { takeTracker } from './tracking';
 import { toMappingState } from './mappings';
 import type { CheckpointOptions } from './index';
@@ -37,6 +37,11 @@ export interface LiveTree {
   members: LiveMember[];
   tree: TreeWriter;
   begins: BeginOptions[];
+}
+
+/** A member's key in startLiveTree's briefRestarts. */
+export function memberKey(pid: number, startTime: string): string {
+  return `${pid}\0${startTime}`;
 }
 
 /** The running tree's processes, parents first, children of each in PID order (as freezeTree finds them frozen). */
@@ -65,9 +70,11 @@ export function dropTreeTrackers(store: Store, pid: number): void {
 /**
  * Opens pre-copy for every member it can, begins the tree's writers (members in listing order, the
  * root first) and reads their memory while they run. The caller owns the result: `abandonLive`
- * unless it commits.
+ * unless it commits. briefRestarts gets, per member, the calls the freeze that made its userfaultfd
+ * interrupted (restarts.ts): a member read whole at the freeze after all (it fell back, or the live
+ * phase was abandoned) must still get them back, or a sleep or wait of it ends early when restored.
  */
-export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions, begin: (m: { pid: number; startTime: string }, i: number) => BeginOptions): LiveTree {
+export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions, begin: (m: { pid: number; startTime: string }, i: number) => BeginOptions, briefRestarts: Map<string, RestartedCalls>): LiveTree {
   const listed = listRunningTree(pid);
   const members: LiveMember[] = [];
   let tree: TreeWriter | null = null;
@@ -75,8 +82,7 @@ export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions
     const begins: BeginOptions[] = [];
     const plans = listed.map((x, i) => {
       const b0 = begin(x, i);
-      const parentState = b0.parentId !== null ? store.getState(b0.parentId) : null;
-      const m: LiveMember = { pid: x.pid, startTime: x.startTime, pc: null, parentRestarts: parentState ? restartedCalls(parentState.threads) : new Map(), parentPresent: [] };
+      const m: LiveMember = { pid: x.pid, startTime: x.startTime, pc: null, parentRestarts: latestRestarts(store, b0.targetId), parentPresent: [] };
       members.push(m);
       const why = unfit(x.pid);
       if (why) {
@@ -90,6 +96,8 @@ export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions
         m.pc = takeTracker(store.dir, x.pid, x.startTime, b0.parentId);
         const tracked = m.pc !== null;
         m.pc ??= openPreCopy(x.pid, x.startTime, opts.timeoutMs);
+        // Kept past a fallback or an abandoned live phase: the member was stopped all the same.
+        if (m.pc) briefRestarts.set(memberKey(x.pid, x.startTime), m.pc.restarts);
         if (!m.pc) m.fallback = 'it cannot have a userfaultfd';
         else {
           plan = protectLive(m.pc, readMaps(x.pid).map((e) => toMappingState(x.pid, e, false)));

@@ -27,7 +27,8 @@ import { copyPages } from './pages';
 import { unreadablePrivate } from './mappings';
 import { scanAtFreeze, copyFrozen, readFrozenCopy, applyFrozenCopy, rebase, keepRestartedCalls, closePreCopy, type PreCopy } from './precopy';
 import { keepTracker } from './tracking';
-import { abandonLive, dropTreeTrackers, sameMembers, startLiveTree, type LiveMember, type LiveTree } from './tree-live';
+import { abandonLive, dropTreeTrackers, memberKey, sameMembers, startLiveTree, type LiveMember, type LiveTree } from './tree-live';
+import { latestRestarts, putBackRestartedCalls, type RestartedCalls } from './restarts';
 import { saveQueue, savePipeBytes } from './channels';
 import { InFlight } from './socket-queue';
 import { inFlightFds } from '../state/socket-queue';
@@ -343,9 +344,10 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
   };
   let live: LiveTree | null = null;
   const liveWarnings: string[] = [];
+  const briefRestarts = new Map<string, RestartedCalls>();
   if (treePreCopy(opts)) {
     try {
-      live = startLiveTree(store, pid, opts, (m, i) => targetOf(m.pid, m.startTime, i, exeOf(m.pid)));
+      live = startLiveTree(store, pid, opts, (m, i) => targetOf(m.pid, m.startTime, i, exeOf(m.pid)), briefRestarts);
     } catch (e) {
       // A member exited while it was read live, most often: the frozen tree decides what it is.
       liveWarnings.push(`the memory could not be read while the tree ran (${(e as Error).message.replace(/\.$/, '')}): every process was read while frozen`);
@@ -403,8 +405,11 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     const trusted: boolean[] = [];
     members.forEach((m, i) => {
       const w = tree!.writers[i]!;
-      w.setState(m.state!);
       const pc = pcs[i];
+      // Read whole at this freeze: the calls an earlier stop turned into restart_syscall (this
+      // checkpoint's brief freeze, or the parent checkpoint's) get their call back (restarts.ts).
+      if (!pc) putBackRestartedCalls(m.state!.threads, ...[briefRestarts.get(memberKey(m.pid, m.state!.startTime))].filter((r) => r !== undefined), latestRestarts(store, begins[i]!.targetId));
+      w.setState(m.state!);
       if (!pc) {
         const n = copyPages(w, m.state!.mappings, { memPid: m.pid, sharedPagemapPid: m.pid, useScan: features.pagemapScan, softDirtyOnly: false }).pagesScanned;
         scanned.push(n);
