@@ -34,11 +34,8 @@ import { spawnDetached, type DetachedProcess } from '../test/helpers/spawn';
 import { prctl, PR, waitTid } from '../electron/engine/native';
 import { formatTable, type Row } from './table';
 import { durableWriteSecs } from './floors';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const sizeMb = Number(arg('size-mb', '1024'));
 const pct = Number(arg('pct', '1'));
 const runs = Number(arg('runs', '3'));

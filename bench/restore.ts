@@ -20,11 +20,8 @@ import { openStore } from '../electron/engine/store';
 import { checkpoint } from '../electron/engine/capture';
 import { restore } from '../electron/engine/restore';
 import { prctl, PR, waitTid } from '../electron/engine/native';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const sizeMb = Number(arg('size-mb', '1024'));
 const runs = Number(arg('runs', '3'));
 const threads = Number(arg('threads', '1'));

@@ -18,11 +18,8 @@ import { spawnSync } from 'node:child_process';
 import { openStore } from '../electron/engine/store';
 import { grepCheckpoints } from '../electron/engine/inspect';
 import { makeState, mapping } from '../test/store/model';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const GIB = Number(arg('gib', '0.25'));
 const N = Number(arg('checkpoints', '10'));
 const DIRTY = Number(arg('dirty', '1')) / 100;

@@ -30,11 +30,8 @@ import { COMPRESSIONS, type Compression, type Store } from '../electron/engine/s
 import { makeState, mapping } from '../test/store/model';
 import { formatTable, type Row } from './table';
 import { durableWriteSecs, recordReads, replayReadsMs } from './floors';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
 const GIB = Number(arg('gib', '1'));
 const CHAINS = arg('chains', '1,10,100') === 'none' ? [] : arg('chains', '1,10,100').split(',').map(Number);
 const BIG = Number(arg('big-gib', '0'));

@@ -12,11 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { formatTable, type Row } from './table';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const sizeMb = Number(arg('size-mb', '256'));
 const runs = Number(arg('runs', '3'));
 const baseline = arg('baseline', '');

@@ -9,11 +9,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, listen, listeningAddress, newToken, parseAddress, tokenKey } from '../electron/engine/transfer/tls-link';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
 /** The writing side (a child process): SIZE MiB into the listener at addr, then its CPU on stdout. */

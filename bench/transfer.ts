@@ -31,11 +31,8 @@ import { openStore } from '../electron/engine/store';
 import { mapping, randomPage, rng, writeComplete, type View } from '../test/store/model';
 import { formatTable, type Row } from './table';
 import { durableWriteSecs } from './floors';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const sizeMb = Number(arg('size-mb', '256'));
 const pct = Number(arg('pct', '1'));
 const heldPct = Number(arg('held', '90'));

@@ -21,11 +21,8 @@ import { openStore } from '../electron/engine/store';
 import { formatTable, type Row } from './table';
 import { killTree, startTreeCounter } from './tree-target';
 import { sleepMs } from '../electron/engine/sleep-sync';
+import { arg } from './args';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
-}
 const sizeMb = Number(arg('size-mb', '1024'));
 const pct = Number(arg('pct', '1'));
 const runs = Number(arg('runs', '3'));
