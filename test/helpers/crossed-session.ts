@@ -8,7 +8,8 @@ import { PassThrough, Transform } from 'node:stream';
 import type { Store } from '../../electron/engine/store/api';
 import { preflight, restore } from '../../electron/engine/restore';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
-import { serveMigration, type DestinationDeps, type DestinationResult } from '../../electron/engine/migrate/destination';
+import { serveMigration, type DestinationDeps, type DestinationResult, type PreparedProcess } from '../../electron/engine/migrate/destination';
+import type { PreparedRestore } from '../../electron/engine/restore';
 
 export interface CrossedSession {
   /** The source's ends, to hand to migrate(). */
@@ -44,5 +45,23 @@ export function editHello(edit: (hello: { t: string } & Record<string, unknown>)
     const send = w.send.bind(w);
     w.send = (m) => send(m.t === 'hello' ? { ...edit(m), t: 'hello' } : m);
     return w;
+  };
+}
+
+/**
+ * The destination's prepared process p with some of its steps replaced (a failure injected, a step
+ * observed); every other step goes to p. A step set to undefined is one the destination goes without
+ * (an older build's prepared process had no finishHeld).
+ */
+export function preparedWith(p: PreparedRestore, over: Partial<Omit<PreparedProcess, 'checkpointId'>>): PreparedProcess {
+  return {
+    get checkpointId() { return p.checkpointId; },
+    absorb: (next) => p.absorb(next),
+    absorbDelta: (state, changes) => p.absorbDelta(state, changes),
+    finish: () => p.finish(),
+    finishHeld: () => p.finishHeld(),
+    record: (asId) => p.record(asId),
+    abandon: () => p.abandon(),
+    ...over,
   };
 }

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
-import { crossedSession } from '../helpers/crossed-session';
+import { crossedSession, preparedWith } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { fileLines, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
@@ -39,14 +39,12 @@ test('the destination fails after the last round was sent: the source process ru
         // A real prepared restore whose resume breaks once the last round was written into it.
         prepare: async (id) => {
           const p = prepareRestore(dst, id);
-          return {
-            get checkpointId() { return p.checkpointId; },
-            absorb: (next) => p.absorb(next),
+          return preparedWith(p, {
             absorbDelta: (state, changes) => { lastRoundArrived = true; return p.absorbDelta(state, changes); },
             finish: () => { p.abandon(); throw new StasisError('INTERNAL', 'injected: the destination failed while resuming the process'); },
-            record: (asId) => p.record(asId),
-            abandon: () => p.abandon(),
-          };
+            // Without it the destination waits for run before finish(), where the failure is injected.
+            finishHeld: undefined,
+          });
         },
       });
       await assert.rejects(migrate(srcStore, t.pid, rd, wr, { smallRound: 0, maxRounds: 3 }), (e: unknown) => {

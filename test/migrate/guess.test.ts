@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildFixture } from '../helpers/fixtures';
-import { crossedSession, editHello } from '../helpers/crossed-session';
+import { crossedSession, editHello, preparedWith } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { fileLines, killQuietly, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
@@ -161,11 +161,7 @@ test('the destination fails while it builds the process from a round sent before
     try {
       await waitFor('the counter to start', () => fileLines(out).length > 20);
       const { migrated, served } = await session(srcStore, dst, t.pid, { smallRound: 0, maxRounds: 3, guessVmFlags: 'always' }, {
-        prepared: (p) => ({
-          get checkpointId() { return p.checkpointId; },
-          absorb: (next) => p.absorb(next),
-          absorbDelta: (state, changes) => p.absorbDelta(state, changes),
-          finish: () => p.finish(),
+        prepared: (p) => preparedWith(p, {
           // The real build of the last round, then a failure before the source's word arrives.
           finishHeld: () => {
             p.finishHeld();
@@ -173,8 +169,6 @@ test('the destination fails while it builds the process from a round sent before
             p.abandon();
             throw new StasisError('INTERNAL', 'injected: the destination failed while building the process');
           },
-          record: (asId) => p.record(asId),
-          abandon: () => p.abandon(),
         }),
       });
       await assert.rejects(migrated, (e: unknown) => {
@@ -220,7 +214,7 @@ test('an older destination (no confirmRun in its hello) gets the last round with
           const { confirmRun: _drop, ...older } = h;
           return older;
         },
-        prepared: (p) => ({ ...p, get checkpointId() { return p.checkpointId; }, finishHeld: () => { seen.push('finishHeld'); return p.finishHeld(); } }),
+        prepared: (p) => preparedWith(p, { finishHeld: () => { seen.push('finishHeld'); return p.finishHeld(); } }),
       });
       const m = await migrated;
       moved = m.destination!.pid;
@@ -251,15 +245,7 @@ test('the link breaks while the destination holds the process built from a round
         beginImport: (total) => dst.beginImport(total),
         prepare: async (id) => {
           const p = prepareRestore(dst, id);
-          return {
-            get checkpointId() { return p.checkpointId; },
-            absorb: (next) => p.absorb(next),
-            absorbDelta: (state, changes) => p.absorbDelta(state, changes),
-            finish: () => p.finish(),
-            finishHeld: () => { const h = p.finishHeld(); built = p.pid; return h; },
-            record: (asId) => p.record(asId),
-            abandon: () => p.abandon(),
-          };
+          return preparedWith(p, { finishHeld: () => { const h = p.finishHeld(); built = p.pid; return h; } });
         },
       });
       // The source's end of the link: the `run` never arrives, the link is cut instead.
