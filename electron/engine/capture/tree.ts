@@ -408,7 +408,8 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
       const pc = pcs[i];
       // Read whole at this freeze: the calls an earlier stop turned into restart_syscall (this
       // checkpoint's brief freeze, or the parent checkpoint's) get their call back (restarts.ts).
-      if (!pc) putBackRestartedCalls(m.state!.threads, ...[briefRestarts.get(memberKey(m.pid, m.state!.startTime))].filter((r) => r !== undefined), latestRestarts(store, begins[i]!.targetId));
+      // (Read from the store before the freeze where the live phase did; else now.)
+      if (!pc) putBackRestartedCalls(m.state!.threads, briefRestarts.get(memberKey(m.pid, m.state!.startTime)) ?? new Map(), live?.members[i]?.parentRestarts ?? latestRestarts(store, begins[i]!.targetId));
       w.setState(m.state!);
       if (!pc) {
         const n = copyPages(w, m.state!.mappings, { memPid: m.pid, sharedPagemapPid: m.pid, useScan: features.pagemapScan, softDirtyOnly: false }).pagesScanned;
