@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
@@ -98,6 +98,31 @@ test('a member whose memory another userfaultfd has falls back to being read whi
       for (const [pid, x] of checks) assert.equal(x, 'k k', `process ${pid}`);
     } finally {
       if (held >= 0) closeFd(held);
+      closeTrackers();
+      t.kill();
+    }
+  });
+});
+
+test('a tree checkpoint cancelled while its memory is read live stops there: the tree is never frozen, nothing is saved, no registration is left', { skip }, async () => {
+  await withStore(async (store, dir) => {
+    const out = join(dir, 'out.txt');
+    const t = spawnDetached([fixture, out, String(MIB), '2000'], { cwd: dir });
+    try {
+      await waitFor('parent and child to run', () => fileLines(out).filter((l) => l.startsWith('ready')).length === 2);
+      const stop = new AbortController();
+      const phases: string[] = [];
+      assert.throws(() => checkpointTree(store, t.pid, { signal: stop.signal, onPhase: (p) => { phases.push(p); if (p === 'live') stop.abort(); } }),
+        (e: Error & { code?: string }) => e.code === 'CANCELLED' && /nothing was saved/.test(e.message));
+      assert.deepEqual(phases, ['live'], 'cancelled after the first member was read live, before any freeze');
+      assert.equal(store.list().length, 0, 'nothing was saved');
+      const pids = fileLines(out).filter((l) => l.startsWith('ready')).map((l) => Number(l.split(' ')[1]));
+      assert.ok(pids.includes(t.pid) && pids.length === 2);
+      for (const pid of pids) {
+        assert.ok(!/^VmFlags:.*\buw\b/m.test(readFileSync(`/proc/${pid}/smaps`, 'utf8')), `process ${pid}: no write-protect registration left`);
+        assert.match(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!, /^[RS] /, `process ${pid} runs on`);
+      }
+    } finally {
       closeTrackers();
       t.kill();
     }

@@ -12,6 +12,7 @@
  * tree that changed in between (a fork, an exit) is taken the old way (tree.ts compares).
  */
 import { readlinkSync } from 'node:fs';
+import { StasisError } from '../../../shared/errors';
 import type { BeginOptions, Store, TreeWriter } from '../store/api';
 import { readMaps, childProcesses } from '../proc';
 import { listThreads, readBasics } from '../tracer';
@@ -126,6 +127,8 @@ export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions
       copyLive(m.pc, w, plan);
       if (m.pc.base !== null) m.parentPresent = w.parentPresent();
       opts.onPhase?.('live', { pid: m.pid });
+      // A large tree is read for seconds here: a cancel must not wait for the freeze after it.
+      if (opts.signal?.aborted) throw treeCancelled(pid);
     }
     // Each member wrote on while the ones after it were read: one more round each, just before the freeze.
     if (members.length > 1) members.forEach((m, i) => { if (m.pc && plans[i]) catchUpLive(m.pc, tree!.writers[i]!, plans[i]!); });
@@ -134,6 +137,11 @@ export function startLiveTree(store: Store, pid: number, opts: CheckpointOptions
     abandonLive({ members, tree: tree ?? { writers: [], commit: () => [], abort: () => undefined }, begins: [] });
     throw e;
   }
+}
+
+/** The error of a tree checkpoint cancelled before it saved anything (the live phase's and tree.ts's). */
+export function treeCancelled(pid: number): StasisError {
+  return new StasisError('CANCELLED', `The tree checkpoint of process ${pid} was cancelled; nothing was saved.`);
 }
 
 /** Undoes startLiveTree: nothing written stays, every userfaultfd is closed. */

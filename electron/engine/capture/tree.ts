@@ -27,7 +27,7 @@ import { copyPages } from './pages';
 import { unreadablePrivate } from './mappings';
 import { scanAtFreeze, copyFrozen, readFrozenCopy, applyFrozenCopy, rebase, keepRestartedCalls, closePreCopy, type PreCopy } from './precopy';
 import { keepTracker } from './tracking';
-import { abandonLive, dropTreeTrackers, memberKey, sameMembers, startLiveTree, type LiveMember, type LiveTree } from './tree-live';
+import { abandonLive, dropTreeTrackers, memberKey, sameMembers, startLiveTree, treeCancelled, type LiveMember, type LiveTree } from './tree-live';
 import { latestRestarts, putBackRestartedCalls, type RestartedCalls } from './restarts';
 import { saveQueue, savePipeBytes } from './channels';
 import { InFlight } from './socket-queue';
@@ -329,7 +329,7 @@ function withoutOurWp(state: ProcessState): void {
 export function checkpointTree(store: Store, pid: number, opts: CheckpointOptions = {}): TreeCheckpointResult {
   const t0 = performance.now();
   const cancelled = (): void => {
-    if (opts.signal?.aborted) throw new StasisError('CANCELLED', `The tree checkpoint of process ${pid} was cancelled; nothing was saved.`);
+    if (opts.signal?.aborted) throw treeCancelled(pid);
   };
   const basics = checkTraceable(pid, opts.expectStartTime);
   const features = probeKernelFeatures();
@@ -349,10 +349,15 @@ export function checkpointTree(store: Store, pid: number, opts: CheckpointOption
     try {
       live = startLiveTree(store, pid, opts, (m, i) => targetOf(m.pid, m.startTime, i, exeOf(m.pid)), briefRestarts);
     } catch (e) {
+      if (e instanceof StasisError && e.code === 'CANCELLED') throw e;
       // A member exited while it was read live, most often: the frozen tree decides what it is.
       liveWarnings.push(`the memory could not be read while the tree ran (${(e as Error).message.replace(/\.$/, '')}): every process was read while frozen`);
     }
   } else dropTreeTrackers(store, pid);
+  if (opts.signal?.aborted) {
+    if (live) abandonLive(live);
+    throw treeCancelled(pid);
+  }
   const zombies = new Map<number, { pid: number; comm: string; status: number }[]>();
   let members: Member[];
   try {
