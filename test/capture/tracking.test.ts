@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
 import { checkpoint, closeTrackers } from '../../electron/engine/capture';
-import { prune, trackerCount } from '../../electron/engine/capture/tracking';
+import { keepTracker, prune, takeTracker, trackerCount } from '../../electron/engine/capture/tracking';
 import { probeKernelFeatures } from '../../electron/engine/native';
+import { readBasics } from '../../electron/engine/tracer';
 import { tempDir, tempStore, waitForFile } from './common';
 
 function registered(pid: number): boolean {
@@ -56,6 +57,27 @@ test('one tracker per process, closed when idle, when the process exits, or on c
     target.kill();
     st.cleanup();
     other.cleanup();
+    side.cleanup();
+  }
+});
+
+test('a kept tracker handed to the next checkpoint carries no frozen time: its brief freeze was the earlier checkpoint\'s', { skip: !probeKernelFeatures().uffdWpAsync }, async () => {
+  closeTrackers();
+  const side = tempDir('capture-tracking-frozen');
+  const st = tempStore();
+  const target = spawnDetached([buildFixture('capture-pattern'), side.dir, '64']);
+  try {
+    await waitForFile(join(side.dir, 'info.txt'));
+    const first = checkpoint(st.store, target.pid);
+    assert.equal(first.freeze, 'pre-copy');
+    const kept = takeTracker(st.store.dir, target.pid, readBasics(target.pid)!.startTime, first.id);
+    assert.ok(kept, 'the tracker was kept for the checkpoint after #' + first.id);
+    assert.equal(kept.frozenMs, 0);
+    keepTracker(st.store.dir, kept);
+  } finally {
+    closeTrackers();
+    target.kill();
+    st.cleanup();
     side.cleanup();
   }
 });

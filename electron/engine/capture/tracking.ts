@@ -38,6 +38,8 @@ export function takeTracker(storeDir: string, pid: number, startTime: string, ba
   if (base !== null && t.base === base && t.storeDir === storeDir) {
     t.given = [];
     t.rounds = 0;
+    // Its brief freeze belongs to the checkpoint that made it, not to this one's downtime.
+    t.frozenMs = 0;
     return t;
   }
   closePreCopy(t); // based on another checkpoint or store (e.g. a full was taken since): useless
