@@ -108,15 +108,16 @@ test('a tree checkpoint cancelled while its memory is read live stops there: the
   await withStore(async (store, dir) => {
     const out = join(dir, 'out.txt');
     const t = spawnDetached([fixture, out, String(MIB), '2000'], { cwd: dir });
+    const pids: number[] = [];
     try {
       await waitFor('parent and child to run', () => fileLines(out).filter((l) => l.startsWith('ready')).length === 2);
+      pids.push(...fileLines(out).filter((l) => l.startsWith('ready')).map((l) => Number(l.split(' ')[1])));
       const stop = new AbortController();
       const phases: string[] = [];
       assert.throws(() => checkpointTree(store, t.pid, { signal: stop.signal, onPhase: (p) => { phases.push(p); if (p === 'live') stop.abort(); } }),
         (e: Error & { code?: string }) => e.code === 'CANCELLED' && /nothing was saved/.test(e.message));
       assert.deepEqual(phases, ['live'], 'cancelled after the first member was read live, before any freeze');
       assert.equal(store.list().length, 0, 'nothing was saved');
-      const pids = fileLines(out).filter((l) => l.startsWith('ready')).map((l) => Number(l.split(' ')[1]));
       assert.ok(pids.includes(t.pid) && pids.length === 2);
       for (const pid of pids) {
         assert.ok(!/^VmFlags:.*\buw\b/m.test(readFileSync(`/proc/${pid}/smaps`, 'utf8')), `process ${pid}: no write-protect registration left`);
@@ -124,6 +125,8 @@ test('a tree checkpoint cancelled while its memory is read live stops there: the
       }
     } finally {
       closeTrackers();
+      // The child outlives its parent's kill: killed by its PID too.
+      for (const p of pids.reverse()) killQuietly(p);
       t.kill();
     }
   });
