@@ -37,6 +37,10 @@ export const checkpointResultSchema = z.object({
     pid, id: z.number().int(), comm: z.string(), parentPid: z.number().int().nullable(),
     /** Exited children not reaped yet, saved with their exit status. */
     zombies: z.array(z.number().int()),
+    /** pre-copy: its memory was read while the tree ran, the freeze copied only what it wrote since. */
+    freeze: z.enum(['pre-copy', 'all-threads']),
+    /** Pages read while the tree was frozen. */
+    frozenPages: z.number().int(),
   })).optional(),
 });
 export type CheckpointResultInfo = z.infer<typeof checkpointResultSchema>;

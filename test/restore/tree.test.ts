@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
 import { checkpointTree } from '../../electron/engine/capture';
+import { probeKernelFeatures } from '../../electron/engine/native';
 import { preflight, restore } from '../../electron/engine/restore';
 import { fields, fileLines, isZombie, killQuietly, sleep, spawnUnderLateReaper, waitFor, withStore } from './helpers';
 
@@ -173,6 +174,11 @@ test('stasis checkpoint of a process with children takes the tree by default (--
       assert.ok(a.warnings.some((w) => /2 child processes .* not in the checkpoint/.test(w)), a.warnings.join('; '));
       const kids = readFileSync(`/proc/${t.pid}/task/${t.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
       assert.equal(kids.length, 2);
+      // Left running (another store): the text says how each member's memory was read.
+      const running = stasis(['checkpoint', String(t.pid)], join(dir, 'running-store'));
+      assert.equal(running.code, 0, running.err);
+      const f0 = probeKernelFeatures();
+      assert.match(running.out, f0.uffdWpAsync && f0.pagemapScan && !f0.softDirty ? /Frozen [\d.]+ ms \(pre-copy: the memory of 3 of 3 processes read while the tree ran, \d+ pages read frozen\)/ : /every process frozen throughout/);
       const c = stasis(['checkpoint', String(t.pid), '--kill']);
       assert.equal(c.code, 0, c.err);
       assert.match(c.out, new RegExp(`Tree checkpoint #1 of pid ${t.pid} and its descendants: 3 processes, full, all killed afterwards`));

@@ -20,12 +20,20 @@ const FREEZE_WORDS: Partial<Record<CheckpointResultInfo['freeze'], string>> = {
   snapshot: 'copy-on-write snapshot',
 };
 
+function treeFreezeWords(members: NonNullable<CheckpointResultInfo['members']>): string {
+  const live = members.filter((m) => m.freeze === 'pre-copy').length;
+  if (live === 0) return 'every process frozen throughout';
+  const frozenPages = members.reduce((n, m) => n + m.frozenPages, 0);
+  const rest = live < members.length ? `; the other ${members.length - live} frozen throughout` : '';
+  return `pre-copy: the memory of ${live} of ${members.length} processes read while the tree ran, ${frozenPages} pages read frozen${rest}`;
+}
+
 export function formatCheckpoint(r: CheckpointResultInfo): string[] {
   if (r.members) {
     return [
       `Tree checkpoint #${r.id} of pid ${r.pid} and its descendants: ${r.members.length} processes, ${r.mode}${r.killed ? ', all killed afterwards' : ''}.`,
       ...r.members.map((m) => `  #${m.id}  pid ${m.pid} ${m.comm}${m.parentPid !== null ? ` (child of ${m.parentPid})` : ''}${m.zombies.length ? `, exited children kept: ${m.zombies.join(', ')}` : ''}`),
-      `Frozen ${r.frozenMs.toFixed(1)} ms (every process frozen throughout), total ${r.durationMs.toFixed(1)} ms.`,
+      `Frozen ${r.frozenMs.toFixed(1)} ms (${treeFreezeWords(r.members)}), total ${r.durationMs.toFixed(1)} ms.`,
       `${r.pagesScanned} pages scanned, ${r.pagesWritten} written (${formatBytes(r.bytesWritten)}).`,
       ...r.warnings.map((w) => `warning: ${w}`),
     ];
