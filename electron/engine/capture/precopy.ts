@@ -2,9 +2,14 @@
  * Pre-copy live snapshot (userfaultfd write-protect in async mode, kernel 6.7+): most of the memory
  * is copied while the target runs, and the freeze only has to copy what changed meanwhile.
  *
- *   1. A brief freeze creates a userfaultfd in the target with UFFD_FEATURE_WP_ASYNC (uffd.ts).
- *   2. Target running: its private anonymous mappings are registered for write-protect and their
- *      present pages protected, then read into the checkpoint. In async mode a write to a protected
+ *   1. A brief freeze creates a userfaultfd in the target with UFFD_FEATURE_WP_ASYNC (uffd.ts) and
+ *      registers its private anonymous mappings for write-protect, exactly as they are then.
+ *      Registering changes the target's mappings (a range registered is split off its mapping), so
+ *      it is never done while the target runs: a range read from /proc/PID/maps a moment earlier
+ *      may by then cut through a mapping the program made since, and its own mremap of that
+ *      mapping would fail (EFAULT), or move only part of it (Linux 6.17+ moves several mappings).
+ *   2. Target running: the present pages of the registered mappings are protected (this changes
+ *      page tables only), then read into the checkpoint. In async mode a write to a protected
  *      page is resolved by the kernel itself (no message, the writer never waits on us) and clears
  *      the page's protection, which PAGEMAP_SCAN reports as "written".
  *   3. Rounds, target still running: the pages written since the last round are taken back from
@@ -19,7 +24,8 @@
  *
  * Dirty tracking between checkpoints (an engine that lives on: the app, `stasis daemon`): after a
  * checkpoint the userfaultfd is kept (tracking.ts) with every page of the registered mappings
- * protected again at the freeze, so the next checkpoint of the same process, on top of that one,
+ * protected again at the freeze (mappings made since are registered there, while frozen), so the
+ * next checkpoint of the same process, on top of that one,
  * reads only the pages written since (step 3 from the start) and keeps the others as they are in
  * its parent. Such checkpoints record dirty tracking 'uffd-wp'.
  *
@@ -37,9 +43,9 @@ import { PAGE_SIZE, type CheckpointWriter } from '../store/api';
 import type { MappingState, ThreadState } from '../state/process-state';
 import { closeFd, vmRead, vmReadScatter, SCATTER_MAX, E } from '../native';
 import { freeze, readBasics } from '../tracer';
-import { openPagemap, closePagemap, scanRanges, scanWritten, protectWrittenAgain, isWpAsyncRegistered, type PageRange } from '../proc';
+import { openPagemap, closePagemap, scanRanges, scanWritten, protectWrittenAgain, isWpAsyncRegistered, readMaps, type PageRange } from '../proc';
 import { subtractIntervals, unionIntervals } from '../store/extents';
-import { pagePolicy, readable } from './mappings';
+import { pagePolicy, readable, toMappingState } from './mappings';
 import { createTargetUffd, registerWp, writeProtect, isWpMapping, UFFD_FEATURE } from './uffd';
 import { putBackRestartedCalls, restartedCalls, type RestartedCalls } from './restarts';
 import { fusedRead, givePages } from './page-read';
@@ -70,6 +76,8 @@ export interface PreCopy {
   ranges: { start: bigint; end: bigint }[];
   /** Per thread, the call a freeze interrupted with a restart block (see keepRestartedCalls). */
   restarts: RestartedCalls;
+  /** Non-zero: the errno with which the brief freeze's registration was refused (another userfaultfd has a mapping). */
+  refused: number;
   rounds: number;
   /**
    * copyLive's read buffer, every page of it touched, handed to readFrozenCopy (which gives it away
@@ -137,7 +145,10 @@ export function openPreCopy(pid: number, startTime: string, timeoutMs?: number):
     // User-mode-only is fine here: in async mode no fault is ever delivered to us.
     const uffd = createTargetUffd(t, UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.WP_ASYNC, true);
     if (uffd === null) return null;
-    return { pid, startTime, uffd, base: null, frozenMs: t.elapsedMs(), given: [], ranges: [], restarts, rounds: 0, scratch: null };
+    const pc: PreCopy = { pid, startTime, uffd, base: null, frozenMs: 0, given: [], ranges: [], restarts, refused: 0, rounds: 0, scratch: null };
+    pc.refused = registerFrozen(pc, readMaps(pid).map((e) => toMappingState(pid, e, false)));
+    pc.frozenMs = t.elapsedMs();
+    return pc;
   } finally {
     t.release();
   }
@@ -207,32 +218,40 @@ function giveLive(pc: PreCopy, writer: CheckpointWriter, buffer: Buffer, r: Page
 }
 
 /**
- * Step 2a, while the target runs: registers its private anonymous mappings (`mappings`: its
- * address space now) and write-protects their present pages. Returns what to read (copyLive).
+ * Registers, while the target is frozen, each of `mappings` (its address space at this freeze) that
+ * pre-copy reads and that is not registered yet; returns the errno of a refusal, else 0. EINVAL: a
+ * mapping userfaultfd cannot handle, copied while frozen. Anything else (EBUSY: another userfaultfd
+ * has it, the program's own or another Stasis engine's; or our userfaultfd outlived the address
+ * space it was made for, after an exec): the caller takes another way.
+ */
+function registerFrozen(pc: PreCopy, mappings: readonly MappingState[]): number {
+  let refused = 0;
+  for (const m of mappings) {
+    if (!isWpMapping(m) || pc.ranges.some((r) => r.start <= m.start && m.end <= r.end)) continue;
+    const err = registerWp(pc.uffd, m.start, m.end);
+    if (err === 0) pc.ranges.push({ start: m.start, end: m.end });
+    else if (err !== E.EINVAL) refused ||= err;
+  }
+  return refused;
+}
+
+/**
+ * Step 2a, while the target runs: write-protects the present pages of its private anonymous
+ * mappings (`mappings`: its address space now) that the brief freeze registered (a mapping made
+ * since is read at the freeze). Returns what to read (copyLive).
  */
 export function protectLive(pc: PreCopy, mappings: MappingState[]): LivePlan {
-  const plan: LivePlan = { registered: [], ranges: [], refused: 0 };
+  const plan: LivePlan = { registered: [], ranges: [], refused: pc.refused };
+  if (pc.refused) return plan;
   const pm = openPagemap(pc.pid);
   try {
     for (const m of mappings) {
       if (!isWpMapping(m)) continue;
-      // Tracked since the base: only what was written since is read (copyLive's rounds).
-      if (pc.base !== null && pc.ranges.some((r) => r.start <= m.start && m.end <= r.end) && isWpAsyncRegistered(pm, m.start, m.end)) {
-        plan.registered.push(m);
-        continue;
-      }
-      const err = registerWp(pc.uffd, m.start, m.end);
-      // EINVAL: a mapping userfaultfd cannot handle; copied while frozen. Anything else (EBUSY:
-      // another userfaultfd has it, the program's own or another Stasis engine's; or our
-      // userfaultfd outlived the address space it was made for, after an exec): give up, the
-      // caller takes another way.
-      if (err === E.EINVAL) continue;
-      if (err !== 0) {
-        plan.refused = err;
-        return plan;
-      }
-      pc.ranges.push({ start: m.start, end: m.end });
+      // Still registered, whole: the program may have unmapped, moved or replaced it since.
+      if (!pc.ranges.some((r) => r.start <= m.start && m.end <= r.end) || !isWpAsyncRegistered(pm, m.start, m.end)) continue;
       plan.registered.push(m);
+      // Tracked since the base: only what was written since is read (copyLive's rounds).
+      if (pc.base !== null) continue;
       // Only present pages are protected: protecting a whole sparse mapping would make the
       // kernel build page tables for all of it (WP_ASYNC implies WP_UNPOPULATED markers).
       const ranges = scanRanges(pm, m.start, m.end, true, { noFile: true });
@@ -342,6 +361,8 @@ export interface FrozenScan {
   pages: number;
   /** Pages not protected any more (written or populated since the live read), in those ranges. */
   unprotected: number;
+  /** The address space at the freeze. */
+  mappings: readonly MappingState[];
 }
 
 /**
@@ -351,7 +372,7 @@ export interface FrozenScan {
  * target is released.
  */
 export function scanAtFreeze(pc: PreCopy, mappings: MappingState[]): FrozenScan {
-  const scan: FrozenScan = { ranges: [], pages: 0, unprotected: 0 };
+  const scan: FrozenScan = { ranges: [], pages: 0, unprotected: 0, mappings };
   const pm = openPagemap(pc.pid);
   try {
     for (const x of scanFrozen(pm, mappings)) {
@@ -571,6 +592,12 @@ function readFrozen(pid: number, ranges: { start: bigint; pages: number }[], scr
  */
 export function rebase(pc: PreCopy, scan: FrozenScan, fdTargets: string[]): void {
   if (fdTargets.includes(IO_URING)) return; // not kept for tracking (copyFrozen trusts nothing)
+  // The registered mappings become those of the address space now, registered while frozen (see
+  // step 1): those made since the last freeze too, so the next checkpoint reads them live; ours
+  // again are no-ops, and what was unmapped or moved is forgotten. One the kernel refuses stays
+  // unprotected (read at each freeze).
+  pc.ranges = [];
+  registerFrozen(pc, scan.mappings);
   const ranges = scan.ranges.filter(({ m, r }) => !r.wp && isWpMapping(m)).map(({ r }) => r);
   if (ranges.length <= REPROTECT_ONE_BY_ONE) {
     for (const r of ranges) writeProtect(pc.uffd, r.start, r.end - r.start, true);
