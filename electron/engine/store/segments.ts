@@ -141,14 +141,39 @@ export class SegmentWriter {
     return this.appended(hash, hashOffset);
   }
 
-  /** The page just put at the end of the current block becomes the file's next page. */
-  private appended(hash: Buffer, hashOffset: number): number {
-    this.pendingPages++;
-    if ((this.pages + 1) * HASH_BYTES > this.hashes.length) {
-      const bigger = Buffer.allocUnsafe(this.hashes.length * 2);
+  /**
+   * keepReadPage for the k pages read in place that lie back to back from readRoom's first slot,
+   * whose hashes the caller already put after the file's pages in hashRoom's buffer (the addon's
+   * decidePages does both): they become the file's next k pages.
+   */
+  keptInPlace(k: number): void {
+    const at = this.jobBlocksIn * PAGES_PER_BLOCK + this.pendingPages;
+    if (!this.wb || !Number.isSafeInteger(k) || k < 0 || at + k > JOB_BLOCKS * PAGES_PER_BLOCK || (this.pages + k) * HASH_BYTES > this.hashes.length) throw new Error(`keptInPlace: ${k} pages from slot ${at} were not read in place`);
+    while (k > 0) {
+      const take = Math.min(k, PAGES_PER_BLOCK - this.pendingPages);
+      this.pendingPages += take;
+      this.pages += take;
+      k -= take;
+      if (this.pendingPages === PAGES_PER_BLOCK) this.flushBlock();
+    }
+  }
+
+  /** The page hashes buffer with room for n more pages after the file's (see keptInPlace); valid until the next page is added. */
+  hashRoom(n: number): Buffer {
+    if ((this.pages + n) * HASH_BYTES > this.hashes.length) {
+      let len = this.hashes.length * 2;
+      while ((this.pages + n) * HASH_BYTES > len) len *= 2;
+      const bigger = Buffer.allocUnsafe(len);
       this.hashes.copy(bigger, 0, 0, this.pages * HASH_BYTES);
       this.hashes = bigger;
     }
+    return this.hashes;
+  }
+
+  /** The page just put at the end of the current block becomes the file's next page. */
+  private appended(hash: Buffer, hashOffset: number): number {
+    this.pendingPages++;
+    this.hashRoom(1);
     // A loop, not hash.copy: 32 bytes through Buffer.copy's binding cost ~0.5 µs, 0.09 s per GiB.
     const out = this.hashes;
     const o = this.pages * HASH_BYTES;
