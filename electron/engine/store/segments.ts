@@ -59,7 +59,7 @@ let spareRing: RingSlot[] | null = null;
 /**
  * The page hashes buffer's size at the end of the largest segment written so far (at most
  * HASH_HINT_MAX): the next one starts at that size instead of growing to it by doubling, each
- * step a fresh buffer and a copy (~6 ms and 8 MiB of page faults per GiB checkpointed). The buffer
+ * step a fresh buffer and a copy (the copies ~6 ms per GiB checkpointed in a profile). The buffer
  * itself cannot be handed on: the dedup rows read it after the commit (commit.ts addDedupLater).
  */
 let hashHint = 4096 * HASH_LEN;
