@@ -7,7 +7,8 @@
  * commit, process CPU for both. Each variant runs in its own child, the variants alternating;
  * medians and minimums (the minimum is the least disturbed by other load).
  * usage: node --import tsx bench/capture-writer.ts [NAME=DIR ...]   (env: MIB=1024 ROUNDS=5)
- *   NAME=DIR: the writer of the checkout in DIR (e.g. `base=/tmp/main-copy`); none: this checkout.
+ *   NAME=DIR: the writer of the checkout in DIR (e.g. `base=/tmp/main-copy`); NAME=ENV=VALUE: this
+ *   checkout's with that environment (e.g. `js=STASIS_PAGE_DECIDE=0`); none: this checkout.
  */
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -78,8 +79,9 @@ async function main(): Promise<void> {
   const MIB = Number(process.env.MIB ?? 1024);
   const ROUNDS = Number(process.env.ROUNDS ?? 5);
   const variants = (process.argv.length > 2 ? process.argv.slice(2) : ['this']).map((a) => {
-    const [name, dir] = a.split('=');
-    return { name: name!, root: dir ?? here };
+    const [name, spec, value] = a.split('=');
+    if (value !== undefined) return { name: name!, root: here, env: { [spec!]: value } };
+    return { name: name!, root: spec ?? here, env: {} };
   });
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'stasis-bench-writer-'));
   const load0 = loadavg()[0]!;
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (const [i, v] of variants.entries()) {
         const dir = join(work, `v${i}-${r}`);
-        const c = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', v.root, String(MIB), dir], { cwd: v.root, encoding: 'utf8', timeout: 600_000 });
+        const c = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', v.root, String(MIB), dir], { cwd: v.root, env: { ...process.env, ...v.env }, encoding: 'utf8', timeout: 600_000 });
         rmSync(dir, { recursive: true, force: true });
         if (c.status !== 0) throw new Error(`child failed: ${c.stderr}`);
         res[i]!.push(...(JSON.parse(c.stdout) as Sample[]));

@@ -1,4 +1,4 @@
-/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c, page_fill.c, page_read.c and entry_check.c. */
+/* Entry point of the native addon: registers the functions of page_hash.c, write_behind.c, page_fill.c, page_read.c, page_decide.c and entry_check.c. */
 #include "addon.h"
 
 napi_value fail(napi_env env, const char *msg) {
@@ -14,6 +14,14 @@ int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return type == napi_uint8_array;
 }
 
+int int32s_of(napi_env env, napi_value v, int32_t **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, len, (void **)data, &ab, &off) != napi_ok) return 0;
+  return type == napi_int32_array;
+}
+
 NAPI_MODULE_INIT() {
   static const struct { const char *name; napi_callback cb; } fns[] = {
     { "digest", page_hash_digest },
@@ -25,6 +33,7 @@ NAPI_MODULE_INIT() {
     { "writeBehindClose", write_behind_close },
     { "fill", page_fill },
     { "readPages", page_read },
+    { "decidePages", page_decide },
     { "firstEntryMismatch", entry_check_first_mismatch },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "store_native",
-      "sources": ["addon.c", "page_hash.c", "write_behind.c", "page_fill.c", "page_read.c", "entry_check.c", "crc32.c", "blake3/blake3.c", "blake3/blake3_dispatch.c", "blake3/blake3_portable.c"],
+      "sources": ["addon.c", "page_hash.c", "write_behind.c", "page_fill.c", "page_read.c", "page_decide.c", "entry_check.c", "crc32.c", "blake3/blake3.c", "blake3/blake3_dispatch.c", "blake3/blake3_portable.c"],
       "include_dirs": ["blake3"],
       "cflags": ["-O3"],
       "conditions": [

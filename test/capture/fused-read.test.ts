@@ -159,12 +159,14 @@ describe('fused read', { skip }, () => {
         inChild(join(t.dir, 'warm-up'), target.pid, snapshot, {});
         inChild(join(t.dir, 'fused'), target.pid, snapshot, {});
         inChild(join(t.dir, 'separate'), target.pid, snapshot, { STASIS_FUSED_READ: '0' });
+        // The fused read with the per-page decisions in JS instead of the addon's decidePages.
+        inChild(join(t.dir, 'decided-in-js'), target.pid, snapshot, { STASIS_PAGE_DECIDE: '0' });
         inChild(join(t.dir, 'js'), target.pid, snapshot, { STASIS_STORE_NATIVE: '0' });
         const fused = segmentOf(join(t.dir, 'fused'));
         const regions = regionsOf(fused.image, info);
         assert.equal(regions.filter((x) => x.startsWith('kind')).length, 43 + 15 + 27, 'the present zero pages are zero records');
         assert.equal(new Set(regions).size, regions.length - (43 + 15 + 27) + 1 - (23 + 7 + 29) + 1, 'the duplicates have one hash');
-        for (const other of ['separate', 'js']) {
+        for (const other of ['separate', 'decided-in-js', 'js']) {
           const o = segmentOf(join(t.dir, other));
           assert.deepEqual(regionsOf(o.image, info), regions, `${other}: the same image of the regions`);
           // Frozen throughout, the read is deterministic: the very same segment. (Pre-copy's rounds

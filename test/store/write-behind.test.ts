@@ -147,6 +147,50 @@ test('write-behind: pages read in place into the block (readRoom), some not kept
   }
 });
 
+test('write-behind: a segment takes the ring of the last one whose thread stopped, never one still in use, and writes the same bytes with it', { skip }, () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const write = (seg: SegmentWriter, data: Buffer, pages: number, kept: (i: number) => boolean): void => {
+      const hash = Buffer.alloc(32);
+      let next = 0;
+      while (next < pages) {
+        const room = seg.readRoom();
+        const n = room ? Math.min(room.pages, pages - next, 1 + (next % 90)) : 1;
+        if (room) data.copy(room.buf, room.first * PAGE, next * PAGE, (next + n) * PAGE);
+        for (let k = 0; k < n; k++) {
+          if (!kept(next + k)) continue;
+          hash.writeUInt32LE(next + k);
+          if (room) seg.keepReadPage(room.first + k, hash, 0); else seg.addPage(data, (next + k) * PAGE, hash);
+        }
+        next += n;
+      }
+    };
+    const first = new SegmentWriter(dir, 1, 'none', true);
+    const firstRing = first.readRoom()!.buf;
+    // Open beside it: its own ring.
+    const beside = new SegmentWriter(dir, 2, 'none', true);
+    assert.notEqual(beside.readRoom()!.buf, firstRing, 'a ring still in use is not shared');
+    beside.discard();
+    write(first, randomFillSync(Buffer.alloc(600 * PAGE)), 600, () => true);
+    first.finish([], Buffer.alloc(0));
+    // The ring now holds the first segment's pages: the next one must write only its own.
+    const data = randomFillSync(Buffer.alloc(64 * 9 * PAGE));
+    const kept = (i: number): boolean => i % 5 !== 1 && i % 64 !== 0;
+    const next = new SegmentWriter(dir, 3, 'none', true);
+    assert.equal(next.readRoom()!.buf, firstRing, 'the ring of the finished segment is taken again');
+    write(next, data, 64 * 9, kept);
+    next.finish([], Buffer.alloc(0));
+    fs.mkdirSync(path.join(dir, 'plain'));
+    const plain = new SegmentWriter(path.join(dir, 'plain'), 3, 'none', false);
+    write(plain, data, 64 * 9, kept);
+    plain.finish([], Buffer.alloc(0));
+    assert.ok(fs.readFileSync(next.finalPath).equals(fs.readFileSync(plain.finalPath)), 'same bytes as without write-behind');
+    assert.deepEqual(scanSegment(next.finalPath).badBlocks, [], 'no bad block');
+  } finally {
+    cleanup();
+  }
+});
+
 test('write-behind: keepReadPage refuses a slot that was not read in place', { skip }, () => {
   const { dir, cleanup } = tempDir();
   const seg = new SegmentWriter(dir, 1, 'none', true);

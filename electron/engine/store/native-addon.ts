@@ -38,6 +38,16 @@ export interface StoreNative {
    */
   readPages?(pid: number, memFd: number, addr: bigint, dst: Uint8Array, dstOffset: number, pages: number, zero: Uint8Array, hashes: Uint8Array): number;
   /**
+   * The writer's per-page decisions for a batch of a root checkpoint with nothing found elsewhere in
+   * the store (page_decide.c; writer.ts storeRuns in JS): each non-zero page is found in the page
+   * table keys/vals (PageSlots' arrays) with the same full hash in segHashes, or becomes the
+   * segment's next page (its hash appended to segHashes, the table told, its bytes moved down to
+   * the next kept slot of buf from page slot `first`). state: in [0] table entries, [1] segment
+   * pages; out the same and [2] pages kept. Writes the batch's records into runs (4 per run: first
+   * page, count, kind, segment page) and returns how many. Absent from an older build.
+   */
+  decidePages?(zero: Uint8Array, hashes: Uint8Array, n: number, keys: Int32Array, vals: Int32Array, segHashes: Uint8Array, buf: Uint8Array, first: number, runs: Int32Array, state: Int32Array): number;
+  /**
    * Queues blocks (at most 32) for offset pos: their headers, layout[0] bytes each, back to back in
    * headers; their payloads, lens[i] bytes each, back to back in payload. Before the write, each
    * header gets the CRC-32 of its payload at layout[1], then the CRC-32 of its bytes [0, layout[2])

@@ -35,6 +35,28 @@ export class PageSlots {
     if (this.keys.length <= PageSlots.SPARE_SLOTS && this.keys.length > (PageSlots.spare?.keys.length ?? 0)) PageSlots.spare = this;
   }
 
+  /**
+   * Makes room for n more entries (the table at most half full after them): the addon's
+   * decidePages (page_decide.c) probes and inserts in keys/vals in place, as claim and set do, and
+   * cannot grow them.
+   */
+  reserve(n: number): void {
+    while ((this.count + n) * 2 > this.keys.length) this.grow();
+  }
+
+  /** The arrays decidePages works in (valid until the next reserve, claim or set) and their entry count, which it updates. */
+  get arrays(): { keys: Int32Array; vals: Int32Array } {
+    return { keys: this.keys, vals: this.vals };
+  }
+
+  get entries(): number {
+    return this.count;
+  }
+
+  set entries(n: number) {
+    this.count = n;
+  }
+
   /** The page stored under key (4 hash bytes as a signed 32-bit integer), or -1. */
   get(key: number): number {
     const mask = this.keys.length - 1;
