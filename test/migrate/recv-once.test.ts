@@ -144,3 +144,23 @@ test('a damaged page in the kept segment: the resend asks for every page again, 
     t.cleanup();
   }
 });
+
+test('a kept segment no import used: the store verifies clean, lists nothing, and gc removes it', async () => {
+  const t = tempDir();
+  try {
+    const { src, dst, id } = setup(t);
+    const cut = await transfer(src, dst, id, 4 << 20);
+    assert.ok(cut.accepted instanceof Error, 'cut');
+    assert.equal(segmentFiles(dst.dir).length, 1);
+    assert.deepEqual(dst.list(), []);
+    assert.equal(dst.verify().ok, true);
+    const g = dst.gc();
+    assert.equal(g.segmentsRewritten, 1);
+    assert.deepEqual(segmentFiles(dst.dir), [], 'gc removed it');
+    assert.equal(dst.verify().ok, true);
+    src.close();
+    dst.close();
+  } finally {
+    t.cleanup();
+  }
+});
