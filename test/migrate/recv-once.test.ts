@@ -23,14 +23,15 @@ function writeBytes(): number {
 }
 
 /** One offer of checkpoint id from src to dst over in-memory pipes; cutAt: the link to dst ends after that many bytes. */
-async function transfer(src: Store, dst: Store, id: number, cutAt = Infinity): Promise<{ offered: OfferResult | Error; accepted: AcceptResult | Error }> {
+async function transfer(src: Store, dst: Store, id: number, cutAt = Infinity, flipAt = -1): Promise<{ offered: OfferResult | Error; accepted: AcceptResult | Error }> {
   let passed = 0;
   const toDst = new Transform({
     transform(c: Buffer, _e, cb) {
       if (passed >= cutAt) { cb(); return; }
-      const part = c.subarray(0, Math.min(c.length, cutAt - passed));
+      const part = Buffer.from(c.subarray(0, Math.min(c.length, cutAt - passed)));
+      if (flipAt >= passed && flipAt < passed + part.length) part[flipAt - passed] ^= 0x20;
       passed += part.length;
-      this.push(Buffer.from(part));
+      this.push(part);
       if (passed >= cutAt) this.push(null);
       cb();
     },
@@ -39,7 +40,12 @@ async function transfer(src: Store, dst: Store, id: number, cutAt = Infinity): P
   const dstRd = new FrameReader(toDst), dstWr = new FrameWriter(toSrc);
   const accepted = dstRd.magic().then(() => dstRd.expect('offer'))
     .then((m) => acceptStream(dstRd, dstWr, m, { store: dst, importFile: async (f) => dst.importStream(f), beginImport: (total, avoidFiles) => dst.beginImport(total, avoidFiles ? { avoidFiles } : {}) }))
-    .then(async (a) => { await dstWr.send({ t: 'imported', ids: a.ids }); return a; }, (e: Error) => { toSrc.end(); return e; });
+    .then(async (a) => { await dstWr.send({ t: 'imported', ids: a.ids }); return a; }, (e: Error) => {
+      // As a session that refused: it ends, and closes the link (the sender may be mid-frame).
+      toSrc.end();
+      toDst.destroy();
+      return e;
+    });
   const x = src.openExport(id, 'one', { checksum: 'hashes' });
   const wr = new FrameWriter(toDst);
   await wr.magic();
@@ -158,6 +164,27 @@ test('a kept segment no import used: the store verifies clean, lists nothing, an
     assert.equal(g.segmentsRewritten, 1);
     assert.deepEqual(segmentFiles(dst.dir), [], 'gc removed it');
     assert.equal(dst.verify().ok, true);
+    src.close();
+    dst.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a page damaged on the way (framing intact) is refused by its hash: nothing imported, the pages before it kept for the resend', async () => {
+  const t = tempDir();
+  try {
+    const { src, dst, id, view } = setup(t);
+    // Well inside the pages (the head and the hash list come first): about page 1500 of the stream.
+    const bad = await transfer(src, dst, id, Infinity, PAGES * 32 + 1500 * PAGE + 777);
+    assert.ok(bad.accepted instanceof Error && /does not match its hash/.test(bad.accepted.message), String(bad.accepted));
+    assert.deepEqual(dst.list(), [], 'nothing imported');
+    const { offered, accepted } = await transfer(src, dst, id);
+    assert.ok(!(offered instanceof Error), String(offered));
+    assert.ok(!(accepted instanceof Error), String(accepted));
+    assert.ok(offered.pagesResumed >= 1000 && offered.pagesResumed < 1500, `resumed ${offered.pagesResumed}: those before the damaged page's frame at most`);
+    assert.equal(offered.pagesSent + offered.pagesResumed, PAGES);
+    assertSameView(materializeToMap(dst, accepted.ids[0]!), view, 'imported after a damaged page');
     src.close();
     dst.close();
   } finally {
