@@ -110,7 +110,7 @@ test('a connection cut mid-stream reconnects and resumes: no page crosses twice,
     assert.equal(r.code, 0, r.stderr);
     const got = JSON.parse(r.stdout) as { ids: number[]; pagesReceived: number; pagesResumed: number; sessions: number };
     assert.equal(got.sessions, 2);
-    assert.ok(got.pagesResumed > 0, `pages resumed from the spool: ${got.pagesResumed}`);
+    assert.ok(got.pagesResumed > 0, `pages resumed from what the first connection delivered: ${got.pagesResumed}`);
     assert.equal(got.pagesReceived + got.pagesResumed, PAGES, 'every page received exactly once');
     await waitFor('the relay to count both connections', () => px.conns() === 2, 10_000);
     // What was in flight at the cut is lost with it; the resend carries only what had not fully arrived.
@@ -239,7 +239,7 @@ test('send PID --follow: every checkpoint taken by hand reaches the receiver, ac
   }
 });
 
-test('send --pipe (as through ssh): a receiver that dies mid-stream is respawned and resumes from its spool', async () => {
+test('send --pipe (as through ssh): a receiver whose input ends mid-stream is respawned and resumes from what it kept', async () => {
   const dst = path.join(t.dir, 'dst-pipe');
   const flag = path.join(t.dir, 'pipe-broke-once');
   const recv = `${process.execPath} ${bin} --store ${dst} receive`;
