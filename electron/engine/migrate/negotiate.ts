@@ -168,13 +168,21 @@ function checkKept(kept: number[], where: Where, hashes: Buffer, store: Store, a
   const resumed = new Uint8Array(where.length);
   if (!kept.length) return resumed;
   const files = new Set(kept);
-  const page = Buffer.allocUnsafe(PAGE);
-  for (let i = 0; i < where.length; i++) {
+  const buf = Buffer.allocUnsafe(RUN * PAGE);
+  const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
+  for (let i = 0; i < where.length;) {
     const w = where[i];
-    if (!w || !files.has(w.file) || avoid.has(w.file)) continue;
+    if (!w || !files.has(w.file) || avoid.has(w.file)) { i++; continue; }
+    // A run of stream pages that lie one after another in that segment (as they were placed): one read, one check.
+    let n = 1;
+    while (n < RUN && i + n < where.length && where[i + n]?.file === w.file && where[i + n]!.page === w.page + n) n++;
     let ok: boolean;
-    try { store.readStored(w.file, w.page, 1, page, 0); ok = pagesMismatch(page, 1, () => hashes.subarray(i * HASH, (i + 1) * HASH)) < 0; } catch { ok = false; }
+    try {
+      store.readStored(w.file, w.page, n, buf, 0);
+      ok = pagesMismatch(buf, n, (k) => hashes.subarray((i + k) * HASH, (i + k + 1) * HASH), digests) < 0;
+    } catch { ok = false; }
     if (!ok) avoid.add(w.file);
+    i += n;
   }
   for (let i = 0; i < where.length; i++) {
     const w = where[i];
