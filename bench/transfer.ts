@@ -21,7 +21,10 @@
  * in each run (medians): the TLS link's own throughput (bench/tls-link.ts: SIZE MiB between two
  * node processes over the same link and cipher on 127.0.0.1) and the durable-write speed of the
  * disk the stores are on (bench/floors); 'slower floor / full send' is issue 14's ratio (target
- * 1.5).
+ * 1.5). 'CPU s send / receive': the sending CLI's CPU (its wait status) and the receiver's
+ * (/proc/PID/stat) over the send, medians; 'receiver disk writes / lacked': the receiver's
+ * /proc/PID/io write_bytes over the send per byte of pages it lacked (its spool counts, even
+ * when deleted before writeback).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -65,15 +68,29 @@ function buildSource(): void {
   s.close();
 }
 
-function cli(store: string, args: string[], which = bin): { out: string; ms: number } {
+const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+/** CPU ms of a process from /proc/PID/stat: its own (utime + stime), or its waited-for children's (cutime + cstime). */
+function cpuMs(pid: number | 'self', children = false): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const v = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+  // Fields 14-17 (utime stime cutime cstime) are at 11-14 after the state field (3).
+  return ((children ? v[13]! + v[14]! : v[11]! + v[12]!) * TICK_MS);
+}
+/** Bytes a process has caused to be written to disk (/proc/PID/io write_bytes). */
+function writeBytes(pid: number): number {
+  return Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+}
+
+function cli(store: string, args: string[], which = bin): { out: string; ms: number; cpuMs: number } {
   const t0 = performance.now();
+  const c0 = cpuMs('self', true);
   const r = spawnSync(process.execPath, [which, '--store', store, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`stasis ${args.join(' ')}: ${r.stderr}`);
-  return { out: r.stdout, ms: performance.now() - t0 };
+  return { out: r.stdout, ms: performance.now() - t0, cpuMs: cpuMs('self', true) - c0 };
 }
 
 /** A `receive --listen --keep` on a store; resolves with its address and token, and a stop(). */
-async function receiver(store: string, which = bin): Promise<{ addr: string; token: string; stop: () => Promise<void> }> {
+async function receiver(store: string, which = bin): Promise<{ addr: string; token: string; pid: number; stop: () => Promise<void> }> {
   const p = spawn(process.execPath, [which, '--store', store, 'receive', '--listen', '127.0.0.1:0', '--keep'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const closed = new Promise<void>((resolve) => p.on('close', () => resolve()));
@@ -81,10 +98,10 @@ async function receiver(store: string, which = bin): Promise<{ addr: string; tok
     p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (/Pairing token: \S+\n/.test(err)) resolve(); });
     void closed.then(() => reject(new Error(err)));
   });
-  return { addr: /Listening on (\S+)/.exec(err)![1]!, token: /Pairing token: (\S+)/.exec(err)![1]!, stop: async () => { p.kill('SIGINT'); await closed; } };
+  return { addr: /Listening on (\S+)/.exec(err)![1]!, token: /Pairing token: (\S+)/.exec(err)![1]!, pid: p.pid!, stop: async () => { p.kill('SIGINT'); await closed; } };
 }
 
-interface Sample { wire: number; lacked: number; ms: number }
+interface Sample { wire: number; lacked: number; ms: number; sendCpuMs?: number; recvCpuMs?: number; recvWritten?: number }
 const samples = new Map<string, Sample[]>();
 const add = (k: string, s: Sample): void => { samples.set(k, [...(samples.get(k) ?? []), s]); };
 /** Wall ms of a CLI start (median of 3): what each send's time includes besides the transfer. */
@@ -116,8 +133,9 @@ async function main(): Promise<void> {
       const dst = join(dir, `dst-base-${run}`);
       const l = await receiver(dst, baseline);
       try {
+        const rc = cpuMs(l.pid), rw = writeBytes(l.pid);
         const r = cli(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token], baseline);
-        add('empty (baseline)', { wire: (JSON.parse(r.out) as { bytes: number }).bytes, lacked: pages * 4096, ms: r.ms });
+        add('empty (baseline)', { wire: (JSON.parse(r.out) as { bytes: number }).bytes, lacked: pages * 4096, ms: r.ms, sendCpuMs: r.cpuMs, recvCpuMs: cpuMs(l.pid) - rc, recvWritten: writeBytes(l.pid) - rw });
       } finally {
         await l.stop();
         rmSync(dst, { recursive: true, force: true });
@@ -128,9 +146,10 @@ async function main(): Promise<void> {
       if (c === 'held') cli(dst, ['import', seed]);
       const l = await receiver(dst);
       try {
+        const rc = cpuMs(l.pid), rw = writeBytes(l.pid);
         const r = cli(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token, ...(c === 'plain' ? ['--flatten'] : [])]);
         const j = JSON.parse(r.out) as { bytes: number; pagesSent?: number };
-        add(c, { wire: j.bytes, lacked: (c === 'held' ? pages - held : pages) * 4096, ms: r.ms });
+        add(c, { wire: j.bytes, lacked: (c === 'held' ? pages - held : pages) * 4096, ms: r.ms, sendCpuMs: r.cpuMs, recvCpuMs: cpuMs(l.pid) - rc, recvWritten: writeBytes(l.pid) - rw });
         if (c === 'empty') {
           const b = cli(src, ['--json', 'send', '2', '--to', l.addr, '--token', l.token]);
           add('continuation', { wire: (JSON.parse(b.out) as { bytes: number }).bytes, lacked: changed * 4096, ms: b.ms });
@@ -155,6 +174,8 @@ async function main(): Promise<void> {
       case: k, 'lacked MiB': (lacked / 2 ** 20).toFixed(2), 'wire MiB': (wire / 2 ** 20).toFixed(2), 'wire/lacked': lacked ? (wire / lacked).toFixed(3) : '-',
       'send s (CLI, incl. export + import)': (median(xs.map((x) => x.ms)) / 1000).toFixed(2), 'full send MiB/s': isFull ? full.toFixed(0) : '-',
       'slower floor / full send': isFull ? (slower / full).toFixed(2) : '-',
+      'CPU s send / receive': xs[0]!.sendCpuMs === undefined ? '-' : `${(median(xs.map((x) => x.sendCpuMs!)) / 1000).toFixed(2)} / ${(median(xs.map((x) => x.recvCpuMs!)) / 1000).toFixed(2)}`,
+      'receiver disk writes / lacked': xs[0]!.recvWritten === undefined || !lacked ? '-' : (median(xs.map((x) => x.recvWritten!)) / lacked).toFixed(2),
     };
   });
   process.stdout.write(`${formatTable(rows, true)}\n(floors, median of ${floors.length}: TLS link ${median(floors.map((f) => f.link)).toFixed(0)} MiB/s, disk ${median(floors.map((f) => f.disk)).toFixed(0)} MiB/s; per run: ${floors.map((f) => `link ${f.link.toFixed(0)} (cpu s ${f.linkCpu}), disk ${f.disk.toFixed(0)}`).join('; ')})\n(CLI start ms: ${[...startMs].map(([b, xs]) => `${b === bin ? 'this' : 'baseline'} ${median(xs).toFixed(0)}`).join(', ')}; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`);

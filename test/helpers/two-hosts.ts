@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../electron/engine/store';
+import { segmentName } from '../../electron/engine/store/format';
 import { materializeToMap, type View } from '../store/model';
 import { waitFor } from '../restore/helpers';
 
@@ -118,19 +119,27 @@ export function twoHosts(prefix: string): TwoHosts {
 }
 
 /**
- * The receiver's resume spool log (STORE/.sync/<transfer>/pages) of the one transfer in flight, or
- * '' while there is none; its directory is made before the log file, so bytes() reads 0 until both are there.
+ * Bytes of pages a receiver importing as they arrive has written so far: its segments being
+ * written (STORE/segments/*.tmp), the one copy of each arrived page until the transfer imports.
  */
-export function spoolLog(store: string): { path: string; bytes(): number } {
-  const find = (): string => {
-    const d = path.join(store, '.sync');
-    const k = fs.existsSync(d) ? fs.readdirSync(d) : [];
-    return k.length ? path.join(d, k[0]!, 'pages') : '';
-  };
-  return {
-    get path() { return find(); },
-    bytes: () => { const p = find(); return p ? fs.statSync(p, { throwIfNoEntry: false })?.size ?? 0 : 0; },
-  };
+export function arrivingBytes(store: string): number {
+  const d = path.join(store, 'segments');
+  if (!fs.existsSync(d)) return 0;
+  let n = 0;
+  for (const f of fs.readdirSync(d)) if (f.endsWith('.tmp')) n += fs.statSync(path.join(d, f), { throwIfNoEntry: false })?.size ?? 0;
+  return n;
+}
+
+/** The segments a broken-off transfer kept in the store for its resend (STORE/.sync/<transfer>/kept), as paths. */
+export function keptSegments(store: string): string[] {
+  const d = path.join(store, '.sync');
+  const out: string[] = [];
+  for (const k of fs.existsSync(d) ? fs.readdirSync(d) : []) {
+    const list = path.join(d, k, 'kept');
+    if (!fs.existsSync(list)) continue;
+    for (const id of JSON.parse(fs.readFileSync(list, 'utf8')) as number[]) out.push(path.join(store, 'segments', segmentName(id)));
+  }
+  return out;
 }
 
 export function storeIds(store: string): number[] {

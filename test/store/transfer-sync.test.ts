@@ -15,7 +15,7 @@ import { assertSameView, mapping, randomPage, rng, tempDir, type View } from './
 import { writeComplete } from './model';
 import { buildFixture } from '../helpers/fixtures';
 import { spawnDetached } from '../helpers/spawn';
-import { bin, spoolLog, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
+import { arrivingBytes, bin, keptSegments, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
 import { fileLines, killQuietly, sleep, waitFor } from '../restore/helpers';
 
 const t = tempDir('stasis-transfer-sync-');
@@ -110,7 +110,7 @@ test('a connection cut mid-stream reconnects and resumes: no page crosses twice,
     assert.equal(r.code, 0, r.stderr);
     const got = JSON.parse(r.stdout) as { ids: number[]; pagesReceived: number; pagesResumed: number; sessions: number };
     assert.equal(got.sessions, 2);
-    assert.ok(got.pagesResumed > 0, `pages resumed from the spool: ${got.pagesResumed}`);
+    assert.ok(got.pagesResumed > 0, `pages resumed from what the first connection delivered: ${got.pagesResumed}`);
     assert.equal(got.pagesReceived + got.pagesResumed, PAGES, 'every page received exactly once');
     await waitFor('the relay to count both connections', () => px.conns() === 2, 10_000);
     // What was in flight at the cut is lost with it; the resend carries only what had not fully arrived.
@@ -140,32 +140,35 @@ test('a byte damaged on the wire breaks the TLS link, the transfer resumes and i
   }
 });
 
-test('a sender killed mid-transfer: a new send resumes from the spool, and a damaged spool entry is asked for again', async () => {
+test('a sender killed mid-transfer: what arrived is kept in the store for a new send to resume from, and a damaged kept page is not trusted', async () => {
   const dst = path.join(t.dir, 'dst-killed');
   const l = await receiver(dst);
   const px = await relay(l.addr, ['--hold', String(3 << 20)]);
-  const spool = spoolLog(dst);
-  const log = (): string => spool.path;
   try {
     const s = start([process.execPath, bin, '--store', src, 'send', '1', '--to', px.addr, '--token', l.token], nsA);
-    await waitFor('pages to be spooled', () => spool.bytes() >= 400 * 4128, 30_000);
+    await waitFor('pages to arrive', () => arrivingBytes(dst) >= 400 * 4096, 30_000);
     s.child.kill('SIGKILL');
     await s.done;
     await waitFor('the receiver to see the break', () => /broke off/.test(l.err()), 30_000);
-    const entries = fs.statSync(log()).size / 4128;
-    assert.ok(Number.isInteger(entries) && entries >= 400, `whole entries spooled: ${entries}`);
-    // Damage the page of entry 200: entries 0..199 stay usable, the rest is asked for again.
-    const fd = fs.openSync(log(), 'r+');
-    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 200 * 4128 + 32 + 100);
+    await waitFor('the arrived pages to be kept', () => keptSegments(dst).length === 1, 30_000);
+    const [kept] = keptSegments(dst);
+    // Damage page 200 of the stream where the kept segment holds it (random bytes: found once).
+    const victim = view1.get(0x900 + 200)!;
+    const bytes = fs.readFileSync(kept!);
+    const at = bytes.indexOf(victim.subarray(0, 64));
+    assert.ok(at > 0, 'page 200 arrived before the kill');
+    const fd = fs.openSync(kept!, 'r+');
+    fs.writeSync(fd, Buffer.from([bytes[at + 100]! ^ 0x5a]), 0, 1, at + 100);
     fs.closeSync(fd);
+    // A damaged kept segment is not used at all: every page travels again, and the import is exact.
     const a = await run(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token]);
     assert.equal(a.code, 0, a.stderr);
     const ja = JSON.parse(a.stdout) as { pagesSent: number; pagesResumed: number };
-    assert.equal(ja.pagesResumed, 200);
-    assert.equal(ja.pagesSent, PAGES - 200);
+    assert.equal(ja.pagesResumed, 0);
+    assert.equal(ja.pagesSent, PAGES);
     const r = await l.done;
     assert.equal(r.code, 0, r.stderr);
-    assertSameView(viewOf(dst, (JSON.parse(r.stdout) as { ids: number[] }).ids[0]!), view1, 'resumed from a damaged spool');
+    assertSameView(viewOf(dst, (JSON.parse(r.stdout) as { ids: number[] }).ids[0]!), view1, 'imported past a damaged kept segment');
   } finally {
     px.child.kill();
   }
@@ -236,7 +239,7 @@ test('send PID --follow: every checkpoint taken by hand reaches the receiver, ac
   }
 });
 
-test('send --pipe (as through ssh): a receiver that dies mid-stream is respawned and resumes from its spool', async () => {
+test('send --pipe (as through ssh): a receiver whose input ends mid-stream is respawned and resumes from what it kept', async () => {
   const dst = path.join(t.dir, 'dst-pipe');
   const flag = path.join(t.dir, 'pipe-broke-once');
   const recv = `${process.execPath} ${bin} --store ${dst} receive`;

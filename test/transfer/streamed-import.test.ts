@@ -13,7 +13,7 @@ import { openStore } from '../../electron/engine/store';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { connect, parseAddress, tokenKey } from '../../electron/engine/transfer/tls-link';
 import { assertSameView, mapping, randomPage, rng, tempDir, writeComplete, type View } from '../store/model';
-import { bin, spoolLog, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
+import { arrivingBytes, bin, keptSegments, storeIds, storeView, twoHosts } from '../helpers/two-hosts';
 import { waitFor } from '../restore/helpers';
 
 const t = tempDir('stasis-streamed-');
@@ -55,8 +55,7 @@ test('a replication cut mid-stream: nothing of it is visible on the receiver mea
   const px = await relay(l.addr, ['--hold', String(6 << 20)]);
   try {
     const s = start([process.execPath, bin, '--store', src, 'send', '1', '--to', px.addr, '--token', l.token], nsA);
-    const spool = spoolLog(dst);
-    await waitFor('pages to arrive', () => spool.bytes() >= 1000 * 4128, 60_000);
+    await waitFor('pages to arrive', () => arrivingBytes(dst) >= 1000 * 4096, 60_000);
     // Half the pages were imported into a segment being written: none of it may be visible.
     assert.deepEqual(storeIds(dst), [], 'no checkpoint before the stream checked out whole');
     assert.deepEqual(segments(dst), [], 'no published segment mid-stream');
@@ -65,7 +64,11 @@ test('a replication cut mid-stream: nothing of it is visible on the receiver mea
     await s.done;
     await waitFor('the receiver to see the break', () => /broke off/.test(l.err()), 30_000);
     assert.deepEqual(storeIds(dst), [], 'a broken stream imports nothing');
-    assert.deepEqual(segments(dst), [], 'and its half-written segment is gone');
+    // Its segment is the resume point: kept, with no checkpoint in it, and nothing else published.
+    const kept = keptSegments(dst);
+    assert.equal(kept.length, 1, 'the arrived pages are kept in one segment');
+    assert.deepEqual(segments(dst).map((n) => path.join(dst, 'segments', n)), kept, 'no other segment');
+    assert.ok(!fs.readdirSync(path.join(dst, 'segments')).some((n) => n.endsWith('.tmp')), 'no temp segment left');
     const a = await run(src, ['--json', 'send', '1', '--to', l.addr, '--token', l.token]);
     assert.equal(a.code, 0, a.stderr);
     const j = JSON.parse(a.stdout) as { pagesSent: number; pagesResumed: number };

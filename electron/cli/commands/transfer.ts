@@ -36,7 +36,7 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     store: cli.store(),
     importFile: (file) => cli.call('checkpoints.import', { file }),
     // Engine-direct: a migration's rounds are imported as their frames arrive (no spool file).
-    beginImport: (total) => cli.store().beginImport(total, { name: 'incoming round' }),
+    beginImport: (total, avoidFiles) => cli.store().beginImport(total, { name: 'incoming round', ...(avoidFiles ? { avoidFiles } : {}) }),
     preflight: (id, how) => cli.call('restore.preflight', { id, ...how }),
     restore: (id, how) => cli.call('restore.run', { id, ...how }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.

@@ -83,7 +83,7 @@ export function tallySession(total: Replicated, r: SyncServed): void {
 
 /** Said as each checkpoint of a replication session lands: a --follow session stays open for as long as the process runs. */
 export function sayImported(x: AcceptResult): void {
-  process.stderr.write(`Imported checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}: ${x.pagesReceived} pages received, ${x.pagesHeld} already here${x.pagesResumed ? `, ${x.pagesResumed} resumed from the spool` : ''}.\n`);
+  process.stderr.write(`Imported checkpoint(s) ${x.ids.map((i) => `#${i}`).join(', ')}: ${x.pagesReceived} pages received, ${x.pagesHeld} already here${x.pagesResumed ? `, ${x.pagesResumed} resumed from an earlier attempt` : ''}.\n`);
 }
 
 /** `stasis receive` on stdin/stdout (the far end of `send --pipe`): one session; a break keeps the spool for the next one. */

@@ -48,7 +48,7 @@ export interface DestinationDeps {
    * Imports a round as its bytes arrive (store Store.beginImport): no spool file, one pass. Without
    * it each round is spooled to a file and imported with importFile once complete.
    */
-  beginImport?(total: number): StreamImport;
+  beginImport?(total: number, avoidFiles?: ReadonlySet<number>): StreamImport;
   preflight(id: number, how?: RestoreHow): Promise<{ ok: boolean; items: unknown[] }>;
   restore(id: number, how?: RestoreHow): Promise<RestoredProcess>;
   /**

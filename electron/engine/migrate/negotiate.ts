@@ -3,16 +3,18 @@
  * only the pages the receiver lacks travel. The sender offers the stream's header + manifest and
  * the BLAKE3 hash of each of its pages; the receiver answers with a bitmap of the pages it holds
  * neither in its store (anywhere: dedup is by content) nor in the resume spool of this transfer
- * (spool.ts); the sender sends those pages; the receiver rebuilds the exact stream file from the
- * three sources and imports it with every check of an import, the sender's whole-file SHA-256
- * included, so a wrong rebuild cannot import. Pages are checked against their hash as they arrive
- * and spooled, so a break loses nothing that fully arrived and a resend sends nothing twice.
+ * (spool.ts); the sender sends those pages; the receiver rebuilds the exact stream from the three
+ * sources and imports it with every check of an import, the stream's checksum included, so a
+ * wrong rebuild cannot import. Pages are checked against their hash as they arrive and written
+ * once (into the import's segment, or the spool when there is no streamed import), so a break
+ * loses nothing that fully arrived and a resend sends nothing twice.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
-import { pagesMismatch } from '../store/hash';
+import { ZERO_PAGE_HASH, digestPages, pagesMismatch, type PageDigests } from '../store/hash';
+import { copyHash } from '../store/hash-slots';
 import { STREAM_LAYOUT, type StreamExport } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import type { Store } from '../store/api';
@@ -138,8 +140,11 @@ export async function offerStream(rd: FrameReader, wr: FrameWriter, x: StreamExp
 export interface AcceptDeps {
   store: Store;
   importFile(file: string): Promise<{ ids: number[] }>;
-  /** Imports the stream as its pages arrive (Store.beginImport): no rebuilt stream file. */
-  beginImport?(total: number): StreamImport;
+  /**
+   * Imports the stream as its pages arrive (Store.beginImport): no rebuilt stream file. avoidFiles:
+   * segments not to deduplicate against (filled after the call, before the first page is pushed).
+   */
+  beginImport?(total: number, avoidFiles?: ReadonlySet<number>): StreamImport;
 }
 
 export interface AcceptResult { ids: number[]; pages: number; pagesReceived: number; pagesHeld: number; pagesResumed: number }
@@ -151,13 +156,52 @@ function diskFull(e: unknown, dir: string): StasisError | null {
     : null;
 }
 
+type Where = ({ file: number; page: number } | null)[];
+
+/**
+ * The pages an earlier, broken-off attempt of this transfer kept in the store (spool.ts `kept`):
+ * each is read and checked against its hash, as a spooled page is; a segment with a damaged one is
+ * not used (its pages are asked for again, and added to avoid so the import does not dedup
+ * against it). Returns which stream pages are resumed from them.
+ */
+function checkKept(kept: number[], where: Where, hashes: Buffer, store: Store, avoid: Set<number>): Uint8Array {
+  const resumed = new Uint8Array(where.length);
+  if (!kept.length) return resumed;
+  const files = new Set(kept);
+  const buf = Buffer.allocUnsafe(RUN * PAGE);
+  const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
+  for (let i = 0; i < where.length;) {
+    const w = where[i];
+    if (!w || !files.has(w.file) || avoid.has(w.file)) { i++; continue; }
+    // A run of stream pages that lie one after another in that segment (as they were placed): one read, one check.
+    let n = 1;
+    while (n < RUN && i + n < where.length && where[i + n]?.file === w.file && where[i + n]!.page === w.page + n) n++;
+    let ok: boolean;
+    try {
+      store.readStored(w.file, w.page, n, buf, 0);
+      ok = pagesMismatch(buf, n, (k) => hashes.subarray((i + k) * HASH, (i + k + 1) * HASH), digests) < 0;
+    } catch { ok = false; }
+    if (!ok) avoid.add(w.file);
+    i += n;
+  }
+  for (let i = 0; i < where.length; i++) {
+    const w = where[i];
+    if (!w || !files.has(w.file)) continue;
+    if (avoid.has(w.file)) where[i] = null;
+    else resumed[i] = 1;
+  }
+  return resumed;
+}
+
 /**
  * The receiver's side of one offer (its 'offer' message already read): asks for what it lacks,
- * checks each page that arrives against its hash (in batches) and spools it, then imports the
- * stream: as the pages arrive (deps.beginImport: the pages it holds taken from its store and spool
- * in stream order, the verified hashes reused for dedup), or by rebuilding the stream file and
- * importing that. The spool survives a broken connection (it is what a resend resumes from) and is
- * deleted once imported or refused, or when the disk is full.
+ * checks each page that arrives against its hash (in batches), then imports the stream: as the
+ * pages arrive (deps.beginImport: the pages it holds taken from its store in stream order, the
+ * verified hashes reused for dedup; each arrived page is written once, into the new segment), or
+ * by spooling the arrived pages, rebuilding the stream file and importing that. What fully arrived
+ * survives a broken connection for a resend to resume from: the streamed import's segment is kept
+ * in the store with no checkpoint in it (StreamImport.salvage), the spool's log is kept as is. The
+ * spool (spool.ts) is deleted once imported or refused, or when the disk is full.
  */
 export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Record<string, unknown>, deps: AcceptDeps): Promise<AcceptResult> {
   const { key, headBytes, pages, footer, footerLast } = offer;
@@ -176,24 +220,29 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
   }
   let done = false;
   let imp: StreamImport | null = null;
+  let feed: ReturnType<typeof streamFeeder> | null = null;
   try {
+    // Whatever keeps the import from starting (the store busy) is said after the pages were read, as a full disk is.
+    let importError: unknown = null;
+    const avoid = new Set<number>();
+    // Started before the pages are located: it holds the store's writer lock, so no gc moves or removes them meanwhile.
+    if (deps.beginImport) {
+      try { imp = deps.beginImport(headBytes + pages * ENTRY + FOOTER, avoid); imp.push(head); } catch (e) { importError = e; }
+    }
     const where = deps.store.locatePages(hashes);
+    const fromKept = checkKept(spool.kept(), where, hashes, deps.store, avoid);
     const bitmap = Buffer.alloc(Math.ceil(pages / 8));
     const wanted: number[] = [];
     let held = 0;
     let resumed = 0;
     for (let i = 0; i < pages; i++) {
       const h = hashes.subarray(i * HASH, (i + 1) * HASH);
-      if (where[i]) held++;
+      if (fromKept[i]) resumed++;
+      else if (where[i]) held++;
       else if (spool.has(h)) resumed++;
       else { bitmap[i >> 3]! |= 1 << (i & 7); wanted.push(i); }
     }
-    // Whatever keeps the import from starting (the store busy) is said after the pages were read, as a full disk is.
-    let importError: unknown = null;
-    if (deps.beginImport) {
-      try { imp = deps.beginImport(headBytes + pages * ENTRY + FOOTER); imp.push(head); } catch (e) { importError = e; }
-    }
-    const feed = imp ? streamFeeder(imp, hashes, where, spool, deps.store, bitmap) : null;
+    feed = imp ? streamFeeder(imp, hashes, where, spool, deps.store, bitmap) : null;
     await wr.send({ t: 'want', pages: wanted.length, held, resumed });
     if (pages) await sendData(wr, bitmap);
     // The pages held before the first wanted one, while the sender starts on its answer.
@@ -201,7 +250,7 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
     // Every wanted page is read even after the disk filled, so the session stays in step and the sender hears why.
     let spoolError: unknown = null;
     const digests = { zero: new Uint8Array(RUN), hashes: Buffer.allocUnsafe(RUN * HASH) };
-    // Each frame is checked, spooled and fed before the next is read: one buffer joins them all.
+    // Each frame is checked and fed (or spooled) before the next is read: one buffer joins them all.
     const scratch = Buffer.allocUnsafe(RUN * PAGE);
     for (let got = 0; got < wanted.length;) {
       const f = await rd.next(scratch);
@@ -209,18 +258,18 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       const n = f.data.length / PAGE;
       if (f.data.length % PAGE || n > RUN || got + n > wanted.length) throw new StasisError('INVALID_INPUT', 'the sender sent pages that were not asked for');
       const hashOf = (k: number): Buffer => hashes.subarray(wanted[got + k]! * HASH, (wanted[got + k]! + 1) * HASH);
-      const badAt = pagesMismatch(f.data, n, hashOf, digests);
-      if (badAt >= 0) {
-        // What arrived before it in this frame is good: kept to resume from.
-        if (spoolError === null && badAt > 0) { try { spool.append(entriesOf(f.data, badAt, hashOf)); } catch { /* the next attempt asks again */ } }
-        throw new StasisError('CORRUPT', `page ${wanted[got + badAt]!} of the stream does not match its hash (damaged in transit?); nothing of this transfer was imported, the pages before it are kept to resume from`);
+      // Consecutive stream pages (every frame to an empty receiver): their hashes are one run to compare.
+      const run = n > 0 && wanted[got + n - 1]! - wanted[got]! === n - 1 ? wanted[got]! : -1;
+      const badAt = run >= 0 && runMatches(f.data, n, hashes, run, digests) ? -1 : pagesMismatch(f.data, n, hashOf, digests);
+      // What arrived before a bad page in this frame is good: kept to resume from.
+      const good = badAt >= 0 ? badAt : n;
+      if (feed) {
+        // The import's segment is the only copy: it is kept if the transfer breaks off.
+        for (let k = 0; k < good; k++) feed.arrived(wanted[got + k]!, f.data, k * PAGE, wanted[got + k + 1] ?? pages);
+      } else if (spoolError === null) {
+        try { spool.append(entriesOf(f.data, good, hashOf)); } catch (e) { spoolError = e; }
       }
-      if (spoolError === null) {
-        try { spool.append(entriesOf(f.data, n, hashOf)); } catch (e) { spoolError = e; }
-      }
-      if (feed && spoolError === null) {
-        for (let k = 0; k < n; k++) feed.arrived(wanted[got + k]!, f.data, k * PAGE, wanted[got + k + 1] ?? pages);
-      }
+      if (badAt >= 0) throw new StasisError('CORRUPT', `page ${wanted[got + badAt]!} of the stream does not match its hash (damaged in transit?); nothing of this transfer was imported, the pages before it are kept to resume from`);
       got += n;
     }
     if (footerLast === true) {
@@ -265,9 +314,25 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       done = true;
     }
   } finally {
+    if (imp && !done) keepArrived(imp, feed, spool);
     imp?.abort();
     if (!done) spool.close();
   }
+}
+
+/** A streamed import that broke off: the pages it placed stay in the store for the resend (listed in the spool). */
+function keepArrived(imp: StreamImport, feed: { flush(): void } | null, spool: PageSpool): void {
+  try { feed?.flush(); } catch { /* what was not pushed is asked for again */ }
+  const kept = imp.salvage();
+  if (!kept) return;
+  try { spool.keep(kept.file); } catch { /* the pages are still found in the store, only not counted as resumed */ }
+}
+
+/** Whether the n pages of data have the n hashes at hashes[first..] (one compare; a zero page's slot filled first). */
+function runMatches(data: Buffer, n: number, hashes: Buffer, first: number, digests: PageDigests): boolean {
+  digestPages(data, n, digests);
+  for (let k = 0; k < n; k++) if (digests.zero[k] === 1) ZERO_PAGE_HASH.copy(digests.hashes, k * HASH);
+  return digests.hashes.compare(hashes, first * HASH, (first + n) * HASH, 0, n * HASH) === 0;
 }
 
 function entriesOf(data: Buffer, n: number, hashOf: (k: number) => Buffer): { hash: Buffer; page: Buffer }[] {
@@ -287,7 +352,7 @@ function streamFeeder(imp: StreamImport, hashes: Buffer, where: ({ file: number;
   let next = 0;
   const flush = (): void => { if (n) { imp.push(out.subarray(0, n * ENTRY), true); n = 0; } };
   const entry = (i: number): number => {
-    hashes.copy(out, n * ENTRY, i * HASH, (i + 1) * HASH);
+    copyHash(hashes, i * HASH, out, n * ENTRY);
     return n * ENTRY + HASH;
   };
   const taken = (): void => { if (++n === RUN) flush(); };

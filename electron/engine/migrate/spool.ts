@@ -1,10 +1,15 @@
 /**
- * The receiver's resume spool: the pages of an unfinished transfer that fully arrived, kept in a
- * private directory of the store keyed by the transfer (STORE/.sync/<key>/pages, an append-only
- * log of 32-byte hash + 4096-byte page). A resend of the same transfer asks only for what is in
- * neither the store nor here. The log is never trusted: on open every entry is checked against
- * its hash and the log is cut at the first bad or partial one (a crash mid-write, a damaged
- * disk). The spool is removed once its transfer imported, on a full disk, and after a week unused.
+ * The receiver's resume record of an unfinished transfer, in a private directory of the store keyed
+ * by the transfer (STORE/.sync/<key>/). A receiver importing as the pages arrive writes each page
+ * once, into its segment; when the transfer breaks off, that segment is kept in the store with no
+ * checkpoint in it (StreamImport.salvage) and its file id is listed here (`kept`), so the resend
+ * finds those pages in the store, checks each against its hash, and asks only for the rest. A
+ * receiver that rebuilds a stream file instead (no streamed import) keeps the pages that fully
+ * arrived in `pages`, an append-only log of 32-byte hash + 4096-byte page. Neither is trusted: on
+ * open every log entry is checked against its hash and the log is cut at the first bad or partial
+ * one (a crash mid-write, a damaged disk); a kept segment with a damaged page is not used at all.
+ * The spool is removed once its transfer imported, on a full disk, and after a week unused (kept
+ * segments no checkpoint uses are gc's).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -59,6 +64,23 @@ export class PageSpool {
   }
 
   get pages(): number { return this.at.size; }
+
+  /** The segments a broken-off import of this transfer kept in the store (StreamImport.salvage). */
+  kept(): number[] {
+    try {
+      const v = JSON.parse(fs.readFileSync(path.join(this.dir, 'kept'), 'utf8')) as unknown;
+      return Array.isArray(v) ? v.filter((x): x is number => Number.isSafeInteger(x) && (x as number) > 0) : [];
+    } catch {
+      // None yet, or a crash mid-write: their pages are still found in the store, only not checked first.
+      return [];
+    }
+  }
+
+  keep(file: number): void {
+    const list = [...new Set([...this.kept(), file])];
+    fs.writeFileSync(path.join(this.dir, 'kept.tmp'), JSON.stringify(list), { mode: 0o600 });
+    fs.renameSync(path.join(this.dir, 'kept.tmp'), path.join(this.dir, 'kept'));
+  }
 
   has(hash: Buffer): boolean { return this.at.has(hash.toString('latin1')); }
 

@@ -2,7 +2,7 @@
  * A schedule's "also send to HOST:PORT": after a run commits a checkpoint, the schedule's
  * checkpoints the destination has not confirmed are sent there in the background, through a
  * replication session (migrate/sync.ts: only the pages the destination lacks, by hash; a break is
- * reconnected and resumed from its spool). The run never waits for it and never fails because of
+ * reconnected and resumed from what the receiver kept). The run never waits for it and never fails because of
  * it: the checkpoint is committed first, and a failed send is only recorded in the schedule's
  * lastSend, with when it is tried again: the acting scheduler's tick sends again at retryAt
  * (backing off like a failed run: the RetryPolicy's base doubled per failure up to its cap, without

@@ -339,7 +339,7 @@ export interface Store {
    * check of importStream, pages written as they come, nothing visible before finish() succeeded.
    * Holds the store's writer lock until finish() or abort() (other writers wait, as for a commit).
    */
-  beginImport(total: number, opts?: CancelOptions & { name?: string }): StreamImport;
+  beginImport(total: number, opts?: CancelOptions & { name?: string; avoidFiles?: ReadonlySet<number> }): StreamImport;
 }
 
 /** For the store's long operations: a cancelled one throws CANCELLED and leaves the store as it was. */
@@ -383,6 +383,11 @@ export interface StreamImport {
   finish(): { ids: number[] };
   /** Throws away what was written; safe after finish() and twice. */
   abort(): void;
+  /**
+   * Ends the import without publishing a checkpoint but keeps the pages it placed, as a segment no
+   * checkpoint names (gc removes it unless a later import uses them); null when nothing was kept.
+   */
+  salvage(): { file: number; pages: number } | null;
 }
 
 

@@ -341,14 +341,14 @@ export class SqliteStore implements Store {
     return this.index.db.transaction(() => openExport(this.index, this.views, id, how, opts)).deferred();
   }
 
-  beginImport(total: number, opts: CancelOptions & { name?: string } = {}): StreamImport {
+  beginImport(total: number, opts: CancelOptions & { name?: string; avoidFiles?: ReadonlySet<number> } = {}): StreamImport {
     this.open();
     this.notDeferring();
     if (this.writer) throw new StasisError('BUSY', `Checkpoint ${this.writer.id} is being written through this store handle; commit or abort it first.`);
     this.lock.acquire(this.lockTimeoutMs);
     try {
       this.index.flushDedup();
-      return beginStreamImport(this.index, total, { name: opts.name ?? 'incoming stream', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), onEnd: () => { this.lock.release(); this.dedupLater(); } });
+      return beginStreamImport(this.index, total, { name: opts.name ?? 'incoming stream', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.avoidFiles ? { avoidFiles: opts.avoidFiles } : {}), onEnd: () => { this.lock.release(); this.dedupLater(); } });
     } catch (e) {
       this.lock.release();
       throw e;

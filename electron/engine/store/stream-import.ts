@@ -25,7 +25,7 @@ import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
 export type { StreamImport };
 /** The parts of the index an import reads and writes. */
-type ImportIndex = Pick<StoreIndex, 'dir' | 'reader' | 'get' | 'targetEntry' | 'allocate' | 'newSegment' | 'lookupDedup' | 'dedupEmpty' | 'publish' | 'insertFile' | 'applyDef' | 'addDedupLater'>;
+type ImportIndex = Pick<StoreIndex, 'dir' | 'reader' | 'get' | 'targetEntry' | 'allocate' | 'newSegment' | 'lookupDedup' | 'dedupEmpty' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup' | 'addDedupLater'>;
 
 /** Pages checked and written per batch (1 MiB of pages). */
 const BATCH = 256;
@@ -37,6 +37,8 @@ export interface StreamImportOptions {
   onProgress?: ProgressFn;
   /** Called once, when the import ends either way (the store releases its writer lock). */
   onEnd?: () => void;
+  /** Segments whose pages are not deduplicated against (a resume found one of their pages damaged). */
+  avoidFiles?: ReadonlySet<number>;
 }
 
 /** An import of a stream of `total` bytes into index (the caller holds the store's writer lock). */
@@ -210,7 +212,7 @@ class Importer implements StreamImport {
       const first = this.local.findOrAdd(hashes, hashes, at, i);
       if (first >= 0) { this.locFile[i] = this.locFile[first]!; this.locPage[i] = this.locPage[first]!; continue; }
       const f = found?.get(hashes.readBigInt64LE(at));
-      if (f) {
+      if (f && !this.opts.avoidFiles?.has(f.file)) {
         let ok: boolean;
         try { ok = this.index.reader.hashOf(f.file, f.page).compare(hashes, at, at + HASH_LEN) === 0; } catch (_e) { ok = false; }
         if (ok) { this.locFile[i] = f.file; this.locPage[i] = f.page; continue; }
@@ -246,6 +248,31 @@ class Importer implements StreamImport {
   abort(): void {
     this.seg?.discard();
     if (!this.ended) this.end();
+  }
+
+  /**
+   * Ends an import that broke off but keeps its pages: the segment is sealed and published with no
+   * checkpoint in it (nothing becomes visible: no checkpoint names these pages, and gc removes them
+   * if no later import does) and its dedup rows go in at once, so a resend finds the pages in the
+   * store. Only pages checked against their hashes were placed. A failed import keeps nothing.
+   */
+  salvage(): { file: number; pages: number } | null {
+    if (this.ended) return null;
+    const seg = this.seg;
+    try {
+      if (this.failure || !seg || this.newPages.length === 0) { seg?.discard(); return null; }
+      const { bytes, pages, blockBytes } = seg.finish([], Buffer.alloc(0));
+      this.index.publish(seg.fileId, () => this.index.insertFile(seg.fileId, bytes, pages, [], blockBytes));
+      const { hashes, locPage } = this;
+      this.index.addDedup(this.newPages.map((i) => ({ key: hashes.readBigInt64LE(i * HASH_LEN), file: seg.fileId, page: locPage[i]! })));
+      return { file: seg.fileId, pages };
+    } catch (_e) {
+      // Keeping them is a courtesy to the resend: without it the pages are asked for again.
+      seg?.discard();
+      return null;
+    } finally {
+      this.end();
+    }
   }
 
   private end(): void {
@@ -297,7 +324,10 @@ class Importer implements StreamImport {
     // As a commit's: the table is an accelerator, and inserting a full's rows (0.4 s per 512 MiB)
     // would hold the receiver's answer; they go in when the engine is next idle (StoreIndex.addDedupLater).
     const { newPages, hashes, locPage } = this;
-    index.addDedupLater(() => newPages.map((i) => ({ key: hashes.readBigInt64LE(i * HASH_LEN), file: seg.fileId, page: locPage[i]! })));
+    const rows = (): { key: bigint; file: number; page: number }[] => newPages.map((i) => ({ key: hashes.readBigInt64LE(i * HASH_LEN), file: seg.fileId, page: locPage[i]! }));
+    // Rows naming an avoided (damaged) segment must go at once: a later commit would dedup against them.
+    if (this.opts.avoidFiles?.size) index.addDedup(rows(), true);
+    else index.addDedupLater(rows);
     this.prog.finish('imported');
     return { ids: defs.map((d) => d.def.ckpt) };
   }

@@ -22,7 +22,7 @@ import type { ChainViews } from './views';
 import { phases, progress, type Phases, type ProgressFn } from '../progress';
 
 /** The parts of the index this module reads and writes. */
-export type StreamIndex = Pick<StoreIndex, 'dir' | 'db' | 'reader' | 'checkpointRow' | 'ownExtents' | 'chain' | 'treeMembers' | 'targetEntry' | 'get' | 'allocate' | 'newSegment' | 'lookupDedup' | 'dedupEmpty' | 'publish' | 'insertFile' | 'applyDef' | 'addDedupLater'>;
+export type StreamIndex = Pick<StoreIndex, 'dir' | 'db' | 'reader' | 'checkpointRow' | 'ownExtents' | 'chain' | 'treeMembers' | 'targetEntry' | 'get' | 'allocate' | 'newSegment' | 'lookupDedup' | 'dedupEmpty' | 'publish' | 'insertFile' | 'applyDef' | 'addDedup' | 'addDedupLater'>;
 type Views = Pick<ChainViews, 'view'>;
 
 /** The stream file's fixed parts, for a sender that ships it in pieces (engine/migrate/negotiate.ts). */
