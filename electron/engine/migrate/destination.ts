@@ -57,8 +57,12 @@ export interface DestinationDeps {
    * it a tree's later rounds come whole (flattened, offered by page hash).
    */
   groupTree?(ids: number[]): Promise<number>;
-  /** Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds only the last round). */
-  prepare?(id: number): Promise<PreparedProcess>;
+  /**
+   * Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds
+   * only the last round); the whole tree, each member up to its memory, when id is of a tree
+   * checkpoint (restore/tree.ts prepareTreeRestore; `how` as for its restore).
+   */
+  prepare?(id: number, how?: RestoreHow): Promise<PreparedProcess>;
   remove(ids: number[]): Promise<void>;
   /** A private directory (the store's) for spool files. */
   spoolDir: string;
@@ -120,8 +124,10 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // would kill only its root); offers: it takes any round as an offer by page hash (a tree's later
   // rounds when they cannot travel as continuations); memberRounds: it groups a tree's members
   // sent one by one as continuations (`group`), so a tree's later rounds carry only what changed.
+  // treePrepare: it builds a tree from a tree checkpoint (`prepare`), absorbs each member's round as
+  // it arrives and the tree they are grouped into (`group`), and restores that one prepared.
   // hashChecksum: it reads streams of versions 3 and 4. proceed: a dry run can turn into the migration after its pre-flight (migrate/confirm.ts).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, confirmRun: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, confirmRun: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, treePrepare: deps.prepare !== undefined, proceed: true });
   // Only ever narrows what the restore may do: new PIDs for a tree whose own ones are taken here.
   const how: RestoreHow | undefined = hello.samePid === false ? { samePid: false } : undefined;
   const mine = (id: unknown): number => {
@@ -139,7 +145,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // faulted in while the source still runs (warm-buffer.ts): only for a prepared process.
   const warm = { stream: new WarmBuffer(), pages: new WarmBuffer() };
   const warmFor = (bytes: number): void => {
-    if (!box.prepared) return;
+    // Only a single process takes its last round in memory (a tree's comes member by member).
+    if (!box.prepared?.absorbDelta) return;
     warm.stream.reserve(bytes);
     warm.pages.reserve(bytes);
   };
@@ -148,7 +155,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
     unprepare();
     if (!deps.prepare) return { ok: false, reason: 'this destination does not prepare restores' };
     try {
-      box.prepared = await deps.prepare(id);
+      box.prepared = await deps.prepare(id, how);
       return { ok: true };
     } catch (e) {
       return { ok: false, reason: (e as Error).message };
@@ -206,7 +213,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
           try { absorbed = box.prepared.absorb(last); } catch { absorbed = false; }
           if (!absorbed) {
             unprepare();
-            if (m.final !== true) await prepare(last);
+            // One member of a tree's round is no process to build: the tree is prepared again only from a whole tree.
+            if (m.final !== true && m.member === undefined) await prepare(last);
           }
         }
         await wr.send({ t: 'imported', ids, absorbed });
@@ -220,7 +228,14 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         const id = await deps.groupTree(m.ids.map(mine));
         // Discarded with the rest if the session fails before the restore.
         result.checkpointIds.push(id);
-        await wr.send({ t: 'grouped', id });
+        // A prepared tree that absorbed every member's round becomes this tree (nothing to write: the
+        // group has no pages of its own); else it is dropped and the tree restored from scratch.
+        let absorbed = false;
+        if (box.prepared) {
+          try { absorbed = box.prepared.absorb(id); } catch { absorbed = false; }
+          if (!absorbed) unprepare();
+        }
+        await wr.send({ t: 'grouped', id, absorbed });
       } else if (m.t === 'prepare') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();
