@@ -17,13 +17,14 @@ import { buildFixture } from '../helpers/fixtures';
 import { crossedSession } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { twoHosts, storeIds } from '../helpers/two-hosts';
-import { fileLines, isAlive, killQuietly, waitFor, withStore } from '../restore/helpers';
+import { fileLines, isAlive, killQuietly, sleep, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
 import { groupAsTree } from '../../electron/engine/migrate/tree-group';
 import type { DestinationDeps } from '../../electron/engine/migrate/destination';
 import { prepareMigrationRestore } from '../../electron/engine/restore';
+import { checkpointTree } from '../../electron/engine/capture';
 import type { Store } from '../../electron/engine/store/api';
 import { StasisError } from '../../shared/errors';
 
@@ -408,6 +409,40 @@ test('a tree that gains a process before its last round is not finished from the
       for (const k of [...src.kids, grown]) if (k) killQuietly(k);
       for (const p of there.reverse()) killQuietly(p);
       dst.close();
+    }
+  });
+});
+
+test('a prepared tree absorbs a later tree checkpoint whose pipe holds bytes the first did not: finished, it is that later checkpoint exactly, the bytes in flight included', async () => {
+  await withStore(async (store, dir) => {
+    const src = await startTree(dir, 4, 100, true);
+    let there: number[] = [];
+    try {
+      const c1 = checkpointTree(store, src.t.pid, { full: true });
+      const p = prepareMigrationRestore(store, c1.id, { samePid: false });
+      // The parent stops reading: the children's records wait in the pipe between them.
+      process.kill(src.t.pid, 'SIGSTOP');
+      await waitFor('the parent to stop', () => stateOf(src.t.pid) === 'T', 5000);
+      await sleep(300);
+      const c2 = checkpointTree(store, src.t.pid, { mode: 'kill' });
+      const waiting = store.getState(c2.id).fds.map((f) => f.info?.pipeData).find((d) => typeof d === 'string' && d.length > 0);
+      assert.ok(waiting, 'records wait in the pipe at the second checkpoint');
+      assert.equal(p.absorb(c2.id), true, 'the second tree checkpoint is absorbed');
+      assert.equal(p.checkpointId, c2.id);
+      const r = p.finish();
+      p.record();
+      there = r.members!.map((m) => m.pid);
+      assert.equal(there.length, 3);
+      assert.ok(r.steps.every((x) => !x.step.startsWith('memory contents')), 'finished from the memory built ahead');
+      // It was checkpointed stopped, so it comes back stopped.
+      await waitFor('the restored parent to be stopped', () => stateOf(r.pid) === 'T', 5000);
+      process.kill(r.pid, 'SIGCONT');
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const x of there.reverse()) killQuietly(x);
     }
   });
 });
