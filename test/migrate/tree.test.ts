@@ -23,7 +23,7 @@ import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
 import { groupAsTree } from '../../electron/engine/migrate/tree-group';
 import type { DestinationDeps } from '../../electron/engine/migrate/destination';
-import { prepareMigrationRestore } from '../../electron/engine/restore';
+import { prepareMigrationRestore, restore } from '../../electron/engine/restore';
 import { checkpointTree } from '../../electron/engine/capture';
 import type { Store } from '../../electron/engine/store/api';
 import { StasisError } from '../../shared/errors';
@@ -443,6 +443,33 @@ test('a prepared tree absorbs a later tree checkpoint whose pipe holds bytes the
       src.t.kill();
       for (const k of src.kids) killQuietly(k);
       for (const x of there.reverse()) killQuietly(x);
+    }
+  });
+});
+
+test('a prepared tree that is abandoned frees every PID it took: the restore from scratch that follows (a destination falling back) gets them all back', async () => {
+  await withStore(async (store, dir) => {
+    const src = await startTree(dir, 4, 100);
+    const restored: number[] = [];
+    try {
+      const c = checkpointTree(store, src.t.pid, { mode: 'kill' });
+      await src.t.waitExit();
+      const pids = c.members.map((m) => m.pid);
+      await waitFor('the original processes to be gone', () => pids.every((x) => stateOf(x) === null));
+      const p = prepareMigrationRestore(store, c.id);
+      assert.equal(p.pid, src.t.pid, 'the prepared tree holds the original PIDs');
+      p.abandon();
+      // Killed, children first; init reaps them (slowly in some VMs: the restore's pre-flight waits 1 s for zombies).
+      await waitFor('the prepared processes to be gone', () => pids.every((x) => stateOf(x) === null));
+      const r = restore(store, c.id);
+      restored.push(...r.members!.map((m) => m.pid));
+      assert.ok(r.members!.every((m) => m.samePid), JSON.stringify(r.members));
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const x of restored.reverse()) killQuietly(x);
     }
   });
 });

@@ -282,6 +282,8 @@ class TreeRestore {
   private pendingRecord: (() => void) | null = null;
   /** Every member is at the same checkpoint (built, or a tree absorbed), not between a round's members. */
   private whole = true;
+  /** Members absorbed alone since the round's time started: one of them again starts the next round. */
+  private readonly absorbedSince = new Set<Node>();
 
   constructor(private readonly store: Store, id: number, private readonly opts: RestoreOptions) {
     this.order = loadTree(store, id);
@@ -497,11 +499,15 @@ class TreeRestore {
     this.guarded(() => {
       // The result's time and steps then cover what remains from this round on (a migration's
       // downtime): from its first member's changes when the round comes member by member.
-      if (this.whole) {
+      // A tree after member rounds is the same round (its members' grouping): its time goes on.
+      if (this.whole || (!tree && pairs.some((p) => this.absorbedSince.has(p.n)))) {
         this.t0 = performance.now();
         this.steps.length = 0;
+        this.absorbedSince.clear();
       }
       this.whole = tree;
+      if (tree) this.absorbedSince.clear();
+      else for (const p of pairs) this.absorbedSince.add(p.n);
       for (const { n, id } of pairs) {
         this.who = n.state.pid;
         const r = this.remotes.get(n)!;
