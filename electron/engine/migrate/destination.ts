@@ -194,6 +194,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         continue;
       }
       if (m.t === 'stream' || m.t === 'offer') {
+        const r0 = performance.now();
         let ids: number[];
         if (m.t === 'offer') {
           if (!deps.store) throw new StasisError('INVALID_INPUT', 'this destination did not offer to negotiate pages');
@@ -208,6 +209,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         // rebuilt from this round while the source still runs, but not from the last round: the
         // restore from scratch is then no slower.
         let absorbed = false;
+        const a0 = performance.now();
         if (box.prepared) {
           const last = ids[ids.length - 1]!;
           try { absorbed = box.prepared.absorb(last); } catch { absorbed = false; }
@@ -217,7 +219,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
             if (m.final !== true && m.member === undefined) await prepare(last);
           }
         }
-        await wr.send({ t: 'imported', ids, absorbed });
+        // Where a tree's last round spends the downtime here (its members are imported, then absorbed).
+        await wr.send({ t: 'imported', ids, absorbed, importMs: +(a0 - r0).toFixed(2), absorbMs: +(performance.now() - a0).toFixed(2) });
         // The last round is about the size of this one: room for twice that (its pages, as announced).
         const roundBytes = m.t === 'offer' ? Number(m.pages) * STREAM_ENTRY : Number(m.bytes);
         if (m.final !== true && Number.isFinite(roundBytes)) warmFor(2 * roundBytes + 2 ** 20);
@@ -225,6 +228,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
         if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
         if (!Array.isArray(m.ids) || m.ids.length < 1 || m.ids.length > 4096) throw new StasisError('INVALID_INPUT', 'a tree to group needs its members\' ids');
+        const g0 = performance.now();
         const id = await deps.groupTree(m.ids.map(mine));
         // Discarded with the rest if the session fails before the restore.
         result.checkpointIds.push(id);
@@ -235,7 +239,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
           try { absorbed = box.prepared.absorb(id); } catch { absorbed = false; }
           if (!absorbed) unprepare();
         }
-        await wr.send({ t: 'grouped', id, absorbed });
+        await wr.send({ t: 'grouped', id, absorbed, ms: +(performance.now() - g0).toFixed(2) });
       } else if (m.t === 'prepare') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();

@@ -43,6 +43,8 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
   let checksum: 'hashes' | 'bytes' = 'bytes';
   let footerLast = false;
   let memberRounds = false;
+  /** The destination's word on the latest member-by-member round: receiving and importing its members, writing them into the prepared tree. */
+  let atDst = { importMs: 0, absorbMs: 0 };
   /** This store's member checkpoints sent so far -> the destination's ids of them. */
   const remoteOf = new Map<number, number>();
   const record = (c: TreeCheckpointResult, kind: MigrateRound['kind'], pages: number, pagesSent: number, bytes: number, t0: number, absorbed = false): void => {
@@ -64,12 +66,15 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     const ids: number[] = [];
     // Every member written into the destination's prepared tree (its word in each `imported`).
     let absorbed = true;
+    atDst = { importMs: 0, absorbMs: 0 };
     for (const [i, m] of c.members.entries()) {
       const x = store.openExport(m.id, 'one', { continues: bases[i]!, memberAlone: true, checksum });
       pages += x.pages;
-      const got = await sendStream<{ ids: number[]; absorbed?: unknown }>(rd, wr, x, { final: kind === 'final', member: i });
+      const got = await sendStream<{ ids: number[]; absorbed?: unknown; importMs?: unknown; absorbMs?: unknown }>(rd, wr, x, { final: kind === 'final', member: i });
       const id = got.ids[0]!;
       absorbed &&= got.absorbed === true;
+      atDst.importMs += typeof got.importMs === 'number' && Number.isFinite(got.importMs) ? got.importMs : 0;
+      atDst.absorbMs += typeof got.absorbMs === 'number' && Number.isFinite(got.absorbMs) ? got.absorbMs : 0;
       remoteOf.set(m.id, id);
       ids.push(id);
     }
@@ -153,9 +158,12 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     stillWhole(first, last, rounds.length);
     const members = await sendMembers(last, 'final');
     let id: number;
+    let groupMs: number | null = null;
     if (members) {
       await wr.send({ t: 'group', ids: members });
-      id = (await rd.expect<{ id: number }>('grouped')).id;
+      const g = await rd.expect<{ id: number; ms?: unknown }>('grouped');
+      id = g.id;
+      groupMs = typeof g.ms === 'number' && Number.isFinite(g.ms) ? g.ms : null;
     } else id = await send(last, 'final');
     const sentAt = performance.now();
     await wr.send({ t: 'restore', id });
@@ -191,6 +199,11 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
         { step: 'freeze every member, registers and kernel state', ms: +(at('frozen') - frozenAt).toFixed(2) },
         { step: 'pages of every member into the checkpoint (with pre-copy: what each wrote since its live read), commit', ms: +(committedAt - at('frozen')).toFixed(2) },
         { step: 'send the last round (member by member, or whole), import it there (a prepared tree absorbs each member), group', ms: +(sentAt - committedAt).toFixed(2) },
+        ...(members ? [
+          { step: '  of which there: receive and import each member\'s last round', ms: +atDst.importMs.toFixed(2) },
+          { step: '  of which there: write each member\'s last round into the prepared tree', ms: +atDst.absorbMs.toFixed(2) },
+          ...(groupMs !== null ? [{ step: '  of which there: group the members into a tree checkpoint', ms: groupMs }] : []),
+        ] : []),
         { step: 'restore the tree there (prepared: the rest of the steps)', ms: +(restoredAt - sentAt).toFixed(2) },
       ],
       tree: {
