@@ -360,6 +360,9 @@ test('a tree whose children write private and MAP_SHARED memory and talk through
       assert.ok(!steps.some((x) => x.startsWith('memory contents') || x.startsWith('fork')), steps.join(', '));
       assert.ok(steps.some((x) => x.startsWith('memory changes')), steps.join(', '));
       assert.equal(there.length, 3);
+      // Grouped into one tree checkpoint once the tree ran (not in the downtime), and named to the source.
+      assert.equal(res.restored!.checkpointId, m.destination!.checkpointId);
+      assert.equal(dst.get(m.destination!.checkpointId)?.tree?.size, 3);
       await checkMoved(m as MigrateJson, src);
       // The shared area too: each child's half sums to what it wrote, and the parent sees the children's writes.
       assert.ok(fileLines(src.out).filter((l) => /^[AB] /.test(l)).length > 0);

@@ -40,6 +40,8 @@ export interface PreparedProcess {
   /** Writes the restored process's timeline entry: called once the source knows it runs (not downtime); asId names a round absorbed with absorbDelta once imported. */
   record(asId?: number): unknown;
   abandon(): void;
+  /** A prepared tree: whether its members are exactly these checkpoints (a member-by-member round absorbed whole). */
+  holds?(ids: readonly number[]): boolean;
 }
 
 export interface DestinationDeps {
@@ -255,6 +257,12 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
       } else if (m.t === 'preflight') {
         const p = await deps.preflight(mine(m.id), how);
         await wr.send({ t: 'preflight', ok: p.ok, items: p.items });
+      } else if (m.t === 'restore' && m.members !== undefined) {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
+        if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
+        if (!Array.isArray(m.members) || m.members.length < 1 || m.members.length > 4096) throw new StasisError('INVALID_INPUT', 'a tree to restore needs its members\' ids');
+        const ids = m.members.map(mine);
+        await restoreMembers(ids, box, { ...deps, groupTree: deps.groupTree }, how, wr, result, unprepare);
       } else if (m.t === 'restore') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
         const id = mine(m.id);
@@ -286,6 +294,41 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
       if (m.t !== 'stream' && m.t !== 'preflight') return fail(d.message);
     }
   }
+}
+
+/**
+ * A tree's last round sent member by member (`restore {members}`, root first): a prepared tree that
+ * absorbed exactly these members runs at once, and only then are they grouped into one tree
+ * checkpoint (an index commit over every member's pages: outside the downtime) and the restored
+ * tree recorded; otherwise they are grouped first and the tree restored from scratch. What fails
+ * once `restored` is sent is a warning (the tree runs), never a reason to kill it.
+ */
+async function restoreMembers(ids: number[], box: { prepared: PreparedProcess | null }, deps: DestinationDeps & { groupTree(ids: number[]): Promise<number> }, how: RestoreHow | undefined, wr: FrameWriter, result: DestinationResult, unprepare: () => void): Promise<void> {
+  const ready = box.prepared?.holds?.(ids) ? box.prepared : null;
+  if (!ready) unprepare();
+  box.prepared = null;
+  let id: number | null = null;
+  let r: RestoredProcess;
+  if (ready) r = ready.finish();
+  else {
+    id = await deps.groupTree(ids);
+    // Discarded with the rest if the restore or the session fails.
+    result.checkpointIds.push(id);
+    r = await deps.restore(id, how);
+  }
+  const members = r.members?.map((x) => ({ pid: x.pid, originalPid: x.originalPid }));
+  const restored: NonNullable<DestinationResult['restored']> = { pid: r.pid, checkpointId: id ?? ids[0]!, durationMs: r.durationMs, prepared: ready !== null, ...(r.warning ? { warning: r.warning } : {}), ...(members ? { members } : {}) };
+  // Set before `restored` goes: from here a failed session kills the whole tree.
+  result.restored = restored;
+  await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, steps: r.steps ?? [], ...(r.warning ? { warning: r.warning } : {}), ...(members ? { members } : {}) });
+  if (!ready) return;
+  try {
+    restored.checkpointId = await deps.groupTree(ids);
+    result.checkpointIds.push(restored.checkpointId);
+  } catch (e) {
+    restored.warning = [restored.warning, `The tree runs here, but its last round's checkpoints #${ids.join(', #')} could not be grouped into one tree checkpoint (${(e as Error).message}).`].filter(Boolean).join(' ');
+  }
+  ready.record();
 }
 
 /**

@@ -157,16 +157,19 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     const frozenAt = held?.frozenAt ?? committedAt - last.frozenMs;
     stillWhole(first, last, rounds.length);
     const members = await sendMembers(last, 'final');
-    let id: number;
+    // A destination that prepares trees restores the members at once, and groups them into one
+    // tree checkpoint once the tree runs (the group's commit is then no part of the downtime).
+    const byMembers = members !== null && hi.treePrepare === true;
+    let id: number | null = null;
     let groupMs: number | null = null;
-    if (members) {
+    if (members && !byMembers) {
       await wr.send({ t: 'group', ids: members });
       const g = await rd.expect<{ id: number; ms?: unknown }>('grouped');
       id = g.id;
       groupMs = typeof g.ms === 'number' && Number.isFinite(g.ms) ? g.ms : null;
-    } else id = await send(last, 'final');
+    } else if (!members) id = await send(last, 'final');
     const sentAt = performance.now();
-    await wr.send({ t: 'restore', id });
+    await wr.send(byMembers ? { t: 'restore', members } : { t: 'restore', id });
     const restored = await rd.expect<Restored>('restored');
     const restoredAt = performance.now();
     held?.kill();
@@ -176,19 +179,21 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     let byeWarning: string | undefined;
     try {
       await wr.send({ t: 'done' });
-      const bye = await rd.expect<{ warning?: unknown }>('bye');
+      const bye = await rd.expect<{ warning?: unknown; checkpointId?: unknown }>('bye');
       if (typeof bye.warning === 'string' && bye.warning !== restored.warning) byeWarning = bye.warning.slice(0, 2000);
+      // The tree checkpoint its members were grouped into after the restore.
+      if (byMembers && typeof bye.checkpointId === 'number' && Number.isInteger(bye.checkpointId)) id = bye.checkpointId;
     } catch {
       confirmed = false;
     }
     const there = destinationPids(restored.members);
-    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the tree (the connection broke after the restore): if it is not running there (root pid ${restored.pid}), restore its checkpoint #${id} there, or #${last.id} here.`;
+    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the tree (the connection broke after the restore): if it is not running there (root pid ${restored.pid}), restore its checkpoint ${id !== null ? `#${id}` : `grouped from #${members!.join(', #')} (\`stasis list\`)`} there, or #${last.id} here.`;
     const warning = [restored.warning, byeWarning, lost].filter(Boolean).join(' ');
     const at = (p: string): number => marks.find((m) => m.phase === p)?.at ?? committedAt;
     return {
       pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
       destination: {
-        pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: restored.prepared === true, steps: restoreSteps(restored.steps),
+        pid: restored.pid, checkpointId: id ?? members![0]!, restoreMs: restored.durationMs, prepared: restored.prepared === true, steps: restoreSteps(restored.steps),
         ...(prep?.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep ? (prep.reason ?? 'no reason given').slice(0, 2000) : 'an older Stasis that does not prepare trees' }),
         ...(restored.prepared !== true && prep?.ok ? { unprepared: 'a round changed what it had built ahead (a member\'s mappings, a new or exited process, a socketpair\'s queue, ...)' } : {}),
         ...(warning ? { warning } : {}),
@@ -198,13 +203,13 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
       cutover: [
         { step: 'freeze every member, registers and kernel state', ms: +(at('frozen') - frozenAt).toFixed(2) },
         { step: 'pages of every member into the checkpoint (with pre-copy: what each wrote since its live read), commit', ms: +(committedAt - at('frozen')).toFixed(2) },
-        { step: 'send the last round (member by member, or whole), import it there (a prepared tree absorbs each member), group', ms: +(sentAt - committedAt).toFixed(2) },
+        { step: `send the last round (member by member, or whole), import it there${members ? ' (a prepared tree absorbs each member)' : ''}${members && !byMembers ? ', group' : ''}`, ms: +(sentAt - committedAt).toFixed(2) },
         ...(members ? [
           { step: '  of which there: receive and import each member\'s last round', ms: +atDst.importMs.toFixed(2) },
           { step: '  of which there: write each member\'s last round into the prepared tree', ms: +atDst.absorbMs.toFixed(2) },
           ...(groupMs !== null ? [{ step: '  of which there: group the members into a tree checkpoint', ms: groupMs }] : []),
         ] : []),
-        { step: 'restore the tree there (prepared: the rest of the steps)', ms: +(restoredAt - sentAt).toFixed(2) },
+        { step: `restore the tree there (prepared: the rest of the steps${byMembers ? '; its grouping comes after' : ''})`, ms: +(restoredAt - sentAt).toFixed(2) },
       ],
       tree: {
         members: last.members.map((m) => ({ pid: m.pid, comm: m.comm, destinationPid: there.get(m.pid) ?? null })),

@@ -240,6 +240,8 @@ export interface PreparedTreeRestore {
   record(): void;
   /** Kills every process made. */
   abandon(): void;
+  /** Whether its members are exactly these checkpoints (every member of a round absorbed alone): finish() then restores them. */
+  holds(ids: readonly number[]): boolean;
 }
 
 export function prepareTreeRestore(store: Store, id: number, opts: RestoreOptions = {}): PreparedTreeRestore {
@@ -252,6 +254,7 @@ export function prepareTreeRestore(store: Store, id: number, opts: RestoreOption
     finish: () => t.complete(true),
     record: () => t.record(),
     abandon: () => t.kill(),
+    holds: (ids) => t.holds(ids),
   };
 }
 
@@ -447,6 +450,11 @@ class TreeRestore {
       const info = this.store.get(n.id);
       if (info?.parentId != null && info.tree && info.restoredFrom == null && info.stats.pagesChanged === 0) this.alias.set(n, info.parentId);
     }
+  }
+
+  holds(ids: readonly number[]): boolean {
+    const have = new Set(ids);
+    return !this.sealed && have.size === this.order.length && this.order.every((n) => have.has(n.id));
   }
 
   absorb(next: number): boolean {
