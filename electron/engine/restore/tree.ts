@@ -538,6 +538,11 @@ class TreeRestore {
 
   /** The rest for every member from the states absorbed last, then all detach together. deferRecord: see record(). */
   complete(deferRecord: boolean): TreeRestoreResult {
+    // Some members a round further than others: never run such a tree.
+    if (!this.whole && this.absorbedSince.size !== this.order.length) {
+      this.kill();
+      throw new StasisError('INTERNAL', `The prepared tree of checkpoint #${this.rootId} holds members of different rounds (${this.absorbedSince.size} of ${this.order.length} took the latest); it was killed, nothing runs. Restore the tree checkpoint of the last round instead.`);
+    }
     const order = this.order;
     const root = order[0]!;
     const tidMaps = new Map<Node, ReadonlyMap<number, number>>();
