@@ -7,12 +7,16 @@
  *   Stasis: `stasis migrate PID --no-pid --pipe 'stasis --store DST receive'`. --no-pid: both stores
  *   are on this machine, where the source tree holds its PIDs until the destination runs it.
  *   Downtime as the source reports it: the freeze of the last tree checkpoint to the destination's
- *   restore of the whole tree returning (restored from scratch: a prepared restore takes one process).
+ *   restore of the whole tree returning (the tree built there from round 1 and each later round
+ *   absorbed, so the restore is the last round's changes and the kernel state; "prepared" says
+ *   whether each run used that, else it was restored from scratch).
+ *   --baseline DIR: every run also done with the Stasis checkout in DIR (both ends), alternated
+ *   with this one in the same run (A/B: e.g. a `git archive` of the commit before, `npm run build` in it).
  *   CRIU: `dump -t ROOT` of the tree (pre-dump needs soft-dirty, which this kernel lacks), images
  *   copied, `restore -d`. Downtime: dump start to restore returning.
  * Each run checks that the moved tree counts on. Prints a table, the downtime step by step and JSON.
  *
- *   node --import tsx bench/migrate-tree.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH]
+ *   node --import tsx bench/migrate-tree.ts [--size-mb 1024] [--pct 1] [--runs 3] [--criu PATH] [--baseline DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -27,6 +31,7 @@ const sizeMb = Number(arg('size-mb', '1024'));
 const pct = Number(arg('pct', '1'));
 const runs = Number(arg('runs', '3'));
 const criu = arg('criu', join(homedir(), '.cache/criu4/criu'));
+const baseline = arg('baseline', '');
 const root = new URL('../', import.meta.url).pathname;
 const stasisBin = join(root, 'bin/stasis.js');
 const criuEnv = { ...process.env, CRIU_FAULT: process.env.CRIU_FAULT ?? '130' };
@@ -79,26 +84,26 @@ if (cc.status !== 0) throw new Error(cc.stderr);
 
 const startTree = (tag: string): ReturnType<typeof startTreeCounter> => startTreeCounter(bin, work, tag, perProcess, rate);
 
-interface StasisRun { downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; rounds: number; finalSent: number; srcCpuMs: number; dstCpuMs: number; wallMs: number; steps: { step: string; ms: number }[] }
-function stasisRun(i: number): StasisRun {
+interface StasisRun { prepared: boolean; downtimeMs: number; frozenMs: number; restoreMs: number; bytesSent: number; rounds: number; finalSent: number; srcCpuMs: number; dstCpuMs: number; wallMs: number; steps: { step: string; ms: number }[] }
+function stasisRun(i: number, cli = stasisBin): StasisRun {
   const { t, out, pids } = startTree(`stasis-${i}`);
   const src = join(work, `src-${i}`);
   const dst = join(work, `dst-${i}`);
   const srcTime = join(work, `time-src-${i}`);
   const dstTime = join(work, `time-dst-${i}`);
   const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', srcTime, process.execPath, stasisBin, '--store', src, '--json', 'migrate', String(t.pid), '--no-pid', '--pipe', `/usr/bin/time -f '%U %S' -o ${dstTime} ${process.execPath} ${stasisBin} --store ${dst} receive`], { encoding: 'utf8', timeout: 900_000 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', srcTime, process.execPath, cli, '--store', src, '--json', 'migrate', String(t.pid), '--no-pid', '--pipe', `/usr/bin/time -f '%U %S' -o ${dstTime} ${process.execPath} ${cli} --store ${dst} receive`], { encoding: 'utf8', timeout: 900_000 });
   const wallMs = performance.now() - t0;
   try {
     if (r.status !== 0) throw new Error(`stasis migrate failed: ${r.stderr}`);
-    const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pagesSent: number }[]; destination: { restoreMs: number; steps: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[]; tree: { members: { destinationPid: number }[] } };
+    const m = JSON.parse(r.stdout) as { downtimeMs: number; frozenMs: number; bytesSent: number; rounds: { pagesSent: number }[]; destination: { restoreMs: number; prepared: boolean; steps: { step: string; ms: number }[] }; cutover?: { step: string; ms: number }[]; tree: { members: { destinationPid: number }[] } };
     const moved = m.tree.members.map((x) => x.destinationPid);
     waitCounting(out);
     killTree(moved);
     const dstCpuMs = cpuMs(dstTime);
-    log(`stasis run ${i}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}), rounds ${m.rounds.map((x) => x.pagesSent).join('/')} pages sent, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB, wall ${wallMs.toFixed(0)} ms`);
+    log(`stasis run ${i}${cli === stasisBin ? '' : ` (${cli})`}: downtime ${m.downtimeMs} ms (frozen ${m.frozenMs}, restore ${m.destination.restoreMs}${m.destination.prepared ? ', prepared' : ', from scratch'}), rounds ${m.rounds.map((x) => x.pagesSent).join('/')} pages sent, ${(m.bytesSent / 2 ** 20).toFixed(1)} MiB, wall ${wallMs.toFixed(0)} ms`);
     return {
-      downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, rounds: m.rounds.length, finalSent: m.rounds.at(-1)!.pagesSent,
+      prepared: m.destination.prepared === true, downtimeMs: m.downtimeMs, frozenMs: m.frozenMs, restoreMs: m.destination.restoreMs, bytesSent: m.bytesSent, rounds: m.rounds.length, finalSent: m.rounds.at(-1)!.pagesSent,
       srcCpuMs: cpuMs(srcTime) - dstCpuMs, dstCpuMs, wallMs,
       steps: [...(m.cutover ?? []).map((x) => ({ step: `source: ${x.step}`, ms: x.ms })), ...byStep(m.destination.steps).slice(0, 6).map((x) => ({ step: `  of which there: ${x.step}`, ms: x.ms }))],
     };
@@ -151,26 +156,31 @@ try {
   log(`tree: 3 processes x ${perProcess} MiB, ${rate * 4} pages written per second (${pct}% of ${sizeMb} MiB); load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   let criuProblem: string | null = existsSync(criu) ? null : `no CRIU at ${criu}`;
   const s: StasisRun[] = [];
+  const b: StasisRun[] = [];
+  const baseBin = baseline ? join(baseline, 'bin/stasis.js') : null;
   const c: CriuRun[] = [];
   for (let i = 0; i < runs; i++) {
-    // Alternated, so both see the same load.
+    // Alternated, so all see the same load.
     if (i % 2 === 0) s.push(stasisRun(i));
+    if (baseBin) b.push(stasisRun(i + 1000, baseBin));
     if (!criuProblem) { try { c.push(criuRun(i)); } catch (e) { criuProblem = (e as Error).message; log(criuProblem); } }
     if (i % 2 === 1) s.push(stasisRun(i));
   }
   const ms = (xs: number[]): number => +median(xs).toFixed(1);
+  const row = (tool: string, s: StasisRun[]): Row => ({ tool: `${tool} (prepared ${s.filter((x) => x.prepared).length}/${s.length})`, 'downtime ms': ms(s.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(s.map((x) => x.frozenMs)), 'restore ms': ms(s.map((x) => x.restoreMs)), rounds: median(s.map((x) => x.rounds)), 'final round': `${median(s.map((x) => x.finalSent))} pages sent`, 'MiB sent': +(median(s.map((x) => x.bytesSent)) / 2 ** 20).toFixed(1), 'cpu s src / dst': `${(median(s.map((x) => x.srcCpuMs)) / 1000).toFixed(2)} / ${(median(s.map((x) => x.dstCpuMs)) / 1000).toFixed(2)}` });
   const rows: Row[] = [
-    { tool: 'stasis migrate, tree of 3 (pipe)', 'downtime ms': ms(s.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(s.map((x) => x.frozenMs)), 'restore ms': ms(s.map((x) => x.restoreMs)), rounds: median(s.map((x) => x.rounds)), 'final round': `${median(s.map((x) => x.finalSent))} pages sent`, 'MiB sent': +(median(s.map((x) => x.bytesSent)) / 2 ** 20).toFixed(1), 'cpu s src / dst': `${(median(s.map((x) => x.srcCpuMs)) / 1000).toFixed(2)} / ${(median(s.map((x) => x.dstCpuMs)) / 1000).toFixed(2)}` },
+    row('stasis migrate, tree of 3 (pipe)', s),
+    ...(b.length ? [row(`baseline ${baseline}`, b)] : []),
     ...(c.length ? [{ tool: 'criu dump -t (tree) + cp + restore', 'downtime ms': ms(c.map((x) => x.downtimeMs)), 'frozen/dump ms': ms(c.map((x) => x.dumpMs)), 'restore ms': ms(c.map((x) => x.restoreMs)), rounds: 1, 'final round': `${(median(c.map((x) => x.imageBytes)) / 2 ** 20).toFixed(1)} MiB images`, 'MiB sent': '-', 'cpu s src / dst': '-' }] : []),
   ];
   process.stderr.write(`\n${formatTable(rows)}\n${criuProblem ? `(CRIU: ${criuProblem})\n` : ''}\n`);
-  const names = [...new Set(s.flatMap((x) => x.steps.map((y) => y.step)))];
-  const stepRows: Row[] = names.map((n) => {
+  const stepRowsOf = (s: StasisRun[], prefix: string): Row[] => [...new Set(s.flatMap((x) => x.steps.map((y) => y.step)))].map((n) => {
     const v = s.flatMap((x) => x.steps.filter((y) => y.step === n).map((y) => y.ms));
-    return { step: n, 'median ms': +median(v).toFixed(1), runs: v.map((x) => x.toFixed(0)).join(', ') };
+    return { step: `${prefix}${n}`, 'median ms': +median(v).toFixed(1), runs: v.map((x) => x.toFixed(0)).join(', ') };
   });
+  const stepRows: Row[] = [...stepRowsOf(s, ''), ...stepRowsOf(b, 'baseline: ')];
   if (stepRows.length) process.stderr.write(`${formatTable(stepRows)}\n\n`);
-  console.log(JSON.stringify({ sizeMb, pct, rate, runs, criuProblem, stasis: s, criu: c, markdown: formatTable(rows, true), stepsMarkdown: formatTable(stepRows, true) }, null, 2));
+  console.log(JSON.stringify({ sizeMb, pct, rate, runs, criuProblem, stasis: s, ...(b.length ? { baseline, baselineRuns: b } : {}), criu: c, markdown: formatTable(rows, true), stepsMarkdown: formatTable(stepRows, true) }, null, 2));
 } finally {
   try { rmSync(work, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { log(`could not remove ${work}: ${(e as Error).message}`); }
 }

@@ -14,7 +14,7 @@ import type { Arrival, ReceiverStatus } from '../../shared/contract/transfer';
 import type { CallName, CallInput, CallOutput } from '../../shared/contract';
 import { newToken, parseAddress } from '../engine/transfer/tls-link';
 import { answeredDryRun, startListener, type Listener, type Received } from '../engine/transfer/receive';
-import { prepareRestore } from '../engine/restore';
+import { prepareMigrationRestore } from '../engine/restore';
 import { groupAsTree } from '../engine/migrate/tree-group';
 import type { HandlerContext } from './context';
 import { invoke } from './invoke';
@@ -98,7 +98,7 @@ export async function startReceiver(at: string, keep: boolean, ctx: HandlerConte
     preflight: (id, how) => call('restore.preflight', { id, ...how }),
     restore: (id, how) => call('restore.run', { id, ...how }),
     // Engine-direct: a half-built process cannot cross an API call.
-    prepare: async (id) => prepareRestore(ctx.store(), id),
+    prepare: async (id, how) => prepareMigrationRestore(ctx.store(), id, { ...how }),
     // Engine-direct too: one index transaction grouping a tree's members received one by one.
     groupTree: async (ids) => groupAsTree(ctx.store(), ids),
     remove: async (ids) => { await call('checkpoints.remove', { ids }); },

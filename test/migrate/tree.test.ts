@@ -17,11 +17,15 @@ import { buildFixture } from '../helpers/fixtures';
 import { crossedSession } from '../helpers/crossed-session';
 import { spawnDetached } from '../helpers/spawn';
 import { twoHosts, storeIds } from '../helpers/two-hosts';
-import { fileLines, isAlive, killQuietly, waitFor, withStore } from '../restore/helpers';
+import { fileLines, isAlive, killQuietly, sleep, waitFor, withStore } from '../restore/helpers';
 import { openStore } from '../../electron/engine/store';
 import { FrameReader, FrameWriter } from '../../electron/engine/migrate/wire';
 import { migrate } from '../../electron/engine/migrate/source';
 import { groupAsTree } from '../../electron/engine/migrate/tree-group';
+import type { DestinationDeps } from '../../electron/engine/migrate/destination';
+import { prepareMigrationRestore, restore } from '../../electron/engine/restore';
+import { checkpointTree } from '../../electron/engine/capture';
+import type { Store } from '../../electron/engine/store/api';
 import { StasisError } from '../../shared/errors';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -50,7 +54,7 @@ function assertIntact(out: string): { a: number; b: number; total: number } {
   const seen = { A: 0, B: 0 } as Record<string, number>;
   let total = 0;
   for (const l of fileLines(out)) {
-    if (l === 'ready') continue;
+    if (l === 'ready' || l.startsWith('grew ')) continue;
     const m = /^([AB]) (\d+) (\d+) ([kx]) ([kx])$/.exec(l);
     assert.ok(m, `a line the tree did not write whole: "${l}"`);
     const [, who, n, t, child, parent] = m;
@@ -78,9 +82,9 @@ async function goesOn(out: string, by = 20): Promise<void> {
   await waitFor('the tree to go on counting', () => fileLines(out).length > n + by, 15_000);
 }
 
-async function startTree(dir: string, mib = 4, rate = 100): Promise<{ t: ReturnType<typeof spawnDetached>; out: string; kids: number[] }> {
+async function startTree(dir: string, mib = 4, rate = 100, shared = false): Promise<{ t: ReturnType<typeof spawnDetached>; out: string; kids: number[] }> {
   const out = join(dir, 'out.txt');
-  const t = spawnDetached([fixture, out, String(mib), String(rate)], { cwd: dir });
+  const t = spawnDetached([fixture, out, String(mib), String(rate), ...(shared ? ['16', 'shared'] : [])], { cwd: dir });
   await waitFor('the tree to count', () => fileLines(out).length > 20);
   return { t, out, kids: childrenOf(t.pid) };
 }
@@ -117,7 +121,7 @@ test('migrate --pipe of a tree: a parent and two children talking through a pipe
       assert.ok(full.pages >= 3 * 8 * 256, `the full round carries the three buffers: ${full.pages} pages`);
       // Each member's later rounds continue its copy there: only what changed is read, sent and imported.
       assert.ok(m.rounds.slice(1).every((x) => x.pages < full.pages / 4), `later rounds carry only what changed: ${JSON.stringify(m.rounds)}`);
-      assert.equal(m.destination!.prepared, false);
+      assert.equal(m.destination!.prepared, true, JSON.stringify(m.destination));
       // Pre-copy per member: the held last round read only what the tree wrote since its live read.
       assert.equal(m.tree!.preCopied, 3);
       assert.ok(m.tree!.frozenPages! < full.pages / 4, `pages read while the tree was held: ${m.tree!.frozenPages} of ${full.pages}`);
@@ -321,6 +325,154 @@ test('a destination of an older Stasis (its hello does not say trees) is refused
     } finally {
       src.t.kill();
       for (const k of src.kids) killQuietly(k);
+    }
+  });
+});
+
+/** A destination that groups member rounds and builds the tree ahead (what `stasis receive` gives). */
+function preparingDestination(dst: Store): Partial<DestinationDeps> {
+  return {
+    store: dst,
+    beginImport: (total) => dst.beginImport(total, { name: 'incoming round' }),
+    groupTree: async (ids) => groupAsTree(dst, ids),
+    prepare: async (id, how) => prepareMigrationRestore(dst, id, { ...how }),
+  };
+}
+
+test('a tree whose children write private and MAP_SHARED memory and talk through a pipe is built on the destination from round 1, absorbs each later round member by member, and counts on exact from the prepared tree', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir, 8, 100, true);
+    const dst = openStore(join(dir, 'dst'));
+    let there: number[] = [];
+    try {
+      const { rd, wr, served } = crossedSession(dst, preparingDestination(dst));
+      const m = await migrate(srcStore, src.t.pid, rd, wr, { samePid: false });
+      const res = await served;
+      there = res.restored!.members!.map((x) => x.pid);
+      assert.equal(m.destination!.prepared, true, JSON.stringify(m.destination));
+      assert.equal(res.restored!.prepared, true);
+      assert.ok(typeof m.destination!.prepareMs === 'number' && m.destination!.unprepared === undefined, JSON.stringify(m.destination));
+      assert.ok(m.rounds.length >= 2, JSON.stringify(m.rounds));
+      // Every later round, the last one included, was written into the tree built ahead.
+      assert.ok(m.rounds.slice(1).every((x) => x.absorbed), JSON.stringify(m.rounds));
+      // The downtime's restore is the last round's changes and the kernel state: no member's memory built from scratch.
+      const steps = m.destination!.steps.map((x) => x.step);
+      assert.ok(!steps.some((x) => x.startsWith('memory contents') || x.startsWith('fork')), steps.join(', '));
+      assert.ok(steps.some((x) => x.startsWith('memory changes')), steps.join(', '));
+      assert.equal(there.length, 3);
+      // Grouped into one tree checkpoint once the tree ran (not in the downtime), and named to the source.
+      assert.equal(res.restored!.checkpointId, m.destination!.checkpointId);
+      assert.equal(dst.get(m.destination!.checkpointId)?.tree?.size, 3);
+      await checkMoved(m as MigrateJson, src);
+      // The shared area too: each child's half sums to what it wrote, and the parent sees the children's writes.
+      assert.ok(fileLines(src.out).filter((l) => /^[AB] /.test(l)).length > 0);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const p of there.reverse()) killQuietly(p);
+      dst.close();
+    }
+  });
+});
+
+test('a tree that gains a process before its last round is not finished from the tree built ahead: the destination restores the last round from scratch, and it is exact', async () => {
+  await withStore(async (srcStore, dir) => {
+    const src = await startTree(dir, 8, 100, true);
+    const dst = openStore(join(dir, 'dst'));
+    let there: number[] = [];
+    let grown = 0;
+    try {
+      const { rd, wr, served } = crossedSession(dst, preparingDestination(dst));
+      const m = await migrate(srcStore, src.t.pid, rd, wr, {
+        samePid: false, maxRounds: 2,
+        onRound: (x) => {
+          if (x.round !== 2) return;
+          // The parent forks a sleeper: the last round has a fourth process the tree built ahead lacks.
+          process.kill(src.t.pid, 'SIGUSR2');
+          const end = Date.now() + 5000;
+          while (childrenOf(src.t.pid).length < 3 && Date.now() < end) { /* busy: onRound is synchronous */ }
+          grown = childrenOf(src.t.pid).find((k) => !src.kids.includes(k)) ?? 0;
+        },
+      });
+      const res = await served;
+      there = res.restored!.members!.map((x) => x.pid);
+      assert.ok(grown > 0, 'the tree grew');
+      assert.equal(m.rounds.length, 3, JSON.stringify(m.rounds));
+      assert.equal(m.rounds[1]!.absorbed, true, 'round 2 went into the tree built ahead');
+      assert.equal(m.destination!.prepared, false, JSON.stringify(m.destination));
+      assert.equal(res.restored!.prepared, false);
+      assert.match(m.destination!.unprepared ?? '', /changed what it had built ahead/);
+      assert.equal(there.length, 4);
+      assert.ok(m.destination!.steps.some((x) => x.step.startsWith('memory contents')), 'restored from scratch');
+      assert.ok(there.every((p) => isAlive(p)));
+      killQuietly(grown);
+      await checkMoved({ ...(m as MigrateJson), tree: { ...m.tree!, members: m.tree!.members.filter((x) => x.pid !== grown) } }, src);
+    } finally {
+      src.t.kill();
+      for (const k of [...src.kids, grown]) if (k) killQuietly(k);
+      for (const p of there.reverse()) killQuietly(p);
+      dst.close();
+    }
+  });
+});
+
+test('a prepared tree absorbs a later tree checkpoint whose pipe holds bytes the first did not: finished, it is that later checkpoint exactly, the bytes in flight included', async () => {
+  await withStore(async (store, dir) => {
+    const src = await startTree(dir, 4, 100, true);
+    let there: number[] = [];
+    try {
+      const c1 = checkpointTree(store, src.t.pid, { full: true });
+      const p = prepareMigrationRestore(store, c1.id, { samePid: false });
+      // The parent stops reading: the children's records wait in the pipe between them.
+      process.kill(src.t.pid, 'SIGSTOP');
+      await waitFor('the parent to stop', () => stateOf(src.t.pid) === 'T', 5000);
+      await sleep(300);
+      const c2 = checkpointTree(store, src.t.pid, { mode: 'kill' });
+      const waiting = store.getState(c2.id).fds.map((f) => f.info?.pipeData).find((d) => typeof d === 'string' && d.length > 0);
+      assert.ok(waiting, 'records wait in the pipe at the second checkpoint');
+      assert.equal(p.absorb(c2.id), true, 'the second tree checkpoint is absorbed');
+      assert.equal(p.checkpointId, c2.id);
+      const r = p.finish();
+      p.record();
+      there = r.members!.map((m) => m.pid);
+      assert.equal(there.length, 3);
+      assert.ok(r.steps.every((x) => !x.step.startsWith('memory contents')), 'finished from the memory built ahead');
+      // It was checkpointed stopped, so it comes back stopped.
+      await waitFor('the restored parent to be stopped', () => stateOf(r.pid) === 'T', 5000);
+      process.kill(r.pid, 'SIGCONT');
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const x of there.reverse()) killQuietly(x);
+    }
+  });
+});
+
+test('a prepared tree that is abandoned frees every PID it took: the restore from scratch that follows (a destination falling back) gets them all back', async () => {
+  await withStore(async (store, dir) => {
+    const src = await startTree(dir, 4, 100);
+    const restored: number[] = [];
+    try {
+      const c = checkpointTree(store, src.t.pid, { mode: 'kill' });
+      await src.t.waitExit();
+      const pids = c.members.map((m) => m.pid);
+      await waitFor('the original processes to be gone', () => pids.every((x) => stateOf(x) === null));
+      const p = prepareMigrationRestore(store, c.id);
+      assert.equal(p.pid, src.t.pid, 'the prepared tree holds the original PIDs');
+      p.abandon();
+      // Killed, children first; init reaps them (slowly in some VMs: the restore's pre-flight waits 1 s for zombies).
+      await waitFor('the prepared processes to be gone', () => pids.every((x) => stateOf(x) === null));
+      const r = restore(store, c.id);
+      restored.push(...r.members!.map((m) => m.pid));
+      assert.ok(r.members!.every((m) => m.samePid), JSON.stringify(r.members));
+      await goesOn(src.out);
+      assertIntact(src.out);
+    } finally {
+      src.t.kill();
+      for (const k of src.kids) killQuietly(k);
+      for (const x of restored.reverse()) killQuietly(x);
     }
   });
 });

@@ -61,8 +61,8 @@ function describe(r: MigrateResult): string[] {
       : `Migrated process ${r.pid}: it runs on the destination as pid ${d.pid} (its checkpoint #${d.checkpointId}); the process here was killed.`,
     ...members.map((m) => `  ${m.pid} ${m.comm} -> ${m.destinationPid ?? '?'}`),
     `Downtime ${r.downtimeMs!.toFixed(1)} ms (frozen ${r.frozenMs!.toFixed(1)} ms for the last checkpoint, restore ${d.restoreMs.toFixed(1)} ms there); ${r.rounds.length} rounds, ${formatBytes(r.bytesSent)} sent.`,
-    members.length ? 'The destination restored the tree from scratch in the downtime (a prepared restore takes one process).' : d.prepared ? `The destination built the process from round 1 while it ran here (${(d.prepareMs ?? 0).toFixed(0)} ms) and applied the later rounds to it.`
-      : `The destination restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ' (the memory layout changed in the last round)'}.`,
+    d.prepared ? `The destination built the ${members.length ? 'tree' : 'process'} from round 1 while it ran here (${(d.prepareMs ?? 0).toFixed(0)} ms) and applied the later rounds to it.`
+      : `The destination restored ${members.length ? 'the tree' : 'it'} from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ' (the memory layout changed in the last round)'}.`,
     ...(r.retracted ? [`The process changed its mappings' flags during the last round (${r.retracted.slice(0, 2).join('; ')}): that round was sent again with the flags read first, and restored there from scratch.`] : []),
     ...(d.steps.length ? [`  restore there: ${[...d.steps].sort((a, b) => b.ms - a.ms).slice(0, 5).map((x) => `${x.step} ${x.ms.toFixed(0)} ms`).join(', ')}`] : []),
     ...rounds,

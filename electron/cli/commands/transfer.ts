@@ -20,7 +20,7 @@ import { spoolDir } from '../../engine/transfer/spool';
 import { sendStreamFile } from '../../engine/transfer/send';
 import { answeredDryRun, migrationFailed, receiveAny, startListener, type ReceiveDeps, type Received as Arrived } from '../../engine/transfer/receive';
 import type { DestinationResult } from '../../engine/migrate/destination';
-import { prepareRestore } from '../../engine/restore';
+import { prepareMigrationRestore } from '../../engine/restore';
 import { groupAsTree } from '../../engine/migrate/tree-group';
 import { FrameReader } from '../../engine/migrate/wire';
 import { newTally, pipedOutcome, replicate, sayImported, tallySession, type Replicated } from '../transfer/replicate';
@@ -40,7 +40,7 @@ function receiveDeps(cli: CliRuntime): ReceiveDeps {
     preflight: (id, how) => cli.call('restore.preflight', { id, ...how }),
     restore: (id, how) => cli.call('restore.run', { id, ...how }),
     // Engine-direct like migrate's source: a half-built process cannot cross an API call.
-    prepare: async (id) => prepareRestore(cli.store(), id),
+    prepare: async (id, how) => prepareMigrationRestore(cli.store(), id, { ...how }),
     // Engine-direct too: one index transaction grouping a tree's members received one by one.
     groupTree: async (ids) => groupAsTree(cli.store(), ids),
     remove: async (ids) => { await cli.call('checkpoints.remove', { ids }); },

@@ -40,6 +40,8 @@ export interface PreparedProcess {
   /** Writes the restored process's timeline entry: called once the source knows it runs (not downtime); asId names a round absorbed with absorbDelta once imported. */
   record(asId?: number): unknown;
   abandon(): void;
+  /** A prepared tree: whether its members are exactly these checkpoints (a member-by-member round absorbed whole). */
+  holds?(ids: readonly number[]): boolean;
 }
 
 export interface DestinationDeps {
@@ -57,8 +59,12 @@ export interface DestinationDeps {
    * it a tree's later rounds come whole (flattened, offered by page hash).
    */
   groupTree?(ids: number[]): Promise<number>;
-  /** Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds only the last round). */
-  prepare?(id: number): Promise<PreparedProcess>;
+  /**
+   * Builds the process from checkpoint id up to its memory, kept stopped (the downtime then holds
+   * only the last round); the whole tree, each member up to its memory, when id is of a tree
+   * checkpoint (restore/tree.ts prepareTreeRestore; `how` as for its restore).
+   */
+  prepare?(id: number, how?: RestoreHow): Promise<PreparedProcess>;
   remove(ids: number[]): Promise<void>;
   /** A private directory (the store's) for spool files. */
   spoolDir: string;
@@ -120,8 +126,10 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // would kill only its root); offers: it takes any round as an offer by page hash (a tree's later
   // rounds when they cannot travel as continuations); memberRounds: it groups a tree's members
   // sent one by one as continuations (`group`), so a tree's later rounds carry only what changed.
+  // treePrepare: it builds a tree from a tree checkpoint (`prepare`), absorbs each member's round as
+  // it arrives and the tree they are grouped into (`group`), and restores that one prepared.
   // hashChecksum: it reads streams of versions 3 and 4. proceed: a dry run can turn into the migration after its pre-flight (migrate/confirm.ts).
-  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, confirmRun: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, proceed: true });
+  await wr.send({ t: 'hello', host: hostname(), negotiate: holdsCopy(deps.store, hello.pid, hello.startTime), memoryRound: true, confirmRun: true, footerLast: true, hashChecksum: true, trees: true, offers: deps.store !== undefined, memberRounds: deps.groupTree !== undefined, treePrepare: deps.prepare !== undefined, proceed: true });
   // Only ever narrows what the restore may do: new PIDs for a tree whose own ones are taken here.
   const how: RestoreHow | undefined = hello.samePid === false ? { samePid: false } : undefined;
   const mine = (id: unknown): number => {
@@ -139,7 +147,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
   // faulted in while the source still runs (warm-buffer.ts): only for a prepared process.
   const warm = { stream: new WarmBuffer(), pages: new WarmBuffer() };
   const warmFor = (bytes: number): void => {
-    if (!box.prepared) return;
+    // Only a single process takes its last round in memory (a tree's comes member by member).
+    if (!box.prepared?.absorbDelta) return;
     warm.stream.reserve(bytes);
     warm.pages.reserve(bytes);
   };
@@ -148,7 +157,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
     unprepare();
     if (!deps.prepare) return { ok: false, reason: 'this destination does not prepare restores' };
     try {
-      box.prepared = await deps.prepare(id);
+      box.prepared = await deps.prepare(id, how);
       return { ok: true };
     } catch (e) {
       return { ok: false, reason: (e as Error).message };
@@ -187,6 +196,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         continue;
       }
       if (m.t === 'stream' || m.t === 'offer') {
+        const r0 = performance.now();
         let ids: number[];
         if (m.t === 'offer') {
           if (!deps.store) throw new StasisError('INVALID_INPUT', 'this destination did not offer to negotiate pages');
@@ -201,15 +211,18 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         // rebuilt from this round while the source still runs, but not from the last round: the
         // restore from scratch is then no slower.
         let absorbed = false;
+        const a0 = performance.now();
         if (box.prepared) {
           const last = ids[ids.length - 1]!;
           try { absorbed = box.prepared.absorb(last); } catch { absorbed = false; }
           if (!absorbed) {
             unprepare();
-            if (m.final !== true) await prepare(last);
+            // One member of a tree's round is no process to build: the tree is prepared again only from a whole tree.
+            if (m.final !== true && m.member === undefined) await prepare(last);
           }
         }
-        await wr.send({ t: 'imported', ids, absorbed });
+        // Where a tree's last round spends the downtime here (its members are imported, then absorbed).
+        await wr.send({ t: 'imported', ids, absorbed, importMs: +(a0 - r0).toFixed(2), absorbMs: +(performance.now() - a0).toFixed(2) });
         // The last round is about the size of this one: room for twice that (its pages, as announced).
         const roundBytes = m.t === 'offer' ? Number(m.pages) * STREAM_ENTRY : Number(m.bytes);
         if (m.final !== true && Number.isFinite(roundBytes)) warmFor(2 * roundBytes + 2 ** 20);
@@ -217,10 +230,18 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
         if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
         if (!Array.isArray(m.ids) || m.ids.length < 1 || m.ids.length > 4096) throw new StasisError('INVALID_INPUT', 'a tree to group needs its members\' ids');
+        const g0 = performance.now();
         const id = await deps.groupTree(m.ids.map(mine));
         // Discarded with the rest if the session fails before the restore.
         result.checkpointIds.push(id);
-        await wr.send({ t: 'grouped', id });
+        // A prepared tree that absorbed every member's round becomes this tree (nothing to write: the
+        // group has no pages of its own); else it is dropped and the tree restored from scratch.
+        let absorbed = false;
+        if (box.prepared) {
+          try { absorbed = box.prepared.absorb(id); } catch { absorbed = false; }
+          if (!absorbed) unprepare();
+        }
+        await wr.send({ t: 'grouped', id, absorbed, ms: +(performance.now() - g0).toFixed(2) });
       } else if (m.t === 'prepare') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();
@@ -236,6 +257,12 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
       } else if (m.t === 'preflight') {
         const p = await deps.preflight(mine(m.id), how);
         await wr.send({ t: 'preflight', ok: p.ok, items: p.items });
+      } else if (m.t === 'restore' && m.members !== undefined) {
+        if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
+        if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
+        if (!Array.isArray(m.members) || m.members.length < 1 || m.members.length > 4096) throw new StasisError('INVALID_INPUT', 'a tree to restore needs its members\' ids');
+        const ids = m.members.map(mine);
+        await restoreMembers(ids, box, { ...deps, groupTree: deps.groupTree }, how, wr, result, unprepare);
       } else if (m.t === 'restore') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
         const id = mine(m.id);
@@ -267,6 +294,41 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
       if (m.t !== 'stream' && m.t !== 'preflight') return fail(d.message);
     }
   }
+}
+
+/**
+ * A tree's last round sent member by member (`restore {members}`, root first): a prepared tree that
+ * absorbed exactly these members runs at once, and only then are they grouped into one tree
+ * checkpoint (an index commit over every member's pages: outside the downtime) and the restored
+ * tree recorded; otherwise they are grouped first and the tree restored from scratch. What fails
+ * once `restored` is sent is a warning (the tree runs), never a reason to kill it.
+ */
+async function restoreMembers(ids: number[], box: { prepared: PreparedProcess | null }, deps: DestinationDeps & { groupTree(ids: number[]): Promise<number> }, how: RestoreHow | undefined, wr: FrameWriter, result: DestinationResult, unprepare: () => void): Promise<void> {
+  const ready = box.prepared?.holds?.(ids) ? box.prepared : null;
+  if (!ready) unprepare();
+  box.prepared = null;
+  let id: number | null = null;
+  let r: RestoredProcess;
+  if (ready) r = ready.finish();
+  else {
+    id = await deps.groupTree(ids);
+    // Discarded with the rest if the restore or the session fails.
+    result.checkpointIds.push(id);
+    r = await deps.restore(id, how);
+  }
+  const members = r.members?.map((x) => ({ pid: x.pid, originalPid: x.originalPid }));
+  const restored: NonNullable<DestinationResult['restored']> = { pid: r.pid, checkpointId: id ?? ids[0]!, durationMs: r.durationMs, prepared: ready !== null, ...(r.warning ? { warning: r.warning } : {}), ...(members ? { members } : {}) };
+  // Set before `restored` goes: from here a failed session kills the whole tree.
+  result.restored = restored;
+  await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, steps: r.steps ?? [], ...(r.warning ? { warning: r.warning } : {}), ...(members ? { members } : {}) });
+  if (!ready) return;
+  try {
+    restored.checkpointId = await deps.groupTree(ids);
+    result.checkpointIds.push(restored.checkpointId);
+  } catch (e) {
+    restored.warning = [restored.warning, `The tree runs here, but its last round's checkpoints #${ids.join(', #')} could not be grouped into one tree checkpoint (${(e as Error).message}).`].filter(Boolean).join(' ');
+  }
+  ready.record();
 }
 
 /**

@@ -4,8 +4,9 @@
  * each member's memory read while the tree runs, then what it wrote since read with every member
  * frozen at once; from round 2 on only what it wrote since its previous round: the userfaultfds
  * are kept between rounds, tracking.ts), sent while the tree runs; the last one is taken with every
- * member held frozen ('hold'), sent and restored on the destination as a tree (from scratch: the
- * prepared restore takes one process), and only once the destination says the whole tree runs are
+ * member held frozen ('hold'), sent and restored on the destination as a tree (built there from
+ * round 1 while the tree runs, each later round absorbed member by member: restore/tree.ts
+ * prepareTreeRestore; from scratch when a round changed what was built ahead), and only once the destination says the whole tree runs are
  * the members here killed, children first. Any failure before that resumes every member untouched
  * and tells the destination to discard what it received.
  * A later round goes member by member, each as its process's continuation of that member's copy
@@ -28,9 +29,9 @@ import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm
 import type { FrameReader, FrameWriter } from './wire';
 
 /** What a destination says in its hello about trees (older ones say nothing and are refused). */
-interface TreeHello { negotiate?: unknown; footerLast?: unknown; hashChecksum?: unknown; trees?: unknown; offers?: unknown; memberRounds?: unknown; proceed?: unknown }
+interface TreeHello { negotiate?: unknown; footerLast?: unknown; hashChecksum?: unknown; trees?: unknown; offers?: unknown; memberRounds?: unknown; treePrepare?: unknown; proceed?: unknown }
 
-interface Restored { pid: number; durationMs: number; warning?: string; steps?: unknown; members?: unknown }
+interface Restored { pid: number; durationMs: number; warning?: string; steps?: unknown; members?: unknown; prepared?: unknown }
 
 export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr: FrameWriter, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const rounds: MigrateRound[] = [];
@@ -42,10 +43,12 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
   let checksum: 'hashes' | 'bytes' = 'bytes';
   let footerLast = false;
   let memberRounds = false;
+  /** The destination's word on the latest member-by-member round: receiving and importing its members, writing them into the prepared tree. */
+  let atDst = { importMs: 0, absorbMs: 0 };
   /** This store's member checkpoints sent so far -> the destination's ids of them. */
   const remoteOf = new Map<number, number>();
-  const record = (c: TreeCheckpointResult, kind: MigrateRound['kind'], pages: number, pagesSent: number, bytes: number, t0: number): void => {
-    const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: false };
+  const record = (c: TreeCheckpointResult, kind: MigrateRound['kind'], pages: number, pagesSent: number, bytes: number, t0: number, absorbed = false): void => {
+    const round: MigrateRound = { round: rounds.length + 1, checkpointId: c.id, kind, pages, pagesSent, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed };
     rounds.push(round);
     bytesSent += bytes;
     opts.onRound?.(round);
@@ -61,14 +64,21 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     const wire0 = wr.bytes;
     let pages = 0;
     const ids: number[] = [];
+    // Every member written into the destination's prepared tree (its word in each `imported`).
+    let absorbed = true;
+    atDst = { importMs: 0, absorbMs: 0 };
     for (const [i, m] of c.members.entries()) {
       const x = store.openExport(m.id, 'one', { continues: bases[i]!, memberAlone: true, checksum });
       pages += x.pages;
-      const id = (await sendStream(rd, wr, x, { final: kind === 'final', member: i })).ids[0]!;
+      const got = await sendStream<{ ids: number[]; absorbed?: unknown; importMs?: unknown; absorbMs?: unknown }>(rd, wr, x, { final: kind === 'final', member: i });
+      const id = got.ids[0]!;
+      absorbed &&= got.absorbed === true;
+      atDst.importMs += typeof got.importMs === 'number' && Number.isFinite(got.importMs) ? got.importMs : 0;
+      atDst.absorbMs += typeof got.absorbMs === 'number' && Number.isFinite(got.absorbMs) ? got.absorbMs : 0;
       remoteOf.set(m.id, id);
       ids.push(id);
     }
-    record(c, kind, pages, pages, wr.bytes - wire0, t0);
+    record(c, kind, pages, pages, wr.bytes - wire0, t0, absorbed);
     return ids;
   };
   /** Sends tree checkpoint c whole; returns the destination's id of its root. */
@@ -109,7 +119,8 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     // Whatever the tree capture refuses (a member traced by another program, in another PID
     // namespace, a vfork child) is refused here, before anything is sent and with every member released.
     first = checkpointTree(store, pid, { full: true, label: 'migration: full' });
-    await wr.send({ t: 'preflight', id: await send(first, 'full') });
+    const firstThere = await send(first, 'full');
+    await wr.send({ t: 'preflight', id: firstThere });
     const preflight = await rd.expect<PreflightAnswer>('preflight');
     const { go, proceedUnsupported } = await goOnAfterPreflight(rd, wr, preflight, opts, hi);
     if (!go) {
@@ -117,6 +128,14 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
         throw new StasisError('PREFLIGHT_FAILED', `The destination cannot restore the tree of process ${pid} (${first.members.length} processes): ${preflight.items.filter((i) => !i.ok).map((i) => `${i.label}: ${i.reason}${i.fix ? ` (${i.fix})` : ''}`).join(' ')} Nothing was stopped: the tree runs on here.`, { items: preflight.items });
       }
       return { pid, dryRun: true, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items }, tree: { members: first.members.map((m) => ({ pid: m.pid, comm: m.comm, destinationPid: null })) }, ...(proceedUnsupported ? { proceedUnsupported } : {}) };
+    }
+    // The destination builds the whole tree from round 1 while it runs on here, and absorbs every
+    // later round member by member: the downtime then holds the last round's changes and each
+    // member's kernel state, not the whole tree's memory.
+    let prep: { ok: boolean; reason?: string; ms?: number } | null = null;
+    if (hi.treePrepare === true) {
+      await wr.send({ t: 'prepare', id: firstThere });
+      prep = await rd.expect<{ ok: boolean; reason?: string; ms?: number }>('prepared');
     }
     const max = Math.max(1, opts.maxRounds ?? 8);
     const small = opts.smallRound ?? 256;
@@ -138,12 +157,19 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     const frozenAt = held?.frozenAt ?? committedAt - last.frozenMs;
     stillWhole(first, last, rounds.length);
     const members = await sendMembers(last, 'final');
-    let id: number;
-    if (members) {
+    // A destination that prepares trees restores the members at once, and groups them into one
+    // tree checkpoint once the tree runs (the group's commit is then no part of the downtime).
+    const byMembers = members !== null && hi.treePrepare === true;
+    let id: number | null = null;
+    let groupMs: number | null = null;
+    if (members && !byMembers) {
       await wr.send({ t: 'group', ids: members });
-      id = (await rd.expect<{ id: number }>('grouped')).id;
-    } else id = await send(last, 'final');
-    await wr.send({ t: 'restore', id });
+      const g = await rd.expect<{ id: number; ms?: unknown }>('grouped');
+      id = g.id;
+      groupMs = typeof g.ms === 'number' && Number.isFinite(g.ms) ? g.ms : null;
+    } else if (!members) id = await send(last, 'final');
+    const sentAt = performance.now();
+    await wr.send(byMembers ? { t: 'restore', members } : { t: 'restore', id });
     const restored = await rd.expect<Restored>('restored');
     const restoredAt = performance.now();
     held?.kill();
@@ -153,27 +179,37 @@ export async function migrateTree(store: Store, pid: number, rd: FrameReader, wr
     let byeWarning: string | undefined;
     try {
       await wr.send({ t: 'done' });
-      const bye = await rd.expect<{ warning?: unknown }>('bye');
+      const bye = await rd.expect<{ warning?: unknown; checkpointId?: unknown }>('bye');
       if (typeof bye.warning === 'string' && bye.warning !== restored.warning) byeWarning = bye.warning.slice(0, 2000);
+      // The tree checkpoint its members were grouped into after the restore.
+      if (byMembers && typeof bye.checkpointId === 'number' && Number.isInteger(bye.checkpointId)) id = bye.checkpointId;
     } catch {
       confirmed = false;
     }
     const there = destinationPids(restored.members);
-    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the tree (the connection broke after the restore): if it is not running there (root pid ${restored.pid}), restore its checkpoint #${id} there, or #${last.id} here.`;
+    const lost = confirmed ? undefined : `The destination did not confirm that it keeps the tree (the connection broke after the restore): if it is not running there (root pid ${restored.pid}), restore its checkpoint ${id !== null ? `#${id}` : `grouped from #${members!.join(', #')} (\`stasis list\`)`} there, or #${last.id} here.`;
     const warning = [restored.warning, byeWarning, lost].filter(Boolean).join(' ');
     const at = (p: string): number => marks.find((m) => m.phase === p)?.at ?? committedAt;
     return {
       pid, dryRun: false, rounds, bytesSent, preflight: { ok: preflight.ok, items: preflight.items },
       destination: {
-        pid: restored.pid, checkpointId: id, restoreMs: restored.durationMs, prepared: false, steps: restoreSteps(restored.steps),
-        unprepared: 'a tree is restored from scratch in the downtime (the prepared restore takes one process)', ...(warning ? { warning } : {}),
+        pid: restored.pid, checkpointId: id ?? members![0]!, restoreMs: restored.durationMs, prepared: restored.prepared === true, steps: restoreSteps(restored.steps),
+        ...(prep?.ok ? { prepareMs: prep.ms ?? 0 } : { unprepared: prep ? (prep.reason ?? 'no reason given').slice(0, 2000) : 'an older Stasis that does not prepare trees' }),
+        ...(restored.prepared !== true && prep?.ok ? { unprepared: 'a round changed what it had built ahead (a member\'s mappings, a new or exited process, a socketpair\'s queue, ...)' } : {}),
+        ...(warning ? { warning } : {}),
       },
       downtimeMs: +(restoredAt - frozenAt).toFixed(1),
       frozenMs: +(committedAt - frozenAt).toFixed(1),
       cutover: [
         { step: 'freeze every member, registers and kernel state', ms: +(at('frozen') - frozenAt).toFixed(2) },
         { step: 'pages of every member into the checkpoint (with pre-copy: what each wrote since its live read), commit', ms: +(committedAt - at('frozen')).toFixed(2) },
-        { step: 'send the last round (member by member, or whole), import, group and restore the tree there', ms: +(restoredAt - committedAt).toFixed(2) },
+        { step: `send the last round (member by member, or whole), import it there${members ? ' (a prepared tree absorbs each member)' : ''}${members && !byMembers ? ', group' : ''}`, ms: +(sentAt - committedAt).toFixed(2) },
+        ...(members ? [
+          { step: '  of which there: receive and import each member\'s last round', ms: +atDst.importMs.toFixed(2) },
+          { step: '  of which there: write each member\'s last round into the prepared tree', ms: +atDst.absorbMs.toFixed(2) },
+          ...(groupMs !== null ? [{ step: '  of which there: group the members into a tree checkpoint', ms: groupMs }] : []),
+        ] : []),
+        { step: `restore the tree there (prepared: the rest of the steps${byMembers ? '; its grouping comes after' : ''})`, ms: +(restoredAt - sentAt).toFixed(2) },
       ],
       tree: {
         members: last.members.map((m) => ({ pid: m.pid, comm: m.comm, destinationPid: there.get(m.pid) ?? null })),

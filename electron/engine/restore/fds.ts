@@ -351,9 +351,10 @@ export function closeParked(r: Remote, from: number): void {
 }
 
 /**
- * In the root of a tree restore, before any fork: one pipe per pipe between members, refilled with
- * the bytes that waited in it, both ends parked from `from` on with the saved O_NONBLOCK of the
- * first end of each side (one open file description per end, as fork had left it).
+ * In the root of a tree restore, before any fork: one pipe per pipe between members, both ends
+ * parked from `from` on with the saved O_NONBLOCK of the first end of each side (one open file
+ * description per end, as fork had left it). Empty: fillTreePipes writes the bytes that waited in
+ * it once every member's memory is in (a prepared tree takes them from its last round).
  */
 export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[] }[], from: number): ParkedFds {
   const parked: ParkedFds = new Map();
@@ -365,17 +366,6 @@ export function parkTreePipes(r: Remote, pipes: { target: string; ends: FdState[
     const got = Buffer.alloc(8);
     r.read(pairAddr, got);
     const fds = [BigInt(got.readInt32LE(0)), BigInt(got.readInt32LE(4))] as const;
-    const data = p.ends.map((e) => e.info?.pipeData).find((d): d is string => typeof d === 'string');
-    if (data) {
-      const bytes = Buffer.from(data, 'base64');
-      if (bytes.length > 65536) r.call(NR.fcntl, [fds[1], F_SETPIPE_SZ, BigInt(bytes.length)], `sizing ${p.target} for its ${bytes.length} waiting bytes`);
-      for (let o = 0; o < bytes.length; o += CHUNK) {
-        r.resetScratch();
-        const part = bytes.subarray(o, o + CHUNK);
-        const n = r.call(NR.write, [fds[1], r.put(part), BigInt(part.length)], `refilling ${p.target}`);
-        if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into ${p.target}.`);
-      }
-    }
     for (const side of ['read', 'write'] as const) {
       const fd = fds[side === 'read' ? 0 : 1];
       const at = r.call(NR.dup3, [fd, BigInt(next), 0n], `parking ${p.target}`);
@@ -585,4 +575,39 @@ function placeFds(r: Remote, state: ProcessState, redirect: RedirectOptions, gho
   }
   // A memfd also mapped: its mappings from the memfd now in place (they were plain shared memory).
   remapMemfds(r, state.mappings, state.fds, plans);
+}
+
+/**
+ * Tree restores, once every member's memory is in and before any member takes its descriptors:
+ * the bytes that waited in each pipe between members written back through its parked write end
+ * (in the root, which every member inherited it from).
+ */
+export function fillTreePipes(r: Remote, pipes: { target: string; ends: FdState[] }[], parked: ParkedFds): void {
+  for (const p of pipes) {
+    const data = p.ends.map((e) => e.info?.pipeData).find((d): d is string => typeof d === 'string');
+    const w = parked.get(`${p.target}/write`);
+    if (!data || w === undefined) continue;
+    const bytes = Buffer.from(data, 'base64');
+    const fd = BigInt(w);
+    if (bytes.length > 65536) r.call(NR.fcntl, [fd, F_SETPIPE_SZ, BigInt(bytes.length)], `sizing ${p.target} for its ${bytes.length} waiting bytes`);
+    for (let o = 0; o < bytes.length; o += CHUNK) {
+      r.resetScratch();
+      const part = bytes.subarray(o, o + CHUNK);
+      const n = r.call(NR.write, [fd, r.put(part), BigInt(part.length)], `refilling ${p.target}`);
+      if (n !== BigInt(part.length)) throw new StasisError('INTERNAL', `Only ${n} of ${part.length} bytes went back into ${p.target}.`);
+    }
+  }
+}
+
+/**
+ * Tree restores: the offset of each file description members share, set again from the states
+ * restored (a prepared tree parked them at an earlier round's offsets). Not seekable ones are left.
+ */
+export function reseekSharedFiles(r: Remote, groups: { key: string; first: FdState; holderFds: readonly FdState[] }[], redirect: RedirectOptions, parked: ParkedFds): void {
+  for (const g of groups) {
+    const at = parked.get(`shared:${g.key}`);
+    const a = planFd(g.first, redirect, g.holderFds);
+    if (at === undefined || (a.action !== 'open' && a.action !== 'ghost')) continue;
+    r.raw(NR.lseek, [BigInt(at), a.pos, BigInt(SEEK_SET)]);
+  }
 }

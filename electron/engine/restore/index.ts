@@ -17,9 +17,10 @@ import { buildRestorePlan, parseMaps, type LayoutEntry, type RestorePlan } from 
 import { Remote } from './remote';
 import { dropPages, sealProtections, setUpTrampoline, writePages } from './memory';
 import { cancellable, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
-import { preflightTree, restoreTree, type TreeRestoreMember } from './tree';
+import { prepareTreeRestore, preflightTree, restoreTree, type PreparedTreeRestore, type TreeRestoreMember } from './tree';
 import type { ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
+import { sameLayout } from './same-layout';
 import type { RedirectOptions } from './fd-plan';
 import { progress, type ProgressFn } from '../progress';
 
@@ -137,8 +138,13 @@ export interface PreparedRestore {
   abandon(): void;
 }
 
+/** A migration's destination: the whole tree when #id belongs to a tree checkpoint (restore/tree.ts), else the one process. */
+export function prepareMigrationRestore(store: Store, id: number, opts: RestoreOptions = {}): PreparedRestore | PreparedTreeRestore {
+  return store.get(id)?.tree ? prepareTreeRestore(store, id, opts) : prepareRestore(store, id, opts);
+}
+
 export function prepareRestore(store: Store, id: number, opts: RestoreOptions = {}): PreparedRestore {
-  if (store.get(id)?.tree) throw new StasisError('UNSUPPORTED', `Checkpoint #${id} is a tree checkpoint: a prepared restore takes one process.`);
+  if (store.get(id)?.tree) throw new StasisError('UNSUPPORTED', `Checkpoint #${id} is a tree checkpoint: prepareTreeRestore (restore/tree.ts) builds a tree.`);
   const s = new SingleRestore(store, id, opts, {});
   s.build(false);
   return {
@@ -363,16 +369,6 @@ class SingleRestore {
 }
 
 export interface RecordedBranch { branchCheckpointId: number | null; warning?: string }
-
-/** Whether two plans create exactly the same mappings with the same advice (a later round can be written over the earlier one's memory). */
-function sameLayout(a: RestorePlan, b: RestorePlan): boolean {
-  if (a.steps.length !== b.steps.length || a.specials.length !== b.specials.length) return false;
-  // The advice too (madvise and mlock from the VmFlags): it is applied when the memory is built, so a
-  // round that changed it (MADV_DONTFORK, mlock, ... since the first round) is restored from scratch.
-  const key = (x: RestorePlan['steps'][number]): string => [x.start, x.end, x.kind, x.prot, x.flags, x.path ?? '', x.offset, x.writeContents, x.anonName ?? '', x.aliasOf ?? '', JSON.stringify(x.advice ?? null)].join('|');
-  if (!a.steps.every((x, i) => key(x) === key(b.steps[i]!))) return false;
-  return a.specials.every((x, i) => x.to === b.specials[i]!.to && x.kind === b.specials[i]!.kind);
-}
 
 /** /proc/PID/stat field 22, the start time that with the pid identifies a process. */
 function startTimeOf(pid: number): string | null {

@@ -126,7 +126,7 @@ export function MigrateDialog({ process: p, onClose, onDone }: { process: Proces
           <dt>Downtime</dt><dd data-testid="downtime">{formatMs(result.downtimeMs)} (frozen {formatMs(result.frozenMs)} for the last checkpoint, restore {formatMs(d.restoreMs)} there)</dd>
           <dt>Rounds</dt><dd>{plural(result.rounds.length, 'round')}, {formatBytes(result.bytesSent)} sent</dd>
           {result.retracted?.length ? <><dt>Last round</dt><dd>taken again: the process changed its mappings' flags while the first try travelled ({result.retracted.length} mapping{result.retracted.length > 1 ? 's' : ''}), so it was restored there from scratch</dd></> : null}
-          <dt>Destination</dt><dd>{result.tree ? 'restored the tree from scratch in the downtime (a prepared restore takes one process)' : d.prepared ? `built the process from round 1 while it ran here (${formatMs(d.prepareMs)}) and applied the later rounds to it` : `restored it from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ''}`}</dd>
+          <dt>Destination</dt><dd>{d.prepared ? `built the ${result.tree ? 'tree' : 'process'} from round 1 while it ran here (${formatMs(d.prepareMs)}) and applied the later rounds to it` : `restored ${result.tree ? 'the tree' : 'it'} from scratch in the downtime${d.unprepared ? ` (it could not prepare it: ${d.unprepared})` : ''}`}</dd>
         </dl>
         <Rounds r={result} />
         {d.warning ? <ul className="warnings"><li>{d.warning}</li></ul> : null}
