@@ -21,7 +21,8 @@ export interface WindowSummary {
   timeline: string;
 }
 
-const GC_KIND: Record<number, string> = { 1: 'major', 2: 'minor', 4: 'incremental', 8: 'weakcb' };
+// perf_hooks.constants.NODE_PERFORMANCE_GC_*.
+const GC_KIND: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
 
 export function readWindowTrace(file: string): WindowSummary | null {
   let lines: Line[];

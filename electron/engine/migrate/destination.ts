@@ -19,6 +19,7 @@ import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 import { WarmBuffer } from './warm-buffer';
 import { startWindowTrace, windowMark } from './window-trace';
+import { collectBeforeWindow, lowerPriority, raisePriority } from './window-prep';
 
 interface RestoredProcess {
   pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[];
@@ -107,6 +108,27 @@ function killRestored(r: NonNullable<DestinationResult['restored']>): void {
 
 /** Serves one session whose magic rd has already read (FrameReader.magic). */
 export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
+  try {
+    return await serve(rd, wr, deps);
+  } finally {
+    lowerPriority();
+  }
+}
+
+/**
+ * Before it answers a round of a prepared process (the last round may follow at once), this end
+ * has its memory for that round ready and its heap collected, so neither happens inside the
+ * downtime; and from its process prepared until it runs, its threads come first for a core
+ * (window-prep.ts).
+ */
+function readyForLastRound(prepared: boolean, warm: () => void): void {
+  warm();
+  if (!prepared) return;
+  collectBeforeWindow();
+  raisePriority();
+}
+
+async function serve(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
   startWindowTrace('destination');
   const hello = await rd.expect<{ proto?: unknown; pid?: unknown; startTime?: unknown; dryRun?: unknown; samePid?: unknown }>('hello');
   if (hello.proto !== 1) {
@@ -212,10 +234,10 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
             if (m.final !== true) await prepare(last);
           }
         }
-        await wr.send({ t: 'imported', ids, absorbed });
         // The last round is about the size of this one: room for twice that (its pages, as announced).
         const roundBytes = m.t === 'offer' ? Number(m.pages) * STREAM_ENTRY : Number(m.bytes);
-        if (m.final !== true && Number.isFinite(roundBytes)) warmFor(2 * roundBytes + 2 ** 20);
+        if (m.final !== true && Number.isFinite(roundBytes)) readyForLastRound(box.prepared !== null, () => warmFor(2 * roundBytes + 2 ** 20));
+        await wr.send({ t: 'imported', ids, absorbed });
       } else if (m.t === 'group') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
         if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
@@ -228,8 +250,9 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();
         const p = await prepare(mine(m.id));
-        await wr.send({ t: 'prepared', ...p, ms: +(performance.now() - t0).toFixed(1) });
-        warmFor(0);
+        const ms = +(performance.now() - t0).toFixed(1);
+        readyForLastRound(box.prepared !== null, () => warmFor(0));
+        await wr.send({ t: 'prepared', ...p, ms });
       } else if (m.t === 'proceed') {
         // A dry run the user confirmed after its pre-flight: the same session goes on as a migration.
         if (!result.dryRun) throw new StasisError('INVALID_INPUT', 'only a dry run can proceed');
@@ -372,6 +395,7 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
   const steps = [...before, { step: 'state, plan and pre-flight of the last round', ms: +Math.max(0, other).toFixed(2) }, ...(r.steps ?? []), ...waited];
   const durationMs = +(receiveMs + validateMs + here).toFixed(2);
   await wr.send({ t: 'restored', pid: r.pid, durationMs, prepared: true, steps, ...(r.warning ? { warning: r.warning } : {}) });
+  lowerPriority();
   // From here the process runs: what fails is said, nothing is undone (the source holds its own copy of the round).
   let ids: number[] = [];
   let warning = r.warning;

@@ -19,6 +19,7 @@ import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 import { migrateTree } from './tree-source';
 import { WarmBuffer } from './warm-buffer';
 import { startWindowTrace, windowMark } from './window-trace';
+import { collectBeforeWindow, lowerPriority, raisePriority } from './window-prep';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './session';
 
@@ -266,6 +267,10 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // the round taken again with the exact flags (finalRound).
     let attempt: FinalRound;
     let retracted: string[] | undefined;
+    // No collection of this process's heap inside the window, and its threads ahead of others for
+    // a core until the process runs there (window-prep.ts).
+    collectBeforeWindow();
+    raisePriority();
     for (;;) {
       attempt = await finalRound(retracted === undefined && confirmRun);
       if (!attempt.retract) break;
@@ -274,6 +279,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const { last, frozenAt, frozenMs, restored, restoredAt, cutover } = attempt;
     let id = attempt.id;
     const downtimeMs = +(restoredAt - frozenAt).toFixed(1);
+    lowerPriority();
     (held as HeldProcess | null)?.kill();
     held = null;
     // Outside the downtime: the source's copy of the last round, durable now (the destination's is being stored meanwhile).
@@ -328,6 +334,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     if (e instanceof StasisError && e.code === 'PREFLIGHT_FAILED') throw e;
     throw new StasisError(code, `Migration of process ${pid} failed: ${msg}${/\.$/.test(msg) ? '' : '.'} ${wasHeld ? 'The process was frozen for the last round and now runs on here untouched' : 'The process runs on here untouched'}; the destination discards what it received.`);
   } finally {
+    lowerPriority();
     // A failure inside the capture itself (after its commit phase began) leaves nothing deferred behind.
     (deferred as { discard(): void } | null)?.discard();
   }
