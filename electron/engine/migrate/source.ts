@@ -140,6 +140,8 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       onPhase: (p) => {
         marks.push({ phase: p, at: performance.now() });
         windowMark(p);
+        // The live read is done and the freeze comes next: its garbage goes now, not inside the window.
+        if (p === 'live') collectBeforeWindow('minor');
         // The last round's commit skips its fsync and stays invisible to others until the
         // destination runs the process (settled below); a crash meanwhile leaves the store as the
         // earlier rounds left it. Only for a round that can go in memory (a continuation).

@@ -17,11 +17,13 @@ export const WINDOW_NICE = -10;
 let gcFn: ((opts?: unknown) => void) | null | undefined;
 
 /**
- * A full collection now, synchronously: what the window then allocates starts from an empty young
- * generation and a heap far from its next limit. The gc function is V8's own (--expose-gc, taken
- * into a fresh context so the flag needs no restart); false where it cannot be had.
+ * A collection now, synchronously: 'full' (the default) leaves the heap far from its next limit
+ * and no marking under way; 'minor' (about a millisecond) empties the young generation, so what
+ * the window then allocates fits before a scavenge is due. The gc function is V8's own
+ * (--expose-gc, taken into a fresh context so the flag needs no restart); false where it cannot
+ * be had.
  */
-export function collectBeforeWindow(): boolean {
+export function collectBeforeWindow(type: 'full' | 'minor' = 'full'): boolean {
   if (gcFn === undefined) {
     const g = (globalThis as { gc?: () => void }).gc;
     if (typeof g === 'function') gcFn = g;
@@ -36,7 +38,8 @@ export function collectBeforeWindow(): boolean {
     }
   }
   if (!gcFn) return false;
-  gcFn();
+  if (type === 'minor') gcFn({ type: 'minor' });
+  else gcFn();
   return true;
 }
 
