@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-interface Mark { name: string; at: number; runDelayMs: number; minflt: number; majflt: number; heapMb?: number; nice?: number }
+interface Mark { name: string; at: number; runDelayMs: number; minflt: number; majflt: number; heapMb?: number; newMb?: number; nice?: number }
 interface Line { pid: number; role: 'source' | 'destination'; marks: Mark[]; gcs: { at: number; ms: number; kind: number }[] }
 
 export interface WindowSummary {
@@ -42,7 +42,7 @@ export function readWindowTrace(file: string): WindowSummary | null {
   const gd = gc(dst);
   const timeline = [...src.marks.map((x) => ({ ...x, who: 's' })), ...dst.marks.map((x) => ({ ...x, who: 'd' }))]
     .filter((x) => x.at >= from - 0.01 && x.at <= to + 0.01).sort((a, b) => a.at - b.at)
-    .map((x) => `${x.who}:${x.name}@${(x.at - from).toFixed(1)}${x.heapMb !== undefined && x.heapMb !== null && Number.isFinite(x.heapMb) ? `(${x.heapMb.toFixed(1)}M${x.nice ? ` n${x.nice}` : ''})` : ''}`).join(' ');
+    .map((x) => `${x.who}:${x.name}@${(x.at - from).toFixed(1)}${x.heapMb !== undefined && x.heapMb !== null && Number.isFinite(x.heapMb) ? `(${x.heapMb.toFixed(1)}M/${x.newMb?.toFixed(0)}${x.nice ? ` n${x.nice}` : ''})` : ''}`).join(' ');
   return {
     windowMs: to - from,
     gcMs: { source: gs.ms, destination: gd.ms },
