@@ -1,10 +1,10 @@
 /**
- * Why the source collects its young generation twice right before the freeze (migrate/window-prep.ts):
- * a stand-in for the last round, in one process. A heap whose young generation grew to its size,
- * a full collection (before the round), a live read that leaves survivors, then N minor collections
- * (0, 1 or 2), then the window: MIB of short-lived allocations like the capture's interval lists.
- * Prints, per N, the collections that fell inside the window and their time (each N in its own
- * child process, alternating, RUNS times).
+ * Why the source collects its heap in full right before the freeze (migrate/window-prep.ts): a
+ * stand-in for the last round, in one process. A heap whose young generation grew to its size, a
+ * full collection (before the round), a live read that leaves survivors, then what is done before
+ * the freeze: nothing, one or two scavenges, or a full collection; then the window: MIB of
+ * short-lived allocations like the capture's interval lists. Prints, per way, the collections that
+ * fell inside the window and their time (each way in its own child process, alternating, RUNS times).
  *
  *   node --import tsx bench/window-scavenge.ts [--runs 5] [--mib 12] [--survivors 300000]
  */
@@ -24,24 +24,25 @@ let keep=[];for(let i=0;i<3e6;i++){keep.push({a:i});if(keep.length>4e5)keep=[];}
 setTimeout(()=>{
   gc();
   const live=[];for(let i=0;i<surv;i++)live.push({b:i});
-  for(let k=0;k<n;k++)gc({type:'minor'});
+  if(n===9)gc();else for(let k=0;k<n;k++)gc({type:'minor'});
   const t0=performance.now();
   let junk=[];for(let i=0;i<mib*32768;i++){junk.push({c:i+0.5});if(junk.length>1000)junk=[];}
   const t1=performance.now();
   setTimeout(()=>{const w=es.filter((e)=>e.startTime>=t0&&e.startTime<=t1);process.stdout.write(JSON.stringify({count:w.length,ms:w.reduce((a,e)=>a+e.duration,0),window:t1-t0,live:live.length}));},20);
 },10);`;
 
-const out = new Map<number, { count: number; ms: number; window: number }[]>([[0, []], [1, []], [2, []]]);
+// -1: a full collection; else that many scavenges.
+const out = new Map<number, { count: number; ms: number; window: number }[]>([[0, []], [1, []], [2, []], [-1, []]]);
 for (let r = 0; r < runs; r++) {
-  for (const n of r % 2 ? [2, 1, 0] : [0, 1, 2]) {
-    const c = spawnSync(process.execPath, ['-e', child, String(n), String(mib), String(survivors)], { encoding: 'utf8' });
+  for (const n of r % 2 ? [-1, 2, 1, 0] : [0, 1, 2, -1]) {
+    const c = spawnSync(process.execPath, ['-e', child, String(n < 0 ? 9 : n), String(mib), String(survivors)], { encoding: 'utf8' });
     if (c.status !== 0) throw new Error(c.stderr);
     out.get(n)!.push(JSON.parse(c.stdout) as { count: number; ms: number; window: number });
   }
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: Row[] = [...out].map(([n, xs]) => ({
-  'minor collections before': n, 'collections inside (median)': median(xs.map((x) => x.count)),
+  'before the window': n < 0 ? 'full collection' : `${n} scavenge(s)`, 'collections inside (median)': median(xs.map((x) => x.count)),
   'their ms (median)': +median(xs.map((x) => x.ms)).toFixed(2), 'runs ms': xs.map((x) => x.ms.toFixed(1)).join(', '),
   'window ms (median)': +median(xs.map((x) => x.window)).toFixed(1),
 }));

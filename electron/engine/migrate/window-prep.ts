@@ -14,19 +14,19 @@ import { runInNewContext } from 'node:vm';
 /** Nice value of this process's threads inside the window (where allowed: root, or CAP_SYS_NICE). */
 export const WINDOW_NICE = -10;
 
-let gcFn: ((opts?: unknown) => void) | null | undefined;
+let gcFn: (() => void) | null | undefined;
 
 /**
- * A collection now, synchronously: 'full' (the default) leaves the heap far from its next limit
- * and no marking under way; 'minor' empties the young generation twice: the first scavenge keeps
- * what is still alive there, the second moves it to the old generation, so a scavenge that the
- * window's own allocations still set off has next to nothing to copy (a scavenge that copies the
- * live read's survivors took 9-39 ms on the loaded machine, one after two such collections
- * 0.3-3 ms: bench/window-scavenge.ts). The gc function is V8's own
- * (--expose-gc, taken into a fresh context so the flag needs no restart); false where it cannot
- * be had.
+ * A full collection now, synchronously: it ends any marking under way, sets the old generation's
+ * next limit from what is live now, and moves every survivor out of the young generation (V8
+ * promotes them all in a full collection), so what the window then allocates fits in an empty
+ * young generation and a scavenge it still sets off has next to nothing to copy. Two scavenges
+ * instead (bench/window-scavenge.ts: their survivors copied, 9-39 ms inside the window, against
+ * 0.3-3 ms) left the promoted survivors to start marking, finished by a major collection inside
+ * the window in 7 of 12 bench runs. The gc function is V8's own (--expose-gc, taken into a fresh
+ * context so the flag needs no restart); false where it cannot be had.
  */
-export function collectBeforeWindow(type: 'full' | 'minor' = 'full'): boolean {
+export function collectBeforeWindow(): boolean {
   if (gcFn === undefined) {
     const g = (globalThis as { gc?: () => void }).gc;
     if (typeof g === 'function') gcFn = g;
@@ -41,10 +41,7 @@ export function collectBeforeWindow(type: 'full' | 'minor' = 'full'): boolean {
     }
   }
   if (!gcFn) return false;
-  if (type === 'minor') {
-    gcFn({ type: 'minor' });
-    gcFn({ type: 'minor' });
-  } else gcFn();
+  gcFn();
   return true;
 }
 
