@@ -140,8 +140,6 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       onPhase: (p) => {
         marks.push({ phase: p, at: performance.now() });
         windowMark(p);
-        // The live read is done and the freeze comes next: what it left goes now, not inside the window.
-        if (p === 'live') collectBeforeWindow();
         // The last round's commit skips its fsync and stays invisible to others until the
         // destination runs the process (settled below); a crash meanwhile leaves the store as the
         // earlier rounds left it. Only for a round that can go in memory (a continuation).
@@ -269,9 +267,9 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // the round taken again with the exact flags (finalRound).
     let attempt: FinalRound;
     let retracted: string[] | undefined;
-    // No collection of this process's heap inside the window (here, and again at the capture's
-    // 'live' phase, where there is one), and its threads ahead of others for a core until the
-    // process runs there (window-prep.ts).
+    // The heap collected before the last round (fewer and shorter collections inside the window;
+    // not at the capture's 'live' phase, which brought majors into it: window-prep.ts), and this
+    // process's threads ahead of others for a core until the process runs there.
     collectBeforeWindow();
     raisePriority();
     for (;;) {

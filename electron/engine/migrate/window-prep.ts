@@ -18,13 +18,12 @@ let gcFn: (() => void) | null | undefined;
 
 /**
  * A full collection now, synchronously: it ends any marking under way, sets the old generation's
- * next limit from what is live now, and moves every survivor out of the young generation (V8
- * promotes them all in a full collection), so what the window then allocates fits in an empty
- * young generation and a scavenge it still sets off has next to nothing to copy. Two scavenges
- * instead (bench/window-scavenge.ts: their survivors copied, 9-39 ms inside the window, against
- * 0.3-3 ms) left the promoted survivors to start marking, finished by a major collection inside
- * the window in 7 of 12 bench runs. The gc function is V8's own (--expose-gc, taken into a fresh
- * context so the flag needs no restart); false where it cannot be had.
+ * next limit from what is live now and empties the young generation. The source calls it before
+ * its last round (in the bench: a collection inside the window in 8 of 12 runs, median 2.1 ms,
+ * against 12 of 12, median 19.5 ms, without), not between the round's live read and its freeze:
+ * there (once, or as two scavenges) a major collection then fell inside the window in 5-7 of 12
+ * runs (docs/benchmarks.md). The gc function is V8's own (--expose-gc, taken into a fresh context
+ * so the flag needs no restart); false where it cannot be had.
  */
 export function collectBeforeWindow(): boolean {
   if (gcFn === undefined) {
