@@ -19,7 +19,7 @@ import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 import { WarmBuffer } from './warm-buffer';
 import { startWindowTrace, windowMark } from './window-trace';
-import { collectBeforeWindow, lowerPriority, raisePriority } from './window-prep';
+import { collectBeforeWindow } from './window-prep';
 
 interface RestoredProcess {
   pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[];
@@ -106,29 +106,18 @@ function killRestored(r: NonNullable<DestinationResult['restored']>): void {
   for (const m of r.members ? [...r.members].reverse() : [{ pid: r.pid }]) killQuietly(m.pid);
 }
 
-/** Serves one session whose magic rd has already read (FrameReader.magic). */
-export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
-  try {
-    return await serve(rd, wr, deps);
-  } finally {
-    lowerPriority();
-  }
-}
-
 /**
  * Before it answers a round of a prepared process (the last round may follow at once), this end
  * has its memory for that round ready and its heap collected, so neither happens inside the
- * downtime; and from its process prepared until it runs, its threads come first for a core
- * (window-prep.ts).
+ * downtime (window-prep.ts).
  */
 function readyForLastRound(prepared: boolean, warm: () => void): void {
   warm();
-  if (!prepared) return;
-  collectBeforeWindow();
-  raisePriority();
+  if (prepared) collectBeforeWindow();
 }
 
-async function serve(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
+/** Serves one session whose magic rd has already read (FrameReader.magic). */
+export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
   startWindowTrace('destination');
   const hello = await rd.expect<{ proto?: unknown; pid?: unknown; startTime?: unknown; dryRun?: unknown; samePid?: unknown }>('hello');
   if (hello.proto !== 1) {
@@ -395,7 +384,6 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
   const steps = [...before, { step: 'state, plan and pre-flight of the last round', ms: +Math.max(0, other).toFixed(2) }, ...(r.steps ?? []), ...waited];
   const durationMs = +(receiveMs + validateMs + here).toFixed(2);
   await wr.send({ t: 'restored', pid: r.pid, durationMs, prepared: true, steps, ...(r.warning ? { warning: r.warning } : {}) });
-  lowerPriority();
   // From here the process runs: what fails is said, nothing is undone (the source holds its own copy of the round).
   let ids: number[] = [];
   let warning = r.warning;

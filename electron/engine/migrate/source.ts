@@ -19,7 +19,6 @@ import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 import { migrateTree } from './tree-source';
 import { WarmBuffer } from './warm-buffer';
 import { startWindowTrace, windowMark } from './window-trace';
-import { collectBeforeWindow, lowerPriority, raisePriority } from './window-prep';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './session';
 
@@ -267,11 +266,6 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     // the round taken again with the exact flags (finalRound).
     let attempt: FinalRound;
     let retracted: string[] | undefined;
-    // The heap collected before the last round (fewer and shorter collections inside the window;
-    // not at the capture's 'live' phase, which brought majors into it: window-prep.ts), and this
-    // process's threads ahead of others for a core until the process runs there.
-    collectBeforeWindow();
-    raisePriority();
     for (;;) {
       attempt = await finalRound(retracted === undefined && confirmRun);
       if (!attempt.retract) break;
@@ -280,7 +274,6 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     const { last, frozenAt, frozenMs, restored, restoredAt, cutover } = attempt;
     let id = attempt.id;
     const downtimeMs = +(restoredAt - frozenAt).toFixed(1);
-    lowerPriority();
     (held as HeldProcess | null)?.kill();
     held = null;
     // Outside the downtime: the source's copy of the last round, durable now (the destination's is being stored meanwhile).
@@ -335,7 +328,6 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     if (e instanceof StasisError && e.code === 'PREFLIGHT_FAILED') throw e;
     throw new StasisError(code, `Migration of process ${pid} failed: ${msg}${/\.$/.test(msg) ? '' : '.'} ${wasHeld ? 'The process was frozen for the last round and now runs on here untouched' : 'The process runs on here untouched'}; the destination discards what it received.`);
   } finally {
-    lowerPriority();
     // A failure inside the capture itself (after its commit phase began) leaves nothing deferred behind.
     (deferred as { discard(): void } | null)?.discard();
   }
