@@ -1,8 +1,8 @@
 /**
- * What a collection right before a migration's window does to the scavenges inside it (tried for
- * migrate/window-prep.ts; in the migration itself it brought major collections into the window, so
- * the source collects before its last round instead: docs/benchmarks.md): a stand-in for the last
- * round, in one process. A heap whose young generation grew to its size, a
+ * What a collection right before a migration's window does to the scavenges inside it (tried on
+ * branch `downtime` and not kept: in the migration itself a forced collection before the window was
+ * followed by a major one inside it; docs/benchmarks.md, "Live migration"): a stand-in for the
+ * last round, in one process. A heap whose young generation grew to its size, a
  * full collection (before the round), a live read that leaves survivors, then what is done before
  * the freeze: nothing, one or two scavenges, or a full collection; then the window: MIB of
  * short-lived allocations like the capture's interval lists. Prints, per way, the collections that

@@ -19,7 +19,6 @@ import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 import { WarmBuffer } from './warm-buffer';
 import { startWindowTrace, windowMark } from './window-trace';
-import { collectBeforeWindow } from './window-prep';
 
 interface RestoredProcess {
   pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[];
@@ -104,16 +103,6 @@ function killQuietly(pid: number): void {
 /** The restored process, or every process of a restored tree (children first, so no parent runs on to see one die). */
 function killRestored(r: NonNullable<DestinationResult['restored']>): void {
   for (const m of r.members ? [...r.members].reverse() : [{ pid: r.pid }]) killQuietly(m.pid);
-}
-
-/**
- * Before it answers a round of a prepared process (the last round may follow at once), this end
- * has its memory for that round ready and its heap collected, so neither happens inside the
- * downtime (window-prep.ts).
- */
-function readyForLastRound(prepared: boolean, warm: () => void): void {
-  warm();
-  if (prepared) collectBeforeWindow();
 }
 
 /** Serves one session whose magic rd has already read (FrameReader.magic). */
@@ -223,10 +212,10 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
             if (m.final !== true) await prepare(last);
           }
         }
+        await wr.send({ t: 'imported', ids, absorbed });
         // The last round is about the size of this one: room for twice that (its pages, as announced).
         const roundBytes = m.t === 'offer' ? Number(m.pages) * STREAM_ENTRY : Number(m.bytes);
-        if (m.final !== true && Number.isFinite(roundBytes)) readyForLastRound(box.prepared !== null, () => warmFor(2 * roundBytes + 2 ** 20));
-        await wr.send({ t: 'imported', ids, absorbed });
+        if (m.final !== true && Number.isFinite(roundBytes)) warmFor(2 * roundBytes + 2 ** 20);
       } else if (m.t === 'group') {
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run groups nothing');
         if (!deps.groupTree) throw new StasisError('INVALID_INPUT', 'this destination does not group trees');
@@ -239,9 +228,8 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run prepares nothing');
         const t0 = performance.now();
         const p = await prepare(mine(m.id));
-        const ms = +(performance.now() - t0).toFixed(1);
-        readyForLastRound(box.prepared !== null, () => warmFor(0));
-        await wr.send({ t: 'prepared', ...p, ms });
+        await wr.send({ t: 'prepared', ...p, ms: +(performance.now() - t0).toFixed(1) });
+        warmFor(0);
       } else if (m.t === 'proceed') {
         // A dry run the user confirmed after its pre-flight: the same session goes on as a migration.
         if (!result.dryRun) throw new StasisError('INVALID_INPUT', 'only a dry run can proceed');
