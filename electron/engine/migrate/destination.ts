@@ -18,6 +18,7 @@ import { STREAM_CHUNK, streamDelta, type StreamDelta } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
 import { decodeState, type ProcessState } from '../state/process-state';
 import { WarmBuffer } from './warm-buffer';
+import { startWindowTrace, windowMark } from './window-trace';
 
 interface RestoredProcess {
   pid: number; durationMs: number; warning?: string; steps?: readonly { step: string; ms: number }[];
@@ -112,6 +113,7 @@ function killRestored(r: NonNullable<DestinationResult['restored']>): void {
 
 /** Serves one session whose magic rd has already read (FrameReader.magic). */
 export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: DestinationDeps): Promise<DestinationResult> {
+  startWindowTrace('destination');
   const hello = await rd.expect<{ proto?: unknown; pid?: unknown; startTime?: unknown; dryRun?: unknown; samePid?: unknown }>('hello');
   if (hello.proto !== 1) {
     await wr.send({ t: 'error', message: `this Stasis speaks migration protocol 1, the sender ${String(hello.proto)}: update both to the same version` });
@@ -186,6 +188,7 @@ export async function serveMigration(rd: FrameReader, wr: FrameWriter, deps: Des
         if (result.dryRun) throw new StasisError('INVALID_INPUT', 'a dry run restores nothing');
         const bytes = m.bytes;
         if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_MEMORY_ROUND) throw new StasisError('INVALID_INPUT', `a last round of ${String(bytes)} bytes was announced (at most ${MAX_MEMORY_ROUND} travel in memory)`);
+        windowMark('last round announced');
         const r0 = performance.now();
         const data = await receiveInMemory(rd, bytes, warm.stream.take(bytes));
         const restored = await restoreLastRound(data, box, deps, mine, wr, result.checkpointIds, +(performance.now() - r0).toFixed(2), m.confirm === true ? rd : null, warm.pages);
@@ -362,10 +365,12 @@ async function receiveInMemory(rd: FrameReader, bytes: number, warm: Buffer | nu
  * not exact: the source sends another) kills what was built and stores nothing; so does `abort`.
  */
 async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess | null }, deps: DestinationDeps, mine: (id: unknown) => number, wr: FrameWriter, imported: number[], receiveMs: number, held: FrameReader | null, warmPages: WarmBuffer): Promise<{ pid: number; checkpointId: number; durationMs: number; prepared: boolean; warning?: string } | { retracted: true } | { aborted: string }> {
+  windowMark('received');
   const t0 = performance.now();
   const delta = streamDelta('last round', data, warmPages.takeAll() ?? undefined);
   const base = mine(delta.continues);
   const validateMs = +(performance.now() - t0).toFixed(2);
+  windowMark('validated');
   const ready = box.prepared?.checkpointId === base && box.prepared.absorbDelta ? box.prepared : null;
   box.prepared = null;
   let absorbed = false;
@@ -403,8 +408,10 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
     return { pid: r.pid, checkpointId: id, durationMs: r.durationMs, prepared: false, ...(r.warning ? { warning: r.warning } : {}) };
   }
   let r: RestoredProcess;
+  windowMark('absorbed');
   if (held && ready!.finishHeld) {
     const h = ready!.finishHeld();
+    windowMark('built');
     let v: Awaited<ReturnType<typeof verdict>>;
     try {
       v = await verdict();
@@ -413,12 +420,14 @@ async function restoreLastRound(data: Buffer, box: { prepared: PreparedProcess |
       throw e;
     }
     if (v) { ready!.abandon(); return v; }
+    windowMark('run arrived');
     r = h.run();
   } else {
     const v = await verdict();
     if (v) { ready!.abandon(); return v; }
     r = ready!.finish();
   }
+  windowMark('running');
   const here = performance.now() - a0;
   // What the restore's steps do not cover: the state decoded, the plan built and checked.
   const other = here - (r.steps ?? []).reduce((n, x) => n + x.ms, 0) - waited.reduce((n, x) => n + x.ms, 0);

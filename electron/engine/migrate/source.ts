@@ -18,6 +18,7 @@ import { offerStream, sendStream } from './negotiate';
 import { CHUNK, type FrameReader, type FrameWriter } from './wire';
 import { migrateTree } from './tree-source';
 import { WarmBuffer } from './warm-buffer';
+import { startWindowTrace, windowMark } from './window-trace';
 import { goOnAfterPreflight, helloDryRun, type PreflightAnswer } from './confirm';
 import { restoreSteps, type MigrateOptions, type MigrateResult, type MigrateRound } from './session';
 
@@ -52,6 +53,7 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
   if (childProcesses(pid, listThreads(pid)).length) return migrateTree(store, pid, rd, wr, opts);
   // The last round's smaps read runs on a worker thread (capture/smaps-ahead.ts): started now, it is up by then.
   warmSmapsReader();
+  startWindowTrace('source');
   const rounds: MigrateRound[] = [];
   let bytesSent = 0;
   let held: HeldProcess | null = null;
@@ -130,11 +132,13 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
    */
   const finalRound = async (guess: boolean): Promise<FinalRound> => {
     const marks: { phase: string; at: number }[] = [];
+    windowMark('final round');
     const last = checkpoint(store, pid, {
       mode: 'hold', label: 'migration: final', ...(snapshot ? { snapshot } : {}),
       ...(guess && memoryRound && remote !== null && lastSent !== null && (opts.guessVmFlags ?? 'auto') !== 'never' ? { guessVmFlags: opts.guessVmFlags === 'always' ? 'always' as const : 'if-waiting' as const } : {}),
       onPhase: (p) => {
         marks.push({ phase: p, at: performance.now() });
+        windowMark(p);
         // The last round's commit skips its fsync and stays invisible to others until the
         // destination runs the process (settled below); a crash meanwhile leaves the store as the
         // earlier rounds left it. Only for a round that can go in memory (a continuation).
@@ -144,9 +148,11 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
     held = last.held ?? null;
     guessed = last.guessedVmFlags ?? null;
     const committedAt = performance.now();
+    windowMark('committed');
     // From the freeze that holds it now: frozenMs stops before the commit, which it is frozen through too.
     const frozenAt = held?.frozenAt ?? performance.now() - last.frozenMs;
     const frozenMs = +(committedAt - frozenAt).toFixed(1);
+    windowMark('freeze began', frozenAt);
     const parent = store.get(last.id)?.parentId ?? null;
     const retract = async (differ: string[], tell: boolean): Promise<FinalRound> => {
       const d = deferred;
@@ -180,15 +186,18 @@ export async function migrate(store: Store, pid: number, rd: FrameReader, wr: Fr
       const confirm = guessed !== null;
       await wr.send({ t: 'stream', bytes: r.bytes, final: true, restore: true, ...(confirm ? { confirm: true } : {}) });
       for (let pos = 0; pos < r.bytes; pos += CHUNK) await wr.data(r.data.subarray(pos, Math.min(pos + CHUNK, r.bytes)));
+      windowMark('sent');
       if (confirm) {
         points.push(['send the last round', performance.now()]);
         const differ = confirmGuess();
+        windowMark('confirmed');
         points.push(['the rest of the smaps walk, its VmFlags checked (the destination builds the process meanwhile)', performance.now()]);
         if (differ.length) return retract(differ, true);
         await wr.send({ t: 'run' });
         viaGuess = true;
       }
       restored = await rd.expect<Restored>('restored');
+      windowMark('restored');
       points.push([confirm ? 'then there: the rest of its restore and the process run' : 'send, validate, absorb and resume there', performance.now()]);
       const bytes = wr.bytes - wire0;
       const round: MigrateRound = { round: rounds.length + 1, checkpointId: last.id, kind: 'final', pages: r.pages, pagesSent: r.pages, bytes, sendMs: +(performance.now() - t0).toFixed(1), absorbed: restored.prepared === true };
