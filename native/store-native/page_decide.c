@@ -80,6 +80,8 @@ napi_value page_decide(napi_env env, napi_callback_info info) {
         if (keys[s] == key) { held = vals[s] - 1; break; }
         s = (s + 1) & mask;
       }
+      /* A table entry past the pages written so far would be a table out of step with the segment: never read behind it. */
+      if (held >= 0 && (size_t)held >= pages) return fail(env, "decidePages: the page table names a page the segment does not hold");
       if (held >= 0 && memcmp(seg_hashes + (size_t)held * HASH, h, HASH) == 0) {
         page = held;
       } else {

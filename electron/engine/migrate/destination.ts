@@ -329,7 +329,7 @@ async function restoreMembers(ids: number[], box: { prepared: PreparedProcess | 
     restored.checkpointId = await deps.groupTree(ids);
     result.checkpointIds.push(restored.checkpointId);
   } catch (e) {
-    restored.warning = [restored.warning, `The tree runs here, but its last round's checkpoints #${ids.join(', #')} could not be grouped into one tree checkpoint (${(e as Error).message}).`].filter(Boolean).join(' ');
+    restored.warning = [restored.warning, `The tree runs here, but its last round's checkpoints #${ids.join(', #')} could not be grouped into one tree checkpoint (${(e as Error).message}). #${ids[0]} is the root's checkpoint alone: restoring it brings back the root process without its children.`].filter(Boolean).join(' ');
   }
   ready.record();
 }

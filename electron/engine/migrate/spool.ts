@@ -38,8 +38,10 @@ export class PageSpool {
     for (const name of fs.readdirSync(root)) {
       if (name === key) continue;
       const p = path.join(root, name);
-      // The log's own time: appending to it does not touch the directory.
-      const touched = (): number => { try { return fs.statSync(path.join(p, 'pages')).mtimeMs; } catch { return fs.statSync(p).mtimeMs; } };
+      // The newest of its files' own times: appending to the log does not touch the directory,
+      // and a streamed import's resumes rewrite only `kept`.
+      const mtime = (f: string): number => { try { return fs.statSync(path.join(p, f)).mtimeMs; } catch { return 0; } };
+      const touched = (): number => Math.max(mtime('pages'), mtime('kept')) || fs.statSync(p).mtimeMs;
       try { if (Date.now() - touched() > STALE_MS) fs.rmSync(p, { recursive: true, force: true }); } catch { /* raced */ }
     }
     return new PageSpool(path.join(root, key));

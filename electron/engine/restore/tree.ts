@@ -504,12 +504,23 @@ class TreeRestore {
       plans.set(n, plan);
     }
     const tree = pairs.length === this.order.length;
+    const c0 = performance.now();
+    // A grouped member (no pages of its own) only moves the id on.
+    const changes = new Map(pairs.filter(({ id }) => this.store.get(id)?.stats.pagesChanged !== 0).map(({ n, id }) => [n, this.store.changes(id)]));
+    // A shared page absent from one member's round (it dropped its own view: MADV_DONTNEED) may
+    // still hold data another member sees, and the tree's shared memory is one object here:
+    // zeroing it, as one process's absorb does, would be wrong for the others. From scratch, each
+    // member writes what it saw.
+    for (const [n, ch] of changes) {
+      const steps = plans.get(n)!.steps.filter((x) => x.kind === 'shared-anon' && x.writeContents);
+      if (ch.absent.some((a) => steps.some((x) => x.start < a.vaddr + BigInt(a.pages) * 4096n && a.vaddr < x.end))) return false;
+    }
     this.guarded(() => {
       // The result's time and steps then cover what remains from this round on (a migration's
       // downtime): from its first member's changes when the round comes member by member.
       // A tree after member rounds is the same round (its members' grouping): its time goes on.
       if (this.whole || (!tree && pairs.some((p) => this.absorbedSince.has(p.n)))) {
-        this.t0 = performance.now();
+        this.t0 = c0;
         this.steps.length = 0;
         this.absorbedSince.clear();
       }
@@ -520,9 +531,8 @@ class TreeRestore {
         this.who = n.state.pid;
         const r = this.remotes.get(n)!;
         const plan = plans.get(n)!;
-        // A grouped member (no pages of its own) only moves the id on.
-        if (this.store.get(id)?.stats.pagesChanged !== 0) this.step('memory changes', () => {
-          const ch = this.store.changes(id);
+        const ch = changes.get(n);
+        if (ch) this.step('memory changes', () => {
           const w = writePages(r, plan, cancellable(ch.runs, this.opts.signal, id), { fresh: false });
           dropPages(r, plan, ch.absent);
           this.bytesWritten += w.bytes;
