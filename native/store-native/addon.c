@@ -6,21 +6,18 @@ napi_value fail(napi_env env, const char *msg) {
   return NULL;
 }
 
-int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+/* The elements of typed array v when it is of type want (len counts elements). */
+static int typed_of(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
   napi_typedarray_type type;
   napi_value ab;
   size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, (void **)data, &ab, &off) != napi_ok) return 0;
-  return type == napi_uint8_array;
+  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok) return 0;
+  return type == want;
 }
 
-int int32s_of(napi_env env, napi_value v, int32_t **data, size_t *len) {
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, (void **)data, &ab, &off) != napi_ok) return 0;
-  return type == napi_int32_array;
-}
+int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) { return typed_of(env, v, napi_uint8_array, (void **)data, len); }
+
+int int32s_of(napi_env env, napi_value v, int32_t **data, size_t *len) { return typed_of(env, v, napi_int32_array, (void **)data, len); }
 
 NAPI_MODULE_INIT() {
   static const struct { const char *name; napi_callback cb; } fns[] = {

@@ -16,7 +16,7 @@ import { preflightState, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type LayoutEntry, type RestorePlan } from './plan';
 import { Remote } from './remote';
 import { dropPages, sealProtections, setUpTrampoline, writePages } from './memory';
-import { cancellable, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
+import { cancellable, killOnFailure, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
 import { prepareTreeRestore, preflightTree, restoreTree, type PreparedTreeRestore, type TreeRestoreMember } from './tree';
 import type { ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
@@ -209,14 +209,7 @@ class SingleRestore {
 
   /** Runs fn; any failure kills the half-built process and names the step. */
   private guarded<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (e) {
-      this.kill();
-      const msg = e instanceof Error ? e.message : String(e);
-      const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
-      throw new StasisError(code, `Restore of checkpoint #${this.id} failed at step "${this.current}": ${msg} The half-built process was killed; nothing was left running.`, { step: this.current });
-    }
+    return killOnFailure(fn, () => this.kill(), () => this.current, (msg) => `Restore of checkpoint #${this.id} failed at step "${this.current}": ${msg} The half-built process was killed; nothing was left running.`);
   }
 
   kill(): void {

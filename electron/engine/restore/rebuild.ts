@@ -29,6 +29,22 @@ import { claimOwnPty } from './ptys';
 /** The options of a restore this module reads (RestoreOptions in index.ts). */
 interface StepOptions { signal?: AbortSignal }
 
+/**
+ * Runs fn; any failure kills what the restore made so far (kill) and becomes one error naming the
+ * step it failed at (step(), asked afterwards): what(message of the failure) says which restore and
+ * what was killed.
+ */
+export function killOnFailure<T>(fn: () => T, kill: () => void, step: () => string, what: (msg: string) => string): T {
+  try {
+    return fn();
+  } catch (e) {
+    kill();
+    const msg = e instanceof Error ? e.message : String(e);
+    const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
+    throw new StasisError(code, what(msg), { step: step() });
+  }
+}
+
 export function throwIfCancelled(signal: AbortSignal | undefined, id: number): void {
   if (signal?.aborted) throw new StasisError('CANCELLED', `The restore of checkpoint #${id} was cancelled.`);
 }

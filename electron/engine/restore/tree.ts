@@ -23,7 +23,7 @@ import { Remote } from './remote';
 import { dropPages, sealProtections, setUpTrampoline, writePages } from './memory';
 import { setLeadership } from './fs-state';
 import { closeInheritedFds, fillTreePipes, parkSharedFiles, parkTreePipes, parkTreeSockets, reseekSharedFiles, type ParkedFds, type TreeSocketPair } from './fds';
-import { cancellable, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
+import { cancellable, killOnFailure, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
 import { planFd } from './fd-plan';
 import { sameLayout } from './same-layout';
 import { afterReaping, canTakePid, mayTakePids, pidHolder } from './pid-free';
@@ -316,14 +316,7 @@ class TreeRestore {
 
   /** Runs fn; any failure kills every process made so far and names the step. */
   private guarded<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (e) {
-      this.kill();
-      const msg = e instanceof Error ? e.message : String(e);
-      const code = e instanceof StasisError && e.code !== 'INTERNAL' ? e.code : 'INTERNAL';
-      throw new StasisError(code, `Restore of tree checkpoint #${this.rootId} failed at step "${this.current}" (process ${this.who}): ${msg} Every half-built process was killed; nothing was left running.`, { step: this.current });
-    }
+    return killOnFailure(fn, () => this.kill(), () => this.current, (msg) => `Restore of tree checkpoint #${this.rootId} failed at step "${this.current}" (process ${this.who}): ${msg} Every half-built process was killed; nothing was left running.`);
   }
 
   kill(): void {
