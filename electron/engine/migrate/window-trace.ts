@@ -1,6 +1,6 @@
 /**
  * A migration's downtime window as each end lived it, for finding where its tail comes from
- * (bench/downtime-trace.ts reads it): only when STASIS_WINDOW_TRACE names a file. Each end then
+ * (bench/window-trace.ts reads it): only when STASIS_WINDOW_TRACE names a file. Each end then
  * notes, at named points, the wall clock, how long its main thread waited for a core (the
  * kernel's run delay, /proc/thread-self/schedstat), its nice value, its page faults, V8 heap in use and young generation's size; and every V8 garbage
  * collection with its wall-clock start and length. Written to the file (one JSON line per
