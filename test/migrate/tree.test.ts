@@ -363,6 +363,11 @@ test('a tree whose children write private and MAP_SHARED memory and talk through
       // Grouped into one tree checkpoint once the tree ran (not in the downtime), and named to the source.
       assert.equal(res.restored!.checkpointId, m.destination!.checkpointId);
       assert.equal(dst.get(m.destination!.checkpointId)?.tree?.size, 3);
+      // The running tree's timeline entry follows that tree checkpoint, as one restored from scratch does.
+      const grouped = new Set(dst.treeMembers(m.destination!.checkpointId));
+      const branch = dst.list().filter((c) => c.label === `restored from #${m.destination!.checkpointId}`);
+      assert.equal(branch.length, 3, JSON.stringify(dst.list().map((c) => [c.id, c.parentId, c.label])));
+      assert.ok(branch.every((c) => c.parentId !== null && grouped.has(c.parentId)), JSON.stringify(branch.map((c) => [c.id, c.parentId])));
       await checkMoved(m as MigrateJson, src);
       // The shared area too: each child's half sums to what it wrote, and the parent sees the children's writes.
       assert.ok(fileLines(src.out).filter((l) => /^[AB] /.test(l)).length > 0);

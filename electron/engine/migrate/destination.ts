@@ -325,13 +325,16 @@ async function restoreMembers(ids: number[], box: { prepared: PreparedProcess | 
   result.restored = restored;
   await wr.send({ t: 'restored', pid: r.pid, durationMs: r.durationMs, prepared: ready !== null, steps: r.steps ?? [], ...(r.warning ? { warning: r.warning } : {}), ...(members ? { members } : {}) });
   if (!ready) return;
+  let grouped: number | undefined;
   try {
-    restored.checkpointId = await deps.groupTree(ids);
-    result.checkpointIds.push(restored.checkpointId);
+    grouped = await deps.groupTree(ids);
+    restored.checkpointId = grouped;
+    result.checkpointIds.push(grouped);
   } catch (e) {
     restored.warning = [restored.warning, `The tree runs here, but its last round's checkpoints #${ids.join(', #')} could not be grouped into one tree checkpoint (${(e as Error).message}). #${ids[0]} is the root's checkpoint alone: restoring it brings back the root process without its children.`].filter(Boolean).join(' ');
   }
-  ready.record();
+  // The timeline entry follows the tree checkpoint, as a tree restored from scratch does.
+  ready.record(grouped);
 }
 
 /**

@@ -236,8 +236,12 @@ export interface PreparedTreeRestore {
   absorb(next: number): boolean;
   /** The remaining steps for every member, then all detach together; durationMs and steps start at the last absorb. */
   finish(): TreeRestoreResult;
-  /** Writes the restored tree's timeline entry (after finish(), once the caller said it runs). */
-  record(): void;
+  /**
+   * Writes the restored tree's timeline entry (after finish(), once the caller said it runs).
+   * asTree: the tree checkpoint its last round's members were grouped into since (each of its
+   * members a child of one absorbed here): the entry then follows that tree.
+   */
+  record(asTree?: number): void;
   /** Kills every process made. */
   abandon(): void;
   /** Whether its members are exactly these checkpoints (every member of a round absorbed alone): finish() then restores them. */
@@ -252,7 +256,7 @@ export function prepareTreeRestore(store: Store, id: number, opts: RestoreOption
     get pid() { return t.rootPid; },
     absorb: (next) => t.absorb(next),
     finish: () => t.complete(true),
-    record: () => t.record(),
+    record: (asTree) => t.record(asTree),
     abandon: () => t.kill(),
     holds: (ids) => t.holds(ids),
   };
@@ -282,7 +286,7 @@ class TreeRestore {
   private shape = '';
   /** Per member, a checkpoint id whose children may also be absorbed: a grouped member's parent (it holds the same state and pages). */
   private readonly alias = new Map<Node, number>();
-  private pendingRecord: (() => void) | null = null;
+  private pendingRecord: ((asTree?: number) => void) | null = null;
   /** Every member is at the same checkpoint (built, or a tree absorbed), not between a round's members. */
   private whole = true;
   /** Members absorbed alone since the round's time started: one of them again starts the next round. */
@@ -585,9 +589,9 @@ class TreeRestore {
     const moved = members.filter((m) => !m.samePid && m.parentPid !== null);
     if (moved.length) warnings.push(`${moved.map((m) => `process ${m.originalPid} came back as ${m.pid}`).join(', ')} (its PID was taken or not ours to give): a parent that waits for or signals its child by the old PID will not find it.`);
     let branchId: number | null = null;
-    this.pendingRecord = () => {
+    this.pendingRecord = (asTree) => {
       try {
-        branchId = recordTreeBranch(this.store, order, members, order.map((n) => tidMaps.get(n) ?? new Map()));
+        branchId = recordTreeBranch(this.store, order, members, order.map((n) => tidMaps.get(n) ?? new Map()), asTree);
       } catch (e) {
         warnings.push(`The restored processes run, but the store could not record them: ${(e as Error).message}`);
       }
@@ -603,11 +607,11 @@ class TreeRestore {
     };
   }
 
-  /** Writes the restored tree's timeline entry (once, after complete()). */
-  record(): void {
+  /** Writes the restored tree's timeline entry (once, after complete()); asTree: see PreparedTreeRestore.record. */
+  record(asTree?: number): void {
     const f = this.pendingRecord;
     this.pendingRecord = null;
-    f?.();
+    f?.(asTree);
   }
 }
 
@@ -636,12 +640,18 @@ function forkShape(order: Node[], redirect: RedirectOptions): string {
 }
 
 /** The restored tree recorded as a tree checkpoint of the new processes (a branch of each member, no new pages). */
-function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMember[], tids: ReadonlyMap<number, number>[]): number | null {
+function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMember[], tids: ReadonlyMap<number, number>[], asTree?: number): number | null {
+  // Grouped since: each member of that tree is a child of the checkpoint a member here holds.
+  const grouped = new Map<number, number>();
+  for (const g of asTree !== undefined ? store.treeMembers(asTree) : []) {
+    const parentId = store.get(g)?.parentId;
+    if (parentId !== null && parentId !== undefined) grouped.set(parentId, g);
+  }
   const begins = order.map((n, i) => {
     const m = members[i]!;
     const startTime = startTimeOf(m.pid);
     if (!startTime) return null;
-    const parent = store.get(n.id)!;
+    const parent = store.get(grouped.get(n.id) ?? n.id)!;
     const origin = store.getTarget(parent.targetId);
     const target = store.upsertTarget({ pid: m.pid, startTime, exe: n.state.exe, cmdline: n.state.cmdline, ...(origin?.name ? { name: origin.name } : {}) });
     return { target: target.id, startTime, parent };
@@ -649,7 +659,7 @@ function recordTreeBranch(store: Store, order: Node[], members: TreeRestoreMembe
   if (begins.some((b) => b === null)) return null; // a member already exited
   let w: TreeWriter | null = null;
   try {
-    w = store.beginTree(begins.map((b) => ({ targetId: b!.target, parentId: b!.parent.id, mode: 'incremental', dirtyTracking: b!.parent.dirtyTracking, coverage: 'delta', label: `restored from #${order[0]!.id}`, restoredFrom: b!.parent.id })));
+    w = store.beginTree(begins.map((b) => ({ targetId: b!.target, parentId: b!.parent.id, mode: 'incremental', dirtyTracking: b!.parent.dirtyTracking, coverage: 'delta', label: `restored from #${asTree ?? order[0]!.id}`, restoredFrom: b!.parent.id })));
     order.forEach((n, i) => {
       const pid = members[i]!.pid;
       w!.writers[i]!.setState({ ...n.state, pid, ppid: members[i]!.parentPid ?? n.state.ppid, startTime: begins[i]!.startTime, threads: n.state.threads.map((t) => ({ ...t, tid: t.tid === n.state.pid ? pid : tids[i]!.get(t.tid) ?? t.tid })) });
