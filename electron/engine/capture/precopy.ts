@@ -219,19 +219,22 @@ function giveLive(pc: PreCopy, writer: CheckpointWriter, buffer: Buffer, r: Page
 
 /**
  * Registers, while the target is frozen, each of `mappings` (its address space at this freeze) that
- * pre-copy reads and that is not registered yet; returns the errno of a refusal, else 0. EINVAL: a
- * mapping userfaultfd cannot handle, copied while frozen. Anything else (EBUSY: another userfaultfd
- * has it, the program's own or another Stasis engine's; or our userfaultfd outlived the address
- * space it was made for, after an exec): the caller takes another way.
+ * pre-copy reads, and makes them pc.ranges: one registered before is registered again (a no-op for
+ * the kernel), one unmapped or moved since is forgotten. Returns the errno of a refusal, else 0.
+ * EINVAL: a mapping userfaultfd cannot handle, copied while frozen. Anything else (EBUSY: another
+ * userfaultfd has it, the program's own or another Stasis engine's; or our userfaultfd outlived the
+ * address space it was made for, after an exec): the caller takes another way.
  */
 function registerFrozen(pc: PreCopy, mappings: readonly MappingState[]): number {
   let refused = 0;
+  const ranges: PreCopy['ranges'] = [];
   for (const m of mappings) {
-    if (!isWpMapping(m) || pc.ranges.some((r) => r.start <= m.start && m.end <= r.end)) continue;
+    if (!isWpMapping(m)) continue;
     const err = registerWp(pc.uffd, m.start, m.end);
-    if (err === 0) pc.ranges.push({ start: m.start, end: m.end });
+    if (err === 0) ranges.push({ start: m.start, end: m.end });
     else if (err !== E.EINVAL) refused ||= err;
   }
+  pc.ranges = ranges;
   return refused;
 }
 
@@ -593,10 +596,8 @@ function readFrozen(pid: number, ranges: { start: bigint; pages: number }[], scr
 export function rebase(pc: PreCopy, scan: FrozenScan, fdTargets: string[]): void {
   if (fdTargets.includes(IO_URING)) return; // not kept for tracking (copyFrozen trusts nothing)
   // The registered mappings become those of the address space now, registered while frozen (see
-  // step 1): those made since the last freeze too, so the next checkpoint reads them live; ours
-  // again are no-ops, and what was unmapped or moved is forgotten. One the kernel refuses stays
-  // unprotected (read at each freeze).
-  pc.ranges = [];
+  // step 1): those made since the last freeze too, so the next checkpoint reads them live. One the
+  // kernel refuses stays unprotected (read at each freeze).
   registerFrozen(pc, scan.mappings);
   const ranges = scan.ranges.filter(({ m, r }) => !r.wp && isWpMapping(m)).map(({ r }) => r);
   if (ranges.length <= REPROTECT_ONE_BY_ONE) {

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { StasisError } from '../../../shared/errors';
-import { ZERO_PAGE_HASH, digestPages, pagesMismatch, type PageDigests } from '../store/hash';
+import { pagesMismatch, runMismatch } from '../store/hash';
 import { copyHash } from '../store/hash-slots';
 import { STREAM_LAYOUT, type StreamExport } from '../store/streams';
 import type { StreamImport } from '../store/stream-import';
@@ -260,7 +260,7 @@ export async function acceptStream(rd: FrameReader, wr: FrameWriter, offer: Reco
       const hashOf = (k: number): Buffer => hashes.subarray(wanted[got + k]! * HASH, (wanted[got + k]! + 1) * HASH);
       // Consecutive stream pages (every frame to an empty receiver): their hashes are one run to compare.
       const run = n > 0 && wanted[got + n - 1]! - wanted[got]! === n - 1 ? wanted[got]! : -1;
-      const badAt = run >= 0 && runMatches(f.data, n, hashes, run, digests) ? -1 : pagesMismatch(f.data, n, hashOf, digests);
+      const badAt = run >= 0 ? runMismatch(f.data, n, hashes, run, digests) : pagesMismatch(f.data, n, hashOf, digests);
       // What arrived before a bad page in this frame is good: kept to resume from.
       const good = badAt >= 0 ? badAt : n;
       if (feed) {
@@ -326,13 +326,6 @@ function keepArrived(imp: StreamImport, feed: { flush(): void } | null, spool: P
   const kept = imp.salvage();
   if (!kept) return;
   try { spool.keep(kept.file); } catch { /* the pages are still found in the store, only not counted as resumed */ }
-}
-
-/** Whether the n pages of data have the n hashes at hashes[first..] (one compare; a zero page's slot filled first). */
-function runMatches(data: Buffer, n: number, hashes: Buffer, first: number, digests: PageDigests): boolean {
-  digestPages(data, n, digests);
-  for (let k = 0; k < n; k++) if (digests.zero[k] === 1) ZERO_PAGE_HASH.copy(digests.hashes, k * HASH);
-  return digests.hashes.compare(hashes, first * HASH, (first + n) * HASH, 0, n * HASH) === 0;
 }
 
 function entriesOf(data: Buffer, n: number, hashOf: (k: number) => Buffer): { hash: Buffer; page: Buffer }[] {

@@ -15,8 +15,8 @@ import { setSigmask } from '../native';
 import { preflightState, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type LayoutEntry, type RestorePlan } from './plan';
 import { Remote } from './remote';
-import { dropPages, sealProtections, setUpTrampoline, writePages } from './memory';
-import { cancellable, killOnFailure, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
+import { sealProtections, setUpTrampoline } from './memory';
+import { killOnFailure, rebuildMemory, rebuildRest, throwIfCancelled, writeChanges, type RebuildContext, type StepFn } from './rebuild';
 import { prepareTreeRestore, preflightTree, restoreTree, type PreparedTreeRestore, type TreeRestoreMember } from './tree';
 import type { ThreadMap } from './threads';
 import { writeCoreFile } from './core-file';
@@ -276,9 +276,7 @@ class SingleRestore {
       this.state = state;
       this.check();
       this.step('memory changes', () => {
-        const ch = changesOf();
-        const w = writePages(r, plan, cancellable(ch.runs, this.opts.signal, next ?? this.id), { fresh: false });
-        dropPages(r, plan, ch.absent);
+        const w = writeChanges(r, plan, changesOf(), this.opts.signal, next ?? this.id);
         this.bytesWritten += w.bytes;
         this.writeMs += w.writeMs;
       });

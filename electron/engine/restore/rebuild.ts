@@ -5,11 +5,11 @@
  * same order. Touches only the Remote it is given.
  */
 import { StasisError } from '../../../shared/errors';
-import type { Store } from '../store/api';
+import type { PageRun, Store } from '../store/api';
 import type { ProcessState } from '../state/process-state';
 import type { RestorePlan } from './plan';
 import type { Remote } from './remote';
-import { mapAll, sealProtections, unmapStub, writePages } from './memory';
+import { dropPages, mapAll, sealProtections, unmapStub, writePages } from './memory';
 import { moveSpecials } from './specials';
 import { applyAdvice, restoreMlockFuture } from './vma-advice';
 import { setMm } from './mm';
@@ -55,6 +55,16 @@ export function* cancellable<T extends { pages: number }>(runs: Iterable<T>, sig
     throwIfCancelled(signal, id);
     yield run;
   }
+}
+
+/**
+ * A later round's changes written over the memory an earlier round filled (a prepared restore's
+ * absorb, one process or a tree member): its pages, and the pages it no longer has dropped.
+ */
+export function writeChanges(r: Remote, plan: RestorePlan, ch: { runs: Iterable<PageRun>; absent: { vaddr: bigint; pages: number }[] }, signal: AbortSignal | undefined, id: number): { bytes: number; writeMs: number } {
+  const w = writePages(r, plan, cancellable(ch.runs, signal, id), { fresh: false });
+  dropPages(r, plan, ch.absent);
+  return w;
 }
 
 /** Runs one named restore step (timed, reported, a cancellation point). */

@@ -20,10 +20,10 @@ import { setSigmask } from '../native';
 import { preflightState, type PreflightItem, type PreflightResult } from './preflight';
 import { buildRestorePlan, parseMaps, type LayoutEntry, type Range, type RestorePlan } from './plan';
 import { Remote } from './remote';
-import { dropPages, sealProtections, setUpTrampoline, writePages } from './memory';
+import { sealProtections, setUpTrampoline } from './memory';
 import { setLeadership } from './fs-state';
 import { closeInheritedFds, fillTreePipes, parkSharedFiles, parkTreePipes, parkTreeSockets, reseekSharedFiles, type ParkedFds, type TreeSocketPair } from './fds';
-import { cancellable, killOnFailure, rebuildMemory, rebuildRest, throwIfCancelled, type RebuildContext, type StepFn } from './rebuild';
+import { killOnFailure, rebuildMemory, rebuildRest, throwIfCancelled, writeChanges, type RebuildContext, type StepFn } from './rebuild';
 import { planFd } from './fd-plan';
 import { sameLayout } from './same-layout';
 import { afterReaping, canTakePid, mayTakePids, pidHolder } from './pid-free';
@@ -530,8 +530,7 @@ class TreeRestore {
         const plan = plans.get(n)!;
         const ch = changes.get(n);
         if (ch) this.step('memory changes', () => {
-          const w = writePages(r, plan, cancellable(ch.runs, this.opts.signal, id), { fresh: false });
-          dropPages(r, plan, ch.absent);
+          const w = writeChanges(r, plan, ch, this.opts.signal, id);
           this.bytesWritten += w.bytes;
           this.writeMs += w.writeMs;
         });

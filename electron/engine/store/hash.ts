@@ -106,3 +106,16 @@ export function pagesMismatch(data: Buffer, n: number, expected: (k: number) => 
   }
   return -1;
 }
+
+/**
+ * pagesMismatch for n pages whose expected hashes lie back to back in `hashes` from page `first`
+ * (a stream's consecutive pages): one compare when every page matches, else the first that does not.
+ */
+export function runMismatch(data: Buffer, n: number, hashes: Buffer, first: number, digests?: PageDigests): number {
+  const d = digests ?? { zero: new Uint8Array(n), hashes: Buffer.allocUnsafe(n * 32) };
+  digestPages(data, n, d);
+  for (let k = 0; k < n; k++) if (d.zero[k] === 1) ZERO_PAGE_HASH.copy(d.hashes, k * 32);
+  if (d.hashes.compare(hashes, first * 32, (first + n) * 32, 0, n * 32) === 0) return -1;
+  for (let k = 0; k < n; k++) if (d.hashes.compare(hashes, (first + k) * 32, (first + k + 1) * 32, k * 32, (k + 1) * 32) !== 0) return k;
+  return -1;
+}
